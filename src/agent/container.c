@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Containers through liblxc: the configuration is generated whole from a
+ * container_spec (every field checked against a strict character set, so
+ * no value can add a line or a key), written atomically, and handed to LXC.
+ *
+ * liblxc is not thread-safe (lxc_container_new() and friends share global
+ * state), so every call into it in this file holds container_lock.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lxc/lxccontainer.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+
+#include "banned.h"
+
+#define CONTAINER_LOG_TAIL 4096
+#define CONTAINER_NAME_MAX 64
+
+static pthread_mutex_t container_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static inline void container_putp(struct lxc_container **c)
+{
+	if (*c)
+		lxc_container_put(*c);
+}
+#define __do_lxc_put __attribute__((cleanup(container_putp)))
+
+static bool container_char_in(char c, const char *extra)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr(extra, c));
+}
+
+/* An LXC name: it becomes a directory name and part of LXC's paths. */
+static bool container_valid_name(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strlen(name);
+	if (len == 0 || len > CONTAINER_NAME_MAX || !container_char_in(name[0], ""))
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!container_char_in(*c, "_.-"))
+			return false;
+	return true;
+}
+
+/* A path: absolute or relative, [A-Za-z0-9_./@+-], no "." or ".." component. */
+static bool container_valid_path(const char *path, bool absolute)
+{
+	size_t len;
+	const char *component;
+
+	if (!path)
+		return false;
+	len = strlen(path);
+	if (len == 0 || len >= PATH_MAX || (path[0] == '/') != absolute)
+		return false;
+	for (const char *c = path; *c; c++)
+		if (!container_char_in(*c, "_./@+-"))
+			return false;
+	component = path;
+	while (*component) {
+		size_t clen = strcspn(component, "/");
+
+		if ((clen == 1 && component[0] == '.') ||
+		    (clen == 2 && component[0] == '.' && component[1] == '.'))
+			return false;
+		component += clen;
+		while (*component == '/')
+			component++;
+	}
+	return true;
+}
+
+/* A host name: dot-separated labels of [A-Za-z0-9-], not starting or ending in '-'. */
+static bool container_valid_hostname(const char *name)
+{
+	size_t len, label = 0;
+
+	if (!name)
+		return false;
+	len = strlen(name);
+	if (len == 0 || len > 63)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = name[i];
+
+		if (c == '.' || c == '\0') {
+			if (label == 0 || name[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!container_char_in(c, "-") || (label == 0 && c == '-'))
+			return false;
+		label++;
+	}
+	return true;
+}
+
+static bool container_valid_options(const char *options)
+{
+	if (!options || !*options || strlen(options) > 256)
+		return false;
+	for (const char *c = options; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr(",=_-", *c)))
+			return false;
+	return true;
+}
+
+/* "c|b MAJOR|*:MINOR|* [rwm]+" */
+static bool container_valid_device_rule(const char *rule)
+{
+	const char *p = rule;
+
+	if (!rule || (p[0] != 'c' && p[0] != 'b') || p[1] != ' ')
+		return false;
+	p += 2;
+	for (int part = 0; part < 2; part++) {
+		if (*p == '*') {
+			p++;
+		} else {
+			size_t digits = strspn(p, "0123456789");
+
+			if (digits == 0 || digits > 10)
+				return false;
+			p += digits;
+		}
+		if (*p++ != (part == 0 ? ':' : ' '))
+			return false;
+	}
+	if (*p == '\0' || strspn(p, "rwm") != strlen(p))
+		return false;
+	return true;
+}
+
+static int container_check_spec(const struct container_spec *spec, uint32_t *address,
+				uint32_t *gateway)
+{
+	uint32_t mask;
+
+	if (!spec)
+		return -EINVAL;
+	if (!container_valid_name(spec->name))
+		return log_error_errno(-EINVAL, EINVAL, "Container name is not valid");
+	if (!container_valid_path(spec->lxcpath, true))
+		return log_error_errno(-EINVAL, EINVAL, "LXC path of %s is not valid", spec->name);
+	if (!container_valid_path(spec->rootfs, true))
+		return log_error_errno(-EINVAL, EINVAL, "Root file system path of %s is not valid",
+				       spec->name);
+	if (spec->logfile && !container_valid_path(spec->logfile, true))
+		return log_error_errno(-EINVAL, EINVAL, "Log file path of %s is not valid", spec->name);
+	if (!container_valid_hostname(spec->hostname))
+		return log_error_errno(-EINVAL, EINVAL, "Host name of %s is not valid", spec->name);
+	if (spec->subid_base == 0 || spec->subid_base > UINT32_MAX - SUBID_COUNT + 1)
+		return log_error_errno(-EINVAL, EINVAL, "Subordinate id base of %s is not valid",
+				       spec->name);
+	if (!network_valid_ifname(spec->bridge))
+		return log_error_errno(-EINVAL, EINVAL, "Bridge name of %s is not valid", spec->name);
+	if (spec->prefix < 8 || spec->prefix > 30)
+		return log_error_errno(-EINVAL, EINVAL, "Prefix /%u of %s is not 8..30", spec->prefix,
+				       spec->name);
+	if (network_parse_address(spec->address, address) < 0 ||
+	    network_parse_address(spec->gateway, gateway) < 0)
+		return log_error_errno(-EINVAL, EINVAL, "Address or gateway of %s is not IPv4",
+				       spec->name);
+	mask = UINT32_MAX << (32 - spec->prefix);
+	if ((*address & mask) != (*gateway & mask) || *address == *gateway ||
+	    (*address & ~mask) == 0 || (*address & ~mask) == ~mask)
+		return log_error_errno(-EINVAL, EINVAL,
+				       "Address and gateway of %s are not two hosts of one subnet",
+				       spec->name);
+	if (spec->nmounts && !spec->mounts)
+		return -EINVAL;
+	for (size_t i = 0; i < spec->nmounts; i++) {
+		const struct container_mount *m = &spec->mounts[i];
+
+		if (!container_valid_path(m->source, true) || !container_valid_path(m->target, false) ||
+		    !container_valid_options(m->options))
+			return log_error_errno(-EINVAL, EINVAL, "Mount %zu of %s is not valid", i,
+					       spec->name);
+	}
+	for (size_t i = 0; spec->devices && spec->devices[i]; i++)
+		if (!container_valid_device_rule(spec->devices[i]))
+			return log_error_errno(-EINVAL, EINVAL, "Device rule %zu of %s is not valid",
+					       i, spec->name);
+	return 0;
+}
+
+static void container_format_address(uint32_t address, char buf[static INET_ADDRSTRLEN])
+{
+	struct in_addr in = { .s_addr = htonl(address) };
+
+	inet_ntop(AF_INET, &in, buf, INET_ADDRSTRLEN);
+}
+
+char *container_render_config(const struct container_spec *spec)
+{
+	__do_free char *text = NULL;
+	char address_text[INET_ADDRSTRLEN], gateway_text[INET_ADDRSTRLEN];
+	uint32_t address, gateway;
+	size_t size = 0;
+	FILE *f;
+
+	if (container_check_spec(spec, &address, &gateway) < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	container_format_address(address, address_text);
+	container_format_address(gateway, gateway_text);
+
+	f = open_memstream(&text, &size);
+	if (!f)
+		return NULL;
+	fprintf(f, "# Generated by gpuboxd at every start: changes here are lost.\n"
+		   "lxc.include = /usr/share/lxc/config/common.conf\n"
+		   "lxc.include = /usr/share/lxc/config/userns.conf\n"
+		   "lxc.uts.name = %s\n"
+		   "lxc.rootfs.path = dir:%s\n"
+		   "lxc.idmap = u 0 %u %u\n"
+		   "lxc.idmap = g 0 %u %u\n",
+		spec->hostname, spec->rootfs, spec->subid_base, SUBID_COUNT, spec->subid_base,
+		SUBID_COUNT);
+	/* The MAC and the host-side veth name come from the address, unique in
+	 * the subnet: stable across restarts, never shared by two members. */
+	fprintf(f, "lxc.net.0.type = veth\n"
+		   "lxc.net.0.link = %s\n"
+		   "lxc.net.0.flags = up\n"
+		   "lxc.net.0.name = eth0\n"
+		   "lxc.net.0.veth.pair = " CONTAINER_VETH_PREFIX "%08x\n"
+		   "lxc.net.0.hwaddr = 00:16:3e:%02x:%02x:%02x\n"
+		   "lxc.net.0.ipv4.address = %s/%u\n"
+		   "lxc.net.0.ipv4.gateway = %s\n",
+		spec->bridge, address, (address >> 16) & 0xff, (address >> 8) & 0xff, address & 0xff,
+		address_text, spec->prefix, gateway_text);
+	/* systemd halts cleanly on SIGRTMIN+3; LXC's default SIGPWR is ignored. */
+	fprintf(f, "lxc.signal.halt = SIGRTMIN+3\n"
+		   "lxc.apparmor.profile = generated\n"
+		   "lxc.apparmor.allow_nesting = 0\n"
+		   "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n");
+	for (size_t i = 0; spec->devices && spec->devices[i]; i++)
+		fprintf(f, "lxc.cgroup2.devices.allow = %s\n", spec->devices[i]);
+	for (size_t i = 0; i < spec->nmounts; i++)
+		fprintf(f, "lxc.mount.entry = %s %s none %s 0 0\n", spec->mounts[i].source,
+			spec->mounts[i].target, spec->mounts[i].options);
+	if (spec->logfile)
+		fprintf(f, "lxc.log.file = %s\n", spec->logfile);
+	else
+		fprintf(f, "lxc.log.file = %s/%s/lxc.log\n", spec->lxcpath, spec->name);
+	fprintf(f, "lxc.log.level = WARN\n");
+
+	if (ferror(f)) {
+		fclose(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (fclose(f) != 0)
+		return NULL;
+	return move_ptr(text);
+}
+
+static off_t container_file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* The lines LXC logged since offset (at most the last CONTAINER_LOG_TAIL bytes). */
+static void container_log_tail(const char *name, const char *logfile, off_t offset)
+{
+	char buf[CONTAINER_LOG_TAIL + 1];
+	__do_close int fd = -EBADF;
+	off_t size = container_file_size(logfile);
+	ssize_t n;
+	char *line, *save = NULL;
+
+	if (size <= offset)
+		return;
+	if (size - offset > CONTAINER_LOG_TAIL)
+		offset = size - CONTAINER_LOG_TAIL;
+	fd = open(logfile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	n = pread(fd, buf, CONTAINER_LOG_TAIL, offset);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		log_error("%s: lxc: %s", name, line);
+}
+
+static int container_start_locked(const struct container_spec *spec, const char *config_path)
+{
+	__do_lxc_put struct lxc_container *c = NULL;
+
+	c = lxc_container_new(spec->name, spec->lxcpath);
+	if (!c)
+		return log_error_errno(-ENOMEM, ENOMEM, "Could not create the LXC handle of %s",
+				       spec->name);
+	if (c->is_running(c))
+		return 0;
+	/* lxc_container_new() loaded the previous file, if any; loading on top
+	 * of it would add its lists (idmaps, mounts) twice. */
+	c->clear_config(c);
+	if (!c->load_config(c, config_path))
+		return log_error_errno(-EINVAL, EINVAL, "LXC could not load the configuration of %s",
+				       spec->name);
+	c->want_daemonize(c, true);
+	/* The agent's sockets and files must not live on in LXC's monitor. */
+	c->want_close_all_fds(c, true);
+	if (!c->start(c, 0, NULL))
+		return log_error_errno(-EIO, EIO, "LXC could not start %s (error %d)", spec->name,
+				       c->error_num);
+	if (!c->wait(c, "RUNNING", CONTAINER_START_TIMEOUT))
+		return log_error_errno(-ETIMEDOUT, ETIMEDOUT, "%s did not reach RUNNING in %u s",
+				       spec->name, CONTAINER_START_TIMEOUT);
+	return 0;
+}
+
+int container_start(const struct container_spec *spec)
+{
+	__do_free char *config = NULL;
+	char dir[PATH_MAX], config_path[PATH_MAX], logfile[PATH_MAX];
+	off_t log_offset;
+	int ret;
+
+	config = container_render_config(spec);
+	if (!config)
+		return -errno;
+	if (snprintf(dir, sizeof(dir), "%s/%s", spec->lxcpath, spec->name) >= (int)sizeof(dir) ||
+	    snprintf(config_path, sizeof(config_path), "%s/config", dir) >= (int)sizeof(config_path) ||
+	    snprintf(logfile, sizeof(logfile), "%s", spec->logfile ? spec->logfile : "") >=
+		    (int)sizeof(logfile))
+		return -ENAMETOOLONG;
+	if (!spec->logfile &&
+	    snprintf(logfile, sizeof(logfile), "%s/lxc.log", dir) >= (int)sizeof(logfile))
+		return -ENAMETOOLONG;
+
+	ret = fsutil_mkdir_p(dir, 0755);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "Could not create %s", dir);
+	ret = fsutil_write_atomic(config_path, config, strlen(config), 0644);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "Could not write %s", config_path);
+
+	log_offset = container_file_size(logfile);
+	pthread_mutex_lock(&container_lock);
+	ret = container_start_locked(spec, config_path);
+	pthread_mutex_unlock(&container_lock);
+	if (ret < 0)
+		container_log_tail(spec->name, logfile, log_offset);
+	return ret;
+}
+
+static bool container_config_exists(const char *lxcpath, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/%s/config", lxcpath, name) >= (int)sizeof(path))
+		return false;
+	return fsutil_exists(path);
+}
+
+static int container_stop_locked(const char *lxcpath, const char *name, unsigned timeout)
+{
+	__do_lxc_put struct lxc_container *c = NULL;
+
+	c = lxc_container_new(name, lxcpath);
+	if (!c)
+		return log_error_errno(-ENOMEM, ENOMEM, "Could not create the LXC handle of %s", name);
+	if (!c->is_running(c))
+		return 0;
+	if (timeout > INT_MAX)
+		timeout = INT_MAX;
+	if (!c->shutdown(c, (int)timeout) && c->is_running(c)) {
+		log_warn("%s did not shut down in %u s; stopping it", name, timeout);
+		if (!c->stop(c) && c->is_running(c))
+			return log_error_errno(-EIO, EIO, "LXC could not stop %s", name);
+	}
+	if (!c->wait(c, "STOPPED", 10))
+		return log_error_errno(-ETIMEDOUT, ETIMEDOUT, "%s did not stop", name);
+	return 0;
+}
+
+int container_stop(const char *lxcpath, const char *name, unsigned timeout)
+{
+	int ret;
+
+	if (!container_valid_path(lxcpath, true) || !container_valid_name(name))
+		return -EINVAL;
+	if (!container_config_exists(lxcpath, name))
+		return 0;
+	pthread_mutex_lock(&container_lock);
+	ret = container_stop_locked(lxcpath, name, timeout);
+	pthread_mutex_unlock(&container_lock);
+	return ret;
+}
+
+static enum container_state container_get_state_locked(const char *lxcpath, const char *name)
+{
+	__do_lxc_put struct lxc_container *c = NULL;
+	const char *state;
+
+	c = lxc_container_new(name, lxcpath);
+	if (!c)
+		return CONTAINER_STOPPED;
+	state = c->state(c);
+	if (!state)
+		return CONTAINER_STOPPED;
+	if (!strcmp(state, "RUNNING") || !strcmp(state, "FROZEN") || !strcmp(state, "FREEZING") ||
+	    !strcmp(state, "THAWED"))
+		return CONTAINER_RUNNING;
+	if (!strcmp(state, "STARTING"))
+		return CONTAINER_STARTING;
+	if (!strcmp(state, "STOPPING") || !strcmp(state, "ABORTING"))
+		return CONTAINER_STOPPING;
+	return CONTAINER_STOPPED;
+}
+
+enum container_state container_get_state(const char *lxcpath, const char *name)
+{
+	enum container_state state;
+
+	if (!container_valid_path(lxcpath, true) || !container_valid_name(name) ||
+	    !container_config_exists(lxcpath, name))
+		return CONTAINER_ABSENT;
+	pthread_mutex_lock(&container_lock);
+	state = container_get_state_locked(lxcpath, name);
+	pthread_mutex_unlock(&container_lock);
+	return state;
+}
+
+const char *container_state_name(enum container_state state)
+{
+	switch (state) {
+	case CONTAINER_STOPPED:  return "stopped";
+	case CONTAINER_STARTING: return "starting";
+	case CONTAINER_RUNNING:  return "running";
+	case CONTAINER_STOPPING: return "stopping";
+	case CONTAINER_ABSENT:   return "absent";
+	}
+	return "unknown";
+}
+
+static long long container_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int container_poll_ms(long long deadline)
+{
+	long long left = deadline - container_now_ms();
+
+	if (left <= 0)
+		return 0;
+	return left > 1000 ? 1000 : (int)left;
+}
+
+/* One attempt: connect and read the first bytes.  1: an SSH banner, 0: not (yet). */
+static int container_try_ssh(const struct sockaddr_in *sa, long long deadline)
+{
+	__do_close int fd = -EBADF;
+	struct pollfd pfd;
+	char banner[8];
+	size_t got = 0;
+	int err = 0;
+	socklen_t errlen = sizeof(err);
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 && errno != EINPROGRESS)
+		return 0;
+	pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	if (poll(&pfd, 1, container_poll_ms(deadline)) <= 0)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0 || err)
+		return 0;
+
+	/* sshd sends "SSH-2.0-..." first; a listener that is not yet sshd
+	 * (or a half-started one that closes) is not success. */
+	while (got < 4) {
+		ssize_t n;
+		int timeout = container_poll_ms(deadline);
+
+		if (timeout <= 0)
+			return 0;
+		pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, timeout) <= 0)
+			continue;
+		n = read(fd, banner + got, 4 - got);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			return 0;
+		got += (size_t)n;
+	}
+	return memcmp(banner, "SSH-", 4) == 0;
+}
+
+int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
+		       struct progress *progress)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	long long start = container_now_ms();
+	long long deadline = start + (long long)timeout * 1000;
+	long long next_say = start + 5000;
+
+	if (!address || port == 0 || inet_pton(AF_INET, address, &sa.sin_addr) != 1)
+		return -EINVAL;
+
+	for (;;) {
+		int ret = container_try_ssh(&sa, deadline);
+		long long now;
+
+		if (ret < 0)
+			return log_error_errno(ret, -ret, "Could not create a socket");
+		if (ret > 0)
+			return 0;
+		now = container_now_ms();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (now >= next_say) {
+			progress_say(progress, "Waiting for the SSH server at %s:%u (%lld s)", address,
+				     port, (now - start) / 1000);
+			next_say = now + 5000;
+		}
+		/* Short: a container's sshd comes up within seconds. */
+		poll(NULL, 0, deadline - now < 200 ? (int)(deadline - now) : 200);
+	}
+}

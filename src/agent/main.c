@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gpuboxd: the gpubox agent, the only privileged program of gpubox.  It
+ * reconciles the server with its records at start (bridge, mounts,
+ * nftables rules), then serves requests on its Unix socket.  Containers
+ * run on without it: LXC daemonises each one, so stopping or killing the
+ * agent stops no member's work.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+#include "banned.h"
+
+static volatile int agent_stop;
+
+static void agent_on_signal(int sig)
+{
+	(void)sig;
+	agent_stop = 1;
+}
+
+void agent_lock_member(struct agent *a, const char *name)
+{
+	pthread_mutex_lock(&a->busy_lock);
+	for (;;) {
+		bool busy = false;
+		size_t slot = ARRAY_SIZE(a->busy);
+
+		for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++) {
+			if (strcmp(a->busy[i], name) == 0)
+				busy = true;
+			else if (!a->busy[i][0] && slot == ARRAY_SIZE(a->busy))
+				slot = i;
+		}
+		if (!busy && slot < ARRAY_SIZE(a->busy)) {
+			snprintf(a->busy[slot], sizeof(a->busy[slot]), "%s", name);
+			break;
+		}
+		pthread_cond_wait(&a->busy_changed, &a->busy_lock);
+	}
+	pthread_mutex_unlock(&a->busy_lock);
+}
+
+void agent_unlock_member(struct agent *a, const char *name)
+{
+	pthread_mutex_lock(&a->busy_lock);
+	for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++)
+		if (strcmp(a->busy[i], name) == 0)
+			a->busy[i][0] = '\0';
+	pthread_cond_broadcast(&a->busy_changed);
+	pthread_mutex_unlock(&a->busy_lock);
+}
+
+static void agent_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: gpuboxd [--config FILE] [--foreground] [--debug]\n"
+		"       gpuboxd --print-config [--config FILE]\n"
+		"\n"
+		"The gpubox agent: runs members' containers on this server.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default %s, or $GPUBOX_CONFIG)\n"
+		"  -f, --foreground    stay in the foreground and log to standard error\n"
+		"  -d, --debug         log every request\n"
+		"      --print-config  print the configuration in effect and exit\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"\n"
+		"See gpuboxd(8) and gpubox.conf(5).\n", CONFIG_DEFAULT_PATH);
+}
+
+static int agent_daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") < 0)
+		return -errno;
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+	}
+	return 0;
+}
+
+static int agent_init(struct agent *a)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	ret = network_parse_subnet(a->cfg.bridge_address, &a->subnet);
+	if (ret < 0)
+		return log_error_errno(ret, 0, "bridge_address %s is not an IPv4 address with a prefix such as 10.77.0.1/16",
+				       a->cfg.bridge_address);
+	ret = fsutil_mkdir_p(a->cfg.state_dir, 0711);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot create %s", a->cfg.state_dir);
+	/* Crossed but never listed: containers' roots must walk to their
+	 * files below it; everything else below is root's alone (0700). */
+	if (chmod(a->cfg.state_dir, 0711) < 0)
+		return log_error_errno(-errno, errno, "cannot chmod %s", a->cfg.state_dir);
+	snprintf(a->lxcpath, sizeof(a->lxcpath), "%s/lxc", a->cfg.state_dir);
+	ret = fsutil_mkdir_p(a->lxcpath, 0700);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot create %s", a->lxcpath);
+	snprintf(path, sizeof(path), "%s/state.db", a->cfg.state_dir);
+	ret = db_open(path, &a->db);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_init(&a->members_lock, NULL);
+	pthread_mutex_init(&a->rules_lock, NULL);
+	pthread_mutex_init(&a->busy_lock, NULL);
+	pthread_cond_init(&a->busy_changed, NULL);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "print-config", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct agent agent;
+	const char *config_path = NULL;
+	bool foreground = false, debug = false, print_config = false;
+	struct sigaction sa = { .sa_handler = agent_on_signal };
+	char err[1024];
+	int opt, listen_fd, ret;
+
+	while ((opt = getopt_long(argc, argv, "c:fdhV", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'f': foreground = true; break;
+		case 'd': debug = true; break;
+		case 'p': print_config = true; break;
+		case 'h': agent_usage(stdout); return 0;
+		case 'V': printf("gpuboxd %s\n", GPUBOX_VERSION); return 0;
+		default: agent_usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "gpuboxd: unexpected argument \"%s\"\n", argv[optind]);
+		agent_usage(stderr);
+		return 2;
+	}
+	if (config_load(&agent.cfg, config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "gpuboxd: %s\n", err);
+		return 2;
+	}
+	if (print_config) {
+		config_dump(&agent.cfg, stdout);
+		return 0;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "gpuboxd: the agent must run as root\n");
+		return 1;
+	}
+	umask(022);
+	log_init("gpuboxd", !foreground, debug || agent.cfg.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	if (!foreground && agent_daemonize() < 0) {
+		fprintf(stderr, "gpuboxd: cannot go to the background: %s\n", strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	if (agent_init(&agent) < 0)
+		return 1;
+	ret = ops_reconcile(&agent);
+	if (ret < 0)
+		log_warn("reconciling with the running system failed; going on");
+	listen_fd = control_listen(agent.cfg.socket_path);
+	if (listen_fd < 0)
+		return 1;
+	log_info("gpuboxd %s ready on %s (server %s)", GPUBOX_VERSION, agent.cfg.socket_path,
+		 agent.cfg.server_name);
+	ret = control_serve(&agent, listen_fd, &agent_stop);
+	close(listen_fd);
+	unlink(agent.cfg.socket_path);
+	log_info("gpuboxd stopping; containers keep running");
+	/* Threads may still be serving; the process exit ends them. */
+	return ret < 0 ? 1 : 0;
+}

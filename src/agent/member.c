@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Members' host side: the allocation of their ids, SSH port and address,
+ * their host account (whose login shell is gpubox), the ranges root may
+ * map for their container in /etc/subuid and /etc/subgid, and the keys of
+ * their host login.  Host accounts are made with the shadow tools
+ * (useradd, usermod, userdel) given argument vectors, never a shell.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+#include "spawn.h"
+#include "strutil.h"
+#include "validate.h"
+#include "banned.h"
+
+#define MEMBER_MAX_KEYS 64
+#define SUBID_FILE_MAX (4 * 1024 * 1024)
+
+/* Every range granted in an /etc/subuid-style file ("name:first:count"). */
+static int member_read_subid_file(const char *path, struct id_range **ranges, size_t *n, size_t *cap)
+{
+	__do_free char *text = NULL;
+	char *line, *save = NULL;
+	int ret;
+
+	ret = fsutil_read_file(path, SUBID_FILE_MAX, &text, NULL);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot read %s", path);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *first = strchr(line, ':'), *count;
+		uint32_t f, c;
+
+		if (!first)
+			continue;
+		count = strchr(first + 1, ':');
+		if (!count)
+			continue;
+		*count++ = '\0';
+		if (parse_uint32(first + 1, &f) < 0 || parse_uint32(strip(count), &c) < 0 || c == 0)
+			continue;
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 32;
+			struct id_range *grown = reallocarray(*ranges, ncap, sizeof(**ranges));
+			if (!grown)
+				return -ENOMEM;
+			*ranges = grown;
+			*cap = ncap;
+		}
+		(*ranges)[(*n)++] = (struct id_range){ f, c };
+	}
+	return 0;
+}
+
+static bool member_subid_granted(const char *path, uint32_t base)
+{
+	__do_free char *text = NULL;
+	char want[64];
+
+	if (fsutil_read_file(path, SUBID_FILE_MAX, &text, NULL) < 0)
+		return false;
+	/* A whole line, at the start of the file or after a newline. */
+	snprintf(want, sizeof(want), "\nroot:%u:%u\n", base, SUBID_COUNT);
+	return strncmp(text, want + 1, strlen(want + 1)) == 0 || strstr(text, want) != NULL;
+}
+
+static int member_run(const char *const argv[], char *err, size_t errlen)
+{
+	char output[1024] = "";
+	struct spawn_options opts = { .capture = output, .capture_size = sizeof(output), .timeout = 60 };
+	int ret = spawn_run(argv, &opts);
+
+	if (ret == 0)
+		return 0;
+	snprintf(err, errlen, "%s failed: %s", argv[0], strip(output));
+	log_error("%s", err);
+	return ret < 0 ? ret : -EIO;
+}
+
+static int member_grant_subids(uint32_t base, bool grant, char *err, size_t errlen)
+{
+	char range[48];
+	const char *argv[] = { "usermod", grant ? "--add-subuids" : "--del-subuids", range,
+			       grant ? "--add-subgids" : "--del-subgids", range, "root", NULL };
+
+	snprintf(range, sizeof(range), "%u-%u", base, base + SUBID_COUNT - 1);
+	return member_run(argv, err, errlen);
+}
+
+static int member_ensure_group(const char *group, char *err, size_t errlen)
+{
+	const char *argv[] = { "groupadd", "--system", group, NULL };
+
+	if (getgrnam(group))
+		return 0;
+	return member_run(argv, err, errlen);
+}
+
+static int member_write_host_keys(struct agent *a, const char *name)
+{
+	__do_free char *keys = NULL;
+	char path[PATH_MAX];
+	int ret;
+
+	ret = fsutil_mkdir_p(a->cfg.authorized_keys_dir, 0755);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot create %s", a->cfg.authorized_keys_dir);
+	/* The host login runs gpubox only: no forwarding of any kind, a
+	 * terminal for the confirmations. */
+	ret = db_keys_text(a->db, name, "restrict,pty ", &keys);
+	if (ret < 0)
+		return ret;
+	snprintf(path, sizeof(path), "%s/%s", a->cfg.authorized_keys_dir, name);
+	ret = fsutil_write_atomic(path, keys, strlen(keys), 0644);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot write %s", path);
+	return 0;
+}
+
+int member_sync_host(struct agent *a, const struct member_record *rec)
+{
+	char err[512];
+	int ret;
+
+	if (!member_subid_granted("/etc/subuid", rec->subid_base) ||
+	    !member_subid_granted("/etc/subgid", rec->subid_base)) {
+		ret = member_grant_subids(rec->subid_base, true, err, sizeof(err));
+		if (ret < 0)
+			return ret;
+	}
+	return member_write_host_keys(a, rec->name);
+}
+
+/* Parse and check every key; fills lines and fingerprints (caller frees). */
+static int member_parse_keys(json_t *keys, char ***lines, char ***fingerprints, size_t *n,
+			     char *err, size_t errlen)
+{
+	__do_strv char **l = NULL;
+	__do_strv char **f = NULL;
+	size_t count = json_array_size(keys);
+	struct ssh_key *key;
+	json_t *value;
+	size_t i;
+
+	if (!json_is_array(keys) || count == 0) {
+		snprintf(err, errlen, "give at least one SSH public key (--key FILE)");
+		return -EINVAL;
+	}
+	if (count > MEMBER_MAX_KEYS) {
+		snprintf(err, errlen, "at most %d keys per member", MEMBER_MAX_KEYS);
+		return -EINVAL;
+	}
+	l = calloc(count + 1, sizeof(*l));
+	f = calloc(count + 1, sizeof(*f));
+	key = malloc(sizeof(*key));
+	if (!l || !f || !key) {
+		free(key);
+		return -ENOMEM;
+	}
+	json_array_foreach(keys, i, value) {
+		char why[256];
+		int ret;
+
+		if (!json_is_string(value)) {
+			free(key);
+			snprintf(err, errlen, "key %zu is not text", i + 1);
+			return -EINVAL;
+		}
+		ret = ssh_key_parse(json_string_value(value), key, why, sizeof(why));
+		if (ret < 0) {
+			free(key);
+			snprintf(err, errlen, "key %zu: %s", i + 1, why);
+			return ret;
+		}
+		if (asprintf(&l[i], "%s %s%s%s", key->type, key->base64, key->comment[0] ? " " : "",
+			     key->comment) < 0 || !(f[i] = strdup(key->fingerprint))) {
+			free(key);
+			return -ENOMEM;
+		}
+	}
+	free(key);
+	*lines = move_ptr(l);
+	*fingerprints = move_ptr(f);
+	*n = count;
+	return 0;
+}
+
+/* Lowest free uid in the range that no host account holds either. */
+static int member_alloc_uid(struct agent *a, const struct member_record *list, size_t n,
+			    uint32_t *out)
+{
+	__do_free uint32_t *used = calloc(n + 1024, sizeof(*used));
+	size_t nused = 0;
+
+	if (!used)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		used[nused++] = list[i].uid;
+	for (;;) {
+		int ret = alloc_lowest_free(&a->cfg.uid_range, used, nused, out);
+		if (ret < 0)
+			return ret;
+		if (!getpwuid(*out) && !getgrgid(*out))
+			return 0;
+		if (nused == n + 1024)
+			return -ENOSPC;
+		used[nused++] = *out;
+	}
+}
+
+static int member_alloc_subid(struct agent *a, const struct member_record *list, size_t n,
+			      uint32_t *out)
+{
+	__do_free struct id_range *taken = NULL;
+	size_t ntaken = 0, cap = 0;
+	int ret;
+
+	ret = member_read_subid_file("/etc/subuid", &taken, &ntaken, &cap);
+	if (ret == 0)
+		ret = member_read_subid_file("/etc/subgid", &taken, &ntaken, &cap);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		if (ntaken == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			struct id_range *grown = reallocarray(taken, ncap, sizeof(*taken));
+			if (!grown)
+				return -ENOMEM;
+			taken = grown;
+			cap = ncap;
+		}
+		taken[ntaken++] = (struct id_range){ list[i].subid_base, SUBID_COUNT };
+	}
+	return alloc_subid_block(&a->cfg.subid_range, taken, ntaken, out);
+}
+
+static int member_alloc_port_and_address(struct agent *a, const struct member_record *list,
+					 size_t n, struct member_record *rec)
+{
+	__do_free uint32_t *ports = calloc(n + 1, sizeof(*ports));
+	__do_free uint32_t *indexes = calloc(n + 1, sizeof(*indexes));
+	struct config_range all = { 0, UINT32_MAX - 1 };
+	char address[32];
+	int ret;
+
+	if (!ports || !indexes)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		ports[i] = list[i].ssh_port;
+		indexes[i] = list[i].address_index;
+	}
+	ret = alloc_lowest_free(&a->cfg.ssh_port_range, ports, n, &rec->ssh_port);
+	if (ret < 0)
+		return ret;
+	ret = alloc_lowest_free(&all, indexes, n, &rec->address_index);
+	if (ret < 0)
+		return ret;
+	return network_member_address(&a->subnet, rec->address_index, address, sizeof(address));
+}
+
+static int member_allocate(struct agent *a, struct member_record *rec, char *err, size_t errlen)
+{
+	__do_free struct member_record *list = NULL;
+	size_t n = 0;
+	int ret;
+
+	ret = db_member_list(a->db, &list, &n);
+	if (ret < 0)
+		return ret;
+	ret = member_alloc_uid(a, list, n, &rec->uid);
+	if (ret < 0) {
+		snprintf(err, errlen, "no free uid left in uid_range %u-%u; widen it in gpubox.conf",
+			 a->cfg.uid_range.first, a->cfg.uid_range.last);
+		return ret;
+	}
+	ret = member_alloc_subid(a, list, n, &rec->subid_base);
+	if (ret < 0) {
+		snprintf(err, errlen, "no free block of %u ids left in subid_range; widen it in gpubox.conf",
+			 SUBID_COUNT);
+		return ret;
+	}
+	ret = member_alloc_port_and_address(a, list, n, rec);
+	if (ret < 0) {
+		snprintf(err, errlen, "no free SSH port or address left; widen ssh_port_range or bridge_address");
+		return ret;
+	}
+	return 0;
+}
+
+static int member_create_account(struct agent *a, const struct member_record *rec,
+				 char *err, size_t errlen)
+{
+	char uid[16];
+	const char *useradd[] = { "useradd", "--uid", uid, "--user-group",
+				  "--groups", a->cfg.member_group, "--no-create-home",
+				  "--home-dir", "/", "--shell", a->cfg.member_shell,
+				  "--comment", "gpubox member", rec->name, NULL };
+	int ret;
+
+	ret = member_ensure_group(a->cfg.member_group, err, errlen);
+	if (ret < 0)
+		return ret;
+	snprintf(uid, sizeof(uid), "%u", rec->uid);
+	return member_run(useradd, err, errlen);
+}
+
+int member_add(struct agent *a, const char *name, json_t *keys, struct member_record *out,
+	       char *err, size_t errlen)
+{
+	__do_strv char **lines = NULL;
+	__do_strv char **fingerprints = NULL;
+	struct member_record rec = { 0 };
+	size_t nkeys = 0;
+	int ret;
+
+	if (validate_member_name(name, err, errlen) < 0)
+		return -EINVAL;
+	ret = member_parse_keys(keys, &lines, &fingerprints, &nkeys, err, errlen);
+	if (ret < 0)
+		return ret;
+
+	pthread_mutex_lock(&a->members_lock);
+	if (db_member_get(a->db, name, &rec) == 0) {
+		pthread_mutex_unlock(&a->members_lock);
+		snprintf(err, errlen, "member %s exists already", name);
+		return -EEXIST;
+	}
+	if (getpwnam(name) || getgrnam(name)) {
+		pthread_mutex_unlock(&a->members_lock);
+		snprintf(err, errlen, "a host account or group named %s exists already; choose another name",
+			 name);
+		return -EEXIST;
+	}
+	snprintf(rec.name, sizeof(rec.name), "%s", name);
+	rec.created = (long long)time(NULL);
+	ret = member_allocate(a, &rec, err, errlen);
+	if (ret == 0)
+		ret = db_begin(a->db);
+	if (ret == 0) {
+		ret = db_member_insert(a->db, &rec);
+		if (ret == 0)
+			ret = db_keys_set(a->db, name, (const char *const *)lines,
+					  (const char *const *)fingerprints, nkeys);
+		if (ret == 0)
+			ret = db_commit(a->db);
+		else
+			db_rollback(a->db);
+		if (ret < 0 && !err[0])
+			snprintf(err, errlen, "could not record member %s", name);
+	}
+	if (ret == 0) {
+		ret = member_create_account(a, &rec, err, errlen);
+		if (ret == 0)
+			ret = member_sync_host(a, &rec);
+		if (ret < 0) {
+			/* Leave nothing half made: the records go with the account. */
+			const char *userdel[] = { "userdel", name, NULL };
+			char ignored[256];
+
+			if (getpwnam(name))
+				member_run(userdel, ignored, sizeof(ignored));
+			db_member_delete(a->db, name);
+			if (!err[0])
+				snprintf(err, errlen, "could not set up the host account of %s", name);
+		}
+	}
+	pthread_mutex_unlock(&a->members_lock);
+	if (ret < 0)
+		return ret;
+	log_info("member %s added: uid %u, ids %u-%u, ssh port %u", name, rec.uid, rec.subid_base,
+		 rec.subid_base + SUBID_COUNT - 1, rec.ssh_port);
+	*out = rec;
+	return 0;
+}
+
+int member_remove(struct agent *a, const char *name, bool purge, char *kept, size_t keptlen,
+		  char *err, size_t errlen)
+{
+	const char *userdel[] = { "userdel", name, NULL };
+	struct member_record rec;
+	struct storage_paths paths;
+	char path[PATH_MAX];
+	int ret;
+
+	kept[0] = '\0';
+	pthread_mutex_lock(&a->members_lock);
+	ret = db_member_get(a->db, name, &rec);
+	if (ret < 0) {
+		pthread_mutex_unlock(&a->members_lock);
+		snprintf(err, errlen, "there is no member %s (see gpubox admin user ls)", name);
+		return ret;
+	}
+	if (getpwnam(name)) {
+		ret = member_run(userdel, err, errlen);
+		if (ret < 0) {
+			pthread_mutex_unlock(&a->members_lock);
+			return ret;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%s", a->cfg.authorized_keys_dir, name);
+	unlink(path);
+	member_grant_subids(rec.subid_base, false, err, errlen);
+	err[0] = '\0';
+	db_member_delete(a->db, name);
+	pthread_mutex_unlock(&a->members_lock);
+
+	ret = storage_paths(a->cfg.state_dir, name, &paths);
+	if (ret < 0)
+		return ret;
+	if (purge) {
+		ret = fsutil_remove_tree(paths.dir);
+		if (ret < 0)
+			return log_error_errno(ret, -ret, "cannot remove %s", paths.dir);
+	} else if (fsutil_exists(paths.dir)) {
+		char retired[PATH_MAX];
+
+		/* Nothing is lost without --purge: the layer is put aside. */
+		snprintf(retired, sizeof(retired), "%s/retired", a->cfg.state_dir);
+		fsutil_mkdir_p(retired, 0700);
+		snprintf(retired, sizeof(retired), "%s/retired/%s-%lld", a->cfg.state_dir, name,
+			 (long long)time(NULL));
+		if (rename(paths.dir, retired) < 0)
+			return log_error_errno(-errno, errno, "cannot move %s aside", paths.dir);
+		snprintf(kept, keptlen, "%s", retired);
+	}
+	log_info("member %s removed%s", name, purge ? " with their files" : "");
+	return 0;
+}

@@ -1,0 +1,746 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The protocol's operations.  Each handler gets the caller (identified by
+ * the kernel, see control.c), checks what it may do, validates every
+ * argument, and either fills a result or one error sentence.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "log.h"
+#include "proto.h"
+#include "validate.h"
+#include "banned.h"
+
+struct op_context {
+	struct agent *a;
+	const struct caller *who;
+	json_t *args;
+	struct progress *progress;
+	struct reply_error *error;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int ops_fail(struct op_context *ctx, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	ctx->error->code = code;
+	va_start(ap, fmt);
+	vsnprintf(ctx->error->text, sizeof(ctx->error->text), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int ops_usage(struct op_context *ctx, const char *text)
+{
+	return ops_fail(ctx, PROTO_E_USAGE, "%s", text);
+}
+
+static int ops_check_args(struct op_context *ctx, const char *const allowed[])
+{
+	char err[256];
+
+	if (proto_args_only(ctx->args, allowed, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	return 0;
+}
+
+/*
+ * The member an operation acts on: the caller's own container, or for an
+ * admin the one named in "member".  A member naming anyone else is refused
+ * without saying whether that member exists.
+ */
+static int ops_target(struct op_context *ctx, struct member_record *rec)
+{
+	const char *name = NULL;
+	char err[256];
+	int ret;
+
+	if (proto_arg_string(ctx->args, "member", false, &name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (name && validate_member_name(name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (!name) {
+		if (!ctx->who->is_member)
+			return ops_fail(ctx, PROTO_E_USAGE,
+					"you have no container on this server; admins name one with --member NAME");
+		*rec = ctx->who->member;
+		return 0;
+	}
+	if (!ctx->who->admin && !(ctx->who->is_member && strcmp(name, ctx->who->member.name) == 0))
+		return ops_fail(ctx, PROTO_E_DENIED, "you may act only on your own container");
+	ret = db_member_get(ctx->a->db, name, rec);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no member %s on this server", name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	return 0;
+}
+
+static int ops_require_admin(struct op_context *ctx)
+{
+	if (ctx->who->admin)
+		return 0;
+	return ops_fail(ctx, PROTO_E_DENIED,
+			"this is an admin command; run it as root or as a member of group %s",
+			ctx->a->cfg.admin_group);
+}
+
+/* ---- containers ---------------------------------------------------------- */
+
+struct member_view {
+	struct storage_paths paths;
+	char address[32];
+	char hostname[128];
+	char logfile[PATH_MAX + 16];
+};
+
+static int ops_member_view(struct agent *a, const struct member_record *rec, struct member_view *v)
+{
+	int ret = storage_paths(a->cfg.state_dir, rec->name, &v->paths);
+
+	if (ret < 0)
+		return ret;
+	ret = network_member_address(&a->subnet, rec->address_index, v->address, sizeof(v->address));
+	if (ret < 0)
+		return ret;
+	snprintf(v->hostname, sizeof(v->hostname), "%s-%s", a->cfg.server_name, rec->name);
+	snprintf(v->logfile, sizeof(v->logfile), "%s/lxc.log", v->paths.dir);
+	return 0;
+}
+
+static const char *ops_ssh_host(const struct agent *a)
+{
+	return a->cfg.ssh_host[0] ? a->cfg.ssh_host : a->cfg.server_name;
+}
+
+int ops_sync_rules(struct agent *a)
+{
+	__do_free struct member_record *members = NULL;
+	__do_free struct forward_record *forwards = NULL;
+	__do_free struct nft_forward *rules = NULL;
+	__do_free char *text = NULL;
+	size_t nmembers = 0, nforwards = 0, nrules = 0;
+	char subnet[64];
+	int ret;
+
+	pthread_mutex_lock(&a->rules_lock);
+	ret = db_member_list(a->db, &members, &nmembers);
+	if (ret == 0)
+		ret = db_forward_list(a->db, NULL, &forwards, &nforwards);
+	if (ret < 0)
+		goto out;
+	rules = calloc(nmembers + nforwards + 1, sizeof(*rules));
+	if (!rules) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nmembers; i++) {
+		const struct member_record *m = &members[i];
+		char address[16];
+
+		if (container_get_state(a->lxcpath, m->name) != CONTAINER_RUNNING)
+			continue;
+		if (network_member_address(&a->subnet, m->address_index, address, sizeof(address)) < 0)
+			continue;
+		rules[nrules].host_port = (uint16_t)m->ssh_port;
+		rules[nrules].container_port = 22;
+		snprintf(rules[nrules].container_address, sizeof(rules[nrules].container_address), "%s", address);
+		nrules++;
+		for (size_t j = 0; j < nforwards; j++) {
+			if (strcmp(forwards[j].member, m->name) != 0)
+				continue;
+			rules[nrules].host_port = (uint16_t)forwards[j].host_port;
+			rules[nrules].container_port = (uint16_t)forwards[j].container_port;
+			snprintf(rules[nrules].container_address, sizeof(rules[nrules].container_address),
+				 "%s", address);
+			nrules++;
+		}
+	}
+	snprintf(subnet, sizeof(subnet), "%u.%u.%u.%u/%u", a->subnet.network >> 24,
+		 (a->subnet.network >> 16) & 255, (a->subnet.network >> 8) & 255,
+		 a->subnet.network & 255, a->subnet.prefix);
+	text = nft_render(&(struct nft_plan){ .table = a->cfg.nft_table, .bridge = a->cfg.bridge,
+					      .subnet = subnet, .forwards = rules, .nforwards = nrules });
+	if (!text) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = nft_apply(text);
+out:
+	pthread_mutex_unlock(&a->rules_lock);
+	if (ret < 0)
+		log_error("cannot apply the nftables rules of table %s", a->cfg.nft_table);
+	return ret;
+}
+
+/* The template a member's container uses: the recorded one, or for a new
+ * layer the newest of the default template, built on first need. */
+static int ops_member_template(struct op_context *ctx, struct member_record *rec,
+			       struct template_info *tpl)
+{
+	struct agent *a = ctx->a;
+	char err[512] = "";
+	bool cached;
+	int ret;
+
+	if (rec->template_ref[0]) {
+		ret = template_get(&a->cfg, rec->template_ref, tpl);
+		if (ret == -ENOENT)
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"your container's template %s is gone; run gpubox rebuild to move to the current one",
+					rec->template_ref);
+		if (ret < 0)
+			return ops_fail(ctx, PROTO_E_FAILED, "cannot read template %s", rec->template_ref);
+		return 0;
+	}
+	ret = template_newest(&a->cfg, a->cfg.template_name, tpl);
+	if (ret == -ENOENT) {
+		progress_say(ctx->progress, "Building template %s (first use on this server; a few minutes)",
+			     a->cfg.template_name);
+		ret = template_build(&a->cfg, NULL, NULL, ctx->progress, tpl, &cached, err, sizeof(err));
+	}
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "template %s is not available: %s",
+				a->cfg.template_name, err[0] ? err : "see the agent's log");
+	if (db_member_set_template(a->db, rec->name, tpl->ref) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	snprintf(rec->template_ref, sizeof(rec->template_ref), "%s", tpl->ref);
+	return 0;
+}
+
+static json_t *ops_login_result(struct agent *a, const struct member_record *rec,
+				const struct member_view *v, const char *state)
+{
+	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "member", rec->name, "state", state,
+			 "host", ops_ssh_host(a), "port", (int)rec->ssh_port, "user", rec->name,
+			 "address", v->address, "template", rec->template_ref);
+}
+
+static int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result)
+{
+	struct agent *a = ctx->a;
+	struct template_info tpl;
+	struct member_view v;
+	__do_free char *keys = NULL;
+	int ret;
+
+	if (ops_member_view(a, rec, &v) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths or address");
+	if (container_get_state(a->lxcpath, rec->name) != CONTAINER_RUNNING) {
+		if (ops_member_template(ctx, rec, &tpl) < 0)
+			return -1;
+		progress_say(ctx->progress, "Starting the container of %s on %s", rec->name,
+			     a->cfg.server_name);
+		ret = member_sync_host(a, rec);
+		if (ret == 0)
+			ret = storage_prepare(&v.paths, rec->subid_base);
+		if (ret == 0)
+			ret = storage_mount(&v.paths, tpl.rootfs, rec->subid_base);
+		if (ret < 0)
+			return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
+		if (db_keys_text(a->db, rec->name, NULL, &keys) < 0)
+			return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+		ret = provision_container(v.paths.rootfs, &(struct provision_member){
+			.name = rec->name, .uid = rec->uid, .gid = rec->uid,
+			.subid_base = rec->subid_base, .hostname = v.hostname, .authorized_keys = keys });
+		if (ret < 0)
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"cannot set up your account inside the container; see the agent's log");
+		ret = container_start(&(struct container_spec){
+			.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v.paths.rootfs,
+			.hostname = v.hostname, .subid_base = rec->subid_base, .address = v.address,
+			.prefix = a->subnet.prefix, .gateway = NULL, .bridge = a->cfg.bridge,
+			.logfile = v.logfile });
+		if (ret < 0)
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"the container did not start; an admin finds why in %s", v.logfile);
+	}
+	if (ops_sync_rules(a) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot set up the port forwarding; see the agent's log");
+	progress_say(ctx->progress, "Waiting for the container's SSH server");
+	ret = container_wait_ssh(v.address, 22, a->cfg.start_timeout, ctx->progress);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the container runs but its SSH server did not answer within %u s; try gpubox stop, then gpubox start",
+				a->cfg.start_timeout);
+	*result = ops_login_result(a, rec, &v, "running");
+	return 0;
+}
+
+static int ops_stop_member(struct agent *a, const struct member_record *rec)
+{
+	struct storage_paths paths;
+	int ret;
+
+	ret = container_stop(a->lxcpath, rec->name, a->cfg.stop_timeout);
+	if (ret < 0)
+		return ret;
+	ops_sync_rules(a);
+	if (storage_paths(a->cfg.state_dir, rec->name, &paths) == 0)
+		storage_unmount(&paths);
+	return 0;
+}
+
+static int op_start(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", NULL };
+	struct member_record rec;
+	int ret;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	agent_lock_member(ctx->a, rec.name);
+	ret = ops_start_member(ctx, &rec, result);
+	agent_unlock_member(ctx->a, rec.name);
+	return ret;
+}
+
+static int op_stop(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", NULL };
+	struct member_record rec;
+	int ret;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	agent_lock_member(ctx->a, rec.name);
+	progress_say(ctx->progress, "Stopping the container of %s", rec.name);
+	ret = ops_stop_member(ctx->a, &rec);
+	agent_unlock_member(ctx->a, rec.name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; see the agent's log");
+	*result = json_pack("{s:s, s:s}", "member", rec.name, "state", "stopped");
+	return 0;
+}
+
+static json_t *ops_forwards_json(struct agent *a, const char *member)
+{
+	__do_free struct forward_record *list = NULL;
+	json_t *array = json_array();
+	size_t n = 0;
+
+	if (db_forward_list(a->db, member, &list, &n) < 0)
+		return array;
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(array, json_pack("{s:i, s:i}", "container_port",
+						       (int)list[i].container_port, "host_port",
+						       (int)list[i].host_port));
+	return array;
+}
+
+static json_t *ops_status_json(struct agent *a, const struct member_record *rec)
+{
+	struct member_view v;
+	enum container_state state = container_get_state(a->lxcpath, rec->name);
+
+	if (ops_member_view(a, rec, &v) < 0)
+		v.address[0] = '\0';
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:i, s:o}",
+			 "member", rec->name, "server", a->cfg.server_name,
+			 "state", container_state_name(state == CONTAINER_ABSENT ? CONTAINER_STOPPED : state),
+			 "template", rec->template_ref, "address", v.address,
+			 "ssh_port", (int)rec->ssh_port, "host", ops_ssh_host(a), "hostname", v.hostname,
+			 "uid", (int)rec->uid, "forwards", ops_forwards_json(a, rec->name));
+}
+
+static int op_status(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", NULL };
+	struct member_record rec;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	*result = ops_status_json(ctx->a, &rec);
+	return 0;
+}
+
+static int op_rebuild(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", "confirm", NULL };
+	struct agent *a = ctx->a;
+	struct member_record rec;
+	struct storage_paths paths;
+	char err[256];
+	bool confirm = false, was_running;
+	int ret;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	if (proto_arg_bool(ctx->args, "confirm", &confirm, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (!confirm)
+		return ops_usage(ctx, "rebuild deletes every change you made in your container; confirm it (gpubox rebuild --yes)");
+	agent_lock_member(a, rec.name);
+	was_running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
+	progress_say(ctx->progress, "Rebuilding the container of %s from its template", rec.name);
+	ret = ops_stop_member(a, &rec);
+	if (ret == 0)
+		ret = storage_paths(a->cfg.state_dir, rec.name, &paths);
+	if (ret == 0)
+		ret = storage_wipe(&paths, rec.subid_base);
+	if (ret < 0) {
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_FAILED, "the container could not be reset; see the agent's log");
+	}
+	/* A fresh layer moves to the newest template. */
+	db_member_set_template(a->db, rec.name, "");
+	rec.template_ref[0] = '\0';
+	if (was_running) {
+		ret = ops_start_member(ctx, &rec, result);
+	} else {
+		struct template_info tpl;
+
+		ret = ops_member_template(ctx, &rec, &tpl);
+		if (ret == 0)
+			*result = json_pack("{s:s, s:s, s:s}", "member", rec.name, "state", "stopped",
+					    "template", rec.template_ref);
+	}
+	agent_unlock_member(a, rec.name);
+	return ret;
+}
+
+/* ---- port forwarding ------------------------------------------------------ */
+
+static bool ops_port_in(const struct config_range *r, long long port)
+{
+	return port >= r->first && port <= r->last;
+}
+
+static int op_port_add(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", "port", "host_port", NULL };
+	struct agent *a = ctx->a;
+	struct member_record rec;
+	struct forward_record other;
+	long long port = 0, host_port = 0;
+	char err[256];
+	int ret;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	if (proto_arg_int(ctx->args, "port", true, 1, 65535, &port, err, sizeof(err)) < 0 ||
+	    proto_arg_int(ctx->args, "host_port", false, 1, 65535, &host_port, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (port == 22)
+		return ops_fail(ctx, PROTO_E_USAGE,
+				"port 22 is your container's SSH, already reachable on port %u", rec.ssh_port);
+
+	pthread_mutex_lock(&a->members_lock);
+	if (host_port == 0) {
+		__do_free struct forward_record *all = NULL;
+		__do_free uint32_t *used = NULL;
+		size_t n = 0;
+		uint32_t chosen;
+
+		if (ops_port_in(&a->cfg.forward_port_range, port) &&
+		    db_forward_by_host_port(a->db, (uint32_t)port, &other) == -ENOENT) {
+			host_port = port;
+		} else if (db_forward_list(a->db, NULL, &all, &n) == 0 &&
+			   (used = calloc(n + 1, sizeof(*used)))) {
+			for (size_t i = 0; i < n; i++)
+				used[i] = all[i].host_port;
+			if (alloc_lowest_free(&a->cfg.forward_port_range, used, n, &chosen) == 0)
+				host_port = chosen;
+		}
+		if (host_port == 0) {
+			pthread_mutex_unlock(&a->members_lock);
+			return ops_fail(ctx, PROTO_E_CONFLICT, "no free host port is left; ask an admin");
+		}
+	} else if (!ops_port_in(&a->cfg.forward_port_range, host_port)) {
+		pthread_mutex_unlock(&a->members_lock);
+		return ops_fail(ctx, PROTO_E_DENIED,
+				"host port %lld is reserved; members may forward host ports %u-%u only",
+				host_port, a->cfg.forward_port_range.first, a->cfg.forward_port_range.last);
+	}
+	if (db_forward_by_host_port(a->db, (uint32_t)host_port, &other) == 0) {
+		pthread_mutex_unlock(&a->members_lock);
+		if (strcmp(other.member, rec.name) != 0)
+			return ops_fail(ctx, PROTO_E_CONFLICT,
+					"host port %lld is used by another member; choose another, or leave it out to get a free one",
+					host_port);
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"host port %lld already forwards to your port %u; remove that first (gpubox port rm %u)",
+				host_port, other.container_port, other.container_port);
+	}
+	ret = db_forward_add(a->db, rec.name, (uint32_t)port, (uint32_t)host_port);
+	pthread_mutex_unlock(&a->members_lock);
+	if (ret == -EEXIST)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"your port %lld is forwarded already (see gpubox port ls)", port);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	if (ops_sync_rules(a) < 0) {
+		db_forward_remove(a->db, rec.name, (uint32_t)port);
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot apply the forwarding rule; see the agent's log");
+	}
+	*result = json_pack("{s:i, s:i, s:s}", "host_port", (int)host_port, "container_port", (int)port,
+			    "host", ops_ssh_host(a));
+	return 0;
+}
+
+static int op_port_rm(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", "port", NULL };
+	struct member_record rec;
+	long long port = 0;
+	char err[256];
+	int ret;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	if (proto_arg_int(ctx->args, "port", true, 1, 65535, &port, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	ret = db_forward_remove(ctx->a->db, rec.name, (uint32_t)port);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "your port %lld is not forwarded (see gpubox port ls)", port);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	if (ops_sync_rules(ctx->a) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot apply the forwarding rules; see the agent's log");
+	*result = json_object();
+	return 0;
+}
+
+static int op_port_ls(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", NULL };
+	struct member_record rec;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	*result = json_pack("{s:o, s:s, s:i}", "forwards", ops_forwards_json(ctx->a, rec.name),
+			    "host", ops_ssh_host(ctx->a), "ssh_port", (int)rec.ssh_port);
+	return 0;
+}
+
+/* ---- admin ------------------------------------------------------------------ */
+
+static int op_user_add(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "name", "keys", NULL };
+	struct member_record rec;
+	struct member_view v;
+	const char *name;
+	char err[512] = "";
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "name", true, &name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	switch (member_add(ctx->a, name, json_object_get(ctx->args, "keys"), &rec, err, sizeof(err))) {
+	case 0:
+		break;
+	case -EINVAL:
+		return ops_usage(ctx, err);
+	case -EEXIST:
+		return ops_fail(ctx, PROTO_E_CONFLICT, "%s", err);
+	default:
+		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the member could not be added");
+	}
+	ops_member_view(ctx->a, &rec, &v);
+	*result = json_pack("{s:s, s:i, s:i, s:i, s:s, s:s}", "name", rec.name, "uid", (int)rec.uid,
+			    "subid_base", (json_int_t)rec.subid_base, "ssh_port", (int)rec.ssh_port,
+			    "address", v.address, "host", ops_ssh_host(ctx->a));
+	return 0;
+}
+
+static int op_user_rm(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "name", "purge", NULL };
+	struct member_record rec;
+	const char *name;
+	char err[512] = "", kept[PATH_MAX];
+	bool purge = false;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "name", true, &name, err, sizeof(err)) < 0 ||
+	    proto_arg_bool(ctx->args, "purge", &purge, err, sizeof(err)) < 0 ||
+	    validate_member_name(name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (db_member_get(ctx->a->db, name, &rec) < 0)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no member %s (see gpubox admin user ls)", name);
+	agent_lock_member(ctx->a, name);
+	if (ops_stop_member(ctx->a, &rec) < 0) {
+		agent_unlock_member(ctx->a, name);
+		return ops_fail(ctx, PROTO_E_FAILED, "the container of %s did not stop; nothing was removed", name);
+	}
+	if (member_remove(ctx->a, name, purge, kept, sizeof(kept), err, sizeof(err)) < 0) {
+		agent_unlock_member(ctx->a, name);
+		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the member could not be removed");
+	}
+	agent_unlock_member(ctx->a, name);
+	ops_sync_rules(ctx->a);
+	*result = kept[0] ? json_pack("{s:s, s:s}", "name", name, "kept", kept)
+			  : json_pack("{s:s}", "name", name);
+	return 0;
+}
+
+static int op_user_ls(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { NULL };
+	__do_free struct member_record *list = NULL;
+	json_t *users;
+	size_t n = 0;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (db_member_list(ctx->a->db, &list, &n) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	users = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char address[32] = "";
+
+		network_member_address(&ctx->a->subnet, list[i].address_index, address, sizeof(address));
+		json_array_append_new(users, json_pack("{s:s, s:i, s:I, s:i, s:s, s:s}",
+			"name", list[i].name, "uid", (int)list[i].uid,
+			"subid_base", (json_int_t)list[i].subid_base, "ssh_port", (int)list[i].ssh_port,
+			"address", address, "template", list[i].template_ref));
+	}
+	*result = json_pack("{s:o}", "users", users);
+	return 0;
+}
+
+static int op_ls(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { NULL };
+	__do_free struct member_record *list = NULL;
+	json_t *containers;
+	size_t n = 0;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (db_member_list(ctx->a->db, &list, &n) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	containers = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(containers, ops_status_json(ctx->a, &list[i]));
+	*result = json_pack("{s:o}", "containers", containers);
+	return 0;
+}
+
+static int op_template_build(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "name", "release", NULL };
+	struct template_info tpl;
+	const char *name = NULL, *release = NULL;
+	char err[512] = "";
+	bool cached = false;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "name", false, &name, err, sizeof(err)) < 0 ||
+	    proto_arg_string(ctx->args, "release", false, &release, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (name && validate_template_name(name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (release && validate_template_name(release, err, sizeof(err)) < 0)
+		return ops_usage(ctx, "the release must be a Debian release name such as bookworm");
+	if (template_build(&ctx->a->cfg, name, release, ctx->progress, &tpl, &cached, err,
+			   sizeof(err)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the template build failed");
+	*result = json_pack("{s:s, s:b, s:s, s:I}", "ref", tpl.ref, "cached", cached,
+			    "rootfs", tpl.rootfs, "size", (json_int_t)tpl.size);
+	return 0;
+}
+
+static int op_template_ls(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { NULL };
+	json_t *list = NULL;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (template_list(&ctx->a->cfg, &list) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot list the templates; see the agent's log");
+	*result = json_pack("{s:o}", "templates", list);
+	return 0;
+}
+
+static int op_version(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { NULL };
+
+	if (ops_check_args(ctx, allowed) < 0)
+		return -1;
+	*result = json_pack("{s:s, s:i, s:s, s:b, s:s?}", "version", GPUBOX_VERSION,
+			    "protocol", PROTO_VERSION, "server", ctx->a->cfg.server_name,
+			    "admin", ctx->who->admin, "member",
+			    ctx->who->is_member ? ctx->who->member.name : NULL);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(struct op_context *ctx, json_t **result);
+} ops_table[] = {
+	{ "version",        op_version },
+	{ "start",          op_start },
+	{ "stop",           op_stop },
+	{ "status",         op_status },
+	{ "rebuild",        op_rebuild },
+	{ "port_add",       op_port_add },
+	{ "port_rm",        op_port_rm },
+	{ "port_ls",        op_port_ls },
+	{ "user_add",       op_user_add },
+	{ "user_rm",        op_user_rm },
+	{ "user_ls",        op_user_ls },
+	{ "template_build", op_template_build },
+	{ "template_ls",    op_template_ls },
+	{ "ls",             op_ls },
+};
+
+int ops_dispatch(struct agent *a, const struct caller *who, const char *op, json_t *args,
+		 struct progress *progress, json_t **result, struct reply_error *error)
+{
+	struct op_context ctx = { .a = a, .who = who, .args = args, .progress = progress, .error = error };
+
+	*result = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(ops_table); i++) {
+		if (strcmp(ops_table[i].name, op) != 0)
+			continue;
+		if (ops_table[i].run(&ctx, result) < 0)
+			return -1;
+		if (!*result)
+			return ops_fail(&ctx, PROTO_E_FAILED, "the agent ran out of memory");
+		return 0;
+	}
+	return ops_fail(&ctx, PROTO_E_USAGE, "unknown operation; this agent speaks protocol %d",
+			PROTO_VERSION);
+}
+
+int ops_reconcile(struct agent *a)
+{
+	__do_free struct member_record *list = NULL;
+	size_t n = 0;
+	int ret;
+
+	ret = network_setup(&a->cfg);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot set up the bridge %s", a->cfg.bridge);
+	ret = db_member_list(a->db, &list, &n);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		struct storage_paths paths;
+		enum container_state state = container_get_state(a->lxcpath, list[i].name);
+
+		member_sync_host(a, &list[i]);
+		if (state == CONTAINER_RUNNING || state == CONTAINER_STARTING)
+			continue;
+		/* A start the agent did not finish: nothing runs on this mount. */
+		if (storage_paths(a->cfg.state_dir, list[i].name, &paths) == 0 &&
+		    storage_is_mounted(&paths)) {
+			log_info("unmounting the unused files of %s", list[i].name);
+			storage_unmount(&paths);
+		}
+	}
+	return ops_sync_rules(a);
+}

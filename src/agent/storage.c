@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The member's overlay of the shared template.  The template's rootfs is
+ * unshifted (owned by 0..65535) and read-only; each member sees it through
+ * an idmapped mount (0 -> the member's subid base) used as the lower layer
+ * of an overlay whose upper layer is a plain directory of the member's own.
+ * Creating a container is therefore a few mkdir(), whatever the template's
+ * size, and rebuilding it is emptying the upper layer.
+ *
+ * The idmapped mount needs a user namespace with the member's mapping: a
+ * helper child unshares one, we write its maps, keep a descriptor of it and
+ * let the child go.  The agent is multithreaded, so the child only makes
+ * async-signal-safe calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+#include <linux/mount.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+#include "banned.h"
+
+/* Bound on the mounts stacked at one path that unmount will take off. */
+#define STORAGE_MAX_STACKED 16
+
+int storage_paths(const char *state_dir, const char *member, struct storage_paths *out)
+{
+	int n;
+
+	if (!state_dir || !*state_dir || !member || !*member || member[0] == '.' ||
+	    strchr(member, '/'))
+		return log_error_errno(-EINVAL, 0, "invalid member name \"%s\" for storage", member ? member : "");
+
+	n = snprintf(out->dir, sizeof(out->dir), "%s/users/%s", state_dir, member);
+	if (n < 0 || (size_t)n >= sizeof(out->dir))
+		return -ENAMETOOLONG;
+	n = snprintf(out->upper, sizeof(out->upper), "%s/layer/upper", out->dir);
+	if (n < 0 || (size_t)n >= sizeof(out->upper))
+		return -ENAMETOOLONG;
+	n = snprintf(out->work, sizeof(out->work), "%s/layer/work", out->dir);
+	if (n < 0 || (size_t)n >= sizeof(out->work))
+		return -ENAMETOOLONG;
+	n = snprintf(out->lower, sizeof(out->lower), "%s/lower", out->dir);
+	if (n < 0 || (size_t)n >= sizeof(out->lower))
+		return -ENAMETOOLONG;
+	n = snprintf(out->rootfs, sizeof(out->rootfs), "%s/rootfs", out->dir);
+	if (n < 0 || (size_t)n >= sizeof(out->rootfs))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/*
+ * Make sure path is a directory (created with mode if absent, never a
+ * symbolic link) owned by uid:gid with mode.
+ */
+static int storage_ensure_dir(const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	__do_close int fd = -EBADF;
+	struct stat st;
+
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, errno, "cannot create %s", path);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, errno, "cannot open directory %s", path);
+	if (fstat(fd, &st) < 0)
+		return log_error_errno(-errno, errno, "cannot stat %s", path);
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		return log_error_errno(-errno, errno, "cannot chown %s", path);
+	if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+		return log_error_errno(-errno, errno, "cannot chmod %s", path);
+	return 0;
+}
+
+/* The parent directory of path, into buf. */
+static int storage_parent(const char *path, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (!slash || slash == path)
+		return -EINVAL;
+	n = (size_t)(slash - path);
+	if (n >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int storage_prepare(const struct storage_paths *paths, uint32_t subid_base)
+{
+	char users[PATH_MAX], layer[PATH_MAX];
+	int ret;
+
+	if (subid_base == 0 || subid_base > UINT32_MAX - SUBID_COUNT)
+		return log_error_errno(-ERANGE, 0, "subordinate id base %u is out of range", subid_base);
+
+	ret = storage_parent(paths->dir, users, sizeof(users));
+	if (ret < 0)
+		return ret;
+	ret = storage_parent(paths->upper, layer, sizeof(layer));
+	if (ret < 0)
+		return ret;
+
+	ret = fsutil_mkdir_p(users, 0711);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot create %s", users);
+	/*
+	 * LXC mounts the root file system as the container's root, who must
+	 * be able to walk to it: users/ may be crossed, not listed, and a
+	 * member's directory only by root and the container's root group.
+	 */
+	ret = storage_ensure_dir(users, 0711, 0, 0);
+	if (ret < 0)
+		return ret;
+	ret = storage_ensure_dir(paths->dir, 0710, 0, subid_base);
+	if (ret < 0)
+		return ret;
+	/* The layers of a mounted overlay must not be changed under it. */
+	if (storage_is_mounted(paths))
+		return 0;
+	ret = storage_ensure_dir(layer, 0700, 0, 0);
+	if (ret < 0)
+		return ret;
+	ret = storage_ensure_dir(paths->upper, 0755, subid_base, subid_base);
+	if (ret < 0)
+		return ret;
+	ret = storage_ensure_dir(paths->work, 0700, 0, 0);
+	if (ret < 0)
+		return ret;
+	ret = storage_ensure_dir(paths->lower, 0700, 0, 0);
+	if (ret < 0)
+		return ret;
+	return storage_ensure_dir(paths->rootfs, 0755, 0, 0);
+}
+
+/* Whether path is the root of a mount (and not a symbolic link). */
+static bool storage_is_mount_point(const char *path, bool *overlay)
+{
+	struct statx stx, parent;
+	char up[PATH_MAX];
+	struct statfs sfs;
+
+	if (overlay)
+		*overlay = false;
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+		  STATX_TYPE | STATX_MNT_ID, &stx) < 0)
+		return false;
+	if (!S_ISDIR(stx.stx_mode))
+		return false;
+	if (overlay && statfs(path, &sfs) == 0 && sfs.f_type == OVERLAYFS_SUPER_MAGIC)
+		*overlay = true;
+	if (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+		return stx.stx_attributes & STATX_ATTR_MOUNT_ROOT;
+
+	/* Older kernels: compare with the parent directory. */
+	if (snprintf(up, sizeof(up), "%s/..", path) >= (int)sizeof(up))
+		return false;
+	if (statx(AT_FDCWD, up, AT_NO_AUTOMOUNT, STATX_TYPE | STATX_MNT_ID, &parent) < 0)
+		return false;
+	if ((stx.stx_mask & STATX_MNT_ID) && (parent.stx_mask & STATX_MNT_ID))
+		return stx.stx_mnt_id != parent.stx_mnt_id;
+	return stx.stx_dev_major != parent.stx_dev_major || stx.stx_dev_minor != parent.stx_dev_minor;
+}
+
+bool storage_is_mounted(const struct storage_paths *paths)
+{
+	bool overlay;
+
+	return storage_is_mount_point(paths->rootfs, &overlay) && overlay;
+}
+
+/* Take every mount off path; returns 0 once nothing is mounted there. */
+static int storage_unmount_path(const char *path)
+{
+	for (int i = 0; i < STORAGE_MAX_STACKED; i++) {
+		if (!storage_is_mount_point(path, NULL))
+			return 0;
+		if (umount2(path, UMOUNT_NOFOLLOW) == 0)
+			continue;
+		if (errno == EINVAL || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			return log_error_errno(-errno, errno, "cannot unmount %s", path);
+		/* Busy (a process still has its cwd or files there): detach it
+		 * from the tree now; the kernel frees it when the last user goes. */
+		log_warn("%s is busy, detaching it", path);
+		if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL)
+			return log_error_errno(-errno, errno, "cannot detach %s", path);
+	}
+	return log_error_errno(-EBUSY, 0, "%s: too many mounts stacked", path);
+}
+
+int storage_unmount(const struct storage_paths *paths)
+{
+	int ret = storage_unmount_path(paths->rootfs);
+
+	/* The lower mount only lives between two steps of storage_mount(), but
+	 * an agent killed in between leaves it behind. */
+	if (storage_unmount_path(paths->lower) < 0 && ret == 0)
+		ret = -EBUSY;
+	return ret;
+}
+
+static int storage_write_proc(pid_t pid, const char *name, const char *text)
+{
+	__do_close int fd = -EBADF;
+	char path[64];
+	size_t len = strlen(text);
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, errno, "cannot open %s", path);
+	n = write(fd, text, len);
+	if (n < 0)
+		return log_error_errno(-errno, errno, "cannot write %s", path);
+	if ((size_t)n != len)
+		return log_error_errno(-EIO, 0, "short write to %s", path);
+	return 0;
+}
+
+static void storage_reap(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * A descriptor of a new user namespace mapping 0..65535 to
+ * subid_base..subid_base+65535 (uids and gids), or a negative errno.
+ */
+static int storage_userns(uint32_t subid_base)
+{
+	__do_close int ready_read = -EBADF, ready_write = -EBADF;
+	__do_close int done_read = -EBADF, done_write = -EBADF;
+	__do_close int nsfd = -EBADF;
+	int fds[2], ret = 0;
+	char map[64], path[64], byte;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return log_error_errno(-errno, errno, "pipe2");
+	ready_read = fds[0];
+	ready_write = fds[1];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return log_error_errno(-errno, errno, "pipe2");
+	done_read = fds[0];
+	done_write = fds[1];
+
+	pid = fork();
+	if (pid < 0)
+		return log_error_errno(-errno, errno, "fork");
+	if (pid == 0) {
+		/* Async-signal-safe calls only from here on. */
+		close(ready_read);
+		close(done_write);
+		if (unshare(CLONE_NEWUSER) < 0)
+			_exit(1);
+		if (write(ready_write, "1", 1) != 1)
+			_exit(1);
+		/* Wait for the parent to be done with our namespace: it
+		 * closes its end and read() returns 0. */
+		while (read(done_read, &byte, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+
+	close(ready_write);
+	ready_write = -EBADF;
+	close(done_read);
+	done_read = -EBADF;
+
+	do
+		n = read(ready_read, &byte, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		ret = log_error_errno(-EPERM, 0, "the id-mapping helper could not create a user namespace");
+		goto out;
+	}
+
+	snprintf(map, sizeof(map), "0 %u %u\n", subid_base, SUBID_COUNT);
+	ret = storage_write_proc(pid, "setgroups", "deny");
+	if (ret == 0)
+		ret = storage_write_proc(pid, "uid_map", map);
+	if (ret == 0)
+		ret = storage_write_proc(pid, "gid_map", map);
+	if (ret < 0)
+		goto out;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		ret = log_error_errno(-errno, errno, "cannot open %s", path);
+
+out:
+	close(done_write);
+	done_write = -EBADF;
+	storage_reap(pid);
+	if (ret < 0)
+		return ret;
+	return move_fd(nsfd);
+}
+
+/* Overlay options are comma-separated and lowerdir is colon-separated. */
+static bool storage_path_fits_options(const char *path)
+{
+	return !strpbrk(path, ",:\\\n");
+}
+
+int storage_mount(const struct storage_paths *paths, const char *template_rootfs,
+		  uint32_t subid_base)
+{
+	__do_close int nsfd = -EBADF, treefd = -EBADF;
+	struct mount_attr attr = { 0 };
+	char options[3 * PATH_MAX + 64];
+	bool overlay;
+	int n, ret;
+
+	if (storage_is_mount_point(paths->rootfs, &overlay)) {
+		if (overlay)
+			return 0;
+		return log_error_errno(-EBUSY, 0, "%s is already a mount point, and not an overlay", paths->rootfs);
+	}
+	if (subid_base == 0 || subid_base > UINT32_MAX - SUBID_COUNT)
+		return log_error_errno(-ERANGE, 0, "subordinate id base %u is out of range", subid_base);
+	if (!storage_path_fits_options(paths->lower) || !storage_path_fits_options(paths->upper) ||
+	    !storage_path_fits_options(paths->work))
+		return log_error_errno(-EINVAL, 0, "%s: a storage path may not hold ',', ':' or '\\'", paths->dir);
+	n = snprintf(options, sizeof(options), "lowerdir=%s,upperdir=%s,workdir=%s",
+		     paths->lower, paths->upper, paths->work);
+	if (n < 0 || (size_t)n >= sizeof(options))
+		return -ENAMETOOLONG;
+
+	/* Left behind by an agent killed half-way. */
+	ret = storage_unmount_path(paths->lower);
+	if (ret < 0)
+		return ret;
+
+	nsfd = storage_userns(subid_base);
+	if (nsfd < 0)
+		return nsfd;
+
+	treefd = (int)syscall(SYS_open_tree, AT_FDCWD, template_rootfs,
+			      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (treefd < 0)
+		return log_error_errno(-errno, errno, "cannot clone the template %s", template_rootfs);
+
+	attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY;
+	attr.userns_fd = (uint64_t)nsfd;
+	if (syscall(SYS_mount_setattr, treefd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		return log_error_errno(-errno, errno, "cannot make an idmapped mount of %s", template_rootfs);
+
+	if (syscall(SYS_move_mount, treefd, "", AT_FDCWD, paths->lower, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return log_error_errno(-errno, errno, "cannot attach the idmapped template at %s", paths->lower);
+
+	ret = 0;
+	if (mount("overlay", paths->rootfs, "overlay", 0, options) < 0)
+		ret = log_error_errno(-errno, errno, "cannot mount the overlay at %s (%s)", paths->rootfs, options);
+
+	/* overlayfs keeps private clones of its layers: the lower mount is
+	 * not needed any more, and must not stay reachable. */
+	if (umount2(paths->lower, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+		log_warn_errno(0, errno, "cannot detach %s", paths->lower);
+	return ret;
+}
+
+int storage_wipe(const struct storage_paths *paths, uint32_t subid_base)
+{
+	int ret;
+
+	if (storage_is_mounted(paths))
+		return log_error_errno(-EBUSY, 0, "cannot wipe %s: it is mounted", paths->dir);
+	if (storage_is_mount_point(paths->lower, NULL))
+		return log_error_errno(-EBUSY, 0, "cannot wipe %s: %s is mounted", paths->dir, paths->lower);
+
+	ret = fsutil_empty_dir(paths->upper);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot empty %s", paths->upper);
+	ret = fsutil_empty_dir(paths->work);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot empty %s", paths->work);
+	/* The container's root may have changed the owner or mode of its "/". */
+	ret = storage_ensure_dir(paths->upper, 0755, subid_base, subid_base);
+	if (ret < 0)
+		return ret;
+	return storage_ensure_dir(paths->work, 0700, 0, 0);
+}

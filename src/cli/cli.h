@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gpubox's private header: the prototypes of every file of the CLI,
+ * grouped under the file that defines them.  Function prefix = file name;
+ * subcommands are cmd_<name>().
+ *
+ * Subcommands return the process's exit status (CLI_EXIT_*), as git's
+ * cmd_*() do; every other function returns 0 or a negative errno.
+ */
+#ifndef GPUBOX_CLI_H
+#define GPUBOX_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "config.h"
+
+/* The exit-status contract, documented in gpubox(1). */
+#define CLI_EXIT_OK     0   /* done */
+#define CLI_EXIT_FAILED 1   /* refused by the agent, or failed */
+#define CLI_EXIT_USAGE  2   /* bad command line; nothing was asked of the agent */
+
+struct cli {
+	struct gpubox_config cfg;
+	bool cfg_loaded;
+	const char *config_path;   /* --config, NULL: $GPUBOX_CONFIG or the default */
+	bool restricted;           /* running as a member's login shell */
+	const char *prog;          /* "gpubox" or "gpubox port" etc., for messages */
+};
+
+struct cli_command;
+typedef int (*cli_command_fn)(struct cli *cli, const struct cli_command *self,
+			      int argc, char **argv);
+
+/*
+ * One entry of a command table, as in git.c: the whitelist of what may be
+ * run at all (main.c's table) and of the subcommands below "port" and
+ * "admin".  A table ends with an entry whose name is NULL.
+ */
+struct cli_command {
+	const char *name;
+	cli_command_fn run;
+	bool needs_admin;
+	const char *usage;         /* after "gpubox ": "port add PORT [HOST_PORT]" */
+	const char *help;          /* one or more sentences */
+};
+
+/* ---- shell.c: the login shell's command line ------------------------- */
+
+#define SHELL_LINE_MAX 4096
+#define SHELL_WORDS_MAX 64
+
+extern const char shell_refused_message[];
+
+/*
+ * Split a command line received from sshd (-c, $SSH_ORIGINAL_COMMAND)
+ * into words on blanks (space, tab) only.  Anything a shell would
+ * interpret, any control or non-ASCII byte, is refused: nothing here is
+ * ever executed.  On success returns the number of words (0 for a blank
+ * line) and a NULL-terminated vector in *argv (free with __do_strv).
+ * On refusal returns -EINVAL (shell syntax) or -E2BIG (too long, too many
+ * words), leaves *argv NULL and writes one sentence into err.
+ */
+int shell_split(const char *line, char ***argv, char *err, size_t errlen);
+
+/* The entry of table named name, or NULL: the whitelist check. */
+const struct cli_command *shell_find_command(const struct cli_command *table,
+					     const char *name);
+
+/*
+ * The login shell's whole check: split the line, drop a leading "gpubox"
+ * word (ssh host gpubox stop), and require the first word to name an entry
+ * of table.  Returns the number of words left (0: the default command) or
+ * a negative errno with one sentence in err.
+ */
+int shell_parse(const char *line, const struct cli_command *table, char ***argv,
+		char *err, size_t errlen);
+
+/* ---- main.c: the command table and dispatch -------------------------- */
+
+/* Load the configuration once; prints the error.  0 or a negative errno. */
+int cli_load_config(struct cli *cli);
+
+/* Whether this caller looks like an admin (uid 0 or in admin_group).  Only
+ * a courtesy check: the agent decides. */
+bool cli_is_admin(struct cli *cli);
+
+/* Print one error sentence as "gpubox: ..." on stderr. */
+__attribute__((format(printf, 1, 2)))
+void cli_error(const char *fmt, ...);
+
+/* Exit status for a negative errno from client_call() or option parsing. */
+int cli_exit_status(int err);
+
+/* Options shared by all subcommands; which ones a command takes is a mask. */
+enum {
+	CLI_OPT_JSON    = 1 << 0,
+	CLI_OPT_MEMBER  = 1 << 1,
+	CLI_OPT_YES     = 1 << 2,
+	CLI_OPT_PURGE   = 1 << 3,
+	CLI_OPT_KEY     = 1 << 4,
+	CLI_OPT_RELEASE = 1 << 5,
+};
+
+#define CLI_KEYS_MAX 16
+
+struct cli_options {
+	bool json;
+	bool yes;
+	bool purge;
+	bool help;
+	const char *member;
+	const char *release;
+	const char *keys[CLI_KEYS_MAX];
+	size_t nkeys;
+	int first_arg;   /* index in argv of the first positional argument */
+};
+
+/*
+ * Parse argv (argv[0] is the command's own name) with getopt_long.
+ * --help and --config are always accepted; the others when named in
+ * accepted.  On --help prints the command's help and sets opts->help.
+ * Returns 0, or -EINVAL after printing a usage error.
+ */
+int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
+		      unsigned accepted, struct cli_options *opts);
+
+/* Print "usage: gpubox USAGE" and the help text. */
+void cli_print_command_help(FILE *out, const struct cli_command *cmd);
+
+/*
+ * Run the subcommand of a group ("port add", "admin user ls") named by
+ * argv[1], from table; prints the group's help on --help or no word.
+ */
+int cli_run_group(struct cli *cli, const struct cli_command *self,
+		  const struct cli_command *table, int argc, char **argv);
+
+/* A usage error: the sentence, then "try: gpubox ... --help"; returns CLI_EXIT_USAGE. */
+__attribute__((format(printf, 2, 3)))
+int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...);
+
+/* ---- client.c: one request to the agent ------------------------------ */
+
+/*
+ * Connect to the agent, send { op, args } (args stolen, may be NULL),
+ * print progress messages on stderr as they come, and return the final
+ * result object in *result (a new reference).  On an error reply or a
+ * connection problem prints one sentence and returns a negative errno:
+ * -EINVAL only when the agent answered with code "usage".
+ */
+int client_call(struct cli *cli, const char *op, json_t *args, json_t **result);
+
+/* ---- output.c: what the user sees ------------------------------------ */
+
+/* The agent's result object as indented JSON on stdout. */
+void output_json(json_t *value);
+
+/* Print text with control characters made harmless (the agent's text may
+ * quote what it ran). */
+void output_sanitized(FILE *out, const char *text);
+
+/* A value as display text ("" for null); the caller frees the result. */
+char *output_value_text(json_t *value);
+
+struct output_field {
+	const char *key;
+	const char *label;
+};
+
+/*
+ * "Label:  value" lines, aligned: the listed fields first (those present),
+ * then any other scalar field of obj under its own key.
+ */
+void output_fields(json_t *obj, const struct output_field *fields, size_t nfields);
+
+/*
+ * An aligned table of an array of objects: the preferred columns first
+ * (those present in some row), then any other key in the order first seen.
+ * empty is printed when the array is empty.
+ */
+void output_table(json_t *rows, const char *const preferred[], const char *empty);
+
+/* ---- cmd_member.c ---------------------------------------------------- */
+
+int cmd_start(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_stop(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_rebuild(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_version(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+
+/*
+ * Ask the person to type name to confirm destructive work: the question
+ * on a terminal, one line from stdin otherwise.  0 when it matches,
+ * -ECANCELED (after printing why) when not.
+ */
+int cmd_member_confirm(const char *warning, const char *name);
+
+/* The caller's login name, for messages and confirmation. */
+const char *cmd_member_self(void);
+
+/* ---- cmd_port.c ------------------------------------------------------ */
+
+int cmd_port(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+
+/* ---- cmd_admin.c ----------------------------------------------------- */
+
+int cmd_admin(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+
+/* Read an authorized_keys file (path, or "-" for stdin) into a JSON array
+ * of key lines, skipping blank and comment lines. */
+int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One request to the agent (protocol in proto.h): connect, send, then
+ * read progress messages until the final one.  Progress goes to stderr
+ * line by line as it arrives, so that a --json result on stdout stays
+ * clean and long work (a template build) shows it is alive.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "cli.h"
+#include "proto.h"
+
+#include "banned.h"
+
+static int client_connect(const char *path, int *out)
+{
+	__do_close int fd = -EBADF;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+
+	if (len >= sizeof(addr.sun_path)) {
+		cli_error("the socket path %s is too long; fix socket_path in gpubox.conf", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(addr.sun_path, path, len + 1);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		cli_error("cannot create a socket: %s", strerror(errno));
+		return -errno;
+	}
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int err = errno;
+
+		if (err == ENOENT)
+			cli_error("the gpubox agent is not running on this server "
+				  "(no socket at %s); ask an admin", path);
+		else if (err == ECONNREFUSED)
+			cli_error("the gpubox agent is not running on this server "
+				  "(nothing listens at %s); ask an admin", path);
+		else if (err == EACCES)
+			cli_error("you may not use the gpubox agent's socket %s "
+				  "(permission denied); ask an admin", path);
+		else
+			cli_error("cannot connect to the gpubox agent at %s: %s", path,
+				  strerror(err));
+		return -err;
+	}
+	*out = move_fd(fd);
+	return 0;
+}
+
+/* The agent's error code as a negative errno; only "usage" maps to -EINVAL. */
+static int client_error_code(const char *code)
+{
+	static const struct { const char *code; int err; } codes[] = {
+		{ PROTO_E_USAGE,       -EINVAL },
+		{ PROTO_E_DENIED,      -EACCES },
+		{ PROTO_E_NOTFOUND,    -ENOENT },
+		{ PROTO_E_CONFLICT,    -EEXIST },
+		{ PROTO_E_FAILED,      -EIO },
+		{ PROTO_E_UNAVAILABLE, -EAGAIN },
+	};
+
+	for (size_t i = 0; code && i < ARRAY_SIZE(codes); i++)
+		if (strcmp(code, codes[i].code) == 0)
+			return codes[i].err;
+	return -EIO;
+}
+
+static int client_final(json_t *msg, json_t **result)
+{
+	json_t *ok = json_object_get(msg, "ok");
+	const char *text, *code;
+
+	if (json_is_true(ok)) {
+		json_t *res = json_object_get(msg, "result");
+
+		*result = json_is_object(res) ? json_incref(res) : json_object();
+		return *result ? 0 : -ENOMEM;
+	}
+	text = json_string_value(json_object_get(msg, "error"));
+	code = json_string_value(json_object_get(msg, "code"));
+	fputs("gpubox: ", stderr);
+	output_sanitized(stderr, text ? text : "the agent refused the request without a reason");
+	fputc('\n', stderr);
+	return client_error_code(code);
+}
+
+int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
+{
+	__do_json json_t *request = NULL;
+	__do_close int fd = -EBADF;
+	int ret;
+
+	*result = NULL;
+	request = proto_request_new(op, args);
+	if (!request) {
+		cli_error("out of memory");
+		return -ENOMEM;
+	}
+	ret = cli_load_config(cli);
+	if (ret < 0)
+		return ret == -EINVAL ? -EIO : ret;
+	ret = client_connect(cli->cfg.socket_path, &fd);
+	if (ret < 0)
+		return ret == -EINVAL ? -EIO : ret;
+
+	ret = proto_send(fd, request);
+	if (ret < 0) {
+		cli_error("cannot send the request to the gpubox agent: %s", strerror(-ret));
+		return -EIO;
+	}
+
+	for (;;) {
+		__do_json json_t *msg = NULL;
+		json_t *progress;
+
+		ret = proto_recv(fd, &msg);
+		if (ret == -EPIPE) {
+			cli_error("the gpubox agent closed the connection without an answer; "
+				  "ask an admin to look at its log");
+			return -EIO;
+		}
+		if (ret < 0) {
+			cli_error("bad answer from the gpubox agent: %s", strerror(-ret));
+			return -EIO;
+		}
+		progress = json_object_get(msg, "progress");
+		if (json_is_string(progress)) {
+			output_sanitized(stderr, json_string_value(progress));
+			fputc('\n', stderr);
+			fflush(stderr);
+			continue;
+		}
+		if (json_object_get(msg, "ok"))
+			return client_final(msg, result);
+		/* Unknown kinds of message are skipped: a newer agent may add some. */
+	}
+}

@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gpubox admin: members (user add|rm|ls), templates (template build|ls)
+ * and the server's containers (ls).  The agent checks that the caller is
+ * an admin; this file only shapes the requests and prints the answers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "cli.h"
+
+#include "banned.h"
+
+#define ADMIN_KEYS_FILE_MAX (1024 * 1024)
+#define ADMIN_KEY_LINE_MAX 32768
+#define ADMIN_KEYS_MAX 128
+
+int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen)
+{
+	__do_fclose FILE *owned = NULL;
+	__do_free char *line = NULL;
+	FILE *f = stdin;
+	const char *shown = strcmp(path, "-") == 0 ? "standard input" : path;
+	size_t size = 0, total = 0, found = 0;
+	unsigned lineno = 0;
+	ssize_t len;
+
+	if (strcmp(path, "-") != 0) {
+		struct stat st;
+
+		owned = fopen(path, "re");
+		if (!owned) {
+			snprintf(err, errlen, "cannot read the key file %s: %s", path,
+				 strerror(errno));
+			return -errno;
+		}
+		if (fstat(fileno(owned), &st) == 0 && !S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "the key file %s is not a regular file", path);
+			return -EINVAL;
+		}
+		f = owned;
+	}
+
+	while ((len = getline(&line, &size, f)) >= 0) {
+		char *s = line;
+
+		lineno++;
+		total += (size_t)len;
+		if (total > ADMIN_KEYS_FILE_MAX) {
+			snprintf(err, errlen, "%s is larger than %d bytes; it cannot be a key file",
+				 shown, ADMIN_KEYS_FILE_MAX);
+			return -EFBIG;
+		}
+		if (len > ADMIN_KEY_LINE_MAX) {
+			snprintf(err, errlen, "line %u of %s is too long to be a public key",
+				 lineno, shown);
+			return -EINVAL;
+		}
+		while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' ||
+				   s[len - 1] == ' ' || s[len - 1] == '\t'))
+			s[--len] = '\0';
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0' || *s == '#')
+			continue;
+		if (++found > ADMIN_KEYS_MAX) {
+			snprintf(err, errlen, "%s holds more than %d keys", shown, ADMIN_KEYS_MAX);
+			return -E2BIG;
+		}
+		/* The agent validates each line; json_string() refuses invalid UTF-8. */
+		if (json_array_append_new(keys, json_string(s)) < 0) {
+			snprintf(err, errlen, "line %u of %s is not valid UTF-8 text", lineno, shown);
+			return -EINVAL;
+		}
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "cannot read %s: %s", shown, strerror(errno));
+		return -EIO;
+	}
+	if (found == 0) {
+		snprintf(err, errlen, "%s holds no public key", shown);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Options and the count of arguments; on failure or --help, a negative errno and
+ * the exit status in *status. */
+static int cmd_admin_options(struct cli *cli, const struct cli_command *self, int argc,
+			     char **argv, unsigned accepted, int min_args, int max_args,
+			     struct cli_options *opts, int *status)
+{
+	int nargs, ret;
+
+	ret = cli_parse_options(cli, self, argc, argv, accepted, opts);
+	if (ret < 0) {
+		*status = cli_exit_status(ret);
+		return ret;
+	}
+	if (opts->help) {
+		*status = CLI_EXIT_OK;
+		return -ECANCELED;
+	}
+	nargs = argc - opts->first_arg;
+	if (nargs < min_args || nargs > max_args) {
+		*status = cli_usage_error(self, nargs < min_args ? "missing argument"
+								 : "too many arguments");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Send and print: the --json result, or the table under list_key. */
+static int cmd_admin_list(struct cli *cli, const struct cli_command *self, int argc,
+			  char **argv, const char *op, const char *list_key,
+			  const char *const columns[], const char *empty)
+{
+	__do_json json_t *result = NULL;
+	struct cli_options opts;
+	int ret, status;
+
+	if (cmd_admin_options(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
+		return status;
+	ret = client_call(cli, op, NULL, &result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.json)
+		output_json(result);
+	else
+		output_table(json_object_get(result, list_key), columns, empty);
+	return CLI_EXIT_OK;
+}
+
+static int cmd_admin_user_add(struct cli *cli, const struct cli_command *self, int argc,
+			      char **argv)
+{
+	static const struct output_field fields[] = {
+		{ "name", "Member" },
+		{ "uid", "Uid" },
+		{ "subid_base", "Subids from" },
+		{ "ssh_port", "SSH port" },
+		{ "address", "Address" },
+	};
+	__do_json json_t *result = NULL;
+	__do_json json_t *keys = NULL;
+	struct cli_options opts;
+	char err[512];
+	int ret, status;
+
+	if (cmd_admin_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_KEY, 1, 1, &opts,
+			      &status) < 0)
+		return status;
+	if (opts.nkeys == 0)
+		return cli_usage_error(self, "a member needs at least one --key FILE");
+
+	keys = json_array();
+	if (!keys)
+		return CLI_EXIT_FAILED;
+	for (size_t i = 0; i < opts.nkeys; i++) {
+		ret = cmd_admin_read_keys(opts.keys[i], keys, err, sizeof(err));
+		if (ret < 0) {
+			cli_error("%s", err);
+			return CLI_EXIT_FAILED;
+		}
+	}
+
+	ret = client_call(cli, "user_add",
+			  json_pack("{s:s, s:O}", "name", argv[opts.first_arg], "keys", keys),
+			  &result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+	printf("Added member %s with %zu key%s.\n", argv[opts.first_arg], json_array_size(keys),
+	       json_array_size(keys) == 1 ? "" : "s");
+	output_fields(result, fields, ARRAY_SIZE(fields));
+	return CLI_EXIT_OK;
+}
+
+static int cmd_admin_user_rm(struct cli *cli, const struct cli_command *self, int argc,
+			     char **argv)
+{
+	__do_json json_t *result = NULL;
+	__do_free char *warning = NULL;
+	struct cli_options opts;
+	const char *name, *kept;
+	int ret, status;
+
+	if (cmd_admin_options(cli, self, argc, argv,
+			      CLI_OPT_JSON | CLI_OPT_PURGE | CLI_OPT_YES, 1, 1, &opts, &status) < 0)
+		return status;
+	name = argv[opts.first_arg];
+
+	if (opts.purge && !opts.yes) {
+		if (asprintf(&warning, "Removing %s with --purge deletes their container and "
+			     "every file in it for good. This cannot be undone.", name) < 0)
+			return CLI_EXIT_FAILED;
+		if (cmd_member_confirm(warning, name) < 0)
+			return CLI_EXIT_FAILED;
+	}
+
+	ret = client_call(cli, "user_rm",
+			  json_pack("{s:s, s:b}", "name", name, "purge", opts.purge), &result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+	printf("Removed member %s.\n", name);
+	kept = json_string_value(json_object_get(result, "kept"));
+	if (kept) {
+		printf("Their files are kept in ");
+		output_sanitized(stdout, kept);
+		printf(" (remove them with: gpubox admin user rm %s --purge).\n", name);
+	}
+	return CLI_EXIT_OK;
+}
+
+static int cmd_admin_user_ls(struct cli *cli, const struct cli_command *self, int argc,
+			     char **argv)
+{
+	static const char *const columns[] = {
+		"name", "uid", "ssh_port", "address", "state", "keys", NULL,
+	};
+
+	return cmd_admin_list(cli, self, argc, argv, "user_ls", "users", columns,
+			      "No member yet (add one with: gpubox admin user add NAME --key FILE).");
+}
+
+static int cmd_admin_template_build(struct cli *cli, const struct cli_command *self, int argc,
+				    char **argv)
+{
+	__do_json json_t *result = NULL;
+	__do_json json_t *args = NULL;
+	struct cli_options opts;
+	const char *ref;
+	int ret, status;
+
+	if (cmd_admin_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_RELEASE, 0, 1, &opts,
+			      &status) < 0)
+		return status;
+	args = json_object();
+	if (!args)
+		return CLI_EXIT_FAILED;
+	if (opts.first_arg < argc &&
+	    json_object_set_new(args, "name", json_string(argv[opts.first_arg])) < 0)
+		return CLI_EXIT_FAILED;
+	if (opts.release && json_object_set_new(args, "release", json_string(opts.release)) < 0)
+		return CLI_EXIT_FAILED;
+
+	ret = client_call(cli, "template_build", move_ptr(args), &result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+	ref = json_string_value(json_object_get(result, "ref"));
+	printf("Template ");
+	output_sanitized(stdout, ref ? ref : "(unnamed)");
+	printf(json_is_true(json_object_get(result, "cached")) ?
+	       " was already built; nothing to do.\n" : " is built and ready.\n");
+	return CLI_EXIT_OK;
+}
+
+static int cmd_admin_template_ls(struct cli *cli, const struct cli_command *self, int argc,
+				 char **argv)
+{
+	static const char *const columns[] = {
+		"ref", "name", "version", "release", "current", "created", "size", NULL,
+	};
+
+	return cmd_admin_list(cli, self, argc, argv, "template_ls", "templates", columns,
+			      "No template yet (build one with: gpubox admin template build).");
+}
+
+static int cmd_admin_ls(struct cli *cli, const struct cli_command *self, int argc, char **argv)
+{
+	static const char *const columns[] = {
+		"member", "state", "template", "address", "ssh_port", "gpus", NULL,
+	};
+
+	return cmd_admin_list(cli, self, argc, argv, "ls", "containers", columns,
+			      "No container on this server.");
+}
+
+static const struct cli_command cmd_admin_user_commands[] = {
+	{ "add", cmd_admin_user_add, true,
+	  "admin user add NAME --key FILE [--key FILE ...] [--json]",
+	  "Add a member who may use this server, with the SSH public keys in each FILE "
+	  "(authorized_keys lines; blank and # lines are skipped; - reads standard input). "
+	  "The agent checks every key." },
+	{ "rm", cmd_admin_user_rm, true,
+	  "admin user rm NAME [--purge] [--yes] [--json]",
+	  "Remove a member.  Their container's files are kept unless --purge is given, "
+	  "which asks to type the name unless --yes is given too." },
+	{ "ls", cmd_admin_user_ls, true,
+	  "admin user ls [--json]",
+	  "List the members of this server." },
+	{ NULL, NULL, false, NULL, NULL },
+};
+
+static const struct cli_command cmd_admin_template_commands[] = {
+	{ "build", cmd_admin_template_build, true,
+	  "admin template build [NAME] [--release RELEASE] [--json]",
+	  "Build a container template (default: the configured template and release), "
+	  "showing the progress; an identical template already built is reused." },
+	{ "ls", cmd_admin_template_ls, true,
+	  "admin template ls [--json]",
+	  "List the templates on this server." },
+	{ NULL, NULL, false, NULL, NULL },
+};
+
+static int cmd_admin_user(struct cli *cli, const struct cli_command *self, int argc,
+			  char **argv)
+{
+	return cli_run_group(cli, self, cmd_admin_user_commands, argc, argv);
+}
+
+static int cmd_admin_template(struct cli *cli, const struct cli_command *self, int argc,
+			      char **argv)
+{
+	return cli_run_group(cli, self, cmd_admin_template_commands, argc, argv);
+}
+
+static const struct cli_command cmd_admin_commands[] = {
+	{ "user", cmd_admin_user, true,
+	  "admin user add|rm|ls ...",
+	  "Add, remove or list the members of this server." },
+	{ "template", cmd_admin_template, true,
+	  "admin template build|ls ...",
+	  "Build or list container templates." },
+	{ "ls", cmd_admin_ls, true,
+	  "admin ls [--json]",
+	  "List every container on this server with its state." },
+	{ NULL, NULL, false, NULL, NULL },
+};
+
+int cmd_admin(struct cli *cli, const struct cli_command *self, int argc, char **argv)
+{
+	return cli_run_group(cli, self, cmd_admin_commands, argc, argv);
+}

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+/* A member's own container: start, stop, status, rebuild; and version. */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "cli.h"
+
+#include "banned.h"
+
+const char *cmd_member_self(void)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	return pw && pw->pw_name ? pw->pw_name : "you";
+}
+
+int cmd_member_confirm(const char *warning, const char *name)
+{
+	__do_free char *line = NULL;
+	size_t size = 0;
+	ssize_t len;
+	bool tty = isatty(STDIN_FILENO);
+
+	if (tty) {
+		fprintf(stderr, "%s\nType the member name to confirm: ", warning);
+		fflush(stderr);
+	}
+	len = getline(&line, &size, stdin);
+	if (len < 0) {
+		if (tty)
+			fputc('\n', stderr);
+		cli_error("not confirmed (no answer); nothing was changed. "
+			  "Type the member name, or pass --yes");
+		return -ECANCELED;
+	}
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+			   line[len - 1] == ' ' || line[len - 1] == '\t'))
+		line[--len] = '\0';
+	if (strcmp(line, name) != 0) {
+		cli_error("not confirmed (the answer was not \"%s\"); nothing was changed", name);
+		return -ECANCELED;
+	}
+	return 0;
+}
+
+/* { "member": NAME } when --member was given, else {}. */
+static json_t *cmd_member_args(const struct cli_options *opts)
+{
+	json_t *args = json_object();
+
+	if (args && opts->member &&
+	    json_object_set_new(args, "member", json_string(opts->member)) < 0) {
+		json_decref(args);
+		return NULL;
+	}
+	return args;
+}
+
+static const char *cmd_member_string(json_t *obj, const char *key, const char *fallback)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s && *s ? s : fallback;
+}
+
+/* The host a member types after '@': the agent's answer, else the config. */
+static const char *cmd_member_host(struct cli *cli, json_t *result)
+{
+	const char *cfg_host = cli->cfg.ssh_host[0] ? cli->cfg.ssh_host : cli->cfg.server_name;
+
+	return cmd_member_string(result, "host", cfg_host);
+}
+
+/* Run a request whose args are just {member?}; the common start of most commands. */
+static int cmd_member_simple(struct cli *cli, const struct cli_command *self, int argc,
+			     char **argv, unsigned accepted, const char *op,
+			     struct cli_options *opts, json_t **result)
+{
+	int ret;
+
+	ret = cli_parse_options(cli, self, argc, argv, accepted, opts);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts->help)
+		return CLI_EXIT_OK;   /* with *result left NULL */
+	if (opts->first_arg < argc)
+		return cli_usage_error(self, "%s takes no argument (got \"%s\")", self->name,
+				       argv[opts->first_arg]);
+	ret = client_call(cli, op, cmd_member_args(opts), result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	return CLI_EXIT_OK;
+}
+
+int cmd_start(struct cli *cli, const struct cli_command *self, int argc, char **argv)
+{
+	__do_json json_t *result = NULL;
+	struct cli_options opts;
+	const char *member, *user, *address;
+	json_t *port;
+	int ret;
+
+	ret = cmd_member_simple(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, "start",
+				&opts, &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+
+	member = cmd_member_string(result, "member", opts.member ? opts.member : cmd_member_self());
+	user = cmd_member_string(result, "user", member);
+	address = cmd_member_string(result, "address", NULL);
+	port = json_object_get(result, "port");
+	printf("The container of %s is %s. Log in with:\n\n", member,
+	       cmd_member_string(result, "state", "running"));
+	if (json_is_integer(port))
+		printf("    ssh -p %" JSON_INTEGER_FORMAT " %s@%s\n\n", json_integer_value(port),
+		       user, cmd_member_host(cli, result));
+	else
+		printf("    ssh %s@%s\n\n", user, cmd_member_host(cli, result));
+	if (address)
+		printf("Container address: %s\n", address);
+	return CLI_EXIT_OK;
+}
+
+int cmd_stop(struct cli *cli, const struct cli_command *self, int argc, char **argv)
+{
+	__do_json json_t *result = NULL;
+	struct cli_options opts;
+	int ret;
+
+	ret = cmd_member_simple(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, "stop",
+				&opts, &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+	printf("The container of %s is %s.\n",
+	       cmd_member_string(result, "member", opts.member ? opts.member : cmd_member_self()),
+	       cmd_member_string(result, "state", "stopped"));
+	return CLI_EXIT_OK;
+}
+
+static void cmd_status_forwards(json_t *forwards)
+{
+	size_t i;
+	json_t *f;
+
+	if (!json_is_array(forwards))
+		return;
+	printf("Forwards:  ");
+	if (json_array_size(forwards) == 0)
+		printf("none\n");
+	json_array_foreach(forwards, i, f) {
+		json_t *host = json_object_get(f, "host_port");
+		json_t *cont = json_object_get(f, "container_port");
+
+		printf("%s", i ? "           " : "");
+		if (json_is_integer(host) && json_is_integer(cont))
+			printf("server port %" JSON_INTEGER_FORMAT " -> container port %"
+			       JSON_INTEGER_FORMAT "\n",
+			       json_integer_value(host), json_integer_value(cont));
+		else {
+			__do_free char *text = output_value_text(f);
+
+			output_sanitized(stdout, text ? text : "?");
+			fputc('\n', stdout);
+		}
+	}
+}
+
+int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char **argv)
+{
+	static const struct output_field fields[] = {
+		{ "member",   "Member" },
+		{ "state",    "State" },
+		{ "template", "Template" },
+		{ "address",  "Address" },
+		{ "ssh_port", "SSH port" },
+	};
+	__do_json json_t *result = NULL;
+	__do_json json_t *shown = NULL;
+	struct cli_options opts;
+	const char *state, *member;
+	json_t *port;
+	int ret;
+
+	ret = cmd_member_simple(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, "status",
+				&opts, &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+
+	shown = json_deep_copy(result);
+	if (!shown)
+		return CLI_EXIT_FAILED;
+	json_object_del(shown, "forwards");
+	output_fields(shown, fields, ARRAY_SIZE(fields));
+	cmd_status_forwards(json_object_get(result, "forwards"));
+
+	state = cmd_member_string(result, "state", "");
+	member = cmd_member_string(result, "member", opts.member ? opts.member : cmd_member_self());
+	port = json_object_get(result, "ssh_port");
+	if (strcmp(state, "running") == 0 && json_is_integer(port))
+		printf("Log in:    ssh -p %" JSON_INTEGER_FORMAT " %s@%s\n",
+		       json_integer_value(port), member, cmd_member_host(cli, result));
+	return CLI_EXIT_OK;
+}
+
+int cmd_rebuild(struct cli *cli, const struct cli_command *self, int argc, char **argv)
+{
+	__do_json json_t *result = NULL;
+	__do_json json_t *args = NULL;
+	__do_free char *warning = NULL;
+	struct cli_options opts;
+	const char *member;
+	int ret;
+
+	ret = cli_parse_options(cli, self, argc, argv,
+				CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES, &opts);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.help)
+		return CLI_EXIT_OK;
+	if (opts.first_arg < argc)
+		return cli_usage_error(self, "rebuild takes no argument (got \"%s\")",
+				       argv[opts.first_arg]);
+
+	member = opts.member ? opts.member : cmd_member_self();
+	if (!opts.yes) {
+		if (asprintf(&warning, "Rebuilding deletes every change made inside the container "
+			     "of %s (installed packages, files, home directories) and starts "
+			     "again from the template. This cannot be undone.", member) < 0)
+			return CLI_EXIT_FAILED;
+		if (cmd_member_confirm(warning, member) < 0)
+			return CLI_EXIT_FAILED;
+	}
+
+	args = cmd_member_args(&opts);
+	if (!args || json_object_set_new(args, "confirm", json_true()) < 0)
+		return CLI_EXIT_FAILED;
+	ret = client_call(cli, "rebuild", move_ptr(args), &result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+	printf("The container of %s was rebuilt from template %s; it is %s.\n",
+	       cmd_member_string(result, "member", member),
+	       cmd_member_string(result, "template", "(unknown)"),
+	       cmd_member_string(result, "state", "stopped"));
+	return CLI_EXIT_OK;
+}
+
+int cmd_version(struct cli *cli, const struct cli_command *self, int argc, char **argv)
+{
+	__do_json json_t *result = NULL;
+	struct cli_options opts;
+	int ret;
+
+	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON, &opts);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.help)
+		return CLI_EXIT_OK;
+	if (opts.first_arg < argc)
+		return cli_usage_error(self, "version takes no argument");
+	if (!opts.json)
+		printf("gpubox %s\n", GPUBOX_VERSION);
+	fflush(stdout);
+
+	ret = client_call(cli, "version", NULL, &result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.json) {
+		__do_json json_t *both = json_pack("{s:s, s:O}", "client", GPUBOX_VERSION,
+						   "agent", result);
+
+		if (!both)
+			return CLI_EXIT_FAILED;
+		output_json(both);
+		return CLI_EXIT_OK;
+	}
+	printf("gpuboxd %s on %s (protocol %" JSON_INTEGER_FORMAT ")\n",
+	       cmd_member_string(result, "version", "?"),
+	       cmd_member_string(result, "server", "?"),
+	       json_integer_value(json_object_get(result, "protocol")));
+	return CLI_EXIT_OK;
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "config.h"
+#include "strutil.h"
+#include "banned.h"
+
+#define CONFIG_FILE_MAX (256 * 1024)
+
+enum config_type { CONFIG_STRING, CONFIG_RANGE, CONFIG_UINT, CONFIG_BOOL };
+
+struct config_key {
+	const char *name;
+	enum config_type type;
+	size_t offset;
+	size_t size;
+};
+
+#define KEY(name, type, field) \
+	{ name, type, offsetof(struct gpubox_config, field), sizeof(((struct gpubox_config *)0)->field) }
+
+static const struct config_key config_keys[] = {
+	KEY("socket",               CONFIG_STRING, socket_path),
+	KEY("state_dir",            CONFIG_STRING, state_dir),
+	KEY("authorized_keys_dir",  CONFIG_STRING, authorized_keys_dir),
+	KEY("member_shell",         CONFIG_STRING, member_shell),
+	KEY("server_name",          CONFIG_STRING, server_name),
+	KEY("ssh_host",             CONFIG_STRING, ssh_host),
+	KEY("admin_group",          CONFIG_STRING, admin_group),
+	KEY("member_group",         CONFIG_STRING, member_group),
+	KEY("uid_range",            CONFIG_RANGE,  uid_range),
+	KEY("subid_range",          CONFIG_RANGE,  subid_range),
+	KEY("ssh_port_range",       CONFIG_RANGE,  ssh_port_range),
+	KEY("forward_port_range",   CONFIG_RANGE,  forward_port_range),
+	KEY("bridge",               CONFIG_STRING, bridge),
+	KEY("bridge_address",       CONFIG_STRING, bridge_address),
+	KEY("nft_table",            CONFIG_STRING, nft_table),
+	KEY("template",             CONFIG_STRING, template_name),
+	KEY("template_release",     CONFIG_STRING, template_release),
+	KEY("template_mirror",      CONFIG_STRING, template_mirror),
+	KEY("template_packages",    CONFIG_STRING, template_packages),
+	KEY("start_timeout",        CONFIG_UINT,   start_timeout),
+	KEY("stop_timeout",         CONFIG_UINT,   stop_timeout),
+	KEY("debug",                CONFIG_BOOL,   debug),
+};
+
+static void config_default_server_name(char *buf, size_t len)
+{
+	char host[256] = "";
+	char *dot;
+
+	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	dot = strchr(host, '.');
+	if (dot)
+		*dot = '\0';
+	snprintf(buf, len, "%s", host);
+}
+
+void config_set_defaults(struct gpubox_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->socket_path, sizeof(cfg->socket_path), "/run/gpubox/gpubox.sock");
+	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/gpubox");
+	snprintf(cfg->authorized_keys_dir, sizeof(cfg->authorized_keys_dir),
+		 "%s/gpubox/authorized_keys", GPUBOX_SYSCONFDIR);
+	snprintf(cfg->member_shell, sizeof(cfg->member_shell), "%s/gpubox", GPUBOX_BINDIR);
+	config_default_server_name(cfg->server_name, sizeof(cfg->server_name));
+	cfg->ssh_host[0] = '\0'; /* empty: the server name */
+	snprintf(cfg->admin_group, sizeof(cfg->admin_group), "gpubox-admin");
+	snprintf(cfg->member_group, sizeof(cfg->member_group), "gpubox");
+	cfg->uid_range = (struct config_range){ 20000, 29999 };
+	cfg->subid_range = (struct config_range){ 1000000, 999999999 };
+	cfg->ssh_port_range = (struct config_range){ 2200, 2999 };
+	cfg->forward_port_range = (struct config_range){ 30000, 39999 };
+	snprintf(cfg->bridge, sizeof(cfg->bridge), "gpbr0");
+	snprintf(cfg->bridge_address, sizeof(cfg->bridge_address), "10.77.0.1/16");
+	snprintf(cfg->nft_table, sizeof(cfg->nft_table), "gpubox");
+	snprintf(cfg->template_name, sizeof(cfg->template_name), "default");
+	snprintf(cfg->template_release, sizeof(cfg->template_release), "bookworm");
+	cfg->template_mirror[0] = '\0'; /* empty: from the host's apt sources */
+	snprintf(cfg->template_packages, sizeof(cfg->template_packages),
+		 "openssh-server systemd-sysv sudo iproute2 ca-certificates locales less nano");
+	cfg->start_timeout = 90;
+	cfg->stop_timeout = 30;
+	cfg->debug = false;
+}
+
+static const struct config_key *config_find_key(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++)
+		if (strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+static int config_set_value(struct gpubox_config *cfg, const struct config_key *key,
+			    const char *value, char *why, size_t whylen)
+{
+	char *field = (char *)cfg + key->offset;
+	struct config_range range;
+	uint32_t number;
+	bool flag;
+
+	switch (key->type) {
+	case CONFIG_STRING:
+		if (strlen(value) >= key->size) {
+			snprintf(why, whylen, "the value is longer than %zu characters", key->size - 1);
+			return -EINVAL;
+		}
+		snprintf(field, key->size, "%s", value);
+		return 0;
+	case CONFIG_RANGE:
+		if (parse_range(value, &range) < 0) {
+			snprintf(why, whylen, "expected a range FIRST-LAST of numbers, FIRST <= LAST");
+			return -EINVAL;
+		}
+		memcpy(field, &range, sizeof(range));
+		return 0;
+	case CONFIG_UINT:
+		if (parse_uint32(value, &number) < 0) {
+			snprintf(why, whylen, "expected a whole number");
+			return -EINVAL;
+		}
+		memcpy(field, &number, sizeof(number));
+		return 0;
+	case CONFIG_BOOL:
+		if (parse_bool(value, &flag) < 0) {
+			snprintf(why, whylen, "expected yes or no");
+			return -EINVAL;
+		}
+		memcpy(field, &flag, sizeof(flag));
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Checks that span keys, after the whole file is read. */
+static int config_check(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->ssh_port_range.last > 65535 || cfg->forward_port_range.last > 65535 ||
+	    cfg->ssh_port_range.first == 0 || cfg->forward_port_range.first == 0) {
+		snprintf(err, errlen, "port ranges must lie within 1-65535");
+		return -EINVAL;
+	}
+	if (cfg->ssh_port_range.first <= cfg->forward_port_range.last &&
+	    cfg->forward_port_range.first <= cfg->ssh_port_range.last) {
+		snprintf(err, errlen, "ssh_port_range and forward_port_range overlap");
+		return -EINVAL;
+	}
+	if (cfg->subid_range.first == 0 ||
+	    (uint64_t)cfg->subid_range.last - cfg->subid_range.first + 1 < 65536) {
+		snprintf(err, errlen, "subid_range must start above 0 and hold at least 65536 ids");
+		return -EINVAL;
+	}
+	if (cfg->uid_range.first == 0) {
+		snprintf(err, errlen, "uid_range must not include 0");
+		return -EINVAL;
+	}
+	if (cfg->uid_range.first <= cfg->subid_range.last &&
+	    cfg->subid_range.first <= cfg->uid_range.last) {
+		snprintf(err, errlen, "uid_range and subid_range overlap");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int config_parse(struct gpubox_config *cfg, const char *text, size_t len,
+		 char *err, size_t errlen)
+{
+	size_t pos = 0;
+	unsigned lineno = 0;
+
+	while (pos < len) {
+		char line[CONFIG_TEXT_MAX + 128];
+		char why[160] = "";
+		const struct config_key *key;
+		size_t end = pos, linelen;
+		char *name, *value, *eq;
+
+		while (end < len && text[end] != '\n')
+			end++;
+		linelen = end - pos;
+		lineno++;
+		if (linelen >= sizeof(line)) {
+			snprintf(err, errlen, "line %u: the line is too long", lineno);
+			return -EINVAL;
+		}
+		memcpy(line, text + pos, linelen);
+		line[linelen] = '\0';
+		pos = end + 1;
+
+		if (memchr(line, '\0', linelen)) {
+			snprintf(err, errlen, "line %u: the line holds a NUL byte", lineno);
+			return -EINVAL;
+		}
+		name = strip(line);
+		if (!*name || *name == '#')
+			continue;
+		eq = strchr(name, '=');
+		if (!eq) {
+			snprintf(err, errlen, "line %u: expected \"key = value\"", lineno);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		name = strip(name);
+		value = strip(eq + 1);
+		key = config_find_key(name);
+		if (!key) {
+			snprintf(err, errlen, "line %u: unknown key \"%.64s\" (see gpubox.conf(5))",
+				 lineno, name);
+			return -EINVAL;
+		}
+		if (config_set_value(cfg, key, value, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "line %u: %s: %s", lineno, key->name, why);
+			return -EINVAL;
+		}
+	}
+	return config_check(cfg, err, errlen);
+}
+
+int config_load(struct gpubox_config *cfg, const char *path, char *err, size_t errlen)
+{
+	__do_close int fd = -EBADF;
+	__do_free char *text = NULL;
+	bool named = path != NULL;
+	char sub[256];
+	size_t len = 0;
+	ssize_t n;
+	int ret;
+
+	config_set_defaults(cfg);
+	if (!path)
+		path = getenv("GPUBOX_CONFIG");
+	if (path && *path)
+		named = true;
+	else
+		path = CONFIG_DEFAULT_PATH;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT && !named)
+			return 0;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	text = malloc(CONFIG_FILE_MAX);
+	if (!text)
+		return -ENOMEM;
+	while ((n = read(fd, text + len, CONFIG_FILE_MAX - len)) > 0)
+		len += (size_t)n;
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (len == CONFIG_FILE_MAX) {
+		snprintf(err, errlen, "%s is larger than %d bytes", path, CONFIG_FILE_MAX);
+		return -EFBIG;
+	}
+	ret = config_parse(cfg, text, len, sub, sizeof(sub));
+	if (ret < 0)
+		snprintf(err, errlen, "%s: %s", path, sub);
+	return ret;
+}
+
+void config_dump(const struct gpubox_config *cfg, FILE *out)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const struct config_key *key = &config_keys[i];
+		const char *field = (const char *)cfg + key->offset;
+		const struct config_range *range = (const void *)field;
+
+		switch (key->type) {
+		case CONFIG_STRING:
+			fprintf(out, "%s = %s\n", key->name, field);
+			break;
+		case CONFIG_RANGE:
+			fprintf(out, "%s = %u-%u\n", key->name, range->first, range->last);
+			break;
+		case CONFIG_UINT:
+			fprintf(out, "%s = %u\n", key->name, *(const uint32_t *)(const void *)field);
+			break;
+		case CONFIG_BOOL:
+			fprintf(out, "%s = %s\n", key->name, *(const bool *)(const void *)field ? "yes" : "no");
+			break;
+		}
+	}
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration shared by gpuboxd and gpubox: one file of
+ * "key = value" lines (docs/gpubox.conf.5).  Every key has a default, so
+ * an empty or missing file is a working single-server set-up.
+ */
+#ifndef GPUBOX_CONFIG_H
+#define GPUBOX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_DEFAULT_PATH GPUBOX_SYSCONFDIR "/gpubox/gpubox.conf"
+#define CONFIG_PATH_MAX 512
+#define CONFIG_NAME_MAX 64
+#define CONFIG_TEXT_MAX 1024
+
+struct config_range {
+	uint32_t first;
+	uint32_t last;
+};
+
+struct gpubox_config {
+	char socket_path[CONFIG_PATH_MAX];
+	char state_dir[CONFIG_PATH_MAX];
+	char authorized_keys_dir[CONFIG_PATH_MAX];
+	char member_shell[CONFIG_PATH_MAX];
+	char server_name[CONFIG_NAME_MAX];
+	char ssh_host[CONFIG_NAME_MAX * 4];
+	char admin_group[CONFIG_NAME_MAX];
+	char member_group[CONFIG_NAME_MAX];
+
+	struct config_range uid_range;
+	struct config_range subid_range;
+	struct config_range ssh_port_range;
+	struct config_range forward_port_range;
+
+	char bridge[16];               /* IFNAMSIZ */
+	char bridge_address[64];       /* host address on the bridge, CIDR */
+	char nft_table[CONFIG_NAME_MAX];
+
+	char template_name[CONFIG_NAME_MAX];
+	char template_release[CONFIG_NAME_MAX];
+	char template_mirror[CONFIG_TEXT_MAX];
+	char template_packages[CONFIG_TEXT_MAX];
+
+	uint32_t start_timeout;        /* seconds until the container's sshd answers */
+	uint32_t stop_timeout;         /* seconds of clean shutdown before a kill */
+	bool debug;
+};
+
+/* Fill *cfg with every default. */
+void config_set_defaults(struct gpubox_config *cfg);
+
+/*
+ * Parse configuration text over the values already in *cfg.  On error
+ * returns -EINVAL and writes one sentence naming the line into err.
+ */
+int config_parse(struct gpubox_config *cfg, const char *text, size_t len,
+		 char *err, size_t errlen);
+
+/*
+ * Defaults, then the file at path (NULL: $GPUBOX_CONFIG, else the
+ * default path).  A missing file is not an error unless it was named
+ * explicitly.
+ */
+int config_load(struct gpubox_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Print every key with its current value, in the file's own syntax. */
+void config_dump(const struct gpubox_config *cfg, FILE *out);
+
+#endif

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fsutil.h"
+#include "banned.h"
+
+int fsutil_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = saved;
+		if (!saved)
+			break;
+	}
+	return 0;
+}
+
+int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	__do_close int fd = -EBADF;
+	const char *p = data;
+	int ret;
+
+	ret = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	if (ret < 0 || (size_t)ret >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -errno;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			unlink(tmp);
+			return ret;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fchmod(fd, mode) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+		ret = -errno;
+		unlink(tmp);
+		return ret;
+	}
+	return 0;
+}
+
+int fsutil_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+	__do_close int fd = -EBADF;
+	__do_free char *buf = NULL;
+	size_t used = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(max + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + used, max + 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > max)
+			return -EFBIG;
+	}
+	buf[used] = '\0';
+	*data = move_ptr(buf);
+	if (len)
+		*len = used;
+	return 0;
+}
+
+/* Remove everything inside the open directory dfd (which is consumed). */
+static int fsutil_empty_dirfd(int dfd)
+{
+	__do_closedir DIR *dir = fdopendir(dfd);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!dir) {
+		close(dfd);
+		return -errno;
+	}
+	while ((de = readdir(dir))) {
+		int r;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		r = fsutil_remove_tree_at(dirfd(dir), de->d_name);
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	return ret;
+}
+
+int fsutil_remove_tree_at(int parent, const char *name)
+{
+	struct stat st, parent_st;
+	int dfd, ret;
+
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(parent, name, 0) < 0 && errno != ENOENT)
+			return -errno;
+		return 0;
+	}
+	if (fstat(parent, &parent_st) < 0)
+		return -errno;
+	if (st.st_dev != parent_st.st_dev)
+		return -EXDEV; /* a mount point: never descend into another file system */
+	dfd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	ret = fsutil_empty_dirfd(dfd);
+	if (ret < 0)
+		return ret;
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int fsutil_remove_tree(const char *path)
+{
+	char buf[PATH_MAX];
+	char *slash;
+	__do_close int parent = -EBADF;
+
+	if (strlen(path) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, strlen(path) + 1);
+	slash = strrchr(buf, '/');
+	if (!slash)
+		return fsutil_remove_tree_at(AT_FDCWD, buf);
+	if (slash == buf) {
+		parent = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		*slash = '\0';
+		parent = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (parent < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return fsutil_remove_tree_at(parent, slash + 1);
+}
+
+int fsutil_empty_dir(const char *path)
+{
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd < 0)
+		return -errno;
+	return fsutil_empty_dirfd(dfd);
+}
+
+bool fsutil_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}

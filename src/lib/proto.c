@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "proto.h"
+#include "banned.h"
+
+static int proto_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* 0 when len bytes were read, -EPIPE on end of stream before the first byte. */
+static int proto_read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return got == 0 ? -EPIPE : -EPROTO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int proto_send(int fd, json_t *msg)
+{
+	__do_free char *text = json_dumps(msg, JSON_COMPACT);
+	unsigned char header[4];
+	size_t len;
+	int ret;
+
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text);
+	if (len > PROTO_FRAME_MAX)
+		return -EMSGSIZE;
+	header[0] = (unsigned char)(len >> 24);
+	header[1] = (unsigned char)(len >> 16);
+	header[2] = (unsigned char)(len >> 8);
+	header[3] = (unsigned char)len;
+	ret = proto_write_all(fd, header, sizeof(header));
+	if (ret < 0)
+		return ret;
+	return proto_write_all(fd, text, len);
+}
+
+int proto_decode(const char *payload, size_t len, json_t **msg)
+{
+	json_error_t error;
+	json_t *value;
+
+	/* Reject NUL bytes explicitly: jansson would refuse them too, but say why. */
+	if (len == 0 || memchr(payload, '\0', len))
+		return -EPROTO;
+	value = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &error);
+	if (!value)
+		return -EPROTO;
+	if (!json_is_object(value)) {
+		json_decref(value);
+		return -EPROTO;
+	}
+	*msg = value;
+	return 0;
+}
+
+int proto_recv(int fd, json_t **msg)
+{
+	unsigned char header[4];
+	__do_free char *payload = NULL;
+	uint32_t len;
+	int ret;
+
+	ret = proto_read_all(fd, header, sizeof(header));
+	if (ret < 0)
+		return ret;
+	len = (uint32_t)header[0] << 24 | (uint32_t)header[1] << 16 |
+	      (uint32_t)header[2] << 8 | header[3];
+	if (len == 0 || len > PROTO_FRAME_MAX)
+		return -EPROTO;
+	payload = malloc(len);
+	if (!payload)
+		return -ENOMEM;
+	ret = proto_read_all(fd, payload, len);
+	if (ret < 0)
+		return ret == -EPIPE ? -EPROTO : ret;
+	return proto_decode(payload, len, msg);
+}
+
+int proto_parse_request(json_t *msg, struct proto_request *req, char *err, size_t errlen)
+{
+	json_t *version = json_object_get(msg, "v");
+	json_t *op = json_object_get(msg, "op");
+	json_t *args = json_object_get(msg, "args");
+	const char *key;
+	json_t *value;
+
+	if (!json_is_integer(version) || json_integer_value(version) != PROTO_VERSION) {
+		snprintf(err, errlen, "this agent speaks protocol version %d; update gpubox",
+			 PROTO_VERSION);
+		return -EPROTO;
+	}
+	if (!json_is_string(op) || json_string_length(op) == 0 || json_string_length(op) > 32) {
+		snprintf(err, errlen, "the request names no operation");
+		return -EINVAL;
+	}
+	if (args && !json_is_object(args)) {
+		snprintf(err, errlen, "the request's arguments must be an object");
+		return -EINVAL;
+	}
+	json_object_foreach(msg, key, value) {
+		if (strcmp(key, "v") && strcmp(key, "op") && strcmp(key, "args")) {
+			snprintf(err, errlen, "the request has an unknown field");
+			return -EINVAL;
+		}
+	}
+	req->op = json_string_value(op);
+	req->args = args;
+	return 0;
+}
+
+int proto_arg_string(json_t *args, const char *name, bool required, const char **out,
+		     char *err, size_t errlen)
+{
+	json_t *value = args ? json_object_get(args, name) : NULL;
+
+	*out = NULL;
+	if (!value) {
+		if (!required)
+			return 0;
+		snprintf(err, errlen, "%s is missing", name);
+		return -EINVAL;
+	}
+	if (!json_is_string(value)) {
+		snprintf(err, errlen, "%s must be text", name);
+		return -EINVAL;
+	}
+	if (strlen(json_string_value(value)) != json_string_length(value)) {
+		snprintf(err, errlen, "%s must not hold a NUL character", name);
+		return -EINVAL;
+	}
+	*out = json_string_value(value);
+	return 0;
+}
+
+int proto_arg_int(json_t *args, const char *name, bool required, long long min, long long max,
+		  long long *out, char *err, size_t errlen)
+{
+	json_t *value = args ? json_object_get(args, name) : NULL;
+
+	if (!value) {
+		if (!required)
+			return 0;
+		snprintf(err, errlen, "%s is missing", name);
+		return -EINVAL;
+	}
+	if (!json_is_integer(value)) {
+		snprintf(err, errlen, "%s must be a whole number", name);
+		return -EINVAL;
+	}
+	if (json_integer_value(value) < min || json_integer_value(value) > max) {
+		snprintf(err, errlen, "%s must be between %lld and %lld", name, min, max);
+		return -ERANGE;
+	}
+	*out = json_integer_value(value);
+	return 0;
+}
+
+int proto_arg_bool(json_t *args, const char *name, bool *out, char *err, size_t errlen)
+{
+	json_t *value = args ? json_object_get(args, name) : NULL;
+
+	*out = false;
+	if (!value)
+		return 0;
+	if (!json_is_boolean(value)) {
+		snprintf(err, errlen, "%s must be true or false", name);
+		return -EINVAL;
+	}
+	*out = json_is_true(value);
+	return 0;
+}
+
+int proto_args_only(json_t *args, const char *const allowed[], char *err, size_t errlen)
+{
+	const char *key;
+	json_t *value;
+
+	if (!args)
+		return 0;
+	json_object_foreach(args, key, value) {
+		bool known = false;
+
+		for (size_t i = 0; allowed[i]; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				known = true;
+		if (!known) {
+			snprintf(err, errlen, "unknown argument \"%.40s\"", key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+json_t *proto_request_new(const char *op, json_t *args)
+{
+	return json_pack("{s:i, s:s, s:o}", "v", PROTO_VERSION, "op", op,
+			 "args", args ? args : json_object());
+}
+
+json_t *proto_progress_new(const char *text)
+{
+	return json_pack("{s:s}", "progress", text);
+}
+
+json_t *proto_ok_new(json_t *result)
+{
+	return json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_object());
+}
+
+json_t *proto_error_new(const char *code, const char *text)
+{
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", text, "code", code);
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
+
+#include "config.h"
+#include "strutil.h"
+#include "banned.h"
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+char *strip(char *s)
+{
+	size_t len;
+
+	while (is_blank(*s))
+		s++;
+	len = strlen(s);
+	while (len > 0 && is_blank(s[len - 1]))
+		s[--len] = '\0';
+	return s;
+}
+
+int parse_uint32(const char *s, uint32_t *out)
+{
+	uint64_t value = 0;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		value = value * 10 + (uint64_t)(*p - '0');
+		if (value > UINT32_MAX)
+			return -ERANGE;
+	}
+	*out = (uint32_t)value;
+	return 0;
+}
+
+int parse_range(const char *s, struct config_range *out)
+{
+	char first[16], last[16];
+	const char *dash = strchr(s, '-');
+	size_t len;
+
+	if (!dash)
+		return -EINVAL;
+	len = (size_t)(dash - s);
+	if (len == 0 || len >= sizeof(first) || strlen(dash + 1) >= sizeof(last))
+		return -EINVAL;
+	memcpy(first, s, len);
+	first[len] = '\0';
+	memcpy(last, dash + 1, strlen(dash + 1) + 1);
+	if (parse_uint32(first, &out->first) < 0 || parse_uint32(last, &out->last) < 0)
+		return -EINVAL;
+	if (out->first > out->last)
+		return -EINVAL;
+	return 0;
+}
+
+int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int parse_port(const char *s, uint16_t *out)
+{
+	uint32_t value;
+	int ret = parse_uint32(s, &value);
+
+	if (ret < 0)
+		return ret;
+	if (value == 0 || value > 65535)
+		return -ERANGE;
+	*out = (uint16_t)value;
+	return 0;
+}
+
+bool str_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}

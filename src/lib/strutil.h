@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* Small string helpers: strict number parsing and trimming. */
+#ifndef GPUBOX_STRUTIL_H
+#define GPUBOX_STRUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config_range;
+
+/* Trim ASCII white space in place; returns the first non-blank character. */
+char *strip(char *s);
+
+/* Decimal only, no sign, no blanks, no leading '+'; -EINVAL or -ERANGE. */
+int parse_uint32(const char *s, uint32_t *out);
+
+/* "FIRST-LAST" with FIRST <= LAST. */
+int parse_range(const char *s, struct config_range *out);
+
+/* yes/no, true/false, on/off, 1/0. */
+int parse_bool(const char *s, bool *out);
+
+/* A TCP port, 1..65535. */
+int parse_port(const char *s, uint16_t *out);
+
+bool str_has_prefix(const char *s, const char *prefix);
+
+#endif

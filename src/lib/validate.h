@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Validation of everything a client can send: member names, template
+ * names, ports and SSH public keys.  Each function returns 0 or -EINVAL
+ * and, on error, writes one sentence for the person who typed the value:
+ * what is wrong and what to do.
+ */
+#ifndef GPUBOX_VALIDATE_H
+#define GPUBOX_VALIDATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MEMBER_NAME_MAX 32
+#define TEMPLATE_NAME_MAX 40
+#define SSH_KEY_MAX 16384
+
+/* A member name is a login name: [a-z][a-z0-9-]{0,31}, ending in a letter or digit. */
+int validate_member_name(const char *name, char *err, size_t errlen);
+
+/* A template name: [a-z0-9][a-z0-9.-]{0,39}; a reference adds "@VERSION". */
+int validate_template_name(const char *name, char *err, size_t errlen);
+int validate_template_ref(const char *ref, char *name, size_t namelen,
+			  uint32_t *version, char *err, size_t errlen);
+
+/* A port number given as text, 1..65535. */
+int validate_port_text(const char *text, uint16_t *port, char *err, size_t errlen);
+
+struct ssh_key {
+	char type[48];
+	char base64[SSH_KEY_MAX];
+	char comment[256];
+	char fingerprint[64];   /* "SHA256:..." as ssh-keygen -l prints it */
+	unsigned bits;          /* RSA modulus size; 0 for other types */
+};
+
+/*
+ * One authorized_keys line holding a public key and an optional comment.
+ * Refused: options (command=, from=, ...), unknown or weak types, RSA
+ * below 2048 bits, bad base64, a blob whose type does not match.
+ */
+int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,56 @@
+#!/bin/bash
+# Every bad input is refused with one clear sentence and changes nothing.
+. "$(dirname "$0")/lib.sh"
+
+a=ba$GBX_ID
+b=bb$GBX_ID
+trap 'remove_member $a; remove_member $b' EXIT
+add_member "$a" && ok "member $a added" || not_ok "member $a added"
+add_member "$b" && ok "member $b added" || not_ok "member $b added"
+
+before_users=$(gpubox admin user ls --json)
+before_rules=$(nft_rules)
+before_passwd=$(md5sum </etc/passwd)
+
+# Names.
+for bad in '../x' 'a;b' '-rf' 'A' 'x y' '$(id)' "$(printf 'a%.0s' $(seq 300))" ''; do
+	refuse "user add refuses the name '${bad:0:20}'" 2 'member name|usage|name' \
+		gpubox admin user add "$bad" --key "$GBX_DIR/keys-client/$a.pub"
+done
+
+# Keys.
+printf 'command="id" %s\n' "$(cut -d' ' -f1-2 "$GBX_DIR/keys-client/$a.pub")" >"$GBX_DIR/optkey.pub"
+refuse "a key with options is refused" 2 'options' \
+	gpubox admin user add "x$GBX_ID" --key "$GBX_DIR/optkey.pub"
+echo 'ssh-ed25519 AAAAnotbase64!!' >"$GBX_DIR/badkey.pub"
+refuse "a damaged key is refused" 2 'base64|damaged' \
+	gpubox admin user add "x$GBX_ID" --key "$GBX_DIR/badkey.pub"
+refuse "a missing key file is refused" 2 'cannot read|No such file' \
+	gpubox admin user add "x$GBX_ID" --key "$GBX_DIR/nonexistent.pub"
+
+# Ports.
+refuse "port 0 is refused" 2 'port' as_user "$a" port add 0
+refuse "port 65536 is refused" 2 'port' as_user "$a" port add 65536
+refuse "port 'abc' is refused" 2 'port' as_user "$a" port add abc
+refuse "a reserved host port is refused" 1 'reserved' as_user "$a" port add 8080 22
+refuse "a host port outside the range is refused" 1 'reserved' as_user "$a" port add 8080 42200
+check "$b forwards host port 43050" as_user "$b" port add 8080 43050
+refuse "another member's host port is refused" 1 'another member' as_user "$a" port add 8080 43050
+as_user "$b" port rm 8080 >/dev/null
+
+# Shell syntax through the login shell: refused, never run.
+for line in 'start; id' '$(id)' '`id`' 'start && id' 'stop | id' "start
+id" 'status > /tmp/x'; do
+	refuse "login shell refuses '$(printf '%s' "$line" | tr '\n' ' ')'" 2 'refused' \
+		setpriv --reuid="$a" --regid="$(id -g "$a")" --init-groups \
+		env GPUBOX_CONFIG="$GBX_CONF" "$GBX_BIN/gpubox" -c "$line"
+done
+refuse "an unknown command is refused" 2 'unknown|refused' as_user "$a" frobnicate
+refuse "a member cannot run admin commands" 1 'admin' as_user "$a" admin user ls
+
+after_users=$(gpubox admin user ls --json)
+[ "$before_users" = "$after_users" ] && ok "no member was changed" || not_ok "no member was changed"
+[ "$before_rules" = "$(nft_rules)" ] && ok "no rule was changed" || not_ok "no rule was changed"
+[ "$before_passwd" = "$(md5sum </etc/passwd)" ] && ok "no host account was changed" ||
+	not_ok "no host account was changed"
+done_testing

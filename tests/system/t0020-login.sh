@@ -1,0 +1,48 @@
+#!/bin/bash
+# A member starts their container through their host login, then logs in
+# to it over SSH from another host through the forwarded port.
+. "$(dirname "$0")/lib.sh"
+
+m=la$GBX_ID
+trap 'remove_member $m' EXIT
+check "admin adds member $m" add_member "$m"
+
+out=$(client_ssh_manage "$m" start 2>&1)
+rc=$?
+[ $rc = 0 ] && ok "ssh $m@server start succeeds" || { not_ok "ssh $m@server start succeeds (exit $rc)"; echo "$out" | diag; }
+port=$(member_field "$m" ssh_port)
+echo "$out" | grep -q -- "-p $port $m@$GBX_HOST_IP" && ok "start prints how to log in" ||
+	{ not_ok "start prints how to log in"; echo "$out" | diag; }
+
+out=$(client_ssh_container "$m" "$port" 'echo "conn=$SSH_CONNECTION"; hostname; id -un; sudo -n true && echo sudo-ok' 2>&1)
+echo "$out" | diag
+echo "$out" | grep -q "^conn=10.214.[0-9]*.2 " && ok "the container's sshd sees the client's real address" ||
+	not_ok "the container's sshd sees the client's real address"
+echo "$out" | grep -qx "gbxtest-$m" && ok "the hostname is <server>-<member>" || not_ok "the hostname is <server>-<member>"
+echo "$out" | grep -qx "$m" && ok "the login is the member's own account" || not_ok "the login is the member's own account"
+echo "$out" | grep -qx "sudo-ok" && ok "the member has passwordless sudo" || not_ok "the member has passwordless sudo"
+
+out=$(client_ssh_container "$m" "$port" 'cat /proc/self/uid_map' 2>&1)
+base=$(gpubox admin user ls --json | jq -r ".users[] | select(.name == \"$m\") | .subid_base")
+echo "$out" | awk '{print $1, $2, $3}' | grep -qx "0 $base 65536" &&
+	ok "the container is unprivileged: root is host id $base" || { not_ok "the container is unprivileged"; echo "$out" | diag; }
+
+refuse "the host login refuses a shell command" 2 'refused' client_ssh_manage "$m" 'id; cat /etc/shadow'
+out=$(client_ssh_manage "$m" status 2>&1)
+echo "$out" | grep -q running && ok "ssh $m@server status says running" || { not_ok "status says running"; echo "$out" | diag; }
+refuse "the host login forwards no ports" 255 'forward|refused|denied|failed' \
+	ip netns exec "$GBX_CLIENT_NS" ssh "${SSH_OPTS[@]}" -o ExitOnForwardFailure=yes \
+	-i "$GBX_DIR/keys-client/$m" -p "$GBX_SSHD_PORT" -L 127.0.0.1:45999:127.0.0.1:22 \
+	"$m@$GBX_HOST_IP" status
+
+check "start again is idempotent" gpubox start --member "$m"
+n=$(nft_rules | grep -c "dport $port ")
+[ "$n" -ge 1 ] && [ "$(nft_rules | grep "dport $port " | sort | uniq -d | wc -l)" = 0 ] &&
+	ok "the SSH forward is in the table, not duplicated" || { not_ok "one set of rules"; nft_rules | diag; }
+
+check "stop" client_ssh_manage "$m" stop
+[ "$(member_field "$m" state)" = stopped ] && ok "status says stopped" || not_ok "status says stopped"
+nft_rules | grep -q "dport $port " && not_ok "stop removes the forward" || ok "stop removes the forward"
+grep -q " $GBX_DIR/state/users/$m/rootfs " /proc/self/mounts && not_ok "stop unmounts the files" ||
+	ok "stop unmounts the files"
+done_testing

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+static int parse(struct gpubox_config *cfg, const char *text, char *err, size_t errlen)
+{
+	config_set_defaults(cfg);
+	return config_parse(cfg, text, strlen(text), err, errlen);
+}
+
+static void test_defaults(void **state)
+{
+	struct gpubox_config cfg;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
+	assert_string_equal(cfg.socket_path, "/run/gpubox/gpubox.sock");
+	assert_string_equal(cfg.state_dir, "/var/lib/gpubox");
+	assert_int_equal(cfg.ssh_port_range.first, 2200);
+	assert_string_equal(cfg.template_name, "default");
+	assert_true(cfg.server_name[0] != '\0');
+}
+
+static void test_values(void **state)
+{
+	struct gpubox_config cfg;
+	char err[256] = "";
+	const char *text =
+		"# a comment\n"
+		"  state_dir =  /srv/gpubox  \n"
+		"\n"
+		"ssh_port_range = 3000-3099\r\n"
+		"start_timeout=5\n"
+		"debug = yes\n"
+		"template_packages = a b c";
+
+	(void)state;
+	assert_int_equal(parse(&cfg, text, err, sizeof(err)), 0);
+	assert_string_equal(cfg.state_dir, "/srv/gpubox");
+	assert_int_equal(cfg.ssh_port_range.first, 3000);
+	assert_int_equal(cfg.ssh_port_range.last, 3099);
+	assert_int_equal(cfg.start_timeout, 5);
+	assert_true(cfg.debug);
+	assert_string_equal(cfg.template_packages, "a b c");
+}
+
+static void test_errors(void **state)
+{
+	static const struct { const char *text; const char *words; } cases[] = {
+		{ "nokey\n", "line 1: expected" },
+		{ "\nfoo = 1\n", "line 2: unknown key \"foo\"" },
+		{ "ssh_port_range = 10-5\n", "range" },
+		{ "ssh_port_range = 1-70000\n", "1-65535" },
+		{ "ssh_port_range = 30000-30010\n", "overlap" },
+		{ "start_timeout = -1\n", "whole number" },
+		{ "start_timeout = 99999999999\n", "whole number" },
+		{ "debug = maybe\n", "yes or no" },
+		{ "subid_range = 0-100000\n", "subid_range" },
+		{ "uid_range = 0-10\n", "uid_range" },
+		{ "bridge = averyveryverylongname\n", "longer than" },
+	};
+	struct gpubox_config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[256] = "";
+
+		assert_int_equal(parse(&cfg, cases[i].text, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, cases[i].words))
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, cases[i].words);
+	}
+}
+
+static void test_nul_and_long_lines(void **state)
+{
+	struct gpubox_config cfg;
+	char err[256] = "", text[4096];
+
+	(void)state;
+	config_set_defaults(&cfg);
+	assert_int_equal(config_parse(&cfg, "debug = no\0x\n", 13, err, sizeof(err)), -EINVAL);
+	memset(text, 'a', sizeof(text));
+	assert_int_equal(config_parse(&cfg, text, sizeof(text), err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "too long"));
+}
+
+static void test_load_missing(void **state)
+{
+	struct gpubox_config cfg;
+	char err[256] = "";
+
+	(void)state;
+	/* A named file must exist; the default one may be absent. */
+	assert_true(config_load(&cfg, "/nonexistent/gpubox.conf", err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "cannot read"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_nul_and_long_lines),
+		cmocka_unit_test(test_load_missing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The LXC configuration text, refusals of anything that could inject a
+ * line or a key, states of absent containers, and container_wait_ssh()
+ * against local listeners.  Starting a real container is a system test.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "fsutil.h"
+
+#include "banned.h"
+
+static struct container_spec test_spec(void)
+{
+	return (struct container_spec){
+		.name = "alice",
+		.lxcpath = "/var/lib/gpubox/lxc",
+		.rootfs = "/var/lib/gpubox/users/alice/rootfs",
+		.hostname = "gpu17-alice",
+		.subid_base = 131072,
+		.address = "10.77.0.2",
+		.prefix = 16,
+		.gateway = "10.77.0.1",
+		.bridge = "gpbr0",
+		.logfile = "/var/log/gpubox/alice.log",
+	};
+}
+
+static void expect_line(const char *text, const char *line)
+{
+	char want[512];
+
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	if (!strstr(text, want))
+		fail_msg("missing line \"%s\" in:\n%s", line, text);
+}
+
+static void test_render(void **state)
+{
+	struct container_spec spec = test_spec();
+	__do_free char *text = container_render_config(&spec);
+
+	assert_non_null(text);
+	expect_line(text, "lxc.include = /usr/share/lxc/config/common.conf");
+	expect_line(text, "lxc.include = /usr/share/lxc/config/userns.conf");
+	expect_line(text, "lxc.uts.name = gpu17-alice");
+	expect_line(text, "lxc.rootfs.path = dir:/var/lib/gpubox/users/alice/rootfs");
+	expect_line(text, "lxc.idmap = u 0 131072 65536");
+	expect_line(text, "lxc.idmap = g 0 131072 65536");
+	expect_line(text, "lxc.net.0.type = veth");
+	expect_line(text, "lxc.net.0.link = gpbr0");
+	expect_line(text, "lxc.net.0.flags = up");
+	expect_line(text, "lxc.net.0.name = eth0");
+	expect_line(text, "lxc.net.0.veth.pair = " CONTAINER_VETH_PREFIX "0a4d0002");
+	expect_line(text, "lxc.net.0.hwaddr = 00:16:3e:4d:00:02");
+	expect_line(text, "lxc.net.0.ipv4.address = 10.77.0.2/16");
+	expect_line(text, "lxc.net.0.ipv4.gateway = 10.77.0.1");
+	expect_line(text, "lxc.apparmor.profile = generated");
+	expect_line(text, "lxc.apparmor.allow_nesting = 0");
+	expect_line(text, "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed");
+	expect_line(text, "lxc.log.file = /var/log/gpubox/alice.log");
+	expect_line(text, "lxc.log.level = WARN");
+	assert_null(strstr(text, "lxc.mount.entry"));
+	assert_null(strstr(text, "devices.allow"));
+	/* Every line a comment or "key = value". */
+	for (const char *line = text; *line; line = strchr(line, '\n') + 1) {
+		assert_true(line[0] == '#' || !strncmp(line, "lxc.", 4));
+		assert_non_null(strchr(line, '\n'));
+	}
+}
+
+static void test_render_deterministic(void **state)
+{
+	struct container_spec spec = test_spec();
+	__do_free char *one = container_render_config(&spec);
+	__do_free char *two = container_render_config(&spec);
+	__do_free char *other = NULL;
+
+	assert_non_null(one);
+	assert_non_null(two);
+	assert_string_equal(one, two);
+
+	/* Another member, another MAC and veth. */
+	spec.name = "bob";
+	spec.address = "10.77.1.3";
+	other = container_render_config(&spec);
+	assert_non_null(other);
+	expect_line(other, "lxc.net.0.hwaddr = 00:16:3e:4d:01:03");
+	expect_line(other, "lxc.net.0.veth.pair = " CONTAINER_VETH_PREFIX "0a4d0103");
+}
+
+static void test_render_defaults_and_extras(void **state)
+{
+	static const struct container_mount mounts[] = {
+		{ "/dev/nvidia0", "dev/nvidia0", "bind,optional,create=file" },
+		{ "/usr/local/nvidia/lib64", "usr/local/nvidia/lib64", "rbind,ro,nosuid,nodev,create=dir" },
+	};
+	static const char *const devices[] = { "c 195:* rwm", "c 507:0 rw", NULL };
+	struct container_spec spec = test_spec();
+	__do_free char *text = NULL;
+
+	spec.logfile = NULL;
+	spec.mounts = mounts;
+	spec.nmounts = ARRAY_SIZE(mounts);
+	spec.devices = devices;
+	text = container_render_config(&spec);
+	assert_non_null(text);
+	expect_line(text, "lxc.log.file = /var/lib/gpubox/lxc/alice/lxc.log");
+	expect_line(text, "lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file 0 0");
+	expect_line(text, "lxc.mount.entry = /usr/local/nvidia/lib64 usr/local/nvidia/lib64 none rbind,ro,nosuid,nodev,create=dir 0 0");
+	expect_line(text, "lxc.cgroup2.devices.allow = c 195:* rwm");
+	expect_line(text, "lxc.cgroup2.devices.allow = c 507:0 rw");
+}
+
+static void expect_refused(const struct container_spec *spec, const char *what)
+{
+	char *text = container_render_config(spec);
+
+	if (text) {
+		free(text);
+		fail_msg("accepted %s", what);
+	}
+	assert_int_equal(errno, EINVAL);
+}
+
+static void test_render_refuses(void **state)
+{
+	static const char *const names[] = {
+		"", "alice\nlxc.idmap = u 0 0 65536", "a=b", "a b", "../x", "a/b", "-x", ".x",
+		"alice\r", "x\"",
+	};
+	static const char *const paths[] = {
+		"", "relative/path", "/a b", "/a\nlxc.include = /etc/evil", "/a=b", "/a/../b",
+		"/a/./b", "/a:b", "/a#b", "/a\tb", "/a\\b", "/..",
+	};
+	static const char *const hostnames[] = {
+		"", "-a", "a-", "a..b", ".a", "a.", "a_b", "a b", "a\nb",
+		"0123456789012345678901234567890123456789012345678901234567890123",
+	};
+	static const char *const addresses[] = {
+		"", "10.77.0", "10.77.0.2\n", "10.77.0.2/16", " 10.77.0.2", "10.78.0.2",
+		"10.77.0.1" /* the gateway */, "10.77.0.0", "10.77.255.255", "::1",
+	};
+	static const char *const bad_options[] = {
+		"", "bind ro", "bind\n", "bind,ro 0 0\nlxc.include = /x", "BIND", "bind;x",
+	};
+	static const char *const bad_devices[] = {
+		"", "a 1:2 rwm", "c 1:2", "c 1:2 rwx", "c 1 rwm", "c :2 rwm", "c 1:2 rwm\n",
+		"c 1:2  rwm", "c 1:2 rwm x", "c 12345678901:2 rwm", "c *:* rwm\nlxc.x = y",
+	};
+	struct container_spec spec;
+	char what[160];
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		spec = test_spec();
+		spec.name = names[i];
+		expect_refused(&spec, "a bad name");
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		snprintf(what, sizeof(what), "path \"%s\"", paths[i]);
+		spec = test_spec();
+		spec.rootfs = paths[i];
+		expect_refused(&spec, what);
+		spec = test_spec();
+		spec.lxcpath = paths[i];
+		expect_refused(&spec, what);
+		spec = test_spec();
+		spec.logfile = paths[i];
+		expect_refused(&spec, what);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(hostnames); i++) {
+		spec = test_spec();
+		spec.hostname = hostnames[i];
+		expect_refused(&spec, hostnames[i]);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(addresses); i++) {
+		spec = test_spec();
+		spec.address = addresses[i];
+		expect_refused(&spec, addresses[i]);
+		spec = test_spec();
+		if (strcmp(addresses[i], "10.77.0.1")) {
+			spec.gateway = addresses[i];
+			expect_refused(&spec, addresses[i]);
+		}
+	}
+	spec = test_spec();
+	spec.bridge = "gpbr0\nlxc.net.1.type = phys";
+	expect_refused(&spec, "a bad bridge");
+	spec = test_spec();
+	spec.bridge = NULL;
+	expect_refused(&spec, "no bridge");
+	spec = test_spec();
+	spec.prefix = 7;
+	expect_refused(&spec, "prefix 7");
+	spec.prefix = 31;
+	expect_refused(&spec, "prefix 31");
+	spec = test_spec();
+	spec.subid_base = 0;
+	expect_refused(&spec, "subid 0 (host root)");
+	spec.subid_base = UINT32_MAX - 65534;
+	expect_refused(&spec, "subid range past 2^32");
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad_options); i++) {
+		struct container_mount m = { "/dev/nvidia0", "dev/nvidia0", bad_options[i] };
+
+		spec = test_spec();
+		spec.mounts = &m;
+		spec.nmounts = 1;
+		expect_refused(&spec, "bad mount options");
+		m.options = "bind";
+		m.target = "/dev/nvidia0";
+		expect_refused(&spec, "absolute mount target");
+		m.target = "dev/../../etc";
+		expect_refused(&spec, "mount target with ..");
+		m.target = "dev/nvidia0";
+		m.source = "dev/nvidia0";
+		expect_refused(&spec, "relative mount source");
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad_devices); i++) {
+		const char *devices[] = { "c 195:* rwm", bad_devices[i], NULL };
+
+		spec = test_spec();
+		spec.devices = devices;
+		expect_refused(&spec, bad_devices[i]);
+	}
+	expect_refused(NULL, "NULL");
+}
+
+static void test_state_absent(void **state)
+{
+	char dir[] = "/tmp/gpubox-test-lxc-XXXXXX";
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(container_get_state(dir, "nobody"), CONTAINER_ABSENT);
+	assert_int_equal(container_stop(dir, "nobody", 1), 0);
+	assert_int_equal(container_get_state(dir, "bad name"), CONTAINER_ABSENT);
+	assert_int_equal(container_stop(dir, "bad/name", 1), -EINVAL);
+	assert_string_equal(container_state_name(CONTAINER_RUNNING), "running");
+	assert_string_equal(container_state_name(CONTAINER_ABSENT), "absent");
+	assert_string_equal(container_state_name(CONTAINER_STOPPED), "stopped");
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* A configured but never started container is STOPPED; stopping it is a no-op. */
+static void test_state_stopped(void **state)
+{
+	char dir[] = "/tmp/gpubox-test-lxc-XXXXXX";
+	char path[128];
+	struct container_spec spec = test_spec();
+	__do_free char *text = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	spec.lxcpath = dir;
+	text = container_render_config(&spec);
+	assert_non_null(text);
+	snprintf(path, sizeof(path), "%s/alice", dir);
+	assert_int_equal(fsutil_mkdir_p(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/alice/config", dir);
+	assert_int_equal(fsutil_write_atomic(path, text, strlen(text), 0644), 0);
+
+	assert_int_equal(container_get_state(dir, "alice"), CONTAINER_STOPPED);
+	assert_int_equal(container_stop(dir, "alice", 1), 0);
+	assert_int_equal(fsutil_remove_tree(dir), 0);
+}
+
+struct server {
+	int listener;
+	uint16_t port;
+	const char *greeting;   /* NULL: accept and close at once */
+	unsigned delay_ms;      /* before listening */
+	pthread_t thread;
+};
+
+static void *server_run(void *data)
+{
+	struct server *s = data;
+
+	if (s->delay_ms) {
+		struct timespec ts = { s->delay_ms / 1000, (long)(s->delay_ms % 1000) * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	if (listen(s->listener, 8) < 0)
+		return NULL;
+	for (;;) {
+		int fd = accept(s->listener, NULL, NULL);
+
+		if (fd < 0)
+			return NULL;
+		if (s->greeting && write(fd, s->greeting, strlen(s->greeting)) < 0) {
+			close(fd);
+			return NULL;
+		}
+		close(fd);
+	}
+}
+
+static void server_start(struct server *s, const char *greeting, unsigned delay_ms)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	s->greeting = greeting;
+	s->delay_ms = delay_ms;
+	s->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->listener >= 0);
+	assert_int_equal(bind(s->listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(s->listener, (struct sockaddr *)&sa, &len), 0);
+	s->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&s->thread, NULL, server_run, s), 0);
+}
+
+static void server_stop(struct server *s)
+{
+	shutdown(s->listener, SHUT_RDWR);
+	pthread_join(s->thread, NULL);
+	close(s->listener);
+}
+
+struct said {
+	struct progress progress;
+	unsigned count;
+};
+
+static void said_emit(struct progress *p, const char *text)
+{
+	struct said *s = (struct said *)p;
+
+	assert_non_null(strstr(text, "SSH"));
+	s->count++;
+}
+
+static void test_wait_ssh(void **state)
+{
+	struct server s;
+	struct said said = { .progress.emit = said_emit };
+
+	/* Bound but not listening for 1.5 s: refused first, then a banner. */
+	server_start(&s, "SSH-2.0-OpenSSH_9.2\r\n", 1500);
+	assert_int_equal(container_wait_ssh("127.0.0.1", s.port, 10, &said.progress), 0);
+	server_stop(&s);
+}
+
+static void test_wait_ssh_not_ssh(void **state)
+{
+	struct server s;
+	struct said said = { .progress.emit = said_emit };
+	time_t start = time(NULL);
+
+	/* Something answers, but it is not sshd: wait until the limit. */
+	server_start(&s, "HTTP/1.0 400 Bad Request\r\n", 0);
+	assert_int_equal(container_wait_ssh("127.0.0.1", s.port, 6, &said.progress), -ETIMEDOUT);
+	assert_true(time(NULL) - start >= 5);
+	assert_true(said.count >= 1);
+	server_stop(&s);
+
+	/* Accepts and closes at once. */
+	server_start(&s, NULL, 0);
+	assert_int_equal(container_wait_ssh("127.0.0.1", s.port, 1, NULL), -ETIMEDOUT);
+	server_stop(&s);
+}
+
+static void test_wait_ssh_bad(void **state)
+{
+	assert_int_equal(container_wait_ssh("127.0.0.1x", 22, 1, NULL), -EINVAL);
+	assert_int_equal(container_wait_ssh(NULL, 22, 1, NULL), -EINVAL);
+	assert_int_equal(container_wait_ssh("127.0.0.1", 0, 1, NULL), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_render_deterministic),
+		cmocka_unit_test(test_render_defaults_and_extras),
+		cmocka_unit_test(test_render_refuses),
+		cmocka_unit_test(test_state_absent),
+		cmocka_unit_test(test_state_stopped),
+		cmocka_unit_test(test_wait_ssh),
+		cmocka_unit_test(test_wait_ssh_not_ssh),
+		cmocka_unit_test(test_wait_ssh_bad),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/* The login shell's splitter and whitelist (src/cli/shell.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "cli.h"
+
+#include "../../src/cli/shell.c"
+
+/* The names of main.c's table; shell.c only ever sees a table it is given. */
+static const struct cli_command test_commands[] = {
+	{ "start", NULL, false, "start", "" },
+	{ "stop", NULL, false, "stop", "" },
+	{ "status", NULL, false, "status", "" },
+	{ "rebuild", NULL, false, "rebuild", "" },
+	{ "port", NULL, false, "port", "" },
+	{ "admin", NULL, true, "admin", "" },
+	{ "version", NULL, false, "version", "" },
+	{ "help", NULL, false, "help", "" },
+	{ NULL, NULL, false, NULL, NULL },
+};
+
+static void assert_refused(const char *line)
+{
+	char **argv = (char **)0x1;
+	char err[256] = "";
+	int n;
+
+	n = shell_split(line, &argv, err, sizeof(err));
+	assert_int_equal(n, -EINVAL);
+	assert_null(argv);
+	assert_string_equal(err, shell_refused_message);
+}
+
+static void test_shell_syntax_refused(void **state)
+{
+	static const char *const lines[] = {
+		"start; id", "start;id", ";", "$(id)", "start $(id)", "start `id`", "`id`",
+		"start && id", "start & id", "start | id", "start || id", "stop\nid", "stop\n",
+		"stop\rid", "start > /tmp/x", "start < /etc/passwd", "start 2>&1",
+		"port add \"8888\"", "port add '8888'", "port add 8\\888", "start *", "start ?",
+		"start [a]", "start ~", "start ~root", "start $HOME", "start ${HOME}",
+		"start (id)", "start {a,b}", "start # comment", "start !", "start\x01",
+		"start\x1b[2J", "start\x7f", "start \xc3\xa9", "a%b", "start^", "a\vb",
+		"a\fb",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++)
+		assert_refused(lines[i]);
+}
+
+static void test_shell_valid_port_add(void **state)
+{
+	__do_strv char **argv = NULL;
+	char err[256] = "";
+	int n;
+
+	(void)state;
+	n = shell_split("port add 8888", &argv, err, sizeof(err));
+	assert_int_equal(n, 3);
+	assert_string_equal(argv[0], "port");
+	assert_string_equal(argv[1], "add");
+	assert_string_equal(argv[2], "8888");
+	assert_null(argv[3]);
+}
+
+static void test_shell_blanks(void **state)
+{
+	__do_strv char **argv = NULL;
+	char err[256] = "";
+	int n;
+
+	(void)state;
+	n = shell_split("\t  port\tadd  \t8888 30001\t ", &argv, err, sizeof(err));
+	assert_int_equal(n, 4);
+	assert_string_equal(argv[0], "port");
+	assert_string_equal(argv[1], "add");
+	assert_string_equal(argv[2], "8888");
+	assert_string_equal(argv[3], "30001");
+	assert_null(argv[4]);
+}
+
+static void test_shell_empty(void **state)
+{
+	char err[256] = "";
+	const char *const lines[] = { "", " ", "\t\t  ", NULL };
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+		__do_strv char **argv = NULL;
+
+		assert_int_equal(shell_split(lines[i], &argv, err, sizeof(err)), 0);
+		assert_non_null(argv);
+		assert_null(argv[0]);
+	}
+}
+
+static void test_shell_options_and_names(void **state)
+{
+	__do_strv char **argv = NULL;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(shell_split("admin template build default@1 --release=bookworm "
+				     "--key /home/a/.ssh/id_ed25519.pub -y a_b,c:d+e",
+				     &argv, err, sizeof(err)), 9);
+	assert_string_equal(argv[3], "default@1");
+	assert_string_equal(argv[4], "--release=bookworm");
+	assert_string_equal(argv[6], "/home/a/.ssh/id_ed25519.pub");
+	assert_string_equal(argv[8], "a_b,c:d+e");
+}
+
+static void test_shell_long_line(void **state)
+{
+	__do_free char *line = malloc(SHELL_LINE_MAX + 2);
+	char err[256] = "";
+
+	(void)state;
+	assert_non_null(line);
+
+	/* Exactly the limit is accepted... */
+	memset(line, 'a', SHELL_LINE_MAX);
+	line[SHELL_LINE_MAX] = '\0';
+	{
+		__do_strv char **argv = NULL;
+
+		assert_int_equal(shell_split(line, &argv, err, sizeof(err)), 1);
+		assert_int_equal(strlen(argv[0]), SHELL_LINE_MAX);
+	}
+	/* ...one more byte is not, and nothing is returned. */
+	line[SHELL_LINE_MAX] = 'a';
+	line[SHELL_LINE_MAX + 1] = '\0';
+	{
+		char **argv = (char **)0x1;
+
+		assert_int_equal(shell_split(line, &argv, err, sizeof(err)), -E2BIG);
+		assert_null(argv);
+		assert_non_null(strstr(err, "longer than"));
+	}
+}
+
+static void test_shell_many_words(void **state)
+{
+	char line[SHELL_WORDS_MAX * 2 + 4];
+	char err[256] = "";
+	size_t len = 0;
+
+	(void)state;
+	for (int i = 0; i < SHELL_WORDS_MAX; i++) {
+		line[len++] = 'w';
+		line[len++] = ' ';
+	}
+	line[len] = '\0';
+	{
+		__do_strv char **argv = NULL;
+
+		assert_int_equal(shell_split(line, &argv, err, sizeof(err)), SHELL_WORDS_MAX);
+		assert_null(argv[SHELL_WORDS_MAX]);
+	}
+	line[len++] = 'w';
+	line[len] = '\0';
+	{
+		char **argv = (char **)0x1;
+
+		assert_int_equal(shell_split(line, &argv, err, sizeof(err)), -E2BIG);
+		assert_null(argv);
+		assert_non_null(strstr(err, "more than"));
+	}
+}
+
+static void test_shell_whitelist(void **state)
+{
+	char err[256] = "";
+
+	(void)state;
+	{
+		__do_strv char **argv = NULL;
+
+		assert_int_equal(shell_parse("port add 8888", test_commands, &argv, err,
+					     sizeof(err)), 3);
+		assert_string_equal(argv[0], "port");
+	}
+	{
+		__do_strv char **argv = NULL;
+
+		/* "ssh host gpubox stop" is "stop". */
+		assert_int_equal(shell_parse("gpubox stop", test_commands, &argv, err,
+					     sizeof(err)), 1);
+		assert_string_equal(argv[0], "stop");
+		assert_null(argv[1]);
+	}
+	{
+		__do_strv char **argv = NULL;
+
+		assert_int_equal(shell_parse("gpubox", test_commands, &argv, err, sizeof(err)), 0);
+		assert_null(argv[0]);
+	}
+	{
+		__do_strv char **argv = NULL;
+
+		assert_int_equal(shell_parse("", test_commands, &argv, err, sizeof(err)), 0);
+	}
+	static const char *const refused[] = {
+		"id", "bash", "sh -c id", "/bin/sh", "git-upload-pack /x", "scp -t /tmp",
+		"START", "--config=/etc/shadow status", "gpubox gpubox stop", "./gpubox stop",
+		"internal-sftp", "rsync --server . /tmp",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+		char **argv = (char **)0x1;
+
+		assert_int_equal(shell_parse(refused[i], test_commands, &argv, err, sizeof(err)),
+				 -EINVAL);
+		assert_null(argv);
+		assert_non_null(strstr(err, "not a gpubox command"));
+	}
+	{
+		char **argv = (char **)0x1;
+
+		assert_int_equal(shell_parse("stop; id", test_commands, &argv, err, sizeof(err)),
+				 -EINVAL);
+		assert_string_equal(err, shell_refused_message);
+	}
+}
+
+static void test_shell_find_command(void **state)
+{
+	(void)state;
+	assert_non_null(shell_find_command(test_commands, "admin"));
+	assert_true(shell_find_command(test_commands, "admin")->needs_admin);
+	assert_null(shell_find_command(test_commands, "adm"));
+	assert_null(shell_find_command(test_commands, ""));
+	assert_null(shell_find_command(test_commands, NULL));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shell_syntax_refused),
+		cmocka_unit_test(test_shell_valid_port_add),
+		cmocka_unit_test(test_shell_blanks),
+		cmocka_unit_test(test_shell_empty),
+		cmocka_unit_test(test_shell_options_and_names),
+		cmocka_unit_test(test_shell_long_line),
+		cmocka_unit_test(test_shell_many_words),
+		cmocka_unit_test(test_shell_whitelist),
+		cmocka_unit_test(test_shell_find_command),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
