@@ -213,14 +213,18 @@ struct nft_forward {
 struct nft_plan {
 	const char *table;         /* e.g. "gpubox" */
 	const char *bridge;        /* e.g. "gpbr0" */
-	const char *subnet;        /* e.g. "10.77.0.0/16" */
+	const char *subnet;        /* e.g. "10.77.0.0/16"; host bits are ignored */
 	const struct nft_forward *forwards;
 	size_t nforwards;
 };
 
 /* The whole table as nft(8) input that replaces it atomically: DNAT of
  * host:port to container:port (no masquerade of inbound), masquerade of
- * outbound container traffic, no traffic between containers.  Caller frees. */
+ * outbound container traffic, no traffic between containers (routed, and
+ * bridged: a "bridge <table>" dropping frames between CONTAINER_VETH_PREFIX
+ * ports), nothing into the containers but replies and forwards.  Caller
+ * frees.  NULL with errno EINVAL when a field is not valid (each forward's
+ * address must be a host of the subnet; a host port may appear once). */
 char *nft_render(const struct nft_plan *plan);
 /* Apply rendered text in one transaction (libnftables). */
 int nft_apply(const char *ruleset);

@@ -187,7 +187,8 @@ static int container_check_spec(const struct container_spec *spec, uint32_t *add
 				       spec->name);
 	mask = UINT32_MAX << (32 - spec->prefix);
 	if ((*address & mask) != (*gateway & mask) || *address == *gateway ||
-	    (*address & ~mask) == 0 || (*address & ~mask) == ~mask)
+	    (*address & ~mask) == 0 || (*address & ~mask) == ~mask ||
+	    (*gateway & ~mask) == 0 || (*gateway & ~mask) == ~mask)
 		return log_error_errno(-EINVAL, EINVAL,
 				       "Address and gateway of %s are not two hosts of one subnet",
 				       spec->name);

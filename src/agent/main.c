@@ -125,7 +125,10 @@ static int agent_init(struct agent *a)
 	if (chmod(a->cfg.state_dir, 0711) < 0)
 		return log_error_errno(-errno, errno, "cannot chmod %s", a->cfg.state_dir);
 	snprintf(a->lxcpath, sizeof(a->lxcpath), "%s/lxc", a->cfg.state_dir);
-	ret = fsutil_mkdir_p(a->lxcpath, 0700);
+	/* LXC needs its path crossable by the container's root. */
+	ret = fsutil_mkdir_p(a->lxcpath, 0711);
+	if (ret == 0 && chmod(a->lxcpath, 0711) < 0)
+		ret = -errno;
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot create %s", a->lxcpath);
 	snprintf(path, sizeof(path), "%s/state.db", a->cfg.state_dir);

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <shadow/subid.h>
+
 #include "agent.h"
 #include "cleanup.h"
 #include "fsutil.h"
@@ -65,16 +67,25 @@ static int member_read_subid_file(const char *path, struct id_range **ranges, si
 	return 0;
 }
 
-static bool member_subid_granted(const char *path, uint32_t base)
+/* Whether root holds exactly this block in /etc/subuid and /etc/subgid. */
+static bool member_subid_granted(uint32_t base)
 {
-	__do_free char *text = NULL;
-	char want[64];
+	struct subid_range *ranges = NULL;
+	bool uid_ok = false, gid_ok = false;
+	int n;
 
-	if (fsutil_read_file(path, SUBID_FILE_MAX, &text, NULL) < 0)
-		return false;
-	/* A whole line, at the start of the file or after a newline. */
-	snprintf(want, sizeof(want), "\nroot:%u:%u\n", base, SUBID_COUNT);
-	return strncmp(text, want + 1, strlen(want + 1)) == 0 || strstr(text, want) != NULL;
+	n = subid_get_uid_ranges("root", &ranges);
+	for (int i = 0; i < n; i++)
+		if (ranges[i].start == base && ranges[i].count == SUBID_COUNT)
+			uid_ok = true;
+	free(ranges);
+	ranges = NULL;
+	n = subid_get_gid_ranges("root", &ranges);
+	for (int i = 0; i < n; i++)
+		if (ranges[i].start == base && ranges[i].count == SUBID_COUNT)
+			gid_ok = true;
+	free(ranges);
+	return uid_ok && gid_ok;
 }
 
 static int member_run(const char *const argv[], char *err, size_t errlen)
@@ -90,14 +101,27 @@ static int member_run(const char *const argv[], char *err, size_t errlen)
 	return ret < 0 ? ret : -EIO;
 }
 
-static int member_grant_subids(uint32_t base, bool grant, char *err, size_t errlen)
+/*
+ * Granting goes through usermod (it places the exact block we chose);
+ * taking back goes through libsubid, since usermod refuses to change a
+ * user with running processes, and root always has some.
+ */
+static int member_grant_subids(uint32_t base, char *err, size_t errlen)
 {
 	char range[48];
-	const char *argv[] = { "usermod", grant ? "--add-subuids" : "--del-subuids", range,
-			       grant ? "--add-subgids" : "--del-subgids", range, "root", NULL };
+	const char *argv[] = { "usermod", "--add-subuids", range, "--add-subgids", range, "root", NULL };
 
 	snprintf(range, sizeof(range), "%u-%u", base, base + SUBID_COUNT - 1);
 	return member_run(argv, err, errlen);
+}
+
+static void member_ungrant_subids(uint32_t base)
+{
+	struct subordinate_range range = { .owner = "root", .start = base, .count = SUBID_COUNT };
+
+	if (!subid_ungrant_uid_range(&range) || !subid_ungrant_gid_range(&range))
+		log_warn("could not take back ids %u-%u from /etc/subuid or /etc/subgid", base,
+			 base + SUBID_COUNT - 1);
 }
 
 static int member_ensure_group(const char *group, char *err, size_t errlen)
@@ -135,9 +159,8 @@ int member_sync_host(struct agent *a, const struct member_record *rec)
 	char err[512];
 	int ret;
 
-	if (!member_subid_granted("/etc/subuid", rec->subid_base) ||
-	    !member_subid_granted("/etc/subgid", rec->subid_base)) {
-		ret = member_grant_subids(rec->subid_base, true, err, sizeof(err));
+	if (!member_subid_granted(rec->subid_base)) {
+		ret = member_grant_subids(rec->subid_base, err, sizeof(err));
 		if (ret < 0)
 			return ret;
 	}
@@ -412,8 +435,7 @@ int member_remove(struct agent *a, const char *name, bool purge, char *kept, siz
 	}
 	snprintf(path, sizeof(path), "%s/%s", a->cfg.authorized_keys_dir, name);
 	unlink(path);
-	member_grant_subids(rec.subid_base, false, err, errlen);
-	err[0] = '\0';
+	member_ungrant_subids(rec.subid_base);
 	db_member_delete(a->db, name);
 	pthread_mutex_unlock(&a->members_lock);
 

@@ -96,7 +96,8 @@ static int ops_require_admin(struct op_context *ctx)
 
 struct member_view {
 	struct storage_paths paths;
-	char address[32];
+	char address[16];
+	char gateway[16];
 	char hostname[128];
 	char logfile[PATH_MAX + 16];
 };
@@ -110,6 +111,9 @@ static int ops_member_view(struct agent *a, const struct member_record *rec, str
 	ret = network_member_address(&a->subnet, rec->address_index, v->address, sizeof(v->address));
 	if (ret < 0)
 		return ret;
+	snprintf(v->gateway, sizeof(v->gateway), "%u.%u.%u.%u", a->subnet.host_address >> 24,
+		 (a->subnet.host_address >> 16) & 255, (a->subnet.host_address >> 8) & 255,
+		 a->subnet.host_address & 255);
 	snprintf(v->hostname, sizeof(v->hostname), "%s-%s", a->cfg.server_name, rec->name);
 	snprintf(v->logfile, sizeof(v->logfile), "%s/lxc.log", v->paths.dir);
 	return 0;
@@ -256,7 +260,7 @@ static int ops_start_member(struct op_context *ctx, struct member_record *rec, j
 		ret = container_start(&(struct container_spec){
 			.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v.paths.rootfs,
 			.hostname = v.hostname, .subid_base = rec->subid_base, .address = v.address,
-			.prefix = a->subnet.prefix, .gateway = NULL, .bridge = a->cfg.bridge,
+			.prefix = a->subnet.prefix, .gateway = v.gateway, .bridge = a->cfg.bridge,
 			.logfile = v.logfile });
 		if (ret < 0)
 			return ops_fail(ctx, PROTO_E_FAILED,

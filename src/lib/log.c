@@ -43,6 +43,7 @@ static const char *log_level_name(enum log_level level)
 	return "?";
 }
 
+__attribute__((format(printf, 3, 0)))
 static void log_vmessage(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
 	char text[2048];

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,13 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "agent.h"
 #include "cleanup.h"
+#include "config.h"
 #include "fsutil.h"
 
 #include "banned.h"
@@ -383,6 +387,108 @@ static void test_wait_ssh_bad(void **state)
 	assert_int_equal(container_wait_ssh("127.0.0.1", 0, 1, NULL), -EINVAL);
 }
 
+/*
+ * A real start and stop: a busybox root file system (its init keeps
+ * running), on a bridge in a private network namespace.  Skipped where
+ * there is no static busybox.
+ */
+#define TEST_SUBID_BASE (40 * SUBID_COUNT)
+#define TEST_INITTAB "::respawn:/bin/busybox nc -ll -p 22 -e /bin/banner\n"
+#define TEST_BANNER "#!/bin/sh\necho SSH-2.0-busybox\n"
+
+static void test_start_stop(void **state)
+{
+	static const char *const dirs[] = { "bin", "sbin", "dev", "proc", "sys", "tmp", "etc",
+					    "lxc", "rootfs/bin", "rootfs/sbin", "rootfs/dev",
+					    "rootfs/proc", "rootfs/sys", "rootfs/tmp", "rootfs/etc",
+					    "rootfs/root", "rootfs/run" };
+	char dir[] = "/tmp/gpubox-test-lxc-XXXXXX";
+	char path[256], rootfs[128], lxcpath[128], subid[128], sysfs[128];
+	__do_free char *busybox = NULL;
+	struct gpubox_config cfg;
+	struct container_spec spec = test_spec();
+	size_t len;
+
+	if (fsutil_read_file("/bin/busybox", 8 << 20, &busybox, &len) < 0) {
+		skip();
+		return;
+	}
+	assert_non_null(mkdtemp(dir));
+	/* LXC maps ids with newuidmap, which wants /etc/subuid to grant root
+	 * the range: granted here by files bound over them in a private mount
+	 * namespace, the host's files untouched. */
+	assert_int_equal(unshare(CLONE_NEWNET | CLONE_NEWNS), 0);
+	assert_int_equal(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	snprintf(subid, sizeof(subid), "%s.subid", dir);
+	snprintf(path, sizeof(path), "root:%u:%u\n", TEST_SUBID_BASE, SUBID_COUNT);
+	assert_int_equal(fsutil_write_atomic(subid, path, strlen(path), 0644), 0);
+	if (mount(subid, "/etc/subuid", NULL, MS_BIND, NULL) < 0 ||
+	    mount(subid, "/etc/subgid", NULL, MS_BIND, NULL) < 0) {
+		unlink(subid);
+		skip();
+		return;
+	}
+	/* LXC finds the bridge in /sys/class/net, which shows the network
+	 * namespace sysfs was mounted in: show it ours. */
+	snprintf(sysfs, sizeof(sysfs), "%s/sys", dir);
+	assert_int_equal(fsutil_mkdir_p(sysfs, 0755), 0);
+	assert_int_equal(mount("sysfs", sysfs, "sysfs", 0, NULL), 0);
+	snprintf(path, sizeof(path), "%s/class/net", sysfs);
+	assert_int_equal(mount(path, "/sys/class/net", NULL, MS_BIND, NULL), 0);
+	snprintf(path, sizeof(path), "%s/devices/virtual/net", sysfs);
+	assert_int_equal(mount(path, "/sys/devices/virtual/net", NULL, MS_BIND, NULL), 0);
+
+	config_set_defaults(&cfg);
+	snprintf(cfg.bridge, sizeof(cfg.bridge), "gptestbr1");
+	snprintf(cfg.bridge_address, sizeof(cfg.bridge_address), "10.79.0.1/16");
+	assert_int_equal(network_setup(&cfg), 0);
+
+	assert_int_equal(chmod(dir, 0755), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, dirs[i]);
+		assert_int_equal(fsutil_mkdir_p(path, 0755), 0);
+	}
+	snprintf(path, sizeof(path), "%s/rootfs/bin/busybox", dir);
+	assert_int_equal(fsutil_write_atomic(path, busybox, len, 0755), 0);
+	snprintf(path, sizeof(path), "%s/rootfs/sbin/init", dir);
+	assert_int_equal(symlink("/bin/busybox", path), 0);
+	snprintf(path, sizeof(path), "%s/rootfs/bin/sh", dir);
+	assert_int_equal(symlink("/bin/busybox", path), 0);
+	snprintf(path, sizeof(path), "%s/rootfs/etc/inittab", dir);
+	/* An sshd stand-in: its banner on port 22. */
+	assert_int_equal(fsutil_write_atomic(path, TEST_INITTAB, strlen(TEST_INITTAB), 0644), 0);
+	snprintf(path, sizeof(path), "%s/rootfs/bin/banner", dir);
+	assert_int_equal(fsutil_write_atomic(path, TEST_BANNER, strlen(TEST_BANNER), 0755), 0);
+
+	snprintf(rootfs, sizeof(rootfs), "%s/rootfs", dir);
+	snprintf(lxcpath, sizeof(lxcpath), "%s/lxc", dir);
+	spec.name = "gptest";
+	spec.lxcpath = lxcpath;
+	spec.rootfs = rootfs;
+	spec.hostname = "gptest";
+	spec.subid_base = TEST_SUBID_BASE;
+	spec.address = "10.79.0.2";
+	spec.gateway = "10.79.0.1";
+	spec.bridge = "gptestbr1";
+	spec.logfile = NULL;
+
+	assert_int_equal(container_get_state(lxcpath, "gptest"), CONTAINER_ABSENT);
+	assert_int_equal(container_start(&spec), 0);
+	assert_int_equal(container_get_state(lxcpath, "gptest"), CONTAINER_RUNNING);
+	/* Its network is up: on the bridge, with its address. */
+	assert_int_equal(container_wait_ssh("10.79.0.2", 22, 20, NULL), 0);
+	/* Starting a running container is not an error. */
+	assert_int_equal(container_start(&spec), 0);
+	assert_int_equal(container_stop(lxcpath, "gptest", 2), 0);
+	assert_int_equal(container_get_state(lxcpath, "gptest"), CONTAINER_STOPPED);
+	assert_int_equal(container_stop(lxcpath, "gptest", 2), 0);
+
+	assert_int_equal(network_teardown("gptestbr1"), 0);
+	assert_int_equal(umount2(sysfs, MNT_DETACH), 0);
+	assert_int_equal(fsutil_remove_tree(dir), 0);
+	unlink(subid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_wait_ssh),
 		cmocka_unit_test(test_wait_ssh_not_ssh),
 		cmocka_unit_test(test_wait_ssh_bad),
+		cmocka_unit_test(test_start_stop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
