@@ -25,7 +25,7 @@ refuse "a key with options is refused" 2 'options' \
 echo 'ssh-ed25519 AAAAnotbase64!!' >"$GBX_DIR/badkey.pub"
 refuse "a damaged key is refused" 2 'base64|damaged' \
 	gpubox admin user add "x$GBX_ID" --key "$GBX_DIR/badkey.pub"
-refuse "a missing key file is refused" 2 'cannot read|No such file' \
+refuse "a missing key file is refused" 1 'cannot read|No such file' \
 	gpubox admin user add "x$GBX_ID" --key "$GBX_DIR/nonexistent.pub"
 
 # Ports.
@@ -45,7 +45,7 @@ id" 'status > /tmp/x'; do
 		setpriv --reuid="$a" --regid="$(id -g "$a")" --init-groups \
 		env GPUBOX_CONFIG="$GBX_CONF" "$GBX_BIN/gpubox" -c "$line"
 done
-refuse "an unknown command is refused" 2 'unknown|refused' as_user "$a" frobnicate
+refuse "an unknown command is refused" 2 'not a gpubox command' as_user "$a" frobnicate
 refuse "a member cannot run admin commands" 1 'admin' as_user "$a" admin user ls
 
 after_users=$(gpubox admin user ls --json)

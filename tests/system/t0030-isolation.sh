@@ -25,8 +25,10 @@ raw() { # user json
 	  printf '%s' "$json"; } |
 		setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups nc -U -q 2 "$GBX_DIR/gpubox.sock" | tr -d '\000-\010'
 }
-for op in stop rebuild port_add; do
-	out=$(raw "$b" "{\"v\":1,\"op\":\"$op\",\"args\":{\"member\":\"$a\",\"confirm\":true,\"port\":8080}}")
+for req in "stop:{\"member\":\"$a\"}" "rebuild:{\"member\":\"$a\",\"confirm\":true}" \
+	   "port_add:{\"member\":\"$a\",\"port\":8080}"; do
+	op=${req%%:*}
+	out=$(raw "$b" "{\"v\":1,\"op\":\"$op\",\"args\":${req#*:}}")
 	echo "$out" | grep -q '"denied"' && ok "$b cannot $op $a's container (raw socket)" ||
 		{ not_ok "$b cannot $op $a's container (raw socket)"; echo "$out" | diag; }
 done

@@ -12,7 +12,7 @@ out=$(as_user "$m" port add 2222 --json)
 hp=$(echo "$out" | jq -r .host_port)
 [ "$hp" -ge 43000 ] 2>/dev/null && [ "$hp" -le 43099 ] && ok "port add 2222 gets host port $hp" ||
 	{ not_ok "port add 2222 gets a host port"; echo "$out" | diag; }
-as_user "$m" port ls | grep -q "$hp.*2222" && ok "port ls shows it" || not_ok "port ls shows it"
+as_user "$m" port ls | grep -w "$hp" | grep -qw 2222 && ok "port ls shows it" || not_ok "port ls shows it"
 refuse "the same port twice is refused" 1 'already' as_user "$m" port add 2222
 
 # A real server inside the container: a second sshd on port 2222.

@@ -13,7 +13,7 @@ one_set() { # exactly one rule per hook for the member's port, or none
 	[ "$n" = "$want" ]
 }
 
-for delay in 0.3 0.8 1.5; do
+for delay in 0.02 0.1 0.3 0.8; do
 	gpubox start --member "$m" >/dev/null 2>&1 &
 	cli=$!
 	sleep "$delay"
