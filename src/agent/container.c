@@ -28,6 +28,7 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
+#include "strutil.h"
 
 #include "banned.h"
 
@@ -271,12 +272,7 @@ char *container_render_config(const struct container_spec *spec)
 		fprintf(f, "lxc.log.file = %s/%s/lxc.log\n", spec->lxcpath, spec->name);
 	fprintf(f, "lxc.log.level = WARN\n");
 
-	if (ferror(f)) {
-		fclose(f);
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (fclose(f) != 0)
+	if (!memstream_close(f))
 		return NULL;
 	return move_ptr(text);
 }

@@ -16,6 +16,7 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "log.h"
+#include "strutil.h"
 #include "banned.h"
 
 struct db {
@@ -296,7 +297,10 @@ int db_keys_text(struct db *db, const char *member, const char *prefix, char **o
 		return -ENOMEM;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
 		fprintf(f, "%s%s\n", prefix ? prefix : "", (const char *)sqlite3_column_text(stmt, 0));
-	fclose(f);
+	if (!memstream_close(f)) {
+		free(text);
+		return -ENOMEM;
+	}
 	if (rc != SQLITE_DONE) {
 		free(text);
 		return db_error(db, "key list");

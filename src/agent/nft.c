@@ -21,6 +21,7 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "log.h"
+#include "strutil.h"
 
 #include "banned.h"
 
@@ -190,12 +191,7 @@ char *nft_render(const struct nft_plan *plan)
 		   "\t}\n"
 		   "}\n", plan->table);
 
-	if (ferror(f)) {
-		fclose(f);
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (fclose(f) != 0)
+	if (!memstream_close(f))
 		return NULL;
 	return move_ptr(text);
 }

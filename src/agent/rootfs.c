@@ -23,6 +23,7 @@
 
 #include "agent.h"
 #include "cleanup.h"
+#include "fsutil.h"
 #include "log.h"
 #include "banned.h"
 
@@ -195,25 +196,6 @@ int rootfs_mkdir(int rootfd, const char *rel, mode_t mode, uid_t uid, gid_t gid)
 	return 0;
 }
 
-/* Write all of data to fd. */
-static int rootfs_write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int rootfs_write_file(int rootfd, const char *rel, const void *data, size_t len,
 		      mode_t mode, uid_t uid, gid_t gid)
 {
@@ -248,7 +230,7 @@ int rootfs_write_file(int rootfd, const char *rel, const void *data, size_t len,
 			return log_error_errno(fd, -fd, "cannot create a temporary file next to \"%s\" in a container's tree", rel);
 	}
 
-	ret = rootfs_write_all(fd, data, len);
+	ret = fsutil_write_all(fd, data, len);
 	if (ret < 0) {
 		log_error_errno(ret, -ret, "cannot write \"%s\" in a container's tree", rel);
 		goto fail;

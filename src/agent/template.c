@@ -542,22 +542,16 @@ static int template_write_at(int dirfd, const char *name, const char *text, mode
 {
 	__do_close int fd = -EBADF;
 	size_t len = strlen(text);
+	int ret;
 
 	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
 		return -errno;
 	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	while (len > 0) {
-		ssize_t n = write(fd, text, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		text += n;
-		len -= (size_t)n;
-	}
+	ret = fsutil_write_all(fd, text, len);
+	if (ret < 0)
+		return ret;
 	if (fchmod(fd, mode) < 0)
 		return -errno;
 	return 0;

@@ -35,30 +35,40 @@ int fsutil_mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+int fsutil_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char tmp[PATH_MAX];
 	__do_close int fd = -EBADF;
-	const char *p = data;
 	int ret;
 
-	ret = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	/* A unique temporary name: two threads may write the same file. */
+	ret = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
 	if (ret < 0 || (size_t)ret >= sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			unlink(tmp);
-			return ret;
-		}
-		p += n;
-		len -= (size_t)n;
+	ret = fsutil_write_all(fd, data, len);
+	if (ret < 0) {
+		unlink(tmp);
+		return ret;
 	}
 	if (fchmod(fd, mode) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
 		ret = -errno;

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* write() until all of buf is written, retrying on EINTR. */
+int fsutil_write_all(int fd, const void *buf, size_t len);
+
 /* mkdir -p with the given mode for created components. */
 int fsutil_mkdir_p(const char *path, mode_t mode);
 

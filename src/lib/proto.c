@@ -7,24 +7,9 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fsutil.h"
 #include "proto.h"
 #include "banned.h"
-
-static int proto_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* 0 when len bytes were read, -EPIPE on end of stream before the first byte. */
 static int proto_read_all(int fd, void *buf, size_t len)
@@ -61,10 +46,10 @@ int proto_send(int fd, json_t *msg)
 	header[1] = (unsigned char)(len >> 16);
 	header[2] = (unsigned char)(len >> 8);
 	header[3] = (unsigned char)len;
-	ret = proto_write_all(fd, header, sizeof(header));
+	ret = fsutil_write_all(fd, header, sizeof(header));
 	if (ret < 0)
 		return ret;
-	return proto_write_all(fd, text, len);
+	return fsutil_write_all(fd, text, len);
 }
 
 int proto_decode(const char *payload, size_t len, json_t **msg)

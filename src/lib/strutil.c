@@ -92,6 +92,17 @@ int parse_port(const char *s, uint16_t *out)
 	return 0;
 }
 
+bool memstream_close(FILE *f)
+{
+	bool failed = ferror(f) != 0;
+
+	if (fclose(f) != 0)
+		failed = true;
+	if (failed)
+		errno = ENOMEM;
+	return !failed;
+}
+
 bool str_has_prefix(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;

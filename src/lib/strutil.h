@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct config_range;
 
@@ -25,5 +26,9 @@ int parse_bool(const char *s, bool *out);
 int parse_port(const char *s, uint16_t *out);
 
 bool str_has_prefix(const char *s, const char *prefix);
+
+/* Close a stream from open_memstream(); false when any write to it failed
+ * (the text is then incomplete and the caller frees it). */
+bool memstream_close(FILE *f);
 
 #endif
