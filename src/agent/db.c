@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -72,6 +73,9 @@ int db_open(const char *path, struct db **out)
 		sqlite3_close(db->handle);
 		return -EIO;
 	}
+	/* Keys and ids are nobody else's business. */
+	if (chmod(path, 0600) < 0)
+		log_warn_errno(0, errno, "cannot chmod %s", path);
 	sqlite3_busy_timeout(db->handle, 5000);
 	if (sqlite3_exec(db->handle, db_schema, NULL, NULL, &msg) != SQLITE_OK) {
 		log_error("cannot set up the database %s: %s", path, msg ? msg : "?");

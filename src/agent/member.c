@@ -154,10 +154,21 @@ static int member_write_host_keys(struct agent *a, const char *name)
 	return 0;
 }
 
+static int member_create_account(struct agent *a, const struct member_record *rec,
+				 char *err, size_t errlen);
+
 int member_sync_host(struct agent *a, const struct member_record *rec)
 {
 	char err[512];
 	int ret;
+
+	/* An agent killed half-way through user add left the record only. */
+	if (!getpwnam(rec->name)) {
+		log_warn("the host account of %s is missing; creating it", rec->name);
+		ret = member_create_account(a, rec, err, sizeof(err));
+		if (ret < 0)
+			return ret;
+	}
 
 	if (!member_subid_granted(rec->subid_base)) {
 		ret = member_grant_subids(rec->subid_base, err, sizeof(err));
@@ -415,7 +426,7 @@ int member_remove(struct agent *a, const char *name, bool purge, char *kept, siz
 	const char *userdel[] = { "userdel", name, NULL };
 	struct member_record rec;
 	struct storage_paths paths;
-	char path[PATH_MAX];
+	char path[PATH_MAX], lxcdir[PATH_MAX + 64];
 	int ret;
 
 	kept[0] = '\0';
@@ -439,6 +450,11 @@ int member_remove(struct agent *a, const char *name, bool purge, char *kept, siz
 	db_member_delete(a->db, name);
 	pthread_mutex_unlock(&a->members_lock);
 
+	/* LXC's own directory (configuration, logs) goes with the member. */
+	snprintf(lxcdir, sizeof(lxcdir), "%s/%s", a->lxcpath, name);
+	ret = fsutil_remove_tree(lxcdir);
+	if (ret < 0)
+		log_warn_errno(ret, -ret, "cannot remove %s", lxcdir);
 	ret = storage_paths(a->cfg.state_dir, name, &paths);
 	if (ret < 0)
 		return ret;

@@ -549,7 +549,7 @@ static int op_user_add(struct op_context *ctx, json_t **result)
 		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the member could not be added");
 	}
 	ops_member_view(ctx->a, &rec, &v);
-	*result = json_pack("{s:s, s:i, s:i, s:i, s:s, s:s}", "name", rec.name, "uid", (int)rec.uid,
+	*result = json_pack("{s:s, s:i, s:I, s:i, s:s, s:s}", "name", rec.name, "uid", (int)rec.uid,
 			    "subid_base", (json_int_t)rec.subid_base, "ssh_port", (int)rec.ssh_port,
 			    "address", v.address, "host", ops_ssh_host(ctx->a));
 	return 0;

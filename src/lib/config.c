@@ -162,8 +162,9 @@ static int config_check(const struct gpubox_config *cfg, char *err, size_t errle
 		snprintf(err, errlen, "subid_range must start above 0 and hold at least 65536 ids");
 		return -EINVAL;
 	}
-	if (cfg->uid_range.first == 0) {
-		snprintf(err, errlen, "uid_range must not include 0");
+	/* A member has the same uid inside the container, which maps 65536 ids. */
+	if (cfg->uid_range.first == 0 || cfg->uid_range.last > 65535) {
+		snprintf(err, errlen, "uid_range must lie within 1-65535 (a member has the same uid inside the container)");
 		return -EINVAL;
 	}
 	if (cfg->uid_range.first <= cfg->subid_range.last &&

@@ -30,7 +30,7 @@ echo "$out" | awk '{print $1, $2, $3}' | grep -qx "0 $base 65536" &&
 refuse "the host login refuses a shell command" 2 'refused' client_ssh_manage "$m" 'id; cat /etc/shadow'
 out=$(client_ssh_manage "$m" status 2>&1)
 echo "$out" | grep -q running && ok "ssh $m@server status says running" || { not_ok "status says running"; echo "$out" | diag; }
-refuse "the host login forwards no ports" 255 'prohibited|open failed' \
+refuse "the host login forwards no ports" 255 'prohibited|open failed|forwarding failed' \
 	ip netns exec "$GBX_CLIENT_NS" ssh "${SSH_OPTS[@]}" -i "$GBX_DIR/keys-client/$m" \
 	-p "$GBX_SSHD_PORT" -W 127.0.0.1:22 "$m@$GBX_HOST_IP"
 

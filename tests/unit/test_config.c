@@ -65,6 +65,7 @@ static void test_errors(void **state)
 		{ "debug = maybe\n", "yes or no" },
 		{ "subid_range = 0-100000\n", "subid_range" },
 		{ "uid_range = 0-10\n", "uid_range" },
+		{ "uid_range = 60000-70000\n", "within 1-65535" },
 		{ "bridge = averyveryverylongname\n", "longer than" },
 	};
 	struct gpubox_config cfg;
