@@ -23,21 +23,24 @@
  *
  * Operations.  "member" is optional everywhere a member is meant: it
  * defaults to the caller, and only an admin may name another member.
- *	version                                  -> {version, protocol, server}
- *	start        {member?}                   -> {member, state, host, port, user, address}
+ *	version                                  -> {version, protocol, server, admin, member}
+ *	start        {member?}                   -> {member, state, host, port, user, address, template}
  *	stop         {member?}                   -> {member, state}
- *	status       {member?}                   -> {member, state, template, address, ssh_port, forwards[]}
- *	rebuild      {member?, confirm: true}    -> {member, state, template}
- *	port_add     {member?, port, host_port?} -> {host_port, container_port}
+ *	status       {member?}                   -> {member, server, state, template, address, ssh_port,
+ *	                                             host, hostname, uid, forwards[]}
+ *	rebuild      {member?, confirm: true}    -> {member, state, template} (a running container
+ *	                                             is started again: start's result)
+ *	port_add     {member?, port, host_port?} -> {host_port, container_port, host}
  *	port_rm      {member?, port}             -> {}
- *	port_ls      {member?}                   -> {forwards: [{host_port, container_port}]}
+ *	port_ls      {member?}                   -> {forwards: [{host_port, container_port}], host, ssh_port}
  * Admin only (uid 0, or a member of the configured admin group):
- *	user_add     {name, keys: [line, ...]}   -> {name, uid, subid_base, ssh_port, address}
+ *	user_add     {name, keys: [line, ...]}   -> {name, uid, subid_base, ssh_port, address, host}
  *	user_rm      {name, purge: bool}         -> {name, kept?: path}
  *	user_ls                                  -> {users: [...]}
- *	template_build {name?, release?}         -> {ref, cached: bool}
+ *	template_build {name?, release?}         -> {ref, cached: bool, rootfs, size}
  *	template_ls                              -> {templates: [...]}
- *	ls                                       -> {containers: [...]}
+ *	ls                                       -> {containers: [status result, ...]}
+ * docs/protocol.md describes every field.
  */
 #ifndef GPUBOX_PROTO_H
 #define GPUBOX_PROTO_H
