@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "fsutil.h"
+#include "testutil.h"
 #include "banned.h"
 
 #define MIRROR "http://mirror.invalid/debian"
@@ -225,21 +226,12 @@ static void test_uri_is_valid(void **state)
 
 /* ---- files ---------------------------------------------------------------- */
 
-static void write_file(const char *root, const char *rel, const char *text)
-{
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	assert_int_equal(fsutil_write_atomic(path, text, strlen(text), 0644), 0);
-}
-
 static void make_root(char *root, size_t len)
 {
 	char path[PATH_MAX];
 
-	snprintf(root, len, "/tmp/test-aptsources-XXXXXX");
-	assert_non_null(mkdtemp(root));
-	snprintf(path, sizeof(path), "%s/etc/apt/sources.list.d", root);
+	assert_int_equal(tu_make_tempdir(root, len, "/tmp/test-aptsources-XXXXXX"), 0);
+	tu_join(path, sizeof(path), root, "etc/apt/sources.list.d");
 	assert_int_equal(fsutil_mkdir_p(path, 0755), 0);
 }
 
@@ -249,8 +241,8 @@ static void test_find_sources_list_first(void **state)
 
 	(void)state;
 	make_root(root, sizeof(root));
-	write_file(root, "etc/apt/sources.list", "deb " MIRROR " bookworm main\n");
-	write_file(root, "etc/apt/sources.list.d/a.sources",
+	tu_write_file(root, "etc/apt/sources.list", "deb " MIRROR " bookworm main\n");
+	tu_write_file(root, "etc/apt/sources.list.d/a.sources",
 		   "Types: deb\nURIs: http://other.invalid/debian\nSuites: bookworm\n");
 	assert_int_equal(aptsources_find_mirror(root, uri, sizeof(uri)), 0);
 	assert_string_equal(uri, MIRROR);
@@ -264,17 +256,17 @@ static void test_find_sorted(void **state)
 	(void)state;
 	make_root(root, sizeof(root));
 	/* sources.list with only comments, as on a deb822 host. */
-	write_file(root, "etc/apt/sources.list", "# see sources.list.d\n");
-	write_file(root, "etc/apt/sources.list.d/zz.list", "deb http://zz.invalid/debian bookworm main\n");
-	write_file(root, "etc/apt/sources.list.d/b.sources",
+	tu_write_file(root, "etc/apt/sources.list", "# see sources.list.d\n");
+	tu_write_file(root, "etc/apt/sources.list.d/zz.list", "deb http://zz.invalid/debian bookworm main\n");
+	tu_write_file(root, "etc/apt/sources.list.d/b.sources",
 		   "Types: deb\nURIs: " MIRROR "\nSuites: bookworm bookworm-updates\n\n"
 		   "Types: deb\nURIs: http://security.invalid/debian-security\nSuites: bookworm-security\n");
-	write_file(root, "etc/apt/sources.list.d/a.sources",
+	tu_write_file(root, "etc/apt/sources.list.d/a.sources",
 		   "Types: deb\nURIs: http://security.invalid/debian-security\nSuites: bookworm-security\n");
-	write_file(root, "etc/apt/sources.list.d/0.list.disabled", "deb http://no.invalid/debian bookworm main\n");
-	write_file(root, "etc/apt/sources.list.d/1.save", "deb http://no.invalid/debian bookworm main\n");
+	tu_write_file(root, "etc/apt/sources.list.d/0.list.disabled", "deb http://no.invalid/debian bookworm main\n");
+	tu_write_file(root, "etc/apt/sources.list.d/1.save", "deb http://no.invalid/debian bookworm main\n");
 	/* A .list file is one-line format even when it looks like deb822. */
-	write_file(root, "etc/apt/sources.list.d/2.list",
+	tu_write_file(root, "etc/apt/sources.list.d/2.list",
 		   "Types: deb\nURIs: http://no.invalid/debian\nSuites: bookworm\n");
 	assert_int_equal(aptsources_find_mirror(root, uri, sizeof(uri)), 0);
 	assert_string_equal(uri, MIRROR);
@@ -288,7 +280,7 @@ static void test_find_none(void **state)
 	(void)state;
 	make_root(root, sizeof(root));
 	assert_int_equal(aptsources_find_mirror(root, uri, sizeof(uri)), -ENOENT);
-	write_file(root, "etc/apt/sources.list.d/security.sources",
+	tu_write_file(root, "etc/apt/sources.list.d/security.sources",
 		   "Types: deb\nURIs: http://security.invalid/debian-security\nSuites: bookworm-security\n");
 	assert_int_equal(aptsources_find_mirror(root, uri, sizeof(uri)), -ENOENT);
 	assert_int_equal(fsutil_remove_tree(root), 0);

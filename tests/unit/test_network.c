@@ -23,6 +23,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "spawn.h"
+#include "testutil.h"
 
 #include "banned.h"
 
@@ -134,15 +135,6 @@ static void test_valid_ifname(void **state)
 	assert_false(network_valid_ifname(NULL));
 }
 
-static int setup_netns(void **state)
-{
-	if (unshare(CLONE_NEWNET) < 0) {
-		print_error("unshare(CLONE_NEWNET): %s (run as root)\n", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 static void test_config(struct gpubox_config *cfg)
 {
 	config_set_defaults(cfg);
@@ -232,6 +224,6 @@ int main(void)
 	int failed;
 
 	failed = cmocka_run_group_tests_name("arithmetic", pure, NULL, NULL);
-	failed += cmocka_run_group_tests_name("netns", netns, setup_netns, NULL);
+	failed += cmocka_run_group_tests_name("netns", netns, tu_setup_netns, NULL);
 	return failed;
 }

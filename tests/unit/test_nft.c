@@ -28,6 +28,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "spawn.h"
+#include "testutil.h"
 
 #include "banned.h"
 
@@ -48,15 +49,6 @@ static struct nft_plan test_plan(size_t n)
 	};
 }
 
-static size_t count(const char *haystack, const char *needle)
-{
-	size_t n = 0;
-
-	for (const char *p = strstr(haystack, needle); p; p = strstr(p + 1, needle))
-		n++;
-	return n;
-}
-
 static void test_render_none(void **state)
 {
 	struct nft_plan plan = test_plan(0);
@@ -66,13 +58,13 @@ static void test_render_none(void **state)
 	/* Replaced atomically: declared, deleted, declared whole. */
 	assert_non_null(strstr(text, "table ip gpubox_test {}\ndelete table ip gpubox_test\ntable ip gpubox_test {\n"));
 	assert_non_null(strstr(text, "table bridge gpubox_test {}\ndelete table bridge gpubox_test\n"));
-	assert_int_equal(count(text, "dnat to"), 0);
+	assert_int_equal(tu_count_substr(text, "dnat to"), 0);
 	assert_non_null(strstr(text, "type nat hook prerouting priority dstnat;"));
 	assert_non_null(strstr(text, "type nat hook output priority -100;"));
 	assert_non_null(strstr(text, "type nat hook postrouting priority srcnat;"));
 	/* The subnet printed as its network, whatever host address was given. */
 	assert_non_null(strstr(text, "ip saddr 10.77.0.0/16 oifname != \"gptestbr0\" masquerade\n"));
-	assert_int_equal(count(text, "masquerade"), 1);
+	assert_int_equal(tu_count_substr(text, "masquerade"), 1);
 	assert_non_null(strstr(text, "iifname \"gptestbr0\" oifname \"gptestbr0\" counter drop\n"));
 	assert_non_null(strstr(text, "oifname \"gptestbr0\" counter drop\n"));
 	assert_non_null(strstr(text, "oifname \"gptestbr0\" ct status dnat accept\n"));
@@ -87,8 +79,8 @@ static void test_render_one(void **state)
 
 	assert_non_null(text);
 	/* In prerouting and in output. */
-	assert_int_equal(count(text, "fib daddr type local tcp dport 2201 dnat to 10.77.0.2:22\n"), 2);
-	assert_int_equal(count(text, "dnat to"), 2);
+	assert_int_equal(tu_count_substr(text, "fib daddr type local tcp dport 2201 dnat to 10.77.0.2:22\n"), 2);
+	assert_int_equal(tu_count_substr(text, "dnat to"), 2);
 }
 
 static void test_render_several(void **state)
@@ -97,10 +89,10 @@ static void test_render_several(void **state)
 	__do_free char *text = nft_render(&plan);
 
 	assert_non_null(text);
-	assert_int_equal(count(text, "tcp dport 2201 dnat to 10.77.0.2:22\n"), 2);
-	assert_int_equal(count(text, "tcp dport 2202 dnat to 10.77.0.3:22\n"), 2);
-	assert_int_equal(count(text, "tcp dport 8080 dnat to 10.77.1.200:80\n"), 2);
-	assert_int_equal(count(text, "dnat to"), 6);
+	assert_int_equal(tu_count_substr(text, "tcp dport 2201 dnat to 10.77.0.2:22\n"), 2);
+	assert_int_equal(tu_count_substr(text, "tcp dport 2202 dnat to 10.77.0.3:22\n"), 2);
+	assert_int_equal(tu_count_substr(text, "tcp dport 8080 dnat to 10.77.1.200:80\n"), 2);
+	assert_int_equal(tu_count_substr(text, "dnat to"), 6);
 }
 
 static void expect_refused(const struct nft_plan *plan)
@@ -186,10 +178,8 @@ static int setup_netns(void **state)
 {
 	const char *const up[] = { "/usr/sbin/ip", "link", "set", "dev", "lo", "up", NULL };
 
-	if (unshare(CLONE_NEWNET) < 0) {
-		print_error("unshare(CLONE_NEWNET): %s (run as root)\n", strerror(errno));
+	if (tu_setup_netns(state) < 0)
 		return -1;
-	}
 	return spawn_quiet(up) == 0 ? 0 : -1;
 }
 
@@ -205,10 +195,10 @@ static void test_apply_list_remove(void **state)
 	assert_int_equal(nft_apply(text), 0);
 	assert_int_equal(nft_list("gpubox_test", &listed), 0);
 	assert_non_null(strstr(listed, "table ip gpubox_test"));
-	assert_int_equal(count(listed, "dnat to 10.77.0.2:22"), 2);
-	assert_int_equal(count(listed, "dnat to 10.77.1.200:80"), 2);
-	assert_int_equal(count(listed, "masquerade"), 1);
-	assert_int_equal(count(listed, "ct status dnat accept"), 1);
+	assert_int_equal(tu_count_substr(listed, "dnat to 10.77.0.2:22"), 2);
+	assert_int_equal(tu_count_substr(listed, "dnat to 10.77.1.200:80"), 2);
+	assert_int_equal(tu_count_substr(listed, "masquerade"), 1);
+	assert_int_equal(tu_count_substr(listed, "ct status dnat accept"), 1);
 
 	/* Applying the same text again gives the same ruleset, nothing doubled. */
 	assert_int_equal(nft_apply(text), 0);
@@ -225,8 +215,8 @@ static void test_apply_list_remove(void **state)
 		assert_non_null(text1);
 		assert_int_equal(nft_apply(text1), 0);
 		assert_int_equal(nft_list("gpubox_test", &again), 0);
-		assert_int_equal(count(again, "dnat to"), 2);
-		assert_int_equal(count(again, "10.77.1.200"), 0);
+		assert_int_equal(tu_count_substr(again, "dnat to"), 2);
+		assert_int_equal(tu_count_substr(again, "10.77.1.200"), 0);
 	}
 
 	assert_int_equal(nft_remove("gpubox_test"), 0);

@@ -2,7 +2,6 @@
 /* provision.c: the member's account written into a fake container tree.  Run as root. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +16,7 @@
 
 #include "agent.h"
 #include "cleanup.h"
-#include "fsutil.h"
+#include "testutil.h"
 #include "banned.h"
 
 #define BASE 1200000u
@@ -38,45 +37,6 @@ struct fixture {
 	char outside[128];
 };
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-static int make_file(const char *dir, const char *rel, const char *text, uid_t uid, gid_t gid, mode_t mode)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
-	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fchown(fd, uid, gid) < 0 ||
-	    fchmod(fd, mode) < 0) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-static int make_dir(const char *dir, const char *rel, uid_t uid, gid_t gid, mode_t mode)
-{
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	if (mkdir(path, mode) < 0 || chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
-		return -1;
-	return 0;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -85,25 +45,24 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	*state = f;
-	snprintf(f->top, sizeof(f->top), "/tmp/gpubox-test-provision-XXXXXX");
-	if (!mkdtemp(f->top))
+	if (tu_make_tempdir(f->top, sizeof(f->top), "/tmp/gpubox-test-provision-XXXXXX") < 0)
 		return -1;
 	snprintf(f->root, sizeof(f->root), "%s/root", f->top);
 	snprintf(f->outside, sizeof(f->outside), "%s/outside", f->top);
 	r = f->root;
-	if (mkdir(f->outside, 0755) < 0 || make_dir(f->top, "root", BASE, BASE, 0755) < 0 ||
-	    make_dir(r, "etc", BASE, BASE, 0755) < 0 ||
-	    make_file(r, "etc/passwd", PASSWD, BASE, BASE, 0644) < 0 ||
-	    make_file(r, "etc/group", GROUP, BASE, BASE, 0644) < 0 ||
-	    make_file(r, "etc/shadow", SHADOW, BASE, BASE + 42, 0640) < 0 ||
-	    make_file(r, "etc/gshadow", GSHADOW, BASE, BASE + 42, 0640) < 0 ||
-	    make_file(r, "etc/hosts", HOSTS, BASE, BASE, 0644) < 0 ||
-	    make_file(r, "etc/hostname", "template\n", BASE, BASE, 0644) < 0 ||
-	    make_dir(r, "etc/skel", BASE, BASE, 0755) < 0 ||
-	    make_file(r, "etc/skel/.bashrc", "# bashrc\n", BASE, BASE, 0644) < 0 ||
-	    make_file(r, "etc/skel/.profile", "# profile\n", BASE, BASE, 0644) < 0 ||
-	    make_dir(r, "etc/sudoers.d", BASE, BASE, 0755) < 0 ||
-	    make_dir(r, "home", BASE, BASE, 0755) < 0)
+	if (mkdir(f->outside, 0755) < 0 || tu_make_dir(f->top, "root", BASE, BASE, 0755) < 0 ||
+	    tu_make_dir(r, "etc", BASE, BASE, 0755) < 0 ||
+	    tu_make_file(r, "etc/passwd", PASSWD, BASE, BASE, 0644) < 0 ||
+	    tu_make_file(r, "etc/group", GROUP, BASE, BASE, 0644) < 0 ||
+	    tu_make_file(r, "etc/shadow", SHADOW, BASE, BASE + 42, 0640) < 0 ||
+	    tu_make_file(r, "etc/gshadow", GSHADOW, BASE, BASE + 42, 0640) < 0 ||
+	    tu_make_file(r, "etc/hosts", HOSTS, BASE, BASE, 0644) < 0 ||
+	    tu_make_file(r, "etc/hostname", "template\n", BASE, BASE, 0644) < 0 ||
+	    tu_make_dir(r, "etc/skel", BASE, BASE, 0755) < 0 ||
+	    tu_make_file(r, "etc/skel/.bashrc", "# bashrc\n", BASE, BASE, 0644) < 0 ||
+	    tu_make_file(r, "etc/skel/.profile", "# profile\n", BASE, BASE, 0644) < 0 ||
+	    tu_make_dir(r, "etc/sudoers.d", BASE, BASE, 0755) < 0 ||
+	    tu_make_dir(r, "home", BASE, BASE, 0755) < 0)
 		return -1;
 	return 0;
 }
@@ -114,8 +73,7 @@ static int teardown(void **state)
 
 	if (!f)
 		return 0;
-	if (strcmp(f->top, "/tmp/gpubox-test-provision-XXXXXX") != 0 && f->top[0])
-		nftw(f->top, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	tu_remove_tempdir(f->top);
 	free(f);
 	return 0;
 }
@@ -132,99 +90,46 @@ static struct provision_member alice(const char *keys)
 	};
 }
 
-static char *read_text(const char *dir, const char *rel)
-{
-	char path[PATH_MAX];
-	char *data = NULL;
-	size_t len;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	assert_int_equal(fsutil_read_file(path, 1 << 20, &data, &len), 0);
-	return data;
-}
-
-static void assert_text(const char *dir, const char *rel, const char *text)
-{
-	__do_free char *data = read_text(dir, rel);
-
-	assert_string_equal(data, text);
-}
-
-static void assert_owner(const char *dir, const char *rel, uid_t uid, gid_t gid, mode_t mode)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	assert_int_equal(lstat(path, &st), 0);
-	assert_int_equal(st.st_uid, uid);
-	assert_int_equal(st.st_gid, gid);
-	assert_int_equal(st.st_mode & 07777, mode);
-}
-
-static int count_substr(const char *text, const char *needle)
-{
-	int count = 0;
-
-	for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
-		count++;
-	return count;
-}
-
-static int count_entries(const char *path)
-{
-	__do_closedir DIR *d = opendir(path);
-	struct dirent *e;
-	int count = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			count++;
-	return count;
-}
-
 static void check_alice(struct fixture *f, const char *keys)
 {
 	const char *r = f->root;
-	__do_free char *passwd = read_text(r, "etc/passwd");
-	__do_free char *group = read_text(r, "etc/group");
-	__do_free char *shadow = read_text(r, "etc/shadow");
-	__do_free char *gshadow = read_text(r, "etc/gshadow");
-	__do_free char *hosts = read_text(r, "etc/hosts");
+	__do_free char *passwd = tu_read_text(r, "etc/passwd");
+	__do_free char *group = tu_read_text(r, "etc/group");
+	__do_free char *shadow = tu_read_text(r, "etc/shadow");
+	__do_free char *gshadow = tu_read_text(r, "etc/gshadow");
+	__do_free char *hosts = tu_read_text(r, "etc/hosts");
 
 	assert_true(strncmp(passwd, PASSWD "\n", strlen(PASSWD) + 1) == 0);
-	assert_int_equal(count_substr(passwd, "\nalice:"), 1);
+	assert_int_equal(tu_count_substr(passwd, "\nalice:"), 1);
 	assert_non_null(strstr(passwd, "\nalice:x:1000:1000::/home/alice:/bin/bash\n"));
 	assert_true(strncmp(group, GROUP, strlen(GROUP)) == 0);
-	assert_int_equal(count_substr(group, "\nalice:"), 1);
+	assert_int_equal(tu_count_substr(group, "\nalice:"), 1);
 	assert_non_null(strstr(group, "\nalice:x:1000:\n"));
 	assert_true(strncmp(shadow, SHADOW "alice:*:", strlen(SHADOW) + 8) == 0);
-	assert_int_equal(count_substr(shadow, "\nalice:"), 1);
+	assert_int_equal(tu_count_substr(shadow, "\nalice:"), 1);
 	assert_non_null(strstr(shadow, ":0:99999:7:::\n"));
 	assert_string_equal(gshadow, GSHADOW "alice:!::\n");
 
-	assert_owner(r, "etc/passwd", BASE, BASE, 0644);
-	assert_owner(r, "etc/group", BASE, BASE, 0644);
-	assert_owner(r, "etc/shadow", BASE, BASE + 42, 0640);
-	assert_owner(r, "etc/gshadow", BASE, BASE + 42, 0640);
+	tu_assert_owner(r, "etc/passwd", BASE, BASE, 0644);
+	tu_assert_owner(r, "etc/group", BASE, BASE, 0644);
+	tu_assert_owner(r, "etc/shadow", BASE, BASE + 42, 0640);
+	tu_assert_owner(r, "etc/gshadow", BASE, BASE + 42, 0640);
 
-	assert_text(r, "etc/hostname", "gpu17-alice\n");
-	assert_owner(r, "etc/hostname", BASE, BASE, 0644);
+	tu_assert_text(r, "etc/hostname", "gpu17-alice\n");
+	tu_assert_owner(r, "etc/hostname", BASE, BASE, 0644);
 	assert_string_equal(hosts, "127.0.0.1\tlocalhost\n127.0.1.1\tgpu17-alice\n"
 			    "::1\tlocalhost ip6-localhost\n# keep me\n");
 
-	assert_text(r, "etc/sudoers.d/gpubox-alice", "alice ALL=(ALL:ALL) NOPASSWD:ALL\n");
-	assert_owner(r, "etc/sudoers.d/gpubox-alice", BASE, BASE, 0440);
+	tu_assert_text(r, "etc/sudoers.d/gpubox-alice", "alice ALL=(ALL:ALL) NOPASSWD:ALL\n");
+	tu_assert_owner(r, "etc/sudoers.d/gpubox-alice", BASE, BASE, 0440);
 
-	assert_owner(r, "home/alice", BASE + 1000, BASE + 1000, 0755);
-	assert_owner(r, "home/alice/.ssh", BASE + 1000, BASE + 1000, 0700);
-	assert_owner(r, "home/alice/.ssh/authorized_keys", BASE + 1000, BASE + 1000, 0600);
-	assert_text(r, "home/alice/.ssh/authorized_keys", keys);
-	assert_text(r, "home/alice/.bashrc", "# bashrc\n");
-	assert_owner(r, "home/alice/.bashrc", BASE + 1000, BASE + 1000, 0644);
-	assert_text(r, "home/alice/.profile", "# profile\n");
+	tu_assert_owner(r, "home/alice", BASE + 1000, BASE + 1000, 0755);
+	tu_assert_owner(r, "home/alice/.ssh", BASE + 1000, BASE + 1000, 0700);
+	tu_assert_owner(r, "home/alice/.ssh/authorized_keys", BASE + 1000, BASE + 1000, 0600);
+	tu_assert_text(r, "home/alice/.ssh/authorized_keys", keys);
+	tu_assert_text(r, "home/alice/.bashrc", "# bashrc\n");
+	tu_assert_owner(r, "home/alice/.bashrc", BASE + 1000, BASE + 1000, 0644);
+	tu_assert_text(r, "home/alice/.profile", "# profile\n");
 }
 
 static void test_provision_idempotent(void **state)
@@ -239,15 +144,15 @@ static void test_provision_idempotent(void **state)
 	check_alice(f, KEY1);
 
 	/* Keys are rewritten each time; the member's own dotfiles are theirs. */
-	assert_int_equal(make_file(f->root, "home/alice/.bashrc", "# mine\n", BASE + 1000, BASE + 1000, 0644), 0);
+	assert_int_equal(tu_make_file(f->root, "home/alice/.bashrc", "# mine\n", BASE + 1000, BASE + 1000, 0644), 0);
 	snprintf(path, sizeof(path), "%s/home/alice/.ssh", f->root);
 	assert_int_equal(chmod(path, 0777), 0);
 	m = alice(KEY2);
 	assert_int_equal(provision_container(f->root, &m), 0);
-	assert_text(f->root, "home/alice/.ssh/authorized_keys", KEY2);
-	assert_text(f->root, "home/alice/.bashrc", "# mine\n");
-	assert_owner(f->root, "home/alice/.ssh", BASE + 1000, BASE + 1000, 0700);
-	assert_int_equal(count_entries(f->outside), 0);
+	tu_assert_text(f->root, "home/alice/.ssh/authorized_keys", KEY2);
+	tu_assert_text(f->root, "home/alice/.bashrc", "# mine\n");
+	tu_assert_owner(f->root, "home/alice/.ssh", BASE + 1000, BASE + 1000, 0700);
+	assert_int_equal(tu_count_entries(f->outside), 0);
 }
 
 static void test_resolv_conf(void **state)
@@ -259,13 +164,13 @@ static void test_resolv_conf(void **state)
 
 	assert_int_equal(provision_container(f->root, &m), 0);
 	if (access("/etc/resolv.conf", R_OK) == 0) {
-		__do_free char *host = read_text("/", "etc/resolv.conf");
-		__do_free char *ours = read_text(f->root, "etc/resolv.conf");
+		__do_free char *host = tu_read_text("/", "etc/resolv.conf");
+		__do_free char *ours = tu_read_text(f->root, "etc/resolv.conf");
 
 		if (!strstr(host, "127.0.0.53"))
 			assert_string_equal(ours, host);
 		assert_null(strstr(ours, "nameserver 127.0.0.53"));
-		assert_owner(f->root, "etc/resolv.conf", BASE, BASE, 0644);
+		tu_assert_owner(f->root, "etc/resolv.conf", BASE, BASE, 0644);
 	}
 
 	/* The container's own link is left alone. */
@@ -295,15 +200,15 @@ static void test_fresh_tree(void **state)
 	assert_int_equal(unlink(path), 0);
 
 	assert_int_equal(provision_container(f->root, &m), 0);
-	hosts = read_text(f->root, "etc/hosts");
+	hosts = tu_read_text(f->root, "etc/hosts");
 	assert_non_null(strstr(hosts, "127.0.0.1\tlocalhost\n"));
-	assert_int_equal(count_substr(hosts, "127.0.1.1\tgpu17-alice\n"), 1);
-	assert_owner(f->root, "etc/hosts", BASE, BASE, 0644);
-	assert_owner(f->root, "etc/sudoers.d", BASE, BASE, 0755);
-	assert_owner(f->root, "home", BASE, BASE, 0755);
-	assert_owner(f->root, "home/alice", BASE + 1000, BASE + 1000, 0755);
-	assert_text(f->root, "home/alice/.ssh/authorized_keys", "");
-	assert_text(f->root, "home/alice/.profile", "# profile\n");
+	assert_int_equal(tu_count_substr(hosts, "127.0.1.1\tgpu17-alice\n"), 1);
+	tu_assert_owner(f->root, "etc/hosts", BASE, BASE, 0644);
+	tu_assert_owner(f->root, "etc/sudoers.d", BASE, BASE, 0755);
+	tu_assert_owner(f->root, "home", BASE, BASE, 0755);
+	tu_assert_owner(f->root, "home/alice", BASE + 1000, BASE + 1000, 0755);
+	tu_assert_text(f->root, "home/alice/.ssh/authorized_keys", "");
+	tu_assert_text(f->root, "home/alice/.profile", "# profile\n");
 	snprintf(path, sizeof(path), "%s/home/alice/.bashrc", f->root);
 	assert_int_equal(access(path, F_OK), -1);
 }
@@ -326,17 +231,17 @@ static void test_clash(void **state)
 	m.gid = 27;
 	assert_int_equal(provision_container(f->root, &m), -EEXIST);
 	/* Nothing written. */
-	passwd = read_text(f->root, "etc/passwd");
+	passwd = tu_read_text(f->root, "etc/passwd");
 	assert_string_equal(passwd, PASSWD);
-	assert_text(f->root, "etc/group", GROUP);
-	assert_text(f->root, "etc/hostname", "template\n");
+	tu_assert_text(f->root, "etc/group", GROUP);
+	tu_assert_text(f->root, "etc/hostname", "template\n");
 
 	/* An account already there with the same ids is kept as it is. */
-	assert_int_equal(make_file(f->root, "etc/passwd", PASSWD "\nalice:x:1000:1000:Alice:/home/alice:/bin/zsh\n",
-				   BASE, BASE, 0644), 0);
+	assert_int_equal(tu_make_file(f->root, "etc/passwd", PASSWD "\nalice:x:1000:1000:Alice:/home/alice:/bin/zsh\n",
+				      BASE, BASE, 0644), 0);
 	m = alice(KEY1);
 	assert_int_equal(provision_container(f->root, &m), 0);
-	assert_text(f->root, "etc/passwd", PASSWD "\nalice:x:1000:1000:Alice:/home/alice:/bin/zsh\n");
+	tu_assert_text(f->root, "etc/passwd", PASSWD "\nalice:x:1000:1000:Alice:/home/alice:/bin/zsh\n");
 
 	/* Bad input. */
 	m.name = "Alice;rm";
@@ -356,12 +261,12 @@ static void test_planted_symlink(void **state)
 	char path[PATH_MAX];
 
 	/* The member (root inside) plants ~/.ssh -> a directory of the host. */
-	assert_int_equal(make_dir(f->root, "home/alice", BASE + 1000, BASE + 1000, 0755), 0);
+	assert_int_equal(tu_make_dir(f->root, "home/alice", BASE + 1000, BASE + 1000, 0755), 0);
 	snprintf(path, sizeof(path), "%s/home/alice/.ssh", f->root);
 	assert_int_equal(symlink(f->outside, path), 0);
 	assert_int_equal(provision_container(f->root, &m), -ELOOP);
-	assert_int_equal(count_entries(f->outside), 0);
-	assert_owner(f->top, "outside", 0, 0, 0755);
+	assert_int_equal(tu_count_entries(f->outside), 0);
+	tu_assert_owner(f->top, "outside", 0, 0, 0755);
 
 	/* ~ itself a link to the host's directory. */
 	assert_int_equal(unlink(path), 0);
@@ -369,24 +274,19 @@ static void test_planted_symlink(void **state)
 	assert_int_equal(rmdir(path), 0);
 	assert_int_equal(symlink(f->outside, path), 0);
 	assert_int_equal(provision_container(f->root, &m), -ELOOP);
-	assert_int_equal(count_entries(f->outside), 0);
+	assert_int_equal(tu_count_entries(f->outside), 0);
 
 	/* /etc/shadow a link to a host file. */
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(make_file(f->outside, "shadow", "host\n", 0, 0, 0600), 0);
+	assert_int_equal(tu_make_file(f->outside, "shadow", "host\n", 0, 0, 0600), 0);
 	snprintf(path, sizeof(path), "%s/etc/shadow", f->root);
 	assert_int_equal(unlink(path), 0);
 	snprintf(path, sizeof(path), "%s/shadow", f->outside);
-	{
-		char link[PATH_MAX];
-
-		snprintf(link, sizeof(link), "%s/etc/shadow", f->root);
-		assert_int_equal(symlink(path, link), 0);
-	}
+	tu_make_link(f->root, "etc/shadow", path);
 	assert_int_equal(provision_container(f->root, &m), -ELOOP);
-	assert_text(f->outside, "shadow", "host\n");
-	assert_owner(f->outside, "shadow", 0, 0, 0600);
-	assert_int_equal(count_entries(f->outside), 1);
+	tu_assert_text(f->outside, "shadow", "host\n");
+	tu_assert_owner(f->outside, "shadow", 0, 0, 0600);
+	assert_int_equal(tu_count_entries(f->outside), 1);
 }
 
 int main(void)
@@ -399,9 +299,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_planted_symlink, setup, teardown),
 	};
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_provision: needs root, skipped\n");
-		return 77;
-	}
+	if (!tu_have_root("test_provision"))
+		return TU_SKIP;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

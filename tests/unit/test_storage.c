@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +22,7 @@
 
 #include "agent.h"
 #include "cleanup.h"
+#include "testutil.h"
 #include "banned.h"
 
 struct fixture {
@@ -33,58 +33,6 @@ struct fixture {
 	struct storage_paths paths;
 };
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-static void remove_tree(const char *path)
-{
-	/* FTW_MOUNT: never into a mount left behind by a failed test. */
-	nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-static void join(char *buf, size_t len, const char *a, const char *b)
-{
-	int n = snprintf(buf, len, "%s/%s", a, b);
-
-	assert_true(n > 0 && (size_t)n < len);
-}
-
-static int make_file(const char *dir, const char *rel, const char *text, uid_t uid, gid_t gid, mode_t mode)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
-	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fchown(fd, uid, gid) < 0 ||
-	    fchmod(fd, mode) < 0) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-static int make_dir(const char *dir, const char *rel, uid_t uid, gid_t gid, mode_t mode)
-{
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	if (mkdir(path, mode) < 0 || chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
-		return -1;
-	return 0;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -92,8 +40,7 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	*state = f;
-	snprintf(f->top, sizeof(f->top), "/tmp/gpubox-test-storage-XXXXXX");
-	if (!mkdtemp(f->top))
+	if (tu_make_tempdir(f->top, sizeof(f->top), "/tmp/gpubox-test-storage-XXXXXX") < 0)
 		return -1;
 	snprintf(f->state, sizeof(f->state), "%s/state", f->top);
 	snprintf(f->template, sizeof(f->template), "%s/template", f->top);
@@ -101,14 +48,14 @@ static int setup(void **state)
 	f->base = 1000000u + ((uint32_t)getpid() % 4096u) * SUBID_COUNT;
 
 	if (mkdir(f->state, 0700) < 0 || mkdir(f->template, 0755) < 0 ||
-	    make_dir(f->template, "etc", 0, 0, 0755) < 0 ||
-	    make_file(f->template, "etc/hostname", "template\n", 0, 0, 0644) < 0 ||
-	    make_file(f->template, "etc/shadow", "root:*:1::::::\n", 0, 42, 0640) < 0 ||
-	    make_dir(f->template, "bin", 0, 0, 0755) < 0 ||
-	    make_file(f->template, "bin/sudo", "#!/bin/true\n", 0, 0, 04755) < 0 ||
-	    make_dir(f->template, "home", 0, 0, 0755) < 0 ||
-	    make_dir(f->template, "home/alice", 1000, 1000, 0750) < 0 ||
-	    make_file(f->template, "home/alice/notes", "hello\n", 1000, 1000, 0644) < 0)
+	    tu_make_dir(f->template, "etc", 0, 0, 0755) < 0 ||
+	    tu_make_file(f->template, "etc/hostname", "template\n", 0, 0, 0644) < 0 ||
+	    tu_make_file(f->template, "etc/shadow", "root:*:1::::::\n", 0, 42, 0640) < 0 ||
+	    tu_make_dir(f->template, "bin", 0, 0, 0755) < 0 ||
+	    tu_make_file(f->template, "bin/sudo", "#!/bin/true\n", 0, 0, 04755) < 0 ||
+	    tu_make_dir(f->template, "home", 0, 0, 0755) < 0 ||
+	    tu_make_dir(f->template, "home/alice", 1000, 1000, 0750) < 0 ||
+	    tu_make_file(f->template, "home/alice/notes", "hello\n", 1000, 1000, 0644) < 0)
 		return -1;
 	if (storage_paths(f->state, "alice", &f->paths) < 0)
 		return -1;
@@ -125,62 +72,9 @@ static int teardown(void **state)
 		umount2(f->paths.rootfs, MNT_DETACH);
 		umount2(f->paths.lower, MNT_DETACH);
 	}
-	if (f->top[0] && strcmp(f->top, "/tmp/gpubox-test-storage-XXXXXX") != 0)
-		remove_tree(f->top);
+	tu_remove_tempdir(f->top);
 	free(f);
 	return 0;
-}
-
-static void assert_owner(const char *dir, const char *rel, uid_t uid, gid_t gid, mode_t mode)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	join(path, sizeof(path), dir, rel);
-	assert_int_equal(lstat(path, &st), 0);
-	assert_int_equal(st.st_uid, uid);
-	assert_int_equal(st.st_gid, gid);
-	assert_int_equal(st.st_mode & 07777, mode);
-}
-
-static void assert_content(const char *dir, const char *rel, const char *text)
-{
-	char path[PATH_MAX], buf[256];
-	ssize_t n;
-	int fd;
-
-	join(path, sizeof(path), dir, rel);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	assert_true(n >= 0);
-	buf[n] = '\0';
-	assert_string_equal(buf, text);
-}
-
-static void assert_absent(const char *dir, const char *rel)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	join(path, sizeof(path), dir, rel);
-	assert_int_equal(lstat(path, &st), -1);
-	assert_int_equal(errno, ENOENT);
-}
-
-static int count_entries(const char *path)
-{
-	__do_closedir DIR *d = opendir(path);
-	struct dirent *e;
-	int count = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			count++;
-	return count;
 }
 
 /* How many mounts /proc/self/mountinfo lists at path. */
@@ -205,15 +99,15 @@ static int count_mounts(const char *path)
 
 static void assert_template_untouched(struct fixture *f)
 {
-	assert_owner(f->template, "etc", 0, 0, 0755);
-	assert_owner(f->template, "etc/hostname", 0, 0, 0644);
-	assert_content(f->template, "etc/hostname", "template\n");
-	assert_owner(f->template, "etc/shadow", 0, 42, 0640);
-	assert_owner(f->template, "bin/sudo", 0, 0, 04755);
-	assert_owner(f->template, "home/alice", 1000, 1000, 0750);
-	assert_owner(f->template, "home/alice/notes", 1000, 1000, 0644);
-	assert_absent(f->template, "new-file");
-	assert_int_equal(count_entries(f->template), 3);
+	tu_assert_owner(f->template, "etc", 0, 0, 0755);
+	tu_assert_owner(f->template, "etc/hostname", 0, 0, 0644);
+	tu_assert_text(f->template, "etc/hostname", "template\n");
+	tu_assert_owner(f->template, "etc/shadow", 0, 42, 0640);
+	tu_assert_owner(f->template, "bin/sudo", 0, 0, 04755);
+	tu_assert_owner(f->template, "home/alice", 1000, 1000, 0750);
+	tu_assert_owner(f->template, "home/alice/notes", 1000, 1000, 0644);
+	tu_assert_absent(f->template, "new-file");
+	assert_int_equal(tu_count_entries(f->template), 3);
 }
 
 static void test_paths(void **state)
@@ -240,13 +134,13 @@ static void test_prepare(void **state)
 
 	assert_int_equal(storage_prepare(&f->paths, f->base), 0);
 	assert_int_equal(storage_prepare(&f->paths, f->base), 0);
-	join(users, sizeof(users), f->state, "users");
-	assert_owner(users, "", 0, 0, 0711);
-	assert_owner(f->paths.dir, "", 0, f->base, 0710);
-	assert_owner(f->paths.upper, "", f->base, f->base, 0755);
-	assert_owner(f->paths.work, "", 0, 0, 0700);
-	assert_owner(f->paths.lower, "", 0, 0, 0700);
-	assert_owner(f->paths.rootfs, "", 0, 0, 0755);
+	tu_join(users, sizeof(users), f->state, "users");
+	tu_assert_owner(users, "", 0, 0, 0711);
+	tu_assert_owner(f->paths.dir, "", 0, f->base, 0710);
+	tu_assert_owner(f->paths.upper, "", f->base, f->base, 0755);
+	tu_assert_owner(f->paths.work, "", 0, 0, 0700);
+	tu_assert_owner(f->paths.lower, "", 0, 0, 0700);
+	tu_assert_owner(f->paths.rootfs, "", 0, 0, 0755);
 	assert_false(storage_is_mounted(&f->paths));
 	assert_int_equal(storage_prepare(&f->paths, 0), -ERANGE);
 }
@@ -256,37 +150,37 @@ static void test_mount_cycle(void **state)
 	struct fixture *f = *state;
 	const struct storage_paths *p = &f->paths;
 	uint32_t base = f->base;
-	int fds = count_entries("/proc/self/fd");
+	int fds = tu_count_entries("/proc/self/fd");
 
 	assert_int_equal(storage_prepare(p, base), 0);
 	assert_int_equal(storage_mount(p, f->template, base), 0);
 	/* The helper child is reaped and no descriptor is left open. */
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
 	assert_int_equal(errno, ECHILD);
-	assert_int_equal(count_entries("/proc/self/fd"), fds);
+	assert_int_equal(tu_count_entries("/proc/self/fd"), fds);
 	assert_true(storage_is_mounted(p));
 	assert_int_equal(count_mounts(p->rootfs), 1);
 	/* The idmapped lower mount is only a step. */
 	assert_int_equal(count_mounts(p->lower), 0);
 
 	/* Owners shifted by the idmapped lower layer, modes kept. */
-	assert_owner(p->rootfs, "etc", base, base, 0755);
-	assert_owner(p->rootfs, "etc/hostname", base, base, 0644);
-	assert_owner(p->rootfs, "etc/shadow", base, base + 42, 0640);
-	assert_owner(p->rootfs, "bin/sudo", base, base, 04755);
-	assert_owner(p->rootfs, "home/alice", base + 1000, base + 1000, 0750);
-	assert_owner(p->rootfs, "home/alice/notes", base + 1000, base + 1000, 0644);
-	assert_owner(p->rootfs, "", base, base, 0755);
-	assert_content(p->rootfs, "etc/hostname", "template\n");
+	tu_assert_owner(p->rootfs, "etc", base, base, 0755);
+	tu_assert_owner(p->rootfs, "etc/hostname", base, base, 0644);
+	tu_assert_owner(p->rootfs, "etc/shadow", base, base + 42, 0640);
+	tu_assert_owner(p->rootfs, "bin/sudo", base, base, 04755);
+	tu_assert_owner(p->rootfs, "home/alice", base + 1000, base + 1000, 0750);
+	tu_assert_owner(p->rootfs, "home/alice/notes", base + 1000, base + 1000, 0644);
+	tu_assert_owner(p->rootfs, "", base, base, 0755);
+	tu_assert_text(p->rootfs, "etc/hostname", "template\n");
 
 	/* Writes land in the upper layer; the template stays as it was. */
-	assert_int_equal(make_file(p->rootfs, "new-file", "mine\n", base + 1000, base + 1000, 0600), 0);
-	assert_owner(p->upper, "new-file", base + 1000, base + 1000, 0600);
-	assert_content(p->upper, "new-file", "mine\n");
-	assert_int_equal(make_file(p->rootfs, "etc/hostname", "changed\n", base, base, 0644), 0);
-	assert_content(p->upper, "etc/hostname", "changed\n");
-	assert_owner(p->upper, "etc/hostname", base, base, 0644);
-	assert_content(p->rootfs, "etc/hostname", "changed\n");
+	assert_int_equal(tu_make_file(p->rootfs, "new-file", "mine\n", base + 1000, base + 1000, 0600), 0);
+	tu_assert_owner(p->upper, "new-file", base + 1000, base + 1000, 0600);
+	tu_assert_text(p->upper, "new-file", "mine\n");
+	assert_int_equal(tu_make_file(p->rootfs, "etc/hostname", "changed\n", base, base, 0644), 0);
+	tu_assert_text(p->upper, "etc/hostname", "changed\n");
+	tu_assert_owner(p->upper, "etc/hostname", base, base, 0644);
+	tu_assert_text(p->rootfs, "etc/hostname", "changed\n");
 	assert_template_untouched(f);
 
 	/* Idempotent mount: nothing stacked. */
@@ -299,26 +193,26 @@ static void test_mount_cycle(void **state)
 	assert_false(storage_is_mounted(p));
 	assert_int_equal(count_mounts(p->rootfs), 0);
 	assert_int_equal(storage_unmount(p), 0);
-	assert_content(p->upper, "new-file", "mine\n");
+	tu_assert_text(p->upper, "new-file", "mine\n");
 
 	/* Remount keeps the member's changes. */
 	assert_int_equal(storage_mount(p, f->template, base), 0);
-	assert_content(p->rootfs, "new-file", "mine\n");
-	assert_content(p->rootfs, "etc/hostname", "changed\n");
+	tu_assert_text(p->rootfs, "new-file", "mine\n");
+	tu_assert_text(p->rootfs, "etc/hostname", "changed\n");
 	assert_int_equal(storage_unmount(p), 0);
 
 	/* Wipe: back to the template. */
 	assert_int_equal(chmod(p->upper, 0777), 0);
 	assert_int_equal(storage_wipe(p, base), 0);
-	assert_int_equal(count_entries(p->upper), 0);
-	assert_int_equal(count_entries(p->work), 0);
-	assert_owner(p->upper, "", base, base, 0755);
+	assert_int_equal(tu_count_entries(p->upper), 0);
+	assert_int_equal(tu_count_entries(p->work), 0);
+	tu_assert_owner(p->upper, "", base, base, 0755);
 	assert_int_equal(storage_wipe(p, base), 0);
 
 	assert_int_equal(storage_prepare(p, base), 0);
 	assert_int_equal(storage_mount(p, f->template, base), 0);
-	assert_absent(p->rootfs, "new-file");
-	assert_content(p->rootfs, "etc/hostname", "template\n");
+	tu_assert_absent(p->rootfs, "new-file");
+	tu_assert_text(p->rootfs, "etc/hostname", "template\n");
 	assert_int_equal(storage_unmount(p), 0);
 	assert_template_untouched(f);
 }
@@ -337,9 +231,8 @@ static void test_busy_and_leftovers(void **state)
 	assert_int_equal(count_mounts(p->lower), 0);
 
 	/* A busy overlay is detached. */
-	join(path, sizeof(path), p->rootfs, "etc");
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(fd >= 0);
+	tu_join(path, sizeof(path), p->rootfs, "etc");
+	fd = tu_open_dir(path);
 	assert_int_equal(fchdir(fd), 0);
 	assert_int_equal(storage_unmount(p), 0);
 	assert_false(storage_is_mounted(p));
@@ -363,18 +256,18 @@ static void test_cost_does_not_grow(void **state)
 
 	/* A bigger template: creating a container still writes nothing but
 	 * the member's own (empty) directories. */
-	join(dir, sizeof(dir), f->template, "usr");
+	tu_join(dir, sizeof(dir), f->template, "usr");
 	assert_int_equal(mkdir(dir, 0755), 0);
 	for (int i = 0; i < 200; i++) {
 		snprintf(name, sizeof(name), "file%d", i);
-		assert_int_equal(make_file(dir, name, "x\n", 0, 0, 0644), 0);
+		assert_int_equal(tu_make_file(dir, name, "x\n", 0, 0, 0644), 0);
 	}
 	assert_int_equal(storage_prepare(p, f->base), 0);
 	assert_int_equal(storage_mount(p, f->template, f->base), 0);
-	assert_owner(p->rootfs, "usr/file199", f->base, f->base, 0644);
-	assert_int_equal(count_entries(p->upper), 0);
+	tu_assert_owner(p->rootfs, "usr/file199", f->base, f->base, 0644);
+	assert_int_equal(tu_count_entries(p->upper), 0);
 	assert_int_equal(storage_unmount(p), 0);
-	assert_owner(f->template, "usr/file199", 0, 0, 0644);
+	tu_assert_owner(f->template, "usr/file199", 0, 0, 0644);
 }
 
 int main(void)
@@ -387,9 +280,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cost_does_not_grow, setup, teardown),
 	};
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_storage: needs root, skipped\n");
-		return 77;
-	}
+	if (!tu_have_root("test_storage"))
+		return TU_SKIP;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
+#include "testutil.h"
 #include "banned.h"
 
 /* snprintf into a fixed buffer that must not truncate. */
@@ -41,8 +42,7 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	PATHF(f->state, "/tmp/test-template-XXXXXX");
-	if (!mkdtemp(f->state))
+	if (tu_make_tempdir(f->state, sizeof(f->state), "/tmp/test-template-XXXXXX") < 0)
 		return -1;
 	PATHF(f->tdir, "%s/templates", f->state);
 	if (fsutil_mkdir_p(f->tdir, 0700) < 0)
@@ -59,25 +59,18 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	fsutil_remove_tree(f->state);
+	tu_remove_tempdir(f->state);
 	free(f);
 	return 0;
 }
 
+/* mkdir -p base/rel, mode 0755. */
 static void make_dir(const char *base, const char *rel)
 {
 	char path[PATH_MAX];
 
-	PATHF(path, "%s/%s", base, rel);
+	tu_join(path, sizeof(path), base, rel);
 	assert_int_equal(fsutil_mkdir_p(path, 0755), 0);
-}
-
-static void make_file(const char *base, const char *rel, const char *text)
-{
-	char path[PATH_MAX];
-
-	PATHF(path, "%s/%s", base, rel);
-	assert_int_equal(fsutil_write_atomic(path, text, strlen(text), 0644), 0);
 }
 
 static void make_template(struct fixture *f, const char *name, unsigned version,
@@ -94,7 +87,7 @@ static void make_template(struct fixture *f, const char *name, unsigned version,
 			     " \"recipe\": \"r\", \"recipe_hash\": \"%s\", \"created\": %lld,"
 			     " \"size\": 1234}", name, version, hash, created) > 0);
 	PATHF(rel, "%s@%u/manifest.json", name, version);
-	make_file(f->tdir, rel, text);
+	tu_write_file(f->tdir, rel, text);
 }
 
 static const char hash_a[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -179,12 +172,12 @@ static void test_newest_and_get(void **state)
 	make_template(f, "default", 2, hash_b, 2000);
 	/* A newer version with a broken manifest is skipped. */
 	make_dir(f->tdir, "default@3/rootfs");
-	make_file(f->tdir, "default@3/manifest.json", "{\"name\": \"default\"");
+	tu_write_file(f->tdir, "default@3/manifest.json", "{\"name\": \"default\"");
 	/* A manifest that describes another template is broken too. */
 	make_template(f, "default", 4, hash_a, 4000);
-	make_file(f->tdir, "default@4/manifest.json",
-		  "{\"name\": \"other\", \"version\": 4, \"recipe_hash\": \"" "aaaa" "\","
-		  " \"created\": 1, \"size\": 1}");
+	tu_write_file(f->tdir, "default@4/manifest.json",
+		      "{\"name\": \"other\", \"version\": 4, \"recipe_hash\": \"" "aaaa" "\","
+		      " \"created\": 1, \"size\": 1}");
 	/* Not canonical names, and not templates. */
 	make_template(f, "default", 10, hash_a, 10000);
 	{
@@ -196,7 +189,7 @@ static void test_newest_and_get(void **state)
 	}
 	make_dir(f->tdir, ".build-default-abc123/rootfs");
 	make_dir(f->tdir, "Default@5/rootfs");
-	make_file(f->tdir, "default@6", "not a directory");
+	tu_write_file(f->tdir, "default@6", "not a directory");
 	make_template(f, "other", 7, hash_b, 7000);
 
 	assert_int_equal(template_newest(&f->cfg, "default", &info), 0);
@@ -270,7 +263,7 @@ static void test_build_cached(void **state)
 	make_template(f, "default", 1, hash_a, 1000);
 	make_template(f, "default", 2, hash, 2000);
 	make_dir(f->tdir, ".build-default-XYZ123/rootfs/usr/bin");
-	make_file(f->tdir, ".build-default-XYZ123/rootfs/usr/bin/half", "x");
+	tu_write_file(f->tdir, ".build-default-XYZ123/rootfs/usr/bin/half", "x");
 
 	err[0] = '\0';
 	assert_int_equal(template_build(&f->cfg, NULL, NULL, NULL, &info, &cached, err,
@@ -328,22 +321,12 @@ static void test_build_refused(void **state)
 
 /* ---- post-processing ------------------------------------------------------------ */
 
-static char *read_text(const char *base, const char *rel)
-{
-	char path[PATH_MAX], *text = NULL;
-
-	PATHF(path, "%s/%s", base, rel);
-	if (fsutil_read_file(path, 65536, &text, NULL) < 0)
-		return NULL;
-	return text;
-}
-
 static bool link_is(const char *base, const char *rel, const char *target)
 {
 	char path[PATH_MAX], buf[PATH_MAX];
 	ssize_t n;
 
-	PATHF(path, "%s/%s", base, rel);
+	tu_join(path, sizeof(path), base, rel);
 	n = readlink(path, buf, sizeof(buf) - 1);
 	if (n < 0)
 		return false;
@@ -355,7 +338,7 @@ static bool exists(const char *base, const char *rel)
 {
 	char path[PATH_MAX];
 
-	PATHF(path, "%s/%s", base, rel);
+	tu_join(path, sizeof(path), base, rel);
 	return fsutil_exists(path);
 }
 
@@ -364,33 +347,31 @@ static void test_finish_rootfs(void **state)
 	struct fixture *f = *state;
 	__do_close int rootfd = -EBADF;
 	__do_free char *locale = NULL, *marker = NULL, *unit = NULL, *outside = NULL;
-	char root[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
+	char root[PATH_MAX], target[PATH_MAX];
 
 	PATHF(root, "%s/tree", f->state);
 	make_dir(root, "etc/ssh");
 	make_dir(root, "etc/systemd/system/multi-user.target.wants");
 	make_dir(root, "var/cache/apt/archives/partial");
 	make_dir(root, "var/lib/apt/lists/partial");
-	make_file(root, "etc/ssh/ssh_host_ed25519_key", "secret");
-	make_file(root, "etc/ssh/ssh_host_ed25519_key.pub", "public");
-	make_file(root, "etc/ssh/ssh_host_rsa_key", "secret");
-	make_file(root, "etc/ssh/sshd_config", "Port 22\n");
-	make_file(root, "etc/hostname", "builder\n");
-	make_file(root, "var/cache/apt/archives/sudo_1.9_amd64.deb", "deb");
-	make_file(root, "var/cache/apt/archives/lock", "");
-	make_file(root, "var/lib/apt/lists/mirror.invalid_debian_dists_bookworm_InRelease", "x");
-	make_file(root, "var/lib/apt/lists/lock", "");
+	tu_write_file(root, "etc/ssh/ssh_host_ed25519_key", "secret");
+	tu_write_file(root, "etc/ssh/ssh_host_ed25519_key.pub", "public");
+	tu_write_file(root, "etc/ssh/ssh_host_rsa_key", "secret");
+	tu_write_file(root, "etc/ssh/sshd_config", "Port 22\n");
+	tu_write_file(root, "etc/hostname", "builder\n");
+	tu_write_file(root, "var/cache/apt/archives/sudo_1.9_amd64.deb", "deb");
+	tu_write_file(root, "var/cache/apt/archives/lock", "");
+	tu_write_file(root, "var/lib/apt/lists/mirror.invalid_debian_dists_bookworm_InRelease", "x");
+	tu_write_file(root, "var/lib/apt/lists/lock", "");
 	/* A unit that is already there is replaced by the mask. */
-	make_file(root, "etc/systemd/system/sys-kernel-debug.mount", "[Mount]\n");
+	tu_write_file(root, "etc/systemd/system/sys-kernel-debug.mount", "[Mount]\n");
 
 	/* A file outside the tree that a symbolic link inside points at. */
-	make_file(f->state, "outside", "untouched\n");
+	tu_write_file(f->state, "outside", "untouched\n");
 	PATHF(target, "%s/outside", f->state);
-	PATHF(link, "%s/etc/gpubox-template", root);
-	assert_int_equal(symlink(target, link), 0);
+	tu_make_link(root, "etc/gpubox-template", target);
 
-	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(rootfd >= 0);
+	rootfd = tu_open_dir(root);
 	assert_int_equal(template_finish_rootfs(rootfd, "default@3"), 0);
 
 	assert_false(exists(root, "etc/ssh/ssh_host_ed25519_key"));
@@ -405,16 +386,16 @@ static void test_finish_rootfs(void **state)
 	assert_false(exists(root, "var/lib/apt/lists/lock"));
 	assert_true(exists(root, "var/lib/apt/lists/partial"));
 
-	locale = read_text(root, "etc/default/locale");
+	locale = tu_read_text(root, "etc/default/locale");
 	assert_non_null(locale);
 	assert_string_equal(locale, "LANG=C.UTF-8\n");
-	marker = read_text(root, "etc/gpubox-template");
+	marker = tu_read_text(root, "etc/gpubox-template");
 	assert_non_null(marker);
 	assert_string_equal(marker, "default@3\n");
-	outside = read_text(f->state, "outside");
+	outside = tu_read_text(f->state, "outside");
 	assert_string_equal(outside, "untouched\n");
 
-	unit = read_text(root, "etc/systemd/system/gpubox-ssh-keygen.service");
+	unit = tu_read_text(root, "etc/systemd/system/gpubox-ssh-keygen.service");
 	assert_non_null(unit);
 	assert_non_null(strstr(unit, "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n"));
 	assert_non_null(strstr(unit, "ExecStart=/usr/bin/ssh-keygen -A\n"));
@@ -434,22 +415,20 @@ static void test_finish_rootfs_symlinks(void **state)
 	struct fixture *f = *state;
 	__do_close int rootfd = -EBADF;
 	__do_free char *outside = NULL;
-	char root[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
+	char root[PATH_MAX], target[PATH_MAX];
 	int ret;
 
 	/* /etc/default is a link out of the tree: refused, nothing written there. */
 	PATHF(root, "%s/tree2", f->state);
 	make_dir(root, "etc");
 	make_dir(f->state, "outside-dir");
-	make_file(f->state, "outside-dir/locale", "LANG=fr_FR\n");
+	tu_write_file(f->state, "outside-dir/locale", "LANG=fr_FR\n");
 	PATHF(target, "%s/outside-dir", f->state);
-	PATHF(link, "%s/etc/default", root);
-	assert_int_equal(symlink(target, link), 0);
-	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(rootfd >= 0);
+	tu_make_link(root, "etc/default", target);
+	rootfd = tu_open_dir(root);
 	ret = template_finish_rootfs(rootfd, "default@1");
 	assert_true(ret == -ENOTDIR || ret == -ELOOP);
-	outside = read_text(f->state, "outside-dir/locale");
+	outside = tu_read_text(f->state, "outside-dir/locale");
 	assert_string_equal(outside, "LANG=fr_FR\n");
 	close(rootfd);
 	rootfd = -EBADF;
@@ -457,11 +436,9 @@ static void test_finish_rootfs_symlinks(void **state)
 	/* /etc/ssh is a link out of the tree: its keys are not touched. */
 	PATHF(root, "%s/tree3", f->state);
 	make_dir(root, "etc");
-	make_file(f->state, "outside-dir/ssh_host_rsa_key", "host key\n");
-	PATHF(link, "%s/etc/ssh", root);
-	assert_int_equal(symlink(target, link), 0);
-	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(rootfd >= 0);
+	tu_write_file(f->state, "outside-dir/ssh_host_rsa_key", "host key\n");
+	tu_make_link(root, "etc/ssh", target);
+	rootfd = tu_open_dir(root);
 	ret = template_finish_rootfs(rootfd, "default@1");
 	assert_true(ret == -ENOTDIR || ret == -ELOOP);
 	assert_true(exists(f->state, "outside-dir/ssh_host_rsa_key"));
