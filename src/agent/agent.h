@@ -377,6 +377,51 @@ struct reply_error {
 	char text[1024];
 };
 
+struct op_context {
+	struct agent *a;
+	const struct caller *who;
+	json_t *args;
+	struct progress *progress;
+	struct reply_error *error;
+};
+
+/* One operation of the protocol; tables end with a NULL name. */
+struct op_entry {
+	const char *name;
+	int (*run)(struct op_context *ctx, json_t **result);
+};
+
+/* ops_gpu.c and ops_snapshot.c: their areas' operations. */
+extern const struct op_entry ops_gpu_table[];
+extern const struct op_entry ops_snapshot_table[];
+
+struct member_view {
+	struct storage_paths paths;
+	char address[16];
+	char gateway[16];
+	char hostname[128];
+	char logfile[PATH_MAX + 16];
+};
+
+/* Helpers for operations in any ops_*.c file.  ops_fail() fills the
+ * reply's error and returns -1. */
+__attribute__((format(printf, 3, 4)))
+int ops_fail(struct op_context *ctx, const char *code, const char *fmt, ...);
+int ops_usage(struct op_context *ctx, const char *text);
+int ops_check_args(struct op_context *ctx, const char *const allowed[]);
+/* The member acted on: the caller, or for an admin args' "member". */
+int ops_target(struct op_context *ctx, struct member_record *rec);
+int ops_require_admin(struct op_context *ctx);
+int ops_member_view(struct agent *a, const struct member_record *rec, struct member_view *v);
+const char *ops_ssh_host(const struct agent *a);
+json_t *ops_status_json(struct agent *a, const struct member_record *rec);
+int ops_member_template(struct op_context *ctx, struct member_record *rec,
+			struct template_info *tpl);
+/* Start (idempotent, waits for sshd) and stop a member's container; the
+ * caller holds the member's lock (agent_lock_member). */
+int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result);
+int ops_stop_member(struct agent *a, const struct member_record *rec);
+
 /* Run one request.  On success *result is set (may be an empty object);
  * on failure returns negative and fills *error. */
 int ops_dispatch(struct agent *a, const struct caller *who, const char *op, json_t *args,

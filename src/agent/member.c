@@ -30,8 +30,10 @@
 #define MEMBER_MAX_KEYS 64
 #define SUBID_FILE_MAX (4 * 1024 * 1024)
 
-/* Every range granted in an /etc/subuid-style file ("name:first:count"). */
-static int member_read_subid_file(const char *path, struct id_range **ranges, size_t *n, size_t *cap)
+/* The ranges granted in an /etc/subuid-style file ("name:first:count"),
+ * to owner only, or to anyone when owner is NULL. */
+static int member_read_subid_file(const char *path, const char *owner, struct id_range **ranges,
+				  size_t *n, size_t *cap)
 {
 	__do_free char *text = NULL;
 	char *line, *save = NULL;
@@ -47,6 +49,9 @@ static int member_read_subid_file(const char *path, struct id_range **ranges, si
 		uint32_t f, c;
 
 		if (!first)
+			continue;
+		if (owner && ((size_t)(first - line) != strlen(owner) ||
+			      strncmp(line, owner, strlen(owner)) != 0))
 			continue;
 		count = strchr(first + 1, ':');
 		if (!count)
@@ -67,25 +72,24 @@ static int member_read_subid_file(const char *path, struct id_range **ranges, si
 	return 0;
 }
 
+static bool member_subid_file_grants(const char *path, uint32_t base)
+{
+	__do_free struct id_range *ranges = NULL;
+	size_t n = 0, cap = 0;
+
+	if (member_read_subid_file(path, "root", &ranges, &n, &cap) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (ranges[i].first == base && ranges[i].count == SUBID_COUNT)
+			return true;
+	return false;
+}
+
 /* Whether root holds exactly this block in /etc/subuid and /etc/subgid. */
 static bool member_subid_granted(uint32_t base)
 {
-	struct subid_range *ranges = NULL;
-	bool uid_ok = false, gid_ok = false;
-	int n;
-
-	n = subid_get_uid_ranges("root", &ranges);
-	for (int i = 0; i < n; i++)
-		if (ranges[i].start == base && ranges[i].count == SUBID_COUNT)
-			uid_ok = true;
-	free(ranges);
-	ranges = NULL;
-	n = subid_get_gid_ranges("root", &ranges);
-	for (int i = 0; i < n; i++)
-		if (ranges[i].start == base && ranges[i].count == SUBID_COUNT)
-			gid_ok = true;
-	free(ranges);
-	return uid_ok && gid_ok;
+	return member_subid_file_grants("/etc/subuid", base) &&
+	       member_subid_file_grants("/etc/subgid", base);
 }
 
 static int member_run(const char *const argv[], char *err, size_t errlen)
@@ -262,9 +266,9 @@ static int member_alloc_subid(struct agent *a, const struct member_record *list,
 	size_t ntaken = 0, cap = 0;
 	int ret;
 
-	ret = member_read_subid_file("/etc/subuid", &taken, &ntaken, &cap);
+	ret = member_read_subid_file("/etc/subuid", NULL, &taken, &ntaken, &cap);
 	if (ret == 0)
-		ret = member_read_subid_file("/etc/subgid", &taken, &ntaken, &cap);
+		ret = member_read_subid_file("/etc/subgid", NULL, &taken, &ntaken, &cap);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < n; i++) {

@@ -17,16 +17,8 @@
 #include "validate.h"
 #include "banned.h"
 
-struct op_context {
-	struct agent *a;
-	const struct caller *who;
-	json_t *args;
-	struct progress *progress;
-	struct reply_error *error;
-};
 
-__attribute__((format(printf, 3, 4)))
-static int ops_fail(struct op_context *ctx, const char *code, const char *fmt, ...)
+int ops_fail(struct op_context *ctx, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -37,12 +29,12 @@ static int ops_fail(struct op_context *ctx, const char *code, const char *fmt, .
 	return -1;
 }
 
-static int ops_usage(struct op_context *ctx, const char *text)
+int ops_usage(struct op_context *ctx, const char *text)
 {
 	return ops_fail(ctx, PROTO_E_USAGE, "%s", text);
 }
 
-static int ops_check_args(struct op_context *ctx, const char *const allowed[])
+int ops_check_args(struct op_context *ctx, const char *const allowed[])
 {
 	char err[256];
 
@@ -56,7 +48,7 @@ static int ops_check_args(struct op_context *ctx, const char *const allowed[])
  * admin the one named in "member".  A member naming anyone else is refused
  * without saying whether that member exists.
  */
-static int ops_target(struct op_context *ctx, struct member_record *rec)
+int ops_target(struct op_context *ctx, struct member_record *rec)
 {
 	const char *name = NULL;
 	char err[256];
@@ -83,7 +75,7 @@ static int ops_target(struct op_context *ctx, struct member_record *rec)
 	return 0;
 }
 
-static int ops_require_admin(struct op_context *ctx)
+int ops_require_admin(struct op_context *ctx)
 {
 	if (ctx->who->admin)
 		return 0;
@@ -94,15 +86,8 @@ static int ops_require_admin(struct op_context *ctx)
 
 /* ---- containers ---------------------------------------------------------- */
 
-struct member_view {
-	struct storage_paths paths;
-	char address[16];
-	char gateway[16];
-	char hostname[128];
-	char logfile[PATH_MAX + 16];
-};
 
-static int ops_member_view(struct agent *a, const struct member_record *rec, struct member_view *v)
+int ops_member_view(struct agent *a, const struct member_record *rec, struct member_view *v)
 {
 	int ret = storage_paths(a->cfg.state_dir, rec->name, &v->paths);
 
@@ -119,7 +104,7 @@ static int ops_member_view(struct agent *a, const struct member_record *rec, str
 	return 0;
 }
 
-static const char *ops_ssh_host(const struct agent *a)
+const char *ops_ssh_host(const struct agent *a)
 {
 	return a->cfg.ssh_host[0] ? a->cfg.ssh_host : a->cfg.server_name;
 }
@@ -186,7 +171,7 @@ out:
 
 /* The template a member's container uses: the recorded one, or for a new
  * layer the newest of the default template, built on first need. */
-static int ops_member_template(struct op_context *ctx, struct member_record *rec,
+int ops_member_template(struct op_context *ctx, struct member_record *rec,
 			       struct template_info *tpl)
 {
 	struct agent *a = ctx->a;
@@ -227,7 +212,7 @@ static json_t *ops_login_result(struct agent *a, const struct member_record *rec
 			 "address", v->address, "template", rec->template_ref);
 }
 
-static int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result)
+int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result)
 {
 	struct agent *a = ctx->a;
 	struct template_info tpl;
@@ -278,7 +263,7 @@ static int ops_start_member(struct op_context *ctx, struct member_record *rec, j
 	return 0;
 }
 
-static int ops_stop_member(struct agent *a, const struct member_record *rec)
+int ops_stop_member(struct agent *a, const struct member_record *rec)
 {
 	struct storage_paths paths;
 	int ret;
@@ -339,7 +324,7 @@ static json_t *ops_forwards_json(struct agent *a, const char *member)
 	return array;
 }
 
-static json_t *ops_status_json(struct agent *a, const struct member_record *rec)
+json_t *ops_status_json(struct agent *a, const struct member_record *rec)
 {
 	struct member_view v;
 	enum container_state state = container_get_state(a->lxcpath, rec->name);
@@ -681,10 +666,7 @@ static int op_version(struct op_context *ctx, json_t **result)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	int (*run)(struct op_context *ctx, json_t **result);
-} ops_table[] = {
+static const struct op_entry ops_core_table[] = {
 	{ "version",        op_version },
 	{ "start",          op_start },
 	{ "stop",           op_stop },
@@ -699,6 +681,14 @@ static const struct {
 	{ "template_build", op_template_build },
 	{ "template_ls",    op_template_ls },
 	{ "ls",             op_ls },
+	{ NULL, NULL },
+};
+
+/* Every operation, by area; each table ends with a NULL name. */
+static const struct op_entry *const ops_tables[] = {
+	ops_core_table,
+	ops_gpu_table,
+	ops_snapshot_table,
 };
 
 int ops_dispatch(struct agent *a, const struct caller *who, const char *op, json_t *args,
@@ -707,14 +697,16 @@ int ops_dispatch(struct agent *a, const struct caller *who, const char *op, json
 	struct op_context ctx = { .a = a, .who = who, .args = args, .progress = progress, .error = error };
 
 	*result = NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(ops_table); i++) {
-		if (strcmp(ops_table[i].name, op) != 0)
-			continue;
-		if (ops_table[i].run(&ctx, result) < 0)
-			return -1;
-		if (!*result)
-			return ops_fail(&ctx, PROTO_E_FAILED, "the agent ran out of memory");
-		return 0;
+	for (size_t t = 0; t < ARRAY_SIZE(ops_tables); t++) {
+		for (const struct op_entry *e = ops_tables[t]; e->name; e++) {
+			if (strcmp(e->name, op) != 0)
+				continue;
+			if (e->run(&ctx, result) < 0)
+				return -1;
+			if (!*result)
+				return ops_fail(&ctx, PROTO_E_FAILED, "the agent ran out of memory");
+			return 0;
+		}
 	}
 	return ops_fail(&ctx, PROTO_E_USAGE, "unknown operation; this agent speaks protocol %d",
 			PROTO_VERSION);
