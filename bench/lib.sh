@@ -1,0 +1,202 @@
+# shellcheck shell=bash
+# Shared helpers of the benchmarks (sourced by bench/run, bench/create and
+# bench/start).  Like tests/system/run, a benchmark runs one real agent
+# (gpuboxd) with a throw-away configuration: its own state directory,
+# bridge, nftables table, groups and id/port ranges, none of which collide
+# with the system tests' (gbxt*, 47000-47999, 42200-42299, 43000-43099,
+# 10.213/10.214).  Everything is removed at the end, also when a benchmark
+# fails or is interrupted.
+#
+#   bench_setup BUILD_DIR    agent up and the default template built;
+#                            a no-op when bench/run already did it (it
+#                            exports BENCH_READY=1 and the BENCH_* names)
+#
+# Benchmarks print figures; they never fail on a number.
+
+set -u
+export LC_ALL=C
+
+bench_log() { echo "# $*" >&2; }
+bench_die() { echo "bench: $*" >&2; exit 1; }
+
+# Milliseconds since the epoch (bash 5: no fork).
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+# median N...: the median of integers (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+# ratio A B: A/B with two decimals ("-" when B is 0).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# secs MS: milliseconds as seconds with two decimals.
+secs() { awk -v a="$1" 'BEGIN { printf "%.2f", a / 1000 }'; }
+
+gpubox() { "$BENCH_BIN/gpubox" "$@"; }
+
+# quiet COMMAND...: run it, showing its output only when it fails.
+quiet() {
+	local out
+	out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
+}
+
+bench_start_agent() {
+	"$BENCH_BIN/gpuboxd" --foreground --config "$BENCH_CONF" >>"$BENCH_DIR/agent.log" 2>&1 &
+	echo $! >"$BENCH_DIR/agent.pid"
+	for _ in $(seq 100); do
+		[ -S "$BENCH_DIR/gpubox.sock" ] && gpubox version >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "bench: the agent did not come up; its log:" >&2
+	tail -30 "$BENCH_DIR/agent.log" | sed 's/^/# /' >&2
+	return 1
+}
+
+bench_stop_agent() {
+	local pid
+	[ -f "$BENCH_DIR/agent.pid" ] || return 0
+	pid=$(cat "$BENCH_DIR/agent.pid")
+	kill "$pid" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -f "$BENCH_DIR/agent.pid"
+}
+
+# bench_set_template NAME: the template new and rebuilt containers use
+# (the agent's "template" key), then restart the agent to read it.
+bench_set_template() {
+	sed -i '/^template = /d' "$BENCH_CONF"
+	echo "template = $1" >>"$BENCH_CONF"
+	bench_stop_agent
+	bench_start_agent
+}
+
+bench_cleanup() {
+	local status=$? dir=$BENCH_DIR id=$BENCH_ID m c
+	set +e
+	[ -n "$dir" ] && [ -d "$dir" ] || return 0
+	if [ "$status" != 0 ] && [ -s "$dir/agent.log" ]; then
+		cp "$dir/agent.log" "/tmp/gbx-bench.$id.agent.log"
+		bench_log "failed (exit $status); the agent's log is kept in /tmp/gbx-bench.$id.agent.log"
+	fi
+	bench_log "cleaning up $dir"
+	if [ -S "$dir/gpubox.sock" ] && [ -f "$dir/agent.pid" ]; then
+		for m in $(gpubox admin user ls --json 2>/dev/null | jq -r '.users[].name' 2>/dev/null); do
+			gpubox admin user rm "$m" --purge --yes >/dev/null 2>&1
+		done
+	fi
+	[ -f "$dir/agent.pid" ] && kill "$(cat "$dir/agent.pid")" 2>/dev/null
+	sleep 0.3
+	for c in "$dir"/state/lxc/*/; do
+		[ -d "$c" ] && lxc-stop -k -P "$dir/state/lxc" -n "$(basename "$c")" 2>/dev/null
+	done
+	grep " $dir/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
+	for m in $(awk -F: -v g="gbxbm$id" '$1 == g {print $4}' /etc/group | tr , ' '); do
+		userdel "$m" 2>/dev/null; groupdel "$m" 2>/dev/null
+	done
+	# Only this run's subordinate ranges (21xxxxxxxx; the tests use 20xxxxxxxx).
+	sed -i '/^root:21[0-9]\{8\}:65536$/d' /etc/subuid /etc/subgid
+	groupdel "gbxbm$id" 2>/dev/null
+	groupdel "gbxba$id" 2>/dev/null
+	nft delete table ip "gbxb$id" 2>/dev/null
+	nft delete table bridge "gbxb$id" 2>/dev/null
+	ip link del "gbxb$id" 2>/dev/null
+	rm -rf "$dir"
+}
+
+bench_setup() {
+	local build net
+	if [ "${BENCH_READY:-}" = 1 ]; then
+		return 0
+	fi
+	[ "$(id -u)" = 0 ] || bench_die "the benchmarks need root (real containers, nftables)"
+	build=$(cd "${1:-build}" 2>/dev/null && pwd) || bench_die "no build directory ${1:-build}; build first (make)"
+	[ -x "$build/src/cli/gpubox" ] && [ -x "$build/src/agent/gpuboxd" ] ||
+		bench_die "$build has no gpubox and gpuboxd; build first (make)"
+	for t in jq nc tar lxc-stop nft; do
+		command -v "$t" >/dev/null || bench_die "$t is missing"
+	done
+
+	BENCH_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+	BENCH_DIR=$(mktemp -d "/var/lib/gbx-bench.$BENCH_ID.XXXX") || bench_die "cannot make a directory"
+	chmod 755 "$BENCH_DIR"
+	net=$((20 + 0x${BENCH_ID:0:2} % 200))
+	BENCH_BIN=$BENCH_DIR/bin
+	BENCH_CONF=$BENCH_DIR/gpubox.conf
+	BENCH_HOST_IP=10.215.$net.1
+	export BENCH_ID BENCH_DIR BENCH_BIN BENCH_CONF BENCH_HOST_IP
+	export GPUBOX_CONFIG=$BENCH_CONF
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+
+	mkdir -p "$BENCH_BIN" "$BENCH_DIR/state" "$BENCH_DIR/keys"
+	install -m 0755 "$build/src/cli/gpubox" "$build/src/agent/gpuboxd" "$BENCH_BIN/"
+	cat >"$BENCH_CONF" <<CONF
+# written by bench/lib.sh
+socket = $BENCH_DIR/gpubox.sock
+state_dir = $BENCH_DIR/state
+authorized_keys_dir = $BENCH_DIR/authorized_keys
+member_shell = $BENCH_BIN/gpubox
+server_name = gbxbench
+ssh_host = $BENCH_HOST_IP
+admin_group = gbxba$BENCH_ID
+member_group = gbxbm$BENCH_ID
+uid_range = 48000-48999
+subid_range = 2100000000-2199999999
+ssh_port_range = 44200-44299
+forward_port_range = 45000-45099
+bridge = gbxb$BENCH_ID
+bridge_address = $BENCH_HOST_IP/24
+nft_table = gbxb$BENCH_ID
+start_timeout = 60
+CONF
+	[ -n "${GBX_TEMPLATE_MIRROR:-}" ] && echo "template_mirror = $GBX_TEMPLATE_MIRROR" >>"$BENCH_CONF"
+	ssh-keygen -q -t ed25519 -N '' -C bench -f "$BENCH_DIR/keys/bench"
+
+	bench_start_agent || exit 1
+	bench_log "agent up: $BENCH_DIR (bridge gbxb$BENCH_ID, 10.215.$net.0/24)"
+	bench_log "building the default template (debootstrap; a minute or two)"
+	local t0
+	t0=$(now_ms)
+	if ! gpubox admin template build >"$BENCH_DIR/template.log" 2>&1; then
+		echo "bench: the template could not be built:" >&2
+		tail -30 "$BENCH_DIR/template.log" | sed 's/^/# /' >&2
+		exit 1
+	fi
+	bench_log "$(tail -1 "$BENCH_DIR/template.log") ($(secs $(($(now_ms) - t0))) s)"
+	BENCH_READY=1
+	export BENCH_READY
+}
+
+# A member name unique to this run: bench_member TAG
+bench_member() { echo "bx$BENCH_ID$1"; }
+
+bench_add() { gpubox admin user add "$1" --key "$BENCH_DIR/keys/bench.pub" >/dev/null; }
+
+bench_rm() { gpubox admin user rm "$1" --purge --yes >/dev/null 2>&1 || true; }
+
+# The newest template of NAME: its directory (templates/NAME@VERSION).
+bench_template_dir() {
+	local ref
+	ref=$(gpubox admin template ls --json | jq -r --arg n "$1" \
+		'[.templates[] | select(.name == $n)] | sort_by(.version) | last | .ref')
+	[ -n "$ref" ] && [ "$ref" != null ] || return 1
+	echo "$BENCH_DIR/state/templates/$ref"
+}
+
+# bench_timed_start NAME FILE: gpubox start, each output line stamped with
+# the milliseconds since the call; prints the total milliseconds.
+bench_timed_start() {
+	local name=$1 out=$2 t0 rc
+	t0=$(now_ms)
+	{ gpubox start --member "$name" 2>&1; echo "exit $?"; } | while IFS= read -r line; do
+		echo "$(($(now_ms) - t0)) $line"
+	done >"$out"
+	rc=$(awk '$2 == "exit" {print $3}' "$out" | tail -1)
+	[ "$rc" = 0 ] || { sed 's/^/# /' "$out" >&2; return 1; }
+	awk '$2 == "exit" {print $1}' "$out" | tail -1
+}
+
+# The milliseconds at which a stamped start output first said PATTERN.
+bench_stamp() { awk -v p="$2" 'index($0, p) {print $1; exit}' "$1"; }
