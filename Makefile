@@ -25,8 +25,15 @@ demo:
 check:
 	scripts/check
 
+# valgrind 3.19 does not know open_tree, move_mount, mount_setattr and
+# openat2, so the tests of storage, rootfs and provision (and LXC's, which
+# uses them) cannot run under it; ASan+UBSan covers them in make check.
+VALGRIND_SKIP = storage rootfs provision container
 check-valgrind: all
-	meson test -C $(BUILD) --suite unit --suite fuzz --wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q'
+	@echo "check-valgrind: not under valgrind (it lacks their system calls): $(VALGRIND_SKIP)"
+	meson test -C $(BUILD) --timeout-multiplier 5 \
+		--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q --suppressions=$(CURDIR)/tests/valgrind.supp' \
+		$$(meson test -C $(BUILD) --list --suite unit --suite fuzz 2>/dev/null | sed 's/^gpubox:[a-z]* \/ //' | grep -vxE '$(shell echo $(VALGRIND_SKIP) | tr ' ' '|')')
 
 bench: all
 	bench/run
