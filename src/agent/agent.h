@@ -50,6 +50,10 @@ int storage_prepare(const struct storage_paths *paths, uint32_t subid_base);
  * mount there is kept. */
 int storage_mount(const struct storage_paths *paths, const char *template_rootfs,
 		  uint32_t subid_base);
+/* The same with one more read-only layer (NULL: none) between the member's
+ * layer and the template: the GPU driver's mount points (gpu.c). */
+int storage_mount_layers(const struct storage_paths *paths, const char *template_rootfs,
+			 const char *extra_lower, uint32_t subid_base);
 /* Idempotent; a busy mount is detached (MNT_DETACH). */
 int storage_unmount(const struct storage_paths *paths);
 /* Whether paths->rootfs is an overlay mount point. */
@@ -155,6 +159,80 @@ int template_recipe(const char *release, const char *mirror, const char *package
  * follows a symbolic link in the tree. */
 int template_finish_rootfs(int rootfd, const char *ref);
 
+/* A template that a newer version of the same name replaces: the newest
+ * ref into newer and 1; 0 when ref is the newest (or not a ref). */
+int template_newer(const struct gpubox_config *cfg, const char *ref, char *newer, size_t len);
+/* Delete NAME@VERSION unless in_use(ref) says something uses it (then
+ * -EBUSY, with who into err).  -ENOENT if absent. */
+int template_remove(const struct gpubox_config *cfg, const char *ref,
+		    int (*in_use)(void *data, const char *ref, char *who, size_t wholen),
+		    void *data, char *err, size_t errlen);
+
+/* ---- snapshot.c: archives of a member's own layer ----------------------- */
+
+/*
+ * Layout: <snapshot_dir>/<member>/<name>.tar.zst (pax, zstd), <name>.json
+ * (the manifest: a snapshot exists when its manifest does) and
+ * <name>.sha256 (sha256sum's format).  Written as *.tmp-XXXXXX, synced,
+ * then renamed; stale temporary files are removed by snapshot_clean().
+ */
+#define SNAPSHOT_NAME_MAX 40
+
+struct snapshot_stats {
+	unsigned long long entries;
+	unsigned long long content_bytes;     /* file data in the layer */
+	unsigned long long archive_bytes;     /* the archive's size */
+	char sha256[TEMPLATE_HASH_HEX];       /* of the archive's bytes */
+};
+
+struct snapshot_info {
+	char name[SNAPSHOT_NAME_MAX + 1];
+	char member[40];
+	char template_ref[80];
+	char template_hash[72];
+	char server[64];
+	long long created;
+	unsigned long long size;              /* the archive's bytes */
+	unsigned long long content_size;
+	char sha256[TEMPLATE_HASH_HEX];
+};
+
+/* Archive the layer at upper_dir into out_fd: owners relative to
+ * subid_base, zstd with threads (0: one per core), progress in percent. */
+int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
+		   struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen);
+/* Extract an archive into the empty directory new_upper_dir as the ids of
+ * subid_base, refusing what does not belong in a layer (see the file's
+ * head); -EPERM with a sentence in err for a refused archive, -EBADMSG for
+ * a damaged one.  stats->sha256 is the checksum of every byte read. */
+int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_base,
+		     struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen);
+/* [A-Za-z0-9][A-Za-z0-9_-]{0,39}: a file name, never a path. */
+int snapshot_check_name(const char *name, char *err, size_t errlen);
+/* <snapshot_dir> (the configured one, or <state_dir>/snapshots). */
+int snapshot_root(const struct gpubox_config *cfg, char *buf, size_t len);
+/* <snapshot_dir>/<member>[/<name><suffix>]; name may be NULL. */
+int snapshot_path(const struct gpubox_config *cfg, const char *member, const char *name,
+		  const char *suffix, char *buf, size_t len);
+/* The member's snapshots, oldest first (caller frees). */
+int snapshot_list(const struct gpubox_config *cfg, const char *member,
+		  struct snapshot_info **out, size_t *n);
+/* -ENOENT when the member has no snapshot of that name. */
+int snapshot_get(const struct gpubox_config *cfg, const char *member, const char *name,
+		 struct snapshot_info *out);
+int snapshot_manifest_write(const struct gpubox_config *cfg, const struct snapshot_info *info);
+/* Manifest first (the snapshot is gone), then the archive. */
+int snapshot_remove(const struct gpubox_config *cfg, const char *member, const char *name);
+/* ".tmp-<server>-": the mark of this server's temporary files. */
+void snapshot_tmp_mark(const struct gpubox_config *cfg, char *buf, size_t len);
+/* Remove the member's temporary files of this server (those of another
+ * server sharing the store after a day), and archives left without a
+ * manifest for an hour. */
+void snapshot_clean(const struct gpubox_config *cfg, const char *member);
+/* 1 (and "member/name" into who) when a snapshot of any member uses ref. */
+int snapshot_uses_template(const struct gpubox_config *cfg, const char *ref, char *who,
+			   size_t wholen);
+
 /* ---- aptsources.c: the Debian mirror, from the host's apt sources ------- */
 
 #define APTSOURCES_URI_MAX 1024
@@ -248,6 +326,7 @@ struct container_mount {
 	const char *source;        /* absolute host path */
 	const char *target;        /* path inside the container, without the leading '/' */
 	const char *options;       /* e.g. "bind,ro,nosuid,nodev,create=file"; [a-z0-9,=_-] */
+	const char *fstype;        /* NULL: a bind mount; "tmpfs": source is "tmpfs" */
 };
 
 struct container_spec {
@@ -263,7 +342,8 @@ struct container_spec {
 	const char *logfile;       /* NULL: <lxcpath>/<name>/lxc.log */
 	const struct container_mount *mounts;  /* optional: GPU devices, driver files, socket */
 	size_t nmounts;
-	const char *const *devices;/* optional, NULL-terminated cgroup2 rules: "c 195:* rwm" */
+	const char *const *devices;/* optional, NULL-terminated device rules: "c 195:* rwm" */
+	bool cgroup_v1;            /* devices under lxc.cgroup (v1), not lxc.cgroup2 */
 };
 
 /* Seconds container_start() waits for LXC to report the container RUNNING. */
@@ -285,6 +365,152 @@ const char *container_state_name(enum container_state state);
 /* Wait until host:port answers with an SSH banner; -ETIMEDOUT. */
 int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
 		       struct progress *progress);
+
+/* The init process of a running container (host pid), or a negative errno. */
+int container_init_pid(const char *lxcpath, const char *name, pid_t *pid);
+/* Allow or deny one device rule ("c 195:1 rwm") in a running container's
+ * device cgroup, and in every cgroup below it (cgroup v1 copies rules down
+ * only when a cgroup is made). */
+int container_device_rule(const char *lxcpath, const char *name, const char *rule, bool allow);
+
+/* ---- ldcache.c: glibc's /etc/ld.so.cache ---------------------------------- */
+
+struct ldcache_entry {
+	int32_t flags;             /* FLAG_ELF_LIBC6 | the architecture's flag */
+	const char *key;           /* the soname: "libcuda.so.1" */
+	const char *value;         /* its path: "/usr/lib/x86_64-linux-gnu/libcuda.so.1" */
+	uint64_t hwcap;
+};
+
+/* Called for each entry; a non-zero return stops the walk and is returned. */
+typedef int (*ldcache_fn)(const struct ldcache_entry *entry, void *data);
+
+/* Walk the entries of a cache ("glibc-ld.so.cache1.1", alone or after an
+ * "ld.so-1.7.0" table).  -EINVAL for anything malformed (every offset is
+ * checked), -EPROTONOSUPPORT for an old-only or foreign-endian cache. */
+int ldcache_parse(const void *data, size_t len, ldcache_fn fn, void *userdata);
+
+/* ---- gpu.c: the host's NVIDIA driver, injected into containers ------------ */
+
+#define GPU_MAX 64
+#define GPU_NODES_MAX 160
+#define GPU_FILES_MAX 128
+#define GPU_VERSION_MAX 32
+#define GPU_UUID_MAX 64
+#define GPU_NAME_MAX 128
+#define GPU_RULE_MAX 40
+#define GPU_PLAN_MOUNTS (GPU_FILES_MAX + GPU_NODES_MAX + 8)
+/* Inside the container (and in the agent's layer), relative to its root. */
+#define GPU_LIB_DIR "usr/lib/gpubox-nvidia"
+#define GPU_BIN_DIR "usr/bin"
+#define GPU_CONF_FILE "etc/ld.so.conf.d/gpubox-nvidia.conf"
+
+enum {
+	GPU_CAP_UTILITY  = 1 << 0,
+	GPU_CAP_COMPUTE  = 1 << 1,
+	GPU_CAP_VIDEO    = 1 << 2,
+	GPU_CAP_GRAPHICS = 1 << 3,
+	GPU_CAP_ALL      = 15,
+};
+
+struct gpu_device {
+	unsigned index;            /* in PCI bus order, as nvidia-smi numbers them */
+	unsigned minor;            /* /dev/nvidia<minor> */
+	char bus_id[32];
+	char uuid[GPU_UUID_MAX];
+	char model[96];
+};
+
+struct gpu_node {
+	char host[PATH_MAX];       /* the node on the host (below gpu_root) */
+	char target[64];           /* "dev/nvidia0" */
+	unsigned major, minor;
+	int gpu;                   /* index of its GPU; -1: every container needs it */
+};
+
+struct gpu_file {
+	char host[PATH_MAX];       /* the real file on the host, links resolved */
+	char name[GPU_NAME_MAX];   /* its file name: "libcuda.so.580.65.06", "nvidia-smi" */
+	char soname[GPU_NAME_MAX]; /* libraries: "libcuda.so.1" */
+	unsigned caps;
+	bool binary;
+};
+
+struct gpu_host {
+	bool present;
+	char reason[160];          /* when not present: one sentence */
+	char root[PATH_MAX];
+	char version[GPU_VERSION_MAX];
+	struct gpu_device gpus[GPU_MAX];
+	size_t ngpus;
+	struct gpu_node nodes[GPU_NODES_MAX];
+	size_t nnodes;
+	struct gpu_file files[GPU_FILES_MAX];
+	size_t nfiles;
+	char persistenced_socket[PATH_MAX];
+};
+
+struct gpu_plan_mount {
+	char source[PATH_MAX];
+	char target[PATH_MAX];
+	char options[96];
+};
+
+/* What one start injects; large: allocate it. */
+struct gpu_plan {
+	char dir[PATH_MAX];        /* <state>/users/<m>/gpu */
+	char layer[PATH_MAX];      /* <dir>/layer: stacked under the member's layer */
+	char version[GPU_VERSION_MAX];
+	uint64_t mask;             /* the container's GPUs, by index */
+	struct gpu_plan_mount mount_text[GPU_PLAN_MOUNTS];
+	struct container_mount mounts[GPU_PLAN_MOUNTS];
+	size_t nmounts;
+	char device_text[GPU_NODES_MAX][GPU_RULE_MAX];
+	const char *devices[GPU_NODES_MAX + 1];
+	size_t ndevices;
+	struct {                   /* the GPUs' own nodes, bound after the start */
+		char host[PATH_MAX];
+		char target[64];
+	} late[GPU_NODES_MAX];
+	size_t nlate;
+};
+
+/* Parsers of the driver's /proc files; -EINVAL when malformed. */
+int gpu_parse_version(const char *text, char *out, size_t outlen);
+int gpu_parse_information(const char *text, struct gpu_device *out);
+/* "utility compute ..." (blanks or commas) to GPU_CAP_* bits. */
+int gpu_parse_capabilities(const char *text, unsigned *caps, char *err, size_t errlen);
+/* The capability of a driver library's file name if it ends in version, else 0. */
+unsigned gpu_library_caps(const char *name, const char *version);
+/* Everything below root ("" = the host); host->present false, with a
+ * reason, on a server without the driver or a GPU (not an error). */
+int gpu_discover(const char *root, unsigned caps, struct gpu_host *host);
+/* An index or a UUID to the GPU's index; -ENOENT, -EINVAL. */
+int gpu_find(const struct gpu_host *host, const char *selector, size_t *index);
+/* A set ("all", "none", or indices and UUIDs) to a mask of indices; GPUs
+ * not on this server are left out with a warning. */
+int gpu_select(const struct gpu_host *host, const char *set, uint64_t *mask, char *err,
+	       size_t errlen);
+/* "c MAJOR:MINOR rwm" */
+int gpu_node_rule(const struct gpu_node *node, char *buf, size_t len);
+/* Whether the devices cgroup is v1 here (cgroup2 not mounted at /sys/fs/cgroup). */
+bool gpu_cgroup_v1(void);
+/* The mounts and device rules for the GPUs in mask, files kept in dir.
+ * proc_exists: the kernel's /proc/driver/nvidia exists (a real driver). */
+int gpu_plan_build(const struct gpu_host *host, uint64_t mask, const char *dir,
+		   bool proc_exists, struct gpu_plan *plan);
+/* Write the agent's files of a start: dir, the /proc copy, the layer. */
+int gpu_prepare(const struct gpu_host *host, const struct gpu_plan *plan, uint32_t subid_base);
+/* The loader cache for the container's merged tree (mounted with the
+ * layer), by the host's static ldconfig, written into the layer. */
+int gpu_ldconfig(const struct gpu_host *host, const struct gpu_plan *plan, const char *rootfs,
+		 uint32_t subid_base, const char *ldconfig);
+int gpu_check_entry(const struct ldcache_entry *entry, void *data);
+/* Add (bind) or remove the node at target ("dev/nvidia1") in the mount
+ * namespace of a running container's init pid. */
+int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add);
+/* Bind the plan's GPU nodes into the container just started. */
+int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid);
 
 /* ---- alloc.c: ids, ports and addresses, never overlapping ---------------- */
 
@@ -347,6 +573,11 @@ int db_forward_remove(struct db *db, const char *member, uint32_t container_port
 int db_forward_list(struct db *db, const char *member, struct forward_record **out, size_t *n);
 int db_forward_by_host_port(struct db *db, uint32_t host_port, struct forward_record *out);
 
+/* A member's GPU set as text ("all", "none", UUIDs); -ENOENT: none recorded
+ * (the configured gpu_default applies). */
+int db_gpu_set_get(struct db *db, const char *member, char *out, size_t len);
+int db_gpu_set_put(struct db *db, const char *member, const char *gpus);
+
 /* ---- member.c: members' host accounts and allocations -------------------- */
 
 struct agent;
@@ -394,6 +625,25 @@ struct op_entry {
 /* ops_gpu.c and ops_snapshot.c: their areas' operations. */
 extern const struct op_entry ops_gpu_table[];
 extern const struct op_entry ops_snapshot_table[];
+
+/* ops_gpu.c: mount the member's tree for a start, with the host driver's
+ * layer when the server has GPUs; *plan (caller frees; NULL without GPU)
+ * holds the container's mounts and device rules. */
+struct gpu_plan;
+int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
+		  const struct storage_paths *paths, const char *template_rootfs,
+		  struct gpu_plan **plan);
+/* After the start: the GPUs' own nodes into the running container. */
+int ops_gpu_started(struct agent *a, const struct member_record *rec, const struct gpu_plan *plan);
+/* Add "driver", "gpus" and, when there is something to say, "gpu_note". */
+int ops_gpu_status(struct agent *a, const struct member_record *rec, bool running, json_t *status);
+/* ops_snapshot.c: finish or undo what a killed agent left half-done in a
+ * member's layer (a restore, a rebuild keeping /home); at start-up. */
+int ops_snapshot_reconcile(struct agent *a, const struct member_record *rec);
+/* rebuild --keep-home: move <layer>/upper/home aside before the wipe, and
+ * back after it. */
+int ops_snapshot_keep_home(const struct storage_paths *paths);
+int ops_snapshot_return_home(const struct storage_paths *paths);
 
 struct member_view {
 	struct storage_paths paths;

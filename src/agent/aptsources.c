@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "agent.h"
+#include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
@@ -422,24 +423,13 @@ int aptsources_find_mirror(const char *root, char *uri, size_t urilen)
 	if (!dir)
 		return -ENOENT;
 	while ((de = readdir(dir))) {
-		char **grown;
-
 		if (de->d_name[0] == '.')
 			continue;
 		if (!aptsources_has_suffix(de->d_name, ".list") &&
 		    !aptsources_has_suffix(de->d_name, ".sources"))
 			continue;
-		if (count + 2 > cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(names, cap * sizeof(*names));
-			if (!grown)
-				return -ENOMEM;
-			names = grown;
-		}
-		names[count] = strdup(de->d_name);
-		if (!names[count])
+		if (strv_append(&names, &count, &cap, de->d_name) < 0)
 			return -ENOMEM;
-		names[++count] = NULL;
 	}
 	if (count == 0)
 		return -ENOENT;

@@ -18,10 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/magic.h>
 #include <lxc/lxccontainer.h>
 
 #include "agent.h"
@@ -198,8 +201,11 @@ static int container_check_spec(const struct container_spec *spec, uint32_t *add
 	for (size_t i = 0; i < spec->nmounts; i++) {
 		const struct container_mount *m = &spec->mounts[i];
 
-		if (!container_valid_path(m->source, true) || !container_valid_path(m->target, false) ||
-		    !container_valid_options(m->options))
+		bool tmpfs = m->fstype && strcmp(m->fstype, "tmpfs") == 0;
+
+		if ((m->fstype && !tmpfs) ||
+		    !(tmpfs ? strcmp(m->source, "tmpfs") == 0 : container_valid_path(m->source, true)) ||
+		    !container_valid_path(m->target, false) || !container_valid_options(m->options))
 			return log_error_errno(-EINVAL, EINVAL, "Mount %zu of %s is not valid", i,
 					       spec->name);
 	}
@@ -261,11 +267,28 @@ char *container_render_config(const struct container_spec *spec)
 		   "lxc.apparmor.profile = generated\n"
 		   "lxc.apparmor.allow_nesting = 0\n"
 		   "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n");
+	/* userns.conf empties the device rules (an unprivileged user could not
+	 * set them); the agent is root and can.  With devices to grant, the
+	 * container gets common.conf's list back, then those devices. */
+	if (spec->devices && spec->devices[0]) {
+		static const char *const standard[] = {
+			"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 5:0 rwm",
+			"c 5:1 rwm", "c 5:2 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 136:* rwm",
+			"c 10:229 rwm", "c 10:200 rwm",
+		};
+		const char *key = spec->cgroup_v1 ? "lxc.cgroup" : "lxc.cgroup2";
+
+		fprintf(f, "%s.devices.deny = a\n", key);
+		for (size_t i = 0; i < ARRAY_SIZE(standard); i++)
+			fprintf(f, "%s.devices.allow = %s\n", key, standard[i]);
+	}
 	for (size_t i = 0; spec->devices && spec->devices[i]; i++)
-		fprintf(f, "lxc.cgroup2.devices.allow = %s\n", spec->devices[i]);
+		fprintf(f, "lxc.cgroup%s.devices.allow = %s\n", spec->cgroup_v1 ? "" : "2",
+			spec->devices[i]);
 	for (size_t i = 0; i < spec->nmounts; i++)
-		fprintf(f, "lxc.mount.entry = %s %s none %s 0 0\n", spec->mounts[i].source,
-			spec->mounts[i].target, spec->mounts[i].options);
+		fprintf(f, "lxc.mount.entry = %s %s %s %s 0 0\n", spec->mounts[i].source,
+			spec->mounts[i].target, spec->mounts[i].fstype ? spec->mounts[i].fstype : "none",
+			spec->mounts[i].options);
 	if (spec->logfile)
 		fprintf(f, "lxc.log.file = %s\n", spec->logfile);
 	else
@@ -550,4 +573,138 @@ int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
 		/* Short: a container's sshd comes up within seconds. */
 		poll(NULL, 0, deadline - now < 200 ? (int)(deadline - now) : 200);
 	}
+}
+
+static int container_init_pid_locked(const char *lxcpath, const char *name, pid_t *pid)
+{
+	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+
+	if (!c)
+		return -ENOMEM;
+	if (!c->is_running(c))
+		return -ESRCH;
+	*pid = c->init_pid(c);
+	return *pid > 0 ? 0 : -ESRCH;
+}
+
+int container_init_pid(const char *lxcpath, const char *name, pid_t *pid)
+{
+	int ret;
+
+	if (!container_valid_path(lxcpath, true) || !container_valid_name(name))
+		return -EINVAL;
+	if (!container_config_exists(lxcpath, name))
+		return -ESRCH;
+	pthread_mutex_lock(&container_lock);
+	ret = container_init_pid_locked(lxcpath, name, pid);
+	pthread_mutex_unlock(&container_lock);
+	return ret;
+}
+
+/* Write rule to devices.allow or devices.deny of dir and, for allow, of
+ * every cgroup below it (a v1 child keeps the rules it was made with). */
+static int container_v1_rule(const char *dir, const char *rule, bool allow, int depth)
+{
+	__do_closedir DIR *d = NULL;
+	__do_close int fd = -EBADF;
+	char path[PATH_MAX];
+	struct dirent *e;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, allow ? "devices.allow" : "devices.deny") >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fsutil_write_all(fd, rule, strlen(rule)) < 0)
+		return log_error_errno(-errno, errno, "cannot write %s", path);
+	if (!allow || depth > 8)
+		return 0;
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (e->d_type != DT_DIR || e->d_name[0] == '.' ||
+		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+			continue;
+		/* A cgroup the container made may refuse what its parent allows. */
+		container_v1_rule(path, rule, allow, depth + 1);
+	}
+	return 0;
+}
+
+/* The container's own cgroup in the v1 devices hierarchy, from its init's
+ * /proc/PID/cgroup: the path up to and including the "lxc.payload." part. */
+static int container_v1_devices_dir(pid_t pid, char *out, size_t len)
+{
+	__do_free char *text = NULL;
+	char path[64];
+	size_t size = 0;
+	const char *line;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (fsutil_read_file(path, 65536, &text, &size) < 0)
+		return -ESRCH;
+	for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		const char *c = strstr(line, ":devices:");
+		const char *end, *payload, *cut;
+
+		if (!c || (strchr(line, '\n') && c > strchr(line, '\n')))
+			continue;
+		c += strlen(":devices:");
+		end = strchr(c, '\n');
+		if (!end)
+			end = c + strlen(c);
+		payload = strstr(c, "/lxc.payload.");
+		if (!payload || payload > end)
+			return -ENOENT;
+		cut = strchr(payload + 1, '/');
+		if (!cut || cut > end)
+			cut = end;
+		if (snprintf(out, len, "/sys/fs/cgroup/devices%.*s", (int)(cut - c), c) >= (int)len)
+			return -ENAMETOOLONG;
+		if (strstr(out, "/../") || strstr(out, "/./"))
+			return -EINVAL;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int container_device_rule_locked(const char *lxcpath, const char *name, const char *rule,
+					bool allow)
+{
+	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+	struct statfs sf;
+	char dir[PATH_MAX];
+	pid_t pid;
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	if (!c->is_running(c))
+		return -ESRCH;
+	if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+		if (!c->set_cgroup_item(c, allow ? "devices.allow" : "devices.deny", rule))
+			return log_error_errno(-EIO, 0, "LXC could not %s %s in %s", allow ? "allow" : "deny",
+					       rule, name);
+		return 0;
+	}
+	pid = c->init_pid(c);
+	if (pid <= 0)
+		return -ESRCH;
+	ret = container_v1_devices_dir(pid, dir, sizeof(dir));
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot find the device cgroup of %s", name);
+	return container_v1_rule(dir, rule, allow, 0);
+}
+
+int container_device_rule(const char *lxcpath, const char *name, const char *rule, bool allow)
+{
+	int ret;
+
+	if (!container_valid_path(lxcpath, true) || !container_valid_name(name) ||
+	    !container_valid_device_rule(rule))
+		return -EINVAL;
+	pthread_mutex_lock(&container_lock);
+	ret = container_device_rule_locked(lxcpath, name, rule, allow);
+	pthread_mutex_unlock(&container_lock);
+	return ret;
 }

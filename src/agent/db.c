@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "agent.h"
+#include "array.h"
 #include "cleanup.h"
 #include "log.h"
 #include "strutil.h"
@@ -44,7 +45,10 @@ static const char db_schema[] =
 	"  member TEXT NOT NULL REFERENCES members(name) ON DELETE CASCADE,"
 	"  container_port INTEGER NOT NULL,"
 	"  host_port INTEGER NOT NULL UNIQUE,"
-	"  PRIMARY KEY (member, container_port));";
+	"  PRIMARY KEY (member, container_port));"
+	"CREATE TABLE IF NOT EXISTS gpu_sets ("
+	"  member TEXT PRIMARY KEY REFERENCES members(name) ON DELETE CASCADE,"
+	"  gpus TEXT NOT NULL);";
 
 static void db_finalizep(sqlite3_stmt **stmt)
 {
@@ -185,14 +189,8 @@ int db_member_list(struct db *db, struct member_record **out, size_t *n)
 	if (db_prepare(db, "SELECT " MEMBER_COLUMNS " FROM members ORDER BY name", &stmt) < 0)
 		return -EIO;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct member_record *grown = reallocarray(list, ncap, sizeof(*list));
-			if (!grown)
-				return -ENOMEM;
-			list = grown;
-			cap = ncap;
-		}
+		if (ARRAY_RESERVE(list, cap, count) < 0)
+			return -ENOMEM;
 		db_member_from_row(stmt, &list[count++]);
 	}
 	if (rc != SQLITE_DONE)
@@ -359,14 +357,8 @@ int db_forward_list(struct db *db, const char *member, struct forward_record **o
 	if (member)
 		sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct forward_record *grown = reallocarray(list, ncap, sizeof(*list));
-			if (!grown)
-				return -ENOMEM;
-			list = grown;
-			cap = ncap;
-		}
+		if (ARRAY_RESERVE(list, cap, count) < 0)
+			return -ENOMEM;
 		db_forward_from_row(stmt, &list[count++]);
 	}
 	if (rc != SQLITE_DONE)
@@ -392,4 +384,37 @@ int db_forward_by_host_port(struct db *db, uint32_t host_port, struct forward_re
 		return db_error(db, "forward lookup");
 	db_forward_from_row(stmt, out);
 	return 0;
+}
+
+int db_gpu_set_get(struct db *db, const char *member, char *out, size_t len)
+{
+	__do_finalize sqlite3_stmt *stmt = NULL;
+	const unsigned char *text;
+	int rc;
+
+	if (db_prepare(db, "SELECT gpus FROM gpu_sets WHERE member = ?", &stmt) < 0)
+		return -EIO;
+	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return db_error(db, "GPU set lookup");
+	text = sqlite3_column_text(stmt, 0);
+	if (!text || strlen((const char *)text) >= len)
+		return -ENAMETOOLONG;
+	snprintf(out, len, "%s", (const char *)text);
+	return 0;
+}
+
+int db_gpu_set_put(struct db *db, const char *member, const char *gpus)
+{
+	__do_finalize sqlite3_stmt *stmt = NULL;
+
+	if (db_prepare(db, "INSERT INTO gpu_sets (member, gpus) VALUES (?, ?) "
+		       "ON CONFLICT (member) DO UPDATE SET gpus = excluded.gpus", &stmt) < 0)
+		return -EIO;
+	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, gpus, -1, SQLITE_STATIC);
+	return db_step_done(db, stmt, "GPU set update");
 }

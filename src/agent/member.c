@@ -19,6 +19,7 @@
 #include <shadow/subid.h>
 
 #include "agent.h"
+#include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
@@ -59,14 +60,8 @@ static int member_read_subid_file(const char *path, const char *owner, struct id
 		*count++ = '\0';
 		if (parse_uint32(first + 1, &f) < 0 || parse_uint32(strip(count), &c) < 0 || c == 0)
 			continue;
-		if (*n == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 32;
-			struct id_range *grown = reallocarray(*ranges, ncap, sizeof(**ranges));
-			if (!grown)
-				return -ENOMEM;
-			*ranges = grown;
-			*cap = ncap;
-		}
+		if (array_reserve(ranges, cap, *n, sizeof(**ranges)) < 0)
+			return -ENOMEM;
 		(*ranges)[(*n)++] = (struct id_range){ f, c };
 	}
 	return 0;
@@ -272,14 +267,8 @@ static int member_alloc_subid(struct agent *a, const struct member_record *list,
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < n; i++) {
-		if (ntaken == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			struct id_range *grown = reallocarray(taken, ncap, sizeof(*taken));
-			if (!grown)
-				return -ENOMEM;
-			taken = grown;
-			cap = ncap;
-		}
+		if (ARRAY_RESERVE(taken, cap, ntaken) < 0)
+			return -ENOMEM;
 		taken[ntaken++] = (struct id_range){ list[i].subid_base, SUBID_COUNT };
 	}
 	return alloc_subid_block(&a->cfg.subid_range, taken, ntaken, out);

@@ -218,6 +218,7 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 	struct template_info tpl;
 	struct member_view v;
 	__do_free char *keys = NULL;
+	__do_free struct gpu_plan *gpu = NULL;
 	int ret;
 
 	if (ops_member_view(a, rec, &v) < 0)
@@ -231,7 +232,7 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 		if (ret == 0)
 			ret = storage_prepare(&v.paths, rec->subid_base);
 		if (ret == 0)
-			ret = storage_mount(&v.paths, tpl.rootfs, rec->subid_base);
+			ret = ops_gpu_mount(ctx, rec, &v.paths, tpl.rootfs, &gpu);
 		if (ret < 0)
 			return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
 		if (db_keys_text(a->db, rec->name, NULL, &keys) < 0)
@@ -246,10 +247,15 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 			.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v.paths.rootfs,
 			.hostname = v.hostname, .subid_base = rec->subid_base, .address = v.address,
 			.prefix = a->subnet.prefix, .gateway = v.gateway, .bridge = a->cfg.bridge,
-			.logfile = v.logfile });
+			.logfile = v.logfile, .mounts = gpu ? gpu->mounts : NULL,
+			.nmounts = gpu ? gpu->nmounts : 0, .devices = gpu ? gpu->devices : NULL,
+			.cgroup_v1 = gpu_cgroup_v1() });
 		if (ret < 0)
 			return ops_fail(ctx, PROTO_E_FAILED,
 					"the container did not start; an admin finds why in %s", v.logfile);
+		if (gpu && ops_gpu_started(a, rec, gpu) < 0)
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"the container started but its GPUs could not be given to it; see the agent's log");
 	}
 	if (ops_sync_rules(a) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot set up the port forwarding; see the agent's log");
@@ -329,14 +335,23 @@ json_t *ops_status_json(struct agent *a, const struct member_record *rec)
 	struct member_view v;
 	enum container_state state = container_get_state(a->lxcpath, rec->name);
 
+	char newer[80];
+	json_t *status;
+
 	if (ops_member_view(a, rec, &v) < 0)
 		v.address[0] = '\0';
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:i, s:o}",
+	status = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:i, s:o}",
 			 "member", rec->name, "server", a->cfg.server_name,
 			 "state", container_state_name(state == CONTAINER_ABSENT ? CONTAINER_STOPPED : state),
 			 "template", rec->template_ref, "address", v.address,
 			 "ssh_port", (int)rec->ssh_port, "host", ops_ssh_host(a), "hostname", v.hostname,
 			 "uid", (int)rec->uid, "forwards", ops_forwards_json(a, rec->name));
+	/* A newer version of the member's template: gpubox rebuild moves to it. */
+	if (status && template_newer(&a->cfg, rec->template_ref, newer, sizeof(newer)) > 0)
+		json_object_set_new(status, "template_update", json_string(newer));
+	if (status)
+		ops_gpu_status(a, rec, state == CONTAINER_RUNNING, status);
+	return status;
 }
 
 static int op_status(struct op_context *ctx, json_t **result)
@@ -352,17 +367,18 @@ static int op_status(struct op_context *ctx, json_t **result)
 
 static int op_rebuild(struct op_context *ctx, json_t **result)
 {
-	static const char *const allowed[] = { "member", "confirm", NULL };
+	static const char *const allowed[] = { "member", "confirm", "keep_home", NULL };
 	struct agent *a = ctx->a;
 	struct member_record rec;
 	struct storage_paths paths;
 	char err[256];
-	bool confirm = false, was_running;
+	bool confirm = false, keep_home = false, was_running;
 	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
 		return -1;
-	if (proto_arg_bool(ctx->args, "confirm", &confirm, err, sizeof(err)) < 0)
+	if (proto_arg_bool(ctx->args, "confirm", &confirm, err, sizeof(err)) < 0 ||
+	    proto_arg_bool(ctx->args, "keep_home", &keep_home, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
 	if (!confirm)
 		return ops_usage(ctx, "rebuild deletes every change you made in your container; confirm it (gpubox rebuild --yes)");
@@ -372,8 +388,13 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 	ret = ops_stop_member(a, &rec);
 	if (ret == 0)
 		ret = storage_paths(a->cfg.state_dir, rec.name, &paths);
+	if (ret == 0 && keep_home)
+		ret = ops_snapshot_keep_home(&paths);
 	if (ret == 0)
 		ret = storage_wipe(&paths, rec.subid_base);
+	/* /home goes back even when the wipe failed half-way. */
+	if (keep_home && ops_snapshot_return_home(&paths) < 0 && ret == 0)
+		ret = -EIO;
 	if (ret < 0) {
 		agent_unlock_member(a, rec.name);
 		return ops_fail(ctx, PROTO_E_FAILED, "the container could not be reset; see the agent's log");
@@ -729,6 +750,9 @@ int ops_reconcile(struct agent *a)
 		enum container_state state = container_get_state(a->lxcpath, list[i].name);
 
 		member_sync_host(a, &list[i]);
+		/* A restore or a rebuild cut short by a crash is undone first. */
+		ops_snapshot_reconcile(a, &list[i]);
+		state = container_get_state(a->lxcpath, list[i].name);
 		if (state == CONTAINER_RUNNING || state == CONTAINER_STARTING)
 			continue;
 		/* A start the agent did not finish: nothing runs on this mount. */

@@ -1,10 +1,341 @@
 /* SPDX-License-Identifier: MIT */
-/* The GPU operations of the protocol. */
-#include <stddef.h>
+/*
+ * The GPU operations of the protocol (gpu_attach, gpu_detach, gpu_ls), and
+ * the GPU part of a start and of a status: which GPUs a container has and
+ * the host driver's files it gets (gpu.c does the work).
+ *
+ * A member's GPU set is recorded in the database (gpu_sets) by attach and
+ * detach, as the GPUs' UUIDs; a member without a record has the server's
+ * gpu_default.  Discovery runs at every start, so a driver upgraded on the
+ * host is what the next start injects.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "agent.h"
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+#include "proto.h"
+#include "validate.h"
 #include "banned.h"
 
+#define OPS_GPU_SET_MAX 4096
+
+static unsigned ops_gpu_caps(const struct agent *a)
+{
+	char err[160];
+	unsigned caps = GPU_CAP_UTILITY | GPU_CAP_COMPUTE;
+
+	if (gpu_parse_capabilities(a->cfg.gpu_capabilities, &caps, err, sizeof(err)) < 0)
+		log_warn("gpu_capabilities: %s; using utility compute", err);
+	return caps;
+}
+
+/* The member's set as text: the recorded one, else the server's default. */
+static int ops_gpu_set_text(struct agent *a, const char *member, char *out, size_t len)
+{
+	int ret = db_gpu_set_get(a->db, member, out, len);
+
+	if (ret == -ENOENT) {
+		snprintf(out, len, "%s", a->cfg.gpu_default[0] ? a->cfg.gpu_default : "all");
+		return 0;
+	}
+	return ret;
+}
+
+static int ops_gpu_mask(struct agent *a, const struct gpu_host *host, const char *member,
+			uint64_t *mask)
+{
+	char set[OPS_GPU_SET_MAX], err[256];
+	int ret = ops_gpu_set_text(a, member, set, sizeof(set));
+
+	if (ret < 0)
+		return ret;
+	ret = gpu_select(host, set, mask, err, sizeof(err));
+	if (ret < 0)
+		log_error("the GPU set of %s (%s) is not valid: %s", member, set, err);
+	return ret;
+}
+
+static int ops_gpu_dir(struct agent *a, const char *member, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/users/%s/gpu", a->cfg.state_dir, member);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static json_t *ops_gpu_json(const struct gpu_device *g)
+{
+	char device[32];
+
+	snprintf(device, sizeof(device), "/dev/nvidia%u", g->minor);
+	return json_pack("{s:i, s:s, s:s, s:s, s:s}", "index", (int)g->index, "uuid", g->uuid,
+			 "bus_id", g->bus_id, "model", g->model, "device", device);
+}
+
+int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
+		  const struct storage_paths *paths, const char *template_rootfs,
+		  struct gpu_plan **out)
+{
+	struct agent *a = ctx->a;
+	__do_free struct gpu_host *host = NULL;
+	__do_free struct gpu_plan *plan = NULL;
+	char dir[PATH_MAX], driver[PATH_MAX];
+	uint64_t mask = 0;
+	struct stat st;
+	int ret;
+
+	*out = NULL;
+	host = calloc(1, sizeof(*host));
+	plan = calloc(1, sizeof(*plan));
+	if (!host || !plan)
+		return -ENOMEM;
+	/* Layers of a stopped container are rebuilt from scratch below. */
+	storage_unmount(paths);
+	ret = gpu_discover(a->cfg.gpu_root, ops_gpu_caps(a), host);
+	if (ret < 0 || !host->present) {
+		if (ret < 0)
+			log_warn("cannot look for GPUs below \"%s\"; starting without", a->cfg.gpu_root);
+		return storage_mount(paths, template_rootfs, rec->subid_base);
+	}
+	ret = ops_gpu_mask(a, host, rec->name, &mask);
+	if (ret == 0)
+		ret = ops_gpu_dir(a, rec->name, dir, sizeof(dir));
+	if (ret == 0)
+		ret = gpu_plan_build(host, mask, dir,
+				     stat("/proc/driver/nvidia", &st) == 0 && S_ISDIR(st.st_mode), plan);
+	if (ret == 0)
+		ret = gpu_prepare(host, plan, rec->subid_base);
+	if (ret == 0)
+		ret = storage_mount_layers(paths, template_rootfs, plan->layer, rec->subid_base);
+	if (ret < 0)
+		return ret;
+	progress_say(ctx->progress, "Injecting NVIDIA driver %s (%zu files, %zu of %zu GPUs)",
+		     host->version, host->nfiles, (size_t)__builtin_popcountll(mask), host->ngpus);
+	ret = gpu_ldconfig(host, plan, paths->rootfs, rec->subid_base, a->cfg.gpu_ldconfig);
+	/* The cache is a new file of the layer: mount the overlay afresh so
+	 * that it sees it. */
+	storage_unmount(paths);
+	if (ret < 0)
+		return ret;
+	ret = storage_mount_layers(paths, template_rootfs, plan->layer, rec->subid_base);
+	if (ret < 0)
+		return ret;
+	if (snprintf(driver, sizeof(driver), "%s/driver", dir) < (int)sizeof(driver))
+		fsutil_write_atomic(driver, host->version, strlen(host->version), 0644);
+	*out = move_ptr(plan);
+	return 0;
+}
+
+int ops_gpu_started(struct agent *a, const struct member_record *rec, const struct gpu_plan *plan)
+{
+	pid_t pid;
+	int ret = container_init_pid(a->lxcpath, rec->name, &pid);
+
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot find the init process of %s", rec->name);
+	return gpu_start_nodes(plan, pid);
+}
+
+int ops_gpu_status(struct agent *a, const struct member_record *rec, bool running, json_t *status)
+{
+	__do_free struct gpu_host *host = calloc(1, sizeof(*host));
+	__do_free char *injected = NULL;
+	char dir[PATH_MAX], path[PATH_MAX + 8];
+	uint64_t mask = 0;
+	json_t *gpus;
+	size_t len;
+
+	if (!host)
+		return -ENOMEM;
+	if (gpu_discover(a->cfg.gpu_root, 0, host) < 0 || !host->present) {
+		json_object_set_new(status, "driver", json_null());
+		json_object_set_new(status, "gpus", json_array());
+		json_object_set_new(status, "gpu_note",
+				    json_string(host->reason[0] ? host->reason : "no NVIDIA GPU on this server"));
+		return 0;
+	}
+	ops_gpu_mask(a, host, rec->name, &mask);
+	gpus = json_array();
+	for (size_t i = 0; i < host->ngpus; i++)
+		if ((mask >> i) & 1)
+			json_array_append_new(gpus, ops_gpu_json(&host->gpus[i]));
+	/* A running container keeps the driver it started with. */
+	if (running && ops_gpu_dir(a, rec->name, dir, sizeof(dir)) == 0 &&
+	    snprintf(path, sizeof(path), "%s/driver", dir) < (int)sizeof(path) &&
+	    fsutil_read_file(path, 64, &injected, &len) == 0 && injected[0]) {
+		json_object_set_new(status, "driver", json_string(injected));
+		if (strcmp(injected, host->version) != 0)
+			json_object_set_new(status, "gpu_note",
+					    json_sprintf("the host now runs driver %s; restart the container to use it",
+							 host->version));
+	} else {
+		json_object_set_new(status, "driver", json_string(host->version));
+	}
+	json_object_set_new(status, "gpus", gpus);
+	return 0;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
+{
+	static const char *const allowed[] = { "member", "gpu", NULL };
+	struct agent *a = ctx->a;
+	__do_free struct gpu_host *host = NULL;
+	struct member_record rec;
+	const char *name, *selector;
+	char err[256], set[OPS_GPU_SET_MAX] = "";
+	uint64_t mask = 0, old;
+	size_t index, used = 0;
+	bool running = false;
+	pid_t pid = 0;
+	json_t *gpus;
+	int ret;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "member", true, &name, err, sizeof(err)) < 0 ||
+	    proto_arg_string(ctx->args, "gpu", true, &selector, err, sizeof(err)) < 0 ||
+	    validate_member_name(name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	ret = db_member_get(a->db, name, &rec);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no member %s (see gpubox admin user ls)", name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	host = calloc(1, sizeof(*host));
+	if (!host)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+	if (gpu_discover(a->cfg.gpu_root, 0, host) < 0 || !host->present)
+		return ops_fail(ctx, PROTO_E_UNAVAILABLE, "%s",
+				host->reason[0] ? host->reason : "no NVIDIA GPU on this server");
+	ret = gpu_find(host, selector, &index);
+	if (ret == -EINVAL)
+		return ops_usage(ctx, "a GPU is named by its index (see gpubox admin gpu ls) or its UUID");
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no GPU %s on this server (see gpubox admin gpu ls)",
+				selector);
+
+	agent_lock_member(a, rec.name);
+	if (ops_gpu_mask(a, host, rec.name, &mask) < 0) {
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_FAILED, "the GPU set of %s is not valid; see the agent's log", rec.name);
+	}
+	old = mask;
+	if (attach)
+		mask |= (uint64_t)1 << index;
+	else
+		mask &= ~((uint64_t)1 << index);
+	for (size_t i = 0; i < host->ngpus; i++) {
+		if (!((mask >> i) & 1))
+			continue;
+		used += (size_t)snprintf(set + used, sizeof(set) - used, "%s%s", used ? " " : "",
+					 host->gpus[i].uuid);
+		if (used >= sizeof(set))
+			break;
+	}
+	if (!mask)
+		snprintf(set, sizeof(set), "none");
+	ret = db_gpu_set_put(a->db, rec.name, set);
+	if (ret < 0) {
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	}
+
+	/* A running container changes now: its node and its device cgroup. */
+	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING &&
+		  container_init_pid(a->lxcpath, rec.name, &pid) == 0;
+	ret = 0;
+	for (size_t i = 0; running && mask != old && i < host->nnodes && ret == 0; i++) {
+		const struct gpu_node *node = &host->nodes[i];
+		char rule[GPU_RULE_MAX];
+
+		if (node->gpu != (int)index || gpu_node_rule(node, rule, sizeof(rule)) < 0)
+			continue;
+		if (attach) {
+			ret = container_device_rule(a->lxcpath, rec.name, rule, true);
+			if (ret == 0)
+				ret = gpu_live_node(pid, node->host, node->target, true);
+		} else {
+			ret = gpu_live_node(pid, node->host, node->target, false);
+			if (ret == 0)
+				ret = container_device_rule(a->lxcpath, rec.name, rule, false);
+		}
+	}
+	agent_unlock_member(a, rec.name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"GPU %zu is recorded for %s but the running container could not be changed; restart it (see the agent's log)",
+				index, rec.name);
+
+	gpus = json_array();
+	for (size_t i = 0; i < host->ngpus; i++)
+		if ((mask >> i) & 1)
+			json_array_append_new(gpus, ops_gpu_json(&host->gpus[i]));
+	*result = json_pack("{s:s, s:o, s:o, s:b, s:b}", "member", rec.name,
+			    "gpu", ops_gpu_json(&host->gpus[index]), "gpus", gpus,
+			    "changed", mask != old, "live", running);
+	return 0;
+}
+
+static int op_gpu_attach(struct op_context *ctx, json_t **result)
+{
+	return ops_gpu_change(ctx, result, true);
+}
+
+static int op_gpu_detach(struct op_context *ctx, json_t **result)
+{
+	return ops_gpu_change(ctx, result, false);
+}
+
+static int op_gpu_ls(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { NULL };
+	struct agent *a = ctx->a;
+	__do_free struct gpu_host *host = NULL;
+	__do_free struct member_record *members = NULL;
+	size_t n = 0;
+	json_t *gpus;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	host = calloc(1, sizeof(*host));
+	if (!host)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+	if (gpu_discover(a->cfg.gpu_root, ops_gpu_caps(a), host) < 0 || !host->present) {
+		*result = json_pack("{s:n, s:[], s:s}", "driver", "gpus", "gpu_note",
+				    host->reason[0] ? host->reason : "no NVIDIA GPU on this server");
+		return 0;
+	}
+	if (db_member_list(a->db, &members, &n) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	gpus = json_array();
+	for (size_t i = 0; i < host->ngpus; i++) {
+		json_t *g = ops_gpu_json(&host->gpus[i]);
+		json_t *who = json_array();
+
+		for (size_t m = 0; m < n; m++) {
+			uint64_t mask = 0;
+
+			if (ops_gpu_mask(a, host, members[m].name, &mask) == 0 && ((mask >> i) & 1))
+				json_array_append_new(who, json_string(members[m].name));
+		}
+		json_object_set_new(g, "members", who);
+		json_array_append_new(gpus, g);
+	}
+	*result = json_pack("{s:s, s:o, s:i}", "driver", host->version, "gpus", gpus,
+			    "files", (int)host->nfiles);
+	return 0;
+}
+
 const struct op_entry ops_gpu_table[] = {
+	{ "gpu_attach", op_gpu_attach },
+	{ "gpu_detach", op_gpu_detach },
+	{ "gpu_ls",     op_gpu_ls },
 	{ NULL, NULL },
 };

@@ -1,10 +1,696 @@
 /* SPDX-License-Identifier: MIT */
-/* The snapshot operations of the protocol. */
-#include <stddef.h>
+/*
+ * The snapshot operations of the protocol: snapshot_create, snapshot_ls,
+ * snapshot_rm, restore, and template_rm (which snapshots may hold up).
+ *
+ * A restore never loses the layer it replaces.  Its steps, in the member's
+ * layer directory (<state>/users/<member>/layer):
+ *   1. restore.json is written: the marker of a restore under way, with
+ *      the template the member was on;
+ *   2. the archive is extracted into upper.restore;
+ *   3. upper is renamed upper.prev, upper.restore is renamed upper;
+ *   4. the container is started on it;
+ *   5. the marker is removed, then upper.prev.
+ * A failure at 2-4 undoes 3 and removes the marker; an agent killed before
+ * 5 finds the marker at its next start and rolls back the same way
+ * (ops_snapshot_reconcile).  rebuild --keep-home keeps <layer>/home.keep
+ * only while the layer is wiped, and reconcile puts it back as well.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lxc/lxccontainer.h>
 
 #include "agent.h"
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+#include "proto.h"
+#include "validate.h"
 #include "banned.h"
 
+#define OPS_RESTORE_MARKER "restore.json"
+#define OPS_RESTORE_NEW "upper.restore"
+#define OPS_RESTORE_PREV "upper.prev"
+#define OPS_HOME_KEPT "home.keep"
+
+/* <state>/users/<member>/layer */
+static int ops_layer_dir(const struct storage_paths *paths, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/layer", paths->dir);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int ops_layer_open(const struct storage_paths *paths)
+{
+	char layer[PATH_MAX];
+	int fd, ret = ops_layer_dir(paths, layer, sizeof(layer));
+
+	if (ret < 0)
+		return ret;
+	fd = open(layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static bool ops_exists_at(int dfd, const char *name)
+{
+	return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* ---- snapshot_create ------------------------------------------------------- */
+
+static int ops_freeze(struct agent *a, const char *name, bool freeze)
+{
+	struct lxc_container *c = lxc_container_new(name, a->lxcpath);
+	bool ok;
+
+	if (!c)
+		return -ENOENT;
+	ok = freeze ? c->freeze(c) : c->unfreeze(c);
+	lxc_container_put(c);
+	return ok ? 0 : -EIO;
+}
+
+static int ops_snapshot_dirs(struct op_context *ctx, const char *member, char *dir, size_t len)
+{
+	char root[PATH_MAX];
+
+	if (snapshot_root(&ctx->a->cfg, root, sizeof(root)) < 0 ||
+	    snapshot_path(&ctx->a->cfg, member, NULL, NULL, dir, len) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot directory's path is too long");
+	/* Members never read the store directly: only through the agent. */
+	if (fsutil_mkdir_p(root, 0700) < 0 || (mkdir(dir, 0700) < 0 && errno != EEXIST))
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot create the snapshot directory %s", dir);
+	return 0;
+}
+
+static void ops_default_snapshot_name(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(buf, len, "%Y%m%d-%H%M%S", &tm);
+}
+
+static int ops_snapshot_usage(struct agent *a, const char *member, size_t *count,
+			      unsigned long long *bytes)
+{
+	__do_free struct snapshot_info *list = NULL;
+	size_t n = 0;
+	int ret = snapshot_list(&a->cfg, member, &list, &n);
+
+	*count = n;
+	*bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		*bytes += list[i].size;
+	return ret;
+}
+
+/* Write the archive while the layer holds still; the caller stopped or froze it. */
+static int ops_snapshot_take(struct op_context *ctx, const struct member_record *rec,
+			     const char *dir, struct snapshot_info *info)
+{
+	struct agent *a = ctx->a;
+	struct storage_paths paths;
+	struct snapshot_stats stats;
+	struct template_info tpl;
+	char tmp[PATH_MAX], final[PATH_MAX], err[512] = "", mark[64];
+	unsigned long long used;
+	size_t count;
+	__do_close int fd = -EBADF;
+	int ret;
+
+	snapshot_tmp_mark(&a->cfg, mark, sizeof(mark));
+	if (storage_paths(a->cfg.state_dir, rec->name, &paths) < 0 ||
+	    snapshot_path(&a->cfg, rec->name, info->name, ".tar.zst", final, sizeof(final)) < 0 ||
+	    snprintf(tmp, sizeof(tmp), "%s%sXXXXXX", final, mark) >= (int)sizeof(tmp))
+		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot's path is too long");
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot create a file in %s: %s", dir, strerror(errno));
+	progress_say(ctx->progress, "Writing snapshot %s of %s (zstd, %u threads)", info->name,
+		     rec->name, a->cfg.snapshot_threads);
+	ret = snapshot_write(paths.upper, fd, rec->subid_base, a->cfg.snapshot_threads,
+			     ctx->progress, &stats, err, sizeof(err));
+	if (ret == 0 && fsync(fd) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		unlink(tmp);
+		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot was not written: %s",
+				err[0] ? err : strerror(-ret));
+	}
+	if (ops_snapshot_usage(a, rec->name, &count, &used) == 0 && a->cfg.snapshot_quota &&
+	    used + stats.archive_bytes > a->cfg.snapshot_quota) {
+		unlink(tmp);
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"the snapshot (%llu MB) would take you over your snapshot quota of %llu MB (%llu MB used); remove one first (gpubox snapshot rm NAME)",
+				stats.archive_bytes >> 20, (unsigned long long)(a->cfg.snapshot_quota >> 20),
+				used >> 20);
+	}
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
+		ret = errno;
+		unlink(tmp);
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot name the snapshot %s: %s", final, strerror(ret));
+	}
+	info->created = (long long)time(NULL);
+	info->size = stats.archive_bytes;
+	info->content_size = stats.content_bytes;
+	snprintf(info->sha256, sizeof(info->sha256), "%s", stats.sha256);
+	snprintf(info->member, sizeof(info->member), "%s", rec->name);
+	snprintf(info->template_ref, sizeof(info->template_ref), "%s", rec->template_ref);
+	snprintf(info->server, sizeof(info->server), "%s", a->cfg.server_name);
+	if (template_get(&a->cfg, rec->template_ref, &tpl) == 0)
+		snprintf(info->template_hash, sizeof(info->template_hash), "%s", tpl.recipe_hash);
+	/* The manifest makes the snapshot exist; written last. */
+	ret = snapshot_manifest_write(&a->cfg, info);
+	if (ret < 0) {
+		unlink(final);
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot write the snapshot's manifest: %s",
+				strerror(-ret));
+	}
+	{
+		__do_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0 && fsync(dfd) < 0)
+			log_warn_errno(0, errno, "cannot sync %s", dir);
+	}
+	progress_say(ctx->progress, "Snapshot %s: %llu MB of changes in %llu MB", info->name,
+		     info->content_size >> 20, info->size >> 20);
+	return 0;
+}
+
+static int op_snapshot_create(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", "name", "freeze", NULL };
+	struct agent *a = ctx->a;
+	struct member_record rec;
+	struct snapshot_info info = { 0 }, existing;
+	const char *name = NULL;
+	char err[256], dir[PATH_MAX];
+	bool freeze = false, running, frozen = false;
+	unsigned long long used;
+	size_t count;
+	int ret;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "name", false, &name, err, sizeof(err)) < 0 ||
+	    proto_arg_bool(ctx->args, "freeze", &freeze, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (name && snapshot_check_name(name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (name)
+		snprintf(info.name, sizeof(info.name), "%s", name);
+	else
+		ops_default_snapshot_name(info.name, sizeof(info.name));
+	if (!rec.template_ref[0])
+		return ops_fail(ctx, PROTO_E_USAGE,
+				"your container has never been started: there is nothing to snapshot yet");
+	if (ops_snapshot_dirs(ctx, rec.name, dir, sizeof(dir)) < 0)
+		return -1;
+
+	agent_lock_member(a, rec.name);
+	snapshot_clean(&a->cfg, rec.name);
+	if (snapshot_get(&a->cfg, rec.name, info.name, &existing) == 0) {
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"you have a snapshot named %s already; choose another name or remove it (gpubox snapshot rm %s)",
+				info.name, info.name);
+	}
+	ops_snapshot_usage(a, rec.name, &count, &used);
+	if (a->cfg.snapshot_max_count && count >= a->cfg.snapshot_max_count) {
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"you have %zu snapshots, the most allowed; remove one first (gpubox snapshot rm NAME)",
+				count);
+	}
+	if (a->cfg.snapshot_quota && used >= a->cfg.snapshot_quota) {
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"your snapshots use %llu MB, your whole quota; remove one first (gpubox snapshot rm NAME)",
+				used >> 20);
+	}
+
+	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
+	if (running && freeze) {
+		/* Frozen, the layer holds still: overlayfs copies a file up in
+		 * its work dir and renames it in whole, so no half-copied file
+		 * is ever in the layer. */
+		progress_say(ctx->progress, "Freezing the container of %s", rec.name);
+		frozen = ops_freeze(a, rec.name, true) == 0;
+		if (!frozen)
+			progress_say(ctx->progress, "The container cannot be frozen; stopping it instead");
+	}
+	if (running && !frozen) {
+		progress_say(ctx->progress, "Stopping the container of %s for the snapshot", rec.name);
+		if (ops_stop_member(a, &rec) < 0) {
+			agent_unlock_member(a, rec.name);
+			return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; no snapshot was taken");
+		}
+	}
+	ret = ops_snapshot_take(ctx, &rec, dir, &info);
+	if (frozen && ops_freeze(a, rec.name, false) < 0)
+		log_error("cannot thaw the container of %s", rec.name);
+	if (running && !frozen) {
+		json_t *started = NULL;
+		struct reply_error saved = *ctx->error;
+
+		progress_say(ctx->progress, "Starting the container of %s again", rec.name);
+		if (ops_start_member(ctx, &rec, &started) < 0 && ret == 0) {
+			ret = ops_fail(ctx, PROTO_E_FAILED,
+				       "snapshot %s was saved, but the container did not start again: %s",
+				       info.name, ctx->error->text);
+		} else if (ret < 0) {
+			*ctx->error = saved;
+		}
+		json_decref(started);
+	}
+	agent_unlock_member(a, rec.name);
+	if (ret < 0)
+		return -1;
+	*result = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b}", "name", info.name,
+			    "member", rec.name, "template", info.template_ref,
+			    "created", (json_int_t)info.created, "size", (json_int_t)info.size,
+			    "content_size", (json_int_t)info.content_size, "sha256", info.sha256,
+			    "frozen", frozen);
+	return 0;
+}
+
+/* ---- snapshot_ls, snapshot_rm ---------------------------------------------- */
+
+static int op_snapshot_ls(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", NULL };
+	__do_free struct snapshot_info *list = NULL;
+	struct member_record rec;
+	unsigned long long used = 0;
+	json_t *array;
+	size_t n = 0;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	if (snapshot_list(&ctx->a->cfg, rec.name, &list, &n) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot read the snapshot directory; see the agent's log");
+	array = json_array();
+	for (size_t i = 0; i < n; i++) {
+		used += list[i].size;
+		json_array_append_new(array, json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}",
+			"name", list[i].name, "created", (json_int_t)list[i].created,
+			"size", (json_int_t)list[i].size, "content_size", (json_int_t)list[i].content_size,
+			"template", list[i].template_ref, "server", list[i].server));
+	}
+	*result = json_pack("{s:s, s:o, s:I, s:I, s:i}", "member", rec.name, "snapshots", array,
+			    "used", (json_int_t)used, "quota", (json_int_t)ctx->a->cfg.snapshot_quota,
+			    "max_count", (int)ctx->a->cfg.snapshot_max_count);
+	return 0;
+}
+
+static int op_snapshot_rm(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", "name", NULL };
+	struct member_record rec;
+	struct snapshot_info info;
+	const char *name = NULL;
+	char err[256];
+	int ret;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "name", true, &name, err, sizeof(err)) < 0 ||
+	    snapshot_check_name(name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	agent_lock_member(ctx->a, rec.name);
+	ret = snapshot_get(&ctx->a->cfg, rec.name, name, &info);
+	if (ret == 0)
+		ret = snapshot_remove(&ctx->a->cfg, rec.name, name);
+	agent_unlock_member(ctx->a, rec.name);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot remove snapshot %s: %s", name, strerror(-ret));
+	*result = json_pack("{s:s, s:s}", "member", rec.name, "name", name);
+	return 0;
+}
+
+/* ---- restore ------------------------------------------------------------------ */
+
+/* Put the layer back as it was before a restore began; idempotent. */
+static int ops_restore_undo(struct agent *a, const struct member_record *rec,
+			    const struct storage_paths *paths)
+{
+	__do_close int lfd = ops_layer_open(paths);
+	__do_free char *text = NULL;
+	__do_json json_t *marker = NULL;
+	const char *previous = NULL;
+	char path[PATH_MAX];
+	int ret;
+
+	if (lfd < 0)
+		return lfd;
+	if (snprintf(path, sizeof(path), "%s/layer/" OPS_RESTORE_MARKER, paths->dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (fsutil_read_file(path, 64 * 1024, &text, NULL) == 0)
+		marker = json_loads(text, 0, NULL);
+	previous = json_string_value(json_object_get(marker, "template"));
+
+	if (ops_exists_at(lfd, OPS_RESTORE_PREV)) {
+		ret = fsutil_remove_tree_at(lfd, "upper");
+		if (ret < 0)
+			return log_error_errno(ret, -ret, "cannot remove the restored layer of %s", rec->name);
+		if (renameat(lfd, OPS_RESTORE_PREV, lfd, "upper") < 0)
+			return log_error_errno(-errno, errno, "cannot put back the layer of %s", rec->name);
+	}
+	ret = fsutil_remove_tree_at(lfd, OPS_RESTORE_NEW);
+	if (ret < 0)
+		log_warn_errno(0, -ret, "cannot remove %s/layer/" OPS_RESTORE_NEW, paths->dir);
+	fsutil_empty_dir(paths->work);
+	if (previous && db_member_set_template(a->db, rec->name, previous) < 0)
+		return -EIO;
+	if (fsync(lfd) < 0)
+		log_warn_errno(0, errno, "cannot sync %s/layer", paths->dir);
+	if (unlinkat(lfd, OPS_RESTORE_MARKER, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int ops_restore_swap(struct op_context *ctx, const struct member_record *rec,
+			    const struct storage_paths *paths, const struct snapshot_info *info,
+			    int archive_fd)
+{
+	__do_close int lfd = ops_layer_open(paths);
+	__do_json json_t *marker = NULL;
+	__do_free char *text = NULL;
+	struct snapshot_stats stats;
+	char path[PATH_MAX], restore[PATH_MAX], err[512] = "";
+	int ret;
+
+	if (lfd < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot open the layer of %s", rec->name);
+	/* 1. The marker: an agent killed from here on rolls back at its next start. */
+	marker = json_pack("{s:s, s:s, s:I}", "snapshot", info->name, "template", rec->template_ref,
+			   "started", (json_int_t)time(NULL));
+	text = marker ? json_dumps(marker, 0) : NULL;
+	if (snprintf(path, sizeof(path), "%s/layer/" OPS_RESTORE_MARKER, paths->dir) >= (int)sizeof(path) ||
+	    snprintf(restore, sizeof(restore), "%s/layer/" OPS_RESTORE_NEW, paths->dir) >= (int)sizeof(restore))
+		return ops_fail(ctx, PROTO_E_FAILED, "the layer's path is too long");
+	if (!text || fsutil_write_atomic(path, text, strlen(text), 0600) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot write %s", path);
+
+	/* 2. The archive, into a fresh directory of the member's. */
+	fsutil_remove_tree_at(lfd, OPS_RESTORE_NEW);
+	if (mkdirat(lfd, OPS_RESTORE_NEW, 0755) < 0 ||
+	    fchownat(lfd, OPS_RESTORE_NEW, rec->subid_base, rec->subid_base, AT_SYMLINK_NOFOLLOW) < 0) {
+		ret = errno;
+		ops_restore_undo(ctx->a, rec, paths);
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot create %s: %s", restore, strerror(ret));
+	}
+	progress_say(ctx->progress, "Restoring snapshot %s (%llu MB)", info->name, info->size >> 20);
+	ret = snapshot_extract(archive_fd, restore, rec->subid_base, ctx->progress, &stats, err,
+			       sizeof(err));
+	if (ret == 0 && strcmp(stats.sha256, info->sha256) != 0) {
+		snprintf(err, sizeof(err), "its checksum does not match its manifest (the file is damaged)");
+		ret = -EBADMSG;
+	}
+	if (ret == 0 && syncfs(lfd) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		ops_restore_undo(ctx->a, rec, paths);
+		return ops_fail(ctx, ret == -EPERM || ret == -EBADMSG ? PROTO_E_DENIED : PROTO_E_FAILED,
+				"snapshot %s was not restored, your container is unchanged: %s", info->name,
+				err[0] ? err : strerror(-ret));
+	}
+
+	/* 3. Two renames: the old layer aside, the new one in place. */
+	fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
+	if (renameat(lfd, "upper", lfd, OPS_RESTORE_PREV) < 0 ||
+	    renameat(lfd, OPS_RESTORE_NEW, lfd, "upper") < 0) {
+		ret = errno;
+		ops_restore_undo(ctx->a, rec, paths);
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot put the restored layer in place: %s",
+				strerror(ret));
+	}
+	fsutil_empty_dir(paths->work);
+	if (fsync(lfd) < 0)
+		log_warn_errno(0, errno, "cannot sync %s/layer", paths->dir);
+	return 0;
+}
+
+static int op_restore(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", "name", "confirm", NULL };
+	struct agent *a = ctx->a;
+	struct member_record rec;
+	struct snapshot_info info;
+	struct storage_paths paths;
+	struct template_info tpl;
+	struct stat st;
+	const char *name = NULL;
+	char err[256], archive[PATH_MAX];
+	bool confirm = false, was_running;
+	__do_close int fd = -EBADF;
+	int ret;
+
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "name", true, &name, err, sizeof(err)) < 0 ||
+	    proto_arg_bool(ctx->args, "confirm", &confirm, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	/* A name, never a path: only the caller's own snapshots can be named. */
+	if (snapshot_check_name(name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	ret = snapshot_get(&a->cfg, rec.name, name, &info);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "snapshot %s cannot be read; see the agent's log", name);
+	if (strcmp(info.member, rec.name) != 0)
+		return ops_fail(ctx, PROTO_E_DENIED, "snapshot %s belongs to another member", name);
+	if (!confirm)
+		return ops_usage(ctx, "restore replaces every file of your container with the snapshot's; confirm it (gpubox restore NAME --yes)");
+	ret = template_get(&a->cfg, info.template_ref, &tpl);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"snapshot %s was taken on template %s, which this server does not have; an admin builds or copies it",
+				name, info.template_ref);
+	if (info.template_hash[0] && strcmp(info.template_hash, tpl.recipe_hash) != 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"template %s on this server was built from another recipe than the one snapshot %s was taken on",
+				info.template_ref, name);
+	if (snapshot_path(&a->cfg, rec.name, name, ".tar.zst", archive, sizeof(archive)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot's path is too long");
+	fd = open(archive, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (unsigned long long)st.st_size != info.size)
+		return ops_fail(ctx, PROTO_E_FAILED, "the archive of snapshot %s is missing or damaged", name);
+	if (storage_paths(a->cfg.state_dir, rec.name, &paths) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths");
+
+	agent_lock_member(a, rec.name);
+	was_running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
+	progress_say(ctx->progress, "Stopping the container of %s for the restore", rec.name);
+	if (ops_stop_member(a, &rec) < 0) {
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; nothing was restored");
+	}
+	if (storage_prepare(&paths, rec.subid_base) < 0) {
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot prepare the container's layer; see the agent's log");
+	}
+	if (ops_restore_swap(ctx, &rec, &paths, &info, fd) < 0) {
+		if (was_running) {
+			json_t *started = NULL;
+			struct reply_error saved = *ctx->error;
+
+			ops_start_member(ctx, &rec, &started);
+			json_decref(started);
+			*ctx->error = saved;
+		}
+		agent_unlock_member(a, rec.name);
+		return -1;
+	}
+	/* 4. The member's layer sits on the snapshot's template now. */
+	if (db_member_set_template(a->db, rec.name, info.template_ref) < 0) {
+		ops_restore_undo(a, &rec, &paths);
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; nothing was restored");
+	}
+	snprintf(rec.template_ref, sizeof(rec.template_ref), "%s", info.template_ref);
+	ret = ops_start_member(ctx, &rec, result);
+	if (ret < 0) {
+		struct reply_error saved = *ctx->error;
+		struct member_record old;
+
+		ops_stop_member(a, &rec);
+		ops_restore_undo(a, &rec, &paths);
+		if (was_running && db_member_get(a->db, rec.name, &old) == 0) {
+			json_t *started = NULL;
+
+			ops_start_member(ctx, &old, &started);
+			json_decref(started);
+		}
+		*ctx->error = saved;
+		agent_unlock_member(a, rec.name);
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the restored container did not start, so your previous files were put back: %s",
+				saved.text);
+	}
+	/* 5. Done: the marker first, then the old layer. */
+	{
+		__do_close int lfd = ops_layer_open(&paths);
+
+		if (lfd >= 0) {
+			if (unlinkat(lfd, OPS_RESTORE_MARKER, 0) < 0 && errno != ENOENT)
+				log_warn_errno(0, errno, "cannot remove the restore marker of %s", rec.name);
+			fsync(lfd);
+			ret = fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
+			if (ret < 0)
+				log_warn_errno(0, -ret, "cannot remove the previous layer of %s", rec.name);
+		}
+	}
+	agent_unlock_member(a, rec.name);
+	if (*result)
+		json_object_set_new(*result, "restored", json_string(info.name));
+	return 0;
+}
+
+/* ---- rebuild --keep-home, and recovery ------------------------------------ */
+
+int ops_snapshot_keep_home(const struct storage_paths *paths)
+{
+	__do_close int lfd = ops_layer_open(paths);
+	__do_close int ufd = -EBADF;
+
+	if (lfd < 0)
+		return lfd;
+	ufd = openat(lfd, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ufd < 0)
+		return -errno;
+	if (ops_exists_at(lfd, OPS_HOME_KEPT))
+		return log_error_errno(-EEXIST, 0, "%s/layer/" OPS_HOME_KEPT " exists already", paths->dir);
+	/* An unchanged /home has no entry in the layer: nothing to keep. */
+	if (!ops_exists_at(ufd, "home"))
+		return 0;
+	if (renameat(ufd, "home", lfd, OPS_HOME_KEPT) < 0)
+		return -errno;
+	return fsync(lfd) < 0 ? -errno : 0;
+}
+
+int ops_snapshot_return_home(const struct storage_paths *paths)
+{
+	__do_close int lfd = ops_layer_open(paths);
+	__do_close int ufd = -EBADF;
+
+	if (lfd < 0)
+		return lfd;
+	if (!ops_exists_at(lfd, OPS_HOME_KEPT))
+		return 0;
+	ufd = openat(lfd, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ufd < 0)
+		return -errno;
+	if (renameat2(lfd, OPS_HOME_KEPT, ufd, "home", RENAME_NOREPLACE) < 0)
+		return log_error_errno(-errno, errno, "cannot put /home back into %s", paths->upper);
+	return fsync(lfd) < 0 ? -errno : 0;
+}
+
+int ops_snapshot_reconcile(struct agent *a, const struct member_record *rec)
+{
+	__do_close int lfd = -EBADF;
+	struct storage_paths paths;
+	int ret = 0;
+
+	snapshot_clean(&a->cfg, rec->name);
+	if (storage_paths(a->cfg.state_dir, rec->name, &paths) < 0)
+		return -EINVAL;
+	lfd = ops_layer_open(&paths);
+	if (lfd < 0)
+		return 0;   /* never started: no layer */
+	if (ops_exists_at(lfd, OPS_RESTORE_MARKER)) {
+		log_warn("a restore of %s was cut short; putting the previous layer back", rec->name);
+		if (container_get_state(a->lxcpath, rec->name) != CONTAINER_STOPPED &&
+		    container_get_state(a->lxcpath, rec->name) != CONTAINER_ABSENT)
+			ops_stop_member(a, rec);
+		storage_unmount(&paths);
+		ret = ops_restore_undo(a, rec, &paths);
+	} else if (ops_exists_at(lfd, OPS_RESTORE_PREV)) {
+		/* A restore that finished but for removing the old layer. */
+		fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
+	} else if (ops_exists_at(lfd, OPS_RESTORE_NEW)) {
+		fsutil_remove_tree_at(lfd, OPS_RESTORE_NEW);
+	}
+	if (ops_exists_at(lfd, OPS_HOME_KEPT)) {
+		log_warn("a rebuild of %s keeping /home was cut short; putting /home back", rec->name);
+		if (ops_snapshot_return_home(&paths) < 0)
+			log_error("%s/layer/" OPS_HOME_KEPT " is kept: the layer has a /home of its own",
+				  paths.dir);
+	}
+	return ret;
+}
+
+/* ---- template_rm ---------------------------------------------------------- */
+
+static int ops_template_in_use(void *data, const char *ref, char *who, size_t wholen)
+{
+	struct agent *a = data;
+	__do_free struct member_record *list = NULL;
+	size_t n = 0;
+	int ret;
+
+	ret = db_member_list(a->db, &list, &n);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(list[i].template_ref, ref) == 0) {
+			snprintf(who, wholen, "the container of %s", list[i].name);
+			return 1;
+		}
+	}
+	return snapshot_uses_template(&a->cfg, ref, who, wholen);
+}
+
+static int op_template_rm(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "ref", NULL };
+	const char *ref = NULL;
+	char err[512] = "";
+	int ret;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "ref", true, &ref, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	/* Members pick their template when they start: none may start meanwhile. */
+	pthread_mutex_lock(&ctx->a->members_lock);
+	ret = template_remove(&ctx->a->cfg, ref, ops_template_in_use, ctx->a, err, sizeof(err));
+	pthread_mutex_unlock(&ctx->a->members_lock);
+	switch (ret) {
+	case 0:
+		break;
+	case -EINVAL:
+		return ops_usage(ctx, err);
+	case -ENOENT:
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "%s", err);
+	case -EBUSY:
+		return ops_fail(ctx, PROTO_E_CONFLICT, "%s", err);
+	default:
+		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the template could not be removed");
+	}
+	*result = json_pack("{s:s}", "ref", ref);
+	return 0;
+}
+
 const struct op_entry ops_snapshot_table[] = {
+	{ "snapshot_create", op_snapshot_create },
+	{ "snapshot_ls",     op_snapshot_ls },
+	{ "snapshot_rm",     op_snapshot_rm },
+	{ "restore",         op_restore },
+	{ "template_rm",     op_template_rm },
 	{ NULL, NULL },
 };

@@ -327,9 +327,15 @@ static bool storage_path_fits_options(const char *path)
 int storage_mount(const struct storage_paths *paths, const char *template_rootfs,
 		  uint32_t subid_base)
 {
+	return storage_mount_layers(paths, template_rootfs, NULL, subid_base);
+}
+
+int storage_mount_layers(const struct storage_paths *paths, const char *template_rootfs,
+			 const char *extra_lower, uint32_t subid_base)
+{
 	__do_close int nsfd = -EBADF, treefd = -EBADF;
 	struct mount_attr attr = { 0 };
-	char options[3 * PATH_MAX + 64];
+	char options[4 * PATH_MAX + 64];
 	bool overlay;
 	int n, ret;
 
@@ -343,7 +349,10 @@ int storage_mount(const struct storage_paths *paths, const char *template_rootfs
 	if (!storage_path_fits_options(paths->lower) || !storage_path_fits_options(paths->upper) ||
 	    !storage_path_fits_options(paths->work))
 		return log_error_errno(-EINVAL, 0, "%s: a storage path may not hold ',', ':' or '\\'", paths->dir);
-	n = snprintf(options, sizeof(options), "lowerdir=%s,upperdir=%s,workdir=%s",
+	if (extra_lower && !storage_path_fits_options(extra_lower))
+		return log_error_errno(-EINVAL, 0, "%s: a layer path may not hold ',', ':' or '\\'", extra_lower);
+	n = snprintf(options, sizeof(options), "lowerdir=%s%s%s,upperdir=%s,workdir=%s",
+		     extra_lower ? extra_lower : "", extra_lower ? ":" : "",
 		     paths->lower, paths->upper, paths->work);
 	if (n < 0 || (size_t)n >= sizeof(options))
 		return -ENAMETOOLONG;

@@ -27,6 +27,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
@@ -172,19 +173,8 @@ static int template_package_list(const char *packages, char ***out, size_t *coun
 					 "\"%s\" in template_packages is not a Debian package name", shown);
 			return -EINVAL;
 		}
-		if (n + 2 > cap) {
-			char **grown;
-
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(list, cap * sizeof(*list));
-			if (!grown)
-				return -ENOMEM;
-			list = grown;
-		}
-		list[n] = strdup(w);
-		if (!list[n])
+		if (strv_append(&list, &n, &cap, w) < 0)
 			return -ENOMEM;
-		list[++n] = NULL;
 	}
 	if (!list) {
 		list = calloc(1, sizeof(*list));
@@ -333,15 +323,8 @@ static int template_scan(const char *tdir, const char *only_name, struct templat
 		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISDIR(st.st_mode))
 			continue;
-		if (n == cap) {
-			struct template_entry *grown;
-
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(list, cap * sizeof(*list));
-			if (!grown)
-				return -ENOMEM;
-			list = grown;
-		}
+		if (ARRAY_RESERVE(list, cap, n) < 0)
+			return -ENOMEM;
 		list[n++] = e;
 	}
 	if (n)
@@ -842,6 +825,160 @@ static void template_forward_line(const char *line, void *data)
 	progress_say(ctx->progress, "Building %s: %s", ctx->ref, line);
 }
 
+/* ---- site files (template_setup) ------------------------------------------- */
+
+#define TEMPLATE_SETUP_FILE_MAX (16 * 1024 * 1024)
+#define TEMPLATE_SETUP_DEPTH 32
+
+/* The entry names of a directory, sorted: the recipe's hash must not
+ * depend on the order readdir() happens to give. */
+static int template_sorted_names(int dfd, char ***out, size_t *count)
+{
+	__do_closedir DIR *dir = NULL;
+	__do_strv char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(dir))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strv_append(&names, &n, &cap, de->d_name) < 0)
+			return -ENOMEM;
+	}
+	if (!names && !(names = calloc(1, sizeof(*names))))
+		return -ENOMEM;
+	qsort(names, n, sizeof(*names), template_compare_strings);
+	*out = move_ptr(names);
+	*count = n;
+	return 0;
+}
+
+/*
+ * Walk the site directory src (files and directories only): hash every
+ * path, mode and content into sha, and with rootfd >= 0 copy each into
+ * the template's tree (owned by its root, never through a link).
+ */
+static int template_setup_walk(int srcfd, const char *rel, int rootfd,
+			       crypto_hash_sha256_state *sha, unsigned depth, char *err, size_t errlen)
+{
+	__do_strv char **names = NULL;
+	__do_close int dstfd = -EBADF;
+	size_t n = 0;
+	int ret;
+
+	if (depth > TEMPLATE_SETUP_DEPTH)
+		return -ELOOP;
+	ret = template_sorted_names(srcfd, &names, &n);
+	if (ret < 0)
+		return ret;
+	if (rootfd >= 0) {
+		dstfd = *rel ? template_open_dir(rootfd, rel, true) : openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dstfd < 0) {
+			template_set_err(err, errlen, "template_setup: cannot create /%s in the template: %s",
+					 rel, strerror(dstfd == -1 ? errno : -dstfd));
+			return dstfd == -1 ? -errno : dstfd;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX], line[PATH_MAX + 64];
+		struct stat st;
+
+		if (snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", names[i]) >= (int)sizeof(path))
+			return -ENAMETOOLONG;
+		if (fstatat(srcfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		snprintf(line, sizeof(line), "%c %o %s\n", S_ISDIR(st.st_mode) ? 'd' : 'f',
+			 (unsigned)(st.st_mode & 0777), path);
+		if (S_ISDIR(st.st_mode)) {
+			__do_close int sub = openat(srcfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub < 0)
+				return -errno;
+			crypto_hash_sha256_update(sha, (const unsigned char *)line, strlen(line));
+			ret = template_setup_walk(sub, path, rootfd, sha, depth + 1, err, errlen);
+			if (ret < 0)
+				return ret;
+		} else if (S_ISREG(st.st_mode)) {
+			__do_close int in = openat(srcfd, names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			__do_close int out = -EBADF;
+			__do_free char *data = NULL;
+			size_t len = 0;
+			ssize_t r;
+
+			if (in < 0)
+				return -errno;
+			if (st.st_size > TEMPLATE_SETUP_FILE_MAX) {
+				template_set_err(err, errlen, "template_setup: %s is larger than 16 MiB", path);
+				return -EFBIG;
+			}
+			data = malloc((size_t)st.st_size + 1);
+			if (!data)
+				return -ENOMEM;
+			while (len < (size_t)st.st_size &&
+			       (r = read(in, data + len, (size_t)st.st_size - len)) > 0)
+				len += (size_t)r;
+			crypto_hash_sha256_update(sha, (const unsigned char *)line, strlen(line));
+			crypto_hash_sha256_update(sha, (const unsigned char *)data, len);
+			if (rootfd < 0)
+				continue;
+			if (unlinkat(dstfd, names[i], 0) < 0 && errno != ENOENT) {
+				template_set_err(err, errlen, "template_setup: cannot replace /%s: %s", path,
+						 strerror(errno));
+				return -errno;
+			}
+			out = openat(dstfd, names[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (out < 0)
+				return -errno;
+			ret = fsutil_write_all(out, data, len);
+			if (ret < 0)
+				return ret;
+			if (fchmod(out, st.st_mode & 0777) < 0)
+				return -errno;
+		} else {
+			template_set_err(err, errlen,
+					 "template_setup: %s is neither a file nor a directory (links are not copied)",
+					 path);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The hash of the site directory's content, in hex; copied into rootfd when >= 0. */
+static int template_setup_apply(const char *dir, int rootfd, char hash[TEMPLATE_HASH_HEX],
+				char *err, size_t errlen)
+{
+	__do_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state sha;
+	int ret;
+
+	if (fd < 0) {
+		template_set_err(err, errlen, "template_setup: cannot open the directory %s: %s", dir,
+				 strerror(errno));
+		return -errno;
+	}
+	if (sodium_init() < 0)
+		return -EIO;
+	crypto_hash_sha256_init(&sha);
+	ret = template_setup_walk(fd, "", rootfd, &sha, 0, err, errlen);
+	if (ret < 0) {
+		template_set_err(err, errlen, "template_setup: cannot read %s: %s", dir, strerror(-ret));
+		return ret;
+	}
+	crypto_hash_sha256_final(&sha, digest);
+	sodium_bin2hex(hash, TEMPLATE_HASH_HEX, digest, sizeof(digest));
+	return 0;
+}
+
 struct template_job {
 	const char *name;
 	uint32_t version;
@@ -852,6 +989,7 @@ struct template_job {
 	char **packages;
 	const char *recipe;
 	const char *hash;
+	const char *setup_dir;   /* NULL: no site files */
 };
 
 static int template_debootstrap(const struct template_job *job, const char *rootfs,
@@ -976,6 +1114,15 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 		template_set_err(err, errlen, "cannot prepare the template's tree: %s", strerror(-ret));
 		return ret;
 	}
+	if (job->setup_dir) {
+		char setup_hash[TEMPLATE_HASH_HEX];
+
+		progress_say(progress, "Building template %s: copying the site files of %s", job->ref,
+			     job->setup_dir);
+		ret = template_setup_apply(job->setup_dir, rootfd, setup_hash, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
 	ret = template_measure(rootfd, &size);
 	if (ret < 0) {
 		template_set_err(err, errlen, "cannot measure the template's tree: %s", strerror(-ret));
@@ -1050,6 +1197,23 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	ret = template_package_list(cfg->template_packages, &packages, &npackages, err, errlen);
 	if (ret < 0)
 		return ret;
+	/* Site files are part of the recipe: a change makes a new version.
+	 * Without any, the recipe (and its hash) is what it always was. */
+	if (cfg->template_setup[0]) {
+		char setup_hash[TEMPLATE_HASH_HEX];
+		unsigned char digest[crypto_hash_sha256_BYTES];
+		char *longer = NULL;
+
+		ret = template_setup_apply(cfg->template_setup, -1, setup_hash, err, errlen);
+		if (ret < 0)
+			return ret;
+		if (asprintf(&longer, "%ssetup-files %s\n", recipe, setup_hash) < 0)
+			return -ENOMEM;
+		free(recipe);
+		recipe = longer;
+		crypto_hash_sha256(digest, (const unsigned char *)recipe, strlen(recipe));
+		sodium_bin2hex(hash, TEMPLATE_HASH_HEX, digest, sizeof(digest));
+	}
 
 	ret = template_dir_path(cfg, tdir, sizeof(tdir));
 	if (ret < 0)
@@ -1104,7 +1268,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	job = (struct template_job){
 		.name = name, .version = version, .ref = ref, .release = release,
 		.mirror = mirror, .arch = arch, .packages = packages, .recipe = recipe,
-		.hash = hash,
+		.hash = hash, .setup_dir = cfg->template_setup[0] ? cfg->template_setup : NULL,
 	};
 	ret = template_build_tree(&job, tdfd, tdir, build_name, progress, err, errlen);
 	if (ret == 0 && renameat2(tdfd, build_name, tdfd, ref, RENAME_NOREPLACE) < 0) {
@@ -1130,5 +1294,78 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	}
 	progress_say(progress, "Template %s is ready (%llu MB)", ref,
 		     (out ? out->size : newest.size) / (1024 * 1024));
+	return 0;
+}
+
+/* ---- versions in use ------------------------------------------------------- */
+
+int template_newer(const struct gpubox_config *cfg, const char *ref, char *newer, size_t len)
+{
+	struct template_entry e;
+	struct template_info newest;
+
+	if (!ref || !template_entry_parse(ref, &e))
+		return 0;
+	if (template_newest(cfg, e.name, &newest) < 0 || newest.version <= e.version)
+		return 0;
+	snprintf(newer, len, "%s", newest.ref);
+	return 1;
+}
+
+int template_remove(const struct gpubox_config *cfg, const char *ref,
+		    int (*in_use)(void *data, const char *ref, char *who, size_t wholen),
+		    void *data, char *err, size_t errlen)
+{
+	__do_close int tdfd = -EBADF, lockfd = -EBADF;
+	struct template_entry e;
+	char tdir[PATH_MAX], doomed[160], who[256] = "";
+	int ret;
+
+	if (!err || errlen == 0)
+		return -EINVAL;
+	err[0] = '\0';
+	if (!ref || !template_entry_parse(ref, &e)) {
+		template_set_err(err, errlen, "name a template with its version, as NAME@VERSION (see gpubox admin template ls)");
+		return -EINVAL;
+	}
+	ret = template_dir_path(cfg, tdir, sizeof(tdir));
+	if (ret < 0)
+		return ret;
+	tdfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tdfd < 0) {
+		template_set_err(err, errlen, "there is no template %s on this server", ref);
+		return -ENOENT;
+	}
+	/* No build starts or finishes meanwhile. */
+	lockfd = template_lock(tdfd, NULL);
+	if (lockfd < 0)
+		return lockfd;
+	if (faccessat(tdfd, ref, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		template_set_err(err, errlen, "there is no template %s on this server", ref);
+		return -ENOENT;
+	}
+	ret = in_use(data, ref, who, sizeof(who));
+	if (ret < 0) {
+		template_set_err(err, errlen, "cannot tell whether template %s is in use: %s", ref,
+				 strerror(-ret));
+		return ret;
+	}
+	if (ret > 0) {
+		template_set_err(err, errlen, "template %s is in use (%s); it can be removed once nothing uses it",
+				 ref, who);
+		return -EBUSY;
+	}
+	/* Renamed to a build's name first: gone at once, and a removal cut
+	 * short is finished by the next build like any unfinished build. */
+	snprintf(doomed, sizeof(doomed), TEMPLATE_BUILD_PREFIX "rm-%s", ref);
+	if (renameat2(tdfd, ref, tdfd, doomed, RENAME_NOREPLACE) < 0) {
+		ret = -errno;
+		template_set_err(err, errlen, "cannot remove template %s: %s", ref, strerror(errno));
+		return ret;
+	}
+	if (fsync(tdfd) < 0)
+		log_warn_errno(0, errno, "cannot sync %s", tdir);
+	template_remove_build(tdfd, tdir, doomed);
+	log_info("removed template %s", ref);
 	return 0;
 }

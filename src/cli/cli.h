@@ -103,6 +103,8 @@ enum {
 	CLI_OPT_PURGE   = 1 << 3,
 	CLI_OPT_KEY     = 1 << 4,
 	CLI_OPT_RELEASE = 1 << 5,
+	CLI_OPT_FREEZE  = 1 << 6,
+	CLI_OPT_KEEP_HOME = 1 << 7,
 };
 
 #define CLI_KEYS_MAX 16
@@ -111,6 +113,8 @@ struct cli_options {
 	bool json;
 	bool yes;
 	bool purge;
+	bool freeze;
+	bool keep_home;
 	bool help;
 	const char *member;
 	const char *release;
@@ -200,6 +204,18 @@ int cmd_member_confirm(const char *warning, const char *name);
 
 /* The caller's login name, for messages and confirmation. */
 const char *cmd_member_self(void);
+
+/* ---- cmd_snapshot.c -------------------------------------------------- */
+
+int cmd_snapshot(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_restore(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+
+/* ---- cmd_gpu.c ------------------------------------------------------- */
+
+/* gpubox admin gpu attach|detach|ls */
+int cmd_admin_gpu(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+/* "GPU 0  model  uuid  bus" lines for an array of the agent's GPU objects. */
+void cmd_gpu_print(FILE *out, json_t *gpus, const char *indent);
 
 /* ---- cmd_port.c ------------------------------------------------------ */
 

@@ -270,6 +270,29 @@ static int cmd_admin_template_build(struct cli *cli, const struct cli_command *s
 	return CLI_EXIT_OK;
 }
 
+static int cmd_admin_template_rm(struct cli *cli, const struct cli_command *self, int argc,
+				 char **argv)
+{
+	__do_json json_t *result = NULL;
+	struct cli_options opts;
+	int ret, status;
+
+	if (cmd_admin_options(cli, self, argc, argv, CLI_OPT_JSON, 1, 1, &opts, &status) < 0)
+		return status;
+	ret = client_call(cli, "template_rm", json_pack("{s:s}", "ref", argv[opts.first_arg]),
+			  &result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+	printf("Template ");
+	output_sanitized(stdout, argv[opts.first_arg]);
+	printf(" removed.\n");
+	return CLI_EXIT_OK;
+}
+
 static int cmd_admin_template_ls(struct cli *cli, const struct cli_command *self, int argc,
 				 char **argv)
 {
@@ -315,6 +338,10 @@ static const struct cli_command cmd_admin_template_commands[] = {
 	{ "ls", cmd_admin_template_ls, true,
 	  "admin template ls [--json]",
 	  "List the templates on this server." },
+	{ "rm", cmd_admin_template_rm, true,
+	  "admin template rm NAME@VERSION [--json]",
+	  "Delete one version of a template.  Refused while a member's container or a "
+	  "snapshot uses it." },
 	{ NULL, NULL, false, NULL, NULL },
 };
 
@@ -335,8 +362,12 @@ static const struct cli_command cmd_admin_commands[] = {
 	  "admin user add|rm|ls ...",
 	  "Add, remove or list the members of this server." },
 	{ "template", cmd_admin_template, true,
-	  "admin template build|ls ...",
-	  "Build or list container templates." },
+	  "admin template build|ls|rm ...",
+	  "Build, list or remove container templates." },
+	{ "gpu", cmd_admin_gpu, true,
+	  "admin gpu attach|detach|ls ...",
+	  "Give a member's container a GPU, take it away (live, and kept for later starts), "
+	  "or list the server's GPUs." },
 	{ "ls", cmd_admin_ls, true,
 	  "admin ls [--json]",
 	  "List every container on this server with its state." },

@@ -178,6 +178,32 @@ static void cmd_status_forwards(json_t *forwards)
 	}
 }
 
+/* "GPUs:" with the driver and one line per GPU, or why there is none. */
+static void cmd_status_gpus(json_t *result)
+{
+	json_t *gpus = json_object_get(result, "gpus");
+	const char *driver = json_string_value(json_object_get(result, "driver"));
+	const char *note = json_string_value(json_object_get(result, "gpu_note"));
+
+	if (!json_is_array(gpus))
+		return;
+	printf("GPUs:      ");
+	if (!driver) {
+		output_sanitized(stdout, note ? note : "no NVIDIA GPU on this server");
+		fputc('\n', stdout);
+		return;
+	}
+	printf("%zu, NVIDIA driver ", json_array_size(gpus));
+	output_sanitized(stdout, driver);
+	fputc('\n', stdout);
+	cmd_gpu_print(stdout, gpus, "           ");
+	if (note) {
+		printf("           ");
+		output_sanitized(stdout, note);
+		fputc('\n', stdout);
+	}
+}
+
 int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const struct output_field fields[] = {
@@ -207,8 +233,13 @@ int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char *
 	if (!shown)
 		return CLI_EXIT_FAILED;
 	json_object_del(shown, "forwards");
+	json_object_del(shown, "template_update");
+	json_object_del(shown, "driver");
+	json_object_del(shown, "gpus");
+	json_object_del(shown, "gpu_note");
 	output_fields(shown, fields, ARRAY_SIZE(fields));
 	cmd_status_forwards(json_object_get(result, "forwards"));
+	cmd_status_gpus(result);
 
 	state = cmd_member_string(result, "state", "");
 	member = cmd_member_string(result, "member", opts.member ? opts.member : cmd_member_self());
@@ -216,6 +247,11 @@ int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char *
 	if (strcmp(state, "running") == 0 && json_is_integer(port))
 		printf("Log in:    ssh -p %" JSON_INTEGER_FORMAT " %s@%s\n",
 		       json_integer_value(port), member, cmd_member_host(cli, result));
+	if (json_is_string(json_object_get(result, "template_update"))) {
+		printf("Update:    template ");
+		output_sanitized(stdout, cmd_member_string(result, "template_update", "?"));
+		printf(" is available; gpubox rebuild (--keep-home keeps /home) moves to it\n");
+	}
 	return CLI_EXIT_OK;
 }
 
@@ -229,7 +265,7 @@ int cmd_rebuild(struct cli *cli, const struct cli_command *self, int argc, char 
 	int ret;
 
 	ret = cli_parse_options(cli, self, argc, argv,
-				CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES, &opts);
+				CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES | CLI_OPT_KEEP_HOME, &opts);
 	if (ret < 0)
 		return cli_exit_status(ret);
 	if (opts.help)
@@ -241,15 +277,17 @@ int cmd_rebuild(struct cli *cli, const struct cli_command *self, int argc, char 
 	member = opts.member ? opts.member : cmd_member_self();
 	if (!opts.yes) {
 		if (asprintf(&warning, "Rebuilding deletes every change made inside the container "
-			     "of %s (installed packages, files, home directories) and starts "
-			     "again from the template. This cannot be undone.", member) < 0)
+			     "of %s (installed packages, files%s) and starts again from the "
+			     "template. This cannot be undone.", member,
+			     opts.keep_home ? "; /home is kept" : ", home directories") < 0)
 			return CLI_EXIT_FAILED;
 		if (cmd_member_confirm(warning, member) < 0)
 			return CLI_EXIT_FAILED;
 	}
 
 	args = cmd_member_args(&opts);
-	if (!args || json_object_set_new(args, "confirm", json_true()) < 0)
+	if (!args || json_object_set_new(args, "confirm", json_true()) < 0 ||
+	    (opts.keep_home && json_object_set_new(args, "keep_home", json_true()) < 0))
 		return CLI_EXIT_FAILED;
 	ret = client_call(cli, "rebuild", move_ptr(args), &result);
 	if (ret < 0)

@@ -41,15 +41,27 @@ static const struct cli_command cli_commands[] = {
 	  "status [--json] [--member NAME]",
 	  "Show your container's state, template, address, SSH port and port forwards." },
 	{ "rebuild", cmd_rebuild, false,
-	  "rebuild [--yes] [--member NAME]",
-	  "Delete every change made inside your container and start again from the "
-	  "template.  Asks you to type the member name unless --yes is given." },
+	  "rebuild [--keep-home] [--yes] [--member NAME]",
+	  "Delete every change made inside your container and start again from the newest "
+	  "version of its template; with --keep-home, /home is kept.  Asks you to type the "
+	  "member name unless --yes is given." },
+	{ "snapshot", cmd_snapshot, false,
+	  "snapshot [NAME] [--freeze] | snapshot ls | snapshot rm NAME",
+	  "Save what you changed in your container (not the template it starts from) as a "
+	  "snapshot NAME (default: the date and time).  The container is stopped for it and "
+	  "started again, or with --freeze only paused.  \"snapshot ls\" lists your "
+	  "snapshots, \"snapshot rm NAME\" deletes one." },
+	{ "restore", cmd_restore, false,
+	  "restore NAME [--yes] [--member NAME]",
+	  "Replace every file of your container with those of your snapshot NAME, and start "
+	  "it.  Your current files are kept until the restored container has started.  Asks "
+	  "you to type the member name unless --yes is given." },
 	{ "port", cmd_port, false,
 	  "port add|rm|ls ...",
 	  "Forward a port of the server to a port of your container, remove a forward, "
 	  "or list them." },
 	{ "admin", cmd_admin, true,
-	  "admin user|template|ls ...",
+	  "admin user|template|gpu|ls ...",
 	  "Manage members, templates and containers (admins only; see gpubox admin --help)." },
 	{ "version", cmd_version, false,
 	  "version [--json]",
@@ -202,7 +214,8 @@ static void cli_print_overview(struct cli *cli, FILE *out)
 		fprintf(out, "  gpubox %s\n", c->usage);
 	}
 	fputs("\nWithout a command, gpubox runs \"start\".  Admins may add --member NAME to\n"
-	      "start, stop, status, rebuild and port to act on another member's container.\n"
+	      "start, stop, status, rebuild, snapshot, restore and port to act on another\n"
+	      "member's container.\n"
 	      "See \"gpubox COMMAND --help\" for one command, and gpubox(1).\n", out);
 }
 
@@ -256,6 +269,8 @@ int cli_run_group(struct cli *cli, const struct cli_command *self,
 enum {
 	OPT_CONFIG = 0x100,
 	OPT_PURGE,
+	OPT_FREEZE,
+	OPT_KEEP_HOME,
 };
 
 static const struct option cli_long_options[] = {
@@ -265,6 +280,8 @@ static const struct option cli_long_options[] = {
 	{ "member",  required_argument, NULL, 'm' },
 	{ "yes",     no_argument,       NULL, 'y' },
 	{ "purge",   no_argument,       NULL, OPT_PURGE },
+	{ "freeze",  no_argument,       NULL, OPT_FREEZE },
+	{ "keep-home", no_argument,     NULL, OPT_KEEP_HOME },
 	{ "key",     required_argument, NULL, 'k' },
 	{ "release", required_argument, NULL, 'r' },
 	{ NULL, 0, NULL, 0 },
@@ -284,6 +301,7 @@ int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, 
 	static const struct { int c; unsigned flag; } masks[] = {
 		{ 'j', CLI_OPT_JSON }, { 'm', CLI_OPT_MEMBER }, { 'y', CLI_OPT_YES },
 		{ OPT_PURGE, CLI_OPT_PURGE }, { 'k', CLI_OPT_KEY }, { 'r', CLI_OPT_RELEASE },
+		{ OPT_FREEZE, CLI_OPT_FREEZE }, { OPT_KEEP_HOME, CLI_OPT_KEEP_HOME },
 	};
 	int c;
 
@@ -320,6 +338,12 @@ int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, 
 			break;
 		case OPT_PURGE:
 			opts->purge = true;
+			break;
+		case OPT_FREEZE:
+			opts->freeze = true;
+			break;
+		case OPT_KEEP_HOME:
+			opts->keep_home = true;
 			break;
 		case 'k':
 			if (opts->nkeys == CLI_KEYS_MAX)

@@ -16,7 +16,7 @@
 
 #define CONFIG_FILE_MAX (256 * 1024)
 
-enum config_type { CONFIG_STRING, CONFIG_RANGE, CONFIG_UINT, CONFIG_BOOL };
+enum config_type { CONFIG_STRING, CONFIG_RANGE, CONFIG_UINT, CONFIG_BOOL, CONFIG_SIZE };
 
 struct config_key {
 	const char *name;
@@ -48,6 +48,15 @@ static const struct config_key config_keys[] = {
 	KEY("template_release",     CONFIG_STRING, template_release),
 	KEY("template_mirror",      CONFIG_STRING, template_mirror),
 	KEY("template_packages",    CONFIG_STRING, template_packages),
+	KEY("template_setup",       CONFIG_STRING, template_setup),
+	KEY("snapshot_dir",         CONFIG_STRING, snapshot_dir),
+	KEY("snapshot_quota",       CONFIG_SIZE,   snapshot_quota),
+	KEY("snapshot_max_count",   CONFIG_UINT,   snapshot_max_count),
+	KEY("snapshot_threads",     CONFIG_UINT,   snapshot_threads),
+	KEY("gpu_root",             CONFIG_STRING, gpu_root),
+	KEY("gpu_capabilities",     CONFIG_STRING, gpu_capabilities),
+	KEY("gpu_default",          CONFIG_STRING, gpu_default),
+	KEY("gpu_ldconfig",         CONFIG_STRING, gpu_ldconfig),
 	KEY("start_timeout",        CONFIG_UINT,   start_timeout),
 	KEY("stop_timeout",         CONFIG_UINT,   stop_timeout),
 	KEY("debug",                CONFIG_BOOL,   debug),
@@ -90,6 +99,15 @@ void config_set_defaults(struct gpubox_config *cfg)
 	cfg->template_mirror[0] = '\0'; /* empty: from the host's apt sources */
 	snprintf(cfg->template_packages, sizeof(cfg->template_packages),
 		 "openssh-server systemd-sysv sudo iproute2 ca-certificates locales less nano");
+	cfg->template_setup[0] = '\0';
+	cfg->snapshot_dir[0] = '\0';  /* empty: <state_dir>/snapshots */
+	cfg->snapshot_quota = 0;
+	cfg->snapshot_max_count = 0;
+	cfg->snapshot_threads = 0;
+	cfg->gpu_root[0] = '\0';
+	snprintf(cfg->gpu_capabilities, sizeof(cfg->gpu_capabilities), "utility compute");
+	snprintf(cfg->gpu_default, sizeof(cfg->gpu_default), "all");
+	snprintf(cfg->gpu_ldconfig, sizeof(cfg->gpu_ldconfig), "/sbin/ldconfig");
 	cfg->start_timeout = 90;
 	cfg->stop_timeout = 30;
 	cfg->debug = false;
@@ -109,6 +127,7 @@ static int config_set_value(struct gpubox_config *cfg, const struct config_key *
 	char *field = (char *)cfg + key->offset;
 	struct config_range range;
 	uint32_t number;
+	uint64_t size;
 	bool flag;
 
 	switch (key->type) {
@@ -133,6 +152,13 @@ static int config_set_value(struct gpubox_config *cfg, const struct config_key *
 		}
 		memcpy(field, &number, sizeof(number));
 		return 0;
+	case CONFIG_SIZE:
+		if (parse_size(value, &size) < 0) {
+			snprintf(why, whylen, "expected a size: a whole number of bytes, or with K, M, G or T");
+			return -EINVAL;
+		}
+		memcpy(field, &size, sizeof(size));
+		return 0;
 	case CONFIG_BOOL:
 		if (parse_bool(value, &flag) < 0) {
 			snprintf(why, whylen, "expected yes or no");
@@ -144,9 +170,55 @@ static int config_set_value(struct gpubox_config *cfg, const struct config_key *
 	return -EINVAL;
 }
 
+/* Words of text (blanks or commas between) each made only of [A-Za-z0-9-],
+ * and each one of allowed when it is given. */
+static bool config_words_ok(const char *text, const char *const allowed[])
+{
+	for (const char *p = text + strspn(text, " \t,"); *p; p += strspn(p, " \t,")) {
+		size_t len = strcspn(p, " \t,");
+		bool found = !allowed;
+
+		for (size_t i = 0; i < len; i++)
+			if (!isalnum((unsigned char)p[i]) && p[i] != '-')
+				return false;
+		for (size_t i = 0; allowed && allowed[i]; i++)
+			found |= strlen(allowed[i]) == len && strncmp(p, allowed[i], len) == 0;
+		if (!found)
+			return false;
+		p += len;
+	}
+	return true;
+}
+
+static int config_check_gpu(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	static const char *const caps[] = { "utility", "compute", "video", "graphics", "all", NULL };
+
+	if (cfg->gpu_root[0] && (cfg->gpu_root[0] != '/' || strstr(cfg->gpu_root, "/..") ||
+				 strpbrk(cfg->gpu_root, " \t"))) {
+		snprintf(err, errlen, "gpu_root must be empty or an absolute path without \"..\" or blanks");
+		return -EINVAL;
+	}
+	if (!config_words_ok(cfg->gpu_capabilities, caps)) {
+		snprintf(err, errlen, "gpu_capabilities takes utility, compute, video, graphics or all");
+		return -EINVAL;
+	}
+	if (!config_words_ok(cfg->gpu_default, NULL)) {
+		snprintf(err, errlen, "gpu_default is all, none, or GPU indices and UUIDs");
+		return -EINVAL;
+	}
+	if (cfg->gpu_ldconfig[0] != '/') {
+		snprintf(err, errlen, "gpu_ldconfig must be an absolute path");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Checks that span keys, after the whole file is read. */
 static int config_check(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
+	if (config_check_gpu(cfg, err, errlen) < 0)
+		return -EINVAL;
 	if (cfg->ssh_port_range.last > 65535 || cfg->forward_port_range.last > 65535 ||
 	    cfg->ssh_port_range.first == 0 || cfg->forward_port_range.first == 0) {
 		snprintf(err, errlen, "port ranges must lie within 1-65535");
@@ -292,6 +364,10 @@ void config_dump(const struct gpubox_config *cfg, FILE *out)
 			break;
 		case CONFIG_BOOL:
 			fprintf(out, "%s = %s\n", key->name, *(const bool *)(const void *)field ? "yes" : "no");
+			break;
+		case CONFIG_SIZE:
+			fprintf(out, "%s = %llu\n", key->name,
+				(unsigned long long)*(const uint64_t *)(const void *)field);
 			break;
 		}
 	}

@@ -45,6 +45,18 @@ struct gpubox_config {
 	char template_release[CONFIG_NAME_MAX];
 	char template_mirror[CONFIG_TEXT_MAX];
 	char template_packages[CONFIG_TEXT_MAX];
+	char template_setup[CONFIG_PATH_MAX];   /* "": none; files copied into new templates */
+
+	char snapshot_dir[CONFIG_PATH_MAX];     /* "": <state_dir>/snapshots */
+	uint64_t snapshot_quota;       /* bytes of archives per member, 0 = no limit */
+	uint32_t snapshot_max_count;   /* snapshots per member, 0 = no limit */
+	uint32_t snapshot_threads;     /* zstd threads, 0 = one per core */
+
+	char gpu_root[CONFIG_PATH_MAX];         /* "": the host; else where /dev, /proc/driver/nvidia
+						 * and /etc/ld.so.cache are looked for (tests) */
+	char gpu_capabilities[CONFIG_NAME_MAX]; /* driver files injected: utility compute video graphics */
+	char gpu_default[CONFIG_TEXT_MAX];      /* a container's GPUs: all, none, or indices/UUIDs */
+	char gpu_ldconfig[CONFIG_PATH_MAX];     /* the host's static ldconfig */
 
 	uint32_t start_timeout;        /* seconds until the container's sshd answers */
 	uint32_t stop_timeout;         /* seconds of clean shutdown before a kill */

@@ -27,9 +27,17 @@
  *	start        {member?}                   -> {member, state, host, port, user, address, template}
  *	stop         {member?}                   -> {member, state}
  *	status       {member?}                   -> {member, server, state, template, address, ssh_port,
- *	                                             host, hostname, uid, forwards[]}
- *	rebuild      {member?, confirm: true}    -> {member, state, template} (a running container
+ *	                                             host, hostname, uid, forwards[], template_update?}
+ *	rebuild      {member?, confirm: true, keep_home?}
+ *	                                         -> {member, state, template} (a running container
  *	                                             is started again: start's result)
+ *	snapshot_create {member?, name?, freeze?} -> {name, member, template, created, size,
+ *	                                             content_size, sha256, frozen}
+ *	snapshot_ls  {member?}                   -> {member, snapshots: [{name, created, size,
+ *	                                             content_size, template, server}], used, quota,
+ *	                                             max_count}
+ *	snapshot_rm  {member?, name}             -> {member, name}
+ *	restore      {member?, name, confirm: true} -> start's result + {restored}
  *	port_add     {member?, port, host_port?} -> {host_port, container_port, host}
  *	port_rm      {member?, port}             -> {}
  *	port_ls      {member?}                   -> {forwards: [{host_port, container_port}], host, ssh_port}
@@ -39,6 +47,7 @@
  *	user_ls                                  -> {users: [...]}
  *	template_build {name?, release?}         -> {ref, cached: bool, rootfs, size}
  *	template_ls                              -> {templates: [...]}
+ *	template_rm  {ref}                       -> {ref}
  *	ls                                       -> {containers: [status result, ...]}
  * docs/protocol.md describes every field.
  */

@@ -40,6 +40,33 @@ int parse_uint32(const char *s, uint32_t *out)
 	return 0;
 }
 
+int parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	uint64_t value = 0, scale = 1;
+	const char *p = s;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (value > (UINT64_MAX - 9) / 10)
+			return -ERANGE;
+		value = value * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p) {
+		const char *u = strchr(units, *p);
+
+		if (!u || p[1])
+			return -EINVAL;
+		for (const char *q = units; q <= u; q++)
+			scale *= 1024;
+	}
+	if (value > UINT64_MAX / scale)
+		return -ERANGE;
+	*out = value * scale;
+	return 0;
+}
+
 int parse_range(const char *s, struct config_range *out)
 {
 	char first[16], last[16];

@@ -16,6 +16,10 @@ char *strip(char *s);
 /* Decimal only, no sign, no blanks, no leading '+'; -EINVAL or -ERANGE. */
 int parse_uint32(const char *s, uint32_t *out);
 
+/* A size in bytes: decimal digits, then optionally one of K, M, G, T
+ * (powers of 1024); nothing else.  -EINVAL or -ERANGE. */
+int parse_size(const char *s, uint64_t *out);
+
 /* "FIRST-LAST" with FIRST <= LAST. */
 int parse_range(const char *s, struct config_range *out);
 

@@ -52,6 +52,40 @@ static void test_values(void **state)
 	assert_string_equal(cfg.template_packages, "a b c");
 }
 
+static void test_snapshot_keys(void **state)
+{
+	static const char *const bad[] = {
+		"snapshot_quota = 10 G\n", "snapshot_quota = 10g\n", "snapshot_quota = 1.5G\n",
+		"snapshot_quota = -1\n", "snapshot_quota = G\n", "snapshot_quota = 10GB\n",
+		"snapshot_quota = 99999999999999999999\n", "snapshot_quota = 20000000000T\n",
+		"snapshot_quota = \n", "snapshot_max_count = x\n",
+	};
+	struct gpubox_config cfg;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
+	assert_string_equal(cfg.snapshot_dir, "");
+	assert_int_equal(cfg.snapshot_quota, 0);
+	assert_int_equal(parse(&cfg, "snapshot_dir = /nas/snap\nsnapshot_quota = 50G\n"
+				     "snapshot_max_count = 10\nsnapshot_threads = 4\n"
+				     "template_setup = /etc/gpubox/setup\n", err, sizeof(err)), 0);
+	assert_string_equal(cfg.snapshot_dir, "/nas/snap");
+	assert_true(cfg.snapshot_quota == 50ull << 30);
+	assert_int_equal(cfg.snapshot_max_count, 10);
+	assert_int_equal(cfg.snapshot_threads, 4);
+	assert_string_equal(cfg.template_setup, "/etc/gpubox/setup");
+	assert_int_equal(parse(&cfg, "snapshot_quota = 1048576\n", err, sizeof(err)), 0);
+	assert_true(cfg.snapshot_quota == 1048576);
+	assert_int_equal(parse(&cfg, "snapshot_quota = 3K\n", err, sizeof(err)), 0);
+	assert_true(cfg.snapshot_quota == 3072);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(parse(&cfg, bad[i], err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "line 1"));
+	}
+}
+
 static void test_errors(void **state)
 {
 	static const struct { const char *text; const char *words; } cases[] = {
@@ -109,6 +143,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_snapshot_keys),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_nul_and_long_lines),
 		cmocka_unit_test(test_load_missing),

@@ -112,8 +112,9 @@ static void test_render_deterministic(void **state)
 static void test_render_defaults_and_extras(void **state)
 {
 	static const struct container_mount mounts[] = {
-		{ "/dev/nvidia0", "dev/nvidia0", "bind,optional,create=file" },
-		{ "/usr/local/nvidia/lib64", "usr/local/nvidia/lib64", "rbind,ro,nosuid,nodev,create=dir" },
+		{ "/dev/nvidia0", "dev/nvidia0", "bind,optional,create=file", NULL },
+		{ "/usr/local/nvidia/lib64", "usr/local/nvidia/lib64", "rbind,ro,nosuid,nodev,create=dir", NULL },
+		{ "tmpfs", "proc/driver", "nosuid,nodev,mode=755", "tmpfs" },
 	};
 	static const char *const devices[] = { "c 195:* rwm", "c 507:0 rw", NULL };
 	struct container_spec spec = test_spec();
@@ -130,6 +131,12 @@ static void test_render_defaults_and_extras(void **state)
 	expect_line(text, "lxc.mount.entry = /usr/local/nvidia/lib64 usr/local/nvidia/lib64 none rbind,ro,nosuid,nodev,create=dir 0 0");
 	expect_line(text, "lxc.cgroup2.devices.allow = c 195:* rwm");
 	expect_line(text, "lxc.cgroup2.devices.allow = c 507:0 rw");
+	expect_line(text, "lxc.mount.entry = tmpfs proc/driver tmpfs nosuid,nodev,mode=755 0 0");
+	spec.cgroup_v1 = true;
+	free(text);
+	text = container_render_config(&spec);
+	assert_non_null(text);
+	expect_line(text, "lxc.cgroup.devices.allow = c 195:* rwm");
 }
 
 static void expect_refused(const struct container_spec *spec, const char *what)
@@ -221,7 +228,7 @@ static void test_render_refuses(void **state)
 	expect_refused(&spec, "subid range past 2^32");
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad_options); i++) {
-		struct container_mount m = { "/dev/nvidia0", "dev/nvidia0", bad_options[i] };
+		struct container_mount m = { "/dev/nvidia0", "dev/nvidia0", bad_options[i], NULL };
 
 		spec = test_spec();
 		spec.mounts = &m;
@@ -233,6 +240,11 @@ static void test_render_refuses(void **state)
 		m.target = "dev/../../etc";
 		expect_refused(&spec, "mount target with ..");
 		m.target = "dev/nvidia0";
+		m.fstype = "ext4";
+		expect_refused(&spec, "a file system type other than tmpfs");
+		m.fstype = "tmpfs";
+		expect_refused(&spec, "tmpfs with a path as source");
+		m.fstype = NULL;
 		m.source = "dev/nvidia0";
 		expect_refused(&spec, "relative mount source");
 	}

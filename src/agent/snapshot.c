@@ -1,0 +1,1456 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Snapshots of a member's own layer: the upper directory of their overlay
+ * (what they changed against their template) as a pax archive compressed
+ * with zstd, and its extraction into a fresh upper directory.
+ *
+ * Owners are stored relative to the container (host id - subid base), so
+ * an archive restores under any member's base, on any server.  An id the
+ * container cannot own is stored as 65534 (nobody) without set-id bits.
+ *
+ * Extraction trusts nothing in the archive: every entry is created by us,
+ * from descriptors, below the new layer (openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV), owned by
+ * the member's mapped ids.  Refused: absolute paths, "..", ids outside
+ * 0..65535, devices, FIFOs and sockets (an overlay whiteout, a character
+ * device 0:0, is kept), hard links to anything outside the layer.
+ * Symbolic links are created as links and never followed.
+ */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <search.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <sodium.h>
+
+#include "agent.h"
+#include "array.h"
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+#include "banned.h"
+
+#define SNAPSHOT_BUFFER (1024 * 1024)
+#define SNAPSHOT_NOBODY 65534u
+#define SNAPSHOT_MAX_DEPTH 512
+#define SNAPSHOT_XATTR_LIST_MAX (64 * 1024)
+#define SNAPSHOT_XATTR_VALUE_MAX (64 * 1024)
+#define SNAPSHOT_XATTR_CAPS "security.capability"
+#define SNAPSHOT_RESOLVE (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | \
+			  RESOLVE_NO_XDEV)
+
+static void snapshot_set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void snapshot_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0 || err[0])
+		return;   /* the first reason is the one worth telling */
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* A path from an archive, made printable for a message. */
+static void snapshot_shown(const char *path, char *buf, size_t len)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; path[i] && j + 1 < len && i < 80; i++) {
+		unsigned char c = (unsigned char)path[i];
+
+		buf[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	buf[j] = '\0';
+}
+
+/*
+ * The extended attributes a layer may carry: overlayfs' own markers of
+ * opaque and renamed directories (the origin file handles are specific to
+ * one server's template and are dropped), user attributes, and file
+ * capabilities (whose root id is stored relative, like owners).
+ */
+static bool snapshot_xattr_kept(const char *name)
+{
+	return strcmp(name, "trusted.overlay.opaque") == 0 ||
+	       strcmp(name, "trusted.overlay.redirect") == 0 ||
+	       strncmp(name, "user.", 5) == 0 ||
+	       strcmp(name, SNAPSHOT_XATTR_CAPS) == 0;
+}
+
+/*
+ * A namespaced (version 3) file capability names the host id of the
+ * namespace's root; shift it by delta (-base to store, +base to restore).
+ * false when it does not belong to the container.
+ */
+static bool snapshot_shift_caps(void *value, size_t size, int64_t delta)
+{
+	struct vfs_ns_cap_data caps;
+	int64_t rootid;
+
+	if (size < sizeof(uint32_t))
+		return false;
+	memcpy(&caps, value, size < sizeof(caps) ? size : sizeof(caps));
+	if ((le32toh(caps.magic_etc) & VFS_CAP_REVISION_MASK) != VFS_CAP_REVISION_3)
+		return size == XATTR_CAPS_SZ_2;
+	if (size != XATTR_CAPS_SZ_3)
+		return false;
+	rootid = (int64_t)le32toh(caps.rootid) + delta;
+	if (rootid < 0 || rootid > UINT32_MAX)
+		return false;
+	caps.rootid = htole32((uint32_t)rootid);
+	memcpy(value, &caps, size);
+	return true;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+struct snapshot_link {
+	dev_t dev;
+	ino_t ino;
+	char *path;
+};
+
+struct snapshot_writer {
+	struct archive *ar;
+	int out_fd;
+	uint32_t base;
+	void *links;
+	crypto_hash_sha256_state sha;
+	unsigned long long written;           /* archive bytes */
+	unsigned long long total, done;       /* file data */
+	unsigned next_percent;
+	unsigned skipped;
+	struct progress *progress;
+	struct snapshot_stats *stats;
+	char *buffer;
+	const char *zeros;
+	char *err;
+	size_t errlen;
+};
+
+static int snapshot_link_compare(const void *a, const void *b)
+{
+	const struct snapshot_link *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static void snapshot_link_free(void *p)
+{
+	struct snapshot_link *l = p;
+
+	free(l->path);
+	free(l);
+}
+
+static la_ssize_t snapshot_write_cb(struct archive *ar, void *data, const void *buf, size_t len)
+{
+	struct snapshot_writer *w = data;
+	int ret;
+
+	crypto_hash_sha256_update(&w->sha, buf, len);
+	ret = fsutil_write_all(w->out_fd, buf, len);
+	if (ret < 0) {
+		archive_set_error(ar, -ret, "cannot write the archive");
+		return -1;
+	}
+	w->written += len;
+	return (la_ssize_t)len;
+}
+
+/* Bytes of file data under dfd (for the progress percentage). */
+static unsigned long long snapshot_measure(int dfd, unsigned depth)
+{
+	__do_closedir DIR *dir = NULL;
+	unsigned long long total = 0;
+	struct dirent *de;
+	int fd;
+
+	if (depth > SNAPSHOT_MAX_DEPTH)
+		return 0;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(dir))) {
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			total += (unsigned long long)st.st_size;
+		} else if (S_ISDIR(st.st_mode)) {
+			__do_close int sub = openat(dirfd(dir), de->d_name,
+						    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub >= 0)
+				total += snapshot_measure(sub, depth + 1);
+		}
+	}
+	return total;
+}
+
+static void snapshot_report(struct snapshot_writer *w)
+{
+	unsigned percent;
+
+	if (!w->progress || w->total == 0)
+		return;
+	percent = (unsigned)(w->done * 100 / w->total);
+	if (percent > 100)
+		percent = 100;
+	if (percent < w->next_percent)
+		return;
+	progress_say(w->progress, "Snapshot: %u%% (%llu of %llu MB read, %llu MB written)", percent,
+		     w->done / (1024 * 1024), w->total / (1024 * 1024), w->written / (1024 * 1024));
+	w->next_percent = (percent / 10 + 1) * 10;
+}
+
+/* The kept extended attributes of the entry (at dfd/name, or dfd itself). */
+static int snapshot_read_xattrs(struct snapshot_writer *w, int dfd, const char *name,
+				struct archive_entry *entry)
+{
+	__do_free char *list = malloc(SNAPSHOT_XATTR_LIST_MAX);
+	__do_free char *value = malloc(SNAPSHOT_XATTR_VALUE_MAX);
+	char path[64];
+	ssize_t n;
+
+	if (!list || !value)
+		return -ENOMEM;
+	if (name)
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/", dfd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", dfd);
+	{
+		char full[PATH_MAX];
+
+		if (snprintf(full, sizeof(full), "%s%s", path, name ? name : "") >= (int)sizeof(full))
+			return -ENAMETOOLONG;
+		/* The l-variants never follow the entry itself; the directory
+		 * is pinned by its descriptor. */
+		n = llistxattr(full, list, SNAPSHOT_XATTR_LIST_MAX);
+		if (n < 0)
+			return errno == ENOTSUP || errno == ENODATA ? 0 : -errno;
+		for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1) {
+			const char *x = list + off;
+			ssize_t len;
+
+			if (!snapshot_xattr_kept(x))
+				continue;
+			len = lgetxattr(full, x, value, SNAPSHOT_XATTR_VALUE_MAX);
+			if (len < 0)
+				continue;
+			if (strcmp(x, SNAPSHOT_XATTR_CAPS) == 0 &&
+			    !snapshot_shift_caps(value, (size_t)len, -(int64_t)w->base))
+				continue;
+			archive_entry_xattr_add_entry(entry, x, value, (size_t)len);
+		}
+	}
+	return 0;
+}
+
+static int snapshot_write_data(struct snapshot_writer *w, int fd, struct archive_entry *entry,
+			       const struct stat *st)
+{
+	off_t size = st->st_size, pos = 0;
+	unsigned long long data = 0;
+	struct { off_t start, end; } regions[256];
+	size_t nregions = 0;
+	bool sparse = false;
+
+	/* Holes: a sparse file is stored as its data regions only. */
+	while (pos < size && nregions < ARRAY_SIZE(regions)) {
+		off_t start = lseek(fd, pos, SEEK_DATA), end;
+
+		if (start < 0)
+			break;   /* ENXIO: only a hole is left */
+		end = lseek(fd, start, SEEK_HOLE);
+		if (end < 0 || end > size)
+			end = size;
+		regions[nregions].start = start;
+		regions[nregions].end = end;
+		nregions++;
+		data += (unsigned long long)(end - start);
+		pos = end;
+	}
+	if (pos < size && nregions == ARRAY_SIZE(regions)) {
+		regions[nregions - 1].end = size;   /* too fragmented: the rest in full */
+		data = 0;
+		for (size_t i = 0; i < nregions; i++)
+			data += (unsigned long long)(regions[i].end - regions[i].start);
+	}
+	if (data < (unsigned long long)size) {
+		sparse = true;
+		for (size_t i = 0; i < nregions; i++)
+			archive_entry_sparse_add_entry(entry, regions[i].start,
+						       regions[i].end - regions[i].start);
+		if (nregions == 0)
+			archive_entry_sparse_add_entry(entry, size, 0);
+	} else {
+		nregions = 1;
+		regions[0].start = 0;
+		regions[0].end = size;
+	}
+	if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+		return -EIO;
+	pos = 0;
+	for (size_t i = 0; i <= nregions; i++) {
+		off_t off = i < nregions ? regions[i].start : size;
+
+		/* libarchive takes the whole logical file and skips the holes
+		 * itself: zeros for them, from memory that costs nothing. */
+		while (sparse && pos < off) {
+			size_t want = (size_t)(off - pos) > SNAPSHOT_BUFFER ? SNAPSHOT_BUFFER : (size_t)(off - pos);
+
+			if (archive_write_data(w->ar, w->zeros, want) < 0)
+				return -EIO;
+			pos += (off_t)want;
+		}
+		if (i == nregions)
+			break;
+
+		while (off < regions[i].end) {
+			size_t want = (size_t)(regions[i].end - off);
+			ssize_t n;
+
+			if (want > SNAPSHOT_BUFFER)
+				want = SNAPSHOT_BUFFER;
+			n = pread(fd, w->buffer, want, off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0) {
+				/* Shrunk under us: keep the declared size. */
+				memset(w->buffer, 0, want);
+				n = (ssize_t)want;
+			}
+			if (archive_write_data(w->ar, w->buffer, (size_t)n) < 0)
+				return -EIO;
+			off += n;
+			pos = off;
+			w->done += (unsigned long long)n;
+			snapshot_report(w);
+		}
+	}
+	w->stats->content_bytes += (unsigned long long)size;
+	return 0;
+}
+
+static int snapshot_write_entry(struct snapshot_writer *w, int dfd, const char *name,
+				const char *rel, const struct stat *st)
+{
+	struct archive_entry *entry = archive_entry_new();
+	uint32_t uid = st->st_uid, gid = st->st_gid;
+	mode_t mode = st->st_mode;
+	int ret = 0;
+
+	if (!entry)
+		return -ENOMEM;
+	archive_entry_copy_stat(entry, st);
+	archive_entry_set_pathname(entry, rel);
+	/* Owners relative to the container; not the container's: nobody. */
+	if (uid >= w->base && uid - w->base < SUBID_COUNT) {
+		uid -= w->base;
+	} else {
+		uid = SNAPSHOT_NOBODY;
+		mode &= ~(mode_t)(S_ISUID | S_ISGID);
+	}
+	if (gid >= w->base && gid - w->base < SUBID_COUNT) {
+		gid -= w->base;
+	} else {
+		gid = SNAPSHOT_NOBODY;
+		mode &= ~(mode_t)S_ISGID;
+	}
+	archive_entry_set_uid(entry, uid);
+	archive_entry_set_gid(entry, gid);
+	archive_entry_set_mode(entry, mode);
+	archive_entry_set_dev(entry, 0);
+	archive_entry_set_ino(entry, 0);
+	archive_entry_set_nlink(entry, 1);
+
+	ret = snapshot_read_xattrs(w, dfd, name, entry);
+	if (ret < 0)
+		goto out;
+
+	if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
+		struct snapshot_link *key = calloc(1, sizeof(*key)), **found;
+
+		if (!key) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		key->dev = st->st_dev;
+		key->ino = st->st_ino;
+		found = tsearch(key, &w->links, snapshot_link_compare);
+		if (!found) {
+			free(key);
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (*found != key) {
+			free(key);
+			archive_entry_set_hardlink(entry, (*found)->path);
+			archive_entry_set_size(entry, 0);
+			if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+				ret = -EIO;
+			goto out;
+		}
+		key->path = strdup(rel);
+		if (!key->path) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+
+	if (S_ISREG(st->st_mode)) {
+		__do_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+					   O_CLOEXEC);
+
+		if (fd < 0) {
+			ret = -errno;
+			goto out;
+		}
+		ret = snapshot_write_data(w, fd, entry, st);
+	} else if (S_ISLNK(st->st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		target[n] = '\0';
+		archive_entry_set_symlink(entry, target);
+		archive_entry_set_size(entry, 0);
+		if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+			ret = -EIO;
+	} else {
+		archive_entry_set_size(entry, 0);
+		if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+			ret = -EIO;
+	}
+out:
+	if (ret == 0)
+		w->stats->entries++;
+	archive_entry_free(entry);
+	return ret;
+}
+
+static int snapshot_walk(struct snapshot_writer *w, int dfd, char *rel, size_t rellen,
+			 unsigned depth)
+{
+	__do_closedir DIR *dir = NULL;
+	struct dirent *de;
+	int fd, ret;
+
+	if (depth > SNAPSHOT_MAX_DEPTH) {
+		snapshot_set_err(w->err, w->errlen, "your layer is nested more than %d directories deep",
+				 SNAPSHOT_MAX_DEPTH);
+		return -ELOOP;
+	}
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(dir))) {
+		struct stat st;
+		size_t len;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		len = strlen(de->d_name);
+		if (rellen + len + 2 >= PATH_MAX) {
+			snapshot_set_err(w->err, w->errlen, "a path in your layer is longer than %d bytes",
+					 PATH_MAX);
+			return -ENAMETOOLONG;
+		}
+		if (rellen)
+			rel[rellen] = '/';
+		memcpy(rel + rellen + (rellen ? 1 : 0), de->d_name, len + 1);
+
+		if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISBLK(st.st_mode) ||
+		    (S_ISCHR(st.st_mode) && st.st_rdev != makedev(0, 0))) {
+			/* Nothing a restore would accept, nothing worth keeping. */
+			w->skipped++;
+			rel[rellen] = '\0';
+			continue;
+		}
+		ret = snapshot_write_entry(w, dirfd(dir), de->d_name, rel, &st);
+		if (ret == 0 && S_ISDIR(st.st_mode)) {
+			__do_close int sub = openat(dirfd(dir), de->d_name,
+						    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub < 0)
+				ret = -errno;
+			else
+				ret = snapshot_walk(w, sub, rel, rellen + len + (rellen ? 1 : 0),
+						    depth + 1);
+		}
+		rel[rellen] = '\0';
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
+		   struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen)
+{
+	__do_close int rootfd = -EBADF;
+	__do_free char *buffer = malloc(SNAPSHOT_BUFFER);
+	__do_free char *rel = calloc(1, PATH_MAX);
+	__do_free char *zeros = calloc(1, SNAPSHOT_BUFFER);
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	struct snapshot_writer w = { 0 };
+	struct stat st;
+	char option[32];
+	int ret;
+
+	if (err && errlen)
+		err[0] = '\0';
+	memset(stats, 0, sizeof(*stats));
+	if (!buffer || !rel || !zeros)
+		return -ENOMEM;
+	if (sodium_init() < 0)
+		return -EIO;
+	rootfd = open(upper_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0)
+		return log_error_errno(-errno, errno, "cannot open %s", upper_dir);
+	if (fstat(rootfd, &st) < 0)
+		return -errno;
+
+	w.out_fd = out_fd;
+	w.base = subid_base;
+	w.progress = progress;
+	w.stats = stats;
+	w.buffer = buffer;
+	w.zeros = zeros;
+	w.err = err;
+	w.errlen = errlen;
+	w.total = snapshot_measure(rootfd, 0);
+	crypto_hash_sha256_init(&w.sha);
+
+	w.ar = archive_write_new();
+	if (!w.ar)
+		return -ENOMEM;
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	snprintf(option, sizeof(option), "%u", threads);
+	if (archive_write_set_format_pax_restricted(w.ar) != ARCHIVE_OK ||
+	    archive_write_add_filter_zstd(w.ar) != ARCHIVE_OK) {
+		ret = log_error_errno(-ENOTSUP, 0, "libarchive cannot write zstd-compressed pax: %s",
+				      archive_error_string(w.ar));
+		goto out;
+	}
+	if (archive_write_set_filter_option(w.ar, "zstd", "threads", option) != ARCHIVE_OK)
+		log_warn("libarchive's zstd filter takes no threads option; compressing on one core");
+	archive_write_set_bytes_in_last_block(w.ar, 1);
+	if (archive_write_open(w.ar, &w, NULL, snapshot_write_cb, NULL) != ARCHIVE_OK) {
+		ret = log_error_errno(-EIO, 0, "cannot start the archive: %s", archive_error_string(w.ar));
+		goto out;
+	}
+	/* The layer's root itself: its owner, mode and attributes. */
+	ret = snapshot_write_entry(&w, rootfd, NULL, ".", &st);
+	if (ret == 0)
+		ret = snapshot_walk(&w, rootfd, rel, 0, 0);
+	if (ret == 0 && archive_write_close(w.ar) != ARCHIVE_OK) {
+		log_error("cannot finish the archive: %s", archive_error_string(w.ar));
+		ret = -EIO;
+	}
+	if (ret < 0) {
+		snapshot_set_err(err, errlen, "cannot write the snapshot: %s",
+				 ret == -EIO && archive_error_string(w.ar) ? archive_error_string(w.ar)
+									  : strerror(-ret));
+		goto out;
+	}
+	crypto_hash_sha256_final(&w.sha, digest);
+	sodium_bin2hex(stats->sha256, sizeof(stats->sha256), digest, sizeof(digest));
+	stats->archive_bytes = w.written;
+	if (w.skipped)
+		log_warn("%s: %u FIFOs, sockets or devices were left out of the snapshot", upper_dir,
+			 w.skipped);
+	w.done = w.total;
+	w.next_percent = 0;
+	snapshot_report(&w);
+out:
+	archive_write_free(w.ar);
+	tdestroy(w.links, snapshot_link_free);
+	return ret;
+}
+
+/* ---- extraction ---------------------------------------------------------- */
+
+struct snapshot_dirtime {
+	char *path;
+	struct timespec times[2];
+};
+
+struct snapshot_reader {
+	int fd;
+	char *buffer;
+	crypto_hash_sha256_state sha;
+	unsigned long long bytes;
+	int rootfd;
+	uint32_t base;
+	/* The last parent directory opened, reused by its siblings. */
+	char cached_parent[PATH_MAX];
+	int cached_fd;
+	struct snapshot_dirtime *dirs;
+	size_t ndirs, capdirs;
+	struct snapshot_stats *stats;
+	struct progress *progress;
+	unsigned long long next_report;
+	char *err;
+	size_t errlen;
+};
+
+static la_ssize_t snapshot_read_cb(struct archive *ar, void *data, const void **buf)
+{
+	struct snapshot_reader *r = data;
+	ssize_t n;
+
+	do
+		n = read(r->fd, r->buffer, SNAPSHOT_BUFFER);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		archive_set_error(ar, errno, "cannot read the archive");
+		return -1;
+	}
+	crypto_hash_sha256_update(&r->sha, (const unsigned char *)r->buffer, (size_t)n);
+	r->bytes += (unsigned long long)n;
+	*buf = r->buffer;
+	if (r->progress && r->bytes >= r->next_report) {
+		progress_say(r->progress, "Restore: %llu MB of the archive read", r->bytes / (1024 * 1024));
+		r->next_report = r->bytes + 64ull * 1024 * 1024;
+	}
+	return n;
+}
+
+/*
+ * An archive path as a clean relative path: leading "./" dropped, trailing
+ * '/' dropped; "" is the layer's root.  Refused: absolute, empty, "." or
+ * ".." components.
+ */
+static int snapshot_clean_path(const char *path, char *out, size_t outlen)
+{
+	const char *p = path;
+	size_t len;
+
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;
+	if (*p == '/')
+		return -EPERM;
+	if (strcmp(p, ".") == 0)
+		p = "";
+	len = strlen(p);
+	while (len > 0 && p[len - 1] == '/')
+		len--;
+	if (len >= outlen)
+		return -ENAMETOOLONG;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	if (len == 0)
+		return 0;
+	for (char *c = out;;) {
+		char *slash = strchr(c, '/');
+		size_t clen = slash ? (size_t)(slash - c) : strlen(c);
+
+		if (clen == 0 || (clen == 1 && c[0] == '.') || (clen == 2 && c[0] == '.' && c[1] == '.'))
+			return -EPERM;
+		if (!slash)
+			break;
+		c = slash + 1;
+	}
+	return 0;
+}
+
+static int snapshot_openat2(int dirfd, const char *rel, int flags)
+{
+	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = SNAPSHOT_RESOLVE };
+	int fd;
+
+	do
+		fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+	while (fd < 0 && (errno == EAGAIN || errno == EINTR));
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * A descriptor (O_PATH) of the directory parent below the root, created
+ * (owned by the container's root, 0755) where missing; never through a
+ * symbolic link.  Owned by the reader's cache: do not close.
+ */
+static int snapshot_parent(struct snapshot_reader *r, const char *parent, bool create)
+{
+	__do_free char *copy = NULL;
+	__do_close int fd = -EBADF;
+	char *saveptr = NULL;
+
+	if (r->cached_fd >= 0 && strcmp(r->cached_parent, parent) == 0)
+		return r->cached_fd;
+	if (!*parent)
+		return r->rootfd;
+	fd = snapshot_openat2(r->rootfd, parent, O_PATH | O_DIRECTORY);
+	if (fd == -ENOENT && create) {
+		copy = strdup(parent);
+		if (!copy)
+			return -ENOMEM;
+		fd = fcntl(r->rootfd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return -errno;
+		for (char *c = strtok_r(copy, "/", &saveptr); c; c = strtok_r(NULL, "/", &saveptr)) {
+			int next = snapshot_openat2(fd, c, O_PATH | O_DIRECTORY);
+
+			if (next == -ENOENT) {
+				if (mkdirat(fd, c, 0755) < 0)
+					return -errno;
+				if (fchownat(fd, c, r->base, r->base, AT_SYMLINK_NOFOLLOW) < 0)
+					return -errno;
+				next = snapshot_openat2(fd, c, O_PATH | O_DIRECTORY);
+			}
+			if (next < 0)
+				return next;
+			close(fd);
+			fd = next;
+		}
+	}
+	if (fd < 0)
+		return fd;
+	if (r->cached_fd >= 0)
+		close(r->cached_fd);
+	snprintf(r->cached_parent, sizeof(r->cached_parent), "%s", parent);
+	r->cached_fd = move_fd(fd);
+	return r->cached_fd;
+}
+
+static int snapshot_set_xattrs(struct snapshot_reader *r, struct archive_entry *entry, int fd,
+			       int dfd, const char *name)
+{
+	const char *xname;
+	const void *value;
+	size_t size;
+	char path[PATH_MAX];
+
+	if (archive_entry_xattr_reset(entry) == 0)
+		return 0;
+	if (fd < 0 && snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dfd, name) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	while (archive_entry_xattr_next(entry, &xname, &value, &size) == ARCHIVE_OK) {
+		__do_free void *copy = NULL;
+		int ret;
+
+		if (!xname || !snapshot_xattr_kept(xname) || size > SNAPSHOT_XATTR_VALUE_MAX)
+			continue;
+		copy = malloc(size ? size : 1);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, value, size);
+		if (strcmp(xname, SNAPSHOT_XATTR_CAPS) == 0 &&
+		    !snapshot_shift_caps(copy, size, (int64_t)r->base))
+			continue;
+		if (fd >= 0)
+			ret = fsetxattr(fd, xname, copy, size, 0);
+		else
+			ret = lsetxattr(path, xname, copy, size, 0);
+		if (ret < 0 && errno != ENOTSUP && errno != EPERM)
+			return -errno;
+	}
+	return 0;
+}
+
+static int snapshot_refuse(struct snapshot_reader *r, const char *path, const char *why)
+{
+	char shown[96];
+
+	snapshot_shown(path, shown, sizeof(shown));
+	snapshot_set_err(r->err, r->errlen, "the archive is refused: %s (%s)", why, shown);
+	return -EPERM;
+}
+
+static int snapshot_extract_data(struct snapshot_reader *r, struct archive *ar, int fd,
+				 struct archive_entry *entry)
+{
+	const void *buf;
+	size_t size;
+	la_int64_t offset;
+	int status;
+
+	while ((status = archive_read_data_block(ar, &buf, &size, &offset)) == ARCHIVE_OK) {
+		const char *p = buf;
+
+		if (offset < 0)
+			return -EBADMSG;
+		while (size > 0) {
+			ssize_t n = pwrite(fd, p, size, (off_t)offset);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			p += n;
+			size -= (size_t)n;
+			offset += n;
+		}
+	}
+	if (status != ARCHIVE_EOF)
+		return -EBADMSG;
+	if (archive_entry_size_is_set(entry) && archive_entry_size(entry) >= 0 &&
+	    ftruncate(fd, (off_t)archive_entry_size(entry)) < 0)
+		return -errno;
+	if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0)
+		r->stats->content_bytes += (unsigned long long)archive_entry_size(entry);
+	return 0;
+}
+
+static void snapshot_entry_times(struct archive_entry *entry, struct timespec times[2])
+{
+	times[0].tv_sec = archive_entry_atime_is_set(entry) ? archive_entry_atime(entry) : 0;
+	times[0].tv_nsec = archive_entry_atime_is_set(entry) ? archive_entry_atime_nsec(entry) : UTIME_OMIT;
+	times[1].tv_sec = archive_entry_mtime_is_set(entry) ? archive_entry_mtime(entry) : 0;
+	times[1].tv_nsec = archive_entry_mtime_is_set(entry) ? archive_entry_mtime_nsec(entry) : UTIME_OMIT;
+	for (int i = 0; i < 2; i++)
+		if (times[i].tv_nsec != UTIME_OMIT && (times[i].tv_nsec < 0 || times[i].tv_nsec > 999999999))
+			times[i].tv_nsec = 0;
+}
+
+static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
+				  struct archive_entry *entry)
+{
+	const char *raw = archive_entry_pathname(entry), *link;
+	char path[PATH_MAX], parent[PATH_MAX];
+	const char *name;
+	mode_t type = archive_entry_filetype(entry);
+	mode_t perm = archive_entry_perm(entry) & 07777;
+	la_int64_t auid = archive_entry_uid(entry), agid = archive_entry_gid(entry);
+	struct timespec times[2];
+	uid_t uid;
+	gid_t gid;
+	struct stat st;
+	char *slash;
+	int pfd, ret;
+
+	if (!raw)
+		return snapshot_refuse(r, "", "an entry has no name");
+	ret = snapshot_clean_path(raw, path, sizeof(path));
+	if (ret == -ENAMETOOLONG)
+		return snapshot_refuse(r, raw, "a path is too long");
+	if (ret < 0)
+		return snapshot_refuse(r, raw, raw[0] == '/' ? "an absolute path" : "a path with \"..\" or an empty part");
+	if (auid < 0 || auid >= SUBID_COUNT || agid < 0 || agid >= SUBID_COUNT)
+		return snapshot_refuse(r, raw, "an owner outside the container's ids 0-65535");
+	uid = r->base + (uid_t)auid;
+	gid = r->base + (gid_t)agid;
+	snapshot_entry_times(entry, times);
+
+	if (!path[0]) {
+		/* The layer's root: metadata only. */
+		if (type != AE_IFDIR)
+			return snapshot_refuse(r, raw, "the root is not a directory");
+		if (fchown(r->rootfd, uid, gid) < 0 || fchmod(r->rootfd, perm) < 0)
+			return -errno;
+		ret = snapshot_set_xattrs(r, entry, r->rootfd, -1, NULL);
+		if (ret < 0)
+			return ret;
+		r->stats->entries++;
+		return 0;
+	}
+
+	slash = strrchr(path, '/');
+	if (slash) {
+		memcpy(parent, path, (size_t)(slash - path));
+		parent[slash - path] = '\0';
+		name = slash + 1;
+	} else {
+		parent[0] = '\0';
+		name = path;
+	}
+	if (strlen(name) > NAME_MAX)
+		return snapshot_refuse(r, raw, "a name is too long");
+
+	link = archive_entry_hardlink(entry);
+	if (link) {
+		char target[PATH_MAX], tparent[PATH_MAX];
+		const char *tname;
+		int tfd;
+
+		if (snapshot_clean_path(link, target, sizeof(target)) < 0 || !target[0])
+			return snapshot_refuse(r, link, "a hard link to a path outside the layer");
+		slash = strrchr(target, '/');
+		if (slash) {
+			memcpy(tparent, target, (size_t)(slash - target));
+			tparent[slash - target] = '\0';
+			tname = slash + 1;
+		} else {
+			tparent[0] = '\0';
+			tname = target;
+		}
+		/* Its own descriptor: the cache holds the link's parent below. */
+		tfd = *tparent ? snapshot_openat2(r->rootfd, tparent, O_PATH | O_DIRECTORY)
+			       : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 3);
+		if (tfd < 0)
+			return snapshot_refuse(r, link, "a hard link to a path outside the layer");
+		if (fstatat(tfd, tname, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode)) {
+			close(tfd);
+			return snapshot_refuse(r, link, "a hard link to a missing file or a directory");
+		}
+		pfd = snapshot_parent(r, parent, true);
+		if (pfd < 0) {
+			close(tfd);
+			return snapshot_refuse(r, raw, "a path through a symbolic link");
+		}
+		ret = linkat(tfd, tname, pfd, name, 0) < 0 ? -errno : 0;
+		close(tfd);
+		if (ret == -EEXIST)
+			return snapshot_refuse(r, raw, "an entry that appears twice");
+		if (ret == 0)
+			r->stats->entries++;
+		return ret;
+	}
+
+	switch (type) {
+	case AE_IFREG:
+	case AE_IFDIR:
+	case AE_IFLNK:
+		break;
+	case AE_IFCHR:
+		if (archive_entry_rdevmajor(entry) == 0 && archive_entry_rdevminor(entry) == 0)
+			break;   /* an overlay whiteout */
+		return snapshot_refuse(r, raw, "a device node");
+	case AE_IFBLK:
+		return snapshot_refuse(r, raw, "a device node");
+	default:
+		return snapshot_refuse(r, raw, "a FIFO, socket or unknown file type");
+	}
+
+	pfd = snapshot_parent(r, parent, true);
+	if (pfd == -ELOOP || pfd == -EXDEV || pfd == -ENOTDIR)
+		return snapshot_refuse(r, raw, "a path through a symbolic link or a non-directory");
+	if (pfd < 0)
+		return pfd;
+
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (!(type == AE_IFDIR && S_ISDIR(st.st_mode)))
+			return snapshot_refuse(r, raw, "an entry that appears twice");
+	} else if (errno != ENOENT) {
+		return -errno;
+	} else if (type == AE_IFDIR && mkdirat(pfd, name, 0700) < 0) {
+		return -errno;
+	}
+
+	if (type == AE_IFREG) {
+		__do_close int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					   O_NOCTTY | O_CLOEXEC, 0600);
+
+		if (fd < 0)
+			return -errno;
+		ret = snapshot_extract_data(r, ar, fd, entry);
+		if (ret == -EBADMSG)
+			snapshot_set_err(r->err, r->errlen, "the archive is damaged: %s",
+					 archive_error_string(ar) ? archive_error_string(ar) : "bad data");
+		if (ret < 0)
+			return ret;
+		/* Owner first: chown clears set-id bits. */
+		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0)
+			return -errno;
+		ret = snapshot_set_xattrs(r, entry, fd, -1, NULL);
+		if (ret < 0)
+			return ret;
+		if (futimens(fd, times) < 0)
+			return -errno;
+	} else if (type == AE_IFDIR) {
+		__do_close int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct snapshot_dirtime *d;
+
+		if (fd < 0)
+			return -errno;
+		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0)
+			return -errno;
+		ret = snapshot_set_xattrs(r, entry, fd, -1, NULL);
+		if (ret < 0)
+			return ret;
+		/* Its times once its entries are in. */
+		if (r->ndirs == r->capdirs) {
+			size_t cap = r->capdirs ? r->capdirs * 2 : 256;
+			struct snapshot_dirtime *grown = realloc(r->dirs, cap * sizeof(*grown));
+
+			if (!grown)
+				return -ENOMEM;
+			r->dirs = grown;
+			r->capdirs = cap;
+		}
+		d = &r->dirs[r->ndirs];
+		d->path = strdup(path);
+		if (!d->path)
+			return -ENOMEM;
+		memcpy(d->times, times, sizeof(d->times));
+		r->ndirs++;
+	} else if (type == AE_IFLNK) {
+		const char *target = archive_entry_symlink(entry);
+
+		if (!target || !*target || strlen(target) >= PATH_MAX)
+			return snapshot_refuse(r, raw, "a symbolic link without a valid target");
+		if (symlinkat(target, pfd, name) < 0)
+			return -errno;
+		if (fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		ret = snapshot_set_xattrs(r, entry, -1, pfd, name);
+		if (ret < 0)
+			return ret;
+		if (utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	} else {
+		/* A whiteout: hides the template's file of that name. */
+		if (mknodat(pfd, name, S_IFCHR | (perm & 0777), makedev(0, 0)) < 0)
+			return -errno;
+		if (fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		if (utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	r->stats->entries++;
+	return 0;
+}
+
+int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_base,
+		     struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen)
+{
+	__do_free char *buffer = malloc(SNAPSHOT_BUFFER);
+	__do_close int rootfd = -EBADF;
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	struct snapshot_reader r = { .cached_fd = -EBADF };
+	struct archive_entry *entry;
+	struct archive *ar = NULL;
+	int ret = 0, status;
+
+	if (err && errlen)
+		err[0] = '\0';
+	memset(stats, 0, sizeof(*stats));
+	if (!buffer)
+		return -ENOMEM;
+	if (subid_base == 0 || subid_base > UINT32_MAX - SUBID_COUNT)
+		return -ERANGE;
+	if (sodium_init() < 0)
+		return -EIO;
+	rootfd = open(new_upper_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0)
+		return log_error_errno(-errno, errno, "cannot open %s", new_upper_dir);
+
+	r.fd = archive_fd;
+	r.buffer = buffer;
+	r.rootfd = rootfd;
+	r.base = subid_base;
+	r.stats = stats;
+	r.progress = progress;
+	r.next_report = 64ull * 1024 * 1024;
+	r.err = err;
+	r.errlen = errlen;
+	crypto_hash_sha256_init(&r.sha);
+
+	ar = archive_read_new();
+	if (!ar)
+		return -ENOMEM;
+	/* Only what gpubox writes: tar (pax), plain or zstd. */
+	archive_read_support_format_tar(ar);
+	archive_read_support_filter_zstd(ar);
+	if (archive_read_open(ar, &r, NULL, snapshot_read_cb, NULL) != ARCHIVE_OK) {
+		snapshot_set_err(err, errlen, "the archive cannot be read: %s",
+				 archive_error_string(ar) ? archive_error_string(ar) : "unknown format");
+		ret = -EBADMSG;
+		goto out;
+	}
+	for (;;) {
+		status = archive_read_next_header(ar, &entry);
+		if (status == ARCHIVE_EOF)
+			break;
+		if (status < ARCHIVE_WARN) {
+			snapshot_set_err(err, errlen, "the archive is damaged: %s",
+					 archive_error_string(ar) ? archive_error_string(ar) : "bad header");
+			ret = -EBADMSG;
+			goto out;
+		}
+		ret = snapshot_extract_entry(&r, ar, entry);
+		if (ret < 0) {
+			char shown[96];
+
+			snapshot_shown(archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "",
+				       shown, sizeof(shown));
+			snapshot_set_err(err, errlen, "cannot restore %s: %s", shown, strerror(-ret));
+			goto out;
+		}
+	}
+	/* Directory times last, deepest first: their entries changed them. */
+	for (size_t i = r.ndirs; i-- > 0;) {
+		int fd = snapshot_openat2(rootfd, r.dirs[i].path, O_RDONLY | O_DIRECTORY);
+
+		if (fd >= 0) {
+			(void)futimens(fd, r.dirs[i].times);
+			close(fd);
+		}
+	}
+	/* The checksum covers the whole file, padding included. */
+	for (;;) {
+		ssize_t n = read(archive_fd, buffer, SNAPSHOT_BUFFER);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		crypto_hash_sha256_update(&r.sha, (const unsigned char *)buffer, (size_t)n);
+		r.bytes += (unsigned long long)n;
+	}
+	crypto_hash_sha256_final(&r.sha, digest);
+	sodium_bin2hex(stats->sha256, sizeof(stats->sha256), digest, sizeof(digest));
+	stats->archive_bytes = r.bytes;
+out:
+	archive_read_free(ar);
+	if (r.cached_fd >= 0)
+		close(r.cached_fd);
+	for (size_t i = 0; i < r.ndirs; i++)
+		free(r.dirs[i].path);
+	free(r.dirs);
+	return ret;
+}
+
+/* ---- the store: <snapshot_dir>/<member>/<name>.{tar.zst,json,sha256} ---- */
+
+#define SNAPSHOT_MANIFEST_MAX (64 * 1024)
+#define SNAPSHOT_TMP_MARK ".tmp-"
+
+int snapshot_check_name(const char *name, char *err, size_t errlen)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	if (len == 0 || len > SNAPSHOT_NAME_MAX) {
+		snprintf(err, errlen, "a snapshot name has 1 to %d characters", SNAPSHOT_NAME_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+
+		if (!alnum && (i == 0 || (c != '-' && c != '_'))) {
+			snprintf(err, errlen,
+				 "a snapshot name is letters, digits, '-' and '_', starting with a letter or digit (not a path)");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int snapshot_root(const struct gpubox_config *cfg, char *buf, size_t len)
+{
+	int n = cfg->snapshot_dir[0] ? snprintf(buf, len, "%s", cfg->snapshot_dir)
+				     : snprintf(buf, len, "%s/snapshots", cfg->state_dir);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int snapshot_path(const struct gpubox_config *cfg, const char *member, const char *name,
+		  const char *suffix, char *buf, size_t len)
+{
+	char root[PATH_MAX];
+	int n, ret = snapshot_root(cfg, root, sizeof(root));
+
+	if (ret < 0)
+		return ret;
+	if (!member || !*member || member[0] == '.' || strchr(member, '/'))
+		return -EINVAL;
+	if (name)
+		n = snprintf(buf, len, "%s/%s/%s%s", root, member, name, suffix ? suffix : "");
+	else
+		n = snprintf(buf, len, "%s/%s", root, member);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int snapshot_parse(const char *text, const char *name, struct snapshot_info *out)
+{
+	__do_json json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	const char *member, *ref, *hash, *sha, *server, *mname;
+	json_t *created, *size, *content;
+	char err[128];
+
+	if (!json_is_object(m))
+		return -EBADMSG;
+	mname = json_string_value(json_object_get(m, "name"));
+	member = json_string_value(json_object_get(m, "member"));
+	ref = json_string_value(json_object_get(m, "template"));
+	hash = json_string_value(json_object_get(m, "template_recipe_hash"));
+	sha = json_string_value(json_object_get(m, "sha256"));
+	server = json_string_value(json_object_get(m, "server"));
+	created = json_object_get(m, "created");
+	size = json_object_get(m, "size");
+	content = json_object_get(m, "content_size");
+	if (!mname || strcmp(mname, name) != 0 || snapshot_check_name(mname, err, sizeof(err)) < 0 ||
+	    !member || strlen(member) >= sizeof(out->member) || !ref ||
+	    strlen(ref) >= sizeof(out->template_ref) || !sha || strlen(sha) != TEMPLATE_HASH_HEX - 1 ||
+	    !json_is_integer(created) || !json_is_integer(size) || json_integer_value(size) < 0)
+		return -EBADMSG;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", mname);
+	snprintf(out->member, sizeof(out->member), "%s", member);
+	snprintf(out->template_ref, sizeof(out->template_ref), "%s", ref);
+	snprintf(out->template_hash, sizeof(out->template_hash), "%s", hash ? hash : "");
+	snprintf(out->server, sizeof(out->server), "%s", server ? server : "");
+	snprintf(out->sha256, sizeof(out->sha256), "%s", sha);
+	out->created = (long long)json_integer_value(created);
+	out->size = (unsigned long long)json_integer_value(size);
+	out->content_size = json_is_integer(content) && json_integer_value(content) > 0
+				    ? (unsigned long long)json_integer_value(content) : 0;
+	return 0;
+}
+
+int snapshot_get(const struct gpubox_config *cfg, const char *member, const char *name,
+		 struct snapshot_info *out)
+{
+	__do_free char *text = NULL;
+	char path[PATH_MAX], err[128];
+	struct stat st;
+	int ret;
+
+	if (snapshot_check_name(name, err, sizeof(err)) < 0)
+		return -EINVAL;
+	ret = snapshot_path(cfg, member, name, ".json", path, sizeof(path));
+	if (ret < 0)
+		return ret;
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -ENOENT;
+	ret = fsutil_read_file(path, SNAPSHOT_MANIFEST_MAX, &text, NULL);
+	if (ret < 0)
+		return ret;
+	ret = snapshot_parse(text, name, out);
+	if (ret < 0)
+		return log_warn_errno(ret, 0, "%s is not a snapshot manifest", path);
+	return 0;
+}
+
+static int snapshot_compare(const void *a, const void *b)
+{
+	const struct snapshot_info *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int snapshot_list(const struct gpubox_config *cfg, const char *member,
+		  struct snapshot_info **out, size_t *n)
+{
+	__do_closedir DIR *dir = NULL;
+	__do_free struct snapshot_info *list = NULL;
+	char path[PATH_MAX];
+	size_t count = 0, cap = 0;
+	struct dirent *de;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = snapshot_path(cfg, member, NULL, NULL, path, sizeof(path));
+	if (ret < 0)
+		return ret;
+	dir = opendir(path);
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(dir))) {
+		size_t len = strlen(de->d_name);
+		char name[SNAPSHOT_NAME_MAX + 8];
+		struct snapshot_info info;
+
+		if (len <= 5 || len - 5 > SNAPSHOT_NAME_MAX || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		memcpy(name, de->d_name, len - 5);
+		name[len - 5] = '\0';
+		if (snapshot_get(cfg, member, name, &info) < 0)
+			continue;
+		if (ARRAY_RESERVE(list, cap, count) < 0)
+			return -ENOMEM;
+		list[count++] = info;
+	}
+	if (count)
+		qsort(list, count, sizeof(*list), snapshot_compare);
+	*out = move_ptr(list);
+	*n = count;
+	return 0;
+}
+
+int snapshot_manifest_write(const struct gpubox_config *cfg, const struct snapshot_info *info)
+{
+	__do_json json_t *m = NULL;
+	__do_free char *text = NULL;
+	char path[PATH_MAX], line[PATH_MAX];
+	int ret;
+
+	ret = snapshot_path(cfg, info->member, info->name, ".sha256", path, sizeof(path));
+	if (ret < 0)
+		return ret;
+	snprintf(line, sizeof(line), "%s  %s.tar.zst\n", info->sha256, info->name);
+	ret = fsutil_write_atomic(path, line, strlen(line), 0600);
+	if (ret < 0)
+		return ret;
+	m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
+		      "format", 1, "name", info->name, "member", info->member,
+		      "template", info->template_ref, "template_recipe_hash", info->template_hash,
+		      "server", info->server, "created", (json_int_t)info->created,
+		      "size", (json_int_t)info->size, "content_size", (json_int_t)info->content_size,
+		      "sha256", info->sha256, "compression", "zstd");
+	if (!m)
+		return -ENOMEM;
+	text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		return -ENOMEM;
+	ret = snapshot_path(cfg, info->member, info->name, ".json", path, sizeof(path));
+	if (ret < 0)
+		return ret;
+	return fsutil_write_atomic(path, text, strlen(text), 0600);
+}
+
+int snapshot_remove(const struct gpubox_config *cfg, const char *member, const char *name)
+{
+	static const char *const suffixes[] = { ".json", ".tar.zst", ".sha256" };
+	char path[PATH_MAX], err[128];
+	int ret;
+
+	if (snapshot_check_name(name, err, sizeof(err)) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		ret = snapshot_path(cfg, member, name, suffixes[i], path, sizeof(path));
+		if (ret < 0)
+			return ret;
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
+void snapshot_tmp_mark(const struct gpubox_config *cfg, char *buf, size_t len)
+{
+	size_t j;
+
+	/* The server's name: with a store shared by several servers, each
+	 * cleans up only after itself (and after the others only much later). */
+	j = (size_t)snprintf(buf, len, SNAPSHOT_TMP_MARK);
+	for (size_t i = 0; cfg->server_name[i] && j + 2 < len && i < 32; i++) {
+		char c = cfg->server_name[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '-' || c == '_';
+
+		buf[j++] = ok ? c : '_';
+	}
+	buf[j++] = '-';
+	buf[j] = '\0';
+}
+
+/* Seconds after which another server's temporary file, or an archive
+ * without its manifest, is taken for a leftover. */
+#define SNAPSHOT_FOREIGN_TMP_AGE (24 * 3600)
+#define SNAPSHOT_ORPHAN_AGE 3600
+
+void snapshot_clean(const struct gpubox_config *cfg, const char *member)
+{
+	__do_closedir DIR *dir = NULL;
+	char path[PATH_MAX], mark[64];
+	struct dirent *de;
+	time_t now = time(NULL);
+
+	if (snapshot_path(cfg, member, NULL, NULL, path, sizeof(path)) < 0)
+		return;
+	snapshot_tmp_mark(cfg, mark, sizeof(mark));
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		size_t len = strlen(de->d_name);
+		bool stale = false;
+		struct stat st;
+
+		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (strstr(de->d_name, mark))
+			stale = true;
+		else if (strstr(de->d_name, SNAPSHOT_TMP_MARK))
+			stale = now - st.st_mtime > SNAPSHOT_FOREIGN_TMP_AGE;
+		else if (strstr(de->d_name, ".tmp."))   /* fsutil_write_atomic()'s, of a manifest */
+			stale = now - st.st_mtime > SNAPSHOT_ORPHAN_AGE;
+		else if (len > 8 && strcmp(de->d_name + len - 8, ".tar.zst") == 0) {
+			char manifest[NAME_MAX + 8];
+
+			snprintf(manifest, sizeof(manifest), "%.*s.json", (int)(len - 8), de->d_name);
+			stale = faccessat(dirfd(dir), manifest, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+				errno == ENOENT && now - st.st_mtime > SNAPSHOT_ORPHAN_AGE;
+		}
+		if (!stale)
+			continue;
+		log_info("removing the unfinished snapshot file %s/%s", path, de->d_name);
+		if (unlinkat(dirfd(dir), de->d_name, 0) < 0)
+			log_warn_errno(0, errno, "cannot remove %s/%s", path, de->d_name);
+	}
+}
+
+int snapshot_uses_template(const struct gpubox_config *cfg, const char *ref, char *who,
+			   size_t wholen)
+{
+	__do_closedir DIR *dir = NULL;
+	char root[PATH_MAX];
+	struct dirent *de;
+	int ret;
+
+	ret = snapshot_root(cfg, root, sizeof(root));
+	if (ret < 0)
+		return ret;
+	dir = opendir(root);
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(dir))) {
+		__do_free struct snapshot_info *list = NULL;
+		size_t n = 0;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (snapshot_list(cfg, de->d_name, &list, &n) < 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(list[i].template_ref, ref) == 0) {
+				snprintf(who, wholen, "snapshot %s of %s", list[i].name, de->d_name);
+				return 1;
+			}
+		}
+	}
+	return 0;
+}

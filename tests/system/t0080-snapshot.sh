@@ -1,0 +1,209 @@
+#!/bin/bash
+# Snapshots and restore: a member's own changes are saved and come back;
+# names are per member; an agent killed in the middle of a snapshot or a
+# restore loses nothing; a snapshot restores under another agent (another
+# server) where the member has other ids; rebuild --keep-home; a new
+# template version, the update shown, rebuilt onto, the old one removed
+# only once nothing uses it.
+. "$(dirname "$0")/lib.sh"
+
+m=sa$GBX_ID
+o=sb$GBX_ID
+dir2=$GBX_DIR/agent2
+conf2=$dir2/gpubox.conf
+snapdir=$GBX_DIR/state/snapshots
+cleanup2() {
+	if [ -S "$dir2/gpubox.sock" ]; then
+		"$GBX_BIN/gpubox" --config "$conf2" admin user rm "$m" --purge --yes >/dev/null 2>&1
+		[ -f "$dir2/agent.pid" ] && kill "$(cat "$dir2/agent.pid")" 2>/dev/null
+	fi
+	for c in "$dir2"/state/lxc/*/; do
+		[ -d "$c" ] && lxc-stop -k -P "$dir2/state/lxc" -n "$(basename "$c")" 2>/dev/null
+	done
+	nft delete table ip "gbxu$GBX_ID" 2>/dev/null
+	nft delete table bridge "gbxu$GBX_ID" 2>/dev/null
+	ip link del "gbxu$GBX_ID" 2>/dev/null
+	remove_member "$m"
+	remove_member "$o"
+}
+trap cleanup2 EXIT
+in_box() { client_ssh_container "$1" "$(member_field "$1" ssh_port)" "${@:2}"; }
+upper=$GBX_DIR/state/users/$m/layer/upper
+
+check "members $m and $o added" eval 'add_member "$m" && add_member "$o"'
+refuse "no snapshot before the first start" 2 'never been started' as_user "$m" snapshot first
+check "$m starts" as_user "$m" start
+check "$m changes files" in_box "$m" \
+	'echo one >~/file1 && sudo sh -c "echo etc >/etc/snapmark && rm /etc/motd && mkdir -p /opt/o && touch /opt/o/x"'
+
+# ---- snapshot, change, restore ------------------------------------------------
+out=$(as_user "$m" snapshot snap1 2>&1)
+rc=$?
+echo "$out" | diag
+[ $rc = 0 ] && echo "$out" | grep -q 'Snapshot: 100%' && ok "snapshot snap1, progress shown" || not_ok "snapshot snap1, progress shown"
+[ -s "$snapdir/$m/snap1.tar.zst" ] && [ -s "$snapdir/$m/snap1.json" ] &&
+	(cd "$snapdir/$m" && sha256sum -c --quiet snap1.sha256) &&
+	ok "archive, manifest and checksum in the store" || not_ok "archive, manifest and checksum in the store"
+jq -e --arg m "$m" '.member == $m and (.template | test("@")) and .size > 0 and (.sha256 | length) == 64' \
+	"$snapdir/$m/snap1.json" >/dev/null && ok "the manifest names member, template, size, checksum" ||
+	not_ok "the manifest names member, template, size, checksum"
+tar --zstd -tvf "$snapdir/$m/snap1.tar.zst" 2>/dev/null | grep -q 'usr/bin/' && not_ok "only the member's layer is archived" ||
+	ok "only the member's layer is archived"
+[ "$(member_field "$m" state)" = running ] && ok "the container runs again after the snapshot" || not_ok "the container runs again after the snapshot"
+check "snapshot ls lists it" eval 'as_user "$m" snapshot ls | grep -q "^snap1 "'
+refuse "a second snapshot of the same name is refused" 1 'already' as_user "$m" snapshot snap1
+check "a frozen snapshot" eval 'as_user "$m" snapshot snapf --freeze --json | jq -e ".frozen == true"'
+
+check "$m changes files after the snapshot" in_box "$m" \
+	'echo two >~/file1 && touch ~/newfile && sudo rm /etc/snapmark'
+refuse "restore asks for confirmation" 1 'not confirmed' as_user "$m" restore snap1 </dev/null
+check "restore snap1 --yes" as_user "$m" restore snap1 --yes
+out=$(in_box "$m" 'cat ~/file1; cat /etc/snapmark; ls ~/newfile /etc/motd 2>&1; ls /opt/o; stat -c %U ~/file1' 2>&1)
+echo "$out" | diag
+[ "$(echo "$out" | sed -n 1p)" = one ] && [ "$(echo "$out" | sed -n 2p)" = etc ] &&
+	echo "$out" | grep -q "newfile.*No such" && echo "$out" | grep -q "motd.*No such" &&
+	echo "$out" | grep -qx x && echo "$out" | grep -qx "$m" &&
+	ok "the restored container has the snapshot's files, owners and deletions" ||
+	not_ok "the restored container has the snapshot's files, owners and deletions"
+ls "$GBX_DIR/state/users/$m/layer" | grep -Eq 'prev|restore' && not_ok "nothing left beside the layer" || ok "nothing left beside the layer"
+
+# ---- names are the member's own ------------------------------------------------
+refuse "another member cannot restore $m's snapshot" 1 'no snapshot named' as_user "$o" restore snap1 --yes
+refuse "another member cannot remove it" 1 'no snapshot named' as_user "$o" snapshot rm snap1
+refuse "nor name $m" 1 'only on your own' as_user "$o" restore snap1 --yes --member "$m"
+refuse "a path is not a snapshot name" 2 'not a path|letters' as_user "$m" restore "../$o/snap1" --yes
+refuse "an absolute path neither" 2 'not a path|letters' as_user "$m" restore /etc/passwd --yes
+refuse "nor in the login shell" 2 'not a path|letters' client_ssh_manage "$m" restore ../x --yes
+check "the login shell takes snapshot ls" eval 'client_ssh_manage "$m" snapshot ls | grep -q snap1'
+
+# ---- an agent killed in the middle ---------------------------------------------
+check "$m writes 150 MB" in_box "$m" \
+	'head -c 150000000 /dev/urandom >~/big && sha256sum ~/big >~/big.sum && echo after >~/after'
+sum=$(in_box "$m" 'cat ~/big.sum')
+as_user "$m" snapshot snapk >/dev/null 2>&1 &
+cli=$!
+for _ in $(seq 300); do ls "$snapdir/$m/" | grep -q 'snapk.tar.zst.tmp' && break; sleep 0.05; done
+kill -9 "$(cat "$GBX_DIR/agent.pid")"
+wait $cli 2>/dev/null
+check "the agent restarts after a kill during a snapshot" restart_agent
+[ ! -e "$snapdir/$m/snapk.json" ] && ! ls "$snapdir/$m/" | grep -q tmp &&
+	ok "no half-written snapshot is left" || { not_ok "no half-written snapshot is left"; ls -l "$snapdir/$m" | diag; }
+check "$m starts after the killed snapshot" as_user "$m" start
+[ "$(in_box "$m" 'cat ~/big.sum; cat ~/after')" = "$sum
+after" ] && ok "nothing lost after the killed snapshot" || not_ok "nothing lost after the killed snapshot"
+check "snapshot of 150 MB" as_user "$m" snapshot snapbig
+check "$m changes files again" in_box "$m" 'rm ~/big && echo later >~/after'
+for delay in 1.5 3; do
+	as_user "$m" restore snapbig --yes >/dev/null 2>&1 &
+	cli=$!
+	sleep $delay
+	kill -9 "$(cat "$GBX_DIR/agent.pid")"
+	wait $cli 2>/dev/null
+	check "the agent restarts after a kill ${delay}s into a restore" restart_agent
+	ls "$GBX_DIR/state/users/$m/layer" | grep -Eq 'prev|restore' &&
+		{ not_ok "the cut restore is resolved (${delay}s)"; ls "$GBX_DIR/state/users/$m/layer" | diag; } ||
+		ok "the cut restore is resolved (${delay}s)"
+	check "$m starts (${delay}s)" as_user "$m" start
+	after=$(in_box "$m" 'cat ~/after; test -e ~/big && sha256sum ~/big')
+	case "$after" in
+	later) ok "rolled back to the files before the restore (${delay}s)" ;;
+	"after
+$sum") ok "the restore had completed (${delay}s)" ;;
+	*) not_ok "the files are the old or the restored ones, never a mix (${delay}s)"; echo "$after" | diag ;;
+	esac
+	in_box "$m" 'rm -f ~/big; echo later >~/after' >/dev/null 2>&1
+done
+
+# ---- another server: another agent, the same snapshot store -------------------
+check "$m restores snapbig again" as_user "$m" restore snapbig --yes
+check "$m is removed from this server (its snapshots stay)" gpubox admin user rm "$m" --purge --yes
+[ -s "$snapdir/$m/snapbig.json" ] && ok "the snapshots outlive the member's removal" || not_ok "the snapshots outlive the member's removal"
+mkdir -p "$dir2/state"
+cp -al "$GBX_DIR/state/templates" "$dir2/state/templates"
+sed -e "s|^socket = .*|socket = $dir2/gpubox.sock|" -e "s|^state_dir = .*|state_dir = $dir2/state|" \
+	-e "s|^bridge = .*|bridge = gbxu$GBX_ID|" -e "s|^nft_table = .*|nft_table = gbxu$GBX_ID|" \
+	-e "s|^bridge_address = \(10\.213\)\.\([0-9]*\)\.1/24|bridge_address = 10.216.\2.1/24|" \
+	-e "s|^subid_range = .*|subid_range = 2050000000-2099999999|" \
+	-e "s|^ssh_port_range = .*|ssh_port_range = 42300-42399|" \
+	-e "s|^forward_port_range = .*|forward_port_range = 43100-43199|" "$GBX_CONF" >"$conf2"
+echo "snapshot_dir = $snapdir" >>"$conf2"
+"$GBX_BIN/gpuboxd" --foreground --config "$conf2" >>"$dir2/agent.log" 2>&1 &
+echo $! >"$dir2/agent.pid"
+for _ in $(seq 100); do "$GBX_BIN/gpubox" --config "$conf2" version >/dev/null 2>&1 && break; sleep 0.1; done
+g2() { "$GBX_BIN/gpubox" --config "$conf2" "$@"; }
+check "a second agent (another state directory) takes $m" g2 admin user add "$m" --key "$GBX_DIR/keys-client/$m.pub"
+check "$m's snapshots are listed there" eval 'g2 snapshot ls --member "$m" | grep -q snapbig'
+check "restore on the second agent" g2 restore snapbig --yes --member "$m"
+base2=$(g2 admin user ls --json | jq -r --arg m "$m" '.users[] | select(.name == $m) | .subid_base')
+uid2=$(g2 admin user ls --json | jq -r --arg m "$m" '.users[] | select(.name == $m) | .uid')
+[ "$(stat -c %u "$dir2/state/users/$m/layer/upper/home/$m/after")" = $((base2 + uid2)) ] &&
+	ok "owned by the member's ids under the second agent's base ($base2)" ||
+	not_ok "owned by the member's ids under the second agent's base"
+[ "$(lxc-attach -P "$dir2/state/lxc" -n "$m" -- sh -c "sha256sum /home/$m/big; cat /home/$m/after")" = "$sum
+after" ] && ok "the second agent's container has the snapshot's files" ||
+	not_ok "the second agent's container has the snapshot's files"
+g2 admin user rm "$m" --purge --yes >/dev/null 2>&1
+kill "$(cat "$dir2/agent.pid")" 2>/dev/null
+check "$m is back on the first agent" add_member "$m"
+
+# ---- rebuild --keep-home ---------------------------------------------------------
+check "$o starts" as_user "$o" start
+check "$o changes /home and /etc" in_box "$o" 'echo kept >~/keep && sudo touch /etc/gone'
+check "rebuild --keep-home --yes" as_user "$o" rebuild --keep-home --yes
+out=$(in_box "$o" 'cat ~/keep; ls /etc/gone 2>&1' 2>&1)
+echo "$out" | grep -qx kept && echo "$out" | grep -q 'No such' &&
+	ok "rebuild --keep-home keeps /home and resets the rest" || { not_ok "rebuild --keep-home keeps /home and resets the rest"; echo "$out" | diag; }
+
+# ---- template versions -------------------------------------------------------------
+tpl1=$(member_field "$o" template)
+cp "$GBX_CONF" "$GBX_DIR/gpubox.conf.before-t0080"
+if [ "${GBX_TEMPLATE_BUILD:-1}" = 1 ]; then
+	# A real build of a new recipe: one more package, and a site file.
+	mkdir -p "$GBX_DIR/template-setup/etc/apt/apt.conf.d"
+	echo 'Acquire::http::Timeout "20";' >"$GBX_DIR/template-setup/etc/apt/apt.conf.d/99gbxtest"
+	echo "template_packages = openssh-server systemd-sysv sudo iproute2 ca-certificates locales less nano bzip2" >>"$GBX_CONF"
+	echo "template_setup = $GBX_DIR/template-setup" >>"$GBX_CONF"
+	kill "$(cat "$GBX_DIR/agent.pid")"
+	sleep 0.5
+	check "the agent restarts with a new recipe" restart_agent
+	log_out=$(gpubox admin template build 2>&1)
+	echo "$log_out" | tail -1 | diag
+	built=yes
+else
+	# GBX_TEMPLATE_BUILD=0 (a slow mirror): a copy of the template under
+	# the next version stands for the new build.
+	next=${tpl1%@*}@$((${tpl1#*@} + 1))
+	cp -al "$GBX_DIR/state/templates/$tpl1" "$GBX_DIR/state/templates/$next"
+	jq --argjson v $((${tpl1#*@} + 1)) '.version = $v | .recipe_hash = ("f" * 64)' \
+		"$GBX_DIR/state/templates/$tpl1/manifest.json" >"$GBX_DIR/state/templates/$next/manifest.new"
+	mv "$GBX_DIR/state/templates/$next/manifest.new" "$GBX_DIR/state/templates/$next/manifest.json"
+	built=no
+fi
+tpl2=$(gpubox admin template ls --json | jq -r '[.templates[] | select(.name == "default")] | sort_by(.version) | last | .ref')
+[ "$tpl2" != "$tpl1" ] && [ "${tpl2%@*}" = "${tpl1%@*}" ] && ok "a new recipe builds $tpl2" || not_ok "a new recipe builds a new version ($tpl1 -> $tpl2)"
+[ "$(member_field "$o" template)" = "$tpl1" ] && ok "an existing container stays on $tpl1" || not_ok "an existing container stays on $tpl1"
+[ "$(member_field "$o" template_update)" = "$tpl2" ] && as_user "$o" status | grep -q "Update:.*$tpl2" &&
+	ok "status says $tpl2 is available" || not_ok "status says $tpl2 is available"
+refuse "template rm $tpl1 is refused while $o uses it" 1 "in use.*$o" gpubox admin template rm "$tpl1"
+check "$o rebuilds onto $tpl2" as_user "$o" rebuild --yes
+[ "$(member_field "$o" template)" = "$tpl2" ] && [ "$(member_field "$o" template_update)" = null ] &&
+	ok "$o is on $tpl2, no update left" || not_ok "$o is on $tpl2, no update left"
+if [ $built = yes ]; then
+	check "bzip2 and the site file of the new recipe are there" in_box "$o" \
+		'command -v bzip2 && test -s /etc/apt/apt.conf.d/99gbxtest'
+fi
+refuse "template rm $tpl1 is refused while snapshots use it" 1 "in use.*snapshot" gpubox admin template rm "$tpl1"
+for s in $(gpubox snapshot ls --member "$m" --json | jq -r '.snapshots[].name'); do
+	gpubox snapshot rm --member "$m" "$s" >/dev/null
+done
+check "template rm $tpl1 once nothing uses it" gpubox admin template rm "$tpl1"
+[ ! -e "$GBX_DIR/state/templates/$tpl1" ] && ok "$tpl1 is gone" || not_ok "$tpl1 is gone"
+refuse "template rm of what is absent" 1 'no template' gpubox admin template rm "$tpl1"
+check "a new member starts on $tpl2" eval 'gpubox start --member "$m" >/dev/null && [ "$(member_field "$m" template)" = "$tpl2" ]'
+cp "$GBX_DIR/gpubox.conf.before-t0080" "$GBX_CONF"
+if [ $built = yes ]; then
+	kill "$(cat "$GBX_DIR/agent.pid")"
+	sleep 0.5
+	check "the agent restarts with the suite's configuration" restart_agent
+fi
+done_testing

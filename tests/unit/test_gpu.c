@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/* GPU discovery and the injection plan, on a fake driver tree. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <cmocka.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "spawn.h"
+#include "testutil.h"
+
+#include "banned.h"
+
+#define FAKE_VERSION "999.10.01"
+
+static void test_version(void **state)
+{
+	char v[GPU_VERSION_MAX];
+
+	assert_int_equal(gpu_parse_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  "
+					   "Sat Aug 19 01:15:15 UTC 2023\nGCC version:  gcc 12\n", v, sizeof(v)), 0);
+	assert_string_equal(v, "535.104.05");
+	assert_int_equal(gpu_parse_version("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  "
+					   "580.65.06  Release Build  (dvs-builder@U16)  Sun Jul 27\n", v, sizeof(v)), 0);
+	assert_string_equal(v, "580.65.06");
+	assert_int_equal(gpu_parse_version("NVRM version: nothing here\n", v, sizeof(v)), -EINVAL);
+	assert_int_equal(gpu_parse_version("GCC version: 12.2.0\n", v, sizeof(v)), -EINVAL);
+	assert_int_equal(gpu_parse_version("NVRM version: 1..2 3.\n", v, sizeof(v)), -EINVAL);
+	assert_int_equal(gpu_parse_version("NVRM version: 1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16\n", v,
+					   sizeof(v)), -EINVAL);
+}
+
+static void test_information(void **state)
+{
+	struct gpu_device d;
+
+	assert_int_equal(gpu_parse_information("Model: \t\t NVIDIA H100 80GB HBM3\nIRQ: 42\n"
+					       "GPU UUID: \t GPU-1234abcd-0000\nBus Location: \t 0000:18:00.0\n"
+					       "Device Minor: \t 3\nGPU Excluded:\t No\n", &d), 0);
+	assert_string_equal(d.model, "NVIDIA H100 80GB HBM3");
+	assert_string_equal(d.uuid, "GPU-1234abcd-0000");
+	assert_string_equal(d.bus_id, "0000:18:00.0");
+	assert_int_equal(d.minor, 3);
+	assert_int_equal(gpu_parse_information("GPU UUID: GPU-1\nBus Location: 0000:01:00.0\n", &d), -EINVAL);
+	assert_int_equal(gpu_parse_information("GPU UUID: GPU-1\nBus Location: 0000:01:00.0\n"
+					       "Device Minor: 255\n", &d), -EINVAL);
+	assert_int_equal(gpu_parse_information("GPU UUID: GPU 1;rm\nBus Location: 0000:01:00.0\n"
+					       "Device Minor: 1\n", &d), -EINVAL);
+	assert_int_equal(gpu_parse_information("GPU UUID: GPU-1\nBus Location: ../x\nDevice Minor: 1\n", &d),
+			 -EINVAL);
+}
+
+static void test_capabilities(void **state)
+{
+	unsigned caps = 0;
+	char err[160];
+
+	assert_int_equal(gpu_parse_capabilities("utility compute", &caps, err, sizeof(err)), 0);
+	assert_int_equal(caps, GPU_CAP_UTILITY | GPU_CAP_COMPUTE);
+	assert_int_equal(gpu_parse_capabilities("video,graphics", &caps, err, sizeof(err)), 0);
+	assert_int_equal(caps, GPU_CAP_VIDEO | GPU_CAP_GRAPHICS);
+	assert_int_equal(gpu_parse_capabilities("all", &caps, err, sizeof(err)), 0);
+	assert_int_equal(caps, GPU_CAP_ALL);
+	assert_int_equal(gpu_parse_capabilities("compute display", &caps, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "display"));
+
+	assert_int_equal(gpu_library_caps("libcuda.so.580.65.06", "580.65.06"), GPU_CAP_COMPUTE);
+	assert_int_equal(gpu_library_caps("libnvidia-ml.so.580.65.06", "580.65.06"), GPU_CAP_UTILITY);
+	assert_int_equal(gpu_library_caps("libnvidia-encode.so.580.65.06", "580.65.06"), GPU_CAP_VIDEO);
+	assert_int_equal(gpu_library_caps("libcuda.so.1", "580.65.06"), 0);
+	assert_int_equal(gpu_library_caps("libcuda.so.570.1.0", "580.65.06"), 0);
+	assert_int_equal(gpu_library_caps("libcuda.so.1580.65.06", "580.65.06"), 0);
+	assert_int_equal(gpu_library_caps("libcudart.so.580.65.06", "580.65.06"), 0);
+	assert_int_equal(gpu_library_caps("libfoo.so.580.65.06", "580.65.06"), 0);
+}
+
+static void fake_host(struct gpu_host *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->present = true;
+	snprintf(h->version, sizeof(h->version), "580.65.06");
+	h->ngpus = 2;
+	for (unsigned i = 0; i < 2; i++) {
+		h->gpus[i].index = i;
+		h->gpus[i].minor = i;
+		snprintf(h->gpus[i].uuid, sizeof(h->gpus[i].uuid), "GPU-0000000%u-aaaa", i);
+		snprintf(h->gpus[i].bus_id, sizeof(h->gpus[i].bus_id), "0000:0%u:00.0", i + 1);
+	}
+	h->nnodes = 3;
+	h->nodes[0] = (struct gpu_node){ "/dev/nvidiactl", "dev/nvidiactl", 195, 255, -1 };
+	h->nodes[1] = (struct gpu_node){ "/dev/nvidia0", "dev/nvidia0", 195, 0, 0 };
+	h->nodes[2] = (struct gpu_node){ "/dev/nvidia1", "dev/nvidia1", 195, 1, 1 };
+	h->nfiles = 2;
+	h->files[0] = (struct gpu_file){ "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06",
+					 "libcuda.so.580.65.06", "libcuda.so.1", GPU_CAP_COMPUTE, false };
+	h->files[1] = (struct gpu_file){ "/usr/bin/nvidia-smi", "nvidia-smi", "", GPU_CAP_UTILITY, true };
+}
+
+static void test_select(void **state)
+{
+	__do_free struct gpu_host *h = calloc(1, sizeof(*h));
+	uint64_t mask = 0;
+	size_t index = 9;
+	char err[256];
+
+	fake_host(h);
+	assert_int_equal(gpu_select(h, "all", &mask, err, sizeof(err)), 0);
+	assert_int_equal(mask, 3);
+	assert_int_equal(gpu_select(h, "none", &mask, err, sizeof(err)), 0);
+	assert_int_equal(mask, 0);
+	assert_int_equal(gpu_select(h, "1", &mask, err, sizeof(err)), 0);
+	assert_int_equal(mask, 2);
+	assert_int_equal(gpu_select(h, "gpu-00000000-AAAA, 7", &mask, err, sizeof(err)), 0);
+	assert_int_equal(mask, 1);
+	assert_int_equal(gpu_select(h, "0 ../x", &mask, err, sizeof(err)), -EINVAL);
+	assert_int_equal(gpu_find(h, "1", &index), 0);
+	assert_int_equal(index, 1);
+	assert_int_equal(gpu_find(h, "2", &index), -ENOENT);
+	assert_int_equal(gpu_find(h, "GPU-00000001-aaaa", &index), 0);
+	assert_int_equal(index, 1);
+	assert_int_equal(gpu_find(h, "GPU;1", &index), -EINVAL);
+}
+
+static bool has_mount(const struct gpu_plan *p, const char *source, const char *target, const char *options)
+{
+	for (size_t i = 0; i < p->nmounts; i++)
+		if (strcmp(p->mounts[i].source, source) == 0 && strcmp(p->mounts[i].target, target) == 0 &&
+		    strcmp(p->mounts[i].options, options) == 0)
+			return true;
+	return false;
+}
+
+static void test_plan(void **state)
+{
+	__do_free struct gpu_host *h = calloc(1, sizeof(*h));
+	__do_free struct gpu_plan *p = calloc(1, sizeof(*p));
+
+	fake_host(h);
+	assert_int_equal(gpu_plan_build(h, 2, "/var/lib/gpubox/users/a/gpu", true, p), 0);
+	assert_true(has_mount(p, "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06",
+			      "usr/lib/gpubox-nvidia/libcuda.so.580.65.06", "bind,ro,nosuid,nodev"));
+	assert_true(has_mount(p, "/usr/bin/nvidia-smi", "usr/bin/nvidia-smi", "bind,ro,nosuid,nodev"));
+	assert_true(has_mount(p, "/dev/nvidiactl", "dev/nvidiactl", "bind,nosuid,noexec,create=file"));
+	/* A GPU's own node is bound by the agent after the start (so that it
+	 * can be taken away again), never by LXC. */
+	assert_false(has_mount(p, "/dev/nvidia1", "dev/nvidia1", "bind,nosuid,noexec,create=file"));
+	assert_int_equal(p->nlate, 1);
+	assert_string_equal(p->late[0].host, "/dev/nvidia1");
+	assert_string_equal(p->late[0].target, "dev/nvidia1");
+	assert_true(has_mount(p, "/var/lib/gpubox/users/a/gpu/proc", "proc/driver/nvidia",
+			      "bind,ro,nosuid,nodev,noexec"));
+	assert_int_equal(p->ndevices, 2);
+	assert_string_equal(p->devices[0], "c 195:255 rwm");
+	assert_string_equal(p->devices[1], "c 195:1 rwm");
+	assert_null(p->devices[2]);
+	assert_string_equal(p->layer, "/var/lib/gpubox/users/a/gpu/layer");
+
+	/* Without the kernel's /proc/driver/nvidia: a tmpfs to make the mount point in. */
+	assert_int_equal(gpu_plan_build(h, 3, "/g", false, p), 0);
+	assert_true(has_mount(p, "tmpfs", "proc/driver", "nosuid,nodev,noexec,mode=755,size=64k"));
+	assert_true(has_mount(p, "/g/proc", "proc/driver/nvidia", "bind,ro,nosuid,nodev,noexec,create=dir"));
+	assert_int_equal(p->ndevices, 3);
+	assert_int_equal(p->nlate, 2);
+
+	h->present = false;
+	assert_int_equal(gpu_plan_build(h, 3, "/g", false, p), 0);
+	assert_int_equal(p->nmounts, 0);
+	assert_int_equal(p->ndevices, 0);
+}
+
+/* ---- a fake driver tree ---------------------------------------------------- */
+
+static void make_lib(const char *root, const char *name, const char *soname)
+{
+	char lib[PATH_MAX], src[PATH_MAX], opt[PATH_MAX];
+	const char *argv[] = { "/usr/bin/cc", "-shared", "-fPIC", "-o", lib, opt, src, NULL };
+
+	tu_join(src, sizeof(src), root, "a.c");
+	snprintf(lib, sizeof(lib), "%s/usr/lib/%s", root, name);
+	snprintf(opt, sizeof(opt), "-Wl,-soname,%s", soname);
+	assert_int_equal(spawn_quiet(argv), 0);
+}
+
+static void make_tree(const char *root, bool nodes)
+{
+	static const char *const dirs[] = {
+		"dev", "etc", "usr", "usr/lib", "usr/bin", "proc", "proc/driver", "proc/driver/nvidia",
+		"proc/driver/nvidia/gpus", "proc/driver/nvidia/gpus/0000:02:00.0",
+		"proc/driver/nvidia/gpus/0000:01:00.0",
+	};
+	const char *ldconfig[] = { "/sbin/ldconfig", "-X", "-r", root, "-C", "/etc/ld.so.cache",
+				   "-f", "/etc/ld.so.conf", NULL };
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		assert_int_equal(tu_make_dir(root, dirs[i], 0, 0, 0755), 0);
+	tu_write_file(root, "proc/driver/nvidia/version",
+		      "NVRM version: NVIDIA UNIX x86_64 Kernel Module  " FAKE_VERSION "  Mon Jan  1 2024\n");
+	tu_write_file(root, "proc/driver/nvidia/params", "ResmanDebugLevel: 1\nModifyDeviceFiles: 1\n");
+	tu_write_file(root, "proc/driver/nvidia/gpus/0000:02:00.0/information",
+		      "Model: B\nGPU UUID: GPU-bbbb\nBus Location: 0000:02:00.0\nDevice Minor: 0\n");
+	tu_write_file(root, "proc/driver/nvidia/gpus/0000:01:00.0/information",
+		      "Model: A\nGPU UUID: GPU-aaaa\nBus Location: 0000:01:00.0\nDevice Minor: 1\n");
+	tu_write_file(root, "a.c", "int f(void) { return 0; }\n");
+	make_lib(root, "libcuda.so." FAKE_VERSION, "libcuda.so.1");
+	tu_make_link(root, "usr/lib/libcuda.so.1", "libcuda.so." FAKE_VERSION);
+	make_lib(root, "libnvidia-ml.so." FAKE_VERSION, "libnvidia-ml.so.1");
+	tu_make_link(root, "usr/lib/libnvidia-ml.so.1", "/usr/lib/libnvidia-ml.so." FAKE_VERSION);
+	make_lib(root, "libnvidia-encode.so." FAKE_VERSION, "libnvidia-encode.so.1");
+	tu_make_link(root, "usr/lib/libnvidia-encode.so.1", "libnvidia-encode.so." FAKE_VERSION);
+	make_lib(root, "libnvidia-cfg.so.1.0.0", "libnvidia-cfg.so.1");
+	tu_make_link(root, "usr/lib/libnvidia-cfg.so.1", "libnvidia-cfg.so.1.0.0");
+	tu_write_file(root, "etc/ld.so.conf", "/usr/lib\n");
+	assert_int_equal(spawn_quiet(ldconfig), 0);
+	assert_int_equal(tu_make_file(root, "usr/bin/nvidia-smi", "#!/bin/sh\n", 0, 0, 0755), 0);
+	if (!nodes)
+		return;
+	tu_join(path, sizeof(path), root, "dev/nvidiactl");
+	assert_int_equal(mknod(path, S_IFCHR | 0666, makedev(195, 255)), 0);
+	tu_join(path, sizeof(path), root, "dev/nvidia0");
+	assert_int_equal(mknod(path, S_IFCHR | 0666, makedev(195, 0)), 0);
+	tu_join(path, sizeof(path), root, "dev/nvidia1");
+	assert_int_equal(mknod(path, S_IFCHR | 0666, makedev(195, 1)), 0);
+	tu_join(path, sizeof(path), root, "dev/nvidia-uvm");
+	assert_int_equal(mknod(path, S_IFCHR | 0666, makedev(509, 0)), 0);
+}
+
+static void test_discover(void **state)
+{
+	__do_free struct gpu_host *h = calloc(1, sizeof(*h));
+	char root[PATH_MAX];
+	bool cuda = false, ml = false, smi = false;
+
+	if (geteuid() != 0 || access("/sbin/ldconfig", X_OK) != 0 || access("/usr/bin/cc", X_OK) != 0)
+		skip();
+	assert_int_equal(tu_make_tempdir(root, sizeof(root), "/tmp/test-gpu.XXXXXX"), 0);
+
+	/* Nothing at all: no GPU, not an error. */
+	assert_int_equal(gpu_discover(root, GPU_CAP_ALL, h), 0);
+	assert_false(h->present);
+	assert_string_equal(h->reason, "no NVIDIA GPU on this server");
+
+	make_tree(root, true);
+	assert_int_equal(gpu_discover(root, GPU_CAP_UTILITY | GPU_CAP_COMPUTE, h), 0);
+	assert_true(h->present);
+	assert_string_equal(h->version, FAKE_VERSION);
+	assert_int_equal(h->ngpus, 2);
+	/* Bus order, whatever the minors. */
+	assert_string_equal(h->gpus[0].uuid, "GPU-aaaa");
+	assert_int_equal(h->gpus[0].minor, 1);
+	assert_int_equal(h->gpus[1].index, 1);
+	assert_int_equal(h->nnodes, 4);
+	for (size_t i = 0; i < h->nfiles; i++) {
+		const struct gpu_file *f = &h->files[i];
+
+		assert_null(strstr(f->name, "encode"));     /* video: not asked for */
+		assert_null(strstr(f->name, "1.0.0"));      /* another version */
+		cuda |= strcmp(f->name, "libcuda.so." FAKE_VERSION) == 0 && strcmp(f->soname, "libcuda.so.1") == 0;
+		ml |= strcmp(f->name, "libnvidia-ml.so." FAKE_VERSION) == 0;
+		smi |= f->binary && strcmp(f->name, "nvidia-smi") == 0;
+		assert_true(strncmp(f->host, root, strlen(root)) == 0);
+	}
+	assert_true(cuda && ml && smi);
+	for (size_t i = 0; i < h->nnodes; i++)
+		if (strcmp(h->nodes[i].target, "dev/nvidia1") == 0)
+			assert_int_equal(h->nodes[i].gpu, 0);   /* minor 1 is GPU 0 by bus */
+
+	assert_int_equal(gpu_discover(root, GPU_CAP_ALL, h), 0);
+	cuda = false;
+	for (size_t i = 0; i < h->nfiles; i++)
+		cuda |= strstr(h->files[i].name, "encode") != NULL;
+	assert_true(cuda);
+	tu_remove_tempdir(root);
+
+	/* A driver without device nodes is reported, not used. */
+	assert_int_equal(tu_make_tempdir(root, sizeof(root), "/tmp/test-gpu.XXXXXX"), 0);
+	make_tree(root, false);
+	assert_int_equal(gpu_discover(root, GPU_CAP_ALL, h), 0);
+	assert_false(h->present);
+	assert_non_null(strstr(h->reason, "device nodes"));
+	tu_remove_tempdir(root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_information),
+		cmocka_unit_test(test_capabilities),
+		cmocka_unit_test(test_select),
+		cmocka_unit_test(test_plan),
+		cmocka_unit_test(test_discover),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
