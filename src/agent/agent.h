@@ -705,4 +705,32 @@ struct agent {
 void agent_lock_member(struct agent *a, const char *name);
 void agent_unlock_member(struct agent *a, const char *name);
 
+/* ---- mounts.c: host directories in every container ---------------------- */
+
+#define MOUNTS_MAX 16
+#define MOUNTS_PATH_MAX 256
+
+struct mounts_entry {
+	char host[MOUNTS_PATH_MAX];    /* may hold %u: the member's name */
+	char target[MOUNTS_PATH_MAX];
+	bool read_only;
+	bool per_member;
+};
+
+struct mounts_plan {
+	struct container_mount mounts[MOUNTS_MAX];
+	char source[MOUNTS_MAX][MOUNTS_PATH_MAX + 64];
+	char target[MOUNTS_MAX][MOUNTS_PATH_MAX];
+	size_t n;
+};
+
+/* Parse the "mounts" key: "HOST:CONTAINER:ro|rw, ...". */
+int mounts_parse(const char *text, struct mounts_entry *entries, size_t max, size_t *n,
+		 char *err, size_t errlen);
+/* The member's mounts, with per-member host directories created. */
+int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *rec,
+		   struct mounts_plan *plan, char *err, size_t errlen);
+/* Make the writable mounts nosuid,nodev in the running container of init pid. */
+int mounts_harden(const struct mounts_plan *plan, pid_t pid);
+
 #endif

@@ -110,9 +110,14 @@ static int agent_daemonize(void)
 
 static int agent_init(struct agent *a)
 {
-	char path[PATH_MAX];
+	struct mounts_entry mounts[MOUNTS_MAX];
+	char path[PATH_MAX], err[512];
+	size_t nmounts;
 	int ret;
 
+	/* Refuse a bad mounts key now, not at a member's start. */
+	if (mounts_parse(a->cfg.mounts, mounts, MOUNTS_MAX, &nmounts, err, sizeof(err)) < 0)
+		return log_error_errno(-EINVAL, 0, "%s", err);
 	ret = network_parse_subnet(a->cfg.bridge_address, &a->subnet);
 	if (ret < 0)
 		return log_error_errno(ret, 0, "bridge_address %s is not an IPv4 address with a prefix such as 10.77.0.1/16",

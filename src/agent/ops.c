@@ -219,6 +219,10 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 	struct member_view v;
 	__do_free char *keys = NULL;
 	__do_free struct gpu_plan *gpu = NULL;
+	__do_free struct mounts_plan *host = NULL;
+	__do_free struct container_mount *mounts = NULL;
+	size_t nmounts = 0;
+	char err[512];
 	int ret;
 
 	if (ops_member_view(a, rec, &v) < 0)
@@ -237,6 +241,19 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 			return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
 		if (db_keys_text(a->db, rec->name, NULL, &keys) < 0)
 			return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+		host = calloc(1, sizeof(*host));
+		if (!host)
+			return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+		if (mounts_prepare(&a->cfg, rec, host, err, sizeof(err)) < 0)
+			return ops_fail(ctx, PROTO_E_FAILED, "%s; ask an admin", err);
+		/* The GPU's files and the host's directories, in one list. */
+		mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 1, sizeof(*mounts));
+		if (!mounts)
+			return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+		for (size_t i = 0; gpu && i < gpu->nmounts; i++)
+			mounts[nmounts++] = gpu->mounts[i];
+		for (size_t i = 0; i < host->n; i++)
+			mounts[nmounts++] = host->mounts[i];
 		ret = provision_container(v.paths.rootfs, &(struct provision_member){
 			.name = rec->name, .uid = rec->uid, .gid = rec->uid,
 			.subid_base = rec->subid_base, .hostname = v.hostname, .authorized_keys = keys });
@@ -247,12 +264,24 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 			.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v.paths.rootfs,
 			.hostname = v.hostname, .subid_base = rec->subid_base, .address = v.address,
 			.prefix = a->subnet.prefix, .gateway = v.gateway, .bridge = a->cfg.bridge,
-			.logfile = v.logfile, .mounts = gpu ? gpu->mounts : NULL,
-			.nmounts = gpu ? gpu->nmounts : 0, .devices = gpu ? gpu->devices : NULL,
+			.logfile = v.logfile, .mounts = mounts, .nmounts = nmounts,
+			.devices = gpu ? gpu->devices : NULL,
 			.cgroup_v1 = gpu_cgroup_v1() });
 		if (ret < 0)
 			return ops_fail(ctx, PROTO_E_FAILED,
 					"the container did not start; an admin finds why in %s", v.logfile);
+		if (host->n > 0) {
+			pid_t pid;
+
+			ret = container_init_pid(a->lxcpath, rec->name, &pid);
+			if (ret == 0)
+				ret = mounts_harden(host, pid);
+			if (ret < 0) {
+				ops_stop_member(a, rec);
+				return ops_fail(ctx, PROTO_E_FAILED,
+						"the host directories could not be mounted safely; see the agent's log");
+			}
+		}
 		if (gpu && ops_gpu_started(a, rec, gpu) < 0)
 			return ops_fail(ctx, PROTO_E_FAILED,
 					"the container started but its GPUs could not be given to it; see the agent's log");

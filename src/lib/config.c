@@ -48,6 +48,7 @@ static const struct config_key config_keys[] = {
 	KEY("template_release",     CONFIG_STRING, template_release),
 	KEY("template_mirror",      CONFIG_STRING, template_mirror),
 	KEY("template_packages",    CONFIG_STRING, template_packages),
+	KEY("mounts",               CONFIG_STRING, mounts),
 	KEY("template_setup",       CONFIG_STRING, template_setup),
 	KEY("snapshot_dir",         CONFIG_STRING, snapshot_dir),
 	KEY("snapshot_quota",       CONFIG_SIZE,   snapshot_quota),

@@ -45,6 +45,7 @@ struct gpubox_config {
 	char template_release[CONFIG_NAME_MAX];
 	char template_mirror[CONFIG_TEXT_MAX];
 	char template_packages[CONFIG_TEXT_MAX];
+	char mounts[CONFIG_TEXT_MAX];           /* host directories in every container */
 	char template_setup[CONFIG_PATH_MAX];   /* "": none; files copied into new templates */
 
 	char snapshot_dir[CONFIG_PATH_MAX];     /* "": <state_dir>/snapshots */

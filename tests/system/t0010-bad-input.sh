@@ -33,9 +33,9 @@ refuse "port 0 is refused" 2 'port' as_user "$a" port add 0
 refuse "port 65536 is refused" 2 'port' as_user "$a" port add 65536
 refuse "port 'abc' is refused" 2 'port' as_user "$a" port add abc
 refuse "a reserved host port is refused" 1 'reserved' as_user "$a" port add 8080 22
-refuse "a host port outside the range is refused" 1 'reserved' as_user "$a" port add 8080 42200
-check "$b forwards host port 43050" as_user "$b" port add 8080 43050
-refuse "another member's host port is refused" 1 'another member' as_user "$a" port add 8080 43050
+refuse "a host port outside the range is refused" 1 'reserved' as_user "$a" port add 8080 "$GBX_SSH_FIRST"
+check "$b forwards host port $((GBX_FWD_FIRST + 50))" as_user "$b" port add 8080 $((GBX_FWD_FIRST + 50))
+refuse "another member's host port is refused" 1 'another member' as_user "$a" port add 8080 $((GBX_FWD_FIRST + 50))
 as_user "$b" port rm 8080 >/dev/null
 
 # Shell syntax through the login shell: refused, never run.

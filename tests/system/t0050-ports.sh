@@ -10,7 +10,7 @@ port=$(member_field "$m" ssh_port)
 
 out=$(as_user "$m" port add 2222 --json)
 hp=$(echo "$out" | jq -r .host_port)
-[ "$hp" -ge 43000 ] 2>/dev/null && [ "$hp" -le 43099 ] && ok "port add 2222 gets host port $hp" ||
+[ "$hp" -ge "$GBX_FWD_FIRST" ] 2>/dev/null && [ "$hp" -le "$GBX_FWD_LAST" ] && ok "port add 2222 gets host port $hp" ||
 	{ not_ok "port add 2222 gets a host port"; echo "$out" | diag; }
 as_user "$m" port ls | grep -w "$hp" | grep -qw 2222 && ok "port ls shows it" || not_ok "port ls shows it"
 refuse "the same port twice is refused" 1 'already' as_user "$m" port add 2222

@@ -123,9 +123,9 @@ cp -al "$GBX_DIR/state/templates" "$dir2/state/templates"
 sed -e "s|^socket = .*|socket = $dir2/gpubox.sock|" -e "s|^state_dir = .*|state_dir = $dir2/state|" \
 	-e "s|^bridge = .*|bridge = gbxu$GBX_ID|" -e "s|^nft_table = .*|nft_table = gbxu$GBX_ID|" \
 	-e "s|^bridge_address = \(10\.213\)\.\([0-9]*\)\.1/24|bridge_address = 10.216.\2.1/24|" \
-	-e "s|^subid_range = .*|subid_range = 2050000000-2099999999|" \
-	-e "s|^ssh_port_range = .*|ssh_port_range = 42300-42399|" \
-	-e "s|^forward_port_range = .*|forward_port_range = 43100-43199|" "$GBX_CONF" >"$conf2"
+	-e "s|^subid_range = .*|subid_range = $((GBX_SUBID_FIRST + 8388608))-$GBX_SUBID_LAST|" \
+	-e "s|^ssh_port_range = .*|ssh_port_range = $((GBX_SSH_FIRST + 200))-$((GBX_SSH_FIRST + 249))|" \
+	-e "s|^forward_port_range = .*|forward_port_range = $((GBX_SSH_FIRST + 250))-$((GBX_SSH_FIRST + 299))|" "$GBX_CONF" >"$conf2"
 echo "snapshot_dir = $snapdir" >>"$conf2"
 "$GBX_BIN/gpuboxd" --foreground --config "$conf2" >>"$dir2/agent.log" 2>&1 &
 echo $! >"$dir2/agent.pid"

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host directories in every container: the "mounts" key of gpubox.conf,
+ * e.g. "/data:/data:ro, /scratch/%u:/scratch:rw".  A %u in the host path
+ * becomes the member's name, and such a per-member directory is created
+ * for the member (owned by their id inside the container) on first use;
+ * any other host directory must exist.  Each is bind-mounted nosuid,nodev.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "log.h"
+#include "strutil.h"
+#include "banned.h"
+
+/* Container paths a mount may never cover: the system's own trees. */
+static const char *const mounts_forbidden[] = {
+	"/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin",
+	"/sys", "/usr", "/var",
+};
+
+static bool mounts_valid_path(const char *path, bool allow_member)
+{
+	if (path[0] != '/' || strlen(path) >= MOUNTS_PATH_MAX)
+		return false;
+	for (const char *c = path; *c; c++) {
+		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			  (*c >= '0' && *c <= '9') || strchr("_./@+-", *c);
+
+		if (allow_member && c[0] == '%' && c[1] == 'u') {
+			c++;
+			continue;
+		}
+		if (!ok)
+			return false;
+	}
+	/* No "..", no "." component, no "//", no trailing "/". */
+	if (strstr(path, "/../") || strstr(path, "/./") || strstr(path, "//"))
+		return false;
+	if ((strlen(path) >= 3 && strcmp(path + strlen(path) - 3, "/..") == 0) ||
+	    (strlen(path) >= 2 && strcmp(path + strlen(path) - 2, "/.") == 0) ||
+	    (strlen(path) > 1 && path[strlen(path) - 1] == '/'))
+		return false;
+	return true;
+}
+
+static bool mounts_forbidden_target(const char *target)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(mounts_forbidden); i++)
+		if (strcmp(target, mounts_forbidden[i]) == 0)
+			return true;
+	return str_has_prefix(target, "/proc/") || str_has_prefix(target, "/sys/") ||
+	       str_has_prefix(target, "/dev/");
+}
+
+int mounts_parse(const char *text, struct mounts_entry *entries, size_t max, size_t *n,
+		 char *err, size_t errlen)
+{
+	char buf[CONFIG_TEXT_MAX];
+	char *item, *save = NULL;
+
+	*n = 0;
+	if (strlen(text) >= sizeof(buf)) {
+		snprintf(err, errlen, "mounts is too long");
+		return -EINVAL;
+	}
+	memcpy(buf, text, strlen(text) + 1);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *host = strip(item), *target, *mode;
+		struct mounts_entry *e;
+
+		if (!*host)
+			continue;
+		if (*n == max) {
+			snprintf(err, errlen, "mounts names more than %zu directories", max);
+			return -EINVAL;
+		}
+		target = strchr(host, ':');
+		mode = target ? strchr(target + 1, ':') : NULL;
+		if (!target || !mode || strchr(mode + 1, ':')) {
+			snprintf(err, errlen, "mounts: \"%.80s\" is not HOST:CONTAINER:ro or HOST:CONTAINER:rw",
+				 host);
+			return -EINVAL;
+		}
+		*target++ = '\0';
+		*mode++ = '\0';
+		e = &entries[*n];
+		if (!mounts_valid_path(host, true) || !mounts_valid_path(target, false)) {
+			snprintf(err, errlen,
+				 "mounts: \"%.80s:%.80s\" needs absolute paths of letters, digits and _./@+- (and %%u on the host side)",
+				 host, target);
+			return -EINVAL;
+		}
+		if (mounts_forbidden_target(target)) {
+			snprintf(err, errlen, "mounts: %.80s is a system directory of the container; choose another place",
+				 target);
+			return -EINVAL;
+		}
+		if (strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0) {
+			snprintf(err, errlen, "mounts: the mode of %.80s must be ro or rw", target);
+			return -EINVAL;
+		}
+		snprintf(e->host, sizeof(e->host), "%s", host);
+		snprintf(e->target, sizeof(e->target), "%s", target);
+		e->read_only = strcmp(mode, "ro") == 0;
+		e->per_member = strstr(host, "%u") != NULL;
+		(*n)++;
+	}
+	return 0;
+}
+
+/* The host path with every %u replaced by the member's name. */
+static int mounts_expand(const char *host, const char *member, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (const char *c = host; *c; c++) {
+		const char *piece = c;
+		size_t plen = 1;
+
+		if (c[0] == '%' && c[1] == 'u') {
+			piece = member;
+			plen = strlen(member);
+			c++;
+		}
+		if (o + plen >= len)
+			return -ENAMETOOLONG;
+		memcpy(out + o, piece, plen);
+		o += plen;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *rec,
+		   struct mounts_plan *plan, char *err, size_t errlen)
+{
+	struct mounts_entry entries[MOUNTS_MAX];
+	size_t n = 0;
+	int ret;
+
+	memset(plan, 0, sizeof(*plan));
+	ret = mounts_parse(cfg->mounts, entries, MOUNTS_MAX, &n, err, errlen);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		struct mounts_entry *e = &entries[i];
+		char *source = plan->source[i];
+		struct stat st;
+
+		ret = mounts_expand(e->host, rec->name, source, sizeof(plan->source[i]));
+		if (ret < 0) {
+			snprintf(err, errlen, "mounts: %s is too long for %s", e->host, rec->name);
+			return ret;
+		}
+		if (e->per_member && lstat(source, &st) < 0 && errno == ENOENT) {
+			/* The member's own directory: theirs inside the container. */
+			uid_t owner = rec->subid_base + rec->uid;
+
+			if (mkdir(source, 0700) < 0 || chown(source, owner, owner) < 0) {
+				snprintf(err, errlen, "cannot create %s: %s", source, strerror(errno));
+				return -errno;
+			}
+			log_info("created %s for %s", source, rec->name);
+		}
+		if (lstat(source, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "the host directory %s (mounts in gpubox.conf) does not exist", source);
+			return -ENOENT;
+		}
+		snprintf(plan->target[i], sizeof(plan->target[i]), "%s", e->target + 1);
+		plan->mounts[i] = (struct container_mount){
+			.source = source, .target = plan->target[i],
+			.options = e->read_only ? "rbind,ro,nosuid,nodev,create=dir"
+						: "bind,nosuid,nodev,create=dir",
+		};
+	}
+	plan->n = n;
+	return 0;
+}
+
+/*
+ * LXC 5.0 applies nosuid and nodev to a bind mount only when it is also
+ * read-only.  Set them on the writable ones in the running container's
+ * mount namespace, from a child that joins it; the mount is reached with
+ * openat2 beneath the container's root, never through a symbolic link.
+ */
+static int mounts_harden_one(int nsfd, const char *target)
+{
+	int status = 0;
+	pid_t child = fork();
+
+	if (child < 0)
+		return -errno;
+	if (child == 0) {
+		struct open_how how = {
+			.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		};
+		struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+		int rootfd, fd;
+
+		if (setns(nsfd, CLONE_NEWNS) < 0)
+			_exit(1);
+		rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (rootfd < 0)
+			_exit(2);
+		fd = (int)syscall(SYS_openat2, rootfd, target, &how, sizeof(how));
+		if (fd < 0)
+			_exit(3);
+		if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+			_exit(4);
+		_exit(0);
+	}
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+int mounts_harden(const struct mounts_plan *plan, pid_t pid)
+{
+	__do_close int nsfd = -EBADF;
+	char ns[64];
+
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", (int)pid);
+	nsfd = open(ns, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return log_error_errno(-errno, errno, "cannot open the mount namespace of %d", (int)pid);
+	for (size_t i = 0; i < plan->n; i++) {
+		int ret;
+
+		if (strstr(plan->mounts[i].options, ",ro,"))
+			continue;
+		ret = mounts_harden_one(nsfd, plan->target[i]);
+		if (ret < 0)
+			return log_error_errno(ret, -ret, "cannot make /%s nosuid,nodev in the container",
+					       plan->target[i]);
+	}
+	return 0;
+}

@@ -1,0 +1,49 @@
+#!/bin/bash
+# Host directories in every container (the "mounts" key): a shared
+# read-only dataset and a per-member scratch directory.
+. "$(dirname "$0")/lib.sh"
+
+m=ma$GBX_ID
+data=$GBX_DIR/mounts/data
+scratch=$GBX_DIR/mounts/scratch
+restore_config() {
+	remove_member "$m"
+	cp "$GBX_DIR/gpubox.conf.before-t0090" "$GBX_CONF"
+	kill "$(cat "$GBX_DIR/agent.pid")"
+	sleep 0.5
+	restart_agent
+	rm -rf "$GBX_DIR/mounts"
+}
+mkdir -p "$data" "$scratch"
+echo "shared dataset" >"$data/README"
+cp "$GBX_CONF" "$GBX_DIR/gpubox.conf.before-t0090"
+trap restore_config EXIT
+
+echo "mounts = /etc/passwd:/etc:ro" >>"$GBX_CONF"
+kill "$(cat "$GBX_DIR/agent.pid")"
+sleep 0.5
+if restart_agent; then not_ok "the agent refuses a mount over /etc"; else ok "the agent refuses a mount over /etc"; fi
+grep -q 'system directory' "$GBX_DIR/agent.log" && ok "and says why" || not_ok "and says why"
+
+cp "$GBX_DIR/gpubox.conf.before-t0090" "$GBX_CONF"
+echo "mounts = $data:/data:ro, $scratch/%u:/scratch:rw" >>"$GBX_CONF"
+check "the agent starts with two mounts" restart_agent
+check "member $m added" add_member "$m"
+check "$m starts" gpubox start --member "$m"
+port=$(member_field "$m" ssh_port)
+base=$(gpubox admin user ls --json | jq -r ".users[] | select(.name == \"$m\") | .subid_base")
+uid=$(gpubox admin user ls --json | jq -r ".users[] | select(.name == \"$m\") | .uid")
+
+out=$(client_ssh_container "$m" "$port" 'cat /data/README; sudo touch /data/x 2>&1 || echo data-ro;
+	touch /scratch/mine && stat -c %U /scratch/mine; grep -E " /(data|scratch) " /proc/self/mounts' 2>&1)
+echo "$out" | diag
+echo "$out" | grep -qx "shared dataset" && ok "the dataset is readable inside" || not_ok "the dataset is readable inside"
+echo "$out" | grep -qx "data-ro" && [ ! -e "$data/x" ] && ok "the dataset is read-only, even for root inside" ||
+	not_ok "the dataset is read-only, even for root inside"
+echo "$out" | grep -qx "$m" && ok "the scratch directory is the member's own" || not_ok "the scratch directory is the member's own"
+[ "$(stat -c %u "$scratch/$m")" = $((base + uid)) ] && [ -e "$scratch/$m/mine" ] &&
+	ok "on the host it is $scratch/$m, owned by the member's id" || not_ok "on the host it is owned by the member's id"
+echo "$out" | grep " /scratch " | grep -q nosuid && ok "mounts are nosuid" || not_ok "mounts are nosuid"
+[ ! -e "$GBX_DIR/state/users/$m/layer/upper/scratch/mine" ] && ok "nothing lands in the member's layer" ||
+	not_ok "nothing lands in the member's layer"
+done_testing
