@@ -132,6 +132,15 @@ struct cli_options {
 int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
 		      unsigned accepted, struct cli_options *opts);
 
+/*
+ * cli_parse_options() plus the number of arguments, min_args..max_args
+ * ("missing argument", "too many arguments").  On failure or --help,
+ * returns a negative errno with the command's exit status in *status.
+ */
+int cli_parse_args(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
+		   unsigned accepted, int min_args, int max_args, struct cli_options *opts,
+		   int *status);
+
 /* Print "usage: gpubox USAGE" and the help text. */
 void cli_print_command_help(FILE *out, const struct cli_command *cmd);
 

@@ -88,32 +88,6 @@ int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen
 	return 0;
 }
 
-/* Options and the count of arguments; on failure or --help, a negative errno and
- * the exit status in *status. */
-static int cmd_admin_options(struct cli *cli, const struct cli_command *self, int argc,
-			     char **argv, unsigned accepted, int min_args, int max_args,
-			     struct cli_options *opts, int *status)
-{
-	int nargs, ret;
-
-	ret = cli_parse_options(cli, self, argc, argv, accepted, opts);
-	if (ret < 0) {
-		*status = cli_exit_status(ret);
-		return ret;
-	}
-	if (opts->help) {
-		*status = CLI_EXIT_OK;
-		return -ECANCELED;
-	}
-	nargs = argc - opts->first_arg;
-	if (nargs < min_args || nargs > max_args) {
-		*status = cli_usage_error(self, nargs < min_args ? "missing argument"
-								 : "too many arguments");
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* Send and print: the --json result, or the table under list_key. */
 static int cmd_admin_list(struct cli *cli, const struct cli_command *self, int argc,
 			  char **argv, const char *op, const char *list_key,
@@ -123,7 +97,7 @@ static int cmd_admin_list(struct cli *cli, const struct cli_command *self, int a
 	struct cli_options opts;
 	int ret, status;
 
-	if (cmd_admin_options(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
 		return status;
 	ret = client_call(cli, op, NULL, &result);
 	if (ret < 0)
@@ -151,7 +125,7 @@ static int cmd_admin_user_add(struct cli *cli, const struct cli_command *self, i
 	char err[512];
 	int ret, status;
 
-	if (cmd_admin_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_KEY, 1, 1, &opts,
+	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_KEY, 1, 1, &opts,
 			      &status) < 0)
 		return status;
 	if (opts.nkeys == 0)
@@ -192,7 +166,7 @@ static int cmd_admin_user_rm(struct cli *cli, const struct cli_command *self, in
 	const char *name, *kept;
 	int ret, status;
 
-	if (cmd_admin_options(cli, self, argc, argv,
+	if (cli_parse_args(cli, self, argc, argv,
 			      CLI_OPT_JSON | CLI_OPT_PURGE | CLI_OPT_YES, 1, 1, &opts, &status) < 0)
 		return status;
 	name = argv[opts.first_arg];
@@ -243,7 +217,7 @@ static int cmd_admin_template_build(struct cli *cli, const struct cli_command *s
 	const char *ref;
 	int ret, status;
 
-	if (cmd_admin_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_RELEASE, 0, 1, &opts,
+	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_RELEASE, 0, 1, &opts,
 			      &status) < 0)
 		return status;
 	args = json_object();
@@ -277,7 +251,7 @@ static int cmd_admin_template_rm(struct cli *cli, const struct cli_command *self
 	struct cli_options opts;
 	int ret, status;
 
-	if (cmd_admin_options(cli, self, argc, argv, CLI_OPT_JSON, 1, 1, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 1, 1, &opts, &status) < 0)
 		return status;
 	ret = client_call(cli, "template_rm", json_pack("{s:s}", "ref", argv[opts.first_arg]),
 			  &result);

@@ -45,16 +45,10 @@ static int cmd_gpu_change(struct cli *cli, const struct cli_command *self, int a
 	struct cli_options opts;
 	json_t *gpu, *gpus;
 	const char *member;
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg != 2)
-		return cli_usage_error(self, argc - opts.first_arg < 2 ? "missing argument"
-									: "too many arguments");
+	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 2, 2, &opts, &status) < 0)
+		return status;
 	member = argv[opts.first_arg];
 	ret = client_call(cli, op, json_pack("{s:s, s:s}", "member", member, "gpu",
 					     argv[opts.first_arg + 1]), &result);
@@ -93,15 +87,10 @@ static int cmd_gpu_ls(struct cli *cli, const struct cli_command *self, int argc,
 	struct cli_options opts;
 	json_t *g, *who, *name;
 	size_t i, j;
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (opts.first_arg < argc)
-		return cli_usage_error(self, "too many arguments");
+	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
+		return status;
 	ret = client_call(cli, "gpu_ls", NULL, &result);
 	if (ret < 0)
 		return cli_exit_status(ret);

@@ -243,6 +243,30 @@ static int cmd_help(struct cli *cli, const struct cli_command *self, int argc, c
 	return cmd->run(cli, cmd, 2, sub_argv);
 }
 
+int cli_parse_args(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+		   unsigned accepted, int min_args, int max_args, struct cli_options *opts,
+		   int *status)
+{
+	int nargs, ret;
+
+	ret = cli_parse_options(cli, self, argc, argv, accepted, opts);
+	if (ret < 0) {
+		*status = cli_exit_status(ret);
+		return ret;
+	}
+	if (opts->help) {
+		*status = CLI_EXIT_OK;
+		return -ECANCELED;
+	}
+	nargs = argc - opts->first_arg;
+	if (nargs < min_args || nargs > max_args) {
+		*status = cli_usage_error(self, nargs < min_args ? "missing argument"
+								 : "too many arguments");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cli_run_group(struct cli *cli, const struct cli_command *self,
 		  const struct cli_command *table, int argc, char **argv)
 {
