@@ -849,6 +849,21 @@ static void snapshot_entry_times(struct archive_entry *entry, struct timespec ti
 			times[i].tv_nsec = 0;
 }
 
+/* Split a clean relative path into its directory ("" for the layer's
+ * root) and its last component; path fits parent (both PATH_MAX). */
+static const char *snapshot_split_path(const char *path, char *parent)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash) {
+		parent[0] = '\0';
+		return path;
+	}
+	memcpy(parent, path, (size_t)(slash - path));
+	parent[slash - path] = '\0';
+	return slash + 1;
+}
+
 static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
 				  struct archive_entry *entry)
 {
@@ -862,7 +877,6 @@ static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
 	uid_t uid;
 	gid_t gid;
 	struct stat st;
-	char *slash;
 	int pfd, ret;
 
 	if (!raw)
@@ -891,15 +905,7 @@ static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
 		return 0;
 	}
 
-	slash = strrchr(path, '/');
-	if (slash) {
-		memcpy(parent, path, (size_t)(slash - path));
-		parent[slash - path] = '\0';
-		name = slash + 1;
-	} else {
-		parent[0] = '\0';
-		name = path;
-	}
+	name = snapshot_split_path(path, parent);
 	if (strlen(name) > NAME_MAX)
 		return snapshot_refuse(r, raw, "a name is too long");
 
@@ -911,15 +917,7 @@ static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
 
 		if (snapshot_clean_path(link, target, sizeof(target)) < 0 || !target[0])
 			return snapshot_refuse(r, link, "a hard link to a path outside the layer");
-		slash = strrchr(target, '/');
-		if (slash) {
-			memcpy(tparent, target, (size_t)(slash - target));
-			tparent[slash - target] = '\0';
-			tname = slash + 1;
-		} else {
-			tparent[0] = '\0';
-			tname = target;
-		}
+		tname = snapshot_split_path(target, tparent);
 		/* Its own descriptor: the cache holds the link's parent below. */
 		tfd = *tparent ? snapshot_openat2(r->rootfd, tparent, O_PATH | O_DIRECTORY)
 			       : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 3);
