@@ -40,7 +40,10 @@ quiet() {
 }
 
 bench_start_agent() {
-	"$BENCH_BIN/gpuboxd" --foreground --config "$BENCH_CONF" >>"$BENCH_DIR/agent.log" 2>&1 &
+	# The fake libnvidia-ml.so.1 of the tests stands in for the absent GPU
+	# (bench/ps); env execs the agent, so $! is its pid.
+	env LD_LIBRARY_PATH="$BENCH_BIN/nvml" FAKE_NVML_STATE="$BENCH_DIR/nvml.state" \
+		"$BENCH_BIN/gpuboxd" --foreground --config "$BENCH_CONF" >>"$BENCH_DIR/agent.log" 2>&1 &
 	echo $! >"$BENCH_DIR/agent.pid"
 	for _ in $(seq 100); do
 		[ -S "$BENCH_DIR/gpubox.sock" ] && gpubox version >/dev/null 2>&1 && return 0
@@ -132,6 +135,9 @@ bench_setup() {
 
 	mkdir -p "$BENCH_BIN" "$BENCH_DIR/state" "$BENCH_DIR/keys"
 	install -m 0755 "$build/src/cli/gpubox" "$build/src/agent/gpuboxd" "$BENCH_BIN/"
+	mkdir -p "$BENCH_BIN/nvml"
+	[ -f "$build/tests/fake-nvml/libnvidia-ml.so.1" ] &&
+		install -m 0755 "$build/tests/fake-nvml/libnvidia-ml.so.1" "$BENCH_BIN/nvml/"
 	cat >"$BENCH_CONF" <<CONF
 # written by bench/lib.sh
 socket = $BENCH_DIR/gpubox.sock
@@ -150,6 +156,7 @@ bridge = gbxb$BENCH_ID
 bridge_address = $BENCH_HOST_IP/24
 nft_table = gbxb$BENCH_ID
 start_timeout = 60
+metrics_listen =
 CONF
 	[ -n "${GBX_TEMPLATE_MIRROR:-}" ] && echo "template_mirror = $GBX_TEMPLATE_MIRROR" >>"$BENCH_CONF"
 	ssh-keygen -q -t ed25519 -N '' -C bench -f "$BENCH_DIR/keys/bench"

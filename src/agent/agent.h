@@ -21,6 +21,8 @@
 
 #define SUBID_COUNT 65536u
 
+struct agent;
+
 /*
  * Progress of long work, passed down from a request to the code doing the
  * work; NULL when nobody is listening.
@@ -102,6 +104,10 @@ struct provision_member {
 /* Hostname, /etc/hosts, account, passwordless sudo, home and keys,
  * resolv.conf.  Idempotent; run before every start. */
 int provision_container(const char *rootfs_path, const struct provision_member *m);
+/* Only the member's ~/.ssh/authorized_keys (m->authorized_keys), with the
+ * same confinement: for key changes while the container runs.  -ENOENT
+ * when the member's home is not there yet (the next start writes it). */
+int provision_keys(const char *rootfs_path, const struct provision_member *m);
 
 /* ---- template.c: versioned, read-only, unshifted root file systems ------ */
 
@@ -512,6 +518,288 @@ int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add
 /* Bind the plan's GPU nodes into the container just started. */
 int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid);
 
+/* ---- nvml.c: NVIDIA's management library, loaded at run time ------------ */
+
+/*
+ * libnvidia-ml.so.1 is opened with dlopen() and declared by the project
+ * itself (no nvml.h): a server without the driver, an old driver lacking a
+ * symbol, or a GPU that falls off the bus are states to report, never
+ * crashes.  Thread-safe after nvml_open(): each call takes the handle's lock.
+ */
+#define NVML_LIBRARY "libnvidia-ml.so.1"
+#define NVML_TEXT_MAX 96
+
+struct nvml;
+
+struct nvml_gpu {
+	unsigned index;
+	unsigned minor;            /* N of /dev/nvidiaN; UINT_MAX unknown */
+	char uuid[NVML_TEXT_MAX];
+	char name[NVML_TEXT_MAX];
+	char bus_id[32];
+	bool lost;                 /* GPU_IS_LOST, or no handle any more */
+	bool mig;                  /* MIG mode on: no utilisation */
+	int util_gpu;              /* percent; -1 unknown */
+	int util_mem;              /* percent; -1 unknown */
+	uint64_t mem_total;        /* bytes; 0 unknown */
+	uint64_t mem_used;         /* bytes */
+	int temperature;           /* degrees C; -1 unknown */
+	int power_mw;              /* milliwatts; -1 unknown */
+};
+
+struct nvml_process {
+	unsigned gpu;              /* index of the GPU */
+	pid_t pid;                 /* host pid: the driver knows no namespaces */
+	uint64_t mem_used;         /* bytes; UINT64_MAX unknown */
+	int sm_util;               /* percent; -1 no sample */
+	bool graphics;             /* a graphics context, not compute */
+};
+
+/* Load the library by its soname and initialise it.  -ENOENT: no library
+ * (no driver installed); -ENODEV: driver not loaded or no GPU; -EIO other
+ * NVML errors.  err gets one sentence in every case. */
+int nvml_open(struct nvml **out, char *err, size_t errlen);
+void nvml_close(struct nvml *n);
+/* "580.65.06"; "" unknown. */
+const char *nvml_driver_version(struct nvml *n);
+unsigned nvml_gpu_count(struct nvml *n);
+/* One reading of every GPU into *gpus (*ngpus of them) and every process
+ * on them into *procs (*nprocs).  Both arrays are grown with realloc and
+ * kept by the caller between calls (*gpu_cap, *proc_cap: their capacity),
+ * so a steady state allocates nothing.  The GPU count is asked once per
+ * call.  A GPU that fails is marked lost; the others are read. */
+int nvml_sample(struct nvml *n, struct nvml_gpu **gpus, size_t *ngpus, size_t *gpu_cap,
+		struct nvml_process **procs, size_t *nprocs, size_t *proc_cap);
+/* Whether the process entries are the 32-byte layout of drivers 535.43 to
+ * 535.86 (detected from the symbols present at open). */
+bool nvml_wide_process_entries(struct nvml *n);
+
+/* ---- procinfo.c: what /proc and the cgroups say about processes --------- */
+
+#define PROCINFO_COMMAND_MAX 128
+
+/* The member whose container a /proc/<pid>/cgroup text names (LXC's
+ * "lxc.payload.<name>" or "lxc.monitor.<name>" component, cgroup v1 or
+ * v2): 1 and the name into member; 0 for a process of the host; -EINVAL
+ * for malformed text or a name that is not a valid member name. */
+int procinfo_parse_cgroup(const char *text, size_t len, char *member, size_t memberlen);
+/* The pid in the innermost namespace from a /proc/<pid>/status text's
+ * "NSpid:" line; -ENOENT without one. */
+int procinfo_parse_nspid(const char *text, size_t len, pid_t *inner);
+/* From a /proc/<pid>/stat text: the start time in clock ticks after boot
+ * (field 22) and comm (between the first '(' and the last ')'). */
+int procinfo_parse_stat(const char *text, size_t len, unsigned long long *start_ticks,
+			char *comm, size_t commlen);
+/* A /proc/<pid>/cmdline (NUL-separated) as one printable line: NULs to
+ * spaces, control bytes to '?', cut at outlen - 1. */
+void procinfo_format_cmdline(const char *raw, size_t len, char *out, size_t outlen);
+
+struct procinfo {
+	pid_t pid;                 /* host */
+	pid_t ns_pid;              /* inside its pid namespace (= pid on the host) */
+	bool in_container;
+	char member[40];           /* "" for the host */
+	char command[PROCINFO_COMMAND_MAX];
+	long long started;         /* unix time, seconds */
+	unsigned long long start_ticks;
+};
+
+/* Everything above for a live process; -ESRCH if it is gone. */
+int procinfo_read(pid_t pid, struct procinfo *out);
+
+struct host_stats {
+	unsigned ncpus;
+	double cpu_percent;        /* of all CPUs, since the previous reading */
+	uint64_t mem_total;        /* bytes */
+	uint64_t mem_available;
+	double load[3];
+	uint64_t disk_total;       /* of the file system holding state_dir */
+	uint64_t disk_used;
+	uint64_t disk_read_bytes;  /* cumulative, every whole disk */
+	uint64_t disk_write_bytes;
+	uint64_t net_rx_bytes;     /* cumulative, every interface but lo */
+	uint64_t net_tx_bytes;
+	double disk_read_rate;     /* bytes per second since the previous reading */
+	double disk_write_rate;
+	double net_rx_rate;
+	double net_tx_rate;
+};
+
+/* State kept between readings (previous counters, open descriptors). */
+struct procinfo_host;
+int procinfo_host_open(const char *disk_path, struct procinfo_host **out);
+void procinfo_host_close(struct procinfo_host *h);
+int procinfo_host_read(struct procinfo_host *h, struct host_stats *out);
+
+/* Parsers behind procinfo_host_read, for tests and fuzzing. */
+int procinfo_parse_cpu(const char *text, size_t len, uint64_t *busy, uint64_t *total);
+int procinfo_parse_meminfo(const char *text, size_t len, uint64_t *total, uint64_t *available);
+int procinfo_parse_loadavg(const char *text, size_t len, double load[3]);
+int procinfo_parse_netdev(const char *text, size_t len, uint64_t *rx, uint64_t *tx);
+int procinfo_parse_diskstats(const char *text, size_t len, uint64_t *read_bytes,
+			     uint64_t *write_bytes);
+
+struct container_stats {
+	uint64_t cpu_ns;           /* cumulative CPU time of the container */
+	uint64_t mem_used;         /* bytes, page cache excluded where the kernel says */
+	uint64_t mem_limit;        /* bytes; 0 no limit */
+};
+
+/* A running container's usage from its cgroup (v1 cpuacct + memory, or
+ * v2), LXC's "lxc.payload.<name>" directory; -ENOENT if not running. */
+int procinfo_container(const char *name, struct container_stats *out);
+
+/* ---- sample.c: one reading of the whole server ---------------------------- */
+
+struct sample_process {
+	unsigned gpu;
+	pid_t pid;                 /* host */
+	pid_t ns_pid;              /* inside the container; = pid for the host */
+	char member[40];           /* "" for a process of the host */
+	char command[PROCINFO_COMMAND_MAX];
+	long long started;         /* unix time */
+	uint64_t mem_used;         /* bytes; UINT64_MAX unknown */
+	int sm_util;               /* percent; -1 unknown */
+};
+
+struct sample_container {
+	char member[40];
+	double cpu_percent;        /* of one CPU, since the previous tick */
+	uint64_t cpu_ns;
+	uint64_t mem_used;
+	uint64_t mem_limit;
+};
+
+struct sample {
+	long long time_ms;         /* unix time of the reading, ms */
+	char server[64];
+	bool gpu_ok;               /* NVML answered */
+	char gpu_note[160];        /* why not, when !gpu_ok */
+	char driver_version[32];
+	struct host_stats host;
+	struct nvml_gpu *gpus;
+	size_t ngpus;
+	struct sample_process *procs;
+	size_t nprocs;
+	struct sample_container *containers;
+	size_t ncontainers;
+};
+
+void sample_free(struct sample *s);       /* the arrays; s itself is the caller's */
+int sample_copy(const struct sample *from, struct sample *to);
+/* The members using GPU index (mem > 0 or a process), as a JSON array of
+ * names, sorted, each once. */
+json_t *sample_gpu_members(const struct sample *s, unsigned gpu);
+
+/* ---- history.c: the past, in <state_dir>/history.db ------------------------ */
+
+/*
+ * Full resolution rows (one per GPU per tick, one per member per GPU per
+ * tick, one for the host per tick) kept history_full seconds; one-minute
+ * aggregates of each kept history_days days.  A minute is aggregated once
+ * it is complete and older rows are pruned in history_compact(), so the
+ * file's size is bounded by the GPUs and members, never by the uptime.
+ */
+struct history;
+
+struct history_limits {
+	uint32_t full_seconds;     /* history_full */
+	uint32_t minute_days;      /* history_days */
+};
+
+int history_open(const char *path, const struct history_limits *limits, struct history **out);
+void history_close(struct history *h);
+/* Append one tick's rows (in one transaction). */
+int history_record(struct history *h, const struct sample *s);
+/* Aggregate every complete minute not yet aggregated, prune old rows. */
+int history_compact(struct history *h, long long now_ms);
+/*
+ * The state of GPU gpu (index) at time t (unix ms): the nearest full
+ * sample within 2 intervals, else the minute holding t.  *out:
+ * {"time", "resolution": "sample"|"minute", "gpu", "uuid", "util", "mem_used",
+ *  "mem_total", "temperature", "power_w", "members": [{"member", "mem_used",
+ *  "sm_util", "processes"}]}; -ENOENT when nothing was recorded then.
+ */
+int history_gpu_at(struct history *h, unsigned gpu, long long t_ms, json_t **out);
+/*
+ * A series from..to (unix ms) for one GPU (gpu >= 0) or all (gpu < 0),
+ * at most max_points points per GPU (averaged into buckets): full rows
+ * when the range lies in the full-resolution window, else minutes.
+ * *out: {"from", "to", "step_ms", "resolution", "gpus": [{"gpu", "uuid",
+ * "points": [[t, util, mem_used, mem_total, temperature, power_w], ...],
+ * "members": {"name": [[t, mem_used, sm_util], ...]}}], "host": [[t,
+ * cpu_percent, mem_used, mem_total, load1], ...]}.
+ */
+int history_range(struct history *h, int gpu, long long from_ms, long long to_ms,
+		  unsigned max_points, json_t **out);
+/* GPU-hours and GPU-memory-hours (GiB x hours) per member between from
+ * and to: [{"member", "gpu_hours", "gpu_mem_gib_hours", "max_mem_used"}],
+ * largest first.  A member counts on a GPU while it has a process there. */
+int history_usage(struct history *h, long long from_ms, long long to_ms, json_t **out);
+
+/* ---- sampler.c: the agent's reading of the server, every interval -------- */
+
+struct sampler;
+
+/* Start the sampling thread (NVML opened there; a server without it is
+ * sampled without GPUs).  history may be NULL. */
+int sampler_start(struct agent *a, struct history *history, struct sampler **out);
+/* The same without the thread: the caller ticks (benchmarks, tests). */
+int sampler_open(struct agent *a, struct history *history, struct sampler **out);
+void sampler_stop(struct sampler *s);
+/* A copy of the newest reading (caller calls sample_free); -EAGAIN before
+ * the first. */
+int sampler_latest(struct sampler *s, struct sample *out);
+/* One tick, as the thread does it (benchmarks, tests): read, attribute,
+ * store as the newest.  CPU time of the call into *cpu_ns when not NULL. */
+int sampler_tick(struct sampler *s, uint64_t *cpu_ns);
+
+/* ---- metrics.c: /metrics in Prometheus' text format ---------------------- */
+
+/* The exposition text of a sample (caller frees): DCGM-like GPU metrics
+ * (DCGM_FI_DEV_GPU_UTIL, DCGM_FI_DEV_FB_USED, ...) labelled gpu, uuid,
+ * server; per member gpubox_member_gpu_memory_bytes and
+ * gpubox_member_gpu_processes (labels member, gpu, uuid, server; never a
+ * pid); host and container gauges.  show_members false: member labels are
+ * left out of the per-member metrics (summed per GPU instead). */
+char *metrics_render(const struct sample *s, bool show_members);
+
+struct metrics_server;
+/* Serve GET /metrics on cfg->metrics_listen ("HOST:PORT"); a bearer token
+ * (cfg->metrics_token_file) is required unless the address is loopback.
+ * Errors are logged and returned. */
+int metrics_start(struct agent *a, struct metrics_server **out);
+void metrics_stop(struct metrics_server *m);
+
+/* ---- guest.c: each container's own socket --------------------------------- */
+
+/*
+ * <state_dir>/users/<member>/guest/sock, bound read-only into the
+ * container at /dev/gpubox (where LXD keeps its own guest socket too).  The
+ * agent knows which container asks from the socket that accepted the
+ * connection, never from anything the container says.
+ */
+#define GUEST_TARGET "dev/gpubox"
+#define GUEST_SOCKET_NAME "sock"
+#define GUEST_CLI_TARGET "usr/local/bin/gpubox"
+
+struct guests;
+
+int guests_new(struct guests **out);
+void guests_free(struct guests *g);
+/* <state_dir>/users/<member>/guest */
+int guest_dir(const struct gpubox_config *cfg, const char *member, char *buf, size_t len);
+/* Listen on the member's socket (a new one replaces the old); the
+ * directory is created 0755 root, the socket 0666. */
+int guest_listen(struct agent *a, const char *member);
+void guest_close(struct agent *a, const char *member);
+/* The descriptors to poll, with their members; at most max.  Closes the
+ * retired ones: only the request loop calls it. */
+size_t guest_poll_set(struct guests *g, int *fds, char (*members)[40], size_t max);
+/* Readable when the set changed (the poll loop then rebuilds its set). */
+int guest_wake_fd(struct guests *g);
+void guest_drain_wake(struct guests *g);
+
 /* ---- alloc.c: ids, ports and addresses, never overlapping ---------------- */
 
 struct id_range {
@@ -578,6 +866,12 @@ int db_forward_by_host_port(struct db *db, uint32_t host_port, struct forward_re
 int db_gpu_set_get(struct db *db, const char *member, char *out, size_t len);
 int db_gpu_set_put(struct db *db, const char *member, const char *gpus);
 
+/* Members the hub manages (hubsync.c); the mark goes with the member. */
+int db_hub_member_add(struct db *db, const char *member);
+/* 1 when hub-managed, 0 when not, or a negative errno. */
+int db_hub_member_is(struct db *db, const char *member);
+int db_hub_member_list(struct db *db, char (**names)[40], size_t *n);
+
 /* ---- member.c: members' host accounts and allocations -------------------- */
 
 struct agent;
@@ -585,6 +879,16 @@ struct agent;
 /* Allocate ids, port and address, create the host account, record keys. */
 int member_add(struct agent *a, const char *name, json_t *keys, struct member_record *out,
 	       char *err, size_t errlen);
+/* The same with the allocations decided elsewhere (the hub): want's name,
+ * uid, subid_base and ssh_port are kept, the address is allocated here.
+ * A clash with a local record, a host account or group, an
+ * /etc/subuid or /etc/subgid range, or a forwarded port is -EEXIST with a
+ * sentence for the admin in err.  Keys (lines and fingerprints as
+ * ssh_key_parse() gives them) may be none.  The member is recorded as
+ * hub-managed in the same transaction. */
+int member_add_allocated(struct agent *a, const struct member_record *want,
+			 const char *const *lines, const char *const *fingerprints, size_t nkeys,
+			 struct member_record *out, char *err, size_t errlen);
 /* Remove the host account and records; the layer is kept unless purge. */
 int member_remove(struct agent *a, const char *name, bool purge, char *kept, size_t keptlen,
 		  char *err, size_t errlen);
@@ -600,6 +904,7 @@ struct caller {
 	pid_t pid;
 	bool admin;
 	bool is_member;
+	bool guest;                    /* asked from inside the member's container */
 	struct member_record member;   /* valid when is_member */
 };
 
@@ -625,6 +930,8 @@ struct op_entry {
 /* ops_gpu.c and ops_snapshot.c: their areas' operations. */
 extern const struct op_entry ops_gpu_table[];
 extern const struct op_entry ops_snapshot_table[];
+/* ops_monitor.c: ps, gpus, history, usage. */
+extern const struct op_entry ops_monitor_table[];
 
 /* ops_gpu.c: mount the member's tree for a start, with the host driver's
  * layer when the server has GPUs; *plan (caller frees; NULL without GPU)
@@ -672,6 +979,11 @@ int ops_member_template(struct op_context *ctx, struct member_record *rec,
 int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result);
 int ops_stop_member(struct agent *a, const struct member_record *rec);
 
+/* One operation at a time per member (defined in ops.c, named for the
+ * agent whose busy[] it guards). */
+void agent_lock_member(struct agent *a, const char *name);
+void agent_unlock_member(struct agent *a, const char *name);
+
 /* Run one request.  On success *result is set (may be an empty object);
  * on failure returns negative and fills *error. */
 int ops_dispatch(struct agent *a, const struct caller *who, const char *op, json_t *args,
@@ -699,11 +1011,61 @@ struct agent {
 	pthread_mutex_t busy_lock;      /* guards busy[] */
 	pthread_cond_t busy_changed;
 	char busy[64][40];              /* members with an operation under way */
+	struct history *history;        /* NULL if it could not be opened */
+	struct sampler *sampler;
+	struct metrics_server *metrics; /* NULL when metrics_listen is empty */
+	struct guests *guests;          /* the containers' own sockets (guest.c) */
+	struct hubsync *hubsync;        /* NULL without hub_url */
 };
 
-/* One operation at a time per member. */
-void agent_lock_member(struct agent *a, const char *name);
-void agent_unlock_member(struct agent *a, const char *name);
+
+/* ---- hubsync.c: members from the hub --------------------------------------- */
+
+/*
+ * The hub's GET /api/v1/sync body: {"generation", "server", "members":
+ * [{"name", "display_name", "uid", "subid_base", "ssh_port", "disabled",
+ * "keys": ["type base64 [comment]", ...]}]}.  Fields this agent does not
+ * know are ignored; every field it uses is checked.
+ */
+#define HUBSYNC_MEMBERS_MAX 10000
+#define HUBSYNC_KEYS_MAX 64
+#define HUBSYNC_BODY_MAX (16u << 20)
+
+struct hubsync_member {
+	char name[40];
+	uint32_t uid;                  /* 1..65535 */
+	uint32_t subid_base;           /* 65536-aligned, not 0 */
+	uint32_t ssh_port;             /* 1..65535 */
+	bool disabled;                 /* then nkeys is 0, whatever the hub sent */
+	char **keys;                   /* "type base64 [comment]", as ssh_key_parse() reads them */
+	char **fingerprints;
+	size_t nkeys;
+};
+
+struct hubsync_list {
+	uint64_t generation;
+	char server[40];
+	struct hubsync_member *members;
+	size_t n;
+};
+
+/* Parse and check a sync body (a pure function: fuzzed).  Names, uids,
+ * subid blocks and ports must each appear once.  -EINVAL with one
+ * sentence in err; *out is then empty. */
+int hubsync_parse(const char *text, size_t len, struct hubsync_list *out, char *err, size_t errlen);
+void hubsync_list_free(struct hubsync_list *list);
+
+struct hubsync;
+
+/* Start the thread that follows the hub (*out NULL without hub_url).  A
+ * token file that is missing, malformed or open to group or others is
+ * -EINVAL: the agent refuses to start. */
+int hubsync_start(struct agent *a, struct hubsync **out);
+void hubsync_stop(struct hubsync *h);
+/* Sync now (the hub's POST /api/v1/poke). */
+void hubsync_poke(struct hubsync *h);
+/* Whether "Bearer <token>" holds this server's hub token (constant time). */
+bool hubsync_token_ok(struct hubsync *h, const char *authorization);
 
 /* ---- mounts.c: host directories in every container ---------------------- */
 

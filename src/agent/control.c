@@ -6,6 +6,8 @@
  * Each connection carries one request and is served by its own thread, so
  * a long template build never blocks a member's status.  Connections are
  * capped per uid and in all; a client that sends nothing is dropped.
+ * The same loop serves each container's own socket (guest.c): there the
+ * socket, not the uid, says who asks.
  */
 #include <errno.h>
 #include <grp.h>
@@ -35,6 +37,7 @@ struct control_peer {
 	struct agent *agent;
 	int fd;
 	struct ucred cred;
+	char guest[40];            /* the container's member, or "" on the main socket */
 };
 
 static pthread_mutex_t control_count_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -106,14 +109,20 @@ static bool control_in_admin_group(const struct gpubox_config *cfg, uid_t uid)
 	return false;
 }
 
-static void control_identify(struct agent *a, const struct ucred *cred, struct caller *who)
+static void control_identify(struct agent *a, const struct control_peer *peer, struct caller *who)
 {
 	memset(who, 0, sizeof(*who));
-	who->uid = cred->uid;
-	who->gid = cred->gid;
-	who->pid = cred->pid;
-	who->admin = cred->uid == 0 || control_in_admin_group(&a->cfg, cred->uid);
-	who->is_member = db_member_by_uid(a->db, cred->uid, &who->member) == 0;
+	who->uid = peer->cred.uid;
+	who->gid = peer->cred.gid;
+	who->pid = peer->cred.pid;
+	if (peer->guest[0]) {
+		/* Root inside a container is nobody's admin. */
+		who->guest = true;
+		who->is_member = db_member_get(a->db, peer->guest, &who->member) == 0;
+		return;
+	}
+	who->admin = peer->cred.uid == 0 || control_in_admin_group(&a->cfg, peer->cred.uid);
+	who->is_member = db_member_by_uid(a->db, peer->cred.uid, &who->member) == 0;
 }
 
 struct control_progress {
@@ -169,8 +178,13 @@ static void control_serve_peer(struct control_peer *peer)
 		control_reply_error(peer->fd, PROTO_E_USAGE, err);
 		return;
 	}
-	control_identify(a, &peer->cred, &who);
-	log_debug("uid %u (pid %d) asks for %s", (unsigned)who.uid, (int)who.pid, req.op);
+	control_identify(a, peer, &who);
+	if (who.guest && !who.is_member) {
+		control_reply_error(peer->fd, PROTO_E_DENIED, "this container has no member any more");
+		return;
+	}
+	log_debug("uid %u (pid %d%s%s) asks for %s", (unsigned)who.uid, (int)who.pid,
+		  who.guest ? ", inside the container of " : "", who.guest ? peer->guest : "", req.op);
 	if (ops_dispatch(a, &who, req.op, req.args, &progress.base, &result, &error) < 0) {
 		log_info("uid %u: %s refused: %s", (unsigned)who.uid, req.op, error.text);
 		control_reply_error(peer->fd, error.code ? error.code : PROTO_E_FAILED, error.text);
@@ -226,7 +240,7 @@ int control_listen(const char *path)
 	return move_fd(fd);
 }
 
-static void control_accept_one(struct agent *a, int listen_fd)
+static void control_accept_one(struct agent *a, int listen_fd, const char *guest)
 {
 	struct timeval timeout = { .tv_sec = CONTROL_READ_TIMEOUT };
 	struct control_peer *peer;
@@ -245,6 +259,7 @@ static void control_accept_one(struct agent *a, int listen_fd)
 	}
 	peer->agent = a;
 	peer->fd = fd;
+	snprintf(peer->guest, sizeof(peer->guest), "%s", guest ? guest : "");
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer->cred, &len) < 0) {
 		close(fd);
 		free(peer);
@@ -269,16 +284,37 @@ static void control_accept_one(struct agent *a, int listen_fd)
 	pthread_attr_destroy(&attr);
 }
 
+#define CONTROL_POLL_MAX 520
+
 int control_serve(struct agent *a, int listen_fd, volatile int *stop)
 {
-	while (!*stop) {
-		struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
-		int n = poll(&pfd, 1, 500);
+	static struct pollfd pfd[CONTROL_POLL_MAX];
+	static int guest_fds[CONTROL_POLL_MAX];
+	static char members[CONTROL_POLL_MAX][40];
 
+	while (!*stop) {
+		size_t nguests = 0, nfds = 0;
+		int n;
+
+		pfd[nfds++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
+		if (a->guests) {
+			pfd[nfds++] = (struct pollfd){ .fd = guest_wake_fd(a->guests), .events = POLLIN };
+			nguests = guest_poll_set(a->guests, guest_fds, members, CONTROL_POLL_MAX - 2);
+			for (size_t i = 0; i < nguests; i++)
+				pfd[nfds++] = (struct pollfd){ .fd = guest_fds[i], .events = POLLIN };
+		}
+		n = poll(pfd, nfds, 500);
 		if (n < 0 && errno != EINTR)
 			return log_error_errno(-errno, errno, "poll");
-		if (n > 0)
-			control_accept_one(a, listen_fd);
+		if (n <= 0)
+			continue;
+		if (pfd[0].revents & POLLIN)
+			control_accept_one(a, listen_fd, NULL);
+		if (a->guests && (pfd[1].revents & POLLIN))
+			guest_drain_wake(a->guests);
+		for (size_t i = 0; i < nguests; i++)
+			if (pfd[2 + i].revents & POLLIN)
+				control_accept_one(a, guest_fds[i], members[i]);
 	}
 	return 0;
 }

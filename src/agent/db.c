@@ -48,7 +48,11 @@ static const char db_schema[] =
 	"  PRIMARY KEY (member, container_port));"
 	"CREATE TABLE IF NOT EXISTS gpu_sets ("
 	"  member TEXT PRIMARY KEY REFERENCES members(name) ON DELETE CASCADE,"
-	"  gpus TEXT NOT NULL);";
+	"  gpus TEXT NOT NULL);"
+	/* Members created from the hub's list: only these does the hub's
+	 * list change; members added here are never touched by it. */
+	"CREATE TABLE IF NOT EXISTS hub_members ("
+	"  name TEXT PRIMARY KEY REFERENCES members(name) ON DELETE CASCADE);";
 
 static void db_finalizep(sqlite3_stmt **stmt)
 {
@@ -417,4 +421,53 @@ int db_gpu_set_put(struct db *db, const char *member, const char *gpus)
 	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, gpus, -1, SQLITE_STATIC);
 	return db_step_done(db, stmt, "GPU set update");
+}
+
+int db_hub_member_add(struct db *db, const char *member)
+{
+	__do_finalize sqlite3_stmt *stmt = NULL;
+
+	if (db_prepare(db, "INSERT OR IGNORE INTO hub_members (name) VALUES (?)", &stmt) < 0)
+		return -EIO;
+	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
+	if (sqlite3_step(stmt) != SQLITE_DONE)
+		return db_error(db, "hub member insert");
+	return 0;
+}
+
+int db_hub_member_is(struct db *db, const char *member)
+{
+	__do_finalize sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	if (db_prepare(db, "SELECT 1 FROM hub_members WHERE name = ?", &stmt) < 0)
+		return -EIO;
+	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_error(db, "hub member lookup");
+}
+
+int db_hub_member_list(struct db *db, char (**names)[40], size_t *n)
+{
+	__do_finalize sqlite3_stmt *stmt = NULL;
+	__do_free char (*list)[40] = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	if (db_prepare(db, "SELECT name FROM hub_members ORDER BY name", &stmt) < 0)
+		return -EIO;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (ARRAY_RESERVE(list, cap, count) < 0)
+			return -ENOMEM;
+		db_copy_text(list[count++], sizeof(list[0]), sqlite3_column_text(stmt, 0));
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(db, "hub member list");
+	*names = move_ptr(list);
+	*n = count;
+	return 0;
 }

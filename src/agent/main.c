@@ -30,38 +30,6 @@ static void agent_on_signal(int sig)
 	agent_stop = 1;
 }
 
-void agent_lock_member(struct agent *a, const char *name)
-{
-	pthread_mutex_lock(&a->busy_lock);
-	for (;;) {
-		bool busy = false;
-		size_t slot = ARRAY_SIZE(a->busy);
-
-		for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++) {
-			if (strcmp(a->busy[i], name) == 0)
-				busy = true;
-			else if (!a->busy[i][0] && slot == ARRAY_SIZE(a->busy))
-				slot = i;
-		}
-		if (!busy && slot < ARRAY_SIZE(a->busy)) {
-			snprintf(a->busy[slot], sizeof(a->busy[slot]), "%s", name);
-			break;
-		}
-		pthread_cond_wait(&a->busy_changed, &a->busy_lock);
-	}
-	pthread_mutex_unlock(&a->busy_lock);
-}
-
-void agent_unlock_member(struct agent *a, const char *name)
-{
-	pthread_mutex_lock(&a->busy_lock);
-	for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++)
-		if (strcmp(a->busy[i], name) == 0)
-			a->busy[i][0] = '\0';
-	pthread_cond_broadcast(&a->busy_changed);
-	pthread_mutex_unlock(&a->busy_lock);
-}
-
 static void agent_usage(FILE *out)
 {
 	fprintf(out,
@@ -140,6 +108,14 @@ static int agent_init(struct agent *a)
 	ret = db_open(path, &a->db);
 	if (ret < 0)
 		return ret;
+	ret = guests_new(&a->guests);
+	if (ret < 0)
+		return ret;
+	snprintf(path, sizeof(path), "%s/history.db", a->cfg.state_dir);
+	if (history_open(path, &(struct history_limits){ .full_seconds = a->cfg.history_full,
+							 .minute_days = a->cfg.history_days },
+			 &a->history) < 0)
+		log_warn("no history will be kept: %s cannot be opened", path);
 	pthread_mutex_init(&a->members_lock, NULL);
 	pthread_mutex_init(&a->rules_lock, NULL);
 	pthread_mutex_init(&a->busy_lock, NULL);
@@ -211,12 +187,32 @@ int main(int argc, char **argv)
 	listen_fd = control_listen(agent.cfg.socket_path);
 	if (listen_fd < 0)
 		return 1;
+	if (sampler_start(&agent, agent.history, &agent.sampler) < 0)
+		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
+	/* Before the HTTP server, which takes the hub's pokes; a token file
+	 * that others may read stops the agent. */
+	if (hubsync_start(&agent, &agent.hubsync) < 0)
+		return 1;
+	if (agent.cfg.metrics_listen[0]) {
+		ret = metrics_start(&agent, &agent.metrics);
+		/* A refused configuration stops the agent; a busy port does not
+		 * stop members' containers from being served. */
+		if (ret == -EINVAL)
+			return 1;
+		if (ret < 0)
+			log_error("/metrics is not served on %s; the agent goes on without it",
+				  agent.cfg.metrics_listen);
+	}
 	log_info("gpuboxd %s ready on %s (server %s)", GPUBOX_VERSION, agent.cfg.socket_path,
 		 agent.cfg.server_name);
 	ret = control_serve(&agent, listen_fd, &agent_stop);
 	close(listen_fd);
 	unlink(agent.cfg.socket_path);
 	log_info("gpuboxd stopping; containers keep running");
+	metrics_stop(agent.metrics);
+	hubsync_stop(agent.hubsync);
+	sampler_stop(agent.sampler);
+	history_close(agent.history);
 	/* Threads may still be serving; the process exit ends them. */
 	return ret < 0 ? 1 : 0;
 }

@@ -344,6 +344,68 @@ static int member_create_account(struct agent *a, const struct member_record *re
 	return member_run(useradd, err, errlen);
 }
 
+/* The name is free here: no record, no host account or group. */
+static int member_name_free(struct agent *a, const char *name, char *err, size_t errlen)
+{
+	struct member_record rec;
+
+	if (db_member_get(a->db, name, &rec) == 0) {
+		snprintf(err, errlen, "member %s exists already", name);
+		return -EEXIST;
+	}
+	if (getpwnam(name) || getgrnam(name)) {
+		snprintf(err, errlen, "a host account or group named %s exists already; choose another name",
+			 name);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* Record rec with its keys (and, from the hub, its mark), then make its
+ * host account; nothing is left half made.  Caller holds members_lock. */
+static int member_create(struct agent *a, const struct member_record *rec, const char *const *lines,
+			 const char *const *fingerprints, size_t nkeys, bool from_hub,
+			 char *err, size_t errlen)
+{
+	int ret = db_begin(a->db);
+
+	if (ret == 0) {
+		ret = db_member_insert(a->db, rec);
+		if (ret == 0)
+			ret = db_keys_set(a->db, rec->name, lines, fingerprints, nkeys);
+		if (ret == 0 && from_hub)
+			ret = db_hub_member_add(a->db, rec->name);
+		if (ret == 0)
+			ret = db_commit(a->db);
+		else
+			db_rollback(a->db);
+		if (ret < 0 && !err[0])
+			snprintf(err, errlen, "could not record member %s", rec->name);
+	}
+	if (ret == 0) {
+		ret = member_create_account(a, rec, err, errlen);
+		if (ret == 0)
+			ret = member_sync_host(a, rec);
+		if (ret < 0) {
+			/* Leave nothing half made: the records go with the account. */
+			const char *userdel[] = { "userdel", rec->name, NULL };
+			char ignored[256];
+
+			if (getpwnam(rec->name))
+				member_run(userdel, ignored, sizeof(ignored));
+			db_member_delete(a->db, rec->name);
+			if (!err[0])
+				snprintf(err, errlen, "could not set up the host account of %s", rec->name);
+		}
+	}
+	if (ret < 0)
+		return ret;
+	log_info("member %s added%s: uid %u, ids %u-%u, ssh port %u", rec->name,
+		 from_hub ? " from the hub" : "", rec->uid, rec->subid_base,
+		 rec->subid_base + SUBID_COUNT - 1, rec->ssh_port);
+	return 0;
+}
+
 int member_add(struct agent *a, const char *name, json_t *keys, struct member_record *out,
 	       char *err, size_t errlen)
 {
@@ -360,55 +422,154 @@ int member_add(struct agent *a, const char *name, json_t *keys, struct member_re
 		return ret;
 
 	pthread_mutex_lock(&a->members_lock);
-	if (db_member_get(a->db, name, &rec) == 0) {
-		pthread_mutex_unlock(&a->members_lock);
-		snprintf(err, errlen, "member %s exists already", name);
-		return -EEXIST;
+	ret = member_name_free(a, name, err, errlen);
+	if (ret == 0) {
+		snprintf(rec.name, sizeof(rec.name), "%s", name);
+		rec.created = (long long)time(NULL);
+		ret = member_allocate(a, &rec, err, errlen);
 	}
-	if (getpwnam(name) || getgrnam(name)) {
-		pthread_mutex_unlock(&a->members_lock);
-		snprintf(err, errlen, "a host account or group named %s exists already; choose another name",
-			 name);
-		return -EEXIST;
-	}
-	snprintf(rec.name, sizeof(rec.name), "%s", name);
-	rec.created = (long long)time(NULL);
-	ret = member_allocate(a, &rec, err, errlen);
 	if (ret == 0)
-		ret = db_begin(a->db);
-	if (ret == 0) {
-		ret = db_member_insert(a->db, &rec);
-		if (ret == 0)
-			ret = db_keys_set(a->db, name, (const char *const *)lines,
-					  (const char *const *)fingerprints, nkeys);
-		if (ret == 0)
-			ret = db_commit(a->db);
-		else
-			db_rollback(a->db);
-		if (ret < 0 && !err[0])
-			snprintf(err, errlen, "could not record member %s", name);
-	}
-	if (ret == 0) {
-		ret = member_create_account(a, &rec, err, errlen);
-		if (ret == 0)
-			ret = member_sync_host(a, &rec);
-		if (ret < 0) {
-			/* Leave nothing half made: the records go with the account. */
-			const char *userdel[] = { "userdel", name, NULL };
-			char ignored[256];
-
-			if (getpwnam(name))
-				member_run(userdel, ignored, sizeof(ignored));
-			db_member_delete(a->db, name);
-			if (!err[0])
-				snprintf(err, errlen, "could not set up the host account of %s", name);
-		}
-	}
+		ret = member_create(a, &rec, (const char *const *)lines,
+				    (const char *const *)fingerprints, nkeys, false, err, errlen);
 	pthread_mutex_unlock(&a->members_lock);
 	if (ret < 0)
 		return ret;
-	log_info("member %s added: uid %u, ids %u-%u, ssh port %u", name, rec.uid, rec.subid_base,
-		 rec.subid_base + SUBID_COUNT - 1, rec.ssh_port);
+	*out = rec;
+	return 0;
+}
+
+static bool member_ranges_overlap(uint32_t a_first, uint32_t a_count, uint32_t b_first,
+				  uint32_t b_count)
+{
+	return (uint64_t)a_first < (uint64_t)b_first + b_count &&
+	       (uint64_t)b_first < (uint64_t)a_first + a_count;
+}
+
+/* Whether the block at base overlaps a range of an /etc/subuid-style
+ * file; root's exact block is this agent's own grant (left by an add that
+ * was cut short), not a clash. */
+static int member_subid_file_clash(const char *path, uint32_t base, char *err, size_t errlen)
+{
+	__do_free struct id_range *ranges = NULL;
+	size_t n = 0, cap = 0;
+	int ret;
+
+	ret = member_read_subid_file(path, NULL, &ranges, &n, &cap);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		if (!member_ranges_overlap(base, SUBID_COUNT, ranges[i].first, ranges[i].count))
+			continue;
+		if (ranges[i].first == base && ranges[i].count == SUBID_COUNT &&
+		    member_subid_file_grants(path, base))
+			continue;
+		snprintf(err, errlen, "its ids %u-%u overlap the range %u-%u of %s", base,
+			 base + SUBID_COUNT - 1, ranges[i].first,
+			 (uint32_t)((uint64_t)ranges[i].first + ranges[i].count - 1), path);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* The hub's uid, subid block and port against everything on this server. */
+static int member_check_preset(struct agent *a, const struct member_record *want,
+			       const struct member_record *list, size_t n, char *err, size_t errlen)
+{
+	struct forward_record forward;
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *clash = list[i].uid == want->uid ? "uid" :
+				    member_ranges_overlap(list[i].subid_base, SUBID_COUNT,
+							  want->subid_base, SUBID_COUNT) ? "subordinate ids" :
+				    list[i].ssh_port == want->ssh_port ? "SSH port" : NULL;
+
+		if (clash) {
+			snprintf(err, errlen, "its %s clash with local member %s", clash, list[i].name);
+			return -EEXIST;
+		}
+	}
+	if (getpwuid(want->uid) || getgrgid(want->uid)) {
+		snprintf(err, errlen, "uid %u is taken by a host account or group", want->uid);
+		return -EEXIST;
+	}
+	ret = member_subid_file_clash("/etc/subuid", want->subid_base, err, errlen);
+	if (ret == 0)
+		ret = member_subid_file_clash("/etc/subgid", want->subid_base, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (want->ssh_port >= a->cfg.forward_port_range.first &&
+	    want->ssh_port <= a->cfg.forward_port_range.last) {
+		snprintf(err, errlen, "SSH port %u lies in this server's forward_port_range %u-%u",
+			 want->ssh_port, a->cfg.forward_port_range.first, a->cfg.forward_port_range.last);
+		return -EEXIST;
+	}
+	if (db_forward_by_host_port(a->db, want->ssh_port, &forward) == 0) {
+		snprintf(err, errlen, "SSH port %u is forwarded for member %s", want->ssh_port,
+			 forward.member);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* The lowest container address no member holds. */
+static int member_alloc_address(struct agent *a, const struct member_record *list, size_t n,
+				struct member_record *rec)
+{
+	__do_free uint32_t *indexes = calloc(n + 1, sizeof(*indexes));
+	struct config_range all = { 0, UINT32_MAX - 1 };
+	char address[32];
+	int ret;
+
+	if (!indexes)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		indexes[i] = list[i].address_index;
+	ret = alloc_lowest_free(&all, indexes, n, &rec->address_index);
+	if (ret < 0)
+		return ret;
+	return network_member_address(&a->subnet, rec->address_index, address, sizeof(address));
+}
+
+int member_add_allocated(struct agent *a, const struct member_record *want,
+			 const char *const *lines, const char *const *fingerprints, size_t nkeys,
+			 struct member_record *out, char *err, size_t errlen)
+{
+	__do_free struct member_record *list = NULL;
+	struct member_record rec = { 0 };
+	size_t n = 0;
+	int ret;
+
+	if (validate_member_name(want->name, err, errlen) < 0)
+		return -EINVAL;
+	if (want->uid == 0 || want->uid >= SUBID_COUNT || want->subid_base == 0 ||
+	    want->subid_base % SUBID_COUNT != 0 || want->ssh_port == 0 || want->ssh_port > 65535) {
+		snprintf(err, errlen, "uid %u, ids from %u or SSH port %u are out of range", want->uid,
+			 want->subid_base, want->ssh_port);
+		return -EINVAL;
+	}
+	snprintf(rec.name, sizeof(rec.name), "%s", want->name);
+	rec.uid = want->uid;
+	rec.subid_base = want->subid_base;
+	rec.ssh_port = want->ssh_port;
+	rec.created = (long long)time(NULL);
+
+	pthread_mutex_lock(&a->members_lock);
+	ret = member_name_free(a, rec.name, err, errlen);
+	if (ret == 0)
+		ret = db_member_list(a->db, &list, &n);
+	if (ret == 0)
+		ret = member_check_preset(a, &rec, list, n, err, errlen);
+	if (ret == 0) {
+		ret = member_alloc_address(a, list, n, &rec);
+		if (ret < 0)
+			snprintf(err, errlen, "no free address left; widen bridge_address");
+	}
+	if (ret == 0)
+		ret = member_create(a, &rec, lines, fingerprints, nkeys, true, err, errlen);
+	pthread_mutex_unlock(&a->members_lock);
+	if (ret < 0)
+		return ret;
 	*out = rec;
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "cleanup.h"
@@ -17,6 +18,40 @@
 #include "validate.h"
 #include "banned.h"
 
+
+/* Here rather than in main.c: every user of the lock (ops, hubsync.c) is
+ * in the agent's library, and so are the tests that link them. */
+void agent_lock_member(struct agent *a, const char *name)
+{
+	pthread_mutex_lock(&a->busy_lock);
+	for (;;) {
+		bool busy = false;
+		size_t slot = ARRAY_SIZE(a->busy);
+
+		for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++) {
+			if (strcmp(a->busy[i], name) == 0)
+				busy = true;
+			else if (!a->busy[i][0] && slot == ARRAY_SIZE(a->busy))
+				slot = i;
+		}
+		if (!busy && slot < ARRAY_SIZE(a->busy)) {
+			snprintf(a->busy[slot], sizeof(a->busy[slot]), "%s", name);
+			break;
+		}
+		pthread_cond_wait(&a->busy_changed, &a->busy_lock);
+	}
+	pthread_mutex_unlock(&a->busy_lock);
+}
+
+void agent_unlock_member(struct agent *a, const char *name)
+{
+	pthread_mutex_lock(&a->busy_lock);
+	for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++)
+		if (strcmp(a->busy[i], name) == 0)
+			a->busy[i][0] = '\0';
+	pthread_cond_broadcast(&a->busy_changed);
+	pthread_mutex_unlock(&a->busy_lock);
+}
 
 int ops_fail(struct op_context *ctx, const char *code, const char *fmt, ...)
 {
@@ -222,7 +257,7 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 	__do_free struct mounts_plan *host = NULL;
 	__do_free struct container_mount *mounts = NULL;
 	size_t nmounts = 0;
-	char err[512];
+	char err[512], guest[PATH_MAX];
 	int ret;
 
 	if (ops_member_view(a, rec, &v) < 0)
@@ -246,14 +281,22 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 			return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
 		if (mounts_prepare(&a->cfg, rec, host, err, sizeof(err)) < 0)
 			return ops_fail(ctx, PROTO_E_FAILED, "%s; ask an admin", err);
-		/* The GPU's files and the host's directories, in one list. */
-		mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 1, sizeof(*mounts));
+		if (guest_listen(a, rec->name) < 0 || guest_dir(&a->cfg, rec->name, guest, sizeof(guest)) < 0)
+			return ops_fail(ctx, PROTO_E_FAILED, "cannot create the container's own socket; see the agent's log");
+		/* The GPU's files, the host's directories, the container's socket
+		 * and the gpubox that talks to it, in one list. */
+		mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 3, sizeof(*mounts));
 		if (!mounts)
 			return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
 		for (size_t i = 0; gpu && i < gpu->nmounts; i++)
 			mounts[nmounts++] = gpu->mounts[i];
 		for (size_t i = 0; i < host->n; i++)
 			mounts[nmounts++] = host->mounts[i];
+		mounts[nmounts++] = (struct container_mount){ .source = guest, .target = GUEST_TARGET,
+			.options = "bind,ro,nosuid,nodev,noexec,create=dir" };
+		if (a->cfg.guest_cli[0] && access(a->cfg.guest_cli, X_OK) == 0)
+			mounts[nmounts++] = (struct container_mount){ .source = a->cfg.guest_cli,
+				.target = GUEST_CLI_TARGET, .options = "bind,ro,nosuid,nodev,create=file" };
 		ret = provision_container(v.paths.rootfs, &(struct provision_member){
 			.name = rec->name, .uid = rec->uid, .gid = rec->uid,
 			.subid_base = rec->subid_base, .hostname = v.hostname, .authorized_keys = keys });
@@ -306,6 +349,7 @@ int ops_stop_member(struct agent *a, const struct member_record *rec)
 	ret = container_stop(a->lxcpath, rec->name, a->cfg.stop_timeout);
 	if (ret < 0)
 		return ret;
+	guest_close(a, rec->name);
 	ops_sync_rules(a);
 	if (storage_paths(a->cfg.state_dir, rec->name, &paths) == 0)
 		storage_unmount(&paths);
@@ -739,7 +783,19 @@ static const struct op_entry *const ops_tables[] = {
 	ops_core_table,
 	ops_gpu_table,
 	ops_snapshot_table,
+	ops_monitor_table,
 };
+
+/* What a container may ask over its own socket: reading, never changing. */
+static bool ops_guest_may(const char *op)
+{
+	static const char *const allowed[] = { "ps", "gpus", "status", NULL };
+
+	for (size_t i = 0; allowed[i]; i++)
+		if (strcmp(allowed[i], op) == 0)
+			return true;
+	return false;
+}
 
 int ops_dispatch(struct agent *a, const struct caller *who, const char *op, json_t *args,
 		 struct progress *progress, json_t **result, struct reply_error *error)
@@ -747,6 +803,10 @@ int ops_dispatch(struct agent *a, const struct caller *who, const char *op, json
 	struct op_context ctx = { .a = a, .who = who, .args = args, .progress = progress, .error = error };
 
 	*result = NULL;
+	if (who->guest && !ops_guest_may(op))
+		return ops_fail(&ctx, PROTO_E_DENIED,
+				"inside a container gpubox answers only ps, gpus and status; the rest is done on the host (ssh %s-manage)",
+				a->cfg.server_name);
 	for (size_t t = 0; t < ARRAY_SIZE(ops_tables); t++) {
 		for (const struct op_entry *e = ops_tables[t]; e->name; e++) {
 			if (strcmp(e->name, op) != 0)
@@ -782,8 +842,11 @@ int ops_reconcile(struct agent *a)
 		/* A restore or a rebuild cut short by a crash is undone first. */
 		ops_snapshot_reconcile(a, &list[i]);
 		state = container_get_state(a->lxcpath, list[i].name);
-		if (state == CONTAINER_RUNNING || state == CONTAINER_STARTING)
+		if (state == CONTAINER_RUNNING || state == CONTAINER_STARTING) {
+			/* Its socket directory is bound inside: listen there again. */
+			guest_listen(a, list[i].name);
 			continue;
+		}
 		/* A start the agent did not finish: nothing runs on this mount. */
 		if (storage_paths(a->cfg.state_dir, list[i].name, &paths) == 0 &&
 		    storage_is_mounted(&paths)) {

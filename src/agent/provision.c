@@ -554,3 +554,49 @@ int provision_container(const char *rootfs_path, const struct provision_member *
 		return log_error_errno(ret, -ret, "cannot provision %s's container at %s", m->name, rootfs_path);
 	return 0;
 }
+
+/*
+ * A key change while the container runs: only ~/.ssh/authorized_keys is
+ * rewritten (atomically, confined like every other write here).  The
+ * home must exist already; .ssh is made again if the member removed it.
+ */
+int provision_keys(const char *rootfs_path, const struct provision_member *m)
+{
+	__do_close int rootfd = -EBADF;
+	const char *keys = m->authorized_keys ? m->authorized_keys : "";
+	char rel[192];
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+	int ret;
+
+	if (!m->name || !provision_valid_name(m->name))
+		return log_error_errno(-EINVAL, 0, "invalid member name \"%s\"", m->name ? m->name : "");
+	if (m->uid == 0 || m->uid >= SUBID_COUNT || m->gid == 0 || m->gid >= SUBID_COUNT ||
+	    m->subid_base == 0 || m->subid_base > UINT32_MAX - SUBID_COUNT)
+		return log_error_errno(-ERANGE, 0, "member %s: ids out of range", m->name);
+	uid = m->subid_base + m->uid;
+	gid = m->subid_base + m->gid;
+	rootfd = rootfs_open(rootfs_path);
+	if (rootfd < 0)
+		return rootfd;
+	snprintf(rel, sizeof(rel), "home/%s", m->name);
+	ret = rootfs_stat(rootfd, rel, &st);
+	if (ret == 0 && !S_ISDIR(st.st_mode))
+		ret = -ENOTDIR;
+	if (ret < 0)
+		return ret == -ENOENT ? ret : log_error_errno(ret, -ret, "cannot use /%s in %s's container", rel, m->name);
+	snprintf(rel, sizeof(rel), "home/%s/.ssh", m->name);
+	ret = rootfs_stat(rootfd, rel, &st);
+	if (ret == -ENOENT)
+		ret = rootfs_mkdir(rootfd, rel, 0700, uid, gid);
+	else if (ret == 0 && !S_ISDIR(st.st_mode))
+		ret = -ENOTDIR;
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot use /%s in %s's container", rel, m->name);
+	snprintf(rel, sizeof(rel), "home/%s/.ssh/authorized_keys", m->name);
+	ret = rootfs_write_file(rootfd, rel, keys, strlen(keys), 0600, uid, gid);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot write /%s in %s's container", rel, m->name);
+	return 0;
+}

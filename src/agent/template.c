@@ -31,6 +31,7 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
+#include "strutil.h"
 #include "spawn.h"
 #include "validate.h"
 #include "banned.h"
@@ -68,20 +69,6 @@ static const char *const template_masked_units[] = {
 	"dev-hugepages.mount",
 	"systemd-journald-audit.socket",
 };
-
-static void template_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void template_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int template_dir_path(const struct gpubox_config *cfg, char *buf, size_t len)
 {
@@ -169,7 +156,7 @@ static int template_package_list(const char *packages, char ***out, size_t *coun
 			char shown[48];
 
 			snprintf(shown, sizeof(shown), "%.40s", w);
-			template_set_err(err, errlen,
+			set_error(err, errlen,
 					 "\"%s\" in template_packages is not a Debian package name", shown);
 			return -EINVAL;
 		}
@@ -229,13 +216,13 @@ int template_recipe(const char *release, const char *mirror, const char *package
 	int ret;
 
 	if (!release || !template_word_is_valid(release)) {
-		template_set_err(err, errlen,
+		set_error(err, errlen,
 				 "the release \"%.40s\" is not a Debian suite name such as bookworm",
 				 release ? release : "");
 		return -EINVAL;
 	}
 	if (!mirror || !aptsources_uri_is_valid(mirror)) {
-		template_set_err(err, errlen,
+		set_error(err, errlen,
 				 "the mirror \"%.80s\" is not an http://, https:// or file:/ URI; fix template_mirror in gpubox.conf",
 				 mirror ? mirror : "");
 		return -EINVAL;
@@ -245,7 +232,7 @@ int template_recipe(const char *release, const char *mirror, const char *package
 	if (!arch)
 		arch = "host";
 	if (!template_word_is_valid(arch)) {
-		template_set_err(err, errlen, "the architecture \"%.40s\" is not valid", arch);
+		set_error(err, errlen, "the architecture \"%.40s\" is not valid", arch);
 		return -EINVAL;
 	}
 	ret = template_package_list(packages, &list, &count, err, errlen);
@@ -882,7 +869,7 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 	if (rootfd >= 0) {
 		dstfd = *rel ? template_open_dir(rootfd, rel, true) : openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dstfd < 0) {
-			template_set_err(err, errlen, "template_setup: cannot create /%s in the template: %s",
+			set_error(err, errlen, "template_setup: cannot create /%s in the template: %s",
 					 rel, strerror(dstfd == -1 ? errno : -dstfd));
 			return dstfd == -1 ? -errno : dstfd;
 		}
@@ -916,7 +903,7 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 			if (in < 0)
 				return -errno;
 			if (st.st_size > TEMPLATE_SETUP_FILE_MAX) {
-				template_set_err(err, errlen, "template_setup: %s is larger than 16 MiB", path);
+				set_error(err, errlen, "template_setup: %s is larger than 16 MiB", path);
 				return -EFBIG;
 			}
 			data = malloc((size_t)st.st_size + 1);
@@ -930,7 +917,7 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 			if (rootfd < 0)
 				continue;
 			if (unlinkat(dstfd, names[i], 0) < 0 && errno != ENOENT) {
-				template_set_err(err, errlen, "template_setup: cannot replace /%s: %s", path,
+				set_error(err, errlen, "template_setup: cannot replace /%s: %s", path,
 						 strerror(errno));
 				return -errno;
 			}
@@ -943,7 +930,7 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 			if (fchmod(out, st.st_mode & 0777) < 0)
 				return -errno;
 		} else {
-			template_set_err(err, errlen,
+			set_error(err, errlen,
 					 "template_setup: %s is neither a file nor a directory (links are not copied)",
 					 path);
 			return -EINVAL;
@@ -962,7 +949,7 @@ static int template_setup_apply(const char *dir, int rootfd, char hash[TEMPLATE_
 	int ret;
 
 	if (fd < 0) {
-		template_set_err(err, errlen, "template_setup: cannot open the directory %s: %s", dir,
+		set_error(err, errlen, "template_setup: cannot open the directory %s: %s", dir,
 				 strerror(errno));
 		return -errno;
 	}
@@ -971,7 +958,7 @@ static int template_setup_apply(const char *dir, int rootfd, char hash[TEMPLATE_
 	crypto_hash_sha256_init(&sha);
 	ret = template_setup_walk(fd, "", rootfd, &sha, 0, err, errlen);
 	if (ret < 0) {
-		template_set_err(err, errlen, "template_setup: cannot read %s: %s", dir, strerror(-ret));
+		set_error(err, errlen, "template_setup: cannot read %s: %s", dir, strerror(-ret));
 		return ret;
 	}
 	crypto_hash_sha256_final(&sha, digest);
@@ -1032,23 +1019,23 @@ static int template_debootstrap(const struct template_job *job, const char *root
 	if (status == 0)
 		return 0;
 	if (status == -ETIMEDOUT) {
-		template_set_err(err, errlen, "debootstrap did not finish within %d hours and was stopped",
+		set_error(err, errlen, "debootstrap did not finish within %d hours and was stopped",
 				 TEMPLATE_BUILD_TIMEOUT / 3600);
 		return -ETIMEDOUT;
 	}
 	if (status == -ENOENT || status == 127) {
-		template_set_err(err, errlen, "debootstrap could not be run; install the debootstrap package");
+		set_error(err, errlen, "debootstrap could not be run; install the debootstrap package");
 		return -ENOENT;
 	}
 	if (status == -ECHILD) {
-		template_set_err(err, errlen, "debootstrap was killed by a signal; see the lines above");
+		set_error(err, errlen, "debootstrap was killed by a signal; see the lines above");
 		return -EIO;
 	}
 	if (status < 0) {
-		template_set_err(err, errlen, "debootstrap could not be started: %s", strerror(-status));
+		set_error(err, errlen, "debootstrap could not be started: %s", strerror(-status));
 		return status;
 	}
-	template_set_err(err, errlen, "debootstrap failed (exit %d); see the lines above", status);
+	set_error(err, errlen, "debootstrap failed (exit %d); see the lines above", status);
 	return -EIO;
 }
 
@@ -1106,12 +1093,12 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 		return -errno;
 	rootfd = openat(buildfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (rootfd < 0) {
-		template_set_err(err, errlen, "debootstrap left no root file system at %s", rootfs);
+		set_error(err, errlen, "debootstrap left no root file system at %s", rootfs);
 		return -errno;
 	}
 	ret = template_finish_rootfs(rootfd, job->ref);
 	if (ret < 0) {
-		template_set_err(err, errlen, "cannot prepare the template's tree: %s", strerror(-ret));
+		set_error(err, errlen, "cannot prepare the template's tree: %s", strerror(-ret));
 		return ret;
 	}
 	if (job->setup_dir) {
@@ -1125,7 +1112,7 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 	}
 	ret = template_measure(rootfd, &size);
 	if (ret < 0) {
-		template_set_err(err, errlen, "cannot measure the template's tree: %s", strerror(-ret));
+		set_error(err, errlen, "cannot measure the template's tree: %s", strerror(-ret));
 		return ret;
 	}
 	manifest = template_manifest_text(job, size);
@@ -1133,7 +1120,7 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 		return -ENOMEM;
 	ret = fsutil_write_atomic(path, manifest, strlen(manifest), 0644);
 	if (ret < 0) {
-		template_set_err(err, errlen, "cannot write %s: %s", path, strerror(-ret));
+		set_error(err, errlen, "cannot write %s: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (fchmod(buildfd, 0755) < 0)
@@ -1182,7 +1169,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	} else {
 		ret = aptsources_find_mirror("/", mirror, sizeof(mirror));
 		if (ret < 0) {
-			template_set_err(err, errlen,
+			set_error(err, errlen,
 					 "no Debian mirror found in /etc/apt/sources.list*; set template_mirror in gpubox.conf");
 			return -ENOENT;
 		}
@@ -1220,7 +1207,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 		return ret;
 	ret = fsutil_mkdir_p(tdir, 0700);
 	if (ret < 0) {
-		template_set_err(err, errlen, "cannot create %s: %s", tdir, strerror(-ret));
+		set_error(err, errlen, "cannot create %s: %s", tdir, strerror(-ret));
 		return ret;
 	}
 	tdfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1228,7 +1215,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 		return log_error_errno(-errno, errno, "cannot open %s", tdir);
 	lockfd = template_lock(tdfd, progress);
 	if (lockfd < 0) {
-		template_set_err(err, errlen, "cannot lock %s/.lock: %s", tdir, strerror(-lockfd));
+		set_error(err, errlen, "cannot lock %s/.lock: %s", tdir, strerror(-lockfd));
 		return lockfd;
 	}
 	template_remove_stale(tdfd, tdir);
@@ -1246,7 +1233,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 		return ret;
 	if (count > 0) {
 		if (list[count - 1].version == UINT32_MAX) {
-			template_set_err(err, errlen, "template %s has no version number left", name);
+			set_error(err, errlen, "template %s has no version number left", name);
 			return -ERANGE;
 		}
 		version = list[count - 1].version + 1;
@@ -1259,7 +1246,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 		return -ENAMETOOLONG;
 	if (!mkdtemp(build_path)) {
 		ret = -errno;
-		template_set_err(err, errlen, "cannot create a build directory in %s: %s", tdir,
+		set_error(err, errlen, "cannot create a build directory in %s: %s", tdir,
 				 strerror(errno));
 		return ret;
 	}
@@ -1273,12 +1260,12 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	ret = template_build_tree(&job, tdfd, tdir, build_name, progress, err, errlen);
 	if (ret == 0 && renameat2(tdfd, build_name, tdfd, ref, RENAME_NOREPLACE) < 0) {
 		ret = -errno;
-		template_set_err(err, errlen, "cannot rename %s to %s/%s: %s", build_path, tdir, ref,
+		set_error(err, errlen, "cannot rename %s to %s/%s: %s", build_path, tdir, ref,
 				 strerror(errno));
 	}
 	if (ret < 0) {
 		if (!err[0])
-			template_set_err(err, errlen, "building template %s failed: %s", ref,
+			set_error(err, errlen, "building template %s failed: %s", ref,
 					 strerror(-ret));
 		log_error("%s", err);
 		template_remove_build(tdfd, tdir, build_name);
@@ -1289,7 +1276,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 
 	ret = template_read(tdir, name, version, out ? out : &newest, NULL);
 	if (ret < 0) {
-		template_set_err(err, errlen, "template %s was built but cannot be read back", ref);
+		set_error(err, errlen, "template %s was built but cannot be read back", ref);
 		return ret;
 	}
 	progress_say(progress, "Template %s is ready (%llu MB)", ref,
@@ -1325,7 +1312,7 @@ int template_remove(const struct gpubox_config *cfg, const char *ref,
 		return -EINVAL;
 	err[0] = '\0';
 	if (!ref || !template_entry_parse(ref, &e)) {
-		template_set_err(err, errlen, "name a template with its version, as NAME@VERSION (see gpubox admin template ls)");
+		set_error(err, errlen, "name a template with its version, as NAME@VERSION (see gpubox admin template ls)");
 		return -EINVAL;
 	}
 	ret = template_dir_path(cfg, tdir, sizeof(tdir));
@@ -1333,7 +1320,7 @@ int template_remove(const struct gpubox_config *cfg, const char *ref,
 		return ret;
 	tdfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tdfd < 0) {
-		template_set_err(err, errlen, "there is no template %s on this server", ref);
+		set_error(err, errlen, "there is no template %s on this server", ref);
 		return -ENOENT;
 	}
 	/* No build starts or finishes meanwhile. */
@@ -1341,17 +1328,17 @@ int template_remove(const struct gpubox_config *cfg, const char *ref,
 	if (lockfd < 0)
 		return lockfd;
 	if (faccessat(tdfd, ref, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
-		template_set_err(err, errlen, "there is no template %s on this server", ref);
+		set_error(err, errlen, "there is no template %s on this server", ref);
 		return -ENOENT;
 	}
 	ret = in_use(data, ref, who, sizeof(who));
 	if (ret < 0) {
-		template_set_err(err, errlen, "cannot tell whether template %s is in use: %s", ref,
+		set_error(err, errlen, "cannot tell whether template %s is in use: %s", ref,
 				 strerror(-ret));
 		return ret;
 	}
 	if (ret > 0) {
-		template_set_err(err, errlen, "template %s is in use (%s); it can be removed once nothing uses it",
+		set_error(err, errlen, "template %s is in use (%s); it can be removed once nothing uses it",
 				 ref, who);
 		return -EBUSY;
 	}
@@ -1360,7 +1347,7 @@ int template_remove(const struct gpubox_config *cfg, const char *ref,
 	snprintf(doomed, sizeof(doomed), TEMPLATE_BUILD_PREFIX "rm-%s", ref);
 	if (renameat2(tdfd, ref, tdfd, doomed, RENAME_NOREPLACE) < 0) {
 		ret = -errno;
-		template_set_err(err, errlen, "cannot remove template %s: %s", ref, strerror(errno));
+		set_error(err, errlen, "cannot remove template %s: %s", ref, strerror(errno));
 		return ret;
 	}
 	if (fsync(tdfd) < 0)

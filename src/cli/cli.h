@@ -105,6 +105,11 @@ enum {
 	CLI_OPT_RELEASE = 1 << 5,
 	CLI_OPT_FREEZE  = 1 << 6,
 	CLI_OPT_KEEP_HOME = 1 << 7,
+	CLI_OPT_GPU     = 1 << 8,
+	CLI_OPT_AT      = 1 << 9,
+	CLI_OPT_SINCE   = 1 << 10,
+	CLI_OPT_UNTIL   = 1 << 11,
+	CLI_OPT_CSV     = 1 << 12,
 };
 
 #define CLI_KEYS_MAX 16
@@ -118,6 +123,11 @@ struct cli_options {
 	bool help;
 	const char *member;
 	const char *release;
+	const char *gpu;
+	const char *at;
+	const char *since;
+	const char *until;
+	bool csv;
 	const char *keys[CLI_KEYS_MAX];
 	size_t nkeys;
 	int first_arg;   /* index in argv of the first positional argument */
@@ -225,6 +235,13 @@ int cmd_restore(struct cli *cli, const struct cli_command *self, int argc, char 
 int cmd_admin_gpu(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 /* "GPU 0  model  uuid  bus" lines for an array of the agent's GPU objects. */
 void cmd_gpu_print(FILE *out, json_t *gpus, const char *indent);
+
+/* ---- cmd_monitor.c: who uses which GPU, now and before ------------------ */
+
+int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 
 /* ---- cmd_port.c ------------------------------------------------------ */
 

@@ -93,6 +93,21 @@ static int client_final(json_t *msg, json_t **result)
 	return client_error_code(code);
 }
 
+/*
+ * Inside a member's container there is no gpubox.conf and no agent socket
+ * at its usual path, but the container's own socket is bound at
+ * /dev/gpubox/sock: use it when the configured one does not exist.
+ */
+#define CLIENT_GUEST_SOCKET "/dev/gpubox/sock"
+
+static const char *client_socket_path(const struct cli *cli)
+{
+	if (access(cli->cfg.socket_path, F_OK) < 0 && errno == ENOENT &&
+	    access(CLIENT_GUEST_SOCKET, F_OK) == 0)
+		return CLIENT_GUEST_SOCKET;
+	return cli->cfg.socket_path;
+}
+
 int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 {
 	__do_json json_t *request = NULL;
@@ -108,7 +123,7 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 	ret = cli_load_config(cli);
 	if (ret < 0)
 		return ret == -EINVAL ? -EIO : ret;
-	ret = client_connect(cli->cfg.socket_path, &fd);
+	ret = client_connect(client_socket_path(cli), &fd);
 	if (ret < 0)
 		return ret == -EINVAL ? -EIO : ret;
 

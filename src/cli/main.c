@@ -63,6 +63,24 @@ static const struct cli_command cli_commands[] = {
 	{ "admin", cmd_admin, true,
 	  "admin user|template|gpu|ls ...",
 	  "Manage members, templates and containers (admins only; see gpubox admin --help)." },
+	{ "ps", cmd_ps, false,
+	  "ps [--json] [--member NAME]",
+	  "Show your processes on the server's GPUs, with their process ids inside your "
+	  "container (ready for kill), GPU memory, SM use, running time and command.  Works "
+	  "inside your container too.  Admins without --member see every process." },
+	{ "gpus", cmd_gpus, false,
+	  "gpus [--json]",
+	  "Show every GPU of the server: use, memory, temperature, and who is on it; free "
+	  "GPUs are marked.  Works inside your container too." },
+	{ "history", cmd_history, false,
+	  "history [--gpu N] [--at TIME | --since TIME [--until TIME]] [--json]",
+	  "What the GPUs did in the past.  With --gpu N --at TIME, the state of GPU N at that "
+	  "moment and who used it (\"4 hours ago\", \"14:00\", \"2026-11-23 14:00\").  With "
+	  "--since (default 1h), a table over the period." },
+	{ "usage", cmd_usage, false,
+	  "usage [--since TIME] [--until TIME] [--csv | --json]",
+	  "GPU-hours and GPU-memory-hours (GiB x hours) per member over a period (default: "
+	  "the last 7 days, --since 7d)." },
 	{ "version", cmd_version, false,
 	  "version [--json]",
 	  "Print the version of this program and of the server's agent." },
@@ -295,6 +313,11 @@ enum {
 	OPT_PURGE,
 	OPT_FREEZE,
 	OPT_KEEP_HOME,
+	OPT_GPU,
+	OPT_AT,
+	OPT_SINCE,
+	OPT_UNTIL,
+	OPT_CSV,
 };
 
 static const struct option cli_long_options[] = {
@@ -306,6 +329,11 @@ static const struct option cli_long_options[] = {
 	{ "purge",   no_argument,       NULL, OPT_PURGE },
 	{ "freeze",  no_argument,       NULL, OPT_FREEZE },
 	{ "keep-home", no_argument,     NULL, OPT_KEEP_HOME },
+	{ "gpu",     required_argument, NULL, OPT_GPU },
+	{ "at",      required_argument, NULL, OPT_AT },
+	{ "since",   required_argument, NULL, OPT_SINCE },
+	{ "until",   required_argument, NULL, OPT_UNTIL },
+	{ "csv",     no_argument,       NULL, OPT_CSV },
 	{ "key",     required_argument, NULL, 'k' },
 	{ "release", required_argument, NULL, 'r' },
 	{ NULL, 0, NULL, 0 },
@@ -326,6 +354,8 @@ int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, 
 		{ 'j', CLI_OPT_JSON }, { 'm', CLI_OPT_MEMBER }, { 'y', CLI_OPT_YES },
 		{ OPT_PURGE, CLI_OPT_PURGE }, { 'k', CLI_OPT_KEY }, { 'r', CLI_OPT_RELEASE },
 		{ OPT_FREEZE, CLI_OPT_FREEZE }, { OPT_KEEP_HOME, CLI_OPT_KEEP_HOME },
+		{ OPT_GPU, CLI_OPT_GPU }, { OPT_AT, CLI_OPT_AT }, { OPT_SINCE, CLI_OPT_SINCE },
+		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV },
 	};
 	int c;
 
@@ -377,6 +407,21 @@ int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, 
 			break;
 		case 'r':
 			opts->release = optarg;
+			break;
+		case OPT_GPU:
+			opts->gpu = optarg;
+			break;
+		case OPT_AT:
+			opts->at = optarg;
+			break;
+		case OPT_SINCE:
+			opts->since = optarg;
+			break;
+		case OPT_UNTIL:
+			opts->until = optarg;
+			break;
+		case OPT_CSV:
+			opts->csv = true;
 			break;
 		case ':':
 			return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]), -EINVAL;

@@ -58,6 +58,16 @@ static const struct config_key config_keys[] = {
 	KEY("gpu_capabilities",     CONFIG_STRING, gpu_capabilities),
 	KEY("gpu_default",          CONFIG_STRING, gpu_default),
 	KEY("gpu_ldconfig",         CONFIG_STRING, gpu_ldconfig),
+	KEY("sample_interval",      CONFIG_UINT,   sample_interval),
+	KEY("history_full",         CONFIG_UINT,   history_full),
+	KEY("history_days",         CONFIG_UINT,   history_days),
+	KEY("metrics_listen",       CONFIG_STRING, metrics_listen),
+	KEY("metrics_token_file",   CONFIG_STRING, metrics_token_file),
+	KEY("show_members",         CONFIG_BOOL,   show_members),
+	KEY("guest_cli",            CONFIG_STRING, guest_cli),
+	KEY("hub_url",              CONFIG_STRING, hub_url),
+	KEY("hub_token_file",       CONFIG_STRING, hub_token_file),
+	KEY("hub_poll",             CONFIG_UINT,   hub_poll),
 	KEY("start_timeout",        CONFIG_UINT,   start_timeout),
 	KEY("stop_timeout",         CONFIG_UINT,   stop_timeout),
 	KEY("debug",                CONFIG_BOOL,   debug),
@@ -109,6 +119,16 @@ void config_set_defaults(struct gpubox_config *cfg)
 	snprintf(cfg->gpu_capabilities, sizeof(cfg->gpu_capabilities), "utility compute");
 	snprintf(cfg->gpu_default, sizeof(cfg->gpu_default), "all");
 	snprintf(cfg->gpu_ldconfig, sizeof(cfg->gpu_ldconfig), "/sbin/ldconfig");
+	cfg->sample_interval = 1000;
+	cfg->history_full = 3600;
+	cfg->history_days = 30;
+	snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "127.0.0.1:9400");
+	cfg->metrics_token_file[0] = '\0';
+	cfg->show_members = true;
+	snprintf(cfg->guest_cli, sizeof(cfg->guest_cli), "%s/gpubox", GPUBOX_BINDIR);
+	cfg->hub_url[0] = '\0';      /* empty: no hub, members are added here */
+	cfg->hub_token_file[0] = '\0';
+	cfg->hub_poll = 5;
 	cfg->start_timeout = 90;
 	cfg->stop_timeout = 30;
 	cfg->debug = false;
@@ -215,11 +235,119 @@ static int config_check_gpu(const struct gpubox_config *cfg, char *err, size_t e
 	return 0;
 }
 
+/* The host of a URL: a DNS name ([A-Za-z0-9-] labels joined by dots) or
+ * an IPv6 address in brackets; len characters from host. */
+static bool config_url_host_ok(const char *host, size_t len)
+{
+	if (len == 0 || len > 253)
+		return false;
+	if (host[0] == '[') {
+		if (len < 3 || host[len - 1] != ']')
+			return false;
+		for (size_t i = 1; i < len - 1; i++)
+			if (!isxdigit((unsigned char)host[i]) && host[i] != ':' && host[i] != '.')
+				return false;
+		return true;
+	}
+	for (size_t i = 0, label = 0; i < len; i++) {
+		if (host[i] == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)host[i]) || (host[i] == '-' && label > 0)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return host[len - 1] != '.' && host[len - 1] != '-';
+}
+
+/*
+ * hub_url: http:// or https://, a host, an optional :PORT (1-65535) and an
+ * optional path of [A-Za-z0-9._~/-].  No user, query or fragment: the
+ * agent appends /api/v1/... to it, and libcurl is given nothing else.
+ */
+static bool config_hub_url_ok(const char *url)
+{
+	const char *host, *end, *p;
+	size_t hostlen;
+
+	if (str_has_prefix(url, "https://"))
+		host = url + 8;
+	else if (str_has_prefix(url, "http://"))
+		host = url + 7;
+	else
+		return false;
+	end = host[0] == '[' ? strchr(host, ']') : host + strcspn(host, ":/");
+	if (!end)
+		return false;
+	if (host[0] == '[')
+		end++;
+	hostlen = (size_t)(end - host);
+	if (!config_url_host_ok(host, hostlen))
+		return false;
+	p = end;
+	if (*p == ':') {
+		char port[8];
+		size_t digits = strcspn(p + 1, "/");
+		uint32_t number;
+
+		if (digits == 0 || digits >= sizeof(port))
+			return false;
+		memcpy(port, p + 1, digits);
+		port[digits] = '\0';
+		if (strspn(port, "0123456789") != digits || parse_uint32(port, &number) < 0 ||
+		    number == 0 || number > 65535)
+			return false;
+		p += 1 + digits;
+	}
+	if (*p && *p != '/')
+		return false;
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._~/-", *p))
+			return false;
+	return true;
+}
+
+static int config_check_hub(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->hub_poll < 1 || cfg->hub_poll > 3600) {
+		snprintf(err, errlen, "hub_poll is in seconds, from 1 to 3600");
+		return -EINVAL;
+	}
+	if (!cfg->hub_url[0])
+		return 0;
+	if (strlen(cfg->hub_url) > 512 || !config_hub_url_ok(cfg->hub_url)) {
+		snprintf(err, errlen, "hub_url must be http:// or https://, a host name or address, an optional :PORT and an optional path, such as https://hub.example.org");
+		return -EINVAL;
+	}
+	if (cfg->hub_token_file[0] != '/') {
+		snprintf(err, errlen, "hub_url needs hub_token_file: the absolute path of the file holding this server's token (gpubox-hub server add)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Checks that span keys, after the whole file is read. */
 static int config_check(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
-	if (config_check_gpu(cfg, err, errlen) < 0)
+	if (config_check_gpu(cfg, err, errlen) < 0 || config_check_hub(cfg, err, errlen) < 0)
 		return -EINVAL;
+	if (cfg->sample_interval < 100 || cfg->sample_interval > 60000) {
+		snprintf(err, errlen, "sample_interval is in milliseconds, from 100 to 60000");
+		return -EINVAL;
+	}
+	if (cfg->history_full < 60 || cfg->history_full > 7 * 86400 ||
+	    cfg->history_days < 1 || cfg->history_days > 3660) {
+		snprintf(err, errlen, "history_full takes 60 to 604800 seconds and history_days 1 to 3660 days");
+		return -EINVAL;
+	}
+	if (cfg->guest_cli[0] && (cfg->guest_cli[0] != '/' || strpbrk(cfg->guest_cli, " \t"))) {
+		snprintf(err, errlen, "guest_cli must be empty or an absolute path without blanks");
+		return -EINVAL;
+	}
 	if (cfg->ssh_port_range.last > 65535 || cfg->forward_port_range.last > 65535 ||
 	    cfg->ssh_port_range.first == 0 || cfg->forward_port_range.first == 0) {
 		snprintf(err, errlen, "port ranges must lie within 1-65535");

@@ -59,6 +59,18 @@ struct gpubox_config {
 	char gpu_default[CONFIG_TEXT_MAX];      /* a container's GPUs: all, none, or indices/UUIDs */
 	char gpu_ldconfig[CONFIG_PATH_MAX];     /* the host's static ldconfig */
 
+	uint32_t sample_interval;      /* milliseconds between readings of the server */
+	uint32_t history_full;         /* seconds of full-resolution history */
+	uint32_t history_days;         /* days of one-minute history */
+	char metrics_listen[CONFIG_NAME_MAX];   /* "HOST:PORT" of /metrics; "": none */
+	char metrics_token_file[CONFIG_PATH_MAX];/* bearer token; required off loopback */
+	bool show_members;             /* gpus and usage name other members */
+	char guest_cli[CONFIG_PATH_MAX];        /* gpubox bound into containers; "": none */
+
+	char hub_url[CONFIG_TEXT_MAX];          /* http(s)://host[:port][/path] of gpubox-hub; "": none */
+	char hub_token_file[CONFIG_PATH_MAX];   /* this server's token (gpubox-hub server add) */
+	uint32_t hub_poll;             /* seconds between conditional requests to the hub */
+
 	uint32_t start_timeout;        /* seconds until the container's sshd answers */
 	uint32_t stop_timeout;         /* seconds of clean shutdown before a kill */
 	bool debug;

@@ -35,4 +35,8 @@ bool str_has_prefix(const char *s, const char *prefix);
  * (the text is then incomplete and the caller frees it). */
 bool memstream_close(FILE *f);
 
+/* One sentence into err (which may be NULL or of length 0: then nothing). */
+__attribute__((format(printf, 3, 4)))
+void set_error(char *err, size_t errlen, const char *fmt, ...);
+
 #endif

@@ -51,6 +51,10 @@ done_testing() {
 
 gpubox() { "$GBX_BIN/gpubox" "$@"; }
 
+# The agent's environment: the fake NVML library and the file it reads
+# (env execs the agent, so $! is the agent's pid).
+gbx_agent_env() { echo env LD_LIBRARY_PATH="$GBX_BIN/nvml" FAKE_NVML_STATE="$GBX_NVML_STATE"; }
+
 # Run the CLI as a host user (a member), as sshd would.
 as_user() {
 	local user=$1
@@ -109,7 +113,7 @@ lxc_attach() { # NAME command...: run as the container's root
 
 # Start the agent again (after a test killed it); waits for its socket.
 restart_agent() {
-	"$GBX_BIN/gpuboxd" --foreground --config "$GBX_CONF" >>"$GBX_DIR/agent.log" 2>&1 &
+	$(gbx_agent_env) "$GBX_BIN/gpuboxd" --foreground --config "$GBX_CONF" >>"$GBX_DIR/agent.log" 2>&1 &
 	echo $! >"$GBX_DIR/agent.pid"
 	for _ in $(seq 100); do
 		gpubox version >/dev/null 2>&1 && return 0

@@ -1,0 +1,1372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent's past, in its own SQLite file (<state_dir>/history.db), apart
+ * from the records of db.c: it is written every second, may be deleted
+ * at any time without harm, and its size is bounded by the GPUs and the
+ * members, never by the uptime.  Every tick is kept at full resolution
+ * for history_full seconds; each complete minute is folded into one row
+ * per GPU, per member and GPU, and for the host, kept history_days days.
+ *
+ * The schema is an interface: the system tests write a synthetic past into
+ * it with the sqlite3 shell.  Times are unix milliseconds, memory and disk
+ * in bytes, utilisation in percent, power in milliwatts, network rates in
+ * bytes per second; a value that was not known is NULL.
+ *
+ *   gpu_samples(t, gpu, uuid, util, mem_used, mem_total, temperature,
+ *               power_mw)                                  PK (t, gpu)
+ *   member_samples(t, gpu, member, mem_used, sm_util, processes,
+ *               interval_ms)                               PK (t, gpu, member)
+ *       one row per member per GPU per tick, summed over the member's
+ *       processes there (processes: how many, default 1); the host's
+ *       processes under member ''.  interval_ms: the time the tick stands
+ *       for, the spacing from the tick before, capped (see
+ *       history_tick_interval()); 0 for the first tick ever; default 1000.
+ *   host_samples(t, cpu_percent, mem_used, mem_total, load1, disk_used,
+ *               net_rx_rate, net_tx_rate)                  PK (t)
+ *   gpu_minutes(t, gpu, uuid, util_avg, util_max, mem_used_avg,
+ *               mem_used_max, mem_total, temperature_max, power_mw_avg,
+ *               samples)                                   PK (t, gpu)
+ *   member_minutes(t, gpu, member, mem_used_avg, mem_used_max,
+ *               sm_util_avg, processes_max, seconds, samples)
+ *                                                          PK (t, gpu, member)
+ *       seconds: the sum of the interval_ms of the member's rows there
+ *       (the time it had a process on the GPU), default 60.
+ *   host_minutes(t, cpu_avg, mem_used_avg, mem_total, load1_avg,
+ *               disk_used, net_rx_avg, net_tx_avg, samples) PK (t)
+ *       t of a minute row: the minute's start (a multiple of 60000);
+ *       samples: how many ticks were folded into it, default 60.
+ *   meta(key, value): 'schema_version' (1), 'aggregated_until' (the
+ *       watermark: every minute before it has been folded).  Full rows
+ *       older than the watermark are never folded, so a synthetic past
+ *       goes into the *_minutes tables; a file without a watermark at
+ *       open gets one just after its newest minute row.
+ *
+ * Queries answer from the minutes before the watermark and from the full
+ * rows after it, so nothing is counted twice.  In JSON, a number is an
+ * integer where it is whole and a value that was not known is null.  The
+ * host's processes appear as member "" in history_gpu_at() and
+ * history_range(); history_usage() leaves them out.
+ *
+ * Two connections (SQLITE_OPEN_FULLMUTEX): the sampler records and
+ * compacts on one while requests read on the other, which WAL allows, so
+ * a long query never delays a tick.  Each has a mutex of ours, since its
+ * prepared statements are shared by the threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "log.h"
+#include "banned.h"
+
+#define HISTORY_SCHEMA_VERSION 1
+#define HISTORY_MINUTE_MS 60000LL
+/* A gap between ticks counts at most this much, or twice the gap before
+ * it: an agent restarted after an hour does not invent an hour of use. */
+#define HISTORY_GAP_CAP_MS 5000LL
+/* history_gpu_at() takes a full sample this close, at least. */
+#define HISTORY_NEAR_MIN_MS 2000LL
+#define HISTORY_NEAR_MAX_MS 120000LL
+#define HISTORY_POINTS_DEFAULT 500u
+#define HISTORY_POINTS_MAX 5000u
+/* 9999-12-31 23:59:59.999 UTC: keeps every sum of times far from overflow. */
+#define HISTORY_TIME_MAX_MS 253402300799999LL
+
+static const char history_schema[] =
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);"
+	"CREATE TABLE IF NOT EXISTS gpu_samples ("
+	"  t INTEGER NOT NULL, gpu INTEGER NOT NULL, uuid TEXT, util INTEGER,"
+	"  mem_used INTEGER, mem_total INTEGER, temperature INTEGER, power_mw INTEGER,"
+	"  PRIMARY KEY (t, gpu)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS member_samples ("
+	"  t INTEGER NOT NULL, gpu INTEGER NOT NULL, member TEXT NOT NULL, mem_used INTEGER,"
+	"  sm_util INTEGER, processes INTEGER NOT NULL DEFAULT 1,"
+	"  interval_ms INTEGER NOT NULL DEFAULT 1000,"
+	"  PRIMARY KEY (t, gpu, member)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS host_samples ("
+	"  t INTEGER PRIMARY KEY, cpu_percent REAL, mem_used INTEGER, mem_total INTEGER,"
+	"  load1 REAL, disk_used INTEGER, net_rx_rate REAL, net_tx_rate REAL);"
+	"CREATE TABLE IF NOT EXISTS gpu_minutes ("
+	"  t INTEGER NOT NULL, gpu INTEGER NOT NULL, uuid TEXT, util_avg REAL, util_max INTEGER,"
+	"  mem_used_avg REAL, mem_used_max INTEGER, mem_total INTEGER, temperature_max INTEGER,"
+	"  power_mw_avg REAL, samples INTEGER NOT NULL DEFAULT 60,"
+	"  PRIMARY KEY (t, gpu)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS member_minutes ("
+	"  t INTEGER NOT NULL, gpu INTEGER NOT NULL, member TEXT NOT NULL, mem_used_avg REAL,"
+	"  mem_used_max INTEGER, sm_util_avg REAL, processes_max INTEGER,"
+	"  seconds REAL NOT NULL DEFAULT 60, samples INTEGER NOT NULL DEFAULT 60,"
+	"  PRIMARY KEY (t, gpu, member)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS host_minutes ("
+	"  t INTEGER PRIMARY KEY, cpu_avg REAL, mem_used_avg REAL, mem_total INTEGER,"
+	"  load1_avg REAL, disk_used INTEGER, net_rx_avg REAL, net_tx_avg REAL,"
+	"  samples INTEGER NOT NULL DEFAULT 60);";
+
+/* A weighted sum of a column and the weight of its known values. */
+#define HISTORY_WSUM(x) "total(" x " * w), total(CASE WHEN " x " IS NULL THEN 0 ELSE w END)"
+/* In the range queries: ?1 the first bucket's start, ?2 the end, ?3 where
+ * the minutes give way to full rows, ?4 the bucket's length, ?5 the GPU
+ * (< 0: all). */
+#define HISTORY_MINUTES_PART "t >= ?1 AND t < ?3 AND t < ?2"
+#define HISTORY_SAMPLES_PART "t >= ?3 AND t >= ?1 AND t < ?2"
+
+enum history_statement {
+	HS_BEGIN,
+	HS_COMMIT,
+	HS_ROLLBACK,
+	HS_META_GET,
+	HS_META_SET,
+	HS_INSERT_GPU,
+	HS_INSERT_MEMBER,
+	HS_INSERT_HOST,
+	HS_FOLD_GPU,
+	HS_FOLD_MEMBER,
+	HS_FOLD_HOST,
+	HS_PRUNE_GPU_SAMPLES,
+	HS_PRUNE_MEMBER_SAMPLES,
+	HS_PRUNE_HOST_SAMPLES,
+	HS_PRUNE_GPU_MINUTES,
+	HS_PRUNE_MEMBER_MINUTES,
+	HS_PRUNE_HOST_MINUTES,
+	/* The queries, on the reading connection. */
+	HS_FIRST_READ,
+	HS_READ_BEGIN = HS_FIRST_READ,
+	HS_READ_END,
+	HS_READ_META_GET,
+	HS_GPU_AT_SAMPLE,
+	HS_GPU_AT_MINUTE,
+	HS_MEMBERS_AT_SAMPLE,
+	HS_MEMBERS_AT_MINUTE,
+	HS_OLDEST_FULL,
+	HS_RANGE_GPU,
+	HS_RANGE_MEMBER,
+	HS_RANGE_HOST,
+	HS_USAGE,
+	HS_COUNT,
+};
+
+static const char *const history_sql[HS_COUNT] = {
+	[HS_BEGIN] = "BEGIN IMMEDIATE",
+	[HS_COMMIT] = "COMMIT",
+	[HS_ROLLBACK] = "ROLLBACK",
+	[HS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[HS_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+	[HS_INSERT_GPU] =
+		"INSERT OR REPLACE INTO gpu_samples (t, gpu, uuid, util, mem_used, mem_total,"
+		" temperature, power_mw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[HS_INSERT_MEMBER] =
+		"INSERT OR REPLACE INTO member_samples (t, gpu, member, mem_used, sm_util, processes,"
+		" interval_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[HS_INSERT_HOST] =
+		"INSERT OR REPLACE INTO host_samples (t, cpu_percent, mem_used, mem_total, load1,"
+		" disk_used, net_rx_rate, net_tx_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	/* Fold the full rows of [?1, ?2) into minutes. */
+	[HS_FOLD_GPU] =
+		"INSERT OR REPLACE INTO gpu_minutes (t, gpu, uuid, util_avg, util_max, mem_used_avg,"
+		" mem_used_max, mem_total, temperature_max, power_mw_avg, samples)"
+		" SELECT t / 60000 * 60000 AS m, gpu, max(uuid), avg(util), max(util),"
+		" round(avg(mem_used)), max(mem_used), max(mem_total), max(temperature),"
+		" round(avg(power_mw)), count(*)"
+		" FROM gpu_samples WHERE t >= ?1 AND t < ?2 GROUP BY m, gpu",
+	[HS_FOLD_MEMBER] =
+		"INSERT OR REPLACE INTO member_minutes (t, gpu, member, mem_used_avg, mem_used_max,"
+		" sm_util_avg, processes_max, seconds, samples)"
+		" SELECT t / 60000 * 60000 AS m, gpu, member, round(avg(mem_used)), max(mem_used),"
+		" avg(sm_util), max(processes), total(interval_ms) / 1000.0, count(*)"
+		" FROM member_samples WHERE t >= ?1 AND t < ?2 GROUP BY m, gpu, member",
+	[HS_FOLD_HOST] =
+		"INSERT OR REPLACE INTO host_minutes (t, cpu_avg, mem_used_avg, mem_total, load1_avg,"
+		" disk_used, net_rx_avg, net_tx_avg, samples)"
+		" SELECT t / 60000 * 60000 AS m, avg(cpu_percent), round(avg(mem_used)), max(mem_total),"
+		" avg(load1), max(disk_used), avg(net_rx_rate), avg(net_tx_rate), count(*)"
+		" FROM host_samples WHERE t >= ?1 AND t < ?2 GROUP BY m",
+	[HS_PRUNE_GPU_SAMPLES] = "DELETE FROM gpu_samples WHERE t < ?1",
+	[HS_PRUNE_MEMBER_SAMPLES] = "DELETE FROM member_samples WHERE t < ?1",
+	[HS_PRUNE_HOST_SAMPLES] = "DELETE FROM host_samples WHERE t < ?1",
+	[HS_PRUNE_GPU_MINUTES] = "DELETE FROM gpu_minutes WHERE t < ?1",
+	[HS_PRUNE_MEMBER_MINUTES] = "DELETE FROM member_minutes WHERE t < ?1",
+	[HS_PRUNE_HOST_MINUTES] = "DELETE FROM host_minutes WHERE t < ?1",
+	/* One snapshot for the several statements of a query. */
+	[HS_READ_BEGIN] = "BEGIN",
+	[HS_READ_END] = "COMMIT",
+	[HS_READ_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	/* ?1 the GPU, ?2 the time, ?3 how far a sample may be. */
+	[HS_GPU_AT_SAMPLE] =
+		"SELECT t, uuid, util, mem_used, mem_total, temperature, power_mw FROM gpu_samples"
+		" WHERE t >= ?2 - ?3 AND t <= ?2 + ?3 AND gpu = ?1 ORDER BY abs(t - ?2), t LIMIT 1",
+	[HS_GPU_AT_MINUTE] =
+		"SELECT t, uuid, util_avg, mem_used_avg, mem_total, temperature_max, power_mw_avg"
+		" FROM gpu_minutes WHERE t = ?2 AND gpu = ?1",
+	[HS_MEMBERS_AT_SAMPLE] =
+		"SELECT member, mem_used, sm_util, processes FROM member_samples"
+		" WHERE t = ?2 AND gpu = ?1 ORDER BY member",
+	[HS_MEMBERS_AT_MINUTE] =
+		"SELECT member, mem_used_avg, sm_util_avg, processes_max FROM member_minutes"
+		" WHERE t = ?2 AND gpu = ?1 ORDER BY member",
+	[HS_OLDEST_FULL] =
+		"SELECT min(t) FROM (SELECT min(t) AS t FROM gpu_samples"
+		" UNION ALL SELECT min(t) FROM host_samples)",
+	[HS_RANGE_GPU] =
+		"SELECT gpu, (t - ?1) / ?4 AS b, max(uuid), " HISTORY_WSUM("util") ", "
+		HISTORY_WSUM("mem_used") ", max(mem_total), " HISTORY_WSUM("temperature") ", "
+		HISTORY_WSUM("power_mw") " FROM ("
+		" SELECT t, gpu, uuid, util_avg AS util, mem_used_avg AS mem_used, mem_total,"
+		" temperature_max AS temperature, power_mw_avg AS power_mw, samples AS w"
+		" FROM gpu_minutes WHERE " HISTORY_MINUTES_PART " AND (?5 < 0 OR gpu = ?5)"
+		" UNION ALL SELECT t, gpu, uuid, util, mem_used, mem_total, temperature, power_mw, 1"
+		" FROM gpu_samples WHERE " HISTORY_SAMPLES_PART " AND (?5 < 0 OR gpu = ?5))"
+		" GROUP BY gpu, b ORDER BY gpu, b",
+	[HS_RANGE_MEMBER] =
+		"SELECT gpu, member, (t - ?1) / ?4 AS b, " HISTORY_WSUM("mem_used") ", "
+		HISTORY_WSUM("sm_util") " FROM ("
+		" SELECT t, gpu, member, mem_used_avg AS mem_used, sm_util_avg AS sm_util, samples AS w"
+		" FROM member_minutes WHERE " HISTORY_MINUTES_PART " AND (?5 < 0 OR gpu = ?5)"
+		" UNION ALL SELECT t, gpu, member, mem_used, sm_util, 1"
+		" FROM member_samples WHERE " HISTORY_SAMPLES_PART " AND (?5 < 0 OR gpu = ?5))"
+		" GROUP BY gpu, member, b ORDER BY gpu, member, b",
+	[HS_RANGE_HOST] =
+		"SELECT (t - ?1) / ?4 AS b, " HISTORY_WSUM("cpu") ", " HISTORY_WSUM("mem_used") ","
+		" max(mem_total), " HISTORY_WSUM("load1") " FROM ("
+		" SELECT t, cpu_avg AS cpu, mem_used_avg AS mem_used, mem_total, load1_avg AS load1,"
+		" samples AS w FROM host_minutes WHERE " HISTORY_MINUTES_PART
+		" UNION ALL SELECT t, cpu_percent, mem_used, mem_total, load1, 1"
+		" FROM host_samples WHERE " HISTORY_SAMPLES_PART ")"
+		" GROUP BY b ORDER BY b",
+	/* ?1 from, ?2 to, ?3 the watermark.  Minutes count whole, by their start. */
+	[HS_USAGE] =
+		"SELECT member, total(sec), total(memsec), max(mx) FROM ("
+		" SELECT member, seconds AS sec, mem_used_avg * seconds AS memsec, mem_used_max AS mx"
+		" FROM member_minutes WHERE t >= ?1 AND t < ?2 AND t < ?3 AND member <> ''"
+		" UNION ALL SELECT member, interval_ms / 1000.0, mem_used * (interval_ms / 1000.0),"
+		" mem_used FROM member_samples WHERE t >= ?3 AND t >= ?1 AND t < ?2 AND member <> '')"
+		" GROUP BY member HAVING total(sec) > 0 ORDER BY total(sec) DESC, member",
+};
+
+struct history {
+	sqlite3 *db;               /* record and compact */
+	sqlite3 *reader;           /* the queries */
+	pthread_mutex_t write_lock;
+	pthread_mutex_t read_lock;
+	struct history_limits limits;
+	sqlite3_stmt *stmt[HS_COUNT];
+	long long last_tick_ms;    /* -1: none recorded */
+	_Atomic long long last_gap_ms; /* the spacing before the last tick; 0 unknown */
+};
+
+static int history_error(sqlite3 *db, const char *what)
+{
+	log_error("history: %s: %s", what, sqlite3_errmsg(db));
+	return -EIO;
+}
+
+static void history_resetp(sqlite3_stmt **stmt)
+{
+	if (*stmt)
+		sqlite3_reset(*stmt);
+}
+/* Reset when done, so that no read stays open and blocks a checkpoint. */
+#define __do_reset __attribute__((cleanup(history_resetp)))
+
+static void history_finalizep(sqlite3_stmt **stmt)
+{
+	sqlite3_finalize(*stmt);
+}
+#define __do_finalize __attribute__((cleanup(history_finalizep)))
+
+/* A kept statement, reset and without bindings. */
+static sqlite3_stmt *history_stmt(struct history *h, enum history_statement which)
+{
+	sqlite3_stmt *stmt = h->stmt[which];
+
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return stmt;
+}
+
+/* Step a statement that returns no row. */
+static int history_run(sqlite3_stmt *stmt, const char *what)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		history_error(sqlite3_db_handle(stmt), what);
+		sqlite3_reset(stmt);
+		return -EIO;
+	}
+	sqlite3_reset(stmt);
+	return 0;
+}
+
+static int history_exec(struct history *h, enum history_statement which)
+{
+	return history_run(history_stmt(h, which), history_sql[which]);
+}
+
+static void history_rollback(struct history *h)
+{
+	sqlite3_stmt *stmt = history_stmt(h, HS_ROLLBACK);
+
+	sqlite3_step(stmt);
+	sqlite3_reset(stmt);
+}
+
+/* One statement with a single time parameter ?1. */
+static int history_exec_at(struct history *h, enum history_statement which, long long t)
+{
+	sqlite3_stmt *stmt = history_stmt(h, which);
+
+	sqlite3_bind_int64(stmt, 1, t);
+	return history_run(stmt, history_sql[which]);
+}
+
+static void history_bind_u64(sqlite3_stmt *stmt, int index, uint64_t value, bool known)
+{
+	if (known && value <= (uint64_t)INT64_MAX)
+		sqlite3_bind_int64(stmt, index, (sqlite3_int64)value);
+	else
+		sqlite3_bind_null(stmt, index);
+}
+
+/* A count or percent where < 0 means unknown. */
+static void history_bind_level(sqlite3_stmt *stmt, int index, long long value)
+{
+	if (value >= 0)
+		sqlite3_bind_int64(stmt, index, value);
+	else
+		sqlite3_bind_null(stmt, index);
+}
+
+/* Neither NaN nor an infinity (for which v - v is NaN): no libm needed. */
+static bool history_finite(double value)
+{
+	return value - value == 0;
+}
+
+static void history_bind_real(sqlite3_stmt *stmt, int index, double value)
+{
+	if (history_finite(value))
+		sqlite3_bind_double(stmt, index, value);
+	else
+		sqlite3_bind_null(stmt, index);
+}
+
+/* A fixed-size field that may lack its NUL. */
+static void history_bind_name(sqlite3_stmt *stmt, int index, const char *text, size_t size,
+			      bool empty_is_null)
+{
+	size_t len = strnlen(text, size);
+
+	if (len == 0 && empty_is_null)
+		sqlite3_bind_null(stmt, index);
+	else
+		sqlite3_bind_text(stmt, index, text, (int)len, SQLITE_TRANSIENT);
+}
+
+/* ---- meta ----------------------------------------------------------------- */
+
+/* -ENOENT when the key is absent.  which: HS_META_GET or HS_READ_META_GET. */
+static int history_meta_lookup(struct history *h, enum history_statement which, const char *key,
+			       long long *value)
+{
+	__do_reset sqlite3_stmt *stmt = history_stmt(h, which);
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return history_error(sqlite3_db_handle(stmt), "reading meta");
+	*value = sqlite3_column_int64(stmt, 0);
+	return 0;
+}
+
+static int history_meta_get(struct history *h, const char *key, long long *value)
+{
+	return history_meta_lookup(h, HS_META_GET, key, value);
+}
+
+static int history_meta_set(struct history *h, const char *key, long long value)
+{
+	sqlite3_stmt *stmt = history_stmt(h, HS_META_SET);
+
+	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, value);
+	return history_run(stmt, "writing meta");
+}
+
+/* Every minute before it is folded; 0 when none is.  which: as for
+ * history_meta_lookup(). */
+static int history_watermark(struct history *h, enum history_statement which, long long *watermark)
+{
+	int ret = history_meta_lookup(h, which, "aggregated_until", watermark);
+
+	if (ret == -ENOENT) {
+		*watermark = 0;
+		return 0;
+	}
+	return ret;
+}
+
+/* ---- open and close --------------------------------------------------------- */
+
+/* Created 0600 before SQLite opens it: who ran what, when, is private. */
+static int history_create_file(const char *path)
+{
+	__do_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return log_error_errno(-errno, errno, "history: cannot open %s", path);
+	if (fchmod(fd, 0600) < 0)
+		return log_error_errno(-errno, errno, "history: cannot chmod %s", path);
+	return 0;
+}
+
+/* A one-off query of one integer; *found false when it gave NULL or no row. */
+static int history_query_int(struct history *h, const char *sql, long long *value, bool *found)
+{
+	__do_finalize sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	*found = false;
+	if (sqlite3_prepare_v2(h->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return history_error(h->db, sql);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+		*value = sqlite3_column_int64(stmt, 0);
+		*found = true;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		return history_error(h->db, sql);
+	}
+	return 0;
+}
+
+static int history_check_version(struct history *h)
+{
+	long long version;
+	int ret = history_meta_get(h, "schema_version", &version);
+
+	if (ret == -ENOENT)
+		return history_meta_set(h, "schema_version", HISTORY_SCHEMA_VERSION);
+	if (ret < 0)
+		return ret;
+	if (version != HISTORY_SCHEMA_VERSION) {
+		log_error("history: the database has schema version %lld, this gpuboxd knows %d; move it aside",
+			  version, HISTORY_SCHEMA_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	return 0;
+}
+
+/* Without a watermark (a new file, or one the system tests wrote by hand),
+ * the minutes already there count as folded. */
+static int history_init_watermark(struct history *h)
+{
+	long long watermark, newest;
+	bool found;
+	int ret;
+
+	ret = history_meta_get(h, "aggregated_until", &watermark);
+	if (ret != -ENOENT)
+		return ret;
+	ret = history_query_int(h,
+				"SELECT max(t) FROM (SELECT max(t) AS t FROM gpu_minutes"
+				" UNION ALL SELECT max(t) FROM member_minutes"
+				" UNION ALL SELECT max(t) FROM host_minutes)",
+				&newest, &found);
+	if (ret < 0)
+		return ret;
+	return history_meta_set(h, "aggregated_until", found ? newest + HISTORY_MINUTE_MS : 0);
+}
+
+/* The last tick and the spacing before it, so that a restarted agent
+ * carries on counting. */
+static int history_load_ticks(struct history *h)
+{
+	__do_finalize sqlite3_stmt *stmt = NULL;
+	long long t[2];
+	int n = 0, rc;
+
+	h->last_tick_ms = -1;
+	h->last_gap_ms = 0;
+	if (sqlite3_prepare_v2(h->db, "SELECT t FROM host_samples ORDER BY t DESC LIMIT 2", -1,
+			       &stmt, NULL) != SQLITE_OK)
+		return history_error(h->db, "reading the last tick");
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		t[n++] = sqlite3_column_int64(stmt, 0);
+	if (rc != SQLITE_DONE)
+		return history_error(h->db, "reading the last tick");
+	if (n > 0)
+		h->last_tick_ms = t[0];
+	if (n > 1)
+		h->last_gap_ms = t[0] - t[1];
+	return 0;
+}
+
+static int history_connect(const char *path, int flags, sqlite3 **db)
+{
+	if (sqlite3_open_v2(path, db, flags | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
+		log_error("history: cannot open %s: %s", path,
+			  *db ? sqlite3_errmsg(*db) : "out of memory");
+		return -EIO;
+	}
+	sqlite3_busy_timeout(*db, 5000);
+	return 0;
+}
+
+static int history_create_schema(struct history *h)
+{
+	char *msg = NULL;
+
+	/* The WAL is truncated back to 4 MiB after a checkpoint, so that the
+	 * file's size stays bounded along with the database's. */
+	if (sqlite3_exec(h->db,
+			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+			 "PRAGMA journal_size_limit = 4194304;",
+			 NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(h->db, history_schema, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("history: cannot set up the database: %s", msg ? msg : "?");
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int history_prepare(struct history *h)
+{
+	for (size_t i = 0; i < HS_COUNT; i++) {
+		sqlite3 *db = i >= HS_FIRST_READ ? h->reader : h->db;
+
+		if (sqlite3_prepare_v3(db, history_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &h->stmt[i], NULL) != SQLITE_OK)
+			return history_error(db, history_sql[i]);
+	}
+	return 0;
+}
+
+/* The writer makes the tables before the reader prepares its queries. */
+static int history_setup(struct history *h, const char *path)
+{
+	int ret;
+
+	ret = history_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &h->db);
+	if (ret == 0)
+		ret = history_create_schema(h);
+	if (ret == 0)
+		ret = history_connect(path, SQLITE_OPEN_READONLY, &h->reader);
+	if (ret == 0)
+		ret = history_prepare(h);
+	if (ret == 0)
+		ret = history_check_version(h);
+	if (ret == 0)
+		ret = history_init_watermark(h);
+	if (ret == 0)
+		ret = history_load_ticks(h);
+	return ret;
+}
+
+int history_open(const char *path, const struct history_limits *limits, struct history **out)
+{
+	struct history *h;
+	int ret;
+
+	if (!path || !*path || !limits || !out)
+		return -EINVAL;
+	if (limits->full_seconds < 60 || limits->minute_days < 1) {
+		log_error("history: keep at least 60 s of full rows and a day of minutes");
+		return -EINVAL;
+	}
+	ret = history_create_file(path);
+	if (ret < 0)
+		return ret;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->limits = *limits;
+	if (pthread_mutex_init(&h->write_lock, NULL) != 0) {
+		free(h);
+		return -ENOMEM;
+	}
+	if (pthread_mutex_init(&h->read_lock, NULL) != 0) {
+		pthread_mutex_destroy(&h->write_lock);
+		free(h);
+		return -ENOMEM;
+	}
+	ret = history_setup(h, path);
+	if (ret < 0) {
+		history_close(h);
+		return ret;
+	}
+	*out = h;
+	return 0;
+}
+
+void history_close(struct history *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < HS_COUNT; i++)
+		sqlite3_finalize(h->stmt[i]);
+	sqlite3_close(h->reader);
+	sqlite3_close(h->db);
+	pthread_mutex_destroy(&h->read_lock);
+	pthread_mutex_destroy(&h->write_lock);
+	free(h);
+}
+
+/* ---- record ------------------------------------------------------------------ */
+
+/*
+ * The time a tick at t stands for: the spacing from the tick before, but
+ * at most HISTORY_GAP_CAP_MS or twice the spacing before that (a
+ * sample_interval of a minute is counted whole, a restart is not).  The
+ * first tick ever stands for nothing: nobody knows how long it lasted.
+ */
+static long long history_tick_interval(const struct history *h, long long t)
+{
+	long long gap = t - h->last_tick_ms, cap;
+
+	if (h->last_tick_ms < 0 || gap <= 0)
+		return 0;
+	cap = h->last_gap_ms > HISTORY_GAP_CAP_MS / 2 ? 2 * h->last_gap_ms : HISTORY_GAP_CAP_MS;
+	return gap < cap ? gap : cap;
+}
+
+static int history_insert_host(struct history *h, const struct sample *s)
+{
+	const struct host_stats *host = &s->host;
+	sqlite3_stmt *stmt = history_stmt(h, HS_INSERT_HOST);
+	uint64_t available = host->mem_available < host->mem_total ? host->mem_available
+								     : host->mem_total;
+
+	sqlite3_bind_int64(stmt, 1, s->time_ms);
+	history_bind_real(stmt, 2, host->cpu_percent);
+	history_bind_u64(stmt, 3, host->mem_total - available, host->mem_total > 0);
+	history_bind_u64(stmt, 4, host->mem_total, host->mem_total > 0);
+	history_bind_real(stmt, 5, host->load[0]);
+	history_bind_u64(stmt, 6, host->disk_used, host->disk_total > 0);
+	history_bind_real(stmt, 7, host->net_rx_rate);
+	history_bind_real(stmt, 8, host->net_tx_rate);
+	return history_run(stmt, "recording the host");
+}
+
+static int history_insert_gpu(struct history *h, long long t, const struct nvml_gpu *g)
+{
+	sqlite3_stmt *stmt = history_stmt(h, HS_INSERT_GPU);
+	/* A lost GPU's last numbers are not a reading. */
+	bool known = !g->lost;
+
+	sqlite3_bind_int64(stmt, 1, t);
+	sqlite3_bind_int64(stmt, 2, g->index);
+	history_bind_name(stmt, 3, g->uuid, sizeof(g->uuid), true);
+	history_bind_level(stmt, 4, known ? g->util_gpu : -1);
+	history_bind_u64(stmt, 5, g->mem_used, known && g->mem_total > 0);
+	history_bind_u64(stmt, 6, g->mem_total, known && g->mem_total > 0);
+	history_bind_level(stmt, 7, known ? g->temperature : -1);
+	history_bind_level(stmt, 8, known ? g->power_mw : -1);
+	return history_run(stmt, "recording a GPU");
+}
+
+static int history_process_order(const void *a, const void *b)
+{
+	const struct sample_process *p = *(const struct sample_process *const *)a;
+	const struct sample_process *q = *(const struct sample_process *const *)b;
+
+	if (p->gpu != q->gpu)
+		return p->gpu < q->gpu ? -1 : 1;
+	return strncmp(p->member, q->member, sizeof(p->member));
+}
+
+static bool history_same_group(const struct sample_process *p, const struct sample_process *q)
+{
+	return p->gpu == q->gpu && strncmp(p->member, q->member, sizeof(p->member)) == 0;
+}
+
+/* One row for the processes group[0..n) of one member on one GPU. */
+static int history_insert_member(struct history *h, long long t, long long interval,
+				 const struct sample_process *const *group, size_t n)
+{
+	sqlite3_stmt *stmt = history_stmt(h, HS_INSERT_MEMBER);
+	uint64_t mem = 0;
+	bool mem_known = false;
+	int sm = 0;
+	bool sm_known = false;
+
+	for (size_t i = 0; i < n; i++) {
+		/* A sum past INT64_MAX is no reading either: stored as NULL. */
+		if (group[i]->mem_used != UINT64_MAX) {
+			if (__builtin_add_overflow(mem, group[i]->mem_used, &mem))
+				mem = UINT64_MAX;
+			mem_known = true;
+		}
+		if (group[i]->sm_util >= 0 && group[i]->sm_util <= 100) {
+			sm = sm + group[i]->sm_util > 100 ? 100 : sm + group[i]->sm_util;
+			sm_known = true;
+		}
+	}
+	sqlite3_bind_int64(stmt, 1, t);
+	sqlite3_bind_int64(stmt, 2, group[0]->gpu);
+	history_bind_name(stmt, 3, group[0]->member, sizeof(group[0]->member), false);
+	history_bind_u64(stmt, 4, mem, mem_known);
+	history_bind_level(stmt, 5, sm_known ? sm : -1);
+	sqlite3_bind_int64(stmt, 6, (sqlite3_int64)n);
+	sqlite3_bind_int64(stmt, 7, interval);
+	return history_run(stmt, "recording a member");
+}
+
+/* The processes grouped by GPU and member: one row per group. */
+static int history_insert_members(struct history *h, const struct sample *s, long long interval)
+{
+	__do_free const struct sample_process **order = NULL;
+	size_t start = 0;
+
+	if (s->nprocs == 0)
+		return 0;
+	order = calloc(s->nprocs, sizeof(*order));
+	if (!order)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nprocs; i++)
+		order[i] = &s->procs[i];
+	qsort(order, s->nprocs, sizeof(*order), history_process_order);
+	for (size_t i = 1; i <= s->nprocs; i++) {
+		int ret;
+
+		if (i < s->nprocs && history_same_group(order[start], order[i]))
+			continue;
+		ret = history_insert_member(h, s->time_ms, interval, order + start, i - start);
+		if (ret < 0)
+			return ret;
+		start = i;
+	}
+	return 0;
+}
+
+static int history_record_rows(struct history *h, const struct sample *s, long long interval)
+{
+	int ret = history_insert_host(h, s);
+
+	if (ret < 0)
+		return ret;
+	/* Without NVML there are no GPU readings, only what was there before. */
+	for (size_t i = 0; s->gpu_ok && i < s->ngpus; i++) {
+		ret = history_insert_gpu(h, s->time_ms, &s->gpus[i]);
+		if (ret < 0)
+			return ret;
+	}
+	return history_insert_members(h, s, interval);
+}
+
+static int history_record_locked(struct history *h, const struct sample *s)
+{
+	long long interval = history_tick_interval(h, s->time_ms);
+	int ret;
+
+	ret = history_exec(h, HS_BEGIN);
+	if (ret < 0)
+		return ret;
+	ret = history_record_rows(h, s, interval);
+	if (ret == 0)
+		ret = history_exec(h, HS_COMMIT);
+	if (ret < 0) {
+		history_rollback(h);
+		return ret;
+	}
+	if (h->last_tick_ms >= 0 && s->time_ms > h->last_tick_ms)
+		h->last_gap_ms = s->time_ms - h->last_tick_ms;
+	h->last_tick_ms = s->time_ms;
+	return 0;
+}
+
+int history_record(struct history *h, const struct sample *s)
+{
+	int ret;
+
+	if (!h || !s || (s->ngpus && !s->gpus) || (s->nprocs && !s->procs) ||
+	    s->time_ms < 0 || s->time_ms > HISTORY_TIME_MAX_MS)
+		return -EINVAL;
+	pthread_mutex_lock(&h->write_lock);
+	ret = history_record_locked(h, s);
+	pthread_mutex_unlock(&h->write_lock);
+	return ret;
+}
+
+/* ---- compact ----------------------------------------------------------------- */
+
+static int history_fold(struct history *h, long long from, long long to)
+{
+	static const enum history_statement folds[] = { HS_FOLD_GPU, HS_FOLD_MEMBER, HS_FOLD_HOST };
+
+	for (size_t i = 0; i < ARRAY_SIZE(folds); i++) {
+		sqlite3_stmt *stmt = history_stmt(h, folds[i]);
+		int ret;
+
+		sqlite3_bind_int64(stmt, 1, from);
+		sqlite3_bind_int64(stmt, 2, to);
+		ret = history_run(stmt, "folding minutes");
+		if (ret < 0)
+			return ret;
+	}
+	return history_meta_set(h, "aggregated_until", to);
+}
+
+static int history_prune(struct history *h, long long now)
+{
+	static const enum history_statement full[] = {
+		HS_PRUNE_GPU_SAMPLES, HS_PRUNE_MEMBER_SAMPLES, HS_PRUNE_HOST_SAMPLES,
+	};
+	static const enum history_statement minutes[] = {
+		HS_PRUNE_GPU_MINUTES, HS_PRUNE_MEMBER_MINUTES, HS_PRUNE_HOST_MINUTES,
+	};
+	long long full_before = now - (long long)h->limits.full_seconds * 1000;
+	long long minutes_before = now - (long long)h->limits.minute_days * 86400000;
+	int ret;
+
+	for (size_t i = 0; i < ARRAY_SIZE(full); i++) {
+		ret = history_exec_at(h, full[i], full_before);
+		if (ret < 0)
+			return ret;
+		ret = history_exec_at(h, minutes[i], minutes_before);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int history_compact_rows(struct history *h, long long now)
+{
+	/* A minute is complete once its last millisecond is past. */
+	long long complete = now / HISTORY_MINUTE_MS * HISTORY_MINUTE_MS, watermark;
+	int ret = history_watermark(h, HS_META_GET, &watermark);
+
+	if (ret < 0)
+		return ret;
+	if (watermark > complete)
+		/* The clock went back: fold again from here as time goes on. */
+		ret = history_meta_set(h, "aggregated_until", complete);
+	else if (watermark < complete)
+		ret = history_fold(h, watermark, complete);
+	if (ret < 0)
+		return ret;
+	return history_prune(h, now);
+}
+
+int history_compact(struct history *h, long long now_ms)
+{
+	int ret;
+
+	if (!h || now_ms < 0 || now_ms > HISTORY_TIME_MAX_MS)
+		return -EINVAL;
+	pthread_mutex_lock(&h->write_lock);
+	ret = history_exec(h, HS_BEGIN);
+	if (ret == 0) {
+		ret = history_compact_rows(h, now_ms);
+		if (ret == 0)
+			ret = history_exec(h, HS_COMMIT);
+		if (ret < 0)
+			history_rollback(h);
+	}
+	pthread_mutex_unlock(&h->write_lock);
+	return ret;
+}
+
+/* ---- JSON -------------------------------------------------------------------- */
+
+/* value rounded to decimals places: an integer when whole. */
+static json_t *history_number(double value, int decimals)
+{
+	long long scale = 1, scaled;
+
+	for (int i = 0; i < decimals; i++)
+		scale *= 10;
+	if (!history_finite(value))
+		return json_null();
+	if (value * scale >= 9e15 || value * scale <= -9e15)
+		return json_real(value);
+	scaled = (long long)(value * scale + (value >= 0 ? 0.5 : -0.5));
+	if (scaled % scale == 0)
+		return json_integer(scaled / scale);
+	return json_real((double)scaled / (double)scale);
+}
+
+/* A column as a number divided by divisor, or null. */
+static json_t *history_column(sqlite3_stmt *stmt, int col, double divisor, int decimals)
+{
+	if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+		return json_null();
+	if (sqlite3_column_type(stmt, col) == SQLITE_INTEGER && divisor == 1)
+		return json_integer(sqlite3_column_int64(stmt, col));
+	return history_number(sqlite3_column_double(stmt, col) / divisor, decimals);
+}
+
+/* The weighted mean of columns col (sum) and col + 1 (weight), or null. */
+static json_t *history_mean(sqlite3_stmt *stmt, int col, double divisor, int decimals)
+{
+	double weight = sqlite3_column_double(stmt, col + 1);
+
+	if (weight <= 0)
+		return json_null();
+	return history_number(sqlite3_column_double(stmt, col) / weight / divisor, decimals);
+}
+
+static json_t *history_text(sqlite3_stmt *stmt, int col)
+{
+	const unsigned char *text = sqlite3_column_text(stmt, col);
+
+	return text ? json_string((const char *)text) : json_null();
+}
+
+/* Append value (taken) to array; -ENOMEM if either is missing. */
+static int history_append(json_t *array, json_t *value)
+{
+	if (!value)
+		return -ENOMEM;
+	return json_array_append_new(array, value) < 0 ? -ENOMEM : 0;
+}
+
+/* An array of the values (taken), all or nothing. */
+static json_t *history_tuple(json_t *const *values, size_t n)
+{
+	json_t *tuple = json_array();
+	int ret = tuple ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 0)
+			ret = history_append(tuple, values[i]);
+		else
+			json_decref(values[i]);
+	}
+	if (ret < 0) {
+		json_decref(tuple);
+		return NULL;
+	}
+	return tuple;
+}
+
+/* ---- history_gpu_at ------------------------------------------------------------ */
+
+/* How far the nearest full sample may be: two tick spacings, 2 s at least. */
+static long long history_near(const struct history *h)
+{
+	long long near = 2 * h->last_gap_ms;
+
+	if (near < HISTORY_NEAR_MIN_MS)
+		return HISTORY_NEAR_MIN_MS;
+	return near > HISTORY_NEAR_MAX_MS ? HISTORY_NEAR_MAX_MS : near;
+}
+
+static int history_at_members(struct history *h, enum history_statement which, unsigned gpu,
+			      long long t, json_t *members)
+{
+	__do_reset sqlite3_stmt *stmt = history_stmt(h, which);
+	int rc;
+
+	sqlite3_bind_int64(stmt, 1, gpu);
+	sqlite3_bind_int64(stmt, 2, t);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		json_t *m = json_object();
+
+		if (history_append(members, m) < 0 ||
+		    json_object_set_new(m, "member", history_text(stmt, 0)) < 0 ||
+		    json_object_set_new(m, "mem_used", history_column(stmt, 1, 1, 0)) < 0 ||
+		    json_object_set_new(m, "sm_util", history_column(stmt, 2, 1, 1)) < 0 ||
+		    json_object_set_new(m, "processes", history_column(stmt, 3, 1, 0)) < 0)
+			return -ENOMEM;
+	}
+	if (rc != SQLITE_DONE)
+		return history_error(sqlite3_db_handle(stmt), "reading members");
+	return 0;
+}
+
+/* The GPU's row in stmt (columns t, uuid, util, mem_used, mem_total,
+ * temperature, power_mw) as the object of history_gpu_at(). */
+static int history_at_object(sqlite3_stmt *stmt, const char *resolution, unsigned gpu,
+			     json_t **out)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return -ENOMEM;
+	if (json_object_set_new(o, "time", json_integer(sqlite3_column_int64(stmt, 0))) < 0 ||
+	    json_object_set_new(o, "resolution", json_string(resolution)) < 0 ||
+	    json_object_set_new(o, "gpu", json_integer(gpu)) < 0 ||
+	    json_object_set_new(o, "uuid", history_text(stmt, 1)) < 0 ||
+	    json_object_set_new(o, "util", history_column(stmt, 2, 1, 1)) < 0 ||
+	    json_object_set_new(o, "mem_used", history_column(stmt, 3, 1, 0)) < 0 ||
+	    json_object_set_new(o, "mem_total", history_column(stmt, 4, 1, 0)) < 0 ||
+	    json_object_set_new(o, "temperature", history_column(stmt, 5, 1, 1)) < 0 ||
+	    json_object_set_new(o, "power_w", history_column(stmt, 6, 1000, 3)) < 0 ||
+	    json_object_set_new(o, "members", json_array()) < 0) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	*out = o;
+	return 0;
+}
+
+/* The GPU's state from one statement (a sample, or a minute); -ENOENT if
+ * it has no row. */
+static int history_at_from(struct history *h, enum history_statement gpu_stmt,
+			   enum history_statement members_stmt, const char *resolution,
+			   unsigned gpu, long long t, json_t **out)
+{
+	__do_reset sqlite3_stmt *stmt = history_stmt(h, gpu_stmt);
+	__do_json json_t *o = NULL;
+	long long at;
+	int rc, ret;
+
+	sqlite3_bind_int64(stmt, 1, gpu);
+	sqlite3_bind_int64(stmt, 2, t);
+	if (gpu_stmt == HS_GPU_AT_SAMPLE)
+		sqlite3_bind_int64(stmt, 3, history_near(h));
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return history_error(sqlite3_db_handle(stmt), "reading a GPU's state");
+	at = sqlite3_column_int64(stmt, 0);
+	ret = history_at_object(stmt, resolution, gpu, &o);
+	if (ret < 0)
+		return ret;
+	ret = history_at_members(h, members_stmt, gpu, at, json_object_get(o, "members"));
+	if (ret < 0)
+		return ret;
+	*out = move_ptr(o);
+	return 0;
+}
+
+int history_gpu_at(struct history *h, unsigned gpu, long long t_ms, json_t **out)
+{
+	int ret;
+
+	if (!h || !out || t_ms < 0 || t_ms > HISTORY_TIME_MAX_MS)
+		return -EINVAL;
+	pthread_mutex_lock(&h->read_lock);
+	ret = history_exec(h, HS_READ_BEGIN);
+	if (ret == 0) {
+		ret = history_at_from(h, HS_GPU_AT_SAMPLE, HS_MEMBERS_AT_SAMPLE, "sample", gpu, t_ms,
+				      out);
+		if (ret == -ENOENT)
+			ret = history_at_from(h, HS_GPU_AT_MINUTE, HS_MEMBERS_AT_MINUTE, "minute", gpu,
+					      t_ms / HISTORY_MINUTE_MS * HISTORY_MINUTE_MS, out);
+		history_exec(h, HS_READ_END);
+	}
+	pthread_mutex_unlock(&h->read_lock);
+	return ret;
+}
+
+/* ---- history_range ------------------------------------------------------------- */
+
+struct history_span {
+	long long origin;          /* the first bucket's start */
+	long long to;
+	long long step;            /* a bucket's length */
+	long long split;           /* minutes before, full rows from here */
+	int gpu;
+	bool full;
+};
+
+/* The oldest full row kept; -1 when there is none. */
+static int history_oldest_full(struct history *h, long long *oldest)
+{
+	__do_reset sqlite3_stmt *stmt = history_stmt(h, HS_OLDEST_FULL);
+
+	*oldest = -1;
+	if (sqlite3_step(stmt) != SQLITE_ROW)
+		return history_error(sqlite3_db_handle(stmt), "finding the oldest full row");
+	if (sqlite3_column_type(stmt, 0) != SQLITE_NULL)
+		*oldest = sqlite3_column_int64(stmt, 0);
+	return 0;
+}
+
+static long long history_ceil_div(long long a, long long b)
+{
+	return (a + b - 1) / b;
+}
+
+/*
+ * Full rows when they reach back to from (a minute's slack, since the
+ * oldest is pruned every few seconds) and a bucket is shorter than a
+ * minute; else minutes, 60 times fewer rows to read, with the full rows
+ * after the watermark for the newest part, in buckets of whole minutes.
+ * At most points buckets either way.
+ */
+static int history_plan_span(struct history *h, int gpu, long long from, long long to,
+			     unsigned points, struct history_span *span)
+{
+	long long oldest, watermark;
+	int ret;
+
+	ret = history_oldest_full(h, &oldest);
+	if (ret == 0)
+		ret = history_watermark(h, HS_READ_META_GET, &watermark);
+	if (ret < 0)
+		return ret;
+	span->gpu = gpu;
+	span->to = to;
+	span->full = oldest >= 0 && from >= oldest - HISTORY_MINUTE_MS &&
+		     history_ceil_div(to - from, points) < HISTORY_MINUTE_MS;
+	if (span->full) {
+		span->origin = from;
+		span->step = history_ceil_div(to - from, points);
+		span->split = from;
+	} else {
+		span->origin = from / HISTORY_MINUTE_MS * HISTORY_MINUTE_MS;
+		span->step = history_ceil_div(history_ceil_div(to - span->origin, points),
+					      HISTORY_MINUTE_MS) * HISTORY_MINUTE_MS;
+		span->split = watermark;
+	}
+	return 0;
+}
+
+static sqlite3_stmt *history_span_stmt(struct history *h, enum history_statement which,
+				       const struct history_span *span)
+{
+	sqlite3_stmt *stmt = history_stmt(h, which);
+
+	sqlite3_bind_int64(stmt, 1, span->origin);
+	sqlite3_bind_int64(stmt, 2, span->to);
+	sqlite3_bind_int64(stmt, 3, span->split);
+	sqlite3_bind_int64(stmt, 4, span->step);
+	if (which != HS_RANGE_HOST)
+		sqlite3_bind_int64(stmt, 5, span->gpu);
+	return stmt;
+}
+
+/* The bucket's start time, from the bucket number in column col. */
+static json_t *history_bucket_time(sqlite3_stmt *stmt, int col, const struct history_span *span)
+{
+	return json_integer(span->origin + sqlite3_column_int64(stmt, col) * span->step);
+}
+
+/* The GPUs of a range, in the order of their index. */
+struct history_gpus {
+	json_t *array;
+	json_t *last;              /* the entry most recently looked up */
+	long long last_gpu;
+};
+
+/* The entry of gpu, appended when new (rows come sorted by GPU, but the
+ * members may name a GPU without rows of its own). */
+static json_t *history_gpu_entry(struct history_gpus *gpus, long long gpu)
+{
+	json_t *entry = NULL, *e;
+	size_t i;
+
+	if (gpus->last && gpus->last_gpu == gpu)
+		return gpus->last;
+	json_array_foreach(gpus->array, i, e)
+		if (json_integer_value(json_object_get(e, "gpu")) == gpu)
+			entry = e;
+	if (!entry) {
+		entry = json_pack("{s:I, s:n, s:[], s:{}}", "gpu", (json_int_t)gpu, "uuid", "points",
+				  "members");
+		if (!entry || json_array_append_new(gpus->array, entry) < 0)
+			return NULL;
+	}
+	gpus->last = entry;
+	gpus->last_gpu = gpu;
+	return entry;
+}
+
+/* The series of member in a GPU's entry, created when new. */
+static json_t *history_member_series(json_t *entry, const char *member)
+{
+	json_t *members = json_object_get(entry, "members");
+	json_t *series = json_object_get(members, member);
+
+	if (series)
+		return series;
+	series = json_array();
+	if (json_object_set_new(members, member, series) < 0)
+		return NULL;
+	return series;
+}
+
+static int history_range_gpus(struct history *h, const struct history_span *span,
+			      struct history_gpus *gpus)
+{
+	__do_reset sqlite3_stmt *stmt = history_span_stmt(h, HS_RANGE_GPU, span);
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		json_t *entry = history_gpu_entry(gpus, sqlite3_column_int64(stmt, 0));
+		json_t *values[] = {
+			history_bucket_time(stmt, 1, span),
+			history_mean(stmt, 3, 1, 1),      /* util */
+			history_mean(stmt, 5, 1, 0),      /* mem_used */
+			history_column(stmt, 7, 1, 0),    /* mem_total */
+			history_mean(stmt, 8, 1, 1),      /* temperature */
+			history_mean(stmt, 10, 1000, 3),  /* power_w */
+		};
+		json_t *point = history_tuple(values, ARRAY_SIZE(values));
+
+		if (!entry) {
+			json_decref(point);
+			return -ENOMEM;
+		}
+		if (history_append(json_object_get(entry, "points"), point) < 0)
+			return -ENOMEM;
+		if (sqlite3_column_type(stmt, 2) != SQLITE_NULL &&
+		    json_object_set_new(entry, "uuid", history_text(stmt, 2)) < 0)
+			return -ENOMEM;
+	}
+	if (rc != SQLITE_DONE)
+		return history_error(sqlite3_db_handle(stmt), "reading the GPUs' series");
+	return 0;
+}
+
+static int history_range_members(struct history *h, const struct history_span *span,
+				 struct history_gpus *gpus)
+{
+	__do_reset sqlite3_stmt *stmt = history_span_stmt(h, HS_RANGE_MEMBER, span);
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		json_t *entry = history_gpu_entry(gpus, sqlite3_column_int64(stmt, 0));
+		const char *member = (const char *)sqlite3_column_text(stmt, 1);
+		json_t *series = entry && member ? history_member_series(entry, member) : NULL;
+		json_t *values[] = {
+			history_bucket_time(stmt, 2, span),
+			history_mean(stmt, 3, 1, 0),      /* mem_used */
+			history_mean(stmt, 5, 1, 1),      /* sm_util */
+		};
+		json_t *point = history_tuple(values, ARRAY_SIZE(values));
+
+		if (!series) {
+			json_decref(point);
+			return -ENOMEM;
+		}
+		if (history_append(series, point) < 0)
+			return -ENOMEM;
+	}
+	if (rc != SQLITE_DONE)
+		return history_error(sqlite3_db_handle(stmt), "reading the members' series");
+	return 0;
+}
+
+static int history_range_host(struct history *h, const struct history_span *span, json_t *host)
+{
+	__do_reset sqlite3_stmt *stmt = history_span_stmt(h, HS_RANGE_HOST, span);
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		json_t *values[] = {
+			history_bucket_time(stmt, 0, span),
+			history_mean(stmt, 1, 1, 1),      /* cpu_percent */
+			history_mean(stmt, 3, 1, 0),      /* mem_used */
+			history_column(stmt, 5, 1, 0),    /* mem_total */
+			history_mean(stmt, 6, 1, 2),      /* load1 */
+		};
+
+		if (history_append(host, history_tuple(values, ARRAY_SIZE(values))) < 0)
+			return -ENOMEM;
+	}
+	if (rc != SQLITE_DONE)
+		return history_error(sqlite3_db_handle(stmt), "reading the host's series");
+	return 0;
+}
+
+static int history_range_locked(struct history *h, int gpu, long long from, long long to,
+				unsigned points, json_t **out)
+{
+	struct history_span span;
+	__do_json json_t *result = NULL;
+	struct history_gpus gpus = { 0 };
+	int ret;
+
+	ret = history_plan_span(h, gpu, from, to, points, &span);
+	if (ret < 0)
+		return ret;
+	result = json_pack("{s:I, s:I, s:I, s:s, s:[], s:[]}", "from", (json_int_t)span.origin,
+			   "to", (json_int_t)to, "step_ms", (json_int_t)span.step, "resolution",
+			   span.full ? "sample" : "minute", "gpus", "host");
+	if (!result)
+		return -ENOMEM;
+	gpus.array = json_object_get(result, "gpus");
+	ret = history_range_gpus(h, &span, &gpus);
+	if (ret == 0)
+		ret = history_range_members(h, &span, &gpus);
+	if (ret == 0)
+		ret = history_range_host(h, &span, json_object_get(result, "host"));
+	if (ret < 0)
+		return ret;
+	*out = move_ptr(result);
+	return 0;
+}
+
+int history_range(struct history *h, int gpu, long long from_ms, long long to_ms,
+		  unsigned max_points, json_t **out)
+{
+	int ret;
+
+	if (!h || !out || from_ms < 0 || to_ms <= from_ms || to_ms > HISTORY_TIME_MAX_MS)
+		return -EINVAL;
+	if (max_points == 0)
+		max_points = HISTORY_POINTS_DEFAULT;
+	if (max_points > HISTORY_POINTS_MAX)
+		max_points = HISTORY_POINTS_MAX;
+	pthread_mutex_lock(&h->read_lock);
+	ret = history_exec(h, HS_READ_BEGIN);
+	if (ret == 0) {
+		ret = history_range_locked(h, gpu, from_ms, to_ms, max_points, out);
+		history_exec(h, HS_READ_END);
+	}
+	pthread_mutex_unlock(&h->read_lock);
+	return ret;
+}
+
+/* ---- history_usage ------------------------------------------------------------- */
+
+static int history_usage_locked(struct history *h, long long from, long long to, json_t **out)
+{
+	__do_json json_t *rows = json_array();
+	__do_reset sqlite3_stmt *stmt = NULL;
+	long long watermark;
+	int rc, ret;
+
+	if (!rows)
+		return -ENOMEM;
+	ret = history_watermark(h, HS_READ_META_GET, &watermark);
+	if (ret < 0)
+		return ret;
+	stmt = history_stmt(h, HS_USAGE);
+	sqlite3_bind_int64(stmt, 1, from);
+	sqlite3_bind_int64(stmt, 2, to);
+	sqlite3_bind_int64(stmt, 3, watermark);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		json_t *row = json_pack("{s:o, s:f, s:f, s:o}", "member", history_text(stmt, 0),
+					"gpu_hours", sqlite3_column_double(stmt, 1) / 3600.0,
+					"gpu_mem_gib_hours",
+					sqlite3_column_double(stmt, 2) / 1073741824.0 / 3600.0,
+					"max_mem_used", history_column(stmt, 3, 1, 0));
+
+		if (history_append(rows, row) < 0)
+			return -ENOMEM;
+	}
+	if (rc != SQLITE_DONE)
+		return history_error(sqlite3_db_handle(stmt), "reading the usage");
+	*out = move_ptr(rows);
+	return 0;
+}
+
+int history_usage(struct history *h, long long from_ms, long long to_ms, json_t **out)
+{
+	int ret;
+
+	if (!h || !out || from_ms < 0 || to_ms <= from_ms || to_ms > HISTORY_TIME_MAX_MS)
+		return -EINVAL;
+	pthread_mutex_lock(&h->read_lock);
+	ret = history_usage_locked(h, from_ms, to_ms, out);
+	pthread_mutex_unlock(&h->read_lock);
+	return ret;
+}
