@@ -18,6 +18,7 @@
 
 #include "agent.h"
 #include "cleanup.h"
+#include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
 #include "banned.h"
@@ -48,32 +49,12 @@ static void agent_usage(FILE *out)
 		"See gpuboxd(8) and gpubox.conf(5).\n", CONFIG_DEFAULT_PATH);
 }
 
-static int agent_daemonize(void)
+/* A start that failed after going to the background: the starting
+ * process exits 1 too. */
+static int agent_failed(int *ready_fd)
 {
-	pid_t pid = fork();
-	int fd;
-
-	if (pid < 0)
-		return -errno;
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0)
-		_exit(0);
-	if (chdir("/") < 0)
-		return -errno;
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		close(fd);
-	}
-	return 0;
+	daemon_ready(ready_fd, 1);
+	return 1;
 }
 
 static int agent_init(struct agent *a)
@@ -139,7 +120,7 @@ int main(int argc, char **argv)
 	bool foreground = false, debug = false, print_config = false;
 	struct sigaction sa = { .sa_handler = agent_on_signal };
 	char err[1024];
-	int opt, listen_fd, ret;
+	int opt, listen_fd, ret, ready_fd = -EBADF;
 
 	while ((opt = getopt_long(argc, argv, "c:fdhV", options, NULL)) != -1) {
 		switch (opt) {
@@ -171,7 +152,7 @@ int main(int argc, char **argv)
 	}
 	umask(022);
 	log_init("gpuboxd", !foreground, debug || agent.cfg.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-	if (!foreground && agent_daemonize() < 0) {
+	if (!foreground && daemon_detach(&ready_fd) < 0) {
 		fprintf(stderr, "gpuboxd: cannot go to the background: %s\n", strerror(errno));
 		return 1;
 	}
@@ -180,29 +161,30 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 
 	if (agent_init(&agent) < 0)
-		return 1;
+		return agent_failed(&ready_fd);
 	ret = ops_reconcile(&agent);
 	if (ret < 0)
 		log_warn("reconciling with the running system failed; going on");
 	listen_fd = control_listen(agent.cfg.socket_path);
 	if (listen_fd < 0)
-		return 1;
+		return agent_failed(&ready_fd);
 	if (sampler_start(&agent, agent.history, &agent.sampler) < 0)
 		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
 	/* Before the HTTP server, which takes the hub's pokes; a token file
 	 * that others may read stops the agent. */
 	if (hubsync_start(&agent, &agent.hubsync) < 0)
-		return 1;
+		return agent_failed(&ready_fd);
 	if (agent.cfg.metrics_listen[0]) {
 		ret = metrics_start(&agent, &agent.metrics);
 		/* A refused configuration stops the agent; a busy port does not
 		 * stop members' containers from being served. */
 		if (ret == -EINVAL)
-			return 1;
+			return agent_failed(&ready_fd);
 		if (ret < 0)
 			log_error("/metrics is not served on %s; the agent goes on without it",
 				  agent.cfg.metrics_listen);
 	}
+	daemon_ready(&ready_fd, 0);
 	log_info("gpuboxd %s ready on %s (server %s)", GPUBOX_VERSION, agent.cfg.socket_path,
 		 agent.cfg.server_name);
 	ret = control_serve(&agent, listen_fd, &agent_stop);

@@ -11,24 +11,18 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "keyfile.h"
 #include "strutil.h"
 #include "banned.h"
 
-#define CONFIG_FILE_MAX (256 * 1024)
+#define KEY(name, type, field) KEYFILE_KEY(struct gpubox_config, name, type, field)
+#define CONFIG_STRING KEYFILE_STRING
+#define CONFIG_RANGE KEYFILE_RANGE
+#define CONFIG_UINT KEYFILE_UINT
+#define CONFIG_BOOL KEYFILE_BOOL
+#define CONFIG_SIZE KEYFILE_SIZE
 
-enum config_type { CONFIG_STRING, CONFIG_RANGE, CONFIG_UINT, CONFIG_BOOL, CONFIG_SIZE };
-
-struct config_key {
-	const char *name;
-	enum config_type type;
-	size_t offset;
-	size_t size;
-};
-
-#define KEY(name, type, field) \
-	{ name, type, offsetof(struct gpubox_config, field), sizeof(((struct gpubox_config *)0)->field) }
-
-static const struct config_key config_keys[] = {
+static const struct keyfile_key config_keys[] = {
 	KEY("socket",               CONFIG_STRING, socket_path),
 	KEY("state_dir",            CONFIG_STRING, state_dir),
 	KEY("authorized_keys_dir",  CONFIG_STRING, authorized_keys_dir),
@@ -132,63 +126,6 @@ void config_set_defaults(struct gpubox_config *cfg)
 	cfg->start_timeout = 90;
 	cfg->stop_timeout = 30;
 	cfg->debug = false;
-}
-
-static const struct config_key *config_find_key(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++)
-		if (strcmp(config_keys[i].name, name) == 0)
-			return &config_keys[i];
-	return NULL;
-}
-
-static int config_set_value(struct gpubox_config *cfg, const struct config_key *key,
-			    const char *value, char *why, size_t whylen)
-{
-	char *field = (char *)cfg + key->offset;
-	struct config_range range;
-	uint32_t number;
-	uint64_t size;
-	bool flag;
-
-	switch (key->type) {
-	case CONFIG_STRING:
-		if (strlen(value) >= key->size) {
-			snprintf(why, whylen, "the value is longer than %zu characters", key->size - 1);
-			return -EINVAL;
-		}
-		snprintf(field, key->size, "%s", value);
-		return 0;
-	case CONFIG_RANGE:
-		if (parse_range(value, &range) < 0) {
-			snprintf(why, whylen, "expected a range FIRST-LAST of numbers, FIRST <= LAST");
-			return -EINVAL;
-		}
-		memcpy(field, &range, sizeof(range));
-		return 0;
-	case CONFIG_UINT:
-		if (parse_uint32(value, &number) < 0) {
-			snprintf(why, whylen, "expected a whole number");
-			return -EINVAL;
-		}
-		memcpy(field, &number, sizeof(number));
-		return 0;
-	case CONFIG_SIZE:
-		if (parse_size(value, &size) < 0) {
-			snprintf(why, whylen, "expected a size: a whole number of bytes, or with K, M, G or T");
-			return -EINVAL;
-		}
-		memcpy(field, &size, sizeof(size));
-		return 0;
-	case CONFIG_BOOL:
-		if (parse_bool(value, &flag) < 0) {
-			snprintf(why, whylen, "expected yes or no");
-			return -EINVAL;
-		}
-		memcpy(field, &flag, sizeof(flag));
-		return 0;
-	}
-	return -EINVAL;
 }
 
 /* Words of text (blanks or commas between) each made only of [A-Za-z0-9-],
@@ -376,69 +313,27 @@ static int config_check(const struct gpubox_config *cfg, char *err, size_t errle
 	return 0;
 }
 
+static int config_check_any(const void *cfg, char *err, size_t errlen)
+{
+	return config_check(cfg, err, errlen);
+}
+
+static const struct keyfile_spec config_spec = {
+	.keys = config_keys,
+	.nkeys = ARRAY_SIZE(config_keys),
+	.manual = "gpubox.conf(5)",
+	.check = config_check_any,
+};
+
 int config_parse(struct gpubox_config *cfg, const char *text, size_t len,
 		 char *err, size_t errlen)
 {
-	size_t pos = 0;
-	unsigned lineno = 0;
-
-	while (pos < len) {
-		char line[CONFIG_TEXT_MAX + 128];
-		char why[160] = "";
-		const struct config_key *key;
-		size_t end = pos, linelen;
-		char *name, *value, *eq;
-
-		while (end < len && text[end] != '\n')
-			end++;
-		linelen = end - pos;
-		lineno++;
-		if (linelen >= sizeof(line)) {
-			snprintf(err, errlen, "line %u: the line is too long", lineno);
-			return -EINVAL;
-		}
-		memcpy(line, text + pos, linelen);
-		line[linelen] = '\0';
-		pos = end + 1;
-
-		if (memchr(line, '\0', linelen)) {
-			snprintf(err, errlen, "line %u: the line holds a NUL byte", lineno);
-			return -EINVAL;
-		}
-		name = strip(line);
-		if (!*name || *name == '#')
-			continue;
-		eq = strchr(name, '=');
-		if (!eq) {
-			snprintf(err, errlen, "line %u: expected \"key = value\"", lineno);
-			return -EINVAL;
-		}
-		*eq = '\0';
-		name = strip(name);
-		value = strip(eq + 1);
-		key = config_find_key(name);
-		if (!key) {
-			snprintf(err, errlen, "line %u: unknown key \"%.64s\" (see gpubox.conf(5))",
-				 lineno, name);
-			return -EINVAL;
-		}
-		if (config_set_value(cfg, key, value, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "line %u: %s: %s", lineno, key->name, why);
-			return -EINVAL;
-		}
-	}
-	return config_check(cfg, err, errlen);
+	return keyfile_parse(cfg, &config_spec, text, len, err, errlen);
 }
 
 int config_load(struct gpubox_config *cfg, const char *path, char *err, size_t errlen)
 {
-	__do_close int fd = -EBADF;
-	__do_free char *text = NULL;
 	bool named = path != NULL;
-	char sub[256];
-	size_t len = 0;
-	ssize_t n;
-	int ret;
 
 	config_set_defaults(cfg);
 	if (!path)
@@ -447,57 +342,10 @@ int config_load(struct gpubox_config *cfg, const char *path, char *err, size_t e
 		named = true;
 	else
 		path = CONFIG_DEFAULT_PATH;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		if (errno == ENOENT && !named)
-			return 0;
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	text = malloc(CONFIG_FILE_MAX);
-	if (!text)
-		return -ENOMEM;
-	while ((n = read(fd, text + len, CONFIG_FILE_MAX - len)) > 0)
-		len += (size_t)n;
-	if (n < 0) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	if (len == CONFIG_FILE_MAX) {
-		snprintf(err, errlen, "%s is larger than %d bytes", path, CONFIG_FILE_MAX);
-		return -EFBIG;
-	}
-	ret = config_parse(cfg, text, len, sub, sizeof(sub));
-	if (ret < 0)
-		snprintf(err, errlen, "%s: %s", path, sub);
-	return ret;
+	return keyfile_load(cfg, &config_spec, path, named, err, errlen);
 }
 
 void config_dump(const struct gpubox_config *cfg, FILE *out)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
-		const struct config_key *key = &config_keys[i];
-		const char *field = (const char *)cfg + key->offset;
-		const struct config_range *range = (const void *)field;
-
-		switch (key->type) {
-		case CONFIG_STRING:
-			fprintf(out, "%s = %s\n", key->name, field);
-			break;
-		case CONFIG_RANGE:
-			fprintf(out, "%s = %u-%u\n", key->name, range->first, range->last);
-			break;
-		case CONFIG_UINT:
-			fprintf(out, "%s = %u\n", key->name, *(const uint32_t *)(const void *)field);
-			break;
-		case CONFIG_BOOL:
-			fprintf(out, "%s = %s\n", key->name, *(const bool *)(const void *)field ? "yes" : "no");
-			break;
-		case CONFIG_SIZE:
-			fprintf(out, "%s = %llu\n", key->name,
-				(unsigned long long)*(const uint64_t *)(const void *)field);
-			break;
-		}
-	}
+	keyfile_dump(cfg, &config_spec, out);
 }
