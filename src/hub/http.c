@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hub's HTTP server: libmicrohttpd with a pool of one polling thread
+ * per CPU (epoll), HTTPS when hub.conf names a certificate.  This file
+ * reads a request whole (headers, a body of at most HTTP_BODY_MAX bytes,
+ * the session named by the cookie), hands it to the first route that
+ * matches (api_routes, then pages_routes), and sends what the handler
+ * answered with the headers every response carries.
+ *
+ * Agents poll it often: the state a connection needs between requests
+ * (the client's address, the body buffer) is made once per connection,
+ * not once per request.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "cleanup.h"
+#include "fsutil.h"
+#include "hub.h"
+#include "log.h"
+#include "strutil.h"
+#include "banned.h"
+
+#define HTTP_QUERY_MAX 4096
+#define HTTP_CONNECTIONS_MAX 1000
+#define HTTP_TIMEOUT_S 30
+#define HTTP_PEM_MAX (1024 * 1024)
+/* libmicrohttpd's buffer per connection, for the request's headers and the
+ * response's: it is cleared at every request, so no larger than needed. */
+#define HTTP_CONNECTION_MEMORY (16 * 1024)
+#define HTTP_BODY_KEPT (16 * 1024)
+
+/* Per connection, kept across the requests of a keep-alive connection. */
+struct http_conn {
+	char client[INET6_ADDRSTRLEN];
+	bool loopback;
+	/* The request in progress. */
+	bool started;
+	bool too_large;
+	bool query_too_long;
+	char query[HTTP_QUERY_MAX];
+	size_t query_len;
+	char *body;
+	size_t body_len;
+	size_t body_cap;
+};
+
+static const char *const http_security_headers[][2] = {
+	{ "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'" },
+	{ "X-Content-Type-Options", "nosniff" },
+	{ "Referrer-Policy", "same-origin" },
+	{ "X-Frame-Options", "DENY" },
+};
+
+/* ---- helpers for handlers ------------------------------------------------ */
+
+int http_reply_len(struct http_response *resp, unsigned status, const char *type, char *body,
+		   size_t len)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = type;
+	resp->body = body;
+	resp->body_len = body ? len : 0;
+	return 0;
+}
+
+int http_reply(struct http_response *resp, unsigned status, const char *type, char *body)
+{
+	return http_reply_len(resp, status, type, body, body ? strlen(body) : 0);
+}
+
+int http_reply_json(struct http_response *resp, unsigned status, json_t *json)
+{
+	char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
+
+	if (!text)
+		return -ENOMEM;
+	return http_reply(resp, status, "application/json", text);
+}
+
+int http_reply_error(struct http_response *resp, unsigned status, const char *message)
+{
+	__do_json json_t *doc = json_pack("{s:s}", "error", message ? message : "error");
+
+	if (!doc)
+		return -ENOMEM;
+	return http_reply_json(resp, status, doc);
+}
+
+int http_add_header(struct http_response *resp, const char *fmt, ...)
+{
+	char *header = NULL;
+	va_list ap;
+	int n;
+
+	if (resp->nheaders >= ARRAY_SIZE(resp->headers))
+		return -E2BIG;
+	va_start(ap, fmt);
+	n = vasprintf(&header, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	/* A line break would let a value add headers of its own. */
+	if (strpbrk(header, "\r\n") || !strstr(header, ": ")) {
+		free(header);
+		return -EINVAL;
+	}
+	resp->headers[resp->nheaders++] = header;
+	return 0;
+}
+
+int http_redirect(struct http_response *resp, const char *location)
+{
+	/* Only to a path of this site: "//host" would leave it. */
+	if (!location || location[0] != '/' || location[1] == '/' || location[1] == '\\')
+		return -EINVAL;
+	http_reply(resp, 303, NULL, NULL);
+	return http_add_header(resp, "Location: %s", location);
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	if (!req->connection)
+		return NULL;
+	return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
+}
+
+static void http_response_free(struct http_response *resp)
+{
+	free(resp->body);
+	for (size_t i = 0; i < resp->nheaders; i++)
+		free(resp->headers[i]);
+	memset(resp, 0, sizeof(*resp));
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void http_conn_address(struct http_conn *conn, const struct sockaddr *sa)
+{
+	snprintf(conn->client, sizeof(conn->client), "unknown");
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, conn->client, sizeof(conn->client));
+		conn->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], conn->client, sizeof(conn->client));
+			conn->loopback = in6->sin6_addr.s6_addr[12] == 127;
+		} else {
+			inet_ntop(AF_INET6, &in6->sin6_addr, conn->client, sizeof(conn->client));
+			conn->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+		}
+	}
+}
+
+static void http_on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+			       enum MHD_ConnectionNotificationCode code)
+{
+	struct http_conn *conn = *socket_context;
+
+	(void)cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *info =
+			MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+		conn = calloc(1, sizeof(*conn));
+		if (conn)
+			http_conn_address(conn, info ? info->client_addr : NULL);
+		*socket_context = conn;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && conn) {
+		free(conn->body);
+		free(conn);
+		*socket_context = NULL;
+	}
+}
+
+/* Called once per request, before the URI is parsed: the raw query is
+ * kept here (libmicrohttpd splits it up), and the connection's state
+ * becomes the request's. */
+static void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct http_conn *conn = info ? info->socket_context : NULL;
+	const char *q;
+
+	(void)cls;
+	if (!conn)
+		return NULL;
+	conn->started = false;
+	conn->too_large = false;
+	conn->query_too_long = false;
+	conn->body_len = 0;
+	/* A large body's buffer is not kept for the connection's life. */
+	if (conn->body_cap > HTTP_BODY_KEPT) {
+		free(conn->body);
+		conn->body = NULL;
+		conn->body_cap = 0;
+	}
+	conn->query_len = 0;
+	conn->query[0] = '\0';
+	q = uri ? strchr(uri, '?') : NULL;
+	if (q) {
+		size_t len = strlen(q + 1);
+
+		if (len >= sizeof(conn->query)) {
+			conn->query_too_long = true;
+		} else {
+			memcpy(conn->query, q + 1, len + 1);
+			conn->query_len = len;
+		}
+	}
+	return conn;
+}
+
+/* The path and query exactly as sent: the handlers validate what they take. */
+static size_t http_no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+__attribute__((format(printf, 2, 0)))
+static void http_on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char text[512];
+	size_t len;
+
+	(void)cls;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	len = strlen(text);
+	while (len > 0 && text[len - 1] == '\n')
+		text[--len] = '\0';
+	log_warn("http: %s", text);
+}
+
+/* ---- answering -------------------------------------------------------------- */
+
+static bool http_has_header(const struct http_response *resp, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < resp->nheaders; i++)
+		if (strncasecmp(resp->headers[i], name, len) == 0 && resp->headers[i][len] == ':')
+			return true;
+	return false;
+}
+
+static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_response *resp)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(resp->body_len, resp->body,
+					    resp->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	resp->body = NULL;  /* libmicrohttpd frees it now */
+	if (resp->content_type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+	for (size_t i = 0; i < ARRAY_SIZE(http_security_headers); i++)
+		MHD_add_response_header(r, http_security_headers[i][0], http_security_headers[i][1]);
+	if (!http_has_header(resp, "Cache-Control"))
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		char *colon = strchr(resp->headers[i], ':');
+
+		*colon = '\0';
+		MHD_add_response_header(r, resp->headers[i], colon + 2);
+		*colon = ':';
+	}
+	ret = MHD_queue_response(connection, resp->status ? resp->status : 500, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result http_send_error(struct MHD_Connection *connection, const char *path,
+				       unsigned status, const char *message)
+{
+	struct http_response resp = { 0 };
+	enum MHD_Result ret;
+
+	if (path && str_has_prefix(path, "/api/"))
+		http_reply_error(&resp, status, message);
+	else
+		http_reply(&resp, status, "text/plain; charset=utf-8", strdup(message));
+	ret = http_send(connection, &resp);
+	http_response_free(&resp);
+	return ret;
+}
+
+/* ---- routing ------------------------------------------------------------- */
+
+static bool http_route_matches(const struct http_route *r, const char *path)
+{
+	size_t len = strlen(r->prefix);
+
+	if (len > 0 && r->prefix[len - 1] == '/')
+		return strncmp(path, r->prefix, len) == 0;
+	return strcmp(path, r->prefix) == 0;
+}
+
+/* The route for method and path; NULL with *path_known when only the
+ * method differs (405), and allow listing the methods there are. */
+static const struct http_route *http_route_find(const char *method, const char *path,
+						bool *path_known, char *allow, size_t allowlen)
+{
+	const struct http_route *tables[] = { api_routes, pages_routes };
+	/* /api/ is the API's alone: no page answers there, not even a 404 page. */
+	size_t ntables = str_has_prefix(path, "/api/") ? 1 : ARRAY_SIZE(tables);
+
+	*path_known = false;
+	allow[0] = '\0';
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
+	for (size_t t = 0; t < ntables; t++) {
+		for (const struct http_route *r = tables[t]; r && r->method && r->prefix; r++) {
+			if (!http_route_matches(r, path))
+				continue;
+			if (strcmp(r->method, method) == 0)
+				return r;
+			if (!strstr(allow, r->method)) {
+				size_t used = strlen(allow);
+
+				snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", r->method);
+			}
+			*path_known = true;
+		}
+	}
+	return NULL;
+}
+
+/* Only the characters our routes use: anything else is no page of ours. */
+static bool http_path_ok(const char *path)
+{
+	if (path[0] != '/')
+		return false;
+	for (const char *p = path; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("/-_.~", *p)))
+			return false;
+	return !strstr(path, "/..") && !strstr(path, "//");
+}
+
+/* The client: the socket's peer, or behind_proxy the last address the
+ * proxy on loopback added to X-Forwarded-For. */
+static void http_client_address(struct http_request *req, struct http_conn *conn, char *buf,
+				size_t len)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	const char *xff, *last;
+
+	req->client_address = conn->client;
+	if (!req->hub->cfg.behind_proxy || !conn->loopback)
+		return;
+	xff = http_request_header(req, "X-Forwarded-For");
+	if (!xff)
+		return;
+	last = strrchr(xff, ',');
+	last = last ? last + 1 : xff;
+	last += strspn(last, " \t");
+	snprintf(buf, len, "%.*s", (int)strcspn(last, " \t"), last);
+	if (inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1)
+		req->client_address = buf;
+}
+
+static bool http_is_secure(struct http_request *req, struct http_conn *conn)
+{
+	const char *proto;
+
+	if (req->hub->cfg.tls_cert[0])
+		return true;
+	if (!req->hub->cfg.behind_proxy || !conn->loopback)
+		return false;
+	proto = http_request_header(req, "X-Forwarded-Proto");
+	return proto && strcasecmp(proto, "https") == 0;
+}
+
+static void http_find_session(struct http_request *req)
+{
+	char id[HUB_TOKEN_HEX];
+
+	if (!req->cookie_header ||
+	    form_cookie(req->cookie_header, HTTP_SESSION_COOKIE, id, sizeof(id)) < 0)
+		return;
+	if (hubdb_session_get(req->hub->db, id, (long long)time(NULL), &req->session) == 0) {
+		req->signed_in = true;
+		snprintf(req->session_id, sizeof(req->session_id), "%s", id);
+	}
+	sodium_memzero(id, sizeof(id));
+}
+
+static bool http_is_urlencoded(const char *type)
+{
+	static const char form_type[] = "application/x-www-form-urlencoded";
+
+	return type && strncasecmp(type, form_type, sizeof(form_type) - 1) == 0 &&
+	       (type[sizeof(form_type) - 1] == '\0' || type[sizeof(form_type) - 1] == ';');
+}
+
+static int http_call(struct hub *hub, struct MHD_Connection *connection, struct http_conn *conn,
+		     const struct http_route *route, const char *method, const char *path,
+		     struct http_response *resp, unsigned *bad_status)
+{
+	struct form query = { 0 }, form = { 0 };
+	struct http_request req = {
+		.hub = hub,
+		.method = method,
+		.path = path,
+		.query = &query,
+		.body = conn->body ? conn->body : "",
+		.body_len = conn->body_len,
+		.connection = connection,
+	};
+	char forwarded[INET6_ADDRSTRLEN];
+	int ret;
+
+	if (form_parse(conn->query, conn->query_len, &query) < 0) {
+		*bad_status = 400;
+		return -EINVAL;
+	}
+	if (strcmp(method, "POST") == 0 && http_is_urlencoded(http_request_header(&req, "Content-Type"))) {
+		if (form_parse(req.body, req.body_len, &form) < 0) {
+			form_free(&query);
+			*bad_status = 400;
+			return -EINVAL;
+		}
+		req.form = &form;
+	}
+	req.cookie_header = http_request_header(&req, "Cookie");
+	req.authorization = http_request_header(&req, "Authorization");
+	req.if_none_match = http_request_header(&req, "If-None-Match");
+	http_client_address(&req, conn, forwarded, sizeof(forwarded));
+	req.secure = http_is_secure(&req, conn);
+	http_find_session(&req);
+	ret = route->handler(&req, resp);
+	form_free(&query);
+	form_free(&form);
+	sodium_memzero(&req.session, sizeof(req.session));
+	return ret;
+}
+
+static enum MHD_Result http_dispatch(struct hub *hub, struct MHD_Connection *connection,
+				     struct http_conn *conn, const char *method, const char *path)
+{
+	struct http_response resp = { 0 };
+	const struct http_route *route;
+	unsigned bad_status = 0;
+	enum MHD_Result ret;
+	bool path_known;
+	char allow[64];
+	int rc;
+
+	if (conn->query_too_long)
+		return http_send_error(connection, path, 414, "The address is too long.");
+	if (!http_path_ok(path))
+		return http_send_error(connection, path, 404, "No such page.");
+	route = http_route_find(method, path, &path_known, allow, sizeof(allow));
+	if (!route && path_known) {
+		static const char message[] = "This address does not take that method.";
+
+		if (str_has_prefix(path, "/api/"))
+			http_reply_error(&resp, 405, message);
+		else
+			http_reply(&resp, 405, "text/plain; charset=utf-8", strdup(message));
+		http_add_header(&resp, "Allow: %s", allow);
+		ret = http_send(connection, &resp);
+		http_response_free(&resp);
+		return ret;
+	}
+	if (!route)
+		return http_send_error(connection, path, 404, "No such page.");
+	rc = http_call(hub, connection, conn, route, method, path, &resp, &bad_status);
+	if (rc < 0) {
+		http_response_free(&resp);
+		if (bad_status)
+			return http_send_error(connection, path, bad_status, "The request is malformed.");
+		log_warn_errno(0, -rc, "%s %s failed", method, path);
+		return http_send_error(connection, path, 500, "The hub failed to answer; see its log.");
+	}
+	if (hub->cfg.debug)
+		log_debug("%s %s %s -> %u", conn->client, method, path, resp.status);
+	ret = http_send(connection, &resp);
+	http_response_free(&resp);
+	return ret;
+}
+
+/* Keep upload data, up to HTTP_BODY_MAX; beyond, only remember that. */
+static void http_collect(struct http_conn *conn, const char *data, size_t len)
+{
+	if (conn->too_large || conn->body_len + len > HTTP_BODY_MAX) {
+		conn->too_large = true;
+		return;
+	}
+	if (conn->body_len + len + 1 > conn->body_cap) {
+		size_t cap = conn->body_cap ? conn->body_cap : 1024;
+		char *grown;
+
+		while (cap < conn->body_len + len + 1)
+			cap *= 2;
+		grown = realloc(conn->body, cap);
+		if (!grown) {
+			conn->too_large = true;
+			return;
+		}
+		conn->body = grown;
+		conn->body_cap = cap;
+	}
+	memcpy(conn->body + conn->body_len, data, len);
+	conn->body_len += len;
+	conn->body[conn->body_len] = '\0';
+}
+
+static bool http_declared_too_large(struct MHD_Connection *connection)
+{
+	const char *value = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+							MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t size;
+
+	return value && parse_size(value, &size) == 0 && size > HTTP_BODY_MAX;
+}
+
+static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *connection, const char *url,
+				       const char *method, const char *version, const char *upload_data,
+				       size_t *upload_data_size, void **con_cls)
+{
+	struct http_conn *conn = *con_cls;
+
+	(void)version;
+	if (!conn)
+		return MHD_NO;
+	if (!conn->started) {
+		conn->started = true;
+		/* Refused before the body is read at all. */
+		if (http_declared_too_large(connection))
+			return http_send_error(connection, url, 413, "The request body is larger than 64 KiB.");
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		http_collect(conn, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (conn->too_large)
+		return http_send_error(connection, url, 413, "The request body is larger than 64 KiB.");
+	if (conn->body)
+		conn->body[conn->body_len] = '\0';
+	return http_dispatch(cls, connection, conn, method, url);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static int http_listen_address(const char *listen, struct sockaddr_storage *ss, bool *ipv6)
+{
+	char host[INET6_ADDRSTRLEN];
+	uint16_t port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (hubconf_parse_listen(listen, host, sizeof(host), &port) < 0)
+		return -EINVAL;
+	*ipv6 = strchr(host, ':') != NULL;
+	if (*ipv6) {
+		struct sockaddr_in6 *in6 = (void *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		return inet_pton(AF_INET6, host, &in6->sin6_addr) == 1 ? 0 : -EINVAL;
+	}
+	struct sockaddr_in *in = (void *)ss;
+
+	in->sin_family = AF_INET;
+	in->sin_port = htons(port);
+	return inet_pton(AF_INET, host, &in->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+static void http_free_secret(char **pem, size_t len)
+{
+	if (*pem) {
+		sodium_memzero(*pem, len);
+		free(*pem);
+		*pem = NULL;
+	}
+}
+
+int http_start(struct hub *hub, struct MHD_Daemon **out)
+{
+	const struct hub_config *cfg = &hub->cfg;
+	struct MHD_OptionItem tls[3] = { { MHD_OPTION_END, 0, NULL } };
+	__do_free char *cert = NULL;
+	char *key = NULL;
+	size_t cert_len = 0, key_len = 0;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct sockaddr_storage ss;
+	struct MHD_Daemon *d;
+	bool ipv6;
+	int ret;
+
+	if (http_listen_address(cfg->listen, &ss, &ipv6) < 0)
+		return log_error_errno(-EINVAL, 0, "listen = %s is not ADDRESS:PORT", cfg->listen);
+	if (ipv6)
+		flags |= MHD_USE_IPv6;
+	if (cfg->tls_cert[0]) {
+		ret = fsutil_read_file(cfg->tls_cert, HTTP_PEM_MAX, &cert, &cert_len);
+		if (ret < 0)
+			return log_error_errno(ret, -ret, "cannot read tls_cert %s", cfg->tls_cert);
+		ret = fsutil_read_file(cfg->tls_key, HTTP_PEM_MAX, &key, &key_len);
+		if (ret < 0)
+			return log_error_errno(ret, -ret, "cannot read tls_key %s", cfg->tls_key);
+		flags |= MHD_USE_TLS;
+		tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, cert };
+		tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, key };
+	}
+	d = MHD_start_daemon(flags, 0, NULL, NULL, http_on_request, hub,
+			     MHD_OPTION_EXTERNAL_LOGGER, http_on_mhd_log, NULL,
+			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cpus > 0 ? cpus : 1),
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTIONS_MAX,
+			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
+			     MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, NULL,
+			     MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, NULL,
+			     MHD_OPTION_UNESCAPE_CALLBACK, http_no_unescape, NULL,
+			     MHD_OPTION_ARRAY, tls,
+			     MHD_OPTION_END);
+	/* GnuTLS copied the key when the daemon started. */
+	http_free_secret(&key, key_len);
+	if (!d)
+		return log_error_errno(-EADDRINUSE, errno, "cannot serve HTTP on %s", cfg->listen);
+	*out = d;
+	return 0;
+}
+
+void http_stop(struct MHD_Daemon *d)
+{
+	if (d)
+		MHD_stop_daemon(d);
+}
