@@ -690,6 +690,11 @@ int sample_copy(const struct sample *from, struct sample *to);
 /* The members using GPU index (mem > 0 or a process), as a JSON array of
  * names, sorted, each once. */
 json_t *sample_gpu_members(const struct sample *s, unsigned gpu);
+/* The whole reading for the hub: {"time", "server", "gpu_ok", "gpu_note",
+ * "driver_version", "host": {...}, "gpus": [...], "processes": [{"gpu",
+ * "member", "pid" (inside), "host_pid", ...}], "containers": [...]}; values
+ * not known are left out. */
+json_t *sample_json(const struct sample *s);
 
 /* ---- history.c: the past, in <state_dir>/history.db ------------------------ */
 

@@ -20,6 +20,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <time.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -756,32 +758,153 @@ static bool metrics_has_body(struct MHD_Connection *c)
 }
 
 /*
- * POST /api/v1/poke: the hub says this server's members changed.  It
- * carries the hub's token for this server (hubsync.c checks it), never the
- * metrics token, and only wakes the thread that asks the hub: whoever
+ * The hub's routes.  They carry the hub's token for this server
+ * (hubsync.c checks it), never the metrics token, and exist only on a
+ * server that follows a hub.  POST /api/v1/poke says this server's
+ * members changed: it only wakes the thread that asks the hub, so whoever
  * pokes learns nothing and changes nothing but the time of the next sync.
+ * The GET routes give the hub what its monitor shows: the newest reading,
+ * a history series, usage per member (times in unix ms, as in
+ * docs/protocol.md's history and usage).
  */
-#define METRICS_POKE_PATH "/api/v1/poke"
+struct metrics_hub_route {
+	const char *path;
+	const char *method;            /* GET also answers HEAD */
+	void (*serve)(struct metrics_server *m, struct MHD_Connection *c,
+		      struct metrics_reply *reply);
+};
 
-static void metrics_serve_poke(struct metrics_server *m, struct MHD_Connection *c,
-			       const char *method, struct metrics_reply *reply)
+static void metrics_reply_json(struct metrics_reply *reply, json_t *json)
+{
+	reply->status = MHD_HTTP_OK;
+	reply->body = json ? json_dumps(json, JSON_COMPACT) : NULL;
+	reply->content_type = "application/json";
+	json_decref(json);
+}
+
+static void metrics_hub_poke(struct metrics_server *m, struct MHD_Connection *c,
+			     struct metrics_reply *reply)
+{
+	hubsync_poke(__atomic_load_n(&m->agent->hubsync, __ATOMIC_ACQUIRE));
+	metrics_reply_text(reply, MHD_HTTP_NO_CONTENT, "");
+}
+
+static void metrics_hub_sample(struct metrics_server *m, struct MHD_Connection *c,
+			       struct metrics_reply *reply)
+{
+	struct sampler *sampler = __atomic_load_n(&m->agent->sampler, __ATOMIC_ACQUIRE);
+	struct sample s;
+
+	memset(&s, 0, sizeof(s));
+	if (!sampler || sampler_latest(sampler, &s) < 0) {
+		metrics_reply_text(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "no sample yet\n");
+		return;
+	}
+	metrics_reply_json(reply, sample_json(&s));
+	sample_free(&s);
+}
+
+/* A whole number of the query (key absent: fallback); false if malformed. */
+static bool metrics_query_number(struct MHD_Connection *c, const char *key, long long fallback,
+				 long long max, long long *out)
+{
+	const char *text = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+	char *end;
+
+	*out = fallback;
+	if (!text)
+		return true;
+	if (*text < '0' || *text > '9')
+		return false;
+	errno = 0;
+	*out = strtoll(text, &end, 10);
+	return errno == 0 && *end == '\0' && *out <= max;
+}
+
+/* from and to (unix ms; default: the last hour, or week for usage). */
+static bool metrics_query_range(struct MHD_Connection *c, long long span, long long *from,
+				long long *to)
+{
+	long long now = (long long)time(NULL) * 1000;
+
+	return metrics_query_number(c, "to", now, LLONG_MAX / 2, to) &&
+	       metrics_query_number(c, "from", *to - span, LLONG_MAX / 2, from) && *from < *to;
+}
+
+static void metrics_hub_history(struct metrics_server *m, struct MHD_Connection *c,
+				struct metrics_reply *reply)
+{
+	long long from, to, gpu, points;
+	json_t *json = NULL;
+
+	if (!metrics_query_range(c, 3600000LL, &from, &to) ||
+	    !metrics_query_number(c, "gpu", -1, GPU_MAX - 1, &gpu) ||
+	    !metrics_query_number(c, "points", 0, 5000, &points)) {
+		metrics_reply_text(reply, MHD_HTTP_BAD_REQUEST,
+				   "expected gpu, from, to (unix ms, from < to) and points (at most 5000)\n");
+		return;
+	}
+	if (!m->agent->history || history_range(m->agent->history, (int)gpu, from, to,
+						(unsigned)points, &json) < 0) {
+		metrics_reply_text(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "the history cannot be read\n");
+		return;
+	}
+	metrics_reply_json(reply, json);
+}
+
+static void metrics_hub_usage(struct metrics_server *m, struct MHD_Connection *c,
+			      struct metrics_reply *reply)
+{
+	long long from, to;
+	json_t *rows = NULL;
+
+	if (!metrics_query_range(c, 7 * 86400000LL, &from, &to)) {
+		metrics_reply_text(reply, MHD_HTTP_BAD_REQUEST, "expected from < to, in unix ms\n");
+		return;
+	}
+	if (!m->agent->history || history_usage(m->agent->history, from, to, &rows) < 0) {
+		metrics_reply_text(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "the history cannot be read\n");
+		return;
+	}
+	metrics_reply_json(reply, json_pack("{s:I, s:I, s:o}", "from", (json_int_t)from,
+					    "to", (json_int_t)to, "members", rows));
+}
+
+static const struct metrics_hub_route metrics_hub_routes[] = {
+	{ "/api/v1/poke", MHD_HTTP_METHOD_POST, metrics_hub_poke },
+	{ "/api/v1/sample", MHD_HTTP_METHOD_GET, metrics_hub_sample },
+	{ "/api/v1/history", MHD_HTTP_METHOD_GET, metrics_hub_history },
+	{ "/api/v1/usage", MHD_HTTP_METHOD_GET, metrics_hub_usage },
+};
+
+static const struct metrics_hub_route *metrics_find_hub_route(const char *url)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(metrics_hub_routes); i++)
+		if (strcmp(url, metrics_hub_routes[i].path) == 0)
+			return &metrics_hub_routes[i];
+	return NULL;
+}
+
+static void metrics_serve_hub(struct metrics_server *m, struct MHD_Connection *c,
+			      const char *method, const struct metrics_hub_route *route,
+			      struct metrics_reply *reply)
 {
 	/* main.c starts the hub's thread before this server; read it once. */
 	struct hubsync *h = __atomic_load_n(&m->agent->hubsync, __ATOMIC_ACQUIRE);
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						       MHD_HTTP_HEADER_AUTHORIZATION);
+	bool get = strcmp(route->method, MHD_HTTP_METHOD_GET) == 0;
 
 	if (!h) {
 		metrics_reply_text(reply, MHD_HTTP_NOT_FOUND, "this server follows no hub\n");
 	} else if (!hubsync_token_ok(h, auth)) {
-		log_debug("metrics: a poke without this server's hub token");
+		log_debug("metrics: %s without this server's hub token", route->path);
 		metrics_reply_text(reply, MHD_HTTP_UNAUTHORIZED, "the hub's token for this server is required\n");
-	} else if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
-		metrics_reply_text(reply, MHD_HTTP_METHOD_NOT_ALLOWED, "only POST\n");
-		reply->allow = "POST";
+	} else if (strcmp(method, route->method) != 0 && !(get && metrics_method_allowed(method))) {
+		metrics_reply_text(reply, MHD_HTTP_METHOD_NOT_ALLOWED, "wrong method\n");
+		reply->allow = get ? "GET, HEAD" : route->method;
 	} else {
-		hubsync_poke(h);
-		metrics_reply_text(reply, MHD_HTTP_NO_CONTENT, "");
+		route->serve(m, c, reply);
 	}
 }
 
@@ -802,6 +925,7 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *c, const
 	struct metrics_server *m = cls;
 	struct metrics_reply reply = { 0 };
 	const struct metrics_route *route;
+	const struct metrics_hub_route *hub_route = metrics_find_hub_route(url);
 	bool allowed = metrics_method_allowed(method);
 
 	if (!*request_state && allowed && !metrics_has_body(c)) {
@@ -812,8 +936,8 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *c, const
 		*upload_data_size = 0;     /* a body after all (cannot happen): dropped */
 		return MHD_YES;
 	}
-	if (strcmp(url, METRICS_POKE_PATH) == 0) {
-		metrics_serve_poke(m, c, method, &reply);
+	if (hub_route) {
+		metrics_serve_hub(m, c, method, hub_route, &reply);
 	} else if (!metrics_authorized(m, c)) {
 		log_debug("metrics: a request for %.200s without the right token", url);
 		metrics_reply_text(&reply, MHD_HTTP_UNAUTHORIZED, "a bearer token is required\n");

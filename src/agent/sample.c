@@ -90,3 +90,73 @@ json_t *sample_gpu_members(const struct sample *s, unsigned gpu)
 		json_array_append_new(array, names[i]);
 	return array;
 }
+
+static void sample_set_known(json_t *o, const char *key, long long value, bool known)
+{
+	if (known)
+		json_object_set_new(o, key, json_integer(value));
+}
+
+static json_t *sample_host_json(const struct host_stats *h)
+{
+	return json_pack("{s:i, s:f, s:I, s:I, s:[f, f, f], s:I, s:I, s:f, s:f, s:f, s:f}",
+			 "ncpus", (int)h->ncpus, "cpu_percent", h->cpu_percent,
+			 "mem_total", (json_int_t)h->mem_total, "mem_available", (json_int_t)h->mem_available,
+			 "load", h->load[0], h->load[1], h->load[2],
+			 "disk_total", (json_int_t)h->disk_total, "disk_used", (json_int_t)h->disk_used,
+			 "disk_read_rate", h->disk_read_rate, "disk_write_rate", h->disk_write_rate,
+			 "net_rx_rate", h->net_rx_rate, "net_tx_rate", h->net_tx_rate);
+}
+
+static json_t *sample_gpu_json(const struct sample *s, const struct nvml_gpu *g)
+{
+	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:b, s:I, s:o}", "index", (int)g->index,
+			      "uuid", g->uuid, "name", g->name, "bus_id", g->bus_id, "lost", g->lost,
+			      "mem_used", (json_int_t)g->mem_used, "members",
+			      sample_gpu_members(s, g->index));
+
+	if (!o)
+		return NULL;
+	sample_set_known(o, "util", g->util_gpu, g->util_gpu >= 0);
+	sample_set_known(o, "mem_total", (long long)g->mem_total, g->mem_total > 0);
+	sample_set_known(o, "temperature", g->temperature, g->temperature >= 0);
+	if (g->power_mw >= 0)
+		json_object_set_new(o, "power_w", json_real(g->power_mw / 1000.0));
+	return o;
+}
+
+static json_t *sample_process_json(const struct sample_process *p)
+{
+	json_t *o = json_pack("{s:i, s:s, s:I, s:I, s:s, s:I}", "gpu", (int)p->gpu,
+			      "member", p->member, "pid", (json_int_t)p->ns_pid,
+			      "host_pid", (json_int_t)p->pid, "command", p->command,
+			      "started", (json_int_t)p->started);
+
+	if (!o)
+		return NULL;
+	sample_set_known(o, "mem_used", (long long)p->mem_used, p->mem_used != UINT64_MAX);
+	sample_set_known(o, "sm_util", p->sm_util, p->sm_util >= 0);
+	return o;
+}
+
+json_t *sample_json(const struct sample *s)
+{
+	json_t *gpus = json_array(), *procs = json_array(), *containers = json_array();
+
+	for (size_t i = 0; gpus && i < s->ngpus; i++)
+		json_array_append_new(gpus, sample_gpu_json(s, &s->gpus[i]));
+	for (size_t i = 0; procs && i < s->nprocs; i++)
+		json_array_append_new(procs, sample_process_json(&s->procs[i]));
+	for (size_t i = 0; containers && i < s->ncontainers; i++) {
+		const struct sample_container *c = &s->containers[i];
+
+		json_array_append_new(containers, json_pack("{s:s, s:f, s:I, s:I}", "member", c->member,
+			"cpu_percent", c->cpu_percent, "mem_used", (json_int_t)c->mem_used,
+			"mem_limit", (json_int_t)c->mem_limit));
+	}
+	return json_pack("{s:I, s:s, s:b, s:s, s:s, s:o, s:o, s:o, s:o}", "time",
+			 (json_int_t)s->time_ms, "server", s->server, "gpu_ok", s->gpu_ok,
+			 "gpu_note", s->gpu_note, "driver_version", s->driver_version,
+			 "host", sample_host_json(&s->host), "gpus", gpus, "processes", procs,
+			 "containers", containers);
+}

@@ -182,6 +182,27 @@ poke() { curl -s -o /dev/null -w '%{http_code}' "$@" "http://127.0.0.1:$GBX_METR
 [ "$(poke -X POST -H "Authorization: Bearer $token")" = 204 ] &&
 	ok "the hub's poke is taken (204)" || not_ok "the hub's poke is taken"
 
+# ---- what the hub's monitor reads from the agent, with the same token ----
+agent_api() { curl -s "$@"; }
+api_url=http://127.0.0.1:$GBX_METRICS_PORT/api/v1
+code=$(agent_api -o /dev/null -w '%{http_code}' "$api_url/sample")
+[ "$code" = 401 ] && ok "the agent's sample needs the hub's token (401)" || not_ok "sample without a token: $code"
+sample=$(agent_api -H "Authorization: Bearer $token" "$api_url/sample")
+if [ "$(jq -r .server <<<"$sample")" = gbxtest ] && [ "$(jq -r '.host.ncpus > 0' <<<"$sample")" = true ] &&
+   [ "$(jq -r '.containers | type' <<<"$sample")" = array ]; then
+	ok "the hub reads the agent's newest sample (host, GPUs, processes, containers)"
+else
+	not_ok "the agent's sample: $(head -c 300 <<<"$sample")"
+fi
+usage=$(agent_api -H "Authorization: Bearer $token" "$api_url/usage?from=0")
+[ "$(jq -r '.members | type' <<<"$usage")" = array ] &&
+	ok "the hub reads usage per member" || not_ok "usage: $(head -c 300 <<<"$usage")"
+code=$(agent_api -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$api_url/history?from=x")
+[ "$code" = 400 ] && ok "a malformed history query is refused (400)" || not_ok "history?from=x: $code"
+history=$(agent_api -H "Authorization: Bearer $token" "$api_url/history?points=10")
+[ "$(jq -r '.host | type' <<<"$history")" = array ] &&
+	ok "the hub reads a history series" || not_ok "history: $(head -c 300 <<<"$history")"
+
 # ---- the hub goes away; nothing is lost ----
 stop_hub
 curl -s -o /dev/null "$hub_url/login" && not_ok "the hub is down" || ok "the hub is down"
