@@ -695,6 +695,9 @@ json_t *sample_gpu_members(const struct sample *s, unsigned gpu);
  * "member", "pid" (inside), "host_pid", ...}], "containers": [...]}; values
  * not known are left out. */
 json_t *sample_json(const struct sample *s);
+/* One GPU of it: {"index", "uuid", "name", "bus_id", "lost", "util",
+ * "mem_used", "mem_total", "temperature", "power_w", "members"}. */
+json_t *sample_gpu_json(const struct sample *s, const struct nvml_gpu *g);
 
 /* ---- history.c: the past, in <state_dir>/history.db ------------------------ */
 

@@ -157,22 +157,17 @@ static int op_gpus(struct op_context *ctx, json_t **result)
 
 		for (size_t j = 0; j < s.nprocs; j++)
 			host_use |= s.procs[j].gpu == g->index && !s.procs[j].member[0];
-		o = json_pack("{s:i, s:s, s:s, s:s, s:b, s:o, s:I, s:b, s:b, s:b}",
-			      "index", (int)g->index, "uuid", g->uuid, "name", g->name,
-			      "bus_id", g->bus_id, "lost", g->lost, "members", members,
-			      "member_count", (json_int_t)users, "yours", yours,
-			      "host_processes", host_use, "free", !g->lost && users == 0 && !host_use);
-		if (!o)
+		/* The GPU as the hub sees it, with the members the caller may see. */
+		o = sample_gpu_json(&s, g);
+		if (!o) {
+			json_decref(members);
 			continue;
-		if (g->util_gpu >= 0)
-			json_object_set_new(o, "util", json_integer(g->util_gpu));
-		if (g->mem_total)
-			json_object_set_new(o, "mem_total", json_integer((json_int_t)g->mem_total));
-		json_object_set_new(o, "mem_used", json_integer((json_int_t)g->mem_used));
-		if (g->temperature >= 0)
-			json_object_set_new(o, "temperature", json_integer(g->temperature));
-		if (g->power_mw >= 0)
-			json_object_set_new(o, "power_w", json_real(g->power_mw / 1000.0));
+		}
+		json_object_set_new(o, "members", members);
+		json_object_set_new(o, "member_count", json_integer((json_int_t)users));
+		json_object_set_new(o, "yours", json_boolean(yours));
+		json_object_set_new(o, "host_processes", json_boolean(host_use));
+		json_object_set_new(o, "free", json_boolean(!g->lost && users == 0 && !host_use));
 		json_array_append_new(list, o);
 	}
 	*result = json_pack("{s:s, s:s, s:b, s:o, s:b, s:I}", "server", s.server,

@@ -108,7 +108,7 @@ static json_t *sample_host_json(const struct host_stats *h)
 			 "net_rx_rate", h->net_rx_rate, "net_tx_rate", h->net_tx_rate);
 }
 
-static json_t *sample_gpu_json(const struct sample *s, const struct nvml_gpu *g)
+json_t *sample_gpu_json(const struct sample *s, const struct nvml_gpu *g)
 {
 	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:b, s:I, s:o}", "index", (int)g->index,
 			      "uuid", g->uuid, "name", g->name, "bus_id", g->bus_id, "lost", g->lost,
