@@ -764,7 +764,7 @@ static bool metrics_has_body(struct MHD_Connection *c)
  * members changed: it only wakes the thread that asks the hub, so whoever
  * pokes learns nothing and changes nothing but the time of the next sync.
  * The GET routes give the hub what its monitor shows: the newest reading,
- * a history series, usage per member (times in unix ms, as in
+ * a history series, who was on a GPU at a time, usage per member (times in unix ms, as in
  * docs/protocol.md's history and usage).
  */
 struct metrics_hub_route {
@@ -852,6 +852,35 @@ static void metrics_hub_history(struct metrics_server *m, struct MHD_Connection 
 	metrics_reply_json(reply, json);
 }
 
+/* Who was on one GPU at one time (history_gpu_at); 404 when nothing was
+ * recorded then. */
+static void metrics_hub_at(struct metrics_server *m, struct MHD_Connection *c,
+			   struct metrics_reply *reply)
+{
+	long long gpu, t;
+	json_t *json = NULL;
+	int ret;
+
+	if (!MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "gpu") ||
+	    !MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "t") ||
+	    !metrics_query_number(c, "gpu", 0, GPU_MAX - 1, &gpu) ||
+	    !metrics_query_number(c, "t", 0, LLONG_MAX / 2, &t)) {
+		metrics_reply_text(reply, MHD_HTTP_BAD_REQUEST, "expected gpu and t (unix ms)\n");
+		return;
+	}
+	ret = m->agent->history ? history_gpu_at(m->agent->history, (unsigned)gpu, t, &json)
+				: -ENODATA;
+	if (ret == -ENOENT) {
+		metrics_reply_text(reply, MHD_HTTP_NOT_FOUND, "nothing was recorded then\n");
+		return;
+	}
+	if (ret < 0) {
+		metrics_reply_text(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "the history cannot be read\n");
+		return;
+	}
+	metrics_reply_json(reply, json);
+}
+
 static void metrics_hub_usage(struct metrics_server *m, struct MHD_Connection *c,
 			      struct metrics_reply *reply)
 {
@@ -874,6 +903,7 @@ static const struct metrics_hub_route metrics_hub_routes[] = {
 	{ "/api/v1/poke", MHD_HTTP_METHOD_POST, metrics_hub_poke },
 	{ "/api/v1/sample", MHD_HTTP_METHOD_GET, metrics_hub_sample },
 	{ "/api/v1/history", MHD_HTTP_METHOD_GET, metrics_hub_history },
+	{ "/api/v1/at", MHD_HTTP_METHOD_GET, metrics_hub_at },
 	{ "/api/v1/usage", MHD_HTTP_METHOD_GET, metrics_hub_usage },
 };
 
