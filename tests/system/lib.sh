@@ -121,3 +121,64 @@ restart_agent() {
 	done
 	return 1
 }
+
+# wait_for SECONDS command...: until the command succeeds.
+wait_for() {
+	local limit=$(($1 * 10))
+	shift
+	for _ in $(seq "$limit"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# stop_pid PID: TERM, then KILL after 10 s.
+stop_pid() {
+	local pid=$1
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null
+	sleep 0.2
+}
+
+# A gpubox-hub of the test's own: the caller sets hub_dir (hub.conf, the
+# log) and hub_url; start_hub sets hub_pid.
+hub() { "$GBX_BIN/gpubox-hub" --config "$hub_dir/hub.conf" "$@"; }
+
+start_hub() {
+	# The program itself in the background, not a function: $! must be
+	# the hub's own pid.
+	"$GBX_BIN/gpubox-hub" --config "$hub_dir/hub.conf" --foreground >>"$hub_dir/hub.log" 2>&1 &
+	hub_pid=$!
+	for _ in $(seq 100); do
+		curl -s -o /dev/null "$hub_url/login" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+stop_hub() {
+	[ -n "${hub_pid:-}" ] || return 0
+	kill "$hub_pid" 2>/dev/null
+	wait "$hub_pid" 2>/dev/null
+	hub_pid=
+}
+
+# The SQL of a synthetic past in the agent's history.db (its schema: the
+# top of src/agent/history.c): MEMBER on GPU (UUID) for MINUTES minutes
+# ending at the minute LAST_MS, at UTIL % with MEM bytes of TOTAL.
+history_past_sql() { # GPU UUID MEMBER LAST_MS MINUTES UTIL MEM TOTAL
+	local gpu=$1 uuid=$2 member=$3 last=$4 minutes=$5 util=$6 mem=$7 total=$8 i t
+	echo "BEGIN;"
+	for ((i = 0; i < minutes; i++)); do
+		t=$((last - i * 60000))
+		echo "INSERT OR REPLACE INTO gpu_minutes VALUES ($t, $gpu, '$uuid', $util, 95, $mem, $mem, $total, 60, 250000, 60);"
+		echo "INSERT OR REPLACE INTO member_minutes VALUES ($t, $gpu, '$member', $mem, $mem, 80, 1, 60, 60);"
+	done
+	echo "COMMIT;"
+}

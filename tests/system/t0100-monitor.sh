@@ -25,20 +25,10 @@ cleanup() {
 trap cleanup EXIT
 
 # wait_for SECONDS command...: until the command succeeds.
-wait_for() {
-	local limit=$(($1 * 10))
-	shift
-	for _ in $(seq "$limit"); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # The fake driver's state, replaced atomically (it re-reads on change).
 write_state() { cat >"$GBX_NVML_STATE.tmp" && mv "$GBX_NVML_STATE.tmp" "$GBX_NVML_STATE"; }
 
-host_pid_of() { pgrep -f "^sleep $1\$" | head -1; }
+host_pid_of() { pgrep -f "^sleep $1\$" | head -1 | grep .; }
 ns_pid_of() { awk '/^NSpid:/ {print $NF}' "/proc/$1/status"; }
 inside_as() { # MEMBER command...: as the member, inside their container
 	local m=$1
@@ -195,15 +185,8 @@ fi
 
 # A synthetic past: GPU 2 used by $past four hours ago, for two hours.
 minute=$(( ($(date +%s) - 4 * 3600) / 60 * 60 * 1000 ))
-{
-	echo "BEGIN;"
-	for i in $(seq 0 119); do
-		t=$((minute - i * 60000))
-		echo "INSERT OR REPLACE INTO gpu_minutes VALUES ($t, 2, 'GPU-cccccccc-2222', 90, 95, $((4 * gib)), $((4 * gib)), $((80 * gib)), 60, 250000, 60);"
-		echo "INSERT OR REPLACE INTO member_minutes VALUES ($t, 2, '$past', $((4 * gib)), $((4 * gib)), 80, 1, 60, 60);"
-	done
-	echo "COMMIT;"
-} | sqlite3 -cmd ".timeout 5000" "$GBX_DIR/state/history.db"
+history_past_sql 2 GPU-cccccccc-2222 "$past" "$minute" 120 90 $((4 * gib)) $((80 * gib)) |
+	sqlite3 -cmd ".timeout 5000" "$GBX_DIR/state/history.db"
 at=$(gpubox history --gpu 2 --at "4 hours ago" --json)
 if [ "$(jq -r '.members[0].member' <<<"$at")" = "$past" ] && [ "$(jq -r .util <<<"$at")" = 90 ] &&
    [ "$(jq -r .resolution <<<"$at")" = minute ]; then

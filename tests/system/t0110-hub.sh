@@ -24,38 +24,7 @@ conf_saved=$hub_dir/gpubox.conf.before
 cp "$GBX_CONF" "$conf_saved"
 agent_uid_first=$(sed -n 's/^uid_range = \([0-9]*\)-.*/\1/p' "$GBX_CONF")
 
-stop_agent() {
-	local pid
-	pid=$(cat "$GBX_DIR/agent.pid")
-	kill "$pid" 2>/dev/null
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null
-	sleep 0.2
-}
-
-hub() { "$hub_bin" --config "$hub_dir/hub.conf" "$@"; }
-
-start_hub() {
-	# The program itself in the background, not a function: $! must be
-	# the hub's own pid.
-	"$hub_bin" --config "$hub_dir/hub.conf" --foreground >>"$hub_dir/hub.log" 2>&1 &
-	hub_pid=$!
-	for _ in $(seq 100); do
-		curl -s -o /dev/null "$hub_url/login" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-stop_hub() {
-	[ -n "$hub_pid" ] || return 0
-	kill "$hub_pid" 2>/dev/null
-	wait "$hub_pid" 2>/dev/null
-	hub_pid=
-}
+stop_agent() { stop_pid "$(cat "$GBX_DIR/agent.pid")"; }
 
 finish() {
 	stop_agent
@@ -75,16 +44,6 @@ ssh_key_login() { # KEYFILE PORT command...
 		-p "$port" "$m@$GBX_HOST_IP" "$@"
 }
 
-# wait_for SECONDS command...: until the command succeeds.
-wait_for() {
-	local seconds=$1 i
-	shift
-	for ((i = 0; i < seconds * 2; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.5
-	done
-	return 1
-}
 fails() { ! "$@"; }
 
 # The hub's JSON API as the signed-in member.
