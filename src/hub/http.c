@@ -506,27 +506,9 @@ static enum MHD_Result http_dispatch(struct hub *hub, struct MHD_Connection *con
 /* Keep upload data, up to HTTP_BODY_MAX; beyond, only remember that. */
 static void http_collect(struct http_conn *conn, const char *data, size_t len)
 {
-	if (conn->too_large || conn->body_len + len > HTTP_BODY_MAX) {
+	if (conn->too_large ||
+	    buf_append(&conn->body, &conn->body_len, &conn->body_cap, data, len, HTTP_BODY_MAX) < 0)
 		conn->too_large = true;
-		return;
-	}
-	if (conn->body_len + len + 1 > conn->body_cap) {
-		size_t cap = conn->body_cap ? conn->body_cap : 1024;
-		char *grown;
-
-		while (cap < conn->body_len + len + 1)
-			cap *= 2;
-		grown = realloc(conn->body, cap);
-		if (!grown) {
-			conn->too_large = true;
-			return;
-		}
-		conn->body = grown;
-		conn->body_cap = cap;
-	}
-	memcpy(conn->body + conn->body_len, data, len);
-	conn->body_len += len;
-	conn->body[conn->body_len] = '\0';
 }
 
 static bool http_declared_too_large(struct MHD_Connection *connection)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -24,7 +25,29 @@ char *strip(char *s)
 	return s;
 }
 
-int parse_uint32(const char *s, uint32_t *out)
+int buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n, size_t max)
+{
+	if (n > max || *len > max - n)
+		return -EFBIG;
+	if (*len + n + 1 > *cap) {
+		size_t grown_cap = *cap ? *cap : 1024;
+		char *grown;
+
+		while (grown_cap < *len + n + 1)
+			grown_cap *= 2;
+		grown = realloc(*buf, grown_cap);
+		if (!grown)
+			return -ENOMEM;
+		*buf = grown;
+		*cap = grown_cap;
+	}
+	memcpy(*buf + *len, data, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+int parse_uint_max(const char *s, uint64_t max, uint64_t *out)
 {
 	uint64_t value = 0;
 
@@ -33,12 +56,22 @@ int parse_uint32(const char *s, uint32_t *out)
 	for (const char *p = s; *p; p++) {
 		if (*p < '0' || *p > '9')
 			return -EINVAL;
-		value = value * 10 + (uint64_t)(*p - '0');
-		if (value > UINT32_MAX)
+		if (value > (max - (uint64_t)(*p - '0')) / 10)
 			return -ERANGE;
+		value = value * 10 + (uint64_t)(*p - '0');
 	}
-	*out = (uint32_t)value;
+	*out = value;
 	return 0;
+}
+
+int parse_uint32(const char *s, uint32_t *out)
+{
+	uint64_t value;
+	int ret = parse_uint_max(s, UINT32_MAX, &value);
+
+	if (ret == 0)
+		*out = (uint32_t)value;
+	return ret;
 }
 
 int parse_size(const char *s, uint64_t *out)

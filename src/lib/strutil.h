@@ -13,7 +13,9 @@ struct config_range;
 /* Trim ASCII white space in place; returns the first non-blank character. */
 char *strip(char *s);
 
-/* Decimal only, no sign, no blanks, no leading '+'; -EINVAL or -ERANGE. */
+/* Decimal only, no sign, no blanks, no leading '+'; -EINVAL, or -ERANGE
+ * above max. */
+int parse_uint_max(const char *s, uint64_t max, uint64_t *out);
 int parse_uint32(const char *s, uint32_t *out);
 
 /* A size in bytes: decimal digits, then optionally one of K, M, G, T
@@ -30,6 +32,11 @@ int parse_bool(const char *s, bool *out);
 int parse_port(const char *s, uint16_t *out);
 
 bool str_has_prefix(const char *s, const char *prefix);
+
+/* Append n bytes to a growing buffer that stays NUL-terminated: *buf holds
+ * *len bytes in *cap (all 0 to start; the caller frees *buf).  -EFBIG when
+ * it would pass max bytes, -ENOMEM; nothing is appended then. */
+int buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n, size_t max);
 
 /* Close a stream from open_memstream(); false when any write to it failed
  * (the text is then incomplete and the caller frees it). */
