@@ -23,7 +23,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <sodium.h>
 
 #include "cleanup.h"
@@ -224,9 +223,7 @@ int api_parse_flag_request(const char *body, size_t len, const char *field, bool
 
 struct api_poke_target {
 	struct api_poke_target *next;
-	char name[HUB_NAME_MAX];
-	char url[CONFIG_TEXT_MAX + 32];
-	char authorization[HUB_TOKEN_HEX + 32];
+	struct agentcall_target agent;
 };
 
 static struct {
@@ -243,52 +240,16 @@ static struct {
 	.changed = PTHREAD_COND_INITIALIZER,
 };
 
-static pthread_once_t api_curl_once = PTHREAD_ONCE_INIT;
-
-static void api_curl_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static size_t api_discard(char *data, size_t size, size_t n, void *user)
-{
-	(void)data;
-	(void)user;
-	return size * n;
-}
-
 static void api_poke_send(const struct api_poke_target *t)
 {
-	struct curl_slist *headers = curl_slist_append(NULL, t->authorization);
-	CURL *c = curl_easy_init();
-	long status = 0;
-	CURLcode rc;
+	struct agentcall_answer answer;
 
-	if (!c || !headers) {
-		log_warn("poking %s: out of memory", t->name);
-		goto out;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, t->url);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, API_POKE_TIMEOUT_MS);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, api_discard);
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (rc != CURLE_OK)
-		log_warn("poking server %s at %s: %s", t->name, t->url, curl_easy_strerror(rc));
-	else if (status < 200 || status > 299)
-		log_warn("poking server %s at %s: HTTP status %ld", t->name, t->url, status);
+	agentcall_post(&t->agent, API_POKE_TIMEOUT_MS, &answer);
+	if (answer.error[0])
+		log_warn("poking server %s: %s", t->agent.name, answer.error);
 	else
-		log_debug("poked server %s", t->name);
-out:
-	curl_slist_free_all(headers);
-	curl_easy_cleanup(c);
+		log_debug("poked server %s", t->agent.name);
+	agentcall_answer_free(&answer);
 }
 
 static void *api_poke_worker(void *arg)
@@ -326,10 +287,10 @@ static int api_poke_enqueue(struct api_poke_target *t)
 {
 	int ret = 0;
 
-	pthread_once(&api_curl_once, api_curl_init);
+	agentcall_init();
 	pthread_mutex_lock(&api_poke.lock);
 	for (struct api_poke_target *q = api_poke.head; q; q = q->next) {
-		if (strcmp(q->name, t->name) == 0) {
+		if (strcmp(q->agent.name, t->agent.name) == 0) {
 			free(t);
 			t = NULL;
 			break;
@@ -359,27 +320,15 @@ static int api_poke_enqueue(struct api_poke_target *t)
 int api_poke_server(struct hub *hub, const char *server)
 {
 	struct api_poke_target *t = calloc(1, sizeof(*t));
-	char token[HUB_TOKEN_HEX];
-	struct hub_server s;
-	size_t len;
 	int ret;
 
 	if (!t)
 		return -ENOMEM;
-	ret = hubdb_server_get(hub->db, server, &s);
-	if (ret == 0)
-		ret = hubdb_server_token(hub->db, server, token);
+	ret = agentcall_target(hub->db, server, "/api/v1/poke", &t->agent);
 	if (ret < 0) {
 		free(t);
 		return ret;
 	}
-	len = strlen(s.url);
-	while (len > 0 && s.url[len - 1] == '/')
-		len--;
-	snprintf(t->name, sizeof(t->name), "%s", s.name);
-	snprintf(t->url, sizeof(t->url), "%.*s/api/v1/poke", (int)len, s.url);
-	snprintf(t->authorization, sizeof(t->authorization), "Authorization: Bearer %s", token);
-	sodium_memzero(token, sizeof(token));
 	return api_poke_enqueue(t);
 }
 
@@ -786,6 +735,10 @@ const struct http_route api_routes[] = {
 	{ "DELETE", "/api/v1/me/keys/",       api_me_key_remove },
 	{ "POST",   "/api/v1/me/servers/",    api_me_server },
 	{ "GET",    "/api/v1/me/ssh-config",  api_me_ssh_config },
+	{ "GET",    "/api/v1/me/monitor",     monitor_api_me },
+	{ "GET",    "/api/v1/monitor",        monitor_api_overview },
+	{ "GET",    "/api/v1/monitor/servers/", monitor_api_server },
+	{ "GET",    "/api/v1/monitor/usage",  monitor_api_usage },
 	{ "GET",    "/api/v1/admin/members",  api_admin_members },
 	{ "GET",    "/api/v1/admin/servers",  api_admin_servers },
 	{ "POST",   "/api/v1/admin/members/", api_admin_member },

@@ -110,7 +110,7 @@ void html_printf(FILE *out, const char *fmt, ...)
 	va_end(ap);
 }
 
-int html_begin(struct html_page *page, const char *title, const char *site)
+int html_begin(struct html_page *page, const char *title, const char *site, const char *head)
 {
 	memset(page, 0, sizeof(*page));
 	page->out = open_memstream(&page->text, &page->len);
@@ -123,10 +123,11 @@ int html_begin(struct html_page *page, const char *title, const char *site)
 		    "<meta charset=\"utf-8\">\n"
 		    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
 		    "<title>%s · %s</title>\n"
-		    "<link rel=\"stylesheet\" href=\"/static/style.css\">\n"
-		    "</head>\n"
-		    "<body>\n",
+		    "<link rel=\"stylesheet\" href=\"/static/style.css\">\n",
 		    title, site);
+	if (head)
+		fputs(head, page->out);
+	fputs("</head>\n<body>\n", page->out);
 	return 0;
 }
 

@@ -32,8 +32,9 @@ __attribute__((format(printf, 2, 3)))
 void html_printf(FILE *out, const char *fmt, ...);
 
 /* Open a page: doctype, head (charset, viewport, title "TITLE · SITE",
- * the stylesheet) and <body>.  -ENOMEM. */
-int html_begin(struct html_page *page, const char *title, const char *site);
+ * the stylesheet, then head: markup written as it is, a literal; NULL
+ * for none) and <body>.  -ENOMEM. */
+int html_begin(struct html_page *page, const char *title, const char *site, const char *head);
 /* Close </body></html> and hand the text over (*body is the caller's). */
 int html_end(struct html_page *page, char **body);
 /* Drop a page that will not be sent; safe to call twice or after html_end. */

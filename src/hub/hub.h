@@ -51,7 +51,8 @@ struct hub_config {
 	uint32_t login_fail_window;            /* ... in this many seconds, then locked as long */
 
 	uint32_t session_hours;                /* sign-in lifetime */
-	bool monitor_public;                   /* issue 7: the monitor without sign-in */
+	bool monitor_public;                   /* the monitor without sign-in (no names) */
+	uint32_t monitor_poll;                 /* seconds between readings of every agent; 0 = off */
 
 	/* Lab-wide allocation: the same on every server. */
 	struct config_range uid_range;
@@ -240,6 +241,75 @@ char *sshconfig_render_lab(const char *lab_name, const struct hub_member *m,
  * starting with '-' (an option to ssh). */
 bool sshconfig_host_ok(const char *host);
 
+/* ---- agentcall.c: the hub's requests to agents --------------------------------- */
+
+/* One agent request: the server's URL with the path appended, and the
+ * server's token as a bearer header (the agent checks it). */
+struct agentcall_target {
+	char name[HUB_NAME_MAX];
+	char url[CONFIG_TEXT_MAX + 256];
+	char authorization[HUB_TOKEN_HEX + 32];
+};
+
+struct agentcall_answer {
+	long status;                  /* HTTP status; 0 = no answer (see error) */
+	char *body;                   /* NUL-terminated; NULL without an answer */
+	size_t len;
+	char error[192];              /* why there is no usable answer, one sentence */
+};
+
+/* libcurl's global set-up, once per process. */
+void agentcall_init(void);
+/* The target for server's agent and path ("/api/v1/..." with its query);
+ * -ENOENT for an unknown server. */
+int agentcall_target(struct hubdb *db, const char *server, const char *path,
+		     struct agentcall_target *t);
+/* GET every target at once (timeout_ms each, bodies over max_body
+ * refused); answers[i] is targets[i]'s.  A status other than 2xx fills
+ * error from the agent's text.  Free each with agentcall_answer_free(). */
+void agentcall_get(const struct agentcall_target *targets, size_t n, long timeout_ms,
+		   size_t max_body, struct agentcall_answer *answers);
+/* POST with an empty body, the status only (poke). */
+void agentcall_post(const struct agentcall_target *t, long timeout_ms,
+		    struct agentcall_answer *answer);
+void agentcall_answer_free(struct agentcall_answer *a);
+
+/* ---- monitor.c: every agent's newest reading, history and usage ------------------- */
+
+struct monitor;
+struct hub;
+
+/* Start the thread that reads every registered agent's /api/v1/sample
+ * every monitor_poll seconds (nothing when it is 0). */
+int monitor_start(struct hub *hub, struct monitor **out);
+void monitor_stop(struct monitor *m);
+/* GET /api/v1/monitor's body (docs/hub-api.md), built once per round and
+ * kept; names false leaves every member name out.  *text is the caller's. */
+int monitor_overview(struct monitor *m, bool names, char **text, size_t *len);
+/* /api/v1/me/monitor for member, over the servers it enabled. */
+int monitor_member(struct monitor *m, const char *member, json_t **out);
+/* Ask one agent now (path with its query) and parse its JSON answer.
+ * -ENOENT unknown server; -EHOSTUNREACH (err says why) when the agent did
+ * not answer well; -ENODATA when it answered 404. */
+int monitor_ask(struct monitor *m, const char *server, const char *path, json_t **out,
+		char *err, size_t errlen);
+/* Usage per member over every server (docs/hub-api.md). */
+int monitor_usage(struct monitor *m, long long from_ms, long long to_ms, json_t **out);
+/* Leave every member name out of a history or "at" answer (public view). */
+void monitor_strip_names(json_t *answer);
+
+/* The pieces above, apart for tests and fuzzing.  An agent's reading
+ * (NULL, err filled, when it lacks host, gpus or processes); the overview's
+ * form of one; a member's part of one ({"container", "gpus", "processes"}
+ * set into o; sample NULL: state unknown); one agent's usage answer added
+ * to the sums per member (false when it is not usage); the sums as the
+ * report's list, largest first. */
+json_t *monitor_parse_reading(const char *body, size_t len, char *err, size_t errlen);
+json_t *monitor_reading_view(json_t *sample, bool names);
+void monitor_reading_member(json_t *sample, const char *member, json_t *o);
+bool monitor_usage_add(json_t *by_member, const char *server, const char *body, size_t len);
+json_t *monitor_usage_list(json_t *by_member);
+
 /* ---- http.c: the HTTP server ----------------------------------------------- */
 
 struct hub;
@@ -306,13 +376,43 @@ int http_add_header(struct http_response *resp, const char *fmt, ...)
  * http_reply_error() answers {"error": message} as JSON; http_redirect()
  * is a 303 to a path of this site only. */
 
-/* ---- api.c and pages.c: the routes ------------------------------------------ */
+/* ---- api.c, pages.c, monitor_api.c, monitor_pages.c: the routes ------------------------------------------ */
 
 extern const struct http_route api_routes[];    /* /api/v1/... (JSON) */
 extern const struct http_route pages_routes[];  /* /, /login, /keys, /servers, /ssh-config, /logout */
 /* Both tables end with an entry whose method is NULL.  A prefix route
  * also matches its prefix itself; paths under /api/ are looked up in
  * api_routes only (an unknown one is a JSON 404, never a page). */
+
+/* monitor_api.c: GET /api/v1/monitor, .../monitor/servers/<s>/history and
+ * /at, /api/v1/monitor/usage, /api/v1/me/monitor. */
+int monitor_api_overview(struct http_request *req, struct http_response *resp);
+int monitor_api_server(struct http_request *req, struct http_response *resp);
+int monitor_api_usage(struct http_request *req, struct http_response *resp);
+int monitor_api_me(struct http_request *req, struct http_response *resp);
+/* Who may read the monitor: a signed-in member, or anyone in public mode;
+ * *names says whether member names may be shown. */
+bool monitor_api_readable(const struct http_request *req, bool *names);
+
+/* monitor_pages.c: the pages /monitor, /monitor/servers/<s>[/gpus/<i>],
+ * /monitor/usage (+ .csv), /me, and the embedded files under /static/. */
+int monitor_pages_overview(struct http_request *req, struct http_response *resp);
+int monitor_pages_server(struct http_request *req, struct http_response *resp);
+int monitor_pages_usage(struct http_request *req, struct http_response *resp);
+int monitor_pages_usage_csv(struct http_request *req, struct http_response *resp);
+int monitor_pages_me(struct http_request *req, struct http_response *resp);
+int monitor_pages_static(struct http_request *req, struct http_response *resp);
+
+/* The files under /static/, compiled in at build time (embed.c writes
+ * them from src/hub/web and the chart library in web/node_modules). */
+struct static_asset {
+	const char *path;             /* "/static/monitor.js" */
+	const char *type;             /* Content-Type */
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct static_asset static_assets[];
+extern const size_t static_assets_count;
 
 /* api.c: tell agents to sync now (POST <url>/api/v1/poke with the server's
  * token), best effort, from a worker thread; failures are only logged. */
@@ -333,6 +433,7 @@ struct hub {
 	struct hub_config cfg;
 	struct hubdb *db;
 	struct auth *auth;
+	struct monitor *monitor;      /* NULL when monitor_poll = 0 or not serving */
 };
 
 #endif

@@ -54,6 +54,7 @@ static const struct keyfile_key hubconf_keys[] = {
 	KEY(login_fail_window,       HUBCONF_UINT),
 	KEY(session_hours,           HUBCONF_UINT),
 	KEY(monitor_public,          HUBCONF_BOOL),
+	KEY(monitor_poll,            HUBCONF_UINT),
 	KEY(uid_range,               HUBCONF_RANGE),
 	KEY(subid_range,             HUBCONF_RANGE),
 	KEY(ssh_port_range,          HUBCONF_RANGE),
@@ -75,6 +76,7 @@ void hubconf_set_defaults(struct hub_config *cfg)
 	cfg->login_fail_window = 300;
 	cfg->session_hours = 12;
 	cfg->monitor_public = false;
+	cfg->monitor_poll = 5;
 	cfg->uid_range = (struct config_range){ 20000, 29999 };
 	cfg->subid_range = (struct config_range){ 1000000, 999999999 };
 	cfg->ssh_port_range = (struct config_range){ 2200, 2999 };
@@ -330,6 +332,10 @@ static int hubconf_check_limits(const struct hub_config *cfg, char *err, size_t 
 	}
 	if (cfg->login_fail_window < 1 || cfg->login_fail_window > 86400) {
 		snprintf(err, errlen, "login_fail_window takes 1 to 86400 seconds");
+		return -EINVAL;
+	}
+	if (cfg->monitor_poll > 3600) {
+		snprintf(err, errlen, "monitor_poll takes 0 (no monitor) to 3600 seconds");
 		return -EINVAL;
 	}
 	if (cfg->session_hours < 1 || cfg->session_hours > 24 * 30) {

@@ -529,6 +529,9 @@ static int main_serve(struct hub *hub, bool foreground)
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	ret = monitor_start(hub, &hub->monitor);
+	if (ret < 0)
+		log_error_errno(ret, -ret, "cannot start the monitor; serving without it");
 	ret = http_start(hub, &daemon);
 	if (ret < 0) {
 		daemon_ready(&ready_fd, MAIN_EXIT_FAILED);
@@ -543,6 +546,8 @@ static int main_serve(struct hub *hub, bool foreground)
 	}
 	log_info("gpubox-hub stopping");
 	http_stop(daemon);
+	monitor_stop(hub->monitor);
+	hub->monitor = NULL;
 	api_poke_stop();
 	auth_close(hub->auth);
 	hubdb_close(hub->db);

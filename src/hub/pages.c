@@ -28,6 +28,7 @@
 
 #include "hub.h"
 #include "html.h"
+#include "pages.h"
 #include "cleanup.h"
 #include "log.h"
 #include "strutil.h"
@@ -36,9 +37,6 @@
 
 #define PAGES_LOGIN_COOKIE "gpubox_login"
 #define PAGES_LOGIN_COOKIE_AGE 3600
-#define PAGES_TYPE_HTML "text/html; charset=utf-8"
-#define PAGES_TYPE_TEXT "text/plain; charset=utf-8"
-#define PAGES_TYPE_CSS "text/css; charset=utf-8"
 
 /* ---- messages after a redirect -------------------------------------------- */
 
@@ -75,27 +73,17 @@ static const struct pages_flash *pages_flash_find(const char *key)
 
 /* ---- one request ------------------------------------------------------------ */
 
-struct pages_ctx {
-	struct http_request *req;
-	struct hub *hub;
-	struct hub_member me;       /* valid when member */
-	bool member;
-	struct html_page page;
-};
-
-static void pages_ctx_release(struct pages_ctx *ctx)
+void pages_ctx_release(struct pages_ctx *ctx)
 {
 	html_discard(&ctx->page);
 }
 
-#define __do_pages_ctx __attribute__((cleanup(pages_ctx_release)))
-
-static const char *pages_site(const struct hub *hub)
+const char *pages_site(const struct hub *hub)
 {
 	return hub->cfg.lab_name[0] ? hub->cfg.lab_name : "gpubox";
 }
 
-static const char *pages_query(const struct http_request *req, const char *name)
+const char *pages_query(const struct http_request *req, const char *name)
 {
 	return req->query ? form_get(req->query, name) : NULL;
 }
@@ -232,6 +220,9 @@ static void pages_header(struct pages_ctx *ctx)
 		const char *label;
 		bool admin;
 	} links[] = {
+		{ "/monitor", "Monitor", false },
+		{ "/me", "My containers", false },
+		{ "/monitor/usage", "Usage", false },
 		{ "/servers", "Servers", false },
 		{ "/keys", "SSH keys", false },
 		{ "/admin", "Admin", true },
@@ -240,6 +231,10 @@ static void pages_header(struct pages_ctx *ctx)
 	html_printf(out, "<header class=\"top\">\n<a class=\"brand\" href=\"/\">%s</a>\n",
 		    pages_site(ctx->hub));
 	if (!ctx->member) {
+		/* The public monitor's visitors: the way in. */
+		if (ctx->hub->cfg.monitor_public)
+			fputs("<nav>\n<a href=\"/monitor\">Monitor</a>\n"
+			      "<a href=\"/login\">Sign in</a>\n</nav>\n", out);
 		fputs("</header>\n", out);
 		return;
 	}
@@ -261,13 +256,22 @@ static void pages_header(struct pages_ctx *ctx)
 		    ctx->req->session.csrf);
 }
 
-static int pages_open(struct pages_ctx *ctx, const char *title, const char *main_class)
+int pages_begin(struct pages_ctx *ctx, const char *title)
 {
-	int r = html_begin(&ctx->page, title, pages_site(ctx->hub));
+	int r = html_begin(&ctx->page, title, pages_site(ctx->hub), ctx->head);
 
 	if (r < 0)
 		return r;
 	pages_header(ctx);
+	return 0;
+}
+
+int pages_open(struct pages_ctx *ctx, const char *title, const char *main_class)
+{
+	int r = pages_begin(ctx, title);
+
+	if (r < 0)
+		return r;
 	html_printf(ctx->page.out, "<main class=\"%s\">\n<h1>%s</h1>\n", main_class, title);
 	return 0;
 }
@@ -287,7 +291,7 @@ static void pages_flash(struct pages_ctx *ctx)
 		pages_flash_print(ctx, f->text, f->error);
 }
 
-static int pages_send(struct pages_ctx *ctx, struct http_response *resp, unsigned status)
+int pages_send(struct pages_ctx *ctx, struct http_response *resp, unsigned status)
 {
 	char *body = NULL;
 	int r;
@@ -305,8 +309,8 @@ static int pages_send(struct pages_ctx *ctx, struct http_response *resp, unsigne
 }
 
 /* A page that says one thing: a refusal, a missing page, a failure. */
-static int pages_message(struct pages_ctx *ctx, struct http_response *resp, unsigned status,
-			 const char *title, const char *text)
+int pages_message(struct pages_ctx *ctx, struct http_response *resp, unsigned status,
+		  const char *title, const char *text)
 {
 	int r;
 
@@ -319,8 +323,8 @@ static int pages_message(struct pages_ctx *ctx, struct http_response *resp, unsi
 	return pages_send(ctx, resp, status);
 }
 
-static int pages_failed(struct pages_ctx *ctx, struct http_response *resp, int err,
-			const char *what)
+int pages_failed(struct pages_ctx *ctx, struct http_response *resp, int err,
+		 const char *what)
 {
 	log_error_errno(err, -err, "pages: %s", what);
 	return pages_message(ctx, resp, 500, "Something went wrong",
@@ -330,19 +334,15 @@ static int pages_failed(struct pages_ctx *ctx, struct http_response *resp, int e
 
 /* ---- the guard: session, CSRF, member, admin ----------------------------------- */
 
-enum {
-	PAGES_NEED_CSRF = 1 << 0,
-	PAGES_NEED_ADMIN = 1 << 1,
-};
 
-typedef int (*pages_action)(struct pages_ctx *ctx, struct http_response *resp);
-
-static int pages_guarded(struct http_request *req, struct http_response *resp, unsigned needs,
-			 pages_action action)
+int pages_guarded(struct http_request *req, struct http_response *resp, unsigned needs,
+		  pages_action action)
 {
 	struct pages_ctx ctx __do_pages_ctx = { .req = req, .hub = req->hub };
 	int r;
 
+	if (!req->signed_in && (needs & PAGES_MAY_BE_PUBLIC) && req->hub->cfg.monitor_public)
+		return action(&ctx, resp);
 	if (!req->signed_in)
 		return http_redirect(resp, "/login");
 	if ((needs & PAGES_NEED_CSRF) && !pages_csrf_ok(req))
@@ -1089,6 +1089,12 @@ static int pages_post_admin_member(struct http_request *req, struct http_respons
 
 const struct http_route pages_routes[] = {
 	{ "GET", "/static/style.css", pages_style },
+	{ "GET", "/static/", monitor_pages_static },
+	{ "GET", "/monitor", monitor_pages_overview },
+	{ "GET", "/monitor/servers/", monitor_pages_server },
+	{ "GET", "/monitor/usage", monitor_pages_usage },
+	{ "GET", "/monitor/usage.csv", monitor_pages_usage_csv },
+	{ "GET", "/me", monitor_pages_me },
 	{ "GET", "/login", pages_get_login },
 	{ "POST", "/login", pages_post_login },
 	{ "POST", "/logout", pages_post_logout },

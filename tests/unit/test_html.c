@@ -83,7 +83,7 @@ static void test_page(void **state)
 	char *body = NULL;
 
 	(void)state;
-	assert_int_equal(html_begin(&page, "Keys", "Lab <1>"), 0);
+	assert_int_equal(html_begin(&page, "Keys", "Lab <1>", NULL), 0);
 	html_printf(page.out, "<p>%s</p>\n", "x&y");
 	assert_int_equal(html_end(&page, &body), 0);
 	assert_non_null(strstr(body, "<!DOCTYPE html>"));
@@ -98,7 +98,7 @@ static void test_page(void **state)
 	free(body);
 	html_discard(&page);     /* after html_end: nothing left, no double free */
 
-	assert_int_equal(html_begin(&page, "x", "y"), 0);
+	assert_int_equal(html_begin(&page, "x", "y", NULL), 0);
 	html_discard(&page);
 	html_discard(&page);
 }
