@@ -22,6 +22,8 @@
 #                              sameSite, secure, path, expiry)
 #   wd_add_cookie JSON         add a cookie for the current page's site
 #   wd_exec SCRIPT [JSONARG...] run JavaScript; print its result as JSON
+#   wd_on_new_page SCRIPT      run SCRIPT in every page opened from now on,
+#                              before the page's own scripts (Chromium only)
 #   wd_screenshot FILE         save a PNG of the viewport
 #   wd_quit                    end the session (closes Chromium)
 #   wd_stop                    wd_quit, then stop chromedriver and remove its files
@@ -200,6 +202,11 @@ wd_cookie() {
 wd_add_cookie() {
 	_wd_need_session || return 1
 	_wd_call POST "/session/$WD_SESSION/cookie" "$(jq -n --argjson c "$1" '{cookie: $c}')" >/dev/null
+}
+
+wd_on_new_page() {
+	_wd_call POST "/session/$WD_SESSION/goog/cdp/execute" \
+		"$(jq -n --arg s "$1" '{cmd: "Page.addScriptToEvaluateOnNewDocument", params: {source: $s}}')" >/dev/null
 }
 
 wd_exec() {
