@@ -129,31 +129,65 @@ static void monitor_take_answer(struct monitor_server *s, const struct monitor_s
 	}
 }
 
+/*
+ * Ask every registered server's agent for path, all at once.  *rows and
+ * *answers (n of each, answers[i] being rows[i]'s) are the caller's to free,
+ * with each answer's body.  A server removed meanwhile gets an error.
+ */
+static int monitor_ask_every(struct monitor *m, const char *path, long timeout_ms,
+			     struct hub_server **rows, struct agentcall_answer **answers, size_t *n)
+{
+	__do_free struct agentcall_target *targets = NULL;
+	__do_free bool *removed = NULL;
+	int ret;
+
+	*answers = NULL;
+	ret = hubdb_server_list(m->hub->db, rows, n);
+	if (ret < 0)
+		return ret;
+	targets = calloc(*n ? *n : 1, sizeof(*targets));
+	removed = calloc(*n ? *n : 1, sizeof(*removed));
+	*answers = calloc(*n ? *n : 1, sizeof(**answers));
+	if (!targets || !removed || !*answers) {
+		free(*answers);
+		*answers = NULL;
+		free(*rows);
+		*rows = NULL;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		removed[i] = agentcall_target(m->hub->db, (*rows)[i].name, path, &targets[i]) < 0;
+		if (removed[i])
+			snprintf(targets[i].url, sizeof(targets[i].url), "about:removed");
+	}
+	agentcall_get(targets, *n, timeout_ms, MONITOR_SAMPLE_MAX, *answers);
+	for (size_t i = 0; i < *n; i++)
+		if (removed[i])
+			snprintf((*answers)[i].error, sizeof((*answers)[i].error),
+				 "the server was removed from the hub");
+	return 0;
+}
+
 static void monitor_round(struct monitor *m)
 {
 	__do_free struct hub_server *rows = NULL;
-	__do_free struct agentcall_target *targets = NULL;
 	__do_free struct agentcall_answer *answers = NULL;
 	struct monitor_server *servers, *old;
 	size_t n = 0, nold;
 	long long now;
 
-	if (hubdb_server_list(m->hub->db, &rows, &n) < 0) {
+	if (monitor_ask_every(m, "/api/v1/sample", MONITOR_ROUND_TIMEOUT_MS, &rows, &answers,
+			      &n) < 0) {
 		log_warn("monitor: cannot list the servers");
 		return;
 	}
-	targets = calloc(n ? n : 1, sizeof(*targets));
-	answers = calloc(n ? n : 1, sizeof(*answers));
+	now = monitor_now_ms();
 	servers = calloc(n ? n : 1, sizeof(*servers));
-	if (!targets || !answers || !servers) {
-		free(servers);
+	if (!servers) {
+		for (size_t i = 0; i < n; i++)
+			agentcall_answer_free(&answers[i]);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (agentcall_target(m->hub->db, rows[i].name, "/api/v1/sample", &targets[i]) < 0)
-			snprintf(targets[i].url, sizeof(targets[i].url), "about:removed");
-	agentcall_get(targets, n, MONITOR_ROUND_TIMEOUT_MS, MONITOR_SAMPLE_MAX, answers);
-	now = monitor_now_ms();
 
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < n; i++) {
@@ -599,7 +633,6 @@ json_t *monitor_usage_list(json_t *by_member)
 int monitor_usage(struct monitor *m, long long from_ms, long long to_ms, json_t **out)
 {
 	__do_free struct hub_server *rows = NULL;
-	__do_free struct agentcall_target *targets = NULL;
 	__do_free struct agentcall_answer *answers = NULL;
 	__do_json json_t *by_member = json_object();
 	json_t *servers = json_array();
@@ -608,22 +641,16 @@ int monitor_usage(struct monitor *m, long long from_ms, long long to_ms, json_t 
 	int ret;
 
 	*out = NULL;
-	ret = hubdb_server_list(m->hub->db, &rows, &n);
-	if (ret < 0) {
-		json_decref(servers);
-		return ret;
-	}
-	targets = calloc(n ? n : 1, sizeof(*targets));
-	answers = calloc(n ? n : 1, sizeof(*answers));
-	if (!targets || !answers || !by_member || !servers) {
+	if (!by_member || !servers) {
 		json_decref(servers);
 		return -ENOMEM;
 	}
 	snprintf(path, sizeof(path), "/api/v1/usage?from=%lld&to=%lld", from_ms, to_ms);
-	for (size_t i = 0; i < n; i++)
-		if (agentcall_target(m->hub->db, rows[i].name, path, &targets[i]) < 0)
-			snprintf(targets[i].url, sizeof(targets[i].url), "about:removed");
-	agentcall_get(targets, n, MONITOR_ASK_TIMEOUT_MS, MONITOR_SAMPLE_MAX, answers);
+	ret = monitor_ask_every(m, path, MONITOR_ASK_TIMEOUT_MS, &rows, &answers, &n);
+	if (ret < 0) {
+		json_decref(servers);
+		return ret;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (answers[i].status == 200 &&
 		    monitor_usage_add(by_member, rows[i].name, answers[i].body, answers[i].len)) {
