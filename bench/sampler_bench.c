@@ -6,7 +6,7 @@
  * members are real records in a throw-away database.  Both are measured in
  * the same run, in CPU time of the calling thread:
  *
- *   gpubox:   sampler_tick(), which reads what does not change once per
+ *   gpubox:   collector_tick(), which reads what does not change once per
  *             process and follows the process with a pidfd;
  *   baseline: the same tick reading every process's /proc files again
  *             (what a script polling /proc does), i.e. procinfo_read()
@@ -21,6 +21,9 @@
 #include <time.h>
 
 #include "agent.h"
+#include "monitor/monitor.h"
+#include "monitor/procinfo.h"
+#include "state/state.h"
 #include "banned.h"
 
 static uint64_t bench_cpu_ns(void)
@@ -65,7 +68,7 @@ static int bench_members(struct agent *a, const char *prefix, unsigned n)
 int main(int argc, char **argv)
 {
 	static struct agent agent;
-	struct sampler *sampler;
+	struct collector *sampler;
 	struct sample s;
 	uint64_t *gpubox_ns, *baseline_ns;
 	char path[PATH_MAX];
@@ -81,7 +84,7 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/state.db", argv[1]);
 	if (db_open(path, &agent.db) < 0 || bench_members(&agent, argv[2], members) < 0)
 		return 1;
-	if (sampler_open(&agent, NULL, &sampler) < 0)
+	if (collector_open(&agent, NULL, &sampler) < 0)
 		return 1;
 	gpubox_ns = calloc(ticks, sizeof(*gpubox_ns));
 	baseline_ns = calloc(ticks, sizeof(*baseline_ns));
@@ -89,14 +92,14 @@ int main(int argc, char **argv)
 		return 1;
 	/* Warm up: NVML opened, processes known, member list read. */
 	for (int i = 0; i < 3; i++)
-		sampler_tick(sampler, NULL);
+		collector_tick(sampler, NULL);
 	for (unsigned i = 0; i < ticks; i++)
-		sampler_tick(sampler, &gpubox_ns[i]);
+		collector_tick(sampler, &gpubox_ns[i]);
 	for (unsigned i = 0; i < ticks; i++) {
 		uint64_t before, tick_ns;
 
-		sampler_tick(sampler, &tick_ns);
-		if (sampler_latest(sampler, &s) < 0)
+		collector_tick(sampler, &tick_ns);
+		if (collector_latest(sampler, &s) < 0)
 			return 1;
 		before = bench_cpu_ns();
 		for (size_t p = 0; p < s.nprocs; p++) {
@@ -107,7 +110,7 @@ int main(int argc, char **argv)
 		baseline_ns[i] = tick_ns + bench_cpu_ns() - before;
 		sample_free(&s);
 	}
-	if (sampler_latest(sampler, &s) < 0)
+	if (collector_latest(sampler, &s) < 0)
 		return 1;
 	procs = s.nprocs;
 	for (size_t p = 0; p < s.nprocs; p++)
@@ -117,7 +120,7 @@ int main(int argc, char **argv)
 	sample_free(&s);
 	bench_report("gpubox", gpubox_ns, ticks);
 	bench_report("baseline", baseline_ns, ticks);
-	sampler_stop(sampler);
+	collector_stop(sampler);
 	db_close(agent.db);
 	return 0;
 }

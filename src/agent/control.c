@@ -23,6 +23,9 @@
 #include <poll.h>
 
 #include "agent.h"
+#include "ops.h"
+#include "progress.h"
+#include "state/state.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
@@ -37,7 +40,7 @@ struct control_peer {
 	struct agent *agent;
 	int fd;
 	struct ucred cred;
-	char guest[40];            /* the container's member, or "" on the main socket */
+	char guest[MEMBER_NAME_SIZE];            /* the container's member, or "" on the main socket */
 };
 
 static pthread_mutex_t control_count_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -290,7 +293,7 @@ int control_serve(struct agent *a, int listen_fd, volatile int *stop)
 {
 	static struct pollfd pfd[CONTROL_POLL_MAX];
 	static int guest_fds[CONTROL_POLL_MAX];
-	static char members[CONTROL_POLL_MAX][40];
+	static char members[CONTROL_POLL_MAX][MEMBER_NAME_SIZE];
 
 	while (!*stop) {
 		size_t nguests = 0, nfds = 0;

@@ -31,7 +31,7 @@
 #define GUESTS_MAX 512
 
 struct guest_socket {
-	char member[40];
+	char member[MEMBER_NAME_SIZE];
 	int fd;
 	bool stale;                /* closed by the poll loop, which may be polling it */
 };
@@ -178,7 +178,7 @@ void guest_close(struct agent *a, const char *member)
 	guest_wake(g);
 }
 
-size_t guest_poll_set(struct guests *g, int *fds, char (*members)[40], size_t max)
+size_t guest_poll_set(struct guests *g, int *fds, char (*members)[MEMBER_NAME_SIZE], size_t max)
 {
 	size_t n = 0;
 

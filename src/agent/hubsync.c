@@ -36,6 +36,11 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "container/container.h"
+#include "hubsync.h"
+#include "ops.h"
+#include "progress.h"
+#include "state/state.h"
 #include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"
@@ -342,7 +347,7 @@ struct hubsync {
 	bool poked;
 	bool stopping;
 	bool worker_busy;
-	char (*queue)[40];            /* members whose container to start */
+	char (*queue)[MEMBER_NAME_SIZE];            /* members whose container to start */
 	size_t queued;
 
 	/* Only the poll thread uses these. */
@@ -734,7 +739,7 @@ static int hubsync_apply_member(struct hubsync *h, const struct hubsync_member *
 /* Hub-managed members the list no longer names keep no key. */
 static int hubsync_apply_gone(struct hubsync *h, const struct hubsync_list *list)
 {
-	__do_free char (*names)[40] = NULL;
+	__do_free char (*names)[MEMBER_NAME_SIZE] = NULL;
 	const struct hubsync_member none = { 0 };
 	size_t n = 0;
 	int ret, failed = 0;
@@ -796,7 +801,7 @@ static void *hubsync_worker(void *arg)
 
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
-		char name[40];
+		char name[MEMBER_NAME_SIZE];
 
 		while (!h->queued && !h->stopping)
 			pthread_cond_wait(&h->work, &h->lock);

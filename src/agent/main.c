@@ -17,6 +17,12 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "container/container.h"
+#include "hubsync.h"
+#include "monitor/monitor.h"
+#include "net/net.h"
+#include "ops.h"
+#include "state/state.h"
 #include "cleanup.h"
 #include "daemon.h"
 #include "fsutil.h"
@@ -168,14 +174,14 @@ int main(int argc, char **argv)
 	listen_fd = control_listen(agent.cfg.socket_path);
 	if (listen_fd < 0)
 		return agent_failed(&ready_fd);
-	if (sampler_start(&agent, agent.history, &agent.sampler) < 0)
+	if (collector_start(&agent, agent.history, &agent.collector) < 0)
 		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
 	/* Before the HTTP server, which takes the hub's pokes; a token file
 	 * that others may read stops the agent. */
 	if (hubsync_start(&agent, &agent.hubsync) < 0)
 		return agent_failed(&ready_fd);
 	if (agent.cfg.metrics_listen[0]) {
-		ret = metrics_start(&agent, &agent.metrics);
+		ret = httpd_start(&agent, &agent.httpd);
 		/* A refused configuration stops the agent; a busy port does not
 		 * stop members' containers from being served. */
 		if (ret == -EINVAL)
@@ -191,9 +197,9 @@ int main(int argc, char **argv)
 	close(listen_fd);
 	unlink(agent.cfg.socket_path);
 	log_info("gpuboxd stopping; containers keep running");
-	metrics_stop(agent.metrics);
+	httpd_stop(agent.httpd);
 	hubsync_stop(agent.hubsync);
-	sampler_stop(agent.sampler);
+	collector_stop(agent.collector);
 	history_close(agent.history);
 	/* Threads may still be serving; the process exit ends them. */
 	return ret < 0 ? 1 : 0;

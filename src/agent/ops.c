@@ -12,6 +12,13 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "container/container.h"
+#include "gpu/gpu.h"
+#include "image/image.h"
+#include "net/net.h"
+#include "ops.h"
+#include "progress.h"
+#include "state/state.h"
 #include "cleanup.h"
 #include "log.h"
 #include "proto.h"
@@ -529,7 +536,7 @@ static int op_port_add(struct op_context *ctx, json_t **result)
 			   (used = calloc(n + 1, sizeof(*used)))) {
 			for (size_t i = 0; i < n; i++)
 				used[i] = all[i].host_port;
-			if (alloc_lowest_free(&a->cfg.forward_port_range, used, n, &chosen) == 0)
+			if (ids_lowest_free(&a->cfg.forward_port_range, used, n, &chosen) == 0)
 				host_port = chosen;
 		}
 		if (host_port == 0) {

@@ -16,6 +16,11 @@
 #include <sys/stat.h>
 
 #include "agent.h"
+#include "container/container.h"
+#include "gpu/gpu.h"
+#include "ops.h"
+#include "progress.h"
+#include "state/state.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

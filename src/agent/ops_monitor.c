@@ -12,6 +12,10 @@
 #include <time.h>
 
 #include "agent.h"
+#include "gpu/gpu.h"
+#include "monitor/monitor.h"
+#include "ops.h"
+#include "state/state.h"
 #include "cleanup.h"
 #include "log.h"
 #include "proto.h"
@@ -28,7 +32,7 @@ static void ops_sample_freep(struct sample *s)
 static int ops_latest(struct op_context *ctx, struct sample *s)
 {
 	memset(s, 0, sizeof(*s));
-	if (sampler_latest(ctx->a->sampler, s) < 0)
+	if (collector_latest(ctx->a->collector, s) < 0)
 		return ops_fail(ctx, PROTO_E_UNAVAILABLE,
 				"the agent has no reading of the server yet; try again in a second");
 	return 0;

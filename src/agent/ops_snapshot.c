@@ -28,6 +28,11 @@
 #include <lxc/lxccontainer.h>
 
 #include "agent.h"
+#include "container/container.h"
+#include "image/image.h"
+#include "ops.h"
+#include "progress.h"
+#include "state/state.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

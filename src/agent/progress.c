@@ -2,7 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "agent.h"
+#include "progress.h"
 #include "banned.h"
 
 void progress_say(struct progress *p, const char *fmt, ...)

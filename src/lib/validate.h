@@ -12,8 +12,13 @@
 #include <stdint.h>
 
 #define MEMBER_NAME_MAX 32
+#define MEMBER_NAME_SIZE (MEMBER_NAME_MAX + 1)   /* a buffer for one, with its NUL */
 #define TEMPLATE_NAME_MAX 40
 #define SSH_KEY_MAX 16384
+
+/* Every member's container maps this many ids (0..65535 inside), from a
+ * block of the host's subordinate ids that starts at a multiple of it. */
+#define SUBID_COUNT 65536u
 
 /* A member name is a login name: [a-z][a-z0-9-]{0,31}, ending in a letter or digit. */
 int validate_member_name(const char *name, char *err, size_t errlen);

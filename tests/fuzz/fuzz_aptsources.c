@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "image/aptsources.h"
 #include "log.h"
 #include "banned.h"
 

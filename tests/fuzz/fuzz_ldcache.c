@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "gpu/ldcache.h"
 #include "log.h"
 #include "banned.h"
 

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "image/image.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "agent.h"
+#include "image/aptsources.h"
 #include "fsutil.h"
 #include "testutil.h"
 #include "banned.h"

@@ -23,7 +23,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "container/container.h"
+#include "net/net.h"
+#include "progress.h"
 #include "cleanup.h"
 #include "config.h"
 #include "fsutil.h"
@@ -71,7 +73,7 @@ static void test_render(void **state)
 	expect_line(text, "lxc.net.0.link = gpbr0");
 	expect_line(text, "lxc.net.0.flags = up");
 	expect_line(text, "lxc.net.0.name = eth0");
-	expect_line(text, "lxc.net.0.veth.pair = " CONTAINER_VETH_PREFIX "0a4d0002");
+	expect_line(text, "lxc.net.0.veth.pair = " NETWORK_VETH_PREFIX "0a4d0002");
 	expect_line(text, "lxc.net.0.hwaddr = 00:16:3e:4d:00:02");
 	expect_line(text, "lxc.net.0.ipv4.address = 10.77.0.2/16");
 	expect_line(text, "lxc.net.0.ipv4.gateway = 10.77.0.1");
@@ -106,7 +108,7 @@ static void test_render_deterministic(void **state)
 	other = container_render_config(&spec);
 	assert_non_null(other);
 	expect_line(other, "lxc.net.0.hwaddr = 00:16:3e:4d:01:03");
-	expect_line(other, "lxc.net.0.veth.pair = " CONTAINER_VETH_PREFIX "0a4d0103");
+	expect_line(other, "lxc.net.0.veth.pair = " NETWORK_VETH_PREFIX "0a4d0103");
 }
 
 static void test_render_defaults_and_extras(void **state)

@@ -11,7 +11,7 @@
 #include <sys/sysmacros.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "gpu/gpu.h"
 #include "cleanup.h"
 #include "spawn.h"
 #include "testutil.h"

@@ -13,7 +13,8 @@
 #include <sqlite3.h>
 
 #include "testutil.h"
-#include "agent.h"
+#include "gpu/gpu.h"
+#include "monitor/monitor.h"
 #include "banned.h"
 
 #define GIB (1024ULL * 1024 * 1024)

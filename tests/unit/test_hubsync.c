@@ -10,7 +10,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "container/container.h"
+#include "container/rootfs.h"
+#include "hubsync.h"
 #include "testutil.h"
 #include "banned.h"
 

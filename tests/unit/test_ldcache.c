@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "gpu/ldcache.h"
 #include "cleanup.h"
 #include "spawn.h"
 #include "testutil.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * metrics_render() on samples built by hand: exact lines, values the
+ * prometheus_render() on samples built by hand: exact lines, values the
  * driver did not give left out, no pid label ever, show_members off,
  * label escaping, and every line checked against the exposition grammar.
  * Then the HTTP server on a free loopback port, spoken to over a plain
@@ -26,6 +26,8 @@
 #include <cmocka.h>
 
 #include "agent.h"
+#include "gpu/gpu.h"
+#include "monitor/monitor.h"
 #include "cleanup.h"
 #include "config.h"
 #include "strutil.h"
@@ -299,7 +301,7 @@ static void test_check_exposition(const char *text)
 static void test_render_gpus(void **state)
 {
 	struct sample s = test_sample();
-	__do_free char *text = metrics_render(&s, true);
+	__do_free char *text = prometheus_render(&s, true);
 
 	(void)state;
 	assert_non_null(text);
@@ -333,7 +335,7 @@ static void test_render_gpus(void **state)
 static void test_render_members(void **state)
 {
 	struct sample s = test_sample();
-	__do_free char *text = metrics_render(&s, true);
+	__do_free char *text = prometheus_render(&s, true);
 
 	(void)state;
 	assert_non_null(text);
@@ -366,7 +368,7 @@ static void test_render_members(void **state)
 static void test_render_host(void **state)
 {
 	struct sample s = test_sample();
-	__do_free char *text = metrics_render(&s, true);
+	__do_free char *text = prometheus_render(&s, true);
 
 	(void)state;
 	assert_non_null(text);
@@ -398,7 +400,7 @@ static void test_render_host(void **state)
 static void test_render_hidden_members(void **state)
 {
 	struct sample s = test_sample();
-	__do_free char *text = metrics_render(&s, false);
+	__do_free char *text = prometheus_render(&s, false);
 
 	(void)state;
 	assert_non_null(text);
@@ -428,7 +430,7 @@ static void test_render_escaping(void **state)
 	(void)state;
 	snprintf(s.server, sizeof(s.server), "lab\\1 \"east\"\nrack");
 	snprintf(test_gpus[0].name, sizeof(test_gpus[0].name), "Fake \"X\"\\GPU\n2\t\xff");
-	text = metrics_render(&s, true);
+	text = prometheus_render(&s, true);
 	assert_non_null(text);
 	test_check_exposition(text);
 	assert_line(text, "gpubox_nvml_up{server=\"lab\\\\1 \\\"east\\\"\\nrack\"} 1");
@@ -445,7 +447,7 @@ static void test_render_no_nvml(void **state)
 	snprintf(s.server, sizeof(s.server), "s");
 	snprintf(s.gpu_note, sizeof(s.gpu_note), "no driver");
 	s.time_ms = 1000;
-	text = metrics_render(&s, true);
+	text = prometheus_render(&s, true);
 	assert_non_null(text);
 	test_check_exposition(text);
 	assert_line(text, "gpubox_nvml_up{server=\"s\"} 0");
@@ -468,7 +470,7 @@ static void test_render_values(void **state)
 	s.host.cpu_percent = NAN;
 	s.host.load[0] = 1.0 / 3.0;
 	s.host.disk_read_bytes = UINT64_MAX;
-	text = metrics_render(&s, true);
+	text = prometheus_render(&s, true);
 	assert_non_null(text);
 	test_check_exposition(text);
 	/* An unknown CPU share is left out; a third reads back exactly. */
@@ -495,7 +497,7 @@ static void test_render_many(void **state)
 	}
 	s.procs = procs;
 	s.nprocs = 2000;
-	text = metrics_render(&s, true);
+	text = prometheus_render(&s, true);
 	assert_non_null(text);
 	test_check_exposition(text);
 	snprintf(line, sizeof(line),
@@ -512,8 +514,8 @@ struct test_server {
 	char token_path[256];
 	uint16_t port;
 	struct agent agent;
-	struct metrics_server *metrics;
-	struct sampler *sampler;
+	struct httpd *httpd;
+	struct collector *collector;
 };
 
 /* A port free right now on loopback (the kernel's choice for port 0). */
@@ -549,9 +551,9 @@ static int test_server_teardown(void **state)
 {
 	struct test_server *t = *state;
 
-	metrics_stop(t->metrics);
-	t->agent.sampler = NULL;
-	sampler_stop(t->sampler);
+	httpd_stop(t->httpd);
+	t->agent.collector = NULL;
+	collector_stop(t->collector);
 	tu_remove_tempdir(t->dir);
 	free(t);
 	return 0;
@@ -645,8 +647,8 @@ static void test_server_token(void **state)
 	assert_non_null(r);
 	test_listen(t, "127.0.0.1");
 	test_token_file(t, TEST_TOKEN "\n", 0600);
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), 0);
-	assert_non_null(t->metrics);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), 0);
+	assert_non_null(t->httpd);
 
 	test_http(t, "GET", "/metrics", NULL, r);
 	assert_int_equal(r->status, 401);
@@ -665,7 +667,7 @@ static void test_server_token(void **state)
 	test_http(t, "GET", "/nope", NULL, r);
 	assert_int_equal(r->status, 401);
 
-	/* The right token, without a sampler: no sample yet. */
+	/* The right token, without a collector: no sample yet. */
 	test_http(t, "GET", "/metrics", "Bearer " TEST_TOKEN, r);
 	assert_int_equal(r->status, 503);
 	assert_string_equal(r->body, "no sample yet\n");
@@ -706,11 +708,11 @@ static void test_server_sample(void **state)
 
 	assert_non_null(r);
 	test_listen(t, "localhost");
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), 0);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), 0);
 	test_http(t, "GET", "/metrics", NULL, r);
 	assert_int_equal(r->status, 503);
 
-	/* A sampler of its own (no agent: no members, no database), reading
+	/* A collector of its own (no agent: no members, no database), reading
 	 * the fake NVML of tests/fake-nvml when meson put it on the library
 	 * path: one GPU, and this test process on it. */
 	snprintf(fake, sizeof(fake),
@@ -719,11 +721,11 @@ static void test_server_sample(void **state)
 	tu_write_file(t->dir, "nvml", fake);
 	tu_join(path, sizeof(path), t->dir, "nvml");
 	assert_int_equal(setenv("FAKE_NVML_STATE", path, 1), 0);
-	assert_int_equal(sampler_open(NULL, NULL, &t->sampler), 0);
-	t->agent.sampler = t->sampler;
+	assert_int_equal(collector_open(NULL, NULL, &t->collector), 0);
+	t->agent.collector = t->collector;
 	test_http(t, "GET", "/metrics", NULL, r);
 	assert_int_equal(r->status, 503);
-	assert_int_equal(sampler_tick(t->sampler, NULL), 0);
+	assert_int_equal(collector_tick(t->collector, NULL), 0);
 	test_http(t, "GET", "/metrics", NULL, r);
 	assert_int_equal(r->status, 200);
 	assert_header(r, "Content-Type: text/plain; version=0.0.4; charset=utf-8");
@@ -733,7 +735,7 @@ static void test_server_sample(void **state)
 	if (strstr(r->body, "\ngpubox_nvml_up{server=\"\"} 1\n")) {
 		assert_line(r->body, "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",uuid=\"GPU-fake-0\",server=\"\",modelName=\"Fake H100\"} 42");
 		assert_line(r->body, "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",uuid=\"GPU-fake-0\",server=\"\",modelName=\"Fake H100\"} 300");
-		/* The sampler follows processes with pidfds, which valgrind
+		/* The collector follows processes with pidfds, which valgrind
 		 * 3.19 does not know: there it sees none. */
 		if (test_have_pidfd()) {
 			assert_line(r->body, "gpubox_host_gpu_processes{gpu=\"0\",uuid=\"GPU-fake-0\",server=\"\"} 1");
@@ -763,8 +765,8 @@ static void test_server_ipv6(void **state)
 		skip();    /* no IPv6 loopback on this machine */
 	snprintf(t->agent.cfg.metrics_listen, sizeof(t->agent.cfg.metrics_listen), "[::1]:%u",
 		 t->port);
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), 0);
-	assert_non_null(t->metrics);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), 0);
+	assert_non_null(t->httpd);
 }
 
 /* Every address: a token from a file, which must be good. */
@@ -775,32 +777,32 @@ static void test_server_public(void **state)
 
 	assert_non_null(r);
 	test_listen(t, "0.0.0.0");
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), -EINVAL);
-	assert_null(t->metrics);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), -EINVAL);
+	assert_null(t->httpd);
 	/* Named but missing. */
 	snprintf(t->agent.cfg.metrics_token_file, sizeof(t->agent.cfg.metrics_token_file), "%s/none",
 		 t->dir);
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), -EINVAL);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), -EINVAL);
 	/* Too short, blank inside, a directory. */
 	test_token_file(t, "short\n", 0600);
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), -EINVAL);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), -EINVAL);
 	test_token_file(t, "two words in one token line\n", 0600);
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), -EINVAL);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), -EINVAL);
 	test_token_file(t, "\n\n", 0600);
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), -EINVAL);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), -EINVAL);
 	snprintf(t->agent.cfg.metrics_token_file, sizeof(t->agent.cfg.metrics_token_file), "%s",
 		 t->dir);
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), -EINVAL);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), -EINVAL);
 	/* A bad token file is refused on loopback too: asked for, it is required. */
 	test_token_file(t, "short\n", 0600);
 	test_listen(t, "127.0.0.1");
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), -EINVAL);
-	assert_null(t->metrics);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), -EINVAL);
+	assert_null(t->httpd);
 
 	/* A good one, open to others (a warning, not a refusal), CRLF ended. */
 	test_listen(t, "0.0.0.0");
 	test_token_file(t, TEST_TOKEN "\r\n", 0644);
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), 0);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), 0);
 	test_http(t, "GET", "/metrics", NULL, r);
 	assert_int_equal(r->status, 401);
 	test_http(t, "GET", "/metrics", "Bearer  " TEST_TOKEN " ", r);
@@ -817,25 +819,25 @@ static void test_server_addresses(void **state)
 		"1.2.3:80", "host.example:80", "localhost.:80", "127.0.0.1:+80", "127.0.0.1:-1",
 	};
 	struct test_server *t = *state;
-	struct metrics_server *m = NULL;
+	struct httpd *m = NULL;
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		snprintf(t->agent.cfg.metrics_listen, sizeof(t->agent.cfg.metrics_listen), "%s", bad[i]);
-		if (metrics_start(&t->agent, &m) != -EINVAL)
+		if (httpd_start(&t->agent, &m) != -EINVAL)
 			fail_msg("\"%s\" was not refused", bad[i]);
 		assert_null(m);
 	}
 	/* Empty: no server, and no error. */
 	t->agent.cfg.metrics_listen[0] = '\0';
-	assert_int_equal(metrics_start(&t->agent, &m), 0);
+	assert_int_equal(httpd_start(&t->agent, &m), 0);
 	assert_null(m);
-	metrics_stop(NULL);
+	httpd_stop(NULL);
 	/* Off loopback in IPv6 too. */
 	snprintf(t->agent.cfg.metrics_listen, sizeof(t->agent.cfg.metrics_listen), "[::]:%u", t->port);
-	assert_int_equal(metrics_start(&t->agent, &m), -EINVAL);
+	assert_int_equal(httpd_start(&t->agent, &m), -EINVAL);
 	snprintf(t->agent.cfg.metrics_listen, sizeof(t->agent.cfg.metrics_listen), "10.1.2.3:%u",
 		 t->port);
-	assert_int_equal(metrics_start(&t->agent, &m), -EINVAL);
+	assert_int_equal(httpd_start(&t->agent, &m), -EINVAL);
 }
 
 /* Bytes of one reply on a kept connection: its head, then Content-Length
@@ -875,7 +877,7 @@ static void test_server_keepalive(void **state)
 	char buf[4096];
 
 	test_listen(t, "127.0.0.1");
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), 0);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), 0);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -892,11 +894,11 @@ static void test_server_keepalive(void **state)
 static void test_server_busy(void **state)
 {
 	struct test_server *t = *state;
-	struct metrics_server *second = NULL;
+	struct httpd *second = NULL;
 
 	test_listen(t, "127.0.0.1");
-	assert_int_equal(metrics_start(&t->agent, &t->metrics), 0);
-	assert_true(metrics_start(&t->agent, &second) < 0);
+	assert_int_equal(httpd_start(&t->agent, &t->httpd), 0);
+	assert_true(httpd_start(&t->agent, &second) < 0);
 	assert_null(second);
 }
 

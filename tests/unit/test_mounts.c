@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "container/container.h"
 
 static void test_parse(void **state)
 {

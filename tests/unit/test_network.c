@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "net/net.h"
 #include "cleanup.h"
 #include "config.h"
 #include "fsutil.h"

@@ -24,7 +24,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "container/container.h"
+#include "net/net.h"
 #include "cleanup.h"
 #include "config.h"
 #include "spawn.h"
@@ -69,7 +70,7 @@ static void test_render_none(void **state)
 	assert_non_null(strstr(text, "oifname \"gptestbr0\" counter drop\n"));
 	assert_non_null(strstr(text, "oifname \"gptestbr0\" ct status dnat accept\n"));
 	assert_non_null(strstr(text, "ct state established,related accept\n"));
-	assert_non_null(strstr(text, "iifname \"" CONTAINER_VETH_PREFIX "*\" oifname \"" CONTAINER_VETH_PREFIX "*\" counter drop"));
+	assert_non_null(strstr(text, "iifname \"" NETWORK_VETH_PREFIX "*\" oifname \"" NETWORK_VETH_PREFIX "*\" counter drop"));
 }
 
 static void test_render_one(void **state)
@@ -469,8 +470,8 @@ static void test_end_to_end(void **state)
 	snprintf(cfg.bridge_address, sizeof(cfg.bridge_address), "10.77.0.1/16");
 	assert_int_equal(network_setup(&cfg), 0);
 
-	peer_start(&a, CONTAINER_VETH_PREFIX "0a4d0002", E2E_BRIDGE, NULL, "10.77.0.2/16", "10.77.0.1");
-	peer_start(&b, CONTAINER_VETH_PREFIX "0a4d0003", E2E_BRIDGE, NULL, "10.77.0.3/16", "10.77.0.1");
+	peer_start(&a, NETWORK_VETH_PREFIX "0a4d0002", E2E_BRIDGE, NULL, "10.77.0.2/16", "10.77.0.1");
+	peer_start(&b, NETWORK_VETH_PREFIX "0a4d0003", E2E_BRIDGE, NULL, "10.77.0.3/16", "10.77.0.1");
 	peer_start(&outside, "gptestout", NULL, "192.168.200.1/24", "192.168.200.2/24",
 		   "192.168.200.1");
 

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "gpu/gpu.h"
 #include "cleanup.h"
 #include "strutil.h"
 #include "testutil.h"

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "monitor/procinfo.h"
 #include "testutil.h"
 #include "banned.h"
 

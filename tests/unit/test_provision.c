@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "agent.h"
+#include "container/container.h"
 #include "cleanup.h"
 #include "testutil.h"
 #include "banned.h"

@@ -15,7 +15,7 @@
 #include <archive_entry.h>
 
 #include "testutil.h"
-#include "agent.h"
+#include "image/image.h"
 #include "log.h"
 #include "banned.h"
 

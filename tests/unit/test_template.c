@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "agent.h"
+#include "image/image.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "agent.h"
+#include "state/state.h"
 #include "cleanup.h"
 
 #include "banned.h"
@@ -16,7 +16,7 @@ static void test_lowest_free_empty(void **state)
 	struct config_range range = { 2200, 2299 };
 	uint32_t out = 0;
 
-	assert_int_equal(alloc_lowest_free(&range, NULL, 0, &out), 0);
+	assert_int_equal(ids_lowest_free(&range, NULL, 0, &out), 0);
 	assert_int_equal(out, 2200);
 }
 
@@ -26,7 +26,7 @@ static void test_lowest_free_holes(void **state)
 	uint32_t used[] = { 2203, 2200, 2201, 9999, 2202, 2205 };
 	uint32_t out = 0;
 
-	assert_int_equal(alloc_lowest_free(&range, used, ARRAY_SIZE(used), &out), 0);
+	assert_int_equal(ids_lowest_free(&range, used, ARRAY_SIZE(used), &out), 0);
 	assert_int_equal(out, 2204);
 }
 
@@ -36,9 +36,9 @@ static void test_lowest_free_full(void **state)
 	uint32_t used[] = { 12, 11, 10 };
 	uint32_t out = 0;
 
-	assert_int_equal(alloc_lowest_free(&range, used, ARRAY_SIZE(used), &out), -ENOSPC);
+	assert_int_equal(ids_lowest_free(&range, used, ARRAY_SIZE(used), &out), -ENOSPC);
 	range.last = 13;
-	assert_int_equal(alloc_lowest_free(&range, used, ARRAY_SIZE(used), &out), 0);
+	assert_int_equal(ids_lowest_free(&range, used, ARRAY_SIZE(used), &out), 0);
 	assert_int_equal(out, 13);
 }
 
@@ -50,14 +50,14 @@ static void test_lowest_free_edges(void **state)
 	uint32_t used[] = { UINT32_MAX - 1 };
 	uint32_t out = 0;
 
-	assert_int_equal(alloc_lowest_free(&one, NULL, 0, &out), 0);
+	assert_int_equal(ids_lowest_free(&one, NULL, 0, &out), 0);
 	assert_int_equal(out, 5);
-	assert_int_equal(alloc_lowest_free(&top, used, 1, &out), 0);
+	assert_int_equal(ids_lowest_free(&top, used, 1, &out), 0);
 	assert_int_equal(out, UINT32_MAX);
 	used[0] = UINT32_MAX;
-	assert_int_equal(alloc_lowest_free(&top, used, 1, &out), 0);
+	assert_int_equal(ids_lowest_free(&top, used, 1, &out), 0);
 	assert_int_equal(out, UINT32_MAX - 1);
-	assert_int_equal(alloc_lowest_free(&bad, NULL, 0, &out), -EINVAL);
+	assert_int_equal(ids_lowest_free(&bad, NULL, 0, &out), -EINVAL);
 }
 
 static void test_subid_empty(void **state)
@@ -66,7 +66,7 @@ static void test_subid_empty(void **state)
 	uint32_t out = 0;
 
 	/* 100000 is not aligned: the first block starts at 2 * 65536. */
-	assert_int_equal(alloc_subid_block(&range, NULL, 0, &out), 0);
+	assert_int_equal(ids_subid_block(&range, NULL, 0, &out), 0);
 	assert_int_equal(out, 131072);
 }
 
@@ -75,12 +75,12 @@ static void test_subid_never_zero(void **state)
 	struct config_range range = { 0, 3 * 65536 - 1 };
 	uint32_t out = 1;
 
-	assert_int_equal(alloc_subid_block(&range, NULL, 0, &out), 0);
+	assert_int_equal(ids_subid_block(&range, NULL, 0, &out), 0);
 	assert_int_equal(out, 65536);
 
 	/* Only the block holding 0 fits. */
 	range.last = 65535;
-	assert_int_equal(alloc_subid_block(&range, NULL, 0, &out), -ENOSPC);
+	assert_int_equal(ids_subid_block(&range, NULL, 0, &out), -ENOSPC);
 }
 
 static void test_subid_taken(void **state)
@@ -95,11 +95,11 @@ static void test_subid_taken(void **state)
 	};
 	uint32_t out = 0;
 
-	assert_int_equal(alloc_subid_block(&range, taken, ARRAY_SIZE(taken), &out), 0);
+	assert_int_equal(ids_subid_block(&range, taken, ARRAY_SIZE(taken), &out), 0);
 	assert_int_equal(out, 4 * 65536);
 
 	taken[3].count = 1;
-	assert_int_equal(alloc_subid_block(&range, taken, ARRAY_SIZE(taken), &out), 0);
+	assert_int_equal(ids_subid_block(&range, taken, ARRAY_SIZE(taken), &out), 0);
 	assert_int_equal(out, 6 * 65536);
 }
 
@@ -112,7 +112,7 @@ static void test_subid_hole_too_small(void **state)
 	};
 	uint32_t out = 0;
 
-	assert_int_equal(alloc_subid_block(&range, taken, ARRAY_SIZE(taken), &out), -ENOSPC);
+	assert_int_equal(ids_subid_block(&range, taken, ARRAY_SIZE(taken), &out), -ENOSPC);
 }
 
 static void test_subid_full_and_top(void **state)
@@ -123,16 +123,16 @@ static void test_subid_full_and_top(void **state)
 	struct id_range below_top = { 0, UINT32_MAX - 65535 };
 	uint32_t out = 0;
 
-	assert_int_equal(alloc_subid_block(&range, taken, ARRAY_SIZE(taken), &out), -ENOSPC);
+	assert_int_equal(ids_subid_block(&range, taken, ARRAY_SIZE(taken), &out), -ENOSPC);
 	/* A range ending before a whole block fits. */
 	range.last = 2 * 65536 - 2;
-	assert_int_equal(alloc_subid_block(&range, NULL, 0, &out), -ENOSPC);
+	assert_int_equal(ids_subid_block(&range, NULL, 0, &out), -ENOSPC);
 
 	/* The very last block of the id space, with no overflow. */
-	assert_int_equal(alloc_subid_block(&top, &below_top, 1, &out), 0);
+	assert_int_equal(ids_subid_block(&top, &below_top, 1, &out), 0);
 	assert_int_equal(out, UINT32_MAX - 65535);
 	below_top.count++;
-	assert_int_equal(alloc_subid_block(&top, &below_top, 1, &out), -ENOSPC);
+	assert_int_equal(ids_subid_block(&top, &below_top, 1, &out), -ENOSPC);
 }
 
 static void test_subid_bad(void **state)
@@ -140,7 +140,7 @@ static void test_subid_bad(void **state)
 	struct config_range bad = { 10, 9 };
 	uint32_t out;
 
-	assert_int_equal(alloc_subid_block(&bad, NULL, 0, &out), -EINVAL);
+	assert_int_equal(ids_subid_block(&bad, NULL, 0, &out), -EINVAL);
 }
 
 int main(void)

@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "net/net.h"
 #include "cleanup.h"
 #include "log.h"
 #include "spawn.h"

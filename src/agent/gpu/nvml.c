@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "gpu/gpu.h"
 #include "cleanup.h"
 #include "log.h"
 #include "strutil.h"

@@ -64,7 +64,9 @@
 
 #include <sqlite3.h>
 
-#include "agent.h"
+#include "gpu/gpu.h"
+#include "monitor/monitor.h"
+#include "monitor/procinfo.h"
 #include "cleanup.h"
 #include "log.h"
 #include "banned.h"

@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#include "agent.h"
+#include "state/state.h"
 #include "array.h"
 #include "cleanup.h"
 #include "log.h"
@@ -451,10 +451,10 @@ int db_hub_member_is(struct db *db, const char *member)
 	return db_error(db, "hub member lookup");
 }
 
-int db_hub_member_list(struct db *db, char (**names)[40], size_t *n)
+int db_hub_member_list(struct db *db, char (**names)[MEMBER_NAME_SIZE], size_t *n)
 {
 	__do_finalize sqlite3_stmt *stmt = NULL;
-	__do_free char (*list)[40] = NULL;
+	__do_free char (*list)[MEMBER_NAME_SIZE] = NULL;
 	size_t count = 0, cap = 0;
 	int rc;
 

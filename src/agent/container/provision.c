@@ -14,7 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "container/container.h"
+#include "container/rootfs.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

@@ -7,11 +7,11 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "agent.h"
+#include "state/state.h"
 
 #include "banned.h"
 
-static bool alloc_is_used(uint32_t value, const uint32_t *used, size_t nused)
+static bool ids_is_used(uint32_t value, const uint32_t *used, size_t nused)
 {
 	for (size_t i = 0; i < nused; i++)
 		if (used[i] == value)
@@ -19,7 +19,7 @@ static bool alloc_is_used(uint32_t value, const uint32_t *used, size_t nused)
 	return false;
 }
 
-int alloc_lowest_free(const struct config_range *range, const uint32_t *used, size_t nused,
+int ids_lowest_free(const struct config_range *range, const uint32_t *used, size_t nused,
 		      uint32_t *out)
 {
 	if (!range || !out || (nused && !used) || range->first > range->last)
@@ -27,7 +27,7 @@ int alloc_lowest_free(const struct config_range *range, const uint32_t *used, si
 
 	/* At most nused values can be taken, so this ends after nused + 1 tries. */
 	for (uint64_t v = range->first; v <= range->last; v++) {
-		if (!alloc_is_used((uint32_t)v, used, nused)) {
+		if (!ids_is_used((uint32_t)v, used, nused)) {
 			*out = (uint32_t)v;
 			return 0;
 		}
@@ -35,12 +35,12 @@ int alloc_lowest_free(const struct config_range *range, const uint32_t *used, si
 	return -ENOSPC;
 }
 
-static uint64_t alloc_align_up(uint64_t value)
+static uint64_t ids_align_up(uint64_t value)
 {
 	return (value + SUBID_COUNT - 1) / SUBID_COUNT * SUBID_COUNT;
 }
 
-int alloc_subid_block(const struct config_range *range, const struct id_range *taken,
+int ids_subid_block(const struct config_range *range, const struct id_range *taken,
 		      size_t ntaken, uint32_t *out)
 {
 	uint64_t start;
@@ -50,7 +50,7 @@ int alloc_subid_block(const struct config_range *range, const struct id_range *t
 		return -EINVAL;
 
 	/* Aligned, so a block starting at 0 is the only one holding id 0. */
-	start = alloc_align_up(range->first);
+	start = ids_align_up(range->first);
 	if (start == 0)
 		start = SUBID_COUNT;
 
@@ -65,7 +65,7 @@ int alloc_subid_block(const struct config_range *range, const struct id_range *t
 			if (taken[i].count == 0)
 				continue;
 			if (first < start + SUBID_COUNT && start < end) {
-				start = alloc_align_up(end);
+				start = ids_align_up(end);
 				moved = true;
 				break;
 			}

@@ -27,7 +27,9 @@
 #include <linux/magic.h>
 #include <lxc/lxccontainer.h>
 
-#include "agent.h"
+#include "container/container.h"
+#include "net/net.h"
+#include "progress.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
@@ -256,7 +258,7 @@ char *container_render_config(const struct container_spec *spec)
 		   "lxc.net.0.link = %s\n"
 		   "lxc.net.0.flags = up\n"
 		   "lxc.net.0.name = eth0\n"
-		   "lxc.net.0.veth.pair = " CONTAINER_VETH_PREFIX "%08x\n"
+		   "lxc.net.0.veth.pair = " NETWORK_VETH_PREFIX "%08x\n"
 		   "lxc.net.0.hwaddr = 00:16:3e:%02x:%02x:%02x\n"
 		   "lxc.net.0.ipv4.address = %s/%u\n"
 		   "lxc.net.0.ipv4.gateway = %s\n",

@@ -20,32 +20,36 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "gpu/gpu.h"
+#include "monitor/monitor.h"
+#include "monitor/procinfo.h"
+#include "state/state.h"
 #include "array.h"
 #include "cleanup.h"
 #include "log.h"
 #include "banned.h"
 
-#define SAMPLER_NVML_RETRY_MS 60000      /* a driver loaded later is found */
-#define SAMPLER_MEMBERS_REFRESH_MS 5000  /* which containers to read */
-#define SAMPLER_COMPACT_MS 10000
-#define SAMPLER_CONTAINER_READS 4       /* cgroups read per tick, in turn */
+#define COLLECTOR_NVML_RETRY_MS 60000      /* a driver loaded later is found */
+#define COLLECTOR_MEMBERS_REFRESH_MS 5000  /* which containers to read */
+#define COLLECTOR_COMPACT_MS 10000
+#define COLLECTOR_CONTAINER_READS 4       /* cgroups read per tick, in turn */
 
-struct sampler_known {
+struct collector_known {
 	pid_t pid;                 /* 0: free slot */
 	int pidfd;
 	uint64_t seen;             /* tick of the last sighting */
 	struct procinfo info;
 };
 
-struct sampler_container {
-	char member[40];
+struct collector_container {
+	char member[MEMBER_NAME_SIZE];
 	bool running;              /* at the last read */
 	struct container_stats stats;
 	double cpu_percent;
 	long long time_ms;         /* of the last read; 0 never */
 };
 
-struct sampler {
+struct collector {
 	struct agent *agent;
 	struct history *history;
 	pthread_t thread;
@@ -68,13 +72,13 @@ struct sampler {
 	struct nvml_process *nprocs;
 	size_t nnprocs, nproc_cap;
 	struct procinfo_host *host;
-	struct sampler_known *known;   /* open addressing by pid */
+	struct collector_known *known;   /* open addressing by pid */
 	size_t known_cap;              /* a power of two */
 	size_t known_used;
-	char (*members)[40];
+	char (*members)[MEMBER_NAME_SIZE];
 	size_t nmembers;
 	long long members_time;
-	struct sampler_container *containers;
+	struct collector_container *containers;
 	size_t ncontainers;
 	size_t container_cursor;   /* the next container to read */
 	long long last_compact;
@@ -82,7 +86,7 @@ struct sampler {
 	size_t next_proc_cap, next_container_cap, next_gpu_cap;
 };
 
-static long long sampler_now_ms(void)
+static long long collector_now_ms(void)
 {
 	struct timespec ts;
 
@@ -90,7 +94,7 @@ static long long sampler_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t sampler_thread_cpu_ns(void)
+static uint64_t collector_thread_cpu_ns(void)
 {
 	struct timespec ts;
 
@@ -100,14 +104,14 @@ static uint64_t sampler_thread_cpu_ns(void)
 
 /* ---- processes we know ------------------------------------------------ */
 
-static size_t sampler_slot(const struct sampler *s, pid_t pid)
+static size_t collector_slot(const struct collector *s, pid_t pid)
 {
 	return ((size_t)pid * 2654435761u) & (s->known_cap - 1);
 }
 
-static struct sampler_known *sampler_find(struct sampler *s, pid_t pid)
+static struct collector_known *collector_find(struct collector *s, pid_t pid)
 {
-	for (size_t i = sampler_slot(s, pid), n = 0; n < s->known_cap;
+	for (size_t i = collector_slot(s, pid), n = 0; n < s->known_cap;
 	     i = (i + 1) & (s->known_cap - 1), n++) {
 		if (s->known[i].pid == pid)
 			return &s->known[i];
@@ -117,24 +121,24 @@ static struct sampler_known *sampler_find(struct sampler *s, pid_t pid)
 	return NULL;
 }
 
-static int sampler_grow_known(struct sampler *s);
+static int collector_grow_known(struct collector *s);
 
-static struct sampler_known *sampler_insert(struct sampler *s, pid_t pid)
+static struct collector_known *collector_insert(struct collector *s, pid_t pid)
 {
 	size_t i;
 
-	if ((s->known_used + 1) * 2 > s->known_cap && sampler_grow_known(s) < 0)
+	if ((s->known_used + 1) * 2 > s->known_cap && collector_grow_known(s) < 0)
 		return NULL;
-	for (i = sampler_slot(s, pid); s->known[i].pid != 0; i = (i + 1) & (s->known_cap - 1))
+	for (i = collector_slot(s, pid); s->known[i].pid != 0; i = (i + 1) & (s->known_cap - 1))
 		;
-	s->known[i] = (struct sampler_known){ .pid = pid, .pidfd = -EBADF };
+	s->known[i] = (struct collector_known){ .pid = pid, .pidfd = -EBADF };
 	s->known_used++;
 	return &s->known[i];
 }
 
-static int sampler_grow_known(struct sampler *s)
+static int collector_grow_known(struct collector *s)
 {
-	struct sampler_known *old = s->known;
+	struct collector_known *old = s->known;
 	size_t old_cap = s->known_cap;
 	size_t cap = old_cap ? old_cap * 2 : 512;
 
@@ -146,11 +150,11 @@ static int sampler_grow_known(struct sampler *s)
 	s->known_cap = cap;
 	s->known_used = 0;
 	for (size_t i = 0; i < old_cap; i++) {
-		struct sampler_known *k;
+		struct collector_known *k;
 
 		if (old[i].pid == 0)
 			continue;
-		for (k = &s->known[sampler_slot(s, old[i].pid)]; k->pid != 0;
+		for (k = &s->known[collector_slot(s, old[i].pid)]; k->pid != 0;
 		     k = &s->known[((size_t)(k - s->known) + 1) & (cap - 1)])
 			;
 		*k = old[i];
@@ -162,7 +166,7 @@ static int sampler_grow_known(struct sampler *s)
 
 /* Entries not seen this tick are gone: rebuild the table without them
  * (open addressing cannot simply clear a slot). */
-static void sampler_forget_unseen(struct sampler *s)
+static void collector_forget_unseen(struct collector *s)
 {
 	bool any = false;
 
@@ -180,37 +184,37 @@ static void sampler_forget_unseen(struct sampler *s)
 	}
 	/* Reinsert the survivors so that every probe chain is whole again. */
 	for (size_t i = 0; i < s->known_cap; i++) {
-		struct sampler_known entry = s->known[i];
+		struct collector_known entry = s->known[i];
 		size_t j;
 
 		if (entry.pid == 0)
 			continue;
 		s->known[i].pid = 0;
-		for (j = sampler_slot(s, entry.pid); s->known[j].pid != 0; j = (j + 1) & (s->known_cap - 1))
+		for (j = collector_slot(s, entry.pid); s->known[j].pid != 0; j = (j + 1) & (s->known_cap - 1))
 			;
 		s->known[j] = entry;
 	}
 }
 
-static bool sampler_alive(const struct sampler_known *k)
+static bool collector_alive(const struct collector_known *k)
 {
 	return k->pidfd >= 0 && pidfd_send_signal(k->pidfd, 0, NULL, 0) == 0;
 }
 
 /* What we know of pid, read once per process; NULL if it is gone. */
-static const struct procinfo *sampler_process(struct sampler *s, pid_t pid)
+static const struct procinfo *collector_process(struct collector *s, pid_t pid)
 {
-	struct sampler_known *k = sampler_find(s, pid);
+	struct collector_known *k = collector_find(s, pid);
 	int fd;
 
 	if (k && k->seen == s->tick)
 		return k->info.pid ? &k->info : NULL;
-	if (k && sampler_alive(k)) {
+	if (k && collector_alive(k)) {
 		k->seen = s->tick;
 		return &k->info;
 	}
 	if (!k) {
-		k = sampler_insert(s, pid);
+		k = collector_insert(s, pid);
 		if (!k)
 			return NULL;
 	} else if (k->pidfd >= 0) {
@@ -234,7 +238,7 @@ static const struct procinfo *sampler_process(struct sampler *s, pid_t pid)
 
 /* ---- the parts of a tick ------------------------------------------------ */
 
-static void sampler_read_gpus(struct sampler *s, long long now)
+static void collector_read_gpus(struct collector *s, long long now)
 {
 	char note[160];
 	int ret;
@@ -243,7 +247,7 @@ static void sampler_read_gpus(struct sampler *s, long long now)
 	if (!s->nvml) {
 		if (now < s->nvml_next_try)
 			return;
-		s->nvml_next_try = now + SAMPLER_NVML_RETRY_MS;
+		s->nvml_next_try = now + COLLECTOR_NVML_RETRY_MS;
 		ret = nvml_open(&s->nvml, note, sizeof(note));
 		if (ret < 0) {
 			if (strcmp(note, s->nvml_note) != 0)
@@ -265,11 +269,11 @@ static void sampler_read_gpus(struct sampler *s, long long now)
 		nvml_close(s->nvml);
 		s->nvml = NULL;
 		s->ngpus = s->nnprocs = 0;
-		s->nvml_next_try = now + SAMPLER_NVML_RETRY_MS / 6;
+		s->nvml_next_try = now + COLLECTOR_NVML_RETRY_MS / 6;
 	}
 }
 
-static int sampler_reserve(void **array, size_t *cap, size_t want, size_t size)
+static int collector_reserve(void **array, size_t *cap, size_t want, size_t size)
 {
 	void *p;
 
@@ -283,7 +287,7 @@ static int sampler_reserve(void **array, size_t *cap, size_t want, size_t size)
 	return 0;
 }
 
-static bool sampler_is_member(const struct sampler *s, const char *name, size_t len)
+static bool collector_is_member(const struct collector *s, const char *name, size_t len)
 {
 	for (size_t i = 0; i < s->nmembers; i++)
 		if (strlen(s->members[i]) == len && strncmp(s->members[i], name, len) == 0)
@@ -297,28 +301,28 @@ static bool sampler_is_member(const struct sampler *s, const char *name, size_t 
  * there, so a name that is no member's but is a member's followed by
  * "-<digits>" is that member's.
  */
-static void sampler_member_name(const struct sampler *s, const char *name, char *out, size_t len)
+static void collector_member_name(const struct collector *s, const char *name, char *out, size_t len)
 {
 	const char *dash = strrchr(name, '-');
 
 	if (dash && dash[1] && strspn(dash + 1, "0123456789") == strlen(dash + 1) &&
-	    !sampler_is_member(s, name, strlen(name)) &&
-	    sampler_is_member(s, name, (size_t)(dash - name))) {
+	    !collector_is_member(s, name, strlen(name)) &&
+	    collector_is_member(s, name, (size_t)(dash - name))) {
 		snprintf(out, len, "%.*s", (int)(dash - name), name);
 		return;
 	}
 	snprintf(out, len, "%s", name);
 }
 
-static int sampler_fill_processes(struct sampler *s, struct sample *out)
+static int collector_fill_processes(struct collector *s, struct sample *out)
 {
-	if (sampler_reserve((void **)&out->procs, &s->next_proc_cap, s->nnprocs + 1,
+	if (collector_reserve((void **)&out->procs, &s->next_proc_cap, s->nnprocs + 1,
 			    sizeof(*out->procs)) < 0)
 		return -ENOMEM;
 	out->nprocs = 0;
 	for (size_t i = 0; i < s->nnprocs; i++) {
 		const struct nvml_process *np = &s->nprocs[i];
-		const struct procinfo *info = sampler_process(s, np->pid);
+		const struct procinfo *info = collector_process(s, np->pid);
 		struct sample_process *p;
 
 		if (!info)
@@ -327,23 +331,23 @@ static int sampler_fill_processes(struct sampler *s, struct sample *out)
 		p->gpu = np->gpu;
 		p->pid = np->pid;
 		p->ns_pid = info->in_container ? info->ns_pid : np->pid;
-		sampler_member_name(s, info->member, p->member, sizeof(p->member));
+		collector_member_name(s, info->member, p->member, sizeof(p->member));
 		memcpy(p->command, info->command, sizeof(p->command));
 		p->started = info->started;
 		p->mem_used = np->mem_used;
 		p->sm_util = np->sm_util;
 	}
-	sampler_forget_unseen(s);
+	collector_forget_unseen(s);
 	return 0;
 }
 
-static void sampler_refresh_members(struct sampler *s, long long now)
+static void collector_refresh_members(struct collector *s, long long now)
 {
 	__do_free struct member_record *list = NULL;
 	size_t n = 0;
-	char (*names)[40];
+	char (*names)[MEMBER_NAME_SIZE];
 
-	if (s->members && now - s->members_time < SAMPLER_MEMBERS_REFRESH_MS)
+	if (s->members && now - s->members_time < COLLECTOR_MEMBERS_REFRESH_MS)
 		return;
 	if (!s->agent || db_member_list(s->agent->db, &list, &n) < 0)
 		return;
@@ -358,9 +362,9 @@ static void sampler_refresh_members(struct sampler *s, long long now)
 	s->members_time = now;
 }
 
-static struct sampler_container *sampler_container_entry(struct sampler *s, const char *member)
+static struct collector_container *collector_container_entry(struct collector *s, const char *member)
 {
-	struct sampler_container *p;
+	struct collector_container *p;
 
 	for (size_t i = 0; i < s->ncontainers; i++)
 		if (strcmp(s->containers[i].member, member) == 0)
@@ -376,7 +380,7 @@ static struct sampler_container *sampler_container_entry(struct sampler *s, cons
 }
 
 /* Read one container's cgroup, with its CPU share since the last read. */
-static void sampler_read_container(struct sampler_container *c, long long now)
+static void collector_read_container(struct collector_container *c, long long now)
 {
 	struct container_stats st;
 
@@ -396,27 +400,27 @@ static void sampler_read_container(struct sampler_container *c, long long now)
 
 /*
  * A container's cgroup costs tens of microseconds to read (four files), so
- * a tick reads at most SAMPLER_CONTAINER_READS of them, in turn, and
+ * a tick reads at most COLLECTOR_CONTAINER_READS of them, in turn, and
  * reports the others' last values: with 64 containers at 1 Hz each is
  * read every 16 s, and the tick stays well under a millisecond.
  */
-static int sampler_fill_containers(struct sampler *s, struct sample *out, long long now)
+static int collector_fill_containers(struct collector *s, struct sample *out, long long now)
 {
 	size_t reads = 0;
 
-	if (sampler_reserve((void **)&out->containers, &s->next_container_cap, s->nmembers + 1,
+	if (collector_reserve((void **)&out->containers, &s->next_container_cap, s->nmembers + 1,
 			    sizeof(*out->containers)) < 0)
 		return -ENOMEM;
 	out->ncontainers = 0;
 	for (size_t k = 0; k < s->nmembers; k++) {
 		size_t i = (s->container_cursor + k) % s->nmembers;
-		struct sampler_container *c = sampler_container_entry(s, s->members[i]);
+		struct collector_container *c = collector_container_entry(s, s->members[i]);
 		struct sample_container *o;
 
 		if (!c)
 			return -ENOMEM;
-		if (reads < SAMPLER_CONTAINER_READS && (!c->time_ms || now != c->time_ms)) {
-			sampler_read_container(c, now);
+		if (reads < COLLECTOR_CONTAINER_READS && (!c->time_ms || now != c->time_ms)) {
+			collector_read_container(c, now);
 			reads++;
 			s->container_cursor = (i + 1) % s->nmembers;
 		}
@@ -435,7 +439,7 @@ static int sampler_fill_containers(struct sampler *s, struct sample *out, long l
 /* The new reading becomes the latest; the previous one is freed outside
  * the lock.  (Three allocations a tick: cheaper than tracking capacities
  * across the swap.) */
-static void sampler_publish(struct sampler *s)
+static void collector_publish(struct collector *s)
 {
 	struct sample old;
 
@@ -449,9 +453,9 @@ static void sampler_publish(struct sampler *s)
 	s->next_proc_cap = s->next_container_cap = s->next_gpu_cap = 0;
 }
 
-static int sampler_fill_gpus(struct sampler *s, struct sample *out)
+static int collector_fill_gpus(struct collector *s, struct sample *out)
 {
-	if (sampler_reserve((void **)&out->gpus, &s->next_gpu_cap, s->ngpus + 1,
+	if (collector_reserve((void **)&out->gpus, &s->next_gpu_cap, s->ngpus + 1,
 			    sizeof(*out->gpus)) < 0)
 		return -ENOMEM;
 	if (s->ngpus)
@@ -464,45 +468,45 @@ static int sampler_fill_gpus(struct sampler *s, struct sample *out)
 	return 0;
 }
 
-static int sampler_tick_locked(struct sampler *s)
+static int collector_tick_locked(struct collector *s)
 {
 	struct sample *out = &s->next;
-	long long now = sampler_now_ms();
+	long long now = collector_now_ms();
 	int ret;
 
 	s->tick++;
 	out->time_ms = now;
 	if (s->agent)
 		snprintf(out->server, sizeof(out->server), "%s", s->agent->cfg.server_name);
-	sampler_read_gpus(s, now);
-	sampler_refresh_members(s, now);
-	ret = sampler_fill_gpus(s, out);
+	collector_read_gpus(s, now);
+	collector_refresh_members(s, now);
+	ret = collector_fill_gpus(s, out);
 	if (ret == 0)
-		ret = sampler_fill_processes(s, out);
+		ret = collector_fill_processes(s, out);
 	if (ret == 0)
-		ret = sampler_fill_containers(s, out, now);
+		ret = collector_fill_containers(s, out, now);
 	if (ret < 0)
 		return ret;
 	if (s->host && procinfo_host_read(s->host, &out->host) < 0)
 		memset(&out->host, 0, sizeof(out->host));
-	sampler_publish(s);
+	collector_publish(s);
 	return 0;
 }
 
-int sampler_tick(struct sampler *s, uint64_t *cpu_ns)
+int collector_tick(struct collector *s, uint64_t *cpu_ns)
 {
-	uint64_t before = sampler_thread_cpu_ns();
+	uint64_t before = collector_thread_cpu_ns();
 	int ret;
 
 	pthread_mutex_lock(&s->tick_lock);
-	ret = sampler_tick_locked(s);
+	ret = collector_tick_locked(s);
 	pthread_mutex_unlock(&s->tick_lock);
 	if (cpu_ns)
-		*cpu_ns = sampler_thread_cpu_ns() - before;
+		*cpu_ns = collector_thread_cpu_ns() - before;
 	return ret;
 }
 
-int sampler_latest(struct sampler *s, struct sample *out)
+int collector_latest(struct collector *s, struct sample *out)
 {
 	int ret = -EAGAIN;
 
@@ -516,26 +520,26 @@ int sampler_latest(struct sampler *s, struct sample *out)
 }
 
 /* The history gets the newest reading; minutes are folded every 10 s. */
-static void sampler_record(struct sampler *s)
+static void collector_record(struct collector *s)
 {
 	struct sample copy;
 	long long now;
 
-	if (!s->history || sampler_latest(s, &copy) < 0)
+	if (!s->history || collector_latest(s, &copy) < 0)
 		return;
 	if (history_record(s->history, &copy) < 0)
 		log_warn("cannot append to the history; see above");
 	now = copy.time_ms;
 	sample_free(&copy);
-	if (now - s->last_compact >= SAMPLER_COMPACT_MS) {
+	if (now - s->last_compact >= COLLECTOR_COMPACT_MS) {
 		s->last_compact = now;
 		history_compact(s->history, now);
 	}
 }
 
-static void *sampler_thread(void *arg)
+static void *collector_thread(void *arg)
 {
-	struct sampler *s = arg;
+	struct collector *s = arg;
 	unsigned interval = s->agent ? s->agent->cfg.sample_interval : 1000;
 	struct timespec next;
 
@@ -543,9 +547,9 @@ static void *sampler_thread(void *arg)
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
 		pthread_mutex_unlock(&s->lock);
-		if (sampler_tick(s, NULL) < 0)
+		if (collector_tick(s, NULL) < 0)
 			log_warn("a reading of the server failed (out of memory?)");
-		sampler_record(s);
+		collector_record(s);
 		next.tv_nsec += (long)(interval % 1000) * 1000000L;
 		next.tv_sec += interval / 1000 + next.tv_nsec / 1000000000L;
 		next.tv_nsec %= 1000000000L;
@@ -565,9 +569,9 @@ static void *sampler_thread(void *arg)
 	return NULL;
 }
 
-int sampler_open(struct agent *a, struct history *history, struct sampler **out)
+int collector_open(struct agent *a, struct history *history, struct collector **out)
 {
-	__do_free struct sampler *s = calloc(1, sizeof(*s));
+	__do_free struct collector *s = calloc(1, sizeof(*s));
 	const char *disk = a ? a->cfg.state_dir : "/";
 	int ret;
 
@@ -578,7 +582,7 @@ int sampler_open(struct agent *a, struct history *history, struct sampler **out)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->tick_lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
-	ret = sampler_grow_known(s);
+	ret = collector_grow_known(s);
 	if (ret < 0)
 		return ret;
 	ret = procinfo_host_open(disk, &s->host);
@@ -588,24 +592,24 @@ int sampler_open(struct agent *a, struct history *history, struct sampler **out)
 	return 0;
 }
 
-int sampler_start(struct agent *a, struct history *history, struct sampler **out)
+int collector_start(struct agent *a, struct history *history, struct collector **out)
 {
-	struct sampler *s;
-	int ret = sampler_open(a, history, &s);
+	struct collector *s;
+	int ret = collector_open(a, history, &s);
 
 	if (ret < 0)
 		return ret;
-	ret = pthread_create(&s->thread, NULL, sampler_thread, s);
+	ret = pthread_create(&s->thread, NULL, collector_thread, s);
 	if (ret != 0) {
-		sampler_stop(s);
-		return log_error_errno(-ret, ret, "cannot start the sampler");
+		collector_stop(s);
+		return log_error_errno(-ret, ret, "cannot start the collector");
 	}
 	s->running = true;
 	*out = s;
 	return 0;
 }
 
-void sampler_stop(struct sampler *s)
+void collector_stop(struct collector *s)
 {
 	if (!s)
 		return;

@@ -19,7 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "container/container.h"
+#include "state/state.h"
 #include "cleanup.h"
 #include "log.h"
 #include "strutil.h"

@@ -52,7 +52,9 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 
-#include "agent.h"
+#include "container/container.h"
+#include "gpu/gpu.h"
+#include "gpu/ldcache.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

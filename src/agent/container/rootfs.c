@@ -21,7 +21,7 @@
 
 #include <linux/openat2.h>
 
-#include "agent.h"
+#include "container/rootfs.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

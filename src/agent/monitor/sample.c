@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "gpu/gpu.h"
+#include "monitor/monitor.h"
+#include "monitor/procinfo.h"
 #include "cleanup.h"
 #include "banned.h"
 

@@ -38,7 +38,8 @@
 #include <linux/openat2.h>
 #include <sodium.h>
 
-#include "agent.h"
+#include "image/image.h"
+#include "progress.h"
 #include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"

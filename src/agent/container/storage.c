@@ -27,7 +27,7 @@
 #include <linux/magic.h>
 #include <linux/mount.h>
 
-#include "agent.h"
+#include "container/container.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "agent.h"
+#include "gpu/ldcache.h"
 #include "banned.h"
 
 #define LDCACHE_OLD_MAGIC "ld.so-1.7.0"

@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "monitor/procinfo.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"

@@ -19,6 +19,9 @@
 #include <shadow/subid.h>
 
 #include "agent.h"
+#include "container/container.h"
+#include "net/net.h"
+#include "state/state.h"
 #include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"
@@ -243,7 +246,7 @@ static int member_alloc_uid(struct agent *a, const struct member_record *list, s
 	for (size_t i = 0; i < n; i++)
 		used[nused++] = list[i].uid;
 	for (;;) {
-		int ret = alloc_lowest_free(&a->cfg.uid_range, used, nused, out);
+		int ret = ids_lowest_free(&a->cfg.uid_range, used, nused, out);
 		if (ret < 0)
 			return ret;
 		if (!getpwuid(*out) && !getgrgid(*out))
@@ -271,7 +274,7 @@ static int member_alloc_subid(struct agent *a, const struct member_record *list,
 			return -ENOMEM;
 		taken[ntaken++] = (struct id_range){ list[i].subid_base, SUBID_COUNT };
 	}
-	return alloc_subid_block(&a->cfg.subid_range, taken, ntaken, out);
+	return ids_subid_block(&a->cfg.subid_range, taken, ntaken, out);
 }
 
 static int member_alloc_port_and_address(struct agent *a, const struct member_record *list,
@@ -289,10 +292,10 @@ static int member_alloc_port_and_address(struct agent *a, const struct member_re
 		ports[i] = list[i].ssh_port;
 		indexes[i] = list[i].address_index;
 	}
-	ret = alloc_lowest_free(&a->cfg.ssh_port_range, ports, n, &rec->ssh_port);
+	ret = ids_lowest_free(&a->cfg.ssh_port_range, ports, n, &rec->ssh_port);
 	if (ret < 0)
 		return ret;
-	ret = alloc_lowest_free(&all, indexes, n, &rec->address_index);
+	ret = ids_lowest_free(&all, indexes, n, &rec->address_index);
 	if (ret < 0)
 		return ret;
 	return network_member_address(&a->subnet, rec->address_index, address, sizeof(address));
@@ -525,7 +528,7 @@ static int member_alloc_address(struct agent *a, const struct member_record *lis
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		indexes[i] = list[i].address_index;
-	ret = alloc_lowest_free(&all, indexes, n, &rec->address_index);
+	ret = ids_lowest_free(&all, indexes, n, &rec->address_index);
 	if (ret < 0)
 		return ret;
 	return network_member_address(&a->subnet, rec->address_index, address, sizeof(address));

@@ -26,7 +26,9 @@
 
 #include <sodium.h>
 
-#include "agent.h"
+#include "image/aptsources.h"
+#include "image/image.h"
+#include "progress.h"
 #include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"

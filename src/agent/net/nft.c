@@ -18,7 +18,7 @@
 
 #include <nftables/libnftables.h>
 
-#include "agent.h"
+#include "net/net.h"
 #include "cleanup.h"
 #include "log.h"
 #include "strutil.h"
@@ -187,7 +187,7 @@ char *nft_render(const struct nft_plan *plan)
 	fprintf(f, "table bridge %s {\n"
 		   "\tchain forward {\n"
 		   "\t\ttype filter hook forward priority 0; policy accept;\n"
-		   "\t\tiifname \"" CONTAINER_VETH_PREFIX "*\" oifname \"" CONTAINER_VETH_PREFIX "*\" counter drop\n"
+		   "\t\tiifname \"" NETWORK_VETH_PREFIX "*\" oifname \"" NETWORK_VETH_PREFIX "*\" counter drop\n"
 		   "\t}\n"
 		   "}\n", plan->table);
 

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agent.h"
+#include "image/aptsources.h"
 #include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A member's container: the overlay of the shared template (storage.c),
+ * the account inside it (provision.c), host directories bound into it
+ * (mounts.c) and LXC itself (container.c).
+ * Every function returns 0 or a negative errno unless it says otherwise.
+ */
+#ifndef GPUBOX_AGENT_CONTAINER_H
+#define GPUBOX_AGENT_CONTAINER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "validate.h"
+
+struct member_record;
+struct progress;
+
+/* ---- storage.c: the member's overlay of the shared template ------------ */
+
+struct storage_paths {
+	char dir[PATH_MAX];      /* <state>/users/<member> */
+	char upper[PATH_MAX];    /* <dir>/layer/upper: the member's own files */
+	char work[PATH_MAX];     /* <dir>/layer/work: overlayfs' work dir */
+	char lower[PATH_MAX];    /* <dir>/lower: where the idmapped template is attached briefly */
+	char rootfs[PATH_MAX];   /* <dir>/rootfs: the merged tree given to LXC */
+};
+
+int storage_paths(const char *state_dir, const char *member, struct storage_paths *out);
+/* Create the directories; upper owned by subid_base:subid_base, 0755. Idempotent. */
+int storage_prepare(const struct storage_paths *paths, uint32_t subid_base);
+/* Mount template_rootfs idmapped (0 -> subid_base, 65536 ids) as the lower
+ * layer of an overlay at paths->rootfs.  Idempotent: an existing overlay
+ * mount there is kept. */
+int storage_mount(const struct storage_paths *paths, const char *template_rootfs,
+		  uint32_t subid_base);
+/* The same with one more read-only layer (NULL: none) between the member's
+ * layer and the template: the GPU driver's mount points (gpu.c). */
+int storage_mount_layers(const struct storage_paths *paths, const char *template_rootfs,
+			 const char *extra_lower, uint32_t subid_base);
+/* Idempotent; a busy mount is detached (MNT_DETACH). */
+int storage_unmount(const struct storage_paths *paths);
+/* Whether paths->rootfs is an overlay mount point. */
+bool storage_is_mounted(const struct storage_paths *paths);
+/* Empty the member's layer (upper and work) and give the upper dir back
+ * to subid_base, 0755.  -EBUSY while mounted. */
+int storage_wipe(const struct storage_paths *paths, uint32_t subid_base);
+
+/* ---- provision.c: the member's account inside the container ------------- */
+
+struct provision_member {
+	const char *name;
+	uint32_t uid;               /* the same number inside as on the host */
+	uint32_t gid;
+	uint32_t subid_base;        /* host id of the container's root */
+	const char *hostname;       /* <server>-<member> */
+	const char *authorized_keys;/* the whole file's text */
+};
+
+/* Hostname, /etc/hosts, account, passwordless sudo, home and keys,
+ * resolv.conf.  Idempotent; run before every start. */
+int provision_container(const char *rootfs_path, const struct provision_member *m);
+/* Only the member's ~/.ssh/authorized_keys (m->authorized_keys), with the
+ * same confinement: for key changes while the container runs.  -ENOENT
+ * when the member's home is not there yet (the next start writes it). */
+int provision_keys(const char *rootfs_path, const struct provision_member *m);
+
+/* ---- container.c: LXC ----------------------------------------------------- */
+
+/* A bind mount into the container: lxc.mount.entry = SOURCE TARGET none OPTIONS 0 0. */
+struct container_mount {
+	const char *source;        /* absolute host path */
+	const char *target;        /* path inside the container, without the leading '/' */
+	const char *options;       /* e.g. "bind,ro,nosuid,nodev,create=file"; [a-z0-9,=_-] */
+	const char *fstype;        /* NULL: a bind mount; "tmpfs": source is "tmpfs" */
+};
+
+struct container_spec {
+	const char *name;          /* LXC name: the member name */
+	const char *lxcpath;       /* <state>/lxc */
+	const char *rootfs;        /* merged overlay */
+	const char *hostname;
+	uint32_t subid_base;
+	const char *address;       /* dotted IPv4 */
+	unsigned prefix;
+	const char *gateway;
+	const char *bridge;
+	const char *logfile;       /* NULL: <lxcpath>/<name>/lxc.log */
+	const struct container_mount *mounts;  /* optional: GPU devices, driver files, socket */
+	size_t nmounts;
+	const char *const *devices;/* optional, NULL-terminated device rules: "c 195:* rwm" */
+	bool cgroup_v1;            /* devices under lxc.cgroup (v1), not lxc.cgroup2 */
+};
+
+/* Seconds container_start() waits for LXC to report the container RUNNING. */
+#define CONTAINER_START_TIMEOUT 60
+
+enum container_state { CONTAINER_STOPPED, CONTAINER_STARTING, CONTAINER_RUNNING,
+		       CONTAINER_STOPPING, CONTAINER_ABSENT };
+
+/* The LXC configuration text for spec.  Caller frees.  NULL with errno
+ * EINVAL when a field is not valid: names, hostnames, paths and options are
+ * held to strict character sets, so nothing can break out of its line. */
+char *container_render_config(const struct container_spec *spec);
+/* Write the config and start the container in the background; returns
+ * once LXC reports it RUNNING. */
+int container_start(const struct container_spec *spec);
+int container_stop(const char *lxcpath, const char *name, unsigned timeout);
+enum container_state container_get_state(const char *lxcpath, const char *name);
+const char *container_state_name(enum container_state state);
+/* Wait until host:port answers with an SSH banner; -ETIMEDOUT. */
+int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
+		       struct progress *progress);
+
+/* The init process of a running container (host pid), or a negative errno. */
+int container_init_pid(const char *lxcpath, const char *name, pid_t *pid);
+/* Allow or deny one device rule ("c 195:1 rwm") in a running container's
+ * device cgroup, and in every cgroup below it (cgroup v1 copies rules down
+ * only when a cgroup is made). */
+int container_device_rule(const char *lxcpath, const char *name, const char *rule, bool allow);
+
+/* ---- mounts.c: host directories in every container ---------------------- */
+
+#define MOUNTS_MAX 16
+#define MOUNTS_PATH_MAX 256
+
+struct mounts_entry {
+	char host[MOUNTS_PATH_MAX];    /* may hold %u: the member's name */
+	char target[MOUNTS_PATH_MAX];
+	bool read_only;
+	bool per_member;
+};
+
+struct mounts_plan {
+	struct container_mount mounts[MOUNTS_MAX];
+	char source[MOUNTS_MAX][MOUNTS_PATH_MAX + 64];
+	char target[MOUNTS_MAX][MOUNTS_PATH_MAX];
+	size_t n;
+};
+
+/* Parse the "mounts" key: "HOST:CONTAINER:ro|rw, ...". */
+int mounts_parse(const char *text, struct mounts_entry *entries, size_t max, size_t *n,
+		 char *err, size_t errlen);
+/* The member's mounts, with per-member host directories created. */
+int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *rec,
+		   struct mounts_plan *plan, char *err, size_t errlen);
+/* Make the writable mounts nosuid,nodev in the running container of init pid. */
+int mounts_harden(const struct mounts_plan *plan, pid_t pid);
+
+#endif

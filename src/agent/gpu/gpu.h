@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The host's NVIDIA GPUs: the driver injected into containers (gpu.c) and
+ * NVML, loaded at run time (nvml.c).
+ * Every function returns 0 or a negative errno unless it says otherwise.
+ */
+#ifndef GPUBOX_AGENT_GPU_H
+#define GPUBOX_AGENT_GPU_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "container/container.h"
+
+struct ldcache_entry;
+
+/* ---- gpu.c: the host's NVIDIA driver, injected into containers ------------ */
+
+#define GPU_MAX 64
+#define GPU_NODES_MAX 160
+#define GPU_FILES_MAX 128
+#define GPU_VERSION_MAX 32
+#define GPU_UUID_MAX 64
+#define GPU_NAME_MAX 128
+#define GPU_RULE_MAX 40
+#define GPU_PLAN_MOUNTS (GPU_FILES_MAX + GPU_NODES_MAX + 8)
+/* Inside the container (and in the agent's layer), relative to its root. */
+#define GPU_LIB_DIR "usr/lib/gpubox-nvidia"
+#define GPU_BIN_DIR "usr/bin"
+#define GPU_CONF_FILE "etc/ld.so.conf.d/gpubox-nvidia.conf"
+
+enum {
+	GPU_CAP_UTILITY  = 1 << 0,
+	GPU_CAP_COMPUTE  = 1 << 1,
+	GPU_CAP_VIDEO    = 1 << 2,
+	GPU_CAP_GRAPHICS = 1 << 3,
+	GPU_CAP_ALL      = 15,
+};
+
+struct gpu_device {
+	unsigned index;            /* in PCI bus order, as nvidia-smi numbers them */
+	unsigned minor;            /* /dev/nvidia<minor> */
+	char bus_id[32];
+	char uuid[GPU_UUID_MAX];
+	char model[96];
+};
+
+struct gpu_node {
+	char host[PATH_MAX];       /* the node on the host (below gpu_root) */
+	char target[64];           /* "dev/nvidia0" */
+	unsigned major, minor;
+	int gpu;                   /* index of its GPU; -1: every container needs it */
+};
+
+struct gpu_file {
+	char host[PATH_MAX];       /* the real file on the host, links resolved */
+	char name[GPU_NAME_MAX];   /* its file name: "libcuda.so.580.65.06", "nvidia-smi" */
+	char soname[GPU_NAME_MAX]; /* libraries: "libcuda.so.1" */
+	unsigned caps;
+	bool binary;
+};
+
+struct gpu_host {
+	bool present;
+	char reason[160];          /* when not present: one sentence */
+	char root[PATH_MAX];
+	char version[GPU_VERSION_MAX];
+	struct gpu_device gpus[GPU_MAX];
+	size_t ngpus;
+	struct gpu_node nodes[GPU_NODES_MAX];
+	size_t nnodes;
+	struct gpu_file files[GPU_FILES_MAX];
+	size_t nfiles;
+	char persistenced_socket[PATH_MAX];
+};
+
+struct gpu_plan_mount {
+	char source[PATH_MAX];
+	char target[PATH_MAX];
+	char options[96];
+};
+
+/* What one start injects; large: allocate it. */
+struct gpu_plan {
+	char dir[PATH_MAX];        /* <state>/users/<m>/gpu */
+	char layer[PATH_MAX];      /* <dir>/layer: stacked under the member's layer */
+	char version[GPU_VERSION_MAX];
+	uint64_t mask;             /* the container's GPUs, by index */
+	struct gpu_plan_mount mount_text[GPU_PLAN_MOUNTS];
+	struct container_mount mounts[GPU_PLAN_MOUNTS];
+	size_t nmounts;
+	char device_text[GPU_NODES_MAX][GPU_RULE_MAX];
+	const char *devices[GPU_NODES_MAX + 1];
+	size_t ndevices;
+	struct {                   /* the GPUs' own nodes, bound after the start */
+		char host[PATH_MAX];
+		char target[64];
+	} late[GPU_NODES_MAX];
+	size_t nlate;
+};
+
+/* Parsers of the driver's /proc files; -EINVAL when malformed. */
+int gpu_parse_version(const char *text, char *out, size_t outlen);
+int gpu_parse_information(const char *text, struct gpu_device *out);
+/* "utility compute ..." (blanks or commas) to GPU_CAP_* bits. */
+int gpu_parse_capabilities(const char *text, unsigned *caps, char *err, size_t errlen);
+/* The capability of a driver library's file name if it ends in version, else 0. */
+unsigned gpu_library_caps(const char *name, const char *version);
+/* Everything below root ("" = the host); host->present false, with a
+ * reason, on a server without the driver or a GPU (not an error). */
+int gpu_discover(const char *root, unsigned caps, struct gpu_host *host);
+/* An index or a UUID to the GPU's index; -ENOENT, -EINVAL. */
+int gpu_find(const struct gpu_host *host, const char *selector, size_t *index);
+/* A set ("all", "none", or indices and UUIDs) to a mask of indices; GPUs
+ * not on this server are left out with a warning. */
+int gpu_select(const struct gpu_host *host, const char *set, uint64_t *mask, char *err,
+	       size_t errlen);
+/* "c MAJOR:MINOR rwm" */
+int gpu_node_rule(const struct gpu_node *node, char *buf, size_t len);
+/* Whether the devices cgroup is v1 here (cgroup2 not mounted at /sys/fs/cgroup). */
+bool gpu_cgroup_v1(void);
+/* The mounts and device rules for the GPUs in mask, files kept in dir.
+ * proc_exists: the kernel's /proc/driver/nvidia exists (a real driver). */
+int gpu_plan_build(const struct gpu_host *host, uint64_t mask, const char *dir,
+		   bool proc_exists, struct gpu_plan *plan);
+/* Write the agent's files of a start: dir, the /proc copy, the layer. */
+int gpu_prepare(const struct gpu_host *host, const struct gpu_plan *plan, uint32_t subid_base);
+/* The loader cache for the container's merged tree (mounted with the
+ * layer), by the host's static ldconfig, written into the layer. */
+int gpu_ldconfig(const struct gpu_host *host, const struct gpu_plan *plan, const char *rootfs,
+		 uint32_t subid_base, const char *ldconfig);
+int gpu_check_entry(const struct ldcache_entry *entry, void *data);
+/* Add (bind) or remove the node at target ("dev/nvidia1") in the mount
+ * namespace of a running container's init pid. */
+int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add);
+/* Bind the plan's GPU nodes into the container just started. */
+int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid);
+
+/* ---- nvml.c: NVIDIA's management library, loaded at run time ------------ */
+
+/*
+ * libnvidia-ml.so.1 is opened with dlopen() and declared by the project
+ * itself (no nvml.h): a server without the driver, an old driver lacking a
+ * symbol, or a GPU that falls off the bus are states to report, never
+ * crashes.  Thread-safe after nvml_open(): each call takes the handle's lock.
+ */
+#define NVML_LIBRARY "libnvidia-ml.so.1"
+#define NVML_TEXT_MAX 96
+
+struct nvml;
+
+struct nvml_gpu {
+	unsigned index;
+	unsigned minor;            /* N of /dev/nvidiaN; UINT_MAX unknown */
+	char uuid[NVML_TEXT_MAX];
+	char name[NVML_TEXT_MAX];
+	char bus_id[32];
+	bool lost;                 /* GPU_IS_LOST, or no handle any more */
+	bool mig;                  /* MIG mode on: no utilisation */
+	int util_gpu;              /* percent; -1 unknown */
+	int util_mem;              /* percent; -1 unknown */
+	uint64_t mem_total;        /* bytes; 0 unknown */
+	uint64_t mem_used;         /* bytes */
+	int temperature;           /* degrees C; -1 unknown */
+	int power_mw;              /* milliwatts; -1 unknown */
+};
+
+struct nvml_process {
+	unsigned gpu;              /* index of the GPU */
+	pid_t pid;                 /* host pid: the driver knows no namespaces */
+	uint64_t mem_used;         /* bytes; UINT64_MAX unknown */
+	int sm_util;               /* percent; -1 no sample */
+	bool graphics;             /* a graphics context, not compute */
+};
+
+/* Load the library by its soname and initialise it.  -ENOENT: no library
+ * (no driver installed); -ENODEV: driver not loaded or no GPU; -EIO other
+ * NVML errors.  err gets one sentence in every case. */
+int nvml_open(struct nvml **out, char *err, size_t errlen);
+void nvml_close(struct nvml *n);
+/* "580.65.06"; "" unknown. */
+const char *nvml_driver_version(struct nvml *n);
+unsigned nvml_gpu_count(struct nvml *n);
+/* One reading of every GPU into *gpus (*ngpus of them) and every process
+ * on them into *procs (*nprocs).  Both arrays are grown with realloc and
+ * kept by the caller between calls (*gpu_cap, *proc_cap: their capacity),
+ * so a steady state allocates nothing.  The GPU count is asked once per
+ * call.  A GPU that fails is marked lost; the others are read. */
+int nvml_sample(struct nvml *n, struct nvml_gpu **gpus, size_t *ngpus, size_t *gpu_cap,
+		struct nvml_process **procs, size_t *nprocs, size_t *proc_cap);
+/* Whether the process entries are the 32-byte layout of drivers 535.43 to
+ * 535.86 (detected from the symbols present at open). */
+bool nvml_wide_process_entries(struct nvml *n);
+
+#endif

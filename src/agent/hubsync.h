@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Members from the hub: the sync body's parser and the thread that
+ * follows the hub.
+ */
+#ifndef GPUBOX_AGENT_HUBSYNC_H
+#define GPUBOX_AGENT_HUBSYNC_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "validate.h"
+
+struct agent;
+
+/* ---- hubsync.c: members from the hub --------------------------------------- */
+
+/*
+ * The hub's GET /api/v1/sync body: {"generation", "server", "members":
+ * [{"name", "display_name", "uid", "subid_base", "ssh_port", "disabled",
+ * "keys": ["type base64 [comment]", ...]}]}.  Fields this agent does not
+ * know are ignored; every field it uses is checked.
+ */
+#define HUBSYNC_MEMBERS_MAX 10000
+#define HUBSYNC_KEYS_MAX 64
+#define HUBSYNC_BODY_MAX (16u << 20)
+
+struct hubsync_member {
+	char name[MEMBER_NAME_SIZE];
+	uint32_t uid;                  /* 1..65535 */
+	uint32_t subid_base;           /* 65536-aligned, not 0 */
+	uint32_t ssh_port;             /* 1..65535 */
+	bool disabled;                 /* then nkeys is 0, whatever the hub sent */
+	char **keys;                   /* "type base64 [comment]", as ssh_key_parse() reads them */
+	char **fingerprints;
+	size_t nkeys;
+};
+
+struct hubsync_list {
+	uint64_t generation;
+	char server[MEMBER_NAME_SIZE];   /* checked as a member name is */
+	struct hubsync_member *members;
+	size_t n;
+};
+
+/* Parse and check a sync body (a pure function: fuzzed).  Names, uids,
+ * subid blocks and ports must each appear once.  -EINVAL with one
+ * sentence in err; *out is then empty. */
+int hubsync_parse(const char *text, size_t len, struct hubsync_list *out, char *err, size_t errlen);
+void hubsync_list_free(struct hubsync_list *list);
+
+struct hubsync;
+
+/* Start the thread that follows the hub (*out NULL without hub_url).  A
+ * token file that is missing, malformed or open to group or others is
+ * -EINVAL: the agent refuses to start. */
+int hubsync_start(struct agent *a, struct hubsync **out);
+void hubsync_stop(struct hubsync *h);
+/* Sync now (the hub's POST /api/v1/poke). */
+void hubsync_poke(struct hubsync *h);
+/* Whether "Bearer <token>" holds this server's hub token (constant time). */
+bool hubsync_token_ok(struct hubsync *h, const char *authorization);
+
+#endif

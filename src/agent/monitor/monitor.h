@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Who uses which GPU, now and in the past: one reading of the server
+ * (sample.c) taken every interval (collector.c), kept in the history
+ * (history.c) and served over HTTP (httpd.c: /metrics in Prometheus'
+ * format from prometheus.c, and the hub's API).
+ * Every function returns 0 or a negative errno unless it says otherwise.
+ */
+#ifndef GPUBOX_AGENT_MONITOR_H
+#define GPUBOX_AGENT_MONITOR_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "gpu/gpu.h"
+#include "monitor/procinfo.h"
+
+struct agent;
+
+/* ---- sample.c: one reading of the whole server ---------------------------- */
+
+struct sample_process {
+	unsigned gpu;
+	pid_t pid;                 /* host */
+	pid_t ns_pid;              /* inside the container; = pid for the host */
+	char member[MEMBER_NAME_SIZE];           /* "" for a process of the host */
+	char command[PROCINFO_COMMAND_MAX];
+	long long started;         /* unix time */
+	uint64_t mem_used;         /* bytes; UINT64_MAX unknown */
+	int sm_util;               /* percent; -1 unknown */
+};
+
+struct sample_container {
+	char member[MEMBER_NAME_SIZE];
+	double cpu_percent;        /* of one CPU, since the previous tick */
+	uint64_t cpu_ns;
+	uint64_t mem_used;
+	uint64_t mem_limit;
+};
+
+struct sample {
+	long long time_ms;         /* unix time of the reading, ms */
+	char server[64];
+	bool gpu_ok;               /* NVML answered */
+	char gpu_note[160];        /* why not, when !gpu_ok */
+	char driver_version[32];
+	struct host_stats host;
+	struct nvml_gpu *gpus;
+	size_t ngpus;
+	struct sample_process *procs;
+	size_t nprocs;
+	struct sample_container *containers;
+	size_t ncontainers;
+};
+
+void sample_free(struct sample *s);       /* the arrays; s itself is the caller's */
+int sample_copy(const struct sample *from, struct sample *to);
+/* The members using GPU index (mem > 0 or a process), as a JSON array of
+ * names, sorted, each once. */
+json_t *sample_gpu_members(const struct sample *s, unsigned gpu);
+/* The whole reading for the hub: {"time", "server", "gpu_ok", "gpu_note",
+ * "driver_version", "host": {...}, "gpus": [...], "processes": [{"gpu",
+ * "member", "pid" (inside), "host_pid", ...}], "containers": [...]}; values
+ * not known are left out. */
+json_t *sample_json(const struct sample *s);
+/* One GPU of it: {"index", "uuid", "name", "bus_id", "lost", "util",
+ * "mem_used", "mem_total", "temperature", "power_w", "members"}. */
+json_t *sample_gpu_json(const struct sample *s, const struct nvml_gpu *g);
+
+/* ---- history.c: the past, in <state_dir>/history.db ------------------------ */
+
+/*
+ * Full resolution rows (one per GPU per tick, one per member per GPU per
+ * tick, one for the host per tick) kept history_full seconds; one-minute
+ * aggregates of each kept history_days days.  A minute is aggregated once
+ * it is complete and older rows are pruned in history_compact(), so the
+ * file's size is bounded by the GPUs and members, never by the uptime.
+ */
+struct history;
+
+struct history_limits {
+	uint32_t full_seconds;     /* history_full */
+	uint32_t minute_days;      /* history_days */
+};
+
+int history_open(const char *path, const struct history_limits *limits, struct history **out);
+void history_close(struct history *h);
+/* Append one tick's rows (in one transaction). */
+int history_record(struct history *h, const struct sample *s);
+/* Aggregate every complete minute not yet aggregated, prune old rows. */
+int history_compact(struct history *h, long long now_ms);
+/*
+ * The state of GPU gpu (index) at time t (unix ms): the nearest full
+ * sample within 2 intervals, else the minute holding t.  *out:
+ * {"time", "resolution": "sample"|"minute", "gpu", "uuid", "util", "mem_used",
+ *  "mem_total", "temperature", "power_w", "members": [{"member", "mem_used",
+ *  "sm_util", "processes"}]}; -ENOENT when nothing was recorded then.
+ */
+int history_gpu_at(struct history *h, unsigned gpu, long long t_ms, json_t **out);
+/*
+ * A series from..to (unix ms) for one GPU (gpu >= 0) or all (gpu < 0),
+ * at most max_points points per GPU (averaged into buckets): full rows
+ * when the range lies in the full-resolution window, else minutes.
+ * *out: {"from", "to", "step_ms", "resolution", "gpus": [{"gpu", "uuid",
+ * "points": [[t, util, mem_used, mem_total, temperature, power_w], ...],
+ * "members": {"name": [[t, mem_used, sm_util], ...]}}], "host": [[t,
+ * cpu_percent, mem_used, mem_total, load1], ...]}.
+ */
+int history_range(struct history *h, int gpu, long long from_ms, long long to_ms,
+		  unsigned max_points, json_t **out);
+/* GPU-hours and GPU-memory-hours (GiB x hours) per member between from
+ * and to: [{"member", "gpu_hours", "gpu_mem_gib_hours", "max_mem_used"}],
+ * largest first.  A member counts on a GPU while it has a process there. */
+int history_usage(struct history *h, long long from_ms, long long to_ms, json_t **out);
+
+/* ---- collector.c: the agent's reading of the server, every interval -------- */
+
+struct collector;
+
+/* Start the sampling thread (NVML opened there; a server without it is
+ * sampled without GPUs).  history may be NULL. */
+int collector_start(struct agent *a, struct history *history, struct collector **out);
+/* The same without the thread: the caller ticks (benchmarks, tests). */
+int collector_open(struct agent *a, struct history *history, struct collector **out);
+void collector_stop(struct collector *s);
+/* A copy of the newest reading (caller calls sample_free); -EAGAIN before
+ * the first. */
+int collector_latest(struct collector *s, struct sample *out);
+/* One tick, as the thread does it (benchmarks, tests): read, attribute,
+ * store as the newest.  CPU time of the call into *cpu_ns when not NULL. */
+int collector_tick(struct collector *s, uint64_t *cpu_ns);
+
+/* ---- prometheus.c: /metrics in Prometheus' text format -------------------- */
+
+/* The exposition text of a sample (caller frees): DCGM-like GPU metrics
+ * (DCGM_FI_DEV_GPU_UTIL, DCGM_FI_DEV_FB_USED, ...) labelled gpu, uuid,
+ * server; per member gpubox_member_gpu_memory_bytes and
+ * gpubox_member_gpu_processes (labels member, gpu, uuid, server; never a
+ * pid); host and container gauges.  show_members false: member labels are
+ * left out of the per-member metrics (summed per GPU instead). */
+char *prometheus_render(const struct sample *s, bool show_members);
+
+/* ---- httpd.c: the agent's HTTP server ------------------------------------- */
+
+struct httpd;
+/* Serve GET /metrics and the hub's /api/v1 on cfg->metrics_listen ("HOST:PORT"); a bearer token
+ * (cfg->metrics_token_file) is required unless the address is loopback.
+ * Errors are logged and returned. */
+int httpd_start(struct agent *a, struct httpd **out);
+void httpd_stop(struct httpd *m);
+
+#endif
