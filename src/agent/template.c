@@ -567,8 +567,10 @@ static int template_remove_matching(int rootfd, const char *rel, bool (*match)(c
 		return fd;
 	dir = fdopendir(fd);
 	if (!dir) {
+		int err = errno;
+
 		close(fd);
-		return -errno;
+		return -err;
 	}
 	while ((de = readdir(dir))) {
 		int r;
@@ -673,8 +675,10 @@ static int template_measure_dir(int dfd, dev_t dev, void **seen, unsigned long l
 	struct dirent *de;
 
 	if (!dir) {
+		int err = errno;
+
 		close(dfd);
-		return -errno;
+		return -err;
 	}
 	if (depth > 256)
 		return -ELOOP;
@@ -831,8 +835,10 @@ static int template_sorted_names(int dfd, char ***out, size_t *count)
 		return -errno;
 	dir = fdopendir(fd);
 	if (!dir) {
+		int err = errno;
+
 		close(fd);
-		return -errno;
+		return -err;
 	}
 	while ((de = readdir(dir))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -867,11 +873,15 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 	if (ret < 0)
 		return ret;
 	if (rootfd >= 0) {
-		dstfd = *rel ? template_open_dir(rootfd, rel, true) : openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* template_open_dir() returns -errno (-EPERM is -1), openat() -1 and errno. */
+		if (*rel)
+			dstfd = template_open_dir(rootfd, rel, true);
+		else if ((dstfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			dstfd = -errno;
 		if (dstfd < 0) {
 			set_error(err, errlen, "template_setup: cannot create /%s in the template: %s",
-					 rel, strerror(dstfd == -1 ? errno : -dstfd));
-			return dstfd == -1 ? -errno : dstfd;
+					 rel, strerror(-dstfd));
+			return dstfd;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -917,9 +927,10 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 			if (rootfd < 0)
 				continue;
 			if (unlinkat(dstfd, names[i], 0) < 0 && errno != ENOENT) {
+				ret = -errno;
 				set_error(err, errlen, "template_setup: cannot replace /%s: %s", path,
-						 strerror(errno));
-				return -errno;
+						 strerror(-ret));
+				return ret;
 			}
 			out = openat(dstfd, names[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 			if (out < 0)
@@ -949,9 +960,10 @@ static int template_setup_apply(const char *dir, int rootfd, char hash[TEMPLATE_
 	int ret;
 
 	if (fd < 0) {
+		ret = -errno;
 		set_error(err, errlen, "template_setup: cannot open the directory %s: %s", dir,
-				 strerror(errno));
-		return -errno;
+				 strerror(-ret));
+		return ret;
 	}
 	if (sodium_init() < 0)
 		return -EIO;
@@ -1093,8 +1105,9 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 		return -errno;
 	rootfd = openat(buildfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (rootfd < 0) {
+		ret = -errno;
 		set_error(err, errlen, "debootstrap left no root file system at %s", rootfs);
-		return -errno;
+		return ret;
 	}
 	ret = template_finish_rootfs(rootfd, job->ref);
 	if (ret < 0) {
@@ -1455,7 +1468,7 @@ int template_remove(const struct gpubox_config *cfg, const char *ref,
 	snprintf(doomed, sizeof(doomed), TEMPLATE_BUILD_PREFIX "rm-%s", ref);
 	if (renameat2(tdfd, ref, tdfd, doomed, RENAME_NOREPLACE) < 0) {
 		ret = -errno;
-		set_error(err, errlen, "cannot remove template %s: %s", ref, strerror(errno));
+		set_error(err, errlen, "cannot remove template %s: %s", ref, strerror(-ret));
 		return ret;
 	}
 	if (fsync(tdfd) < 0)
