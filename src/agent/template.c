@@ -854,6 +854,74 @@ static int template_sorted_names(int dfd, char ***out, size_t *count)
 	return 0;
 }
 
+/* The directory of the template's tree that site directory rel goes to. */
+static int template_setup_open_dest(int rootfd, const char *rel, char *err, size_t errlen)
+{
+	int fd;
+
+	/* template_open_dir() returns -errno (-EPERM is -1), openat() -1 and errno. */
+	if (*rel)
+		fd = template_open_dir(rootfd, rel, true);
+	else if ((fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fd = -errno;
+	if (fd < 0)
+		set_error(err, errlen, "template_setup: cannot create /%s in the template: %s",
+				 rel, strerror(-fd));
+	return fd;
+}
+
+/* Replace name in dstfd by a new file of data, with mode. */
+static int template_setup_write(int dstfd, const char *name, const char *path, const char *data,
+				size_t len, mode_t mode, char *err, size_t errlen)
+{
+	__do_close int out = -EBADF;
+	int ret;
+
+	if (unlinkat(dstfd, name, 0) < 0 && errno != ENOENT) {
+		ret = -errno;
+		set_error(err, errlen, "template_setup: cannot replace /%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	out = openat(dstfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	ret = fsutil_write_all(out, data, len);
+	if (ret < 0)
+		return ret;
+	if (fchmod(out, mode) < 0)
+		return -errno;
+	return 0;
+}
+
+/* One site file: its line and content into sha, copied to dstfd when >= 0. */
+static int template_setup_file(int srcfd, int dstfd, const char *name, const char *path,
+			       const struct stat *st, const char *line,
+			       crypto_hash_sha256_state *sha, char *err, size_t errlen)
+{
+	__do_close int in = openat(srcfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	__do_free char *data = NULL;
+	size_t len = 0;
+	ssize_t r;
+
+	if (in < 0)
+		return -errno;
+	if (st->st_size > TEMPLATE_SETUP_FILE_MAX) {
+		set_error(err, errlen, "template_setup: %s is larger than 16 MiB", path);
+		return -EFBIG;
+	}
+	data = malloc((size_t)st->st_size + 1);
+	if (!data)
+		return -ENOMEM;
+	while (len < (size_t)st->st_size &&
+	       (r = read(in, data + len, (size_t)st->st_size - len)) > 0)
+		len += (size_t)r;
+	crypto_hash_sha256_update(sha, (const unsigned char *)line, strlen(line));
+	crypto_hash_sha256_update(sha, (const unsigned char *)data, len);
+	if (dstfd < 0)
+		return 0;
+	return template_setup_write(dstfd, name, path, data, len, st->st_mode & 0777, err, errlen);
+}
+
 /*
  * Walk the site directory src (files and directories only): hash every
  * path, mode and content into sha, and with rootfd >= 0 copy each into
@@ -873,16 +941,9 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 	if (ret < 0)
 		return ret;
 	if (rootfd >= 0) {
-		/* template_open_dir() returns -errno (-EPERM is -1), openat() -1 and errno. */
-		if (*rel)
-			dstfd = template_open_dir(rootfd, rel, true);
-		else if ((dstfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-			dstfd = -errno;
-		if (dstfd < 0) {
-			set_error(err, errlen, "template_setup: cannot create /%s in the template: %s",
-					 rel, strerror(-dstfd));
+		dstfd = template_setup_open_dest(rootfd, rel, err, errlen);
+		if (dstfd < 0)
 			return dstfd;
-		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX], line[PATH_MAX + 64];
@@ -901,51 +962,16 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 				return -errno;
 			crypto_hash_sha256_update(sha, (const unsigned char *)line, strlen(line));
 			ret = template_setup_walk(sub, path, rootfd, sha, depth + 1, err, errlen);
-			if (ret < 0)
-				return ret;
 		} else if (S_ISREG(st.st_mode)) {
-			__do_close int in = openat(srcfd, names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			__do_close int out = -EBADF;
-			__do_free char *data = NULL;
-			size_t len = 0;
-			ssize_t r;
-
-			if (in < 0)
-				return -errno;
-			if (st.st_size > TEMPLATE_SETUP_FILE_MAX) {
-				set_error(err, errlen, "template_setup: %s is larger than 16 MiB", path);
-				return -EFBIG;
-			}
-			data = malloc((size_t)st.st_size + 1);
-			if (!data)
-				return -ENOMEM;
-			while (len < (size_t)st.st_size &&
-			       (r = read(in, data + len, (size_t)st.st_size - len)) > 0)
-				len += (size_t)r;
-			crypto_hash_sha256_update(sha, (const unsigned char *)line, strlen(line));
-			crypto_hash_sha256_update(sha, (const unsigned char *)data, len);
-			if (rootfd < 0)
-				continue;
-			if (unlinkat(dstfd, names[i], 0) < 0 && errno != ENOENT) {
-				ret = -errno;
-				set_error(err, errlen, "template_setup: cannot replace /%s: %s", path,
-						 strerror(-ret));
-				return ret;
-			}
-			out = openat(dstfd, names[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-			if (out < 0)
-				return -errno;
-			ret = fsutil_write_all(out, data, len);
-			if (ret < 0)
-				return ret;
-			if (fchmod(out, st.st_mode & 0777) < 0)
-				return -errno;
+			ret = template_setup_file(srcfd, dstfd, names[i], path, &st, line, sha, err, errlen);
 		} else {
 			set_error(err, errlen,
 					 "template_setup: %s is neither a file nor a directory (links are not copied)",
 					 path);
 			return -EINVAL;
 		}
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }
