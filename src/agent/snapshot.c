@@ -363,19 +363,14 @@ static int snapshot_write_data(struct snapshot_writer *w, int fd, struct archive
 	return 0;
 }
 
-static int snapshot_write_entry(struct snapshot_writer *w, int dfd, const char *name,
-				const char *rel, const struct stat *st)
+/* Owners relative to the container; an id not the container's is nobody,
+ * without the set-id bit it would have granted. */
+static void snapshot_entry_owner_relative(struct snapshot_writer *w, struct archive_entry *entry,
+					  const struct stat *st)
 {
-	struct archive_entry *entry = archive_entry_new();
 	uint32_t uid = st->st_uid, gid = st->st_gid;
 	mode_t mode = st->st_mode;
-	int ret = 0;
 
-	if (!entry)
-		return -ENOMEM;
-	archive_entry_copy_stat(entry, st);
-	archive_entry_set_pathname(entry, rel);
-	/* Owners relative to the container; not the container's: nobody. */
 	if (uid >= w->base && uid - w->base < SUBID_COUNT) {
 		uid -= w->base;
 	} else {
@@ -391,72 +386,108 @@ static int snapshot_write_entry(struct snapshot_writer *w, int dfd, const char *
 	archive_entry_set_uid(entry, uid);
 	archive_entry_set_gid(entry, gid);
 	archive_entry_set_mode(entry, mode);
+}
+
+/*
+ * A file with several links: the first one met is stored with its data
+ * (0, remembered by its inode), the others as hard links to it (1, the
+ * header written here).
+ */
+static int snapshot_write_hardlink(struct snapshot_writer *w, struct archive_entry *entry,
+				   const char *rel, const struct stat *st)
+{
+	struct snapshot_link *key = calloc(1, sizeof(*key)), **found;
+
+	if (!key)
+		return -ENOMEM;
+	key->dev = st->st_dev;
+	key->ino = st->st_ino;
+	found = tsearch(key, &w->links, snapshot_link_compare);
+	if (!found) {
+		free(key);
+		return -ENOMEM;
+	}
+	if (*found != key) {
+		free(key);
+		archive_entry_set_hardlink(entry, (*found)->path);
+		archive_entry_set_size(entry, 0);
+		if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+			return -EIO;
+		return 1;
+	}
+	key->path = strdup(rel);
+	if (!key->path)
+		return -ENOMEM;
+	return 0;
+}
+
+static int snapshot_write_file(struct snapshot_writer *w, int dfd, const char *name,
+			       struct archive_entry *entry, const struct stat *st)
+{
+	__do_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+				   O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	return snapshot_write_data(w, fd, entry, st);
+}
+
+static int snapshot_write_symlink(struct snapshot_writer *w, int dfd, const char *name,
+				  struct archive_entry *entry)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	archive_entry_set_symlink(entry, target);
+	archive_entry_set_size(entry, 0);
+	if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+		return -EIO;
+	return 0;
+}
+
+/* One entry of the layer into the archive: its header, xattrs and data. */
+static int snapshot_write_one(struct snapshot_writer *w, int dfd, const char *name,
+			      const char *rel, const struct stat *st, struct archive_entry *entry)
+{
+	int ret;
+
+	archive_entry_copy_stat(entry, st);
+	archive_entry_set_pathname(entry, rel);
+	snapshot_entry_owner_relative(w, entry, st);
 	archive_entry_set_dev(entry, 0);
 	archive_entry_set_ino(entry, 0);
 	archive_entry_set_nlink(entry, 1);
 
 	ret = snapshot_read_xattrs(w, dfd, name, entry);
 	if (ret < 0)
-		goto out;
-
+		return ret;
 	if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
-		struct snapshot_link *key = calloc(1, sizeof(*key)), **found;
-
-		if (!key) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		key->dev = st->st_dev;
-		key->ino = st->st_ino;
-		found = tsearch(key, &w->links, snapshot_link_compare);
-		if (!found) {
-			free(key);
-			ret = -ENOMEM;
-			goto out;
-		}
-		if (*found != key) {
-			free(key);
-			archive_entry_set_hardlink(entry, (*found)->path);
-			archive_entry_set_size(entry, 0);
-			if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
-				ret = -EIO;
-			goto out;
-		}
-		key->path = strdup(rel);
-		if (!key->path) {
-			ret = -ENOMEM;
-			goto out;
-		}
+		ret = snapshot_write_hardlink(w, entry, rel, st);
+		if (ret != 0)
+			return ret < 0 ? ret : 0;
 	}
+	if (S_ISREG(st->st_mode))
+		return snapshot_write_file(w, dfd, name, entry, st);
+	if (S_ISLNK(st->st_mode))
+		return snapshot_write_symlink(w, dfd, name, entry);
+	archive_entry_set_size(entry, 0);
+	if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+		return -EIO;
+	return 0;
+}
 
-	if (S_ISREG(st->st_mode)) {
-		__do_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
-					   O_CLOEXEC);
+static int snapshot_write_entry(struct snapshot_writer *w, int dfd, const char *name,
+				const char *rel, const struct stat *st)
+{
+	struct archive_entry *entry = archive_entry_new();
+	int ret;
 
-		if (fd < 0) {
-			ret = -errno;
-			goto out;
-		}
-		ret = snapshot_write_data(w, fd, entry, st);
-	} else if (S_ISLNK(st->st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
-
-		if (n < 0) {
-			ret = -errno;
-			goto out;
-		}
-		target[n] = '\0';
-		archive_entry_set_symlink(entry, target);
-		archive_entry_set_size(entry, 0);
-		if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
-			ret = -EIO;
-	} else {
-		archive_entry_set_size(entry, 0);
-		if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
-			ret = -EIO;
-	}
-out:
+	if (!entry)
+		return -ENOMEM;
+	ret = snapshot_write_one(w, dfd, name, rel, st, entry);
 	if (ret == 0)
 		w->stats->entries++;
 	archive_entry_free(entry);
