@@ -1189,6 +1189,62 @@ static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
 	return 0;
 }
 
+/* Every entry of the archive, in order; err says why one failed. */
+static int snapshot_extract_entries(struct snapshot_reader *r, struct archive *ar)
+{
+	struct archive_entry *entry;
+	int ret, status;
+
+	for (;;) {
+		status = archive_read_next_header(ar, &entry);
+		if (status == ARCHIVE_EOF)
+			return 0;
+		if (status < ARCHIVE_WARN) {
+			snapshot_set_err(r->err, r->errlen, "the archive is damaged: %s",
+					 archive_error_string(ar) ? archive_error_string(ar) : "bad header");
+			return -EBADMSG;
+		}
+		ret = snapshot_extract_entry(r, ar, entry);
+		if (ret < 0) {
+			char shown[96];
+
+			snapshot_shown(archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "",
+				       shown, sizeof(shown));
+			snapshot_set_err(r->err, r->errlen, "cannot restore %s: %s", shown, strerror(-ret));
+			return ret;
+		}
+	}
+}
+
+/* Directory times last, deepest first: their entries changed them. */
+static void snapshot_set_dir_times(struct snapshot_reader *r)
+{
+	for (size_t i = r->ndirs; i-- > 0;) {
+		int fd = snapshot_openat2(r->rootfd, r->dirs[i].path, O_RDONLY | O_DIRECTORY);
+
+		if (fd >= 0) {
+			(void)futimens(fd, r->dirs[i].times);
+			close(fd);
+		}
+	}
+}
+
+/* The checksum covers the whole file, padding included: hash what
+ * libarchive left unread. */
+static void snapshot_hash_rest(struct snapshot_reader *r)
+{
+	for (;;) {
+		ssize_t n = read(r->fd, r->buffer, SNAPSHOT_BUFFER);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		crypto_hash_sha256_update(&r->sha, (const unsigned char *)r->buffer, (size_t)n);
+		r->bytes += (unsigned long long)n;
+	}
+}
+
 int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_base,
 		     struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen)
 {
@@ -1196,9 +1252,8 @@ int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_b
 	__do_close int rootfd = -EBADF;
 	unsigned char digest[crypto_hash_sha256_BYTES];
 	struct snapshot_reader r = { .cached_fd = -EBADF };
-	struct archive_entry *entry;
 	struct archive *ar = NULL;
-	int ret = 0, status;
+	int ret = 0;
 
 	if (err && errlen)
 		err[0] = '\0';
@@ -1236,46 +1291,11 @@ int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_b
 		ret = -EBADMSG;
 		goto out;
 	}
-	for (;;) {
-		status = archive_read_next_header(ar, &entry);
-		if (status == ARCHIVE_EOF)
-			break;
-		if (status < ARCHIVE_WARN) {
-			snapshot_set_err(err, errlen, "the archive is damaged: %s",
-					 archive_error_string(ar) ? archive_error_string(ar) : "bad header");
-			ret = -EBADMSG;
-			goto out;
-		}
-		ret = snapshot_extract_entry(&r, ar, entry);
-		if (ret < 0) {
-			char shown[96];
-
-			snapshot_shown(archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "",
-				       shown, sizeof(shown));
-			snapshot_set_err(err, errlen, "cannot restore %s: %s", shown, strerror(-ret));
-			goto out;
-		}
-	}
-	/* Directory times last, deepest first: their entries changed them. */
-	for (size_t i = r.ndirs; i-- > 0;) {
-		int fd = snapshot_openat2(rootfd, r.dirs[i].path, O_RDONLY | O_DIRECTORY);
-
-		if (fd >= 0) {
-			(void)futimens(fd, r.dirs[i].times);
-			close(fd);
-		}
-	}
-	/* The checksum covers the whole file, padding included. */
-	for (;;) {
-		ssize_t n = read(archive_fd, buffer, SNAPSHOT_BUFFER);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		crypto_hash_sha256_update(&r.sha, (const unsigned char *)buffer, (size_t)n);
-		r.bytes += (unsigned long long)n;
-	}
+	ret = snapshot_extract_entries(&r, ar);
+	if (ret < 0)
+		goto out;
+	snapshot_set_dir_times(&r);
+	snapshot_hash_rest(&r);
 	crypto_hash_sha256_final(&r.sha, digest);
 	sodium_bin2hex(stats->sha256, sizeof(stats->sha256), digest, sizeof(digest));
 	stats->archive_bytes = r.bytes;
