@@ -148,10 +148,11 @@ int keyfile_load(void *base, const struct keyfile_spec *spec, const char *path, 
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		if (errno == ENOENT && !named)
+		ret = -errno;
+		if (ret == -ENOENT && !named)
 			return spec->check ? spec->check(base, err, errlen) : 0;
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return -errno;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-ret));
+		return ret;
 	}
 	text = malloc(KEYFILE_MAX);
 	if (!text)
@@ -159,8 +160,9 @@ int keyfile_load(void *base, const struct keyfile_spec *spec, const char *path, 
 	while ((n = read(fd, text + len, KEYFILE_MAX - len)) > 0)
 		len += (size_t)n;
 	if (n < 0) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return -errno;
+		ret = -errno;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-ret));
+		return ret;
 	}
 	if (len == KEYFILE_MAX) {
 		snprintf(err, errlen, "%s is larger than %d bytes", path, KEYFILE_MAX);

@@ -62,46 +62,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "nvml_abi.h"
 #include "banned.h"
 
-/* ---- the NVML declarations (x86_64, as published) ---- */
+/* ---- the NVML declarations: nvml_abi.h, and what only the fake needs ---- */
 
-typedef int nvmlReturn_t;
-typedef struct nvmlDevice_st *nvmlDevice_t;
-
-enum {
-	NVML_SUCCESS = 0,
-	NVML_ERROR_UNINITIALIZED = 1,
-	NVML_ERROR_INVALID_ARGUMENT = 2,
-	NVML_ERROR_NOT_SUPPORTED = 3,
-	NVML_ERROR_NOT_FOUND = 6,
-	NVML_ERROR_INSUFFICIENT_SIZE = 7,
-	NVML_ERROR_DRIVER_NOT_LOADED = 9,
-	NVML_ERROR_GPU_IS_LOST = 15,
-	NVML_ERROR_UNKNOWN = 999,
-};
-
-#define NVML_MEMORY_V2_VERSION (40u | (2u << 24))
 #define NVML_VALUE_NOT_AVAILABLE (~0ULL)
-
-typedef struct {
-	unsigned long long total, free, used;
-} nvmlMemory_t;
-
-typedef struct {
-	unsigned version;
-	unsigned long long total, reserved, free, used;
-} nvmlMemory_v2_t;
-
-typedef struct {
-	unsigned gpu, memory;
-} nvmlUtilization_t;
-
-typedef struct {
-	unsigned pid;
-	unsigned long long usedGpuMemory;
-	unsigned gpuInstanceId, computeInstanceId;
-} nvmlProcessInfo_t;
 
 /* What drivers 535.43-535.86 wrote through the same _v3 functions. */
 typedef struct {
@@ -111,18 +77,7 @@ typedef struct {
 	unsigned long long usedGpuCcProtectedMemory;
 } fake_wide_process_info;
 
-typedef struct {
-	unsigned pid;
-	unsigned long long timeStamp;
-	unsigned smUtil, memUtil, encUtil, decUtil;
-} nvmlProcessUtilizationSample_t;
-
-typedef struct {
-	char busIdLegacy[16];
-	unsigned domain, bus, device, pciDeviceId, pciSubSystemId;
-	char busId[32];
-} nvmlPciInfo_t;
-
+/* Exported only for nvml.c to tell the drivers apart, never called by it. */
 typedef struct {
 	unsigned long long protectedMemSizeKib, unprotectedMemSizeKib;
 } nvmlConfComputeMemSizeInfo_t;
@@ -132,34 +87,27 @@ typedef struct {
 	void *procArray;
 } nvmlProcessDetailList_t;
 
-_Static_assert(sizeof(nvmlProcessInfo_t) == 24, "24-byte entries");
 _Static_assert(sizeof(fake_wide_process_info) == 32, "32-byte entries");
-_Static_assert(sizeof(nvmlProcessUtilizationSample_t) == 32, "utilisation samples");
-_Static_assert(sizeof(nvmlPciInfo_t) == 68 && offsetof(nvmlPciInfo_t, busId) == 36, "nvmlPciInfo_t");
-_Static_assert(sizeof(nvmlMemory_v2_t) == 40, "nvmlMemory_v2_t");
 
-nvmlReturn_t nvmlInit_v2(void);
-nvmlReturn_t nvmlShutdown(void);
-const char *nvmlErrorString(nvmlReturn_t result);
-nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned length);
-nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *count);
-nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *device);
-nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length);
-nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length);
-nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci);
-nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned *minor);
-nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory);
-nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory);
-nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization);
-nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned *temp);
-nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *power);
-nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, unsigned *pending);
-nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned *count,
-						     nvmlProcessInfo_t *infos);
-nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned *count,
-						      nvmlProcessInfo_t *infos);
-nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device, nvmlProcessUtilizationSample_t *utilization,
-					     unsigned *count, unsigned long long lastSeenTimeStamp);
+nvmlInit_v2_fn nvmlInit_v2;
+nvmlShutdown_fn nvmlShutdown;
+nvmlErrorString_fn nvmlErrorString;
+nvmlSystemGetDriverVersion_fn nvmlSystemGetDriverVersion;
+nvmlDeviceGetCount_v2_fn nvmlDeviceGetCount_v2;
+nvmlDeviceGetHandleByIndex_v2_fn nvmlDeviceGetHandleByIndex_v2;
+nvmlDeviceGetName_fn nvmlDeviceGetName;
+nvmlDeviceGetUUID_fn nvmlDeviceGetUUID;
+nvmlDeviceGetPciInfo_v3_fn nvmlDeviceGetPciInfo_v3;
+nvmlDeviceGetMinorNumber_fn nvmlDeviceGetMinorNumber;
+nvmlDeviceGetMemoryInfo_fn nvmlDeviceGetMemoryInfo;
+nvmlDeviceGetMemoryInfo_v2_fn nvmlDeviceGetMemoryInfo_v2;
+nvmlDeviceGetUtilizationRates_fn nvmlDeviceGetUtilizationRates;
+nvmlDeviceGetTemperature_fn nvmlDeviceGetTemperature;
+nvmlDeviceGetPowerUsage_fn nvmlDeviceGetPowerUsage;
+nvmlDeviceGetMigMode_fn nvmlDeviceGetMigMode;
+nvmlDeviceGetRunningProcesses_v3_fn nvmlDeviceGetComputeRunningProcesses_v3;
+nvmlDeviceGetRunningProcesses_v3_fn nvmlDeviceGetGraphicsRunningProcesses_v3;
+nvmlDeviceGetProcessUtilization_fn nvmlDeviceGetProcessUtilization;
 nvmlReturn_t nvmlDeviceGetConfComputeMemSizeInfo(nvmlDevice_t device, nvmlConfComputeMemSizeInfo_t *info);
 #ifndef FAKE_NVML_535
 nvmlReturn_t nvmlDeviceGetRunningProcessDetailList(nvmlDevice_t device, nvmlProcessDetailList_t *list);

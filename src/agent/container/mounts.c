@@ -171,8 +171,9 @@ int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *
 			uid_t owner = rec->subid_base + rec->uid;
 
 			if (mkdir(source, 0700) < 0 || chown(source, owner, owner) < 0) {
-				snprintf(err, errlen, "cannot create %s: %s", source, strerror(errno));
-				return -errno;
+				ret = -errno;
+				snprintf(err, errlen, "cannot create %s: %s", source, strerror(-ret));
+				return ret;
 			}
 			log_info("created %s for %s", source, rec->name);
 		}

@@ -1075,77 +1075,75 @@ static int gpu_child_bind(const char *src, int rootfd, const char *rel, bool dir
 	return 0;
 }
 
-int gpu_ldconfig(const struct gpu_host *host, const struct gpu_plan *plan, const char *rootfs,
-		 uint32_t subid_base, const char *ldconfig)
+/* The host's ldconfig, open for execveat(); only a static one may run in
+ * a container's tree, where no host loader or library can be trusted. */
+static int gpu_ldconfig_open(const char *ldconfig)
 {
-	__do_close int exefd = -EBADF, rootfd = -EBADF;
-	__do_free char *cache = NULL;
-	char out[PATH_MAX], cache_path[PATH_MAX], layer_cache[PATH_MAX];
-	char *const argv[] = { (char *)"ldconfig", (char *)"-X", (char *)"-C",
-			       (char *)"/proc/ld.so.cache", NULL };
-	char *const envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-	size_t len = 0;
-	int status = 0;
-	pid_t pid;
-	time_t deadline;
-	int ret;
+	__do_close int exefd = open(ldconfig, O_RDONLY | O_CLOEXEC);
 
-	if (!host->present)
-		return 0;
-	if (snprintf(out, sizeof(out), "%s/ldconfig", plan->dir) >= (int)sizeof(out) ||
-	    snprintf(cache_path, sizeof(cache_path), "%s/ld.so.cache", out) >= (int)sizeof(cache_path) ||
-	    snprintf(layer_cache, sizeof(layer_cache), "%s/etc/ld.so.cache", plan->layer) >= (int)sizeof(layer_cache))
-		return -ENAMETOOLONG;
-	exefd = open(ldconfig, O_RDONLY | O_CLOEXEC);
 	if (exefd < 0)
 		return log_error_errno(-errno, errno, "cannot open the host's ldconfig %s", ldconfig);
 	if (!gpu_is_static(exefd))
 		return log_error_errno(-ENOEXEC, 0,
 				       "%s is not a static executable, so it cannot run on a container's tree safely",
 				       ldconfig);
-	rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
-		return log_error_errno(-errno, errno, "cannot open %s", rootfs);
+	return move_fd(exefd);
+}
 
-	pid = fork();
-	if (pid < 0)
-		return log_error_errno(-errno, errno, "cannot fork for ldconfig");
-	if (pid == 0) {
-		/* The agent is multithreaded: only system calls from here. */
-		int treefd;
+/*
+ * In the child only (the agent is multithreaded: system calls only):
+ * run ldconfig chrooted into a read-only view of the container's tree,
+ * with the host's driver libraries bound in, as the container's root.
+ * Each step that fails has its own exit status.
+ */
+__attribute__((noreturn))
+static void gpu_ldconfig_child(const struct gpu_host *host, const char *rootfs, const char *out,
+			       int exefd, uint32_t subid_base)
+{
+	char *const argv[] = { (char *)"ldconfig", (char *)"-X", (char *)"-C",
+			       (char *)"/proc/ld.so.cache", NULL };
+	char *const envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	int treefd;
 
-		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-			_exit(120);
-		/* A read-only view of the container's tree: ldconfig can write
-		 * nowhere in it but the output directory bound onto /proc.  (A
-		 * descriptor opened before unshare() names the old namespace's
-		 * mount: the agent's own path is used here.) */
-		if (mount(rootfs, rootfs, NULL, MS_BIND, NULL) < 0 ||
-		    mount(NULL, rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-			_exit(121);
-		treefd = open(rootfs, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (treefd < 0)
-			_exit(122);
-		for (size_t i = 0; i < host->nfiles; i++) {
-			char rel[PATH_MAX];
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		_exit(120);
+	/* A read-only view of the container's tree: ldconfig can write
+	 * nowhere in it but the output directory bound onto /proc.  (A
+	 * descriptor opened before unshare() names the old namespace's
+	 * mount: the agent's own path is used here.) */
+	if (mount(rootfs, rootfs, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		_exit(121);
+	treefd = open(rootfs, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (treefd < 0)
+		_exit(122);
+	for (size_t i = 0; i < host->nfiles; i++) {
+		char rel[PATH_MAX];
 
-			if (host->files[i].binary)
-				continue;
-			snprintf(rel, sizeof(rel), "%s/%s", GPU_LIB_DIR, host->files[i].name);
-			if (gpu_child_bind(host->files[i].host, treefd, rel, false) < 0)
-				_exit(124);
-		}
-		if (gpu_child_bind(out, treefd, "proc", true) < 0)
-			_exit(125);
-		if (fchdir(treefd) < 0 || chroot(".") < 0 || chdir("/") < 0)
-			_exit(126);
-		if (setgroups(0, NULL) < 0 || setresgid(subid_base, subid_base, subid_base) < 0 ||
-		    setresuid(subid_base, subid_base, subid_base) < 0)
-			_exit(127);
-		syscall(SYS_execveat, exefd, "", argv, envp, AT_EMPTY_PATH);
-		_exit(128);
+		if (host->files[i].binary)
+			continue;
+		snprintf(rel, sizeof(rel), "%s/%s", GPU_LIB_DIR, host->files[i].name);
+		if (gpu_child_bind(host->files[i].host, treefd, rel, false) < 0)
+			_exit(124);
 	}
-	deadline = time(NULL) + GPU_LDCONFIG_TIMEOUT;
+	if (gpu_child_bind(out, treefd, "proc", true) < 0)
+		_exit(125);
+	if (fchdir(treefd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		_exit(126);
+	if (setgroups(0, NULL) < 0 || setresgid(subid_base, subid_base, subid_base) < 0 ||
+	    setresuid(subid_base, subid_base, subid_base) < 0)
+		_exit(127);
+	syscall(SYS_execveat, exefd, "", argv, envp, AT_EMPTY_PATH);
+	_exit(128);
+}
+
+/* Wait for the ldconfig child, killed after GPU_LDCONFIG_TIMEOUT; 0 when
+ * it exited with 0. */
+static int gpu_ldconfig_wait(pid_t pid, const char *rootfs)
+{
+	time_t deadline = time(NULL) + GPU_LDCONFIG_TIMEOUT;
+	int status = 0;
+
 	for (;;) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
 
@@ -1164,6 +1162,18 @@ int gpu_ldconfig(const struct gpu_host *host, const struct gpu_plan *plan, const
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return log_error_errno(-EIO, 0, "ldconfig for the container's tree %s failed (status %d)",
 				       rootfs, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	return 0;
+}
+
+/* The cache ldconfig wrote, checked entry by entry before it goes into
+ * the layer as the container's /etc/ld.so.cache. */
+static int gpu_ldconfig_install(const char *cache_path, const char *layer_cache,
+				uint32_t subid_base)
+{
+	__do_free char *cache = NULL;
+	size_t len = 0;
+	int ret;
+
 	ret = fsutil_read_file(cache_path, GPU_LDCACHE_MAX, &cache, &len);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "ldconfig wrote no cache at %s", cache_path);
@@ -1175,6 +1185,38 @@ int gpu_ldconfig(const struct gpu_host *host, const struct gpu_plan *plan, const
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot write %s", layer_cache);
 	return 0;
+}
+
+int gpu_ldconfig(const struct gpu_host *host, const struct gpu_plan *plan, const char *rootfs,
+		 uint32_t subid_base, const char *ldconfig)
+{
+	__do_close int exefd = -EBADF, rootfd = -EBADF;
+	char out[PATH_MAX], cache_path[PATH_MAX], layer_cache[PATH_MAX];
+	pid_t pid;
+	int ret;
+
+	if (!host->present)
+		return 0;
+	if (snprintf(out, sizeof(out), "%s/ldconfig", plan->dir) >= (int)sizeof(out) ||
+	    snprintf(cache_path, sizeof(cache_path), "%s/ld.so.cache", out) >= (int)sizeof(cache_path) ||
+	    snprintf(layer_cache, sizeof(layer_cache), "%s/etc/ld.so.cache", plan->layer) >= (int)sizeof(layer_cache))
+		return -ENAMETOOLONG;
+	exefd = gpu_ldconfig_open(ldconfig);
+	if (exefd < 0)
+		return exefd;
+	rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return log_error_errno(-errno, errno, "cannot open %s", rootfs);
+
+	pid = fork();
+	if (pid < 0)
+		return log_error_errno(-errno, errno, "cannot fork for ldconfig");
+	if (pid == 0)
+		gpu_ldconfig_child(host, rootfs, out, exefd, subid_base);
+	ret = gpu_ldconfig_wait(pid, rootfs);
+	if (ret < 0)
+		return ret;
+	return gpu_ldconfig_install(cache_path, layer_cache, subid_base);
 }
 
 int gpu_check_entry(const struct ldcache_entry *entry, void *data)

@@ -34,89 +34,12 @@
 #include "gpu/gpu.h"
 #include "cleanup.h"
 #include "log.h"
+#include "nvml_abi.h"
 #include "strutil.h"
 #include "banned.h"
 
-/* ---- the library's types, as published (x86_64) ---- */
-
-typedef int nvmlReturn_t;
-typedef struct nvmlDevice_st *nvmlDevice_t;
-
-enum {
-	NVML_SUCCESS = 0,
-	NVML_ERROR_NOT_SUPPORTED = 3,
-	NVML_ERROR_NOT_FOUND = 6,
-	NVML_ERROR_INSUFFICIENT_SIZE = 7,
-	NVML_ERROR_DRIVER_NOT_LOADED = 9,
-	NVML_ERROR_GPU_IS_LOST = 15,
-	NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
-	NVML_ERROR_GPU_NOT_FOUND = 28,
-};
-
-#define NVML_TEMPERATURE_GPU 0
-#define NVML_MEMORY_V2_VERSION (40u | (2u << 24))
+/* gpubox's room for nvmlSystemGetDriverVersion(): NVML's documented size. */
 #define NVML_DRIVER_VERSION_MAX 80
-
-typedef struct {
-	unsigned long long total;
-	unsigned long long free;
-	unsigned long long used;
-} nvmlMemory_t;
-
-typedef struct {
-	unsigned version;
-	unsigned long long total;
-	unsigned long long reserved;
-	unsigned long long free;
-	unsigned long long used;
-} nvmlMemory_v2_t;
-
-typedef struct {
-	unsigned gpu;
-	unsigned memory;
-} nvmlUtilization_t;
-
-/* Read from a byte buffer (see nvml_entry_*), declared for the checks. */
-typedef struct {
-	unsigned pid;
-	unsigned long long usedGpuMemory;
-	unsigned gpuInstanceId;
-	unsigned computeInstanceId;
-} nvmlProcessInfo_t;
-
-typedef struct {
-	unsigned pid;
-	unsigned long long timeStamp;
-	unsigned smUtil;
-	unsigned memUtil;
-	unsigned encUtil;
-	unsigned decUtil;
-} nvmlProcessUtilizationSample_t;
-
-typedef struct {
-	char busIdLegacy[16];
-	unsigned domain;
-	unsigned bus;
-	unsigned device;
-	unsigned pciDeviceId;
-	unsigned pciSubSystemId;
-	char busId[32];
-} nvmlPciInfo_t;
-
-_Static_assert(sizeof(nvmlReturn_t) == 4, "nvmlReturn_t is a 4-byte enum");
-_Static_assert(sizeof(nvmlMemory_t) == 24 && offsetof(nvmlMemory_t, used) == 16, "nvmlMemory_t");
-_Static_assert(sizeof(nvmlMemory_v2_t) == 40 && offsetof(nvmlMemory_v2_t, total) == 8 &&
-	       offsetof(nvmlMemory_v2_t, used) == 32, "nvmlMemory_v2_t");
-_Static_assert(sizeof(nvmlUtilization_t) == 8 && offsetof(nvmlUtilization_t, memory) == 4,
-	       "nvmlUtilization_t");
-_Static_assert(sizeof(nvmlProcessInfo_t) == 24 && offsetof(nvmlProcessInfo_t, usedGpuMemory) == 8 &&
-	       offsetof(nvmlProcessInfo_t, computeInstanceId) == 20, "nvmlProcessInfo_t");
-_Static_assert(sizeof(nvmlProcessUtilizationSample_t) == 32 &&
-	       offsetof(nvmlProcessUtilizationSample_t, timeStamp) == 8 &&
-	       offsetof(nvmlProcessUtilizationSample_t, smUtil) == 16 &&
-	       offsetof(nvmlProcessUtilizationSample_t, decUtil) == 28, "nvmlProcessUtilizationSample_t");
-_Static_assert(sizeof(nvmlPciInfo_t) == 68 && offsetof(nvmlPciInfo_t, domain) == 16 &&
-	       offsetof(nvmlPciInfo_t, busId) == 36, "nvmlPciInfo_t");
 
 /* Process entries: 24 bytes, or 32 from drivers 535.43 to 535.86. */
 #define NVML_ENTRY_NARROW 24
@@ -131,29 +54,28 @@ _Static_assert(sizeof(nvmlPciInfo_t) == 68 && offsetof(nvmlPciInfo_t, domain) ==
 #define NVML_SLACK(count) ((count) / 4 + 16)
 #define NVML_ATTEMPTS 4
 
-typedef nvmlReturn_t (*nvml_processes_fn)(nvmlDevice_t, unsigned *, void *);
+typedef nvmlDeviceGetRunningProcesses_v3_fn *nvml_processes_fn;
 
 struct nvml_functions {
-	nvmlReturn_t (*init)(void);
-	nvmlReturn_t (*shutdown)(void);
-	const char *(*error_string)(nvmlReturn_t);
-	nvmlReturn_t (*driver_version)(char *, unsigned);
-	nvmlReturn_t (*device_count)(unsigned *);
-	nvmlReturn_t (*handle_by_index)(unsigned, nvmlDevice_t *);
-	nvmlReturn_t (*name)(nvmlDevice_t, char *, unsigned);
-	nvmlReturn_t (*uuid)(nvmlDevice_t, char *, unsigned);
-	nvmlReturn_t (*pci_info)(nvmlDevice_t, nvmlPciInfo_t *);
-	nvmlReturn_t (*minor)(nvmlDevice_t, unsigned *);
-	nvmlReturn_t (*memory)(nvmlDevice_t, nvmlMemory_t *);
-	nvmlReturn_t (*memory_v2)(nvmlDevice_t, nvmlMemory_v2_t *);
-	nvmlReturn_t (*utilization)(nvmlDevice_t, nvmlUtilization_t *);
-	nvmlReturn_t (*temperature)(nvmlDevice_t, int, unsigned *);
-	nvmlReturn_t (*power)(nvmlDevice_t, unsigned *);
-	nvmlReturn_t (*mig_mode)(nvmlDevice_t, unsigned *, unsigned *);
+	nvmlInit_v2_fn *init;
+	nvmlShutdown_fn *shutdown;
+	nvmlErrorString_fn *error_string;
+	nvmlSystemGetDriverVersion_fn *driver_version;
+	nvmlDeviceGetCount_v2_fn *device_count;
+	nvmlDeviceGetHandleByIndex_v2_fn *handle_by_index;
+	nvmlDeviceGetName_fn *name;
+	nvmlDeviceGetUUID_fn *uuid;
+	nvmlDeviceGetPciInfo_v3_fn *pci_info;
+	nvmlDeviceGetMinorNumber_fn *minor;
+	nvmlDeviceGetMemoryInfo_fn *memory;
+	nvmlDeviceGetMemoryInfo_v2_fn *memory_v2;
+	nvmlDeviceGetUtilizationRates_fn *utilization;
+	nvmlDeviceGetTemperature_fn *temperature;
+	nvmlDeviceGetPowerUsage_fn *power;
+	nvmlDeviceGetMigMode_fn *mig_mode;
 	nvml_processes_fn compute_processes;
 	nvml_processes_fn graphics_processes;
-	nvmlReturn_t (*process_utilization)(nvmlDevice_t, nvmlProcessUtilizationSample_t *, unsigned *,
-					    unsigned long long);
+	nvmlDeviceGetProcessUtilization_fn *process_utilization;
 };
 
 /* What is kept of one GPU between readings. */
@@ -621,7 +543,9 @@ static long nvml_list_processes(struct nvml *n, struct nvml_device *d, nvml_proc
 {
 	for (int attempt = 0; attempt < NVML_ATTEMPTS; attempt++) {
 		unsigned count = n->entries_cap;
-		nvmlReturn_t r = fn(d->handle, &count, count ? n->entries : NULL);
+		/* A byte buffer: the driver may write 32-byte entries (see above). */
+		nvmlReturn_t r = fn(d->handle, &count,
+				    count ? (nvmlProcessInfo_t *)(void *)n->entries : NULL);
 
 		if (r == NVML_SUCCESS)
 			return count <= n->entries_cap ? (long)count : 0;

@@ -364,19 +364,14 @@ static int snapshot_write_data(struct snapshot_writer *w, int fd, struct archive
 	return 0;
 }
 
-static int snapshot_write_entry(struct snapshot_writer *w, int dfd, const char *name,
-				const char *rel, const struct stat *st)
+/* Owners relative to the container; an id not the container's is nobody,
+ * without the set-id bit it would have granted. */
+static void snapshot_entry_owner_relative(struct snapshot_writer *w, struct archive_entry *entry,
+					  const struct stat *st)
 {
-	struct archive_entry *entry = archive_entry_new();
 	uint32_t uid = st->st_uid, gid = st->st_gid;
 	mode_t mode = st->st_mode;
-	int ret = 0;
 
-	if (!entry)
-		return -ENOMEM;
-	archive_entry_copy_stat(entry, st);
-	archive_entry_set_pathname(entry, rel);
-	/* Owners relative to the container; not the container's: nobody. */
 	if (uid >= w->base && uid - w->base < SUBID_COUNT) {
 		uid -= w->base;
 	} else {
@@ -392,72 +387,108 @@ static int snapshot_write_entry(struct snapshot_writer *w, int dfd, const char *
 	archive_entry_set_uid(entry, uid);
 	archive_entry_set_gid(entry, gid);
 	archive_entry_set_mode(entry, mode);
+}
+
+/*
+ * A file with several links: the first one met is stored with its data
+ * (0, remembered by its inode), the others as hard links to it (1, the
+ * header written here).
+ */
+static int snapshot_write_hardlink(struct snapshot_writer *w, struct archive_entry *entry,
+				   const char *rel, const struct stat *st)
+{
+	struct snapshot_link *key = calloc(1, sizeof(*key)), **found;
+
+	if (!key)
+		return -ENOMEM;
+	key->dev = st->st_dev;
+	key->ino = st->st_ino;
+	found = tsearch(key, &w->links, snapshot_link_compare);
+	if (!found) {
+		free(key);
+		return -ENOMEM;
+	}
+	if (*found != key) {
+		free(key);
+		archive_entry_set_hardlink(entry, (*found)->path);
+		archive_entry_set_size(entry, 0);
+		if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+			return -EIO;
+		return 1;
+	}
+	key->path = strdup(rel);
+	if (!key->path)
+		return -ENOMEM;
+	return 0;
+}
+
+static int snapshot_write_file(struct snapshot_writer *w, int dfd, const char *name,
+			       struct archive_entry *entry, const struct stat *st)
+{
+	__do_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+				   O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	return snapshot_write_data(w, fd, entry, st);
+}
+
+static int snapshot_write_symlink(struct snapshot_writer *w, int dfd, const char *name,
+				  struct archive_entry *entry)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	archive_entry_set_symlink(entry, target);
+	archive_entry_set_size(entry, 0);
+	if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+		return -EIO;
+	return 0;
+}
+
+/* One entry of the layer into the archive: its header, xattrs and data. */
+static int snapshot_write_one(struct snapshot_writer *w, int dfd, const char *name,
+			      const char *rel, const struct stat *st, struct archive_entry *entry)
+{
+	int ret;
+
+	archive_entry_copy_stat(entry, st);
+	archive_entry_set_pathname(entry, rel);
+	snapshot_entry_owner_relative(w, entry, st);
 	archive_entry_set_dev(entry, 0);
 	archive_entry_set_ino(entry, 0);
 	archive_entry_set_nlink(entry, 1);
 
 	ret = snapshot_read_xattrs(w, dfd, name, entry);
 	if (ret < 0)
-		goto out;
-
+		return ret;
 	if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
-		struct snapshot_link *key = calloc(1, sizeof(*key)), **found;
-
-		if (!key) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		key->dev = st->st_dev;
-		key->ino = st->st_ino;
-		found = tsearch(key, &w->links, snapshot_link_compare);
-		if (!found) {
-			free(key);
-			ret = -ENOMEM;
-			goto out;
-		}
-		if (*found != key) {
-			free(key);
-			archive_entry_set_hardlink(entry, (*found)->path);
-			archive_entry_set_size(entry, 0);
-			if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
-				ret = -EIO;
-			goto out;
-		}
-		key->path = strdup(rel);
-		if (!key->path) {
-			ret = -ENOMEM;
-			goto out;
-		}
+		ret = snapshot_write_hardlink(w, entry, rel, st);
+		if (ret != 0)
+			return ret < 0 ? ret : 0;
 	}
+	if (S_ISREG(st->st_mode))
+		return snapshot_write_file(w, dfd, name, entry, st);
+	if (S_ISLNK(st->st_mode))
+		return snapshot_write_symlink(w, dfd, name, entry);
+	archive_entry_set_size(entry, 0);
+	if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
+		return -EIO;
+	return 0;
+}
 
-	if (S_ISREG(st->st_mode)) {
-		__do_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
-					   O_CLOEXEC);
+static int snapshot_write_entry(struct snapshot_writer *w, int dfd, const char *name,
+				const char *rel, const struct stat *st)
+{
+	struct archive_entry *entry = archive_entry_new();
+	int ret;
 
-		if (fd < 0) {
-			ret = -errno;
-			goto out;
-		}
-		ret = snapshot_write_data(w, fd, entry, st);
-	} else if (S_ISLNK(st->st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
-
-		if (n < 0) {
-			ret = -errno;
-			goto out;
-		}
-		target[n] = '\0';
-		archive_entry_set_symlink(entry, target);
-		archive_entry_set_size(entry, 0);
-		if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
-			ret = -EIO;
-	} else {
-		archive_entry_set_size(entry, 0);
-		if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
-			ret = -EIO;
-	}
-out:
+	if (!entry)
+		return -ENOMEM;
+	ret = snapshot_write_one(w, dfd, name, rel, st, entry);
 	if (ret == 0)
 		w->stats->entries++;
 	archive_entry_free(entry);
@@ -865,185 +896,354 @@ static const char *snapshot_split_path(const char *path, char *parent)
 	return slash + 1;
 }
 
-static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
-				  struct archive_entry *entry)
-{
-	const char *raw = archive_entry_pathname(entry), *link;
-	char path[PATH_MAX], parent[PATH_MAX];
-	const char *name;
-	mode_t type = archive_entry_filetype(entry);
-	mode_t perm = archive_entry_perm(entry) & 07777;
-	la_int64_t auid = archive_entry_uid(entry), agid = archive_entry_gid(entry);
-	struct timespec times[2];
+/* Where an entry goes and what it becomes, once its header is checked. */
+struct snapshot_target {
+	const char *raw;          /* the archive's path, for messages */
+	const char *path;         /* clean, relative to the layer */
+	const char *name;         /* its last component */
+	int pfd;                  /* its parent, owned by the reader's cache */
 	uid_t uid;
 	gid_t gid;
+	mode_t perm;
+	struct timespec times[2];
+};
+
+/* The entry's owner, shifted to the member's ids; refused outside 0-65535. */
+static int snapshot_entry_owner(struct snapshot_reader *r, struct archive_entry *entry,
+				struct snapshot_target *t)
+{
+	la_int64_t auid = archive_entry_uid(entry), agid = archive_entry_gid(entry);
+
+	if (auid < 0 || auid >= SUBID_COUNT || agid < 0 || agid >= SUBID_COUNT)
+		return snapshot_refuse(r, t->raw, "an owner outside the container's ids 0-65535");
+	t->uid = r->base + (uid_t)auid;
+	t->gid = r->base + (gid_t)agid;
+	return 0;
+}
+
+/* Owner first: chown clears set-id bits. */
+static int snapshot_set_owner_mode(int fd, const struct snapshot_target *t)
+{
+	if (fchown(fd, t->uid, t->gid) < 0 || fchmod(fd, t->perm) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Owner, mode and extended attributes of an entry open as fd. */
+static int snapshot_set_metadata(struct snapshot_reader *r, struct archive_entry *entry, int fd,
+				 const struct snapshot_target *t)
+{
+	int ret = snapshot_set_owner_mode(fd, t);
+
+	if (ret < 0)
+		return ret;
+	return snapshot_set_xattrs(r, entry, fd, -1, NULL);
+}
+
+/* The layer's root already exists: its metadata only. */
+static int snapshot_extract_root(struct snapshot_reader *r, struct archive_entry *entry,
+				 const struct snapshot_target *t)
+{
+	int ret;
+
+	if (archive_entry_filetype(entry) != AE_IFDIR)
+		return snapshot_refuse(r, t->raw, "the root is not a directory");
+	ret = snapshot_set_metadata(r, entry, r->rootfd, t);
+	if (ret < 0)
+		return ret;
+	r->stats->entries++;
+	return 0;
+}
+
+/*
+ * A hard link to an entry already extracted.  The target is looked up
+ * through its own descriptor: the cache holds the link's parent.
+ */
+static int snapshot_extract_hardlink(struct snapshot_reader *r, const char *link,
+				     const struct snapshot_target *t, const char *parent)
+{
+	char target[PATH_MAX], tparent[PATH_MAX];
+	__do_close int tfd = -EBADF;
+	const char *tname;
 	struct stat st;
 	int pfd, ret;
 
-	if (!raw)
-		return snapshot_refuse(r, "", "an entry has no name");
-	ret = snapshot_clean_path(raw, path, sizeof(path));
-	if (ret == -ENAMETOOLONG)
-		return snapshot_refuse(r, raw, "a path is too long");
-	if (ret < 0)
-		return snapshot_refuse(r, raw, raw[0] == '/' ? "an absolute path" : "a path with \"..\" or an empty part");
-	if (auid < 0 || auid >= SUBID_COUNT || agid < 0 || agid >= SUBID_COUNT)
-		return snapshot_refuse(r, raw, "an owner outside the container's ids 0-65535");
-	uid = r->base + (uid_t)auid;
-	gid = r->base + (gid_t)agid;
-	snapshot_entry_times(entry, times);
-
-	if (!path[0]) {
-		/* The layer's root: metadata only. */
-		if (type != AE_IFDIR)
-			return snapshot_refuse(r, raw, "the root is not a directory");
-		if (fchown(r->rootfd, uid, gid) < 0 || fchmod(r->rootfd, perm) < 0)
-			return -errno;
-		ret = snapshot_set_xattrs(r, entry, r->rootfd, -1, NULL);
-		if (ret < 0)
-			return ret;
+	if (snapshot_clean_path(link, target, sizeof(target)) < 0 || !target[0])
+		return snapshot_refuse(r, link, "a hard link to a path outside the layer");
+	tname = snapshot_split_path(target, tparent);
+	tfd = *tparent ? snapshot_openat2(r->rootfd, tparent, O_PATH | O_DIRECTORY)
+		       : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 3);
+	if (tfd < 0)
+		return snapshot_refuse(r, link, "a hard link to a path outside the layer");
+	if (fstatat(tfd, tname, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
+		return snapshot_refuse(r, link, "a hard link to a missing file or a directory");
+	pfd = snapshot_parent(r, parent, true);
+	if (pfd < 0)
+		return snapshot_refuse(r, t->raw, "a path through a symbolic link");
+	ret = linkat(tfd, tname, pfd, t->name, 0) < 0 ? -errno : 0;
+	if (ret == -EEXIST)
+		return snapshot_refuse(r, t->raw, "an entry that appears twice");
+	if (ret == 0)
 		r->stats->entries++;
-		return 0;
-	}
+	return ret;
+}
 
-	name = snapshot_split_path(path, parent);
-	if (strlen(name) > NAME_MAX)
-		return snapshot_refuse(r, raw, "a name is too long");
-
-	link = archive_entry_hardlink(entry);
-	if (link) {
-		char target[PATH_MAX], tparent[PATH_MAX];
-		const char *tname;
-		int tfd;
-
-		if (snapshot_clean_path(link, target, sizeof(target)) < 0 || !target[0])
-			return snapshot_refuse(r, link, "a hard link to a path outside the layer");
-		tname = snapshot_split_path(target, tparent);
-		/* Its own descriptor: the cache holds the link's parent below. */
-		tfd = *tparent ? snapshot_openat2(r->rootfd, tparent, O_PATH | O_DIRECTORY)
-			       : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 3);
-		if (tfd < 0)
-			return snapshot_refuse(r, link, "a hard link to a path outside the layer");
-		if (fstatat(tfd, tname, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode)) {
-			close(tfd);
-			return snapshot_refuse(r, link, "a hard link to a missing file or a directory");
-		}
-		pfd = snapshot_parent(r, parent, true);
-		if (pfd < 0) {
-			close(tfd);
-			return snapshot_refuse(r, raw, "a path through a symbolic link");
-		}
-		ret = linkat(tfd, tname, pfd, name, 0) < 0 ? -errno : 0;
-		close(tfd);
-		if (ret == -EEXIST)
-			return snapshot_refuse(r, raw, "an entry that appears twice");
-		if (ret == 0)
-			r->stats->entries++;
-		return ret;
-	}
-
-	switch (type) {
+/* Only files, directories, symbolic links and overlay whiteouts come in. */
+static int snapshot_check_type(struct snapshot_reader *r, struct archive_entry *entry,
+			       const char *raw)
+{
+	switch (archive_entry_filetype(entry)) {
 	case AE_IFREG:
 	case AE_IFDIR:
 	case AE_IFLNK:
-		break;
+		return 0;
 	case AE_IFCHR:
 		if (archive_entry_rdevmajor(entry) == 0 && archive_entry_rdevminor(entry) == 0)
-			break;   /* an overlay whiteout */
+			return 0;   /* an overlay whiteout */
 		return snapshot_refuse(r, raw, "a device node");
 	case AE_IFBLK:
 		return snapshot_refuse(r, raw, "a device node");
 	default:
 		return snapshot_refuse(r, raw, "a FIFO, socket or unknown file type");
 	}
+}
 
-	pfd = snapshot_parent(r, parent, true);
-	if (pfd == -ELOOP || pfd == -EXDEV || pfd == -ENOTDIR)
-		return snapshot_refuse(r, raw, "a path through a symbolic link or a non-directory");
-	if (pfd < 0)
-		return pfd;
+/*
+ * Open the entry's parent (t->pfd) and make sure its name is free; a
+ * directory may appear again (its parent was created for an earlier
+ * entry) and is created here when missing.
+ */
+static int snapshot_prepare_slot(struct snapshot_reader *r, struct snapshot_target *t,
+				 const char *parent, mode_t type)
+{
+	struct stat st;
 
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	t->pfd = snapshot_parent(r, parent, true);
+	if (t->pfd == -ELOOP || t->pfd == -EXDEV || t->pfd == -ENOTDIR)
+		return snapshot_refuse(r, t->raw, "a path through a symbolic link or a non-directory");
+	if (t->pfd < 0)
+		return t->pfd;
+	if (fstatat(t->pfd, t->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (!(type == AE_IFDIR && S_ISDIR(st.st_mode)))
-			return snapshot_refuse(r, raw, "an entry that appears twice");
+			return snapshot_refuse(r, t->raw, "an entry that appears twice");
 	} else if (errno != ENOENT) {
 		return -errno;
-	} else if (type == AE_IFDIR && mkdirat(pfd, name, 0700) < 0) {
+	} else if (type == AE_IFDIR && mkdirat(t->pfd, t->name, 0700) < 0) {
 		return -errno;
 	}
+	return 0;
+}
 
-	if (type == AE_IFREG) {
-		__do_close int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-					   O_NOCTTY | O_CLOEXEC, 0600);
+static int snapshot_extract_file(struct snapshot_reader *r, struct archive *ar,
+				 struct archive_entry *entry, const struct snapshot_target *t)
+{
+	__do_close int fd = openat(t->pfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				   O_NOCTTY | O_CLOEXEC, 0600);
+	int ret;
 
-		if (fd < 0)
-			return -errno;
-		ret = snapshot_extract_data(r, ar, fd, entry);
-		if (ret == -EBADMSG)
-			snapshot_set_err(r->err, r->errlen, "the archive is damaged: %s",
-					 archive_error_string(ar) ? archive_error_string(ar) : "bad data");
-		if (ret < 0)
-			return ret;
-		/* Owner first: chown clears set-id bits. */
-		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0)
-			return -errno;
-		ret = snapshot_set_xattrs(r, entry, fd, -1, NULL);
-		if (ret < 0)
-			return ret;
-		if (futimens(fd, times) < 0)
-			return -errno;
-	} else if (type == AE_IFDIR) {
-		__do_close int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		struct snapshot_dirtime *d;
+	if (fd < 0)
+		return -errno;
+	ret = snapshot_extract_data(r, ar, fd, entry);
+	if (ret == -EBADMSG)
+		snapshot_set_err(r->err, r->errlen, "the archive is damaged: %s",
+				 archive_error_string(ar) ? archive_error_string(ar) : "bad data");
+	if (ret < 0)
+		return ret;
+	ret = snapshot_set_metadata(r, entry, fd, t);
+	if (ret < 0)
+		return ret;
+	if (futimens(fd, t->times) < 0)
+		return -errno;
+	return 0;
+}
 
-		if (fd < 0)
-			return -errno;
-		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0)
-			return -errno;
-		ret = snapshot_set_xattrs(r, entry, fd, -1, NULL);
-		if (ret < 0)
-			return ret;
-		/* Its times once its entries are in. */
-		if (r->ndirs == r->capdirs) {
-			size_t cap = r->capdirs ? r->capdirs * 2 : 256;
-			struct snapshot_dirtime *grown = realloc(r->dirs, cap * sizeof(*grown));
+/* A directory's times are set once its entries are in: they change them. */
+static int snapshot_remember_dir_times(struct snapshot_reader *r, const struct snapshot_target *t)
+{
+	struct snapshot_dirtime *d;
 
-			if (!grown)
-				return -ENOMEM;
-			r->dirs = grown;
-			r->capdirs = cap;
-		}
-		d = &r->dirs[r->ndirs];
-		d->path = strdup(path);
-		if (!d->path)
+	if (r->ndirs == r->capdirs) {
+		size_t cap = r->capdirs ? r->capdirs * 2 : 256;
+		struct snapshot_dirtime *grown = realloc(r->dirs, cap * sizeof(*grown));
+
+		if (!grown)
 			return -ENOMEM;
-		memcpy(d->times, times, sizeof(d->times));
-		r->ndirs++;
-	} else if (type == AE_IFLNK) {
-		const char *target = archive_entry_symlink(entry);
-
-		if (!target || !*target || strlen(target) >= PATH_MAX)
-			return snapshot_refuse(r, raw, "a symbolic link without a valid target");
-		if (symlinkat(target, pfd, name) < 0)
-			return -errno;
-		if (fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
-		ret = snapshot_set_xattrs(r, entry, -1, pfd, name);
-		if (ret < 0)
-			return ret;
-		if (utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
-	} else {
-		/* A whiteout: hides the template's file of that name. */
-		if (mknodat(pfd, name, S_IFCHR | (perm & 0777), makedev(0, 0)) < 0)
-			return -errno;
-		if (fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
-		if (utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
+		r->dirs = grown;
+		r->capdirs = cap;
 	}
+	d = &r->dirs[r->ndirs];
+	d->path = strdup(t->path);
+	if (!d->path)
+		return -ENOMEM;
+	memcpy(d->times, t->times, sizeof(d->times));
+	r->ndirs++;
+	return 0;
+}
+
+static int snapshot_extract_dir(struct snapshot_reader *r, struct archive_entry *entry,
+				const struct snapshot_target *t)
+{
+	__do_close int fd = openat(t->pfd, t->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = snapshot_set_metadata(r, entry, fd, t);
+	if (ret < 0)
+		return ret;
+	return snapshot_remember_dir_times(r, t);
+}
+
+/* Created as a link, never followed: owner, xattrs and times by name. */
+static int snapshot_extract_symlink(struct snapshot_reader *r, struct archive_entry *entry,
+				    const struct snapshot_target *t)
+{
+	const char *target = archive_entry_symlink(entry);
+	int ret;
+
+	if (!target || !*target || strlen(target) >= PATH_MAX)
+		return snapshot_refuse(r, t->raw, "a symbolic link without a valid target");
+	if (symlinkat(target, t->pfd, t->name) < 0)
+		return -errno;
+	if (fchownat(t->pfd, t->name, t->uid, t->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	ret = snapshot_set_xattrs(r, entry, -1, t->pfd, t->name);
+	if (ret < 0)
+		return ret;
+	if (utimensat(t->pfd, t->name, t->times, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* A whiteout: hides the template's file of that name. */
+static int snapshot_extract_whiteout(const struct snapshot_target *t)
+{
+	if (mknodat(t->pfd, t->name, S_IFCHR | (t->perm & 0777), makedev(0, 0)) < 0)
+		return -errno;
+	if (fchownat(t->pfd, t->name, t->uid, t->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (utimensat(t->pfd, t->name, t->times, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The archive's path as a clean relative path, or a refusal that says why. */
+static int snapshot_entry_path(struct snapshot_reader *r, const char *raw, char *path, size_t len)
+{
+	int ret;
+
+	if (!raw)
+		return snapshot_refuse(r, "", "an entry has no name");
+	ret = snapshot_clean_path(raw, path, len);
+	if (ret == -ENAMETOOLONG)
+		return snapshot_refuse(r, raw, "a path is too long");
+	if (ret < 0)
+		return snapshot_refuse(r, raw, raw[0] == '/' ? "an absolute path" : "a path with \"..\" or an empty part");
+	return 0;
+}
+
+static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
+				  struct archive_entry *entry)
+{
+	char path[PATH_MAX], parent[PATH_MAX];
+	struct snapshot_target t = { .raw = archive_entry_pathname(entry), .path = path,
+				     .pfd = -EBADF };
+	mode_t type = archive_entry_filetype(entry);
+	const char *link;
+	int ret;
+
+	t.perm = archive_entry_perm(entry) & 07777;
+	ret = snapshot_entry_path(r, t.raw, path, sizeof(path));
+	if (ret < 0)
+		return ret;
+	ret = snapshot_entry_owner(r, entry, &t);
+	if (ret < 0)
+		return ret;
+	snapshot_entry_times(entry, t.times);
+	if (!path[0])
+		return snapshot_extract_root(r, entry, &t);
+
+	t.name = snapshot_split_path(path, parent);
+	if (strlen(t.name) > NAME_MAX)
+		return snapshot_refuse(r, t.raw, "a name is too long");
+	link = archive_entry_hardlink(entry);
+	if (link)
+		return snapshot_extract_hardlink(r, link, &t, parent);
+	ret = snapshot_check_type(r, entry, t.raw);
+	if (ret < 0)
+		return ret;
+	ret = snapshot_prepare_slot(r, &t, parent, type);
+	if (ret < 0)
+		return ret;
+
+	if (type == AE_IFREG)
+		ret = snapshot_extract_file(r, ar, entry, &t);
+	else if (type == AE_IFDIR)
+		ret = snapshot_extract_dir(r, entry, &t);
+	else if (type == AE_IFLNK)
+		ret = snapshot_extract_symlink(r, entry, &t);
+	else
+		ret = snapshot_extract_whiteout(&t);
+	if (ret < 0)
+		return ret;
 	r->stats->entries++;
 	return 0;
+}
+
+/* Every entry of the archive, in order; err says why one failed. */
+static int snapshot_extract_entries(struct snapshot_reader *r, struct archive *ar)
+{
+	struct archive_entry *entry;
+	int ret, status;
+
+	for (;;) {
+		status = archive_read_next_header(ar, &entry);
+		if (status == ARCHIVE_EOF)
+			return 0;
+		if (status < ARCHIVE_WARN) {
+			snapshot_set_err(r->err, r->errlen, "the archive is damaged: %s",
+					 archive_error_string(ar) ? archive_error_string(ar) : "bad header");
+			return -EBADMSG;
+		}
+		ret = snapshot_extract_entry(r, ar, entry);
+		if (ret < 0) {
+			char shown[96];
+
+			snapshot_shown(archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "",
+				       shown, sizeof(shown));
+			snapshot_set_err(r->err, r->errlen, "cannot restore %s: %s", shown, strerror(-ret));
+			return ret;
+		}
+	}
+}
+
+/* Directory times last, deepest first: their entries changed them. */
+static void snapshot_set_dir_times(struct snapshot_reader *r)
+{
+	for (size_t i = r->ndirs; i-- > 0;) {
+		int fd = snapshot_openat2(r->rootfd, r->dirs[i].path, O_RDONLY | O_DIRECTORY);
+
+		if (fd >= 0) {
+			(void)futimens(fd, r->dirs[i].times);
+			close(fd);
+		}
+	}
+}
+
+/* The checksum covers the whole file, padding included: hash what
+ * libarchive left unread. */
+static void snapshot_hash_rest(struct snapshot_reader *r)
+{
+	for (;;) {
+		ssize_t n = read(r->fd, r->buffer, SNAPSHOT_BUFFER);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		crypto_hash_sha256_update(&r->sha, (const unsigned char *)r->buffer, (size_t)n);
+		r->bytes += (unsigned long long)n;
+	}
 }
 
 int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_base,
@@ -1053,9 +1253,8 @@ int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_b
 	__do_close int rootfd = -EBADF;
 	unsigned char digest[crypto_hash_sha256_BYTES];
 	struct snapshot_reader r = { .cached_fd = -EBADF };
-	struct archive_entry *entry;
 	struct archive *ar = NULL;
-	int ret = 0, status;
+	int ret = 0;
 
 	if (err && errlen)
 		err[0] = '\0';
@@ -1093,46 +1292,11 @@ int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_b
 		ret = -EBADMSG;
 		goto out;
 	}
-	for (;;) {
-		status = archive_read_next_header(ar, &entry);
-		if (status == ARCHIVE_EOF)
-			break;
-		if (status < ARCHIVE_WARN) {
-			snapshot_set_err(err, errlen, "the archive is damaged: %s",
-					 archive_error_string(ar) ? archive_error_string(ar) : "bad header");
-			ret = -EBADMSG;
-			goto out;
-		}
-		ret = snapshot_extract_entry(&r, ar, entry);
-		if (ret < 0) {
-			char shown[96];
-
-			snapshot_shown(archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "",
-				       shown, sizeof(shown));
-			snapshot_set_err(err, errlen, "cannot restore %s: %s", shown, strerror(-ret));
-			goto out;
-		}
-	}
-	/* Directory times last, deepest first: their entries changed them. */
-	for (size_t i = r.ndirs; i-- > 0;) {
-		int fd = snapshot_openat2(rootfd, r.dirs[i].path, O_RDONLY | O_DIRECTORY);
-
-		if (fd >= 0) {
-			(void)futimens(fd, r.dirs[i].times);
-			close(fd);
-		}
-	}
-	/* The checksum covers the whole file, padding included. */
-	for (;;) {
-		ssize_t n = read(archive_fd, buffer, SNAPSHOT_BUFFER);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		crypto_hash_sha256_update(&r.sha, (const unsigned char *)buffer, (size_t)n);
-		r.bytes += (unsigned long long)n;
-	}
+	ret = snapshot_extract_entries(&r, ar);
+	if (ret < 0)
+		goto out;
+	snapshot_set_dir_times(&r);
+	snapshot_hash_rest(&r);
 	crypto_hash_sha256_final(&r.sha, digest);
 	sodium_bin2hex(stats->sha256, sizeof(stats->sha256), digest, sizeof(digest));
 	stats->archive_bytes = r.bytes;

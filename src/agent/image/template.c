@@ -569,8 +569,10 @@ static int template_remove_matching(int rootfd, const char *rel, bool (*match)(c
 		return fd;
 	dir = fdopendir(fd);
 	if (!dir) {
+		int err = errno;
+
 		close(fd);
-		return -errno;
+		return -err;
 	}
 	while ((de = readdir(dir))) {
 		int r;
@@ -675,8 +677,10 @@ static int template_measure_dir(int dfd, dev_t dev, void **seen, unsigned long l
 	struct dirent *de;
 
 	if (!dir) {
+		int err = errno;
+
 		close(dfd);
-		return -errno;
+		return -err;
 	}
 	if (depth > 256)
 		return -ELOOP;
@@ -833,8 +837,10 @@ static int template_sorted_names(int dfd, char ***out, size_t *count)
 		return -errno;
 	dir = fdopendir(fd);
 	if (!dir) {
+		int err = errno;
+
 		close(fd);
-		return -errno;
+		return -err;
 	}
 	while ((de = readdir(dir))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -848,6 +854,74 @@ static int template_sorted_names(int dfd, char ***out, size_t *count)
 	*out = move_ptr(names);
 	*count = n;
 	return 0;
+}
+
+/* The directory of the template's tree that site directory rel goes to. */
+static int template_setup_open_dest(int rootfd, const char *rel, char *err, size_t errlen)
+{
+	int fd;
+
+	/* template_open_dir() returns -errno (-EPERM is -1), openat() -1 and errno. */
+	if (*rel)
+		fd = template_open_dir(rootfd, rel, true);
+	else if ((fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fd = -errno;
+	if (fd < 0)
+		set_error(err, errlen, "template_setup: cannot create /%s in the template: %s",
+				 rel, strerror(-fd));
+	return fd;
+}
+
+/* Replace name in dstfd by a new file of data, with mode. */
+static int template_setup_write(int dstfd, const char *name, const char *path, const char *data,
+				size_t len, mode_t mode, char *err, size_t errlen)
+{
+	__do_close int out = -EBADF;
+	int ret;
+
+	if (unlinkat(dstfd, name, 0) < 0 && errno != ENOENT) {
+		ret = -errno;
+		set_error(err, errlen, "template_setup: cannot replace /%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	out = openat(dstfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	ret = fsutil_write_all(out, data, len);
+	if (ret < 0)
+		return ret;
+	if (fchmod(out, mode) < 0)
+		return -errno;
+	return 0;
+}
+
+/* One site file: its line and content into sha, copied to dstfd when >= 0. */
+static int template_setup_file(int srcfd, int dstfd, const char *name, const char *path,
+			       const struct stat *st, const char *line,
+			       crypto_hash_sha256_state *sha, char *err, size_t errlen)
+{
+	__do_close int in = openat(srcfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	__do_free char *data = NULL;
+	size_t len = 0;
+	ssize_t r;
+
+	if (in < 0)
+		return -errno;
+	if (st->st_size > TEMPLATE_SETUP_FILE_MAX) {
+		set_error(err, errlen, "template_setup: %s is larger than 16 MiB", path);
+		return -EFBIG;
+	}
+	data = malloc((size_t)st->st_size + 1);
+	if (!data)
+		return -ENOMEM;
+	while (len < (size_t)st->st_size &&
+	       (r = read(in, data + len, (size_t)st->st_size - len)) > 0)
+		len += (size_t)r;
+	crypto_hash_sha256_update(sha, (const unsigned char *)line, strlen(line));
+	crypto_hash_sha256_update(sha, (const unsigned char *)data, len);
+	if (dstfd < 0)
+		return 0;
+	return template_setup_write(dstfd, name, path, data, len, st->st_mode & 0777, err, errlen);
 }
 
 /*
@@ -869,12 +943,9 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 	if (ret < 0)
 		return ret;
 	if (rootfd >= 0) {
-		dstfd = *rel ? template_open_dir(rootfd, rel, true) : openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dstfd < 0) {
-			set_error(err, errlen, "template_setup: cannot create /%s in the template: %s",
-					 rel, strerror(dstfd == -1 ? errno : -dstfd));
-			return dstfd == -1 ? -errno : dstfd;
-		}
+		dstfd = template_setup_open_dest(rootfd, rel, err, errlen);
+		if (dstfd < 0)
+			return dstfd;
 	}
 	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX], line[PATH_MAX + 64];
@@ -893,50 +964,16 @@ static int template_setup_walk(int srcfd, const char *rel, int rootfd,
 				return -errno;
 			crypto_hash_sha256_update(sha, (const unsigned char *)line, strlen(line));
 			ret = template_setup_walk(sub, path, rootfd, sha, depth + 1, err, errlen);
-			if (ret < 0)
-				return ret;
 		} else if (S_ISREG(st.st_mode)) {
-			__do_close int in = openat(srcfd, names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			__do_close int out = -EBADF;
-			__do_free char *data = NULL;
-			size_t len = 0;
-			ssize_t r;
-
-			if (in < 0)
-				return -errno;
-			if (st.st_size > TEMPLATE_SETUP_FILE_MAX) {
-				set_error(err, errlen, "template_setup: %s is larger than 16 MiB", path);
-				return -EFBIG;
-			}
-			data = malloc((size_t)st.st_size + 1);
-			if (!data)
-				return -ENOMEM;
-			while (len < (size_t)st.st_size &&
-			       (r = read(in, data + len, (size_t)st.st_size - len)) > 0)
-				len += (size_t)r;
-			crypto_hash_sha256_update(sha, (const unsigned char *)line, strlen(line));
-			crypto_hash_sha256_update(sha, (const unsigned char *)data, len);
-			if (rootfd < 0)
-				continue;
-			if (unlinkat(dstfd, names[i], 0) < 0 && errno != ENOENT) {
-				set_error(err, errlen, "template_setup: cannot replace /%s: %s", path,
-						 strerror(errno));
-				return -errno;
-			}
-			out = openat(dstfd, names[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-			if (out < 0)
-				return -errno;
-			ret = fsutil_write_all(out, data, len);
-			if (ret < 0)
-				return ret;
-			if (fchmod(out, st.st_mode & 0777) < 0)
-				return -errno;
+			ret = template_setup_file(srcfd, dstfd, names[i], path, &st, line, sha, err, errlen);
 		} else {
 			set_error(err, errlen,
 					 "template_setup: %s is neither a file nor a directory (links are not copied)",
 					 path);
 			return -EINVAL;
 		}
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }
@@ -951,9 +988,10 @@ static int template_setup_apply(const char *dir, int rootfd, char hash[TEMPLATE_
 	int ret;
 
 	if (fd < 0) {
+		ret = -errno;
 		set_error(err, errlen, "template_setup: cannot open the directory %s: %s", dir,
-				 strerror(errno));
-		return -errno;
+				 strerror(-ret));
+		return ret;
 	}
 	if (sodium_init() < 0)
 		return -EIO;
@@ -1095,8 +1133,9 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 		return -errno;
 	rootfd = openat(buildfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (rootfd < 0) {
+		ret = -errno;
 		set_error(err, errlen, "debootstrap left no root file system at %s", rootfs);
-		return -errno;
+		return ret;
 	}
 	ret = template_finish_rootfs(rootfd, job->ref);
 	if (ret < 0) {
@@ -1133,6 +1172,205 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 	return 0;
 }
 
+/* The mirror debootstrap fetches from: the configured one, else the host's. */
+static int template_choose_mirror(const struct gpubox_config *cfg, char *mirror, size_t len,
+				  char *err, size_t errlen)
+{
+	if (cfg->template_mirror[0]) {
+		snprintf(mirror, len, "%s", cfg->template_mirror);
+		return 0;
+	}
+	if (aptsources_find_mirror("/", mirror, len) < 0) {
+		set_error(err, errlen,
+				 "no Debian mirror found in /etc/apt/sources.list*; set template_mirror in gpubox.conf");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/*
+ * Site files are part of the recipe: a change makes a new version.
+ * Without any, the recipe (and its hash) is what it always was.
+ */
+static int template_add_setup_files(const char *setup_dir, char **recipe,
+				    char hash[TEMPLATE_HASH_HEX], char *err, size_t errlen)
+{
+	char setup_hash[TEMPLATE_HASH_HEX];
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	char *longer = NULL;
+	int ret;
+
+	ret = template_setup_apply(setup_dir, -1, setup_hash, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (asprintf(&longer, "%ssetup-files %s\n", *recipe, setup_hash) < 0)
+		return -ENOMEM;
+	free(*recipe);
+	*recipe = longer;
+	crypto_hash_sha256(digest, (const unsigned char *)longer, strlen(longer));
+	sodium_bin2hex(hash, TEMPLATE_HASH_HEX, digest, sizeof(digest));
+	return 0;
+}
+
+/*
+ * The recipe of this configuration, its hash and its package list, with
+ * the mirror and architecture it names (*arch is static).
+ */
+static int template_build_recipe(const struct gpubox_config *cfg, const char *release,
+				 char *mirror, size_t mirrorlen, const char **arch, char **recipe,
+				 char hash[TEMPLATE_HASH_HEX], char ***packages,
+				 char *err, size_t errlen)
+{
+	size_t npackages = 0;
+	int ret;
+
+	ret = template_choose_mirror(cfg, mirror, mirrorlen, err, errlen);
+	if (ret < 0)
+		return ret;
+	*arch = template_host_arch();
+	if (!*arch)
+		*arch = "host";
+	ret = template_recipe(release, mirror, cfg->template_packages, *arch, recipe, hash,
+			      err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = template_package_list(cfg->template_packages, packages, &npackages, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (!cfg->template_setup[0])
+		return 0;
+	return template_add_setup_files(cfg->template_setup, recipe, hash, err, errlen);
+}
+
+/*
+ * The templates' directory (its path in tdir), open and locked against
+ * other builds (*lockfd), cleared of the builds that were interrupted.
+ */
+static int template_open_store(const struct gpubox_config *cfg, char *tdir, size_t len,
+			       struct progress *progress, int *lockfd, char *err, size_t errlen)
+{
+	__do_close int tdfd = -EBADF;
+	int ret;
+
+	ret = template_dir_path(cfg, tdir, len);
+	if (ret < 0)
+		return ret;
+	ret = fsutil_mkdir_p(tdir, 0700);
+	if (ret < 0) {
+		set_error(err, errlen, "cannot create %s: %s", tdir, strerror(-ret));
+		return ret;
+	}
+	tdfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tdfd < 0)
+		return log_error_errno(-errno, errno, "cannot open %s", tdir);
+	*lockfd = template_lock(tdfd, progress);
+	if (*lockfd < 0) {
+		set_error(err, errlen, "cannot lock %s/.lock: %s", tdir, strerror(-*lockfd));
+		return *lockfd;
+	}
+	template_remove_stale(tdfd, tdir);
+	return move_fd(tdfd);
+}
+
+/* One more than the newest version of the template, 1 for the first. */
+static int template_next_version(const char *tdir, const char *name, uint32_t *version,
+				 char *err, size_t errlen)
+{
+	__do_free struct template_entry *list = NULL;
+	size_t count = 0;
+	int ret;
+
+	ret = template_scan(tdir, name, &list, &count);
+	if (ret < 0)
+		return ret;
+	*version = 1;
+	if (count == 0)
+		return 0;
+	if (list[count - 1].version == UINT32_MAX) {
+		set_error(err, errlen, "template %s has no version number left", name);
+		return -ERANGE;
+	}
+	*version = list[count - 1].version + 1;
+	return 0;
+}
+
+/* Whether the newest version of the template was built from this recipe. */
+static bool template_is_built(const char *tdir, const char *name, const char *hash,
+			      struct template_info *newest)
+{
+	return template_newest_in(tdir, name, newest) == 0 &&
+	       strcmp(newest->recipe_hash, hash) == 0;
+}
+
+/* A fresh build directory: its path in build_path, its name in build_name. */
+static int template_make_build_dir(const char *tdir, const char *name, char *build_path,
+				   size_t pathlen, char *build_name, size_t namelen,
+				   char *err, size_t errlen)
+{
+	int ret;
+
+	ret = snprintf(build_path, pathlen, "%s/" TEMPLATE_BUILD_PREFIX "%s-XXXXXX", tdir, name);
+	if (ret < 0 || (size_t)ret >= pathlen)
+		return -ENAMETOOLONG;
+	if (!mkdtemp(build_path)) {
+		ret = -errno;
+		set_error(err, errlen, "cannot create a build directory in %s: %s", tdir,
+				 strerror(-ret));
+		return ret;
+	}
+	snprintf(build_name, namelen, "%s", strrchr(build_path, '/') + 1);
+	return 0;
+}
+
+/*
+ * Build the tree in its build directory and only then give it the
+ * template's name; a failed build is removed (err says why).
+ */
+static int template_build_and_rename(const struct template_job *job, int tdfd, const char *tdir,
+				     const char *build_name, const char *build_path,
+				     struct progress *progress, char *err, size_t errlen)
+{
+	int ret;
+
+	ret = template_build_tree(job, tdfd, tdir, build_name, progress, err, errlen);
+	if (ret == 0 && renameat2(tdfd, build_name, tdfd, job->ref, RENAME_NOREPLACE) < 0) {
+		ret = -errno;
+		set_error(err, errlen, "cannot rename %s to %s/%s: %s", build_path, tdir, job->ref,
+				 strerror(-ret));
+	}
+	if (ret < 0) {
+		if (!err[0])
+			set_error(err, errlen, "building template %s failed: %s", job->ref,
+					 strerror(-ret));
+		log_error("%s", err);
+		template_remove_build(tdfd, tdir, build_name);
+		return ret;
+	}
+	if (fsync(tdfd) < 0)
+		log_warn_errno(0, errno, "cannot sync %s", tdir);
+	return 0;
+}
+
+/* The template's next version, from job (its version and ref, in ref, set here). */
+static int template_build_next(struct template_job *job, int tdfd, const char *tdir, char *ref,
+			       size_t reflen, struct progress *progress, char *err, size_t errlen)
+{
+	char build_name[128], build_path[PATH_MAX];
+	int ret;
+
+	ret = template_next_version(tdir, job->name, &job->version, err, errlen);
+	if (ret < 0)
+		return ret;
+	snprintf(ref, reflen, "%s@%u", job->name, job->version);
+	job->ref = ref;
+	ret = template_make_build_dir(tdir, job->name, build_path, sizeof(build_path), build_name,
+				      sizeof(build_name), err, errlen);
+	if (ret < 0)
+		return ret;
+	return template_build_and_rename(job, tdfd, tdir, build_name, build_path, progress,
+					 err, errlen);
+}
+
 int template_build(const struct gpubox_config *cfg, const char *name, const char *release,
 		   struct progress *progress, struct template_info *out, bool *cached,
 		   char *err, size_t errlen)
@@ -1140,14 +1378,11 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	__do_strv char **packages = NULL;
 	__do_free char *recipe = NULL;
 	__do_close int tdfd = -EBADF, lockfd = -EBADF;
-	__do_free struct template_entry *list = NULL;
 	char tdir[PATH_MAX], mirror[APTSOURCES_URI_MAX], hash[TEMPLATE_HASH_HEX];
-	char ref[80], build_name[128], build_path[PATH_MAX];
+	char ref[80];
 	const char *arch;
 	struct template_info newest;
 	struct template_job job;
-	size_t count = 0, npackages = 0;
-	uint32_t version = 1;
 	char local_err[512];
 	int ret;
 
@@ -1165,118 +1400,30 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	ret = validate_template_name(name, err, errlen);
 	if (ret < 0)
 		return ret;
-
-	if (cfg->template_mirror[0]) {
-		snprintf(mirror, sizeof(mirror), "%s", cfg->template_mirror);
-	} else {
-		ret = aptsources_find_mirror("/", mirror, sizeof(mirror));
-		if (ret < 0) {
-			set_error(err, errlen,
-					 "no Debian mirror found in /etc/apt/sources.list*; set template_mirror in gpubox.conf");
-			return -ENOENT;
-		}
-	}
-	arch = template_host_arch();
-	if (!arch)
-		arch = "host";
-	ret = template_recipe(release, mirror, cfg->template_packages, arch, &recipe, hash,
-			      err, errlen);
+	ret = template_build_recipe(cfg, release, mirror, sizeof(mirror), &arch, &recipe, hash,
+				    &packages, err, errlen);
 	if (ret < 0)
 		return ret;
-	ret = template_package_list(cfg->template_packages, &packages, &npackages, err, errlen);
-	if (ret < 0)
-		return ret;
-	/* Site files are part of the recipe: a change makes a new version.
-	 * Without any, the recipe (and its hash) is what it always was. */
-	if (cfg->template_setup[0]) {
-		char setup_hash[TEMPLATE_HASH_HEX];
-		unsigned char digest[crypto_hash_sha256_BYTES];
-		char *longer = NULL;
 
-		ret = template_setup_apply(cfg->template_setup, -1, setup_hash, err, errlen);
-		if (ret < 0)
-			return ret;
-		if (asprintf(&longer, "%ssetup-files %s\n", recipe, setup_hash) < 0)
-			return -ENOMEM;
-		free(recipe);
-		recipe = longer;
-		crypto_hash_sha256(digest, (const unsigned char *)recipe, strlen(recipe));
-		sodium_bin2hex(hash, TEMPLATE_HASH_HEX, digest, sizeof(digest));
-	}
-
-	ret = template_dir_path(cfg, tdir, sizeof(tdir));
-	if (ret < 0)
-		return ret;
-	ret = fsutil_mkdir_p(tdir, 0700);
-	if (ret < 0) {
-		set_error(err, errlen, "cannot create %s: %s", tdir, strerror(-ret));
-		return ret;
-	}
-	tdfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	tdfd = template_open_store(cfg, tdir, sizeof(tdir), progress, &lockfd, err, errlen);
 	if (tdfd < 0)
-		return log_error_errno(-errno, errno, "cannot open %s", tdir);
-	lockfd = template_lock(tdfd, progress);
-	if (lockfd < 0) {
-		set_error(err, errlen, "cannot lock %s/.lock: %s", tdir, strerror(-lockfd));
-		return lockfd;
-	}
-	template_remove_stale(tdfd, tdir);
-
-	ret = template_newest_in(tdir, name, &newest);
-	if (ret == 0 && strcmp(newest.recipe_hash, hash) == 0) {
+		return tdfd;
+	if (template_is_built(tdir, name, hash, &newest)) {
 		if (out)
 			*out = newest;
 		if (cached)
 			*cached = true;
 		return 0;
 	}
-	ret = template_scan(tdir, name, &list, &count);
+	job = (struct template_job){
+		.name = name, .release = release, .mirror = mirror, .arch = arch,
+		.packages = packages, .recipe = recipe, .hash = hash,
+		.setup_dir = cfg->template_setup[0] ? cfg->template_setup : NULL,
+	};
+	ret = template_build_next(&job, tdfd, tdir, ref, sizeof(ref), progress, err, errlen);
 	if (ret < 0)
 		return ret;
-	if (count > 0) {
-		if (list[count - 1].version == UINT32_MAX) {
-			set_error(err, errlen, "template %s has no version number left", name);
-			return -ERANGE;
-		}
-		version = list[count - 1].version + 1;
-	}
-	snprintf(ref, sizeof(ref), "%s@%u", name, version);
-
-	ret = snprintf(build_path, sizeof(build_path), "%s/" TEMPLATE_BUILD_PREFIX "%s-XXXXXX",
-		       tdir, name);
-	if (ret < 0 || (size_t)ret >= sizeof(build_path))
-		return -ENAMETOOLONG;
-	if (!mkdtemp(build_path)) {
-		ret = -errno;
-		set_error(err, errlen, "cannot create a build directory in %s: %s", tdir,
-				 strerror(errno));
-		return ret;
-	}
-	snprintf(build_name, sizeof(build_name), "%s", strrchr(build_path, '/') + 1);
-
-	job = (struct template_job){
-		.name = name, .version = version, .ref = ref, .release = release,
-		.mirror = mirror, .arch = arch, .packages = packages, .recipe = recipe,
-		.hash = hash, .setup_dir = cfg->template_setup[0] ? cfg->template_setup : NULL,
-	};
-	ret = template_build_tree(&job, tdfd, tdir, build_name, progress, err, errlen);
-	if (ret == 0 && renameat2(tdfd, build_name, tdfd, ref, RENAME_NOREPLACE) < 0) {
-		ret = -errno;
-		set_error(err, errlen, "cannot rename %s to %s/%s: %s", build_path, tdir, ref,
-				 strerror(errno));
-	}
-	if (ret < 0) {
-		if (!err[0])
-			set_error(err, errlen, "building template %s failed: %s", ref,
-					 strerror(-ret));
-		log_error("%s", err);
-		template_remove_build(tdfd, tdir, build_name);
-		return ret;
-	}
-	if (fsync(tdfd) < 0)
-		log_warn_errno(0, errno, "cannot sync %s", tdir);
-
-	ret = template_read(tdir, name, version, out ? out : &newest, NULL);
+	ret = template_read(tdir, name, job.version, out ? out : &newest, NULL);
 	if (ret < 0) {
 		set_error(err, errlen, "template %s was built but cannot be read back", ref);
 		return ret;
@@ -1349,7 +1496,7 @@ int template_remove(const struct gpubox_config *cfg, const char *ref,
 	snprintf(doomed, sizeof(doomed), TEMPLATE_BUILD_PREFIX "rm-%s", ref);
 	if (renameat2(tdfd, ref, tdfd, doomed, RENAME_NOREPLACE) < 0) {
 		ret = -errno;
-		set_error(err, errlen, "cannot remove template %s: %s", ref, strerror(errno));
+		set_error(err, errlen, "cannot remove template %s: %s", ref, strerror(-ret));
 		return ret;
 	}
 	if (fsync(tdfd) < 0)

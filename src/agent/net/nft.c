@@ -86,71 +86,62 @@ static void nft_render_dnat(FILE *f, const char *const addrs[], const struct nft
 			plan->forwards[i].host_port, addrs[i], plan->forwards[i].container_port);
 }
 
-char *nft_render(const struct nft_plan *plan)
+/* The plan's names and subnet, checked before anything is printed. */
+static int nft_check_plan(const struct nft_plan *plan, uint32_t *network, uint32_t *mask,
+			  unsigned *prefix)
 {
-	__do_free char *text = NULL;
-	__do_free char *addrs_buf = NULL;
-	__do_free const char **addrs = NULL;
-	char network_text[INET_ADDRSTRLEN];
-	uint32_t address, mask, network;
-	unsigned prefix;
-	size_t size = 0;
-	FILE *f;
+	uint32_t address;
 
-	if (!plan || (plan->nforwards && !plan->forwards)) {
-		errno = EINVAL;
-		return NULL;
-	}
 	if (!nft_valid_table(plan->table)) {
 		log_error("nftables table name \"%.64s\" is not valid", plan->table ? plan->table : "");
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
 	if (!network_valid_ifname(plan->bridge)) {
 		log_error("Bridge name \"%.16s\" is not valid", plan->bridge ? plan->bridge : "");
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
-	if (network_parse_cidr(plan->subnet, &address, &prefix) < 0 || prefix < 8 || prefix > 30) {
+	if (network_parse_cidr(plan->subnet, &address, prefix) < 0 || *prefix < 8 || *prefix > 30) {
 		log_error("Subnet \"%.64s\" is not an address/prefix (8..30)",
 			  plan->subnet ? plan->subnet : "");
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
-	mask = UINT32_MAX << (32 - prefix);
-	network = address & mask;
-	nft_format_address(network, network_text);
+	*mask = UINT32_MAX << (32 - *prefix);
+	*network = address & *mask;
+	return 0;
+}
 
+/*
+ * Every forward checked against the subnet and each host port forwarded
+ * once; their destinations re-printed into addrs (pointing into *buf).
+ */
+static int nft_check_forwards(const struct nft_plan *plan, uint32_t network, uint32_t mask,
+			      const char ***addrs, char **buf)
+{
 	if (plan->nforwards) {
-		addrs = calloc(plan->nforwards, sizeof(*addrs));
-		addrs_buf = calloc(plan->nforwards, INET_ADDRSTRLEN);
-		if (!addrs || !addrs_buf)
-			return NULL;
+		*addrs = calloc(plan->nforwards, sizeof(**addrs));
+		*buf = calloc(plan->nforwards, INET_ADDRSTRLEN);
+		if (!*addrs || !*buf)
+			return -ENOMEM;
 	}
 	for (size_t i = 0; i < plan->nforwards; i++) {
-		char *addr = addrs_buf + i * INET_ADDRSTRLEN;
+		char *addr = *buf + i * INET_ADDRSTRLEN;
 
-		if (nft_check_forward(&plan->forwards[i], network, mask, addr) < 0) {
-			errno = EINVAL;
-			return NULL;
-		}
-		addrs[i] = addr;
+		if (nft_check_forward(&plan->forwards[i], network, mask, addr) < 0)
+			return -EINVAL;
+		(*addrs)[i] = addr;
 		for (size_t j = 0; j < i; j++) {
 			if (plan->forwards[j].host_port == plan->forwards[i].host_port) {
 				log_error("Host port %u is forwarded twice", plan->forwards[i].host_port);
-				errno = EINVAL;
-				return NULL;
+				return -EINVAL;
 			}
 		}
 	}
+	return 0;
+}
 
-	f = open_memstream(&text, &size);
-	if (!f)
-		return NULL;
-
-	fprintf(f, "table ip %s {}\ndelete table ip %s\n", plan->table, plan->table);
-	fprintf(f, "table ip %s {\n", plan->table);
-
+static void nft_render_nat_chains(FILE *f, const char *const addrs[], const struct nft_plan *plan,
+				  const char *network_text, unsigned prefix)
+{
 	fprintf(f, "\tchain prerouting {\n"
 		   "\t\ttype nat hook prerouting priority dstnat; policy accept;\n");
 	nft_render_dnat(f, addrs, plan);
@@ -167,9 +158,12 @@ char *nft_render(const struct nft_plan *plan)
 		   "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
 		   "\t\tip saddr %s/%u oifname != \"%s\" masquerade\n"
 		   "\t}\n", network_text, prefix, plan->bridge);
+}
 
-	/* Routed traffic into the containers is only replies and forwarded
-	 * ports; none goes from one container to another. */
+/* Routed traffic into the containers is only replies and forwarded
+ * ports; none goes from one container to another. */
+static void nft_render_forward_chain(FILE *f, const struct nft_plan *plan)
+{
 	fprintf(f, "\tchain forward {\n"
 		   "\t\ttype filter hook forward priority 0; policy accept;\n"
 		   "\t\tiifname \"%s\" oifname \"%s\" counter drop\n"
@@ -178,11 +172,23 @@ char *nft_render(const struct nft_plan *plan)
 		   "\t\toifname \"%s\" counter drop\n"
 		   "\t\tiifname \"%s\" accept\n"
 		   "\t}\n", plan->bridge, plan->bridge, plan->bridge, plan->bridge, plan->bridge);
-	fprintf(f, "}\n");
+}
 
-	/* Layer 2: no frame between two containers' ports.  Matched by port
-	 * name because "meta ibrname" needs a kernel module that is not
-	 * everywhere (CONFIG_NFT_BRIDGE_META). */
+static void nft_render_ip_table(FILE *f, const char *const addrs[], const struct nft_plan *plan,
+				const char *network_text, unsigned prefix)
+{
+	fprintf(f, "table ip %s {}\ndelete table ip %s\n", plan->table, plan->table);
+	fprintf(f, "table ip %s {\n", plan->table);
+	nft_render_nat_chains(f, addrs, plan, network_text, prefix);
+	nft_render_forward_chain(f, plan);
+	fprintf(f, "}\n");
+}
+
+/* Layer 2: no frame between two containers' ports.  Matched by port
+ * name because "meta ibrname" needs a kernel module that is not
+ * everywhere (CONFIG_NFT_BRIDGE_META). */
+static void nft_render_bridge_table(FILE *f, const struct nft_plan *plan)
+{
 	fprintf(f, "table bridge %s {}\ndelete table bridge %s\n", plan->table, plan->table);
 	fprintf(f, "table bridge %s {\n"
 		   "\tchain forward {\n"
@@ -190,7 +196,38 @@ char *nft_render(const struct nft_plan *plan)
 		   "\t\tiifname \"" NETWORK_VETH_PREFIX "*\" oifname \"" NETWORK_VETH_PREFIX "*\" counter drop\n"
 		   "\t}\n"
 		   "}\n", plan->table);
+}
 
+char *nft_render(const struct nft_plan *plan)
+{
+	__do_free char *text = NULL;
+	__do_free char *addrs_buf = NULL;
+	__do_free const char **addrs = NULL;
+	char network_text[INET_ADDRSTRLEN];
+	uint32_t mask, network;
+	unsigned prefix;
+	size_t size = 0;
+	FILE *f;
+	int ret;
+
+	if (!plan || (plan->nforwards && !plan->forwards)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ret = nft_check_plan(plan, &network, &mask, &prefix);
+	if (ret == 0)
+		ret = nft_check_forwards(plan, network, mask, &addrs, &addrs_buf);
+	if (ret < 0) {
+		errno = -ret;
+		return NULL;
+	}
+	nft_format_address(network, network_text);
+
+	f = open_memstream(&text, &size);
+	if (!f)
+		return NULL;
+	nft_render_ip_table(f, addrs, plan, network_text, prefix);
+	nft_render_bridge_table(f, plan);
 	if (!memstream_close(f))
 		return NULL;
 	return move_ptr(text);
