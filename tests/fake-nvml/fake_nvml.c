@@ -62,7 +62,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "nvml_abi.h"
+#include "gpu/nvml_abi.h"
 #include "banned.h"
 
 /* ---- the NVML declarations: nvml_abi.h, and what only the fake needs ---- */

@@ -34,7 +34,7 @@
 #include "gpu/gpu.h"
 #include "cleanup.h"
 #include "log.h"
-#include "nvml_abi.h"
+#include "gpu/nvml_abi.h"
 #include "strutil.h"
 #include "banned.h"
 
