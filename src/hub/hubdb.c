@@ -718,7 +718,7 @@ int hubdb_key_add(struct hubdb *db, const char *member, const char *line,
 	return ret;
 }
 
-/* Delete a row (its statement bound as hubdb_bind() does) in a write
+/* Delete a row (its statement bound as sqldb_bind() does) in a write
  * transaction that agents will see; -ENOENT when there was none. */
 static int hubdb_delete_change(struct hubdb *db, enum hubdb_stmt_id id, const char *what,
 			       const char *types, ...)
