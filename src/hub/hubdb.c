@@ -44,15 +44,11 @@
  * server's sync text, rebuilt only when the generation moves.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -61,18 +57,14 @@
 #include "cleanup.h"
 #include "hub.h"
 #include "log.h"
+#include "sqldb.h"
 #include "validate.h"
 #include "banned.h"
 
 #define HUBDB_SCHEMA_VERSION 1
 #define HUBDB_SUBID_BLOCK 65536u
-#define HUBDB_BUSY_TIMEOUT_MS 5000
 
 static const char hubdb_schema[] =
-	"PRAGMA journal_mode = WAL;"
-	"PRAGMA synchronous = NORMAL;"
-	"PRAGMA foreign_keys = ON;"
-	"BEGIN IMMEDIATE;"
 	"CREATE TABLE IF NOT EXISTS meta ("
 	"  key TEXT PRIMARY KEY,"
 	"  value INTEGER NOT NULL);"
@@ -115,15 +107,13 @@ static const char hubdb_schema[] =
 	"  member TEXT NOT NULL REFERENCES members(name),"
 	"  csrf TEXT NOT NULL,"
 	"  expires INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires);"
-	"COMMIT;";
+	"CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires);";
 
 #define MEMBER_COLUMNS "name, display_name, uid, subid_base, ssh_port, disabled, admin, created"
 #define SERVER_COLUMNS "name, url, ssh_host, last_contact, created"
 
 /* Every statement the hub runs, prepared once and kept. */
 enum hubdb_stmt_id {
-	STMT_BEGIN, STMT_BEGIN_IMMEDIATE, STMT_COMMIT, STMT_ROLLBACK,
 	STMT_GENERATION, STMT_BUMP,
 	STMT_MEMBER_GET, STMT_MEMBER_LIST, STMT_MEMBER_INSERT, STMT_MEMBER_SET_DISPLAY,
 	STMT_MEMBER_SET_DISABLED, STMT_MEMBER_SET_ADMIN,
@@ -139,10 +129,6 @@ enum hubdb_stmt_id {
 };
 
 static const char *const hubdb_sql[STMT_COUNT] = {
-	[STMT_BEGIN] = "BEGIN",
-	[STMT_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
-	[STMT_COMMIT] = "COMMIT",
-	[STMT_ROLLBACK] = "ROLLBACK",
 	[STMT_GENERATION] = "SELECT value FROM meta WHERE key = 'generation'",
 	[STMT_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'generation'",
 	[STMT_MEMBER_GET] = "SELECT " MEMBER_COLUMNS " FROM members WHERE name = ?1",
@@ -206,9 +192,7 @@ struct hubdb_server_entry {
 };
 
 struct hubdb {
-	sqlite3 *handle;
-	pthread_mutex_t lock;
-	sqlite3_stmt *stmts[STMT_COUNT];
+	struct sqldb *sql;              /* its lock guards the fields below too */
 	struct config_range uid_range;
 	struct config_range subid_range;
 	struct config_range port_range;
@@ -223,38 +207,7 @@ struct hubdb {
 	uint64_t servers_generation;
 };
 
-/* ---- locking, statements, transactions ------------------------------------ */
-
-static void hubdb_unlockp(struct hubdb **db)
-{
-	if (*db)
-		pthread_mutex_unlock(&(*db)->lock);
-}
-#define __do_unlock __attribute__((cleanup(hubdb_unlockp), unused))
-
-static struct hubdb *hubdb_lock(struct hubdb *db)
-{
-	pthread_mutex_lock(&db->lock);
-	return db;
-}
-
-static void hubdb_resetp(sqlite3_stmt **stmt)
-{
-	if (*stmt) {
-		sqlite3_reset(*stmt);
-		sqlite3_clear_bindings(*stmt);
-	}
-}
-#define __do_reset __attribute__((cleanup(hubdb_resetp)))
-
-static int hubdb_error(struct hubdb *db, const char *what)
-{
-	int code = sqlite3_errcode(db->handle);
-
-	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-		return log_error_errno(-EBUSY, 0, "database: %s: the database stayed busy", what);
-	return log_error_errno(-EIO, 0, "database: %s: %s", what, sqlite3_errmsg(db->handle));
-}
+/* ---- names, rows ------------------------------------------------------------ */
 
 static bool hubdb_name_ok(const char *name)
 {
@@ -263,175 +216,22 @@ static bool hubdb_name_ok(const char *name)
 	return name && strlen(name) < HUB_NAME_MAX && validate_member_name(name, err, sizeof(err)) == 0;
 }
 
-/* The kept statement, ready to bind (the caller holds the lock and resets
- * it with __do_reset); NULL when it cannot be prepared. */
-static sqlite3_stmt *hubdb_stmt(struct hubdb *db, enum hubdb_stmt_id id)
-{
-	if (!db->stmts[id] &&
-	    sqlite3_prepare_v3(db->handle, hubdb_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-			       &db->stmts[id], NULL) != SQLITE_OK) {
-		hubdb_error(db, hubdb_sql[id]);
-		db->stmts[id] = NULL;
-	}
-	return db->stmts[id];
-}
-
-/* The kept statement with ?1, ?2... bound from the arguments, one for each
- * letter of types: 't' text (const char *, kept by the caller until the
- * reset), 'i' an integer (long long), 'h' a SHA-256 hash (const unsigned
- * char *).  NULL when it cannot be prepared. */
-static sqlite3_stmt *hubdb_bind_va(struct hubdb *db, enum hubdb_stmt_id id, const char *types,
-				   va_list ap)
-{
-	sqlite3_stmt *stmt = hubdb_stmt(db, id);
-
-	if (stmt && (int)strlen(types) != sqlite3_bind_parameter_count(stmt)) {
-		log_error("database: %s: %zu values for its parameters", hubdb_sql[id], strlen(types));
-		return NULL;
-	}
-	for (int i = 0; stmt && types[i]; i++) {
-		if (types[i] == 't')
-			sqlite3_bind_text(stmt, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
-		else if (types[i] == 'i')
-			sqlite3_bind_int64(stmt, i + 1, va_arg(ap, long long));
-		else
-			sqlite3_bind_blob(stmt, i + 1, va_arg(ap, const unsigned char *),
-					  crypto_hash_sha256_BYTES, SQLITE_TRANSIENT);
-	}
-	return stmt;
-}
-
-static sqlite3_stmt *hubdb_bind(struct hubdb *db, enum hubdb_stmt_id id, const char *types, ...)
-{
-	sqlite3_stmt *stmt;
-	va_list ap;
-
-	va_start(ap, types);
-	stmt = hubdb_bind_va(db, id, types, ap);
-	va_end(ap);
-	return stmt;
-}
-
-/* Run a statement that returns no rows: 0 or a negative errno. */
-static int hubdb_run(struct hubdb *db, sqlite3_stmt *stmt, const char *what)
-{
-	int rc;
-
-	if (!stmt)
-		return -EIO;
-	rc = sqlite3_step(stmt);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return hubdb_error(db, what);
-	return 0;
-}
-
-static int hubdb_exec_va(struct hubdb *db, enum hubdb_stmt_id id, const char *what,
-			 const char *types, va_list ap)
-{
-	__do_reset sqlite3_stmt *stmt = hubdb_bind_va(db, id, types, ap);
-
-	return hubdb_run(db, stmt, what);
-}
-
-/* Bind as hubdb_bind() does and run a statement that returns no rows. */
-static int hubdb_exec(struct hubdb *db, enum hubdb_stmt_id id, const char *what, const char *types, ...)
-{
-	va_list ap;
-	int ret;
-
-	va_start(ap, types);
-	ret = hubdb_exec_va(db, id, what, types, ap);
-	va_end(ap);
-	return ret;
-}
-
-static int hubdb_run_plain(struct hubdb *db, enum hubdb_stmt_id id)
-{
-	return hubdb_exec(db, id, hubdb_sql[id], "");
-}
-
-/* Step to the first row: 0 with the statement on it, -ENOENT when there
- * is none. */
-static int hubdb_first_row(struct hubdb *db, sqlite3_stmt *stmt, const char *what)
-{
-	int rc;
-
-	if (!stmt)
-		return -EIO;
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		return 0;
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	return hubdb_error(db, what);
-}
-
-/* Call on_row for every row; the first error it returns stops the walk. */
-static int hubdb_each_row(struct hubdb *db, sqlite3_stmt *stmt, const char *what,
-			  int (*on_row)(sqlite3_stmt *stmt, void *context), void *context)
-{
-	int rc, ret;
-
-	if (!stmt)
-		return -EIO;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		ret = on_row(stmt, context);
-		if (ret < 0)
-			return ret;
-	}
-	return rc == SQLITE_DONE ? 0 : hubdb_error(db, what);
-}
-
-/* A growing array of elements of one size, each read from a row. */
-struct hubdb_rows {
-	void *list;
-	size_t count, cap, elem_size;
-	void (*from_row)(sqlite3_stmt *stmt, void *element);
-};
-
-static int hubdb_rows_append(sqlite3_stmt *stmt, void *context)
-{
-	struct hubdb_rows *rows = context;
-
-	if (array_reserve(&rows->list, &rows->cap, rows->count, rows->elem_size) < 0)
-		return -ENOMEM;
-	rows->from_row(stmt, (char *)rows->list + rows->count++ * rows->elem_size);
-	return 0;
-}
-
-/* Every row of stmt, read by from_row into a new array of elem_size
- * elements: *list (the caller frees it) and its length *n. */
-static int hubdb_collect(struct hubdb *db, sqlite3_stmt *stmt, const char *what, size_t elem_size,
-			 void (*from_row)(sqlite3_stmt *stmt, void *element), void **list, size_t *n)
-{
-	struct hubdb_rows rows = { .elem_size = elem_size, .from_row = from_row };
-	int ret = hubdb_each_row(db, stmt, what, hubdb_rows_append, &rows);
-
-	if (ret < 0) {
-		free(rows.list);
-		return ret;
-	}
-	*list = rows.list;
-	*n = rows.count;
-	return 0;
-}
-
-/* The rows of id (for name, when set) as hubdb_collect() reads them; no
+/* The rows of id (for name, when set) as sqldb_collect() reads them; no
  * rows for an invalid name.  Takes the lock. */
 static int hubdb_list(struct hubdb *db, enum hubdb_stmt_id id, const char *name, const char *what,
 		      size_t elem_size, void (*from_row)(sqlite3_stmt *stmt, void *element),
 		      void **list, size_t *n)
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	__do_reset sqlite3_stmt *stmt = NULL;
 
 	*list = NULL;
 	*n = 0;
 	if (name && !hubdb_name_ok(name))
 		return 0;
-	locked = hubdb_lock(db);
-	stmt = name ? hubdb_bind(db, id, "t", name) : hubdb_stmt(db, id);
-	return hubdb_collect(db, stmt, what, elem_size, from_row, list, n);
+	locked = sqldb_lock(db->sql);
+	stmt = name ? sqldb_bind(db->sql, id, "t", name) : sqldb_stmt(db->sql, id);
+	return sqldb_collect(db->sql, stmt, what, elem_size, from_row, list, n);
 }
 
 /* The row id finds for name, read by from_row into out when out is set:
@@ -440,8 +240,8 @@ static int hubdb_row_by_name_locked(struct hubdb *db, enum hubdb_stmt_id id, con
 				    const char *what,
 				    void (*from_row)(sqlite3_stmt *stmt, void *element), void *out)
 {
-	__do_reset sqlite3_stmt *stmt = hubdb_bind(db, id, "t", name);
-	int ret = hubdb_first_row(db, stmt, what);
+	__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, id, "t", name);
+	int ret = sqldb_first_row(db->sql, stmt, what);
 
 	if (ret == 0 && out)
 		from_row(stmt, out);
@@ -453,51 +253,12 @@ static int hubdb_row_by_name(struct hubdb *db, enum hubdb_stmt_id id, const char
 			     const char *what, void (*from_row)(sqlite3_stmt *stmt, void *element),
 			     void *out)
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 
 	if (!hubdb_name_ok(name))
 		return -ENOENT;
-	locked = hubdb_lock(db);
+	locked = sqldb_lock(db->sql);
 	return hubdb_row_by_name_locked(db, id, name, what, from_row, out);
-}
-
-/* A transaction that rolls back when it goes out of scope uncommitted. */
-struct hubdb_txn {
-	struct hubdb *db;
-	bool open;
-};
-
-static void hubdb_txn_endp(struct hubdb_txn *txn)
-{
-	if (txn->open)
-		hubdb_run_plain(txn->db, STMT_ROLLBACK);
-}
-#define __do_txn __attribute__((cleanup(hubdb_txn_endp)))
-
-static int hubdb_txn_begin(struct hubdb_txn *txn, struct hubdb *db, bool write)
-{
-	int ret;
-
-	txn->db = db;
-	txn->open = false;
-	ret = hubdb_run_plain(db, write ? STMT_BEGIN_IMMEDIATE : STMT_BEGIN);
-	if (ret == 0)
-		txn->open = true;
-	return ret;
-}
-
-static int hubdb_txn_commit(struct hubdb_txn *txn)
-{
-	int ret = hubdb_run_plain(txn->db, STMT_COMMIT);
-
-	if (ret == 0)
-		txn->open = false;
-	return ret;
-}
-
-static void hubdb_copy_text(char *dst, size_t len, const unsigned char *src)
-{
-	snprintf(dst, len, "%s", src ? (const char *)src : "");
 }
 
 static long long hubdb_monotonic_ms(void)
@@ -524,12 +285,11 @@ static void hubdb_generation_store(struct hubdb *db, uint64_t value)
  * when the caller opened one). */
 static int hubdb_generation_read(struct hubdb *db, uint64_t *out)
 {
-	__do_reset sqlite3_stmt *stmt = hubdb_stmt(db, STMT_GENERATION);
+	__do_reset sqlite3_stmt *stmt = sqldb_stmt(db->sql, STMT_GENERATION);
+	int ret = sqldb_first_row(db->sql, stmt, "reading the generation");
 
-	if (!stmt)
-		return -EIO;
-	if (sqlite3_step(stmt) != SQLITE_ROW)
-		return hubdb_error(db, "reading the generation");
+	if (ret < 0)
+		return ret == -ENOENT ? -EIO : ret;
 	*out = (uint64_t)sqlite3_column_int64(stmt, 0);
 	return 0;
 }
@@ -537,22 +297,22 @@ static int hubdb_generation_read(struct hubdb *db, uint64_t *out)
 /* Inside a write transaction: the change will be seen by agents. */
 static int hubdb_generation_bump(struct hubdb *db, uint64_t *out)
 {
-	int ret = hubdb_run_plain(db, STMT_BUMP);
+	int ret = sqldb_exec(db->sql, STMT_BUMP, NULL, "");
 
 	return ret < 0 ? ret : hubdb_generation_read(db, out);
 }
 
 /* Commit a write transaction; when changed, the generation moves in it
  * first, so that agents see the change. */
-static int hubdb_txn_commit_change(struct hubdb_txn *txn, bool changed)
+static int hubdb_txn_commit_change(struct hubdb *db, struct sqldb_txn *txn, bool changed)
 {
 	uint64_t generation = 0;
-	int ret = changed ? hubdb_generation_bump(txn->db, &generation) : 0;
+	int ret = changed ? hubdb_generation_bump(db, &generation) : 0;
 
 	if (ret == 0)
-		ret = hubdb_txn_commit(txn);
+		ret = sqldb_txn_commit(txn);
 	if (ret == 0 && generation)
-		hubdb_generation_store(txn->db, generation);
+		hubdb_generation_store(db, generation);
 	return ret;
 }
 
@@ -566,7 +326,7 @@ uint64_t hubdb_generation(struct hubdb *db)
 	if (now - checked >= HUBDB_GENERATION_REFRESH_MS &&
 	    __atomic_compare_exchange_n(&db->generation_checked, &checked, now, false,
 					__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-		__do_unlock struct hubdb *locked = hubdb_lock(db);
+		__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
 		uint64_t value;
 
 		if (hubdb_generation_read(db, &value) == 0)
@@ -577,23 +337,19 @@ uint64_t hubdb_generation(struct hubdb *db)
 
 /* ---- open and close ------------------------------------------------------- */
 
-static int hubdb_create_file(const char *path)
-{
-	__do_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-
-	if (fd < 0)
-		return log_error_errno(-errno, errno, "cannot open the database %s", path);
-	/* Tokens, sessions and password hashes: the hub's user alone. */
-	if (fchmod(fd, 0600) < 0)
-		return log_error_errno(-errno, errno, "cannot chmod %s", path);
-	return 0;
-}
-
 int hubdb_open(const char *path, const struct hub_config *cfg, struct hubdb **out)
 {
 	__do_free struct hubdb *db = calloc(1, sizeof(*db));
+	/* Tokens, sessions and password hashes: the hub's user alone. */
+	const struct sqldb_options options = {
+		.name = "database",
+		.flags = SQLDB_WAL | SQLDB_SYNC_NORMAL | SQLDB_FOREIGN_KEYS,
+		.mode = 0600,
+		.schema = hubdb_schema,
+		.sql = hubdb_sql,
+		.nsql = STMT_COUNT,
+	};
 	struct hub_config defaults;
-	char *msg = NULL;
 	uint64_t generation;
 	int ret;
 
@@ -608,26 +364,9 @@ int hubdb_open(const char *path, const struct hub_config *cfg, struct hubdb **ou
 	db->uid_range = cfg->uid_range;
 	db->subid_range = cfg->subid_range;
 	db->port_range = cfg->ssh_port_range;
-	ret = hubdb_create_file(path);
+	ret = sqldb_open(path, &options, &db->sql);
 	if (ret < 0)
 		return ret;
-	if (sqlite3_open_v2(path, &db->handle,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
-			    NULL) != SQLITE_OK) {
-		log_error("cannot open the database %s: %s", path,
-			  db->handle ? sqlite3_errmsg(db->handle) : "out of memory");
-		sqlite3_close(db->handle);
-		return -EIO;
-	}
-	sqlite3_busy_timeout(db->handle, HUBDB_BUSY_TIMEOUT_MS);
-	if (sqlite3_exec(db->handle, hubdb_schema, NULL, NULL, &msg) != SQLITE_OK) {
-		log_error("cannot set up the database %s: %s", path, msg ? msg : "?");
-		sqlite3_free(msg);
-		sqlite3_exec(db->handle, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_close(db->handle);
-		return -EIO;
-	}
-	pthread_mutex_init(&db->lock, NULL);
 	if (hubdb_generation_read(db, &generation) < 0) {
 		hubdb_close(move_ptr(db));
 		return -EIO;
@@ -661,12 +400,9 @@ void hubdb_close(struct hubdb *db)
 {
 	if (!db)
 		return;
-	for (size_t i = 0; i < STMT_COUNT; i++)
-		sqlite3_finalize(db->stmts[i]);
 	hubdb_servers_clear(db);
 	free(db->servers);
-	sqlite3_close(db->handle);
-	pthread_mutex_destroy(&db->lock);
+	sqldb_close(db->sql);
 	free(db);
 }
 
@@ -677,8 +413,8 @@ static void hubdb_member_from_row(sqlite3_stmt *stmt, void *element)
 	struct hub_member *out = element;
 
 	memset(out, 0, sizeof(*out));
-	hubdb_copy_text(out->name, sizeof(out->name), sqlite3_column_text(stmt, 0));
-	hubdb_copy_text(out->display_name, sizeof(out->display_name), sqlite3_column_text(stmt, 1));
+	sqldb_copy_text(out->name, sizeof(out->name), sqlite3_column_text(stmt, 0));
+	sqldb_copy_text(out->display_name, sizeof(out->display_name), sqlite3_column_text(stmt, 1));
 	out->uid = (uint32_t)sqlite3_column_int64(stmt, 2);
 	out->subid_base = (uint32_t)sqlite3_column_int64(stmt, 3);
 	out->ssh_port = (uint32_t)sqlite3_column_int64(stmt, 4);
@@ -701,7 +437,7 @@ static int hubdb_member_get_locked(struct hubdb *db, const char *name, struct hu
 static int hubdb_lowest_free(struct hubdb *db, enum hubdb_stmt_id which, uint64_t first,
 			     uint64_t last, uint64_t size, uint64_t align, uint64_t *out)
 {
-	__do_reset sqlite3_stmt *stmt = hubdb_bind(db, which, "ii",
+	__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, which, "ii",
 						   (long long)(first >= size ? first - size + 1 : 0),
 						   (long long)last);
 	uint64_t candidate = (first + align - 1) / align * align;
@@ -722,7 +458,7 @@ static int hubdb_lowest_free(struct hubdb *db, enum hubdb_stmt_id which, uint64_
 		candidate = (used + size + align - 1) / align * align;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return hubdb_error(db, "allocation");
+		return sqldb_error(db->sql, "allocation");
 	if (candidate + size - 1 > last)
 		return -ENOSPC;
 	*out = candidate;
@@ -783,7 +519,7 @@ static int hubdb_member_insert(struct hubdb *db, const char *name, const char *d
 
 	if (ret < 0)
 		return ret;
-	ret = hubdb_exec(db, STMT_MEMBER_INSERT, "adding a member", "ttiiii", name, display,
+	ret = sqldb_exec(db->sql, STMT_MEMBER_INSERT, "adding a member", "ttiiii", name, display,
 			 (long long)uid, (long long)subid, (long long)port, (long long)time(NULL));
 	if (ret == 0)
 		log_info("member %s: uid %llu, ids %llu-%llu, ssh port %llu", name,
@@ -796,8 +532,8 @@ static int hubdb_member_insert(struct hubdb *db, const char *name, const char *d
 int hubdb_member_ensure(struct hubdb *db, const char *name, const char *display_name,
 			struct hub_member *out)
 {
-	__do_unlock struct hubdb *locked = NULL;
-	__do_txn struct hubdb_txn txn = { 0 };
+	__do_unlock struct sqldb *locked = NULL;
+	__do_txn struct sqldb_txn txn = { 0 };
 	char display[sizeof(out->display_name)];
 	struct hub_member member;
 	bool changed;
@@ -806,10 +542,10 @@ int hubdb_member_ensure(struct hubdb *db, const char *name, const char *display_
 	if (!hubdb_name_ok(name))
 		return -EINVAL;
 	hubdb_clean_display_name(display_name, name, display, sizeof(display));
-	locked = hubdb_lock(db);
+	locked = sqldb_lock(db->sql);
 	/* One transaction from the lookup to the insert: two first sign-ins
 	 * at once (or the admin command) never get the same ids. */
-	ret = hubdb_txn_begin(&txn, db, true);
+	ret = sqldb_txn_begin(&txn, db->sql, true);
 	if (ret < 0)
 		return ret;
 	ret = hubdb_member_get_locked(db, name, &member);
@@ -818,11 +554,11 @@ int hubdb_member_ensure(struct hubdb *db, const char *name, const char *display_
 	if (ret == -ENOENT)
 		ret = hubdb_member_insert(db, name, display);
 	else if (changed)
-		ret = hubdb_exec(db, STMT_MEMBER_SET_DISPLAY, "renaming a member", "tt", name, display);
+		ret = sqldb_exec(db->sql, STMT_MEMBER_SET_DISPLAY, "renaming a member", "tt", name, display);
 	if (ret == 0 && changed)
 		ret = hubdb_member_get_locked(db, name, &member);
 	if (ret == 0)
-		ret = hubdb_txn_commit_change(&txn, changed);
+		ret = hubdb_txn_commit_change(db, &txn, changed);
 	if (ret == 0 && out)
 		*out = member;
 	return ret;
@@ -848,16 +584,16 @@ int hubdb_member_list(struct hubdb *db, struct hub_member **out, size_t *n)
 static int hubdb_member_set_flag(struct hubdb *db, enum hubdb_stmt_id which, const char *name,
 				 bool on, bool bump)
 {
-	__do_unlock struct hubdb *locked = NULL;
-	__do_txn struct hubdb_txn txn = { 0 };
+	__do_unlock struct sqldb *locked = NULL;
+	__do_txn struct sqldb_txn txn = { 0 };
 	struct hub_member member;
 	bool current;
 	int ret;
 
 	if (!hubdb_name_ok(name))
 		return -ENOENT;
-	locked = hubdb_lock(db);
-	ret = hubdb_txn_begin(&txn, db, true);
+	locked = sqldb_lock(db->sql);
+	ret = sqldb_txn_begin(&txn, db->sql, true);
 	if (ret < 0)
 		return ret;
 	ret = hubdb_member_get_locked(db, name, &member);
@@ -865,10 +601,10 @@ static int hubdb_member_set_flag(struct hubdb *db, enum hubdb_stmt_id which, con
 		return ret;
 	current = which == STMT_MEMBER_SET_DISABLED ? member.disabled : member.admin;
 	if (current != on)
-		ret = hubdb_exec(db, which, "changing a member", "ti", name, on ? 1LL : 0LL);
+		ret = sqldb_exec(db->sql, which, "changing a member", "ti", name, on ? 1LL : 0LL);
 	if (ret < 0)
 		return ret;
-	return hubdb_txn_commit_change(&txn, bump && current != on);
+	return hubdb_txn_commit_change(db, &txn, bump && current != on);
 }
 
 int hubdb_member_set_disabled(struct hubdb *db, const char *name, bool disabled)
@@ -885,12 +621,12 @@ int hubdb_member_set_admin(struct hubdb *db, const char *name, bool admin)
 
 int hubdb_password_set(struct hubdb *db, const char *name, const char *hash)
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 
 	if (!hubdb_name_ok(name) || !hash || !hash[0])
 		return -EINVAL;
-	locked = hubdb_lock(db);
-	return hubdb_exec(db, STMT_PASSWORD_SET, "setting a password", "tti", name, hash,
+	locked = sqldb_lock(db->sql);
+	return sqldb_exec(db->sql, STMT_PASSWORD_SET, "setting a password", "tti", name, hash,
 			  (long long)time(NULL));
 }
 
@@ -899,23 +635,16 @@ int hubdb_password_set(struct hubdb *db, const char *name, const char *hash)
 static int hubdb_text_by_name(struct hubdb *db, enum hubdb_stmt_id id, const char *name,
 			      const char *what, char *out, size_t len)
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	__do_reset sqlite3_stmt *stmt = NULL;
-	const unsigned char *text;
 	int ret;
 
 	if (!hubdb_name_ok(name))
 		return -ENOENT;
-	locked = hubdb_lock(db);
-	stmt = hubdb_bind(db, id, "t", name);
-	ret = hubdb_first_row(db, stmt, what);
-	if (ret < 0)
-		return ret;
-	text = sqlite3_column_text(stmt, 0);
-	if (!text || strlen((const char *)text) >= len)
-		return -ENAMETOOLONG;
-	snprintf(out, len, "%s", (const char *)text);
-	return 0;
+	locked = sqldb_lock(db->sql);
+	stmt = sqldb_bind(db->sql, id, "t", name);
+	ret = sqldb_first_row(db->sql, stmt, what);
+	return ret < 0 ? ret : sqldb_column_text(stmt, 0, out, len);
 }
 
 int hubdb_password_get(struct hubdb *db, const char *name, char *hash, size_t len)
@@ -927,20 +656,19 @@ int hubdb_password_get(struct hubdb *db, const char *name, char *hash, size_t le
 
 static int hubdb_count(struct hubdb *db, enum hubdb_stmt_id which, const char *arg, long long *out)
 {
-	__do_reset sqlite3_stmt *stmt = hubdb_bind(db, which, "t", arg);
+	__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, which, "t", arg);
+	int ret = sqldb_first_row(db->sql, stmt, "count");
 
-	if (!stmt)
-		return -EIO;
-	if (sqlite3_step(stmt) != SQLITE_ROW)
-		return hubdb_error(db, "count");
+	if (ret < 0)
+		return ret;
 	*out = sqlite3_column_int64(stmt, 0);
 	return 0;
 }
 
 static int hubdb_key_exists(struct hubdb *db, const char *member, const char *fingerprint)
 {
-	__do_reset sqlite3_stmt *stmt = hubdb_bind(db, STMT_KEY_EXISTS, "tt", member, fingerprint);
-	int ret = hubdb_first_row(db, stmt, "key lookup");
+	__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, STMT_KEY_EXISTS, "tt", member, fingerprint);
+	int ret = sqldb_first_row(db->sql, stmt, "key lookup");
 
 	if (ret == 0)
 		return -EEXIST;
@@ -950,19 +678,19 @@ static int hubdb_key_exists(struct hubdb *db, const char *member, const char *fi
 static int hubdb_key_insert(struct hubdb *db, const char *member, const char *line,
 			    const char *fingerprint, long long *id)
 {
-	int ret = hubdb_exec(db, STMT_KEY_INSERT, "adding a key", "ttti", member, line, fingerprint,
+	int ret = sqldb_exec(db->sql, STMT_KEY_INSERT, "adding a key", "ttti", member, line, fingerprint,
 			     (long long)time(NULL));
 
 	if (ret == 0 && id)
-		*id = sqlite3_last_insert_rowid(db->handle);
+		*id = sqldb_last_insert_rowid(db->sql);
 	return ret;
 }
 
 int hubdb_key_add(struct hubdb *db, const char *member, const char *line,
 		  const char *fingerprint, long long *id)
 {
-	__do_unlock struct hubdb *locked = NULL;
-	__do_txn struct hubdb_txn txn = { 0 };
+	__do_unlock struct sqldb *locked = NULL;
+	__do_txn struct sqldb_txn txn = { 0 };
 	long long count = 0;
 	int ret;
 
@@ -972,8 +700,8 @@ int hubdb_key_add(struct hubdb *db, const char *member, const char *line,
 	    !fingerprint || !fingerprint[0] || strlen(fingerprint) >= sizeof(((struct hub_key *)0)->fingerprint) ||
 	    strpbrk(line, "\r\n"))
 		return -EINVAL;
-	locked = hubdb_lock(db);
-	ret = hubdb_txn_begin(&txn, db, true);
+	locked = sqldb_lock(db->sql);
+	ret = sqldb_txn_begin(&txn, db->sql, true);
 	if (ret < 0)
 		return ret;
 	ret = hubdb_member_get_locked(db, member, NULL);
@@ -986,30 +714,30 @@ int hubdb_key_add(struct hubdb *db, const char *member, const char *line,
 	if (ret == 0)
 		ret = hubdb_key_insert(db, member, line, fingerprint, id);
 	if (ret == 0)
-		ret = hubdb_txn_commit_change(&txn, true);
+		ret = hubdb_txn_commit_change(db, &txn, true);
 	return ret;
 }
 
-/* Delete a row (its statement bound as hubdb_bind() does) in a write
+/* Delete a row (its statement bound as sqldb_bind() does) in a write
  * transaction that agents will see; -ENOENT when there was none. */
 static int hubdb_delete_change(struct hubdb *db, enum hubdb_stmt_id id, const char *what,
 			       const char *types, ...)
 {
-	__do_unlock struct hubdb *locked = hubdb_lock(db);
-	__do_txn struct hubdb_txn txn = { 0 };
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	__do_txn struct sqldb_txn txn = { 0 };
 	va_list ap;
 	int ret;
 
-	ret = hubdb_txn_begin(&txn, db, true);
+	ret = sqldb_txn_begin(&txn, db->sql, true);
 	if (ret < 0)
 		return ret;
 	va_start(ap, types);
-	ret = hubdb_exec_va(db, id, what, types, ap);
+	ret = sqldb_exec_va(db->sql, id, what, types, ap);
 	va_end(ap);
-	if (ret == 0 && sqlite3_changes(db->handle) == 0)
+	if (ret == 0 && sqldb_changes(db->sql) == 0)
 		ret = -ENOENT;
 	if (ret == 0)
-		ret = hubdb_txn_commit_change(&txn, true);
+		ret = hubdb_txn_commit_change(db, &txn, true);
 	return ret;
 }
 
@@ -1026,9 +754,9 @@ static void hubdb_key_from_row(sqlite3_stmt *stmt, void *element)
 
 	memset(k, 0, sizeof(*k));
 	k->id = sqlite3_column_int64(stmt, 0);
-	hubdb_copy_text(k->member, sizeof(k->member), sqlite3_column_text(stmt, 1));
-	hubdb_copy_text(k->line, sizeof(k->line), sqlite3_column_text(stmt, 2));
-	hubdb_copy_text(k->fingerprint, sizeof(k->fingerprint), sqlite3_column_text(stmt, 3));
+	sqldb_copy_text(k->member, sizeof(k->member), sqlite3_column_text(stmt, 1));
+	sqldb_copy_text(k->line, sizeof(k->line), sqlite3_column_text(stmt, 2));
+	sqldb_copy_text(k->fingerprint, sizeof(k->fingerprint), sqlite3_column_text(stmt, 3));
 	k->added = sqlite3_column_int64(stmt, 4);
 }
 
@@ -1049,9 +777,9 @@ static void hubdb_server_from_row(sqlite3_stmt *stmt, void *element)
 	struct hub_server *out = element;
 
 	memset(out, 0, sizeof(*out));
-	hubdb_copy_text(out->name, sizeof(out->name), sqlite3_column_text(stmt, 0));
-	hubdb_copy_text(out->url, sizeof(out->url), sqlite3_column_text(stmt, 1));
-	hubdb_copy_text(out->ssh_host, sizeof(out->ssh_host), sqlite3_column_text(stmt, 2));
+	sqldb_copy_text(out->name, sizeof(out->name), sqlite3_column_text(stmt, 0));
+	sqldb_copy_text(out->url, sizeof(out->url), sqlite3_column_text(stmt, 1));
+	sqldb_copy_text(out->ssh_host, sizeof(out->ssh_host), sqlite3_column_text(stmt, 2));
 	out->last_contact = sqlite3_column_int64(stmt, 3);
 	out->created = sqlite3_column_int64(stmt, 4);
 }
@@ -1089,8 +817,8 @@ static int hubdb_server_insert(struct hubdb *db, const char *name, const char *u
 	unsigned char hash[crypto_hash_sha256_BYTES];
 
 	hubdb_token_hash(token, hash);
-	return hubdb_exec(db, STMT_SERVER_INSERT, "adding a server", "ttthti", name, url,
-			  ssh_host ? ssh_host : "", hash, token, (long long)time(NULL));
+	return sqldb_exec(db->sql, STMT_SERVER_INSERT, "adding a server", "tttbti", name, url,
+			  ssh_host ? ssh_host : "", hash, sizeof(hash), token, (long long)time(NULL));
 }
 
 static int hubdb_server_get_locked(struct hubdb *db, const char *name, struct hub_server *out)
@@ -1102,8 +830,8 @@ static int hubdb_server_get_locked(struct hubdb *db, const char *name, struct hu
 int hubdb_server_add(struct hubdb *db, const char *name, const char *url, const char *ssh_host,
 		     char token_hex[HUB_TOKEN_HEX])
 {
-	__do_unlock struct hubdb *locked = NULL;
-	__do_txn struct hubdb_txn txn = { 0 };
+	__do_unlock struct sqldb *locked = NULL;
+	__do_txn struct sqldb_txn txn = { 0 };
 	char token[HUB_TOKEN_HEX];
 	int ret;
 
@@ -1111,8 +839,8 @@ int hubdb_server_add(struct hubdb *db, const char *name, const char *url, const 
 	    (ssh_host && strlen(ssh_host) >= sizeof(((struct hub_server *)0)->ssh_host)))
 		return -EINVAL;
 	hubdb_random_token(token);
-	locked = hubdb_lock(db);
-	ret = hubdb_txn_begin(&txn, db, true);
+	locked = sqldb_lock(db->sql);
+	ret = sqldb_txn_begin(&txn, db->sql, true);
 	if (ret < 0)
 		return ret;
 	ret = hubdb_server_get_locked(db, name, NULL);
@@ -1121,7 +849,7 @@ int hubdb_server_add(struct hubdb *db, const char *name, const char *url, const 
 	else if (ret == -ENOENT)
 		ret = hubdb_server_insert(db, name, url, ssh_host, token);
 	if (ret == 0)
-		ret = hubdb_txn_commit_change(&txn, true);
+		ret = hubdb_txn_commit_change(db, &txn, true);
 	if (ret < 0) {
 		sodium_memzero(token, sizeof(token));
 		return ret;
@@ -1157,7 +885,7 @@ int hubdb_server_get(struct hubdb *db, const char *name, struct hub_server *out)
  * added or removed, here or by an admin command).  Under the lock. */
 static int hubdb_servers_refresh(struct hubdb *db, uint64_t generation)
 {
-	__do_txn struct hubdb_txn txn = { 0 };
+	__do_txn struct sqldb_txn txn = { 0 };
 	__do_reset sqlite3_stmt *stmt = NULL;
 	uint64_t in_file;
 	int ret, rc;
@@ -1165,13 +893,13 @@ static int hubdb_servers_refresh(struct hubdb *db, uint64_t generation)
 	if (db->servers_generation == generation && generation != 0)
 		return 0;
 	hubdb_servers_clear(db);
-	ret = hubdb_txn_begin(&txn, db, false);
+	ret = sqldb_txn_begin(&txn, db->sql, false);
 	if (ret < 0)
 		return ret;
 	ret = hubdb_generation_read(db, &in_file);
 	if (ret < 0)
 		return ret;
-	stmt = hubdb_stmt(db, STMT_SERVER_CACHE);
+	stmt = sqldb_stmt(db->sql, STMT_SERVER_CACHE);
 	if (!stmt)
 		return -EIO;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -1190,10 +918,10 @@ static int hubdb_servers_refresh(struct hubdb *db, uint64_t generation)
 	}
 	if (rc != SQLITE_DONE) {
 		hubdb_servers_clear(db);
-		return hubdb_error(db, "server list");
+		return sqldb_error(db->sql, "server list");
 	}
-	hubdb_resetp(&stmt);
-	ret = hubdb_txn_commit(&txn);
+	sqldb_resetp(&stmt);
+	ret = sqldb_txn_commit(&txn);
 	if (ret < 0) {
 		hubdb_servers_clear(db);
 		return ret;
@@ -1214,7 +942,7 @@ static struct hubdb_server_entry *hubdb_servers_find(struct hubdb *db, const cha
 int hubdb_server_by_token(struct hubdb *db, const char *token, struct hub_server *out)
 {
 	uint64_t generation = hubdb_generation(db);
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	unsigned char hash[crypto_hash_sha256_BYTES];
 	struct hubdb_server_entry *found = NULL;
 	int ret;
@@ -1222,7 +950,7 @@ int hubdb_server_by_token(struct hubdb *db, const char *token, struct hub_server
 	if (!hubdb_token_format_ok(token))
 		return -ENOENT;
 	hubdb_token_hash(token, hash);
-	locked = hubdb_lock(db);
+	locked = sqldb_lock(db->sql);
 	ret = hubdb_servers_refresh(db, generation);
 	if (ret < 0)
 		return ret;
@@ -1240,17 +968,17 @@ int hubdb_server_by_token(struct hubdb *db, const char *token, struct hub_server
 
 int hubdb_server_touch(struct hubdb *db, const char *name, long long now)
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	struct hubdb_server_entry *e;
 	int ret;
 
 	if (!hubdb_name_ok(name))
 		return -ENOENT;
-	locked = hubdb_lock(db);
-	ret = hubdb_exec(db, STMT_SERVER_TOUCH, "recording an agent's contact", "ti", name, now);
+	locked = sqldb_lock(db->sql);
+	ret = sqldb_exec(db->sql, STMT_SERVER_TOUCH, "recording an agent's contact", "ti", name, now);
 	if (ret < 0)
 		return ret;
-	if (sqlite3_changes(db->handle) == 0)
+	if (sqldb_changes(db->sql) == 0)
 		return -ENOENT;
 	e = hubdb_servers_find(db, name);
 	if (e)
@@ -1275,30 +1003,30 @@ int hubdb_server_token(struct hubdb *db, const char *name, char token_hex[HUB_TO
 
 int hubdb_enable(struct hubdb *db, const char *member, const char *server, bool on)
 {
-	__do_unlock struct hubdb *locked = NULL;
-	__do_txn struct hubdb_txn txn = { 0 };
+	__do_unlock struct sqldb *locked = NULL;
+	__do_txn struct sqldb_txn txn = { 0 };
 	int ret;
 
 	if (!hubdb_name_ok(member) || !hubdb_name_ok(server))
 		return -ENOENT;
-	locked = hubdb_lock(db);
-	ret = hubdb_txn_begin(&txn, db, true);
+	locked = sqldb_lock(db->sql);
+	ret = sqldb_txn_begin(&txn, db->sql, true);
 	if (ret < 0)
 		return ret;
 	ret = hubdb_member_get_locked(db, member, NULL);
 	if (ret == 0)
 		ret = hubdb_server_get_locked(db, server, NULL);
 	if (ret == 0)
-		ret = hubdb_exec(db, on ? STMT_ENABLE : STMT_DISABLE, "choosing a server", "tt",
+		ret = sqldb_exec(db->sql, on ? STMT_ENABLE : STMT_DISABLE, "choosing a server", "tt",
 				 member, server);
 	if (ret == 0)
-		ret = hubdb_txn_commit_change(&txn, sqlite3_changes(db->handle) > 0);
+		ret = hubdb_txn_commit_change(db, &txn, sqldb_changes(db->sql) > 0);
 	return ret;
 }
 
 static void hubdb_name_from_row(sqlite3_stmt *stmt, void *element)
 {
-	hubdb_copy_text(element, HUB_NAME_MAX, sqlite3_column_text(stmt, 0));
+	sqldb_copy_text(element, HUB_NAME_MAX, sqlite3_column_text(stmt, 0));
 }
 
 int hubdb_enabled_servers(struct hubdb *db, const char *member, char (**names)[HUB_NAME_MAX],
@@ -1360,27 +1088,27 @@ static int hubdb_sync_fill(struct hubdb *db, const char *server, json_t *members
 	int ret;
 
 	{
-		__do_reset sqlite3_stmt *stmt = hubdb_bind(db, STMT_SYNC_MEMBERS, "t", server);
+		__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, STMT_SYNC_MEMBERS, "t", server);
 
-		ret = hubdb_each_row(db, stmt, "sync members", hubdb_sync_add_member, lists);
+		ret = sqldb_each_row(db->sql, stmt, "sync members", hubdb_sync_add_member, lists);
 	}
 	if (ret == 0) {
-		__do_reset sqlite3_stmt *stmt = hubdb_bind(db, STMT_SYNC_KEYS, "t", server);
+		__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, STMT_SYNC_KEYS, "t", server);
 
-		ret = hubdb_each_row(db, stmt, "sync keys", hubdb_sync_add_key, index);
+		ret = sqldb_each_row(db->sql, stmt, "sync keys", hubdb_sync_add_key, index);
 	}
 	return ret;
 }
 
 static int hubdb_sync_json_locked(struct hubdb *db, const char *server, json_t **out)
 {
-	__do_txn struct hubdb_txn txn = { 0 };
+	__do_txn struct sqldb_txn txn = { 0 };
 	__do_json json_t *doc = NULL, *members = NULL, *index = NULL;
 	uint64_t generation;
 	int ret;
 
 	/* One read transaction: the generation and the members agree. */
-	ret = hubdb_txn_begin(&txn, db, false);
+	ret = sqldb_txn_begin(&txn, db->sql, false);
 	if (ret < 0)
 		return ret;
 	ret = hubdb_server_get_locked(db, server, NULL);
@@ -1395,7 +1123,7 @@ static int hubdb_sync_json_locked(struct hubdb *db, const char *server, json_t *
 	ret = hubdb_sync_fill(db, server, members, index);
 	if (ret < 0)
 		return ret;
-	ret = hubdb_txn_commit(&txn);
+	ret = sqldb_txn_commit(&txn);
 	if (ret < 0)
 		return ret;
 	doc = json_pack("{s:I, s:s, s:O}", "generation", (json_int_t)generation, "server", server,
@@ -1408,11 +1136,11 @@ static int hubdb_sync_json_locked(struct hubdb *db, const char *server, json_t *
 
 int hubdb_sync_json(struct hubdb *db, const char *server, json_t **out)
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 
 	if (!hubdb_name_ok(server))
 		return -ENOENT;
-	locked = hubdb_lock(db);
+	locked = sqldb_lock(db->sql);
 	return hubdb_sync_json_locked(db, server, out);
 }
 
@@ -1540,14 +1268,14 @@ int hubdb_sync_text(struct hubdb *db, const char *server, char **text, size_t *l
 		    uint64_t *generation)
 {
 	uint64_t current = hubdb_generation(db);
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	struct hubdb_server_entry *e;
 	char *copy;
 	int ret;
 
 	if (!hubdb_name_ok(server))
 		return -ENOENT;
-	locked = hubdb_lock(db);
+	locked = sqldb_lock(db->sql);
 	ret = hubdb_servers_current(db, server, current, &e);
 	if (ret < 0)
 		return ret;
@@ -1570,7 +1298,7 @@ int hubdb_authorized_keys(struct hubdb *db, const char *server, const char *memb
 			  char **text, size_t *len)
 {
 	uint64_t current = hubdb_generation(db);
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	const struct hubdb_member_keys *found;
 	struct hubdb_server_entry *e;
 	char *copy;
@@ -1578,7 +1306,7 @@ int hubdb_authorized_keys(struct hubdb *db, const char *server, const char *memb
 
 	if (!hubdb_name_ok(member) || !hubdb_name_ok(server))
 		return -ENOENT;
-	locked = hubdb_lock(db);
+	locked = sqldb_lock(db->sql);
 	/* From the memory the sync text was built in: sshd asks at every
 	 * login, and no database read is needed until something changes. */
 	ret = hubdb_servers_current(db, server, current, &e);
@@ -1601,7 +1329,7 @@ int hubdb_authorized_keys(struct hubdb *db, const char *server, const char *memb
 int hubdb_session_create(struct hubdb *db, const char *member, long long expires,
 			 char id_hex[HUB_TOKEN_HEX], char csrf_hex[HUB_TOKEN_HEX])
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	unsigned char hash[crypto_hash_sha256_BYTES];
 	char id[HUB_TOKEN_HEX], csrf[HUB_TOKEN_HEX];
 	int ret;
@@ -1611,11 +1339,11 @@ int hubdb_session_create(struct hubdb *db, const char *member, long long expires
 	hubdb_random_token(id);
 	hubdb_random_token(csrf);
 	hubdb_token_hash(id, hash);
-	locked = hubdb_lock(db);
+	locked = sqldb_lock(db->sql);
 	ret = hubdb_member_get_locked(db, member, NULL);
 	if (ret < 0)
 		return ret;
-	ret = hubdb_exec(db, STMT_SESSION_INSERT, "opening a session", "htti", hash, member, csrf,
+	ret = sqldb_exec(db->sql, STMT_SESSION_INSERT, "opening a session", "btti", hash, sizeof(hash), member, csrf,
 			 expires);
 	if (ret == 0) {
 		memcpy(id_hex, id, HUB_TOKEN_HEX);
@@ -1627,7 +1355,7 @@ int hubdb_session_create(struct hubdb *db, const char *member, long long expires
 
 int hubdb_session_get(struct hubdb *db, const char *id_hex, long long now, struct hub_session *out)
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	__do_reset sqlite3_stmt *stmt = NULL;
 	unsigned char hash[crypto_hash_sha256_BYTES];
 	int ret;
@@ -1635,15 +1363,15 @@ int hubdb_session_get(struct hubdb *db, const char *id_hex, long long now, struc
 	if (!hubdb_token_format_ok(id_hex))
 		return -ENOENT;
 	hubdb_token_hash(id_hex, hash);
-	locked = hubdb_lock(db);
-	stmt = hubdb_bind(db, STMT_SESSION_GET, "hi", hash, now);
-	ret = hubdb_first_row(db, stmt, "session lookup");
+	locked = sqldb_lock(db->sql);
+	stmt = sqldb_bind(db->sql, STMT_SESSION_GET, "bi", hash, sizeof(hash), now);
+	ret = sqldb_first_row(db->sql, stmt, "session lookup");
 	if (ret < 0)
 		return ret;
 	if (out) {
 		memset(out, 0, sizeof(*out));
-		hubdb_copy_text(out->member, sizeof(out->member), sqlite3_column_text(stmt, 0));
-		hubdb_copy_text(out->csrf, sizeof(out->csrf), sqlite3_column_text(stmt, 1));
+		sqldb_copy_text(out->member, sizeof(out->member), sqlite3_column_text(stmt, 0));
+		sqldb_copy_text(out->csrf, sizeof(out->csrf), sqlite3_column_text(stmt, 1));
 		out->expires = sqlite3_column_int64(stmt, 2);
 	}
 	return 0;
@@ -1651,19 +1379,19 @@ int hubdb_session_get(struct hubdb *db, const char *id_hex, long long now, struc
 
 int hubdb_session_delete(struct hubdb *db, const char *id_hex)
 {
-	__do_unlock struct hubdb *locked = NULL;
+	__do_unlock struct sqldb *locked = NULL;
 	unsigned char hash[crypto_hash_sha256_BYTES];
 
 	if (!hubdb_token_format_ok(id_hex))
 		return 0;
 	hubdb_token_hash(id_hex, hash);
-	locked = hubdb_lock(db);
-	return hubdb_exec(db, STMT_SESSION_DELETE, "closing a session", "h", hash);
+	locked = sqldb_lock(db->sql);
+	return sqldb_exec(db->sql, STMT_SESSION_DELETE, "closing a session", "b", hash, sizeof(hash));
 }
 
 int hubdb_session_prune(struct hubdb *db, long long now)
 {
-	__do_unlock struct hubdb *locked = hubdb_lock(db);
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
 
-	return hubdb_exec(db, STMT_SESSION_PRUNE, "pruning sessions", "i", now);
+	return sqldb_exec(db->sql, STMT_SESSION_PRUNE, "pruning sessions", "i", now);
 }

@@ -53,14 +53,11 @@
  * prepared statements are shared by the threads.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -69,6 +66,7 @@
 #include "monitor/procinfo.h"
 #include "cleanup.h"
 #include "log.h"
+#include "sqldb.h"
 #include "banned.h"
 
 #define HISTORY_SCHEMA_VERSION 1
@@ -121,10 +119,8 @@ static const char history_schema[] =
 #define HISTORY_MINUTES_PART "t >= ?1 AND t < ?3 AND t < ?2"
 #define HISTORY_SAMPLES_PART "t >= ?3 AND t >= ?1 AND t < ?2"
 
+/* The statements of the writing connection, then those of the reading one. */
 enum history_statement {
-	HS_BEGIN,
-	HS_COMMIT,
-	HS_ROLLBACK,
 	HS_META_GET,
 	HS_META_SET,
 	HS_INSERT_GPU,
@@ -139,11 +135,11 @@ enum history_statement {
 	HS_PRUNE_GPU_MINUTES,
 	HS_PRUNE_MEMBER_MINUTES,
 	HS_PRUNE_HOST_MINUTES,
+	HS_NEWEST_MINUTE,
+	HS_LAST_TICKS,
 	/* The queries, on the reading connection. */
 	HS_FIRST_READ,
-	HS_READ_BEGIN = HS_FIRST_READ,
-	HS_READ_END,
-	HS_READ_META_GET,
+	HS_READ_META_GET = HS_FIRST_READ,
 	HS_GPU_AT_SAMPLE,
 	HS_GPU_AT_MINUTE,
 	HS_MEMBERS_AT_SAMPLE,
@@ -157,9 +153,6 @@ enum history_statement {
 };
 
 static const char *const history_sql[HS_COUNT] = {
-	[HS_BEGIN] = "BEGIN IMMEDIATE",
-	[HS_COMMIT] = "COMMIT",
-	[HS_ROLLBACK] = "ROLLBACK",
 	[HS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[HS_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[HS_INSERT_GPU] =
@@ -197,9 +190,11 @@ static const char *const history_sql[HS_COUNT] = {
 	[HS_PRUNE_GPU_MINUTES] = "DELETE FROM gpu_minutes WHERE t < ?1",
 	[HS_PRUNE_MEMBER_MINUTES] = "DELETE FROM member_minutes WHERE t < ?1",
 	[HS_PRUNE_HOST_MINUTES] = "DELETE FROM host_minutes WHERE t < ?1",
-	/* One snapshot for the several statements of a query. */
-	[HS_READ_BEGIN] = "BEGIN",
-	[HS_READ_END] = "COMMIT",
+	[HS_NEWEST_MINUTE] =
+		"SELECT max(t) FROM (SELECT max(t) AS t FROM gpu_minutes"
+		" UNION ALL SELECT max(t) FROM member_minutes"
+		" UNION ALL SELECT max(t) FROM host_minutes)",
+	[HS_LAST_TICKS] = "SELECT t FROM host_samples ORDER BY t DESC LIMIT 2",
 	[HS_READ_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	/* ?1 the GPU, ?2 the time, ?3 how far a sample may be. */
 	[HS_GPU_AT_SAMPLE] =
@@ -254,97 +249,39 @@ static const char *const history_sql[HS_COUNT] = {
 };
 
 struct history {
-	sqlite3 *db;               /* record and compact */
-	sqlite3 *reader;           /* the queries */
-	pthread_mutex_t write_lock;
-	pthread_mutex_t read_lock;
+	struct sqldb *db;          /* record and compact */
+	struct sqldb *reader;      /* the queries */
 	struct history_limits limits;
-	sqlite3_stmt *stmt[HS_COUNT];
 	long long last_tick_ms;    /* -1: none recorded */
 	_Atomic long long last_gap_ms; /* the spacing before the last tick; 0 unknown */
 };
 
-static int history_error(sqlite3 *db, const char *what)
+/* The connection a statement belongs to. */
+static struct sqldb *history_sqldb(struct history *h, enum history_statement which)
 {
-	log_error("history: %s: %s", what, sqlite3_errmsg(db));
-	return -EIO;
+	return which >= HS_FIRST_READ ? h->reader : h->db;
 }
 
-static void history_resetp(sqlite3_stmt **stmt)
+/* The kept statement, bound as sqldb_bind() does, on its connection. */
+static sqlite3_stmt *history_bind(struct history *h, enum history_statement which,
+				  const char *types, ...)
 {
-	if (*stmt)
-		sqlite3_reset(*stmt);
-}
-/* Reset when done, so that no read stays open and blocks a checkpoint. */
-#define __do_reset __attribute__((cleanup(history_resetp)))
+	sqlite3_stmt *stmt;
+	va_list ap;
 
-static void history_finalizep(sqlite3_stmt **stmt)
-{
-	sqlite3_finalize(*stmt);
-}
-#define __do_finalize __attribute__((cleanup(history_finalizep)))
-
-/* A kept statement, reset and without bindings. */
-static sqlite3_stmt *history_stmt(struct history *h, enum history_statement which)
-{
-	sqlite3_stmt *stmt = h->stmt[which];
-
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
+	va_start(ap, types);
+	if (which >= HS_FIRST_READ)
+		stmt = sqldb_bind_va(h->reader, which - HS_FIRST_READ, types, ap);
+	else
+		stmt = sqldb_bind_va(h->db, which, types, ap);
+	va_end(ap);
 	return stmt;
 }
 
-/* Step a statement that returns no row. */
-static int history_run(sqlite3_stmt *stmt, const char *what)
+/* A measure as the binder's 'n' takes it: -1 (NULL) when not known. */
+static long long history_known(uint64_t value, bool known)
 {
-	int rc = sqlite3_step(stmt);
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		history_error(sqlite3_db_handle(stmt), what);
-		sqlite3_reset(stmt);
-		return -EIO;
-	}
-	sqlite3_reset(stmt);
-	return 0;
-}
-
-static int history_exec(struct history *h, enum history_statement which)
-{
-	return history_run(history_stmt(h, which), history_sql[which]);
-}
-
-static void history_rollback(struct history *h)
-{
-	sqlite3_stmt *stmt = history_stmt(h, HS_ROLLBACK);
-
-	sqlite3_step(stmt);
-	sqlite3_reset(stmt);
-}
-
-/* One statement with a single time parameter ?1. */
-static int history_exec_at(struct history *h, enum history_statement which, long long t)
-{
-	sqlite3_stmt *stmt = history_stmt(h, which);
-
-	sqlite3_bind_int64(stmt, 1, t);
-	return history_run(stmt, history_sql[which]);
-}
-
-static void history_bind_u64(sqlite3_stmt *stmt, int index, uint64_t value, bool known)
-{
-	if (known && value <= (uint64_t)INT64_MAX)
-		sqlite3_bind_int64(stmt, index, (sqlite3_int64)value);
-	else
-		sqlite3_bind_null(stmt, index);
-}
-
-/* A count or percent where < 0 means unknown. */
-static void history_bind_level(sqlite3_stmt *stmt, int index, long long value)
-{
-	if (value >= 0)
-		sqlite3_bind_int64(stmt, index, value);
-	else
-		sqlite3_bind_null(stmt, index);
+	return known && value <= (uint64_t)INT64_MAX ? (long long)value : -1;
 }
 
 /* Neither NaN nor an infinity (for which v - v is NaN): no libm needed. */
@@ -353,41 +290,17 @@ static bool history_finite(double value)
 	return value - value == 0;
 }
 
-static void history_bind_real(sqlite3_stmt *stmt, int index, double value)
-{
-	if (history_finite(value))
-		sqlite3_bind_double(stmt, index, value);
-	else
-		sqlite3_bind_null(stmt, index);
-}
-
-/* A fixed-size field that may lack its NUL. */
-static void history_bind_name(sqlite3_stmt *stmt, int index, const char *text, size_t size,
-			      bool empty_is_null)
-{
-	size_t len = strnlen(text, size);
-
-	if (len == 0 && empty_is_null)
-		sqlite3_bind_null(stmt, index);
-	else
-		sqlite3_bind_text(stmt, index, text, (int)len, SQLITE_TRANSIENT);
-}
-
 /* ---- meta ----------------------------------------------------------------- */
 
 /* -ENOENT when the key is absent.  which: HS_META_GET or HS_READ_META_GET. */
 static int history_meta_lookup(struct history *h, enum history_statement which, const char *key,
 			       long long *value)
 {
-	__do_reset sqlite3_stmt *stmt = history_stmt(h, which);
-	int rc;
+	__do_reset sqlite3_stmt *stmt = history_bind(h, which, "t", key);
+	int ret = sqldb_first_row(history_sqldb(h, which), stmt, "reading meta");
 
-	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return history_error(sqlite3_db_handle(stmt), "reading meta");
+	if (ret < 0)
+		return ret;
 	*value = sqlite3_column_int64(stmt, 0);
 	return 0;
 }
@@ -399,11 +312,7 @@ static int history_meta_get(struct history *h, const char *key, long long *value
 
 static int history_meta_set(struct history *h, const char *key, long long value)
 {
-	sqlite3_stmt *stmt = history_stmt(h, HS_META_SET);
-
-	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, value);
-	return history_run(stmt, "writing meta");
+	return sqldb_exec(h->db, HS_META_SET, "writing meta", "ti", key, value);
 }
 
 /* Every minute before it is folded; 0 when none is.  which: as for
@@ -421,35 +330,19 @@ static int history_watermark(struct history *h, enum history_statement which, lo
 
 /* ---- open and close --------------------------------------------------------- */
 
-/* Created 0600 before SQLite opens it: who ran what, when, is private. */
-static int history_create_file(const char *path)
-{
-	__do_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-
-	if (fd < 0)
-		return log_error_errno(-errno, errno, "history: cannot open %s", path);
-	if (fchmod(fd, 0600) < 0)
-		return log_error_errno(-errno, errno, "history: cannot chmod %s", path);
-	return 0;
-}
-
 /* A one-off query of one integer; *found false when it gave NULL or no row. */
-static int history_query_int(struct history *h, const char *sql, long long *value, bool *found)
+static int history_query_int(struct history *h, enum history_statement which, long long *value,
+			     bool *found)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-	int rc;
+	__do_reset sqlite3_stmt *stmt = history_bind(h, which, "");
+	int ret = sqldb_first_row(h->db, stmt, NULL);
 
 	*found = false;
-	if (sqlite3_prepare_v2(h->db, sql, -1, &stmt, NULL) != SQLITE_OK)
-		return history_error(h->db, sql);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+	if (ret == 0 && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
 		*value = sqlite3_column_int64(stmt, 0);
 		*found = true;
-	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		return history_error(h->db, sql);
 	}
-	return 0;
+	return ret == -ENOENT ? 0 : ret;
 }
 
 static int history_check_version(struct history *h)
@@ -480,11 +373,7 @@ static int history_init_watermark(struct history *h)
 	ret = history_meta_get(h, "aggregated_until", &watermark);
 	if (ret != -ENOENT)
 		return ret;
-	ret = history_query_int(h,
-				"SELECT max(t) FROM (SELECT max(t) AS t FROM gpu_minutes"
-				" UNION ALL SELECT max(t) FROM member_minutes"
-				" UNION ALL SELECT max(t) FROM host_minutes)",
-				&newest, &found);
+	ret = history_query_int(h, HS_NEWEST_MINUTE, &newest, &found);
 	if (ret < 0)
 		return ret;
 	return history_meta_set(h, "aggregated_until", found ? newest + HISTORY_MINUTE_MS : 0);
@@ -494,19 +383,18 @@ static int history_init_watermark(struct history *h)
  * carries on counting. */
 static int history_load_ticks(struct history *h)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
+	__do_reset sqlite3_stmt *stmt = history_bind(h, HS_LAST_TICKS, "");
 	long long t[2];
 	int n = 0, rc;
 
 	h->last_tick_ms = -1;
 	h->last_gap_ms = 0;
-	if (sqlite3_prepare_v2(h->db, "SELECT t FROM host_samples ORDER BY t DESC LIMIT 2", -1,
-			       &stmt, NULL) != SQLITE_OK)
-		return history_error(h->db, "reading the last tick");
+	if (!stmt)
+		return -EINVAL;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
 		t[n++] = sqlite3_column_int64(stmt, 0);
 	if (rc != SQLITE_DONE)
-		return history_error(h->db, "reading the last tick");
+		return sqldb_error(h->db, "reading the last tick");
 	if (n > 0)
 		h->last_tick_ms = t[0];
 	if (n > 1)
@@ -514,60 +402,32 @@ static int history_load_ticks(struct history *h)
 	return 0;
 }
 
-static int history_connect(const char *path, int flags, sqlite3 **db)
-{
-	if (sqlite3_open_v2(path, db, flags | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
-			    NULL) != SQLITE_OK) {
-		log_error("history: cannot open %s: %s", path,
-			  *db ? sqlite3_errmsg(*db) : "out of memory");
-		return -EIO;
-	}
-	sqlite3_busy_timeout(*db, 5000);
-	return 0;
-}
-
-static int history_create_schema(struct history *h)
-{
-	char *msg = NULL;
-
-	/* The WAL is truncated back to 4 MiB after a checkpoint, so that the
-	 * file's size stays bounded along with the database's. */
-	if (sqlite3_exec(h->db,
-			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-			 "PRAGMA journal_size_limit = 4194304;",
-			 NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_exec(h->db, history_schema, NULL, NULL, &msg) != SQLITE_OK) {
-		log_error("history: cannot set up the database: %s", msg ? msg : "?");
-		sqlite3_free(msg);
-		return -EIO;
-	}
-	return 0;
-}
-
-static int history_prepare(struct history *h)
-{
-	for (size_t i = 0; i < HS_COUNT; i++) {
-		sqlite3 *db = i >= HS_FIRST_READ ? h->reader : h->db;
-
-		if (sqlite3_prepare_v3(db, history_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-				       &h->stmt[i], NULL) != SQLITE_OK)
-			return history_error(db, history_sql[i]);
-	}
-	return 0;
-}
-
-/* The writer makes the tables before the reader prepares its queries. */
+/* The writer, which creates the file (0600: who ran what, when, is
+ * private) and the tables, then the reader, which prepares its queries. */
 static int history_setup(struct history *h, const char *path)
 {
+	/* The WAL is truncated back to 4 MiB after a checkpoint, so that the
+	 * file's size stays bounded along with the database's. */
+	const struct sqldb_options writer = {
+		.name = "history",
+		.flags = SQLDB_WAL | SQLDB_SYNC_NORMAL,
+		.mode = 0600,
+		.pragmas = "PRAGMA journal_size_limit = 4194304;",
+		.schema = history_schema,
+		.sql = history_sql,
+		.nsql = HS_FIRST_READ,
+	};
+	const struct sqldb_options reader = {
+		.name = "history",
+		.flags = SQLDB_READONLY,
+		.sql = history_sql + HS_FIRST_READ,
+		.nsql = HS_COUNT - HS_FIRST_READ,
+	};
 	int ret;
 
-	ret = history_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &h->db);
+	ret = sqldb_open(path, &writer, &h->db);
 	if (ret == 0)
-		ret = history_create_schema(h);
-	if (ret == 0)
-		ret = history_connect(path, SQLITE_OPEN_READONLY, &h->reader);
-	if (ret == 0)
-		ret = history_prepare(h);
+		ret = sqldb_open(path, &reader, &h->reader);
 	if (ret == 0)
 		ret = history_check_version(h);
 	if (ret == 0)
@@ -588,22 +448,10 @@ int history_open(const char *path, const struct history_limits *limits, struct h
 		log_error("history: keep at least 60 s of full rows and a day of minutes");
 		return -EINVAL;
 	}
-	ret = history_create_file(path);
-	if (ret < 0)
-		return ret;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	h->limits = *limits;
-	if (pthread_mutex_init(&h->write_lock, NULL) != 0) {
-		free(h);
-		return -ENOMEM;
-	}
-	if (pthread_mutex_init(&h->read_lock, NULL) != 0) {
-		pthread_mutex_destroy(&h->write_lock);
-		free(h);
-		return -ENOMEM;
-	}
 	ret = history_setup(h, path);
 	if (ret < 0) {
 		history_close(h);
@@ -617,12 +465,8 @@ void history_close(struct history *h)
 {
 	if (!h)
 		return;
-	for (size_t i = 0; i < HS_COUNT; i++)
-		sqlite3_finalize(h->stmt[i]);
-	sqlite3_close(h->reader);
-	sqlite3_close(h->db);
-	pthread_mutex_destroy(&h->read_lock);
-	pthread_mutex_destroy(&h->write_lock);
+	sqldb_close(h->reader);
+	sqldb_close(h->db);
 	free(h);
 }
 
@@ -647,36 +491,29 @@ static long long history_tick_interval(const struct history *h, long long t)
 static int history_insert_host(struct history *h, const struct sample *s)
 {
 	const struct host_stats *host = &s->host;
-	sqlite3_stmt *stmt = history_stmt(h, HS_INSERT_HOST);
 	uint64_t available = host->mem_available < host->mem_total ? host->mem_available
 								     : host->mem_total;
 
-	sqlite3_bind_int64(stmt, 1, s->time_ms);
-	history_bind_real(stmt, 2, host->cpu_percent);
-	history_bind_u64(stmt, 3, host->mem_total - available, host->mem_total > 0);
-	history_bind_u64(stmt, 4, host->mem_total, host->mem_total > 0);
-	history_bind_real(stmt, 5, host->load[0]);
-	history_bind_u64(stmt, 6, host->disk_used, host->disk_total > 0);
-	history_bind_real(stmt, 7, host->net_rx_rate);
-	history_bind_real(stmt, 8, host->net_tx_rate);
-	return history_run(stmt, "recording the host");
+	return sqldb_exec(h->db, HS_INSERT_HOST, "recording the host", "irnnrnrr", s->time_ms,
+			  host->cpu_percent,
+			  history_known(host->mem_total - available, host->mem_total > 0),
+			  history_known(host->mem_total, host->mem_total > 0), host->load[0],
+			  history_known(host->disk_used, host->disk_total > 0), host->net_rx_rate,
+			  host->net_tx_rate);
 }
 
 static int history_insert_gpu(struct history *h, long long t, const struct nvml_gpu *g)
 {
-	sqlite3_stmt *stmt = history_stmt(h, HS_INSERT_GPU);
 	/* A lost GPU's last numbers are not a reading. */
 	bool known = !g->lost;
 
-	sqlite3_bind_int64(stmt, 1, t);
-	sqlite3_bind_int64(stmt, 2, g->index);
-	history_bind_name(stmt, 3, g->uuid, sizeof(g->uuid), true);
-	history_bind_level(stmt, 4, known ? g->util_gpu : -1);
-	history_bind_u64(stmt, 5, g->mem_used, known && g->mem_total > 0);
-	history_bind_u64(stmt, 6, g->mem_total, known && g->mem_total > 0);
-	history_bind_level(stmt, 7, known ? g->temperature : -1);
-	history_bind_level(stmt, 8, known ? g->power_mw : -1);
-	return history_run(stmt, "recording a GPU");
+	return sqldb_exec(h->db, HS_INSERT_GPU, "recording a GPU", "iisnnnnn", t, (long long)g->index,
+			  g->uuid[0] ? g->uuid : NULL, sizeof(g->uuid),
+			  known ? (long long)g->util_gpu : -1LL,
+			  history_known(g->mem_used, known && g->mem_total > 0),
+			  history_known(g->mem_total, known && g->mem_total > 0),
+			  known ? (long long)g->temperature : -1LL,
+			  known ? (long long)g->power_mw : -1LL);
 }
 
 static int history_process_order(const void *a, const void *b)
@@ -698,7 +535,6 @@ static bool history_same_group(const struct sample_process *p, const struct samp
 static int history_insert_member(struct history *h, long long t, long long interval,
 				 const struct sample_process *const *group, size_t n)
 {
-	sqlite3_stmt *stmt = history_stmt(h, HS_INSERT_MEMBER);
 	uint64_t mem = 0;
 	bool mem_known = false;
 	int sm = 0;
@@ -716,14 +552,10 @@ static int history_insert_member(struct history *h, long long t, long long inter
 			sm_known = true;
 		}
 	}
-	sqlite3_bind_int64(stmt, 1, t);
-	sqlite3_bind_int64(stmt, 2, group[0]->gpu);
-	history_bind_name(stmt, 3, group[0]->member, sizeof(group[0]->member), false);
-	history_bind_u64(stmt, 4, mem, mem_known);
-	history_bind_level(stmt, 5, sm_known ? sm : -1);
-	sqlite3_bind_int64(stmt, 6, (sqlite3_int64)n);
-	sqlite3_bind_int64(stmt, 7, interval);
-	return history_run(stmt, "recording a member");
+	return sqldb_exec(h->db, HS_INSERT_MEMBER, "recording a member", "iisnnii", t,
+			  (long long)group[0]->gpu, group[0]->member, sizeof(group[0]->member),
+			  history_known(mem, mem_known), sm_known ? (long long)sm : -1LL,
+			  (long long)n, interval);
 }
 
 /* The processes grouped by GPU and member: one row per group. */
@@ -771,18 +603,17 @@ static int history_record_rows(struct history *h, const struct sample *s, long l
 static int history_record_locked(struct history *h, const struct sample *s)
 {
 	long long interval = history_tick_interval(h, s->time_ms);
+	__do_txn struct sqldb_txn txn = { 0 };
 	int ret;
 
-	ret = history_exec(h, HS_BEGIN);
+	ret = sqldb_txn_begin(&txn, h->db, true);
 	if (ret < 0)
 		return ret;
 	ret = history_record_rows(h, s, interval);
 	if (ret == 0)
-		ret = history_exec(h, HS_COMMIT);
-	if (ret < 0) {
-		history_rollback(h);
+		ret = sqldb_txn_commit(&txn);
+	if (ret < 0)
 		return ret;
-	}
 	if (h->last_tick_ms >= 0 && s->time_ms > h->last_tick_ms)
 		h->last_gap_ms = s->time_ms - h->last_tick_ms;
 	h->last_tick_ms = s->time_ms;
@@ -791,15 +622,13 @@ static int history_record_locked(struct history *h, const struct sample *s)
 
 int history_record(struct history *h, const struct sample *s)
 {
-	int ret;
+	__do_unlock struct sqldb *locked = NULL;
 
 	if (!h || !s || (s->ngpus && !s->gpus) || (s->nprocs && !s->procs) ||
 	    s->time_ms < 0 || s->time_ms > HISTORY_TIME_MAX_MS)
 		return -EINVAL;
-	pthread_mutex_lock(&h->write_lock);
-	ret = history_record_locked(h, s);
-	pthread_mutex_unlock(&h->write_lock);
-	return ret;
+	locked = sqldb_lock(h->db);
+	return history_record_locked(h, s);
 }
 
 /* ---- compact ----------------------------------------------------------------- */
@@ -809,12 +638,8 @@ static int history_fold(struct history *h, long long from, long long to)
 	static const enum history_statement folds[] = { HS_FOLD_GPU, HS_FOLD_MEMBER, HS_FOLD_HOST };
 
 	for (size_t i = 0; i < ARRAY_SIZE(folds); i++) {
-		sqlite3_stmt *stmt = history_stmt(h, folds[i]);
-		int ret;
+		int ret = sqldb_exec(h->db, folds[i], "folding minutes", "ii", from, to);
 
-		sqlite3_bind_int64(stmt, 1, from);
-		sqlite3_bind_int64(stmt, 2, to);
-		ret = history_run(stmt, "folding minutes");
 		if (ret < 0)
 			return ret;
 	}
@@ -834,10 +659,10 @@ static int history_prune(struct history *h, long long now)
 	int ret;
 
 	for (size_t i = 0; i < ARRAY_SIZE(full); i++) {
-		ret = history_exec_at(h, full[i], full_before);
+		ret = sqldb_exec(h->db, full[i], NULL, "i", full_before);
 		if (ret < 0)
 			return ret;
-		ret = history_exec_at(h, minutes[i], minutes_before);
+		ret = sqldb_exec(h->db, minutes[i], NULL, "i", minutes_before);
 		if (ret < 0)
 			return ret;
 	}
@@ -864,20 +689,18 @@ static int history_compact_rows(struct history *h, long long now)
 
 int history_compact(struct history *h, long long now_ms)
 {
+	__do_unlock struct sqldb *locked = NULL;
+	__do_txn struct sqldb_txn txn = { 0 };
 	int ret;
 
 	if (!h || now_ms < 0 || now_ms > HISTORY_TIME_MAX_MS)
 		return -EINVAL;
-	pthread_mutex_lock(&h->write_lock);
-	ret = history_exec(h, HS_BEGIN);
-	if (ret == 0) {
+	locked = sqldb_lock(h->db);
+	ret = sqldb_txn_begin(&txn, h->db, true);
+	if (ret == 0)
 		ret = history_compact_rows(h, now_ms);
-		if (ret == 0)
-			ret = history_exec(h, HS_COMMIT);
-		if (ret < 0)
-			history_rollback(h);
-	}
-	pthread_mutex_unlock(&h->write_lock);
+	if (ret == 0)
+		ret = sqldb_txn_commit(&txn);
 	return ret;
 }
 
@@ -969,11 +792,11 @@ static long long history_near(const struct history *h)
 static int history_at_members(struct history *h, enum history_statement which, unsigned gpu,
 			      long long t, json_t *members)
 {
-	__do_reset sqlite3_stmt *stmt = history_stmt(h, which);
+	__do_reset sqlite3_stmt *stmt = history_bind(h, which, "ii", (long long)gpu, t);
 	int rc;
 
-	sqlite3_bind_int64(stmt, 1, gpu);
-	sqlite3_bind_int64(stmt, 2, t);
+	if (!stmt)
+		return -EINVAL;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		json_t *m = json_object();
 
@@ -985,7 +808,7 @@ static int history_at_members(struct history *h, enum history_statement which, u
 			return -ENOMEM;
 	}
 	if (rc != SQLITE_DONE)
-		return history_error(sqlite3_db_handle(stmt), "reading members");
+		return sqldb_error(h->reader, "reading members");
 	return 0;
 }
 
@@ -1021,20 +844,17 @@ static int history_at_from(struct history *h, enum history_statement gpu_stmt,
 			   enum history_statement members_stmt, const char *resolution,
 			   unsigned gpu, long long t, json_t **out)
 {
-	__do_reset sqlite3_stmt *stmt = history_stmt(h, gpu_stmt);
+	__do_reset sqlite3_stmt *stmt =
+		gpu_stmt == HS_GPU_AT_SAMPLE ? history_bind(h, gpu_stmt, "iii", (long long)gpu, t,
+							    history_near(h))
+					     : history_bind(h, gpu_stmt, "ii", (long long)gpu, t);
 	__do_json json_t *o = NULL;
 	long long at;
-	int rc, ret;
+	int ret;
 
-	sqlite3_bind_int64(stmt, 1, gpu);
-	sqlite3_bind_int64(stmt, 2, t);
-	if (gpu_stmt == HS_GPU_AT_SAMPLE)
-		sqlite3_bind_int64(stmt, 3, history_near(h));
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return history_error(sqlite3_db_handle(stmt), "reading a GPU's state");
+	ret = sqldb_first_row(h->reader, stmt, "reading a GPU's state");
+	if (ret < 0)
+		return ret;
 	at = sqlite3_column_int64(stmt, 0);
 	ret = history_at_object(stmt, resolution, gpu, &o);
 	if (ret < 0)
@@ -1048,21 +868,22 @@ static int history_at_from(struct history *h, enum history_statement gpu_stmt,
 
 int history_gpu_at(struct history *h, unsigned gpu, long long t_ms, json_t **out)
 {
+	__do_unlock struct sqldb *locked = NULL;
 	int ret;
 
 	if (!h || !out || t_ms < 0 || t_ms > HISTORY_TIME_MAX_MS)
 		return -EINVAL;
-	pthread_mutex_lock(&h->read_lock);
-	ret = history_exec(h, HS_READ_BEGIN);
+	locked = sqldb_lock(h->reader);
+	/* One snapshot for the several statements of a query. */
+	ret = sqldb_begin(h->reader, false);
 	if (ret == 0) {
 		ret = history_at_from(h, HS_GPU_AT_SAMPLE, HS_MEMBERS_AT_SAMPLE, "sample", gpu, t_ms,
 				      out);
 		if (ret == -ENOENT)
 			ret = history_at_from(h, HS_GPU_AT_MINUTE, HS_MEMBERS_AT_MINUTE, "minute", gpu,
 					      t_ms / HISTORY_MINUTE_MS * HISTORY_MINUTE_MS, out);
-		history_exec(h, HS_READ_END);
+		sqldb_commit(h->reader);
 	}
-	pthread_mutex_unlock(&h->read_lock);
 	return ret;
 }
 
@@ -1080,11 +901,12 @@ struct history_span {
 /* The oldest full row kept; -1 when there is none. */
 static int history_oldest_full(struct history *h, long long *oldest)
 {
-	__do_reset sqlite3_stmt *stmt = history_stmt(h, HS_OLDEST_FULL);
+	__do_reset sqlite3_stmt *stmt = history_bind(h, HS_OLDEST_FULL, "");
+	int ret = sqldb_first_row(h->reader, stmt, "finding the oldest full row");
 
 	*oldest = -1;
-	if (sqlite3_step(stmt) != SQLITE_ROW)
-		return history_error(sqlite3_db_handle(stmt), "finding the oldest full row");
+	if (ret < 0)
+		return ret == -ENOENT ? -EIO : ret;
 	if (sqlite3_column_type(stmt, 0) != SQLITE_NULL)
 		*oldest = sqlite3_column_int64(stmt, 0);
 	return 0;
@@ -1133,15 +955,10 @@ static int history_plan_span(struct history *h, int gpu, long long from, long lo
 static sqlite3_stmt *history_span_stmt(struct history *h, enum history_statement which,
 				       const struct history_span *span)
 {
-	sqlite3_stmt *stmt = history_stmt(h, which);
-
-	sqlite3_bind_int64(stmt, 1, span->origin);
-	sqlite3_bind_int64(stmt, 2, span->to);
-	sqlite3_bind_int64(stmt, 3, span->split);
-	sqlite3_bind_int64(stmt, 4, span->step);
-	if (which != HS_RANGE_HOST)
-		sqlite3_bind_int64(stmt, 5, span->gpu);
-	return stmt;
+	if (which == HS_RANGE_HOST)
+		return history_bind(h, which, "iiii", span->origin, span->to, span->split, span->step);
+	return history_bind(h, which, "iiiii", span->origin, span->to, span->split, span->step,
+			    (long long)span->gpu);
 }
 
 /* The bucket's start time, from the bucket number in column col. */
@@ -1223,7 +1040,7 @@ static int history_range_gpus(struct history *h, const struct history_span *span
 			return -ENOMEM;
 	}
 	if (rc != SQLITE_DONE)
-		return history_error(sqlite3_db_handle(stmt), "reading the GPUs' series");
+		return sqldb_error(h->reader, "reading the GPUs' series");
 	return 0;
 }
 
@@ -1252,7 +1069,7 @@ static int history_range_members(struct history *h, const struct history_span *s
 			return -ENOMEM;
 	}
 	if (rc != SQLITE_DONE)
-		return history_error(sqlite3_db_handle(stmt), "reading the members' series");
+		return sqldb_error(h->reader, "reading the members' series");
 	return 0;
 }
 
@@ -1274,7 +1091,7 @@ static int history_range_host(struct history *h, const struct history_span *span
 			return -ENOMEM;
 	}
 	if (rc != SQLITE_DONE)
-		return history_error(sqlite3_db_handle(stmt), "reading the host's series");
+		return sqldb_error(h->reader, "reading the host's series");
 	return 0;
 }
 
@@ -1309,6 +1126,7 @@ static int history_range_locked(struct history *h, int gpu, long long from, long
 int history_range(struct history *h, int gpu, long long from_ms, long long to_ms,
 		  unsigned max_points, json_t **out)
 {
+	__do_unlock struct sqldb *locked = NULL;
 	int ret;
 
 	if (!h || !out || from_ms < 0 || to_ms <= from_ms || to_ms > HISTORY_TIME_MAX_MS)
@@ -1317,13 +1135,12 @@ int history_range(struct history *h, int gpu, long long from_ms, long long to_ms
 		max_points = HISTORY_POINTS_DEFAULT;
 	if (max_points > HISTORY_POINTS_MAX)
 		max_points = HISTORY_POINTS_MAX;
-	pthread_mutex_lock(&h->read_lock);
-	ret = history_exec(h, HS_READ_BEGIN);
+	locked = sqldb_lock(h->reader);
+	ret = sqldb_begin(h->reader, false);
 	if (ret == 0) {
 		ret = history_range_locked(h, gpu, from_ms, to_ms, max_points, out);
-		history_exec(h, HS_READ_END);
+		sqldb_commit(h->reader);
 	}
-	pthread_mutex_unlock(&h->read_lock);
 	return ret;
 }
 
@@ -1341,10 +1158,9 @@ static int history_usage_locked(struct history *h, long long from, long long to,
 	ret = history_watermark(h, HS_READ_META_GET, &watermark);
 	if (ret < 0)
 		return ret;
-	stmt = history_stmt(h, HS_USAGE);
-	sqlite3_bind_int64(stmt, 1, from);
-	sqlite3_bind_int64(stmt, 2, to);
-	sqlite3_bind_int64(stmt, 3, watermark);
+	stmt = history_bind(h, HS_USAGE, "iii", from, to, watermark);
+	if (!stmt)
+		return -EINVAL;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		json_t *row = json_pack("{s:o, s:f, s:f, s:o}", "member", history_text(stmt, 0),
 					"gpu_hours", sqlite3_column_double(stmt, 1) / 3600.0,
@@ -1356,19 +1172,17 @@ static int history_usage_locked(struct history *h, long long from, long long to,
 			return -ENOMEM;
 	}
 	if (rc != SQLITE_DONE)
-		return history_error(sqlite3_db_handle(stmt), "reading the usage");
+		return sqldb_error(h->reader, "reading the usage");
 	*out = move_ptr(rows);
 	return 0;
 }
 
 int history_usage(struct history *h, long long from_ms, long long to_ms, json_t **out)
 {
-	int ret;
+	__do_unlock struct sqldb *locked = NULL;
 
 	if (!h || !out || from_ms < 0 || to_ms <= from_ms || to_ms > HISTORY_TIME_MAX_MS)
 		return -EINVAL;
-	pthread_mutex_lock(&h->read_lock);
-	ret = history_usage_locked(h, from_ms, to_ms, out);
-	pthread_mutex_unlock(&h->read_lock);
-	return ret;
+	locked = sqldb_lock(h->reader);
+	return history_usage_locked(h, from_ms, to_ms, out);
 }

@@ -5,29 +5,21 @@
  * LXC, so the records cannot disagree with reality after a crash.
  */
 #include <errno.h>
-#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
 
 #include "state/state.h"
-#include "array.h"
 #include "cleanup.h"
-#include "log.h"
+#include "sqldb.h"
 #include "strutil.h"
 #include "banned.h"
 
-struct db {
-	sqlite3 *handle;
-};
-
 static const char db_schema[] =
-	"PRAGMA journal_mode = WAL;"
-	"PRAGMA foreign_keys = ON;"
 	"CREATE TABLE IF NOT EXISTS members ("
 	"  name TEXT PRIMARY KEY,"
 	"  uid INTEGER NOT NULL UNIQUE,"
@@ -54,43 +46,67 @@ static const char db_schema[] =
 	"CREATE TABLE IF NOT EXISTS hub_members ("
 	"  name TEXT PRIMARY KEY REFERENCES members(name) ON DELETE CASCADE);";
 
-static void db_finalizep(sqlite3_stmt **stmt)
-{
-	sqlite3_finalize(*stmt);
-}
-#define __do_finalize __attribute__((cleanup(db_finalizep)))
+struct db {
+	struct sqldb *sql;
+};
 
-static int db_error(struct db *db, const char *what)
-{
-	log_error("database: %s: %s", what, sqlite3_errmsg(db->handle));
-	return -EIO;
-}
+#define MEMBER_COLUMNS "name, uid, subid_base, ssh_port, address_index, template, created"
+#define FORWARD_COLUMNS "member, container_port, host_port"
+
+enum db_stmt_id {
+	DB_MEMBER_GET, DB_MEMBER_BY_UID, DB_MEMBER_LIST, DB_MEMBER_INSERT, DB_MEMBER_DELETE,
+	DB_MEMBER_SET_TEMPLATE,
+	DB_KEYS_DELETE, DB_KEY_INSERT, DB_KEYS_LIST,
+	DB_FORWARD_ADD, DB_FORWARD_REMOVE, DB_FORWARD_LIST_MEMBER, DB_FORWARD_LIST,
+	DB_FORWARD_BY_HOST_PORT,
+	DB_GPU_SET_GET, DB_GPU_SET_PUT,
+	DB_HUB_MEMBER_ADD, DB_HUB_MEMBER_IS, DB_HUB_MEMBER_LIST,
+	DB_STMT_COUNT
+};
+
+static const char *const db_sql[DB_STMT_COUNT] = {
+	[DB_MEMBER_GET] = "SELECT " MEMBER_COLUMNS " FROM members WHERE name = ?",
+	[DB_MEMBER_BY_UID] = "SELECT " MEMBER_COLUMNS " FROM members WHERE uid = ?",
+	[DB_MEMBER_LIST] = "SELECT " MEMBER_COLUMNS " FROM members ORDER BY name",
+	[DB_MEMBER_INSERT] = "INSERT INTO members (" MEMBER_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?)",
+	[DB_MEMBER_DELETE] = "DELETE FROM members WHERE name = ?",
+	[DB_MEMBER_SET_TEMPLATE] = "UPDATE members SET template = ?2 WHERE name = ?1",
+	[DB_KEYS_DELETE] = "DELETE FROM keys WHERE member = ?",
+	[DB_KEY_INSERT] = "INSERT OR IGNORE INTO keys (member, fingerprint, line) VALUES (?, ?, ?)",
+	[DB_KEYS_LIST] = "SELECT line FROM keys WHERE member = ? ORDER BY rowid",
+	[DB_FORWARD_ADD] = "INSERT INTO forwards (" FORWARD_COLUMNS ") VALUES (?, ?, ?)",
+	[DB_FORWARD_REMOVE] = "DELETE FROM forwards WHERE member = ? AND container_port = ?",
+	[DB_FORWARD_LIST_MEMBER] =
+		"SELECT " FORWARD_COLUMNS " FROM forwards WHERE member = ? ORDER BY container_port",
+	[DB_FORWARD_LIST] = "SELECT " FORWARD_COLUMNS " FROM forwards ORDER BY member, container_port",
+	[DB_FORWARD_BY_HOST_PORT] = "SELECT " FORWARD_COLUMNS " FROM forwards WHERE host_port = ?",
+	[DB_GPU_SET_GET] = "SELECT gpus FROM gpu_sets WHERE member = ?",
+	[DB_GPU_SET_PUT] = "INSERT INTO gpu_sets (member, gpus) VALUES (?, ?) "
+			   "ON CONFLICT (member) DO UPDATE SET gpus = excluded.gpus",
+	[DB_HUB_MEMBER_ADD] = "INSERT OR IGNORE INTO hub_members (name) VALUES (?)",
+	[DB_HUB_MEMBER_IS] = "SELECT 1 FROM hub_members WHERE name = ?",
+	[DB_HUB_MEMBER_LIST] = "SELECT name FROM hub_members ORDER BY name",
+};
 
 int db_open(const char *path, struct db **out)
 {
+	/* Keys and ids are nobody else's business. */
+	const struct sqldb_options options = {
+		.name = "database",
+		.flags = SQLDB_WAL | SQLDB_FOREIGN_KEYS,
+		.mode = 0600,
+		.schema = db_schema,
+		.sql = db_sql,
+		.nsql = DB_STMT_COUNT,
+	};
 	__do_free struct db *db = calloc(1, sizeof(*db));
-	char *msg = NULL;
+	int ret;
 
 	if (!db)
 		return -ENOMEM;
-	if (sqlite3_open_v2(path, &db->handle,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-			    NULL) != SQLITE_OK) {
-		log_error("cannot open the database %s: %s", path,
-			  db->handle ? sqlite3_errmsg(db->handle) : "out of memory");
-		sqlite3_close(db->handle);
-		return -EIO;
-	}
-	/* Keys and ids are nobody else's business. */
-	if (chmod(path, 0600) < 0)
-		log_warn_errno(0, errno, "cannot chmod %s", path);
-	sqlite3_busy_timeout(db->handle, 5000);
-	if (sqlite3_exec(db->handle, db_schema, NULL, NULL, &msg) != SQLITE_OK) {
-		log_error("cannot set up the database %s: %s", path, msg ? msg : "?");
-		sqlite3_free(msg);
-		sqlite3_close(db->handle);
-		return -EIO;
-	}
+	ret = sqldb_open(path, &options, &db->sql);
+	if (ret < 0)
+		return ret;
 	*out = move_ptr(db);
 	return 0;
 }
@@ -99,217 +115,174 @@ void db_close(struct db *db)
 {
 	if (!db)
 		return;
-	sqlite3_close(db->handle);
+	sqldb_close(db->sql);
 	free(db);
-}
-
-static int db_exec(struct db *db, const char *sql)
-{
-	if (sqlite3_exec(db->handle, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_error(db, sql);
-	return 0;
 }
 
 int db_begin(struct db *db)
 {
-	return db_exec(db, "BEGIN IMMEDIATE");
+	return sqldb_begin(db->sql, true);
 }
 
 int db_commit(struct db *db)
 {
-	return db_exec(db, "COMMIT");
+	return sqldb_commit(db->sql);
 }
 
 void db_rollback(struct db *db)
 {
-	sqlite3_exec(db->handle, "ROLLBACK", NULL, NULL, NULL);
+	sqldb_rollback(db->sql);
 }
 
-static int db_prepare(struct db *db, const char *sql, sqlite3_stmt **stmt)
+/* Run a change: -EEXIST for a constraint, -ENOENT when it changed no row. */
+static int db_change(struct db *db, enum db_stmt_id id, const char *what, const char *types, ...)
 {
-	if (sqlite3_prepare_v2(db->handle, sql, -1, stmt, NULL) != SQLITE_OK)
-		return db_error(db, "prepare");
-	return 0;
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	va_list ap;
+	int ret;
+
+	va_start(ap, types);
+	ret = sqldb_exec_va(db->sql, id, what, types, ap);
+	va_end(ap);
+	if (ret == 0 && sqldb_changes(db->sql) == 0)
+		ret = -ENOENT;
+	return ret;
 }
 
-static void db_copy_text(char *dst, size_t len, const unsigned char *src)
+/* The row of a query, read by from_row; -ENOENT when there is none. */
+static int db_row(struct db *db, enum db_stmt_id id, const char *what,
+		  void (*from_row)(sqlite3_stmt *stmt, void *element), void *out,
+		  const char *types, ...)
 {
-	snprintf(dst, len, "%s", src ? (const char *)src : "");
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	__do_reset sqlite3_stmt *stmt = NULL;
+	va_list ap;
+	int ret;
+
+	va_start(ap, types);
+	stmt = sqldb_bind_va(db->sql, id, types, ap);
+	va_end(ap);
+	ret = sqldb_first_row(db->sql, stmt, what);
+	if (ret == 0)
+		from_row(stmt, out);
+	return ret;
 }
 
-#define MEMBER_COLUMNS "name, uid, subid_base, ssh_port, address_index, template, created"
-
-static void db_member_from_row(sqlite3_stmt *stmt, struct member_record *out)
+/* Every row of a query, as sqldb_collect() reads them. */
+static int db_rows(struct db *db, enum db_stmt_id id, const char *what, size_t elem_size,
+		   void (*from_row)(sqlite3_stmt *stmt, void *element), void **list, size_t *n,
+		   const char *types, ...)
 {
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	__do_reset sqlite3_stmt *stmt = NULL;
+	va_list ap;
+
+	va_start(ap, types);
+	stmt = sqldb_bind_va(db->sql, id, types, ap);
+	va_end(ap);
+	return sqldb_collect(db->sql, stmt, what, elem_size, from_row, list, n);
+}
+
+static void db_member_from_row(sqlite3_stmt *stmt, void *element)
+{
+	struct member_record *out = element;
+
 	memset(out, 0, sizeof(*out));
-	db_copy_text(out->name, sizeof(out->name), sqlite3_column_text(stmt, 0));
+	sqldb_copy_text(out->name, sizeof(out->name), sqlite3_column_text(stmt, 0));
 	out->uid = (uint32_t)sqlite3_column_int64(stmt, 1);
 	out->subid_base = (uint32_t)sqlite3_column_int64(stmt, 2);
 	out->ssh_port = (uint32_t)sqlite3_column_int64(stmt, 3);
 	out->address_index = (uint32_t)sqlite3_column_int64(stmt, 4);
-	db_copy_text(out->template_ref, sizeof(out->template_ref), sqlite3_column_text(stmt, 5));
+	sqldb_copy_text(out->template_ref, sizeof(out->template_ref), sqlite3_column_text(stmt, 5));
 	out->created = sqlite3_column_int64(stmt, 6);
-}
-
-static int db_member_query_one(struct db *db, sqlite3_stmt *stmt, struct member_record *out)
-{
-	int rc = sqlite3_step(stmt);
-
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return db_error(db, "member lookup");
-	db_member_from_row(stmt, out);
-	return 0;
 }
 
 int db_member_get(struct db *db, const char *name, struct member_record *out)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-
-	if (db_prepare(db, "SELECT " MEMBER_COLUMNS " FROM members WHERE name = ?", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	return db_member_query_one(db, stmt, out);
+	return db_row(db, DB_MEMBER_GET, "member lookup", db_member_from_row, out, "t", name);
 }
 
 int db_member_by_uid(struct db *db, uint32_t uid, struct member_record *out)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-
-	if (db_prepare(db, "SELECT " MEMBER_COLUMNS " FROM members WHERE uid = ?", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_int64(stmt, 1, uid);
-	return db_member_query_one(db, stmt, out);
+	return db_row(db, DB_MEMBER_BY_UID, "member lookup", db_member_from_row, out, "i",
+		      (long long)uid);
 }
 
 int db_member_list(struct db *db, struct member_record **out, size_t *n)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-	__do_free struct member_record *list = NULL;
-	size_t count = 0, cap = 0;
-	int rc;
+	void *list;
+	int ret = db_rows(db, DB_MEMBER_LIST, "member list", sizeof(**out), db_member_from_row,
+			  &list, n, "");
 
-	if (db_prepare(db, "SELECT " MEMBER_COLUMNS " FROM members ORDER BY name", &stmt) < 0)
-		return -EIO;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (ARRAY_RESERVE(list, cap, count) < 0)
-			return -ENOMEM;
-		db_member_from_row(stmt, &list[count++]);
-	}
-	if (rc != SQLITE_DONE)
-		return db_error(db, "member list");
-	*out = move_ptr(list);
-	*n = count;
-	return 0;
+	if (ret == 0)
+		*out = list;
+	return ret;
 }
 
 int db_member_insert(struct db *db, const struct member_record *rec)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
 
-	if (db_prepare(db, "INSERT INTO members (" MEMBER_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?)",
-		       &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, rec->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, rec->uid);
-	sqlite3_bind_int64(stmt, 3, rec->subid_base);
-	sqlite3_bind_int64(stmt, 4, rec->ssh_port);
-	sqlite3_bind_int64(stmt, 5, rec->address_index);
-	sqlite3_bind_text(stmt, 6, rec->template_ref, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 7, rec->created ? rec->created : (long long)time(NULL));
-	switch (sqlite3_step(stmt)) {
-	case SQLITE_DONE:
-		return 0;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	default:
-		return db_error(db, "member insert");
-	}
-}
-
-static int db_step_done(struct db *db, sqlite3_stmt *stmt, const char *what)
-{
-	int rc = sqlite3_step(stmt);
-
-	if (rc == SQLITE_CONSTRAINT)
-		return -EEXIST;
-	if (rc != SQLITE_DONE)
-		return db_error(db, what);
-	return sqlite3_changes(db->handle) > 0 ? 0 : -ENOENT;
+	return sqldb_exec(db->sql, DB_MEMBER_INSERT, "member insert", "tiiiiti", rec->name,
+			  (long long)rec->uid, (long long)rec->subid_base, (long long)rec->ssh_port,
+			  (long long)rec->address_index, rec->template_ref,
+			  rec->created ? rec->created : (long long)time(NULL));
 }
 
 int db_member_delete(struct db *db, const char *name)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-
-	if (db_prepare(db, "DELETE FROM members WHERE name = ?", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	return db_step_done(db, stmt, "member delete");
+	return db_change(db, DB_MEMBER_DELETE, "member delete", "t", name);
 }
 
 int db_member_set_template(struct db *db, const char *name, const char *ref)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-
-	if (db_prepare(db, "UPDATE members SET template = ? WHERE name = ?", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, ref, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
-	return db_step_done(db, stmt, "member template");
+	return db_change(db, DB_MEMBER_SET_TEMPLATE, "member template", "tt", name, ref);
 }
 
 int db_keys_set(struct db *db, const char *member, const char *const *lines,
 		const char *const *fingerprints, size_t n)
 {
-	__do_finalize sqlite3_stmt *del = NULL;
-	int ret;
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	int ret = sqldb_exec(db->sql, DB_KEYS_DELETE, "key delete", "t", member);
 
-	if (db_prepare(db, "DELETE FROM keys WHERE member = ?", &del) < 0)
-		return -EIO;
-	sqlite3_bind_text(del, 1, member, -1, SQLITE_STATIC);
-	if (sqlite3_step(del) != SQLITE_DONE)
-		return db_error(db, "key delete");
-	for (size_t i = 0; i < n; i++) {
-		__do_finalize sqlite3_stmt *ins = NULL;
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = sqldb_exec(db->sql, DB_KEY_INSERT, "key insert", "ttt", member, fingerprints[i],
+				 lines[i]);
+	return ret;
+}
 
-		if (db_prepare(db, "INSERT OR IGNORE INTO keys (member, fingerprint, line) VALUES (?, ?, ?)",
-			       &ins) < 0)
-			return -EIO;
-		sqlite3_bind_text(ins, 1, member, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 2, fingerprints[i], -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 3, lines[i], -1, SQLITE_STATIC);
-		ret = sqlite3_step(ins);
-		if (ret != SQLITE_DONE)
-			return db_error(db, "key insert");
-	}
+/* One authorized_keys line per row, after prefix. */
+static int db_keys_print(sqlite3_stmt *stmt, void *context)
+{
+	struct { FILE *f; const char *prefix; } *out = context;
+
+	fprintf(out->f, "%s%s\n", out->prefix ? out->prefix : "",
+		(const char *)sqlite3_column_text(stmt, 0));
 	return 0;
 }
 
 int db_keys_text(struct db *db, const char *member, const char *prefix, char **out)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, DB_KEYS_LIST, "t", member);
+	struct { FILE *f; const char *prefix; } print = { .prefix = prefix };
 	char *text = NULL;
 	size_t len = 0;
-	FILE *f;
-	int rc;
+	int ret;
 
-	if (db_prepare(db, "SELECT line FROM keys WHERE member = ? ORDER BY rowid", &stmt) < 0)
+	if (!stmt)
 		return -EIO;
-	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
-	f = open_memstream(&text, &len);
-	if (!f)
+	print.f = open_memstream(&text, &len);
+	if (!print.f)
 		return -ENOMEM;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		fprintf(f, "%s%s\n", prefix ? prefix : "", (const char *)sqlite3_column_text(stmt, 0));
-	if (!memstream_close(f)) {
+	ret = sqldb_each_row(db->sql, stmt, "key list", db_keys_print, &print);
+	if (!memstream_close(print.f)) {
 		free(text);
 		return -ENOMEM;
 	}
-	if (rc != SQLITE_DONE) {
+	if (ret < 0) {
 		free(text);
-		return db_error(db, "key list");
+		return ret;
 	}
 	*out = text;
 	return 0;
@@ -317,157 +290,88 @@ int db_keys_text(struct db *db, const char *member, const char *prefix, char **o
 
 int db_forward_add(struct db *db, const char *member, uint32_t container_port, uint32_t host_port)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-
-	if (db_prepare(db, "INSERT INTO forwards (member, container_port, host_port) VALUES (?, ?, ?)",
-		       &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, container_port);
-	sqlite3_bind_int64(stmt, 3, host_port);
-	return db_step_done(db, stmt, "forward insert");
+	return db_change(db, DB_FORWARD_ADD, "forward insert", "tii", member,
+			 (long long)container_port, (long long)host_port);
 }
 
 int db_forward_remove(struct db *db, const char *member, uint32_t container_port)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-
-	if (db_prepare(db, "DELETE FROM forwards WHERE member = ? AND container_port = ?", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, container_port);
-	return db_step_done(db, stmt, "forward delete");
+	return db_change(db, DB_FORWARD_REMOVE, "forward delete", "ti", member,
+			 (long long)container_port);
 }
 
-static void db_forward_from_row(sqlite3_stmt *stmt, struct forward_record *out)
+static void db_forward_from_row(sqlite3_stmt *stmt, void *element)
 {
-	db_copy_text(out->member, sizeof(out->member), sqlite3_column_text(stmt, 0));
+	struct forward_record *out = element;
+
+	sqldb_copy_text(out->member, sizeof(out->member), sqlite3_column_text(stmt, 0));
 	out->container_port = (uint32_t)sqlite3_column_int64(stmt, 1);
 	out->host_port = (uint32_t)sqlite3_column_int64(stmt, 2);
 }
 
 int db_forward_list(struct db *db, const char *member, struct forward_record **out, size_t *n)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-	__do_free struct forward_record *list = NULL;
-	size_t count = 0, cap = 0;
-	int rc;
+	void *list;
+	int ret = member ? db_rows(db, DB_FORWARD_LIST_MEMBER, "forward list", sizeof(**out),
+				   db_forward_from_row, &list, n, "t", member)
+			 : db_rows(db, DB_FORWARD_LIST, "forward list", sizeof(**out),
+				   db_forward_from_row, &list, n, "");
 
-	if (db_prepare(db, member ?
-		       "SELECT member, container_port, host_port FROM forwards WHERE member = ? ORDER BY container_port" :
-		       "SELECT member, container_port, host_port FROM forwards ORDER BY member, container_port",
-		       &stmt) < 0)
-		return -EIO;
-	if (member)
-		sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (ARRAY_RESERVE(list, cap, count) < 0)
-			return -ENOMEM;
-		db_forward_from_row(stmt, &list[count++]);
-	}
-	if (rc != SQLITE_DONE)
-		return db_error(db, "forward list");
-	*out = move_ptr(list);
-	*n = count;
-	return 0;
+	if (ret == 0)
+		*out = list;
+	return ret;
 }
 
 int db_forward_by_host_port(struct db *db, uint32_t host_port, struct forward_record *out)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-	int rc;
-
-	if (db_prepare(db, "SELECT member, container_port, host_port FROM forwards WHERE host_port = ?",
-		       &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_int64(stmt, 1, host_port);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return db_error(db, "forward lookup");
-	db_forward_from_row(stmt, out);
-	return 0;
+	return db_row(db, DB_FORWARD_BY_HOST_PORT, "forward lookup", db_forward_from_row, out, "i",
+		      (long long)host_port);
 }
 
 int db_gpu_set_get(struct db *db, const char *member, char *out, size_t len)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-	const unsigned char *text;
-	int rc;
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, DB_GPU_SET_GET, "t", member);
+	int ret = sqldb_first_row(db->sql, stmt, "GPU set lookup");
 
-	if (db_prepare(db, "SELECT gpus FROM gpu_sets WHERE member = ?", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return db_error(db, "GPU set lookup");
-	text = sqlite3_column_text(stmt, 0);
-	if (!text || strlen((const char *)text) >= len)
-		return -ENAMETOOLONG;
-	snprintf(out, len, "%s", (const char *)text);
-	return 0;
+	return ret < 0 ? ret : sqldb_column_text(stmt, 0, out, len);
 }
 
 int db_gpu_set_put(struct db *db, const char *member, const char *gpus)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-
-	if (db_prepare(db, "INSERT INTO gpu_sets (member, gpus) VALUES (?, ?) "
-		       "ON CONFLICT (member) DO UPDATE SET gpus = excluded.gpus", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, gpus, -1, SQLITE_STATIC);
-	return db_step_done(db, stmt, "GPU set update");
+	return db_change(db, DB_GPU_SET_PUT, "GPU set update", "tt", member, gpus);
 }
 
 int db_hub_member_add(struct db *db, const char *member)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
 
-	if (db_prepare(db, "INSERT OR IGNORE INTO hub_members (name) VALUES (?)", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
-	if (sqlite3_step(stmt) != SQLITE_DONE)
-		return db_error(db, "hub member insert");
-	return 0;
+	return sqldb_exec(db->sql, DB_HUB_MEMBER_ADD, "hub member insert", "t", member);
 }
 
 int db_hub_member_is(struct db *db, const char *member)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-	int rc;
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, DB_HUB_MEMBER_IS, "t", member);
+	int ret = sqldb_first_row(db->sql, stmt, "hub member lookup");
 
-	if (db_prepare(db, "SELECT 1 FROM hub_members WHERE name = ?", &stmt) < 0)
-		return -EIO;
-	sqlite3_bind_text(stmt, 1, member, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
+	if (ret == -ENOENT)
 		return 0;
-	return db_error(db, "hub member lookup");
+	return ret < 0 ? ret : 1;
+}
+
+static void db_name_from_row(sqlite3_stmt *stmt, void *element)
+{
+	sqldb_copy_text(element, MEMBER_NAME_SIZE, sqlite3_column_text(stmt, 0));
 }
 
 int db_hub_member_list(struct db *db, char (**names)[MEMBER_NAME_SIZE], size_t *n)
 {
-	__do_finalize sqlite3_stmt *stmt = NULL;
-	__do_free char (*list)[MEMBER_NAME_SIZE] = NULL;
-	size_t count = 0, cap = 0;
-	int rc;
+	void *list;
+	int ret = db_rows(db, DB_HUB_MEMBER_LIST, "hub member list", sizeof(**names),
+			  db_name_from_row, &list, n, "");
 
-	if (db_prepare(db, "SELECT name FROM hub_members ORDER BY name", &stmt) < 0)
-		return -EIO;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (ARRAY_RESERVE(list, cap, count) < 0)
-			return -ENOMEM;
-		db_copy_text(list[count++], sizeof(list[0]), sqlite3_column_text(stmt, 0));
-	}
-	if (rc != SQLITE_DONE)
-		return db_error(db, "hub member list");
-	*names = move_ptr(list);
-	*n = count;
-	return 0;
+	if (ret == 0)
+		*names = list;
+	return ret;
 }
