@@ -34,7 +34,6 @@
 
 #define API_TOUCH_INTERVAL 5        /* seconds between recordings of an agent's contact */
 #define API_POKE_TIMEOUT_MS 2000L
-#define API_SUBID_COUNT 65536
 
 /* ---- replies ----------------------------------------------------------------- */
 
@@ -61,7 +60,7 @@ static json_t *api_member_json(const struct hub_member *m)
 			 "display_name", m->display_name,
 			 "uid", (json_int_t)m->uid,
 			 "subid_base", (json_int_t)m->subid_base,
-			 "subid_count", API_SUBID_COUNT,
+			 "subid_count", (int)SUBID_COUNT,
 			 "ssh_port", (json_int_t)m->ssh_port,
 			 "disabled", m->disabled,
 			 "admin", m->admin,
@@ -170,7 +169,7 @@ static int api_parse_object(const char *body, size_t len, const char *field, jso
 	    !(*value = json_object_get(*doc, field))) {
 		json_decref(*doc);
 		*doc = NULL;
-		snprintf(err, errlen, "The body must be the JSON object %s.", example);
+		set_error(err, errlen, "The body must be the JSON object %s.", example);
 		return -EINVAL;
 	}
 	return 0;
@@ -188,11 +187,11 @@ int api_parse_key_request(const char *body, size_t len, char *line, size_t linel
 	if (ret < 0)
 		return ret;
 	if (!json_is_string(value)) {
-		snprintf(err, errlen, "\"key\" must be a string: one line of your .pub file.");
+		set_error(err, errlen, "\"key\" must be a string: one line of your .pub file.");
 		return -EINVAL;
 	}
 	if (json_string_length(value) >= linelen) {
-		snprintf(err, errlen, "The key is longer than %zu characters.", linelen - 1);
+		set_error(err, errlen, "The key is longer than %zu characters.", linelen - 1);
 		return -EINVAL;
 	}
 	snprintf(line, linelen, "%s", json_string_value(value));
@@ -212,7 +211,7 @@ int api_parse_flag_request(const char *body, size_t len, const char *field, bool
 	if (ret < 0)
 		return ret;
 	if (!json_is_boolean(value)) {
-		snprintf(err, errlen, "The body must be the JSON object %s.", example);
+		set_error(err, errlen, "The body must be the JSON object %s.", example);
 		return -EINVAL;
 	}
 	*out = json_is_true(value);

@@ -22,9 +22,9 @@
 #include "hub.h"
 #include "keyfile.h"
 #include "strutil.h"
+#include "validate.h"
 #include "banned.h"
 
-#define HUBCONF_SUBID_BLOCK 65536u
 
 #define KEY(field, type) KEYFILE_KEY(struct hub_config, #field, type, field)
 #define HUBCONF_STRING KEYFILE_STRING
@@ -151,29 +151,29 @@ static int hubconf_check_paths(const struct hub_config *cfg, char *err, size_t e
 	uint16_t port;
 
 	if (hubconf_parse_listen(cfg->listen, host, sizeof(host), &port) < 0) {
-		snprintf(err, errlen, "listen must be ADDRESS:PORT with an IP address, such as 127.0.0.1:8080 or [::1]:8080");
+		set_error(err, errlen, "listen must be ADDRESS:PORT with an IP address, such as 127.0.0.1:8080 or [::1]:8080");
 		return -EINVAL;
 	}
 	if (cfg->state_dir[0] != '/' || hubconf_has_control(cfg->state_dir)) {
-		snprintf(err, errlen, "state_dir must be an absolute path");
+		set_error(err, errlen, "state_dir must be an absolute path");
 		return -EINVAL;
 	}
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
-		snprintf(err, errlen, "tls_cert and tls_key go together: set both (HTTPS) or neither (plain HTTP behind a proxy or on loopback)");
+		set_error(err, errlen, "tls_cert and tls_key go together: set both (HTTPS) or neither (plain HTTP behind a proxy or on loopback)");
 		return -EINVAL;
 	}
 	if (!hubconf_absolute_or_empty(cfg->tls_cert) || !hubconf_absolute_or_empty(cfg->tls_key) ||
 	    !hubconf_absolute_or_empty(cfg->ldap_ca_file) ||
 	    !hubconf_absolute_or_empty(cfg->ldap_bind_password_file)) {
-		snprintf(err, errlen, "tls_cert, tls_key, ldap_ca_file and ldap_bind_password_file must be absolute paths");
+		set_error(err, errlen, "tls_cert, tls_key, ldap_ca_file and ldap_bind_password_file must be absolute paths");
 		return -EINVAL;
 	}
 	if (cfg->public_url[0] && !hubconf_url_ok(cfg->public_url)) {
-		snprintf(err, errlen, "public_url must be empty or an http:// or https:// address without blanks or quotes");
+		set_error(err, errlen, "public_url must be empty or an http:// or https:// address without blanks or quotes");
 		return -EINVAL;
 	}
 	if (!cfg->lab_name[0] || hubconf_has_control(cfg->lab_name)) {
-		snprintf(err, errlen, "lab_name must be a non-empty line of text");
+		set_error(err, errlen, "lab_name must be a non-empty line of text");
 		return -EINVAL;
 	}
 	return 0;
@@ -205,7 +205,7 @@ static int hubconf_check_ldap_uris(const struct hub_config *cfg, char *err, size
 	bool any = false;
 
 	if (hubconf_has_control(p)) {
-		snprintf(err, errlen, "ldap_uri holds a control character");
+		set_error(err, errlen, "ldap_uri holds a control character");
 		return -EINVAL;
 	}
 	for (p += strspn(p, " "); *p; p += strspn(p, " ")) {
@@ -217,12 +217,12 @@ static int hubconf_check_ldap_uris(const struct hub_config *cfg, char *err, size
 			continue;
 		}
 		if (strncmp(p, "ldap://", 7) != 0) {
-			snprintf(err, errlen, "ldap_uri takes ldap://, ldaps:// or ldapi:// addresses, not \"%.*s\"",
+			set_error(err, errlen, "ldap_uri takes ldap://, ldaps:// or ldapi:// addresses, not \"%.*s\"",
 				 (int)(len > 80 ? 80 : len), p);
 			return -EINVAL;
 		}
 		if (!cfg->ldap_starttls && !hubconf_ldap_uri_is_loopback(p, len)) {
-			snprintf(err, errlen, "ldap_starttls = no would send passwords in clear text to %.*s: "
+			set_error(err, errlen, "ldap_starttls = no would send passwords in clear text to %.*s: "
 				 "use ldaps://, or keep ldap_starttls = yes (allowed off only for 127.0.0.1, ::1 or localhost)",
 				 (int)(len > 80 ? 80 : len), p);
 			return -EINVAL;
@@ -230,7 +230,7 @@ static int hubconf_check_ldap_uris(const struct hub_config *cfg, char *err, size
 		p += len;
 	}
 	if (!any) {
-		snprintf(err, errlen, "auth = ldap needs ldap_uri, such as ldaps://ldap.example.org");
+		set_error(err, errlen, "auth = ldap needs ldap_uri, such as ldaps://ldap.example.org");
 		return -EINVAL;
 	}
 	return 0;
@@ -253,31 +253,31 @@ static int hubconf_check_ldap(const struct hub_config *cfg, char *err, size_t er
 
 	if (hubconf_count_placeholders(f) != 1 || flen < 2 || f[0] != '(' || f[flen - 1] != ')' ||
 	    hubconf_has_control(f)) {
-		snprintf(err, errlen, "ldap_filter must be a filter in parentheses with exactly one %%s and no other %%, such as (uid=%%s)");
+		set_error(err, errlen, "ldap_filter must be a filter in parentheses with exactly one %%s and no other %%, such as (uid=%%s)");
 		return -EINVAL;
 	}
 	if (cfg->ldap_dn_template[0] &&
 	    (hubconf_count_placeholders(cfg->ldap_dn_template) != 1 ||
 	     hubconf_has_control(cfg->ldap_dn_template))) {
-		snprintf(err, errlen, "ldap_dn_template must hold exactly one %%s and no other %%, such as uid=%%s,ou=people,dc=example,dc=org");
+		set_error(err, errlen, "ldap_dn_template must hold exactly one %%s and no other %%, such as uid=%%s,ou=people,dc=example,dc=org");
 		return -EINVAL;
 	}
 	if (!hubconf_word_ok(cfg->ldap_display_attr, "-;")) {
-		snprintf(err, errlen, "ldap_display_attr must be an attribute name, such as cn or displayName");
+		set_error(err, errlen, "ldap_display_attr must be an attribute name, such as cn or displayName");
 		return -EINVAL;
 	}
 	if (!cfg->ldap_bind_dn[0] != !cfg->ldap_bind_password_file[0]) {
-		snprintf(err, errlen, "ldap_bind_dn and ldap_bind_password_file go together: set both, or neither for an anonymous search");
+		set_error(err, errlen, "ldap_bind_dn and ldap_bind_password_file go together: set both, or neither for an anonymous search");
 		return -EINVAL;
 	}
 	if (hubconf_has_control(cfg->ldap_base) || hubconf_has_control(cfg->ldap_bind_dn)) {
-		snprintf(err, errlen, "ldap_base and ldap_bind_dn must not hold control characters");
+		set_error(err, errlen, "ldap_base and ldap_bind_dn must not hold control characters");
 		return -EINVAL;
 	}
 	if (strcmp(cfg->auth, "ldap") != 0)
 		return 0;
 	if (!cfg->ldap_base[0]) {
-		snprintf(err, errlen, "auth = ldap needs ldap_base, such as dc=example,dc=org");
+		set_error(err, errlen, "auth = ldap needs ldap_base, such as dc=example,dc=org");
 		return -EINVAL;
 	}
 	return hubconf_check_ldap_uris(cfg, err, errlen);
@@ -291,34 +291,34 @@ static bool hubconf_overlap(const struct config_range *a, const struct config_ra
 /* Whether the range holds one 65536-aligned block that does not hold id 0. */
 static bool hubconf_subid_range_usable(const struct config_range *r)
 {
-	uint64_t base = ((uint64_t)r->first + HUBCONF_SUBID_BLOCK - 1) / HUBCONF_SUBID_BLOCK * HUBCONF_SUBID_BLOCK;
+	uint64_t base = ((uint64_t)r->first + SUBID_COUNT - 1) / SUBID_COUNT * SUBID_COUNT;
 
 	if (base == 0)
-		base = HUBCONF_SUBID_BLOCK;
-	return base + HUBCONF_SUBID_BLOCK - 1 <= r->last;
+		base = SUBID_COUNT;
+	return base + SUBID_COUNT - 1 <= r->last;
 }
 
 static int hubconf_check_ranges(const struct hub_config *cfg, char *err, size_t errlen)
 {
 	/* A member has the same uid inside the container, which maps 65536 ids. */
 	if (cfg->uid_range.first == 0 || cfg->uid_range.last > 65535) {
-		snprintf(err, errlen, "uid_range must lie within 1-65535 (a member has the same uid inside the container)");
+		set_error(err, errlen, "uid_range must lie within 1-65535 (a member has the same uid inside the container)");
 		return -EINVAL;
 	}
 	if (!hubconf_subid_range_usable(&cfg->subid_range)) {
-		snprintf(err, errlen, "subid_range must hold at least one whole block of 65536 ids starting at a multiple of 65536 above 0");
+		set_error(err, errlen, "subid_range must hold at least one whole block of 65536 ids starting at a multiple of 65536 above 0");
 		return -EINVAL;
 	}
 	if (hubconf_overlap(&cfg->uid_range, &cfg->subid_range)) {
-		snprintf(err, errlen, "uid_range and subid_range overlap");
+		set_error(err, errlen, "uid_range and subid_range overlap");
 		return -EINVAL;
 	}
 	if (cfg->ssh_port_range.first == 0 || cfg->ssh_port_range.last > 65535) {
-		snprintf(err, errlen, "ssh_port_range must lie within 1-65535");
+		set_error(err, errlen, "ssh_port_range must lie within 1-65535");
 		return -EINVAL;
 	}
 	if (cfg->ssh_port_range.first <= 22 && 22 <= cfg->ssh_port_range.last) {
-		snprintf(err, errlen, "ssh_port_range must not hold port 22, the servers' own SSH");
+		set_error(err, errlen, "ssh_port_range must not hold port 22, the servers' own SSH");
 		return -EINVAL;
 	}
 	return 0;
@@ -327,23 +327,23 @@ static int hubconf_check_ranges(const struct hub_config *cfg, char *err, size_t 
 static int hubconf_check_limits(const struct hub_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->login_fail_limit < 1 || cfg->login_fail_limit > 1000) {
-		snprintf(err, errlen, "login_fail_limit takes 1 to 1000 failures");
+		set_error(err, errlen, "login_fail_limit takes 1 to 1000 failures");
 		return -EINVAL;
 	}
 	if (cfg->login_fail_window < 1 || cfg->login_fail_window > 86400) {
-		snprintf(err, errlen, "login_fail_window takes 1 to 86400 seconds");
+		set_error(err, errlen, "login_fail_window takes 1 to 86400 seconds");
 		return -EINVAL;
 	}
 	if (cfg->monitor_poll > 3600) {
-		snprintf(err, errlen, "monitor_poll takes 0 (no monitor) to 3600 seconds");
+		set_error(err, errlen, "monitor_poll takes 0 (no monitor) to 3600 seconds");
 		return -EINVAL;
 	}
 	if (cfg->session_hours < 1 || cfg->session_hours > 24 * 30) {
-		snprintf(err, errlen, "session_hours takes 1 to 720 hours");
+		set_error(err, errlen, "session_hours takes 1 to 720 hours");
 		return -EINVAL;
 	}
 	if (!hubconf_word_ok(cfg->admin_group, "-_.")) {
-		snprintf(err, errlen, "admin_group must be a group name of letters, digits, '-', '_' or '.'");
+		set_error(err, errlen, "admin_group must be a group name of letters, digits, '-', '_' or '.'");
 		return -EINVAL;
 	}
 	return 0;
@@ -353,7 +353,7 @@ static int hubconf_check_limits(const struct hub_config *cfg, char *err, size_t 
 static int hubconf_check(const struct hub_config *cfg, char *err, size_t errlen)
 {
 	if (strcmp(cfg->auth, "local") != 0 && strcmp(cfg->auth, "ldap") != 0) {
-		snprintf(err, errlen, "auth takes local (accounts made with gpubox-hub user add) or ldap");
+		set_error(err, errlen, "auth takes local (accounts made with gpubox-hub user add) or ldap");
 		return -EINVAL;
 	}
 	if (hubconf_check_paths(cfg, err, errlen) < 0 || hubconf_check_ldap(cfg, err, errlen) < 0 ||

@@ -62,7 +62,6 @@
 #include "banned.h"
 
 #define HUBDB_SCHEMA_VERSION 1
-#define HUBDB_SUBID_BLOCK 65536u
 
 static const char hubdb_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta ("
@@ -476,7 +475,7 @@ static int hubdb_allocate(struct hubdb *db, uint64_t *uid, uint64_t *subid, uint
 	if (ret < 0)
 		return ret;
 	ret = hubdb_lowest_free(db, STMT_USED_SUBIDS, db->subid_range.first, db->subid_range.last,
-				HUBDB_SUBID_BLOCK, HUBDB_SUBID_BLOCK, subid);
+				SUBID_COUNT, SUBID_COUNT, subid);
 	if (ret == -ENOSPC)
 		return log_error_errno(ret, 0, "every id block of subid_range %u-%u is taken: widen it in hub.conf",
 				       db->subid_range.first, db->subid_range.last);
@@ -524,7 +523,7 @@ static int hubdb_member_insert(struct hubdb *db, const char *name, const char *d
 	if (ret == 0)
 		log_info("member %s: uid %llu, ids %llu-%llu, ssh port %llu", name,
 			 (unsigned long long)uid, (unsigned long long)subid,
-			 (unsigned long long)(subid + HUBDB_SUBID_BLOCK - 1), (unsigned long long)port);
+			 (unsigned long long)(subid + SUBID_COUNT - 1), (unsigned long long)port);
 	return ret;
 }
 

@@ -28,6 +28,7 @@
 #include "hub.h"
 #include "log.h"
 #include "validate.h"
+#include "strutil.h"
 #include "banned.h"
 
 #define MONITOR_SAMPLE_MAX (4u << 20)    /* one agent's reading */
@@ -97,7 +98,7 @@ json_t *monitor_parse_reading(const char *body, size_t len, char *err, size_t er
 	    !json_is_array(json_object_get(sample, "gpus")) ||
 	    !json_is_array(json_object_get(sample, "processes"))) {
 		json_decref(sample);
-		snprintf(err, errlen, "the agent's reading is not what this hub reads "
+		set_error(err, errlen, "the agent's reading is not what this hub reads "
 			 "(is the agent the same version?)");
 		return NULL;
 	}
@@ -108,7 +109,7 @@ json_t *monitor_parse_reading(const char *body, size_t len, char *err, size_t er
 static json_t *monitor_parse_sample(const struct agentcall_answer *a, char *err, size_t errlen)
 {
 	if (!a->body || a->status != 200) {
-		snprintf(err, errlen, "%s", a->error[0] ? a->error : "no answer");
+		set_error(err, errlen, "%s", a->error[0] ? a->error : "no answer");
 		return NULL;
 	}
 	return monitor_parse_reading(a->body, a->len, err, errlen);
@@ -524,17 +525,17 @@ int monitor_ask(struct monitor *m, const char *server, const char *path, json_t 
 		return ret;
 	agentcall_get(&target, 1, MONITOR_ASK_TIMEOUT_MS, MONITOR_ASK_MAX, &answer);
 	if (answer.status == 404) {
-		snprintf(err, errlen, "%s has nothing recorded then.", server);
+		set_error(err, errlen, "%s has nothing recorded then.", server);
 		ret = -ENODATA;
 	} else if (answer.status != 200) {
-		snprintf(err, errlen, "%s did not answer: %s.", server, answer.error);
+		set_error(err, errlen, "%s did not answer: %s.", server, answer.error);
 		ret = -EHOSTUNREACH;
 	} else {
 		*out = json_loadb(answer.body, answer.len, JSON_REJECT_DUPLICATES, NULL);
 		if (!json_is_object(*out)) {
 			json_decref(*out);
 			*out = NULL;
-			snprintf(err, errlen, "%s answered something that is not a JSON object.",
+			set_error(err, errlen, "%s answered something that is not a JSON object.",
 				 server);
 			ret = -EHOSTUNREACH;
 		}

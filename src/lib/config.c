@@ -154,19 +154,19 @@ static int config_check_gpu(const struct gpubox_config *cfg, char *err, size_t e
 
 	if (cfg->gpu_root[0] && (cfg->gpu_root[0] != '/' || strstr(cfg->gpu_root, "/..") ||
 				 strpbrk(cfg->gpu_root, " \t"))) {
-		snprintf(err, errlen, "gpu_root must be empty or an absolute path without \"..\" or blanks");
+		set_error(err, errlen, "gpu_root must be empty or an absolute path without \"..\" or blanks");
 		return -EINVAL;
 	}
 	if (!config_words_ok(cfg->gpu_capabilities, caps)) {
-		snprintf(err, errlen, "gpu_capabilities takes utility, compute, video, graphics or all");
+		set_error(err, errlen, "gpu_capabilities takes utility, compute, video, graphics or all");
 		return -EINVAL;
 	}
 	if (!config_words_ok(cfg->gpu_default, NULL)) {
-		snprintf(err, errlen, "gpu_default is all, none, or GPU indices and UUIDs");
+		set_error(err, errlen, "gpu_default is all, none, or GPU indices and UUIDs");
 		return -EINVAL;
 	}
 	if (cfg->gpu_ldconfig[0] != '/') {
-		snprintf(err, errlen, "gpu_ldconfig must be an absolute path");
+		set_error(err, errlen, "gpu_ldconfig must be an absolute path");
 		return -EINVAL;
 	}
 	return 0;
@@ -251,17 +251,17 @@ static bool config_hub_url_ok(const char *url)
 static int config_check_hub(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->hub_poll < 1 || cfg->hub_poll > 3600) {
-		snprintf(err, errlen, "hub_poll is in seconds, from 1 to 3600");
+		set_error(err, errlen, "hub_poll is in seconds, from 1 to 3600");
 		return -EINVAL;
 	}
 	if (!cfg->hub_url[0])
 		return 0;
 	if (strlen(cfg->hub_url) > 512 || !config_hub_url_ok(cfg->hub_url)) {
-		snprintf(err, errlen, "hub_url must be http:// or https://, a host name or address, an optional :PORT and an optional path, such as https://hub.example.org");
+		set_error(err, errlen, "hub_url must be http:// or https://, a host name or address, an optional :PORT and an optional path, such as https://hub.example.org");
 		return -EINVAL;
 	}
 	if (cfg->hub_token_file[0] != '/') {
-		snprintf(err, errlen, "hub_url needs hub_token_file: the absolute path of the file holding this server's token (gpubox-hub server add)");
+		set_error(err, errlen, "hub_url needs hub_token_file: the absolute path of the file holding this server's token (gpubox-hub server add)");
 		return -EINVAL;
 	}
 	return 0;
@@ -273,41 +273,41 @@ static int config_check(const struct gpubox_config *cfg, char *err, size_t errle
 	if (config_check_gpu(cfg, err, errlen) < 0 || config_check_hub(cfg, err, errlen) < 0)
 		return -EINVAL;
 	if (cfg->sample_interval < 100 || cfg->sample_interval > 60000) {
-		snprintf(err, errlen, "sample_interval is in milliseconds, from 100 to 60000");
+		set_error(err, errlen, "sample_interval is in milliseconds, from 100 to 60000");
 		return -EINVAL;
 	}
 	if (cfg->history_full < 60 || cfg->history_full > 7 * 86400 ||
 	    cfg->history_days < 1 || cfg->history_days > 3660) {
-		snprintf(err, errlen, "history_full takes 60 to 604800 seconds and history_days 1 to 3660 days");
+		set_error(err, errlen, "history_full takes 60 to 604800 seconds and history_days 1 to 3660 days");
 		return -EINVAL;
 	}
 	if (cfg->guest_cli[0] && (cfg->guest_cli[0] != '/' || strpbrk(cfg->guest_cli, " \t"))) {
-		snprintf(err, errlen, "guest_cli must be empty or an absolute path without blanks");
+		set_error(err, errlen, "guest_cli must be empty or an absolute path without blanks");
 		return -EINVAL;
 	}
 	if (cfg->ssh_port_range.last > 65535 || cfg->forward_port_range.last > 65535 ||
 	    cfg->ssh_port_range.first == 0 || cfg->forward_port_range.first == 0) {
-		snprintf(err, errlen, "port ranges must lie within 1-65535");
+		set_error(err, errlen, "port ranges must lie within 1-65535");
 		return -EINVAL;
 	}
 	if (cfg->ssh_port_range.first <= cfg->forward_port_range.last &&
 	    cfg->forward_port_range.first <= cfg->ssh_port_range.last) {
-		snprintf(err, errlen, "ssh_port_range and forward_port_range overlap");
+		set_error(err, errlen, "ssh_port_range and forward_port_range overlap");
 		return -EINVAL;
 	}
 	if (cfg->subid_range.first == 0 ||
 	    (uint64_t)cfg->subid_range.last - cfg->subid_range.first + 1 < 65536) {
-		snprintf(err, errlen, "subid_range must start above 0 and hold at least 65536 ids");
+		set_error(err, errlen, "subid_range must start above 0 and hold at least 65536 ids");
 		return -EINVAL;
 	}
 	/* A member has the same uid inside the container, which maps 65536 ids. */
 	if (cfg->uid_range.first == 0 || cfg->uid_range.last > 65535) {
-		snprintf(err, errlen, "uid_range must lie within 1-65535 (a member has the same uid inside the container)");
+		set_error(err, errlen, "uid_range must lie within 1-65535 (a member has the same uid inside the container)");
 		return -EINVAL;
 	}
 	if (cfg->uid_range.first <= cfg->subid_range.last &&
 	    cfg->subid_range.first <= cfg->uid_range.last) {
-		snprintf(err, errlen, "uid_range and subid_range overlap");
+		set_error(err, errlen, "uid_range and subid_range overlap");
 		return -EINVAL;
 	}
 	return 0;

@@ -86,7 +86,7 @@ static int keyfile_line(void *base, const struct keyfile_spec *spec, char *line,
 		return 0;
 	eq = strchr(name, '=');
 	if (!eq) {
-		snprintf(err, errlen, "line %u: expected \"key = value\"", lineno);
+		set_error(err, errlen, "line %u: expected \"key = value\"", lineno);
 		return -EINVAL;
 	}
 	*eq = '\0';
@@ -94,12 +94,12 @@ static int keyfile_line(void *base, const struct keyfile_spec *spec, char *line,
 	value = strip(eq + 1);
 	key = keyfile_find(spec, name);
 	if (!key) {
-		snprintf(err, errlen, "line %u: unknown key \"%.64s\" (see %s)", lineno, name,
+		set_error(err, errlen, "line %u: unknown key \"%.64s\" (see %s)", lineno, name,
 			 spec->manual);
 		return -EINVAL;
 	}
 	if (keyfile_set(base, key, value, why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "line %u: %s: %s", lineno, key->name, why);
+		set_error(err, errlen, "line %u: %s: %s", lineno, key->name, why);
 		return -EINVAL;
 	}
 	return 0;
@@ -120,11 +120,11 @@ int keyfile_parse(void *base, const struct keyfile_spec *spec, const char *text,
 		linelen = end - pos;
 		lineno++;
 		if (linelen >= sizeof(line)) {
-			snprintf(err, errlen, "line %u: the line is too long", lineno);
+			set_error(err, errlen, "line %u: the line is too long", lineno);
 			return -EINVAL;
 		}
 		if (memchr(text + pos, '\0', linelen)) {
-			snprintf(err, errlen, "line %u: the line holds a NUL byte", lineno);
+			set_error(err, errlen, "line %u: the line holds a NUL byte", lineno);
 			return -EINVAL;
 		}
 		memcpy(line, text + pos, linelen);
@@ -151,7 +151,7 @@ int keyfile_load(void *base, const struct keyfile_spec *spec, const char *path, 
 		ret = -errno;
 		if (ret == -ENOENT && !named)
 			return spec->check ? spec->check(base, err, errlen) : 0;
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-ret));
+		set_error(err, errlen, "cannot read %s: %s", path, strerror(-ret));
 		return ret;
 	}
 	text = malloc(KEYFILE_MAX);
@@ -161,16 +161,16 @@ int keyfile_load(void *base, const struct keyfile_spec *spec, const char *path, 
 		len += (size_t)n;
 	if (n < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-ret));
+		set_error(err, errlen, "cannot read %s: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (len == KEYFILE_MAX) {
-		snprintf(err, errlen, "%s is larger than %d bytes", path, KEYFILE_MAX);
+		set_error(err, errlen, "%s is larger than %d bytes", path, KEYFILE_MAX);
 		return -EFBIG;
 	}
 	ret = keyfile_parse(base, spec, text, len, sub, sizeof(sub));
 	if (ret < 0)
-		snprintf(err, errlen, "%s: %s", path, sub);
+		set_error(err, errlen, "%s: %s", path, sub);
 	return ret;
 }
 

@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "proto.h"
+#include "strutil.h"
 #include "banned.h"
 
 /* 0 when len bytes were read, -EPIPE on end of stream before the first byte. */
@@ -103,21 +104,21 @@ int proto_parse_request(json_t *msg, struct proto_request *req, char *err, size_
 	json_t *value;
 
 	if (!json_is_integer(version) || json_integer_value(version) != PROTO_VERSION) {
-		snprintf(err, errlen, "this agent speaks protocol version %d; update gpubox",
+		set_error(err, errlen, "this agent speaks protocol version %d; update gpubox",
 			 PROTO_VERSION);
 		return -EPROTO;
 	}
 	if (!json_is_string(op) || json_string_length(op) == 0 || json_string_length(op) > 32) {
-		snprintf(err, errlen, "the request names no operation");
+		set_error(err, errlen, "the request names no operation");
 		return -EINVAL;
 	}
 	if (args && !json_is_object(args)) {
-		snprintf(err, errlen, "the request's arguments must be an object");
+		set_error(err, errlen, "the request's arguments must be an object");
 		return -EINVAL;
 	}
 	json_object_foreach(msg, key, value) {
 		if (strcmp(key, "v") && strcmp(key, "op") && strcmp(key, "args")) {
-			snprintf(err, errlen, "the request has an unknown field");
+			set_error(err, errlen, "the request has an unknown field");
 			return -EINVAL;
 		}
 	}
@@ -135,15 +136,15 @@ int proto_arg_string(json_t *args, const char *name, bool required, const char *
 	if (!value) {
 		if (!required)
 			return 0;
-		snprintf(err, errlen, "%s is missing", name);
+		set_error(err, errlen, "%s is missing", name);
 		return -EINVAL;
 	}
 	if (!json_is_string(value)) {
-		snprintf(err, errlen, "%s must be text", name);
+		set_error(err, errlen, "%s must be text", name);
 		return -EINVAL;
 	}
 	if (strlen(json_string_value(value)) != json_string_length(value)) {
-		snprintf(err, errlen, "%s must not hold a NUL character", name);
+		set_error(err, errlen, "%s must not hold a NUL character", name);
 		return -EINVAL;
 	}
 	*out = json_string_value(value);
@@ -158,15 +159,15 @@ int proto_arg_int(json_t *args, const char *name, bool required, long long min, 
 	if (!value) {
 		if (!required)
 			return 0;
-		snprintf(err, errlen, "%s is missing", name);
+		set_error(err, errlen, "%s is missing", name);
 		return -EINVAL;
 	}
 	if (!json_is_integer(value)) {
-		snprintf(err, errlen, "%s must be a whole number", name);
+		set_error(err, errlen, "%s must be a whole number", name);
 		return -EINVAL;
 	}
 	if (json_integer_value(value) < min || json_integer_value(value) > max) {
-		snprintf(err, errlen, "%s must be between %lld and %lld", name, min, max);
+		set_error(err, errlen, "%s must be between %lld and %lld", name, min, max);
 		return -ERANGE;
 	}
 	*out = json_integer_value(value);
@@ -181,7 +182,7 @@ int proto_arg_bool(json_t *args, const char *name, bool *out, char *err, size_t 
 	if (!value)
 		return 0;
 	if (!json_is_boolean(value)) {
-		snprintf(err, errlen, "%s must be true or false", name);
+		set_error(err, errlen, "%s must be true or false", name);
 		return -EINVAL;
 	}
 	*out = json_is_true(value);
@@ -202,7 +203,7 @@ int proto_args_only(json_t *args, const char *const allowed[], char *err, size_t
 			if (strcmp(key, allowed[i]) == 0)
 				known = true;
 		if (!known) {
-			snprintf(err, errlen, "unknown argument \"%.40s\"", key);
+			set_error(err, errlen, "unknown argument \"%.40s\"", key);
 			return -EINVAL;
 		}
 	}

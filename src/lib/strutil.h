@@ -42,8 +42,13 @@ int buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n,
  * (the text is then incomplete and the caller frees it). */
 bool memstream_close(FILE *f);
 
-/* One sentence into err (which may be NULL or of length 0: then nothing). */
+/* One sentence into err (which may be NULL or of length 0: then nothing).
+ * Every human-readable reason of an "err, errlen" pair is written here. */
 __attribute__((format(printf, 3, 4)))
 void set_error(char *err, size_t errlen, const char *fmt, ...);
+/* The same, unless err already holds a reason: where a failure deep in
+ * some work is followed by others it caused, the first is worth telling. */
+__attribute__((format(printf, 3, 4)))
+void set_first_error(char *err, size_t errlen, const char *fmt, ...);
 
 #endif

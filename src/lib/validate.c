@@ -41,28 +41,28 @@ int validate_member_name(const char *name, char *err, size_t errlen)
 
 	validate_quote(name, shown, sizeof(shown));
 	if (len == 0) {
-		snprintf(err, errlen, "the member name is empty; use lower-case letters, digits and '-'");
+		set_error(err, errlen, "the member name is empty; use lower-case letters, digits and '-'");
 		return -EINVAL;
 	}
 	if (len > MEMBER_NAME_MAX) {
-		snprintf(err, errlen, "the member name \"%s\" is longer than %d characters",
+		set_error(err, errlen, "the member name \"%s\" is longer than %d characters",
 			 shown, MEMBER_NAME_MAX);
 		return -EINVAL;
 	}
 	if (name[0] < 'a' || name[0] > 'z') {
-		snprintf(err, errlen, "the member name \"%s\" must start with a lower-case letter", shown);
+		set_error(err, errlen, "the member name \"%s\" must start with a lower-case letter", shown);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if (!is_lower_alnum(name[i]) && name[i] != '-') {
-			snprintf(err, errlen,
+			set_error(err, errlen,
 				 "the member name \"%s\" may hold only lower-case letters, digits and '-'",
 				 shown);
 			return -EINVAL;
 		}
 	}
 	if (name[len - 1] == '-') {
-		snprintf(err, errlen, "the member name \"%s\" must not end with '-'", shown);
+		set_error(err, errlen, "the member name \"%s\" must not end with '-'", shown);
 		return -EINVAL;
 	}
 	return 0;
@@ -75,21 +75,21 @@ int validate_template_name(const char *name, char *err, size_t errlen)
 
 	validate_quote(name, shown, sizeof(shown));
 	if (len == 0 || len > TEMPLATE_NAME_MAX || !is_lower_alnum(name[0])) {
-		snprintf(err, errlen,
+		set_error(err, errlen,
 			 "the template name \"%s\" must be 1 to %d characters and start with a letter or digit",
 			 shown, TEMPLATE_NAME_MAX);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if (!is_lower_alnum(name[i]) && name[i] != '-' && name[i] != '.') {
-			snprintf(err, errlen,
+			set_error(err, errlen,
 				 "the template name \"%s\" may hold only lower-case letters, digits, '.' and '-'",
 				 shown);
 			return -EINVAL;
 		}
 	}
 	if (strstr(name, "..")) {
-		snprintf(err, errlen, "the template name \"%s\" must not contain \"..\"", shown);
+		set_error(err, errlen, "the template name \"%s\" must not contain \"..\"", shown);
 		return -EINVAL;
 	}
 	return 0;
@@ -104,12 +104,12 @@ int validate_template_ref(const char *ref, char *name, size_t namelen, uint32_t 
 
 	validate_quote(ref, shown, sizeof(shown));
 	if (!at || parse_uint32(at + 1, version) < 0 || *version == 0) {
-		snprintf(err, errlen, "\"%s\" is not a template reference NAME@VERSION", shown);
+		set_error(err, errlen, "\"%s\" is not a template reference NAME@VERSION", shown);
 		return -EINVAL;
 	}
 	len = (size_t)(at - ref);
 	if (len >= namelen || len > TEMPLATE_NAME_MAX) {
-		snprintf(err, errlen, "the template name in \"%s\" is too long", shown);
+		set_error(err, errlen, "the template name in \"%s\" is too long", shown);
 		return -EINVAL;
 	}
 	memcpy(name, ref, len);
@@ -124,11 +124,11 @@ int validate_port_text(const char *text, uint16_t *port, char *err, size_t errle
 
 	validate_quote(text, shown, sizeof(shown));
 	if (ret == -ERANGE) {
-		snprintf(err, errlen, "port %s is out of range; a port is a number from 1 to 65535", shown);
+		set_error(err, errlen, "port %s is out of range; a port is a number from 1 to 65535", shown);
 		return -EINVAL;
 	}
 	if (ret < 0) {
-		snprintf(err, errlen, "\"%s\" is not a port; a port is a number from 1 to 65535", shown);
+		set_error(err, errlen, "\"%s\" is not a port; a port is a number from 1 to 65535", shown);
 		return -EINVAL;
 	}
 	return 0;
@@ -225,24 +225,24 @@ static int ssh_key_check_blob(struct ssh_key *key, const struct ssh_key_type *ty
 		return -ENOMEM;
 	if (sodium_base642bin(blob, b64len, key->base64, b64len, NULL, &bloblen, &end,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 || end != key->base64 + b64len) {
-		snprintf(err, errlen, "the key's base64 data is damaged; copy the whole line of your .pub file");
+		set_error(err, errlen, "the key's base64 data is damaged; copy the whole line of your .pub file");
 		return -EINVAL;
 	}
 	if (ssh_blob_string(blob, bloblen, &pos, &tname, &tlen) < 0 ||
 	    tlen != strlen(type->name) || memcmp(tname, type->name, tlen) != 0) {
-		snprintf(err, errlen, "the key's data does not match its type %s", type->name);
+		set_error(err, errlen, "the key's data does not match its type %s", type->name);
 		return -EINVAL;
 	}
 	if (type->is_rsa) {
 		key->bits = ssh_rsa_bits(blob, bloblen, pos);
 		if (key->bits < 2048) {
-			snprintf(err, errlen,
+			set_error(err, errlen,
 				 "RSA keys must have at least 2048 bits (this one has %u); make an ed25519 key with ssh-keygen -t ed25519",
 				 key->bits);
 			return -EINVAL;
 		}
 	} else if (bloblen - pos < 8) {
-		snprintf(err, errlen, "the key's data is too short for a %s key", type->name);
+		set_error(err, errlen, "the key's data is too short for a %s key", type->name);
 		return -EINVAL;
 	}
 	ssh_key_fingerprint(blob, bloblen, key->fingerprint, sizeof(key->fingerprint));
@@ -259,12 +259,12 @@ int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errle
 		return -ENOMEM;
 	memset(key, 0, sizeof(*key));
 	if (strlen(line) >= SSH_KEY_MAX) {
-		snprintf(err, errlen, "the key is longer than %d characters", SSH_KEY_MAX - 1);
+		set_error(err, errlen, "the key is longer than %d characters", SSH_KEY_MAX - 1);
 		return -EINVAL;
 	}
 	for (const char *c = line; *c; c++) {
 		if ((unsigned char)*c < 0x20 && *c != '\t') {
-			snprintf(err, errlen, "the key line holds a control character or a line break; give one key per line");
+			set_error(err, errlen, "the key line holds a control character or a line break; give one key per line");
 			return -EINVAL;
 		}
 	}
@@ -275,7 +275,7 @@ int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errle
 		p++;
 	len = (size_t)(p - word);
 	if (len == 0) {
-		snprintf(err, errlen, "the key is empty; give the contents of your .pub file");
+		set_error(err, errlen, "the key is empty; give the contents of your .pub file");
 		return -EINVAL;
 	}
 	if (len >= sizeof(key->type))
@@ -285,11 +285,11 @@ int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errle
 	type = ssh_key_find_type(key->type);
 	if (!type) {
 		if (strchr(key->type, '=') || strchr(key->type, ',') || strchr(key->type, '"'))
-			snprintf(err, errlen, "keys with options (such as command= or from=) are not accepted; give the plain public key");
+			set_error(err, errlen, "keys with options (such as command= or from=) are not accepted; give the plain public key");
 		else if (strcmp(key->type, "ssh-dss") == 0)
-			snprintf(err, errlen, "DSA keys are no longer safe; make an ed25519 key with ssh-keygen -t ed25519");
+			set_error(err, errlen, "DSA keys are no longer safe; make an ed25519 key with ssh-keygen -t ed25519");
 		else
-			snprintf(err, errlen, "this is not an SSH public key of a known type (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)");
+			set_error(err, errlen, "this is not an SSH public key of a known type (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)");
 		return -EINVAL;
 	}
 	while (*p == ' ' || *p == '\t')
@@ -299,7 +299,7 @@ int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errle
 		p++;
 	len = (size_t)(p - word);
 	if (len == 0) {
-		snprintf(err, errlen, "the key has a type but no data; copy the whole line of your .pub file");
+		set_error(err, errlen, "the key has a type but no data; copy the whole line of your .pub file");
 		return -EINVAL;
 	}
 	memcpy(key->base64, word, len);

@@ -74,7 +74,7 @@ int mounts_parse(const char *text, struct mounts_entry *entries, size_t max, siz
 
 	*n = 0;
 	if (strlen(text) >= sizeof(buf)) {
-		snprintf(err, errlen, "mounts is too long");
+		set_error(err, errlen, "mounts is too long");
 		return -EINVAL;
 	}
 	memcpy(buf, text, strlen(text) + 1);
@@ -85,13 +85,13 @@ int mounts_parse(const char *text, struct mounts_entry *entries, size_t max, siz
 		if (!*host)
 			continue;
 		if (*n == max) {
-			snprintf(err, errlen, "mounts names more than %zu directories", max);
+			set_error(err, errlen, "mounts names more than %zu directories", max);
 			return -EINVAL;
 		}
 		target = strchr(host, ':');
 		mode = target ? strchr(target + 1, ':') : NULL;
 		if (!target || !mode || strchr(mode + 1, ':')) {
-			snprintf(err, errlen, "mounts: \"%.80s\" is not HOST:CONTAINER:ro or HOST:CONTAINER:rw",
+			set_error(err, errlen, "mounts: \"%.80s\" is not HOST:CONTAINER:ro or HOST:CONTAINER:rw",
 				 host);
 			return -EINVAL;
 		}
@@ -99,18 +99,18 @@ int mounts_parse(const char *text, struct mounts_entry *entries, size_t max, siz
 		*mode++ = '\0';
 		e = &entries[*n];
 		if (!mounts_valid_path(host, true) || !mounts_valid_path(target, false)) {
-			snprintf(err, errlen,
+			set_error(err, errlen,
 				 "mounts: \"%.80s:%.80s\" needs absolute paths of letters, digits and _./@+- (and %%u on the host side)",
 				 host, target);
 			return -EINVAL;
 		}
 		if (mounts_forbidden_target(target)) {
-			snprintf(err, errlen, "mounts: %.80s is a system directory of the container; choose another place",
+			set_error(err, errlen, "mounts: %.80s is a system directory of the container; choose another place",
 				 target);
 			return -EINVAL;
 		}
 		if (strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0) {
-			snprintf(err, errlen, "mounts: the mode of %.80s must be ro or rw", target);
+			set_error(err, errlen, "mounts: the mode of %.80s must be ro or rw", target);
 			return -EINVAL;
 		}
 		snprintf(e->host, sizeof(e->host), "%s", host);
@@ -163,7 +163,7 @@ int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *
 
 		ret = mounts_expand(e->host, rec->name, source, sizeof(plan->source[i]));
 		if (ret < 0) {
-			snprintf(err, errlen, "mounts: %s is too long for %s", e->host, rec->name);
+			set_error(err, errlen, "mounts: %s is too long for %s", e->host, rec->name);
 			return ret;
 		}
 		if (e->per_member && lstat(source, &st) < 0 && errno == ENOENT) {
@@ -172,13 +172,13 @@ int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *
 
 			if (mkdir(source, 0700) < 0 || chown(source, owner, owner) < 0) {
 				ret = -errno;
-				snprintf(err, errlen, "cannot create %s: %s", source, strerror(-ret));
+				set_error(err, errlen, "cannot create %s: %s", source, strerror(-ret));
 				return ret;
 			}
 			log_info("created %s for %s", source, rec->name);
 		}
 		if (lstat(source, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			snprintf(err, errlen, "the host directory %s (mounts in gpubox.conf) does not exist", source);
+			set_error(err, errlen, "the host directory %s (mounts in gpubox.conf) does not exist", source);
 			return -ENOENT;
 		}
 		snprintf(plan->target[i], sizeof(plan->target[i]), "%s", e->target + 1);

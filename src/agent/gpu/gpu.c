@@ -272,7 +272,7 @@ int gpu_parse_capabilities(const char *text, unsigned *caps, char *err, size_t e
 			}
 		}
 		if (!found) {
-			snprintf(err, errlen, "unknown GPU capability \"%.*s\" (utility, compute, video, graphics or all)",
+			set_error(err, errlen, "unknown GPU capability \"%.*s\" (utility, compute, video, graphics or all)",
 				 (int)(len > 32 ? 32 : len), p);
 			return -EINVAL;
 		}
@@ -323,7 +323,7 @@ int gpu_select(const struct gpu_host *host, const char *set, uint64_t *mask, cha
 		int ret;
 
 		if (len >= sizeof(word)) {
-			snprintf(err, errlen, "a GPU is named by its index or its UUID; \"%.32s...\" is neither", p);
+			set_error(err, errlen, "a GPU is named by its index or its UUID; \"%.32s...\" is neither", p);
 			return -EINVAL;
 		}
 		memcpy(word, p, len);
@@ -334,7 +334,7 @@ int gpu_select(const struct gpu_host *host, const char *set, uint64_t *mask, cha
 			continue;
 		ret = gpu_find(host, word, &index);
 		if (ret == -EINVAL) {
-			snprintf(err, errlen, "a GPU is named by its index or its UUID; \"%s\" is neither", word);
+			set_error(err, errlen, "a GPU is named by its index or its UUID; \"%s\" is neither", word);
 			return -EINVAL;
 		}
 		/* A GPU that left the server (or a set written for another one) is skipped. */

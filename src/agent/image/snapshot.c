@@ -44,6 +44,7 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
+#include "strutil.h"
 #include "banned.h"
 
 #define SNAPSHOT_BUFFER (1024 * 1024)
@@ -54,20 +55,6 @@
 #define SNAPSHOT_XATTR_CAPS "security.capability"
 #define SNAPSHOT_RESOLVE (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | \
 			  RESOLVE_NO_XDEV)
-
-static void snapshot_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void snapshot_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0 || err[0])
-		return;   /* the first reason is the one worth telling */
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* A path from an archive, made printable for a message. */
 static void snapshot_shown(const char *path, char *buf, size_t len)
@@ -503,7 +490,7 @@ static int snapshot_walk(struct snapshot_writer *w, int dfd, char *rel, size_t r
 	int fd, ret;
 
 	if (depth > SNAPSHOT_MAX_DEPTH) {
-		snapshot_set_err(w->err, w->errlen, "your layer is nested more than %d directories deep",
+		set_first_error(w->err, w->errlen, "your layer is nested more than %d directories deep",
 				 SNAPSHOT_MAX_DEPTH);
 		return -ELOOP;
 	}
@@ -525,7 +512,7 @@ static int snapshot_walk(struct snapshot_writer *w, int dfd, char *rel, size_t r
 			return -errno;
 		len = strlen(de->d_name);
 		if (rellen + len + 2 >= PATH_MAX) {
-			snapshot_set_err(w->err, w->errlen, "a path in your layer is longer than %d bytes",
+			set_first_error(w->err, w->errlen, "a path in your layer is longer than %d bytes",
 					 PATH_MAX);
 			return -ENAMETOOLONG;
 		}
@@ -626,7 +613,7 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 		ret = -EIO;
 	}
 	if (ret < 0) {
-		snapshot_set_err(err, errlen, "cannot write the snapshot: %s",
+		set_first_error(err, errlen, "cannot write the snapshot: %s",
 				 ret == -EIO && archive_error_string(w.ar) ? archive_error_string(w.ar)
 									  : strerror(-ret));
 		goto out;
@@ -831,7 +818,7 @@ static int snapshot_refuse(struct snapshot_reader *r, const char *path, const ch
 	char shown[96];
 
 	snapshot_shown(path, shown, sizeof(shown));
-	snapshot_set_err(r->err, r->errlen, "the archive is refused: %s (%s)", why, shown);
+	set_first_error(r->err, r->errlen, "the archive is refused: %s (%s)", why, shown);
 	return -EPERM;
 }
 
@@ -1045,7 +1032,7 @@ static int snapshot_extract_file(struct snapshot_reader *r, struct archive *ar,
 		return -errno;
 	ret = snapshot_extract_data(r, ar, fd, entry);
 	if (ret == -EBADMSG)
-		snapshot_set_err(r->err, r->errlen, "the archive is damaged: %s",
+		set_first_error(r->err, r->errlen, "the archive is damaged: %s",
 				 archive_error_string(ar) ? archive_error_string(ar) : "bad data");
 	if (ret < 0)
 		return ret;
@@ -1201,7 +1188,7 @@ static int snapshot_extract_entries(struct snapshot_reader *r, struct archive *a
 		if (status == ARCHIVE_EOF)
 			return 0;
 		if (status < ARCHIVE_WARN) {
-			snapshot_set_err(r->err, r->errlen, "the archive is damaged: %s",
+			set_first_error(r->err, r->errlen, "the archive is damaged: %s",
 					 archive_error_string(ar) ? archive_error_string(ar) : "bad header");
 			return -EBADMSG;
 		}
@@ -1211,7 +1198,7 @@ static int snapshot_extract_entries(struct snapshot_reader *r, struct archive *a
 
 			snapshot_shown(archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "",
 				       shown, sizeof(shown));
-			snapshot_set_err(r->err, r->errlen, "cannot restore %s: %s", shown, strerror(-ret));
+			set_first_error(r->err, r->errlen, "cannot restore %s: %s", shown, strerror(-ret));
 			return ret;
 		}
 	}
@@ -1287,7 +1274,7 @@ int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_b
 	archive_read_support_format_tar(ar);
 	archive_read_support_filter_zstd(ar);
 	if (archive_read_open(ar, &r, NULL, snapshot_read_cb, NULL) != ARCHIVE_OK) {
-		snapshot_set_err(err, errlen, "the archive cannot be read: %s",
+		set_first_error(err, errlen, "the archive cannot be read: %s",
 				 archive_error_string(ar) ? archive_error_string(ar) : "unknown format");
 		ret = -EBADMSG;
 		goto out;
@@ -1320,7 +1307,7 @@ int snapshot_check_name(const char *name, char *err, size_t errlen)
 	size_t len = name ? strlen(name) : 0;
 
 	if (len == 0 || len > SNAPSHOT_NAME_MAX) {
-		snprintf(err, errlen, "a snapshot name has 1 to %d characters", SNAPSHOT_NAME_MAX);
+		set_error(err, errlen, "a snapshot name has 1 to %d characters", SNAPSHOT_NAME_MAX);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
@@ -1328,7 +1315,7 @@ int snapshot_check_name(const char *name, char *err, size_t errlen)
 		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 
 		if (!alnum && (i == 0 || (c != '-' && c != '_'))) {
-			snprintf(err, errlen,
+			set_error(err, errlen,
 				 "a snapshot name is letters, digits, '-' and '_', starting with a letter or digit (not a path)");
 			return -EINVAL;
 		}

@@ -98,7 +98,7 @@ static int member_run(const char *const argv[], char *err, size_t errlen)
 
 	if (ret == 0)
 		return 0;
-	snprintf(err, errlen, "%s failed: %s", argv[0], strip(output));
+	set_error(err, errlen, "%s failed: %s", argv[0], strip(output));
 	log_error("%s", err);
 	return ret < 0 ? ret : -EIO;
 }
@@ -192,11 +192,11 @@ static int member_parse_keys(json_t *keys, char ***lines, char ***fingerprints, 
 	size_t i;
 
 	if (!json_is_array(keys) || count == 0) {
-		snprintf(err, errlen, "give at least one SSH public key (--key FILE)");
+		set_error(err, errlen, "give at least one SSH public key (--key FILE)");
 		return -EINVAL;
 	}
 	if (count > MEMBER_MAX_KEYS) {
-		snprintf(err, errlen, "at most %d keys per member", MEMBER_MAX_KEYS);
+		set_error(err, errlen, "at most %d keys per member", MEMBER_MAX_KEYS);
 		return -EINVAL;
 	}
 	l = calloc(count + 1, sizeof(*l));
@@ -212,13 +212,13 @@ static int member_parse_keys(json_t *keys, char ***lines, char ***fingerprints, 
 
 		if (!json_is_string(value)) {
 			free(key);
-			snprintf(err, errlen, "key %zu is not text", i + 1);
+			set_error(err, errlen, "key %zu is not text", i + 1);
 			return -EINVAL;
 		}
 		ret = ssh_key_parse(json_string_value(value), key, why, sizeof(why));
 		if (ret < 0) {
 			free(key);
-			snprintf(err, errlen, "key %zu: %s", i + 1, why);
+			set_error(err, errlen, "key %zu: %s", i + 1, why);
 			return ret;
 		}
 		if (asprintf(&l[i], "%s %s%s%s", key->type, key->base64, key->comment[0] ? " " : "",
@@ -312,19 +312,19 @@ static int member_allocate(struct agent *a, struct member_record *rec, char *err
 		return ret;
 	ret = member_alloc_uid(a, list, n, &rec->uid);
 	if (ret < 0) {
-		snprintf(err, errlen, "no free uid left in uid_range %u-%u; widen it in gpubox.conf",
+		set_error(err, errlen, "no free uid left in uid_range %u-%u; widen it in gpubox.conf",
 			 a->cfg.uid_range.first, a->cfg.uid_range.last);
 		return ret;
 	}
 	ret = member_alloc_subid(a, list, n, &rec->subid_base);
 	if (ret < 0) {
-		snprintf(err, errlen, "no free block of %u ids left in subid_range; widen it in gpubox.conf",
+		set_error(err, errlen, "no free block of %u ids left in subid_range; widen it in gpubox.conf",
 			 SUBID_COUNT);
 		return ret;
 	}
 	ret = member_alloc_port_and_address(a, list, n, rec);
 	if (ret < 0) {
-		snprintf(err, errlen, "no free SSH port or address left; widen ssh_port_range or bridge_address");
+		set_error(err, errlen, "no free SSH port or address left; widen ssh_port_range or bridge_address");
 		return ret;
 	}
 	return 0;
@@ -353,11 +353,11 @@ static int member_name_free(struct agent *a, const char *name, char *err, size_t
 	struct member_record rec;
 
 	if (db_member_get(a->db, name, &rec) == 0) {
-		snprintf(err, errlen, "member %s exists already", name);
+		set_error(err, errlen, "member %s exists already", name);
 		return -EEXIST;
 	}
 	if (getpwnam(name) || getgrnam(name)) {
-		snprintf(err, errlen, "a host account or group named %s exists already; choose another name",
+		set_error(err, errlen, "a host account or group named %s exists already; choose another name",
 			 name);
 		return -EEXIST;
 	}
@@ -383,7 +383,7 @@ static int member_create(struct agent *a, const struct member_record *rec, const
 		else
 			db_rollback(a->db);
 		if (ret < 0 && !err[0])
-			snprintf(err, errlen, "could not record member %s", rec->name);
+			set_error(err, errlen, "could not record member %s", rec->name);
 	}
 	if (ret == 0) {
 		ret = member_create_account(a, rec, err, errlen);
@@ -398,7 +398,7 @@ static int member_create(struct agent *a, const struct member_record *rec, const
 				member_run(userdel, ignored, sizeof(ignored));
 			db_member_delete(a->db, rec->name);
 			if (!err[0])
-				snprintf(err, errlen, "could not set up the host account of %s", rec->name);
+				set_error(err, errlen, "could not set up the host account of %s", rec->name);
 		}
 	}
 	if (ret < 0)
@@ -466,7 +466,7 @@ static int member_subid_file_clash(const char *path, uint32_t base, char *err, s
 		if (ranges[i].first == base && ranges[i].count == SUBID_COUNT &&
 		    member_subid_file_grants(path, base))
 			continue;
-		snprintf(err, errlen, "its ids %u-%u overlap the range %u-%u of %s", base,
+		set_error(err, errlen, "its ids %u-%u overlap the range %u-%u of %s", base,
 			 base + SUBID_COUNT - 1, ranges[i].first,
 			 (uint32_t)((uint64_t)ranges[i].first + ranges[i].count - 1), path);
 		return -EEXIST;
@@ -488,12 +488,12 @@ static int member_check_preset(struct agent *a, const struct member_record *want
 				    list[i].ssh_port == want->ssh_port ? "SSH port" : NULL;
 
 		if (clash) {
-			snprintf(err, errlen, "its %s clash with local member %s", clash, list[i].name);
+			set_error(err, errlen, "its %s clash with local member %s", clash, list[i].name);
 			return -EEXIST;
 		}
 	}
 	if (getpwuid(want->uid) || getgrgid(want->uid)) {
-		snprintf(err, errlen, "uid %u is taken by a host account or group", want->uid);
+		set_error(err, errlen, "uid %u is taken by a host account or group", want->uid);
 		return -EEXIST;
 	}
 	ret = member_subid_file_clash("/etc/subuid", want->subid_base, err, errlen);
@@ -503,12 +503,12 @@ static int member_check_preset(struct agent *a, const struct member_record *want
 		return ret;
 	if (want->ssh_port >= a->cfg.forward_port_range.first &&
 	    want->ssh_port <= a->cfg.forward_port_range.last) {
-		snprintf(err, errlen, "SSH port %u lies in this server's forward_port_range %u-%u",
+		set_error(err, errlen, "SSH port %u lies in this server's forward_port_range %u-%u",
 			 want->ssh_port, a->cfg.forward_port_range.first, a->cfg.forward_port_range.last);
 		return -EEXIST;
 	}
 	if (db_forward_by_host_port(a->db, want->ssh_port, &forward) == 0) {
-		snprintf(err, errlen, "SSH port %u is forwarded for member %s", want->ssh_port,
+		set_error(err, errlen, "SSH port %u is forwarded for member %s", want->ssh_port,
 			 forward.member);
 		return -EEXIST;
 	}
@@ -547,7 +547,7 @@ int member_add_allocated(struct agent *a, const struct member_record *want,
 		return -EINVAL;
 	if (want->uid == 0 || want->uid >= SUBID_COUNT || want->subid_base == 0 ||
 	    want->subid_base % SUBID_COUNT != 0 || want->ssh_port == 0 || want->ssh_port > 65535) {
-		snprintf(err, errlen, "uid %u, ids from %u or SSH port %u are out of range", want->uid,
+		set_error(err, errlen, "uid %u, ids from %u or SSH port %u are out of range", want->uid,
 			 want->subid_base, want->ssh_port);
 		return -EINVAL;
 	}
@@ -566,7 +566,7 @@ int member_add_allocated(struct agent *a, const struct member_record *want,
 	if (ret == 0) {
 		ret = member_alloc_address(a, list, n, &rec);
 		if (ret < 0)
-			snprintf(err, errlen, "no free address left; widen bridge_address");
+			set_error(err, errlen, "no free address left; widen bridge_address");
 	}
 	if (ret == 0)
 		ret = member_create(a, &rec, lines, fingerprints, nkeys, true, err, errlen);
@@ -591,7 +591,7 @@ int member_remove(struct agent *a, const char *name, bool purge, char *kept, siz
 	ret = db_member_get(a->db, name, &rec);
 	if (ret < 0) {
 		pthread_mutex_unlock(&a->members_lock);
-		snprintf(err, errlen, "there is no member %s (see gpubox admin user ls)", name);
+		set_error(err, errlen, "there is no member %s (see gpubox admin user ls)", name);
 		return ret;
 	}
 	if (getpwnam(name)) {
