@@ -988,9 +988,17 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 int ops_stop_member(struct agent *a, const struct member_record *rec);
 
 /* One operation at a time per member (defined in ops.c, named for the
- * agent whose busy[] it guards). */
-void agent_lock_member(struct agent *a, const char *name);
-void agent_unlock_member(struct agent *a, const char *name);
+ * agent whose busy[] it guards).  Held by a variable that lets go when it
+ * goes out of scope:
+ *	__do_unlock_member struct member_lock lock = agent_lock_member(a, name);
+ * agent_unlock_member(&lock) lets go earlier; letting go twice is harmless. */
+struct member_lock {
+	struct agent *a;        /* NULL once let go */
+	char name[40];
+};
+struct member_lock agent_lock_member(struct agent *a, const char *name);
+void agent_unlock_member(struct member_lock *lock);
+#define __do_unlock_member __attribute__((cleanup(agent_unlock_member)))
 
 /* Run one request.  On success *result is set (may be an empty object);
  * on failure returns negative and fills *error. */

@@ -21,33 +21,43 @@
 
 /* Here rather than in main.c: every user of the lock (ops, hubsync.c) is
  * in the agent's library, and so are the tests that link them. */
-void agent_lock_member(struct agent *a, const char *name)
+struct member_lock agent_lock_member(struct agent *a, const char *name)
 {
+	struct member_lock lock = { .a = a };
+
+	snprintf(lock.name, sizeof(lock.name), "%s", name);
 	pthread_mutex_lock(&a->busy_lock);
 	for (;;) {
 		bool busy = false;
 		size_t slot = ARRAY_SIZE(a->busy);
 
 		for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++) {
-			if (strcmp(a->busy[i], name) == 0)
+			if (strcmp(a->busy[i], lock.name) == 0)
 				busy = true;
 			else if (!a->busy[i][0] && slot == ARRAY_SIZE(a->busy))
 				slot = i;
 		}
 		if (!busy && slot < ARRAY_SIZE(a->busy)) {
-			snprintf(a->busy[slot], sizeof(a->busy[slot]), "%s", name);
+			snprintf(a->busy[slot], sizeof(a->busy[slot]), "%s", lock.name);
 			break;
 		}
 		pthread_cond_wait(&a->busy_changed, &a->busy_lock);
 	}
 	pthread_mutex_unlock(&a->busy_lock);
+	return lock;
 }
 
-void agent_unlock_member(struct agent *a, const char *name)
+/* Also the cleanup of __do_unlock_member: a lock let go already is left alone. */
+void agent_unlock_member(struct member_lock *lock)
 {
+	struct agent *a = lock->a;
+
+	if (!a)
+		return;
+	lock->a = NULL;
 	pthread_mutex_lock(&a->busy_lock);
 	for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++)
-		if (strcmp(a->busy[i], name) == 0)
+		if (strcmp(a->busy[i], lock->name) == 0)
 			a->busy[i][0] = '\0';
 	pthread_cond_broadcast(&a->busy_changed);
 	pthread_mutex_unlock(&a->busy_lock);
@@ -359,29 +369,28 @@ int ops_stop_member(struct agent *a, const struct member_record *rec)
 static int op_start(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
-	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
 		return -1;
-	agent_lock_member(ctx->a, rec.name);
-	ret = ops_start_member(ctx, &rec, result);
-	agent_unlock_member(ctx->a, rec.name);
-	return ret;
+	lock = agent_lock_member(ctx->a, rec.name);
+	return ops_start_member(ctx, &rec, result);
 }
 
 static int op_stop(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
 		return -1;
-	agent_lock_member(ctx->a, rec.name);
+	lock = agent_lock_member(ctx->a, rec.name);
 	progress_say(ctx->progress, "Stopping the container of %s", rec.name);
 	ret = ops_stop_member(ctx->a, &rec);
-	agent_unlock_member(ctx->a, rec.name);
+	agent_unlock_member(&lock);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; see the agent's log");
 	*result = json_pack("{s:s, s:s}", "member", rec.name, "state", "stopped");
@@ -442,6 +451,7 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "confirm", "keep_home", NULL };
 	struct agent *a = ctx->a;
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	struct storage_paths paths;
 	char err[256];
@@ -455,7 +465,7 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 		return ops_usage(ctx, err);
 	if (!confirm)
 		return ops_usage(ctx, "rebuild deletes every change you made in your container; confirm it (gpubox rebuild --yes)");
-	agent_lock_member(a, rec.name);
+	lock = agent_lock_member(a, rec.name);
 	was_running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
 	progress_say(ctx->progress, "Rebuilding the container of %s from its template", rec.name);
 	ret = ops_stop_member(a, &rec);
@@ -468,10 +478,8 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 	/* /home goes back even when the wipe failed half-way. */
 	if (keep_home && ops_snapshot_return_home(&paths) < 0 && ret == 0)
 		ret = -EIO;
-	if (ret < 0) {
-		agent_unlock_member(a, rec.name);
+	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container could not be reset; see the agent's log");
-	}
 	/* A fresh layer moves to the newest template. */
 	db_member_set_template(a->db, rec.name, "");
 	rec.template_ref[0] = '\0';
@@ -485,7 +493,6 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 			*result = json_pack("{s:s, s:s, s:s}", "member", rec.name, "state", "stopped",
 					    "template", rec.template_ref);
 	}
-	agent_unlock_member(a, rec.name);
 	return ret;
 }
 
@@ -637,6 +644,7 @@ static int op_user_add(struct op_context *ctx, json_t **result)
 static int op_user_rm(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "name", "purge", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	const char *name;
 	char err[512] = "", kept[PATH_MAX];
@@ -650,16 +658,13 @@ static int op_user_rm(struct op_context *ctx, json_t **result)
 		return ops_usage(ctx, err);
 	if (db_member_get(ctx->a->db, name, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no member %s (see gpubox admin user ls)", name);
-	agent_lock_member(ctx->a, name);
-	if (ops_stop_member(ctx->a, &rec) < 0) {
-		agent_unlock_member(ctx->a, name);
+	lock = agent_lock_member(ctx->a, name);
+	if (ops_stop_member(ctx->a, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container of %s did not stop; nothing was removed", name);
-	}
-	if (member_remove(ctx->a, name, purge, kept, sizeof(kept), err, sizeof(err)) < 0) {
-		agent_unlock_member(ctx->a, name);
+	if (member_remove(ctx->a, name, purge, kept, sizeof(kept), err, sizeof(err)) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the member could not be removed");
-	}
-	agent_unlock_member(ctx->a, name);
+	/* Nothing of the member is left to guard while the rules are rewritten. */
+	agent_unlock_member(&lock);
 	ops_sync_rules(ctx->a);
 	*result = kept[0] ? json_pack("{s:s, s:s}", "name", name, "kept", kept)
 			  : json_pack("{s:s}", "name", name);

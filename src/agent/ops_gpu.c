@@ -187,6 +187,7 @@ static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
 	static const char *const allowed[] = { "member", "gpu", NULL };
 	struct agent *a = ctx->a;
 	__do_free struct gpu_host *host = NULL;
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	const char *name, *selector;
 	char err[256], set[OPS_GPU_SET_MAX] = "";
@@ -221,11 +222,9 @@ static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no GPU %s on this server (see gpubox admin gpu ls)",
 				selector);
 
-	agent_lock_member(a, rec.name);
-	if (ops_gpu_mask(a, host, rec.name, &mask) < 0) {
-		agent_unlock_member(a, rec.name);
+	lock = agent_lock_member(a, rec.name);
+	if (ops_gpu_mask(a, host, rec.name, &mask) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the GPU set of %s is not valid; see the agent's log", rec.name);
-	}
 	old = mask;
 	if (attach)
 		mask |= (uint64_t)1 << index;
@@ -242,10 +241,8 @@ static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
 	if (!mask)
 		snprintf(set, sizeof(set), "none");
 	ret = db_gpu_set_put(a->db, rec.name, set);
-	if (ret < 0) {
-		agent_unlock_member(a, rec.name);
+	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
-	}
 
 	/* A running container changes now: its node and its device cgroup. */
 	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING &&
@@ -267,7 +264,7 @@ static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
 				ret = container_device_rule(a->lxcpath, rec.name, rule, false);
 		}
 	}
-	agent_unlock_member(a, rec.name);
+	agent_unlock_member(&lock);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"GPU %zu is recorded for %s but the running container could not be changed; restart it (see the agent's log)",

@@ -191,6 +191,7 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "name", "freeze", NULL };
 	struct agent *a = ctx->a;
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	struct snapshot_info info = { 0 }, existing;
 	const char *name = NULL;
@@ -217,27 +218,21 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 	if (ops_snapshot_dirs(ctx, rec.name, dir, sizeof(dir)) < 0)
 		return -1;
 
-	agent_lock_member(a, rec.name);
+	lock = agent_lock_member(a, rec.name);
 	snapshot_clean(&a->cfg, rec.name);
-	if (snapshot_get(&a->cfg, rec.name, info.name, &existing) == 0) {
-		agent_unlock_member(a, rec.name);
+	if (snapshot_get(&a->cfg, rec.name, info.name, &existing) == 0)
 		return ops_fail(ctx, PROTO_E_CONFLICT,
 				"you have a snapshot named %s already; choose another name or remove it (gpubox snapshot rm %s)",
 				info.name, info.name);
-	}
 	ops_snapshot_usage(a, rec.name, &count, &used);
-	if (a->cfg.snapshot_max_count && count >= a->cfg.snapshot_max_count) {
-		agent_unlock_member(a, rec.name);
+	if (a->cfg.snapshot_max_count && count >= a->cfg.snapshot_max_count)
 		return ops_fail(ctx, PROTO_E_CONFLICT,
 				"you have %zu snapshots, the most allowed; remove one first (gpubox snapshot rm NAME)",
 				count);
-	}
-	if (a->cfg.snapshot_quota && used >= a->cfg.snapshot_quota) {
-		agent_unlock_member(a, rec.name);
+	if (a->cfg.snapshot_quota && used >= a->cfg.snapshot_quota)
 		return ops_fail(ctx, PROTO_E_CONFLICT,
 				"your snapshots use %llu MB, your whole quota; remove one first (gpubox snapshot rm NAME)",
 				used >> 20);
-	}
 
 	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
 	if (running && freeze) {
@@ -251,10 +246,8 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 	}
 	if (running && !frozen) {
 		progress_say(ctx->progress, "Stopping the container of %s for the snapshot", rec.name);
-		if (ops_stop_member(a, &rec) < 0) {
-			agent_unlock_member(a, rec.name);
+		if (ops_stop_member(a, &rec) < 0)
 			return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; no snapshot was taken");
-		}
 	}
 	ret = ops_snapshot_take(ctx, &rec, dir, &info);
 	if (frozen && ops_freeze(a, rec.name, false) < 0)
@@ -273,7 +266,7 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 		}
 		json_decref(started);
 	}
-	agent_unlock_member(a, rec.name);
+	agent_unlock_member(&lock);
 	if (ret < 0)
 		return -1;
 	*result = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b}", "name", info.name,
@@ -316,6 +309,7 @@ static int op_snapshot_ls(struct op_context *ctx, json_t **result)
 static int op_snapshot_rm(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "name", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	struct snapshot_info info;
 	const char *name = NULL;
@@ -327,11 +321,11 @@ static int op_snapshot_rm(struct op_context *ctx, json_t **result)
 	if (proto_arg_string(ctx->args, "name", true, &name, err, sizeof(err)) < 0 ||
 	    snapshot_check_name(name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
-	agent_lock_member(ctx->a, rec.name);
+	lock = agent_lock_member(ctx->a, rec.name);
 	ret = snapshot_get(&ctx->a->cfg, rec.name, name, &info);
 	if (ret == 0)
 		ret = snapshot_remove(&ctx->a->cfg, rec.name, name);
-	agent_unlock_member(ctx->a, rec.name);
+	agent_unlock_member(&lock);
 	if (ret == -ENOENT)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", name);
 	if (ret < 0)
@@ -447,6 +441,7 @@ static int op_restore(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "name", "confirm", NULL };
 	struct agent *a = ctx->a;
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	struct snapshot_info info;
 	struct storage_paths paths;
@@ -493,17 +488,13 @@ static int op_restore(struct op_context *ctx, json_t **result)
 	if (storage_paths(a->cfg.state_dir, rec.name, &paths) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths");
 
-	agent_lock_member(a, rec.name);
+	lock = agent_lock_member(a, rec.name);
 	was_running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
 	progress_say(ctx->progress, "Stopping the container of %s for the restore", rec.name);
-	if (ops_stop_member(a, &rec) < 0) {
-		agent_unlock_member(a, rec.name);
+	if (ops_stop_member(a, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; nothing was restored");
-	}
-	if (storage_prepare(&paths, rec.subid_base) < 0) {
-		agent_unlock_member(a, rec.name);
+	if (storage_prepare(&paths, rec.subid_base) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot prepare the container's layer; see the agent's log");
-	}
 	if (ops_restore_swap(ctx, &rec, &paths, &info, fd) < 0) {
 		if (was_running) {
 			json_t *started = NULL;
@@ -513,13 +504,11 @@ static int op_restore(struct op_context *ctx, json_t **result)
 			json_decref(started);
 			*ctx->error = saved;
 		}
-		agent_unlock_member(a, rec.name);
 		return -1;
 	}
 	/* 4. The member's layer sits on the snapshot's template now. */
 	if (db_member_set_template(a->db, rec.name, info.template_ref) < 0) {
 		ops_restore_undo(a, &rec, &paths);
-		agent_unlock_member(a, rec.name);
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; nothing was restored");
 	}
 	snprintf(rec.template_ref, sizeof(rec.template_ref), "%s", info.template_ref);
@@ -537,7 +526,6 @@ static int op_restore(struct op_context *ctx, json_t **result)
 			json_decref(started);
 		}
 		*ctx->error = saved;
-		agent_unlock_member(a, rec.name);
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"the restored container did not start, so your previous files were put back: %s",
 				saved.text);
@@ -555,7 +543,7 @@ static int op_restore(struct op_context *ctx, json_t **result)
 				log_warn_errno(0, -ret, "cannot remove the previous layer of %s", rec.name);
 		}
 	}
-	agent_unlock_member(a, rec.name);
+	agent_unlock_member(&lock);
 	if (*result)
 		json_object_set_new(*result, "restored", json_string(info.name));
 	return 0;
