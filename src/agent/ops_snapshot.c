@@ -375,6 +375,16 @@ static int ops_restore_undo(struct agent *a, const struct member_record *rec,
 	return 0;
 }
 
+/* A restore that failed before its renames: the layer is put back as it was. */
+static int ops_restore_unchanged(struct op_context *ctx, const struct member_record *rec,
+				 const struct storage_paths *paths, const char *snapshot, int ret,
+				 const char *why)
+{
+	ops_restore_undo(ctx->a, rec, paths);
+	return ops_fail(ctx, ret == -EPERM || ret == -EBADMSG ? PROTO_E_DENIED : PROTO_E_FAILED,
+			"snapshot %s was not restored, your container is unchanged: %s", snapshot, why);
+}
+
 static int ops_restore_swap(struct op_context *ctx, const struct member_record *rec,
 			    const struct storage_paths *paths, const struct snapshot_info *info,
 			    int archive_fd)
@@ -409,18 +419,14 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	progress_say(ctx->progress, "Restoring snapshot %s (%llu MB)", info->name, info->size >> 20);
 	ret = snapshot_extract(archive_fd, restore, rec->subid_base, ctx->progress, &stats, err,
 			       sizeof(err));
-	if (ret == 0 && strcmp(stats.sha256, info->sha256) != 0) {
-		snprintf(err, sizeof(err), "its checksum does not match its manifest (the file is damaged)");
-		ret = -EBADMSG;
-	}
+	if (ret == 0 && strcmp(stats.sha256, info->sha256) != 0)
+		return ops_restore_unchanged(ctx, rec, paths, info->name, -EBADMSG,
+					     "its checksum does not match its manifest (the file is damaged)");
 	if (ret == 0 && syncfs(lfd) < 0)
 		ret = -errno;
-	if (ret < 0) {
-		ops_restore_undo(ctx->a, rec, paths);
-		return ops_fail(ctx, ret == -EPERM || ret == -EBADMSG ? PROTO_E_DENIED : PROTO_E_FAILED,
-				"snapshot %s was not restored, your container is unchanged: %s", info->name,
-				err[0] ? err : strerror(-ret));
-	}
+	if (ret < 0)
+		return ops_restore_unchanged(ctx, rec, paths, info->name, ret,
+					     err[0] ? err : strerror(-ret));
 
 	/* 3. Two renames: the old layer aside, the new one in place. */
 	fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
