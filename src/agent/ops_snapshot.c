@@ -258,9 +258,12 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 
 		progress_say(ctx->progress, "Starting the container of %s again", rec.name);
 		if (ops_start_member(ctx, &rec, &started) < 0 && ret == 0) {
+			/* ops_fail() writes the text it reads: a copy first. */
+			struct reply_error why = *ctx->error;
+
 			ret = ops_fail(ctx, PROTO_E_FAILED,
 				       "snapshot %s was saved, but the container did not start again: %s",
-				       info.name, ctx->error->text);
+				       info.name, why.text);
 		} else if (ret < 0) {
 			*ctx->error = saved;
 		}
