@@ -446,54 +446,143 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	return 0;
 }
 
+/*
+ * Everything a restore needs, checked before anything changes: the
+ * caller's own snapshot, confirmed, and the template it was taken on, as
+ * it was built then.
+ */
+static int ops_restore_check(struct op_context *ctx, const struct member_record *rec,
+			     const char **name, struct snapshot_info *info)
+{
+	struct agent *a = ctx->a;
+	struct template_info tpl;
+	char err[256];
+	bool confirm = false;
+	int ret;
+
+	if (proto_arg_string(ctx->args, "name", true, name, err, sizeof(err)) < 0 ||
+	    proto_arg_bool(ctx->args, "confirm", &confirm, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	/* A name, never a path: only the caller's own snapshots can be named. */
+	if (snapshot_check_name(*name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	ret = snapshot_get(&a->cfg, rec->name, *name, info);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", *name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "snapshot %s cannot be read; see the agent's log", *name);
+	if (strcmp(info->member, rec->name) != 0)
+		return ops_fail(ctx, PROTO_E_DENIED, "snapshot %s belongs to another member", *name);
+	if (!confirm)
+		return ops_usage(ctx, "restore replaces every file of your container with the snapshot's; confirm it (gpubox restore NAME --yes)");
+	ret = template_get(&a->cfg, info->template_ref, &tpl);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"snapshot %s was taken on template %s, which this server does not have; an admin builds or copies it",
+				*name, info->template_ref);
+	if (info->template_hash[0] && strcmp(info->template_hash, tpl.recipe_hash) != 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"template %s on this server was built from another recipe than the one snapshot %s was taken on",
+				info->template_ref, *name);
+	return 0;
+}
+
+/* The archive, opened while nothing has changed yet: a missing or truncated
+ * file fails the restore before the container is stopped.  Returns the
+ * descriptor. */
+static int ops_restore_open(struct op_context *ctx, const struct member_record *rec,
+			    const char *name, const struct snapshot_info *info)
+{
+	__do_close int fd = -EBADF;
+	char archive[PATH_MAX];
+	struct stat st;
+
+	if (snapshot_path(&ctx->a->cfg, rec->name, name, ".tar.zst", archive, sizeof(archive)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot's path is too long");
+	fd = open(archive, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (unsigned long long)st.st_size != info->size)
+		return ops_fail(ctx, PROTO_E_FAILED, "the archive of snapshot %s is missing or damaged", name);
+	return move_fd(fd);
+}
+
+/* Start a container that ran before a restore that failed; the reply keeps
+ * the restore's failure, whatever the start says. */
+static void ops_restore_restart(struct op_context *ctx, struct member_record *rec)
+{
+	struct reply_error failed = *ctx->error;
+	json_t *started = NULL;
+
+	ops_start_member(ctx, rec, &started);
+	json_decref(started);
+	*ctx->error = failed;
+}
+
+/*
+ * 4. The member's layer sits on the snapshot's template now: start it
+ * there.  A container that does not start gets its previous files (and
+ * template) back, and runs again if it ran before.
+ */
+static int ops_restore_start(struct op_context *ctx, struct member_record *rec,
+			     const struct storage_paths *paths, const struct snapshot_info *info,
+			     bool was_running, json_t **result)
+{
+	struct agent *a = ctx->a;
+	struct reply_error failed;
+	struct member_record old;
+
+	if (db_member_set_template(a->db, rec->name, info->template_ref) < 0) {
+		ops_restore_undo(a, rec, paths);
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; nothing was restored");
+	}
+	snprintf(rec->template_ref, sizeof(rec->template_ref), "%s", info->template_ref);
+	if (ops_start_member(ctx, rec, result) == 0)
+		return 0;
+	failed = *ctx->error;
+	ops_stop_member(a, rec);
+	ops_restore_undo(a, rec, paths);
+	if (was_running && db_member_get(a->db, rec->name, &old) == 0)
+		ops_restore_restart(ctx, &old);
+	return ops_fail(ctx, PROTO_E_FAILED,
+			"the restored container did not start, so your previous files were put back: %s",
+			failed.text);
+}
+
+/* 5. Done: the marker first, then the old layer.  A failure here leaves
+ * leftovers that ops_snapshot_reconcile() removes at the next start. */
+static void ops_restore_finish(const struct member_record *rec, const struct storage_paths *paths)
+{
+	__do_close int lfd = ops_layer_open(paths);
+	int ret;
+
+	if (lfd < 0)
+		return;
+	if (unlinkat(lfd, OPS_RESTORE_MARKER, 0) < 0 && errno != ENOENT)
+		log_warn_errno(0, errno, "cannot remove the restore marker of %s", rec->name);
+	fsync(lfd);
+	ret = fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
+	if (ret < 0)
+		log_warn_errno(0, -ret, "cannot remove the previous layer of %s", rec->name);
+}
+
 static int op_restore(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "name", "confirm", NULL };
 	struct agent *a = ctx->a;
 	__do_unlock_member struct member_lock lock = { 0 };
+	__do_close int fd = -EBADF;
 	struct member_record rec;
 	struct snapshot_info info;
 	struct storage_paths paths;
-	struct template_info tpl;
-	struct stat st;
 	const char *name = NULL;
-	char err[256], archive[PATH_MAX];
-	bool confirm = false, was_running;
-	__do_close int fd = -EBADF;
-	int ret;
+	bool was_running;
 
-	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0 ||
+	    ops_restore_check(ctx, &rec, &name, &info) < 0)
 		return -1;
-	if (proto_arg_string(ctx->args, "name", true, &name, err, sizeof(err)) < 0 ||
-	    proto_arg_bool(ctx->args, "confirm", &confirm, err, sizeof(err)) < 0)
-		return ops_usage(ctx, err);
-	/* A name, never a path: only the caller's own snapshots can be named. */
-	if (snapshot_check_name(name, err, sizeof(err)) < 0)
-		return ops_usage(ctx, err);
-	ret = snapshot_get(&a->cfg, rec.name, name, &info);
-	if (ret == -ENOENT)
-		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", name);
-	if (ret < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "snapshot %s cannot be read; see the agent's log", name);
-	if (strcmp(info.member, rec.name) != 0)
-		return ops_fail(ctx, PROTO_E_DENIED, "snapshot %s belongs to another member", name);
-	if (!confirm)
-		return ops_usage(ctx, "restore replaces every file of your container with the snapshot's; confirm it (gpubox restore NAME --yes)");
-	ret = template_get(&a->cfg, info.template_ref, &tpl);
-	if (ret < 0)
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"snapshot %s was taken on template %s, which this server does not have; an admin builds or copies it",
-				name, info.template_ref);
-	if (info.template_hash[0] && strcmp(info.template_hash, tpl.recipe_hash) != 0)
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"template %s on this server was built from another recipe than the one snapshot %s was taken on",
-				info.template_ref, name);
-	if (snapshot_path(&a->cfg, rec.name, name, ".tar.zst", archive, sizeof(archive)) < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot's path is too long");
-	fd = open(archive, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (unsigned long long)st.st_size != info.size)
-		return ops_fail(ctx, PROTO_E_FAILED, "the archive of snapshot %s is missing or damaged", name);
+	fd = ops_restore_open(ctx, &rec, name, &info);
+	if (fd < 0)
+		return -1;
 	if (storage_paths(a->cfg.state_dir, rec.name, &paths) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths");
 
@@ -504,55 +593,15 @@ static int op_restore(struct op_context *ctx, json_t **result)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; nothing was restored");
 	if (storage_prepare(&paths, rec.subid_base) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot prepare the container's layer; see the agent's log");
+	/* 1-3; a failure there has put the layer back already. */
 	if (ops_restore_swap(ctx, &rec, &paths, &info, fd) < 0) {
-		if (was_running) {
-			json_t *started = NULL;
-			struct reply_error saved = *ctx->error;
-
-			ops_start_member(ctx, &rec, &started);
-			json_decref(started);
-			*ctx->error = saved;
-		}
+		if (was_running)
+			ops_restore_restart(ctx, &rec);
 		return -1;
 	}
-	/* 4. The member's layer sits on the snapshot's template now. */
-	if (db_member_set_template(a->db, rec.name, info.template_ref) < 0) {
-		ops_restore_undo(a, &rec, &paths);
-		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; nothing was restored");
-	}
-	snprintf(rec.template_ref, sizeof(rec.template_ref), "%s", info.template_ref);
-	ret = ops_start_member(ctx, &rec, result);
-	if (ret < 0) {
-		struct reply_error saved = *ctx->error;
-		struct member_record old;
-
-		ops_stop_member(a, &rec);
-		ops_restore_undo(a, &rec, &paths);
-		if (was_running && db_member_get(a->db, rec.name, &old) == 0) {
-			json_t *started = NULL;
-
-			ops_start_member(ctx, &old, &started);
-			json_decref(started);
-		}
-		*ctx->error = saved;
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"the restored container did not start, so your previous files were put back: %s",
-				saved.text);
-	}
-	/* 5. Done: the marker first, then the old layer. */
-	{
-		__do_close int lfd = ops_layer_open(&paths);
-
-		if (lfd >= 0) {
-			if (unlinkat(lfd, OPS_RESTORE_MARKER, 0) < 0 && errno != ENOENT)
-				log_warn_errno(0, errno, "cannot remove the restore marker of %s", rec.name);
-			fsync(lfd);
-			ret = fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
-			if (ret < 0)
-				log_warn_errno(0, -ret, "cannot remove the previous layer of %s", rec.name);
-		}
-	}
-	agent_unlock_member(&lock);
+	if (ops_restore_start(ctx, &rec, &paths, &info, was_running, result) < 0)
+		return -1;
+	ops_restore_finish(&rec, &paths);
 	if (*result)
 		json_object_set_new(*result, "restored", json_string(info.name));
 	return 0;
