@@ -187,18 +187,94 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 	return 0;
 }
 
+/* Room for one more snapshot: its name free, the count and the quota not
+ * reached.  What a write cut short left behind is cleaned first, so that
+ * it counts for nothing. */
+static int ops_snapshot_room(struct op_context *ctx, const struct member_record *rec,
+			     const char *name)
+{
+	struct agent *a = ctx->a;
+	struct snapshot_info existing;
+	unsigned long long used;
+	size_t count;
+
+	snapshot_clean(&a->cfg, rec->name);
+	if (snapshot_get(&a->cfg, rec->name, name, &existing) == 0)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"you have a snapshot named %s already; choose another name or remove it (gpubox snapshot rm %s)",
+				name, name);
+	ops_snapshot_usage(a, rec->name, &count, &used);
+	if (a->cfg.snapshot_max_count && count >= a->cfg.snapshot_max_count)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"you have %zu snapshots, the most allowed; remove one first (gpubox snapshot rm NAME)",
+				count);
+	if (a->cfg.snapshot_quota && used >= a->cfg.snapshot_quota)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"your snapshots use %llu MB, your whole quota; remove one first (gpubox snapshot rm NAME)",
+				used >> 20);
+	return 0;
+}
+
+/* A running container's layer held still for the snapshot: frozen when
+ * asked and possible, else stopped. */
+static int ops_snapshot_hold(struct op_context *ctx, const struct member_record *rec, bool freeze,
+			     bool *frozen)
+{
+	*frozen = false;
+	if (freeze) {
+		/* Frozen, the layer holds still: overlayfs copies a file up in
+		 * its work dir and renames it in whole, so no half-copied file
+		 * is ever in the layer. */
+		progress_say(ctx->progress, "Freezing the container of %s", rec->name);
+		*frozen = ops_freeze(ctx->a, rec->name, true) == 0;
+		if (*frozen)
+			return 0;
+		progress_say(ctx->progress, "The container cannot be frozen; stopping it instead");
+	}
+	progress_say(ctx->progress, "Stopping the container of %s for the snapshot", rec->name);
+	if (ops_stop_member(ctx->a, rec) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; no snapshot was taken");
+	return 0;
+}
+
+/* The container held still goes on: thawed, or started again.  ret is the
+ * snapshot's result; a failed snapshot's error stays the reply's. */
+static int ops_snapshot_release(struct op_context *ctx, struct member_record *rec,
+				const char *name, bool frozen, int ret)
+{
+	struct reply_error saved = *ctx->error;
+	json_t *started = NULL;
+
+	if (frozen) {
+		if (ops_freeze(ctx->a, rec->name, false) < 0)
+			log_error("cannot thaw the container of %s", rec->name);
+		return ret;
+	}
+	progress_say(ctx->progress, "Starting the container of %s again", rec->name);
+	if (ops_start_member(ctx, rec, &started) < 0 && ret == 0) {
+		/* ops_fail() writes the text it reads: a copy first. */
+		struct reply_error why = *ctx->error;
+
+		ret = ops_fail(ctx, PROTO_E_FAILED,
+			       "snapshot %s was saved, but the container did not start again: %s",
+			       name, why.text);
+	} else if (ret < 0) {
+		*ctx->error = saved;
+	}
+	json_decref(started);
+	return ret;
+}
+
 static int op_snapshot_create(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "name", "freeze", NULL };
 	struct agent *a = ctx->a;
 	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
-	struct snapshot_info info = { 0 }, existing;
+	struct snapshot_info info = { 0 };
 	const char *name = NULL;
 	char err[256], dir[PATH_MAX];
 	bool freeze = false, running, frozen = false;
-	unsigned long long used;
-	size_t count;
 	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
@@ -219,57 +295,14 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 		return -1;
 
 	lock = agent_lock_member(a, rec.name);
-	snapshot_clean(&a->cfg, rec.name);
-	if (snapshot_get(&a->cfg, rec.name, info.name, &existing) == 0)
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"you have a snapshot named %s already; choose another name or remove it (gpubox snapshot rm %s)",
-				info.name, info.name);
-	ops_snapshot_usage(a, rec.name, &count, &used);
-	if (a->cfg.snapshot_max_count && count >= a->cfg.snapshot_max_count)
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"you have %zu snapshots, the most allowed; remove one first (gpubox snapshot rm NAME)",
-				count);
-	if (a->cfg.snapshot_quota && used >= a->cfg.snapshot_quota)
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"your snapshots use %llu MB, your whole quota; remove one first (gpubox snapshot rm NAME)",
-				used >> 20);
-
+	if (ops_snapshot_room(ctx, &rec, info.name) < 0)
+		return -1;
 	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
-	if (running && freeze) {
-		/* Frozen, the layer holds still: overlayfs copies a file up in
-		 * its work dir and renames it in whole, so no half-copied file
-		 * is ever in the layer. */
-		progress_say(ctx->progress, "Freezing the container of %s", rec.name);
-		frozen = ops_freeze(a, rec.name, true) == 0;
-		if (!frozen)
-			progress_say(ctx->progress, "The container cannot be frozen; stopping it instead");
-	}
-	if (running && !frozen) {
-		progress_say(ctx->progress, "Stopping the container of %s for the snapshot", rec.name);
-		if (ops_stop_member(a, &rec) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; no snapshot was taken");
-	}
+	if (running && ops_snapshot_hold(ctx, &rec, freeze, &frozen) < 0)
+		return -1;
 	ret = ops_snapshot_take(ctx, &rec, dir, &info);
-	if (frozen && ops_freeze(a, rec.name, false) < 0)
-		log_error("cannot thaw the container of %s", rec.name);
-	if (running && !frozen) {
-		json_t *started = NULL;
-		struct reply_error saved = *ctx->error;
-
-		progress_say(ctx->progress, "Starting the container of %s again", rec.name);
-		if (ops_start_member(ctx, &rec, &started) < 0 && ret == 0) {
-			/* ops_fail() writes the text it reads: a copy first. */
-			struct reply_error why = *ctx->error;
-
-			ret = ops_fail(ctx, PROTO_E_FAILED,
-				       "snapshot %s was saved, but the container did not start again: %s",
-				       info.name, why.text);
-		} else if (ret < 0) {
-			*ctx->error = saved;
-		}
-		json_decref(started);
-	}
-	agent_unlock_member(&lock);
+	if (running)
+		ret = ops_snapshot_release(ctx, &rec, info.name, frozen, ret);
 	if (ret < 0)
 		return -1;
 	*result = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b}", "name", info.name,
