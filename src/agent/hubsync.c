@@ -655,7 +655,6 @@ static int hubsync_set_keys(struct hubsync *h, const struct member_record *rec,
 	 * records, this writes what they say now. */
 	lock = agent_lock_member(a, rec->name);
 	hubsync_container_keys(a, rec, want);
-	agent_unlock_member(&lock);
 	log_info("hub: member %s now has %zu key%s%s", rec->name, m->nkeys, m->nkeys == 1 ? "" : "s",
 		 m->disabled ? " (disabled on the hub)" : "");
 	return ret;
@@ -785,7 +784,6 @@ static void hubsync_start_container(struct agent *a, const char *name)
 		return;
 	lock = agent_lock_member(a, name);
 	ret = ops_start_member(&ctx, &rec, &result);
-	agent_unlock_member(&lock);
 	if (ret < 0)
 		log_error("hub: the container of new member %s did not start: %s", name, error.text);
 	else

@@ -390,7 +390,6 @@ static int op_stop(struct op_context *ctx, json_t **result)
 	lock = agent_lock_member(ctx->a, rec.name);
 	progress_say(ctx->progress, "Stopping the container of %s", rec.name);
 	ret = ops_stop_member(ctx->a, &rec);
-	agent_unlock_member(&lock);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; see the agent's log");
 	*result = json_pack("{s:s, s:s}", "member", rec.name, "state", "stopped");

@@ -322,7 +322,6 @@ static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
 		  container_init_pid(a->lxcpath, rec.name, &pid) == 0;
 	if (running && mask != old)
 		ret = ops_gpu_live(a, &rec, host, index, attach, pid);
-	agent_unlock_member(&lock);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"GPU %zu is recorded for %s but the running container could not be changed; restart it (see the agent's log)",

@@ -361,7 +361,6 @@ static int op_snapshot_rm(struct op_context *ctx, json_t **result)
 	ret = snapshot_get(&ctx->a->cfg, rec.name, name, &info);
 	if (ret == 0)
 		ret = snapshot_remove(&ctx->a->cfg, rec.name, name);
-	agent_unlock_member(&lock);
 	if (ret == -ENOENT)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", name);
 	if (ret < 0)
