@@ -257,11 +257,66 @@ static json_t *ops_login_result(struct agent *a, const struct member_record *rec
 			 "address", v->address, "template", rec->template_ref);
 }
 
-int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result)
+/* The container's mounts in one list: the GPU's files, the host's
+ * directories, the container's socket and the gpubox that talks to it.
+ * The entries point into gpu, host and guest. */
+static struct container_mount *ops_start_mounts(const struct agent *a,
+						const struct gpu_plan *gpu,
+						const struct mounts_plan *host,
+						const char *guest, size_t *n)
+{
+	struct container_mount *mounts;
+	size_t nmounts = 0;
+
+	mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 3, sizeof(*mounts));
+	if (!mounts)
+		return NULL;
+	for (size_t i = 0; gpu && i < gpu->nmounts; i++)
+		mounts[nmounts++] = gpu->mounts[i];
+	for (size_t i = 0; i < host->n; i++)
+		mounts[nmounts++] = host->mounts[i];
+	mounts[nmounts++] = (struct container_mount){ .source = guest, .target = GUEST_TARGET,
+		.options = "bind,ro,nosuid,nodev,noexec,create=dir" };
+	if (a->cfg.guest_cli[0] && access(a->cfg.guest_cli, X_OK) == 0)
+		mounts[nmounts++] = (struct container_mount){ .source = a->cfg.guest_cli,
+			.target = GUEST_CLI_TARGET, .options = "bind,ro,nosuid,nodev,create=file" };
+	*n = nmounts;
+	return mounts;
+}
+
+/* What is done once the container runs, to its init: the writable host
+ * directories made nosuid,nodev, the GPUs' device nodes. */
+static int ops_start_finish(struct op_context *ctx, const struct member_record *rec,
+			    const struct mounts_plan *host, const struct gpu_plan *gpu)
+{
+	struct agent *a = ctx->a;
+	int ret;
+
+	if (host->n > 0) {
+		pid_t pid;
+
+		ret = container_init_pid(a->lxcpath, rec->name, &pid);
+		if (ret == 0)
+			ret = mounts_harden(host, pid);
+		if (ret < 0) {
+			ops_stop_member(a, rec);
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"the host directories could not be mounted safely; see the agent's log");
+		}
+	}
+	if (gpu && ops_gpu_started(a, rec, gpu) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the container started but its GPUs could not be given to it; see the agent's log");
+	return 0;
+}
+
+/* Start a container that does not run: its files mounted (the template's,
+ * the layer, the GPU driver's), its account provisioned. */
+static int ops_start_container(struct op_context *ctx, struct member_record *rec,
+			       const struct member_view *v)
 {
 	struct agent *a = ctx->a;
 	struct template_info tpl;
-	struct member_view v;
 	__do_free char *keys = NULL;
 	__do_free struct gpu_plan *gpu = NULL;
 	__do_free struct mounts_plan *host = NULL;
@@ -270,75 +325,59 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 	char err[512], guest[PATH_MAX];
 	int ret;
 
+	if (ops_member_template(ctx, rec, &tpl) < 0)
+		return -1;
+	progress_say(ctx->progress, "Starting the container of %s on %s", rec->name,
+		     a->cfg.server_name);
+	ret = member_sync_host(a, rec);
+	if (ret == 0)
+		ret = storage_prepare(&v->paths, rec->subid_base);
+	if (ret == 0)
+		ret = ops_gpu_mount(ctx, rec, &v->paths, tpl.rootfs, &gpu);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
+	if (db_keys_text(a->db, rec->name, NULL, &keys) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	host = calloc(1, sizeof(*host));
+	if (!host)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+	if (mounts_prepare(&a->cfg, rec, host, err, sizeof(err)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "%s; ask an admin", err);
+	if (guest_listen(a, rec->name) < 0 || guest_dir(&a->cfg, rec->name, guest, sizeof(guest)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot create the container's own socket; see the agent's log");
+	mounts = ops_start_mounts(a, gpu, host, guest, &nmounts);
+	if (!mounts)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+	ret = provision_container(v->paths.rootfs, &(struct provision_member){
+		.name = rec->name, .uid = rec->uid, .gid = rec->uid,
+		.subid_base = rec->subid_base, .hostname = v->hostname, .authorized_keys = keys });
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"cannot set up your account inside the container; see the agent's log");
+	ret = container_start(&(struct container_spec){
+		.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v->paths.rootfs,
+		.hostname = v->hostname, .subid_base = rec->subid_base, .address = v->address,
+		.prefix = a->subnet.prefix, .gateway = v->gateway, .bridge = a->cfg.bridge,
+		.logfile = v->logfile, .mounts = mounts, .nmounts = nmounts,
+		.devices = gpu ? gpu->devices : NULL,
+		.cgroup_v1 = gpu_cgroup_v1() });
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the container did not start; an admin finds why in %s", v->logfile);
+	return ops_start_finish(ctx, rec, host, gpu);
+}
+
+int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result)
+{
+	struct agent *a = ctx->a;
+	struct member_view v;
+	int ret;
+
 	if (ops_member_view(a, rec, &v) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths or address");
-	if (container_get_state(a->lxcpath, rec->name) != CONTAINER_RUNNING) {
-		if (ops_member_template(ctx, rec, &tpl) < 0)
-			return -1;
-		progress_say(ctx->progress, "Starting the container of %s on %s", rec->name,
-			     a->cfg.server_name);
-		ret = member_sync_host(a, rec);
-		if (ret == 0)
-			ret = storage_prepare(&v.paths, rec->subid_base);
-		if (ret == 0)
-			ret = ops_gpu_mount(ctx, rec, &v.paths, tpl.rootfs, &gpu);
-		if (ret < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
-		if (db_keys_text(a->db, rec->name, NULL, &keys) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
-		host = calloc(1, sizeof(*host));
-		if (!host)
-			return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
-		if (mounts_prepare(&a->cfg, rec, host, err, sizeof(err)) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "%s; ask an admin", err);
-		if (guest_listen(a, rec->name) < 0 || guest_dir(&a->cfg, rec->name, guest, sizeof(guest)) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "cannot create the container's own socket; see the agent's log");
-		/* The GPU's files, the host's directories, the container's socket
-		 * and the gpubox that talks to it, in one list. */
-		mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 3, sizeof(*mounts));
-		if (!mounts)
-			return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
-		for (size_t i = 0; gpu && i < gpu->nmounts; i++)
-			mounts[nmounts++] = gpu->mounts[i];
-		for (size_t i = 0; i < host->n; i++)
-			mounts[nmounts++] = host->mounts[i];
-		mounts[nmounts++] = (struct container_mount){ .source = guest, .target = GUEST_TARGET,
-			.options = "bind,ro,nosuid,nodev,noexec,create=dir" };
-		if (a->cfg.guest_cli[0] && access(a->cfg.guest_cli, X_OK) == 0)
-			mounts[nmounts++] = (struct container_mount){ .source = a->cfg.guest_cli,
-				.target = GUEST_CLI_TARGET, .options = "bind,ro,nosuid,nodev,create=file" };
-		ret = provision_container(v.paths.rootfs, &(struct provision_member){
-			.name = rec->name, .uid = rec->uid, .gid = rec->uid,
-			.subid_base = rec->subid_base, .hostname = v.hostname, .authorized_keys = keys });
-		if (ret < 0)
-			return ops_fail(ctx, PROTO_E_FAILED,
-					"cannot set up your account inside the container; see the agent's log");
-		ret = container_start(&(struct container_spec){
-			.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v.paths.rootfs,
-			.hostname = v.hostname, .subid_base = rec->subid_base, .address = v.address,
-			.prefix = a->subnet.prefix, .gateway = v.gateway, .bridge = a->cfg.bridge,
-			.logfile = v.logfile, .mounts = mounts, .nmounts = nmounts,
-			.devices = gpu ? gpu->devices : NULL,
-			.cgroup_v1 = gpu_cgroup_v1() });
-		if (ret < 0)
-			return ops_fail(ctx, PROTO_E_FAILED,
-					"the container did not start; an admin finds why in %s", v.logfile);
-		if (host->n > 0) {
-			pid_t pid;
-
-			ret = container_init_pid(a->lxcpath, rec->name, &pid);
-			if (ret == 0)
-				ret = mounts_harden(host, pid);
-			if (ret < 0) {
-				ops_stop_member(a, rec);
-				return ops_fail(ctx, PROTO_E_FAILED,
-						"the host directories could not be mounted safely; see the agent's log");
-			}
-		}
-		if (gpu && ops_gpu_started(a, rec, gpu) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED,
-					"the container started but its GPUs could not be given to it; see the agent's log");
-	}
+	if (container_get_state(a->lxcpath, rec->name) != CONTAINER_RUNNING &&
+	    ops_start_container(ctx, rec, &v) < 0)
+		return -1;
 	if (ops_sync_rules(a) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot set up the port forwarding; see the agent's log");
 	progress_say(ctx->progress, "Waiting for the container's SSH server");
