@@ -541,12 +541,69 @@ static bool ops_port_in(const struct config_range *r, long long port)
 	return port >= r->first && port <= r->last;
 }
 
+/* A free host port for the member's port: the same number when it is free
+ * and members may forward it, else the lowest free one; 0 when none is. */
+static uint32_t ops_port_free(struct agent *a, long long port)
+{
+	__do_free struct forward_record *all = NULL;
+	__do_free uint32_t *used = NULL;
+	struct forward_record other;
+	size_t n = 0;
+	uint32_t chosen;
+
+	if (ops_port_in(&a->cfg.forward_port_range, port) &&
+	    db_forward_by_host_port(a->db, (uint32_t)port, &other) == -ENOENT)
+		return (uint32_t)port;
+	if (db_forward_list(a->db, NULL, &all, &n) == 0 && (used = calloc(n + 1, sizeof(*used)))) {
+		for (size_t i = 0; i < n; i++)
+			used[i] = all[i].host_port;
+		if (alloc_lowest_free(&a->cfg.forward_port_range, used, n, &chosen) == 0)
+			return chosen;
+	}
+	return 0;
+}
+
+/* Record the forward of the member's port to *host_port, chosen when 0.
+ * The caller holds members_lock: no other forward takes the port meanwhile. */
+static int ops_port_record(struct op_context *ctx, const struct member_record *rec,
+			   long long port, long long *host_port)
+{
+	struct agent *a = ctx->a;
+	struct forward_record other;
+	int ret;
+
+	if (*host_port == 0) {
+		*host_port = ops_port_free(a, port);
+		if (*host_port == 0)
+			return ops_fail(ctx, PROTO_E_CONFLICT, "no free host port is left; ask an admin");
+	} else if (!ops_port_in(&a->cfg.forward_port_range, *host_port)) {
+		return ops_fail(ctx, PROTO_E_DENIED,
+				"host port %lld is reserved; members may forward host ports %u-%u only",
+				*host_port, a->cfg.forward_port_range.first, a->cfg.forward_port_range.last);
+	}
+	if (db_forward_by_host_port(a->db, (uint32_t)*host_port, &other) == 0) {
+		if (strcmp(other.member, rec->name) != 0)
+			return ops_fail(ctx, PROTO_E_CONFLICT,
+					"host port %lld is used by another member; choose another, or leave it out to get a free one",
+					*host_port);
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"host port %lld already forwards to your port %u; remove that first (gpubox port rm %u)",
+				*host_port, other.container_port, other.container_port);
+	}
+	ret = db_forward_add(a->db, rec->name, (uint32_t)port, (uint32_t)*host_port);
+	if (ret == -EEXIST)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"your port %lld is forwarded already (see gpubox port ls)", port);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	return 0;
+}
+
 static int op_port_add(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "port", "host_port", NULL };
 	struct agent *a = ctx->a;
 	struct member_record rec;
-	struct forward_record other;
 	long long port = 0, host_port = 0;
 	char err[256];
 	int ret;
@@ -559,51 +616,11 @@ static int op_port_add(struct op_context *ctx, json_t **result)
 	if (port == 22)
 		return ops_fail(ctx, PROTO_E_USAGE,
 				"port 22 is your container's SSH, already reachable on port %u", rec.ssh_port);
-
 	pthread_mutex_lock(&a->members_lock);
-	if (host_port == 0) {
-		__do_free struct forward_record *all = NULL;
-		__do_free uint32_t *used = NULL;
-		size_t n = 0;
-		uint32_t chosen;
-
-		if (ops_port_in(&a->cfg.forward_port_range, port) &&
-		    db_forward_by_host_port(a->db, (uint32_t)port, &other) == -ENOENT) {
-			host_port = port;
-		} else if (db_forward_list(a->db, NULL, &all, &n) == 0 &&
-			   (used = calloc(n + 1, sizeof(*used)))) {
-			for (size_t i = 0; i < n; i++)
-				used[i] = all[i].host_port;
-			if (alloc_lowest_free(&a->cfg.forward_port_range, used, n, &chosen) == 0)
-				host_port = chosen;
-		}
-		if (host_port == 0) {
-			pthread_mutex_unlock(&a->members_lock);
-			return ops_fail(ctx, PROTO_E_CONFLICT, "no free host port is left; ask an admin");
-		}
-	} else if (!ops_port_in(&a->cfg.forward_port_range, host_port)) {
-		pthread_mutex_unlock(&a->members_lock);
-		return ops_fail(ctx, PROTO_E_DENIED,
-				"host port %lld is reserved; members may forward host ports %u-%u only",
-				host_port, a->cfg.forward_port_range.first, a->cfg.forward_port_range.last);
-	}
-	if (db_forward_by_host_port(a->db, (uint32_t)host_port, &other) == 0) {
-		pthread_mutex_unlock(&a->members_lock);
-		if (strcmp(other.member, rec.name) != 0)
-			return ops_fail(ctx, PROTO_E_CONFLICT,
-					"host port %lld is used by another member; choose another, or leave it out to get a free one",
-					host_port);
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"host port %lld already forwards to your port %u; remove that first (gpubox port rm %u)",
-				host_port, other.container_port, other.container_port);
-	}
-	ret = db_forward_add(a->db, rec.name, (uint32_t)port, (uint32_t)host_port);
+	ret = ops_port_record(ctx, &rec, port, &host_port);
 	pthread_mutex_unlock(&a->members_lock);
-	if (ret == -EEXIST)
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"your port %lld is forwarded already (see gpubox port ls)", port);
 	if (ret < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+		return -1;
 	if (ops_sync_rules(a) < 0) {
 		db_forward_remove(a->db, rec.name, (uint32_t)port);
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot apply the forwarding rule; see the agent's log");
