@@ -38,10 +38,18 @@ struct agent {
 	struct hubsync *hubsync;        /* NULL without hub_url */
 };
 
-/* One operation at a time per member (defined in ops.c, named for the
- * agent whose busy[] it guards). */
-void agent_lock_member(struct agent *a, const char *name);
-void agent_unlock_member(struct agent *a, const char *name);
+/* One operation at a time per member (agent.c).  Held by a variable that
+ * lets go when it goes out of scope:
+ *	__do_unlock_member struct member_lock lock = { 0 };
+ *	lock = agent_lock_member(a, name);
+ * agent_unlock_member(&lock) lets go earlier; letting go twice is harmless. */
+struct member_lock {
+	struct agent *a;                /* NULL once let go */
+	char name[MEMBER_NAME_SIZE];
+};
+struct member_lock agent_lock_member(struct agent *a, const char *name);
+void agent_unlock_member(struct member_lock *lock);
+#define __do_unlock_member __attribute__((cleanup(agent_unlock_member)))
 
 /* ---- control.c: the Unix socket ------------------------------------------- */
 

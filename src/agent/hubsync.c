@@ -631,6 +631,7 @@ static int hubsync_set_keys(struct hubsync *h, const struct member_record *rec,
 	struct agent *a = h->a;
 	__do_free char *want = hubsync_keys_text(m);
 	__do_free char *have = NULL;
+	__do_unlock_member struct member_lock lock = { 0 };
 	int ret;
 
 	if (!want)
@@ -657,9 +658,8 @@ static int hubsync_set_keys(struct hubsync *h, const struct member_record *rec,
 	ret = member_sync_host(a, rec);
 	/* After a start under way, never before it: the start reads the
 	 * records, this writes what they say now. */
-	agent_lock_member(a, rec->name);
+	lock = agent_lock_member(a, rec->name);
 	hubsync_container_keys(a, rec, want);
-	agent_unlock_member(a, rec->name);
 	log_info("hub: member %s now has %zu key%s%s", rec->name, m->nkeys, m->nkeys == 1 ? "" : "s",
 		 m->disabled ? " (disabled on the hub)" : "");
 	return ret;
@@ -781,14 +781,14 @@ static void hubsync_start_container(struct agent *a, const char *name)
 	struct reply_error error = { 0 };
 	struct op_context ctx = { .a = a, .who = &agent_itself, .progress = NULL, .error = &error };
 	__do_json json_t *result = NULL;
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	int ret;
 
 	if (db_member_get(a->db, name, &rec) < 0)
 		return;
-	agent_lock_member(a, name);
+	lock = agent_lock_member(a, name);
 	ret = ops_start_member(&ctx, &rec, &result);
-	agent_unlock_member(a, name);
 	if (ret < 0)
 		log_error("hub: the container of new member %s did not start: %s", name, error.text);
 	else

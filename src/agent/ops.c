@@ -26,40 +26,6 @@
 #include "banned.h"
 
 
-/* Here rather than in main.c: every user of the lock (ops, hubsync.c) is
- * in the agent's library, and so are the tests that link them. */
-void agent_lock_member(struct agent *a, const char *name)
-{
-	pthread_mutex_lock(&a->busy_lock);
-	for (;;) {
-		bool busy = false;
-		size_t slot = ARRAY_SIZE(a->busy);
-
-		for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++) {
-			if (strcmp(a->busy[i], name) == 0)
-				busy = true;
-			else if (!a->busy[i][0] && slot == ARRAY_SIZE(a->busy))
-				slot = i;
-		}
-		if (!busy && slot < ARRAY_SIZE(a->busy)) {
-			snprintf(a->busy[slot], sizeof(a->busy[slot]), "%s", name);
-			break;
-		}
-		pthread_cond_wait(&a->busy_changed, &a->busy_lock);
-	}
-	pthread_mutex_unlock(&a->busy_lock);
-}
-
-void agent_unlock_member(struct agent *a, const char *name)
-{
-	pthread_mutex_lock(&a->busy_lock);
-	for (size_t i = 0; i < ARRAY_SIZE(a->busy); i++)
-		if (strcmp(a->busy[i], name) == 0)
-			a->busy[i][0] = '\0';
-	pthread_cond_broadcast(&a->busy_changed);
-	pthread_mutex_unlock(&a->busy_lock);
-}
-
 int ops_fail(struct op_context *ctx, const char *code, const char *fmt, ...)
 {
 	va_list ap;
@@ -254,11 +220,66 @@ static json_t *ops_login_result(struct agent *a, const struct member_record *rec
 			 "address", v->address, "template", rec->template_ref);
 }
 
-int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result)
+/* The container's mounts in one list: the GPU's files, the host's
+ * directories, the container's socket and the gpubox that talks to it.
+ * The entries point into gpu, host and guest. */
+static struct container_mount *ops_start_mounts(const struct agent *a,
+						const struct gpu_plan *gpu,
+						const struct mounts_plan *host,
+						const char *guest, size_t *n)
+{
+	struct container_mount *mounts;
+	size_t nmounts = 0;
+
+	mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 3, sizeof(*mounts));
+	if (!mounts)
+		return NULL;
+	for (size_t i = 0; gpu && i < gpu->nmounts; i++)
+		mounts[nmounts++] = gpu->mounts[i];
+	for (size_t i = 0; i < host->n; i++)
+		mounts[nmounts++] = host->mounts[i];
+	mounts[nmounts++] = (struct container_mount){ .source = guest, .target = GUEST_TARGET,
+		.options = "bind,ro,nosuid,nodev,noexec,create=dir" };
+	if (a->cfg.guest_cli[0] && access(a->cfg.guest_cli, X_OK) == 0)
+		mounts[nmounts++] = (struct container_mount){ .source = a->cfg.guest_cli,
+			.target = GUEST_CLI_TARGET, .options = "bind,ro,nosuid,nodev,create=file" };
+	*n = nmounts;
+	return mounts;
+}
+
+/* What is done once the container runs, to its init: the writable host
+ * directories made nosuid,nodev, the GPUs' device nodes. */
+static int ops_start_finish(struct op_context *ctx, const struct member_record *rec,
+			    const struct mounts_plan *host, const struct gpu_plan *gpu)
+{
+	struct agent *a = ctx->a;
+	int ret;
+
+	if (host->n > 0) {
+		pid_t pid;
+
+		ret = container_init_pid(a->lxcpath, rec->name, &pid);
+		if (ret == 0)
+			ret = mounts_harden(host, pid);
+		if (ret < 0) {
+			ops_stop_member(a, rec);
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"the host directories could not be mounted safely; see the agent's log");
+		}
+	}
+	if (gpu && ops_gpu_started(a, rec, gpu) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the container started but its GPUs could not be given to it; see the agent's log");
+	return 0;
+}
+
+/* Start a container that does not run: its files mounted (the template's,
+ * the layer, the GPU driver's), its account provisioned. */
+static int ops_start_container(struct op_context *ctx, struct member_record *rec,
+			       const struct member_view *v)
 {
 	struct agent *a = ctx->a;
 	struct template_info tpl;
-	struct member_view v;
 	__do_free char *keys = NULL;
 	__do_free struct gpu_plan *gpu = NULL;
 	__do_free struct mounts_plan *host = NULL;
@@ -267,75 +288,59 @@ int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t *
 	char err[512], guest[PATH_MAX];
 	int ret;
 
+	if (ops_member_template(ctx, rec, &tpl) < 0)
+		return -1;
+	progress_say(ctx->progress, "Starting the container of %s on %s", rec->name,
+		     a->cfg.server_name);
+	ret = member_sync_host(a, rec);
+	if (ret == 0)
+		ret = storage_prepare(&v->paths, rec->subid_base);
+	if (ret == 0)
+		ret = ops_gpu_mount(ctx, rec, &v->paths, tpl.rootfs, &gpu);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
+	if (db_keys_text(a->db, rec->name, NULL, &keys) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	host = calloc(1, sizeof(*host));
+	if (!host)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+	if (mounts_prepare(&a->cfg, rec, host, err, sizeof(err)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "%s; ask an admin", err);
+	if (guest_listen(a, rec->name) < 0 || guest_dir(&a->cfg, rec->name, guest, sizeof(guest)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot create the container's own socket; see the agent's log");
+	mounts = ops_start_mounts(a, gpu, host, guest, &nmounts);
+	if (!mounts)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+	ret = provision_container(v->paths.rootfs, &(struct provision_member){
+		.name = rec->name, .uid = rec->uid, .gid = rec->uid,
+		.subid_base = rec->subid_base, .hostname = v->hostname, .authorized_keys = keys });
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"cannot set up your account inside the container; see the agent's log");
+	ret = container_start(&(struct container_spec){
+		.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v->paths.rootfs,
+		.hostname = v->hostname, .subid_base = rec->subid_base, .address = v->address,
+		.prefix = a->subnet.prefix, .gateway = v->gateway, .bridge = a->cfg.bridge,
+		.logfile = v->logfile, .mounts = mounts, .nmounts = nmounts,
+		.devices = gpu ? gpu->devices : NULL,
+		.cgroup_v1 = gpu_cgroup_v1() });
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the container did not start; an admin finds why in %s", v->logfile);
+	return ops_start_finish(ctx, rec, host, gpu);
+}
+
+int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result)
+{
+	struct agent *a = ctx->a;
+	struct member_view v;
+	int ret;
+
 	if (ops_member_view(a, rec, &v) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths or address");
-	if (container_get_state(a->lxcpath, rec->name) != CONTAINER_RUNNING) {
-		if (ops_member_template(ctx, rec, &tpl) < 0)
-			return -1;
-		progress_say(ctx->progress, "Starting the container of %s on %s", rec->name,
-			     a->cfg.server_name);
-		ret = member_sync_host(a, rec);
-		if (ret == 0)
-			ret = storage_prepare(&v.paths, rec->subid_base);
-		if (ret == 0)
-			ret = ops_gpu_mount(ctx, rec, &v.paths, tpl.rootfs, &gpu);
-		if (ret < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
-		if (db_keys_text(a->db, rec->name, NULL, &keys) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
-		host = calloc(1, sizeof(*host));
-		if (!host)
-			return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
-		if (mounts_prepare(&a->cfg, rec, host, err, sizeof(err)) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "%s; ask an admin", err);
-		if (guest_listen(a, rec->name) < 0 || guest_dir(&a->cfg, rec->name, guest, sizeof(guest)) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED, "cannot create the container's own socket; see the agent's log");
-		/* The GPU's files, the host's directories, the container's socket
-		 * and the gpubox that talks to it, in one list. */
-		mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 3, sizeof(*mounts));
-		if (!mounts)
-			return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
-		for (size_t i = 0; gpu && i < gpu->nmounts; i++)
-			mounts[nmounts++] = gpu->mounts[i];
-		for (size_t i = 0; i < host->n; i++)
-			mounts[nmounts++] = host->mounts[i];
-		mounts[nmounts++] = (struct container_mount){ .source = guest, .target = GUEST_TARGET,
-			.options = "bind,ro,nosuid,nodev,noexec,create=dir" };
-		if (a->cfg.guest_cli[0] && access(a->cfg.guest_cli, X_OK) == 0)
-			mounts[nmounts++] = (struct container_mount){ .source = a->cfg.guest_cli,
-				.target = GUEST_CLI_TARGET, .options = "bind,ro,nosuid,nodev,create=file" };
-		ret = provision_container(v.paths.rootfs, &(struct provision_member){
-			.name = rec->name, .uid = rec->uid, .gid = rec->uid,
-			.subid_base = rec->subid_base, .hostname = v.hostname, .authorized_keys = keys });
-		if (ret < 0)
-			return ops_fail(ctx, PROTO_E_FAILED,
-					"cannot set up your account inside the container; see the agent's log");
-		ret = container_start(&(struct container_spec){
-			.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v.paths.rootfs,
-			.hostname = v.hostname, .subid_base = rec->subid_base, .address = v.address,
-			.prefix = a->subnet.prefix, .gateway = v.gateway, .bridge = a->cfg.bridge,
-			.logfile = v.logfile, .mounts = mounts, .nmounts = nmounts,
-			.devices = gpu ? gpu->devices : NULL,
-			.cgroup_v1 = gpu_cgroup_v1() });
-		if (ret < 0)
-			return ops_fail(ctx, PROTO_E_FAILED,
-					"the container did not start; an admin finds why in %s", v.logfile);
-		if (host->n > 0) {
-			pid_t pid;
-
-			ret = container_init_pid(a->lxcpath, rec->name, &pid);
-			if (ret == 0)
-				ret = mounts_harden(host, pid);
-			if (ret < 0) {
-				ops_stop_member(a, rec);
-				return ops_fail(ctx, PROTO_E_FAILED,
-						"the host directories could not be mounted safely; see the agent's log");
-			}
-		}
-		if (gpu && ops_gpu_started(a, rec, gpu) < 0)
-			return ops_fail(ctx, PROTO_E_FAILED,
-					"the container started but its GPUs could not be given to it; see the agent's log");
-	}
+	if (container_get_state(a->lxcpath, rec->name) != CONTAINER_RUNNING &&
+	    ops_start_container(ctx, rec, &v) < 0)
+		return -1;
 	if (ops_sync_rules(a) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot set up the port forwarding; see the agent's log");
 	progress_say(ctx->progress, "Waiting for the container's SSH server");
@@ -366,29 +371,27 @@ int ops_stop_member(struct agent *a, const struct member_record *rec)
 static int op_start(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
-	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
 		return -1;
-	agent_lock_member(ctx->a, rec.name);
-	ret = ops_start_member(ctx, &rec, result);
-	agent_unlock_member(ctx->a, rec.name);
-	return ret;
+	lock = agent_lock_member(ctx->a, rec.name);
+	return ops_start_member(ctx, &rec, result);
 }
 
 static int op_stop(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
 		return -1;
-	agent_lock_member(ctx->a, rec.name);
+	lock = agent_lock_member(ctx->a, rec.name);
 	progress_say(ctx->progress, "Stopping the container of %s", rec.name);
 	ret = ops_stop_member(ctx->a, &rec);
-	agent_unlock_member(ctx->a, rec.name);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; see the agent's log");
 	*result = json_pack("{s:s, s:s}", "member", rec.name, "state", "stopped");
@@ -449,6 +452,7 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "confirm", "keep_home", NULL };
 	struct agent *a = ctx->a;
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	struct storage_paths paths;
 	char err[256];
@@ -462,7 +466,7 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 		return ops_usage(ctx, err);
 	if (!confirm)
 		return ops_usage(ctx, "rebuild deletes every change you made in your container; confirm it (gpubox rebuild --yes)");
-	agent_lock_member(a, rec.name);
+	lock = agent_lock_member(a, rec.name);
 	was_running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
 	progress_say(ctx->progress, "Rebuilding the container of %s from its template", rec.name);
 	ret = ops_stop_member(a, &rec);
@@ -475,10 +479,8 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 	/* /home goes back even when the wipe failed half-way. */
 	if (keep_home && ops_snapshot_return_home(&paths) < 0 && ret == 0)
 		ret = -EIO;
-	if (ret < 0) {
-		agent_unlock_member(a, rec.name);
+	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container could not be reset; see the agent's log");
-	}
 	/* A fresh layer moves to the newest template. */
 	db_member_set_template(a->db, rec.name, "");
 	rec.template_ref[0] = '\0';
@@ -492,7 +494,6 @@ static int op_rebuild(struct op_context *ctx, json_t **result)
 			*result = json_pack("{s:s, s:s, s:s}", "member", rec.name, "state", "stopped",
 					    "template", rec.template_ref);
 	}
-	agent_unlock_member(a, rec.name);
 	return ret;
 }
 
@@ -503,12 +504,69 @@ static bool ops_port_in(const struct config_range *r, long long port)
 	return port >= r->first && port <= r->last;
 }
 
+/* A free host port for the member's port: the same number when it is free
+ * and members may forward it, else the lowest free one; 0 when none is. */
+static uint32_t ops_port_free(struct agent *a, long long port)
+{
+	__do_free struct forward_record *all = NULL;
+	__do_free uint32_t *used = NULL;
+	struct forward_record other;
+	size_t n = 0;
+	uint32_t chosen;
+
+	if (ops_port_in(&a->cfg.forward_port_range, port) &&
+	    db_forward_by_host_port(a->db, (uint32_t)port, &other) == -ENOENT)
+		return (uint32_t)port;
+	if (db_forward_list(a->db, NULL, &all, &n) == 0 && (used = calloc(n + 1, sizeof(*used)))) {
+		for (size_t i = 0; i < n; i++)
+			used[i] = all[i].host_port;
+		if (ids_lowest_free(&a->cfg.forward_port_range, used, n, &chosen) == 0)
+			return chosen;
+	}
+	return 0;
+}
+
+/* Record the forward of the member's port to *host_port, chosen when 0.
+ * The caller holds members_lock: no other forward takes the port meanwhile. */
+static int ops_port_record(struct op_context *ctx, const struct member_record *rec,
+			   long long port, long long *host_port)
+{
+	struct agent *a = ctx->a;
+	struct forward_record other;
+	int ret;
+
+	if (*host_port == 0) {
+		*host_port = ops_port_free(a, port);
+		if (*host_port == 0)
+			return ops_fail(ctx, PROTO_E_CONFLICT, "no free host port is left; ask an admin");
+	} else if (!ops_port_in(&a->cfg.forward_port_range, *host_port)) {
+		return ops_fail(ctx, PROTO_E_DENIED,
+				"host port %lld is reserved; members may forward host ports %u-%u only",
+				*host_port, a->cfg.forward_port_range.first, a->cfg.forward_port_range.last);
+	}
+	if (db_forward_by_host_port(a->db, (uint32_t)*host_port, &other) == 0) {
+		if (strcmp(other.member, rec->name) != 0)
+			return ops_fail(ctx, PROTO_E_CONFLICT,
+					"host port %lld is used by another member; choose another, or leave it out to get a free one",
+					*host_port);
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"host port %lld already forwards to your port %u; remove that first (gpubox port rm %u)",
+				*host_port, other.container_port, other.container_port);
+	}
+	ret = db_forward_add(a->db, rec->name, (uint32_t)port, (uint32_t)*host_port);
+	if (ret == -EEXIST)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"your port %lld is forwarded already (see gpubox port ls)", port);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	return 0;
+}
+
 static int op_port_add(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "port", "host_port", NULL };
 	struct agent *a = ctx->a;
 	struct member_record rec;
-	struct forward_record other;
 	long long port = 0, host_port = 0;
 	char err[256];
 	int ret;
@@ -521,51 +579,11 @@ static int op_port_add(struct op_context *ctx, json_t **result)
 	if (port == 22)
 		return ops_fail(ctx, PROTO_E_USAGE,
 				"port 22 is your container's SSH, already reachable on port %u", rec.ssh_port);
-
 	pthread_mutex_lock(&a->members_lock);
-	if (host_port == 0) {
-		__do_free struct forward_record *all = NULL;
-		__do_free uint32_t *used = NULL;
-		size_t n = 0;
-		uint32_t chosen;
-
-		if (ops_port_in(&a->cfg.forward_port_range, port) &&
-		    db_forward_by_host_port(a->db, (uint32_t)port, &other) == -ENOENT) {
-			host_port = port;
-		} else if (db_forward_list(a->db, NULL, &all, &n) == 0 &&
-			   (used = calloc(n + 1, sizeof(*used)))) {
-			for (size_t i = 0; i < n; i++)
-				used[i] = all[i].host_port;
-			if (ids_lowest_free(&a->cfg.forward_port_range, used, n, &chosen) == 0)
-				host_port = chosen;
-		}
-		if (host_port == 0) {
-			pthread_mutex_unlock(&a->members_lock);
-			return ops_fail(ctx, PROTO_E_CONFLICT, "no free host port is left; ask an admin");
-		}
-	} else if (!ops_port_in(&a->cfg.forward_port_range, host_port)) {
-		pthread_mutex_unlock(&a->members_lock);
-		return ops_fail(ctx, PROTO_E_DENIED,
-				"host port %lld is reserved; members may forward host ports %u-%u only",
-				host_port, a->cfg.forward_port_range.first, a->cfg.forward_port_range.last);
-	}
-	if (db_forward_by_host_port(a->db, (uint32_t)host_port, &other) == 0) {
-		pthread_mutex_unlock(&a->members_lock);
-		if (strcmp(other.member, rec.name) != 0)
-			return ops_fail(ctx, PROTO_E_CONFLICT,
-					"host port %lld is used by another member; choose another, or leave it out to get a free one",
-					host_port);
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"host port %lld already forwards to your port %u; remove that first (gpubox port rm %u)",
-				host_port, other.container_port, other.container_port);
-	}
-	ret = db_forward_add(a->db, rec.name, (uint32_t)port, (uint32_t)host_port);
+	ret = ops_port_record(ctx, &rec, port, &host_port);
 	pthread_mutex_unlock(&a->members_lock);
-	if (ret == -EEXIST)
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"your port %lld is forwarded already (see gpubox port ls)", port);
 	if (ret < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+		return -1;
 	if (ops_sync_rules(a) < 0) {
 		db_forward_remove(a->db, rec.name, (uint32_t)port);
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot apply the forwarding rule; see the agent's log");
@@ -644,6 +662,7 @@ static int op_user_add(struct op_context *ctx, json_t **result)
 static int op_user_rm(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "name", "purge", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	const char *name;
 	char err[512] = "", kept[PATH_MAX];
@@ -657,16 +676,13 @@ static int op_user_rm(struct op_context *ctx, json_t **result)
 		return ops_usage(ctx, err);
 	if (db_member_get(ctx->a->db, name, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no member %s (see gpubox admin user ls)", name);
-	agent_lock_member(ctx->a, name);
-	if (ops_stop_member(ctx->a, &rec) < 0) {
-		agent_unlock_member(ctx->a, name);
+	lock = agent_lock_member(ctx->a, name);
+	if (ops_stop_member(ctx->a, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container of %s did not stop; nothing was removed", name);
-	}
-	if (member_remove(ctx->a, name, purge, kept, sizeof(kept), err, sizeof(err)) < 0) {
-		agent_unlock_member(ctx->a, name);
+	if (member_remove(ctx->a, name, purge, kept, sizeof(kept), err, sizeof(err)) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the member could not be removed");
-	}
-	agent_unlock_member(ctx->a, name);
+	/* Nothing of the member is left to guard while the rules are rewritten. */
+	agent_unlock_member(&lock);
 	ops_sync_rules(ctx->a);
 	*result = kept[0] ? json_pack("{s:s, s:s}", "name", name, "kept", kept)
 			  : json_pack("{s:s}", "name", name);

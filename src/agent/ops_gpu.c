@@ -82,6 +82,17 @@ static json_t *ops_gpu_json(const struct gpu_device *g)
 			 "bus_id", g->bus_id, "model", g->model, "device", device);
 }
 
+/* The GPUs of mask, each as ops_gpu_json() shows it. */
+static json_t *ops_gpu_list_json(const struct gpu_host *host, uint64_t mask)
+{
+	json_t *gpus = json_array();
+
+	for (size_t i = 0; i < host->ngpus; i++)
+		if ((mask >> i) & 1)
+			json_array_append_new(gpus, ops_gpu_json(&host->gpus[i]));
+	return gpus;
+}
+
 int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 		  const struct storage_paths *paths, const char *template_rootfs,
 		  struct gpu_plan **out)
@@ -165,10 +176,7 @@ int ops_gpu_status(struct agent *a, const struct member_record *rec, bool runnin
 		return 0;
 	}
 	ops_gpu_mask(a, host, rec->name, &mask);
-	gpus = json_array();
-	for (size_t i = 0; i < host->ngpus; i++)
-		if ((mask >> i) & 1)
-			json_array_append_new(gpus, ops_gpu_json(&host->gpus[i]));
+	gpus = ops_gpu_list_json(host, mask);
 	/* A running container keeps the driver it started with. */
 	if (running && ops_gpu_dir(a, rec->name, dir, sizeof(dir)) == 0 &&
 	    snprintf(path, sizeof(path), "%s/driver", dir) < (int)sizeof(path) &&
@@ -187,19 +195,36 @@ int ops_gpu_status(struct agent *a, const struct member_record *rec, bool runnin
 
 /* ---- operations ------------------------------------------------------------ */
 
-static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
+/* The set to record for mask: the GPUs' UUIDs, which stay true when the
+ * indices change (a GPU added or lost), or "none". */
+static void ops_gpu_set_from_mask(const struct gpu_host *host, uint64_t mask, char *set,
+				  size_t len)
+{
+	size_t used = 0;
+
+	set[0] = '\0';
+	for (size_t i = 0; i < host->ngpus; i++) {
+		if (!((mask >> i) & 1))
+			continue;
+		used += (size_t)snprintf(set + used, len - used, "%s%s", used ? " " : "",
+					 host->gpus[i].uuid);
+		if (used >= len)
+			break;
+	}
+	if (!mask)
+		snprintf(set, len, "none");
+}
+
+/* The member and the GPU an admin's gpu_attach or gpu_detach names; *host
+ * is the server's GPUs. */
+static int ops_gpu_change_args(struct op_context *ctx, struct member_record *rec,
+			       struct gpu_host **host, size_t *index)
 {
 	static const char *const allowed[] = { "member", "gpu", NULL };
 	struct agent *a = ctx->a;
-	__do_free struct gpu_host *host = NULL;
-	struct member_record rec;
+	__do_free struct gpu_host *found = NULL;
 	const char *name, *selector;
-	char err[256], set[OPS_GPU_SET_MAX] = "";
-	uint64_t mask = 0, old;
-	size_t index, used = 0;
-	bool running = false;
-	pid_t pid = 0;
-	json_t *gpus;
+	char err[256];
 	int ret;
 
 	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
@@ -208,82 +233,106 @@ static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
 	    proto_arg_string(ctx->args, "gpu", true, &selector, err, sizeof(err)) < 0 ||
 	    validate_member_name(name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
-	ret = db_member_get(a->db, name, &rec);
+	ret = db_member_get(a->db, name, rec);
 	if (ret == -ENOENT)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no member %s (see gpubox admin user ls)", name);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
-	host = calloc(1, sizeof(*host));
-	if (!host)
+	found = calloc(1, sizeof(*found));
+	if (!found)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
-	if (gpu_discover(a->cfg.gpu_root, 0, host) < 0 || !host->present)
+	if (gpu_discover(a->cfg.gpu_root, 0, found) < 0 || !found->present)
 		return ops_fail(ctx, PROTO_E_UNAVAILABLE, "%s",
-				host->reason[0] ? host->reason : "no NVIDIA GPU on this server");
-	ret = gpu_find(host, selector, &index);
+				found->reason[0] ? found->reason : "no NVIDIA GPU on this server");
+	ret = gpu_find(found, selector, index);
 	if (ret == -EINVAL)
 		return ops_usage(ctx, "a GPU is named by its index (see gpubox admin gpu ls) or its UUID");
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no GPU %s on this server (see gpubox admin gpu ls)",
 				selector);
+	*host = move_ptr(found);
+	return 0;
+}
 
-	agent_lock_member(a, rec.name);
-	if (ops_gpu_mask(a, host, rec.name, &mask) < 0) {
-		agent_unlock_member(a, rec.name);
-		return ops_fail(ctx, PROTO_E_FAILED, "the GPU set of %s is not valid; see the agent's log", rec.name);
-	}
-	old = mask;
+/* Record the member's set with GPU index added or taken away; *old is the
+ * set before, *mask the one recorded. */
+static int ops_gpu_record(struct op_context *ctx, const struct member_record *rec,
+			  const struct gpu_host *host, size_t index, bool attach, uint64_t *mask,
+			  uint64_t *old)
+{
+	char set[OPS_GPU_SET_MAX];
+
+	*mask = 0;
+	if (ops_gpu_mask(ctx->a, host, rec->name, mask) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the GPU set of %s is not valid; see the agent's log", rec->name);
+	*old = *mask;
 	if (attach)
-		mask |= (uint64_t)1 << index;
+		*mask |= (uint64_t)1 << index;
 	else
-		mask &= ~((uint64_t)1 << index);
-	for (size_t i = 0; i < host->ngpus; i++) {
-		if (!((mask >> i) & 1))
-			continue;
-		used += (size_t)snprintf(set + used, sizeof(set) - used, "%s%s", used ? " " : "",
-					 host->gpus[i].uuid);
-		if (used >= sizeof(set))
-			break;
-	}
-	if (!mask)
-		snprintf(set, sizeof(set), "none");
-	ret = db_gpu_set_put(a->db, rec.name, set);
-	if (ret < 0) {
-		agent_unlock_member(a, rec.name);
+		*mask &= ~((uint64_t)1 << index);
+	ops_gpu_set_from_mask(host, *mask, set, sizeof(set));
+	if (db_gpu_set_put(ctx->a->db, rec->name, set) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
-	}
+	return 0;
+}
 
-	/* A running container changes now: its node and its device cgroup. */
-	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING &&
-		  container_init_pid(a->lxcpath, rec.name, &pid) == 0;
-	ret = 0;
-	for (size_t i = 0; running && mask != old && i < host->nnodes && ret == 0; i++) {
+/*
+ * Change a running container now, whose init is pid: GPU index's device
+ * nodes and its device cgroup.  The cgroup allows a node before it appears
+ * and refuses it only once it is gone.
+ */
+static int ops_gpu_live(struct agent *a, const struct member_record *rec,
+			const struct gpu_host *host, size_t index, bool attach, pid_t pid)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < host->nnodes && ret == 0; i++) {
 		const struct gpu_node *node = &host->nodes[i];
 		char rule[GPU_RULE_MAX];
 
 		if (node->gpu != (int)index || gpu_node_rule(node, rule, sizeof(rule)) < 0)
 			continue;
 		if (attach) {
-			ret = container_device_rule(a->lxcpath, rec.name, rule, true);
+			ret = container_device_rule(a->lxcpath, rec->name, rule, true);
 			if (ret == 0)
 				ret = gpu_live_node(pid, node->host, node->target, true);
 		} else {
 			ret = gpu_live_node(pid, node->host, node->target, false);
 			if (ret == 0)
-				ret = container_device_rule(a->lxcpath, rec.name, rule, false);
+				ret = container_device_rule(a->lxcpath, rec->name, rule, false);
 		}
 	}
-	agent_unlock_member(a, rec.name);
+	return ret;
+}
+
+static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
+{
+	struct agent *a = ctx->a;
+	__do_free struct gpu_host *host = NULL;
+	__do_unlock_member struct member_lock lock = { 0 };
+	struct member_record rec;
+	uint64_t mask, old;
+	size_t index;
+	bool running;
+	pid_t pid = 0;
+	int ret = 0;
+
+	if (ops_gpu_change_args(ctx, &rec, &host, &index) < 0)
+		return -1;
+	/* No start reads the set while it changes. */
+	lock = agent_lock_member(a, rec.name);
+	if (ops_gpu_record(ctx, &rec, host, index, attach, &mask, &old) < 0)
+		return -1;
+	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING &&
+		  container_init_pid(a->lxcpath, rec.name, &pid) == 0;
+	if (running && mask != old)
+		ret = ops_gpu_live(a, &rec, host, index, attach, pid);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"GPU %zu is recorded for %s but the running container could not be changed; restart it (see the agent's log)",
 				index, rec.name);
-
-	gpus = json_array();
-	for (size_t i = 0; i < host->ngpus; i++)
-		if ((mask >> i) & 1)
-			json_array_append_new(gpus, ops_gpu_json(&host->gpus[i]));
 	*result = json_pack("{s:s, s:o, s:o, s:b, s:b}", "member", rec.name,
-			    "gpu", ops_gpu_json(&host->gpus[index]), "gpus", gpus,
+			    "gpu", ops_gpu_json(&host->gpus[index]), "gpus", ops_gpu_list_json(host, mask),
 			    "changed", mask != old, "live", running);
 	return 0;
 }

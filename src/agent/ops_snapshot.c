@@ -192,17 +192,94 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 	return 0;
 }
 
+/* Room for one more snapshot: its name free, the count and the quota not
+ * reached.  What a write cut short left behind is cleaned first, so that
+ * it counts for nothing. */
+static int ops_snapshot_room(struct op_context *ctx, const struct member_record *rec,
+			     const char *name)
+{
+	struct agent *a = ctx->a;
+	struct snapshot_info existing;
+	unsigned long long used;
+	size_t count;
+
+	snapshot_clean(&a->cfg, rec->name);
+	if (snapshot_get(&a->cfg, rec->name, name, &existing) == 0)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"you have a snapshot named %s already; choose another name or remove it (gpubox snapshot rm %s)",
+				name, name);
+	ops_snapshot_usage(a, rec->name, &count, &used);
+	if (a->cfg.snapshot_max_count && count >= a->cfg.snapshot_max_count)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"you have %zu snapshots, the most allowed; remove one first (gpubox snapshot rm NAME)",
+				count);
+	if (a->cfg.snapshot_quota && used >= a->cfg.snapshot_quota)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"your snapshots use %llu MB, your whole quota; remove one first (gpubox snapshot rm NAME)",
+				used >> 20);
+	return 0;
+}
+
+/* A running container's layer held still for the snapshot: frozen when
+ * asked and possible, else stopped. */
+static int ops_snapshot_hold(struct op_context *ctx, const struct member_record *rec, bool freeze,
+			     bool *frozen)
+{
+	*frozen = false;
+	if (freeze) {
+		/* Frozen, the layer holds still: overlayfs copies a file up in
+		 * its work dir and renames it in whole, so no half-copied file
+		 * is ever in the layer. */
+		progress_say(ctx->progress, "Freezing the container of %s", rec->name);
+		*frozen = ops_freeze(ctx->a, rec->name, true) == 0;
+		if (*frozen)
+			return 0;
+		progress_say(ctx->progress, "The container cannot be frozen; stopping it instead");
+	}
+	progress_say(ctx->progress, "Stopping the container of %s for the snapshot", rec->name);
+	if (ops_stop_member(ctx->a, rec) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; no snapshot was taken");
+	return 0;
+}
+
+/* The container held still goes on: thawed, or started again.  ret is the
+ * snapshot's result; a failed snapshot's error stays the reply's. */
+static int ops_snapshot_release(struct op_context *ctx, struct member_record *rec,
+				const char *name, bool frozen, int ret)
+{
+	struct reply_error saved = *ctx->error;
+	json_t *started = NULL;
+
+	if (frozen) {
+		if (ops_freeze(ctx->a, rec->name, false) < 0)
+			log_error("cannot thaw the container of %s", rec->name);
+		return ret;
+	}
+	progress_say(ctx->progress, "Starting the container of %s again", rec->name);
+	if (ops_start_member(ctx, rec, &started) < 0 && ret == 0) {
+		/* ops_fail() writes the text it reads: a copy first. */
+		struct reply_error why = *ctx->error;
+
+		ret = ops_fail(ctx, PROTO_E_FAILED,
+			       "snapshot %s was saved, but the container did not start again: %s",
+			       name, why.text);
+	} else if (ret < 0) {
+		*ctx->error = saved;
+	}
+	json_decref(started);
+	return ret;
+}
+
 static int op_snapshot_create(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "name", "freeze", NULL };
 	struct agent *a = ctx->a;
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
-	struct snapshot_info info = { 0 }, existing;
+	struct snapshot_info info = { 0 };
 	const char *name = NULL;
 	char err[256], dir[PATH_MAX];
 	bool freeze = false, running, frozen = false;
-	unsigned long long used;
-	size_t count;
 	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
@@ -222,63 +299,15 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 	if (ops_snapshot_dirs(ctx, rec.name, dir, sizeof(dir)) < 0)
 		return -1;
 
-	agent_lock_member(a, rec.name);
-	snapshot_clean(&a->cfg, rec.name);
-	if (snapshot_get(&a->cfg, rec.name, info.name, &existing) == 0) {
-		agent_unlock_member(a, rec.name);
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"you have a snapshot named %s already; choose another name or remove it (gpubox snapshot rm %s)",
-				info.name, info.name);
-	}
-	ops_snapshot_usage(a, rec.name, &count, &used);
-	if (a->cfg.snapshot_max_count && count >= a->cfg.snapshot_max_count) {
-		agent_unlock_member(a, rec.name);
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"you have %zu snapshots, the most allowed; remove one first (gpubox snapshot rm NAME)",
-				count);
-	}
-	if (a->cfg.snapshot_quota && used >= a->cfg.snapshot_quota) {
-		agent_unlock_member(a, rec.name);
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"your snapshots use %llu MB, your whole quota; remove one first (gpubox snapshot rm NAME)",
-				used >> 20);
-	}
-
+	lock = agent_lock_member(a, rec.name);
+	if (ops_snapshot_room(ctx, &rec, info.name) < 0)
+		return -1;
 	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
-	if (running && freeze) {
-		/* Frozen, the layer holds still: overlayfs copies a file up in
-		 * its work dir and renames it in whole, so no half-copied file
-		 * is ever in the layer. */
-		progress_say(ctx->progress, "Freezing the container of %s", rec.name);
-		frozen = ops_freeze(a, rec.name, true) == 0;
-		if (!frozen)
-			progress_say(ctx->progress, "The container cannot be frozen; stopping it instead");
-	}
-	if (running && !frozen) {
-		progress_say(ctx->progress, "Stopping the container of %s for the snapshot", rec.name);
-		if (ops_stop_member(a, &rec) < 0) {
-			agent_unlock_member(a, rec.name);
-			return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; no snapshot was taken");
-		}
-	}
+	if (running && ops_snapshot_hold(ctx, &rec, freeze, &frozen) < 0)
+		return -1;
 	ret = ops_snapshot_take(ctx, &rec, dir, &info);
-	if (frozen && ops_freeze(a, rec.name, false) < 0)
-		log_error("cannot thaw the container of %s", rec.name);
-	if (running && !frozen) {
-		json_t *started = NULL;
-		struct reply_error saved = *ctx->error;
-
-		progress_say(ctx->progress, "Starting the container of %s again", rec.name);
-		if (ops_start_member(ctx, &rec, &started) < 0 && ret == 0) {
-			ret = ops_fail(ctx, PROTO_E_FAILED,
-				       "snapshot %s was saved, but the container did not start again: %s",
-				       info.name, ctx->error->text);
-		} else if (ret < 0) {
-			*ctx->error = saved;
-		}
-		json_decref(started);
-	}
-	agent_unlock_member(a, rec.name);
+	if (running)
+		ret = ops_snapshot_release(ctx, &rec, info.name, frozen, ret);
 	if (ret < 0)
 		return -1;
 	*result = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b}", "name", info.name,
@@ -321,6 +350,7 @@ static int op_snapshot_ls(struct op_context *ctx, json_t **result)
 static int op_snapshot_rm(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "name", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	struct snapshot_info info;
 	const char *name = NULL;
@@ -332,11 +362,10 @@ static int op_snapshot_rm(struct op_context *ctx, json_t **result)
 	if (proto_arg_string(ctx->args, "name", true, &name, err, sizeof(err)) < 0 ||
 	    snapshot_check_name(name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
-	agent_lock_member(ctx->a, rec.name);
+	lock = agent_lock_member(ctx->a, rec.name);
 	ret = snapshot_get(&ctx->a->cfg, rec.name, name, &info);
 	if (ret == 0)
 		ret = snapshot_remove(&ctx->a->cfg, rec.name, name);
-	agent_unlock_member(ctx->a, rec.name);
 	if (ret == -ENOENT)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", name);
 	if (ret < 0)
@@ -386,6 +415,16 @@ static int ops_restore_undo(struct agent *a, const struct member_record *rec,
 	return 0;
 }
 
+/* A restore that failed before its renames: the layer is put back as it was. */
+static int ops_restore_unchanged(struct op_context *ctx, const struct member_record *rec,
+				 const struct storage_paths *paths, const char *snapshot, int ret,
+				 const char *why)
+{
+	ops_restore_undo(ctx->a, rec, paths);
+	return ops_fail(ctx, ret == -EPERM || ret == -EBADMSG ? PROTO_E_DENIED : PROTO_E_FAILED,
+			"snapshot %s was not restored, your container is unchanged: %s", snapshot, why);
+}
+
 static int ops_restore_swap(struct op_context *ctx, const struct member_record *rec,
 			    const struct storage_paths *paths, const struct snapshot_info *info,
 			    int archive_fd)
@@ -420,18 +459,14 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	progress_say(ctx->progress, "Restoring snapshot %s (%llu MB)", info->name, info->size >> 20);
 	ret = snapshot_extract(archive_fd, restore, rec->subid_base, ctx->progress, &stats, err,
 			       sizeof(err));
-	if (ret == 0 && strcmp(stats.sha256, info->sha256) != 0) {
-		snprintf(err, sizeof(err), "its checksum does not match its manifest (the file is damaged)");
-		ret = -EBADMSG;
-	}
+	if (ret == 0 && strcmp(stats.sha256, info->sha256) != 0)
+		return ops_restore_unchanged(ctx, rec, paths, info->name, -EBADMSG,
+					     "its checksum does not match its manifest (the file is damaged)");
 	if (ret == 0 && syncfs(lfd) < 0)
 		ret = -errno;
-	if (ret < 0) {
-		ops_restore_undo(ctx->a, rec, paths);
-		return ops_fail(ctx, ret == -EPERM || ret == -EBADMSG ? PROTO_E_DENIED : PROTO_E_FAILED,
-				"snapshot %s was not restored, your container is unchanged: %s", info->name,
-				err[0] ? err : strerror(-ret));
-	}
+	if (ret < 0)
+		return ops_restore_unchanged(ctx, rec, paths, info->name, ret,
+					     err[0] ? err : strerror(-ret));
 
 	/* 3. Two renames: the old layer aside, the new one in place. */
 	fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
@@ -448,119 +483,162 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	return 0;
 }
 
+/*
+ * Everything a restore needs, checked before anything changes: the
+ * caller's own snapshot, confirmed, and the template it was taken on, as
+ * it was built then.
+ */
+static int ops_restore_check(struct op_context *ctx, const struct member_record *rec,
+			     const char **name, struct snapshot_info *info)
+{
+	struct agent *a = ctx->a;
+	struct template_info tpl;
+	char err[256];
+	bool confirm = false;
+	int ret;
+
+	if (proto_arg_string(ctx->args, "name", true, name, err, sizeof(err)) < 0 ||
+	    proto_arg_bool(ctx->args, "confirm", &confirm, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	/* A name, never a path: only the caller's own snapshots can be named. */
+	if (snapshot_check_name(*name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	ret = snapshot_get(&a->cfg, rec->name, *name, info);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", *name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "snapshot %s cannot be read; see the agent's log", *name);
+	if (strcmp(info->member, rec->name) != 0)
+		return ops_fail(ctx, PROTO_E_DENIED, "snapshot %s belongs to another member", *name);
+	if (!confirm)
+		return ops_usage(ctx, "restore replaces every file of your container with the snapshot's; confirm it (gpubox restore NAME --yes)");
+	ret = template_get(&a->cfg, info->template_ref, &tpl);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"snapshot %s was taken on template %s, which this server does not have; an admin builds or copies it",
+				*name, info->template_ref);
+	if (info->template_hash[0] && strcmp(info->template_hash, tpl.recipe_hash) != 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"template %s on this server was built from another recipe than the one snapshot %s was taken on",
+				info->template_ref, *name);
+	return 0;
+}
+
+/* The archive, opened while nothing has changed yet: a missing or truncated
+ * file fails the restore before the container is stopped.  Returns the
+ * descriptor. */
+static int ops_restore_open(struct op_context *ctx, const struct member_record *rec,
+			    const char *name, const struct snapshot_info *info)
+{
+	__do_close int fd = -EBADF;
+	char archive[PATH_MAX];
+	struct stat st;
+
+	if (snapshot_path(&ctx->a->cfg, rec->name, name, ".tar.zst", archive, sizeof(archive)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot's path is too long");
+	fd = open(archive, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (unsigned long long)st.st_size != info->size)
+		return ops_fail(ctx, PROTO_E_FAILED, "the archive of snapshot %s is missing or damaged", name);
+	return move_fd(fd);
+}
+
+/* Start a container that ran before a restore that failed; the reply keeps
+ * the restore's failure, whatever the start says. */
+static void ops_restore_restart(struct op_context *ctx, struct member_record *rec)
+{
+	struct reply_error failed = *ctx->error;
+	json_t *started = NULL;
+
+	ops_start_member(ctx, rec, &started);
+	json_decref(started);
+	*ctx->error = failed;
+}
+
+/*
+ * 4. The member's layer sits on the snapshot's template now: start it
+ * there.  A container that does not start gets its previous files (and
+ * template) back, and runs again if it ran before.
+ */
+static int ops_restore_start(struct op_context *ctx, struct member_record *rec,
+			     const struct storage_paths *paths, const struct snapshot_info *info,
+			     bool was_running, json_t **result)
+{
+	struct agent *a = ctx->a;
+	struct reply_error failed;
+	struct member_record old;
+
+	if (db_member_set_template(a->db, rec->name, info->template_ref) < 0) {
+		ops_restore_undo(a, rec, paths);
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; nothing was restored");
+	}
+	snprintf(rec->template_ref, sizeof(rec->template_ref), "%s", info->template_ref);
+	if (ops_start_member(ctx, rec, result) == 0)
+		return 0;
+	failed = *ctx->error;
+	ops_stop_member(a, rec);
+	ops_restore_undo(a, rec, paths);
+	if (was_running && db_member_get(a->db, rec->name, &old) == 0)
+		ops_restore_restart(ctx, &old);
+	return ops_fail(ctx, PROTO_E_FAILED,
+			"the restored container did not start, so your previous files were put back: %s",
+			failed.text);
+}
+
+/* 5. Done: the marker first, then the old layer.  A failure here leaves
+ * leftovers that ops_snapshot_reconcile() removes at the next start. */
+static void ops_restore_finish(const struct member_record *rec, const struct storage_paths *paths)
+{
+	__do_close int lfd = ops_layer_open(paths);
+	int ret;
+
+	if (lfd < 0)
+		return;
+	if (unlinkat(lfd, OPS_RESTORE_MARKER, 0) < 0 && errno != ENOENT)
+		log_warn_errno(0, errno, "cannot remove the restore marker of %s", rec->name);
+	fsync(lfd);
+	ret = fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
+	if (ret < 0)
+		log_warn_errno(0, -ret, "cannot remove the previous layer of %s", rec->name);
+}
+
 static int op_restore(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { "member", "name", "confirm", NULL };
 	struct agent *a = ctx->a;
+	__do_unlock_member struct member_lock lock = { 0 };
+	__do_close int fd = -EBADF;
 	struct member_record rec;
 	struct snapshot_info info;
 	struct storage_paths paths;
-	struct template_info tpl;
-	struct stat st;
 	const char *name = NULL;
-	char err[256], archive[PATH_MAX];
-	bool confirm = false, was_running;
-	__do_close int fd = -EBADF;
-	int ret;
+	bool was_running;
 
-	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
+	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0 ||
+	    ops_restore_check(ctx, &rec, &name, &info) < 0)
 		return -1;
-	if (proto_arg_string(ctx->args, "name", true, &name, err, sizeof(err)) < 0 ||
-	    proto_arg_bool(ctx->args, "confirm", &confirm, err, sizeof(err)) < 0)
-		return ops_usage(ctx, err);
-	/* A name, never a path: only the caller's own snapshots can be named. */
-	if (snapshot_check_name(name, err, sizeof(err)) < 0)
-		return ops_usage(ctx, err);
-	ret = snapshot_get(&a->cfg, rec.name, name, &info);
-	if (ret == -ENOENT)
-		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", name);
-	if (ret < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "snapshot %s cannot be read; see the agent's log", name);
-	if (strcmp(info.member, rec.name) != 0)
-		return ops_fail(ctx, PROTO_E_DENIED, "snapshot %s belongs to another member", name);
-	if (!confirm)
-		return ops_usage(ctx, "restore replaces every file of your container with the snapshot's; confirm it (gpubox restore NAME --yes)");
-	ret = template_get(&a->cfg, info.template_ref, &tpl);
-	if (ret < 0)
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"snapshot %s was taken on template %s, which this server does not have; an admin builds or copies it",
-				name, info.template_ref);
-	if (info.template_hash[0] && strcmp(info.template_hash, tpl.recipe_hash) != 0)
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"template %s on this server was built from another recipe than the one snapshot %s was taken on",
-				info.template_ref, name);
-	if (snapshot_path(&a->cfg, rec.name, name, ".tar.zst", archive, sizeof(archive)) < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot's path is too long");
-	fd = open(archive, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (unsigned long long)st.st_size != info.size)
-		return ops_fail(ctx, PROTO_E_FAILED, "the archive of snapshot %s is missing or damaged", name);
+	fd = ops_restore_open(ctx, &rec, name, &info);
+	if (fd < 0)
+		return -1;
 	if (storage_paths(a->cfg.state_dir, rec.name, &paths) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths");
 
-	agent_lock_member(a, rec.name);
+	lock = agent_lock_member(a, rec.name);
 	was_running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
 	progress_say(ctx->progress, "Stopping the container of %s for the restore", rec.name);
-	if (ops_stop_member(a, &rec) < 0) {
-		agent_unlock_member(a, rec.name);
+	if (ops_stop_member(a, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; nothing was restored");
-	}
-	if (storage_prepare(&paths, rec.subid_base) < 0) {
-		agent_unlock_member(a, rec.name);
+	if (storage_prepare(&paths, rec.subid_base) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot prepare the container's layer; see the agent's log");
-	}
+	/* 1-3; a failure there has put the layer back already. */
 	if (ops_restore_swap(ctx, &rec, &paths, &info, fd) < 0) {
-		if (was_running) {
-			json_t *started = NULL;
-			struct reply_error saved = *ctx->error;
-
-			ops_start_member(ctx, &rec, &started);
-			json_decref(started);
-			*ctx->error = saved;
-		}
-		agent_unlock_member(a, rec.name);
+		if (was_running)
+			ops_restore_restart(ctx, &rec);
 		return -1;
 	}
-	/* 4. The member's layer sits on the snapshot's template now. */
-	if (db_member_set_template(a->db, rec.name, info.template_ref) < 0) {
-		ops_restore_undo(a, &rec, &paths);
-		agent_unlock_member(a, rec.name);
-		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; nothing was restored");
-	}
-	snprintf(rec.template_ref, sizeof(rec.template_ref), "%s", info.template_ref);
-	ret = ops_start_member(ctx, &rec, result);
-	if (ret < 0) {
-		struct reply_error saved = *ctx->error;
-		struct member_record old;
-
-		ops_stop_member(a, &rec);
-		ops_restore_undo(a, &rec, &paths);
-		if (was_running && db_member_get(a->db, rec.name, &old) == 0) {
-			json_t *started = NULL;
-
-			ops_start_member(ctx, &old, &started);
-			json_decref(started);
-		}
-		*ctx->error = saved;
-		agent_unlock_member(a, rec.name);
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"the restored container did not start, so your previous files were put back: %s",
-				saved.text);
-	}
-	/* 5. Done: the marker first, then the old layer. */
-	{
-		__do_close int lfd = ops_layer_open(&paths);
-
-		if (lfd >= 0) {
-			if (unlinkat(lfd, OPS_RESTORE_MARKER, 0) < 0 && errno != ENOENT)
-				log_warn_errno(0, errno, "cannot remove the restore marker of %s", rec.name);
-			fsync(lfd);
-			ret = fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
-			if (ret < 0)
-				log_warn_errno(0, -ret, "cannot remove the previous layer of %s", rec.name);
-		}
-	}
-	agent_unlock_member(a, rec.name);
+	if (ops_restore_start(ctx, &rec, &paths, &info, was_running, result) < 0)
+		return -1;
+	ops_restore_finish(&rec, &paths);
 	if (*result)
 		json_object_set_new(*result, "restored", json_string(info.name));
 	return 0;
