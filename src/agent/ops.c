@@ -25,7 +25,6 @@
 #include "validate.h"
 #include "banned.h"
 
-
 int ops_fail(struct op_context *ctx, const char *code, const char *fmt, ...)
 {
 	va_list ap;
@@ -93,7 +92,6 @@ int ops_require_admin(struct op_context *ctx)
 }
 
 /* ---- containers ---------------------------------------------------------- */
-
 
 int ops_member_view(struct agent *a, const struct member_record *rec, struct member_view *v)
 {
@@ -418,7 +416,7 @@ json_t *ops_status_json(struct agent *a, const struct member_record *rec)
 	struct member_view v;
 	enum container_state state = container_get_state(a->lxcpath, rec->name);
 
-	char newer[80];
+	char newer[TEMPLATE_REF_SIZE];
 	json_t *status;
 
 	if (ops_member_view(a, rec, &v) < 0)

@@ -14,6 +14,7 @@
 #define MEMBER_NAME_MAX 32
 #define MEMBER_NAME_SIZE (MEMBER_NAME_MAX + 1)   /* a buffer for one, with its NUL */
 #define TEMPLATE_NAME_MAX 40
+#define TEMPLATE_REF_SIZE 80   /* NAME@VERSION and its NUL */
 #define SSH_KEY_MAX 16384
 
 /* Every member's container maps this many ids (0..65535 inside), from a

@@ -37,9 +37,9 @@ struct progress;
 struct template_info {
 	char name[64];
 	uint32_t version;
-	char ref[80];              /* NAME@VERSION */
+	char ref[TEMPLATE_REF_SIZE];
 	char rootfs[PATH_MAX];
-	char recipe_hash[72];
+	char recipe_hash[TEMPLATE_HASH_HEX];
 	long long created;         /* unix time */
 	unsigned long long size;   /* bytes, as measured at build */
 };
@@ -105,8 +105,8 @@ struct snapshot_stats {
 struct snapshot_info {
 	char name[SNAPSHOT_NAME_MAX + 1];
 	char member[MEMBER_NAME_SIZE];
-	char template_ref[80];
-	char template_hash[72];
+	char template_ref[TEMPLATE_REF_SIZE];
+	char template_hash[TEMPLATE_HASH_HEX];
 	char server[64];
 	long long created;
 	unsigned long long size;              /* the archive's bytes */

@@ -1369,6 +1369,7 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	if (!mname || strcmp(mname, name) != 0 || snapshot_check_name(mname, err, sizeof(err)) < 0 ||
 	    !member || strlen(member) >= sizeof(out->member) || !ref ||
 	    strlen(ref) >= sizeof(out->template_ref) || !sha || strlen(sha) != TEMPLATE_HASH_HEX - 1 ||
+	    (hash && strlen(hash) >= sizeof(out->template_hash)) ||
 	    !json_is_integer(created) || !json_is_integer(size) || json_integer_value(size) < 0)
 		return -EBADMSG;
 	memset(out, 0, sizeof(*out));

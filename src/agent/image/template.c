@@ -1379,7 +1379,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	__do_free char *recipe = NULL;
 	__do_close int tdfd = -EBADF, lockfd = -EBADF;
 	char tdir[PATH_MAX], mirror[APTSOURCES_URI_MAX], hash[TEMPLATE_HASH_HEX];
-	char ref[80];
+	char ref[TEMPLATE_REF_SIZE];
 	const char *arch;
 	struct template_info newest;
 	struct template_job job;

@@ -45,7 +45,7 @@ struct member_record {
 	uint32_t subid_base;
 	uint32_t ssh_port;
 	uint32_t address_index;
-	char template_ref[80];     /* the template the member's layer sits on; "" before the first start */
+	char template_ref[TEMPLATE_REF_SIZE];     /* the template the member's layer sits on; "" before the first start */
 	long long created;
 };
 
