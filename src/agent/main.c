@@ -110,7 +110,16 @@ static int agent_init(struct agent *a)
 	return 0;
 }
 
-int main(int argc, char **argv)
+struct agent_options {
+	const char *config_path;
+	bool foreground;
+	bool debug;
+	bool print_config;
+};
+
+/* The command line; -1 to go on, or the exit status of a finished run
+ * (--help, --version, a usage error). */
+static int agent_parse_options(int argc, char **argv, struct agent_options *o)
 {
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -121,19 +130,14 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct agent agent;
-	const char *config_path = NULL;
-	bool foreground = false, debug = false, print_config = false;
-	struct sigaction sa = { .sa_handler = agent_on_signal };
-	char err[1024];
-	int opt, listen_fd, ret, ready_fd = -EBADF;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:fdhV", options, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'f': foreground = true; break;
-		case 'd': debug = true; break;
-		case 'p': print_config = true; break;
+		case 'c': o->config_path = optarg; break;
+		case 'f': o->foreground = true; break;
+		case 'd': o->debug = true; break;
+		case 'p': o->print_config = true; break;
 		case 'h': agent_usage(stdout); return 0;
 		case 'V': printf("gpuboxd %s\n", GPUBOX_VERSION); return 0;
 		default: agent_usage(stderr); return 2;
@@ -144,11 +148,59 @@ int main(int argc, char **argv)
 		agent_usage(stderr);
 		return 2;
 	}
-	if (config_load(&agent.cfg, config_path, err, sizeof(err)) < 0) {
+	return -1;
+}
+
+/* What runs beside the request loop: the collector, the hub's sync and
+ * the HTTP server.  -1 when the agent must not start. */
+static int agent_start_services(struct agent *a)
+{
+	int ret;
+
+	if (collector_start(a, a->history, &a->collector) < 0)
+		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
+	/* Before the HTTP server, which takes the hub's pokes; a token file
+	 * that others may read stops the agent. */
+	if (hubsync_start(a, &a->hubsync) < 0)
+		return -1;
+	if (!a->cfg.metrics_listen[0])
+		return 0;
+	ret = httpd_start(a, &a->httpd);
+	/* A refused configuration stops the agent; a busy port does not
+	 * stop members' containers from being served. */
+	if (ret == -EINVAL)
+		return -1;
+	if (ret < 0)
+		log_error("/metrics is not served on %s; the agent goes on without it",
+			  a->cfg.metrics_listen);
+	return 0;
+}
+
+static void agent_stop_services(struct agent *a)
+{
+	httpd_stop(a->httpd);
+	hubsync_stop(a->hubsync);
+	collector_stop(a->collector);
+	history_close(a->history);
+	/* Threads may still be serving; the process exit ends them. */
+}
+
+int main(int argc, char **argv)
+{
+	static struct agent agent;
+	struct agent_options o = { 0 };
+	struct sigaction sa = { .sa_handler = agent_on_signal };
+	char err[1024];
+	int listen_fd, ret, ready_fd = -EBADF;
+
+	ret = agent_parse_options(argc, argv, &o);
+	if (ret >= 0)
+		return ret;
+	if (config_load(&agent.cfg, o.config_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "gpuboxd: %s\n", err);
 		return 2;
 	}
-	if (print_config) {
+	if (o.print_config) {
 		config_dump(&agent.cfg, stdout);
 		return 0;
 	}
@@ -157,8 +209,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	umask(022);
-	log_init("gpuboxd", !foreground, debug || agent.cfg.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-	if (!foreground && daemon_detach(&ready_fd) < 0) {
+	log_init("gpuboxd", !o.foreground,
+		 o.debug || agent.cfg.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	if (!o.foreground && daemon_detach(&ready_fd) < 0) {
 		fprintf(stderr, "gpuboxd: cannot go to the background: %s\n", strerror(errno));
 		return 1;
 	}
@@ -168,28 +221,11 @@ int main(int argc, char **argv)
 
 	if (agent_init(&agent) < 0)
 		return agent_failed(&ready_fd);
-	ret = ops_reconcile(&agent);
-	if (ret < 0)
+	if (ops_reconcile(&agent) < 0)
 		log_warn("reconciling with the running system failed; going on");
 	listen_fd = control_listen(agent.cfg.socket_path);
-	if (listen_fd < 0)
+	if (listen_fd < 0 || agent_start_services(&agent) < 0)
 		return agent_failed(&ready_fd);
-	if (collector_start(&agent, agent.history, &agent.collector) < 0)
-		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
-	/* Before the HTTP server, which takes the hub's pokes; a token file
-	 * that others may read stops the agent. */
-	if (hubsync_start(&agent, &agent.hubsync) < 0)
-		return agent_failed(&ready_fd);
-	if (agent.cfg.metrics_listen[0]) {
-		ret = httpd_start(&agent, &agent.httpd);
-		/* A refused configuration stops the agent; a busy port does not
-		 * stop members' containers from being served. */
-		if (ret == -EINVAL)
-			return agent_failed(&ready_fd);
-		if (ret < 0)
-			log_error("/metrics is not served on %s; the agent goes on without it",
-				  agent.cfg.metrics_listen);
-	}
 	daemon_ready(&ready_fd, 0);
 	log_info("gpuboxd %s ready on %s (server %s)", GPUBOX_VERSION, agent.cfg.socket_path,
 		 agent.cfg.server_name);
@@ -197,10 +233,6 @@ int main(int argc, char **argv)
 	close(listen_fd);
 	unlink(agent.cfg.socket_path);
 	log_info("gpuboxd stopping; containers keep running");
-	httpd_stop(agent.httpd);
-	hubsync_stop(agent.hubsync);
-	collector_stop(agent.collector);
-	history_close(agent.history);
-	/* Threads may still be serving; the process exit ends them. */
+	agent_stop_services(&agent);
 	return ret < 0 ? 1 : 0;
 }
