@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The JSON bodies the hub's API accepts from members and admins
- * ({"key": "..."}, {"enabled": bool}, {"disabled": bool}): parsed safely,
- * and a key that passes goes on to the SSH key check as in api.c.
+ * The hub's side: the JSON request bodies its API (src/hub/api.c) accepts
+ * from members and admins, api_parse_key_request() and
+ * api_parse_flag_request() ({"key": "..."}, {"enabled": bool},
+ * {"disabled": bool}): parsed safely, and a key that passes goes on to the
+ * SSH key check as in api.c.  Not the sync body the agents fetch: the
+ * agent's parser of that, hubsync_parse(), has a target of its own.
  */
 #include <stdbool.h>
 #include <stddef.h>
