@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The hub's sync body as the agent reads it (hubsync_parse): whatever the
- * hub, or whoever answers in its place, sends. */
+/*
+ * The agent's side: hubsync_parse() in src/agent/hubsync.c ("members from
+ * the hub"), which reads the sync body the agent fetches from the hub:
+ * whatever the hub, or whoever answers in its place, sends.  Named after
+ * hubsync.c, as its unit test is; the hub's own request bodies are
+ * fuzz_apirequest.c.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
