@@ -1,7 +1,8 @@
 # The usual entry points; the build itself is Meson's.
-BUILD      ?= build
-ASAN_BUILD ?= build-asan
-MESON_OPTS ?= --prefix=/usr/local --sysconfdir=/etc
+BUILD       ?= build
+ASAN_BUILD  ?= build-asan
+CLANG_BUILD ?= build-clang
+MESON_OPTS  ?= --prefix=/usr/local --sysconfdir=/etc
 
 .PHONY: all deps install demo check check-valgrind bench clean
 
@@ -21,7 +22,7 @@ install: all
 demo:
 	scripts/demo
 
-# Every test: unit (plain and ASan+UBSan), fuzz corpora, system tests.
+# Every test: unit (gcc, clang, ASan+UBSan), fuzz corpora, system tests.
 check:
 	scripts/check
 
@@ -39,4 +40,4 @@ bench: all
 	bench/run
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD)

@@ -33,8 +33,11 @@ int buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n,
 		size_t grown_cap = *cap ? *cap : 1024;
 		char *grown;
 
-		while (grown_cap < *len + n + 1)
+		while (grown_cap < *len + n + 1) {
+			if (grown_cap > SIZE_MAX / 2)
+				return -ENOMEM;
 			grown_cap *= 2;
+		}
 		grown = realloc(*buf, grown_cap);
 		if (!grown)
 			return -ENOMEM;
@@ -54,11 +57,14 @@ int parse_uint_max(const char *s, uint64_t max, uint64_t *out)
 	if (!s || !*s)
 		return -EINVAL;
 	for (const char *p = s; *p; p++) {
+		uint64_t digit;
+
 		if (*p < '0' || *p > '9')
 			return -EINVAL;
-		if (value > (max - (uint64_t)(*p - '0')) / 10)
+		digit = (uint64_t)(*p - '0');
+		if (digit > max || value > (max - digit) / 10)
 			return -ERANGE;
-		value = value * 10 + (uint64_t)(*p - '0');
+		value = value * 10 + digit;
 	}
 	*out = value;
 	return 0;
@@ -83,9 +89,11 @@ int parse_size(const char *s, uint64_t *out)
 	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	for (; *p >= '0' && *p <= '9'; p++) {
-		if (value > (UINT64_MAX - 9) / 10)
+		uint64_t digit = (uint64_t)(*p - '0');
+
+		if (value > (UINT64_MAX - digit) / 10)
 			return -ERANGE;
-		value = value * 10 + (uint64_t)(*p - '0');
+		value = value * 10 + digit;
 	}
 	if (*p) {
 		const char *u = strchr(units, *p);

@@ -1,33 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The JSON bodies the hub's API accepts from members and admins
- * ({"key": "..."}, {"enabled": bool}, {"disabled": bool}): parsed safely,
- * and a key that passes goes on to the SSH key check as in api.c.
+ * The agent's side: hubsync_parse() in src/agent/hubsync.c ("members from
+ * the hub"), which reads the sync body the agent fetches from the hub:
+ * whatever the hub, or whoever answers in its place, sends.  Named after
+ * hubsync.c, as its unit test is; the hub's own request bodies are
+ * fuzz_apirequest.c.
  */
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "hub.h"
-#include "validate.h"
+#include "hubsync.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ssh_key *key = malloc(sizeof(*key));
-	char *line = malloc(SSH_KEY_MAX);
-	char err[256];
-	bool flag;
+	struct hubsync_list list;
+	char err[512];
 
-	if (key && line &&
-	    api_parse_key_request((const char *)data, size, line, SSH_KEY_MAX, err, sizeof(err)) == 0)
-		ssh_key_parse(line, key, err, sizeof(err));
-	api_parse_flag_request((const char *)data, size, "enabled", &flag, err, sizeof(err));
-	api_parse_flag_request((const char *)data, size, "disabled", &flag, err, sizeof(err));
-	free(line);
-	free(key);
+	if (hubsync_parse((const char *)data, size, &list, err, sizeof(err)) == 0)
+		hubsync_list_free(&list);
 	return 0;
 }

@@ -997,7 +997,6 @@ static int gpu_make_layer(const struct gpu_host *host, const struct gpu_plan *pl
 
 int gpu_prepare(const struct gpu_host *host, const struct gpu_plan *plan, uint32_t subid_base)
 {
-	__do_close int fd = -EBADF;
 	char out[PATH_MAX];
 	int ret;
 
