@@ -29,6 +29,7 @@ struct cli {
 	const char *config_path;   /* --config, NULL: $GPUBOX_CONFIG or the default */
 	bool restricted;           /* running as a member's login shell */
 	const char *prog;          /* "gpubox" or "gpubox port" etc., for messages */
+	const struct cli_command *commands;   /* main.c's table: the whitelist */
 };
 
 struct cli_command;
@@ -79,7 +80,18 @@ const struct cli_command *shell_find_command(const struct cli_command *table,
 int shell_parse(const char *line, const struct cli_command *table, char ***argv,
 		char *err, size_t errlen);
 
-/* ---- main.c: the command table and dispatch -------------------------- */
+/* ---- command.c: the command framework -------------------------------- */
+
+/*
+ * Run gpubox: as a login shell ("-c LINE", $SSH_ORIGINAL_COMMAND, or a
+ * login with no command), or as an ordinary command line with global
+ * options before the command.  cli->commands is the whitelist.  Returns
+ * the exit status.
+ */
+int cli_main(struct cli *cli, int argc, char **argv);
+
+/* gpubox help [COMMAND]: the one command of the framework itself. */
+int cmd_help(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 
 /* Load the configuration once; prints the error.  0 or a negative errno. */
 int cli_load_config(struct cli *cli);
@@ -114,6 +126,14 @@ enum {
 
 #define CLI_KEYS_MAX 16
 
+/* What a command takes: its options and how many positional arguments. */
+struct cli_args {
+	unsigned options;          /* CLI_OPT_* */
+	int min, max;              /* positional arguments */
+	const char *wrong_count;   /* the usage error for another number of them;
+				    * NULL: a generic sentence */
+};
+
 struct cli_options {
 	bool json;
 	bool yes;
@@ -134,22 +154,14 @@ struct cli_options {
 };
 
 /*
- * Parse argv (argv[0] is the command's own name) with getopt_long.
- * --help and --config are always accepted; the others when named in
- * accepted.  On --help prints the command's help and sets opts->help.
- * Returns 0, or -EINVAL after printing a usage error.
- */
-int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
-		      unsigned accepted, struct cli_options *opts);
-
-/*
- * cli_parse_options() plus the number of arguments, min_args..max_args
- * ("missing argument", "too many arguments").  On failure or --help,
- * returns a negative errno with the command's exit status in *status.
+ * Parse argv (argv[0] is the command's own name) with getopt_long and
+ * check the number of positional arguments.  --help and --config are
+ * always accepted; the others when named in args->options.  Returns 0; or,
+ * on --help (after printing the help) or a usage error (after printing
+ * it), a negative errno with the command's exit status in *status.
  */
 int cli_parse_args(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
-		   unsigned accepted, int min_args, int max_args, struct cli_options *opts,
-		   int *status);
+		   const struct cli_args *args, struct cli_options *opts, int *status);
 
 /* Print "usage: gpubox USAGE" and the help text. */
 void cli_print_command_help(FILE *out, const struct cli_command *cmd);

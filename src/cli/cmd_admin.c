@@ -93,11 +93,12 @@ static int cmd_admin_list(struct cli *cli, const struct cli_command *self, int a
 			  char **argv, const char *op, const char *list_key,
 			  const char *const columns[], const char *empty)
 {
+	static const struct cli_args spec = { .options = CLI_OPT_JSON };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	ret = client_call(cli, op, NULL, &result);
 	if (ret < 0)
@@ -119,14 +120,16 @@ static int cmd_admin_user_add(struct cli *cli, const struct cli_command *self, i
 		{ "ssh_port", "SSH port" },
 		{ "address", "Address" },
 	};
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_KEY, .min = 1, .max = 1,
+	};
 	__do_json json_t *result = NULL;
 	__do_json json_t *keys = NULL;
 	struct cli_options opts;
 	char err[512];
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_KEY, 1, 1, &opts,
-			      &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	if (opts.nkeys == 0)
 		return cli_usage_error(self, "a member needs at least one --key FILE");
@@ -163,11 +166,13 @@ static int cmd_admin_user_rm(struct cli *cli, const struct cli_command *self, in
 	__do_json json_t *result = NULL;
 	__do_free char *warning = NULL;
 	struct cli_options opts;
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_PURGE | CLI_OPT_YES, .min = 1, .max = 1,
+	};
 	const char *name, *kept;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv,
-			      CLI_OPT_JSON | CLI_OPT_PURGE | CLI_OPT_YES, 1, 1, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	name = argv[opts.first_arg];
 
@@ -214,11 +219,13 @@ static int cmd_admin_template_build(struct cli *cli, const struct cli_command *s
 	__do_json json_t *result = NULL;
 	__do_json json_t *args = NULL;
 	struct cli_options opts;
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_RELEASE, .min = 0, .max = 1,
+	};
 	const char *ref;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_RELEASE, 0, 1, &opts,
-			      &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	args = json_object();
 	if (!args)
@@ -247,11 +254,12 @@ static int cmd_admin_template_build(struct cli *cli, const struct cli_command *s
 static int cmd_admin_template_rm(struct cli *cli, const struct cli_command *self, int argc,
 				 char **argv)
 {
+	static const struct cli_args spec = { .options = CLI_OPT_JSON, .min = 1, .max = 1 };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 1, 1, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	ret = client_call(cli, "template_rm", json_pack("{s:s}", "ref", argv[opts.first_arg]),
 			  &result);

@@ -88,14 +88,14 @@ int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **arg
 {
 	static const char *const columns[] = { "MEMBER", "PID", "HOST PID", "GPU", "GPU MEMORY",
 					       "SM", "TIME", "COMMAND", NULL };
+	static const struct cli_args spec = { .options = CLI_OPT_JSON | CLI_OPT_MEMBER };
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
 	json_t *p, *args;
 	size_t i;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, 0, 0, &opts,
-			   &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	args = opts.member ? json_pack("{s:s}", "member", opts.member) : NULL;
 	ret = cmd_monitor_ask(cli, "ps", args, opts.json, &result);
@@ -142,13 +142,14 @@ int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **a
 {
 	static const char *const columns[] = { "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER",
 					       "USED BY", NULL };
+	static const struct cli_args spec = { .options = CLI_OPT_JSON };
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
 	json_t *g;
 	size_t i;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	ret = cmd_monitor_ask(cli, "gpus", NULL, opts.json, &result);
 	if (ret >= 0)
@@ -304,6 +305,9 @@ static int cmd_history_check(const struct cli_command *self, const struct cli_op
 
 int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_GPU | CLI_OPT_AT | CLI_OPT_SINCE | CLI_OPT_UNTIL,
+	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *args = json_object();
@@ -311,8 +315,7 @@ int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char 
 	uint32_t gpu = 0;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_GPU | CLI_OPT_AT |
-			   CLI_OPT_SINCE | CLI_OPT_UNTIL, 0, 0, &opts, &status) < 0) {
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0) {
 		json_decref(args);
 		return status;
 	}
@@ -352,6 +355,9 @@ static void cmd_usage_csv(json_t *result)
 int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = { "MEMBER", "GPU-HOURS", "GPU-MEMORY GIB-HOURS", NULL };
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_CSV | CLI_OPT_SINCE | CLI_OPT_UNTIL,
+	};
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
 	json_t *args = json_object(), *row;
@@ -360,8 +366,7 @@ int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **
 	size_t i;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_CSV | CLI_OPT_SINCE |
-			   CLI_OPT_UNTIL, 0, 0, &opts, &status) < 0) {
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0) {
 		json_decref(args);
 		return status;
 	}

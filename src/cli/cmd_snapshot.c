@@ -61,21 +61,19 @@ static json_t *cmd_snapshot_args(const struct cli_options *opts, const char *key
 static int cmd_snapshot_create(struct cli *cli, const struct cli_command *self, int argc,
 			       char **argv)
 {
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_FREEZE, .min = 0, .max = 1,
+		.wrong_count = "snapshot takes one name at most",
+	};
 	__do_json json_t *result = NULL;
 	__do_json json_t *args = NULL;
 	struct cli_options opts;
 	const char *name = NULL;
 	char size[32], content[32];
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_FREEZE,
-				&opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg > 1)
-		return cli_usage_error(self, "snapshot takes one name at most");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	if (opts.first_arg < argc)
 		name = argv[opts.first_arg];
 	args = cmd_snapshot_args(&opts, "name", name);
@@ -103,21 +101,17 @@ static int cmd_snapshot_create(struct cli *cli, const struct cli_command *self, 
 
 static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = { .options = CLI_OPT_JSON | CLI_OPT_MEMBER };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *list, *s;
 	json_int_t quota;
 	size_t i;
 	char size[32], when[64], used[32], limit[32];
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (opts.first_arg < argc)
-		return cli_usage_error(self, "snapshot ls takes no argument");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	ret = client_call(cli, "snapshot_ls", cmd_snapshot_args(&opts, NULL, NULL), &result);
 	if (ret < 0)
 		return cli_exit_status(ret);
@@ -158,17 +152,16 @@ static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int 
 
 static int cmd_snapshot_rm(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER, .min = 1, .max = 1,
+		.wrong_count = "snapshot rm takes the name of one snapshot",
+	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg != 1)
-		return cli_usage_error(self, "snapshot rm takes the name of one snapshot");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	ret = client_call(cli, "snapshot_rm", cmd_snapshot_args(&opts, "name", argv[opts.first_arg]),
 			  &result);
 	if (ret < 0)
@@ -217,18 +210,16 @@ int cmd_restore(struct cli *cli, const struct cli_command *self, int argc, char 
 	__do_json json_t *result = NULL;
 	__do_json json_t *args = NULL;
 	__do_free char *warning = NULL;
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES, .min = 1, .max = 1,
+		.wrong_count = "restore takes the name of one of your snapshots (see gpubox snapshot ls)",
+	};
 	struct cli_options opts;
 	const char *member, *name;
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES,
-				&opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg != 1)
-		return cli_usage_error(self, "restore takes the name of one of your snapshots (see gpubox snapshot ls)");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	name = argv[opts.first_arg];
 	member = opts.member ? opts.member : cmd_member_self();
 	if (!opts.yes) {

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* The login shell's splitter and whitelist (src/cli/shell.c). */
+/*
+ * The login shell's splitter and whitelist (src/cli/shell.c), and what
+ * the command framework (src/cli/command.c) makes of the words: the
+ * options of a command and the number of its arguments.
+ */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +19,7 @@
 #include "cli.h"
 
 #include "../../src/cli/shell.c"
+#include "../../src/cli/command.c"
 
 /* The names of main.c's table; shell.c only ever sees a table it is given. */
 static const struct cli_command test_commands[] = {
@@ -241,6 +247,59 @@ static void test_shell_find_command(void **state)
 	assert_null(shell_find_command(test_commands, NULL));
 }
 
+/* ---- command.c: the words of a command line as options ------------------- */
+
+/* The words of the last line parsed: the values in opts point into them. */
+static char **test_words;
+
+static int test_teardown_words(void **state)
+{
+	(void)state;
+	cleanup_strvp(&test_words);
+	test_words = NULL;
+	return 0;
+}
+
+/* A login-shell line through shell_split() and cli_parse_args(): the status. */
+static int test_parse_line(const char *line, const struct cli_command *cmd,
+			   const struct cli_args *args, struct cli_options *opts)
+{
+	struct cli cli = { .restricted = true };
+	char err[256] = "";
+	int argc, status = -1;
+
+	test_teardown_words(NULL);
+	argc = shell_split(line, &test_words, err, sizeof(err));
+	assert_true(argc > 0);
+	if (cli_parse_args(&cli, cmd, argc, test_words, args, opts, &status) == 0)
+		status = CLI_EXIT_OK;
+	return status;
+}
+
+static void test_shell_args_count(void **state)
+{
+	static const struct cli_command cmd = { "port", NULL, false, "port rm PORT", "" };
+	static const struct cli_args one = { .min = 1, .max = 1, .wrong_count = "one port" };
+	static const struct cli_args none = { .options = CLI_OPT_JSON };
+	struct cli_options opts;
+
+	(void)state;
+	assert_int_equal(test_parse_line("port 8888", &cmd, &one, &opts), CLI_EXIT_OK);
+	assert_int_equal(opts.first_arg, 1);
+	assert_int_equal(test_parse_line("port", &cmd, &one, &opts), CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("port 1 2", &cmd, &one, &opts), CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("port --json", &cmd, &none, &opts), CLI_EXIT_OK);
+	assert_true(opts.json);
+	assert_int_equal(test_parse_line("port x --json", &cmd, &none, &opts), CLI_EXIT_USAGE);
+	/* An option the command does not take, and --config in the login shell. */
+	assert_int_equal(test_parse_line("port 8888 --json", &cmd, &one, &opts), CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("port --config=/etc/shadow", &cmd, &none, &opts),
+			 CLI_EXIT_USAGE);
+	/* --help prints the help and ends the command with status 0. */
+	assert_int_equal(test_parse_line("port --help", &cmd, &none, &opts), CLI_EXIT_OK);
+	assert_true(opts.help);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,7 +312,8 @@ int main(void)
 		cmocka_unit_test(test_shell_many_words),
 		cmocka_unit_test(test_shell_whitelist),
 		cmocka_unit_test(test_shell_find_command),
+		cmocka_unit_test(test_shell_args_count),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, test_teardown_words);
 }
