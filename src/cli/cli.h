@@ -82,6 +82,15 @@ int shell_parse(const char *line, const struct cli_command *table, char ***argv,
 
 /* ---- command.c: the command framework -------------------------------- */
 
+/* Buffer sizes of the CLI's own text. */
+#define CLI_SENTENCE_MAX     512   /* one error sentence built before it is printed */
+#define CLI_COMMAND_PATH_MAX 128   /* "admin template build" */
+#define CLI_BYTES_TEXT_MAX   32    /* "12.3 GiB", "512 MiB", "12 GB" */
+#define CLI_UNIT_TEXT_MAX    16    /* a number and its unit: "40%", "41C", "150W" */
+#define CLI_NUMBER_TEXT_MAX  32    /* "12.25" */
+#define CLI_DURATION_TEXT_MAX 32   /* format_duration(): "3d 4h" */
+#define CLI_TIME_TEXT_MAX    64    /* format_time(): "2026-11-23 14:00:05" */
+
 /*
  * Run gpubox: as a login shell ("-c LINE", $SSH_ORIGINAL_COMMAND, or a
  * login with no command), or as an ordinary command line with global

@@ -126,7 +126,7 @@ static int cmd_admin_user_add(struct cli *cli, const struct cli_command *self, i
 	__do_json json_t *result = NULL;
 	__do_json json_t *keys = NULL;
 	struct cli_options opts;
-	char err[512];
+	char err[CLI_SENTENCE_MAX];
 	int ret, status;
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)

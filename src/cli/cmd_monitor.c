@@ -65,7 +65,7 @@ static void cmd_monitor_note(json_t *result)
 
 static json_t *cmd_monitor_ps_row(json_t *p, bool host_view)
 {
-	char mem[32], sm[16], running[32];
+	char mem[CLI_BYTES_TEXT_MAX], sm[CLI_UNIT_TEXT_MAX], running[CLI_DURATION_TEXT_MAX];
 	json_t *row;
 
 	cmd_monitor_bytes(json_object_get(p, "mem_used"), mem, sizeof(mem));
@@ -157,7 +157,9 @@ int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **a
 	cmd_monitor_note(result);
 	json_array_foreach(json_object_get(result, "gpus"), i, g) {
 		__do_free char *users = cmd_monitor_names(json_object_get(g, "members"), g);
-		char util[16], used[32], total[32], memory[80], temp[16], power[16];
+		char util[CLI_UNIT_TEXT_MAX], used[CLI_BYTES_TEXT_MAX], total[CLI_BYTES_TEXT_MAX];
+		char memory[2 * CLI_BYTES_TEXT_MAX + sizeof(" / ")];
+		char temp[CLI_UNIT_TEXT_MAX], power[CLI_UNIT_TEXT_MAX];
 
 		cmd_monitor_percent(json_object_get(g, "util"), util, sizeof(util));
 		cmd_monitor_bytes(json_object_get(g, "mem_used"), used, sizeof(used));
@@ -209,7 +211,8 @@ static int cmd_history_at(json_t *result)
 {
 	static const char *const columns[] = { "MEMBER", "GPU MEMORY", "SM", "PROCESSES", NULL };
 	__do_json json_t *rows = json_array();
-	char when[64], mem[32], total[32], util[16];
+	char when[CLI_TIME_TEXT_MAX], mem[CLI_BYTES_TEXT_MAX], total[CLI_BYTES_TEXT_MAX];
+	char util[CLI_UNIT_TEXT_MAX];
 	json_t *m;
 	size_t i;
 
@@ -224,7 +227,7 @@ static int cmd_history_at(json_t *result)
 	       "one-minute average" : "sample");
 	printf("  utilisation %s, memory %s / %s\n", util, mem, total);
 	json_array_foreach(json_object_get(result, "members"), i, m) {
-		char mmem[32], sm[16];
+		char mmem[CLI_BYTES_TEXT_MAX], sm[CLI_UNIT_TEXT_MAX];
 
 		cmd_monitor_bytes(json_object_get(m, "mem_used"), mmem, sizeof(mmem));
 		cmd_monitor_percent(json_object_get(m, "sm_util"), sm, sizeof(sm));
@@ -245,7 +248,7 @@ static int cmd_history_range(json_t *result)
 
 	json_array_foreach(json_object_get(result, "gpus"), i, gpu) {
 		json_array_foreach(json_object_get(gpu, "points"), j, point) {
-			char when[64], util[16], mem[32];
+			char when[CLI_TIME_TEXT_MAX], util[CLI_UNIT_TEXT_MAX], mem[CLI_BYTES_TEXT_MAX];
 			const char *name;
 			json_t *series, *members = json_array();
 
@@ -361,7 +364,7 @@ int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
 	json_t *args = json_object(), *row;
-	char from_text[64], to_text[64];
+	char from_text[CLI_TIME_TEXT_MAX], to_text[CLI_TIME_TEXT_MAX];
 	long long from = 0, to = 0;
 	size_t i;
 	int ret, status;
@@ -395,7 +398,7 @@ int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **
 	printf("GPU use on %s from %s to %s:\n",
 	       json_string_value(json_object_get(result, "server")) ?: "?", from_text, to_text);
 	json_array_foreach(json_object_get(result, "members"), i, row) {
-		char hours[32], mem[32];
+		char hours[CLI_NUMBER_TEXT_MAX], mem[CLI_NUMBER_TEXT_MAX];
 
 		snprintf(hours, sizeof(hours), "%.2f", json_number_value(json_object_get(row, "gpu_hours")));
 		snprintf(mem, sizeof(mem), "%.2f",

@@ -69,7 +69,7 @@ static int cmd_snapshot_create(struct cli *cli, const struct cli_command *self, 
 	__do_json json_t *args = NULL;
 	struct cli_options opts;
 	const char *name = NULL;
-	char size[32], content[32];
+	char size[CLI_BYTES_TEXT_MAX], content[CLI_BYTES_TEXT_MAX];
 	int ret, status;
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
@@ -107,7 +107,8 @@ static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int 
 	json_t *list, *s;
 	json_int_t quota;
 	size_t i;
-	char size[32], when[64], used[32], limit[32];
+	char size[CLI_BYTES_TEXT_MAX], when[CLI_TIME_TEXT_MAX];
+	char used[CLI_BYTES_TEXT_MAX], limit[CLI_BYTES_TEXT_MAX];
 	int ret, status;
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
@@ -126,17 +127,15 @@ static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int 
 	}
 	printf("%-24s %-22s %10s  %s\n", "NAME", "CREATED", "SIZE", "TEMPLATE");
 	json_array_foreach(list, i, s) {
-		char name[64], tpl[96];
+		const char *name = cmd_snapshot_string(s, "name", "?");
 
 		cmd_snapshot_size(size, sizeof(size), json_integer_value(json_object_get(s, "size")));
 		cmd_snapshot_time(when, sizeof(when), json_integer_value(json_object_get(s, "created")));
 		/* The agent's names are checked, but print nothing raw. */
-		snprintf(name, sizeof(name), "%s", cmd_snapshot_string(s, "name", "?"));
-		snprintf(tpl, sizeof(tpl), "%s", cmd_snapshot_string(s, "template", "?"));
 		output_sanitized(stdout, name);
 		printf("%*s %-22s %10s  ", (int)(strlen(name) < 24 ? 24 - strlen(name) : 0), "", when,
 		       size);
-		output_sanitized(stdout, tpl);
+		output_sanitized(stdout, cmd_snapshot_string(s, "template", "?"));
 		printf("\n");
 	}
 	cmd_snapshot_size(used, sizeof(used), json_integer_value(json_object_get(result, "used")));

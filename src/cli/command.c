@@ -61,7 +61,7 @@ static void cli_command_path(const struct cli_command *cmd, char *buf, size_t le
 
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 {
-	char path[128];
+	char path[CLI_COMMAND_PATH_MAX];
 	va_list ap;
 
 	fputs("gpubox: ", stderr);
@@ -97,8 +97,8 @@ int cli_load_config(struct cli *cli)
 
 bool cli_is_admin(struct cli *cli)
 {
+	__do_free gid_t *groups = NULL;
 	struct group *gr;
-	gid_t groups[256];
 	int n;
 
 	if (getuid() == 0)
@@ -110,7 +110,14 @@ bool cli_is_admin(struct cli *cli)
 		return false;
 	if (getgid() == gr->gr_gid || getegid() == gr->gr_gid)
 		return true;
-	n = getgroups((int)ARRAY_SIZE(groups), groups);
+	/* As many as the process has, however many that is. */
+	n = getgroups(0, NULL);
+	if (n <= 0)
+		return false;
+	groups = calloc((size_t)n, sizeof(*groups));
+	if (!groups)
+		return false;
+	n = getgroups(n, groups);
 	for (int i = 0; i < n; i++)
 		if (groups[i] == gr->gr_gid)
 			return true;
@@ -348,7 +355,7 @@ static int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int
 int cli_parse_args(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
 		   const struct cli_args *args, struct cli_options *opts, int *status)
 {
-	char path[128];
+	char path[CLI_COMMAND_PATH_MAX];
 	int nargs, ret;
 
 	ret = cli_parse_options(cli, cmd, argc, argv, args, opts);
@@ -403,7 +410,7 @@ static int cli_dispatch(struct cli *cli, int argc, char **argv)
 static int cli_login_shell(struct cli *cli, const char *line)
 {
 	__do_strv char **words = NULL;
-	char err[256];
+	char err[CLI_SENTENCE_MAX];
 	int n;
 
 	cli->restricted = true;
