@@ -32,8 +32,11 @@ static int client_connect(const char *path, int *out)
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		cli_error("cannot create a socket: %s", strerror(errno));
-		return -errno;
+		/* Saved first: printing the message may change errno. */
+		int err = errno;
+
+		cli_error("cannot create a socket: %s", strerror(err));
+		return -err;
 	}
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		int err = errno;

@@ -34,9 +34,11 @@ int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen
 
 		owned = fopen(path, "re");
 		if (!owned) {
+			int saved = errno;
+
 			snprintf(err, errlen, "cannot read the key file %s: %s", path,
-				 strerror(errno));
-			return -errno;
+				 strerror(saved));
+			return -saved;
 		}
 		if (fstat(fileno(owned), &st) == 0 && !S_ISREG(st.st_mode)) {
 			snprintf(err, errlen, "the key file %s is not a regular file", path);
