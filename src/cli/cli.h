@@ -109,9 +109,21 @@ int cli_load_config(struct cli *cli);
  * a courtesy check: the agent decides. */
 bool cli_is_admin(struct cli *cli);
 
-/* Print one error sentence as "gpubox: ..." on stderr. */
+/*
+ * Print one error sentence as "gpubox: ..." on stderr.  Every message ends
+ * in exactly one newline and goes out in one write(2), so that the lines
+ * of processes sharing a terminal or a log never run together.
+ */
 __attribute__((format(printf, 1, 2)))
 void cli_error(const char *fmt, ...);
+
+/*
+ * Print text received from the agent as one line on stderr, after prefix
+ * ("gpubox: " for an error, "" for progress): control characters made
+ * harmless, trailing newlines and blanks dropped, one newline added, one
+ * write(2).
+ */
+void cli_print_line(const char *prefix, const char *text);
 
 /* Exit status for a negative errno from client_call() or option parsing. */
 int cli_exit_status(int err);

@@ -3,7 +3,9 @@
  * One request to the agent (protocol in proto.h): connect, send, then
  * read progress messages until the final one.  Progress goes to stderr
  * line by line as it arrives, so that a --json result on stdout stays
- * clean and long work (a template build) shows it is alive.
+ * clean and long work (a template build) shows it is alive.  The agent's
+ * text is printed with cli_print_line(): one line, one write, whatever
+ * newlines it ends with.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -90,9 +92,7 @@ static int client_final(json_t *msg, json_t **result)
 	}
 	text = json_string_value(json_object_get(msg, "error"));
 	code = json_string_value(json_object_get(msg, "code"));
-	fputs("gpubox: ", stderr);
-	output_sanitized(stderr, text ? text : "the agent refused the request without a reason");
-	fputc('\n', stderr);
+	cli_print_line("gpubox: ", text ? text : "the agent refused the request without a reason");
 	return client_error_code(code);
 }
 
@@ -152,9 +152,7 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 		}
 		progress = json_object_get(msg, "progress");
 		if (json_is_string(progress)) {
-			output_sanitized(stderr, json_string_value(progress));
-			fputc('\n', stderr);
-			fflush(stderr);
+			cli_print_line("", json_string_value(progress));
 			continue;
 		}
 		if (json_object_get(msg, "ok"))

@@ -29,6 +29,11 @@ int cmd_member_confirm(const char *warning, const char *name)
 	if (tty) {
 		fprintf(stderr, "%s\nType the member name to confirm: ", warning);
 		fflush(stderr);
+	} else {
+		/* "ssh gpu17 restore NAME" has no terminal, but a person may be
+		 * typing all the same: say what is asked, in whole lines. */
+		cli_print_line("", warning);
+		cli_print_line("", "Type the member name to confirm (or pass --yes):");
 	}
 	len = getline(&line, &size, stdin);
 	if (len < 0) {

@@ -17,20 +17,73 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "strutil.h"
 
 #include "banned.h"
 
 /* ---- messages ------------------------------------------------------------ */
 
+/* All of buf to stderr in as few write(2) calls as the kernel allows: one,
+ * for anything a pipe takes atomically. */
+static void cli_write_stderr(const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(STDERR_FILENO, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/*
+ * prefix, text made one harmless line, then the lines of hint (our own
+ * text, NULL for none): each ends in exactly one newline, and all go out
+ * in one write.
+ */
+static void cli_message(const char *prefix, const char *text, const char *hint)
+{
+	__do_free char *line = NULL;
+	size_t len = 0, end = strlen(text);
+	FILE *out;
+
+	while (end > 0 && strchr("\n\r\t ", text[end - 1]))
+		end--;
+	out = open_memstream(&line, &len);
+	if (!out)
+		return;
+	fputs(prefix, out);
+	for (size_t i = 0; i < end; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		/* As output_sanitized(): the agent's text may quote what it ran. */
+		fputc((c < 0x20 && c != '\t') || c == 0x7f ? '?' : c, out);
+	}
+	fputc('\n', out);
+	if (hint)
+		fprintf(out, "%s\n", hint);
+	if (!memstream_close(out))
+		return;
+	cli_write_stderr(line, len);
+}
+
+void cli_print_line(const char *prefix, const char *text)
+{
+	cli_message(prefix, text, NULL);
+}
+
 void cli_error(const char *fmt, ...)
 {
+	char sentence[CLI_SENTENCE_MAX];
 	va_list ap;
 
-	fputs("gpubox: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(sentence, sizeof(sentence), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	cli_print_line("gpubox: ", sentence);
 }
 
 int cli_exit_status(int err)
@@ -61,19 +114,21 @@ static void cli_command_path(const struct cli_command *cmd, char *buf, size_t le
 
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 {
-	char path[CLI_COMMAND_PATH_MAX];
+	__do_free char *hint = NULL;
+	char sentence[CLI_SENTENCE_MAX], path[CLI_COMMAND_PATH_MAX];
 	va_list ap;
 
-	fputs("gpubox: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(sentence, sizeof(sentence), fmt, ap);
 	va_end(ap);
 	if (cmd) {
 		cli_command_path(cmd, path, sizeof(path));
-		fprintf(stderr, "\nusage: gpubox %s\n(try: gpubox %s --help)\n", cmd->usage, path);
-	} else {
-		fputs("\n(try: gpubox help)\n", stderr);
+		if (asprintf(&hint, "usage: gpubox %s\n(try: gpubox %s --help)", cmd->usage,
+			     path) < 0)
+			hint = NULL;
 	}
+	/* The sentence and its hint as one message: nothing can come between. */
+	cli_message("gpubox: ", sentence, cmd ? hint : "(try: gpubox help)");
 	return CLI_EXIT_USAGE;
 }
 

@@ -2,7 +2,7 @@
 /*
  * The login shell's splitter and whitelist (src/cli/shell.c), and what
  * the command framework (src/cli/command.c) makes of the words: the
- * options of a command and the number of its arguments.
+ * options of a command, and messages that end in exactly one newline.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -300,6 +301,46 @@ static void test_shell_args_count(void **state)
 	assert_true(opts.help);
 }
 
+/* What cli_print_line() writes on stderr, captured through a pipe. */
+static void test_stderr_of(const char *prefix, const char *text, char *buf, size_t len)
+{
+	int fds[2], saved;
+	ssize_t n;
+
+	assert_int_equal(pipe(fds), 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+	cli_print_line(prefix, text);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(fds[1]);
+	n = read(fds[0], buf, len - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fds[0]);
+}
+
+static void test_shell_messages_one_newline(void **state)
+{
+	char out[256];
+
+	(void)state;
+	/* The agent's "too many requests" text, as it comes (no newline). */
+	test_stderr_of("gpubox: ", "too many requests at once from you; wait for them to finish",
+		       out, sizeof(out));
+	assert_string_equal(out, "gpubox: too many requests at once from you; wait for them "
+			    "to finish\n");
+	test_stderr_of("gpubox: ", "failed\n\n", out, sizeof(out));
+	assert_string_equal(out, "gpubox: failed\n");
+	test_stderr_of("", "Building the template \r\n", out, sizeof(out));
+	assert_string_equal(out, "Building the template\n");
+	test_stderr_of("gpubox: ", "a\nb\x1b[2J", out, sizeof(out));
+	assert_string_equal(out, "gpubox: a?b?[2J\n");
+	test_stderr_of("gpubox: ", "", out, sizeof(out));
+	assert_string_equal(out, "gpubox: \n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_shell_whitelist),
 		cmocka_unit_test(test_shell_find_command),
 		cmocka_unit_test(test_shell_args_count),
+		cmocka_unit_test(test_shell_messages_one_newline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, test_teardown_words);
