@@ -85,6 +85,7 @@ int shell_parse(const char *line, const struct cli_command *table, char ***argv,
 /* Buffer sizes of the CLI's own text. */
 #define CLI_SENTENCE_MAX     512   /* one error sentence built before it is printed */
 #define CLI_COMMAND_PATH_MAX 128   /* "admin template build" */
+#define CLI_OPTION_TEXT_MAX  512   /* every value joined from several words, together */
 #define CLI_BYTES_TEXT_MAX   32    /* "12.3 GiB", "512 MiB", "12 GB" */
 #define CLI_UNIT_TEXT_MAX    16    /* a number and its unit: "40%", "41C", "150W" */
 #define CLI_NUMBER_TEXT_MAX  32    /* "12.25" */
@@ -172,12 +173,18 @@ struct cli_options {
 	const char *keys[CLI_KEYS_MAX];
 	size_t nkeys;
 	int first_arg;   /* index in argv of the first positional argument */
+	/* Where values joined from several words are kept (--at 4 hours ago). */
+	char text[CLI_OPTION_TEXT_MAX];
+	size_t text_used;
 };
 
 /*
  * Parse argv (argv[0] is the command's own name) with getopt_long and
  * check the number of positional arguments.  --help and --config are
- * always accepted; the others when named in args->options.  Returns 0; or,
+ * always accepted; the others when named in args->options.  For a command
+ * without positional arguments, a time-valued option (--at, --since,
+ * --until) takes every word up to the next option, joined by single
+ * spaces, because ssh drops the quotes of "4 hours ago".  Returns 0; or,
  * on --help (after printing the help) or a usage error (after printing
  * it), a negative errno with the command's exit status in *status.
  */

@@ -321,6 +321,49 @@ static const char *cli_option_name(int c)
 	return "?";
 }
 
+/* Whether word is an option, which ends the words of a time value: "--json",
+ * "-j"; not "-4h", a time. */
+static bool cli_is_option_word(const char *word)
+{
+	return word[0] == '-' &&
+	       (word[1] == '-' || (word[1] >= 'a' && word[1] <= 'z') ||
+		(word[1] >= 'A' && word[1] <= 'Z'));
+}
+
+/*
+ * The value of a time-valued option: its own word (value, from getopt)
+ * and, when join, the words after it up to the next option, joined by
+ * single spaces into opts->text.  ssh joins the words of a command with
+ * spaces and drops their quotes, and the login shell splits at blanks, so
+ * "--at 4 hours ago" arrives as four words.
+ */
+static int cli_option_words(const struct cli_command *cmd, int argc, char **argv, bool join,
+			    int option, const char *value, struct cli_options *opts,
+			    const char **out)
+{
+	char *text = opts->text + opts->text_used;
+	size_t room = sizeof(opts->text) - opts->text_used, len;
+	int n;
+
+	if (!join || optind >= argc || cli_is_option_word(argv[optind])) {
+		*out = value;
+		return 0;
+	}
+	n = snprintf(text, room, "%s", value);
+	while (n >= 0 && (size_t)n < room && optind < argc && !cli_is_option_word(argv[optind])) {
+		len = (size_t)n;
+		n = snprintf(text + len, room - len, " %s", argv[optind++]);
+		if (n >= 0)
+			n += (int)len;
+	}
+	if (n < 0 || (size_t)n >= room)
+		return cli_usage_error(cmd, "the value of --%s is too long",
+				       cli_option_name(option)), -EINVAL;
+	opts->text_used += (size_t)n + 1;
+	*out = text;
+	return 0;
+}
+
 static int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc,
 			     char **argv, const struct cli_args *args, struct cli_options *opts)
 {
@@ -331,7 +374,9 @@ static int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int
 		{ OPT_GPU, CLI_OPT_GPU }, { OPT_AT, CLI_OPT_AT }, { OPT_SINCE, CLI_OPT_SINCE },
 		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV },
 	};
-	int c;
+	/* Joining is unambiguous only where no positional argument can follow. */
+	bool join = args->max == 0;
+	int c, ret = 0;
 
 	memset(opts, 0, sizeof(*opts));
 	/* A full reset: each command parses its own vector from the start. */
@@ -386,13 +431,16 @@ static int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int
 			opts->gpu = optarg;
 			break;
 		case OPT_AT:
-			opts->at = optarg;
+			ret = cli_option_words(cmd, argc, argv, join, c, optarg, opts,
+					       &opts->at);
 			break;
 		case OPT_SINCE:
-			opts->since = optarg;
+			ret = cli_option_words(cmd, argc, argv, join, c, optarg, opts,
+					       &opts->since);
 			break;
 		case OPT_UNTIL:
-			opts->until = optarg;
+			ret = cli_option_words(cmd, argc, argv, join, c, optarg, opts,
+					       &opts->until);
 			break;
 		case OPT_CSV:
 			opts->csv = true;
@@ -402,6 +450,8 @@ static int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int
 		default:
 			return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]), -EINVAL;
 		}
+		if (ret < 0)
+			return ret;
 	}
 	opts->first_arg = optind;
 	return 0;

@@ -68,11 +68,12 @@ static const struct cli_command cli_commands[] = {
 	  "history [--gpu N] [--at TIME | --since TIME [--until TIME]] [--json]",
 	  "What the GPUs did in the past.  With --gpu N --at TIME, the state of GPU N at that "
 	  "moment and who used it (\"4 hours ago\", \"14:00\", \"2026-11-23 14:00\").  With "
-	  "--since (default 1h), a table over the period." },
+	  "--since (default 1h), a table over the period.  A TIME runs to the next option, "
+	  "so it needs no quotes: ssh gpu17 history --gpu 3 --at 4 hours ago." },
 	{ "usage", cmd_usage, false,
 	  "usage [--since TIME] [--until TIME] [--csv | --json]",
 	  "GPU-hours and GPU-memory-hours (GiB x hours) per member over a period (default: "
-	  "the last 7 days, --since 7d)." },
+	  "the last 7 days, --since 7d).  A TIME runs to the next option: --since 2 days ago." },
 	{ "version", cmd_version, false,
 	  "version [--json]",
 	  "Print the version of this program and of the server's agent." },

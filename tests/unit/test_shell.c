@@ -2,7 +2,8 @@
 /*
  * The login shell's splitter and whitelist (src/cli/shell.c), and what
  * the command framework (src/cli/command.c) makes of the words: the
- * options of a command, and messages that end in exactly one newline.
+ * options of a command, time values given as several words, and messages
+ * that end in exactly one newline.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -250,6 +251,13 @@ static void test_shell_find_command(void **state)
 
 /* ---- command.c: the words of a command line as options ------------------- */
 
+static const struct cli_command test_history = {
+	"history", NULL, false, "history [--gpu N] [--at TIME] [--json]", "",
+};
+static const struct cli_args test_history_args = {
+	.options = CLI_OPT_JSON | CLI_OPT_GPU | CLI_OPT_AT | CLI_OPT_SINCE | CLI_OPT_UNTIL,
+};
+
 /* The words of the last line parsed: the values in opts point into them. */
 static char **test_words;
 
@@ -275,6 +283,102 @@ static int test_parse_line(const char *line, const struct cli_command *cmd,
 	if (cli_parse_args(&cli, cmd, argc, test_words, args, opts, &status) == 0)
 		status = CLI_EXIT_OK;
 	return status;
+}
+
+static void test_shell_time_words(void **state)
+{
+	struct cli_options opts;
+
+	(void)state;
+	/* ssh gpu17 history --gpu 3 --at "4 hours ago": ssh drops the quotes. */
+	assert_int_equal(test_parse_line("history --gpu 3 --at 4 hours ago", &test_history,
+					 &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.gpu, "3");
+	assert_string_equal(opts.at, "4 hours ago");
+	assert_int_equal(opts.first_arg, 7);   /* every word was an option or its value */
+
+	/* The words end at the next option, long or short. */
+	assert_int_equal(test_parse_line("history --at 2026-11-23 14:00 --gpu 1 --json",
+					 &test_history, &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.at, "2026-11-23 14:00");
+	assert_string_equal(opts.gpu, "1");
+	assert_true(opts.json);
+	assert_int_equal(test_parse_line("history --since 2 days ago -j", &test_history,
+					 &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.since, "2 days ago");
+	assert_true(opts.json);
+
+	/* Several time options, blanks collapsed to one space, --opt=value. */
+	assert_int_equal(test_parse_line("history  --since\t3  hours   ago --until=1 hour ago",
+					 &test_history, &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.since, "3 hours ago");
+	assert_string_equal(opts.until, "1 hour ago");
+
+	/* A time that starts with '-' is a time, not an option. */
+	assert_int_equal(test_parse_line("history --at -4h --gpu 0", &test_history,
+					 &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.at, "-4h");
+	assert_string_equal(opts.gpu, "0");
+
+	/* One word stays one word. */
+	assert_int_equal(test_parse_line("history --since 7d", &test_history, &test_history_args,
+					 &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.since, "7d");
+	assert_int_equal(opts.text_used, 0);
+}
+
+static void test_shell_time_quoted(void **state)
+{
+	/* A local command line: the shell kept "4 hours ago" one word. */
+	char *argv[] = { (char *)"history", (char *)"--at", (char *)"4 hours ago",
+			 (char *)"--gpu", (char *)"3", NULL };
+	struct cli cli = { 0 };
+	struct cli_options opts;
+	int status = -1;
+
+	(void)state;
+	assert_int_equal(cli_parse_args(&cli, &test_history, 5, argv, &test_history_args, &opts,
+					&status), 0);
+	assert_string_equal(opts.at, "4 hours ago");
+	assert_string_equal(opts.gpu, "3");
+}
+
+static void test_shell_time_ambiguous(void **state)
+{
+	/* With a positional argument, "--since 4 hours ago NAME" cannot be
+	 * split: the words are not joined, and the extra ones are refused. */
+	static const struct cli_command cmd = { "x", NULL, false, "x NAME [--since TIME]", "" };
+	static const struct cli_args args = { .options = CLI_OPT_SINCE, .min = 1, .max = 1 };
+	struct cli_options opts;
+
+	(void)state;
+	assert_int_equal(test_parse_line("x --since 4 hours ago", &cmd, &args, &opts),
+			 CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("x --since 4h name", &cmd, &args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.since, "4h");
+}
+
+static void test_shell_time_too_long(void **state)
+{
+	char line[CLI_OPTION_TEXT_MAX + 128] = "history --at";
+	struct cli_options opts;
+	size_t len = strlen(line);
+
+	(void)state;
+	/* Words of 40 letters, fewer than SHELL_WORDS_MAX, more than the room. */
+	while (len < CLI_OPTION_TEXT_MAX + 64) {
+		line[len++] = ' ';
+		memset(line + len, 'a', 40);
+		len += 40;
+	}
+	line[len] = '\0';
+	assert_int_equal(test_parse_line(line, &test_history, &test_history_args, &opts),
+			 CLI_EXIT_USAGE);
+	/* Just within the room is accepted. */
+	line[strlen("history --at") + CLI_OPTION_TEXT_MAX - 1] = '\0';
+	assert_int_equal(test_parse_line(line, &test_history, &test_history_args, &opts),
+			 CLI_EXIT_OK);
+	assert_int_equal(strlen(opts.at), CLI_OPTION_TEXT_MAX - 2);
 }
 
 static void test_shell_args_count(void **state)
@@ -353,6 +457,10 @@ int main(void)
 		cmocka_unit_test(test_shell_many_words),
 		cmocka_unit_test(test_shell_whitelist),
 		cmocka_unit_test(test_shell_find_command),
+		cmocka_unit_test(test_shell_time_words),
+		cmocka_unit_test(test_shell_time_quoted),
+		cmocka_unit_test(test_shell_time_ambiguous),
+		cmocka_unit_test(test_shell_time_too_long),
 		cmocka_unit_test(test_shell_args_count),
 		cmocka_unit_test(test_shell_messages_one_newline),
 	};
