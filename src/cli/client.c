@@ -115,7 +115,7 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 {
 	__do_json json_t *request = NULL;
 	__do_close int fd = -EBADF;
-	int ret;
+	int ret, sent;
 
 	*result = NULL;
 	request = proto_request_new(op, args);
@@ -130,9 +130,14 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 	if (ret < 0)
 		return ret == -EINVAL ? -EIO : ret;
 
-	ret = proto_send(fd, request);
-	if (ret < 0) {
-		cli_error("cannot send the request to the gpubox agent: %s", strerror(-ret));
+	/*
+	 * An agent that turns a request away at once (too many at a time from
+	 * this caller) answers and closes without reading it: sending may then
+	 * fail while the answer that says why waits to be read.
+	 */
+	sent = proto_send(fd, request);
+	if (sent < 0 && sent != -EPIPE && sent != -ECONNRESET) {
+		cli_error("cannot send the request to the gpubox agent: %s", strerror(-sent));
 		return -EIO;
 	}
 
@@ -141,6 +146,10 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 		json_t *progress;
 
 		ret = proto_recv(fd, &msg);
+		if (ret < 0 && sent < 0) {
+			cli_error("cannot send the request to the gpubox agent: %s", strerror(-sent));
+			return -EIO;
+		}
 		if (ret == -EPIPE) {
 			cli_error("the gpubox agent closed the connection without an answer; "
 				  "ask an admin to look at its log");
