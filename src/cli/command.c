@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,10 +238,11 @@ static void cli_print_overview(struct cli *cli, FILE *out)
 
 int cmd_help(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
-	static const struct cli_args args = { .min = 0, .max = 1 };
+	static const struct cli_args args = { .min = 0, .max = INT_MAX };
+	__do_free char **sub_argv = NULL;
 	struct cli_options opts;
 	const struct cli_command *cmd;
-	int status;
+	int nwords, status;
 
 	if (cli_parse_args(cli, self, argc, argv, &args, &opts, &status) < 0)
 		return status;
@@ -252,9 +254,15 @@ int cmd_help(struct cli *cli, const struct cli_command *self, int argc, char **a
 	if (!cmd)
 		return cli_usage_error(self, "\"%s\" is not a gpubox command",
 				       argv[opts.first_arg]);
-	/* Groups print the list of their subcommands on --help. */
-	char *sub_argv[] = { (char *)cmd->name, (char *)"--help", NULL };
-	return cmd->run(cli, cmd, 2, sub_argv);
+	/* "help port add" is "port add --help"; a group alone lists its
+	 * subcommands. */
+	nwords = argc - opts.first_arg;
+	sub_argv = calloc((size_t)nwords + 2, sizeof(*sub_argv));
+	if (!sub_argv)
+		return CLI_EXIT_FAILED;
+	memcpy(sub_argv, argv + opts.first_arg, (size_t)nwords * sizeof(*sub_argv));
+	sub_argv[nwords] = (char *)"--help";
+	return cmd->run(cli, cmd, nwords + 1, sub_argv);
 }
 
 int cli_run_group(struct cli *cli, const struct cli_command *self,

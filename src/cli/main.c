@@ -79,7 +79,7 @@ static const struct cli_command cli_commands[] = {
 	  "Print the version of this program and of the server's agent." },
 	{ "help", cmd_help, false,
 	  "help [COMMAND]",
-	  "Show the commands, or the help of one command." },
+	  "Show the commands, or the help of one command (help port add)." },
 	{ NULL, NULL, false, NULL, NULL },
 };
 
