@@ -40,6 +40,17 @@ static void cli_write_stderr(const char *buf, size_t len)
 	}
 }
 
+/* len bytes of text with control characters made harmless, as
+ * output_sanitized(): the agent's text may quote what it ran. */
+static void cli_put_sanitized(FILE *out, const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		fputc((c < 0x20 && c != '\t') || c == 0x7f ? '?' : c, out);
+	}
+}
+
 /*
  * prefix, text made one harmless line, then the lines of hint (our own
  * text, NULL for none): each ends in exactly one newline, and all go out
@@ -54,15 +65,15 @@ static void cli_message(const char *prefix, const char *text, const char *hint)
 	while (end > 0 && strchr("\n\r\t ", text[end - 1]))
 		end--;
 	out = open_memstream(&line, &len);
-	if (!out)
+	if (!out) {
+		/* Out of memory: the words still matter more than the one write. */
+		fputs(prefix, stderr);
+		cli_put_sanitized(stderr, text, end);
+		fputc('\n', stderr);
 		return;
-	fputs(prefix, out);
-	for (size_t i = 0; i < end; i++) {
-		unsigned char c = (unsigned char)text[i];
-
-		/* As output_sanitized(): the agent's text may quote what it ran. */
-		fputc((c < 0x20 && c != '\t') || c == 0x7f ? '?' : c, out);
 	}
+	fputs(prefix, out);
+	cli_put_sanitized(out, text, end);
 	fputc('\n', out);
 	if (hint)
 		fprintf(out, "%s\n", hint);
