@@ -29,6 +29,7 @@ struct cli {
 	const char *config_path;   /* --config, NULL: $GPUBOX_CONFIG or the default */
 	bool restricted;           /* running as a member's login shell */
 	const char *prog;          /* "gpubox" or "gpubox port" etc., for messages */
+	const struct cli_command *commands;   /* main.c's table: the whitelist */
 };
 
 struct cli_command;
@@ -79,7 +80,28 @@ const struct cli_command *shell_find_command(const struct cli_command *table,
 int shell_parse(const char *line, const struct cli_command *table, char ***argv,
 		char *err, size_t errlen);
 
-/* ---- main.c: the command table and dispatch -------------------------- */
+/* ---- command.c: the command framework -------------------------------- */
+
+/* Buffer sizes of the CLI's own text. */
+#define CLI_SENTENCE_MAX     512   /* one error sentence built before it is printed */
+#define CLI_COMMAND_PATH_MAX 128   /* "admin template build" */
+#define CLI_OPTION_TEXT_MAX  512   /* every value joined from several words, together */
+#define CLI_BYTES_TEXT_MAX   32    /* "12.3 GiB", "512 MiB", "12 GB" */
+#define CLI_UNIT_TEXT_MAX    16    /* a number and its unit: "40%", "41C", "150W" */
+#define CLI_NUMBER_TEXT_MAX  32    /* "12.25" */
+#define CLI_DURATION_TEXT_MAX 32   /* format_duration(): "3d 4h" */
+#define CLI_TIME_TEXT_MAX    64    /* format_time(): "2026-11-23 14:00:05" */
+
+/*
+ * Run gpubox: as a login shell ("-c LINE", $SSH_ORIGINAL_COMMAND, or a
+ * login with no command), or as an ordinary command line with global
+ * options before the command.  cli->commands is the whitelist.  Returns
+ * the exit status.
+ */
+int cli_main(struct cli *cli, int argc, char **argv);
+
+/* gpubox help [COMMAND]: the one command of the framework itself. */
+int cmd_help(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 
 /* Load the configuration once; prints the error.  0 or a negative errno. */
 int cli_load_config(struct cli *cli);
@@ -88,9 +110,21 @@ int cli_load_config(struct cli *cli);
  * a courtesy check: the agent decides. */
 bool cli_is_admin(struct cli *cli);
 
-/* Print one error sentence as "gpubox: ..." on stderr. */
+/*
+ * Print one error sentence as "gpubox: ..." on stderr.  Every message ends
+ * in exactly one newline and goes out in one write(2), so that the lines
+ * of processes sharing a terminal or a log never run together.
+ */
 __attribute__((format(printf, 1, 2)))
 void cli_error(const char *fmt, ...);
+
+/*
+ * Print text received from the agent as one line on stderr, after prefix
+ * ("gpubox: " for an error, "" for progress): control characters made
+ * harmless, trailing newlines and blanks dropped, one newline added, one
+ * write(2).
+ */
+void cli_print_line(const char *prefix, const char *text);
 
 /* Exit status for a negative errno from client_call() or option parsing. */
 int cli_exit_status(int err);
@@ -114,6 +148,14 @@ enum {
 
 #define CLI_KEYS_MAX 16
 
+/* What a command takes: its options and how many positional arguments. */
+struct cli_args {
+	unsigned options;          /* CLI_OPT_* */
+	int min, max;              /* positional arguments */
+	const char *wrong_count;   /* the usage error for another number of them;
+				    * NULL: a generic sentence */
+};
+
 struct cli_options {
 	bool json;
 	bool yes;
@@ -131,25 +173,23 @@ struct cli_options {
 	const char *keys[CLI_KEYS_MAX];
 	size_t nkeys;
 	int first_arg;   /* index in argv of the first positional argument */
+	/* Where values joined from several words are kept (--at 4 hours ago). */
+	char text[CLI_OPTION_TEXT_MAX];
+	size_t text_used;
 };
 
 /*
- * Parse argv (argv[0] is the command's own name) with getopt_long.
- * --help and --config are always accepted; the others when named in
- * accepted.  On --help prints the command's help and sets opts->help.
- * Returns 0, or -EINVAL after printing a usage error.
- */
-int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
-		      unsigned accepted, struct cli_options *opts);
-
-/*
- * cli_parse_options() plus the number of arguments, min_args..max_args
- * ("missing argument", "too many arguments").  On failure or --help,
- * returns a negative errno with the command's exit status in *status.
+ * Parse argv (argv[0] is the command's own name) with getopt_long and
+ * check the number of positional arguments.  --help and --config are
+ * always accepted; the others when named in args->options.  For a command
+ * without positional arguments, a time-valued option (--at, --since,
+ * --until) takes every word up to the next option, joined by single
+ * spaces, because ssh drops the quotes of "4 hours ago".  Returns 0; or,
+ * on --help (after printing the help) or a usage error (after printing
+ * it), a negative errno with the command's exit status in *status.
  */
 int cli_parse_args(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
-		   unsigned accepted, int min_args, int max_args, struct cli_options *opts,
-		   int *status);
+		   const struct cli_args *args, struct cli_options *opts, int *status);
 
 /* Print "usage: gpubox USAGE" and the help text. */
 void cli_print_command_help(FILE *out, const struct cli_command *cmd);

@@ -3,7 +3,9 @@
  * One request to the agent (protocol in proto.h): connect, send, then
  * read progress messages until the final one.  Progress goes to stderr
  * line by line as it arrives, so that a --json result on stdout stays
- * clean and long work (a template build) shows it is alive.
+ * clean and long work (a template build) shows it is alive.  The agent's
+ * text is printed with cli_print_line(): one line, one write, whatever
+ * newlines it ends with.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,8 +34,11 @@ static int client_connect(const char *path, int *out)
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		cli_error("cannot create a socket: %s", strerror(errno));
-		return -errno;
+		/* Saved first: printing the message may change errno. */
+		int err = errno;
+
+		cli_error("cannot create a socket: %s", strerror(err));
+		return -err;
 	}
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		int err = errno;
@@ -87,9 +92,7 @@ static int client_final(json_t *msg, json_t **result)
 	}
 	text = json_string_value(json_object_get(msg, "error"));
 	code = json_string_value(json_object_get(msg, "code"));
-	fputs("gpubox: ", stderr);
-	output_sanitized(stderr, text ? text : "the agent refused the request without a reason");
-	fputc('\n', stderr);
+	cli_print_line("gpubox: ", text ? text : "the agent refused the request without a reason");
 	return client_error_code(code);
 }
 
@@ -112,7 +115,7 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 {
 	__do_json json_t *request = NULL;
 	__do_close int fd = -EBADF;
-	int ret;
+	int ret, sent;
 
 	*result = NULL;
 	request = proto_request_new(op, args);
@@ -127,9 +130,14 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 	if (ret < 0)
 		return ret == -EINVAL ? -EIO : ret;
 
-	ret = proto_send(fd, request);
-	if (ret < 0) {
-		cli_error("cannot send the request to the gpubox agent: %s", strerror(-ret));
+	/*
+	 * An agent that turns a request away at once (too many at a time from
+	 * this caller) answers and closes without reading it: sending may then
+	 * fail while the answer that says why waits to be read.
+	 */
+	sent = proto_send(fd, request);
+	if (sent < 0 && sent != -EPIPE && sent != -ECONNRESET) {
+		cli_error("cannot send the request to the gpubox agent: %s", strerror(-sent));
 		return -EIO;
 	}
 
@@ -138,6 +146,10 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 		json_t *progress;
 
 		ret = proto_recv(fd, &msg);
+		if (ret < 0 && sent < 0) {
+			cli_error("cannot send the request to the gpubox agent: %s", strerror(-sent));
+			return -EIO;
+		}
 		if (ret == -EPIPE) {
 			cli_error("the gpubox agent closed the connection without an answer; "
 				  "ask an admin to look at its log");
@@ -149,9 +161,7 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 		}
 		progress = json_object_get(msg, "progress");
 		if (json_is_string(progress)) {
-			output_sanitized(stderr, json_string_value(progress));
-			fputc('\n', stderr);
-			fflush(stderr);
+			cli_print_line("", json_string_value(progress));
 			continue;
 		}
 		if (json_object_get(msg, "ok"))

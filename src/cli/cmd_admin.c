@@ -34,9 +34,11 @@ int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen
 
 		owned = fopen(path, "re");
 		if (!owned) {
+			int saved = errno;
+
 			snprintf(err, errlen, "cannot read the key file %s: %s", path,
-				 strerror(errno));
-			return -errno;
+				 strerror(saved));
+			return -saved;
 		}
 		if (fstat(fileno(owned), &st) == 0 && !S_ISREG(st.st_mode)) {
 			snprintf(err, errlen, "the key file %s is not a regular file", path);
@@ -93,11 +95,12 @@ static int cmd_admin_list(struct cli *cli, const struct cli_command *self, int a
 			  char **argv, const char *op, const char *list_key,
 			  const char *const columns[], const char *empty)
 {
+	static const struct cli_args spec = { .options = CLI_OPT_JSON };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	ret = client_call(cli, op, NULL, &result);
 	if (ret < 0)
@@ -119,14 +122,16 @@ static int cmd_admin_user_add(struct cli *cli, const struct cli_command *self, i
 		{ "ssh_port", "SSH port" },
 		{ "address", "Address" },
 	};
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_KEY, .min = 1, .max = 1,
+	};
 	__do_json json_t *result = NULL;
 	__do_json json_t *keys = NULL;
 	struct cli_options opts;
-	char err[512];
+	char err[CLI_SENTENCE_MAX];
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_KEY, 1, 1, &opts,
-			      &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	if (opts.nkeys == 0)
 		return cli_usage_error(self, "a member needs at least one --key FILE");
@@ -163,11 +168,13 @@ static int cmd_admin_user_rm(struct cli *cli, const struct cli_command *self, in
 	__do_json json_t *result = NULL;
 	__do_free char *warning = NULL;
 	struct cli_options opts;
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_PURGE | CLI_OPT_YES, .min = 1, .max = 1,
+	};
 	const char *name, *kept;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv,
-			      CLI_OPT_JSON | CLI_OPT_PURGE | CLI_OPT_YES, 1, 1, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	name = argv[opts.first_arg];
 
@@ -214,11 +221,13 @@ static int cmd_admin_template_build(struct cli *cli, const struct cli_command *s
 	__do_json json_t *result = NULL;
 	__do_json json_t *args = NULL;
 	struct cli_options opts;
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_RELEASE, .min = 0, .max = 1,
+	};
 	const char *ref;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_RELEASE, 0, 1, &opts,
-			      &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	args = json_object();
 	if (!args)
@@ -247,11 +256,12 @@ static int cmd_admin_template_build(struct cli *cli, const struct cli_command *s
 static int cmd_admin_template_rm(struct cli *cli, const struct cli_command *self, int argc,
 				 char **argv)
 {
+	static const struct cli_args spec = { .options = CLI_OPT_JSON, .min = 1, .max = 1 };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 1, 1, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	ret = client_call(cli, "template_rm", json_pack("{s:s}", "ref", argv[opts.first_arg]),
 			  &result);
@@ -278,14 +288,80 @@ static int cmd_admin_template_ls(struct cli *cli, const struct cli_command *self
 			      "No template yet (build one with: gpubox admin template build).");
 }
 
+/*
+ * The fields of a container's status that describe the server rather
+ * than the container: printed once above the table, as long as every
+ * container has the same.  The driver and its note may differ (a running
+ * container keeps the driver it started with); then they stay columns.
+ */
+static const struct output_field cmd_admin_server_fields[] = {
+	{ "server",   "Server" },
+	{ "host",     "Host" },
+	{ "driver",   "NVIDIA driver" },
+	{ "gpu_note", "GPUs" },
+};
+
+/* Move the server's fields out of rows into a new object (NULL: no memory). */
+static json_t *cmd_admin_ls_server(json_t *rows)
+{
+	json_t *server = json_object(), *row;
+	size_t i;
+
+	if (!server)
+		return NULL;
+	for (size_t f = 0; f < ARRAY_SIZE(cmd_admin_server_fields); f++) {
+		const char *key = cmd_admin_server_fields[f].key;
+		json_t *first = json_object_get(json_array_get(rows, 0), key);
+		bool same = first != NULL;
+
+		json_array_foreach(rows, i, row)
+			if (!json_equal(json_object_get(row, key), first))
+				same = false;
+		if (!same)
+			continue;
+		if (!json_is_null(first) && json_object_set(server, key, first) < 0) {
+			json_decref(server);
+			return NULL;
+		}
+		json_array_foreach(rows, i, row)
+			json_object_del(row, key);
+	}
+	return server;
+}
+
 static int cmd_admin_ls(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = {
 		"member", "state", "template", "address", "ssh_port", "gpus", NULL,
 	};
+	static const struct cli_args spec = { .options = CLI_OPT_JSON };
+	__do_json json_t *result = NULL, *rows = NULL, *server = NULL;
+	struct cli_options opts;
+	int ret, status;
 
-	return cmd_admin_list(cli, self, argc, argv, "ls", "containers", columns,
-			      "No container on this server.");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
+	ret = client_call(cli, "ls", NULL, &result);
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts.json) {
+		output_json(result);
+		return CLI_EXIT_OK;
+	}
+	rows = json_deep_copy(json_object_get(result, "containers"));
+	if (!json_is_array(rows) || json_array_size(rows) == 0) {
+		output_table(rows, columns, "No container on this server.");
+		return CLI_EXIT_OK;
+	}
+	server = cmd_admin_ls_server(rows);
+	if (!server)
+		return CLI_EXIT_FAILED;
+	if (json_object_size(server) > 0) {
+		output_fields(server, cmd_admin_server_fields, ARRAY_SIZE(cmd_admin_server_fields));
+		fputc('\n', stdout);
+	}
+	output_table(rows, columns, NULL);
+	return CLI_EXIT_OK;
 }
 
 static const struct cli_command cmd_admin_user_commands[] = {

@@ -41,13 +41,14 @@ void cmd_gpu_print(FILE *out, json_t *gpus, const char *indent)
 static int cmd_gpu_change(struct cli *cli, const struct cli_command *self, int argc, char **argv,
 			  const char *op)
 {
+	static const struct cli_args spec = { .options = CLI_OPT_JSON, .min = 2, .max = 2 };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *gpu, *gpus;
 	const char *member;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 2, 2, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	member = argv[opts.first_arg];
 	ret = client_call(cli, op, json_pack("{s:s, s:s}", "member", member, "gpu",
@@ -83,13 +84,14 @@ static int cmd_gpu_detach(struct cli *cli, const struct cli_command *self, int a
 
 static int cmd_gpu_ls(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = { .options = CLI_OPT_JSON };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *g, *who, *name;
 	size_t i, j;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	ret = client_call(cli, "gpu_ls", NULL, &result);
 	if (ret < 0)

@@ -29,6 +29,11 @@ int cmd_member_confirm(const char *warning, const char *name)
 	if (tty) {
 		fprintf(stderr, "%s\nType the member name to confirm: ", warning);
 		fflush(stderr);
+	} else {
+		/* "ssh gpu17 restore NAME" has no terminal, but a person may be
+		 * typing all the same: say what is asked, in whole lines. */
+		cli_print_line("", warning);
+		cli_print_line("", "Type the member name to confirm (or pass --yes):");
 	}
 	len = getline(&line, &size, stdin);
 	if (len < 0) {
@@ -78,19 +83,15 @@ static const char *cmd_member_host(struct cli *cli, json_t *result)
 
 /* Run a request whose args are just {member?}; the common start of most commands. */
 static int cmd_member_simple(struct cli *cli, const struct cli_command *self, int argc,
-			     char **argv, unsigned accepted, const char *op,
-			     struct cli_options *opts, json_t **result)
+			     char **argv, const char *op, struct cli_options *opts,
+			     json_t **result)
 {
-	int ret;
+	static const struct cli_args args = { .options = CLI_OPT_JSON | CLI_OPT_MEMBER };
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, accepted, opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts->help)
-		return CLI_EXIT_OK;   /* with *result left NULL */
-	if (opts->first_arg < argc)
-		return cli_usage_error(self, "%s takes no argument (got \"%s\")", self->name,
-				       argv[opts->first_arg]);
+	/* On --help, the status with *result left NULL. */
+	if (cli_parse_args(cli, self, argc, argv, &args, opts, &status) < 0)
+		return status;
 	ret = client_call(cli, op, cmd_member_args(opts), result);
 	if (ret < 0)
 		return cli_exit_status(ret);
@@ -105,8 +106,7 @@ int cmd_start(struct cli *cli, const struct cli_command *self, int argc, char **
 	json_t *port;
 	int ret;
 
-	ret = cmd_member_simple(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, "start",
-				&opts, &result);
+	ret = cmd_member_simple(cli, self, argc, argv, "start", &opts, &result);
 	if (ret != CLI_EXIT_OK || !result)
 		return ret;
 	if (opts.json) {
@@ -136,8 +136,7 @@ int cmd_stop(struct cli *cli, const struct cli_command *self, int argc, char **a
 	struct cli_options opts;
 	int ret;
 
-	ret = cmd_member_simple(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, "stop",
-				&opts, &result);
+	ret = cmd_member_simple(cli, self, argc, argv, "stop", &opts, &result);
 	if (ret != CLI_EXIT_OK || !result)
 		return ret;
 	if (opts.json) {
@@ -220,8 +219,7 @@ int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char *
 	json_t *port;
 	int ret;
 
-	ret = cmd_member_simple(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, "status",
-				&opts, &result);
+	ret = cmd_member_simple(cli, self, argc, argv, "status", &opts, &result);
 	if (ret != CLI_EXIT_OK || !result)
 		return ret;
 	if (opts.json) {
@@ -260,19 +258,15 @@ int cmd_rebuild(struct cli *cli, const struct cli_command *self, int argc, char 
 	__do_json json_t *result = NULL;
 	__do_json json_t *args = NULL;
 	__do_free char *warning = NULL;
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES | CLI_OPT_KEEP_HOME,
+	};
 	struct cli_options opts;
 	const char *member;
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv,
-				CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES | CLI_OPT_KEEP_HOME, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (opts.first_arg < argc)
-		return cli_usage_error(self, "rebuild takes no argument (got \"%s\")",
-				       argv[opts.first_arg]);
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 
 	member = opts.member ? opts.member : cmd_member_self();
 	if (!opts.yes) {
@@ -305,17 +299,13 @@ int cmd_rebuild(struct cli *cli, const struct cli_command *self, int argc, char 
 
 int cmd_version(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args args = { .options = CLI_OPT_JSON };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (opts.first_arg < argc)
-		return cli_usage_error(self, "version takes no argument");
+	if (cli_parse_args(cli, self, argc, argv, &args, &opts, &status) < 0)
+		return status;
 	if (!opts.json)
 		printf("gpubox %s\n", GPUBOX_VERSION);
 	fflush(stdout);

@@ -65,7 +65,7 @@ static void cmd_monitor_note(json_t *result)
 
 static json_t *cmd_monitor_ps_row(json_t *p, bool host_view)
 {
-	char mem[32], sm[16], running[32];
+	char mem[CLI_BYTES_TEXT_MAX], sm[CLI_UNIT_TEXT_MAX], running[CLI_DURATION_TEXT_MAX];
 	json_t *row;
 
 	cmd_monitor_bytes(json_object_get(p, "mem_used"), mem, sizeof(mem));
@@ -88,14 +88,14 @@ int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **arg
 {
 	static const char *const columns[] = { "MEMBER", "PID", "HOST PID", "GPU", "GPU MEMORY",
 					       "SM", "TIME", "COMMAND", NULL };
+	static const struct cli_args spec = { .options = CLI_OPT_JSON | CLI_OPT_MEMBER };
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
 	json_t *p, *args;
 	size_t i;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, 0, 0, &opts,
-			   &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	args = opts.member ? json_pack("{s:s}", "member", opts.member) : NULL;
 	ret = cmd_monitor_ask(cli, "ps", args, opts.json, &result);
@@ -142,13 +142,14 @@ int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **a
 {
 	static const char *const columns[] = { "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER",
 					       "USED BY", NULL };
+	static const struct cli_args spec = { .options = CLI_OPT_JSON };
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
 	json_t *g;
 	size_t i;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON, 0, 0, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
 	ret = cmd_monitor_ask(cli, "gpus", NULL, opts.json, &result);
 	if (ret >= 0)
@@ -156,7 +157,9 @@ int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **a
 	cmd_monitor_note(result);
 	json_array_foreach(json_object_get(result, "gpus"), i, g) {
 		__do_free char *users = cmd_monitor_names(json_object_get(g, "members"), g);
-		char util[16], used[32], total[32], memory[80], temp[16], power[16];
+		char util[CLI_UNIT_TEXT_MAX], used[CLI_BYTES_TEXT_MAX], total[CLI_BYTES_TEXT_MAX];
+		char memory[2 * CLI_BYTES_TEXT_MAX + sizeof(" / ")];
+		char temp[CLI_UNIT_TEXT_MAX], power[CLI_UNIT_TEXT_MAX];
 
 		cmd_monitor_percent(json_object_get(g, "util"), util, sizeof(util));
 		cmd_monitor_bytes(json_object_get(g, "mem_used"), used, sizeof(used));
@@ -208,7 +211,8 @@ static int cmd_history_at(json_t *result)
 {
 	static const char *const columns[] = { "MEMBER", "GPU MEMORY", "SM", "PROCESSES", NULL };
 	__do_json json_t *rows = json_array();
-	char when[64], mem[32], total[32], util[16];
+	char when[CLI_TIME_TEXT_MAX], mem[CLI_BYTES_TEXT_MAX], total[CLI_BYTES_TEXT_MAX];
+	char util[CLI_UNIT_TEXT_MAX];
 	json_t *m;
 	size_t i;
 
@@ -223,7 +227,7 @@ static int cmd_history_at(json_t *result)
 	       "one-minute average" : "sample");
 	printf("  utilisation %s, memory %s / %s\n", util, mem, total);
 	json_array_foreach(json_object_get(result, "members"), i, m) {
-		char mmem[32], sm[16];
+		char mmem[CLI_BYTES_TEXT_MAX], sm[CLI_UNIT_TEXT_MAX];
 
 		cmd_monitor_bytes(json_object_get(m, "mem_used"), mmem, sizeof(mmem));
 		cmd_monitor_percent(json_object_get(m, "sm_util"), sm, sizeof(sm));
@@ -244,7 +248,7 @@ static int cmd_history_range(json_t *result)
 
 	json_array_foreach(json_object_get(result, "gpus"), i, gpu) {
 		json_array_foreach(json_object_get(gpu, "points"), j, point) {
-			char when[64], util[16], mem[32];
+			char when[CLI_TIME_TEXT_MAX], util[CLI_UNIT_TEXT_MAX], mem[CLI_BYTES_TEXT_MAX];
 			const char *name;
 			json_t *series, *members = json_array();
 
@@ -304,6 +308,9 @@ static int cmd_history_check(const struct cli_command *self, const struct cli_op
 
 int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_GPU | CLI_OPT_AT | CLI_OPT_SINCE | CLI_OPT_UNTIL,
+	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *args = json_object();
@@ -311,8 +318,7 @@ int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char 
 	uint32_t gpu = 0;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_GPU | CLI_OPT_AT |
-			   CLI_OPT_SINCE | CLI_OPT_UNTIL, 0, 0, &opts, &status) < 0) {
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0) {
 		json_decref(args);
 		return status;
 	}
@@ -352,16 +358,18 @@ static void cmd_usage_csv(json_t *result)
 int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = { "MEMBER", "GPU-HOURS", "GPU-MEMORY GIB-HOURS", NULL };
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_CSV | CLI_OPT_SINCE | CLI_OPT_UNTIL,
+	};
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
 	json_t *args = json_object(), *row;
-	char from_text[64], to_text[64];
+	char from_text[CLI_TIME_TEXT_MAX], to_text[CLI_TIME_TEXT_MAX];
 	long long from = 0, to = 0;
 	size_t i;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_CSV | CLI_OPT_SINCE |
-			   CLI_OPT_UNTIL, 0, 0, &opts, &status) < 0) {
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0) {
 		json_decref(args);
 		return status;
 	}
@@ -390,7 +398,7 @@ int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **
 	printf("GPU use on %s from %s to %s:\n",
 	       json_string_value(json_object_get(result, "server")) ?: "?", from_text, to_text);
 	json_array_foreach(json_object_get(result, "members"), i, row) {
-		char hours[32], mem[32];
+		char hours[CLI_NUMBER_TEXT_MAX], mem[CLI_NUMBER_TEXT_MAX];
 
 		snprintf(hours, sizeof(hours), "%.2f", json_number_value(json_object_get(row, "gpu_hours")));
 		snprintf(mem, sizeof(mem), "%.2f",

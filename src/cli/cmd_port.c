@@ -47,22 +47,19 @@ static json_t *cmd_port_args(const struct cli_command *self, const struct cli_op
 
 static int cmd_port_add(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER, .min = 1, .max = 2,
+		.wrong_count = "port add takes a container port and, optionally, a server port",
+	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *args, *host, *cont;
-	int nargs, ret, status;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	nargs = argc - opts.first_arg;
-	if (nargs < 1 || nargs > 2)
-		return cli_usage_error(self, "port add takes a container port and, optionally, "
-				       "a server port");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	args = cmd_port_args(self, &opts, argv[opts.first_arg],
-			     nargs == 2 ? argv[opts.first_arg + 1] : NULL, &status);
+			     argc - opts.first_arg == 2 ? argv[opts.first_arg + 1] : NULL, &status);
 	if (!args)
 		return status;
 	ret = client_call(cli, "port_add", args, &result);
@@ -85,18 +82,17 @@ static int cmd_port_add(struct cli *cli, const struct cli_command *self, int arg
 
 static int cmd_port_rm(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER, .min = 1, .max = 1,
+		.wrong_count = "port rm takes one container port",
+	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *args;
 	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg != 1)
-		return cli_usage_error(self, "port rm takes one container port");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	args = cmd_port_args(self, &opts, argv[opts.first_arg], NULL, &status);
 	if (!args)
 		return status;
@@ -114,18 +110,14 @@ static int cmd_port_rm(struct cli *cli, const struct cli_command *self, int argc
 static int cmd_port_ls(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = { "container_port", "host_port", NULL };
+	static const struct cli_args spec = { .options = CLI_OPT_JSON | CLI_OPT_MEMBER };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *args;
 	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg != 0)
-		return cli_usage_error(self, "port ls takes no argument");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	args = cmd_port_args(self, &opts, NULL, NULL, &status);
 	if (!args)
 		return status;

@@ -61,21 +61,19 @@ static json_t *cmd_snapshot_args(const struct cli_options *opts, const char *key
 static int cmd_snapshot_create(struct cli *cli, const struct cli_command *self, int argc,
 			       char **argv)
 {
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_FREEZE, .min = 0, .max = 1,
+		.wrong_count = "snapshot takes one name at most",
+	};
 	__do_json json_t *result = NULL;
 	__do_json json_t *args = NULL;
 	struct cli_options opts;
 	const char *name = NULL;
-	char size[32], content[32];
-	int ret;
+	char size[CLI_BYTES_TEXT_MAX], content[CLI_BYTES_TEXT_MAX];
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_FREEZE,
-				&opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg > 1)
-		return cli_usage_error(self, "snapshot takes one name at most");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	if (opts.first_arg < argc)
 		name = argv[opts.first_arg];
 	args = cmd_snapshot_args(&opts, "name", name);
@@ -103,21 +101,18 @@ static int cmd_snapshot_create(struct cli *cli, const struct cli_command *self, 
 
 static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = { .options = CLI_OPT_JSON | CLI_OPT_MEMBER };
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
 	json_t *list, *s;
 	json_int_t quota;
 	size_t i;
-	char size[32], when[64], used[32], limit[32];
-	int ret;
+	char size[CLI_BYTES_TEXT_MAX], when[CLI_TIME_TEXT_MAX];
+	char used[CLI_BYTES_TEXT_MAX], limit[CLI_BYTES_TEXT_MAX];
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (opts.first_arg < argc)
-		return cli_usage_error(self, "snapshot ls takes no argument");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	ret = client_call(cli, "snapshot_ls", cmd_snapshot_args(&opts, NULL, NULL), &result);
 	if (ret < 0)
 		return cli_exit_status(ret);
@@ -132,17 +127,15 @@ static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int 
 	}
 	printf("%-24s %-22s %10s  %s\n", "NAME", "CREATED", "SIZE", "TEMPLATE");
 	json_array_foreach(list, i, s) {
-		char name[64], tpl[96];
+		const char *name = cmd_snapshot_string(s, "name", "?");
 
 		cmd_snapshot_size(size, sizeof(size), json_integer_value(json_object_get(s, "size")));
 		cmd_snapshot_time(when, sizeof(when), json_integer_value(json_object_get(s, "created")));
 		/* The agent's names are checked, but print nothing raw. */
-		snprintf(name, sizeof(name), "%s", cmd_snapshot_string(s, "name", "?"));
-		snprintf(tpl, sizeof(tpl), "%s", cmd_snapshot_string(s, "template", "?"));
 		output_sanitized(stdout, name);
 		printf("%*s %-22s %10s  ", (int)(strlen(name) < 24 ? 24 - strlen(name) : 0), "", when,
 		       size);
-		output_sanitized(stdout, tpl);
+		output_sanitized(stdout, cmd_snapshot_string(s, "template", "?"));
 		printf("\n");
 	}
 	cmd_snapshot_size(used, sizeof(used), json_integer_value(json_object_get(result, "used")));
@@ -158,17 +151,16 @@ static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int 
 
 static int cmd_snapshot_rm(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER, .min = 1, .max = 1,
+		.wrong_count = "snapshot rm takes the name of one snapshot",
+	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER, &opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg != 1)
-		return cli_usage_error(self, "snapshot rm takes the name of one snapshot");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	ret = client_call(cli, "snapshot_rm", cmd_snapshot_args(&opts, "name", argv[opts.first_arg]),
 			  &result);
 	if (ret < 0)
@@ -217,18 +209,16 @@ int cmd_restore(struct cli *cli, const struct cli_command *self, int argc, char 
 	__do_json json_t *result = NULL;
 	__do_json json_t *args = NULL;
 	__do_free char *warning = NULL;
+	static const struct cli_args spec = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES, .min = 1, .max = 1,
+		.wrong_count = "restore takes the name of one of your snapshots (see gpubox snapshot ls)",
+	};
 	struct cli_options opts;
 	const char *member, *name;
-	int ret;
+	int ret, status;
 
-	ret = cli_parse_options(cli, self, argc, argv, CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_YES,
-				&opts);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.help)
-		return CLI_EXIT_OK;
-	if (argc - opts.first_arg != 1)
-		return cli_usage_error(self, "restore takes the name of one of your snapshots (see gpubox snapshot ls)");
+	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+		return status;
 	name = argv[opts.first_arg];
 	member = opts.member ? opts.member : cmd_member_self();
 	if (!opts.yes) {

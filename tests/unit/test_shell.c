@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* The login shell's splitter and whitelist (src/cli/shell.c). */
+/*
+ * The login shell's splitter and whitelist (src/cli/shell.c), and what
+ * the command framework (src/cli/command.c) makes of the words: the
+ * options of a command, time values given as several words, and messages
+ * that end in exactly one newline.
+ */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -14,6 +21,7 @@
 #include "cli.h"
 
 #include "../../src/cli/shell.c"
+#include "../../src/cli/command.c"
 
 /* The names of main.c's table; shell.c only ever sees a table it is given. */
 static const struct cli_command test_commands[] = {
@@ -241,6 +249,202 @@ static void test_shell_find_command(void **state)
 	assert_null(shell_find_command(test_commands, NULL));
 }
 
+/* ---- command.c: the words of a command line as options ------------------- */
+
+static const struct cli_command test_history = {
+	"history", NULL, false, "history [--gpu N] [--at TIME] [--json]", "",
+};
+static const struct cli_args test_history_args = {
+	.options = CLI_OPT_JSON | CLI_OPT_GPU | CLI_OPT_AT | CLI_OPT_SINCE | CLI_OPT_UNTIL,
+};
+
+/* The words of the last line parsed: the values in opts point into them. */
+static char **test_words;
+
+static int test_teardown_words(void **state)
+{
+	(void)state;
+	cleanup_strvp(&test_words);
+	test_words = NULL;
+	return 0;
+}
+
+/* A login-shell line through shell_split() and cli_parse_args(): the status. */
+static int test_parse_line(const char *line, const struct cli_command *cmd,
+			   const struct cli_args *args, struct cli_options *opts)
+{
+	struct cli cli = { .restricted = true };
+	char err[256] = "";
+	int argc, status = -1;
+
+	test_teardown_words(NULL);
+	argc = shell_split(line, &test_words, err, sizeof(err));
+	assert_true(argc > 0);
+	if (cli_parse_args(&cli, cmd, argc, test_words, args, opts, &status) == 0)
+		status = CLI_EXIT_OK;
+	return status;
+}
+
+static void test_shell_time_words(void **state)
+{
+	struct cli_options opts;
+
+	(void)state;
+	/* ssh gpu17 history --gpu 3 --at "4 hours ago": ssh drops the quotes. */
+	assert_int_equal(test_parse_line("history --gpu 3 --at 4 hours ago", &test_history,
+					 &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.gpu, "3");
+	assert_string_equal(opts.at, "4 hours ago");
+	assert_int_equal(opts.first_arg, 7);   /* every word was an option or its value */
+
+	/* The words end at the next option, long or short. */
+	assert_int_equal(test_parse_line("history --at 2026-11-23 14:00 --gpu 1 --json",
+					 &test_history, &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.at, "2026-11-23 14:00");
+	assert_string_equal(opts.gpu, "1");
+	assert_true(opts.json);
+	assert_int_equal(test_parse_line("history --since 2 days ago -j", &test_history,
+					 &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.since, "2 days ago");
+	assert_true(opts.json);
+
+	/* Several time options, blanks collapsed to one space, --opt=value. */
+	assert_int_equal(test_parse_line("history  --since\t3  hours   ago --until=1 hour ago",
+					 &test_history, &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.since, "3 hours ago");
+	assert_string_equal(opts.until, "1 hour ago");
+
+	/* A time that starts with '-' is a time, not an option. */
+	assert_int_equal(test_parse_line("history --at -4h --gpu 0", &test_history,
+					 &test_history_args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.at, "-4h");
+	assert_string_equal(opts.gpu, "0");
+
+	/* One word stays one word. */
+	assert_int_equal(test_parse_line("history --since 7d", &test_history, &test_history_args,
+					 &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.since, "7d");
+	assert_int_equal(opts.text_used, 0);
+}
+
+static void test_shell_time_quoted(void **state)
+{
+	/* A local command line: the shell kept "4 hours ago" one word. */
+	char *argv[] = { (char *)"history", (char *)"--at", (char *)"4 hours ago",
+			 (char *)"--gpu", (char *)"3", NULL };
+	struct cli cli = { 0 };
+	struct cli_options opts;
+	int status = -1;
+
+	(void)state;
+	assert_int_equal(cli_parse_args(&cli, &test_history, 5, argv, &test_history_args, &opts,
+					&status), 0);
+	assert_string_equal(opts.at, "4 hours ago");
+	assert_string_equal(opts.gpu, "3");
+}
+
+static void test_shell_time_ambiguous(void **state)
+{
+	/* With a positional argument, "--since 4 hours ago NAME" cannot be
+	 * split: the words are not joined, and the extra ones are refused. */
+	static const struct cli_command cmd = { "x", NULL, false, "x NAME [--since TIME]", "" };
+	static const struct cli_args args = { .options = CLI_OPT_SINCE, .min = 1, .max = 1 };
+	struct cli_options opts;
+
+	(void)state;
+	assert_int_equal(test_parse_line("x --since 4 hours ago", &cmd, &args, &opts),
+			 CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("x --since 4h name", &cmd, &args, &opts), CLI_EXIT_OK);
+	assert_string_equal(opts.since, "4h");
+}
+
+static void test_shell_time_too_long(void **state)
+{
+	char line[CLI_OPTION_TEXT_MAX + 128] = "history --at";
+	struct cli_options opts;
+	size_t len = strlen(line);
+
+	(void)state;
+	/* Words of 40 letters, fewer than SHELL_WORDS_MAX, more than the room. */
+	while (len < CLI_OPTION_TEXT_MAX + 64) {
+		line[len++] = ' ';
+		memset(line + len, 'a', 40);
+		len += 40;
+	}
+	line[len] = '\0';
+	assert_int_equal(test_parse_line(line, &test_history, &test_history_args, &opts),
+			 CLI_EXIT_USAGE);
+	/* Just within the room is accepted. */
+	line[strlen("history --at") + CLI_OPTION_TEXT_MAX - 1] = '\0';
+	assert_int_equal(test_parse_line(line, &test_history, &test_history_args, &opts),
+			 CLI_EXIT_OK);
+	assert_int_equal(strlen(opts.at), CLI_OPTION_TEXT_MAX - 2);
+}
+
+static void test_shell_args_count(void **state)
+{
+	static const struct cli_command cmd = { "port", NULL, false, "port rm PORT", "" };
+	static const struct cli_args one = { .min = 1, .max = 1, .wrong_count = "one port" };
+	static const struct cli_args none = { .options = CLI_OPT_JSON };
+	struct cli_options opts;
+
+	(void)state;
+	assert_int_equal(test_parse_line("port 8888", &cmd, &one, &opts), CLI_EXIT_OK);
+	assert_int_equal(opts.first_arg, 1);
+	assert_int_equal(test_parse_line("port", &cmd, &one, &opts), CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("port 1 2", &cmd, &one, &opts), CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("port --json", &cmd, &none, &opts), CLI_EXIT_OK);
+	assert_true(opts.json);
+	assert_int_equal(test_parse_line("port x --json", &cmd, &none, &opts), CLI_EXIT_USAGE);
+	/* An option the command does not take, and --config in the login shell. */
+	assert_int_equal(test_parse_line("port 8888 --json", &cmd, &one, &opts), CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("port --config=/etc/shadow", &cmd, &none, &opts),
+			 CLI_EXIT_USAGE);
+	/* --help prints the help and ends the command with status 0. */
+	assert_int_equal(test_parse_line("port --help", &cmd, &none, &opts), CLI_EXIT_OK);
+	assert_true(opts.help);
+}
+
+/* What cli_print_line() writes on stderr, captured through a pipe. */
+static void test_stderr_of(const char *prefix, const char *text, char *buf, size_t len)
+{
+	int fds[2], saved;
+	ssize_t n;
+
+	assert_int_equal(pipe(fds), 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+	cli_print_line(prefix, text);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(fds[1]);
+	n = read(fds[0], buf, len - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fds[0]);
+}
+
+static void test_shell_messages_one_newline(void **state)
+{
+	char out[256];
+
+	(void)state;
+	/* The agent's "too many requests" text, as it comes (no newline). */
+	test_stderr_of("gpubox: ", "too many requests at once from you; wait for them to finish",
+		       out, sizeof(out));
+	assert_string_equal(out, "gpubox: too many requests at once from you; wait for them "
+			    "to finish\n");
+	test_stderr_of("gpubox: ", "failed\n\n", out, sizeof(out));
+	assert_string_equal(out, "gpubox: failed\n");
+	test_stderr_of("", "Building the template \r\n", out, sizeof(out));
+	assert_string_equal(out, "Building the template\n");
+	test_stderr_of("gpubox: ", "a\nb\x1b[2J", out, sizeof(out));
+	assert_string_equal(out, "gpubox: a?b?[2J\n");
+	test_stderr_of("gpubox: ", "", out, sizeof(out));
+	assert_string_equal(out, "gpubox: \n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,7 +457,13 @@ int main(void)
 		cmocka_unit_test(test_shell_many_words),
 		cmocka_unit_test(test_shell_whitelist),
 		cmocka_unit_test(test_shell_find_command),
+		cmocka_unit_test(test_shell_time_words),
+		cmocka_unit_test(test_shell_time_quoted),
+		cmocka_unit_test(test_shell_time_ambiguous),
+		cmocka_unit_test(test_shell_time_too_long),
+		cmocka_unit_test(test_shell_args_count),
+		cmocka_unit_test(test_shell_messages_one_newline),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, test_teardown_words);
 }
