@@ -101,7 +101,7 @@ static int hubsync_parse_keys(json_t *keys, struct hubsync_member *m, struct ssh
 	json_t *value;
 
 	if (!json_is_array(keys) || count > HUBSYNC_KEYS_MAX) {
-		snprintf(err, errlen, "\"keys\" must be a list of at most %d keys", HUBSYNC_KEYS_MAX);
+		set_error(err, errlen, "\"keys\" must be a list of at most %d keys", HUBSYNC_KEYS_MAX);
 		return -EINVAL;
 	}
 	m->keys = calloc(count + 1, sizeof(*m->keys));
@@ -113,11 +113,11 @@ static int hubsync_parse_keys(json_t *keys, struct hubsync_member *m, struct ssh
 		bool seen = false;
 
 		if (!json_is_string(value)) {
-			snprintf(err, errlen, "key %zu is not text", i + 1);
+			set_error(err, errlen, "key %zu is not text", i + 1);
 			return -EINVAL;
 		}
 		if (ssh_key_parse(json_string_value(value), key, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "key %zu: %s", i + 1, why);
+			set_error(err, errlen, "key %zu: %s", i + 1, why);
 			return -EINVAL;
 		}
 		for (size_t k = 0; k < m->nkeys; k++)
@@ -151,34 +151,34 @@ static int hubsync_parse_member(json_t *obj, struct hubsync_member *m, struct ss
 	int ret;
 
 	if (!json_is_object(obj)) {
-		snprintf(err, errlen, "not an object");
+		set_error(err, errlen, "not an object");
 		return -EINVAL;
 	}
 	if (!json_is_string(name) || validate_member_name(json_string_value(name), why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "\"name\" is not a member name");
+		set_error(err, errlen, "\"name\" is not a member name");
 		return -EINVAL;
 	}
 	snprintf(m->name, sizeof(m->name), "%s", json_string_value(name));
 	if (display && (!json_is_string(display) || json_string_length(display) > 256)) {
-		snprintf(err, errlen, "\"display_name\" must be text of at most 256 bytes");
+		set_error(err, errlen, "\"display_name\" must be text of at most 256 bytes");
 		return -EINVAL;
 	}
 	if (!hubsync_get_uint(obj, "uid", 1, SUBID_COUNT - 1, &uid)) {
-		snprintf(err, errlen, "\"uid\" must be a number from 1 to %u", SUBID_COUNT - 1);
+		set_error(err, errlen, "\"uid\" must be a number from 1 to %u", SUBID_COUNT - 1);
 		return -EINVAL;
 	}
 	if (!hubsync_get_uint(obj, "subid_base", SUBID_COUNT, (uint64_t)UINT32_MAX + 1 - SUBID_COUNT, &base) ||
 	    base % SUBID_COUNT != 0) {
-		snprintf(err, errlen, "\"subid_base\" must be a non-zero multiple of %u below 2^32",
+		set_error(err, errlen, "\"subid_base\" must be a non-zero multiple of %u below 2^32",
 			 SUBID_COUNT);
 		return -EINVAL;
 	}
 	if (!hubsync_get_uint(obj, "ssh_port", 1, 65535, &port)) {
-		snprintf(err, errlen, "\"ssh_port\" must be a port number from 1 to 65535");
+		set_error(err, errlen, "\"ssh_port\" must be a port number from 1 to 65535");
 		return -EINVAL;
 	}
 	if (!json_is_boolean(disabled)) {
-		snprintf(err, errlen, "\"disabled\" must be true or false");
+		set_error(err, errlen, "\"disabled\" must be true or false");
 		return -EINVAL;
 	}
 	m->uid = (uint32_t)uid;
@@ -229,7 +229,7 @@ static int hubsync_check_unique(const struct hubsync_list *list, char *err, size
 		qsort(values, list->n, sizeof(*values), hubsync_compare_u32);
 		for (size_t i = 1; i < list->n; i++) {
 			if (values[i] == values[i - 1]) {
-				snprintf(err, errlen, "two members have %s %u", what[f], values[i]);
+				set_error(err, errlen, "two members have %s %u", what[f], values[i]);
 				return -EINVAL;
 			}
 		}
@@ -239,7 +239,7 @@ static int hubsync_check_unique(const struct hubsync_list *list, char *err, size
 	qsort(names, list->n, sizeof(*names), hubsync_compare_name);
 	for (size_t i = 1; i < list->n; i++) {
 		if (strcmp(names[i], names[i - 1]) == 0) {
-			snprintf(err, errlen, "member %s is listed twice", names[i]);
+			set_error(err, errlen, "member %s is listed twice", names[i]);
 			return -EINVAL;
 		}
 	}
@@ -256,20 +256,20 @@ static int hubsync_parse_document(json_t *doc, struct hubsync_list *out, struct 
 	size_t i;
 
 	if (!json_is_object(doc)) {
-		snprintf(err, errlen, "the body is not a JSON object");
+		set_error(err, errlen, "the body is not a JSON object");
 		return -EINVAL;
 	}
 	if (!hubsync_get_uint(doc, "generation", 0, (uint64_t)INT64_MAX, &out->generation)) {
-		snprintf(err, errlen, "\"generation\" must be a whole number");
+		set_error(err, errlen, "\"generation\" must be a whole number");
 		return -EINVAL;
 	}
 	if (!json_is_string(server) || validate_member_name(json_string_value(server), why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "\"server\" is not a server name");
+		set_error(err, errlen, "\"server\" is not a server name");
 		return -EINVAL;
 	}
 	snprintf(out->server, sizeof(out->server), "%s", json_string_value(server));
 	if (!json_is_array(members) || json_array_size(members) > HUBSYNC_MEMBERS_MAX) {
-		snprintf(err, errlen, "\"members\" must be a list of at most %d members",
+		set_error(err, errlen, "\"members\" must be a list of at most %d members",
 			 HUBSYNC_MEMBERS_MAX);
 		return -EINVAL;
 	}
@@ -283,7 +283,7 @@ static int hubsync_parse_document(json_t *doc, struct hubsync_list *out, struct 
 		out->n = i + 1;
 		ret = hubsync_parse_member(value, &out->members[i], key, sub, sizeof(sub));
 		if (ret < 0) {
-			snprintf(err, errlen, "member %zu%s%s%s: %s", i + 1,
+			set_error(err, errlen, "member %zu%s%s%s: %s", i + 1,
 				 out->members[i].name[0] ? " (" : "", out->members[i].name,
 				 out->members[i].name[0] ? ")" : "", sub[0] ? sub : "out of memory");
 			return ret;
@@ -303,19 +303,19 @@ int hubsync_parse(const char *text, size_t len, struct hubsync_list *out, char *
 	if (!key)
 		return -ENOMEM;
 	if (len > HUBSYNC_BODY_MAX) {
-		snprintf(err, errlen, "the body is larger than %u bytes", HUBSYNC_BODY_MAX);
+		set_error(err, errlen, "the body is larger than %u bytes", HUBSYNC_BODY_MAX);
 		return -EINVAL;
 	}
 	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
-		snprintf(err, errlen, "the body is not JSON: %s (line %d)", jerr.text, jerr.line);
+		set_error(err, errlen, "the body is not JSON: %s (line %d)", jerr.text, jerr.line);
 		return -EINVAL;
 	}
 	ret = hubsync_parse_document(doc, out, key, err, errlen);
 	if (ret < 0) {
 		hubsync_list_free(out);
 		if (ret == -ENOMEM)
-			snprintf(err, errlen, "out of memory");
+			set_error(err, errlen, "out of memory");
 		return ret;
 	}
 	return 0;

@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "cli.h"
 
+#include "strutil.h"
 #include "banned.h"
 
 #define ADMIN_KEYS_FILE_MAX (1024 * 1024)
@@ -36,12 +37,12 @@ int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen
 		if (!owned) {
 			int saved = errno;
 
-			snprintf(err, errlen, "cannot read the key file %s: %s", path,
+			set_error(err, errlen, "cannot read the key file %s: %s", path,
 				 strerror(saved));
 			return -saved;
 		}
 		if (fstat(fileno(owned), &st) == 0 && !S_ISREG(st.st_mode)) {
-			snprintf(err, errlen, "the key file %s is not a regular file", path);
+			set_error(err, errlen, "the key file %s is not a regular file", path);
 			return -EINVAL;
 		}
 		f = owned;
@@ -53,12 +54,12 @@ int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen
 		lineno++;
 		total += (size_t)len;
 		if (total > ADMIN_KEYS_FILE_MAX) {
-			snprintf(err, errlen, "%s is larger than %d bytes; it cannot be a key file",
+			set_error(err, errlen, "%s is larger than %d bytes; it cannot be a key file",
 				 shown, ADMIN_KEYS_FILE_MAX);
 			return -EFBIG;
 		}
 		if (len > ADMIN_KEY_LINE_MAX) {
-			snprintf(err, errlen, "line %u of %s is too long to be a public key",
+			set_error(err, errlen, "line %u of %s is too long to be a public key",
 				 lineno, shown);
 			return -EINVAL;
 		}
@@ -70,21 +71,21 @@ int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen
 		if (*s == '\0' || *s == '#')
 			continue;
 		if (++found > ADMIN_KEYS_MAX) {
-			snprintf(err, errlen, "%s holds more than %d keys", shown, ADMIN_KEYS_MAX);
+			set_error(err, errlen, "%s holds more than %d keys", shown, ADMIN_KEYS_MAX);
 			return -E2BIG;
 		}
 		/* The agent validates each line; json_string() refuses invalid UTF-8. */
 		if (json_array_append_new(keys, json_string(s)) < 0) {
-			snprintf(err, errlen, "line %u of %s is not valid UTF-8 text", lineno, shown);
+			set_error(err, errlen, "line %u of %s is not valid UTF-8 text", lineno, shown);
 			return -EINVAL;
 		}
 	}
 	if (ferror(f)) {
-		snprintf(err, errlen, "cannot read %s: %s", shown, strerror(errno));
+		set_error(err, errlen, "cannot read %s: %s", shown, strerror(errno));
 		return -EIO;
 	}
 	if (found == 0) {
-		snprintf(err, errlen, "%s holds no public key", shown);
+		set_error(err, errlen, "%s holds no public key", shown);
 		return -EINVAL;
 	}
 	return 0;

@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "cli.h"
 
+#include "strutil.h"
 #include "banned.h"
 
 const char shell_refused_message[] =
@@ -47,7 +48,7 @@ int shell_split(const char *line, char ***argv, char *err, size_t errlen)
 
 	len = strnlen(line, SHELL_LINE_MAX + 1);
 	if (len > SHELL_LINE_MAX) {
-		snprintf(err, errlen, "the command line is longer than %d characters",
+		set_error(err, errlen, "the command line is longer than %d characters",
 			 SHELL_LINE_MAX);
 		return -E2BIG;
 	}
@@ -57,14 +58,14 @@ int shell_split(const char *line, char ***argv, char *err, size_t errlen)
 		unsigned char c = (unsigned char)line[i];
 
 		if (!shell_is_blank(c) && !shell_is_word_byte(c)) {
-			snprintf(err, errlen, "%s", shell_refused_message);
+			set_error(err, errlen, "%s", shell_refused_message);
 			return -EINVAL;
 		}
 	}
 
 	words = calloc(SHELL_WORDS_MAX + 1, sizeof(*words));
 	if (!words) {
-		snprintf(err, errlen, "out of memory");
+		set_error(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 
@@ -76,7 +77,7 @@ int shell_split(const char *line, char ***argv, char *err, size_t errlen)
 		if (i == len)
 			break;
 		if (nwords == SHELL_WORDS_MAX) {
-			snprintf(err, errlen, "the command line has more than %d words",
+			set_error(err, errlen, "the command line has more than %d words",
 				 SHELL_WORDS_MAX);
 			return -E2BIG;
 		}
@@ -85,7 +86,7 @@ int shell_split(const char *line, char ***argv, char *err, size_t errlen)
 			i++;
 		words[nwords] = strndup(line + start, i - start);
 		if (!words[nwords]) {
-			snprintf(err, errlen, "out of memory");
+			set_error(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
 		nwords++;
@@ -125,7 +126,7 @@ int shell_parse(const char *line, const struct cli_command *table, char ***argv,
 	}
 
 	if (n > 0 && !shell_find_command(table, words[0])) {
-		snprintf(err, errlen, "\"%.64s\" is not a gpubox command (try: gpubox help)",
+		set_error(err, errlen, "\"%.64s\" is not a gpubox command (try: gpubox help)",
 			 words[0]);
 		return -EINVAL;
 	}

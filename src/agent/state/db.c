@@ -81,8 +81,9 @@ static const char *const db_sql[DB_STMT_COUNT] = {
 	[DB_FORWARD_LIST] = "SELECT " FORWARD_COLUMNS " FROM forwards ORDER BY member, container_port",
 	[DB_FORWARD_BY_HOST_PORT] = "SELECT " FORWARD_COLUMNS " FROM forwards WHERE host_port = ?",
 	[DB_GPU_SET_GET] = "SELECT gpus FROM gpu_sets WHERE member = ?",
-	[DB_GPU_SET_PUT] = "INSERT INTO gpu_sets (member, gpus) VALUES (?, ?) "
-			   "ON CONFLICT (member) DO UPDATE SET gpus = excluded.gpus",
+	/* In parentheses: one statement in two literals, not two elements. */
+	[DB_GPU_SET_PUT] = ("INSERT INTO gpu_sets (member, gpus) VALUES (?, ?) "
+			    "ON CONFLICT (member) DO UPDATE SET gpus = excluded.gpus"),
 	[DB_HUB_MEMBER_ADD] = "INSERT OR IGNORE INTO hub_members (name) VALUES (?)",
 	[DB_HUB_MEMBER_IS] = "SELECT 1 FROM hub_members WHERE name = ?",
 	[DB_HUB_MEMBER_LIST] = "SELECT name FROM hub_members ORDER BY name",
