@@ -249,6 +249,21 @@ static int ssh_key_check_blob(struct ssh_key *key, const struct ssh_key_type *ty
 	return 0;
 }
 
+/* The next word of an authorized_keys line at *p (blanks skipped): its
+ * start in *word, its length returned, *p moved past it. */
+static size_t ssh_key_next_word(const char **p, const char **word)
+{
+	const char *s = *p;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	*word = s;
+	while (*s && *s != ' ' && *s != '\t')
+		s++;
+	*p = s;
+	return (size_t)(s - *word);
+}
+
 int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errlen)
 {
 	const struct ssh_key_type *type;
@@ -268,12 +283,7 @@ int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errle
 			return -EINVAL;
 		}
 	}
-	while (*p == ' ' || *p == '\t')
-		p++;
-	word = p;
-	while (*p && *p != ' ' && *p != '\t')
-		p++;
-	len = (size_t)(p - word);
+	len = ssh_key_next_word(&p, &word);
 	if (len == 0) {
 		set_error(err, errlen, "the key is empty; give the contents of your .pub file");
 		return -EINVAL;
@@ -292,12 +302,7 @@ int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errle
 			set_error(err, errlen, "this is not an SSH public key of a known type (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)");
 		return -EINVAL;
 	}
-	while (*p == ' ' || *p == '\t')
-		p++;
-	word = p;
-	while (*p && *p != ' ' && *p != '\t')
-		p++;
-	len = (size_t)(p - word);
+	len = ssh_key_next_word(&p, &word);
 	if (len == 0) {
 		set_error(err, errlen, "the key has a type but no data; copy the whole line of your .pub file");
 		return -EINVAL;

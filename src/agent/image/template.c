@@ -102,39 +102,35 @@ static const char *template_host_arch(void)
 #endif
 }
 
-/* Debian policy: lower-case letters, digits, '+', '-', '.'; at least two
- * characters, starting with a letter or digit. */
-static bool template_package_is_valid(const char *name)
+/* Lower-case letters and digits, and after the first character also the
+ * bytes of punct; min to max characters. */
+static bool template_token_is_valid(const char *s, size_t min, size_t max, const char *punct)
 {
-	size_t len = strlen(name);
+	size_t len = strlen(s);
 
-	if (len < 2 || len > TEMPLATE_PACKAGE_MAX)
+	if (len < min || len > max)
 		return false;
 	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
+		char c = s[i];
 		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 
-		if (!alnum && (i == 0 || (c != '+' && c != '-' && c != '.')))
+		if (!alnum && (i == 0 || !strchr(punct, c)))
 			return false;
 	}
 	return true;
 }
 
+/* Debian policy: lower-case letters, digits, '+', '-', '.'; at least two
+ * characters, starting with a letter or digit. */
+static bool template_package_is_valid(const char *name)
+{
+	return template_token_is_valid(name, 2, TEMPLATE_PACKAGE_MAX, "+-.");
+}
+
 /* A suite or codename: "bookworm", "stable", "noble"; one argv word. */
 static bool template_word_is_valid(const char *word)
 {
-	size_t len = strlen(word);
-
-	if (len == 0 || len > 64)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = word[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-
-		if (!alnum && (i == 0 || (c != '-' && c != '.' && c != '_')))
-			return false;
-	}
-	return true;
+	return template_token_is_valid(word, 1, 64, "-._");
 }
 
 static int template_compare_strings(const void *a, const void *b)
