@@ -20,6 +20,77 @@
 #define ADMIN_KEY_LINE_MAX 32768
 #define ADMIN_KEYS_MAX 128
 
+/* The key file at path, opened for *file; refused unless it is a regular
+ * file (not a directory, not a device). */
+static int cmd_admin_open_keys(const char *path, FILE **file, char *err, size_t errlen)
+{
+	__do_fclose FILE *f = fopen(path, "re");
+	struct stat st;
+
+	if (!f) {
+		int saved = errno;
+
+		set_error(err, errlen, "cannot read the key file %s: %s", path, strerror(saved));
+		return -saved;
+	}
+	if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+		set_error(err, errlen, "the key file %s is not a regular file", path);
+		return -EINVAL;
+	}
+	*file = move_ptr(f);
+	return 0;
+}
+
+/* The limits that keep a wrong file (a log, an image) from being sent:
+ * total bytes read so far, and the length of line lineno. */
+static int cmd_admin_check_key_size(const char *shown, size_t total, ssize_t len,
+				    unsigned lineno, char *err, size_t errlen)
+{
+	if (total > ADMIN_KEYS_FILE_MAX) {
+		set_error(err, errlen, "%s is larger than %d bytes; it cannot be a key file",
+			 shown, ADMIN_KEYS_FILE_MAX);
+		return -EFBIG;
+	}
+	if (len > ADMIN_KEY_LINE_MAX) {
+		set_error(err, errlen, "line %u of %s is too long to be a public key",
+			 lineno, shown);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The key in a line of len bytes, without surrounding blanks and the line
+ * end; NULL for a blank or comment line. */
+static char *cmd_admin_key_text(char *line, ssize_t len)
+{
+	char *s = line;
+
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' ||
+			   s[len - 1] == ' ' || s[len - 1] == '\t'))
+		s[--len] = '\0';
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '\0' || *s == '#')
+		return NULL;
+	return s;
+}
+
+/* Append key, the found-th of the file, found on line lineno. */
+static int cmd_admin_add_key(json_t *keys, const char *key, size_t found, const char *shown,
+			     unsigned lineno, char *err, size_t errlen)
+{
+	if (found > ADMIN_KEYS_MAX) {
+		set_error(err, errlen, "%s holds more than %d keys", shown, ADMIN_KEYS_MAX);
+		return -E2BIG;
+	}
+	/* The agent validates each line; json_string() refuses invalid UTF-8. */
+	if (json_array_append_new(keys, json_string(key)) < 0) {
+		set_error(err, errlen, "line %u of %s is not valid UTF-8 text", lineno, shown);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen)
 {
 	__do_fclose FILE *owned = NULL;
@@ -29,56 +100,27 @@ int cmd_admin_read_keys(const char *path, json_t *keys, char *err, size_t errlen
 	size_t size = 0, total = 0, found = 0;
 	unsigned lineno = 0;
 	ssize_t len;
+	char *key;
+	int ret;
 
 	if (strcmp(path, "-") != 0) {
-		struct stat st;
-
-		owned = fopen(path, "re");
-		if (!owned) {
-			int saved = errno;
-
-			set_error(err, errlen, "cannot read the key file %s: %s", path,
-				 strerror(saved));
-			return -saved;
-		}
-		if (fstat(fileno(owned), &st) == 0 && !S_ISREG(st.st_mode)) {
-			set_error(err, errlen, "the key file %s is not a regular file", path);
-			return -EINVAL;
-		}
+		ret = cmd_admin_open_keys(path, &owned, err, errlen);
+		if (ret < 0)
+			return ret;
 		f = owned;
 	}
-
 	while ((len = getline(&line, &size, f)) >= 0) {
-		char *s = line;
-
 		lineno++;
 		total += (size_t)len;
-		if (total > ADMIN_KEYS_FILE_MAX) {
-			set_error(err, errlen, "%s is larger than %d bytes; it cannot be a key file",
-				 shown, ADMIN_KEYS_FILE_MAX);
-			return -EFBIG;
-		}
-		if (len > ADMIN_KEY_LINE_MAX) {
-			set_error(err, errlen, "line %u of %s is too long to be a public key",
-				 lineno, shown);
-			return -EINVAL;
-		}
-		while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' ||
-				   s[len - 1] == ' ' || s[len - 1] == '\t'))
-			s[--len] = '\0';
-		while (*s == ' ' || *s == '\t')
-			s++;
-		if (*s == '\0' || *s == '#')
+		ret = cmd_admin_check_key_size(shown, total, len, lineno, err, errlen);
+		if (ret < 0)
+			return ret;
+		key = cmd_admin_key_text(line, len);
+		if (!key)
 			continue;
-		if (++found > ADMIN_KEYS_MAX) {
-			set_error(err, errlen, "%s holds more than %d keys", shown, ADMIN_KEYS_MAX);
-			return -E2BIG;
-		}
-		/* The agent validates each line; json_string() refuses invalid UTF-8. */
-		if (json_array_append_new(keys, json_string(s)) < 0) {
-			set_error(err, errlen, "line %u of %s is not valid UTF-8 text", lineno, shown);
-			return -EINVAL;
-		}
+		ret = cmd_admin_add_key(keys, key, ++found, shown, lineno, err, errlen);
+		if (ret < 0)
+			return ret;
 	}
 	if (ferror(f)) {
 		set_error(err, errlen, "cannot read %s: %s", shown, strerror(errno));

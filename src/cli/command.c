@@ -383,8 +383,10 @@ static int cli_option_words(const struct cli_command *cmd, int argc, char **argv
 	return 0;
 }
 
-static int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc,
-			     char **argv, const struct cli_args *args, struct cli_options *opts)
+/* Refuses, with a usage error, an option the command's mask leaves out:
+ * --help and --config are in no mask, so every command takes them. */
+static int cli_check_option_taken(const struct cli_command *cmd, const struct cli_args *args,
+				  int option)
 {
 	static const struct { int c; unsigned flag; } masks[] = {
 		{ 'j', CLI_OPT_JSON }, { 'm', CLI_OPT_MEMBER }, { 'y', CLI_OPT_YES },
@@ -393,83 +395,133 @@ static int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int
 		{ OPT_GPU, CLI_OPT_GPU }, { OPT_AT, CLI_OPT_AT }, { OPT_SINCE, CLI_OPT_SINCE },
 		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV },
 	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(masks); i++)
+		if (masks[i].c == option && !(args->options & masks[i].flag))
+			return cli_usage_error(cmd, "this command does not take --%s",
+					       cli_option_name(option)), -EINVAL;
+	return 0;
+}
+
+/* The field a yes-or-no option sets, or NULL when option is not one. */
+static bool *cli_option_flag(struct cli_options *opts, int option)
+{
+	switch (option) {
+	case 'j':
+		return &opts->json;
+	case 'y':
+		return &opts->yes;
+	case OPT_PURGE:
+		return &opts->purge;
+	case OPT_FREEZE:
+		return &opts->freeze;
+	case OPT_KEEP_HOME:
+		return &opts->keep_home;
+	case OPT_CSV:
+		return &opts->csv;
+	default:
+		return NULL;
+	}
+}
+
+/* The field an option with one value sets, or NULL when option is not one. */
+static const char **cli_option_value(struct cli_options *opts, int option)
+{
+	switch (option) {
+	case 'm':
+		return &opts->member;
+	case 'r':
+		return &opts->release;
+	case OPT_GPU:
+		return &opts->gpu;
+	case OPT_AT:
+		return &opts->at;
+	case OPT_SINCE:
+		return &opts->since;
+	case OPT_UNTIL:
+		return &opts->until;
+	default:
+		return NULL;
+	}
+}
+
+/* A time value may run over several words: see cli_option_words(). */
+static bool cli_option_is_time(int option)
+{
+	return option == OPT_AT || option == OPT_SINCE || option == OPT_UNTIL;
+}
+
+static int cli_option_config(struct cli *cli)
+{
+	/* The login shell reads no file a member names. */
+	if (cli->restricted)
+		return cli_usage_error(NULL, "refused: --config is not available "
+				       "in the login shell"), -EINVAL;
+	cli->config_path = optarg;
+	cli->cfg_loaded = false;
+	return 0;
+}
+
+static int cli_option_key(const struct cli_command *cmd, struct cli_options *opts)
+{
+	if (opts->nkeys == CLI_KEYS_MAX)
+		return cli_usage_error(cmd, "at most %d --key options are accepted",
+				       CLI_KEYS_MAX), -EINVAL;
+	opts->keys[opts->nkeys++] = optarg;
+	return 0;
+}
+
+/* One option from getopt_long (optarg its value) into opts; --help prints
+ * the help and sets opts->help, which ends the parsing. */
+static int cli_parse_option(struct cli *cli, const struct cli_command *cmd, int argc,
+			    char **argv, bool join, int option, struct cli_options *opts)
+{
+	bool *flag = cli_option_flag(opts, option);
+	const char **value = cli_option_value(opts, option);
+
+	if (flag) {
+		*flag = true;
+		return 0;
+	}
+	if (value && cli_option_is_time(option))
+		return cli_option_words(cmd, argc, argv, join, option, optarg, opts, value);
+	if (value) {
+		*value = optarg;
+		return 0;
+	}
+	switch (option) {
+	case 'h':
+		cli_print_command_help(stdout, cmd);
+		opts->help = true;
+		return 0;
+	case OPT_CONFIG:
+		return cli_option_config(cli);
+	case 'k':
+		return cli_option_key(cmd, opts);
+	case ':':
+		return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]), -EINVAL;
+	default:
+		return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]), -EINVAL;
+	}
+}
+
+static int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc,
+			     char **argv, const struct cli_args *args, struct cli_options *opts)
+{
 	/* Joining is unambiguous only where no positional argument can follow. */
 	bool join = args->max == 0;
-	int c, ret = 0;
+	int c, ret;
 
 	memset(opts, 0, sizeof(*opts));
 	/* A full reset: each command parses its own vector from the start. */
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hjm:yk:r:", cli_long_options, NULL)) != -1) {
-		for (size_t i = 0; i < ARRAY_SIZE(masks); i++)
-			if (masks[i].c == c && !(args->options & masks[i].flag))
-				return cli_usage_error(cmd, "this command does not take --%s",
-						       cli_option_name(c)), -EINVAL;
-		switch (c) {
-		case 'h':
-			cli_print_command_help(stdout, cmd);
-			opts->help = true;
-			return 0;
-		case OPT_CONFIG:
-			/* The login shell reads no file a member names. */
-			if (cli->restricted)
-				return cli_usage_error(NULL, "refused: --config is not available "
-						       "in the login shell"), -EINVAL;
-			cli->config_path = optarg;
-			cli->cfg_loaded = false;
-			break;
-		case 'j':
-			opts->json = true;
-			break;
-		case 'm':
-			opts->member = optarg;
-			break;
-		case 'y':
-			opts->yes = true;
-			break;
-		case OPT_PURGE:
-			opts->purge = true;
-			break;
-		case OPT_FREEZE:
-			opts->freeze = true;
-			break;
-		case OPT_KEEP_HOME:
-			opts->keep_home = true;
-			break;
-		case 'k':
-			if (opts->nkeys == CLI_KEYS_MAX)
-				return cli_usage_error(cmd, "at most %d --key options are accepted",
-						       CLI_KEYS_MAX), -EINVAL;
-			opts->keys[opts->nkeys++] = optarg;
-			break;
-		case 'r':
-			opts->release = optarg;
-			break;
-		case OPT_GPU:
-			opts->gpu = optarg;
-			break;
-		case OPT_AT:
-			ret = cli_option_words(cmd, argc, argv, join, c, optarg, opts,
-					       &opts->at);
-			break;
-		case OPT_SINCE:
-			ret = cli_option_words(cmd, argc, argv, join, c, optarg, opts,
-					       &opts->since);
-			break;
-		case OPT_UNTIL:
-			ret = cli_option_words(cmd, argc, argv, join, c, optarg, opts,
-					       &opts->until);
-			break;
-		case OPT_CSV:
-			opts->csv = true;
-			break;
-		case ':':
-			return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]), -EINVAL;
-		default:
-			return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]), -EINVAL;
-		}
+		ret = cli_check_option_taken(cmd, args, c);
 		if (ret < 0)
+			return ret;
+		ret = cli_parse_option(cli, cmd, argc, argv, join, c, opts);
+		if (ret < 0 || opts->help)
 			return ret;
 	}
 	opts->first_arg = optind;

@@ -175,33 +175,27 @@ static char *output_header(const char *key)
 	return h;
 }
 
-void output_table(json_t *rows, const char *const preferred[], const char *empty)
+/* Rows that are plain values (a list of names) make one column. */
+static void output_plain_rows(json_t *rows)
 {
-	__do_json json_t *columns = json_array();
-	__do_free size_t *widths = NULL;
-	size_t ncols, i, col;
-	json_t *row, *c;
+	size_t i;
+	json_t *row;
+
+	json_array_foreach(rows, i, row) {
+		__do_free char *text = output_value_text(row);
+
+		output_sanitized(stdout, text ? text : "?");
+		fputc('\n', stdout);
+	}
+}
+
+/* Into columns, the keys of rows: the preferred ones present in some row,
+ * then the others in the order first seen. */
+static void output_table_columns(json_t *rows, const char *const preferred[], json_t *columns)
+{
+	size_t i;
+	json_t *row, *value;
 	const char *key;
-	json_t *value;
-
-	if (!json_is_array(rows) || json_array_size(rows) == 0) {
-		if (empty)
-			printf("%s\n", empty);
-		return;
-	}
-	if (!columns)
-		return;
-
-	/* Rows that are plain values (a list of names) make one column. */
-	if (!json_is_object(json_array_get(rows, 0))) {
-		json_array_foreach(rows, i, row) {
-			__do_free char *text = output_value_text(row);
-
-			output_sanitized(stdout, text ? text : "?");
-			fputc('\n', stdout);
-		}
-		return;
-	}
 
 	for (size_t p = 0; preferred && preferred[p]; p++)
 		json_array_foreach(rows, i, row)
@@ -213,11 +207,18 @@ void output_table(json_t *rows, const char *const preferred[], const char *empty
 		json_object_foreach(row, key, value)
 			if (!output_has_column(columns, key))
 				json_array_append_new(columns, json_string(key));
+}
 
-	ncols = json_array_size(columns);
-	widths = calloc(ncols ? ncols : 1, sizeof(*widths));
+/* The width of each column: its widest text, header included.  The caller
+ * frees the result; NULL when out of memory. */
+static size_t *output_column_widths(json_t *rows, json_t *columns)
+{
+	size_t ncols = json_array_size(columns), i, col;
+	size_t *widths = calloc(ncols ? ncols : 1, sizeof(*widths));
+	json_t *row, *c;
+
 	if (!widths)
-		return;
+		return NULL;
 	json_array_foreach(columns, col, c) {
 		widths[col] = strlen(json_string_value(c));
 		json_array_foreach(rows, i, row) {
@@ -228,24 +229,55 @@ void output_table(json_t *rows, const char *const preferred[], const char *empty
 				widths[col] = strlen(text);
 		}
 	}
+	return widths;
+}
 
-	for (i = 0; i <= json_array_size(rows); i++) {
-		__do_free char *line = NULL;
-		size_t len = 0;
-		FILE *out = open_memstream(&line, &len);
+/* One line of the table, the header when row is NULL.  It is built whole
+ * first so that output_line() can drop the padding of empty last cells. */
+static int output_table_line(json_t *row, json_t *columns, const size_t *widths)
+{
+	__do_free char *line = NULL;
+	size_t len = 0, ncols = json_array_size(columns), col;
+	FILE *out = open_memstream(&line, &len);
+	json_t *c;
 
-		if (!out)
-			return;
-		row = i ? json_array_get(rows, i - 1) : NULL;
-		json_array_foreach(columns, col, c) {
-			__do_free char *text = row ?
-				output_value_text(json_object_get(row, json_string_value(c))) :
-				output_header(json_string_value(c));
+	if (!out)
+		return -ENOMEM;
+	json_array_foreach(columns, col, c) {
+		__do_free char *text = row ?
+			output_value_text(json_object_get(row, json_string_value(c))) :
+			output_header(json_string_value(c));
 
-			output_padded(out, text ? text : "?", widths[col], col + 1 == ncols);
-		}
-		if (fclose(out) != 0)
-			return;
-		output_line(line, len);
+		output_padded(out, text ? text : "?", widths[col], col + 1 == ncols);
 	}
+	if (fclose(out) != 0)
+		return -EIO;
+	output_line(line, len);
+	return 0;
+}
+
+void output_table(json_t *rows, const char *const preferred[], const char *empty)
+{
+	__do_json json_t *columns = json_array();
+	__do_free size_t *widths = NULL;
+
+	if (!json_is_array(rows) || json_array_size(rows) == 0) {
+		if (empty)
+			printf("%s\n", empty);
+		return;
+	}
+	if (!columns)
+		return;
+	if (!json_is_object(json_array_get(rows, 0))) {
+		output_plain_rows(rows);
+		return;
+	}
+	output_table_columns(rows, preferred, columns);
+	widths = output_column_widths(rows, columns);
+	if (!widths)
+		return;
+	/* Line 0 is the header, line i the row i - 1. */
+	for (size_t i = 0; i <= json_array_size(rows); i++)
+		if (output_table_line(i ? json_array_get(rows, i - 1) : NULL, columns, widths) < 0)
+			return;
 }
