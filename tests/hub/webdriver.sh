@@ -87,7 +87,7 @@ _wd_need_session() {
 }
 
 wd_start() {
-	local port
+	local port out
 
 	WD_TMP=$(mktemp -d "${TMPDIR:-/tmp}/gpubox-webdriver.XXXXXX") || return 1
 	port=$(wd_free_port) || return 1
@@ -97,9 +97,10 @@ wd_start() {
 	setsid "$WD_DRIVER" --port="$port" --log-path="$WD_TMP/chromedriver.log" >/dev/null 2>&1 &
 	WD_PID=$!
 	for _ in $(seq 1 100); do
-		if curl -sf --max-time 2 "$WD_URL/status" 2>/dev/null | jq -e '.value.ready' >/dev/null 2>&1; then
-			return 0
-		fi
+		# Not "curl | jq -e": jq 1.6 exits 0 on empty input, which let a
+		# chromedriver that had not bound its port yet count as ready.
+		out=$(curl -sf --max-time 2 "$WD_URL/status" 2>/dev/null) &&
+			[ "$(jq -r '.value.ready' <<<"$out" 2>/dev/null)" = true ] && return 0
 		kill -0 "$WD_PID" 2>/dev/null || break
 		sleep 0.1
 	done
