@@ -16,6 +16,13 @@ tap_failed=0
 ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
 not_ok() { tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1)); echo "not ok $tap_n - $*"; }
 diag() { sed 's/^/# /'; }
+# jq -e on standard input that fails on no input at all: jq 1.6 exits 0
+# when given none, so "cmd | jq -e ..." would pass when cmd printed nothing.
+jq_check() {
+	local input
+	input=$(cat)
+	[ -n "$input" ] && jq -e "$@" <<<"$input"
+}
 
 # check "what" command...: passes when the command succeeds.
 check() {

@@ -52,7 +52,7 @@ tar --zstd -tvf "$snapdir/$m/snap1.tar.zst" 2>/dev/null | grep -q 'usr/bin/' && 
 [ "$(member_field "$m" state)" = running ] && ok "the container runs again after the snapshot" || not_ok "the container runs again after the snapshot"
 check "snapshot ls lists it" eval 'as_user "$m" snapshot ls | grep -q "^snap1 "'
 refuse "a second snapshot of the same name is refused" 1 'already' as_user "$m" snapshot snap1
-check "a frozen snapshot" eval 'as_user "$m" snapshot snapf --freeze --json | jq -e ".frozen == true"'
+check "a frozen snapshot" eval 'as_user "$m" snapshot snapf --freeze --json | jq_check ".frozen == true"'
 
 check "$m changes files after the snapshot" in_box "$m" \
 	'echo two >~/file1 && touch ~/newfile && sudo rm /etc/snapmark'

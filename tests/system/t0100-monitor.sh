@@ -88,7 +88,7 @@ STATE
 kill "$(cat "$GBX_DIR/agent.pid")"
 wait_for 10 sh -c "! kill -0 $(cat "$GBX_DIR/agent.pid") 2>/dev/null"
 check "the agent starts again" restart_agent
-gpus_ready() { gpubox ps --json | jq -e '.processes | length == 3'; }
+gpus_ready() { gpubox ps --json | jq_check '.processes | length == 3'; }
 check "the agent reads the fake driver's GPUs and processes" wait_for 20 gpus_ready
 
 ps_a=$(as_user "$a" ps --json)
@@ -123,7 +123,7 @@ refuse "inside, root cannot ask for more than ps, gpus and status" 1 "inside a c
 	inside_root "$a" gpubox stop
 refuse "inside, an admin command is refused too" 1 "inside a container" \
 	inside_root "$a" gpubox admin user ls
-status_inside() { inside_root "$a" gpubox status --json | jq -e ".member == \"$a\""; }
+status_inside() { inside_root "$a" gpubox status --json | jq_check ".member == \"$a\""; }
 check "inside, gpubox status answers for the container" status_inside
 
 all=$(gpubox ps --json)
@@ -171,12 +171,12 @@ YML
 	prom_has() {
 		curl -sf "http://127.0.0.1:$prom_port/api/v1/query" \
 			--data-urlencode "query=gpubox_member_gpu_memory_bytes{member=\"$a\"}" |
-			jq -e ".data.result[0].value[1] == \"$((2 * gib))\""
+			jq_check ".data.result[0].value[1] == \"$((2 * gib))\""
 	}
 	check "Prometheus scraped $a's GPU memory from the agent" wait_for 60 prom_has
 	prom_up() {
 		curl -sf "http://127.0.0.1:$prom_port/api/v1/query?query=up" |
-			jq -e '.data.result[0].value[1] == "1"'
+			jq_check '.data.result[0].value[1] == "1"'
 	}
 	check "Prometheus sees the scrape target up" wait_for 10 prom_up
 else
@@ -205,7 +205,7 @@ else
 	not_ok "usage: $usage"
 fi
 check "usage --csv has a row for $past" sh -c "'$GBX_BIN/gpubox' usage --since 7d --csv | grep -q '^$past,2.0000,8.0000$'"
-live_usage() { gpubox usage --since 1h --json | jq -e ".members[] | select(.member == \"$a\") | .gpu_hours > 0"; }
+live_usage() { gpubox usage --since 1h --json | jq_check ".members[] | select(.member == \"$a\") | .gpu_hours > 0"; }
 check "usage counts $a's running job from the live samples" wait_for 10 live_usage
 range=$(gpubox history --gpu 0 --since 10m --json)
 if [ "$(jq -r '.gpus[0].points | length > 0' <<<"$range")" = true ] &&
@@ -218,11 +218,11 @@ fi
 # A GPU falls off the bus: the others are still read.
 sed -i 's/^\(gpu 1 .*\)$/\1 lost=1/' "$GBX_NVML_STATE"
 touch -d '+1 second' "$GBX_NVML_STATE"
-lost() { gpubox gpus --json | jq -e '.gpus[1].lost == true and .gpus[0].lost == false'; }
+lost() { gpubox gpus --json | jq_check '.gpus[1].lost == true and .gpus[0].lost == false'; }
 check "a lost GPU is shown as lost, the others still read" wait_for 10 lost
 
 # A job that ends leaves ps, even while the driver still lists its pid.
 kill "$pa"
-gone() { as_user "$a" ps --json | jq -e '.processes | length == 0'; }
+gone() { as_user "$a" ps --json | jq_check '.processes | length == 0'; }
 check "$a's ended job leaves gpubox ps" wait_for 10 gone
 done_testing

@@ -153,7 +153,7 @@ STATE
 
 # ---- the overview's JSON ---------------------------------------------------------------
 two_servers() {
-	api /api/v1/monitor | jq -e '[.servers[] | select(.reachable)] | length == 2'
+	api /api/v1/monitor | jq_check '[.servers[] | select(.reachable)] | length == 2'
 }
 check "within seconds the hub reads both agents" wait_for 20 two_servers
 a=$(server_json gbxa)
@@ -165,7 +165,7 @@ if [ "$(jq -r '.sample.gpus | length' <<<"$a")" = 2 ] && [ "$(jq -r '.sample.gpu
 else
 	not_ok "the servers' GPUs: A $(head -c 300 <<<"$a") B $(head -c 300 <<<"$b")"
 fi
-on_gpu0() { server_json gbxa | jq -e --arg m "$m" '.sample.gpus[0].members[0].member == $m'; }
+on_gpu0() { server_json gbxa | jq_check --arg m "$m" '.sample.gpus[0].members[0].member == $m'; }
 check "$m is on A's GPU 0 (the fake driver's process is their job)" wait_for 20 on_gpu0
 my_job_shown() {
 	mine=$(api /api/v1/me/monitor)
@@ -304,7 +304,7 @@ wd_stop
 stop_hub
 echo "monitor_public = yes" >>"$hub_dir/hub.conf"
 start_hub
-public_ok() { curl -s -f "$hub_url/api/v1/monitor" | jq -e '.names == false'; }
+public_ok() { curl -s -f "$hub_url/api/v1/monitor" | jq_check '.names == false'; }
 if wait_for 10 public_ok && ! curl -s "$hub_url/api/v1/monitor" | grep -q "\"member\""; then
 	ok "monitor_public: anyone reads the monitor, without member names"
 else

@@ -119,7 +119,7 @@ run_example() {
 write_state() { cat >"$GBX_NVML_STATE.tmp" && mv "$GBX_NVML_STATE.tmp" "$GBX_NVML_STATE"; }
 job_host_pid() { pgrep -x -f "sleep $job_secs" | head -1 | grep .; }
 job_listed() {
-	gpubox ps --member "$m" --json | jq -e --arg c "sleep $job_secs" \
+	gpubox ps --member "$m" --json | jq_check --arg c "sleep $job_secs" \
 		'[.processes[].command] | index($c) != null'
 }
 
@@ -150,8 +150,9 @@ STATE
 		stop_pid "$(cat "$GBX_DIR/agent.pid")"
 		restart_agent || return 1
 		restarted=1
-		# GPU 3 used by $past four hours ago, for two hours.
-		minute=$(( ($(date +%s) - 4 * 3600) / 60 * 60 * 1000 ))
+		# GPU 3 used by $past from five to three hours ago, so that "4
+		# hours ago" stays inside however long the examples take.
+		minute=$(( ($(date +%s) - 3 * 3600) / 60 * 60 * 1000 ))
 		history_past_sql 3 GPU-d3333333-3333 "$past" "$minute" 120 90 $((4 * gib)) \
 			$((80 * gib)) | sqlite3 -cmd ".timeout 5000" "$GBX_DIR/state/history.db" ||
 			return 1
