@@ -591,6 +591,69 @@ static int snapshot_walk(struct snapshot_writer *w, int dfd, char *rel, size_t r
 	return 0;
 }
 
+/* A zstd-compressed pax archive through snapshot_write_cb(), compressed
+ * on threads cores (0: all of them). */
+static int snapshot_open_archive(struct snapshot_writer *w, unsigned threads)
+{
+	char option[32];
+
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	snprintf(option, sizeof(option), "%u", threads);
+	if (archive_write_set_format_pax_restricted(w->ar) != ARCHIVE_OK ||
+	    archive_write_add_filter_zstd(w->ar) != ARCHIVE_OK)
+		return log_error_errno(-ENOTSUP, 0, "libarchive cannot write zstd-compressed pax: %s",
+				       archive_error_string(w->ar));
+	if (archive_write_set_filter_option(w->ar, "zstd", "threads", option) != ARCHIVE_OK)
+		log_warn("libarchive's zstd filter takes no threads option; compressing on one core");
+	archive_write_set_bytes_in_last_block(w->ar, 1);
+	if (archive_write_open(w->ar, w, NULL, snapshot_write_cb, NULL) != ARCHIVE_OK)
+		return log_error_errno(-EIO, 0, "cannot start the archive: %s",
+				       archive_error_string(w->ar));
+	return 0;
+}
+
+/* The whole layer from rootfd (whose stat is st) into the open archive, and
+ * the archive's end; why it failed goes to the member, through w->err. */
+static int snapshot_write_layer(struct snapshot_writer *w, int rootfd, const struct stat *st,
+				char *rel)
+{
+	int ret;
+
+	/* The layer's root itself: its owner, mode and attributes. */
+	ret = snapshot_write_entry(w, rootfd, NULL, ".", st);
+	if (ret == 0)
+		ret = snapshot_walk(w, rootfd, rel, 0, 0);
+	if (ret == 0 && archive_write_close(w->ar) != ARCHIVE_OK) {
+		log_error("cannot finish the archive: %s", archive_error_string(w->ar));
+		ret = -EIO;
+	}
+	if (ret < 0)
+		set_first_error(w->err, w->errlen, "cannot write the snapshot: %s",
+				 ret == -EIO && archive_error_string(w->ar) ? archive_error_string(w->ar)
+									   : strerror(-ret));
+	return ret;
+}
+
+/* The finished archive's digest and size, and its last progress line. */
+static void snapshot_write_done(struct snapshot_writer *w, const char *upper_dir)
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256_final(&w->sha, digest);
+	sodium_bin2hex(w->stats->sha256, sizeof(w->stats->sha256), digest, sizeof(digest));
+	w->stats->archive_bytes = w->written;
+	if (w->skipped)
+		log_warn("%s: %u FIFOs, sockets or devices were left out of the snapshot", upper_dir,
+			 w->skipped);
+	w->done = w->total;
+	w->next_percent = 0;
+	snapshot_report(w);
+}
+
 int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
 		   struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen)
 {
@@ -598,10 +661,8 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 	__do_free char *buffer = malloc(SNAPSHOT_BUFFER);
 	__do_free char *rel = calloc(1, PATH_MAX);
 	__do_free char *zeros = calloc(1, SNAPSHOT_BUFFER);
-	unsigned char digest[crypto_hash_sha256_BYTES];
 	struct snapshot_writer w = { 0 };
 	struct stat st;
-	char option[32];
 	int ret;
 
 	if (err && errlen)
@@ -631,49 +692,11 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 	w.ar = archive_write_new();
 	if (!w.ar)
 		return -ENOMEM;
-	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-		threads = n > 0 ? (unsigned)n : 1;
-	}
-	snprintf(option, sizeof(option), "%u", threads);
-	if (archive_write_set_format_pax_restricted(w.ar) != ARCHIVE_OK ||
-	    archive_write_add_filter_zstd(w.ar) != ARCHIVE_OK) {
-		ret = log_error_errno(-ENOTSUP, 0, "libarchive cannot write zstd-compressed pax: %s",
-				      archive_error_string(w.ar));
-		goto out;
-	}
-	if (archive_write_set_filter_option(w.ar, "zstd", "threads", option) != ARCHIVE_OK)
-		log_warn("libarchive's zstd filter takes no threads option; compressing on one core");
-	archive_write_set_bytes_in_last_block(w.ar, 1);
-	if (archive_write_open(w.ar, &w, NULL, snapshot_write_cb, NULL) != ARCHIVE_OK) {
-		ret = log_error_errno(-EIO, 0, "cannot start the archive: %s", archive_error_string(w.ar));
-		goto out;
-	}
-	/* The layer's root itself: its owner, mode and attributes. */
-	ret = snapshot_write_entry(&w, rootfd, NULL, ".", &st);
+	ret = snapshot_open_archive(&w, threads);
 	if (ret == 0)
-		ret = snapshot_walk(&w, rootfd, rel, 0, 0);
-	if (ret == 0 && archive_write_close(w.ar) != ARCHIVE_OK) {
-		log_error("cannot finish the archive: %s", archive_error_string(w.ar));
-		ret = -EIO;
-	}
-	if (ret < 0) {
-		set_first_error(err, errlen, "cannot write the snapshot: %s",
-				 ret == -EIO && archive_error_string(w.ar) ? archive_error_string(w.ar)
-									  : strerror(-ret));
-		goto out;
-	}
-	crypto_hash_sha256_final(&w.sha, digest);
-	sodium_bin2hex(stats->sha256, sizeof(stats->sha256), digest, sizeof(digest));
-	stats->archive_bytes = w.written;
-	if (w.skipped)
-		log_warn("%s: %u FIFOs, sockets or devices were left out of the snapshot", upper_dir,
-			 w.skipped);
-	w.done = w.total;
-	w.next_percent = 0;
-	snapshot_report(&w);
-out:
+		ret = snapshot_write_layer(&w, rootfd, &st, rel);
+	if (ret == 0)
+		snapshot_write_done(&w, upper_dir);
 	archive_write_free(w.ar);
 	tdestroy(w.links, snapshot_link_free);
 	return ret;
