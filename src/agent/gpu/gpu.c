@@ -1226,6 +1226,86 @@ int gpu_check_entry(const struct ldcache_entry *entry, void *data)
 
 /* ---- live changes ---------------------------------------------------------- */
 
+/* A detached clone of the host's node at host_path, nosuid and noexec. */
+static int gpu_live_clone(const char *host_path)
+{
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC };
+	__do_close int treefd = (int)syscall(SYS_open_tree, AT_FDCWD, host_path,
+					     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+
+	if (treefd < 0)
+		return log_error_errno(-errno, errno, "cannot clone %s", host_path);
+	if (syscall(SYS_mount_setattr, treefd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		return log_error_errno(-errno, errno, "cannot set the flags of %s", host_path);
+	return move_fd(treefd);
+}
+
+/*
+ * In the child only: join the mount namespace at nsfd and return its /dev,
+ * with the file system ids of the owner of /dev.  The exit statuses are
+ * the steps gpu_live_node() reports.
+ */
+static int gpu_live_child_dev(int nsfd, const char *name)
+{
+	int rootfd, devfd;
+	struct stat st;
+
+	if (setns(nsfd, CLONE_NEWNS) < 0)
+		_exit(1);
+	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	devfd = rootfd < 0 ? -1 : gpu_open_beneath(rootfd, "dev", O_PATH | O_DIRECTORY);
+	if (devfd < 0)
+		_exit(2);
+	if (strchr(name, '/'))
+		_exit(3);
+	/* The container's /dev belongs to its user namespace, where the
+	 * host's root has no id: create as the owner of /dev (the
+	 * container's root), or the kernel answers EOVERFLOW. */
+	if (fstat(devfd, &st) < 0)
+		_exit(8);
+	setfsgid(st.st_gid);
+	setfsuid(st.st_uid);
+	return devfd;
+}
+
+/* In the child only: take /dev/name away, however many mounts it holds. */
+__attribute__((noreturn))
+static void gpu_live_child_remove(int devfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(devfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		_exit(errno == ENOENT ? 0 : 4);
+	/* Relative to the /dev found above: /proc here is the
+	 * container's, where this process has no /proc/self. */
+	if (fchdir(devfd) < 0)
+		_exit(9);
+	for (int i = 0; i < 8; i++)
+		if (umount2(name, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+			break;
+	if (unlinkat(devfd, name, 0) < 0 && errno != ENOENT)
+		_exit(7);
+	_exit(0);
+}
+
+/* In the child only: attach the clone at treefd onto /dev/name, made as an
+ * empty file unless a file or a node is there already. */
+__attribute__((noreturn))
+static void gpu_live_child_add(int devfd, const char *name, int treefd)
+{
+	struct stat st;
+	int fd = openat(devfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EEXIST || fstatat(devfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		 !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))
+		_exit(5);
+	if (syscall(SYS_move_mount, treefd, "", devfd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		_exit(6);
+	_exit(0);
+}
+
 /*
  * Bind the host's node at host_path onto /<target> in the mount namespace
  * of pid (add), or take it away (remove).  The node is cloned here with
@@ -1245,60 +1325,20 @@ int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add
 	if (nsfd < 0)
 		return log_error_errno(-errno, errno, "cannot open the mount namespace of %d", (int)pid);
 	if (add) {
-		struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC };
-
-		treefd = (int)syscall(SYS_open_tree, AT_FDCWD, host_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		treefd = gpu_live_clone(host_path);
 		if (treefd < 0)
-			return log_error_errno(-errno, errno, "cannot clone %s", host_path);
-		if (syscall(SYS_mount_setattr, treefd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
-			return log_error_errno(-errno, errno, "cannot set the flags of %s", host_path);
+			return treefd;
 	}
 	child = fork();
 	if (child < 0)
 		return -errno;
 	if (child == 0) {
 		const char *name = target + 4;
-		int rootfd, devfd, fd;
-		struct stat st;
+		int devfd = gpu_live_child_dev(nsfd, name);
 
-		if (setns(nsfd, CLONE_NEWNS) < 0)
-			_exit(1);
-		rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		devfd = rootfd < 0 ? -1 : gpu_open_beneath(rootfd, "dev", O_PATH | O_DIRECTORY);
-		if (devfd < 0)
-			_exit(2);
-		if (strchr(name, '/'))
-			_exit(3);
-		/* The container's /dev belongs to its user namespace, where the
-		 * host's root has no id: create as the owner of /dev (the
-		 * container's root), or the kernel answers EOVERFLOW. */
-		if (fstat(devfd, &st) < 0)
-			_exit(8);
-		setfsgid(st.st_gid);
-		setfsuid(st.st_uid);
-		if (!add) {
-			if (fstatat(devfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-				_exit(errno == ENOENT ? 0 : 4);
-			/* Relative to the /dev found above: /proc here is the
-			 * container's, where this process has no /proc/self. */
-			if (fchdir(devfd) < 0)
-				_exit(9);
-			for (int i = 0; i < 8; i++)
-				if (umount2(name, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
-					break;
-			if (unlinkat(devfd, name, 0) < 0 && errno != ENOENT)
-				_exit(7);
-			_exit(0);
-		}
-		fd = openat(devfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			close(fd);
-		else if (errno != EEXIST || fstatat(devfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-			 !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))
-			_exit(5);
-		if (syscall(SYS_move_mount, treefd, "", devfd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-			_exit(6);
-		_exit(0);
+		if (add)
+			gpu_live_child_add(devfd, name, treefd);
+		gpu_live_child_remove(devfd, name);
 	}
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
