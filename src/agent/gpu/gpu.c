@@ -745,10 +745,103 @@ static bool gpu_node_wanted(const struct gpu_node *node, uint64_t mask)
 	return node->gpu < 0 || (node->gpu < 64 && (mask >> node->gpu) & 1);
 }
 
+/* The host's driver libraries and binaries, bound read-only. */
+static int gpu_plan_files(const struct gpu_host *host, struct gpu_plan *plan)
+{
+	char target[PATH_MAX];
+
+	for (size_t i = 0; i < host->nfiles; i++) {
+		const struct gpu_file *f = &host->files[i];
+		int ret;
+
+		snprintf(target, sizeof(target), "%s/%s", f->binary ? GPU_BIN_DIR : GPU_LIB_DIR, f->name);
+		ret = gpu_plan_mount(plan, f->host, target, NULL, "bind,ro,nosuid,nodev");
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* One device node the container gets, and its device rule. */
+static int gpu_plan_node(const struct gpu_node *node, struct gpu_plan *plan)
+{
+	int ret;
+
+	/* LXC's mounts are locked in the container's namespace: a GPU's
+	 * node could never be taken away again.  The agent binds those
+	 * itself once the container runs (gpu_start_nodes()). */
+	if (node->gpu >= 0) {
+		snprintf(plan->late[plan->nlate].host, PATH_MAX, "%s", node->host);
+		snprintf(plan->late[plan->nlate].target, sizeof(plan->late[0].target), "%s",
+			 node->target);
+		plan->nlate++;
+		ret = 0;
+	} else {
+		ret = gpu_plan_mount(plan, node->host, node->target, NULL,
+				     "bind,nosuid,noexec,create=file");
+	}
+	if (ret == 0 && plan->ndevices < GPU_NODES_MAX)
+		ret = gpu_node_rule(node, plan->device_text[plan->ndevices++], GPU_RULE_MAX);
+	return ret;
+}
+
+/* The nodes of the GPUs in mask and those every GPU needs; the device
+ * rules as the NULL-terminated list LXC takes. */
+static int gpu_plan_nodes(const struct gpu_host *host, uint64_t mask, struct gpu_plan *plan)
+{
+	for (size_t i = 0; i < host->nnodes; i++) {
+		int ret;
+
+		if (!gpu_node_wanted(&host->nodes[i], mask))
+			continue;
+		ret = gpu_plan_node(&host->nodes[i], plan);
+		if (ret < 0)
+			return ret;
+	}
+	for (size_t i = 0; i < plan->ndevices; i++)
+		plan->devices[i] = plan->device_text[i];
+	plan->devices[plan->ndevices] = NULL;
+	return 0;
+}
+
+/* The agent's copy of /proc/driver/nvidia (in dir/proc). */
+static int gpu_plan_proc(const char *dir, bool proc_exists, struct gpu_plan *plan)
+{
+	char source[PATH_MAX];
+	int ret;
+
+	/* /proc/driver/nvidia is there when the host runs the driver; a tree
+	 * faked by gpu_root needs a mount point made in a tmpfs first. */
+	snprintf(source, sizeof(source), "%s/proc", dir);
+	if (!proc_exists) {
+		ret = gpu_plan_mount(plan, "tmpfs", "proc/driver", "tmpfs",
+				     "nosuid,nodev,noexec,mode=755,size=64k");
+		if (ret < 0)
+			return ret;
+	}
+	return gpu_plan_mount(plan, source, "proc/driver/nvidia", NULL,
+			      proc_exists ? "bind,ro,nosuid,nodev,noexec" : "bind,ro,nosuid,nodev,noexec,create=dir");
+}
+
+/* nvidia-persistenced's socket, when the host runs it. */
+static int gpu_plan_persistenced(const struct gpu_host *host, struct gpu_plan *plan)
+{
+	int ret;
+
+	if (!host->persistenced_socket[0])
+		return 0;
+	/* systemd keeps a /run that is already a mount point; its own
+	 * tmpfs would hide the socket. */
+	ret = gpu_plan_mount(plan, "tmpfs", "run", "tmpfs", "nosuid,nodev,mode=755");
+	if (ret < 0)
+		return ret;
+	return gpu_plan_mount(plan, host->persistenced_socket, "run/nvidia-persistenced/socket",
+			      NULL, "bind,nosuid,nodev,noexec,create=file");
+}
+
 int gpu_plan_build(const struct gpu_host *host, uint64_t mask, const char *dir,
 		   bool proc_exists, struct gpu_plan *plan)
 {
-	char source[PATH_MAX], target[PATH_MAX];
 	int ret;
 
 	memset(plan, 0, sizeof(*plan));
@@ -760,66 +853,14 @@ int gpu_plan_build(const struct gpu_host *host, uint64_t mask, const char *dir,
 	plan->mask = mask;
 	snprintf(plan->version, sizeof(plan->version), "%s", host->version);
 
-	for (size_t i = 0; i < host->nfiles; i++) {
-		const struct gpu_file *f = &host->files[i];
-
-		snprintf(target, sizeof(target), "%s/%s", f->binary ? GPU_BIN_DIR : GPU_LIB_DIR, f->name);
-		ret = gpu_plan_mount(plan, f->host, target, NULL, "bind,ro,nosuid,nodev");
-		if (ret < 0)
-			return ret;
-	}
-	for (size_t i = 0; i < host->nnodes; i++) {
-		const struct gpu_node *node = &host->nodes[i];
-
-		if (!gpu_node_wanted(node, mask))
-			continue;
-		/* LXC's mounts are locked in the container's namespace: a GPU's
-		 * node could never be taken away again.  The agent binds those
-		 * itself once the container runs (gpu_start_nodes()). */
-		if (node->gpu >= 0) {
-			snprintf(plan->late[plan->nlate].host, PATH_MAX, "%s", node->host);
-			snprintf(plan->late[plan->nlate].target, sizeof(plan->late[0].target), "%s",
-				 node->target);
-			plan->nlate++;
-			ret = 0;
-		} else {
-			ret = gpu_plan_mount(plan, node->host, node->target, NULL,
-					     "bind,nosuid,noexec,create=file");
-		}
-		if (ret == 0 && plan->ndevices < GPU_NODES_MAX)
-			ret = gpu_node_rule(node, plan->device_text[plan->ndevices++], GPU_RULE_MAX);
-		if (ret < 0)
-			return ret;
-	}
-	for (size_t i = 0; i < plan->ndevices; i++)
-		plan->devices[i] = plan->device_text[i];
-	plan->devices[plan->ndevices] = NULL;
-
-	/* /proc/driver/nvidia is there when the host runs the driver; a tree
-	 * faked by gpu_root needs a mount point made in a tmpfs first. */
-	snprintf(source, sizeof(source), "%s/proc", dir);
-	if (!proc_exists) {
-		ret = gpu_plan_mount(plan, "tmpfs", "proc/driver", "tmpfs",
-				     "nosuid,nodev,noexec,mode=755,size=64k");
-		if (ret < 0)
-			return ret;
-	}
-	ret = gpu_plan_mount(plan, source, "proc/driver/nvidia", NULL,
-			     proc_exists ? "bind,ro,nosuid,nodev,noexec" : "bind,ro,nosuid,nodev,noexec,create=dir");
-	if (ret < 0)
-		return ret;
-	if (host->persistenced_socket[0]) {
-		/* systemd keeps a /run that is already a mount point; its own
-		 * tmpfs would hide the socket. */
-		ret = gpu_plan_mount(plan, "tmpfs", "run", "tmpfs", "nosuid,nodev,mode=755");
-		if (ret < 0)
-			return ret;
-		ret = gpu_plan_mount(plan, host->persistenced_socket, "run/nvidia-persistenced/socket",
-				     NULL, "bind,nosuid,nodev,noexec,create=file");
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	ret = gpu_plan_files(host, plan);
+	if (ret == 0)
+		ret = gpu_plan_nodes(host, mask, plan);
+	if (ret == 0)
+		ret = gpu_plan_proc(dir, proc_exists, plan);
+	if (ret == 0)
+		ret = gpu_plan_persistenced(host, plan);
+	return ret;
 }
 
 /* ---- the agent-owned files of a start ----------------------------------- */
