@@ -241,59 +241,51 @@ static void storage_reap(pid_t pid)
 		;
 }
 
-/*
- * A descriptor of a new user namespace mapping 0..65535 to
- * subid_base..subid_base+65535 (uids and gids), or a negative errno.
- */
-static int storage_userns(uint32_t subid_base)
+static int storage_pipe(int *read_end, int *write_end)
 {
-	__do_close int ready_read = -EBADF, ready_write = -EBADF;
-	__do_close int done_read = -EBADF, done_write = -EBADF;
-	__do_close int nsfd = -EBADF;
-	int fds[2], ret = 0;
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return log_error_errno(-errno, errno, "pipe2");
+	*read_end = fds[0];
+	*write_end = fds[1];
+	return 0;
+}
+
+/*
+ * In the helper child only (async-signal-safe calls): unshare a user
+ * namespace, say so on ready_write, and hold the namespace until the
+ * parent closes its end of the done pipe.
+ */
+__attribute__((noreturn))
+static void storage_userns_child(int ready_read, int ready_write, int done_read, int done_write)
+{
+	char byte;
+
+	close(ready_read);
+	close(done_write);
+	if (unshare(CLONE_NEWUSER) < 0)
+		_exit(1);
+	if (write(ready_write, "1", 1) != 1)
+		_exit(1);
+	while (read(done_read, &byte, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+/* Once the helper pid says it has its namespace: write the namespace's
+ * maps, and return a descriptor of it. */
+static int storage_userns_map(pid_t pid, int ready_read, uint32_t subid_base)
+{
 	char map[64], path[64], byte;
 	ssize_t n;
-	pid_t pid;
-
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return log_error_errno(-errno, errno, "pipe2");
-	ready_read = fds[0];
-	ready_write = fds[1];
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return log_error_errno(-errno, errno, "pipe2");
-	done_read = fds[0];
-	done_write = fds[1];
-
-	pid = fork();
-	if (pid < 0)
-		return log_error_errno(-errno, errno, "fork");
-	if (pid == 0) {
-		/* Async-signal-safe calls only from here on. */
-		close(ready_read);
-		close(done_write);
-		if (unshare(CLONE_NEWUSER) < 0)
-			_exit(1);
-		if (write(ready_write, "1", 1) != 1)
-			_exit(1);
-		/* Wait for the parent to be done with our namespace: it
-		 * closes its end and read() returns 0. */
-		while (read(done_read, &byte, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
-	}
-
-	close(ready_write);
-	ready_write = -EBADF;
-	close(done_read);
-	done_read = -EBADF;
+	int fd, ret;
 
 	do
 		n = read(ready_read, &byte, 1);
 	while (n < 0 && errno == EINTR);
-	if (n != 1) {
-		ret = log_error_errno(-EPERM, 0, "the id-mapping helper could not create a user namespace");
-		goto out;
-	}
+	if (n != 1)
+		return log_error_errno(-EPERM, 0, "the id-mapping helper could not create a user namespace");
 
 	snprintf(map, sizeof(map), "0 %u %u\n", subid_base, SUBID_COUNT);
 	ret = storage_write_proc(pid, "setgroups", "deny");
@@ -302,20 +294,53 @@ static int storage_userns(uint32_t subid_base)
 	if (ret == 0)
 		ret = storage_write_proc(pid, "gid_map", map);
 	if (ret < 0)
-		goto out;
+		return ret;
 
 	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
-	nsfd = open(path, O_RDONLY | O_CLOEXEC);
-	if (nsfd < 0)
-		ret = log_error_errno(-errno, errno, "cannot open %s", path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, errno, "cannot open %s", path);
+	return fd;
+}
 
-out:
+/*
+ * A descriptor of a new user namespace mapping 0..65535 to
+ * subid_base..subid_base+65535 (uids and gids), or a negative errno.
+ */
+static int storage_userns(uint32_t subid_base)
+{
+	__do_close int ready_read = -EBADF, ready_write = -EBADF;
+	__do_close int done_read = -EBADF, done_write = -EBADF;
+	int nsfd, ret;
+	pid_t pid;
+
+	ret = storage_pipe(&ready_read, &ready_write);
+	if (ret == 0)
+		ret = storage_pipe(&done_read, &done_write);
+	if (ret < 0)
+		return ret;
+
+	pid = fork();
+	if (pid < 0)
+		return log_error_errno(-errno, errno, "fork");
+	if (pid == 0)
+		storage_userns_child(ready_read, ready_write, done_read, done_write);
+
+	/* The child's ends: without a writer left here, a child that dies
+	 * before it writes makes the read of the ready pipe see end of file. */
+	close(ready_write);
+	ready_write = -EBADF;
+	close(done_read);
+	done_read = -EBADF;
+
+	nsfd = storage_userns_map(pid, ready_read, subid_base);
+
+	/* Closing the done pipe lets the child go; the descriptor keeps its
+	 * namespace alive. */
 	close(done_write);
 	done_write = -EBADF;
 	storage_reap(pid);
-	if (ret < 0)
-		return ret;
-	return move_fd(nsfd);
+	return nsfd;
 }
 
 /* Overlay options are comma-separated and lowerdir is colon-separated. */

@@ -745,10 +745,103 @@ static bool gpu_node_wanted(const struct gpu_node *node, uint64_t mask)
 	return node->gpu < 0 || (node->gpu < 64 && (mask >> node->gpu) & 1);
 }
 
+/* The host's driver libraries and binaries, bound read-only. */
+static int gpu_plan_files(const struct gpu_host *host, struct gpu_plan *plan)
+{
+	char target[PATH_MAX];
+
+	for (size_t i = 0; i < host->nfiles; i++) {
+		const struct gpu_file *f = &host->files[i];
+		int ret;
+
+		snprintf(target, sizeof(target), "%s/%s", f->binary ? GPU_BIN_DIR : GPU_LIB_DIR, f->name);
+		ret = gpu_plan_mount(plan, f->host, target, NULL, "bind,ro,nosuid,nodev");
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* One device node the container gets, and its device rule. */
+static int gpu_plan_node(const struct gpu_node *node, struct gpu_plan *plan)
+{
+	int ret;
+
+	/* LXC's mounts are locked in the container's namespace: a GPU's
+	 * node could never be taken away again.  The agent binds those
+	 * itself once the container runs (gpu_start_nodes()). */
+	if (node->gpu >= 0) {
+		snprintf(plan->late[plan->nlate].host, PATH_MAX, "%s", node->host);
+		snprintf(plan->late[plan->nlate].target, sizeof(plan->late[0].target), "%s",
+			 node->target);
+		plan->nlate++;
+		ret = 0;
+	} else {
+		ret = gpu_plan_mount(plan, node->host, node->target, NULL,
+				     "bind,nosuid,noexec,create=file");
+	}
+	if (ret == 0 && plan->ndevices < GPU_NODES_MAX)
+		ret = gpu_node_rule(node, plan->device_text[plan->ndevices++], GPU_RULE_MAX);
+	return ret;
+}
+
+/* The nodes of the GPUs in mask and those every GPU needs; the device
+ * rules as the NULL-terminated list LXC takes. */
+static int gpu_plan_nodes(const struct gpu_host *host, uint64_t mask, struct gpu_plan *plan)
+{
+	for (size_t i = 0; i < host->nnodes; i++) {
+		int ret;
+
+		if (!gpu_node_wanted(&host->nodes[i], mask))
+			continue;
+		ret = gpu_plan_node(&host->nodes[i], plan);
+		if (ret < 0)
+			return ret;
+	}
+	for (size_t i = 0; i < plan->ndevices; i++)
+		plan->devices[i] = plan->device_text[i];
+	plan->devices[plan->ndevices] = NULL;
+	return 0;
+}
+
+/* The agent's copy of /proc/driver/nvidia (in dir/proc). */
+static int gpu_plan_proc(const char *dir, bool proc_exists, struct gpu_plan *plan)
+{
+	char source[PATH_MAX];
+	int ret;
+
+	/* /proc/driver/nvidia is there when the host runs the driver; a tree
+	 * faked by gpu_root needs a mount point made in a tmpfs first. */
+	snprintf(source, sizeof(source), "%s/proc", dir);
+	if (!proc_exists) {
+		ret = gpu_plan_mount(plan, "tmpfs", "proc/driver", "tmpfs",
+				     "nosuid,nodev,noexec,mode=755,size=64k");
+		if (ret < 0)
+			return ret;
+	}
+	return gpu_plan_mount(plan, source, "proc/driver/nvidia", NULL,
+			      proc_exists ? "bind,ro,nosuid,nodev,noexec" : "bind,ro,nosuid,nodev,noexec,create=dir");
+}
+
+/* nvidia-persistenced's socket, when the host runs it. */
+static int gpu_plan_persistenced(const struct gpu_host *host, struct gpu_plan *plan)
+{
+	int ret;
+
+	if (!host->persistenced_socket[0])
+		return 0;
+	/* systemd keeps a /run that is already a mount point; its own
+	 * tmpfs would hide the socket. */
+	ret = gpu_plan_mount(plan, "tmpfs", "run", "tmpfs", "nosuid,nodev,mode=755");
+	if (ret < 0)
+		return ret;
+	return gpu_plan_mount(plan, host->persistenced_socket, "run/nvidia-persistenced/socket",
+			      NULL, "bind,nosuid,nodev,noexec,create=file");
+}
+
 int gpu_plan_build(const struct gpu_host *host, uint64_t mask, const char *dir,
 		   bool proc_exists, struct gpu_plan *plan)
 {
-	char source[PATH_MAX], target[PATH_MAX];
 	int ret;
 
 	memset(plan, 0, sizeof(*plan));
@@ -760,66 +853,14 @@ int gpu_plan_build(const struct gpu_host *host, uint64_t mask, const char *dir,
 	plan->mask = mask;
 	snprintf(plan->version, sizeof(plan->version), "%s", host->version);
 
-	for (size_t i = 0; i < host->nfiles; i++) {
-		const struct gpu_file *f = &host->files[i];
-
-		snprintf(target, sizeof(target), "%s/%s", f->binary ? GPU_BIN_DIR : GPU_LIB_DIR, f->name);
-		ret = gpu_plan_mount(plan, f->host, target, NULL, "bind,ro,nosuid,nodev");
-		if (ret < 0)
-			return ret;
-	}
-	for (size_t i = 0; i < host->nnodes; i++) {
-		const struct gpu_node *node = &host->nodes[i];
-
-		if (!gpu_node_wanted(node, mask))
-			continue;
-		/* LXC's mounts are locked in the container's namespace: a GPU's
-		 * node could never be taken away again.  The agent binds those
-		 * itself once the container runs (gpu_start_nodes()). */
-		if (node->gpu >= 0) {
-			snprintf(plan->late[plan->nlate].host, PATH_MAX, "%s", node->host);
-			snprintf(plan->late[plan->nlate].target, sizeof(plan->late[0].target), "%s",
-				 node->target);
-			plan->nlate++;
-			ret = 0;
-		} else {
-			ret = gpu_plan_mount(plan, node->host, node->target, NULL,
-					     "bind,nosuid,noexec,create=file");
-		}
-		if (ret == 0 && plan->ndevices < GPU_NODES_MAX)
-			ret = gpu_node_rule(node, plan->device_text[plan->ndevices++], GPU_RULE_MAX);
-		if (ret < 0)
-			return ret;
-	}
-	for (size_t i = 0; i < plan->ndevices; i++)
-		plan->devices[i] = plan->device_text[i];
-	plan->devices[plan->ndevices] = NULL;
-
-	/* /proc/driver/nvidia is there when the host runs the driver; a tree
-	 * faked by gpu_root needs a mount point made in a tmpfs first. */
-	snprintf(source, sizeof(source), "%s/proc", dir);
-	if (!proc_exists) {
-		ret = gpu_plan_mount(plan, "tmpfs", "proc/driver", "tmpfs",
-				     "nosuid,nodev,noexec,mode=755,size=64k");
-		if (ret < 0)
-			return ret;
-	}
-	ret = gpu_plan_mount(plan, source, "proc/driver/nvidia", NULL,
-			     proc_exists ? "bind,ro,nosuid,nodev,noexec" : "bind,ro,nosuid,nodev,noexec,create=dir");
-	if (ret < 0)
-		return ret;
-	if (host->persistenced_socket[0]) {
-		/* systemd keeps a /run that is already a mount point; its own
-		 * tmpfs would hide the socket. */
-		ret = gpu_plan_mount(plan, "tmpfs", "run", "tmpfs", "nosuid,nodev,mode=755");
-		if (ret < 0)
-			return ret;
-		ret = gpu_plan_mount(plan, host->persistenced_socket, "run/nvidia-persistenced/socket",
-				     NULL, "bind,nosuid,nodev,noexec,create=file");
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	ret = gpu_plan_files(host, plan);
+	if (ret == 0)
+		ret = gpu_plan_nodes(host, mask, plan);
+	if (ret == 0)
+		ret = gpu_plan_proc(dir, proc_exists, plan);
+	if (ret == 0)
+		ret = gpu_plan_persistenced(host, plan);
+	return ret;
 }
 
 /* ---- the agent-owned files of a start ----------------------------------- */
@@ -1226,6 +1267,86 @@ int gpu_check_entry(const struct ldcache_entry *entry, void *data)
 
 /* ---- live changes ---------------------------------------------------------- */
 
+/* A detached clone of the host's node at host_path, nosuid and noexec. */
+static int gpu_live_clone(const char *host_path)
+{
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC };
+	__do_close int treefd = (int)syscall(SYS_open_tree, AT_FDCWD, host_path,
+					     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+
+	if (treefd < 0)
+		return log_error_errno(-errno, errno, "cannot clone %s", host_path);
+	if (syscall(SYS_mount_setattr, treefd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		return log_error_errno(-errno, errno, "cannot set the flags of %s", host_path);
+	return move_fd(treefd);
+}
+
+/*
+ * In the child only: join the mount namespace at nsfd and return its /dev,
+ * with the file system ids of the owner of /dev.  The exit statuses are
+ * the steps gpu_live_node() reports.
+ */
+static int gpu_live_child_dev(int nsfd, const char *name)
+{
+	int rootfd, devfd;
+	struct stat st;
+
+	if (setns(nsfd, CLONE_NEWNS) < 0)
+		_exit(1);
+	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	devfd = rootfd < 0 ? -1 : gpu_open_beneath(rootfd, "dev", O_PATH | O_DIRECTORY);
+	if (devfd < 0)
+		_exit(2);
+	if (strchr(name, '/'))
+		_exit(3);
+	/* The container's /dev belongs to its user namespace, where the
+	 * host's root has no id: create as the owner of /dev (the
+	 * container's root), or the kernel answers EOVERFLOW. */
+	if (fstat(devfd, &st) < 0)
+		_exit(8);
+	setfsgid(st.st_gid);
+	setfsuid(st.st_uid);
+	return devfd;
+}
+
+/* In the child only: take /dev/name away, however many mounts it holds. */
+__attribute__((noreturn))
+static void gpu_live_child_remove(int devfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(devfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		_exit(errno == ENOENT ? 0 : 4);
+	/* Relative to the /dev found above: /proc here is the
+	 * container's, where this process has no /proc/self. */
+	if (fchdir(devfd) < 0)
+		_exit(9);
+	for (int i = 0; i < 8; i++)
+		if (umount2(name, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+			break;
+	if (unlinkat(devfd, name, 0) < 0 && errno != ENOENT)
+		_exit(7);
+	_exit(0);
+}
+
+/* In the child only: attach the clone at treefd onto /dev/name, made as an
+ * empty file unless a file or a node is there already. */
+__attribute__((noreturn))
+static void gpu_live_child_add(int devfd, const char *name, int treefd)
+{
+	struct stat st;
+	int fd = openat(devfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EEXIST || fstatat(devfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		 !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))
+		_exit(5);
+	if (syscall(SYS_move_mount, treefd, "", devfd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		_exit(6);
+	_exit(0);
+}
+
 /*
  * Bind the host's node at host_path onto /<target> in the mount namespace
  * of pid (add), or take it away (remove).  The node is cloned here with
@@ -1245,60 +1366,20 @@ int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add
 	if (nsfd < 0)
 		return log_error_errno(-errno, errno, "cannot open the mount namespace of %d", (int)pid);
 	if (add) {
-		struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC };
-
-		treefd = (int)syscall(SYS_open_tree, AT_FDCWD, host_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		treefd = gpu_live_clone(host_path);
 		if (treefd < 0)
-			return log_error_errno(-errno, errno, "cannot clone %s", host_path);
-		if (syscall(SYS_mount_setattr, treefd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
-			return log_error_errno(-errno, errno, "cannot set the flags of %s", host_path);
+			return treefd;
 	}
 	child = fork();
 	if (child < 0)
 		return -errno;
 	if (child == 0) {
 		const char *name = target + 4;
-		int rootfd, devfd, fd;
-		struct stat st;
+		int devfd = gpu_live_child_dev(nsfd, name);
 
-		if (setns(nsfd, CLONE_NEWNS) < 0)
-			_exit(1);
-		rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		devfd = rootfd < 0 ? -1 : gpu_open_beneath(rootfd, "dev", O_PATH | O_DIRECTORY);
-		if (devfd < 0)
-			_exit(2);
-		if (strchr(name, '/'))
-			_exit(3);
-		/* The container's /dev belongs to its user namespace, where the
-		 * host's root has no id: create as the owner of /dev (the
-		 * container's root), or the kernel answers EOVERFLOW. */
-		if (fstat(devfd, &st) < 0)
-			_exit(8);
-		setfsgid(st.st_gid);
-		setfsuid(st.st_uid);
-		if (!add) {
-			if (fstatat(devfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-				_exit(errno == ENOENT ? 0 : 4);
-			/* Relative to the /dev found above: /proc here is the
-			 * container's, where this process has no /proc/self. */
-			if (fchdir(devfd) < 0)
-				_exit(9);
-			for (int i = 0; i < 8; i++)
-				if (umount2(name, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
-					break;
-			if (unlinkat(devfd, name, 0) < 0 && errno != ENOENT)
-				_exit(7);
-			_exit(0);
-		}
-		fd = openat(devfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			close(fd);
-		else if (errno != EEXIST || fstatat(devfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-			 !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))
-			_exit(5);
-		if (syscall(SYS_move_mount, treefd, "", devfd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-			_exit(6);
-		_exit(0);
+		if (add)
+			gpu_live_child_add(devfd, name, treefd);
+		gpu_live_child_remove(devfd, name);
 	}
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;

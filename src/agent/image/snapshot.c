@@ -263,17 +263,22 @@ static int snapshot_read_xattrs(struct snapshot_writer *w, int dfd, const char *
 	return 0;
 }
 
-static int snapshot_write_data(struct snapshot_writer *w, int fd, struct archive_entry *entry,
-			       const struct stat *st)
-{
-	off_t size = st->st_size, pos = 0;
-	unsigned long long data = 0;
-	struct { off_t start, end; } regions[256];
-	size_t nregions = 0;
-	bool sparse = false;
+struct snapshot_region {
+	off_t start, end;
+};
 
-	/* Holes: a sparse file is stored as its data regions only. */
-	while (pos < size && nregions < ARRAY_SIZE(regions)) {
+/*
+ * The data regions of the file at fd (of size bytes), at most max of them;
+ * *data is the bytes they hold.  Returns how many were found.
+ */
+static size_t snapshot_find_regions(int fd, off_t size, struct snapshot_region *regions,
+				    size_t max, unsigned long long *data)
+{
+	off_t pos = 0;
+	size_t n = 0;
+
+	*data = 0;
+	while (pos < size && n < max) {
 		off_t start = lseek(fd, pos, SEEK_DATA), end;
 
 		if (start < 0)
@@ -281,25 +286,96 @@ static int snapshot_write_data(struct snapshot_writer *w, int fd, struct archive
 		end = lseek(fd, start, SEEK_HOLE);
 		if (end < 0 || end > size)
 			end = size;
-		regions[nregions].start = start;
-		regions[nregions].end = end;
-		nregions++;
-		data += (unsigned long long)(end - start);
+		regions[n].start = start;
+		regions[n].end = end;
+		n++;
+		*data += (unsigned long long)(end - start);
 		pos = end;
 	}
-	if (pos < size && nregions == ARRAY_SIZE(regions)) {
-		regions[nregions - 1].end = size;   /* too fragmented: the rest in full */
-		data = 0;
-		for (size_t i = 0; i < nregions; i++)
-			data += (unsigned long long)(regions[i].end - regions[i].start);
+	if (pos < size && n == max) {
+		regions[n - 1].end = size;   /* too fragmented: the rest in full */
+		*data = 0;
+		for (size_t i = 0; i < n; i++)
+			*data += (unsigned long long)(regions[i].end - regions[i].start);
 	}
-	if (data < (unsigned long long)size) {
-		sparse = true;
-		for (size_t i = 0; i < nregions; i++)
-			archive_entry_sparse_add_entry(entry, regions[i].start,
-						       regions[i].end - regions[i].start);
-		if (nregions == 0)
-			archive_entry_sparse_add_entry(entry, size, 0);
+	return n;
+}
+
+static void snapshot_declare_sparse(struct archive_entry *entry,
+				    const struct snapshot_region *regions, size_t n, off_t size)
+{
+	for (size_t i = 0; i < n; i++)
+		archive_entry_sparse_add_entry(entry, regions[i].start,
+					       regions[i].end - regions[i].start);
+	/* A file that is one hole: without an entry it would not be sparse. */
+	if (n == 0)
+		archive_entry_sparse_add_entry(entry, size, 0);
+}
+
+/*
+ * libarchive takes the whole logical file of a sparse entry and skips the
+ * holes itself: zeros for them, from *pos up to end, from memory that
+ * costs nothing.
+ */
+static int snapshot_write_hole(struct snapshot_writer *w, off_t *pos, off_t end)
+{
+	while (*pos < end) {
+		size_t want = (size_t)(end - *pos) > SNAPSHOT_BUFFER ? SNAPSHOT_BUFFER : (size_t)(end - *pos);
+
+		if (archive_write_data(w->ar, w->zeros, want) < 0)
+			return -EIO;
+		*pos += (off_t)want;
+	}
+	return 0;
+}
+
+/* The bytes of one region of fd; *pos follows what was written. */
+static int snapshot_write_region(struct snapshot_writer *w, int fd,
+				 const struct snapshot_region *region, off_t *pos)
+{
+	off_t off = region->start;
+
+	while (off < region->end) {
+		size_t want = (size_t)(region->end - off);
+		ssize_t n;
+
+		if (want > SNAPSHOT_BUFFER)
+			want = SNAPSHOT_BUFFER;
+		n = pread(fd, w->buffer, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			/* Shrunk under us: keep the declared size. */
+			memset(w->buffer, 0, want);
+			n = (ssize_t)want;
+		}
+		if (archive_write_data(w->ar, w->buffer, (size_t)n) < 0)
+			return -EIO;
+		off += n;
+		*pos = off;
+		w->done += (unsigned long long)n;
+		snapshot_report(w);
+	}
+	return 0;
+}
+
+static int snapshot_write_data(struct snapshot_writer *w, int fd, struct archive_entry *entry,
+			       const struct stat *st)
+{
+	struct snapshot_region regions[256];
+	off_t size = st->st_size, pos = 0;
+	unsigned long long data;
+	size_t nregions;
+	bool sparse;
+	int ret;
+
+	/* Holes: a sparse file is stored as its data regions only. */
+	nregions = snapshot_find_regions(fd, size, regions, ARRAY_SIZE(regions), &data);
+	sparse = data < (unsigned long long)size;
+	if (sparse) {
+		snapshot_declare_sparse(entry, regions, nregions, size);
 	} else {
 		nregions = 1;
 		regions[0].start = 0;
@@ -307,46 +383,16 @@ static int snapshot_write_data(struct snapshot_writer *w, int fd, struct archive
 	}
 	if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
 		return -EIO;
-	pos = 0;
-	for (size_t i = 0; i <= nregions; i++) {
-		off_t off = i < nregions ? regions[i].start : size;
-
-		/* libarchive takes the whole logical file and skips the holes
-		 * itself: zeros for them, from memory that costs nothing. */
-		while (sparse && pos < off) {
-			size_t want = (size_t)(off - pos) > SNAPSHOT_BUFFER ? SNAPSHOT_BUFFER : (size_t)(off - pos);
-
-			if (archive_write_data(w->ar, w->zeros, want) < 0)
-				return -EIO;
-			pos += (off_t)want;
-		}
-		if (i == nregions)
-			break;
-
-		while (off < regions[i].end) {
-			size_t want = (size_t)(regions[i].end - off);
-			ssize_t n;
-
-			if (want > SNAPSHOT_BUFFER)
-				want = SNAPSHOT_BUFFER;
-			n = pread(fd, w->buffer, want, off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return -errno;
-			if (n == 0) {
-				/* Shrunk under us: keep the declared size. */
-				memset(w->buffer, 0, want);
-				n = (ssize_t)want;
-			}
-			if (archive_write_data(w->ar, w->buffer, (size_t)n) < 0)
-				return -EIO;
-			off += n;
-			pos = off;
-			w->done += (unsigned long long)n;
-			snapshot_report(w);
-		}
+	for (size_t i = 0; i < nregions; i++) {
+		ret = sparse ? snapshot_write_hole(w, &pos, regions[i].start) : 0;
+		if (ret == 0)
+			ret = snapshot_write_region(w, fd, &regions[i], &pos);
+		if (ret < 0)
+			return ret;
 	}
+	ret = sparse ? snapshot_write_hole(w, &pos, size) : 0;
+	if (ret < 0)
+		return ret;
 	w->stats->content_bytes += (unsigned long long)size;
 	return 0;
 }
@@ -545,6 +591,69 @@ static int snapshot_walk(struct snapshot_writer *w, int dfd, char *rel, size_t r
 	return 0;
 }
 
+/* A zstd-compressed pax archive through snapshot_write_cb(), compressed
+ * on threads cores (0: all of them). */
+static int snapshot_open_archive(struct snapshot_writer *w, unsigned threads)
+{
+	char option[32];
+
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	snprintf(option, sizeof(option), "%u", threads);
+	if (archive_write_set_format_pax_restricted(w->ar) != ARCHIVE_OK ||
+	    archive_write_add_filter_zstd(w->ar) != ARCHIVE_OK)
+		return log_error_errno(-ENOTSUP, 0, "libarchive cannot write zstd-compressed pax: %s",
+				       archive_error_string(w->ar));
+	if (archive_write_set_filter_option(w->ar, "zstd", "threads", option) != ARCHIVE_OK)
+		log_warn("libarchive's zstd filter takes no threads option; compressing on one core");
+	archive_write_set_bytes_in_last_block(w->ar, 1);
+	if (archive_write_open(w->ar, w, NULL, snapshot_write_cb, NULL) != ARCHIVE_OK)
+		return log_error_errno(-EIO, 0, "cannot start the archive: %s",
+				       archive_error_string(w->ar));
+	return 0;
+}
+
+/* The whole layer from rootfd (whose stat is st) into the open archive, and
+ * the archive's end; why it failed goes to the member, through w->err. */
+static int snapshot_write_layer(struct snapshot_writer *w, int rootfd, const struct stat *st,
+				char *rel)
+{
+	int ret;
+
+	/* The layer's root itself: its owner, mode and attributes. */
+	ret = snapshot_write_entry(w, rootfd, NULL, ".", st);
+	if (ret == 0)
+		ret = snapshot_walk(w, rootfd, rel, 0, 0);
+	if (ret == 0 && archive_write_close(w->ar) != ARCHIVE_OK) {
+		log_error("cannot finish the archive: %s", archive_error_string(w->ar));
+		ret = -EIO;
+	}
+	if (ret < 0)
+		set_first_error(w->err, w->errlen, "cannot write the snapshot: %s",
+				 ret == -EIO && archive_error_string(w->ar) ? archive_error_string(w->ar)
+									   : strerror(-ret));
+	return ret;
+}
+
+/* The finished archive's digest and size, and its last progress line. */
+static void snapshot_write_done(struct snapshot_writer *w, const char *upper_dir)
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256_final(&w->sha, digest);
+	sodium_bin2hex(w->stats->sha256, sizeof(w->stats->sha256), digest, sizeof(digest));
+	w->stats->archive_bytes = w->written;
+	if (w->skipped)
+		log_warn("%s: %u FIFOs, sockets or devices were left out of the snapshot", upper_dir,
+			 w->skipped);
+	w->done = w->total;
+	w->next_percent = 0;
+	snapshot_report(w);
+}
+
 int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
 		   struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen)
 {
@@ -552,10 +661,8 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 	__do_free char *buffer = malloc(SNAPSHOT_BUFFER);
 	__do_free char *rel = calloc(1, PATH_MAX);
 	__do_free char *zeros = calloc(1, SNAPSHOT_BUFFER);
-	unsigned char digest[crypto_hash_sha256_BYTES];
 	struct snapshot_writer w = { 0 };
 	struct stat st;
-	char option[32];
 	int ret;
 
 	if (err && errlen)
@@ -585,49 +692,11 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 	w.ar = archive_write_new();
 	if (!w.ar)
 		return -ENOMEM;
-	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-		threads = n > 0 ? (unsigned)n : 1;
-	}
-	snprintf(option, sizeof(option), "%u", threads);
-	if (archive_write_set_format_pax_restricted(w.ar) != ARCHIVE_OK ||
-	    archive_write_add_filter_zstd(w.ar) != ARCHIVE_OK) {
-		ret = log_error_errno(-ENOTSUP, 0, "libarchive cannot write zstd-compressed pax: %s",
-				      archive_error_string(w.ar));
-		goto out;
-	}
-	if (archive_write_set_filter_option(w.ar, "zstd", "threads", option) != ARCHIVE_OK)
-		log_warn("libarchive's zstd filter takes no threads option; compressing on one core");
-	archive_write_set_bytes_in_last_block(w.ar, 1);
-	if (archive_write_open(w.ar, &w, NULL, snapshot_write_cb, NULL) != ARCHIVE_OK) {
-		ret = log_error_errno(-EIO, 0, "cannot start the archive: %s", archive_error_string(w.ar));
-		goto out;
-	}
-	/* The layer's root itself: its owner, mode and attributes. */
-	ret = snapshot_write_entry(&w, rootfd, NULL, ".", &st);
+	ret = snapshot_open_archive(&w, threads);
 	if (ret == 0)
-		ret = snapshot_walk(&w, rootfd, rel, 0, 0);
-	if (ret == 0 && archive_write_close(w.ar) != ARCHIVE_OK) {
-		log_error("cannot finish the archive: %s", archive_error_string(w.ar));
-		ret = -EIO;
-	}
-	if (ret < 0) {
-		set_first_error(err, errlen, "cannot write the snapshot: %s",
-				 ret == -EIO && archive_error_string(w.ar) ? archive_error_string(w.ar)
-									  : strerror(-ret));
-		goto out;
-	}
-	crypto_hash_sha256_final(&w.sha, digest);
-	sodium_bin2hex(stats->sha256, sizeof(stats->sha256), digest, sizeof(digest));
-	stats->archive_bytes = w.written;
-	if (w.skipped)
-		log_warn("%s: %u FIFOs, sockets or devices were left out of the snapshot", upper_dir,
-			 w.skipped);
-	w.done = w.total;
-	w.next_percent = 0;
-	snapshot_report(&w);
-out:
+		ret = snapshot_write_layer(&w, rootfd, &st, rel);
+	if (ret == 0)
+		snapshot_write_done(&w, upper_dir);
 	archive_write_free(w.ar);
 	tdestroy(w.links, snapshot_link_free);
 	return ret;
