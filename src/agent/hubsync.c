@@ -1037,6 +1037,9 @@ int hubsync_start(struct agent *a, struct hubsync **out)
 		free(h->queue);
 		return log_error_errno(ret, -ret, "hub: cannot start the thread that follows the hub");
 	}
+	if (config_hub_url_insecure(cfg->hub_url))
+		log_warn("hub: %s is plain http:// to another host (hub_insecure_http = yes): anyone on the network between can read this server's token and the members' keys, and change its members; use https://",
+			 cfg->hub_url);
 	log_info("hub: following %s every %u s", h->url, cfg->hub_poll);
 	*out = move_ptr(h);
 	return 0;

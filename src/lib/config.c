@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +24,9 @@
 #define CONFIG_UINT KEYFILE_UINT
 #define CONFIG_BOOL KEYFILE_BOOL
 #define CONFIG_SIZE KEYFILE_SIZE
+
+/* The lowest host port a member may be given. */
+#define CONFIG_PORT_FIRST 1024u
 
 static const struct keyfile_key config_keys[] = {
 	KEY("socket",               CONFIG_STRING, socket_path),
@@ -62,6 +68,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("hub_url",              CONFIG_STRING, hub_url),
 	KEY("hub_token_file",       CONFIG_STRING, hub_token_file),
 	KEY("hub_poll",             CONFIG_UINT,   hub_poll),
+	KEY("hub_insecure_http",    CONFIG_BOOL,   hub_insecure_http),
 	KEY("start_timeout",        CONFIG_UINT,   start_timeout),
 	KEY("stop_timeout",         CONFIG_UINT,   stop_timeout),
 	KEY("debug",                CONFIG_BOOL,   debug),
@@ -123,6 +130,7 @@ void config_set_defaults(struct gpubox_config *cfg)
 	cfg->hub_url[0] = '\0';      /* empty: no hub, members are added here */
 	cfg->hub_token_file[0] = '\0';
 	cfg->hub_poll = 5;
+	cfg->hub_insecure_http = false;
 	cfg->start_timeout = 90;
 	cfg->stop_timeout = 30;
 	cfg->debug = false;
@@ -248,6 +256,39 @@ static bool config_hub_url_ok(const char *url)
 	return true;
 }
 
+bool config_hub_url_insecure(const char *url)
+{
+	const char *host, *end;
+	char name[256];
+	size_t len;
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	if (!str_has_prefix(url, "http://"))
+		return false;
+	host = url + 7;
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		if (!end)
+			return true;
+		host++;
+	} else {
+		end = host + strcspn(host, ":/");
+	}
+	len = (size_t)(end - host);
+	if (len >= sizeof(name))
+		return true;
+	memcpy(name, host, len);
+	name[len] = '\0';
+	/* inet_pton, not inet_aton: "127.1" or "127.0.0.1.example.org" are
+	 * names a resolver may send anywhere. */
+	if (inet_pton(AF_INET, name, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) != 127;
+	if (inet_pton(AF_INET6, name, &v6) == 1)
+		return !IN6_IS_ADDR_LOOPBACK(&v6);
+	return strcasecmp(name, "localhost") != 0;
+}
+
 static int config_check_hub(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->hub_poll < 1 || cfg->hub_poll > 3600) {
@@ -262,6 +303,24 @@ static int config_check_hub(const struct gpubox_config *cfg, char *err, size_t e
 	}
 	if (cfg->hub_token_file[0] != '/') {
 		set_error(err, errlen, "hub_url needs hub_token_file: the absolute path of the file holding this server's token (gpubox-hub server add)");
+		return -EINVAL;
+	}
+	if (config_hub_url_insecure(cfg->hub_url) && !cfg->hub_insecure_http) {
+		set_error(err, errlen, "hub_url is plain http:// to another host: anyone on the network between could read this server's token and the members' keys, and change its members; use https://, or set hub_insecure_http = yes if that network is trusted");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A range of host ports given to members: a port below 1024 (22 among
+ * them) is the server's own service, which a member's DNAT would take
+ * over, with the passwords typed into it. */
+static int config_check_ports(const char *key, const struct config_range *range, char *err,
+			      size_t errlen)
+{
+	if (range->first < CONFIG_PORT_FIRST || range->last > 65535) {
+		set_error(err, errlen, "%s %u-%u must lie within %u-65535: ports below %u (22 among them) are the server's own services, which a member's forwarded port would take over",
+			 key, range->first, range->last, CONFIG_PORT_FIRST, CONFIG_PORT_FIRST);
 		return -EINVAL;
 	}
 	return 0;
@@ -285,11 +344,9 @@ static int config_check(const struct gpubox_config *cfg, char *err, size_t errle
 		set_error(err, errlen, "guest_cli must be empty or an absolute path without blanks");
 		return -EINVAL;
 	}
-	if (cfg->ssh_port_range.last > 65535 || cfg->forward_port_range.last > 65535 ||
-	    cfg->ssh_port_range.first == 0 || cfg->forward_port_range.first == 0) {
-		set_error(err, errlen, "port ranges must lie within 1-65535");
+	if (config_check_ports("ssh_port_range", &cfg->ssh_port_range, err, errlen) < 0 ||
+	    config_check_ports("forward_port_range", &cfg->forward_port_range, err, errlen) < 0)
 		return -EINVAL;
-	}
 	if (cfg->ssh_port_range.first <= cfg->forward_port_range.last &&
 	    cfg->forward_port_range.first <= cfg->ssh_port_range.last) {
 		set_error(err, errlen, "ssh_port_range and forward_port_range overlap");

@@ -70,6 +70,7 @@ struct gpubox_config {
 	char hub_url[CONFIG_TEXT_MAX];          /* http(s)://host[:port][/path] of gpubox-hub; "": none */
 	char hub_token_file[CONFIG_PATH_MAX];   /* this server's token (gpubox-hub server add) */
 	uint32_t hub_poll;             /* seconds between conditional requests to the hub */
+	bool hub_insecure_http;        /* plain http:// to another host allowed */
 
 	uint32_t start_timeout;        /* seconds until the container's sshd answers */
 	uint32_t stop_timeout;         /* seconds of clean shutdown before a kill */
@@ -92,6 +93,13 @@ int config_parse(struct gpubox_config *cfg, const char *text, size_t len,
  * explicitly.
  */
 int config_load(struct gpubox_config *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Whether url is plain http:// to a host other than this one's loopback
+ * (localhost, 127.0.0.0/8, [::1]): what the agent sends and receives
+ * there crosses the network unprotected.  An https:// URL is false.
+ */
+bool config_hub_url_insecure(const char *url);
 
 /* Print every key with its current value, in the file's own syntax. */
 void config_dump(const struct gpubox_config *cfg, FILE *out);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -92,7 +93,14 @@ static void test_errors(void **state)
 		{ "nokey\n", "line 1: expected" },
 		{ "\nfoo = 1\n", "line 2: unknown key \"foo\"" },
 		{ "ssh_port_range = 10-5\n", "range" },
-		{ "ssh_port_range = 1-70000\n", "1-65535" },
+		{ "ssh_port_range = 1100-70000\n", "1024-65535" },
+		/* A member's DNAT must never take the server's own services. */
+		{ "ssh_port_range = 22-22\n", "ssh_port_range 22-22 must lie within 1024-65535" },
+		{ "ssh_port_range = 20-3000\n", "ssh_port_range 20-3000 must lie within 1024-65535" },
+		{ "ssh_port_range = 1023-2000\n", "below 1024" },
+		{ "forward_port_range = 1-100\n", "forward_port_range 1-100 must lie within 1024-65535" },
+		{ "forward_port_range = 443-30000\n", "forward_port_range" },
+		{ "forward_port_range = 1000-1099\n", "22 among them" },
 		{ "ssh_port_range = 30000-30010\n", "overlap" },
 		{ "start_timeout = -1\n", "whole number" },
 		{ "start_timeout = 99999999999\n", "whole number" },
@@ -111,6 +119,57 @@ static void test_errors(void **state)
 		assert_int_equal(parse(&cfg, cases[i].text, err, sizeof(err)), -EINVAL);
 		if (!strstr(err, cases[i].words))
 			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, cases[i].words);
+	}
+}
+
+static void test_low_ports_edge(void **state)
+{
+	struct gpubox_config cfg;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "ssh_port_range = 1024-1100\nforward_port_range = 65000-65535\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(cfg.ssh_port_range.first, 1024);
+}
+
+/* Plain http:// only to this host's loopback, unless the admin says so. */
+static void test_hub_url_transport(void **state)
+{
+	static const char *const refused[] = {
+		"http://hub.lab.example", "http://192.0.2.1:8080/", "http://10.0.0.1",
+		"http://[2001:db8::1]:80/hub", "http://127.0.0.1.example.org", "http://127.1",
+		"http://localhost.example.org", "http://128.0.0.1", "http://[::2]",
+	};
+	static const char *const taken[] = {
+		"https://hub.lab.example", "https://192.0.2.1:8443/hub", "http://127.0.0.1:8080/",
+		"http://127.5.6.7", "http://localhost:9000", "http://LOCALHOST", "http://[::1]:8080",
+	};
+	struct gpubox_config cfg;
+	char text[512], err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		err[0] = '\0';
+		snprintf(text, sizeof(text), "hub_url = %s\nhub_token_file = /etc/gpubox/hub.token\n",
+			 refused[i]);
+		if (parse(&cfg, text, err, sizeof(err)) != -EINVAL || !strstr(err, "hub_insecure_http = yes"))
+			fail_msg("%s: taken (\"%s\")", refused[i], err);
+		assert_true(config_hub_url_insecure(refused[i]));
+		snprintf(text, sizeof(text),
+			 "hub_url = %s\nhub_token_file = /etc/gpubox/hub.token\nhub_insecure_http = yes\n",
+			 refused[i]);
+		if (parse(&cfg, text, err, sizeof(err)) != 0)
+			fail_msg("%s with hub_insecure_http: %s", refused[i], err);
+		assert_true(cfg.hub_insecure_http);
+	}
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+		snprintf(text, sizeof(text), "hub_url = %s\nhub_token_file = /etc/gpubox/hub.token\n",
+			 taken[i]);
+		if (parse(&cfg, text, err, sizeof(err)) != 0)
+			fail_msg("%s: %s", taken[i], err);
+		assert_false(cfg.hub_insecure_http);
+		assert_false(config_hub_url_insecure(taken[i]));
 	}
 }
 
@@ -145,6 +204,8 @@ int main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_snapshot_keys),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_low_ports_edge),
+		cmocka_unit_test(test_hub_url_transport),
 		cmocka_unit_test(test_nul_and_long_lines),
 		cmocka_unit_test(test_load_missing),
 	};
