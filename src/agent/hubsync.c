@@ -17,6 +17,15 @@
  *     Nothing else of theirs is removed: no account, no file;
  *   - members added on this server (not hub-managed) are never touched.
  *
+ * Every uid, id block and SSH port from the hub must lie within this
+ * server's own uid_range, subid_range and ssh_port_range: a hub answer
+ * (or anyone between a plain-http agent and its hub) must not give a
+ * member the server's port 22 or a directory user's ids.  A member
+ * outside them is refused and logged, and changes nothing here: a new
+ * one is not created; one already here is kept as it is, its keys
+ * included, until the hub sends values within the ranges again.  The
+ * other members of the same list are applied.
+ *
  * The last good list is kept in <state_dir>/hub-sync.json (0600) with its
  * generation, so that an agent restarted while the hub is down carries on
  * where it was: an unreachable hub never removes anything.  Errors back
@@ -319,6 +328,41 @@ int hubsync_parse(const char *text, size_t len, struct hubsync_list *out, char *
 		return ret;
 	}
 	return 0;
+}
+
+/* One field outside its range, appended to err ("; " between). */
+static void hubsync_out_of_range(char *err, size_t errlen, const char *field, uint64_t first,
+				 uint64_t last, const char *key, const struct config_range *range)
+{
+	size_t used = strnlen(err, errlen);
+
+	if (used + 1 >= errlen)
+		return;
+	if (first == last)
+		snprintf(err + used, errlen - used, "%s%s %llu lies outside %s %u-%u", used ? "; " : "",
+			 field, (unsigned long long)first, key, range->first, range->last);
+	else
+		snprintf(err + used, errlen - used, "%s%s %llu (ids %llu-%llu) lies outside %s %u-%u",
+			 used ? "; " : "", field, (unsigned long long)first, (unsigned long long)first,
+			 (unsigned long long)last, key, range->first, range->last);
+}
+
+int hubsync_check_ranges(const struct gpubox_config *cfg, const struct hubsync_member *m,
+			 char *err, size_t errlen)
+{
+	uint64_t ids_last = (uint64_t)m->subid_base + SUBID_COUNT - 1;
+
+	if (errlen)
+		err[0] = '\0';
+	if (m->uid < cfg->uid_range.first || m->uid > cfg->uid_range.last)
+		hubsync_out_of_range(err, errlen, "uid", m->uid, m->uid, "uid_range", &cfg->uid_range);
+	if (m->subid_base < cfg->subid_range.first || ids_last > cfg->subid_range.last)
+		hubsync_out_of_range(err, errlen, "subid_base", m->subid_base, ids_last, "subid_range",
+				     &cfg->subid_range);
+	if (m->ssh_port < cfg->ssh_port_range.first || m->ssh_port > cfg->ssh_port_range.last)
+		hubsync_out_of_range(err, errlen, "ssh_port", m->ssh_port, m->ssh_port, "ssh_port_range",
+				     &cfg->ssh_port_range);
+	return errlen && err[0] ? -ERANGE : 0;
 }
 
 /* ---- the state of the thread ---------------------------------------------- */
@@ -711,11 +755,20 @@ static const struct hubsync_member *hubsync_find(const struct hubsync_list *list
 static int hubsync_apply_member(struct hubsync *h, const struct hubsync_member *m)
 {
 	struct member_record rec;
+	char outside[512];
 	int ret, managed;
+	bool in_ranges = hubsync_check_ranges(&h->a->cfg, m, outside, sizeof(outside)) == 0;
 
 	ret = db_member_get(h->a->db, m->name, &rec);
+	if (ret == -ENOENT && m->disabled)
+		return 0;
+	if (ret == -ENOENT && !in_ranges) {
+		hubsync_member_error(h, "member %s is refused, nothing of it is made on this server: %s",
+				     m->name, outside);
+		return 0;
+	}
 	if (ret == -ENOENT)
-		return m->disabled ? 0 : hubsync_create(h, m);
+		return hubsync_create(h, m);
 	if (ret < 0)
 		return ret;
 	managed = db_hub_member_is(h->a->db, m->name);
@@ -724,6 +777,13 @@ static int hubsync_apply_member(struct hubsync *h, const struct hubsync_member *
 	if (!managed) {
 		hubsync_member_error(h, "member %s was added on this server, not by the hub; the hub's list leaves it alone",
 				     m->name);
+		return 0;
+	}
+	/* Nothing of an entry outside the ranges is taken, not even its keys:
+	 * the answer it came in is not to be trusted for this member. */
+	if (!in_ranges) {
+		hubsync_member_error(h, "member %s is kept as it is (uid %u, ids from %u, SSH port %u, its keys), the hub's entry is refused: %s",
+				     m->name, rec.uid, rec.subid_base, rec.ssh_port, outside);
 		return 0;
 	}
 	if (rec.uid != m->uid || rec.subid_base != m->subid_base || rec.ssh_port != m->ssh_port)

@@ -15,6 +15,7 @@
 #include "validate.h"
 
 struct agent;
+struct gpubox_config;
 
 /* ---- hubsync.c: members from the hub --------------------------------------- */
 
@@ -51,6 +52,15 @@ struct hubsync_list {
  * sentence in err; *out is then empty. */
 int hubsync_parse(const char *text, size_t len, struct hubsync_list *out, char *err, size_t errlen);
 void hubsync_list_free(struct hubsync_list *list);
+
+/*
+ * Whether the hub's uid, id block and SSH port for m lie within this
+ * server's own uid_range, subid_range (the whole block of 65536 ids) and
+ * ssh_port_range: the hub is trusted no further than the admin of this
+ * server allows.  -ERANGE with every field outside its range named in err.
+ */
+int hubsync_check_ranges(const struct gpubox_config *cfg, const struct hubsync_member *m,
+			 char *err, size_t errlen);
 
 struct hubsync;
 

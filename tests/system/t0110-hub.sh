@@ -53,14 +53,15 @@ api() { # METHOD PATH [JSON]
 	curl "${args[@]}" "$hub_url$2"
 }
 
-# ---- the hub: local accounts, ranges of this suite's own ----
+# ---- the hub: local accounts; its ranges lie inside the agent's own (the
+# agent refuses anything outside them), above what the agent gives locally ----
 cat >"$hub_dir/hub.conf" <<CONF
 listen = 127.0.0.1:$hub_port
 state_dir = $hub_dir/state
 auth = local
 uid_range = $((agent_uid_first + 150))-$((agent_uid_first + 199))
-subid_range = $((GBX_SUBID_FIRST + 8388608))-$GBX_SUBID_LAST
-ssh_port_range = $((GBX_SSH_FIRST + 250))-$((GBX_SSH_FIRST + 299))
+subid_range = $((GBX_SUBID_FIRST + 4194304))-$((GBX_SUBID_FIRST + 8388607))
+ssh_port_range = $((GBX_SSH_FIRST + 50))-$((GBX_SSH_FIRST + 99))
 CONF
 mkdir -p "$hub_dir/state"
 # Not through check: that runs its command in a subshell, and hub_pid

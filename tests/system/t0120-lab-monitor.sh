@@ -76,8 +76,8 @@ auth = local
 lab_name = Test lab $GBX_ID
 monitor_poll = 1
 uid_range = $((agent_uid_first + 100))-$((agent_uid_first + 149))
-subid_range = $((GBX_SUBID_FIRST + 8388608))-$GBX_SUBID_LAST
-ssh_port_range = $((GBX_SSH_FIRST + 250))-$((GBX_SSH_FIRST + 299))
+subid_range = $((GBX_SUBID_FIRST + 4194304))-$((GBX_SUBID_FIRST + 8388607))
+ssh_port_range = $((GBX_SSH_FIRST + 50))-$((GBX_SSH_FIRST + 99))
 CONF
 mkdir -p "$hub_dir/state" "$dir_b/state"
 start_hub && ok "the hub starts (monitor_poll = 1)" || not_ok "the hub starts"

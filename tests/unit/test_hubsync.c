@@ -12,6 +12,7 @@
 
 #include "container/container.h"
 #include "container/rootfs.h"
+#include "config.h"
 #include "hubsync.h"
 #include "testutil.h"
 #include "banned.h"
@@ -294,6 +295,57 @@ static void test_limits(void **state)
 	free(keys);
 }
 
+/* The hub is trusted no further than this server's own ranges. */
+static void test_ranges(void **state)
+{
+	static const struct {
+		uint32_t uid, base, port;
+		const char *words;     /* NULL: within the ranges */
+	} cases[] = {
+		{ 20000, 1048576, 2200, NULL },
+		{ 29999, 999948288 - 65536, 2999, NULL },
+		{ 20000, 1048576, 22, "ssh_port 22 lies outside ssh_port_range 2200-2999" },
+		{ 20000, 1048576, 2199, "ssh_port 2199 lies outside" },
+		{ 20000, 1048576, 3000, "ssh_port 3000 lies outside" },
+		{ 19999, 1048576, 2200, "uid 19999 lies outside uid_range 20000-29999" },
+		{ 30000, 1048576, 2200, "uid 30000 lies outside" },
+		{ 1000, 1048576, 2200, "uid 1000 lies outside" },
+		/* A block below, one that starts inside but ends past the end. */
+		{ 20000, 983040, 2200, "subid_base 983040 (ids 983040-1048575) lies outside subid_range 1000000-999999999" },
+		{ 20000, 65536, 2200, "subid_base 65536" },
+		{ 20000, 999948288, 2200, "subid_base 999948288 (ids 999948288-1000013823)" },
+		{ 20000, 4294901760u, 2200, "subid_base 4294901760 (ids 4294901760-4294967295)" },
+		/* Every field outside is named. */
+		{ 5, 65536, 22, "uid 5 lies outside uid_range 20000-29999; subid_base 65536" },
+	};
+	struct gpubox_config cfg;
+
+	(void)state;
+	config_set_defaults(&cfg);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hubsync_member m = { .name = "alice", .uid = cases[i].uid,
+					    .subid_base = cases[i].base, .ssh_port = cases[i].port };
+		char err[512] = "stale";
+		int ret = hubsync_check_ranges(&cfg, &m, err, sizeof(err));
+
+		if (!cases[i].words) {
+			if (ret != 0 || err[0])
+				fail_msg("case %zu refused: %d \"%s\"", i, ret, err);
+			continue;
+		}
+		if (ret != -ERANGE || !strstr(err, cases[i].words))
+			fail_msg("case %zu: %d \"%s\" lacks \"%s\"", i, ret, err, cases[i].words);
+	}
+	/* The last case names all three. */
+	{
+		struct hubsync_member m = { .uid = 5, .subid_base = 65536, .ssh_port = 22 };
+		char err[512];
+
+		assert_int_equal(hubsync_check_ranges(&cfg, &m, err, sizeof(err)), -ERANGE);
+		assert_non_null(strstr(err, "; ssh_port 22 lies outside ssh_port_range"));
+	}
+}
+
 /* provision_keys(): only the member's authorized_keys, confined to the tree. */
 static void test_provision_keys(void **state)
 {
@@ -353,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_ranges),
 	};
 	const struct CMUnitTest root_tests[] = {
 		cmocka_unit_test(test_provision_keys),
