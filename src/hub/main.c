@@ -152,6 +152,10 @@ static int main_server_add(struct hub *hub, char **args, int nargs, const char *
 	if (unreachable)
 		printf("\nThe hub listens on %s, which %s cannot reach: set public_url in hub.conf.\n",
 		       hub->cfg.listen, args[0]);
+	else if (config_hub_url_insecure(url))
+		printf("\nThis URL is plain http:// to another host: the agent refuses it unless\n"
+		       "hub_insecure_http = yes is added too.  Give the hub tls_cert and tls_key,\n"
+		       "or an https:// public_url.\n");
 	sodium_memzero(token, sizeof(token));
 	return MAIN_EXIT_OK;
 }
