@@ -21,10 +21,11 @@
  * server's own uid_range, subid_range and ssh_port_range: a hub answer
  * (or anyone between a plain-http agent and its hub) must not give a
  * member the server's port 22 or a directory user's ids.  A member
- * outside them is refused and logged, and changes nothing here: a new
+ * outside them is refused and logged, and grants nothing here: a new
  * one is not created; one already here is kept as it is, its keys
- * included, until the hub sends values within the ranges again.  The
- * other members of the same list are applied.
+ * included, until the hub sends values within the ranges again, except
+ * that a disabled entry still takes the member's keys away.  The other
+ * members of the same list are applied.
  *
  * The last good list is kept in <state_dir>/hub-sync.json (0600) with its
  * generation, so that an agent restarted while the hub is down carries on
@@ -779,12 +780,15 @@ static int hubsync_apply_member(struct hubsync *h, const struct hubsync_member *
 				     m->name);
 		return 0;
 	}
-	/* Nothing of an entry outside the ranges is taken, not even its keys:
-	 * the answer it came in is not to be trusted for this member. */
+	/* Nothing of an entry outside the ranges is granted, not even a key:
+	 * the answer it came in is not to be trusted for this member.  Only
+	 * taking access away is still obeyed, as for a member the list no
+	 * longer names: a disabled entry leaves the member no key. */
 	if (!in_ranges) {
-		hubsync_member_error(h, "member %s is kept as it is (uid %u, ids from %u, SSH port %u, its keys), the hub's entry is refused: %s",
-				     m->name, rec.uid, rec.subid_base, rec.ssh_port, outside);
-		return 0;
+		hubsync_member_error(h, "member %s is kept as it is (uid %u, ids from %u, SSH port %u%s), the hub's entry is refused: %s",
+				     m->name, rec.uid, rec.subid_base, rec.ssh_port,
+				     m->disabled ? "; disabled: no key left" : ", its keys", outside);
+		return m->disabled ? hubsync_set_keys(h, &rec, m) : 0;
 	}
 	if (rec.uid != m->uid || rec.subid_base != m->subid_base || rec.ssh_port != m->ssh_port)
 		hubsync_member_error(h, "member %s has uid %u, ids from %u and SSH port %u here, the hub says %u, %u and %u; the local ones are kept",

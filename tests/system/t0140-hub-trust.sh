@@ -6,7 +6,7 @@
 # subid_range changes nothing on the server: no account, no key, no
 # nftables rule; the good member of the same answer is created.  A member
 # the hub later sends with out-of-range values is kept as it is, keys
-# included.  The configuration refuses port ranges below 1024 and plain
+# included, unless the entry disables it.  The configuration refuses port ranges below 1024 and plain
 # http:// to another host unless hub_insecure_http says so.
 . "$(dirname "$0")/lib.sh"
 
@@ -142,6 +142,16 @@ cmp -s "$hub_dir/keys.before" "$GBX_DIR/authorized_keys/$good" && ok "$good keep
 	not_ok "$good keeps its keys as they were"
 dport22 && not_ok "still no rule takes port 22" || ok "still no rule takes port 22"
 good_rule && ok "$good's rule is still there" || not_ok "$good's rule is still there"
+
+# Taking access away is still obeyed: the same refused entry, disabled.
+serve 3 "$(member "$good" "$good_uid" "$(block 100)" 22 | jq -c '.disabled = true | .keys = []')"
+wait_for 20 logged "member $good is kept as it is.*disabled: no key left" &&
+	ok "a disabled out-of-range entry is logged" ||
+	{ not_ok "a disabled out-of-range entry is logged"; tail -10 "$GBX_DIR/agent.log" | diag; }
+no_keys() { ! grep -q . "$GBX_DIR/authorized_keys/$good" 2>/dev/null; }
+wait_for 10 no_keys && ok "$good has no key left after the hub disabled it" ||
+	not_ok "$good has no key left after the hub disabled it"
+good_in_agent && ok "$good is otherwise kept as it was" || not_ok "$good is otherwise kept as it was"
 
 # ---- the configuration ---------------------------------------------------------
 conf_with() { # LINE...: the suite's configuration with the lines added
