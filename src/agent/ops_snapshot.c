@@ -457,11 +457,8 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot create %s: %s", restore, strerror(ret));
 	}
 	progress_say(ctx->progress, "Restoring snapshot %s (%llu MB)", info->name, info->size >> 20);
-	ret = snapshot_extract(archive_fd, restore, rec->subid_base, ctx->progress, &stats, err,
-			       sizeof(err));
-	if (ret == 0 && strcmp(stats.sha256, info->sha256) != 0)
-		return ops_restore_unchanged(ctx, rec, paths, info->name, -EBADMSG,
-					     "its checksum does not match its manifest (the file is damaged)");
+	ret = snapshot_extract(archive_fd, info, restore, rec->subid_base, ctx->progress, &stats,
+			       err, sizeof(err));
 	if (ret == 0 && syncfs(lfd) < 0)
 		ret = -errno;
 	if (ret < 0)
@@ -517,10 +514,8 @@ static int ops_restore_check(struct op_context *ctx, const struct member_record 
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"snapshot %s was taken on template %s, which this server does not have; an admin builds or copies it",
 				*name, info->template_ref);
-	if (info->template_hash[0] && strcmp(info->template_hash, tpl.recipe_hash) != 0)
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"template %s on this server was built from another recipe than the one snapshot %s was taken on",
-				info->template_ref, *name);
+	if (snapshot_check_template(info, &tpl, err, sizeof(err)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "%s", err);
 	return 0;
 }
 
@@ -530,15 +525,12 @@ static int ops_restore_check(struct op_context *ctx, const struct member_record 
 static int ops_restore_open(struct op_context *ctx, const struct member_record *rec,
 			    const char *name, const struct snapshot_info *info)
 {
-	__do_close int fd = -EBADF;
-	char archive[PATH_MAX];
+	__do_close int fd = snapshot_open(&ctx->a->cfg, rec->name, name, ".tar.zst");
 	struct stat st;
 
-	if (snapshot_path(&ctx->a->cfg, rec->name, name, ".tar.zst", archive, sizeof(archive)) < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot's path is too long");
-	fd = open(archive, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (unsigned long long)st.st_size != info->size)
+	if (fd == -EPERM)
+		return ops_fail(ctx, PROTO_E_DENIED, "the archive of snapshot %s is not a regular file; refused", name);
+	if (fd < 0 || fstat(fd, &st) < 0 || (unsigned long long)st.st_size != info->size)
 		return ops_fail(ctx, PROTO_E_FAILED, "the archive of snapshot %s is missing or damaged", name);
 	return move_fd(fd);
 }

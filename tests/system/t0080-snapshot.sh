@@ -1,8 +1,10 @@
 #!/bin/bash
 # Snapshots and restore: a member's own changes are saved and come back;
 # names are per member; an agent killed in the middle of a snapshot or a
-# restore loses nothing; a snapshot restores under another agent (another
-# server) where the member has other ids; rebuild --keep-home; a new
+# restore loses nothing; crafted archives placed in the store are refused or
+# sanitized (file capabilities, checksum, content size, recipe hash, a FIFO);
+# a snapshot restores under another agent (another server) where the member
+# has other ids; rebuild --keep-home; a new
 # template version, the update shown, rebuilt onto, the old one removed
 # only once nothing uses it.
 . "$(dirname "$0")/lib.sh"
@@ -75,6 +77,96 @@ refuse "a path is not a snapshot name" 2 'not a path|letters' as_user "$m" resto
 refuse "an absolute path neither" 2 'not a path|letters' as_user "$m" restore /etc/passwd --yes
 refuse "nor in the login shell" 2 'not a path|letters' client_ssh_manage "$m" restore ../x --yes
 check "the login shell takes snapshot ls" eval 'client_ssh_manage "$m" snapshot ls | grep -q snap1'
+
+# ---- crafted archives in the store (issue 13) -----------------------------------
+# As an admin moving snapshots between servers would: archives and manifests
+# placed in the member's store by root.  Each is snap1 with files appended.
+base=$(gpubox admin user ls --json | jq -r --arg m "$m" '.users[] | select(.name == $m) | .subid_base')
+craft=$GBX_DIR/craft
+mkdir -p "$craft/stage"
+zstd -dqf "$snapdir/$m/snap1.tar.zst" -o "$craft/snap1.tar"
+printf '#!/bin/sh\ncat /etc/shadow\n' >"$craft/stage/gbxcap"
+chmod 755 "$craft/stage/gbxcap"
+mknod "$craft/stage/gbxnull" c 1 3
+# The security.capability of a file: "v<revision> <rootid>", "v2 -" or "none".
+caps_of() {
+	python3 -c 'import os, struct, sys
+try:
+    v = os.getxattr(sys.argv[1], "security.capability", follow_symlinks=False)
+except OSError:
+    print("none"); sys.exit(0)
+print("v%d" % (struct.unpack("<I", v[:4])[0] >> 24), struct.unpack("<I", v[20:24])[0] if len(v) == 24 else "-")' "$1"
+}
+# craft_archive NAME "SETCAP ARGS" FILE...: snap1 + the staged files, gbxcap
+# with the capability given (host root writes it as given: v2 without -n).
+craft_archive() {
+	local name=$1 caps=$2
+	shift 2
+	cp "$craft/snap1.tar" "$craft/$name.tar" &&
+	setcap -r "$craft/stage/gbxcap" 2>/dev/null
+	# GNU tar's -r stores no xattrs: a second archive, concatenated.
+	setcap $caps "$craft/stage/gbxcap" &&
+	tar --xattrs --xattrs-include='security.capability' --owner=0 --group=0 --numeric-owner \
+		-cf "$craft/add.tar" -C "$craft/stage" "$@" &&
+	tar -Af "$craft/$name.tar" "$craft/add.tar" &&
+	zstd -qf "$craft/$name.tar" -o "$snapdir/$m/$name.tar.zst"
+}
+# craft_manifest NAME JQ: snap1's manifest made true for the archive, then JQ.
+craft_manifest() {
+	local f=$snapdir/$m/$1.tar.zst
+	jq --arg n "$1" --arg sha "$(sha256sum <"$f" | cut -d' ' -f1)" --argjson size "$(stat -c %s "$f")" \
+		'.name = $n | .sha256 = $sha | .size = $size | .content_size += 64 | '"$2" \
+		"$snapdir/$m/snap1.json" >"$snapdir/$m/$1.json"
+}
+
+check "an archive whose gbxcap has a v2 capability (valid on the host)" eval \
+	'craft_archive evilv2 "cap_dac_read_search+ep" gbxcap && craft_manifest evilv2 . &&
+	 [ "$(caps_of "$craft/stage/gbxcap")" = "v2 -" ]'
+check "its restore is accepted" as_user "$m" restore evilv2 --yes
+caps=$(caps_of "$upper/gbxcap")
+echo "gbxcap in the layer on the host: $caps (the member's base: $base)" | diag
+getcap -n "$upper/gbxcap" | diag
+[ "$caps" = "v3 $base" ] && ok "gbxcap has a v3 capability of the container's root only, none valid on the host" ||
+	not_ok "gbxcap has a v3 capability of the container's root only, none valid on the host"
+check "the container runs with it" in_box "$m" 'test -x /gbxcap'
+
+check "an archive whose gbxcap has a v3 capability of a foreign root id" eval \
+	'craft_archive evilv3 "-n 70000 cap_dac_read_search+ep" gbxcap && craft_manifest evilv3 . &&
+	 [ "$(caps_of "$craft/stage/gbxcap")" = "v3 70000" ]'
+refuse "a capability for a root id outside the container is refused" 1 'outside the container' \
+	as_user "$m" restore evilv3 --yes
+[ "$(caps_of "$upper/gbxcap")" = "v3 $base" ] && ok "the layer is as it was" || not_ok "the layer is as it was"
+
+# A wrong checksum and, after gbxcap, a device: extracted first, the device
+# would be what is refused.
+check "an archive with a wrong checksum in its manifest" eval \
+	'craft_archive evilsum "cap_dac_read_search+ep" gbxcap gbxnull &&
+	 craft_manifest evilsum ".sha256 = (\"0\" * 64)"'
+python3 -c 'import os, sys; os.removexattr(sys.argv[1], "security.capability")' "$upper/gbxcap"
+out=$(as_user "$m" restore evilsum --yes 2>&1)
+rc=$?
+echo "$out" | diag
+[ $rc = 1 ] && echo "$out" | grep -q 'checksum does not match' && ! echo "$out" | grep -q 'device' &&
+	ok "a wrong checksum is refused before any entry is extracted" ||
+	not_ok "a wrong checksum is refused before any entry is extracted"
+[ "$(caps_of "$upper/gbxcap")" = none ] && ! ls "$GBX_DIR/state/users/$m/layer" | grep -Eq 'prev|restore' &&
+	ok "nothing of it reached the layer" || not_ok "nothing of it reached the layer"
+
+check "a manifest without the template's recipe hash" eval \
+	'craft_archive evilhash "cap_chown+ep" gbxcap && craft_manifest evilhash "del(.template_recipe_hash)"'
+refuse "it is refused" 1 'template_recipe_hash' as_user "$m" restore evilhash --yes
+check "a manifest whose content_size is less than the archive's files" eval \
+	'craft_archive evilsize "cap_chown+ep" gbxcap && craft_manifest evilsize ".content_size = 10"'
+refuse "it is refused" 1 'content_size' as_user "$m" restore evilsize --yes
+check "a FIFO in place of an archive" eval 'cp "$snapdir/$m/evilv2.tar.zst" "$snapdir/$m/evilfifo.tar.zst" &&
+	craft_manifest evilfifo . && rm "$snapdir/$m/evilfifo.tar.zst" && mkfifo "$snapdir/$m/evilfifo.tar.zst"'
+start=$(date +%s)
+refuse "it is refused" 1 'not a regular file' timeout 60 "$GBX_BIN/gpubox" restore evilfifo --yes --member "$m"
+[ $(($(date +%s) - start)) -lt 30 ] && ok "at once" || not_ok "at once"
+[ "$(member_field "$m" state)" = running ] && ok "$m's container runs after the refusals" ||
+	not_ok "$m's container runs after the refusals"
+rm -f "$snapdir/$m"/evil*
+rm -rf "$craft"
 
 # ---- an agent killed in the middle ---------------------------------------------
 check "$m writes 150 MB" in_box "$m" \

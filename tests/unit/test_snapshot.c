@@ -6,13 +6,17 @@
  * extraction are refused with nothing written outside the new layer.
  * Needs root (owners, trusted.* attributes, whiteouts).
  */
+#include <endian.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <linux/capability.h>
+#include <sodium.h>
 
 #include "testutil.h"
 #include "image/image.h"
@@ -21,6 +25,7 @@
 
 #define BASE_A 3000000u
 #define BASE_B 4000000u
+#define ANY_CONTENT (1ULL << 40)
 
 struct fixture {
 	char dir[PATH_MAX];       /* everything below */
@@ -57,13 +62,38 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int extract_file(struct fixture *f, uint32_t base, char *err, size_t errlen)
+/* A manifest for the archive at file as it is now: its true checksum, and
+ * content_size bytes of file data. */
+static void manifest_of(const char *file, unsigned long long content_size, struct snapshot_info *m)
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	__do_free char *data = NULL;
+	size_t len = 0;
+
+	memset(m, 0, sizeof(*m));
+	assert_int_equal(sodium_init() >= 0, 1);
+	assert_int_equal(fsutil_read_file(file, 64 << 20, &data, &len), 0);
+	crypto_hash_sha256(digest, (const unsigned char *)data, len);
+	sodium_bin2hex(m->sha256, sizeof(m->sha256), digest, sizeof(digest));
+	m->content_size = content_size;
+}
+
+static int extract_with(struct fixture *f, const struct snapshot_info *m, uint32_t base, char *err,
+			size_t errlen)
 {
 	struct snapshot_stats stats;
 	__do_close int fd = open(f->archive, O_RDONLY | O_CLOEXEC);
 
 	assert_true(fd >= 0);
-	return snapshot_extract(fd, f->target, base, NULL, &stats, err, errlen);
+	return snapshot_extract(fd, m, f->target, base, NULL, &stats, err, errlen);
+}
+
+static int extract_file(struct fixture *f, uint32_t base, char *err, size_t errlen)
+{
+	struct snapshot_info m;
+
+	manifest_of(f->archive, ANY_CONTENT, &m);
+	return extract_with(f, &m, base, err, errlen);
 }
 
 static void test_round_trip(void **state)
@@ -118,11 +148,15 @@ static void test_round_trip(void **state)
 	assert_true(wstats.archive_bytes < 1 << 20);
 	{
 		__do_close int fd = open(f->archive, O_RDONLY | O_CLOEXEC);
+		struct snapshot_info m = { .content_size = wstats.content_bytes };
 
+		/* The manifest the agent writes: exactly the content it holds. */
+		snprintf(m.sha256, sizeof(m.sha256), "%s", wstats.sha256);
 		assert_true(fd >= 0);
-		assert_int_equal(snapshot_extract(fd, f->target, BASE_B, NULL, &rstats, err, sizeof(err)), 0);
+		assert_int_equal(snapshot_extract(fd, &m, f->target, BASE_B, NULL, &rstats, err, sizeof(err)), 0);
 	}
 	assert_string_equal(wstats.sha256, rstats.sha256);
+	assert_int_equal(wstats.content_bytes, rstats.content_bytes);
 
 	/* Owners move from one base to the other. */
 	tu_assert_owner(f->target, "etc", BASE_B, BASE_B, 0755);
@@ -176,6 +210,8 @@ struct evil {
 	const char *hardlink;
 	unsigned rmajor, rminor;
 	const char *data;
+	const void *caps;         /* a security.capability value */
+	size_t caps_size;
 };
 
 static void write_archive(const char *file, const struct evil *entries, size_t n)
@@ -201,6 +237,9 @@ static void write_archive(const char *file, const struct evil *entries, size_t n
 			archive_entry_set_hardlink(e, entries[i].hardlink);
 		archive_entry_set_rdevmajor(e, entries[i].rmajor);
 		archive_entry_set_rdevminor(e, entries[i].rminor);
+		if (entries[i].caps)
+			archive_entry_xattr_add_entry(e, "security.capability", entries[i].caps,
+						      entries[i].caps_size);
 		if (archive_write_header(a, e) < ARCHIVE_WARN)
 			fail_msg("cannot write %s: %s", entries[i].path, archive_error_string(a));
 		if (len)
@@ -295,6 +334,225 @@ static void test_allowed(void **state)
 	assert_int_equal(tu_count_entries(f->outside), 1);
 }
 
+/* ---- attacks of issue 13: restore trusts nothing in an archive ------------- */
+
+static void assert_caps(const char *dir, const char *rel, uint32_t rootid)
+{
+	struct vfs_ns_cap_data got;
+	char path[PATH_MAX];
+
+	tu_join(path, sizeof(path), dir, rel);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(getxattr(path, "security.capability", &got, sizeof(got)), XATTR_CAPS_SZ_3);
+	assert_int_equal(le32toh(got.magic_etc) & VFS_CAP_REVISION_MASK, VFS_CAP_REVISION_3);
+	assert_int_equal(le32toh(got.rootid), rootid);
+}
+
+/* A v2 capability has no root id: written as it is, it would hold in the
+ * host's namespace.  It must come back as the container root's v3. */
+static void test_attack_caps_v2(void **state)
+{
+	struct fixture *f = *state;
+	struct vfs_cap_data v2 = { .magic_etc = htole32(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE),
+				   .data = { { .permitted = htole32(0xffffffff) } } };
+	struct evil entries[] = { { .path = "tool", .type = AE_IFREG, .perm = 0755, .data = "#!",
+				    .caps = &v2, .caps_size = XATTR_CAPS_SZ_2 } };
+	struct vfs_ns_cap_data got;
+	char err[512] = "", path[PATH_MAX];
+
+	write_archive(f->archive, entries, ARRAY_SIZE(entries));
+	assert_int_equal(extract_file(f, BASE_B, err, sizeof(err)), 0);
+	assert_caps(f->target, "tool", BASE_B);
+	tu_join(path, sizeof(path), f->target, "tool");
+	assert_int_equal(getxattr(path, "security.capability", &got, sizeof(got)), XATTR_CAPS_SZ_3);
+	assert_int_equal(le32toh(got.data[0].permitted), 0xffffffff);
+	assert_int_equal(le32toh(got.magic_etc) & VFS_CAP_FLAGS_EFFECTIVE, VFS_CAP_FLAGS_EFFECTIVE);
+}
+
+/* v3 inside the container's ids is shifted to the member's; anything else
+ * is refused with a reason. */
+static void test_attack_caps_v3(void **state)
+{
+	struct fixture *f = *state;
+	struct vfs_ns_cap_data own = { .magic_etc = htole32(VFS_CAP_REVISION_3),
+				       .rootid = htole32(1000) };
+	struct vfs_ns_cap_data foreign = { .magic_etc = htole32(VFS_CAP_REVISION_3),
+					   .rootid = htole32(SUBID_COUNT) };
+	struct vfs_ns_cap_data host_root_of_b = { .magic_etc = htole32(VFS_CAP_REVISION_3),
+						  .rootid = htole32(BASE_B) };
+	struct vfs_cap_data v1 = { .magic_etc = htole32(VFS_CAP_REVISION_1) };
+	struct vfs_ns_cap_data unknown = { .magic_etc = htole32(0x04000000) };
+	struct vfs_ns_cap_data odd_flags = { .magic_etc = htole32(VFS_CAP_REVISION_3 | 0x10) };
+	struct evil ok[] = { { .path = "t", .type = AE_IFREG, .perm = 0755, .data = "#!",
+			       .caps = &own, .caps_size = XATTR_CAPS_SZ_3 } };
+	struct evil bad[][1] = {
+		{ { .path = "t", .type = AE_IFREG, .perm = 0755, .data = "#!", .caps = &foreign, .caps_size = XATTR_CAPS_SZ_3 } },
+		{ { .path = "t", .type = AE_IFREG, .perm = 0755, .data = "#!", .caps = &host_root_of_b, .caps_size = XATTR_CAPS_SZ_3 } },
+		{ { .path = "t", .type = AE_IFREG, .perm = 0755, .data = "#!", .caps = &own, .caps_size = XATTR_CAPS_SZ_2 } },
+		{ { .path = "t", .type = AE_IFREG, .perm = 0755, .data = "#!", .caps = &v1, .caps_size = XATTR_CAPS_SZ_1 } },
+		{ { .path = "t", .type = AE_IFREG, .perm = 0755, .data = "#!", .caps = &unknown, .caps_size = XATTR_CAPS_SZ_3 } },
+		{ { .path = "t", .type = AE_IFREG, .perm = 0755, .data = "#!", .caps = &odd_flags, .caps_size = XATTR_CAPS_SZ_3 } },
+		{ { .path = "t", .type = AE_IFREG, .perm = 0755, .data = "#!", .caps = &own, .caps_size = 2 } },
+	};
+	char err[512] = "";
+
+	write_archive(f->archive, ok, ARRAY_SIZE(ok));
+	assert_int_equal(extract_file(f, BASE_B, err, sizeof(err)), 0);
+	assert_caps(f->target, "t", BASE_B + 1000);
+	fsutil_empty_dir(f->target);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_refused(f, bad[i], 1, "a file capability");
+		/* Refused before anything is written, or dropped with the file. */
+	}
+	err[0] = '\0';
+	write_archive(f->archive, bad[0], 1);
+	assert_int_equal(extract_file(f, BASE_B, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "outside the container's ids"));
+}
+
+/* A wrong checksum: refused before a single entry is written. */
+static void test_attack_checksum(void **state)
+{
+	struct fixture *f = *state;
+	struct evil entries[] = {
+		{ .path = "etc", .type = AE_IFDIR, .perm = 0755 },
+		{ .path = "etc/big", .type = AE_IFREG, .perm = 0644, .data = "a file written too early" },
+	};
+	struct snapshot_info m;
+	char err[512] = "";
+
+	write_archive(f->archive, entries, ARRAY_SIZE(entries));
+	manifest_of(f->archive, ANY_CONTENT, &m);
+	m.sha256[0] = m.sha256[0] == '0' ? '1' : '0';
+	assert_int_equal(extract_with(f, &m, BASE_B, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(tu_count_entries(f->target), 0);
+	assert_non_null(strstr(err, "checksum does not match"));
+	/* The same archive with its true checksum extracts: the test can fail. */
+	manifest_of(f->archive, ANY_CONTENT, &m);
+	assert_int_equal(extract_with(f, &m, BASE_B, err, sizeof(err)), 0);
+	assert_int_equal(tu_count_entries(f->target), 1);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	fail_msg("the FIFO made the restore wait");
+}
+
+/* A FIFO in the store, in place of an archive or a manifest: refused at
+ * once, never opened for a writer that never comes. */
+static void test_attack_fifo(void **state)
+{
+	struct fixture *f = *state;
+	__do_free struct gpubox_config *cfg = calloc(1, sizeof(*cfg));
+	struct snapshot_info info;
+	struct snapshot_stats stats;
+	char path[PATH_MAX], store[PATH_MAX], err[512] = "";
+	__do_close int fd = -EBADF, rw = -EBADF;
+
+	assert_non_null(cfg);
+	tu_join(cfg->snapshot_dir, sizeof(cfg->snapshot_dir), f->dir, "store");
+	tu_join(store, sizeof(store), cfg->snapshot_dir, "alice");
+	assert_int_equal(fsutil_mkdir_p(store, 0700), 0);
+	tu_join(path, sizeof(path), store, "s1.tar.zst");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	tu_join(path, sizeof(path), store, "s1.json");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	tu_join(path, sizeof(path), store, "s2.tar.zst");
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	tu_write_file(store, "s3.tar.zst", "a regular file");
+
+	signal(SIGALRM, on_alarm);
+	alarm(5);
+	assert_int_equal(snapshot_open(cfg, "alice", "s1", ".tar.zst"), -EPERM);
+	assert_int_equal(snapshot_get(cfg, "alice", "s1", &info), -ENOENT);
+	assert_int_equal(snapshot_open(cfg, "alice", "s2", ".tar.zst"), -ELOOP);
+	fd = snapshot_open(cfg, "alice", "s3", ".tar.zst");
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	/* A FIFO descriptor handed to the extraction itself. */
+	tu_join(path, sizeof(path), store, "s1.tar.zst");
+	rw = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(rw >= 0);
+	memset(&info, 0, sizeof(info));
+	memset(info.sha256, '0', sizeof(info.sha256) - 1);
+	info.content_size = ANY_CONTENT;
+	assert_int_equal(snapshot_extract(rw, &info, f->target, BASE_B, NULL, &stats, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "not a regular file"));
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	assert_int_equal(tu_count_entries(f->target), 0);
+}
+
+/* More file data than the manifest's content_size: refused before the file
+ * that goes over is created. */
+static void test_attack_content_size(void **state)
+{
+	struct fixture *f = *state;
+	struct evil entries[] = {
+		{ .path = "a", .type = AE_IFREG, .perm = 0644, .data = "0123456789" },
+		{ .path = "b", .type = AE_IFREG, .perm = 0644, .data = "0123456789" },
+	};
+	struct snapshot_info m;
+	char err[512] = "";
+
+	write_archive(f->archive, entries, ARRAY_SIZE(entries));
+	manifest_of(f->archive, 15, &m);
+	assert_int_equal(extract_with(f, &m, BASE_B, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "content_size"));
+	tu_assert_absent(f->target, "b");
+	fsutil_empty_dir(f->target);
+	manifest_of(f->archive, 0, &m);
+	assert_int_equal(extract_with(f, &m, BASE_B, err, sizeof(err)), -EPERM);
+	assert_int_equal(tu_count_entries(f->target), 0);
+	/* Exactly what it holds is fine. */
+	manifest_of(f->archive, 20, &m);
+	assert_int_equal(extract_with(f, &m, BASE_B, err, sizeof(err)), 0);
+	tu_assert_text(f->target, "b", "0123456789");
+}
+
+/* A manifest without the template's recipe hash is not checked against
+ * this server's template: refused. */
+static void test_attack_no_recipe_hash(void **state)
+{
+	struct fixture *f = *state;
+	__do_free struct gpubox_config *cfg = calloc(1, sizeof(*cfg));
+	static const char sha[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	static const char recipe[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+	struct template_info tpl = { 0 };
+	struct snapshot_info info;
+	char store[PATH_MAX], text[1024], err[512] = "";
+
+	assert_non_null(cfg);
+	tu_join(cfg->snapshot_dir, sizeof(cfg->snapshot_dir), f->dir, "store");
+	tu_join(store, sizeof(store), cfg->snapshot_dir, "alice");
+	assert_int_equal(fsutil_mkdir_p(store, 0700), 0);
+	snprintf(tpl.recipe_hash, sizeof(tpl.recipe_hash), "%s", recipe);
+	snprintf(text, sizeof(text),
+		 "{\"format\":1,\"name\":\"s1\",\"member\":\"alice\",\"template\":\"debian@1\","
+		 "\"created\":1,\"size\":10,\"content_size\":0,\"sha256\":\"%s\"}", sha);
+	tu_write_file(store, "s1.json", text);
+	assert_int_equal(snapshot_get(cfg, "alice", "s1", &info), 0);
+	assert_int_equal(snapshot_check_template(&info, &tpl, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "template_recipe_hash"));
+	/* Named and equal: accepted; named and different: refused. */
+	snprintf(info.template_hash, sizeof(info.template_hash), "%s", recipe);
+	assert_int_equal(snapshot_check_template(&info, &tpl, err, sizeof(err)), 0);
+	info.template_hash[0] = '0';
+	assert_int_equal(snapshot_check_template(&info, &tpl, err, sizeof(err)), -EPERM);
+	/* A recipe hash or a content size that is not one: no snapshot. */
+	snprintf(text, sizeof(text),
+		 "{\"format\":1,\"name\":\"s2\",\"member\":\"alice\",\"template\":\"debian@1\","
+		 "\"template_recipe_hash\":\"../x\",\"created\":1,\"size\":10,\"sha256\":\"%s\"}", sha);
+	tu_write_file(store, "s2.json", text);
+	assert_int_equal(snapshot_get(cfg, "alice", "s2", &info), -EBADMSG);
+	snprintf(text, sizeof(text),
+		 "{\"format\":1,\"name\":\"s3\",\"member\":\"alice\",\"template\":\"debian@1\","
+		 "\"created\":1,\"size\":10,\"content_size\":-1,\"sha256\":\"%s\"}", sha);
+	tu_write_file(store, "s3.json", text);
+	assert_int_equal(snapshot_get(cfg, "alice", "s3", &info), -EBADMSG);
+}
+
 static void test_damaged(void **state)
 {
 	struct fixture *f = *state;
@@ -328,6 +586,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attack_caps_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attack_caps_v3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attack_checksum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attack_fifo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attack_content_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attack_no_recipe_hash, setup, teardown),
 	};
 
 	log_init("test_snapshot", false, LOG_LEVEL_ERROR);

@@ -118,12 +118,17 @@ struct snapshot_info {
  * subid_base, zstd with threads (0: one per core), progress in percent. */
 int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
 		   struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen);
-/* Extract an archive into the empty directory new_upper_dir as the ids of
- * subid_base, refusing what does not belong in a layer (see the file's
- * head); -EPERM with a sentence in err for a refused archive, -EBADMSG for
- * a damaged one.  stats->sha256 is the checksum of every byte read. */
-int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_base,
-		     struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen);
+/*
+ * Extract the archive of manifest (a regular file, read from its start)
+ * into the empty directory new_upper_dir as the ids of subid_base.  Its
+ * checksum is verified against manifest->sha256 before any entry is read;
+ * more file data than manifest->content_size, and what does not belong in
+ * a layer (see the file's head) are refused.  -EPERM with a sentence in err
+ * for a refused archive, -EBADMSG for a damaged one (its checksum).
+ */
+int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
+		     const char *new_upper_dir, uint32_t subid_base, struct progress *progress,
+		     struct snapshot_stats *stats, char *err, size_t errlen);
 /* [A-Za-z0-9][A-Za-z0-9_-]{0,39}: a file name, never a path. */
 int snapshot_check_name(const char *name, char *err, size_t errlen);
 /* <snapshot_dir> (the configured one, or <state_dir>/snapshots). */
@@ -134,6 +139,15 @@ int snapshot_path(const struct gpubox_config *cfg, const char *member, const cha
 /* The member's snapshots, oldest first (caller frees). */
 int snapshot_list(const struct gpubox_config *cfg, const char *member,
 		  struct snapshot_info **out, size_t *n);
+/* A file of the store (suffix ".tar.zst", ".json"), opened read-only
+ * without following a link nor waiting on a FIFO: -EPERM unless a regular
+ * file.  Returns the descriptor. */
+int snapshot_open(const struct gpubox_config *cfg, const char *member, const char *name,
+		  const char *suffix);
+/* A snapshot restores only on its template as it was built: -EPERM with a
+ * sentence in err when the manifest names no recipe hash or another one. */
+int snapshot_check_template(const struct snapshot_info *info, const struct template_info *tpl,
+			    char *err, size_t errlen);
 /* -ENOENT when the member has no snapshot of that name. */
 int snapshot_get(const struct gpubox_config *cfg, const char *member, const char *name,
 		 struct snapshot_info *out);

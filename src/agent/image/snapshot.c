@@ -13,8 +13,11 @@
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV), owned by
  * the member's mapped ids.  Refused: absolute paths, "..", ids outside
  * 0..65535, devices, FIFOs and sockets (an overlay whiteout, a character
- * device 0:0, is kept), hard links to anything outside the layer.
- * Symbolic links are created as links and never followed.
+ * device 0:0, is kept), hard links to anything outside the layer, more file
+ * data than the manifest's content_size, file capabilities other than a
+ * revision 2 or 3 for a root id in 0..65535.  Symbolic links are created as
+ * links and never followed.  The archive's checksum is verified before its
+ * first entry is read, and again over the bytes the extraction read.
  */
 #include <dirent.h>
 #include <endian.h>
@@ -85,13 +88,14 @@ static bool snapshot_xattr_kept(const char *name)
 
 /*
  * A namespaced (version 3) file capability names the host id of the
- * namespace's root; shift it by delta (-base to store, +base to restore).
- * false when it does not belong to the container.
+ * namespace's root: stored relative to the member's base, like owners.
+ * false (left out) when it is no capability of the container's.  Version 2
+ * is stored as it is; a restore makes it the container root's.
  */
-static bool snapshot_shift_caps(void *value, size_t size, int64_t delta)
+static bool snapshot_caps_relative(void *value, size_t size, uint32_t base)
 {
 	struct vfs_ns_cap_data caps;
-	int64_t rootid;
+	uint32_t rootid;
 
 	if (size < sizeof(uint32_t))
 		return false;
@@ -100,12 +104,54 @@ static bool snapshot_shift_caps(void *value, size_t size, int64_t delta)
 		return size == XATTR_CAPS_SZ_2;
 	if (size != XATTR_CAPS_SZ_3)
 		return false;
-	rootid = (int64_t)le32toh(caps.rootid) + delta;
-	if (rootid < 0 || rootid > UINT32_MAX)
+	rootid = le32toh(caps.rootid);
+	if (rootid < base || rootid - base >= SUBID_COUNT)
 		return false;
-	caps.rootid = htole32((uint32_t)rootid);
+	caps.rootid = htole32(rootid - base);
 	memcpy(value, &caps, size);
 	return true;
+}
+
+/*
+ * A file capability from an archive, as the kernel stores one that the
+ * container's root sets (cap_convert_nscap()): revision 3, its root id the
+ * member's host id.  Written unchanged, a revision 2 capability (no root id)
+ * would hold in every namespace, the host's own too: it becomes the
+ * container root's.  Returns NULL, or why the archive is refused.
+ */
+static const char *snapshot_caps_restore(const void *value, size_t size, uint32_t base,
+					 struct vfs_ns_cap_data *out)
+{
+	uint32_t magic, rootid;
+
+	memset(out, 0, sizeof(*out));
+	if (size < sizeof(magic))
+		return "a file capability of a bad length";
+	memcpy(&magic, value, sizeof(magic));
+	magic = le32toh(magic);
+	if (magic & ~(uint32_t)(VFS_CAP_REVISION_MASK | VFS_CAP_FLAGS_EFFECTIVE))
+		return "a file capability with unknown flags";
+	switch (magic & VFS_CAP_REVISION_MASK) {
+	case VFS_CAP_REVISION_2:
+		if (size != XATTR_CAPS_SZ_2)
+			return "a file capability of a bad length";
+		memcpy(out, value, size);
+		rootid = 0;
+		break;
+	case VFS_CAP_REVISION_3:
+		if (size != XATTR_CAPS_SZ_3)
+			return "a file capability of a bad length";
+		memcpy(out, value, size);
+		rootid = le32toh(out->rootid);
+		break;
+	default:
+		return "a file capability of an unknown revision";
+	}
+	if (rootid >= SUBID_COUNT)
+		return "a file capability for a root id outside the container's ids 0-65535";
+	out->magic_etc = htole32(VFS_CAP_REVISION_3 | (magic & VFS_CAP_FLAGS_EFFECTIVE));
+	out->rootid = htole32(base + rootid);
+	return NULL;
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -255,7 +301,7 @@ static int snapshot_read_xattrs(struct snapshot_writer *w, int dfd, const char *
 			if (len < 0)
 				continue;
 			if (strcmp(x, SNAPSHOT_XATTR_CAPS) == 0 &&
-			    !snapshot_shift_caps(value, (size_t)len, -(int64_t)w->base))
+			    !snapshot_caps_relative(value, (size_t)len, w->base))
 				continue;
 			archive_entry_xattr_add_entry(entry, x, value, (size_t)len);
 		}
@@ -716,6 +762,7 @@ struct snapshot_reader {
 	unsigned long long bytes;
 	int rootfd;
 	uint32_t base;
+	unsigned long long content_limit;     /* the manifest's content_size */
 	/* The last parent directory opened, reused by its siblings. */
 	char cached_parent[PATH_MAX];
 	int cached_fd;
@@ -847,6 +894,8 @@ static int snapshot_parent(struct snapshot_reader *r, const char *parent, bool c
 	return r->cached_fd;
 }
 
+static int snapshot_refuse(struct snapshot_reader *r, const char *path, const char *why);
+
 static int snapshot_set_xattrs(struct snapshot_reader *r, struct archive_entry *entry, int fd,
 			       int dfd, const char *name)
 {
@@ -861,17 +910,23 @@ static int snapshot_set_xattrs(struct snapshot_reader *r, struct archive_entry *
 		return -ENAMETOOLONG;
 	while (archive_entry_xattr_next(entry, &xname, &value, &size) == ARCHIVE_OK) {
 		__do_free void *copy = NULL;
+		struct vfs_ns_cap_data caps;
 		int ret;
 
 		if (!xname || !snapshot_xattr_kept(xname) || size > SNAPSHOT_XATTR_VALUE_MAX)
 			continue;
+		if (strcmp(xname, SNAPSHOT_XATTR_CAPS) == 0) {
+			const char *why = snapshot_caps_restore(value, size, r->base, &caps);
+
+			if (why)
+				return snapshot_refuse(r, archive_entry_pathname(entry), why);
+			value = &caps;
+			size = XATTR_CAPS_SZ_3;
+		}
 		copy = malloc(size ? size : 1);
 		if (!copy)
 			return -ENOMEM;
 		memcpy(copy, value, size);
-		if (strcmp(xname, SNAPSHOT_XATTR_CAPS) == 0 &&
-		    !snapshot_shift_caps(copy, size, (int64_t)r->base))
-			continue;
 		if (fd >= 0)
 			ret = fsetxattr(fd, xname, copy, size, 0);
 		else
@@ -891,8 +946,10 @@ static int snapshot_refuse(struct snapshot_reader *r, const char *path, const ch
 	return -EPERM;
 }
 
+/* The data of a regular file, never past the size its header declared (and
+ * counted against the manifest's content_size). */
 static int snapshot_extract_data(struct snapshot_reader *r, struct archive *ar, int fd,
-				 struct archive_entry *entry)
+				 struct archive_entry *entry, la_int64_t declared)
 {
 	const void *buf;
 	size_t size;
@@ -902,8 +959,9 @@ static int snapshot_extract_data(struct snapshot_reader *r, struct archive *ar, 
 	while ((status = archive_read_data_block(ar, &buf, &size, &offset)) == ARCHIVE_OK) {
 		const char *p = buf;
 
-		if (offset < 0)
-			return -EBADMSG;
+		if (offset < 0 || offset > declared || size > (size_t)(declared - offset))
+			return snapshot_refuse(r, archive_entry_pathname(entry),
+					       "a file holds more data than its header says");
 		while (size > 0) {
 			ssize_t n = pwrite(fd, p, size, (off_t)offset);
 
@@ -918,11 +976,30 @@ static int snapshot_extract_data(struct snapshot_reader *r, struct archive *ar, 
 	}
 	if (status != ARCHIVE_EOF)
 		return -EBADMSG;
-	if (archive_entry_size_is_set(entry) && archive_entry_size(entry) >= 0 &&
-	    ftruncate(fd, (off_t)archive_entry_size(entry)) < 0)
+	if (ftruncate(fd, (off_t)declared) < 0)
 		return -errno;
-	if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0)
-		r->stats->content_bytes += (unsigned long long)archive_entry_size(entry);
+	return 0;
+}
+
+/* A regular file's declared size, refused once the files so far hold more
+ * than the manifest's content_size: checked before the file is created. */
+static int snapshot_count_content(struct snapshot_reader *r, struct archive_entry *entry,
+				  const char *raw, la_int64_t *declared)
+{
+	unsigned long long size;
+
+	*declared = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : 0;
+	if (*declared < 0)
+		return snapshot_refuse(r, raw, "a file of a negative size");
+	size = (unsigned long long)*declared;
+	if (size > r->content_limit || r->stats->content_bytes > r->content_limit - size) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "more file data than its manifest's content_size (%llu bytes)",
+			 r->content_limit);
+		return snapshot_refuse(r, raw, why);
+	}
+	r->stats->content_bytes += size;
 	return 0;
 }
 
@@ -1091,7 +1168,8 @@ static int snapshot_prepare_slot(struct snapshot_reader *r, struct snapshot_targ
 }
 
 static int snapshot_extract_file(struct snapshot_reader *r, struct archive *ar,
-				 struct archive_entry *entry, const struct snapshot_target *t)
+				 struct archive_entry *entry, const struct snapshot_target *t,
+				 la_int64_t declared)
 {
 	__do_close int fd = openat(t->pfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 				   O_NOCTTY | O_CLOEXEC, 0600);
@@ -1099,7 +1177,7 @@ static int snapshot_extract_file(struct snapshot_reader *r, struct archive *ar,
 
 	if (fd < 0)
 		return -errno;
-	ret = snapshot_extract_data(r, ar, fd, entry);
+	ret = snapshot_extract_data(r, ar, fd, entry, declared);
 	if (ret == -EBADMSG)
 		set_first_error(r->err, r->errlen, "the archive is damaged: %s",
 				 archive_error_string(ar) ? archive_error_string(ar) : "bad data");
@@ -1205,6 +1283,7 @@ static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
 	struct snapshot_target t = { .raw = archive_entry_pathname(entry), .path = path,
 				     .pfd = -EBADF };
 	mode_t type = archive_entry_filetype(entry);
+	la_int64_t declared = 0;
 	const char *link;
 	int ret;
 
@@ -1226,6 +1305,8 @@ static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
 	if (link)
 		return snapshot_extract_hardlink(r, link, &t, parent);
 	ret = snapshot_check_type(r, entry, t.raw);
+	if (ret == 0 && type == AE_IFREG)
+		ret = snapshot_count_content(r, entry, t.raw, &declared);
 	if (ret < 0)
 		return ret;
 	ret = snapshot_prepare_slot(r, &t, parent, type);
@@ -1233,7 +1314,7 @@ static int snapshot_extract_entry(struct snapshot_reader *r, struct archive *ar,
 		return ret;
 
 	if (type == AE_IFREG)
-		ret = snapshot_extract_file(r, ar, entry, &t);
+		ret = snapshot_extract_file(r, ar, entry, &t, declared);
 	else if (type == AE_IFDIR)
 		ret = snapshot_extract_dir(r, entry, &t);
 	else if (type == AE_IFLNK)
@@ -1302,8 +1383,73 @@ static void snapshot_hash_rest(struct snapshot_reader *r)
 	}
 }
 
-int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_base,
-		     struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen)
+/* The SHA-256 of the whole file at fd, in hex, read from its start. */
+static int snapshot_hash_file(struct snapshot_reader *r, char hex[TEMPLATE_HASH_HEX])
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	unsigned long long next_report = 256ull * 1024 * 1024, bytes = 0;
+	crypto_hash_sha256_state sha;
+
+	if (lseek(r->fd, 0, SEEK_SET) < 0)
+		return -errno;
+	crypto_hash_sha256_init(&sha);
+	for (;;) {
+		ssize_t n = read(r->fd, r->buffer, SNAPSHOT_BUFFER);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		crypto_hash_sha256_update(&sha, (const unsigned char *)r->buffer, (size_t)n);
+		bytes += (unsigned long long)n;
+		if (r->progress && bytes >= next_report) {
+			progress_say(r->progress, "Restore: checksum of %llu MB of the archive verified",
+				     bytes / (1024 * 1024));
+			next_report = bytes + 256ull * 1024 * 1024;
+		}
+	}
+	crypto_hash_sha256_final(&sha, digest);
+	sodium_bin2hex(hex, TEMPLATE_HASH_HEX, digest, sizeof(digest));
+	return 0;
+}
+
+/*
+ * The archive's checksum against its manifest's, before a single entry is
+ * read: a damaged or altered file writes nothing.  The same descriptor is
+ * then rewound for the extraction, which hashes again what it reads.
+ */
+static int snapshot_verify(struct snapshot_reader *r, const char *expected)
+{
+	char actual[TEMPLATE_HASH_HEX];
+	struct stat st;
+	int ret;
+
+	if (fstat(r->fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode)) {
+		set_first_error(r->err, r->errlen, "the archive is not a regular file");
+		return -EPERM;
+	}
+	ret = snapshot_hash_file(r, actual);
+	if (ret < 0) {
+		set_first_error(r->err, r->errlen, "cannot read the archive: %s", strerror(-ret));
+		return ret;
+	}
+	if (!expected || strcmp(actual, expected) != 0) {
+		set_first_error(r->err, r->errlen,
+				"its checksum does not match its manifest (the file is damaged or was altered)");
+		return -EBADMSG;
+	}
+	if (lseek(r->fd, 0, SEEK_SET) < 0)
+		return -errno;
+	return 0;
+}
+
+int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
+		     const char *new_upper_dir, uint32_t subid_base, struct progress *progress,
+		     struct snapshot_stats *stats, char *err, size_t errlen)
 {
 	__do_free char *buffer = malloc(SNAPSHOT_BUFFER);
 	__do_close int rootfd = -EBADF;
@@ -1329,11 +1475,15 @@ int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_b
 	r.buffer = buffer;
 	r.rootfd = rootfd;
 	r.base = subid_base;
+	r.content_limit = manifest->content_size;
 	r.stats = stats;
 	r.progress = progress;
 	r.next_report = 64ull * 1024 * 1024;
 	r.err = err;
 	r.errlen = errlen;
+	ret = snapshot_verify(&r, manifest->sha256);
+	if (ret < 0)
+		return ret;
 	crypto_hash_sha256_init(&r.sha);
 
 	ar = archive_read_new();
@@ -1356,6 +1506,10 @@ int snapshot_extract(int archive_fd, const char *new_upper_dir, uint32_t subid_b
 	crypto_hash_sha256_final(&r.sha, digest);
 	sodium_bin2hex(stats->sha256, sizeof(stats->sha256), digest, sizeof(digest));
 	stats->archive_bytes = r.bytes;
+	if (strcmp(stats->sha256, manifest->sha256) != 0) {
+		set_first_error(err, errlen, "the archive changed while it was restored");
+		ret = -EBADMSG;
+	}
 out:
 	archive_read_free(ar);
 	if (r.cached_fd >= 0)
@@ -1417,6 +1571,74 @@ int snapshot_path(const struct gpubox_config *cfg, const char *member, const cha
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+int snapshot_open(const struct gpubox_config *cfg, const char *member, const char *name,
+		  const char *suffix)
+{
+	__do_close int dfd = -EBADF, fd = -EBADF;
+	char dir[PATH_MAX], file[NAME_MAX + 1], err[128];
+	struct stat st;
+	int flags, ret;
+
+	if (snapshot_check_name(name, err, sizeof(err)) < 0)
+		return -EINVAL;
+	ret = snapshot_path(cfg, member, NULL, NULL, dir, sizeof(dir));
+	if (ret < 0)
+		return ret;
+	if (snprintf(file, sizeof(file), "%s%s", name, suffix) >= (int)sizeof(file))
+		return -ENAMETOOLONG;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return log_warn_errno(-EPERM, 0, "%s/%s is not a regular file; refused", dir, file);
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		return -errno;
+	return move_fd(fd);
+}
+
+/* The manifest's text, from a store file opened by snapshot_open(). */
+static int snapshot_read_manifest(int fd, char **text)
+{
+	__do_free char *buf = malloc(SNAPSHOT_MANIFEST_MAX + 1);
+	size_t used = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + used, SNAPSHOT_MANIFEST_MAX + 1 - used);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > SNAPSHOT_MANIFEST_MAX)
+			return -EFBIG;
+	}
+	buf[used] = '\0';
+	*text = move_ptr(buf);
+	return 0;
+}
+
+static bool snapshot_is_hex_hash(const char *text)
+{
+	if (strlen(text) != TEMPLATE_HASH_HEX - 1)
+		return false;
+	for (const char *c = text; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+			return false;
+	return true;
+}
+
 static int snapshot_parse(const char *text, const char *name, struct snapshot_info *out)
 {
 	__do_json json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
@@ -1437,9 +1659,10 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	content = json_object_get(m, "content_size");
 	if (!mname || strcmp(mname, name) != 0 || snapshot_check_name(mname, err, sizeof(err)) < 0 ||
 	    !member || strlen(member) >= sizeof(out->member) || !ref ||
-	    strlen(ref) >= sizeof(out->template_ref) || !sha || strlen(sha) != TEMPLATE_HASH_HEX - 1 ||
-	    (hash && strlen(hash) >= sizeof(out->template_hash)) ||
-	    !json_is_integer(created) || !json_is_integer(size) || json_integer_value(size) < 0)
+	    strlen(ref) >= sizeof(out->template_ref) || !sha || !snapshot_is_hex_hash(sha) ||
+	    (hash && *hash && !snapshot_is_hex_hash(hash)) ||
+	    !json_is_integer(created) || !json_is_integer(size) || json_integer_value(size) < 0 ||
+	    (content && (!json_is_integer(content) || json_integer_value(content) < 0)))
 		return -EBADMSG;
 	memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s", mname);
@@ -1450,8 +1673,26 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	snprintf(out->sha256, sizeof(out->sha256), "%s", sha);
 	out->created = (long long)json_integer_value(created);
 	out->size = (unsigned long long)json_integer_value(size);
-	out->content_size = json_is_integer(content) && json_integer_value(content) > 0
-				    ? (unsigned long long)json_integer_value(content) : 0;
+	/* Absent: no file data at all is restored. */
+	out->content_size = content ? (unsigned long long)json_integer_value(content) : 0;
+	return 0;
+}
+
+int snapshot_check_template(const struct snapshot_info *info, const struct template_info *tpl,
+			    char *err, size_t errlen)
+{
+	if (!info->template_hash[0]) {
+		set_error(err, errlen,
+			  "snapshot %s's manifest does not name the recipe of template %s (template_recipe_hash), so it cannot be checked against this server's",
+			  info->name, info->template_ref);
+		return -EPERM;
+	}
+	if (strcmp(info->template_hash, tpl->recipe_hash) != 0) {
+		set_error(err, errlen,
+			  "template %s on this server was built from another recipe than the one snapshot %s was taken on",
+			  info->template_ref, info->name);
+		return -EPERM;
+	}
 	return 0;
 }
 
@@ -1459,8 +1700,8 @@ int snapshot_get(const struct gpubox_config *cfg, const char *member, const char
 		 struct snapshot_info *out)
 {
 	__do_free char *text = NULL;
+	__do_close int fd = -EBADF;
 	char path[PATH_MAX], err[128];
-	struct stat st;
 	int ret;
 
 	if (snapshot_check_name(name, err, sizeof(err)) < 0)
@@ -1468,11 +1709,12 @@ int snapshot_get(const struct gpubox_config *cfg, const char *member, const char
 	ret = snapshot_path(cfg, member, name, ".json", path, sizeof(path));
 	if (ret < 0)
 		return ret;
-	if (lstat(path, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -ENOENT;
-	ret = fsutil_read_file(path, SNAPSHOT_MANIFEST_MAX, &text, NULL);
+	fd = snapshot_open(cfg, member, name, ".json");
+	if (fd == -EPERM || fd == -ELOOP)
+		return -ENOENT;   /* not a manifest: no snapshot */
+	if (fd < 0)
+		return fd;
+	ret = snapshot_read_manifest(fd, &text);
 	if (ret < 0)
 		return ret;
 	ret = snapshot_parse(text, name, out);
