@@ -42,8 +42,16 @@ struct ssh_key {
 
 /*
  * One authorized_keys line holding a public key and an optional comment.
- * Refused: options (command=, from=, ...), unknown or weak types, RSA
- * below 2048 bits, bad base64, a blob whose type does not match.
+ * The blob is read by its type's wire format (RFC 4253, 5656, 8709,
+ * OpenSSH's PROTOCOL.u2f): every length checked, nothing after the key,
+ * one encoding per key, so the fingerprint (SHA-256 of the blob) tells
+ * two keys apart however their lines are written.  Refused: options
+ * (command=, from=, ...), unknown or weak types, RSA outside 2048..16384
+ * bits, bad base64, a blob cut short, with bytes after the key or whose
+ * type does not match the line's, and a comment that is not UTF-8 or
+ * holds control or invisible formatting characters (bidi overrides,
+ * zero-width ones).  A comment longer than the field is shortened at a
+ * character boundary.
  */
 int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errlen);
 
