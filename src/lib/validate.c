@@ -595,10 +595,13 @@ int ssh_key_parse(const char *line, struct ssh_key *key, char *err, size_t errle
 	ret = ssh_key_check_comment(p, len, err, errlen);
 	if (ret < 0)
 		return ret;
-	/* A long comment is shortened, at the start of a character. */
+	/* A long comment is shortened, at the start of a character and
+	 * without blanks at its end, as the line would be read again. */
 	if (len >= sizeof(key->comment)) {
 		len = sizeof(key->comment) - 1;
 		while (len > 0 && ((unsigned char)p[len] & 0xc0) == 0x80)
+			len--;
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
 			len--;
 	}
 	memcpy(key->comment, p, len);

@@ -317,6 +317,14 @@ static void test_ssh_key_long_comment(void **state)
 	assert_int_equal(ssh_key_parse(line, &key, err, sizeof(err)), 0);
 	assert_int_equal(strlen(key.comment), 254);
 	assert_int_equal((unsigned char)key.comment[253], 0xa9);
+
+	/* Cut after a blank: the blank goes, as it would when read again. */
+	len = strlen(ED25519_K);
+	memset(line + len, 'a', 254);
+	memcpy(line + len + 254, " bcd", 5);
+	assert_int_equal(ssh_key_parse(line, &key, err, sizeof(err)), 0);
+	assert_int_equal(strlen(key.comment), 254);
+	assert_int_equal(key.comment[253], 'a');
 }
 
 int main(void)
