@@ -4,8 +4,18 @@
  * (SO_PEERCRED), never from the message: uid 0 and members of the admin
  * group are admins; a uid that owns a member record is that member.
  * Each connection carries one request and is served by its own thread, so
- * a long template build never blocks a member's status.  Connections are
- * capped per uid and in all; a client that sends nothing is dropped.
+ * a long template build never blocks a member's status.
+ *
+ * Nobody can starve the others of it.  Connections are counted against
+ * who asks: a uid of the host, or a container as a whole, whatever uid
+ * inside asks (a container has 65,536 of them).  Past the pool shared by
+ * all, a reserve is left to admins.  The whole request must arrive within
+ * CONTROL_REQUEST_MS of the accept, however it trickles in.  Progress is
+ * sent only when the client's socket has room, never waiting on it, so
+ * that no lock an operation holds is ever held on a client that does not
+ * read; the final reply, sent when the operation has let go of its locks,
+ * waits at most CONTROL_SEND_TIMEOUT seconds.
+ *
  * The same loop serves each container's own socket (guest.c): there the
  * socket, not the uid, says who asks.
  */
@@ -19,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <poll.h>
 
@@ -32,58 +43,88 @@
 #include "proto.h"
 #include "banned.h"
 
-#define CONTROL_MAX_CONNECTIONS 64
-#define CONTROL_MAX_PER_UID 8
-#define CONTROL_READ_TIMEOUT 10
+#define CONTROL_MAX_CONNECTIONS 64     /* requests under way at once, shared by all */
+#define CONTROL_ADMIN_RESERVE 16       /* beyond those, for admins only */
+#define CONTROL_MAX_PER_UID 8          /* from one uid on the main socket */
+#define CONTROL_MAX_PER_GUEST 4        /* from one container, whatever uid inside asks */
+#define CONTROL_REQUEST_MS 5000        /* from the accept to the whole request */
+#define CONTROL_SEND_TIMEOUT 10        /* seconds a reply waits on a client that does not read */
+#define CONTROL_SLOTS (CONTROL_MAX_CONNECTIONS + CONTROL_ADMIN_RESERVE)
+
+/* Who a connection is counted against. */
+struct control_key {
+	uid_t uid;                          /* on the main socket */
+	char guest[MEMBER_NAME_SIZE];       /* the container's member, or "" on the main socket */
+};
 
 struct control_peer {
 	struct agent *agent;
 	int fd;
 	struct ucred cred;
-	char guest[MEMBER_NAME_SIZE];            /* the container's member, or "" on the main socket */
+	struct control_key key;
+	long long deadline_ms;              /* the whole request by then */
+	bool reserve;                       /* admitted into the admins' reserve */
+};
+
+enum control_admission {
+	CONTROL_ADMITTED,
+	CONTROL_RESERVE,                    /* admitted, if the caller proves to be an admin */
+	CONTROL_OVER_CALLER,                /* the caller has its whole budget under way */
+	CONTROL_FULL,                       /* the pool and, for this caller, the reserve are taken */
 };
 
 static pthread_mutex_t control_count_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct { uid_t uid; unsigned count; } control_counts[CONTROL_MAX_CONNECTIONS];
+static struct { struct control_key key; unsigned count; } control_counts[CONTROL_SLOTS];
 static unsigned control_total;
 
-/* Count a connection in; false when the caller already has too many. */
-static bool control_admit(uid_t uid)
+static bool control_key_equal(const struct control_key *a, const struct control_key *b)
 {
-	bool ok = false;
-	size_t free_slot = CONTROL_MAX_CONNECTIONS;
-
-	pthread_mutex_lock(&control_count_lock);
-	if (control_total < CONTROL_MAX_CONNECTIONS) {
-		for (size_t i = 0; i < CONTROL_MAX_CONNECTIONS; i++) {
-			if (control_counts[i].count && control_counts[i].uid == uid) {
-				if (control_counts[i].count < CONTROL_MAX_PER_UID) {
-					control_counts[i].count++;
-					ok = true;
-				}
-				goto out;
-			}
-			if (!control_counts[i].count && free_slot == CONTROL_MAX_CONNECTIONS)
-				free_slot = i;
-		}
-		if (free_slot < CONTROL_MAX_CONNECTIONS) {
-			control_counts[free_slot].uid = uid;
-			control_counts[free_slot].count = 1;
-			ok = true;
-		}
-	}
-out:
-	if (ok)
-		control_total++;
-	pthread_mutex_unlock(&control_count_lock);
-	return ok;
+	if (a->guest[0] || b->guest[0])
+		return strcmp(a->guest, b->guest) == 0;
+	return a->uid == b->uid;
 }
 
-static void control_release(uid_t uid)
+/* Count a connection in.  Root is an admin without asking; whether
+ * another uid of the main socket is one (its groups, perhaps from LDAP) is
+ * found out by its own thread, never here in the accept loop. */
+static enum control_admission control_admit(const struct control_key *key, unsigned *held)
+{
+	unsigned limit = key->guest[0] ? CONTROL_MAX_PER_GUEST : CONTROL_MAX_PER_UID;
+	enum control_admission verdict = CONTROL_ADMITTED;
+	size_t slot = CONTROL_SLOTS;
+
+	pthread_mutex_lock(&control_count_lock);
+	for (size_t i = 0; i < CONTROL_SLOTS; i++) {
+		if (control_counts[i].count && control_key_equal(&control_counts[i].key, key)) {
+			slot = i;
+			break;
+		}
+		if (!control_counts[i].count && slot == CONTROL_SLOTS)
+			slot = i;
+	}
+	*held = slot < CONTROL_SLOTS && control_counts[slot].count ? control_counts[slot].count : 0;
+	if (*held >= limit)
+		verdict = CONTROL_OVER_CALLER;
+	else if (control_total >= CONTROL_SLOTS || slot == CONTROL_SLOTS ||
+		 (control_total >= CONTROL_MAX_CONNECTIONS && key->guest[0]))
+		verdict = CONTROL_FULL;
+	else if (control_total >= CONTROL_MAX_CONNECTIONS && key->uid != 0)
+		verdict = CONTROL_RESERVE;
+	if (verdict == CONTROL_ADMITTED || verdict == CONTROL_RESERVE) {
+		if (!control_counts[slot].count)
+			control_counts[slot].key = *key;
+		control_counts[slot].count++;
+		control_total++;
+	}
+	pthread_mutex_unlock(&control_count_lock);
+	return verdict;
+}
+
+static void control_release(const struct control_key *key)
 {
 	pthread_mutex_lock(&control_count_lock);
-	for (size_t i = 0; i < CONTROL_MAX_CONNECTIONS; i++) {
-		if (control_counts[i].count && control_counts[i].uid == uid) {
+	for (size_t i = 0; i < CONTROL_SLOTS; i++) {
+		if (control_counts[i].count && control_key_equal(&control_counts[i].key, key)) {
 			control_counts[i].count--;
 			control_total--;
 			break;
@@ -118,10 +159,10 @@ static void control_identify(struct agent *a, const struct control_peer *peer, s
 	who->uid = peer->cred.uid;
 	who->gid = peer->cred.gid;
 	who->pid = peer->cred.pid;
-	if (peer->guest[0]) {
+	if (peer->key.guest[0]) {
 		/* Root inside a container is nobody's admin. */
 		who->guest = true;
-		who->is_member = db_member_get(a->db, peer->guest, &who->member) == 0;
+		who->is_member = db_member_get(a->db, peer->key.guest, &who->member) == 0;
 		return;
 	}
 	who->admin = peer->cred.uid == 0 || control_in_admin_group(&a->cfg, peer->cred.uid);
@@ -134,17 +175,25 @@ struct control_progress {
 	bool gone;
 };
 
+/* Called by operations, perhaps under their locks: never waits on the
+ * client.  A line the client has no room for is dropped; a client that
+ * went away does not stop the work it asked for. */
 static void control_emit(struct progress *p, const char *text)
 {
 	struct control_progress *cp = (struct control_progress *)p;
 	__do_json json_t *msg = NULL;
+	int ret;
 
 	if (cp->gone)
 		return;
 	msg = proto_progress_new(text);
-	/* A client that went away does not stop the work it asked for. */
-	if (msg && proto_send(cp->fd, msg) < 0)
+	if (!msg)
+		return;
+	ret = proto_send_nowait(cp->fd, msg);
+	if (ret < 0 && ret != -EAGAIN) {
 		cp->gone = true;
+		shutdown(cp->fd, SHUT_WR);
+	}
 }
 
 static void control_reply_error(int fd, const char *code, const char *text)
@@ -155,6 +204,20 @@ static void control_reply_error(int fd, const char *code, const char *text)
 		msg = proto_error_new(code, "the request could not be served");
 	if (msg)
 		proto_send(fd, msg);
+}
+
+/* The whole request, by the peer's deadline. */
+static int control_read_request(struct control_peer *peer, json_t **msg)
+{
+	int ret = proto_recv_until(peer->fd, msg, peer->deadline_ms);
+
+	if (ret == -ETIMEDOUT)
+		control_reply_error(peer->fd, PROTO_E_USAGE,
+				    "the request did not arrive in time; the connection is closed");
+	else if (ret < 0 && ret != -EPIPE)
+		control_reply_error(peer->fd, PROTO_E_USAGE,
+				    "the request was not a valid gpubox message");
+	return ret;
 }
 
 static void control_serve_peer(struct control_peer *peer)
@@ -168,33 +231,32 @@ static void control_serve_peer(struct control_peer *peer)
 	__do_json json_t *reply = NULL;
 	json_t *result = NULL;
 	char err[256];
-	int ret;
 
-	ret = proto_recv(peer->fd, &msg);
-	if (ret < 0) {
-		if (ret != -EPIPE)
-			control_reply_error(peer->fd, PROTO_E_USAGE,
-					    "the request was not a valid gpubox message");
+	if (control_read_request(peer, &msg) < 0)
 		return;
-	}
 	if (proto_parse_request(msg, &req, err, sizeof(err)) < 0) {
 		control_reply_error(peer->fd, PROTO_E_USAGE, err);
 		return;
 	}
 	control_identify(a, peer, &who);
+	if (peer->reserve && !who.admin) {
+		control_reply_error(peer->fd, PROTO_E_UNAVAILABLE,
+				    "the agent is serving as many requests as it takes; try again in a moment");
+		return;
+	}
 	if (who.guest && !who.is_member) {
 		control_reply_error(peer->fd, PROTO_E_DENIED, "this container has no member any more");
 		return;
 	}
 	log_debug("uid %u (pid %d%s%s) asks for %s", (unsigned)who.uid, (int)who.pid,
-		  who.guest ? ", inside the container of " : "", who.guest ? peer->guest : "", req.op);
+		  who.guest ? ", inside the container of " : "", who.guest ? peer->key.guest : "", req.op);
 	if (ops_dispatch(a, &who, req.op, req.args, &progress.base, &result, &error) < 0) {
 		log_info("uid %u: %s refused: %s", (unsigned)who.uid, req.op, error.text);
 		control_reply_error(peer->fd, error.code ? error.code : PROTO_E_FAILED, error.text);
 		return;
 	}
 	reply = proto_ok_new(result);
-	if (reply)
+	if (reply && !progress.gone)
 		proto_send(peer->fd, reply);
 }
 
@@ -203,7 +265,7 @@ static void *control_thread(void *arg)
 	struct control_peer *peer = arg;
 
 	control_serve_peer(peer);
-	control_release(peer->cred.uid);
+	control_release(&peer->key);
 	close(peer->fd);
 	free(peer);
 	return NULL;
@@ -243,46 +305,68 @@ int control_listen(const char *path)
 	return move_fd(fd);
 }
 
+/* The refusal says who is over which limit; logged at most once a second
+ * (an attack would otherwise fill the log). */
+static void control_refuse(int fd, const struct control_key *key, enum control_admission verdict,
+			   unsigned held)
+{
+	static time_t last_logged;
+	char text[256];
+	time_t now = time(NULL);
+
+	if (verdict == CONTROL_FULL)
+		snprintf(text, sizeof(text),
+			 "the agent is serving as many requests as it takes; try again in a moment");
+	else if (key->guest[0])
+		snprintf(text, sizeof(text),
+			 "too many requests at once from the container of %s (%u under way); wait for them to finish",
+			 key->guest, held);
+	else
+		snprintf(text, sizeof(text),
+			 "too many requests at once from uid %u (%u under way); wait for them to finish",
+			 (unsigned)key->uid, held);
+	if (now != __atomic_exchange_n(&last_logged, now, __ATOMIC_RELAXED))
+		log_warn("refused a connection: %s", text);
+	control_reply_error(fd, PROTO_E_UNAVAILABLE, text);
+}
+
 static void control_accept_one(struct agent *a, int listen_fd, const char *guest)
 {
-	struct timeval timeout = { .tv_sec = CONTROL_READ_TIMEOUT };
-	struct control_peer *peer;
+	/* A reply waits this long at most on a client that does not read. */
+	struct timeval send_timeout = { .tv_sec = CONTROL_SEND_TIMEOUT };
+	__do_free struct control_peer *peer = NULL;
+	__do_close int fd = -EBADF;
 	socklen_t len = sizeof(struct ucred);
+	enum control_admission verdict;
 	pthread_attr_t attr;
 	pthread_t thread;
-	int fd;
+	unsigned held;
 
 	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
 	peer = calloc(1, sizeof(*peer));
-	if (!peer) {
-		close(fd);
+	if (!peer || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer->cred, &len) < 0)
 		return;
-	}
 	peer->agent = a;
+	peer->deadline_ms = proto_deadline(CONTROL_REQUEST_MS);
+	peer->key.uid = peer->cred.uid;
+	snprintf(peer->key.guest, sizeof(peer->key.guest), "%s", guest ? guest : "");
+	verdict = control_admit(&peer->key, &held);
+	if (verdict == CONTROL_OVER_CALLER || verdict == CONTROL_FULL) {
+		control_refuse(fd, &peer->key, verdict, held);
+		return;
+	}
+	peer->reserve = verdict == CONTROL_RESERVE;
 	peer->fd = fd;
-	snprintf(peer->guest, sizeof(peer->guest), "%s", guest ? guest : "");
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer->cred, &len) < 0) {
-		close(fd);
-		free(peer);
-		return;
-	}
-	if (!control_admit(peer->cred.uid)) {
-		control_reply_error(fd, PROTO_E_UNAVAILABLE,
-				    "too many requests at once from you; wait for them to finish");
-		close(fd);
-		free(peer);
-		return;
-	}
-	/* Only the request must come quickly; replies may take minutes. */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&thread, &attr, control_thread, peer) != 0) {
-		control_release(peer->cred.uid);
-		close(fd);
-		free(peer);
+	if (pthread_create(&thread, &attr, control_thread, peer) == 0) {
+		peer = NULL;             /* the thread's now */
+		fd = -EBADF;
+	} else {
+		control_release(&peer->key);
 	}
 	pthread_attr_destroy(&attr);
 }

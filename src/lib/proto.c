@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -12,15 +15,45 @@
 #include "strutil.h"
 #include "banned.h"
 
-/* 0 when len bytes were read, -EPIPE on end of stream before the first byte. */
-static int proto_read_all(int fd, void *buf, size_t len)
+/* Milliseconds left until deadline (CLOCK_MONOTONIC ms), 0 when past it. */
+static int proto_time_left(long long deadline_ms)
+{
+	struct timespec now;
+	long long left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left = deadline_ms - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	if (left <= 0)
+		return 0;
+	return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* 0 when len bytes were read, -EPIPE on end of stream before the first
+ * byte, -ETIMEDOUT when the deadline passed first. */
+static int proto_read_all(int fd, void *buf, size_t len, long long deadline_ms)
 {
 	char *p = buf;
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = read(fd, p + got, len - got);
-		if (n < 0 && errno == EINTR)
+		ssize_t n;
+
+		if (deadline_ms >= 0) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			int left = proto_time_left(deadline_ms);
+
+			if (left == 0)
+				return -ETIMEDOUT;
+			n = poll(&pfd, 1, left);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				return -ETIMEDOUT;
+		}
+		n = read(fd, p + got, len - got);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return -errno;
@@ -31,26 +64,74 @@ static int proto_read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-int proto_send(int fd, json_t *msg)
+long long proto_deadline(unsigned ms)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ms;
+}
+
+/* The whole frame (length and payload) in one buffer, so that it goes out
+ * in one write. */
+static int proto_frame(json_t *msg, char **frame, size_t *framelen)
 {
 	__do_free char *text = json_dumps(msg, JSON_COMPACT);
-	unsigned char header[4];
+	char *buf;
 	size_t len;
-	int ret;
 
 	if (!text)
 		return -ENOMEM;
 	len = strlen(text);
 	if (len > PROTO_FRAME_MAX)
 		return -EMSGSIZE;
-	header[0] = (unsigned char)(len >> 24);
-	header[1] = (unsigned char)(len >> 16);
-	header[2] = (unsigned char)(len >> 8);
-	header[3] = (unsigned char)len;
-	ret = fsutil_write_all(fd, header, sizeof(header));
+	buf = malloc(len + 4);
+	if (!buf)
+		return -ENOMEM;
+	buf[0] = (char)(unsigned char)(len >> 24);
+	buf[1] = (char)(unsigned char)(len >> 16);
+	buf[2] = (char)(unsigned char)(len >> 8);
+	buf[3] = (char)(unsigned char)len;
+	memcpy(buf + 4, text, len);
+	*frame = buf;
+	*framelen = len + 4;
+	return 0;
+}
+
+int proto_send(int fd, json_t *msg)
+{
+	__do_free char *frame = NULL;
+	size_t len;
+	int ret;
+
+	ret = proto_frame(msg, &frame, &len);
 	if (ret < 0)
 		return ret;
-	return fsutil_write_all(fd, text, len);
+	return fsutil_write_all(fd, frame, len);
+}
+
+int proto_send_nowait(int fd, json_t *msg)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	__do_free char *frame = NULL;
+	size_t len;
+	ssize_t n;
+	int ret;
+
+	ret = proto_frame(msg, &frame, &len);
+	if (ret < 0)
+		return ret;
+	/* Writable means at most a quarter of the send buffer is in use on a
+	 * Unix socket: a frame of a line or two fits in what is left. */
+	if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT))
+		return -EAGAIN;
+	do
+		n = send(fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	/* Part of a frame: the stream cannot be continued. */
+	return (size_t)n == len ? 0 : -EPIPE;
 }
 
 int proto_decode(const char *payload, size_t len, json_t **msg)
@@ -74,12 +155,17 @@ int proto_decode(const char *payload, size_t len, json_t **msg)
 
 int proto_recv(int fd, json_t **msg)
 {
+	return proto_recv_until(fd, msg, -1);
+}
+
+int proto_recv_until(int fd, json_t **msg, long long deadline_ms)
+{
 	unsigned char header[4];
 	__do_free char *payload = NULL;
 	uint32_t len;
 	int ret;
 
-	ret = proto_read_all(fd, header, sizeof(header));
+	ret = proto_read_all(fd, header, sizeof(header), deadline_ms);
 	if (ret < 0)
 		return ret;
 	len = (uint32_t)header[0] << 24 | (uint32_t)header[1] << 16 |
@@ -89,7 +175,7 @@ int proto_recv(int fd, json_t **msg)
 	payload = malloc(len);
 	if (!payload)
 		return -ENOMEM;
-	ret = proto_read_all(fd, payload, len);
+	ret = proto_read_all(fd, payload, len, deadline_ms);
 	if (ret < 0)
 		return ret == -EPIPE ? -EPROTO : ret;
 	return proto_decode(payload, len, msg);

@@ -71,12 +71,21 @@
 
 /* Write one framed message.  0 or a negative errno. */
 int proto_send(int fd, json_t *msg);
+/* The same without ever waiting on a peer that does not read: -EAGAIN
+ * (nothing written) when the socket has no room for it now, -EPIPE when
+ * only part of it went out (the stream is then unusable). */
+int proto_send_nowait(int fd, json_t *msg);
 
 /*
  * Read one framed message and parse it as a JSON object.  -EPIPE on a
  * clean end of stream before any byte, -EPROTO on a bad frame or bad JSON.
  */
 int proto_recv(int fd, json_t **msg);
+/* The same, but the whole message must have come by deadline_ms (a
+ * CLOCK_MONOTONIC time in ms, from proto_deadline()): -ETIMEDOUT. */
+int proto_recv_until(int fd, json_t **msg, long long deadline_ms);
+/* CLOCK_MONOTONIC now plus ms, in ms. */
+long long proto_deadline(unsigned ms);
 
 /* Decode a frame's payload (the part after the length): the fuzz target's entry. */
 int proto_decode(const char *payload, size_t len, json_t **msg);
