@@ -665,6 +665,7 @@ static int op_user_rm(struct op_context *ctx, json_t **result)
 	const char *name;
 	char err[512] = "", kept[PATH_MAX];
 	bool purge = false;
+	int removed = 0;
 
 	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
 		return -1;
@@ -679,11 +680,26 @@ static int op_user_rm(struct op_context *ctx, json_t **result)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container of %s did not stop; nothing was removed", name);
 	if (member_remove(ctx->a, name, purge, kept, sizeof(kept), err, sizeof(err)) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the member could not be removed");
+	/* Its snapshots are bound to the identity just removed, which no later
+	 * member gets: without --purge they stay in the store for an admin;
+	 * with it they go too.  Removed after the record, so that a failure
+	 * leaves them only unreachable. */
+	if (purge) {
+		struct snapshot_owner owner = { .name = rec.name, .identity = rec.identity,
+						.created = rec.created,
+						.server = ctx->a->cfg.server_name };
+
+		removed = snapshot_retire(&ctx->a->cfg, &owner);
+		if (removed < 0)
+			log_warn_errno(0, -removed, "the snapshots of %s were not all removed", name);
+	}
 	/* Nothing of the member is left to guard while the rules are rewritten. */
 	agent_unlock_member(&lock);
 	ops_sync_rules(ctx->a);
 	*result = kept[0] ? json_pack("{s:s, s:s}", "name", name, "kept", kept)
 			  : json_pack("{s:s}", "name", name);
+	if (*result && removed > 0)
+		json_object_set_new(*result, "snapshots_removed", json_integer(removed));
 	return 0;
 }
 

@@ -69,6 +69,40 @@ static bool ops_exists_at(int dfd, const char *name)
 	return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+_Static_assert(sizeof(((struct member_record *)0)->identity) == SNAPSHOT_MEMBER_ID_SIZE,
+	       "a member's identity fits a manifest's");
+
+/* A snapshot is its taker's, not its name's: owner is the member's record
+ * here (snapshot_check_owner).  A snapshot that is not the caller's is
+ * answered like one that does not exist. */
+static void ops_snapshot_owner(const struct agent *a, const struct member_record *rec,
+			       struct snapshot_owner *owner)
+{
+	owner->name = rec->name;
+	owner->identity = rec->identity;
+	owner->created = rec->created;
+	owner->server = a->cfg.server_name;
+}
+
+/* The caller's snapshot of that name: -ENOENT when there is none, or when
+ * the one there is another member's (logged). */
+static int ops_snapshot_get_own(struct agent *a, const struct member_record *rec, const char *name,
+				struct snapshot_info *info)
+{
+	struct snapshot_owner owner;
+	char why[256];
+	int ret = snapshot_get(&a->cfg, rec->name, name, info);
+
+	if (ret < 0)
+		return ret;
+	ops_snapshot_owner(a, rec, &owner);
+	if (snapshot_check_owner(info, &owner, why, sizeof(why)) < 0) {
+		log_warn("%s asked for snapshot %s, which is not theirs: %s", rec->name, name, why);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 /* ---- snapshot_create ------------------------------------------------------- */
 
 static int ops_freeze(struct agent *a, const char *name, bool freeze)
@@ -105,12 +139,16 @@ static void ops_default_snapshot_name(char *buf, size_t len)
 	strftime(buf, len, "%Y%m%d-%H%M%S", &tm);
 }
 
-static int ops_snapshot_usage(struct agent *a, const char *member, size_t *count,
+static int ops_snapshot_usage(struct agent *a, const struct member_record *rec, size_t *count,
 			      unsigned long long *bytes)
 {
 	__do_free struct snapshot_info *list = NULL;
+	struct snapshot_owner owner;
 	size_t n = 0;
-	int ret = snapshot_list(&a->cfg, member, &list, &n);
+	int ret;
+
+	ops_snapshot_owner(a, rec, &owner);
+	ret = snapshot_list(&a->cfg, rec->name, &owner, &list, &n);
 
 	*count = n;
 	*bytes = 0;
@@ -152,7 +190,7 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot was not written: %s",
 				err[0] ? err : strerror(-ret));
 	}
-	if (ops_snapshot_usage(a, rec->name, &count, &used) == 0 && a->cfg.snapshot_quota &&
+	if (ops_snapshot_usage(a, rec, &count, &used) == 0 && a->cfg.snapshot_quota &&
 	    used + stats.archive_bytes > a->cfg.snapshot_quota) {
 		unlink(tmp);
 		return ops_fail(ctx, PROTO_E_CONFLICT,
@@ -170,6 +208,7 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 	info->content_size = stats.content_bytes;
 	snprintf(info->sha256, sizeof(info->sha256), "%s", stats.sha256);
 	snprintf(info->member, sizeof(info->member), "%s", rec->name);
+	snprintf(info->member_id, sizeof(info->member_id), "%s", rec->identity);
 	snprintf(info->template_ref, sizeof(info->template_ref), "%s", rec->template_ref);
 	snprintf(info->server, sizeof(info->server), "%s", a->cfg.server_name);
 	if (template_get(&a->cfg, rec->template_ref, &tpl) == 0)
@@ -204,11 +243,16 @@ static int ops_snapshot_room(struct op_context *ctx, const struct member_record 
 	size_t count;
 
 	snapshot_clean(&a->cfg, rec->name);
-	if (snapshot_get(&a->cfg, rec->name, name, &existing) == 0)
+	if (ops_snapshot_get_own(a, rec, name, &existing) == 0)
 		return ops_fail(ctx, PROTO_E_CONFLICT,
 				"you have a snapshot named %s already; choose another name or remove it (gpubox snapshot rm %s)",
 				name, name);
-	ops_snapshot_usage(a, rec->name, &count, &used);
+	/* Someone else's (an earlier member of the name): kept, never replaced. */
+	if (snapshot_get(&a->cfg, rec->name, name, &existing) == 0)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"a snapshot named %s that is not yours exists in the store; choose another name",
+				name);
+	ops_snapshot_usage(a, rec, &count, &used);
 	if (a->cfg.snapshot_max_count && count >= a->cfg.snapshot_max_count)
 		return ops_fail(ctx, PROTO_E_CONFLICT,
 				"you have %zu snapshots, the most allowed; remove one first (gpubox snapshot rm NAME)",
@@ -296,6 +340,9 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 	if (!rec.template_ref[0])
 		return ops_fail(ctx, PROTO_E_USAGE,
 				"your container has never been started: there is nothing to snapshot yet");
+	if (!rec.identity[0])
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the agent's database holds no identity for %s; no snapshot was taken", rec.name);
 	if (ops_snapshot_dirs(ctx, rec.name, dir, sizeof(dir)) < 0)
 		return -1;
 
@@ -325,13 +372,15 @@ static int op_snapshot_ls(struct op_context *ctx, json_t **result)
 	static const char *const allowed[] = { "member", NULL };
 	__do_free struct snapshot_info *list = NULL;
 	struct member_record rec;
+	struct snapshot_owner owner;
 	unsigned long long used = 0;
 	json_t *array;
 	size_t n = 0;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
 		return -1;
-	if (snapshot_list(&ctx->a->cfg, rec.name, &list, &n) < 0)
+	ops_snapshot_owner(ctx->a, &rec, &owner);
+	if (snapshot_list(&ctx->a->cfg, rec.name, &owner, &list, &n) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot read the snapshot directory; see the agent's log");
 	array = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -363,7 +412,7 @@ static int op_snapshot_rm(struct op_context *ctx, json_t **result)
 	    snapshot_check_name(name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
 	lock = agent_lock_member(ctx->a, rec.name);
-	ret = snapshot_get(&ctx->a->cfg, rec.name, name, &info);
+	ret = ops_snapshot_get_own(ctx->a, &rec, name, &info);
 	if (ret == 0)
 		ret = snapshot_remove(&ctx->a->cfg, rec.name, name);
 	if (ret == -ENOENT)
@@ -500,13 +549,13 @@ static int ops_restore_check(struct op_context *ctx, const struct member_record 
 	/* A name, never a path: only the caller's own snapshots can be named. */
 	if (snapshot_check_name(*name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
-	ret = snapshot_get(&a->cfg, rec->name, *name, info);
+	/* Not the caller's (another member's, an earlier member's of the same
+	 * name): as if it did not exist, as snapshot ls shows it. */
+	ret = ops_snapshot_get_own(a, rec, *name, info);
 	if (ret == -ENOENT)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", *name);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "snapshot %s cannot be read; see the agent's log", *name);
-	if (strcmp(info->member, rec->name) != 0)
-		return ops_fail(ctx, PROTO_E_DENIED, "snapshot %s belongs to another member", *name);
 	if (!confirm)
 		return ops_usage(ctx, "restore replaces every file of your container with the snapshot's; confirm it (gpubox restore NAME --yes)");
 	ret = template_get(&a->cfg, info->template_ref, &tpl);

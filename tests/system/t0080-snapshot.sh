@@ -208,8 +208,15 @@ done
 
 # ---- another server: another agent, the same snapshot store -------------------
 check "$m restores snapbig again" as_user "$m" restore snapbig --yes
-check "$m is removed from this server (its snapshots stay)" gpubox admin user rm "$m" --purge --yes
-[ -s "$snapdir/$m/snapbig.json" ] && ok "the snapshots outlive the member's removal" || not_ok "the snapshots outlive the member's removal"
+# Snapshots are bound to the member's identity, which an admin carries to
+# the other server (both agents share this host's accounts: $m leaves the first).
+member_id() { sqlite3 "$1/state.db" "SELECT id FROM member_ids WHERE name = '$m'"; }
+set_member_id() { sqlite3 "$1/state.db" "UPDATE member_ids SET id = '$2' WHERE name = '$m'"; }
+id1=$(member_id "$GBX_DIR/state")
+[[ $id1 =~ ^[0-9a-f]{32}$ ]] && ok "$m has an identity ($id1)" || not_ok "$m has an identity"
+check "$m is removed from this server without --purge" gpubox admin user rm "$m" --yes
+[ -s "$snapdir/$m/snapbig.json" ] && ok "the snapshots outlive a removal without --purge" ||
+	not_ok "the snapshots outlive a removal without --purge"
 mkdir -p "$dir2/state"
 cp -al "$GBX_DIR/state/templates" "$dir2/state/templates"
 sed -e "s|^socket = .*|socket = $dir2/gpubox.sock|" -e "s|^state_dir = .*|state_dir = $dir2/state|" \
@@ -224,6 +231,9 @@ echo $! >"$dir2/agent.pid"
 for _ in $(seq 100); do "$GBX_BIN/gpubox" --config "$conf2" version >/dev/null 2>&1 && break; sleep 0.1; done
 g2() { "$GBX_BIN/gpubox" --config "$conf2" "$@"; }
 check "a second agent (another state directory) takes $m" g2 admin user add "$m" --key "$GBX_DIR/keys-client/$m.pub"
+g2 snapshot ls --member "$m" | grep -q snapbig && not_ok "$m of another identity does not see them" ||
+	ok "$m of another identity does not see them"
+check "the admin gives $m there the same identity" set_member_id "$dir2/state" "$id1"
 check "$m's snapshots are listed there" eval 'g2 snapshot ls --member "$m" | grep -q snapbig'
 check "restore on the second agent" g2 restore snapbig --yes --member "$m"
 base2=$(g2 admin user ls --json | jq -r --arg m "$m" '.users[] | select(.name == $m) | .subid_base')
@@ -234,9 +244,10 @@ uid2=$(g2 admin user ls --json | jq -r --arg m "$m" '.users[] | select(.name == 
 [ "$(lxc-attach -P "$dir2/state/lxc" -n "$m" -- sh -c "sha256sum /home/$m/big; cat /home/$m/after")" = "$sum
 after" ] && ok "the second agent's container has the snapshot's files" ||
 	not_ok "the second agent's container has the snapshot's files"
-g2 admin user rm "$m" --purge --yes >/dev/null 2>&1
+g2 admin user rm "$m" --yes >/dev/null 2>&1
 kill "$(cat "$dir2/agent.pid")" 2>/dev/null
 check "$m is back on the first agent" add_member "$m"
+check "with the identity the snapshots are bound to" set_member_id "$GBX_DIR/state" "$id1"
 
 # ---- rebuild --keep-home ---------------------------------------------------------
 check "$o starts" as_user "$o" start

@@ -553,6 +553,160 @@ static void test_attack_no_recipe_hash(void **state)
 	assert_int_equal(snapshot_get(cfg, "alice", "s3", &info), -EBADMSG);
 }
 
+/* ---- whose snapshot: the member's identity in the manifest ----------------- */
+
+#define ID_A "0123456789abcdef0123456789abcdef"
+#define ID_B "fedcba9876543210fedcba9876543210"
+#define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* A manifest in alice's store: member_id as given (NULL: none). */
+static void owner_manifest(const char *store, const char *name, const char *member_id_json,
+			   const char *server, long long created)
+{
+	char file[64], text[1024];
+
+	snprintf(file, sizeof(file), "%s.json", name);
+	snprintf(text, sizeof(text),
+		 "{\"format\":1,\"name\":\"%s\",\"member\":\"alice\",%s%s%s\"template\":\"debian@1\","
+		 "\"server\":\"%s\",\"created\":%lld,\"size\":10,\"sha256\":\"" SHA "\"}",
+		 name, member_id_json ? "\"member_id\":" : "", member_id_json ? member_id_json : "",
+		 member_id_json ? "," : "", server, created);
+	tu_write_file(store, file, text);
+}
+
+static struct gpubox_config *owner_store(struct fixture *f, char *store, size_t len)
+{
+	struct gpubox_config *cfg = calloc(1, sizeof(*cfg));
+
+	assert_non_null(cfg);
+	tu_join(cfg->snapshot_dir, sizeof(cfg->snapshot_dir), f->dir, "store");
+	snprintf(cfg->server_name, sizeof(cfg->server_name), "gpu1");
+	tu_join(store, len, cfg->snapshot_dir, "alice");
+	assert_int_equal(fsutil_mkdir_p(store, 0700), 0);
+	return cfg;
+}
+
+/* The agent writes the identity and reads it back; only its owner passes. */
+static void test_owner_identity(void **state)
+{
+	struct fixture *f = *state;
+	char store[PATH_MAX], err[256] = "";
+	__do_free struct gpubox_config *cfg = owner_store(f, store, sizeof(store));
+	struct snapshot_info info = { .name = "s1", .member = "alice", .template_ref = "debian@1",
+				      .server = "gpu1", .created = 50, .size = 10 };
+	struct snapshot_owner alice = { .name = "alice", .identity = ID_A, .created = 100,
+					.server = "gpu1" };
+	struct snapshot_owner later = alice, bob = alice, none = alice;
+	struct snapshot_info got;
+
+	later.identity = ID_B;
+	bob.name = "bob";
+	none.identity = NULL;
+	snprintf(info.sha256, sizeof(info.sha256), SHA);
+	/* Never a manifest without identity. */
+	assert_int_equal(snapshot_manifest_write(cfg, &info), -EINVAL);
+	tu_assert_absent(store, "s1.json");
+	snprintf(info.member_id, sizeof(info.member_id), ID_A);
+	assert_int_equal(snapshot_manifest_write(cfg, &info), 0);
+	assert_int_equal(snapshot_get(cfg, "alice", "s1", &got), 0);
+	assert_string_equal(got.member_id, ID_A);
+	/* Taken before the record's time: the identity decides, not the time. */
+	assert_int_equal(snapshot_check_owner(&got, &alice, err, sizeof(err)), 0);
+	assert_int_equal(snapshot_check_owner(&got, &later, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "earlier member"));
+	assert_int_equal(snapshot_check_owner(&got, &none, err, sizeof(err)), -EPERM);
+	assert_int_equal(snapshot_check_owner(&got, &bob, err, sizeof(err)), -EPERM);
+	/* An identity that is not one is no manifest (never read as absent). */
+	owner_manifest(store, "s2", "\"\"", "gpu1", 200);
+	assert_int_equal(snapshot_get(cfg, "alice", "s2", &got), -EBADMSG);
+	owner_manifest(store, "s3", "\"0123456789ABCDEF0123456789ABCDEF\"", "gpu1", 200);
+	assert_int_equal(snapshot_get(cfg, "alice", "s3", &got), -EBADMSG);
+	owner_manifest(store, "s4", "\"0123456789abcdef0123456789abcde\"", "gpu1", 200);
+	assert_int_equal(snapshot_get(cfg, "alice", "s4", &got), -EBADMSG);
+	owner_manifest(store, "s5", "null", "gpu1", 200);
+	assert_int_equal(snapshot_get(cfg, "alice", "s5", &got), -EBADMSG);
+	owner_manifest(store, "s6", "\"" ID_B "\"", "gpu1", 200);
+	assert_int_equal(snapshot_get(cfg, "alice", "s6", &got), 0);
+	assert_int_equal(snapshot_check_owner(&got, &later, err, sizeof(err)), 0);
+	assert_int_equal(snapshot_check_owner(&got, &alice, err, sizeof(err)), -EPERM);
+}
+
+/* A manifest of before identities: this server's, after the member was added. */
+static void test_owner_legacy(void **state)
+{
+	struct fixture *f = *state;
+	char store[PATH_MAX], err[256] = "";
+	__do_free struct gpubox_config *cfg = owner_store(f, store, sizeof(store));
+	struct snapshot_owner alice = { .name = "alice", .identity = ID_A, .created = 100,
+					.server = "gpu1" };
+	struct snapshot_info got;
+
+	owner_manifest(store, "s1", NULL, "gpu1", 101);
+	assert_int_equal(snapshot_get(cfg, "alice", "s1", &got), 0);
+	assert_string_equal(got.member_id, "");
+	assert_int_equal(snapshot_check_owner(&got, &alice, err, sizeof(err)), 0);
+	/* Of the same second as the record, or older: maybe an earlier member's. */
+	alice.created = 101;
+	assert_int_equal(snapshot_check_owner(&got, &alice, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "older than member"));
+	alice.created = 500;
+	assert_int_equal(snapshot_check_owner(&got, &alice, err, sizeof(err)), -EPERM);
+	/* Another server's: its members are not this server's records. */
+	owner_manifest(store, "s2", NULL, "gpu2", 600);
+	assert_int_equal(snapshot_get(cfg, "alice", "s2", &got), 0);
+	assert_int_equal(snapshot_check_owner(&got, &alice, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "another server"));
+	alice.server = NULL;
+	owner_manifest(store, "s3", NULL, "gpu1", 600);
+	assert_int_equal(snapshot_get(cfg, "alice", "s3", &got), 0);
+	assert_int_equal(snapshot_check_owner(&got, &alice, err, sizeof(err)), -EPERM);
+}
+
+/* ls shows the owner's only; retiring removes the owner's only. */
+static void test_owner_list_retire(void **state)
+{
+	struct fixture *f = *state;
+	char store[PATH_MAX];
+	__do_free struct gpubox_config *cfg = owner_store(f, store, sizeof(store));
+	__do_free struct snapshot_info *list = NULL;
+	struct snapshot_owner alice = { .name = "alice", .identity = ID_A, .created = 100,
+					.server = "gpu1" };
+	struct snapshot_owner earlier = { .name = "alice", .identity = ID_B, .created = 10,
+					  .server = "gpu1" };
+	size_t n = 0;
+
+	owner_manifest(store, "mine", "\"" ID_A "\"", "gpu1", 200);
+	tu_write_file(store, "mine.tar.zst", "0123456789");
+	tu_write_file(store, "mine.sha256", SHA "  mine.tar.zst\n");
+	owner_manifest(store, "theirs", "\"" ID_B "\"", "gpu1", 50);
+	tu_write_file(store, "theirs.tar.zst", "0123456789");
+	owner_manifest(store, "old", NULL, "gpu1", 60);
+	assert_int_equal(snapshot_list(cfg, "alice", NULL, &list, &n), 0);
+	assert_int_equal(n, 3);
+	free(list);
+	list = NULL;
+	assert_int_equal(snapshot_list(cfg, "alice", &alice, &list, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].name, "mine");
+	free(list);
+	list = NULL;
+	/* The earlier member had "theirs" and, by time, "old". */
+	assert_int_equal(snapshot_list(cfg, "alice", &earlier, &list, &n), 0);
+	assert_int_equal(n, 2);
+
+	assert_int_equal(snapshot_retire(cfg, &alice), 1);
+	tu_assert_absent(store, "mine.json");
+	tu_assert_absent(store, "mine.tar.zst");
+	tu_assert_absent(store, "mine.sha256");
+	tu_assert_text(store, "theirs.tar.zst", "0123456789");
+	assert_int_equal(access(store, F_OK), 0);
+	free(tu_read_text(store, "old.json"));
+	assert_int_equal(snapshot_retire(cfg, &alice), 0);
+	assert_int_equal(snapshot_retire(cfg, &earlier), 2);
+	assert_int_equal(access(store, F_OK), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
 static void test_damaged(void **state)
 {
 	struct fixture *f = *state;
@@ -592,6 +746,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_attack_fifo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attack_content_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attack_no_recipe_hash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_legacy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_list_retire, setup, teardown),
 	};
 
 	log_init("test_snapshot", false, LOG_LEVEL_ERROR);

@@ -102,9 +102,15 @@ struct snapshot_stats {
 	char sha256[TEMPLATE_HASH_HEX];       /* of the archive's bytes */
 };
 
+/* A member's identity: 32 hex digits and a NUL (state.h, member_record). */
+#define SNAPSHOT_MEMBER_ID_SIZE 33
+
 struct snapshot_info {
 	char name[SNAPSHOT_NAME_MAX + 1];
 	char member[MEMBER_NAME_SIZE];
+	/* The identity of the member who took it; "" in a manifest made
+	 * before snapshots named one (see snapshot_check_owner). */
+	char member_id[SNAPSHOT_MEMBER_ID_SIZE];
 	char template_ref[TEMPLATE_REF_SIZE];
 	char template_hash[TEMPLATE_HASH_HEX];
 	char server[64];
@@ -136,9 +142,31 @@ int snapshot_root(const struct gpubox_config *cfg, char *buf, size_t len);
 /* <snapshot_dir>/<member>[/<name><suffix>]; name may be NULL. */
 int snapshot_path(const struct gpubox_config *cfg, const char *member, const char *name,
 		  const char *suffix, char *buf, size_t len);
-/* The member's snapshots, oldest first (caller frees). */
+/* Who asks for a member's snapshots: the member's record on this server. */
+struct snapshot_owner {
+	const char *name;
+	const char *identity;     /* the member's random identity */
+	long long created;        /* when the member was added here */
+	const char *server;       /* this server's name */
+};
+/*
+ * Whether owner took the snapshot: the manifest names owner's name and
+ * identity.  A manifest without identity (made before they were recorded)
+ * is owner's only when this server wrote it after owner was added: an
+ * earlier member of the same name, or another server, cannot have been
+ * owner.  -EPERM with the reason in err when not owner's.
+ */
+int snapshot_check_owner(const struct snapshot_info *info, const struct snapshot_owner *owner,
+			 char *err, size_t errlen);
+/* The snapshots in the member's directory, oldest first (caller frees):
+ * owner's only, or all of them when owner is NULL. */
 int snapshot_list(const struct gpubox_config *cfg, const char *member,
-		  struct snapshot_info **out, size_t *n);
+		  const struct snapshot_owner *owner, struct snapshot_info **out, size_t *n);
+/* Remove owner's snapshots (what snapshot_check_owner says is owner's) and
+ * this server's unfinished files, then the member's directory if nothing
+ * else is in it.  Snapshots of another identity (another server sharing
+ * the store) stay.  Returns the number removed. */
+int snapshot_retire(const struct gpubox_config *cfg, const struct snapshot_owner *owner);
 /* A file of the store (suffix ".tar.zst", ".json"), opened read-only
  * without following a link nor waiting on a FIFO: -EPERM unless a regular
  * file.  Returns the descriptor. */

@@ -1639,10 +1639,22 @@ static bool snapshot_is_hex_hash(const char *text)
 	return true;
 }
 
+/* 32 lower-case hex digits: a member's identity as the agent makes them. */
+static bool snapshot_is_member_id(const char *text)
+{
+	if (strlen(text) != SNAPSHOT_MEMBER_ID_SIZE - 1)
+		return false;
+	for (const char *c = text; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+			return false;
+	return true;
+}
+
 static int snapshot_parse(const char *text, const char *name, struct snapshot_info *out)
 {
 	__do_json json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-	const char *member, *ref, *hash, *sha, *server, *mname;
+	const char *member, *ref, *hash, *sha, *server, *mname, *member_id;
+	json_t *id_value;
 	json_t *created, *size, *content;
 	char err[128];
 
@@ -1657,6 +1669,12 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	created = json_object_get(m, "created");
 	size = json_object_get(m, "size");
 	content = json_object_get(m, "content_size");
+	/* Absent: a manifest of before identities.  Present, it must be one:
+	 * an empty or damaged one would pass for absent. */
+	id_value = json_object_get(m, "member_id");
+	member_id = json_string_value(id_value);
+	if (id_value && (!member_id || !snapshot_is_member_id(member_id)))
+		return -EBADMSG;
 	if (!mname || strcmp(mname, name) != 0 || snapshot_check_name(mname, err, sizeof(err)) < 0 ||
 	    !member || strlen(member) >= sizeof(out->member) || !ref ||
 	    strlen(ref) >= sizeof(out->template_ref) || !sha || !snapshot_is_hex_hash(sha) ||
@@ -1667,6 +1685,7 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s", mname);
 	snprintf(out->member, sizeof(out->member), "%s", member);
+	snprintf(out->member_id, sizeof(out->member_id), "%s", member_id ? member_id : "");
 	snprintf(out->template_ref, sizeof(out->template_ref), "%s", ref);
 	snprintf(out->template_hash, sizeof(out->template_hash), "%s", hash ? hash : "");
 	snprintf(out->server, sizeof(out->server), "%s", server ? server : "");
@@ -1675,6 +1694,40 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	out->size = (unsigned long long)json_integer_value(size);
 	/* Absent: no file data at all is restored. */
 	out->content_size = content ? (unsigned long long)json_integer_value(content) : 0;
+	return 0;
+}
+
+int snapshot_check_owner(const struct snapshot_info *info, const struct snapshot_owner *owner,
+			 char *err, size_t errlen)
+{
+	if (strcmp(info->member, owner->name) != 0) {
+		set_error(err, errlen, "snapshot %s was taken by %s, not %s", info->name, info->member,
+			  owner->name);
+		return -EPERM;
+	}
+	if (info->member_id[0]) {
+		if (!owner->identity || strcmp(info->member_id, owner->identity) != 0) {
+			set_error(err, errlen, "snapshot %s was taken by an earlier member named %s",
+				  info->name, owner->name);
+			return -EPERM;
+		}
+		return 0;
+	}
+	/* Before identities: only this server's, made since owner was added.
+	 * A later member of the name is added after every snapshot of the
+	 * earlier one; strictly after, as both may fall in one second. */
+	if (!owner->server || strcmp(info->server, owner->server) != 0) {
+		set_error(err, errlen,
+			  "snapshot %s names no member identity and was taken on another server (%s)",
+			  info->name, info->server);
+		return -EPERM;
+	}
+	if (info->created <= owner->created) {
+		set_error(err, errlen,
+			  "snapshot %s names no member identity and is older than member %s here",
+			  info->name, owner->name);
+		return -EPERM;
+	}
 	return 0;
 }
 
@@ -1733,7 +1786,7 @@ static int snapshot_compare(const void *a, const void *b)
 }
 
 int snapshot_list(const struct gpubox_config *cfg, const char *member,
-		  struct snapshot_info **out, size_t *n)
+		  const struct snapshot_owner *owner, struct snapshot_info **out, size_t *n)
 {
 	__do_closedir DIR *dir = NULL;
 	__do_free struct snapshot_info *list = NULL;
@@ -1761,6 +1814,8 @@ int snapshot_list(const struct gpubox_config *cfg, const char *member,
 		name[len - 5] = '\0';
 		if (snapshot_get(cfg, member, name, &info) < 0)
 			continue;
+		if (owner && snapshot_check_owner(&info, owner, NULL, 0) < 0)
+			continue;
 		if (ARRAY_RESERVE(list, cap, count) < 0)
 			return -ENOMEM;
 		list[count++] = info;
@@ -1786,8 +1841,12 @@ int snapshot_manifest_write(const struct gpubox_config *cfg, const struct snapsh
 	ret = fsutil_write_atomic(path, line, strlen(line), 0600);
 	if (ret < 0)
 		return ret;
-	m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
+	/* Never a manifest without identity: it would be read as one of before. */
+	if (!snapshot_is_member_id(info->member_id))
+		return -EINVAL;
+	m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
 		      "format", 1, "name", info->name, "member", info->member,
+		      "member_id", info->member_id,
 		      "template", info->template_ref, "template_recipe_hash", info->template_hash,
 		      "server", info->server, "created", (json_int_t)info->created,
 		      "size", (json_int_t)info->size, "content_size", (json_int_t)info->content_size,
@@ -1819,6 +1878,32 @@ int snapshot_remove(const struct gpubox_config *cfg, const char *member, const c
 			return -errno;
 	}
 	return 0;
+}
+
+int snapshot_retire(const struct gpubox_config *cfg, const struct snapshot_owner *owner)
+{
+	__do_free struct snapshot_info *list = NULL;
+	char dir[PATH_MAX];
+	size_t n = 0;
+	int ret, removed = 0;
+
+	ret = snapshot_path(cfg, owner->name, NULL, NULL, dir, sizeof(dir));
+	if (ret < 0)
+		return ret;
+	snapshot_clean(cfg, owner->name);
+	ret = snapshot_list(cfg, owner->name, owner, &list, &n);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		ret = snapshot_remove(cfg, owner->name, list[i].name);
+		if (ret < 0)
+			return log_error_errno(ret, -ret, "cannot remove snapshot %s of %s", list[i].name,
+					       owner->name);
+		removed++;
+	}
+	if (rmdir(dir) < 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST)
+		log_warn_errno(0, errno, "cannot remove %s", dir);
+	return removed;
 }
 
 void snapshot_tmp_mark(const struct gpubox_config *cfg, char *buf, size_t len)
@@ -1905,7 +1990,7 @@ int snapshot_uses_template(const struct gpubox_config *cfg, const char *ref, cha
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (snapshot_list(cfg, de->d_name, &list, &n) < 0)
+		if (snapshot_list(cfg, de->d_name, NULL, &list, &n) < 0)
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			if (strcmp(list[i].template_ref, ref) == 0) {

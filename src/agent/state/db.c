@@ -44,13 +44,28 @@ static const char db_schema[] =
 	/* Members created from the hub's list: only these does the hub's
 	 * list change; members added here are never touched by it. */
 	"CREATE TABLE IF NOT EXISTS hub_members ("
-	"  name TEXT PRIMARY KEY REFERENCES members(name) ON DELETE CASCADE);";
+	"  name TEXT PRIMARY KEY REFERENCES members(name) ON DELETE CASCADE);"
+	/* Who a member is, beyond a name that a later member may take again:
+	 * 128 random bits, made with the member's row (the trigger) and gone
+	 * with it, never made twice.  Snapshots are bound to it.  The INSERT
+	 * gives one to the members of a database made before the table. */
+	"CREATE TABLE IF NOT EXISTS member_ids ("
+	"  name TEXT PRIMARY KEY REFERENCES members(name) ON DELETE CASCADE,"
+	"  id TEXT NOT NULL UNIQUE);"
+	"CREATE TRIGGER IF NOT EXISTS member_id_new AFTER INSERT ON members BEGIN"
+	"  INSERT INTO member_ids (name, id) VALUES (new.name, lower(hex(randomblob(16))));"
+	"  END;"
+	"INSERT OR IGNORE INTO member_ids (name, id)"
+	"  SELECT name, lower(hex(randomblob(16))) FROM members;";
 
 struct db {
 	struct sqldb *sql;
 };
 
 #define MEMBER_COLUMNS "name, uid, subid_base, ssh_port, address_index, template, created"
+#define MEMBER_SELECT \
+	"SELECT m.name, m.uid, m.subid_base, m.ssh_port, m.address_index, m.template, m.created," \
+	" COALESCE(i.id, '') FROM members m LEFT JOIN member_ids i ON i.name = m.name"
 #define FORWARD_COLUMNS "member, container_port, host_port"
 
 enum db_stmt_id {
@@ -65,9 +80,9 @@ enum db_stmt_id {
 };
 
 static const char *const db_sql[DB_STMT_COUNT] = {
-	[DB_MEMBER_GET] = "SELECT " MEMBER_COLUMNS " FROM members WHERE name = ?",
-	[DB_MEMBER_BY_UID] = "SELECT " MEMBER_COLUMNS " FROM members WHERE uid = ?",
-	[DB_MEMBER_LIST] = "SELECT " MEMBER_COLUMNS " FROM members ORDER BY name",
+	[DB_MEMBER_GET] = MEMBER_SELECT " WHERE m.name = ?",
+	[DB_MEMBER_BY_UID] = MEMBER_SELECT " WHERE m.uid = ?",
+	[DB_MEMBER_LIST] = MEMBER_SELECT " ORDER BY m.name",
 	[DB_MEMBER_INSERT] = "INSERT INTO members (" MEMBER_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?)",
 	[DB_MEMBER_DELETE] = "DELETE FROM members WHERE name = ?",
 	[DB_MEMBER_SET_TEMPLATE] = "UPDATE members SET template = ?2 WHERE name = ?1",
@@ -196,6 +211,7 @@ static void db_member_from_row(sqlite3_stmt *stmt, void *element)
 	out->address_index = (uint32_t)sqlite3_column_int64(stmt, 4);
 	sqldb_copy_text(out->template_ref, sizeof(out->template_ref), sqlite3_column_text(stmt, 5));
 	out->created = sqlite3_column_int64(stmt, 6);
+	sqldb_copy_text(out->identity, sizeof(out->identity), sqlite3_column_text(stmt, 7));
 }
 
 int db_member_get(struct db *db, const char *name, struct member_record *out)

@@ -434,6 +434,9 @@ int member_add(struct agent *a, const char *name, json_t *keys, struct member_re
 	if (ret == 0)
 		ret = member_create(a, &rec, (const char *const *)lines,
 				    (const char *const *)fingerprints, nkeys, false, err, errlen);
+	/* The identity the database gave it. */
+	if (ret == 0)
+		ret = db_member_get(a->db, rec.name, &rec);
 	pthread_mutex_unlock(&a->members_lock);
 	if (ret < 0)
 		return ret;
@@ -570,6 +573,9 @@ int member_add_allocated(struct agent *a, const struct member_record *want,
 	}
 	if (ret == 0)
 		ret = member_create(a, &rec, lines, fingerprints, nkeys, true, err, errlen);
+	/* The identity the database gave it. */
+	if (ret == 0)
+		ret = db_member_get(a->db, rec.name, &rec);
 	pthread_mutex_unlock(&a->members_lock);
 	if (ret < 0)
 		return ret;

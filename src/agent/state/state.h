@@ -39,6 +39,8 @@ int ids_subid_block(const struct config_range *range, const struct id_range *tak
 
 struct db;
 
+#define MEMBER_IDENTITY_SIZE 33
+
 struct member_record {
 	char name[MEMBER_NAME_SIZE];
 	uint32_t uid;
@@ -47,6 +49,9 @@ struct member_record {
 	uint32_t address_index;
 	char template_ref[TEMPLATE_REF_SIZE];     /* the template the member's layer sits on; "" before the first start */
 	long long created;
+	/* 32 hex digits, random, this member's alone: a later member of the
+	 * same name has another.  "" only when the database lacks it. */
+	char identity[MEMBER_IDENTITY_SIZE];
 };
 
 struct forward_record {
