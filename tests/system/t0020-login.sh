@@ -34,6 +34,33 @@ refuse "the host login forwards no ports" 255 'prohibited|open failed|forwarding
 	ip netns exec "$GBX_CLIENT_NS" ssh "${SSH_OPTS[@]}" -i "$GBX_DIR/keys-client/$m" \
 	-p "$GBX_SSHD_PORT" -W 127.0.0.1:22 "$m@$GBX_HOST_IP"
 
+# The shipped sshd configuration on a host that offers SFTP in process
+# (Subsystem sftp internal-sftp, which needs no shell): no SFTP, no
+# subsystem, for a member.
+sftp_as() { # NAME sftp-or-ssh arguments...
+	local name=$1 prog=$2
+	shift 2
+	ip netns exec "$GBX_CLIENT_NS" timeout 20 "$prog" "${SSH_OPTS[@]}" -i "$GBX_DIR/keys-client/$name" "$@"
+}
+out=$(echo "ls /" | sftp_as "$m" sftp -b - -P "$GBX_SSHD_PORT" "$m@$GBX_HOST_IP" 2>&1)
+rc=$?
+if [ $rc != 0 ] && ! echo "$out" | grep -q "^sftp> ls"; then
+	ok "sftp to the host is refused"
+else
+	not_ok "sftp to the host is refused (exit $rc)"; echo "$out" | diag
+fi
+# The subsystem's name reaches gpubox, which refuses it (exit 2; sshd
+# keeps a subsystem's standard error for itself); SFTP would end with 0.
+out=$(sftp_as "$m" ssh -p "$GBX_SSHD_PORT" -s "$m@$GBX_HOST_IP" sftp </dev/null 2>&1)
+rc=$?
+[ $rc = 2 ] && ok "ssh -s sftp to the host runs no subsystem" ||
+	{ not_ok "ssh -s sftp to the host runs no subsystem (exit $rc)"; echo "$out" | diag; }
+/usr/sbin/sshd -t -f "$GBX_DIR/sshd/sshd_config" &&
+	/usr/sbin/sshd -T -f "$GBX_DIR/sshd/sshd_config" -C "user=$m,host=client,addr=$GBX_HOST_IP" |
+	grep -qx "forcecommand gpubox" &&
+	ok "the shipped sshd configuration forces the login shell on members" ||
+	not_ok "the shipped sshd configuration forces the login shell on members"
+
 # The login shell connects to the agent of its own configuration, never
 # to the one an environment variable names: a socket that listens there
 # must see no connection.
