@@ -26,7 +26,7 @@
 struct cli {
 	struct gpubox_config cfg;
 	bool cfg_loaded;
-	const char *config_path;   /* --config, NULL: $GPUBOX_CONFIG or the default */
+	const char *config_path;   /* --config, NULL: $GPUBOX_CONFIG (never in the login shell) or the default */
 	bool restricted;           /* running as a member's login shell */
 	const char *prog;          /* "gpubox" or "gpubox port" etc., for messages */
 	const struct cli_command *commands;   /* main.c's table: the whitelist */

@@ -582,14 +582,27 @@ static int cli_dispatch(struct cli *cli, int argc, char **argv)
 	return cmd->run(cli, cmd, argc, argv);
 }
 
-/* "gpubox -c LINE", $SSH_ORIGINAL_COMMAND, or a login with no command. */
-static int cli_login_shell(struct cli *cli, const char *line)
+/*
+ * "gpubox -c LINE", $SSH_ORIGINAL_COMMAND, or a login with no command.
+ * The configuration, and so the agent's socket, is the compiled-in one or
+ * the one that root wrote into the login shell itself ("gpubox --config
+ * FILE -c LINE" from a wrapper named as member_shell), never one from the
+ * environment, which a member may be able to set (sshd's AcceptEnv,
+ * PermitUserEnvironment, SetEnv of a careless configuration).
+ */
+static int cli_login_shell(struct cli *cli, const char *config_path, const char *line)
 {
 	__do_strv char **words = NULL;
 	char err[CLI_SENTENCE_MAX];
 	int n;
 
 	cli->restricted = true;
+	cli->config_path = config_path;
+	cli->cfg_loaded = false;
+	if (unsetenv("GPUBOX_CONFIG") < 0) {
+		cli_error("cannot clear GPUBOX_CONFIG: %s", strerror(errno));
+		return CLI_EXIT_FAILED;
+	}
 	n = shell_parse(line, cli->commands, &words, err, sizeof(err));
 	if (n < 0) {
 		cli_error("refused: %s", err);
@@ -607,18 +620,25 @@ int cli_main(struct cli *cli, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *forced = getenv("SSH_ORIGINAL_COMMAND");
+	const char *login_config = NULL;
 	int c;
 
+	/* A login shell's wrapper may name the configuration; see cli_login_shell(). */
+	if (argc >= 4 && strcmp(argv[1], "--config") == 0 && strcmp(argv[3], "-c") == 0) {
+		login_config = argv[2];
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc >= 2 && strcmp(argv[1], "-c") == 0) {
 		if (argc != 3)
 			return cli_usage_error(NULL, "-c takes exactly one command line");
 		/* Under a forced command the member's own words are in the variable. */
-		return cli_login_shell(cli, forced ? forced : argv[2]);
+		return cli_login_shell(cli, login_config, forced ? forced : argv[2]);
 	}
 	if (argc <= 1 && forced)
-		return cli_login_shell(cli, forced);
+		return cli_login_shell(cli, NULL, forced);
 	if (argc <= 1 && argv[0] && argv[0][0] == '-')
-		return cli_login_shell(cli, "");
+		return cli_login_shell(cli, NULL, "");
 
 	/* An ordinary command line: options before the command are global. */
 	opterr = 0;

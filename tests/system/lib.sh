@@ -62,12 +62,16 @@ gpubox() { "$GBX_BIN/gpubox" "$@"; }
 # (env execs the agent, so $! is the agent's pid).
 gbx_agent_env() { echo env LD_LIBRARY_PATH="$GBX_BIN/nvml" FAKE_NVML_STATE="$GBX_NVML_STATE"; }
 
-# Run the CLI as a host user (a member), as sshd would.
+# Run the CLI as a host user (a member); "as_user NAME -c LINE" runs the
+# members' login shell as sshd would, which takes its configuration from
+# the suite's wrapper ($GBX_BIN/gpubox-login, see run), not from
+# GPUBOX_CONFIG.
 as_user() {
-	local user=$1
+	local user=$1 prog=$GBX_BIN/gpubox
 	shift
+	[ "${1-}" = -c ] && prog=$GBX_BIN/gpubox-login
 	setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
-		env GPUBOX_CONFIG="$GBX_CONF" "$GBX_BIN/gpubox" "$@"
+		env GPUBOX_CONFIG="$GBX_CONF" "$prog" "$@"
 }
 
 # A fresh ed25519 key pair: new_key NAME -> $GBX_DIR/keys-client/NAME{,.pub}

@@ -45,7 +45,7 @@ for line in 'start; id' '$(id)' '`id`' 'start && id' 'stop | id' "start
 id" 'status > /tmp/x'; do
 	refuse "login shell refuses '$(printf '%s' "$line" | tr '\n' ' ')'" 2 'refused' \
 		setpriv --reuid="$a" --regid="$(id -g "$a")" --init-groups \
-		env GPUBOX_CONFIG="$GBX_CONF" "$GBX_BIN/gpubox" -c "$line"
+		"$GBX_BIN/gpubox-login" -c "$line"
 done
 refuse "an unknown command is refused" 2 'not a gpubox command' as_user "$a" frobnicate
 refuse "a member cannot run admin commands" 1 'admin' as_user "$a" admin user ls

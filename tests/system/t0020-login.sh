@@ -34,6 +34,63 @@ refuse "the host login forwards no ports" 255 'prohibited|open failed|forwarding
 	ip netns exec "$GBX_CLIENT_NS" ssh "${SSH_OPTS[@]}" -i "$GBX_DIR/keys-client/$m" \
 	-p "$GBX_SSHD_PORT" -W 127.0.0.1:22 "$m@$GBX_HOST_IP"
 
+# The shipped sshd configuration on a host that offers SFTP in process
+# (Subsystem sftp internal-sftp, which needs no shell): no SFTP, no
+# subsystem, for a member.
+sftp_as() { # NAME sftp-or-ssh arguments...
+	local name=$1 prog=$2
+	shift 2
+	ip netns exec "$GBX_CLIENT_NS" timeout 20 "$prog" "${SSH_OPTS[@]}" -i "$GBX_DIR/keys-client/$name" "$@"
+}
+out=$(echo "ls /" | sftp_as "$m" sftp -b - -P "$GBX_SSHD_PORT" "$m@$GBX_HOST_IP" 2>&1)
+rc=$?
+if [ $rc != 0 ] && ! echo "$out" | grep -q "^sftp> ls"; then
+	ok "sftp to the host is refused"
+else
+	not_ok "sftp to the host is refused (exit $rc)"; echo "$out" | diag
+fi
+# The subsystem's name reaches gpubox, which refuses it (exit 2; sshd
+# keeps a subsystem's standard error for itself); SFTP would end with 0.
+out=$(sftp_as "$m" ssh -p "$GBX_SSHD_PORT" -s "$m@$GBX_HOST_IP" sftp </dev/null 2>&1)
+rc=$?
+[ $rc = 2 ] && ok "ssh -s sftp to the host runs no subsystem" ||
+	{ not_ok "ssh -s sftp to the host runs no subsystem (exit $rc)"; echo "$out" | diag; }
+/usr/sbin/sshd -t -f "$GBX_DIR/sshd/sshd_config" &&
+	/usr/sbin/sshd -T -f "$GBX_DIR/sshd/sshd_config" -C "user=$m,host=client,addr=$GBX_HOST_IP" |
+	grep -qx "forcecommand gpubox" &&
+	ok "the shipped sshd configuration forces the login shell on members" ||
+	not_ok "the shipped sshd configuration forces the login shell on members"
+
+# The login shell connects to the agent of its own configuration, never
+# to the one an environment variable names: a socket that listens there
+# must see no connection.
+evil=$GBX_DIR/evil$GBX_ID
+printf 'socket = %s.sock\n' "$evil" >"$evil.conf"
+chmod 0644 "$evil.conf"
+rm -f "$evil.sock" "$evil.hit"
+python3 -c 'import os, socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.listen(4)
+s.settimeout(8)
+try:
+    s.accept(); open(sys.argv[2], "w").write("connected\n")
+except socket.timeout:
+    pass' "$evil.sock" "$evil.hit" &
+listener=$!
+wait_for 5 test -S "$evil.sock"
+member_env() { # command...: as the member, with GPUBOX_CONFIG naming the other socket
+	setpriv --reuid="$m" --regid="$(id -g "$m")" --init-groups env GPUBOX_CONFIG="$evil.conf" "$@"
+}
+out=$(member_env "$GBX_BIN/gpubox-login" -c status 2>&1)
+echo "$out" | grep -q running && ok "the login shell with GPUBOX_CONFIG set asks its own agent" ||
+	{ not_ok "the login shell with GPUBOX_CONFIG set asks its own agent"; echo "$out" | diag; }
+out=$(member_env "$GBX_BIN/gpubox" -c status 2>&1)
+! echo "$out" | grep -q "$evil" && ok "gpubox -c ignores GPUBOX_CONFIG" ||
+	{ not_ok "gpubox -c ignores GPUBOX_CONFIG"; echo "$out" | diag; }
+wait "$listener"
+[ ! -e "$evil.hit" ] && ok "nothing connected to the socket GPUBOX_CONFIG named" ||
+	not_ok "nothing connected to the socket GPUBOX_CONFIG named"
+rm -f "$evil.sock" "$evil.hit" "$evil.conf"
+
 check "start again is idempotent" gpubox start --member "$m"
 # One DNAT rule in prerouting (other hosts), one in output (the host itself).
 [ "$(nft_rules | grep -c "dport $port ")" = 2 ] &&

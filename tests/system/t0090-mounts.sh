@@ -6,8 +6,12 @@
 m=ma$GBX_ID
 data=$GBX_DIR/mounts/data
 scratch=$GBX_DIR/mounts/scratch
+m2=mb$GBX_ID
+m3=mc$GBX_ID
 restore_config() {
 	remove_member "$m"
+	remove_member "$m2"
+	remove_member "$m3"
 	cp "$GBX_DIR/gpubox.conf.before-t0090" "$GBX_CONF"
 	kill "$(cat "$GBX_DIR/agent.pid")"
 	sleep 0.5
@@ -46,4 +50,35 @@ echo "$out" | grep -qx "$m" && ok "the scratch directory is the member's own" ||
 echo "$out" | grep " /scratch " | grep -q nosuid && ok "mounts are nosuid" || not_ok "mounts are nosuid"
 [ ! -e "$GBX_DIR/state/users/$m/layer/upper/scratch/mine" ] && ok "nothing lands in the member's layer" ||
 	not_ok "nothing lands in the member's layer"
+
+# A per-member directory that someone else made before the member's first
+# start (another member, a careless admin): the start is refused, and says
+# which directory and why.
+check "member $m2 added" add_member "$m2"
+ln -s /etc "$scratch/$m2"
+refuse "a start over a symbolic link to /etc is refused" 1 "$scratch/$m2 is a symbolic link" \
+	gpubox start --member "$m2"
+grep -q "refused $scratch/$m2: it is a symbolic link" "$GBX_DIR/agent.log" && ok "the agent's log names it" ||
+	not_ok "the agent's log names it"
+[ "$(member_field "$m2" state)" != running ] && ! lxc_attach "$m2" test -e /scratch/passwd 2>/dev/null &&
+	! grep -q " $GBX_DIR/state/users/$m2/rootfs/scratch " /proc/self/mounts &&
+	ok "nothing of /etc is in the container" || not_ok "nothing of /etc is in the container"
+rm "$scratch/$m2"
+check "once an admin removed it, $m2 starts" gpubox start --member "$m2"
+[ "$(stat -c %u "$scratch/$m2")" != 0 ] && [ ! -L "$scratch/$m2" ] && ok "with a directory of its own" ||
+	not_ok "with a directory of its own"
+
+check "member $m3 added" add_member "$m3"
+mkdir -m 0700 "$scratch/$m3"
+chown "$((base + uid)):$((base + uid))" "$scratch/$m3"
+echo "$m's file" >"$scratch/$m3/planted"
+refuse "a start over a directory of another member's id is refused" 1 "$scratch/$m3 is owned by uid $((base + uid))" \
+	gpubox start --member "$m3"
+[ "$(member_field "$m3" state)" != running ] && ok "and $m3's container does not run" || not_ok "and $m3's container does not run"
+m3base=$(gpubox admin user ls --json | jq -r ".users[] | select(.name == \"$m3\") | .subid_base")
+m3uid=$(gpubox admin user ls --json | jq -r ".users[] | select(.name == \"$m3\") | .uid")
+chown "$((m3base + m3uid)):$((m3base + m3uid))" "$scratch/$m3"
+chmod 0777 "$scratch/$m3"
+refuse "a directory writable by others is refused" 1 "$scratch/$m3 is writable by others" \
+	gpubox start --member "$m3"
 done_testing

@@ -139,16 +139,23 @@ struct mounts_plan {
 	struct container_mount mounts[MOUNTS_MAX];
 	char source[MOUNTS_MAX][MOUNTS_PATH_MAX + 64];
 	char target[MOUNTS_MAX][MOUNTS_PATH_MAX];
+	/* A member's own directory: the one checked, for mounts_harden(). */
+	bool checked[MOUNTS_MAX];
+	dev_t dev[MOUNTS_MAX];
+	ino_t ino[MOUNTS_MAX];
 	size_t n;
 };
 
 /* Parse the "mounts" key: "HOST:CONTAINER:ro|rw, ...". */
 int mounts_parse(const char *text, struct mounts_entry *entries, size_t max, size_t *n,
 		 char *err, size_t errlen);
-/* The member's mounts, with per-member host directories created. */
+/* The member's mounts, with per-member host directories created, or, if
+ * there, refused unless a directory (no symbolic link on the way) owned by
+ * the member's id and writable by no one else. */
 int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *rec,
 		   struct mounts_plan *plan, char *err, size_t errlen);
-/* Make the writable mounts nosuid,nodev in the running container of init pid. */
+/* Make the writable mounts nosuid,nodev in the running container of init
+ * pid, and check that each per-member mount is the directory checked. */
 int mounts_harden(const struct mounts_plan *plan, pid_t pid);
 
 #endif

@@ -3,8 +3,9 @@
  * Host directories in every container: the "mounts" key of gpubox.conf,
  * e.g. "/data:/data:ro, /scratch/%u:/scratch:rw".  A %u in the host path
  * becomes the member's name, and such a per-member directory is created
- * for the member (owned by their id inside the container) on first use;
- * any other host directory must exist.  Each is bind-mounted nosuid,nodev.
+ * for the member (owned by their id inside the container) on first use,
+ * or, if it is there, must be theirs (mounts_open_member_dir()); any
+ * other host directory must exist.  Each is bind-mounted nosuid,nodev.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,6 +146,124 @@ static int mounts_expand(const char *host, const char *member, char *out, size_t
 	return 0;
 }
 
+/*
+ * The member's own directory (a host path with %u), opened as a
+ * descriptor and checked on that, never by its path: the part before the
+ * first %u is the admin's (opened as written), the rest is resolved
+ * beneath it without following any symbolic link, so neither a link left
+ * by someone else nor one the member made inside their directory can take
+ * the mount elsewhere.  It is created if absent, 0700 and owned by the
+ * member's id inside the container; one that is there must be a directory
+ * owned by that id and writable by no one else.  Its device and inode are
+ * kept, so that mounts_harden() can check that LXC mounted this one.
+ */
+static int mounts_open_member_dir(const char *host, const char *source, uid_t owner,
+				  struct stat *st, char *err, size_t errlen)
+{
+	struct open_how how = {
+		/* A link as the last name is opened as itself, and refused below. */
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	__do_close int basefd = -EBADF, fd = -EBADF;
+	char base[MOUNTS_PATH_MAX + 64];
+	const char *rest;
+	size_t cut;
+
+	/* The admin's part: up to the last '/' before the first %u. */
+	cut = (size_t)(strstr(host, "%u") - host);
+	while (cut > 0 && host[cut - 1] != '/')
+		cut--;
+	snprintf(base, sizeof(base), "%.*s", (int)cut, host);
+	rest = source + cut;
+	basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (basefd < 0) {
+		int ret = -errno;
+
+		set_error(err, errlen, "the host directory %s (mounts in gpubox.conf) cannot be opened: %s",
+			  base, strerror(-ret));
+		return log_error_errno(ret, -ret, "mounts: cannot open %s", base);
+	}
+
+	fd = (int)syscall(SYS_openat2, basefd, rest, &how, sizeof(how));
+	if (fd < 0 && errno == ENOENT) {
+		__do_close int parentfd = -EBADF;
+		const char *slash = strrchr(rest, '/');
+		char parent[MOUNTS_PATH_MAX + 64];
+		struct open_how phow = {
+			.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+			.resolve = how.resolve,
+		};
+
+		if (slash) {
+			snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rest), rest);
+			parentfd = (int)syscall(SYS_openat2, basefd, parent, &phow, sizeof(phow));
+		} else {
+			parentfd = dup(basefd);
+		}
+		if (parentfd >= 0 && mkdirat(parentfd, slash ? slash + 1 : rest, 0700) == 0) {
+			fd = (int)syscall(SYS_openat2, parentfd, slash ? slash + 1 : rest, &how,
+					  sizeof(how));
+			if (fd >= 0 && fchownat(fd, "", owner, owner, AT_EMPTY_PATH) < 0) {
+				int ret = -errno;
+
+				set_error(err, errlen, "cannot create %s: %s", source, strerror(-ret));
+				return log_error_errno(ret, -ret, "mounts: cannot give %s to %u", source,
+						       (unsigned)owner);
+			}
+			if (fd >= 0)
+				log_info("created %s (uid %u)", source, (unsigned)owner);
+		} else if (parentfd >= 0 && errno != EEXIST) {
+			int ret = -errno;
+
+			set_error(err, errlen, "cannot create %s: %s", source, strerror(-ret));
+			return log_error_errno(ret, -ret, "mounts: cannot create %s", source);
+		} else if (parentfd >= 0) {
+			errno = EEXIST; /* made in between: refused below as what it is */
+		}
+	}
+	if (fd < 0) {
+		int ret = -errno;
+		const char *why = ret == -ELOOP || ret == -EXDEV ? "is (or lies under) a symbolic link"
+				: ret == -ENOTDIR ? "is not a directory"
+				: ret == -EEXIST ? "appeared while it was being created"
+				: strerror(-ret);
+
+		set_error(err, errlen, "the member's host directory %s %s; it was not made by gpubox, "
+			  "an admin must remove or fix it", source, why);
+		return log_error_errno(ret == -ENOENT ? -ENOENT : -EPERM, -ret,
+				       "mounts: refused %s: it %s", source, why);
+	}
+	if (fstat(fd, st) < 0) {
+		int ret = -errno;
+
+		set_error(err, errlen, "cannot check %s: %s", source, strerror(-ret));
+		return log_error_errno(ret, -ret, "mounts: cannot check %s", source);
+	}
+	if (!S_ISDIR(st->st_mode)) {
+		const char *why = S_ISLNK(st->st_mode) ? "is a symbolic link" : "is not a directory";
+
+		set_error(err, errlen, "the member's host directory %s %s; it was not made by gpubox, "
+			  "an admin must remove or fix it", source, why);
+		return log_error_errno(-EPERM, EPERM, "mounts: refused %s: it %s", source, why);
+	}
+	if (st->st_uid != owner) {
+		set_error(err, errlen, "the member's host directory %s is owned by uid %u, not by "
+			  "the member (uid %u); an admin must remove or fix it",
+			  source, (unsigned)st->st_uid, (unsigned)owner);
+		return log_error_errno(-EPERM, EPERM, "mounts: refused %s: owned by uid %u, not %u",
+				       source, (unsigned)st->st_uid, (unsigned)owner);
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		set_error(err, errlen, "the member's host directory %s is writable by others "
+			  "(mode %04o); an admin must remove or fix it",
+			  source, (unsigned)(st->st_mode & 07777));
+		return log_error_errno(-EPERM, EPERM, "mounts: refused %s: writable by others (mode %04o)",
+				       source, (unsigned)(st->st_mode & 07777));
+	}
+	return 0;
+}
+
 int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *rec,
 		   struct mounts_plan *plan, char *err, size_t errlen)
 {
@@ -166,18 +285,15 @@ int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *
 			set_error(err, errlen, "mounts: %s is too long for %s", e->host, rec->name);
 			return ret;
 		}
-		if (e->per_member && lstat(source, &st) < 0 && errno == ENOENT) {
-			/* The member's own directory: theirs inside the container. */
-			uid_t owner = rec->subid_base + rec->uid;
-
-			if (mkdir(source, 0700) < 0 || chown(source, owner, owner) < 0) {
-				ret = -errno;
-				set_error(err, errlen, "cannot create %s: %s", source, strerror(-ret));
+		if (e->per_member) {
+			ret = mounts_open_member_dir(e->host, source, rec->subid_base + rec->uid,
+						     &st, err, errlen);
+			if (ret < 0)
 				return ret;
-			}
-			log_info("created %s for %s", source, rec->name);
-		}
-		if (lstat(source, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			plan->checked[i] = true;
+			plan->dev[i] = st.st_dev;
+			plan->ino[i] = st.st_ino;
+		} else if (lstat(source, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			set_error(err, errlen, "the host directory %s (mounts in gpubox.conf) does not exist", source);
 			return -ENOENT;
 		}
@@ -197,9 +313,13 @@ int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *
  * read-only.  Set them on the writable ones in the running container's
  * mount namespace, from a child that joins it; the mount is reached with
  * openat2 beneath the container's root, never through a symbolic link.
+ * A member's own directory was checked by its descriptor but LXC mounts
+ * it by its path: check there that the mount is the directory checked.
  */
-static int mounts_harden_one(int nsfd, const char *target)
+static int mounts_harden_one(int nsfd, const struct mounts_plan *plan, size_t i, bool harden)
 {
+	const char *target = plan->target[i];
+
 	int status = 0;
 	pid_t child = fork();
 
@@ -211,6 +331,7 @@ static int mounts_harden_one(int nsfd, const char *target)
 			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 		};
 		struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+		struct stat st;
 		int rootfd, fd;
 
 		if (setns(nsfd, CLONE_NEWNS) < 0)
@@ -221,7 +342,10 @@ static int mounts_harden_one(int nsfd, const char *target)
 		fd = (int)syscall(SYS_openat2, rootfd, target, &how, sizeof(how));
 		if (fd < 0)
 			_exit(3);
-		if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		if (plan->checked[i] && (fstat(fd, &st) < 0 || st.st_dev != plan->dev[i] ||
+					 st.st_ino != plan->ino[i]))
+			_exit(5);
+		if (harden && syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
 			_exit(4);
 		_exit(0);
 	}
@@ -241,14 +365,16 @@ int mounts_harden(const struct mounts_plan *plan, pid_t pid)
 	if (nsfd < 0)
 		return log_error_errno(-errno, errno, "cannot open the mount namespace of %d", (int)pid);
 	for (size_t i = 0; i < plan->n; i++) {
+		bool harden = !strstr(plan->mounts[i].options, ",ro,");
 		int ret;
 
-		if (strstr(plan->mounts[i].options, ",ro,"))
+		if (!harden && !plan->checked[i])
 			continue;
-		ret = mounts_harden_one(nsfd, plan->target[i]);
+		ret = mounts_harden_one(nsfd, plan, i, harden);
 		if (ret < 0)
-			return log_error_errno(ret, -ret, "cannot make /%s nosuid,nodev in the container",
-					       plan->target[i]);
+			return log_error_errno(ret, -ret, "cannot make /%s nosuid,nodev in the container, "
+					       "or it is not %s as checked", plan->target[i],
+					       plan->source[i]);
 	}
 	return 0;
 }
