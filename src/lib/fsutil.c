@@ -78,16 +78,11 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t m
 	return 0;
 }
 
-int fsutil_read_file(const char *path, size_t max, char **data, size_t *len)
+int fsutil_read_fd(int fd, size_t max, char **data, size_t *len)
 {
-	__do_close int fd = -EBADF;
-	__do_free char *buf = NULL;
+	__do_free char *buf = malloc(max + 1);
 	size_t used = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	buf = malloc(max + 1);
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
@@ -107,6 +102,15 @@ int fsutil_read_file(const char *path, size_t max, char **data, size_t *len)
 	if (len)
 		*len = used;
 	return 0;
+}
+
+int fsutil_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+	__do_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return -errno;
+	return fsutil_read_fd(fd, max, data, len);
 }
 
 /* Remove everything inside the open directory dfd (which is consumed). */

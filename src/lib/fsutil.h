@@ -18,6 +18,8 @@ int fsutil_mkdir_p(const char *path, mode_t mode);
 int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /* Read a whole file of at most max bytes; *data is NUL-terminated. */
+/* The same from an open descriptor, read to its end. */
+int fsutil_read_fd(int fd, size_t max, char **data, size_t *len);
 int fsutil_read_file(const char *path, size_t max, char **data, size_t *len);
 
 /*

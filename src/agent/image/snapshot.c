@@ -1603,46 +1603,10 @@ int snapshot_open(const struct gpubox_config *cfg, const char *member, const cha
 	return move_fd(fd);
 }
 
-/* The manifest's text, from a store file opened by snapshot_open(). */
-static int snapshot_read_manifest(int fd, char **text)
+/* Exactly size - 1 lower-case hex digits. */
+static bool snapshot_is_hex(const char *text, size_t size)
 {
-	__do_free char *buf = malloc(SNAPSHOT_MANIFEST_MAX + 1);
-	size_t used = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n = read(fd, buf + used, SNAPSHOT_MANIFEST_MAX + 1 - used);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		used += (size_t)n;
-		if (used > SNAPSHOT_MANIFEST_MAX)
-			return -EFBIG;
-	}
-	buf[used] = '\0';
-	*text = move_ptr(buf);
-	return 0;
-}
-
-static bool snapshot_is_hex_hash(const char *text)
-{
-	if (strlen(text) != TEMPLATE_HASH_HEX - 1)
-		return false;
-	for (const char *c = text; *c; c++)
-		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
-			return false;
-	return true;
-}
-
-/* 32 lower-case hex digits: a member's identity as the agent makes them. */
-static bool snapshot_is_member_id(const char *text)
-{
-	if (strlen(text) != SNAPSHOT_MEMBER_ID_SIZE - 1)
+	if (strlen(text) != size - 1)
 		return false;
 	for (const char *c = text; *c; c++)
 		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
@@ -1673,12 +1637,12 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	 * an empty or damaged one would pass for absent. */
 	id_value = json_object_get(m, "member_id");
 	member_id = json_string_value(id_value);
-	if (id_value && (!member_id || !snapshot_is_member_id(member_id)))
+	if (id_value && (!member_id || !snapshot_is_hex(member_id, SNAPSHOT_MEMBER_ID_SIZE)))
 		return -EBADMSG;
 	if (!mname || strcmp(mname, name) != 0 || snapshot_check_name(mname, err, sizeof(err)) < 0 ||
 	    !member || strlen(member) >= sizeof(out->member) || !ref ||
-	    strlen(ref) >= sizeof(out->template_ref) || !sha || !snapshot_is_hex_hash(sha) ||
-	    (hash && *hash && !snapshot_is_hex_hash(hash)) ||
+	    strlen(ref) >= sizeof(out->template_ref) || !sha || !snapshot_is_hex(sha, TEMPLATE_HASH_HEX) ||
+	    (hash && *hash && !snapshot_is_hex(hash, TEMPLATE_HASH_HEX)) ||
 	    !json_is_integer(created) || !json_is_integer(size) || json_integer_value(size) < 0 ||
 	    (content && (!json_is_integer(content) || json_integer_value(content) < 0)))
 		return -EBADMSG;
@@ -1767,7 +1731,7 @@ int snapshot_get(const struct gpubox_config *cfg, const char *member, const char
 		return -ENOENT;   /* not a manifest: no snapshot */
 	if (fd < 0)
 		return fd;
-	ret = snapshot_read_manifest(fd, &text);
+	ret = fsutil_read_fd(fd, SNAPSHOT_MANIFEST_MAX, &text, NULL);
 	if (ret < 0)
 		return ret;
 	ret = snapshot_parse(text, name, out);
@@ -1842,7 +1806,7 @@ int snapshot_manifest_write(const struct gpubox_config *cfg, const struct snapsh
 	if (ret < 0)
 		return ret;
 	/* Never a manifest without identity: it would be read as one of before. */
-	if (!snapshot_is_member_id(info->member_id))
+	if (!snapshot_is_hex(info->member_id, SNAPSHOT_MEMBER_ID_SIZE))
 		return -EINVAL;
 	m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
 		      "format", 1, "name", info->name, "member", info->member,
