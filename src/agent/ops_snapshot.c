@@ -25,7 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lxc/lxccontainer.h>
 
 #include "agent.h"
 #include "container/container.h"
@@ -104,18 +103,6 @@ static int ops_snapshot_get_own(struct agent *a, const struct member_record *rec
 }
 
 /* ---- snapshot_create ------------------------------------------------------- */
-
-static int ops_freeze(struct agent *a, const char *name, bool freeze)
-{
-	struct lxc_container *c = lxc_container_new(name, a->lxcpath);
-	bool ok;
-
-	if (!c)
-		return -ENOENT;
-	ok = freeze ? c->freeze(c) : c->unfreeze(c);
-	lxc_container_put(c);
-	return ok ? 0 : -EIO;
-}
 
 static int ops_snapshot_dirs(struct op_context *ctx, const char *member, char *dir, size_t len)
 {
@@ -275,7 +262,7 @@ static int ops_snapshot_hold(struct op_context *ctx, const struct member_record 
 		 * its work dir and renames it in whole, so no half-copied file
 		 * is ever in the layer. */
 		progress_say(ctx->progress, "Freezing the container of %s", rec->name);
-		*frozen = ops_freeze(ctx->a, rec->name, true) == 0;
+		*frozen = container_freeze(ctx->a->lxcpath, rec->name, true) == 0;
 		if (*frozen)
 			return 0;
 		progress_say(ctx->progress, "The container cannot be frozen; stopping it instead");
@@ -295,7 +282,7 @@ static int ops_snapshot_release(struct op_context *ctx, struct member_record *re
 	json_t *started = NULL;
 
 	if (frozen) {
-		if (ops_freeze(ctx->a, rec->name, false) < 0)
+		if (container_freeze(ctx->a->lxcpath, rec->name, false) < 0)
 			log_error("cannot thaw the container of %s", rec->name);
 		return ret;
 	}

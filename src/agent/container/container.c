@@ -465,6 +465,27 @@ int container_stop(const char *lxcpath, const char *name, unsigned timeout)
 	return ret;
 }
 
+static int container_freeze_locked(const char *lxcpath, const char *name, bool freeze)
+{
+	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+
+	if (!c)
+		return -ENOENT;
+	return (freeze ? c->freeze(c) : c->unfreeze(c)) ? 0 : -EIO;
+}
+
+int container_freeze(const char *lxcpath, const char *name, bool freeze)
+{
+	int ret;
+
+	if (!container_valid_path(lxcpath, true) || !container_valid_name(name))
+		return -EINVAL;
+	pthread_mutex_lock(&container_lock);
+	ret = container_freeze_locked(lxcpath, name, freeze);
+	pthread_mutex_unlock(&container_lock);
+	return ret;
+}
+
 static enum container_state container_get_state_locked(const char *lxcpath, const char *name)
 {
 	__do_lxc_put struct lxc_container *c = NULL;

@@ -110,6 +110,8 @@ char *container_render_config(const struct container_spec *spec);
  * once LXC reports it RUNNING. */
 int container_start(const struct container_spec *spec);
 int container_stop(const char *lxcpath, const char *name, unsigned timeout);
+/* Freeze (true) or thaw a running container's processes. */
+int container_freeze(const char *lxcpath, const char *name, bool freeze);
 enum container_state container_get_state(const char *lxcpath, const char *name);
 const char *container_state_name(enum container_state state);
 /* Wait until host:port answers with an SSH banner; -ETIMEDOUT. */
