@@ -248,7 +248,7 @@ refuse "a time that runs into another word is refused, not guessed" 2 'cannot re
 # requests of one caller turns the next away at once, before reading it:
 # the reason must arrive (not "Broken pipe"), and lines of several
 # processes on one stderr must not run together.  Eight idle connections
-# of root's hold the slots until the agent's read timeout.
+# of root's hold the slots until the agent's request deadline (5 s).
 holders=()
 for _ in 1 2 3 4 5 6 7 8; do
 	(sleep 12 | nc -U "$GBX_DIR/gpubox.sock" >/dev/null 2>&1) &
@@ -263,7 +263,7 @@ for _ in 1 2 3 4 5 6; do
 	busy+=($!)
 done
 wait "${busy[@]}"
-want_line='gpubox: too many requests at once from you; wait for them to finish'
+want_line='gpubox: too many requests at once from uid 0 (8 under way); wait for them to finish'
 if [ "$(wc -l <"$errs")" = 6 ] && [ "$(grep -cxF "$want_line" "$errs")" = 6 ]; then
 	ok "a busy agent's refusal reaches each of 6 callers as one whole line"
 else
