@@ -27,9 +27,9 @@ check:
 	scripts/check
 
 # valgrind 3.19 does not know open_tree, move_mount, mount_setattr and
-# openat2, so the tests of storage, rootfs and provision (and LXC's, which
-# uses them) cannot run under it; ASan+UBSan covers them in make check.
-VALGRIND_SKIP = storage rootfs provision container gpu snapshot
+# openat2, so the tests of storage, rootfs, provision and mounts (and LXC's,
+# which uses them) cannot run under it; ASan+UBSan covers them in make check.
+VALGRIND_SKIP = storage rootfs provision container gpu snapshot mounts
 check-valgrind: all
 	@echo "check-valgrind: not under valgrind (it lacks their system calls): $(VALGRIND_SKIP)"
 	meson test -C $(BUILD) --timeout-multiplier 5 \
