@@ -157,83 +157,106 @@ static int mounts_expand(const char *host, const char *member, char *out, size_t
  * owned by that id and writable by no one else.  Its device and inode are
  * kept, so that mounts_harden() can check that LXC mounted this one.
  */
-static int mounts_open_member_dir(const char *host, const char *source, uid_t owner,
-				  struct stat *st, char *err, size_t errlen)
-{
-	struct open_how how = {
-		/* A link as the last name is opened as itself, and refused below. */
-		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	__do_close int basefd = -EBADF, fd = -EBADF;
-	char base[MOUNTS_PATH_MAX + 64];
-	const char *rest;
-	size_t cut;
+/* A link as the last name is opened as itself, and refused by the checks. */
+static const struct open_how mounts_beneath = {
+	.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+	.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+};
 
-	/* The admin's part: up to the last '/' before the first %u. */
-	cut = (size_t)(strstr(host, "%u") - host);
+static int mounts_openat2(int dirfd, const char *rel, unsigned long long flags)
+{
+	struct open_how how = mounts_beneath;
+
+	how.flags |= flags;
+	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+}
+
+/* The admin's part of a %u path: up to the last '/' before the first %u.
+ * Its descriptor, and in *rest what lies below it in source. */
+static int mounts_open_base(const char *host, const char *source, const char **rest,
+			    char *err, size_t errlen)
+{
+	char base[MOUNTS_PATH_MAX + 64];
+	size_t cut = (size_t)(strstr(host, "%u") - host);
+	int fd;
+
 	while (cut > 0 && host[cut - 1] != '/')
 		cut--;
 	snprintf(base, sizeof(base), "%.*s", (int)cut, host);
-	rest = source + cut;
-	basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (basefd < 0) {
+	*rest = source + cut;
+	fd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
 		int ret = -errno;
 
 		set_error(err, errlen, "the host directory %s (mounts in gpubox.conf) cannot be opened: %s",
 			  base, strerror(-ret));
 		return log_error_errno(ret, -ret, "mounts: cannot open %s", base);
 	}
+	return fd;
+}
 
-	fd = (int)syscall(SYS_openat2, basefd, rest, &how, sizeof(how));
-	if (fd < 0 && errno == ENOENT) {
-		__do_close int parentfd = -EBADF;
-		const char *slash = strrchr(rest, '/');
-		char parent[MOUNTS_PATH_MAX + 64];
-		struct open_how phow = {
-			.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-			.resolve = how.resolve,
-		};
+/* Create the missing member's directory rel beneath basefd, 0700 and the
+ * member's; its descriptor, or a negative errno: *reported when the
+ * failure is said (err) and logged here, else the caller refuses it as
+ * what it is (-EEXIST: something appeared there in between). */
+static int mounts_create_member_dir(int basefd, const char *rel, const char *source, uid_t owner,
+				    bool *reported, char *err, size_t errlen)
+{
+	__do_close int parentfd = -EBADF, fd = -EBADF;
+	const char *slash = strrchr(rel, '/');
+	const char *name = slash ? slash + 1 : rel;
+	char parent[MOUNTS_PATH_MAX + 64];
 
-		if (slash) {
-			snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rest), rest);
-			parentfd = (int)syscall(SYS_openat2, basefd, parent, &phow, sizeof(phow));
-		} else {
-			parentfd = dup(basefd);
-		}
-		if (parentfd >= 0 && mkdirat(parentfd, slash ? slash + 1 : rest, 0700) == 0) {
-			fd = (int)syscall(SYS_openat2, parentfd, slash ? slash + 1 : rest, &how,
-					  sizeof(how));
-			if (fd >= 0 && fchownat(fd, "", owner, owner, AT_EMPTY_PATH) < 0) {
-				int ret = -errno;
-
-				set_error(err, errlen, "cannot create %s: %s", source, strerror(-ret));
-				return log_error_errno(ret, -ret, "mounts: cannot give %s to %u", source,
-						       (unsigned)owner);
-			}
-			if (fd >= 0)
-				log_info("created %s (uid %u)", source, (unsigned)owner);
-		} else if (parentfd >= 0 && errno != EEXIST) {
-			int ret = -errno;
-
-			set_error(err, errlen, "cannot create %s: %s", source, strerror(-ret));
-			return log_error_errno(ret, -ret, "mounts: cannot create %s", source);
-		} else if (parentfd >= 0) {
-			errno = EEXIST; /* made in between: refused below as what it is */
-		}
+	if (slash) {
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rel), rel);
+		parentfd = mounts_openat2(basefd, parent, O_DIRECTORY);
+	} else {
+		parentfd = dup(basefd);
 	}
-	if (fd < 0) {
+	if (parentfd < 0)
+		return -errno;
+	if (mkdirat(parentfd, name, 0700) < 0) {
 		int ret = -errno;
-		const char *why = ret == -ELOOP || ret == -EXDEV ? "is (or lies under) a symbolic link"
-				: ret == -ENOTDIR ? "is not a directory"
-				: ret == -EEXIST ? "appeared while it was being created"
-				: strerror(-ret);
 
-		set_error(err, errlen, "the member's host directory %s %s; it was not made by gpubox, "
-			  "an admin must remove or fix it", source, why);
-		return log_error_errno(ret == -ENOENT ? -ENOENT : -EPERM, -ret,
-				       "mounts: refused %s: it %s", source, why);
+		if (ret == -EEXIST)
+			return ret;
+		set_error(err, errlen, "cannot create %s: %s", source, strerror(-ret));
+		*reported = true;
+		return log_error_errno(ret, -ret, "mounts: cannot create %s", source);
 	}
+	fd = mounts_openat2(parentfd, name, 0);
+	if (fd < 0)
+		return -errno;
+	if (fchownat(fd, "", owner, owner, AT_EMPTY_PATH) < 0) {
+		int ret = -errno;
+
+		set_error(err, errlen, "cannot create %s: %s", source, strerror(-ret));
+		*reported = true;
+		return log_error_errno(ret, -ret, "mounts: cannot give %s to %u", source,
+				       (unsigned)owner);
+	}
+	log_info("created %s (uid %u)", source, (unsigned)owner);
+	return move_fd(fd);
+}
+
+/* The refusal of a member's directory that could not be opened (ret). */
+static int mounts_refuse_open(const char *source, int ret, char *err, size_t errlen)
+{
+	const char *why = ret == -ELOOP || ret == -EXDEV ? "is (or lies under) a symbolic link"
+			: ret == -ENOTDIR ? "is not a directory"
+			: ret == -EEXIST ? "appeared while it was being created"
+			: strerror(-ret);
+
+	set_error(err, errlen, "the member's host directory %s %s; it was not made by gpubox, "
+		  "an admin must remove or fix it", source, why);
+	return log_error_errno(ret == -ENOENT ? -ENOENT : -EPERM, -ret,
+			       "mounts: refused %s: it %s", source, why);
+}
+
+/* A directory owned by the member's id and writable by no one else. */
+static int mounts_check_member_dir(int fd, const char *source, uid_t owner, struct stat *st,
+				   char *err, size_t errlen)
+{
 	if (fstat(fd, st) < 0) {
 		int ret = -errno;
 
@@ -262,6 +285,29 @@ static int mounts_open_member_dir(const char *host, const char *source, uid_t ow
 				       source, (unsigned)(st->st_mode & 07777));
 	}
 	return 0;
+}
+
+static int mounts_open_member_dir(const char *host, const char *source, uid_t owner,
+				  struct stat *st, char *err, size_t errlen)
+{
+	__do_close int basefd = -EBADF, fd = -EBADF;
+	bool reported = false;
+	const char *rest;
+
+	basefd = mounts_open_base(host, source, &rest, err, errlen);
+	if (basefd < 0)
+		return basefd;
+	fd = mounts_openat2(basefd, rest, 0);
+	if (fd < 0 && errno == ENOENT) {
+		fd = mounts_create_member_dir(basefd, rest, source, owner, &reported, err, errlen);
+		if (reported)
+			return fd;
+	} else if (fd < 0) {
+		fd = -errno;
+	}
+	if (fd < 0)
+		return mounts_refuse_open(source, fd, err, errlen);
+	return mounts_check_member_dir(fd, source, owner, st, err, errlen);
 }
 
 int mounts_prepare(const struct gpubox_config *cfg, const struct member_record *rec,
