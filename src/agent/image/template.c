@@ -38,6 +38,7 @@
 #include "validate.h"
 #include "banned.h"
 
+#define TEMPLATE_LOCALE "LANG=C.UTF-8\n"   /* /etc/default/locale */
 #define TEMPLATE_MANIFEST_MAX (1024 * 1024)
 #define TEMPLATE_BUILD_PREFIX ".build-"
 #define TEMPLATE_BUILD_TIMEOUT (2 * 3600)
@@ -505,19 +506,20 @@ static int template_open_dir(int rootfd, const char *rel, bool create)
 	return move_fd(fd);
 }
 
-/* Replace name in dirfd by a new regular file holding text. */
-static int template_write_at(int dirfd, const char *name, const char *text, mode_t mode)
+/* Replace name in dirfd by a new regular file of data, with mode.  Made
+ * 0600 and given its mode once whole, so no one reads it half written. */
+static int template_write_at(int dirfd, const char *name, const void *data, size_t len,
+			     mode_t mode)
 {
 	__do_close int fd = -EBADF;
-	size_t len = strlen(text);
 	int ret;
 
 	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
 		return -errno;
-	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	ret = fsutil_write_all(fd, text, len);
+	ret = fsutil_write_all(fd, data, len);
 	if (ret < 0)
 		return ret;
 	if (fchmod(fd, mode) < 0)
@@ -591,7 +593,8 @@ static int template_finish_systemd(int rootfd)
 	sysfd = template_open_dir(rootfd, "etc/systemd/system", true);
 	if (sysfd < 0)
 		return sysfd;
-	ret = template_write_at(sysfd, TEMPLATE_KEYGEN_NAME, template_keygen_unit, 0644);
+	ret = template_write_at(sysfd, TEMPLATE_KEYGEN_NAME, template_keygen_unit,
+				strlen(template_keygen_unit), 0644);
 	if (ret < 0)
 		return ret;
 	wantsfd = template_open_dir(sysfd, "multi-user.target.wants", true);
@@ -638,14 +641,14 @@ int template_finish_rootfs(int rootfd, const char *ref)
 	defaultfd = template_open_dir(etcfd, "default", true);
 	if (defaultfd < 0)
 		return log_error_errno(defaultfd, -defaultfd, "cannot open the template's /etc/default");
-	ret = template_write_at(defaultfd, "locale", "LANG=C.UTF-8\n", 0644);
+	ret = template_write_at(defaultfd, "locale", TEMPLATE_LOCALE, sizeof(TEMPLATE_LOCALE) - 1, 0644);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot write the template's /etc/default/locale");
 	if (asprintf(&marker, "%s\n", ref) < 0) {
 		marker = NULL;
 		return -ENOMEM;
 	}
-	ret = template_write_at(etcfd, "gpubox-template", marker, 0644);
+	ret = template_write_at(etcfd, "gpubox-template", marker, strlen(marker), 0644);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot write the template's /etc/gpubox-template");
 	return 0;
@@ -872,23 +875,11 @@ static int template_setup_open_dest(int rootfd, const char *rel, char *err, size
 static int template_setup_write(int dstfd, const char *name, const char *path, const char *data,
 				size_t len, mode_t mode, char *err, size_t errlen)
 {
-	__do_close int out = -EBADF;
-	int ret;
+	int ret = template_write_at(dstfd, name, data, len, mode);
 
-	if (unlinkat(dstfd, name, 0) < 0 && errno != ENOENT) {
-		ret = -errno;
-		set_error(err, errlen, "template_setup: cannot replace /%s: %s", path, strerror(-ret));
-		return ret;
-	}
-	out = openat(dstfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (out < 0)
-		return -errno;
-	ret = fsutil_write_all(out, data, len);
 	if (ret < 0)
-		return ret;
-	if (fchmod(out, mode) < 0)
-		return -errno;
-	return 0;
+		set_error(err, errlen, "template_setup: cannot replace /%s: %s", path, strerror(-ret));
+	return ret;
 }
 
 /* One site file: its line and content into sha, copied to dstfd when >= 0. */
