@@ -775,20 +775,32 @@ struct snapshot_reader {
 	size_t errlen;
 };
 
-static la_ssize_t snapshot_read_cb(struct archive *ar, void *data, const void **buf)
+/* The next block of the archive into r->buffer, added to sha and *bytes:
+ * its length, 0 at the end, or a negative errno. */
+static ssize_t snapshot_read_block(struct snapshot_reader *r, crypto_hash_sha256_state *sha,
+				   unsigned long long *bytes)
 {
-	struct snapshot_reader *r = data;
 	ssize_t n;
 
 	do
 		n = read(r->fd, r->buffer, SNAPSHOT_BUFFER);
 	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	crypto_hash_sha256_update(sha, (const unsigned char *)r->buffer, (size_t)n);
+	*bytes += (unsigned long long)n;
+	return n;
+}
+
+static la_ssize_t snapshot_read_cb(struct archive *ar, void *data, const void **buf)
+{
+	struct snapshot_reader *r = data;
+	ssize_t n = snapshot_read_block(r, &r->sha, &r->bytes);
+
 	if (n < 0) {
-		archive_set_error(ar, errno, "cannot read the archive");
+		archive_set_error(ar, (int)-n, "cannot read the archive");
 		return -1;
 	}
-	crypto_hash_sha256_update(&r->sha, (const unsigned char *)r->buffer, (size_t)n);
-	r->bytes += (unsigned long long)n;
 	*buf = r->buffer;
 	if (r->progress && r->bytes >= r->next_report) {
 		progress_say(r->progress, "Restore: %llu MB of the archive read", r->bytes / (1024 * 1024));
@@ -1371,16 +1383,8 @@ static void snapshot_set_dir_times(struct snapshot_reader *r)
  * libarchive left unread. */
 static void snapshot_hash_rest(struct snapshot_reader *r)
 {
-	for (;;) {
-		ssize_t n = read(r->fd, r->buffer, SNAPSHOT_BUFFER);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		crypto_hash_sha256_update(&r->sha, (const unsigned char *)r->buffer, (size_t)n);
-		r->bytes += (unsigned long long)n;
-	}
+	while (snapshot_read_block(r, &r->sha, &r->bytes) > 0)
+		;
 }
 
 /* The SHA-256 of the whole file at fd, in hex, read from its start. */
@@ -1394,16 +1398,12 @@ static int snapshot_hash_file(struct snapshot_reader *r, char hex[TEMPLATE_HASH_
 		return -errno;
 	crypto_hash_sha256_init(&sha);
 	for (;;) {
-		ssize_t n = read(r->fd, r->buffer, SNAPSHOT_BUFFER);
+		ssize_t n = snapshot_read_block(r, &sha, &bytes);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
-			return -errno;
+			return (int)n;
 		if (n == 0)
 			break;
-		crypto_hash_sha256_update(&sha, (const unsigned char *)r->buffer, (size_t)n);
-		bytes += (unsigned long long)n;
 		if (r->progress && bytes >= next_report) {
 			progress_say(r->progress, "Restore: checksum of %llu MB of the archive verified",
 				     bytes / (1024 * 1024));
