@@ -365,8 +365,9 @@ static int member_name_free(struct agent *a, const char *name, char *err, size_t
 }
 
 /* Record rec with its keys (and, from the hub, its mark), then make its
- * host account; nothing is left half made.  Caller holds members_lock. */
-static int member_create(struct agent *a, const struct member_record *rec, const char *const *lines,
+ * host account; nothing is left half made.  rec is then read back with
+ * what the database gave it (its identity).  Caller holds members_lock. */
+static int member_create(struct agent *a, struct member_record *rec, const char *const *lines,
 			 const char *const *fingerprints, size_t nkeys, bool from_hub,
 			 char *err, size_t errlen)
 {
@@ -406,7 +407,7 @@ static int member_create(struct agent *a, const struct member_record *rec, const
 	log_info("member %s added%s: uid %u, ids %u-%u, ssh port %u", rec->name,
 		 from_hub ? " from the hub" : "", rec->uid, rec->subid_base,
 		 rec->subid_base + SUBID_COUNT - 1, rec->ssh_port);
-	return 0;
+	return db_member_get(a->db, rec->name, rec);
 }
 
 int member_add(struct agent *a, const char *name, json_t *keys, struct member_record *out,
@@ -434,9 +435,6 @@ int member_add(struct agent *a, const char *name, json_t *keys, struct member_re
 	if (ret == 0)
 		ret = member_create(a, &rec, (const char *const *)lines,
 				    (const char *const *)fingerprints, nkeys, false, err, errlen);
-	/* The identity the database gave it. */
-	if (ret == 0)
-		ret = db_member_get(a->db, rec.name, &rec);
 	pthread_mutex_unlock(&a->members_lock);
 	if (ret < 0)
 		return ret;
@@ -573,9 +571,6 @@ int member_add_allocated(struct agent *a, const struct member_record *want,
 	}
 	if (ret == 0)
 		ret = member_create(a, &rec, lines, fingerprints, nkeys, true, err, errlen);
-	/* The identity the database gave it. */
-	if (ret == 0)
-		ret = db_member_get(a->db, rec.name, &rec);
 	pthread_mutex_unlock(&a->members_lock);
 	if (ret < 0)
 		return ret;
