@@ -113,17 +113,28 @@ int fsutil_read_file(const char *path, size_t max, char **data, size_t *len)
 	return fsutil_read_fd(fd, max, data, len);
 }
 
+DIR *fsutil_fdopendir(int fd)
+{
+	DIR *dir = fdopendir(fd);
+
+	if (!dir) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+	}
+	return dir;
+}
+
 /* Remove everything inside the open directory dfd (which is consumed). */
 static int fsutil_empty_dirfd(int dfd)
 {
-	__do_closedir DIR *dir = fdopendir(dfd);
+	__do_closedir DIR *dir = fsutil_fdopendir(dfd);
 	struct dirent *de;
 	int ret = 0;
 
-	if (!dir) {
-		close(dfd);
+	if (!dir)
 		return -errno;
-	}
 	while ((de = readdir(dir))) {
 		int r;
 

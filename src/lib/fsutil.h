@@ -5,6 +5,7 @@
 #define GPUBOX_FSUTIL_H
 
 #include <stdbool.h>
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,6 +19,9 @@ int fsutil_mkdir_p(const char *path, mode_t mode);
 int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /* Read a whole file of at most max bytes; *data is NUL-terminated. */
+/* A directory stream of fd, which it then owns.  On failure fd is closed
+ * and NULL returned, errno kept for the caller. */
+DIR *fsutil_fdopendir(int fd);
 /* The same from an open descriptor, read to its end. */
 int fsutil_read_fd(int fd, size_t max, char **data, size_t *len);
 int fsutil_read_file(const char *path, size_t max, char **data, size_t *len);

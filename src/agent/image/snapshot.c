@@ -225,11 +225,9 @@ static unsigned long long snapshot_measure(int dfd, unsigned depth)
 	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
+	dir = fsutil_fdopendir(fd);
+	if (!dir)
 		return 0;
-	}
 	while ((de = readdir(dir))) {
 		struct stat st;
 
@@ -589,11 +587,9 @@ static int snapshot_walk(struct snapshot_writer *w, int dfd, char *rel, size_t r
 	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
+	dir = fsutil_fdopendir(fd);
+	if (!dir)
 		return -errno;
-	}
 	while ((de = readdir(dir))) {
 		struct stat st;
 		size_t len;

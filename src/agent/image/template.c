@@ -565,13 +565,9 @@ static int template_remove_matching(int rootfd, const char *rel, bool (*match)(c
 		return 0;
 	if (fd < 0)
 		return fd;
-	dir = fdopendir(fd);
-	if (!dir) {
-		int err = errno;
-
-		close(fd);
-		return -err;
-	}
+	dir = fsutil_fdopendir(fd);
+	if (!dir)
+		return -errno;
 	while ((de = readdir(dir))) {
 		int r;
 
@@ -672,15 +668,11 @@ static void template_free_node(void *p)
 static int template_measure_dir(int dfd, dev_t dev, void **seen, unsigned long long *total,
 				unsigned depth)
 {
-	__do_closedir DIR *dir = fdopendir(dfd);
+	__do_closedir DIR *dir = fsutil_fdopendir(dfd);
 	struct dirent *de;
 
-	if (!dir) {
-		int err = errno;
-
-		close(dfd);
-		return -err;
-	}
+	if (!dir)
+		return -errno;
 	if (depth > 256)
 		return -ELOOP;
 	while ((de = readdir(dir))) {
@@ -773,11 +765,9 @@ static void template_remove_stale(int tdfd, const char *tdir)
 	fd = openat(tdfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
+	dir = fsutil_fdopendir(fd);
+	if (!dir)
 		return;
-	}
 	while ((de = readdir(dir))) {
 		if (strncmp(de->d_name, TEMPLATE_BUILD_PREFIX, strlen(TEMPLATE_BUILD_PREFIX)) != 0)
 			continue;
@@ -834,13 +824,9 @@ static int template_sorted_names(int dfd, char ***out, size_t *count)
 
 	if (fd < 0)
 		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		int err = errno;
-
-		close(fd);
-		return -err;
-	}
+	dir = fsutil_fdopendir(fd);
+	if (!dir)
+		return -errno;
 	while ((de = readdir(dir))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
