@@ -352,18 +352,25 @@ int hubsync_check_ranges(const struct gpubox_config *cfg, const struct hubsync_m
 			 char *err, size_t errlen)
 {
 	uint64_t ids_last = (uint64_t)m->subid_base + SUBID_COUNT - 1;
+	bool outside = false;
 
 	if (errlen)
 		err[0] = '\0';
-	if (m->uid < cfg->uid_range.first || m->uid > cfg->uid_range.last)
+	if (m->uid < cfg->uid_range.first || m->uid > cfg->uid_range.last) {
 		hubsync_out_of_range(err, errlen, "uid", m->uid, m->uid, "uid_range", &cfg->uid_range);
-	if (m->subid_base < cfg->subid_range.first || ids_last > cfg->subid_range.last)
+		outside = true;
+	}
+	if (m->subid_base < cfg->subid_range.first || ids_last > cfg->subid_range.last) {
 		hubsync_out_of_range(err, errlen, "subid_base", m->subid_base, ids_last, "subid_range",
 				     &cfg->subid_range);
-	if (m->ssh_port < cfg->ssh_port_range.first || m->ssh_port > cfg->ssh_port_range.last)
+		outside = true;
+	}
+	if (m->ssh_port < cfg->ssh_port_range.first || m->ssh_port > cfg->ssh_port_range.last) {
 		hubsync_out_of_range(err, errlen, "ssh_port", m->ssh_port, m->ssh_port, "ssh_port_range",
 				     &cfg->ssh_port_range);
-	return errlen && err[0] ? -ERANGE : 0;
+		outside = true;
+	}
+	return outside ? -ERANGE : 0;
 }
 
 /* ---- the state of the thread ---------------------------------------------- */
