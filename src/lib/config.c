@@ -209,6 +209,31 @@ static bool config_url_host_ok(const char *host, size_t len)
 	return host[len - 1] != '.' && host[len - 1] != '-';
 }
 
+/* The host of an http:// or https:// URL, an IPv6 address with its
+ * brackets: its start, and its length in *len.  NULL for another scheme
+ * or a bracket left open. */
+static const char *config_url_host(const char *url, size_t *len)
+{
+	const char *host, *end;
+
+	if (str_has_prefix(url, "https://"))
+		host = url + 8;
+	else if (str_has_prefix(url, "http://"))
+		host = url + 7;
+	else
+		return NULL;
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		if (!end)
+			return NULL;
+		end++;
+	} else {
+		end = host + strcspn(host, ":/");
+	}
+	*len = (size_t)(end - host);
+	return host;
+}
+
 /*
  * hub_url: http:// or https://, a host, an optional :PORT (1-65535) and an
  * optional path of [A-Za-z0-9._~/-].  No user, query or fragment: the
@@ -216,24 +241,13 @@ static bool config_url_host_ok(const char *host, size_t len)
  */
 static bool config_hub_url_ok(const char *url)
 {
-	const char *host, *end, *p;
+	const char *host, *p;
 	size_t hostlen;
 
-	if (str_has_prefix(url, "https://"))
-		host = url + 8;
-	else if (str_has_prefix(url, "http://"))
-		host = url + 7;
-	else
+	host = config_url_host(url, &hostlen);
+	if (!host || !config_url_host_ok(host, hostlen))
 		return false;
-	end = host[0] == '[' ? strchr(host, ']') : host + strcspn(host, ":/");
-	if (!end)
-		return false;
-	if (host[0] == '[')
-		end++;
-	hostlen = (size_t)(end - host);
-	if (!config_url_host_ok(host, hostlen))
-		return false;
-	p = end;
+	p = host + hostlen;
 	if (*p == ':') {
 		char port[8];
 		size_t digits = strcspn(p + 1, "/");
@@ -258,7 +272,7 @@ static bool config_hub_url_ok(const char *url)
 
 bool config_hub_url_insecure(const char *url)
 {
-	const char *host, *end;
+	const char *host;
 	char name[256];
 	size_t len;
 	struct in_addr v4;
@@ -266,16 +280,13 @@ bool config_hub_url_insecure(const char *url)
 
 	if (!str_has_prefix(url, "http://"))
 		return false;
-	host = url + 7;
+	host = config_url_host(url, &len);
+	if (!host)
+		return true;
 	if (host[0] == '[') {
-		end = strchr(host, ']');
-		if (!end)
-			return true;
 		host++;
-	} else {
-		end = host + strcspn(host, ":/");
+		len -= 2;
 	}
-	len = (size_t)(end - host);
 	if (len >= sizeof(name))
 		return true;
 	memcpy(name, host, len);
