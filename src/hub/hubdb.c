@@ -731,10 +731,8 @@ static int hubdb_delete_change(struct hubdb *db, enum hubdb_stmt_id id, const ch
 	if (ret < 0)
 		return ret;
 	va_start(ap, types);
-	ret = sqldb_exec_va(db->sql, id, what, types, ap);
+	ret = sqldb_change_va(db->sql, id, what, types, ap);
 	va_end(ap);
-	if (ret == 0 && sqldb_changes(db->sql) == 0)
-		ret = -ENOENT;
 	if (ret == 0)
 		ret = hubdb_txn_commit_change(db, &txn, true);
 	return ret;
@@ -974,11 +972,9 @@ int hubdb_server_touch(struct hubdb *db, const char *name, long long now)
 	if (!hubdb_name_ok(name))
 		return -ENOENT;
 	locked = sqldb_lock(db->sql);
-	ret = sqldb_exec(db->sql, STMT_SERVER_TOUCH, "recording an agent's contact", "ti", name, now);
+	ret = sqldb_change(db->sql, STMT_SERVER_TOUCH, "recording an agent's contact", "ti", name, now);
 	if (ret < 0)
 		return ret;
-	if (sqldb_changes(db->sql) == 0)
-		return -ENOENT;
 	e = hubdb_servers_find(db, name);
 	if (e)
 		e->server.last_contact = now;

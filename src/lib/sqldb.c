@@ -376,6 +376,26 @@ int sqldb_exec(struct sqldb *db, unsigned id, const char *what, const char *type
 	return ret;
 }
 
+int sqldb_change_va(struct sqldb *db, unsigned id, const char *what, const char *types, va_list ap)
+{
+	int ret = sqldb_exec_va(db, id, what, types, ap);
+
+	if (ret == 0 && sqlite3_changes(db->handle) == 0)
+		ret = -ENOENT;
+	return ret;
+}
+
+int sqldb_change(struct sqldb *db, unsigned id, const char *what, const char *types, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, types);
+	ret = sqldb_change_va(db, id, what, types, ap);
+	va_end(ap);
+	return ret;
+}
+
 int sqldb_first_row(struct sqldb *db, sqlite3_stmt *stmt, const char *what)
 {
 	int rc;

@@ -101,6 +101,9 @@ int sqldb_run(struct sqldb *db, sqlite3_stmt *stmt, const char *what);
 /* Bind as sqldb_bind() does, run, reset. */
 int sqldb_exec(struct sqldb *db, unsigned id, const char *what, const char *types, ...);
 int sqldb_exec_va(struct sqldb *db, unsigned id, const char *what, const char *types, va_list ap);
+/* The same for a change: -ENOENT when it changed no row. */
+int sqldb_change(struct sqldb *db, unsigned id, const char *what, const char *types, ...);
+int sqldb_change_va(struct sqldb *db, unsigned id, const char *what, const char *types, va_list ap);
 
 /* Step to the first row: 0 with the statement on it, -ENOENT when none. */
 int sqldb_first_row(struct sqldb *db, sqlite3_stmt *stmt, const char *what);

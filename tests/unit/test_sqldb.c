@@ -17,7 +17,8 @@
 #include "banned.h"
 
 enum test_stmt {
-	T_INSERT_PARENT, T_INSERT_CHILD, T_COUNT_PARENTS, T_ECHO, T_NAMES, T_NAME_BY_ID, T_COUNT
+	T_INSERT_PARENT, T_INSERT_CHILD, T_COUNT_PARENTS, T_ECHO, T_NAMES, T_NAME_BY_ID,
+	T_RENAME, T_COUNT
 };
 
 static const char *const test_sql[T_COUNT] = {
@@ -27,6 +28,7 @@ static const char *const test_sql[T_COUNT] = {
 	[T_ECHO] = "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8",
 	[T_NAMES] = "SELECT name FROM parents ORDER BY id",
 	[T_NAME_BY_ID] = "SELECT name FROM parents WHERE id = ?1",
+	[T_RENAME] = "UPDATE parents SET name = ?2 WHERE id = ?1",
 };
 
 static const char test_schema[] =
@@ -233,6 +235,23 @@ static void test_bind_bad_types(void **state)
 }
 
 /* ---- errors ----------------------------------------------------------------- */
+
+/* A change that touched no row is -ENOENT; one that did is 0. */
+static void test_change(void **state)
+{
+	struct fixture *f = *state;
+	__do_reset sqlite3_stmt *stmt = NULL;
+	char name[16];
+
+	assert_int_equal(sqldb_change(f->db, T_RENAME, "rename", "it", 1LL, "b"), -ENOENT);
+	assert_int_equal(sqldb_exec(f->db, T_INSERT_PARENT, "parent", "it", 1LL, "a"), 0);
+	assert_int_equal(sqldb_change(f->db, T_RENAME, "rename", "it", 1LL, "b"), 0);
+	assert_int_equal(sqldb_change(f->db, T_RENAME, "rename", "it", 2LL, "c"), -ENOENT);
+	stmt = sqldb_bind(f->db, T_NAME_BY_ID, "i", 1LL);
+	assert_int_equal(sqldb_first_row(f->db, stmt, "name"), 0);
+	assert_int_equal(sqldb_column_text(stmt, 0, name, sizeof(name)), 0);
+	assert_string_equal(name, "b");
+}
 
 static void test_constraint(void **state)
 {
@@ -477,6 +496,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_bad_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_constraint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_at_scope_exit, setup, teardown),

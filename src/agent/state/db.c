@@ -158,10 +158,8 @@ static int db_change(struct db *db, enum db_stmt_id id, const char *what, const 
 	int ret;
 
 	va_start(ap, types);
-	ret = sqldb_exec_va(db->sql, id, what, types, ap);
+	ret = sqldb_change_va(db->sql, id, what, types, ap);
 	va_end(ap);
-	if (ret == 0 && sqldb_changes(db->sql) == 0)
-		ret = -ENOENT;
 	return ret;
 }
 
