@@ -461,6 +461,9 @@ static const struct cli_command cmd_admin_commands[] = {
 	  "admin gpu attach|detach|ls ...",
 	  "Give a member's container a GPU, take it away (live, and kept for later starts), "
 	  "or list the server's GPUs." },
+	{ "limits", cmd_admin_limits, true,
+	  "admin limits set|rm|ls ...",
+	  "A member's share of the server: memory, swap, CPU, processes, I/O and disk." },
 	{ "ls", cmd_admin_ls, true,
 	  "admin ls [--json]",
 	  "List every container on this server with its state." },

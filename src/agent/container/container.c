@@ -320,6 +320,8 @@ char *container_render_config(const struct container_spec *spec)
 		   "lxc.apparmor.allow_nesting = 0\n"
 		   "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n");
 	container_render_devices(f, spec);
+	if (spec->limits)
+		cgroup_render_items(f, spec->limits);
 	container_render_mounts(f, spec);
 	container_render_log(f, spec);
 	if (!memstream_close(f))
