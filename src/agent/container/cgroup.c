@@ -384,3 +384,15 @@ int cgroup_read_usage(pid_t pid, const char *name, struct cgroup_usage *out)
 	}
 	return cgroup_read_number(pid, name, v1, "pids", "pids.current", NULL, &out->pids);
 }
+
+bool cgroup_lxcfs_running(void)
+{
+	__do_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[1024];
+
+	/* "... /var/lib/lxcfs rw,... - fuse.lxcfs lxcfs rw,..." */
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, " /var/lib/lxcfs ") && strstr(line, " - fuse.lxcfs "))
+			return true;
+	return false;
+}

@@ -112,6 +112,10 @@ void cgroup_render_items(FILE *f, const struct cgroup_items *items);
 int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, char *err,
 		 size_t errlen);
 int cgroup_read_usage(pid_t pid, const char *name, struct cgroup_usage *out);
+/* Whether lxcfs serves /var/lib/lxcfs, whose files LXC's mount hook puts
+ * over each new container's /proc/meminfo, cpuinfo, stat, uptime and
+ * loadavg, so that free and top inside show the container's limits. */
+bool cgroup_lxcfs_running(void);
 /* The cgroup directory of container name for controller, from the text of
  * its init's /proc/PID/cgroup (for the tests). */
 int cgroup_dir_from(const char *proc_cgroup, const char *name, bool v1, const char *controller,
