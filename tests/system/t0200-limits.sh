@@ -73,6 +73,16 @@ fi
 gpubox status --member "$a" | grep -q '^Processes: [0-9]* of 128' &&
 	ok "status shows processes used of the limit" || { not_ok "status shows the process limit"; gpubox status --member "$a" | diag; }
 
+# ---- the OOM killer spares the agent, not the containers ---------------------------
+[ "$(cat /proc/"$(cat "$GBX_DIR/agent.pid")"/oom_score_adj)" = -900 ] &&
+	ok "the agent's OOM score is lowered" || not_ok "the agent's oom_score_adj is $(cat /proc/"$(cat "$GBX_DIR/agent.pid")"/oom_score_adj)"
+init=$(lxc-info -P "$GBX_DIR/state/lxc" -n "$a" -pH)
+[ "$(cat /proc/"$init"/oom_score_adj)" = 0 ] &&
+	ok "the container's init does not inherit it" || not_ok "the container's init has oom_score_adj $(cat /proc/"$init"/oom_score_adj)"
+lxc_attach "$a" sh -c 'echo -900 > /proc/1/oom_score_adj' 2>/dev/null
+[ "$(cat /proc/"$init"/oom_score_adj)" = 0 ] &&
+	ok "root inside cannot lower its init's OOM score" || not_ok "root inside lowered its OOM score to $(cat /proc/"$init"/oom_score_adj)"
+
 # ---- live ---------------------------------------------------------------------------
 check "pids raised in the running container" gpubox admin limits set "$a" pids=150
 [ "$(cat "$(cg pids "$a" pids.max)")" = 150 ] &&
