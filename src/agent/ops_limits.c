@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "container/container.h"
+#include "monitor/procinfo.h"
 #include "ops.h"
 #include "state/state.h"
 #include "cleanup.h"
@@ -119,10 +120,9 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
 		      json_t *status)
 {
 	struct limits own, effective;
-	struct cgroup_usage use;
+	struct container_stats use;
 	uint64_t host = ops_limits_host_memory();
 	json_t *limits, *usage;
-	pid_t pid;
 
 	if (ops_limits_read(a, rec->name, &own, &effective) < 0)
 		return -EIO;
@@ -131,10 +131,9 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
 		json_object_set_new(limits, "memory_bytes",
 				    json_integer((json_int_t)limits_resolve(&effective, LIMIT_MEMORY, host)));
 	json_object_set_new(status, "limits", limits ? limits : json_object());
-	if (!running || container_init_pid(a->lxcpath, rec->name, &pid) < 0 ||
-	    cgroup_read_usage(pid, rec->name, &use) < 0)
+	if (!running || procinfo_container(rec->name, &use) < 0)
 		return 0;
-	usage = json_pack("{s:I, s:I, s:I, s:I}", "memory_bytes", (json_int_t)use.memory,
+	usage = json_pack("{s:I, s:I, s:I, s:I}", "memory_bytes", (json_int_t)use.mem_used,
 			  "pids", (json_int_t)use.pids, "oom_kills", (json_int_t)use.oom_kills,
 			  "cpu_seconds", (json_int_t)(use.cpu_ns / 1000000000ull));
 	if (usage)

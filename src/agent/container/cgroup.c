@@ -334,57 +334,6 @@ int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, 
 	return 0;
 }
 
-static int cgroup_read_number(pid_t pid, const char *name, bool v1, const char *controller,
-			      const char *file, const char *field, uint64_t *out)
-{
-	__do_free char *text = NULL;
-	char dir[PATH_MAX], path[PATH_MAX + 64];
-	size_t size = 0;
-	const char *p;
-	int ret;
-
-	ret = cgroup_dir(pid, name, v1, controller, dir, sizeof(dir));
-	if (ret < 0)
-		return ret;
-	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	ret = fsutil_read_file(path, 65536, &text, &size);
-	if (ret < 0)
-		return ret;
-	p = text;
-	if (field) {
-		size_t flen = strlen(field);
-
-		for (p = text; p && (strncmp(p, field, flen) != 0 || p[flen] != ' ');
-		     p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-			;
-		if (!p)
-			return -ENOENT;
-		p += flen + 1;
-	}
-	*out = strtoull(p, NULL, 10);
-	return 0;
-}
-
-int cgroup_read_usage(pid_t pid, const char *name, struct cgroup_usage *out)
-{
-	bool v1 = cgroup_is_v1();
-	uint64_t usec = 0;
-
-	*out = (struct cgroup_usage){ 0 };
-	if (v1) {
-		cgroup_read_number(pid, name, v1, "memory", "memory.usage_in_bytes", NULL, &out->memory);
-		cgroup_read_number(pid, name, v1, "memory", "memory.oom_control", "oom_kill", &out->oom_kills);
-		cgroup_read_number(pid, name, v1, "cpuacct", "cpuacct.usage", NULL, &out->cpu_ns);
-	} else {
-		cgroup_read_number(pid, name, v1, "memory", "memory.current", NULL, &out->memory);
-		cgroup_read_number(pid, name, v1, "memory", "memory.events", "oom_kill", &out->oom_kills);
-		if (cgroup_read_number(pid, name, v1, "cpu", "cpu.stat", "usage_usec", &usec) == 0)
-			out->cpu_ns = usec * 1000;
-	}
-	return cgroup_read_number(pid, name, v1, "pids", "pids.current", NULL, &out->pids);
-}
-
 bool cgroup_lxcfs_running(void)
 {
 	__do_fclose FILE *f = fopen("/proc/self/mountinfo", "re");

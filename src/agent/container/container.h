@@ -89,14 +89,6 @@ struct cgroup_items {
 	bool v1;
 };
 
-/* Use of a running container, from its cgroup. */
-struct cgroup_usage {
-	uint64_t memory;      /* bytes, page cache included */
-	uint64_t pids;
-	uint64_t oom_kills;   /* processes the kernel killed for the memory limit */
-	uint64_t cpu_ns;      /* CPU time since the start */
-};
-
 /* Whether the host runs cgroup v1 (else the unified v2 tree). */
 bool cgroup_is_v1(void);
 /* The items for limits l, percentages of host_memory resolved: every
@@ -111,7 +103,6 @@ void cgroup_render_items(FILE *f, const struct cgroup_items *items);
  * is pid; a file this kernel lacks is skipped when the item is optional. */
 int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, char *err,
 		 size_t errlen);
-int cgroup_read_usage(pid_t pid, const char *name, struct cgroup_usage *out);
 /* Whether lxcfs serves /var/lib/lxcfs, whose files LXC's mount hook puts
  * over each new container's /proc/meminfo, cpuinfo, stat, uptime and
  * loadavg, so that free and top inside show the container's limits. */

@@ -41,6 +41,8 @@ struct sample_container {
 	uint64_t cpu_ns;
 	uint64_t mem_used;
 	uint64_t mem_limit;
+	uint64_t pids;
+	uint64_t oom_kills;        /* since the container started */
 };
 
 struct sample {
