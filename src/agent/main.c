@@ -177,6 +177,7 @@ static int agent_start_services(struct agent *a)
 
 	if (collector_start(a, a->history, &a->collector) < 0)
 		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
+	oomwatch_start(&a->oomwatch);
 	/* Before the HTTP server, which takes the hub's pokes; a token file
 	 * that others may read stops the agent. */
 	if (hubsync_start(a, &a->hubsync) < 0)
@@ -199,6 +200,7 @@ static void agent_stop_services(struct agent *a)
 	httpd_stop(a->httpd);
 	hubsync_stop(a->hubsync);
 	collector_stop(a->collector);
+	oomwatch_stop(a->oomwatch);
 	history_close(a->history);
 	/* Threads may still be serving; the process exit ends them. */
 }

@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "container/container.h"
+#include "monitor/monitor.h"
 #include "monitor/procinfo.h"
 #include "ops.h"
 #include "state/state.h"
@@ -116,6 +117,22 @@ static json_t *ops_limits_json(const struct limits *l, const struct limits *own,
 	return values;
 }
 
+/* The last process the kernel killed for the memory limit, with its uid
+ * as the container knows it. */
+static void ops_limits_last_kill(struct agent *a, const struct member_record *rec, json_t *usage)
+{
+	struct oom_event e;
+	uint32_t uid;
+
+	if (!usage || oomwatch_last(a->oomwatch, rec->name, &e) < 0)
+		return;
+	uid = e.host_uid - rec->subid_base;
+	if (e.host_uid < rec->subid_base || uid >= SUBID_COUNT)
+		return;
+	json_object_set_new(usage, "last_oom_kill", json_pack("{s:I, s:s, s:I}", "time",
+			    (json_int_t)e.time, "command", e.command, "uid", (json_int_t)uid));
+}
+
 int ops_limits_status(struct agent *a, const struct member_record *rec, bool running,
 		      json_t *status)
 {
@@ -138,6 +155,7 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
 			  "cpu_seconds", (json_int_t)(use.cpu_ns / 1000000000ull));
 	if (usage)
 		json_object_set_new(status, "usage", usage);
+	ops_limits_last_kill(a, rec, usage);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "cli.h"
@@ -38,6 +39,24 @@ static const char *cmd_limits_value(json_t *limits, const char *key)
 	return v ? v : "none";
 }
 
+/* "last: python3 (uid 1000) at 2026-12-02 12:31:05". */
+static void cmd_limits_print_kill(json_t *kill)
+{
+	time_t when = (time_t)json_integer_value(json_object_get(kill, "time"));
+	char stamp[32] = "?";
+	struct tm tm;
+
+	if (!json_is_object(kill))
+		return;
+	if (localtime_r(&when, &tm))
+		strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("           last: ");
+	output_sanitized(stdout, json_string_value(json_object_get(kill, "command")) ?
+				 json_string_value(json_object_get(kill, "command")) : "?");
+	printf(" (uid %" JSON_INTEGER_FORMAT ") at %s\n", json_integer_value(json_object_get(kill, "uid")),
+	       stamp);
+}
+
 void cmd_limits_print_status(json_t *result)
 {
 	json_t *limits = json_object_get(result, "limits");
@@ -64,6 +83,7 @@ void cmd_limits_print_status(json_t *result)
 	if (json_integer_value(oom) > 0)
 		printf("           %" JSON_INTEGER_FORMAT " process%s killed for the memory limit since the start\n",
 		       json_integer_value(oom), json_integer_value(oom) == 1 ? " was" : "es were");
+	cmd_limits_print_kill(json_object_get(usage, "last_oom_kill"));
 	printf("Processes: ");
 	if (json_is_object(usage))
 		printf("%" JSON_INTEGER_FORMAT " of ", json_integer_value(json_object_get(usage, "pids")));

@@ -105,6 +105,9 @@ rc=$?
 gpubox status --member "$a" --json | jq_check '.usage.oom_kills >= 1' >/dev/null &&
 	ok "status counts the process killed for the memory limit" ||
 	{ not_ok "status counts the OOM kill"; gpubox status --member "$a" --json | jq -c .usage | diag; }
+last_kill() { gpubox status --member "$a" --json | jq_check '.usage.last_oom_kill.command == "tail" and .usage.last_oom_kill.uid == 0' >/dev/null; }
+wait_for 5 last_kill && ok "status names the process killed and its uid inside" ||
+	{ not_ok "status names the killed process"; gpubox status --member "$a" --json | jq -c .usage | diag; }
 gpubox status --member "$a" | grep -q 'killed for the memory limit' &&
 	ok "status says a process was killed for the memory limit" || not_ok "status text about the OOM kill"
 [ "$(member_field "$a" state)" = running ] && ok "the container outlives its memory hog" || not_ok "the container died with its hog"

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "container/container.h"
+#include "monitor/monitor.h"
 #include "cleanup.h"
 #include "config.h"
 #include "reslimit.h"
@@ -293,6 +294,40 @@ static void test_config_key(void **state)
 	assert_non_null(strstr(err, "memory is a size"));
 }
 
+static int parse_line(const char *line, struct oom_event *e)
+{
+	return oomwatch_parse(line, strlen(line), e);
+}
+
+static void test_oom_line(void **state)
+{
+	struct oom_event e;
+
+	(void)state;
+	assert_int_equal(parse_line("6,41250,8215326381,-;oom-kill:constraint=CONSTRAINT_MEMCG,"
+				    "nodemask=(null),cpuset=lxc.payload.ann,mems_allowed=0,"
+				    "oom_memcg=/lxc.payload.ann,task_memcg=/lxc.payload.ann/system.slice/x.service,"
+				    "task=python3,pid=41122,uid=2000001000\n", &e), 0);
+	assert_string_equal(e.member, "ann");
+	assert_string_equal(e.command, "python3");
+	assert_int_equal(e.host_pid, 41122);
+	assert_int_equal(e.host_uid, 2000001000u);
+	assert_true(e.boot_usec == 8215326381ull);
+	/* Another line of the kernel's, a kill on the host, no record at all. */
+	assert_int_equal(parse_line("6,41251,8215326399,-;Memory cgroup out of memory: Killed process 41122 (tail)", &e), -ENOENT);
+	assert_int_equal(parse_line("6,1,2,-;oom-kill:constraint=CONSTRAINT_NONE,global_oom,task_memcg=/user.slice,task=chrome,pid=5,uid=1000", &e), -ENOENT);
+	assert_int_equal(parse_line("oom-kill:oom_memcg=/lxc.payload.ann,task=x,pid=1,uid=0", &e), -EINVAL);
+	/* A program's line (facility user) cannot pose as the kernel's. */
+	assert_int_equal(parse_line("12,5,6,-;oom-kill:oom_memcg=/lxc.payload.ann,task=fake,pid=1,uid=0", &e), -EPERM);
+	/* The task's name is the member's to choose: kept printable. */
+	assert_int_equal(parse_line("6,5,6,-;oom-kill:oom_memcg=/lxc.payload.ann,task=a\033[2Jb,pid=1,uid=0", &e), 0);
+	assert_string_equal(e.command, "a?[2Jb");
+	/* Not a member's cgroup, or not a number. */
+	assert_int_equal(parse_line("6,5,6,-;oom-kill:oom_memcg=/lxc.payload.../x,task=a,pid=1,uid=0", &e), -ENOENT);
+	assert_int_equal(parse_line("6,5,6,-;oom-kill:oom_memcg=/lxc.payload.ann,task=a,pid=-1,uid=0", &e), -EINVAL);
+	assert_int_equal(parse_line("6,5,6,-;oom-kill:oom_memcg=/lxc.payload.ann,task=a,pid=1", &e), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_cgroup_resets),
 		cmocka_unit_test(test_cgroup_dir),
 		cmocka_unit_test(test_config_key),
+		cmocka_unit_test(test_oom_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
