@@ -144,8 +144,8 @@ int hubdb_server_get(struct hubdb *db, const char *name, struct hub_server *out)
 /* The server whose token this is (constant time compare of hashes). */
 int hubdb_server_by_token(struct hubdb *db, const char *token, struct hub_server *out);
 int hubdb_server_touch(struct hubdb *db, const char *name, long long now);
-/* The opaque per-server token the hub uses to call the agent: the same
- * token (the agent checks it); kept so that the hub can poke and poll. */
+/* The server's token itself, kept so that the hub can derive the token it
+ * calls the agent with (poke, poll; hubtoken.h). */
 int hubdb_server_token(struct hubdb *db, const char *name, char token_hex[HUB_TOKEN_HEX]);
 
 /* Which servers a member enabled. */
@@ -244,7 +244,8 @@ bool sshconfig_host_ok(const char *host);
 /* ---- agentcall.c: the hub's requests to agents --------------------------------- */
 
 /* One agent request: the server's URL with the path appended, and the
- * server's token as a bearer header (the agent checks it). */
+ * hub-to-agent token derived from the server's (hubtoken.h) as a bearer
+ * header (the agent checks it). */
 struct agentcall_target {
 	char name[HUB_NAME_MAX];
 	char url[CONFIG_TEXT_MAX + 256];
@@ -414,8 +415,8 @@ struct static_asset {
 extern const struct static_asset static_assets[];
 extern const size_t static_assets_count;
 
-/* api.c: tell agents to sync now (POST <url>/api/v1/poke with the server's
- * token), best effort, from a worker thread; failures are only logged. */
+/* api.c: tell agents to sync now (POST <url>/api/v1/poke with the
+ * hub-to-agent token), best effort, from a worker thread; failures are only logged. */
 int api_poke_server(struct hub *hub, const char *server);
 int api_poke_member(struct hub *hub, const char *member);   /* every server it enabled */
 void api_poke_flush(void);    /* wait until every poke queued so far is done */

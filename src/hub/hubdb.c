@@ -29,8 +29,9 @@
  *           last_contact, created)
  *       Agents prove who they are with a bearer token; lookups go by its
  *       SHA-256 only.  The token itself is kept too (column token) because
- *       the hub presents the same token when it calls the agent (poke):
- *       it is as secret as the file, which only the hub's user can read.
+ *       the hub derives from it the token it calls the agent with (poke,
+ *       readings; hubtoken.h): it is as secret as the file, which only the
+ *       hub's user can read.
  *   enabled(member -> members, server -> servers ON DELETE CASCADE,
  *           PK(member, server))
  *       The servers a member chose; an agent learns only these members.

@@ -26,6 +26,7 @@
 #include <microhttpd.h>
 
 #include "hub.h"
+#include "hubtoken.h"
 #include "strutil.h"
 #include "testutil.h"
 #include "banned.h"
@@ -87,7 +88,7 @@ static enum MHD_Result agent_answer(void *cls, struct MHD_Connection *c, const c
 {
 	struct fixture *f = cls;
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	char expected[HUB_TOKEN_HEX + 16];
+	char expected[HUB_TOKEN_HEX + 16], to_agent[HUBTOKEN_HEX];
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
@@ -98,7 +99,10 @@ static enum MHD_Result agent_answer(void *cls, struct MHD_Connection *c, const c
 		return MHD_YES;
 	}
 	*size = 0;
-	snprintf(expected, sizeof(expected), "Bearer %s", f->token);
+	/* The hub-to-agent token, never the server's own (hubtoken.h). */
+	if (hubtoken_to_agent(f->token, strlen(f->token), to_agent) < 0)
+		return MHD_NO;
+	snprintf(expected, sizeof(expected), "Bearer %s", to_agent);
 	if (strcmp(method, "POST") == 0 && strcmp(url, "/api/v1/poke") == 0 && auth &&
 	    strcmp(auth, expected) == 0)
 		__atomic_add_fetch(&f->pokes, 1, __ATOMIC_SEQ_CST);
@@ -436,6 +440,26 @@ static void test_sync(void **state)
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, 0);
 	reply_free(&r);
+}
+
+/* The hub calls an agent with the token derived from the server's (the
+ * vector test_hubsync.c checks the agent against), never with the token
+ * that reads the member list. */
+static void test_agent_token(void **state)
+{
+	static const char raw[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	struct fixture *f = *state;
+	struct agentcall_target t;
+	char derived[HUBTOKEN_HEX], expected[HUBTOKEN_HEX + 32];
+
+	assert_int_equal(hubtoken_to_agent(raw, strlen(raw), derived), 0);
+	assert_string_equal(derived, "a1364e68f22da21933703fe56743c1772f97e32f9b49bc3540ef1fed44ad6d86");
+	assert_int_equal(agentcall_target(f->hub.db, "gpu17", "/api/v1/sample", &t), 0);
+	assert_int_equal(hubtoken_to_agent(f->token, strlen(f->token), derived), 0);
+	snprintf(expected, sizeof(expected), "Authorization: Bearer %s", derived);
+	assert_string_equal(t.authorization, expected);
+	assert_null(strstr(t.authorization, f->token));
+	assert_int_equal(agentcall_target(f->hub.db, "nope", "/api/v1/sample", &t), -ENOENT);
 }
 
 static void test_keys(void **state)
@@ -818,6 +842,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_member_api, setup, teardown),
