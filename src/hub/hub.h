@@ -167,14 +167,24 @@ int hubdb_sync_text(struct hubdb *db, const char *server, char **text, size_t *l
 int hubdb_authorized_keys(struct hubdb *db, const char *server, const char *member,
 			  char **text, size_t *len);
 
-/* Sessions: the cookie holds a random id; the database its SHA-256. */
+/* Sessions: the cookie holds a random id; the database its SHA-256.
+ * Disabling a member, a new password (hubdb_password_set()) and taking
+ * admin rights away end every session of the member for good: each moves
+ * the member's session epoch. */
 struct hub_session {
 	char member[HUB_NAME_MAX];
 	char csrf[HUB_TOKEN_HEX];     /* random per session, in every form */
 	long long expires;
 };
-int hubdb_session_create(struct hubdb *db, const char *member, long long expires,
+/* The member's session epoch (0, -ENOENT, when there is no member yet):
+ * read before the password is checked, and given to create. */
+int hubdb_session_epoch(struct hubdb *db, const char *member, uint64_t *epoch);
+/* A session at epoch: -ENOENT for no member; -ESTALE when the member is
+ * disabled or its sessions ended after epoch was read (a sign-in that
+ * raced a password change opens nothing). */
+int hubdb_session_create(struct hubdb *db, const char *member, uint64_t epoch, long long expires,
 			 char id_hex[HUB_TOKEN_HEX], char csrf_hex[HUB_TOKEN_HEX]);
+/* -ENOENT also for a session of a disabled member, or one that ended. */
 int hubdb_session_get(struct hubdb *db, const char *id_hex, long long now, struct hub_session *out);
 int hubdb_session_delete(struct hubdb *db, const char *id_hex);
 int hubdb_session_prune(struct hubdb *db, long long now);

@@ -423,9 +423,11 @@ static int pages_get_login(struct http_request *req, struct http_response *resp)
 	return pages_login_page(&ctx, resp, 200, NULL, NULL);
 }
 
-/* Signed in: the member row, the session, its cookie, and on to the pages. */
+/* Signed in: the member row, the session, its cookie, and on to the pages.
+ * epoch: the member's session epoch from before the password was checked. */
 static int pages_login_success(struct pages_ctx *ctx, struct http_response *resp,
-			       const char *name, const char *display_name, bool is_admin)
+			       const char *name, const char *display_name, bool is_admin,
+			       uint64_t epoch)
 {
 	struct hub *hub = ctx->hub;
 	struct http_request *req = ctx->req;
@@ -447,8 +449,17 @@ static int pages_login_success(struct pages_ctx *ctx, struct http_response *resp
 	r = hubdb_member_set_admin(hub->db, name, is_admin);
 	if (r < 0)
 		return pages_failed(ctx, resp, r, "recording the admin flag");
+	/* The directory took the admin rights away: that ended the member's
+	 * other sessions (and moved the epoch), not this sign-in. */
+	if (ctx->me.admin && !is_admin && hubdb_session_epoch(hub->db, name, &epoch) < 0)
+		return pages_failed(ctx, resp, -EIO, "reading the session epoch");
 	lifetime = (long long)(hub->cfg.session_hours ? hub->cfg.session_hours : 1) * 3600;
-	r = hubdb_session_create(hub->db, name, (long long)time(NULL) + lifetime, id, csrf);
+	r = hubdb_session_create(hub->db, name, epoch, (long long)time(NULL) + lifetime, id, csrf);
+	if (r == -ESTALE) {
+		log_info("%s was disabled, or changed password, during the sign-in: no session", name);
+		return pages_login_page(ctx, resp, 409, name,
+					"Your account changed while you signed in. Sign in again.");
+	}
 	if (r < 0)
 		return pages_failed(ctx, resp, r, "creating the session");
 	/* A new sign-in replaces the browser's previous session. */
@@ -473,6 +484,7 @@ static int pages_post_login(struct http_request *req, struct http_response *resp
 	const char *password = pages_field(req, "password");
 	char token[HUB_TOKEN_HEX] = "", display[sizeof(ctx.me.display_name)] = "", err[256];
 	bool is_admin = false;
+	uint64_t epoch = 0;
 
 	if (!req->cookie_header ||
 	    form_cookie(req->cookie_header, PAGES_LOGIN_COOKIE, token, sizeof(token)) < 0 ||
@@ -484,11 +496,15 @@ static int pages_post_login(struct http_request *req, struct http_response *resp
 		return pages_login_page(&ctx, resp, 400, name, "Give your name and your password.");
 	if (validate_member_name(name, err, sizeof(err)) < 0)
 		return pages_login_page(&ctx, resp, 400, name, err);
+	/* Before the password is checked: a password changed (or the member
+	 * disabled) while it is, opens no session (0: no member yet). */
+	if (hubdb_session_epoch(req->hub->db, name, &epoch) < 0)
+		epoch = 0;
 
 	switch (auth_login(req->hub->auth, name, password, req->client_address,
 			   display, sizeof(display), &is_admin)) {
 	case AUTH_OK:
-		return pages_login_success(&ctx, resp, name, display[0] ? display : name, is_admin);
+		return pages_login_success(&ctx, resp, name, display[0] ? display : name, is_admin, epoch);
 	case AUTH_THROTTLED:
 		return pages_login_page(&ctx, resp, 429, name,
 					"Too many failed sign-ins. Wait a few minutes, then try again.");

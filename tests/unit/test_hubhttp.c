@@ -160,8 +160,10 @@ static int start_hub(struct fixture *f)
 static int session_cookie(struct fixture *f, const char *member, char *cookie, size_t len, char *csrf)
 {
 	char id[HUB_TOKEN_HEX];
+	uint64_t epoch;
 
-	if (hubdb_session_create(f->hub.db, member, (long long)time(NULL) + 3600, id, csrf) < 0)
+	if (hubdb_session_epoch(f->hub.db, member, &epoch) < 0 ||
+	    hubdb_session_create(f->hub.db, member, epoch, (long long)time(NULL) + 3600, id, csrf) < 0)
 		return -1;
 	snprintf(cookie, len, "Cookie: theme=dark; %s=%s", HTTP_SESSION_COOKIE, id);
 	return 0;
@@ -744,17 +746,30 @@ static void test_admin_api(void **state)
 	request(f, "POST", "/api/v1/admin/members/alice", carol, "{\"disabled\": true}", 18, &r);
 	assert_int_equal(r.status, 200);
 	reply_free(&r);
-	/* alice's session is worth nothing now; gpu17 was told. */
+	/* alice's session ended; gpu17 was told. */
 	get(f, "/api/v1/me", (const char *[]){ f->alice_cookie, NULL }, &r);
-	assert_int_equal(r.status, 403);
+	assert_int_equal(r.status, 401);
 	reply_free(&r);
 	api_poke_flush();
 	assert_true(__atomic_load_n(&f->pokes, __ATOMIC_SEQ_CST) >= 1);
 	request(f, "POST", "/api/v1/admin/members/alice", carol, "{\"disabled\": false}", 19, &r);
 	assert_int_equal(r.status, 200);
 	reply_free(&r);
+	/* Enabled again, alice signs in again: the old session stays ended. */
 	get(f, "/api/v1/me", (const char *[]){ f->alice_cookie, NULL }, &r);
-	assert_int_equal(r.status, 200);
+	assert_int_equal(r.status, 401);
+	reply_free(&r);
+	get(f, "/keys", (const char *[]){ f->alice_cookie, NULL }, &r);
+	assert_int_equal(r.status, 303);
+	reply_free(&r);
+
+	/* An admin whose rights are taken away loses the admin session. */
+	assert_int_equal(hubdb_member_set_admin(f->hub.db, "carol", false), 0);
+	get(f, "/api/v1/admin/members", carol, &r);
+	assert_int_equal(r.status, 401);
+	reply_free(&r);
+	get(f, "/admin", (const char *[]){ f->carol_cookie, NULL }, &r);
+	assert_int_equal(r.status, 303);
 	reply_free(&r);
 }
 
