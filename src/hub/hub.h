@@ -47,8 +47,8 @@ struct hub_config {
 	char ldap_display_attr[CONFIG_NAME_MAX]; /* default "cn" */
 	char ldap_ca_file[CONFIG_PATH_MAX];    /* "" = the system's */
 	bool ldap_starttls;                    /* default yes; refused off unless loopback/ldapi */
-	uint32_t login_fail_limit;             /* failures per member and per address ... */
-	uint32_t login_fail_window;            /* ... in this many seconds, then locked as long */
+	uint32_t login_fail_limit;             /* failures per member and address (x4 per address) ... */
+	uint32_t login_fail_window;            /* ... in this many seconds, then locked as long (auth.c) */
 
 	uint32_t session_hours;                /* sign-in lifetime */
 	bool monitor_public;                   /* the monitor without sign-in (no names) */
@@ -217,7 +217,7 @@ int form_cookie(const char *header, const char *name, char *value, size_t len);
 enum auth_result {
 	AUTH_OK,
 	AUTH_BAD_CREDENTIALS,      /* unknown member or wrong password: one message for both */
-	AUTH_THROTTLED,            /* too many failures for this member or address */
+	AUTH_THROTTLED,            /* too many failures for this member here, or this address */
 	AUTH_UNAVAILABLE,          /* the directory did not answer */
 };
 
