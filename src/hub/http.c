@@ -56,6 +56,11 @@ struct http_conn {
 	size_t body_cap;
 };
 
+/* HTTPS only, for a year (browsers ignore it over plain HTTP).  No
+ * includeSubDomains: the hub does not speak for the other hosts of its
+ * domain; no preload, which would bind the domain too. */
+#define HTTP_HSTS "max-age=31536000"
+
 static const char *const http_security_headers[][2] = {
 	{ "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'" },
 	{ "X-Content-Type-Options", "nosniff" },
@@ -264,7 +269,8 @@ static bool http_has_header(const struct http_response *resp, const char *name)
 	return false;
 }
 
-static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_response *resp)
+static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_response *resp,
+				  bool secure)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -278,6 +284,8 @@ static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
 	for (size_t i = 0; i < ARRAY_SIZE(http_security_headers); i++)
 		MHD_add_response_header(r, http_security_headers[i][0], http_security_headers[i][1]);
+	if (secure)
+		MHD_add_response_header(r, "Strict-Transport-Security", HTTP_HSTS);
 	if (!http_has_header(resp, "Cache-Control"))
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	for (size_t i = 0; i < resp->nheaders; i++) {
@@ -292,6 +300,17 @@ static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_
 	return ret;
 }
 
+/* The answers made before a request is read whole: HTTPS when the hub
+ * serves TLS itself (a proxy's X-Forwarded-Proto is not read yet). */
+static bool http_tls(struct MHD_Connection *connection)
+{
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(MHD_get_connection_info(connection, MHD_CONNECTION_INFO_DAEMON)->daemon,
+				    MHD_DAEMON_INFO_FLAGS);
+
+	return info && (info->flags & MHD_USE_TLS);
+}
+
 static enum MHD_Result http_send_error(struct MHD_Connection *connection, const char *path,
 				       unsigned status, const char *message)
 {
@@ -302,7 +321,7 @@ static enum MHD_Result http_send_error(struct MHD_Connection *connection, const 
 		http_reply_error(&resp, status, message);
 	else
 		http_reply(&resp, status, "text/plain; charset=utf-8", strdup(message));
-	ret = http_send(connection, &resp);
+	ret = http_send(connection, &resp, http_tls(connection));
 	http_response_free(&resp);
 	return ret;
 }
@@ -394,12 +413,19 @@ static bool http_is_secure(struct http_request *req, struct http_conn *conn)
 	return proto && strcasecmp(proto, "https") == 0;
 }
 
+int http_cookie_name(const struct http_request *req, const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s%s", req->cookies_secure ? HTTP_SECURE_COOKIE_PREFIX : "", name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 static void http_find_session(struct http_request *req)
 {
-	char id[HUB_TOKEN_HEX];
+	char id[HUB_TOKEN_HEX], name[64];
 
-	if (!req->cookie_header ||
-	    form_cookie(req->cookie_header, HTTP_SESSION_COOKIE, id, sizeof(id)) < 0)
+	if (!req->cookie_header || http_cookie_name(req, HTTP_SESSION_COOKIE, name, sizeof(name)) < 0 ||
+	    form_cookie(req->cookie_header, name, id, sizeof(id)) < 0)
 		return;
 	if (hubdb_session_get(req->hub->db, id, (long long)time(NULL), &req->session) == 0) {
 		req->signed_in = true;
@@ -418,7 +444,7 @@ static bool http_is_urlencoded(const char *type)
 
 static int http_call(struct hub *hub, struct MHD_Connection *connection, struct http_conn *conn,
 		     const struct http_route *route, const char *method, const char *path,
-		     struct http_response *resp, unsigned *bad_status)
+		     struct http_response *resp, unsigned *bad_status, bool *secure)
 {
 	struct form query = { 0 }, form = { 0 };
 	struct http_request req = {
@@ -450,6 +476,10 @@ static int http_call(struct hub *hub, struct MHD_Connection *connection, struct 
 	req.if_none_match = http_request_header(&req, "If-None-Match");
 	http_client_address(&req, conn, forwarded, sizeof(forwarded));
 	req.secure = http_is_secure(&req, conn);
+	*secure = req.secure;
+	/* Cookies are marked Secure (and named __Host-) when browsers reach
+	 * the hub by HTTPS, here or at the proxy public_url names. */
+	req.cookies_secure = req.secure || str_has_prefix(hub->cfg.public_url, "https://");
 	http_find_session(&req);
 	ret = route->handler(&req, resp);
 	form_free(&query);
@@ -465,7 +495,7 @@ static enum MHD_Result http_dispatch(struct hub *hub, struct MHD_Connection *con
 	const struct http_route *route;
 	unsigned bad_status = 0;
 	enum MHD_Result ret;
-	bool path_known;
+	bool path_known, secure = hub->cfg.tls_cert[0] != '\0';
 	char allow[64];
 	int rc;
 
@@ -482,13 +512,13 @@ static enum MHD_Result http_dispatch(struct hub *hub, struct MHD_Connection *con
 		else
 			http_reply(&resp, 405, "text/plain; charset=utf-8", strdup(message));
 		http_add_header(&resp, "Allow: %s", allow);
-		ret = http_send(connection, &resp);
+		ret = http_send(connection, &resp, hub->cfg.tls_cert[0] != '\0');
 		http_response_free(&resp);
 		return ret;
 	}
 	if (!route)
 		return http_send_error(connection, path, 404, "No such page.");
-	rc = http_call(hub, connection, conn, route, method, path, &resp, &bad_status);
+	rc = http_call(hub, connection, conn, route, method, path, &resp, &bad_status, &secure);
 	if (rc < 0) {
 		http_response_free(&resp);
 		if (bad_status)
@@ -498,7 +528,7 @@ static enum MHD_Result http_dispatch(struct hub *hub, struct MHD_Connection *con
 	}
 	if (hub->cfg.debug)
 		log_debug("%s %s %s -> %u", conn->client, method, path, resp.status);
-	ret = http_send(connection, &resp);
+	ret = http_send(connection, &resp, secure);
 	http_response_free(&resp);
 	return ret;
 }

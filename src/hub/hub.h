@@ -339,6 +339,7 @@ struct http_request {
 	const char *authorization;    /* the Authorization header */
 	const char *if_none_match;
 	bool secure;                  /* TLS or X-Forwarded-Proto https */
+	bool cookies_secure;          /* secure, or public_url is https: cookies Secure, __Host- */
 	void *connection;             /* libmicrohttpd's, for http_request_header() */
 	struct hub_session session;   /* valid when signed_in */
 	char session_id[HUB_TOKEN_HEX];
@@ -365,11 +366,18 @@ struct http_route {
 
 #define HTTP_BODY_MAX (64 * 1024)  /* larger request bodies get 413 */
 #define HTTP_SESSION_COOKIE "gpubox_session"
+/* Over HTTPS every cookie is named with this prefix: browsers then take it
+ * only with Secure, Path=/ and no Domain, from this host, so neither a
+ * sibling host nor a plain-HTTP answer can plant one. */
+#define HTTP_SECURE_COOKIE_PREFIX "__Host-"
 
 int http_start(struct hub *hub, struct MHD_Daemon **out);
 void http_stop(struct MHD_Daemon *d);
 /* A request header's value (case-insensitive name); NULL when absent. */
 const char *http_request_header(const struct http_request *req, const char *name);
+/* The name cookie name has for this request: with HTTP_SECURE_COOKIE_PREFIX
+ * when cookies_secure. */
+int http_cookie_name(const struct http_request *req, const char *name, char *buf, size_t len);
 /* Helpers for handlers. */
 int http_reply(struct http_response *resp, unsigned status, const char *type, char *body);
 /* The same with the body's length known (it may then hold NUL bytes). */
@@ -380,7 +388,8 @@ int http_reply_error(struct http_response *resp, unsigned status, const char *me
 int http_redirect(struct http_response *resp, const char *location);
 int http_add_header(struct http_response *resp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Every response gets the security headers and, unless the handler set a
+/* Every response gets the security headers (over HTTPS also
+ * Strict-Transport-Security: max-age=31536000) and, unless the handler set a
  * Cache-Control header itself (static assets), "Cache-Control: no-store".
  * http_reply() and http_reply_len() take body over (malloc'd, or NULL);
  * http_reply_json() leaves the caller's reference to json alone;

@@ -773,6 +773,137 @@ static void test_admin_api(void **state)
 	reply_free(&r);
 }
 
+/* ---- the sign-in form ------------------------------------------------------ */
+
+/* The value of cookie name in the reply's Set-Cookie header (into buf). */
+static const char *set_cookie_value(const struct reply *r, const char *name, char *buf, size_t len)
+{
+	char line[512];
+	size_t n = strlen(name);
+
+	if (!header(r, "Set-Cookie", line, sizeof(line)) || strncmp(line, name, n) != 0 || line[n] != '=')
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)strcspn(line + n + 1, ";"), line + n + 1);
+	return buf;
+}
+
+/* The csrf field of a sign-in page (into buf). */
+static const char *form_csrf(const struct reply *r, char *buf, size_t len)
+{
+	const char *p = r->body ? strstr(r->body, "name=\"csrf\" value=\"") : NULL;
+
+	if (!p)
+		return NULL;
+	p += strlen("name=\"csrf\" value=\"");
+	snprintf(buf, len, "%.*s", (int)strcspn(p, "\""), p);
+	return buf;
+}
+
+/* POST /login as a browser would: cookie "NAME=VALUE" (or NULL), the
+ * form's csrf, and an Origin header (or NULL). */
+static long post_login(struct fixture *f, const char *cookie, const char *csrf, const char *origin,
+		       const char *password, struct reply *r)
+{
+	char cookie_header[256], origin_header[256], body[512];
+	const char *headers[4] = { "Content-Type: application/x-www-form-urlencoded", NULL, NULL, NULL };
+	size_t n = 1;
+
+	if (cookie) {
+		snprintf(cookie_header, sizeof(cookie_header), "Cookie: %s", cookie);
+		headers[n++] = cookie_header;
+	}
+	if (origin) {
+		snprintf(origin_header, sizeof(origin_header), "Origin: %s", origin);
+		headers[n++] = origin_header;
+	}
+	snprintf(body, sizeof(body), "csrf=%s&name=alice&password=%s", csrf, password);
+	request(f, "POST", "/login", headers, body, strlen(body), r);
+	return r->status;
+}
+
+/* alice gets a local password and the hub a sign-in. */
+static void open_local_auth(struct fixture *f)
+{
+	char hash[256];
+
+	assert_int_equal(auth_hash_password("alice-pw", hash, sizeof(hash)), 0);
+	assert_int_equal(hubdb_password_set(f->hub.db, "alice", hash), 0);
+	snprintf(f->hub.cfg.auth, sizeof(f->hub.cfg.auth), "local");
+	assert_int_equal(auth_open(&f->hub.cfg, f->hub.db, &f->hub.auth), 0);
+}
+
+/*
+ * The sign-in form is tied to the browser: the cookie holds a random id
+ * and the form an HMAC of it, so a planted cookie (with its value in the
+ * form, as the old double-submit took) is refused, and so is a form sent
+ * from another origin.  prefix: the cookie names' ("__Host-" over HTTPS).
+ */
+static void check_login_form(struct fixture *f, const char *prefix, const char *origin)
+{
+	char name[64], id[128], csrf[128], planted[160], cookie[256], other_origin[64];
+	struct reply r;
+
+	snprintf(name, sizeof(name), "%sgpubox_login", prefix);
+	get(f, "/login", NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(set_cookie_value(&r, name, id, sizeof(id)));
+	assert_non_null(form_csrf(&r, csrf, sizeof(csrf)));
+	reply_free(&r);
+	assert_int_equal(strlen(id), 64);
+	assert_int_equal(strlen(csrf), 64);
+	assert_string_not_equal(id, csrf);
+
+	/* The old double submit: the cookie's own value in the form. */
+	snprintf(cookie, sizeof(cookie), "%s=%s", name, id);
+	assert_int_equal(post_login(f, cookie, id, NULL, "alice-pw", &r), 403);
+	reply_free(&r);
+	/* A cookie planted by someone else, with its value in the form. */
+	memset(planted, 'a', 64);
+	planted[64] = '\0';
+	snprintf(cookie, sizeof(cookie), "%s=%s", name, planted);
+	assert_int_equal(post_login(f, cookie, planted, NULL, "alice-pw", &r), 403);
+	reply_free(&r);
+	/* No cookie. */
+	assert_int_equal(post_login(f, NULL, csrf, NULL, "alice-pw", &r), 403);
+	reply_free(&r);
+	/* The right pair, posted from another origin (another port of this host). */
+	snprintf(cookie, sizeof(cookie), "%s=%s", name, id);
+	snprintf(other_origin, sizeof(other_origin), "%s://127.0.0.1:%u", f->tls ? "https" : "http",
+		 f->port == 1 ? 2 : 1);
+	assert_int_equal(post_login(f, cookie, csrf, other_origin, "alice-pw", &r), 403);
+	reply_free(&r);
+	assert_int_equal(post_login(f, cookie, csrf, "null", "alice-pw", &r), 403);
+	reply_free(&r);
+	/* The right pair from this origin: the password is checked. */
+	assert_int_equal(post_login(f, cookie, csrf, origin, "wrong", &r), 401);
+	reply_free(&r);
+	assert_int_equal(post_login(f, cookie, csrf, origin, "alice-pw", &r), 303);
+	snprintf(name, sizeof(name), "%sgpubox_session", prefix);
+	assert_non_null(set_cookie_value(&r, name, id, sizeof(id)));
+	reply_free(&r);
+}
+
+static void test_login_form(void **state)
+{
+	struct fixture *f = *state;
+	char origin[64], line[512];
+	struct reply r;
+
+	open_local_auth(f);
+	snprintf(origin, sizeof(origin), "http://127.0.0.1:%u", f->port);
+	check_login_form(f, "", origin);
+	check_login_form(f, "", NULL);
+	/* Plain HTTP: no Strict-Transport-Security, no Secure cookie. */
+	get(f, "/login", NULL, &r);
+	assert_null(header(&r, "Strict-Transport-Security", line, sizeof(line)));
+	assert_non_null(header(&r, "Set-Cookie", line, sizeof(line)));
+	assert_null(strstr(line, "Secure"));
+	assert_non_null(strstr(line, "Path=/login"));
+	reply_free(&r);
+	auth_close(f->hub.auth);
+	f->hub.auth = NULL;
+}
+
 /* Many requests on one keep-alive connection and from several threads. */
 struct hammer {
 	struct fixture *f;
@@ -827,7 +958,7 @@ static void test_many_requests(void **state)
 static void test_tls(void **state)
 {
 	struct fixture *f = *state;
-	char auth[128], url[128];
+	char auth[128], url[128], line[512], origin[64], cookie[256];
 	const char *bearer[] = { auth, NULL };
 	struct reply r;
 	CURL *c;
@@ -841,6 +972,34 @@ static void test_tls(void **state)
 	assert_int_equal(r.status, 200);
 	reply_free(&r);
 
+	/* HTTPS: Strict-Transport-Security on every answer, __Host- cookies. */
+	get(f, "/login", NULL, &r);
+	assert_header(&r, "Strict-Transport-Security", "max-age=31536000");
+	assert_non_null(header(&r, "Set-Cookie", line, sizeof(line)));
+	assert_true(str_has_prefix(line, "__Host-gpubox_login="));
+	assert_non_null(strstr(line, "; Secure"));
+	assert_non_null(strstr(line, "; Path=/;"));
+	assert_null(strcasestr(line, "Domain"));
+	reply_free(&r);
+	get(f, "/no/such/page", NULL, &r);
+	assert_header(&r, "Strict-Transport-Security", "max-age=31536000");
+	reply_free(&r);
+	/* A cookie without the prefix is none of the hub's over HTTPS. */
+	snprintf(cookie, sizeof(cookie), "Cookie: gpubox_session=%s", f->alice_cookie + strlen("Cookie: theme=dark; gpubox_session="));
+	get(f, "/api/v1/me", (const char *[]){ cookie, NULL }, &r);
+	assert_int_equal(r.status, 401);
+	reply_free(&r);
+	snprintf(cookie, sizeof(cookie), "Cookie: __Host-gpubox_session=%s",
+		 f->alice_cookie + strlen("Cookie: theme=dark; gpubox_session="));
+	get(f, "/api/v1/me", (const char *[]){ cookie, NULL }, &r);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+
+	open_local_auth(f);
+	snprintf(origin, sizeof(origin), "https://127.0.0.1:%u", f->port);
+	check_login_form(f, "__Host-", origin);
+	auth_close(f->hub.auth);
+	f->hub.auth = NULL;
 	c = curl_easy_init();
 	assert_non_null(c);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v1/sync", f->port);
@@ -863,6 +1022,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_member_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_form, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup_tls, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
