@@ -34,6 +34,7 @@ struct hub_config {
 	char tls_key[CONFIG_PATH_MAX];
 	char public_url[CONFIG_TEXT_MAX];      /* how browsers reach the hub (links, cookies' Secure) */
 	bool behind_proxy;                     /* trust X-Forwarded-For / -Proto from loopback */
+	uint32_t connections_per_address;      /* open at once from one client address (default 64) */
 	char lab_name[CONFIG_NAME_MAX];        /* shown on the pages */
 
 	/* Identity: "local" (accounts in hub.db, Argon2id) or "ldap". */

@@ -904,6 +904,126 @@ static void test_login_form(void **state)
 	f->hub.auth = NULL;
 }
 
+/* ---- slow clients ------------------------------------------------------------- */
+
+#define SLOW_CONNECTIONS 1010
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A connection from 127.0.0.1 that sends a request line and one header,
+ * never the end of the headers; -1 when it cannot connect. */
+static int slow_connect(struct fixture *f)
+{
+	static const char start[] = "GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)f->port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    send(fd, start, strlen(start), MSG_NOSIGNAL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether the server has closed fd (end of stream or reset). */
+static bool slow_closed(int fd)
+{
+	char buf[256];
+	ssize_t n;
+
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* GET /login from source address, timed; the status (0: no answer). */
+static long timed_get(struct fixture *f, const char *source, double *seconds)
+{
+	char url[128];
+	long status = 0;
+	CURL *c = curl_easy_init();
+	FILE *sink = fopen("/dev/null", "w");
+
+	assert_non_null(c);
+	assert_non_null(sink);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/login", f->port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_INTERFACE, source);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+	*seconds = now_seconds();
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	*seconds = now_seconds() - *seconds;
+	curl_easy_cleanup(c);
+	fclose(sink);
+	return status;
+}
+
+/*
+ * 1,010 slow connections from one address (each sends a header now and
+ * then, never a whole request) once filled the server: the sign-in page
+ * went unanswered for everyone.  Now the address holds its share
+ * (connections_per_address) and the others are answered at once; and the
+ * slow connections are closed at the request deadline, whatever they
+ * trickle.
+ */
+static void test_slow_clients(void **state)
+{
+	struct fixture *f = *state;
+	static int fds[SLOW_CONNECTIONS];
+	unsigned open_count = 0;
+	double seconds;
+	long status;
+
+	for (size_t i = 0; i < SLOW_CONNECTIONS; i++)
+		fds[i] = slow_connect(f);
+	usleep(300 * 1000);
+	status = timed_get(f, "127.0.0.2", &seconds);
+	print_message("another address: HTTP %ld in %.3f s\n", status, seconds);
+	assert_int_equal(status, 200);
+	assert_true(seconds < 1.0);
+	for (size_t i = 0; i < SLOW_CONNECTIONS; i++)
+		open_count += fds[i] >= 0 && !slow_closed(fds[i]);
+	print_message("slow connections still open: %u\n", open_count);
+	/* The cap, give or take a connection accepted by each pool thread. */
+	assert_true(open_count >= f->hub.cfg.connections_per_address / 2);
+	assert_true(open_count <= f->hub.cfg.connections_per_address + 16);
+
+	/* A header line every 2 s keeps libmicrohttpd's idle timeout away;
+	 * the deadline closes them anyway. */
+	for (int round = 0; round < 18 && open_count > 0; round++) {
+		sleep(2);
+		open_count = 0;
+		for (size_t i = 0; i < SLOW_CONNECTIONS; i++) {
+			if (fds[i] < 0)
+				continue;
+			if (slow_closed(fds[i]) || send(fds[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) < 0) {
+				close(fds[i]);
+				fds[i] = -1;
+				continue;
+			}
+			open_count++;
+		}
+	}
+	print_message("slow connections open after the deadline: %u\n", open_count);
+	assert_int_equal(open_count, 0);
+	status = timed_get(f, "127.0.0.1", &seconds);
+	assert_int_equal(status, 200);
+	for (size_t i = 0; i < SLOW_CONNECTIONS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
 /* Many requests on one keep-alive connection and from several threads. */
 struct hammer {
 	struct fixture *f;
@@ -1023,6 +1143,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_admin_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_form, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup_tls, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
