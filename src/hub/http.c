@@ -487,9 +487,10 @@ static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_
  * serves TLS itself (a proxy's X-Forwarded-Proto is not read yet). */
 static bool http_tls(struct MHD_Connection *connection)
 {
+	const union MHD_ConnectionInfo *conn_info =
+		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_DAEMON);
 	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(MHD_get_connection_info(connection, MHD_CONNECTION_INFO_DAEMON)->daemon,
-				    MHD_DAEMON_INFO_FLAGS);
+		conn_info ? MHD_get_daemon_info(conn_info->daemon, MHD_DAEMON_INFO_FLAGS) : NULL;
 
 	return info && (info->flags & MHD_USE_TLS);
 }
