@@ -54,6 +54,7 @@
 #include "array.h"
 #include "cleanup.h"
 #include "fsutil.h"
+#include "hubtoken.h"
 #include "log.h"
 #include "strutil.h"
 #include "validate.h"
@@ -482,9 +483,16 @@ static int hubsync_load_token(struct hubsync *h, const char *path)
 		if (data[i] <= ' ' || data[i] > '~')
 			ret = -EINVAL;
 	if (ret == 0) {
+		char to_agent[HUBTOKEN_HEX];
+
 		data[len] = '\0';
 		snprintf(h->authorization, sizeof(h->authorization), "Authorization: Bearer %s", data);
-		hubsync_token_hash(data, len, h->token_hash);
+		/* The hub calls this agent with the token derived from this one,
+		 * never with this one: see hubtoken.h. */
+		ret = hubtoken_to_agent(data, len, to_agent);
+		if (ret == 0)
+			hubsync_token_hash(to_agent, strlen(to_agent), h->token_hash);
+		sodium_memzero(to_agent, sizeof(to_agent));
 	}
 	sodium_memzero(data, len);
 	if (ret < 0)
@@ -494,6 +502,24 @@ static int hubsync_load_token(struct hubsync *h, const char *path)
 	return 0;
 }
 
+int hubsync_token_load(const char *path, struct hubsync **out)
+{
+	__do_free struct hubsync *h = calloc(1, sizeof(*h));
+	int ret;
+
+	*out = NULL;
+	if (!h)
+		return -ENOMEM;
+	ret = hubsync_load_token(h, path);
+	if (ret < 0)
+		return ret;
+	*out = move_ptr(h);
+	return 0;
+}
+
+/* The hub's calls carry the hub-to-agent token: the raw token (which reads
+ * the hub's member list) is refused here, so it never needs to travel this
+ * way. */
 bool hubsync_token_ok(struct hubsync *h, const char *authorization)
 {
 	unsigned char hash[crypto_generichash_BYTES];

@@ -71,7 +71,12 @@ int hubsync_start(struct agent *a, struct hubsync **out);
 void hubsync_stop(struct hubsync *h);
 /* Sync now (the hub's POST /api/v1/poke). */
 void hubsync_poke(struct hubsync *h);
-/* Whether "Bearer <token>" holds this server's hub token (constant time). */
+/* Whether "Bearer <token>" holds the token the hub calls this server with:
+ * the one derived from the token file (hubtoken.h), never the file's own
+ * (constant time). */
 bool hubsync_token_ok(struct hubsync *h, const char *authorization);
+/* The token check alone, for tests: a hubsync holding only the token file
+ * path's token (no thread; free() it); the file is checked as at start. */
+int hubsync_token_load(const char *path, struct hubsync **out);
 
 #endif

@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "hub.h"
+#include "hubtoken.h"
 #include "log.h"
 #include "strutil.h"
 #include "banned.h"
@@ -36,10 +37,13 @@ void agentcall_init(void)
 	pthread_once(&agentcall_once, agentcall_global_init);
 }
 
+/* The agent is called with the token derived from the server's (see
+ * hubtoken.h), never with the one that reads the members (/api/v1/sync):
+ * the agent's API may be plain HTTP. */
 int agentcall_target(struct hubdb *db, const char *server, const char *path,
 		     struct agentcall_target *t)
 {
-	char token[HUB_TOKEN_HEX];
+	char token[HUB_TOKEN_HEX], to_agent[HUBTOKEN_HEX];
 	struct hub_server s;
 	size_t len;
 	int ret;
@@ -47,6 +51,9 @@ int agentcall_target(struct hubdb *db, const char *server, const char *path,
 	ret = hubdb_server_get(db, server, &s);
 	if (ret == 0)
 		ret = hubdb_server_token(db, server, token);
+	if (ret == 0)
+		ret = hubtoken_to_agent(token, strlen(token), to_agent);
+	sodium_memzero(token, sizeof(token));
 	if (ret < 0)
 		return ret;
 	len = strlen(s.url);
@@ -54,8 +61,8 @@ int agentcall_target(struct hubdb *db, const char *server, const char *path,
 		len--;
 	snprintf(t->name, sizeof(t->name), "%s", s.name);
 	snprintf(t->url, sizeof(t->url), "%.*s%s", (int)len, s.url, path);
-	snprintf(t->authorization, sizeof(t->authorization), "Authorization: Bearer %s", token);
-	sodium_memzero(token, sizeof(token));
+	snprintf(t->authorization, sizeof(t->authorization), "Authorization: Bearer %s", to_agent);
+	sodium_memzero(to_agent, sizeof(to_agent));
 	return 0;
 }
 

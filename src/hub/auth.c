@@ -14,8 +14,9 @@
  *   all-blank or oversized password is refused before any bind;
  * - plain ldap:// without TLS: StartTLS is required (and the certificate
  *   checked) unless the directory is on this machine (loopback, ldapi://);
- * - no rate limit: failures are counted per member and per client address
- *   in a bounded table; past the limit the directory is not even asked.
+ * - no rate limit: failures are counted per member and address, per
+ *   address, and per member in a bounded table (see "throttling" below);
+ *   past a limit the directory is not even asked.
  *
  * Every sign-in opens a connection of its own: no shared LDAP handle, so no
  * lock around libldap, and a directory that restarts is simply reached
@@ -49,9 +50,9 @@
 #define AUTH_PASSWORD_MAX 1024
 /* Connecting and each operation: a directory slower than this is down. */
 #define AUTH_TIMEOUT_SECONDS 5
-/* The throttle remembers this many members and addresses at most. */
+/* The throttle remembers this many members, addresses and pairs at most. */
 #define AUTH_THROTTLE_SLOTS 4096
-#define AUTH_THROTTLE_KEY_MAX 80
+#define AUTH_THROTTLE_KEY_MAX 96
 #define AUTH_FILTER_MAX 4096
 #define AUTH_BIND_PASSWORD_MAX 1024
 
@@ -72,7 +73,7 @@ enum auth_scheme {
 };
 
 struct auth_slot {
-	char key[AUTH_THROTTLE_KEY_MAX];  /* "m:NAME" or "a:ADDRESS"; "" = free */
+	char key[AUTH_THROTTLE_KEY_MAX];  /* "p:NAME ADDRESS", "a:ADDRESS", "m:NAME"; "" = free */
 	uint32_t failures;                /* in the window that began at since */
 	long long since;
 	long long locked_until;
@@ -214,6 +215,33 @@ static int auth_fill_template(const char *template, const char *value, char *out
 
 /* ---- throttling ---------------------------------------------------------- */
 
+/*
+ * Three counts of failures, each over login_fail_window seconds:
+ *
+ * - per member and address ("p:"): login_fail_limit failures lock that
+ *   pair for the window.  Guessing one member's password from one place
+ *   stops there, and only there: a lock an attacker causes never reaches
+ *   the member's own address.  (A lock per member alone, as before, let
+ *   anyone lock any member out from everywhere, for ever, by failing five
+ *   times every window.)
+ * - per address ("a:"): AUTH_ADDRESS_FACTOR times as many, over every
+ *   name, lock the address: one place trying many names.  Higher than the
+ *   pair's limit because a lab's NAT puts colleagues behind one address,
+ *   and one member's typos must not lock the others out.
+ * - per member, over every address ("m:"): guessing spread over many
+ *   addresses.  Past AUTH_MEMBER_FACTOR times the limit the member is not
+ *   locked (that would be the same denial again, for whoever has enough
+ *   addresses) but slowed: each address may then try that member once
+ *   per window / limit seconds, the member's own included.  The member
+ *   still signs in at the first try; a guesser with N addresses gets N
+ *   tries per interval instead of N times the limit per window.
+ *
+ * An IPv6 client counts by its /64: one host usually holds a whole /64
+ * and could otherwise take a new address for every try.
+ */
+#define AUTH_ADDRESS_FACTOR 4
+#define AUTH_MEMBER_FACTOR 10
+
 /* The slot of key, or NULL; with create, a free slot (or the oldest one that
  * is not locked, or else the oldest of all) is taken for it. */
 static struct auth_slot *auth_slot_find(struct auth *a, const char *key, bool create, long long now)
@@ -253,13 +281,32 @@ static bool auth_slot_locked(struct auth *a, const char *key, long long now)
 	return s && s->locked_until > now;
 }
 
-/* One more failure for key; true when it locks key just now. */
-static bool auth_slot_fail(struct auth *a, const char *key, long long now)
+/* The failures of key in the current window (0 when it has passed). */
+static uint32_t auth_slot_failures(struct auth *a, const char *key, long long now)
+{
+	struct auth_slot *s = key[0] ? auth_slot_find(a, key, false, now) : NULL;
+
+	if (!s || now - s->since >= (long long)a->cfg.login_fail_window)
+		return 0;
+	return s->failures;
+}
+
+/* Whether key made an attempt less than interval seconds ago. */
+static bool auth_slot_recent(struct auth *a, const char *key, long long interval, long long now)
+{
+	struct auth_slot *s = key[0] ? auth_slot_find(a, key, false, now) : NULL;
+
+	return s && now - s->touched < interval;
+}
+
+/* One more failure for key; limit failures (0: no limit) lock it for the
+ * window.  The count so far, after this one; 0 for no key. */
+static uint32_t auth_slot_fail(struct auth *a, const char *key, uint32_t limit, long long now)
 {
 	struct auth_slot *s;
 
 	if (!key[0])
-		return false;
+		return 0;
 	s = auth_slot_find(a, key, true, now);
 	if (now - s->since >= (long long)a->cfg.login_fail_window) {
 		s->failures = 0;
@@ -267,15 +314,14 @@ static bool auth_slot_fail(struct auth *a, const char *key, long long now)
 	}
 	s->failures++;
 	s->touched = now;
-	if (s->failures < a->cfg.login_fail_limit || s->locked_until > now)
-		return false;
-	s->locked_until = now + (long long)a->cfg.login_fail_window;
-	return true;
+	if (limit && s->failures >= limit && s->locked_until <= now)
+		s->locked_until = now + (long long)a->cfg.login_fail_window;
+	return s->failures;
 }
 
-/* Take back a failure counted in advance; below the limit again, the lock
- * it caused goes too. */
-static void auth_slot_unfail(struct auth *a, const char *key, long long now)
+/* Take back a failure counted in advance; below limit again, the lock it
+ * caused goes too. */
+static void auth_slot_unfail(struct auth *a, const char *key, uint32_t limit, long long now)
 {
 	struct auth_slot *s;
 
@@ -285,7 +331,7 @@ static void auth_slot_unfail(struct auth *a, const char *key, long long now)
 	if (!s || s->failures == 0)
 		return;
 	s->failures--;
-	if (s->failures < a->cfg.login_fail_limit)
+	if (s->failures < limit)
 		s->locked_until = 0;
 }
 
@@ -300,13 +346,70 @@ static void auth_slot_forget(struct auth *a, const char *key, long long now)
 		memset(s, 0, sizeof(*s));
 }
 
-/* One sign-in attempt as the throttle sees it. */
+/* One sign-in attempt as the throttle sees it; a key is "" when the attempt
+ * has no member name (or no address). */
 struct auth_attempt {
-	char member_key[AUTH_THROTTLE_KEY_MAX];   /* "m:NAME"; "" for no member name */
-	char address_key[AUTH_THROTTLE_KEY_MAX];  /* "a:ADDRESS"; "" when unknown */
-	bool member_locked;                       /* this attempt reached the limit */
-	bool address_locked;
+	char pair_key[AUTH_THROTTLE_KEY_MAX];     /* "p:NAME ADDRESS" */
+	char address_key[AUTH_THROTTLE_KEY_MAX];  /* "a:ADDRESS" */
+	char member_key[AUTH_THROTTLE_KEY_MAX];   /* "m:NAME" */
+	uint32_t pair_failures;                   /* the counts with this attempt's */
+	uint32_t address_failures;
+	uint32_t member_failures;
 };
+
+static uint32_t auth_pair_limit(const struct auth *a)
+{
+	return a->cfg.login_fail_limit;
+}
+
+static uint32_t auth_address_limit(const struct auth *a)
+{
+	return a->cfg.login_fail_limit * AUTH_ADDRESS_FACTOR;
+}
+
+static uint32_t auth_member_limit(const struct auth *a)
+{
+	return a->cfg.login_fail_limit * AUTH_MEMBER_FACTOR;
+}
+
+/* How often one address may try a member who is being guessed at. */
+static long long auth_slow_interval(const struct auth *a)
+{
+	long long interval = (long long)a->cfg.login_fail_window / (long long)a->cfg.login_fail_limit;
+
+	return interval > 0 ? interval : 1;
+}
+
+/* The address as the throttle counts it: an IPv6 address by its /64. */
+static void auth_address_key(const char *address, char *out, size_t len)
+{
+	struct in6_addr a6;
+	char text[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET6, address, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memset(&a6.s6_addr[8], 0, 8);
+		if (inet_ntop(AF_INET6, &a6, text, sizeof(text))) {
+			snprintf(out, len, "%s/64", text);
+			return;
+		}
+	}
+	snprintf(out, len, "%s", address);
+}
+
+static void auth_attempt_keys(struct auth_attempt *t, const char *name, const char *client_address)
+{
+	char address[INET6_ADDRSTRLEN + 8] = "";
+
+	if (client_address && client_address[0])
+		auth_address_key(client_address, address, sizeof(address));
+	if (address[0])
+		snprintf(t->address_key, sizeof(t->address_key), "a:%s", address);
+	if (!name)
+		return;
+	snprintf(t->member_key, sizeof(t->member_key), "m:%s", name);
+	if (address[0])
+		snprintf(t->pair_key, sizeof(t->pair_key), "p:%s %s", name, address);
+}
 
 /*
  * Whether the attempt may go on.  Its failure is counted now, in the same
@@ -322,9 +425,12 @@ static bool auth_admit(struct auth *a, struct auth_attempt *t)
 	if (a->cfg.login_fail_limit == 0)
 		return true;
 	pthread_mutex_lock(&a->lock);
-	if (!auth_slot_locked(a, t->member_key, now) && !auth_slot_locked(a, t->address_key, now)) {
-		t->member_locked = auth_slot_fail(a, t->member_key, now);
-		t->address_locked = auth_slot_fail(a, t->address_key, now);
+	if (!auth_slot_locked(a, t->pair_key, now) && !auth_slot_locked(a, t->address_key, now) &&
+	    !(auth_slot_failures(a, t->member_key, now) >= auth_member_limit(a) &&
+	      auth_slot_recent(a, t->pair_key, auth_slow_interval(a), now))) {
+		t->pair_failures = auth_slot_fail(a, t->pair_key, auth_pair_limit(a), now);
+		t->address_failures = auth_slot_fail(a, t->address_key, auth_address_limit(a), now);
+		t->member_failures = auth_slot_fail(a, t->member_key, 0, now);
 		admitted = true;
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -339,25 +445,32 @@ static void auth_settle(struct auth *a, const struct auth_attempt *t, enum auth_
 		return;
 	pthread_mutex_lock(&a->lock);
 	if (result == AUTH_OK) {
-		/* The member starts afresh; the address keeps the failures it
-		 * made on other names. */
-		auth_slot_forget(a, t->member_key, now);
-		auth_slot_unfail(a, t->address_key, now);
+		/* The member at this address starts afresh; the address keeps
+		 * the failures it made on other names, and the member those made
+		 * elsewhere (a success here says nothing of them). */
+		auth_slot_forget(a, t->pair_key, now);
+		auth_slot_unfail(a, t->address_key, auth_address_limit(a), now);
+		auth_slot_unfail(a, t->member_key, 0, now);
 	} else if (result == AUTH_UNAVAILABLE) {
 		/* A directory that is down is nobody's failure. */
-		auth_slot_unfail(a, t->member_key, now);
-		auth_slot_unfail(a, t->address_key, now);
+		auth_slot_unfail(a, t->pair_key, auth_pair_limit(a), now);
+		auth_slot_unfail(a, t->address_key, auth_address_limit(a), now);
+		auth_slot_unfail(a, t->member_key, 0, now);
 	}
 	pthread_mutex_unlock(&a->lock);
 	if (result != AUTH_BAD_CREDENTIALS)
 		return;
 	/* Once per lock, not per attempt: a flood must not flood the log. */
-	if (t->member_locked)
-		log_warn("%u failed sign-ins for member %s: locked for %u s", a->cfg.login_fail_limit,
-			 t->member_key + 2, a->cfg.login_fail_window);
-	if (t->address_locked)
-		log_warn("%u failed sign-ins from %s: locked for %u s", a->cfg.login_fail_limit,
+	if (t->pair_failures == auth_pair_limit(a))
+		log_warn("%u failed sign-ins for member %s from %s: locked there for %u s",
+			 t->pair_failures, t->member_key + 2, t->address_key + 2, a->cfg.login_fail_window);
+	if (t->address_failures == auth_address_limit(a))
+		log_warn("%u failed sign-ins from %s: locked for %u s", t->address_failures,
 			 t->address_key + 2, a->cfg.login_fail_window);
+	if (t->member_failures == auth_member_limit(a))
+		log_warn("%u failed sign-ins for member %s in %u s, from several addresses: each address "
+			 "may now try that member once every %lld s", t->member_failures, t->member_key + 2,
+			 a->cfg.login_fail_window, auth_slow_interval(a));
 }
 
 /* ---- what is refused before any directory is asked ---------------------- */
@@ -927,10 +1040,7 @@ enum auth_result auth_login(struct auth *a, const char *name, const char *passwo
 	/* A name that is not a member name is never looked up, nor kept in
 	 * the table: it counts against the address only. */
 	valid_name = name && validate_member_name(name, err, sizeof(err)) == 0;
-	if (valid_name)
-		snprintf(attempt.member_key, sizeof(attempt.member_key), "m:%s", name);
-	if (client_address && client_address[0])
-		snprintf(attempt.address_key, sizeof(attempt.address_key), "a:%s", client_address);
+	auth_attempt_keys(&attempt, valid_name ? name : NULL, client_address);
 	if (!auth_admit(a, &attempt)) {
 		log_debug("sign-in of %s from %s throttled", valid_name ? name : "(not a member name)",
 			  shown_address);

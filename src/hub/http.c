@@ -10,10 +10,21 @@
  * Agents poll it often: the state a connection needs between requests
  * (the client's address, the body buffer) is made once per connection,
  * not once per request.
+ *
+ * Slow clients must not starve the others.  libmicrohttpd's timeout is an
+ * idle one: a client that trickles a header line every few seconds keeps
+ * a connection for ever, and 1,000 of them filled the server.  So every
+ * connection is also listed here (http_guard): one client address may hold
+ * connections_per_address at once (checked when one is accepted; the
+ * proxy's own loopback connections are not counted behind_proxy, the
+ * proxy answers for its clients), and a connection that has not sent a
+ * whole request within HTTP_REQUEST_DEADLINE_S of its start or of its last
+ * answer is shut down by a watchdog thread, whatever it trickles.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +46,10 @@
 #define HTTP_QUERY_MAX 4096
 #define HTTP_CONNECTIONS_MAX 1000
 #define HTTP_TIMEOUT_S 30
+/* A whole request within this many seconds of the connection's start or of
+ * its last answer; the watchdog looks every HTTP_WATCHDOG_S seconds. */
+#define HTTP_REQUEST_DEADLINE_S 30
+#define HTTP_WATCHDOG_S 2
 #define HTTP_PEM_MAX (1024 * 1024)
 /* libmicrohttpd's buffer per connection, for the request's headers and the
  * response's: it is cleared at every request, so no larger than needed. */
@@ -45,6 +60,11 @@
 struct http_conn {
 	char client[INET6_ADDRSTRLEN];
 	bool loopback;
+	/* In http_guard's list, under its lock. */
+	struct http_conn *prev, *next;
+	int fd;
+	long long waiting_since;      /* CLOCK_MONOTONIC s: start, or the last answer */
+	bool shut;                    /* the watchdog shut it down */
 	/* The request in progress. */
 	bool started;
 	bool too_large;
@@ -55,6 +75,11 @@ struct http_conn {
 	size_t body_len;
 	size_t body_cap;
 };
+
+/* HTTPS only, for a year (browsers ignore it over plain HTTP).  No
+ * includeSubDomains: the hub does not speak for the other hosts of its
+ * domain; no preload, which would bind the domain too. */
+#define HTTP_HSTS "max-age=31536000"
 
 static const char *const http_security_headers[][2] = {
 	{ "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'" },
@@ -170,6 +195,150 @@ static void http_conn_address(struct http_conn *conn, const struct sockaddr *sa)
 	}
 }
 
+/* Every open connection of the (one) server, for the cap per address and
+ * the watchdog. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct http_conn *head;
+	unsigned per_address;         /* connections_per_address */
+	bool count_loopback;          /* false behind_proxy */
+	bool stopping;
+	bool running;
+	pthread_t watchdog;
+} http_guard = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
+
+static long long http_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+static void http_guard_add(struct http_conn *conn)
+{
+	pthread_mutex_lock(&http_guard.lock);
+	conn->next = http_guard.head;
+	if (conn->next)
+		conn->next->prev = conn;
+	http_guard.head = conn;
+	pthread_mutex_unlock(&http_guard.lock);
+}
+
+/* Before the descriptor is closed (libmicrohttpd tells of the close
+ * first), so the watchdog never shuts down a descriptor reused since. */
+static void http_guard_remove(struct http_conn *conn)
+{
+	pthread_mutex_lock(&http_guard.lock);
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else if (http_guard.head == conn)
+		http_guard.head = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	conn->prev = conn->next = NULL;
+	pthread_mutex_unlock(&http_guard.lock);
+}
+
+/* A request is whole (or answered): the deadline starts again. */
+static void http_guard_touch(struct http_conn *conn)
+{
+	__atomic_store_n(&conn->waiting_since, http_now(), __ATOMIC_RELAXED);
+}
+
+/* Shut down every connection past its deadline: libmicrohttpd then sees
+ * the end of the stream and closes it as usual. */
+static void http_guard_sweep(long long now)
+{
+	pthread_mutex_lock(&http_guard.lock);
+	for (struct http_conn *c = http_guard.head; c; c = c->next) {
+		if (c->shut || c->fd < 0 ||
+		    now - __atomic_load_n(&c->waiting_since, __ATOMIC_RELAXED) < HTTP_REQUEST_DEADLINE_S)
+			continue;
+		c->shut = true;
+		shutdown(c->fd, SHUT_RDWR);
+		log_info("http: %s sent no whole request in %d s: connection closed", c->client,
+			 HTTP_REQUEST_DEADLINE_S);
+	}
+	pthread_mutex_unlock(&http_guard.lock);
+}
+
+static void *http_guard_watchdog(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&http_guard.lock);
+	while (!http_guard.stopping) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += HTTP_WATCHDOG_S;
+		pthread_cond_timedwait(&http_guard.wake, &http_guard.lock, &until);
+		if (http_guard.stopping)
+			break;
+		pthread_mutex_unlock(&http_guard.lock);
+		http_guard_sweep(http_now());
+		pthread_mutex_lock(&http_guard.lock);
+	}
+	pthread_mutex_unlock(&http_guard.lock);
+	return NULL;
+}
+
+/* One server per process: the guard is the process's. */
+static int http_guard_start(const struct hub_config *cfg)
+{
+	pthread_condattr_t attr;
+	int ret;
+
+	if (http_guard.running)
+		return -EBUSY;
+	http_guard.per_address = cfg->connections_per_address ? cfg->connections_per_address : 1;
+	http_guard.count_loopback = !cfg->behind_proxy;
+	http_guard.stopping = false;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_destroy(&http_guard.wake);
+	pthread_cond_init(&http_guard.wake, &attr);
+	pthread_condattr_destroy(&attr);
+	ret = -pthread_create(&http_guard.watchdog, NULL, http_guard_watchdog, NULL);
+	http_guard.running = ret == 0;
+	return ret;
+}
+
+static void http_guard_stop(void)
+{
+	if (!http_guard.running)
+		return;
+	pthread_mutex_lock(&http_guard.lock);
+	http_guard.stopping = true;
+	pthread_cond_broadcast(&http_guard.wake);
+	pthread_mutex_unlock(&http_guard.lock);
+	pthread_join(http_guard.watchdog, NULL);
+	http_guard.running = false;
+}
+
+/* libmicrohttpd's accept policy: refuse a client address that holds its
+ * share of connections already. */
+static enum MHD_Result http_on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+	struct http_conn probe = { 0 };
+	unsigned held = 0;
+
+	(void)cls;
+	(void)len;
+	http_conn_address(&probe, sa);
+	if (probe.loopback && !http_guard.count_loopback)
+		return MHD_YES;
+	pthread_mutex_lock(&http_guard.lock);
+	for (struct http_conn *c = http_guard.head; c && held < http_guard.per_address; c = c->next)
+		held += !c->shut && strcmp(c->client, probe.client) == 0;
+	pthread_mutex_unlock(&http_guard.lock);
+	if (held < http_guard.per_address)
+		return MHD_YES;
+	log_debug("http: %s holds %u connections already: one more refused", probe.client, held);
+	return MHD_NO;
+}
+
 static void http_on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
 			       enum MHD_ConnectionNotificationCode code)
 {
@@ -180,11 +349,19 @@ static void http_on_connection(void *cls, struct MHD_Connection *connection, voi
 		const union MHD_ConnectionInfo *info =
 			MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
+		const union MHD_ConnectionInfo *fd_info =
+			MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+
 		conn = calloc(1, sizeof(*conn));
-		if (conn)
+		if (conn) {
 			http_conn_address(conn, info ? info->client_addr : NULL);
+			conn->fd = fd_info ? fd_info->connect_fd : -1;
+			conn->waiting_since = http_now();
+			http_guard_add(conn);
+		}
 		*socket_context = conn;
 	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && conn) {
+		http_guard_remove(conn);
 		free(conn->body);
 		free(conn);
 		*socket_context = NULL;
@@ -230,6 +407,17 @@ static void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn
 	return conn;
 }
 
+/* A request answered (or given up): the connection's deadline starts again. */
+static void http_on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+			      enum MHD_RequestTerminationCode code)
+{
+	(void)cls;
+	(void)connection;
+	(void)code;
+	if (*con_cls)
+		http_guard_touch(*con_cls);
+}
+
 /* The path and query exactly as sent: the handlers validate what they take. */
 static size_t http_no_unescape(void *cls, struct MHD_Connection *c, char *s)
 {
@@ -264,7 +452,8 @@ static bool http_has_header(const struct http_response *resp, const char *name)
 	return false;
 }
 
-static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_response *resp)
+static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_response *resp,
+				  bool secure)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -278,6 +467,8 @@ static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
 	for (size_t i = 0; i < ARRAY_SIZE(http_security_headers); i++)
 		MHD_add_response_header(r, http_security_headers[i][0], http_security_headers[i][1]);
+	if (secure)
+		MHD_add_response_header(r, "Strict-Transport-Security", HTTP_HSTS);
 	if (!http_has_header(resp, "Cache-Control"))
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	for (size_t i = 0; i < resp->nheaders; i++) {
@@ -292,6 +483,18 @@ static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_
 	return ret;
 }
 
+/* The answers made before a request is read whole: HTTPS when the hub
+ * serves TLS itself (a proxy's X-Forwarded-Proto is not read yet). */
+static bool http_tls(struct MHD_Connection *connection)
+{
+	const union MHD_ConnectionInfo *conn_info =
+		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_DAEMON);
+	const union MHD_DaemonInfo *info =
+		conn_info ? MHD_get_daemon_info(conn_info->daemon, MHD_DAEMON_INFO_FLAGS) : NULL;
+
+	return info && (info->flags & MHD_USE_TLS);
+}
+
 static enum MHD_Result http_send_error(struct MHD_Connection *connection, const char *path,
 				       unsigned status, const char *message)
 {
@@ -302,7 +505,7 @@ static enum MHD_Result http_send_error(struct MHD_Connection *connection, const 
 		http_reply_error(&resp, status, message);
 	else
 		http_reply(&resp, status, "text/plain; charset=utf-8", strdup(message));
-	ret = http_send(connection, &resp);
+	ret = http_send(connection, &resp, http_tls(connection));
 	http_response_free(&resp);
 	return ret;
 }
@@ -394,12 +597,19 @@ static bool http_is_secure(struct http_request *req, struct http_conn *conn)
 	return proto && strcasecmp(proto, "https") == 0;
 }
 
+int http_cookie_name(const struct http_request *req, const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s%s", req->cookies_secure ? HTTP_SECURE_COOKIE_PREFIX : "", name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 static void http_find_session(struct http_request *req)
 {
-	char id[HUB_TOKEN_HEX];
+	char id[HUB_TOKEN_HEX], name[64];
 
-	if (!req->cookie_header ||
-	    form_cookie(req->cookie_header, HTTP_SESSION_COOKIE, id, sizeof(id)) < 0)
+	if (!req->cookie_header || http_cookie_name(req, HTTP_SESSION_COOKIE, name, sizeof(name)) < 0 ||
+	    form_cookie(req->cookie_header, name, id, sizeof(id)) < 0)
 		return;
 	if (hubdb_session_get(req->hub->db, id, (long long)time(NULL), &req->session) == 0) {
 		req->signed_in = true;
@@ -418,7 +628,7 @@ static bool http_is_urlencoded(const char *type)
 
 static int http_call(struct hub *hub, struct MHD_Connection *connection, struct http_conn *conn,
 		     const struct http_route *route, const char *method, const char *path,
-		     struct http_response *resp, unsigned *bad_status)
+		     struct http_response *resp, unsigned *bad_status, bool *secure)
 {
 	struct form query = { 0 }, form = { 0 };
 	struct http_request req = {
@@ -450,6 +660,10 @@ static int http_call(struct hub *hub, struct MHD_Connection *connection, struct 
 	req.if_none_match = http_request_header(&req, "If-None-Match");
 	http_client_address(&req, conn, forwarded, sizeof(forwarded));
 	req.secure = http_is_secure(&req, conn);
+	*secure = req.secure;
+	/* Cookies are marked Secure (and named __Host-) when browsers reach
+	 * the hub by HTTPS, here or at the proxy public_url names. */
+	req.cookies_secure = req.secure || str_has_prefix(hub->cfg.public_url, "https://");
 	http_find_session(&req);
 	ret = route->handler(&req, resp);
 	form_free(&query);
@@ -465,7 +679,7 @@ static enum MHD_Result http_dispatch(struct hub *hub, struct MHD_Connection *con
 	const struct http_route *route;
 	unsigned bad_status = 0;
 	enum MHD_Result ret;
-	bool path_known;
+	bool path_known, secure = hub->cfg.tls_cert[0] != '\0';
 	char allow[64];
 	int rc;
 
@@ -482,13 +696,13 @@ static enum MHD_Result http_dispatch(struct hub *hub, struct MHD_Connection *con
 		else
 			http_reply(&resp, 405, "text/plain; charset=utf-8", strdup(message));
 		http_add_header(&resp, "Allow: %s", allow);
-		ret = http_send(connection, &resp);
+		ret = http_send(connection, &resp, hub->cfg.tls_cert[0] != '\0');
 		http_response_free(&resp);
 		return ret;
 	}
 	if (!route)
 		return http_send_error(connection, path, 404, "No such page.");
-	rc = http_call(hub, connection, conn, route, method, path, &resp, &bad_status);
+	rc = http_call(hub, connection, conn, route, method, path, &resp, &bad_status, &secure);
 	if (rc < 0) {
 		http_response_free(&resp);
 		if (bad_status)
@@ -498,7 +712,7 @@ static enum MHD_Result http_dispatch(struct hub *hub, struct MHD_Connection *con
 	}
 	if (hub->cfg.debug)
 		log_debug("%s %s %s -> %u", conn->client, method, path, resp.status);
-	ret = http_send(connection, &resp);
+	ret = http_send(connection, &resp, secure);
 	http_response_free(&resp);
 	return ret;
 }
@@ -545,6 +759,7 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *connect
 		return http_send_error(connection, url, 413, "The request body is larger than 64 KiB.");
 	if (conn->body)
 		conn->body[conn->body_len] = '\0';
+	http_guard_touch(conn);
 	return http_dispatch(cls, connection, conn, method, url);
 }
 
@@ -611,7 +826,12 @@ int http_start(struct hub *hub, struct MHD_Daemon **out)
 		tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, cert };
 		tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, key };
 	}
-	d = MHD_start_daemon(flags, 0, NULL, NULL, http_on_request, hub,
+	ret = http_guard_start(cfg);
+	if (ret < 0) {
+		http_free_secret(&key, key_len);
+		return log_error_errno(ret, -ret, "cannot start the connections' watchdog");
+	}
+	d = MHD_start_daemon(flags, 0, http_on_accept, NULL, http_on_request, hub,
 			     MHD_OPTION_EXTERNAL_LOGGER, http_on_mhd_log, NULL,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cpus > 0 ? cpus : 1),
@@ -619,20 +839,25 @@ int http_start(struct hub *hub, struct MHD_Daemon **out)
 			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 			     MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, NULL,
+			     MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, NULL,
 			     MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, NULL,
 			     MHD_OPTION_UNESCAPE_CALLBACK, http_no_unescape, NULL,
 			     MHD_OPTION_ARRAY, tls,
 			     MHD_OPTION_END);
 	/* GnuTLS copied the key when the daemon started. */
 	http_free_secret(&key, key_len);
-	if (!d)
+	if (!d) {
+		http_guard_stop();
 		return log_error_errno(-EADDRINUSE, errno, "cannot serve HTTP on %s", cfg->listen);
+	}
 	*out = d;
 	return 0;
 }
 
 void http_stop(struct MHD_Daemon *d)
 {
-	if (d)
-		MHD_stop_daemon(d);
+	if (!d)
+		return;
+	MHD_stop_daemon(d);
+	http_guard_stop();
 }

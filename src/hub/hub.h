@@ -34,6 +34,7 @@ struct hub_config {
 	char tls_key[CONFIG_PATH_MAX];
 	char public_url[CONFIG_TEXT_MAX];      /* how browsers reach the hub (links, cookies' Secure) */
 	bool behind_proxy;                     /* trust X-Forwarded-For / -Proto from loopback */
+	uint32_t connections_per_address;      /* open at once from one client address (default 64) */
 	char lab_name[CONFIG_NAME_MAX];        /* shown on the pages */
 
 	/* Identity: "local" (accounts in hub.db, Argon2id) or "ldap". */
@@ -47,8 +48,8 @@ struct hub_config {
 	char ldap_display_attr[CONFIG_NAME_MAX]; /* default "cn" */
 	char ldap_ca_file[CONFIG_PATH_MAX];    /* "" = the system's */
 	bool ldap_starttls;                    /* default yes; refused off unless loopback/ldapi */
-	uint32_t login_fail_limit;             /* failures per member and per address ... */
-	uint32_t login_fail_window;            /* ... in this many seconds, then locked as long */
+	uint32_t login_fail_limit;             /* failures per member and address (x4 per address) ... */
+	uint32_t login_fail_window;            /* ... in this many seconds, then locked as long (auth.c) */
 
 	uint32_t session_hours;                /* sign-in lifetime */
 	bool monitor_public;                   /* the monitor without sign-in (no names) */
@@ -144,8 +145,8 @@ int hubdb_server_get(struct hubdb *db, const char *name, struct hub_server *out)
 /* The server whose token this is (constant time compare of hashes). */
 int hubdb_server_by_token(struct hubdb *db, const char *token, struct hub_server *out);
 int hubdb_server_touch(struct hubdb *db, const char *name, long long now);
-/* The opaque per-server token the hub uses to call the agent: the same
- * token (the agent checks it); kept so that the hub can poke and poll. */
+/* The server's token itself, kept so that the hub can derive the token it
+ * calls the agent with (poke, poll; hubtoken.h). */
 int hubdb_server_token(struct hubdb *db, const char *name, char token_hex[HUB_TOKEN_HEX]);
 
 /* Which servers a member enabled. */
@@ -167,14 +168,24 @@ int hubdb_sync_text(struct hubdb *db, const char *server, char **text, size_t *l
 int hubdb_authorized_keys(struct hubdb *db, const char *server, const char *member,
 			  char **text, size_t *len);
 
-/* Sessions: the cookie holds a random id; the database its SHA-256. */
+/* Sessions: the cookie holds a random id; the database its SHA-256.
+ * Disabling a member, a new password (hubdb_password_set()) and taking
+ * admin rights away end every session of the member for good: each moves
+ * the member's session epoch. */
 struct hub_session {
 	char member[HUB_NAME_MAX];
 	char csrf[HUB_TOKEN_HEX];     /* random per session, in every form */
 	long long expires;
 };
-int hubdb_session_create(struct hubdb *db, const char *member, long long expires,
+/* The member's session epoch (0, -ENOENT, when there is no member yet):
+ * read before the password is checked, and given to create. */
+int hubdb_session_epoch(struct hubdb *db, const char *member, uint64_t *epoch);
+/* A session at epoch: -ENOENT for no member; -ESTALE when the member is
+ * disabled or its sessions ended after epoch was read (a sign-in that
+ * raced a password change opens nothing). */
+int hubdb_session_create(struct hubdb *db, const char *member, uint64_t epoch, long long expires,
 			 char id_hex[HUB_TOKEN_HEX], char csrf_hex[HUB_TOKEN_HEX]);
+/* -ENOENT also for a session of a disabled member, or one that ended. */
 int hubdb_session_get(struct hubdb *db, const char *id_hex, long long now, struct hub_session *out);
 int hubdb_session_delete(struct hubdb *db, const char *id_hex);
 int hubdb_session_prune(struct hubdb *db, long long now);
@@ -207,7 +218,7 @@ int form_cookie(const char *header, const char *name, char *value, size_t len);
 enum auth_result {
 	AUTH_OK,
 	AUTH_BAD_CREDENTIALS,      /* unknown member or wrong password: one message for both */
-	AUTH_THROTTLED,            /* too many failures for this member or address */
+	AUTH_THROTTLED,            /* too many failures for this member here, or this address */
 	AUTH_UNAVAILABLE,          /* the directory did not answer */
 };
 
@@ -244,7 +255,8 @@ bool sshconfig_host_ok(const char *host);
 /* ---- agentcall.c: the hub's requests to agents --------------------------------- */
 
 /* One agent request: the server's URL with the path appended, and the
- * server's token as a bearer header (the agent checks it). */
+ * hub-to-agent token derived from the server's (hubtoken.h) as a bearer
+ * header (the agent checks it). */
 struct agentcall_target {
 	char name[HUB_NAME_MAX];
 	char url[CONFIG_TEXT_MAX + 256];
@@ -328,6 +340,7 @@ struct http_request {
 	const char *authorization;    /* the Authorization header */
 	const char *if_none_match;
 	bool secure;                  /* TLS or X-Forwarded-Proto https */
+	bool cookies_secure;          /* secure, or public_url is https: cookies Secure, __Host- */
 	void *connection;             /* libmicrohttpd's, for http_request_header() */
 	struct hub_session session;   /* valid when signed_in */
 	char session_id[HUB_TOKEN_HEX];
@@ -354,11 +367,18 @@ struct http_route {
 
 #define HTTP_BODY_MAX (64 * 1024)  /* larger request bodies get 413 */
 #define HTTP_SESSION_COOKIE "gpubox_session"
+/* Over HTTPS every cookie is named with this prefix: browsers then take it
+ * only with Secure, Path=/ and no Domain, from this host, so neither a
+ * sibling host nor a plain-HTTP answer can plant one. */
+#define HTTP_SECURE_COOKIE_PREFIX "__Host-"
 
 int http_start(struct hub *hub, struct MHD_Daemon **out);
 void http_stop(struct MHD_Daemon *d);
 /* A request header's value (case-insensitive name); NULL when absent. */
 const char *http_request_header(const struct http_request *req, const char *name);
+/* The name cookie name has for this request: with HTTP_SECURE_COOKIE_PREFIX
+ * when cookies_secure. */
+int http_cookie_name(const struct http_request *req, const char *name, char *buf, size_t len);
 /* Helpers for handlers. */
 int http_reply(struct http_response *resp, unsigned status, const char *type, char *body);
 /* The same with the body's length known (it may then hold NUL bytes). */
@@ -369,7 +389,8 @@ int http_reply_error(struct http_response *resp, unsigned status, const char *me
 int http_redirect(struct http_response *resp, const char *location);
 int http_add_header(struct http_response *resp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Every response gets the security headers and, unless the handler set a
+/* Every response gets the security headers (over HTTPS also
+ * Strict-Transport-Security: max-age=31536000) and, unless the handler set a
  * Cache-Control header itself (static assets), "Cache-Control: no-store".
  * http_reply() and http_reply_len() take body over (malloc'd, or NULL);
  * http_reply_json() leaves the caller's reference to json alone;
@@ -414,8 +435,8 @@ struct static_asset {
 extern const struct static_asset static_assets[];
 extern const size_t static_assets_count;
 
-/* api.c: tell agents to sync now (POST <url>/api/v1/poke with the server's
- * token), best effort, from a worker thread; failures are only logged. */
+/* api.c: tell agents to sync now (POST <url>/api/v1/poke with the
+ * hub-to-agent token), best effort, from a worker thread; failures are only logged. */
 int api_poke_server(struct hub *hub, const char *server);
 int api_poke_member(struct hub *hub, const char *member);   /* every server it enabled */
 void api_poke_flush(void);    /* wait until every poke queued so far is done */

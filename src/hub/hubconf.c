@@ -39,6 +39,7 @@ static const struct keyfile_key hubconf_keys[] = {
 	KEY(tls_key,                 HUBCONF_STRING),
 	KEY(public_url,              HUBCONF_STRING),
 	KEY(behind_proxy,            HUBCONF_BOOL),
+	KEY(connections_per_address, HUBCONF_UINT),
 	KEY(lab_name,                HUBCONF_STRING),
 	KEY(auth,                    HUBCONF_STRING),
 	KEY(ldap_uri,                HUBCONF_STRING),
@@ -74,6 +75,7 @@ void hubconf_set_defaults(struct hub_config *cfg)
 	cfg->ldap_starttls = true;
 	cfg->login_fail_limit = 5;
 	cfg->login_fail_window = 300;
+	cfg->connections_per_address = 64;
 	cfg->session_hours = 12;
 	cfg->monitor_public = false;
 	cfg->monitor_poll = 5;
@@ -332,6 +334,10 @@ static int hubconf_check_limits(const struct hub_config *cfg, char *err, size_t 
 	}
 	if (cfg->login_fail_window < 1 || cfg->login_fail_window > 86400) {
 		set_error(err, errlen, "login_fail_window takes 1 to 86400 seconds");
+		return -EINVAL;
+	}
+	if (cfg->connections_per_address < 1 || cfg->connections_per_address > 1000) {
+		set_error(err, errlen, "connections_per_address takes 1 to 1000 connections");
 		return -EINVAL;
 	}
 	if (cfg->monitor_poll > 3600) {

@@ -6,18 +6,20 @@
  * thread at a time.  The admin commands of gpubox-hub open the same file
  * from another process; WAL and the busy timeout let them meet.
  *
- * Schema (version 1):
+ * Schema (version 2):
  *
  *   meta(key TEXT PRIMARY KEY, value INTEGER)
- *       'schema' = 1; 'generation' = bumped in the same transaction as every
+ *       'schema' = 2; 'generation' = bumped in the same transaction as every
  *       change an agent must see (keys, enabled servers, a member disabled
  *       or enabled, servers added or removed).  Agents send it back as the
  *       sync ETag.
  *   members(name PK, display_name, uid UNIQUE, subid_base UNIQUE,
- *           ssh_port UNIQUE, disabled, admin, created)
+ *           ssh_port UNIQUE, disabled, admin, created, session_epoch)
  *       Allocated at the first sign-in and never deleted: a disabled
  *       member keeps its ids, so no uid, id block or port is ever given to
  *       someone else (files on the servers stay owned by their owner).
+ *       session_epoch moves when the member's sessions must end: disabled,
+ *       password changed, admin rights taken away.
  *   passwords(name PK, hash, changed)
  *       Local accounts (auth = local): Argon2id strings from
  *       crypto_pwhash_str().  Independent of members: an account exists
@@ -29,14 +31,20 @@
  *           last_contact, created)
  *       Agents prove who they are with a bearer token; lookups go by its
  *       SHA-256 only.  The token itself is kept too (column token) because
- *       the hub presents the same token when it calls the agent (poke):
- *       it is as secret as the file, which only the hub's user can read.
+ *       the hub derives from it the token it calls the agent with (poke,
+ *       readings; hubtoken.h): it is as secret as the file, which only the
+ *       hub's user can read.
  *   enabled(member -> members, server -> servers ON DELETE CASCADE,
  *           PK(member, server))
  *       The servers a member chose; an agent learns only these members.
- *   sessions(id_sha256 BLOB PK, member -> members, csrf, expires)
+ *   sessions(id_sha256 BLOB PK, member -> members, csrf, expires, epoch)
  *       The browser holds the random id; a stolen database holds no
- *       usable cookie.
+ *       usable cookie.  A session counts only while its epoch is the
+ *       member's session_epoch and the member is not disabled: an epoch
+ *       never comes back, so enabling a member again revives none of its
+ *       old sessions (they are deleted too, as tidiness).
+ *
+ * Version 1 lacked the two epochs: hubdb_upgrade() adds them.
  *
  * Agents poll often, so what they read is served from memory: the
  * generation (re-read from the file at most once a second, to see the
@@ -61,13 +69,13 @@
 #include "validate.h"
 #include "banned.h"
 
-#define HUBDB_SCHEMA_VERSION 1
+#define HUBDB_SCHEMA_VERSION 2
 
 static const char hubdb_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta ("
 	"  key TEXT PRIMARY KEY,"
 	"  value INTEGER NOT NULL);"
-	"INSERT OR IGNORE INTO meta VALUES ('schema', 1), ('generation', 1);"
+	"INSERT OR IGNORE INTO meta VALUES ('schema', 2), ('generation', 1);"
 	"CREATE TABLE IF NOT EXISTS members ("
 	"  name TEXT PRIMARY KEY,"
 	"  display_name TEXT NOT NULL,"
@@ -76,7 +84,8 @@ static const char hubdb_schema[] =
 	"  ssh_port INTEGER NOT NULL UNIQUE,"
 	"  disabled INTEGER NOT NULL DEFAULT 0,"
 	"  admin INTEGER NOT NULL DEFAULT 0,"
-	"  created INTEGER NOT NULL);"
+	"  created INTEGER NOT NULL,"
+	"  session_epoch INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS passwords ("
 	"  name TEXT PRIMARY KEY,"
 	"  hash TEXT NOT NULL,"
@@ -105,7 +114,8 @@ static const char hubdb_schema[] =
 	"  id_sha256 BLOB PRIMARY KEY,"
 	"  member TEXT NOT NULL REFERENCES members(name),"
 	"  csrf TEXT NOT NULL,"
-	"  expires INTEGER NOT NULL);"
+	"  expires INTEGER NOT NULL,"
+	"  epoch INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires);";
 
 #define MEMBER_COLUMNS "name, display_name, uid, subid_base, ssh_port, disabled, admin, created"
@@ -124,6 +134,7 @@ enum hubdb_stmt_id {
 	STMT_ENABLE, STMT_DISABLE, STMT_ENABLED_LIST,
 	STMT_SYNC_MEMBERS, STMT_SYNC_KEYS,
 	STMT_SESSION_INSERT, STMT_SESSION_GET, STMT_SESSION_DELETE, STMT_SESSION_PRUNE,
+	STMT_SESSION_EPOCH, STMT_SESSIONS_END, STMT_SESSIONS_DELETE,
 	STMT_COUNT
 };
 
@@ -164,11 +175,29 @@ static const char *const hubdb_sql[STMT_COUNT] = {
 	[STMT_SYNC_KEYS] = "SELECT k.member, k.line FROM enabled e "
 			   "JOIN members m ON m.name = e.member JOIN keys k ON k.member = e.member "
 			   "WHERE e.server = ?1 AND m.disabled = 0 ORDER BY k.member, k.id",
-	[STMT_SESSION_INSERT] = "INSERT INTO sessions (id_sha256, member, csrf, expires) VALUES (?1, ?2, ?3, ?4)",
-	[STMT_SESSION_GET] = "SELECT member, csrf, expires FROM sessions WHERE id_sha256 = ?1 AND expires > ?2",
+	/* Only for a member who is not disabled and whose sessions did not
+	 * end since the sign-in began (its epoch then). */
+	[STMT_SESSION_INSERT] = "INSERT INTO sessions (id_sha256, member, csrf, expires, epoch) "
+				"SELECT ?1, name, ?3, ?4, session_epoch FROM members "
+				"WHERE name = ?2 AND disabled = 0 AND session_epoch = ?5",
+	[STMT_SESSION_GET] = "SELECT s.member, s.csrf, s.expires FROM sessions s "
+			     "JOIN members m ON m.name = s.member "
+			     "WHERE s.id_sha256 = ?1 AND s.expires > ?2 "
+			     "AND s.epoch = m.session_epoch AND m.disabled = 0",
 	[STMT_SESSION_DELETE] = "DELETE FROM sessions WHERE id_sha256 = ?1",
 	[STMT_SESSION_PRUNE] = "DELETE FROM sessions WHERE expires <= ?1",
+	[STMT_SESSION_EPOCH] = "SELECT session_epoch FROM members WHERE name = ?1",
+	[STMT_SESSIONS_END] = "UPDATE members SET session_epoch = session_epoch + 1 WHERE name = ?1",
+	[STMT_SESSIONS_DELETE] = "DELETE FROM sessions WHERE member = ?1",
 };
+
+/* Version 1 to 2: the session epochs.  Run before the statements above are
+ * prepared (they name the new columns), in one write transaction, so that
+ * two processes opening an old file at once upgrade it once. */
+static const char hubdb_upgrade_sql[] =
+	"ALTER TABLE members ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sessions ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE meta SET value = 2 WHERE key = 'schema';";
 
 /* One member's authorized_keys text on one server. */
 struct hubdb_member_keys {
@@ -336,6 +365,56 @@ uint64_t hubdb_generation(struct hubdb *db)
 
 /* ---- open and close ------------------------------------------------------- */
 
+/* The schema version in the file (after the schema script ran). */
+static int hubdb_schema_version(sqlite3 *handle, long long *version)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc = sqlite3_prepare_v2(handle, "SELECT value FROM meta WHERE key = 'schema'", -1, &stmt, NULL);
+
+	if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+		*version = sqlite3_column_int64(stmt, 0);
+	else
+		rc = SQLITE_ERROR;
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+/* Bring a file of an older schema to HUBDB_SCHEMA_VERSION: opened once
+ * without the statements (which need the new columns), upgraded, closed. */
+static int hubdb_upgrade(const char *path, const struct sqldb_options *full)
+{
+	struct sqldb_options options = *full;
+	struct sqldb *sql = NULL;
+	long long version = 0;
+	char *msg = NULL;
+	int ret;
+
+	options.sql = NULL;
+	options.nsql = 0;
+	ret = sqldb_open(path, &options, &sql);
+	if (ret < 0)
+		return ret;
+	if (sqlite3_exec(sqldb_handle(sql), "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+	    hubdb_schema_version(sqldb_handle(sql), &version) < 0) {
+		ret = -EIO;
+	} else if (version < HUBDB_SCHEMA_VERSION &&
+		   sqlite3_exec(sqldb_handle(sql), hubdb_upgrade_sql, NULL, NULL, &msg) != SQLITE_OK) {
+		ret = -EIO;
+	} else if (sqlite3_exec(sqldb_handle(sql), "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+		ret = -EIO;
+	} else if (version < HUBDB_SCHEMA_VERSION) {
+		log_info("database %s: schema %lld upgraded to %d", path, version, HUBDB_SCHEMA_VERSION);
+	}
+	if (ret < 0) {
+		log_error("database %s: cannot upgrade schema %lld to %d: %s", path, version,
+			  HUBDB_SCHEMA_VERSION, msg ? msg : sqlite3_errmsg(sqldb_handle(sql)));
+		sqlite3_exec(sqldb_handle(sql), "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_free(msg);
+	sqldb_close(sql);
+	return ret;
+}
+
 int hubdb_open(const char *path, const struct hub_config *cfg, struct hubdb **out)
 {
 	__do_free struct hubdb *db = calloc(1, sizeof(*db));
@@ -363,6 +442,9 @@ int hubdb_open(const char *path, const struct hub_config *cfg, struct hubdb **ou
 	db->uid_range = cfg->uid_range;
 	db->subid_range = cfg->subid_range;
 	db->port_range = cfg->ssh_port_range;
+	ret = hubdb_upgrade(path, &options);
+	if (ret < 0)
+		return ret;
 	ret = sqldb_open(path, &options, &db->sql);
 	if (ret < 0)
 		return ret;
@@ -578,8 +660,19 @@ int hubdb_member_list(struct hubdb *db, struct hub_member **out, size_t *n)
 	return ret;
 }
 
+/* End every session of name (under the lock, in a write transaction):
+ * the epoch moves, so none counts again, whatever happens next. */
+static int hubdb_sessions_end_locked(struct hubdb *db, const char *name)
+{
+	int ret = sqldb_exec(db->sql, STMT_SESSIONS_END, "ending sessions", "t", name);
+
+	return ret < 0 ? ret : sqldb_exec(db->sql, STMT_SESSIONS_DELETE, "ending sessions", "t", name);
+}
+
 /* UPDATE members SET <flag> = on WHERE name = ?, in a transaction; the
- * generation moves when bump and the value changed. */
+ * generation moves when bump and the value changed.  Disabling a member and
+ * taking an admin's rights away end the member's sessions in the same
+ * transaction. */
 static int hubdb_member_set_flag(struct hubdb *db, enum hubdb_stmt_id which, const char *name,
 				 bool on, bool bump)
 {
@@ -601,6 +694,8 @@ static int hubdb_member_set_flag(struct hubdb *db, enum hubdb_stmt_id which, con
 	current = which == STMT_MEMBER_SET_DISABLED ? member.disabled : member.admin;
 	if (current != on)
 		ret = sqldb_exec(db->sql, which, "changing a member", "ti", name, on ? 1LL : 0LL);
+	if (ret == 0 && current != on && (which == STMT_MEMBER_SET_DISABLED ? on : !on))
+		ret = hubdb_sessions_end_locked(db, name);
 	if (ret < 0)
 		return ret;
 	return hubdb_txn_commit_change(db, &txn, bump && current != on);
@@ -618,15 +713,24 @@ int hubdb_member_set_admin(struct hubdb *db, const char *name, bool admin)
 
 /* ---- local passwords ------------------------------------------------------ */
 
+/* A new password ends the sessions opened with the old one (none when
+ * the account never signed in: no member yet). */
 int hubdb_password_set(struct hubdb *db, const char *name, const char *hash)
 {
 	__do_unlock struct sqldb *locked = NULL;
+	__do_txn struct sqldb_txn txn = { 0 };
+	int ret;
 
 	if (!hubdb_name_ok(name) || !hash || !hash[0])
 		return -EINVAL;
 	locked = sqldb_lock(db->sql);
-	return sqldb_exec(db->sql, STMT_PASSWORD_SET, "setting a password", "tti", name, hash,
-			  (long long)time(NULL));
+	ret = sqldb_txn_begin(&txn, db->sql, true);
+	if (ret == 0)
+		ret = sqldb_exec(db->sql, STMT_PASSWORD_SET, "setting a password", "tti", name, hash,
+				 (long long)time(NULL));
+	if (ret == 0)
+		ret = hubdb_sessions_end_locked(db, name);
+	return ret < 0 ? ret : sqldb_txn_commit(&txn);
 }
 
 /* The text column of the row id finds for name, copied into out: -ENOENT
@@ -1321,7 +1425,24 @@ int hubdb_authorized_keys(struct hubdb *db, const char *server, const char *memb
 
 /* ---- sessions ------------------------------------------------------------- */
 
-int hubdb_session_create(struct hubdb *db, const char *member, long long expires,
+int hubdb_session_epoch(struct hubdb *db, const char *member, uint64_t *epoch)
+{
+	__do_unlock struct sqldb *locked = NULL;
+	__do_reset sqlite3_stmt *stmt = NULL;
+	int ret;
+
+	*epoch = 0;
+	if (!hubdb_name_ok(member))
+		return -ENOENT;
+	locked = sqldb_lock(db->sql);
+	stmt = sqldb_bind(db->sql, STMT_SESSION_EPOCH, "t", member);
+	ret = sqldb_first_row(db->sql, stmt, "session epoch");
+	if (ret == 0)
+		*epoch = (uint64_t)sqlite3_column_int64(stmt, 0);
+	return ret;
+}
+
+int hubdb_session_create(struct hubdb *db, const char *member, uint64_t epoch, long long expires,
 			 char id_hex[HUB_TOKEN_HEX], char csrf_hex[HUB_TOKEN_HEX])
 {
 	__do_unlock struct sqldb *locked = NULL;
@@ -1338,8 +1459,11 @@ int hubdb_session_create(struct hubdb *db, const char *member, long long expires
 	ret = hubdb_member_get_locked(db, member, NULL);
 	if (ret < 0)
 		return ret;
-	ret = sqldb_exec(db->sql, STMT_SESSION_INSERT, "opening a session", "btti", hash, sizeof(hash), member, csrf,
-			 expires);
+	ret = sqldb_change(db->sql, STMT_SESSION_INSERT, "opening a session", "bttii", hash, sizeof(hash),
+			   member, csrf, expires, (long long)epoch);
+	/* The member exists: disabled, or its sessions ended meanwhile. */
+	if (ret == -ENOENT)
+		ret = -ESTALE;
 	if (ret == 0) {
 		memcpy(id_hex, id, HUB_TOKEN_HEX);
 		memcpy(csrf_hex, csrf, HUB_TOKEN_HEX);

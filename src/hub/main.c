@@ -262,7 +262,8 @@ static int main_member_flag(struct hub *hub, const char *name, bool admin, bool 
 		return MAIN_EXIT_FAILED;
 	}
 	if (admin) {
-		printf("%s is %s an admin of the hub.\n", name, on ? "now" : "no longer");
+		printf("%s is %s an admin of the hub.%s\n", name, on ? "now" : "no longer",
+		       on ? "" : "  Their sessions have ended.");
 		return MAIN_EXIT_OK;
 	}
 	/* The agents drop (or restore) the member's keys now, not at their
@@ -270,7 +271,8 @@ static int main_member_flag(struct hub *hub, const char *name, bool admin, bool 
 	usleep((HUBDB_GENERATION_REFRESH_MS + 200) * 1000);
 	api_poke_member(hub, name);
 	api_poke_stop();
-	printf("%s is %s.\n", name, on ? "disabled: no login on any server, ids kept" : "enabled again");
+	printf("%s is %s.\n", name, on ? "disabled: no login on any server, sessions ended, ids kept" :
+	       "enabled again (sessions from before stay ended)");
 	return MAIN_EXIT_OK;
 }
 
@@ -390,7 +392,8 @@ static int main_set_password(struct hub *hub, const char *name, bool create)
 		fprintf(stderr, "gpubox-hub: cannot set the password: %s\n", strerror(-ret));
 		return MAIN_EXIT_FAILED;
 	}
-	printf(create ? "Account %s made; it can sign in now.\n" : "Password of %s changed.\n", name);
+	printf(create ? "Account %s made; it can sign in now.\n" :
+		        "Password of %s changed; its sessions have ended.\n", name);
 	return MAIN_EXIT_OK;
 }
 

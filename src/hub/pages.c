@@ -10,9 +10,8 @@
  * a page that needs a member redirects to /login when nobody is signed in;
  * every POST of a signed-in member carries the session's CSRF token in a
  * hidden "csrf" field, compared in constant time, else 403; a disabled
- * member gets nothing but a refusal.  Sign-in itself has no session yet,
- * so it uses a double-submit token: a random "gpubox_login" cookie whose
- * value must come back in the form.
+ * member gets nothing but a refusal.  Sign-in itself has no session yet:
+ * see "sign in" below for how its form is tied to the browser.
  *
  * Every value printed goes through html_printf(), which escapes it.  After
  * a POST the browser is sent on with 303 (post/redirect/get) and a short
@@ -20,6 +19,7 @@
  * text from the query ever reaches a page.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -93,17 +93,29 @@ static const char *pages_field(const struct http_request *req, const char *name)
 	return req->form ? form_get(req->form, name) : NULL;
 }
 
-static bool pages_cookie_secure(const struct http_request *req)
-{
-	return req->secure || str_has_prefix(req->hub->cfg.public_url, "https://");
-}
-
+/* Over HTTPS the cookie is "__Host-NAME" with Secure and Path=/ (what the
+ * prefix demands); path is then only for plain HTTP. */
 static int pages_set_cookie(struct http_response *resp, const struct http_request *req,
 			    const char *name, const char *value, const char *path, long long max_age)
 {
+	char full[64];
+	int r = http_cookie_name(req, name, full, sizeof(full));
+
+	if (r < 0)
+		return r;
 	return http_add_header(resp, "Set-Cookie: %s=%s; HttpOnly; SameSite=Strict; Path=%s; Max-Age=%lld%s",
-			       name, value, path, max_age,
-			       pages_cookie_secure(req) ? "; Secure" : "");
+			       full, value, req->cookies_secure ? "/" : path, max_age,
+			       req->cookies_secure ? "; Secure" : "");
+}
+
+/* The value of this hub's cookie name (named as pages_set_cookie() does). */
+static int pages_get_cookie(const struct http_request *req, const char *name, char *value, size_t len)
+{
+	char full[64];
+
+	if (!req->cookie_header || http_cookie_name(req, name, full, sizeof(full)) < 0)
+		return -ENOENT;
+	return form_cookie(req->cookie_header, full, value, len);
 }
 
 static bool pages_token_equal(const char *given, const char *expected)
@@ -366,24 +378,115 @@ int pages_guarded(struct http_request *req, struct http_response *resp, unsigned
 
 /* ---- sign in ---------------------------------------------------------------- */
 
-/* The double-submit token: the browser's, if it holds a well-formed one. */
-static int pages_login_token(const struct http_request *req, char token[HUB_TOKEN_HEX])
+/*
+ * The sign-in form has no session to carry a token yet.  It is tied to the
+ * browser by a pre-session: a random id in the gpubox_login cookie, and in
+ * the form not the id but an HMAC of it under a key only this process
+ * knows (made at start; a form older than a restart is refused, and the
+ * page says to reload).  So a cookie someone else planted in the browser
+ * is worth nothing unless the hub itself gave out its pair; and a form
+ * posted from another origin (where a planting attacker would post it)
+ * is refused by its Origin header.  Over HTTPS the cookie is
+ * __Host-gpubox_login, which no other host and no plain-HTTP answer can
+ * set at all.  Without TLS, every service on the hub's host name (any
+ * port) shares its cookies: run the hub without TLS only on loopback for
+ * development, or behind a proxy that speaks HTTPS.
+ */
+static unsigned char pages_login_key[crypto_auth_hmacsha512256_KEYBYTES];
+static pthread_once_t pages_login_key_once = PTHREAD_ONCE_INIT;
+
+static void pages_login_key_make(void)
 {
-	if (req->cookie_header &&
-	    form_cookie(req->cookie_header, PAGES_LOGIN_COOKIE, token, HUB_TOKEN_HEX) == 0 &&
-	    pages_is_token(token))
+	if (sodium_init() >= 0)
+		crypto_auth_hmacsha512256_keygen(pages_login_key);
+}
+
+/* The form's token for the pre-session id. */
+static int pages_login_form_token(const char *id, char token[HUB_TOKEN_HEX])
+{
+	static const char context[] = "gpubox sign-in form v1:";
+	unsigned char mac[crypto_auth_hmacsha512256_BYTES];
+	crypto_auth_hmacsha512256_state st;
+
+	pthread_once(&pages_login_key_once, pages_login_key_make);
+	if (crypto_auth_hmacsha512256_init(&st, pages_login_key, sizeof(pages_login_key)) != 0 ||
+	    crypto_auth_hmacsha512256_update(&st, (const unsigned char *)context, sizeof(context) - 1) != 0 ||
+	    crypto_auth_hmacsha512256_update(&st, (const unsigned char *)id, strlen(id)) != 0 ||
+	    crypto_auth_hmacsha512256_final(&st, mac) != 0)
+		return -EIO;
+	sodium_bin2hex(token, HUB_TOKEN_HEX, mac, sizeof(mac));
+	return 0;
+}
+
+/* The pre-session id: the browser's, if it holds a well-formed one. */
+static int pages_login_id(const struct http_request *req, char id[HUB_TOKEN_HEX])
+{
+	if (pages_get_cookie(req, PAGES_LOGIN_COOKIE, id, HUB_TOKEN_HEX) == 0 && pages_is_token(id))
 		return 0;
-	return pages_random_token(token);
+	return pages_random_token(id);
+}
+
+/* Whether a sign-in form came back from the browser it was given to. */
+static bool pages_login_form_ok(const struct http_request *req)
+{
+	char id[HUB_TOKEN_HEX] = "", expected[HUB_TOKEN_HEX];
+	bool ok;
+
+	if (pages_get_cookie(req, PAGES_LOGIN_COOKIE, id, sizeof(id)) < 0 || !pages_is_token(id) ||
+	    pages_login_form_token(id, expected) < 0)
+		return false;
+	ok = pages_token_equal(pages_field(req, "csrf"), expected);
+	sodium_memzero(expected, sizeof(expected));
+	return ok;
+}
+
+/* The length of the origin at the start of url ("https://host:port"). */
+static size_t pages_origin_length(const char *url)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end ? scheme_end + 3 : url;
+
+	return (size_t)(host - url) + strcspn(host, "/?#");
+}
+
+/* Whether origin is how browsers see this hub: public_url's origin, or the
+ * scheme of this request with its Host header (which a browser sets, not
+ * a page). */
+static bool pages_origin_is_ours(const struct http_request *req, const char *origin)
+{
+	const char *public_url = req->hub->cfg.public_url, *host = http_request_header(req, "Host");
+	const char *scheme = req->secure ? "https://" : "http://";
+	size_t len;
+
+	if (public_url[0]) {
+		len = pages_origin_length(public_url);
+		if (strlen(origin) == len && strncasecmp(origin, public_url, len) == 0)
+			return true;
+	}
+	len = strlen(scheme);
+	return host && strncasecmp(origin, scheme, len) == 0 && strcasecmp(origin + len, host) == 0;
+}
+
+/* A browser's Origin header, when it sent one (every current browser does
+ * with a form's POST; curl does not), must be this hub's: a form posted
+ * from another site, or from another port of this host, is refused. */
+static bool pages_origin_ok(const struct http_request *req)
+{
+	const char *origin = http_request_header(req, "Origin");
+
+	return !origin || pages_origin_is_ours(req, origin);
 }
 
 static int pages_login_page(struct pages_ctx *ctx, struct http_response *resp, unsigned status,
 			    const char *name, const char *error)
 {
-	char token[HUB_TOKEN_HEX];
+	char id[HUB_TOKEN_HEX], token[HUB_TOKEN_HEX];
 	FILE *out;
 	int r;
 
-	r = pages_login_token(ctx->req, token);
+	r = pages_login_id(ctx->req, id);
+	if (r == 0)
+		r = pages_login_form_token(id, token);
 	if (r < 0)
 		return r;
 	r = pages_open(ctx, "Sign in", "narrow");
@@ -410,7 +513,7 @@ static int pages_login_page(struct pages_ctx *ctx, struct http_response *resp, u
 	r = pages_send(ctx, resp, status);
 	if (r < 0)
 		return r;
-	return pages_set_cookie(resp, ctx->req, PAGES_LOGIN_COOKIE, token, "/login",
+	return pages_set_cookie(resp, ctx->req, PAGES_LOGIN_COOKIE, id, "/login",
 				PAGES_LOGIN_COOKIE_AGE);
 }
 
@@ -423,9 +526,11 @@ static int pages_get_login(struct http_request *req, struct http_response *resp)
 	return pages_login_page(&ctx, resp, 200, NULL, NULL);
 }
 
-/* Signed in: the member row, the session, its cookie, and on to the pages. */
+/* Signed in: the member row, the session, its cookie, and on to the pages.
+ * epoch: the member's session epoch from before the password was checked. */
 static int pages_login_success(struct pages_ctx *ctx, struct http_response *resp,
-			       const char *name, const char *display_name, bool is_admin)
+			       const char *name, const char *display_name, bool is_admin,
+			       uint64_t epoch)
 {
 	struct hub *hub = ctx->hub;
 	struct http_request *req = ctx->req;
@@ -447,8 +552,17 @@ static int pages_login_success(struct pages_ctx *ctx, struct http_response *resp
 	r = hubdb_member_set_admin(hub->db, name, is_admin);
 	if (r < 0)
 		return pages_failed(ctx, resp, r, "recording the admin flag");
+	/* The directory took the admin rights away: that ended the member's
+	 * other sessions (and moved the epoch), not this sign-in. */
+	if (ctx->me.admin && !is_admin && hubdb_session_epoch(hub->db, name, &epoch) < 0)
+		return pages_failed(ctx, resp, -EIO, "reading the session epoch");
 	lifetime = (long long)(hub->cfg.session_hours ? hub->cfg.session_hours : 1) * 3600;
-	r = hubdb_session_create(hub->db, name, (long long)time(NULL) + lifetime, id, csrf);
+	r = hubdb_session_create(hub->db, name, epoch, (long long)time(NULL) + lifetime, id, csrf);
+	if (r == -ESTALE) {
+		log_info("%s was disabled, or changed password, during the sign-in: no session", name);
+		return pages_login_page(ctx, resp, 409, name,
+					"Your account changed while you signed in. Sign in again.");
+	}
 	if (r < 0)
 		return pages_failed(ctx, resp, r, "creating the session");
 	/* A new sign-in replaces the browser's previous session. */
@@ -471,12 +585,14 @@ static int pages_post_login(struct http_request *req, struct http_response *resp
 	struct pages_ctx ctx __do_pages_ctx = { .req = req, .hub = req->hub };
 	const char *name = pages_field(req, "name");
 	const char *password = pages_field(req, "password");
-	char token[HUB_TOKEN_HEX] = "", display[sizeof(ctx.me.display_name)] = "", err[256];
+	char display[sizeof(ctx.me.display_name)] = "", err[256];
 	bool is_admin = false;
+	uint64_t epoch = 0;
 
-	if (!req->cookie_header ||
-	    form_cookie(req->cookie_header, PAGES_LOGIN_COOKIE, token, sizeof(token)) < 0 ||
-	    !pages_is_token(token) || !pages_token_equal(pages_field(req, "csrf"), token))
+	if (!pages_origin_ok(req))
+		return pages_login_page(&ctx, resp, 403, name,
+					"This sign-in form was sent from another site; sign in on this page.");
+	if (!pages_login_form_ok(req))
 		return pages_login_page(&ctx, resp, 403, name,
 					"Your browser did not send the sign-in form back as expected "
 					"(cookies off, or an old page). Allow cookies for this site and try again.");
@@ -484,11 +600,15 @@ static int pages_post_login(struct http_request *req, struct http_response *resp
 		return pages_login_page(&ctx, resp, 400, name, "Give your name and your password.");
 	if (validate_member_name(name, err, sizeof(err)) < 0)
 		return pages_login_page(&ctx, resp, 400, name, err);
+	/* Before the password is checked: a password changed (or the member
+	 * disabled) while it is, opens no session (0: no member yet). */
+	if (hubdb_session_epoch(req->hub->db, name, &epoch) < 0)
+		epoch = 0;
 
 	switch (auth_login(req->hub->auth, name, password, req->client_address,
 			   display, sizeof(display), &is_admin)) {
 	case AUTH_OK:
-		return pages_login_success(&ctx, resp, name, display[0] ? display : name, is_admin);
+		return pages_login_success(&ctx, resp, name, display[0] ? display : name, is_admin, epoch);
 	case AUTH_THROTTLED:
 		return pages_login_page(&ctx, resp, 429, name,
 					"Too many failed sign-ins. Wait a few minutes, then try again.");

@@ -135,31 +135,45 @@ grep -qF "$(cut -d' ' -f2 "$key1.pub")" "$GBX_DIR/authorized_keys/$m" &&
 	not_ok "the removed key left the host login" || ok "the removed key left the host login"
 
 # ---- the poke: the hub's token, not anyone's ----
+# The hub calls the agent with a token derived from the server's (see
+# src/lib/hubtoken.h), computed here apart, with Python's BLAKE2b.
+to_agent_token() {
+	python3 -c 'import hashlib, sys
+key = hashlib.blake2b(sys.argv[1].encode(), digest_size=32).digest()
+print(hashlib.blake2b(b"gpubox hub-to-agent v1", key=key, digest_size=32).hexdigest())' "$1"
+}
+agent_token=$(to_agent_token "$token")
 poke() { curl -s -o /dev/null -w '%{http_code}' "$@" "http://127.0.0.1:$GBX_METRICS_PORT/api/v1/poke"; }
 [ "$(poke -X POST)" = 401 ] && ok "a poke without the token is refused (401)" || not_ok "a poke without the token is refused"
-[ "$(poke -X POST -H "Authorization: Bearer ${token%?}0")" = 401 ] &&
+[ "$(poke -X POST -H "Authorization: Bearer ${agent_token%?}0")" = 401 ] &&
 	ok "a poke with a wrong token is refused (401)" || not_ok "a poke with a wrong token is refused"
-[ "$(poke -X POST -H "Authorization: Bearer $token")" = 204 ] &&
+[ "$(poke -X POST -H "Authorization: Bearer $token")" = 401 ] &&
+	ok "the server's own token is refused by the agent (401): it is the hub's to read members with" ||
+	not_ok "the server's own token is refused by the agent"
+[ "$(poke -X POST -H "Authorization: Bearer $agent_token")" = 204 ] &&
 	ok "the hub's poke is taken (204)" || not_ok "the hub's poke is taken"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $agent_token" "$hub_url/api/v1/sync")
+[ "$code" = 401 ] && ok "the token the hub calls agents with does not read the hub's member list (401)" ||
+	not_ok "the hub-to-agent token reads the member list: $code"
 
 # ---- what the hub's monitor reads from the agent, with the same token ----
 agent_api() { curl -s "$@"; }
 api_url=http://127.0.0.1:$GBX_METRICS_PORT/api/v1
 code=$(agent_api -o /dev/null -w '%{http_code}' "$api_url/sample")
 [ "$code" = 401 ] && ok "the agent's sample needs the hub's token (401)" || not_ok "sample without a token: $code"
-sample=$(agent_api -H "Authorization: Bearer $token" "$api_url/sample")
+sample=$(agent_api -H "Authorization: Bearer $agent_token" "$api_url/sample")
 if [ "$(jq -r .server <<<"$sample")" = gbxtest ] && [ "$(jq -r '.host.ncpus > 0' <<<"$sample")" = true ] &&
    [ "$(jq -r '.containers | type' <<<"$sample")" = array ]; then
 	ok "the hub reads the agent's newest sample (host, GPUs, processes, containers)"
 else
 	not_ok "the agent's sample: $(head -c 300 <<<"$sample")"
 fi
-usage=$(agent_api -H "Authorization: Bearer $token" "$api_url/usage?from=0")
+usage=$(agent_api -H "Authorization: Bearer $agent_token" "$api_url/usage?from=0")
 [ "$(jq -r '.members | type' <<<"$usage")" = array ] &&
 	ok "the hub reads usage per member" || not_ok "usage: $(head -c 300 <<<"$usage")"
-code=$(agent_api -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$api_url/history?from=x")
+code=$(agent_api -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $agent_token" "$api_url/history?from=x")
 [ "$code" = 400 ] && ok "a malformed history query is refused (400)" || not_ok "history?from=x: $code"
-history=$(agent_api -H "Authorization: Bearer $token" "$api_url/history?points=10")
+history=$(agent_api -H "Authorization: Bearer $agent_token" "$api_url/history?points=10")
 [ "$(jq -r '.host | type' <<<"$history")" = array ] &&
 	ok "the hub reads a history series" || not_ok "history: $(head -c 300 <<<"$history")"
 

@@ -808,6 +808,17 @@ static void test_starttls_required(void **state)
 	auth_close(a);
 }
 
+/* name signs in from address (as assert_login, which uses 192.0.2.1). */
+static void assert_login_from(struct auth *a, const char *name, const char *password, const char *address)
+{
+	char shown[128];
+	bool is_admin;
+
+	assert_int_equal(login(a, name, password, address, shown, &is_admin), AUTH_OK);
+}
+
+/* Failures from one address lock the member there, and only there: an
+ * attacker cannot lock a member out of the member's own address. */
 static void test_throttle_member(void **state)
 {
 	struct hub_config cfg;
@@ -818,19 +829,76 @@ static void test_throttle_member(void **state)
 	cfg.login_fail_limit = 3;
 	cfg.login_fail_window = 2;
 	a = open_auth(&cfg);
-	/* Three failures, each from another address. */
+	/* The attacker's address fails three times, and is locked for alice,
+	 * the right password included. */
 	assert_refused(a, "alice", "wrong-1", "198.51.100.1", AUTH_BAD_CREDENTIALS);
-	assert_refused(a, "alice", "", "198.51.100.2", AUTH_BAD_CREDENTIALS);
-	assert_refused(a, "alice", "wrong-3", "198.51.100.3", AUTH_BAD_CREDENTIALS);
-	/* Locked, the right password included, from anywhere. */
-	assert_refused(a, "alice", "alice-pw", "198.51.100.4", AUTH_THROTTLED);
-	assert_refused(a, "alice", "alice-pw", "2001:db8::4", AUTH_THROTTLED);
-	assert_refused(a, "alice", "alice-pw", NULL, AUTH_THROTTLED);
-	/* Others are not. */
+	assert_refused(a, "alice", "", "198.51.100.1", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "alice", "wrong-3", "198.51.100.1", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "alice", "alice-pw", "198.51.100.1", AUTH_THROTTLED);
+	/* alice, from anywhere else, signs in at once. */
+	assert_login_from(a, "alice", "alice-pw", "198.51.100.4");
+	assert_login_from(a, "alice", "alice-pw", "2001:db8::4");
+	/* Failures spread over addresses lock nobody (below the member-wide
+	 * count): the other way round is the same. */
+	assert_refused(a, "bob", "wrong", "198.51.100.5", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "wrong", "198.51.100.6", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "wrong", "198.51.100.7", AUTH_BAD_CREDENTIALS);
 	assert_login(a, "bob", "bob-pw", "Bob Builder", false);
-	/* Until the window has passed. */
+	/* The attacker's address may try other names (below the address's
+	 * own limit), and alice again once the window has passed. */
+	assert_login_from(a, "dave", "dave-pw", "198.51.100.1");
 	sleep(3);
-	assert_login(a, "alice", "alice-pw", "Alice Liddell", true);
+	assert_login_from(a, "alice", "alice-pw", "198.51.100.1");
+	auth_close(a);
+}
+
+/* Guessing spread over many addresses slows every address down for that
+ * member, the member's own first try included: never a lock. */
+static void test_throttle_member_slowed(void **state)
+{
+	struct hub_config cfg;
+	char address[64];
+	struct auth *a;
+
+	(void)state;
+	ldap_config(&cfg);
+	cfg.login_fail_limit = 2;
+	cfg.login_fail_window = 6;   /* one try per 3 s per address, once slowed */
+	a = open_auth(&cfg);
+	/* 20 failures (10 x the limit) from 20 addresses. */
+	for (unsigned i = 0; i < 20; i++) {
+		snprintf(address, sizeof(address), "203.0.113.%u", 10 + i);
+		assert_refused(a, "bob", "guess", address, AUTH_BAD_CREDENTIALS);
+	}
+	/* An address that tried just now waits; a new one tries once. */
+	assert_refused(a, "bob", "guess", "203.0.113.29", AUTH_THROTTLED);
+	assert_refused(a, "bob", "guess", "203.0.113.200", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "bob-pw", "203.0.113.200", AUTH_THROTTLED);
+	/* bob, from his own address, signs in at the first try. */
+	assert_login_from(a, "bob", "bob-pw", "192.0.2.77");
+	/* Others are not slowed. */
+	assert_login_from(a, "alice", "alice-pw", "203.0.113.10");
+	/* After the interval the address may try again. */
+	sleep(4);
+	assert_login_from(a, "bob", "bob-pw", "203.0.113.200");
+	auth_close(a);
+}
+
+/* An IPv6 client counts by its /64: new addresses in the same /64 are the
+ * same place. */
+static void test_throttle_ipv6_prefix(void **state)
+{
+	struct hub_config cfg;
+	struct auth *a;
+
+	(void)state;
+	ldap_config(&cfg);
+	cfg.login_fail_limit = 2;
+	a = open_auth(&cfg);
+	assert_refused(a, "alice", "guess", "2001:db8:1:2::1", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "alice", "guess", "2001:db8:1:2:ffff::9", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "alice", "alice-pw", "2001:db8:1:2:abcd::1", AUTH_THROTTLED);
+	assert_login_from(a, "alice", "alice-pw", "2001:db8:1:3::1");
 	auth_close(a);
 }
 
@@ -841,26 +909,28 @@ static void test_throttle_address(void **state)
 
 	(void)state;
 	ldap_config(&cfg);
-	cfg.login_fail_limit = 3;
+	cfg.login_fail_limit = 1;
 	cfg.login_fail_window = 300;
 	a = open_auth(&cfg);
-	/* One address tries three names. */
+	/* One address tries four names (4 x the limit). */
 	assert_refused(a, "alice", "guess", "203.0.113.5", AUTH_BAD_CREDENTIALS);
 	assert_refused(a, "bob", "guess", "203.0.113.5", AUTH_BAD_CREDENTIALS);
 	assert_refused(a, "zed", "guess", "203.0.113.5", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "erin", "guess", "203.0.113.5", AUTH_BAD_CREDENTIALS);
 	assert_refused(a, "dave", "dave-pw", "203.0.113.5", AUTH_THROTTLED);
 	/* From elsewhere dave (no failure of his own) and alice (one) sign in. */
 	assert_login(a, "dave", "dave-pw", "Dave", true);
 	assert_login(a, "alice", "alice-pw", "Alice Liddell", true);
 
 	/* Names that are no member names count against the address too. */
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 4; i++)
 		assert_refused(a, injected_names[i], "x", "203.0.113.6", AUTH_BAD_CREDENTIALS);
 	assert_refused(a, "bob", "bob-pw", "203.0.113.6", AUTH_THROTTLED);
 	auth_close(a);
 }
 
-/* A success wipes out the member's failures (not the address's). */
+/* A success wipes out the member's failures at that address (not the
+ * address's on other names). */
 static void test_success_resets(void **state)
 {
 	struct hub_config cfg;
@@ -871,11 +941,11 @@ static void test_success_resets(void **state)
 	cfg.login_fail_limit = 3;
 	cfg.login_fail_window = 300;
 	a = open_auth(&cfg);
-	assert_refused(a, "bob", "wrong", "198.51.100.11", AUTH_BAD_CREDENTIALS);
-	assert_refused(a, "bob", "wrong", "198.51.100.12", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "wrong", "192.0.2.1", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "wrong", "192.0.2.1", AUTH_BAD_CREDENTIALS);
 	assert_login(a, "bob", "bob-pw", "Bob Builder", false);
-	assert_refused(a, "bob", "wrong", "198.51.100.13", AUTH_BAD_CREDENTIALS);
-	assert_refused(a, "bob", "wrong", "198.51.100.14", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "wrong", "192.0.2.1", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "wrong", "192.0.2.1", AUTH_BAD_CREDENTIALS);
 	assert_login(a, "bob", "bob-pw", "Bob Builder", false);
 	auth_close(a);
 }
@@ -894,14 +964,14 @@ static void test_throttle_table_bounded(void **state)
 	cfg.login_fail_window = 300;
 	a = open_auth(&cfg);
 	assert_refused(a, "alice", "", "198.51.100.20", AUTH_BAD_CREDENTIALS);
-	assert_refused(a, "alice", "", "198.51.100.21", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "alice", "", "198.51.100.20", AUTH_BAD_CREDENTIALS);
 	for (unsigned i = 0; i < 6000; i++) {
 		char address[64];
 
-		snprintf(address, sizeof(address), "2001:db8::%x", i);
+		snprintf(address, sizeof(address), "2001:db8:%x::1", i);
 		assert_refused(a, "*", "x", address, AUTH_BAD_CREDENTIALS);
 	}
-	assert_refused(a, "alice", "alice-pw", "198.51.100.22", AUTH_THROTTLED);
+	assert_refused(a, "alice", "alice-pw", "198.51.100.20", AUTH_THROTTLED);
 	auth_close(a);
 }
 
@@ -957,7 +1027,9 @@ static void test_concurrent_logins(void **state)
 		assert_int_equal(threads[i].other, 0);
 		assert_int_equal(threads[i].ok + threads[i].refused, 8);
 	}
-	assert_refused(a, "dave", "dave-pw", "192.0.2.200", AUTH_THROTTLED);
+	/* dave is locked where the guesses came from, not elsewhere. */
+	assert_refused(a, "dave", "dave-pw", "192.0.2.103", AUTH_THROTTLED);
+	assert_login_from(a, "dave", "dave-pw", "192.0.2.200");
 	auth_close(a);
 }
 
@@ -975,14 +1047,14 @@ static void *guess_thread_run(void *arg)
 	char shown[128], address[64];
 	bool admin;
 
-	snprintf(address, sizeof(address), "198.51.100.%u", 100 + t->index);
+	snprintf(address, sizeof(address), "198.51.100.%u", 100 + t->index % 2);
 	pthread_barrier_wait(t->start);
 	t->result = auth_login(t->a, "bob", "guess", address, shown, sizeof(shown), &admin);
 	return NULL;
 }
 
-/* Guesses sent all at once get no more tries than guesses one by one: the
- * check and the count are one step. */
+/* Guesses sent all at once (from two addresses) get no more tries than
+ * guesses one by one: the check and the count are one step. */
 static void test_throttle_parallel(void **state)
 {
 	struct guess_thread threads[12];
@@ -1006,9 +1078,11 @@ static void test_throttle_parallel(void **state)
 		throttled += threads[i].result == AUTH_THROTTLED;
 	}
 	pthread_barrier_destroy(&start);
-	assert_int_equal(bad, 3);
-	assert_int_equal(throttled, ARRAY_SIZE(threads) - 3);
-	assert_refused(a, "bob", "bob-pw", "198.51.100.200", AUTH_THROTTLED);
+	assert_int_equal(bad, 6);
+	assert_int_equal(throttled, ARRAY_SIZE(threads) - 6);
+	assert_refused(a, "bob", "bob-pw", "198.51.100.100", AUTH_THROTTLED);
+	assert_refused(a, "bob", "bob-pw", "198.51.100.101", AUTH_THROTTLED);
+	assert_login_from(a, "bob", "bob-pw", "198.51.100.200");
 	auth_close(a);
 }
 
@@ -1023,8 +1097,8 @@ static void test_directory_stopped(void **state)
 	ldap_config(&cfg);
 	cfg.login_fail_limit = 2;
 	a = open_auth(&cfg);
-	assert_refused(a, "bob", "wrong", "198.51.100.30", AUTH_BAD_CREDENTIALS);
-	assert_refused(a, "bob", "wrong", "198.51.100.31", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "wrong", "198.51.100.33", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "bob", "wrong", "198.51.100.33", AUTH_BAD_CREDENTIALS);
 	assert_int_equal(slapd_stop(&slapd), 0);
 	assert_false(port_answers(slapd.uri));
 	assert_refused(a, "alice", "alice-pw", "198.51.100.32", AUTH_UNAVAILABLE);
@@ -1206,8 +1280,10 @@ static void test_local_login(void **state)
 	f->cfg.login_fail_limit = 2;
 	assert_int_equal(auth_open(&f->cfg, f->db, &a), 0);
 	assert_refused(a, "alice", "guess 1", "192.0.2.50", AUTH_BAD_CREDENTIALS);
-	assert_refused(a, "alice", "guess 2", "192.0.2.51", AUTH_BAD_CREDENTIALS);
-	assert_refused(a, "alice", "alice secret", "192.0.2.52", AUTH_THROTTLED);
+	assert_refused(a, "alice", "guess 2", "192.0.2.50", AUTH_BAD_CREDENTIALS);
+	assert_refused(a, "alice", "alice secret", "192.0.2.50", AUTH_THROTTLED);
+	assert_int_equal(auth_login(a, "alice", "alice secret", "192.0.2.51", shown, sizeof(shown), &admin),
+			 AUTH_OK);
 	auth_close(a);
 }
 
@@ -1234,6 +1310,8 @@ int main(void)
 		cmocka_unit_test(test_bind_dn),
 		cmocka_unit_test(test_starttls_required),
 		cmocka_unit_test(test_throttle_member),
+		cmocka_unit_test(test_throttle_member_slowed),
+		cmocka_unit_test(test_throttle_ipv6_prefix),
 		cmocka_unit_test(test_throttle_address),
 		cmocka_unit_test(test_success_resets),
 		cmocka_unit_test(test_throttle_table_bounded),

@@ -47,6 +47,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.admin_group, "gpubox-admin");
 	assert_string_equal(cfg.lab_name, "gpubox");
 	assert_false(cfg.behind_proxy);
+	assert_int_equal(cfg.connections_per_address, 64);
 	assert_false(cfg.monitor_public);
 	assert_string_equal(cfg.tls_cert, "");
 	assert_string_equal(cfg.public_url, "");
@@ -64,6 +65,7 @@ static void test_values(void **state)
 		"tls_key = /etc/ssl/hub.key\n"
 		"public_url = https://hub.lab.example\n"
 		"behind_proxy = yes\n"
+		"connections_per_address = 16\n"
 		"lab_name = Vision Lab\n"
 		"auth = ldap\n"
 		"ldap_uri = ldaps://ldap.lab.example ldap://127.0.0.1:389\n"
@@ -92,6 +94,7 @@ static void test_values(void **state)
 	assert_string_equal(cfg.tls_key, "/etc/ssl/hub.key");
 	assert_string_equal(cfg.public_url, "https://hub.lab.example");
 	assert_true(cfg.behind_proxy);
+	assert_int_equal(cfg.connections_per_address, 16);
 	assert_string_equal(cfg.lab_name, "Vision Lab");
 	assert_string_equal(cfg.auth, "ldap");
 	assert_string_equal(cfg.ldap_display_attr, "displayName");
@@ -162,6 +165,8 @@ static void test_refused(void **state)
 		{ "ldap_bind_password_file = /etc/secret\n", "go together" },
 		{ "ldap_bind_dn = cn=r\nldap_bind_password_file = secret\n", "absolute" },
 		{ "login_fail_limit = 0\n", "login_fail_limit" },
+		{ "connections_per_address = 0\n", "connections_per_address" },
+		{ "connections_per_address = 1001\n", "connections_per_address" },
 		{ "login_fail_window = 0\n", "login_fail_window" },
 		{ "login_fail_window = 100000\n", "login_fail_window" },
 		{ "session_hours = 0\n", "session_hours" },

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "hub.h"
 #include "testutil.h"
 #include "banned.h"
@@ -333,13 +335,13 @@ static void test_sessions(void **state)
 	struct hub_session s;
 	long long now = (long long)time(NULL);
 
-	assert_int_equal(hubdb_session_create(f->db, "ghost", now + 100, id, csrf), -ENOENT);
+	assert_int_equal(hubdb_session_create(f->db, "ghost", 0, now + 100, id, csrf), -ENOENT);
 	assert_int_equal(hubdb_member_ensure(f->db, "alice", NULL, NULL), 0);
-	assert_int_equal(hubdb_session_create(f->db, "alice", now + 100, id, csrf), 0);
+	assert_int_equal(hubdb_session_create(f->db, "alice", 0, now + 100, id, csrf), 0);
 	assert_int_equal(strspn(id, "0123456789abcdef"), 64);
 	assert_int_equal(strspn(csrf, "0123456789abcdef"), 64);
 	assert_string_not_equal(id, csrf);
-	assert_int_equal(hubdb_session_create(f->db, "alice", now + 10, id2, csrf2), 0);
+	assert_int_equal(hubdb_session_create(f->db, "alice", 0, now + 10, id2, csrf2), 0);
 	assert_string_not_equal(id, id2);
 
 	assert_int_equal(hubdb_session_get(f->db, id, now, &s), 0);
@@ -360,6 +362,121 @@ static void test_sessions(void **state)
 	assert_int_equal(hubdb_session_delete(f->db, id), 0);
 	assert_int_equal(hubdb_session_get(f->db, id, now, &s), -ENOENT);
 	assert_int_equal(hubdb_session_delete(f->db, "not-a-session"), 0);
+}
+
+/* A session of name at its current epoch, into id; fails the test if none. */
+static void open_session(struct fixture *f, const char *name, char id[HUB_TOKEN_HEX])
+{
+	char csrf[HUB_TOKEN_HEX];
+	uint64_t epoch;
+
+	assert_int_equal(hubdb_session_epoch(f->db, name, &epoch), 0);
+	assert_int_equal(hubdb_session_create(f->db, name, epoch, (long long)time(NULL) + 3600, id, csrf), 0);
+}
+
+static bool session_works(struct fixture *f, const char *id)
+{
+	struct hub_session s;
+
+	return hubdb_session_get(f->db, id, (long long)time(NULL), &s) == 0;
+}
+
+/* Disabling a member, a new password and admin rights taken away end the
+ * member's sessions, for good: enabling the member again revives none. */
+static void test_sessions_end(void **state)
+{
+	struct fixture *f = *state;
+	char id[HUB_TOKEN_HEX], bob[HUB_TOKEN_HEX], csrf[HUB_TOKEN_HEX];
+	uint64_t epoch, before;
+
+	assert_int_equal(hubdb_member_ensure(f->db, "alice", NULL, NULL), 0);
+	assert_int_equal(hubdb_member_ensure(f->db, "bob", NULL, NULL), 0);
+	open_session(f, "bob", bob);
+
+	/* Disabled: gone at once, and still gone once enabled again. */
+	open_session(f, "alice", id);
+	assert_true(session_works(f, id));
+	assert_int_equal(hubdb_member_set_disabled(f->db, "alice", true), 0);
+	assert_false(session_works(f, id));
+	assert_int_equal(hubdb_session_epoch(f->db, "alice", &epoch), 0);
+	assert_int_equal(hubdb_session_create(f->db, "alice", epoch, (long long)time(NULL) + 60, id, csrf),
+			 -ESTALE);
+	assert_int_equal(hubdb_member_set_disabled(f->db, "alice", false), 0);
+	assert_false(session_works(f, id));
+	reopen(f);
+	assert_false(session_works(f, id));
+
+	/* A new password. */
+	open_session(f, "alice", id);
+	assert_int_equal(hubdb_password_set(f->db, "alice", "$argon2id$v=19$new"), 0);
+	assert_false(session_works(f, id));
+
+	/* Admin rights taken away end the sessions; given, or set again, not. */
+	open_session(f, "alice", id);
+	assert_int_equal(hubdb_member_set_admin(f->db, "alice", true), 0);
+	assert_true(session_works(f, id));
+	assert_int_equal(hubdb_member_set_admin(f->db, "alice", true), 0);
+	assert_true(session_works(f, id));
+	assert_int_equal(hubdb_member_set_admin(f->db, "alice", false), 0);
+	assert_false(session_works(f, id));
+	open_session(f, "alice", id);
+	assert_int_equal(hubdb_member_set_admin(f->db, "alice", false), 0);
+	assert_true(session_works(f, id));
+
+	/* A sign-in that began before a password change opens nothing. */
+	assert_int_equal(hubdb_session_epoch(f->db, "alice", &before), 0);
+	assert_int_equal(hubdb_password_set(f->db, "alice", "$argon2id$v=19$newer"), 0);
+	assert_int_equal(hubdb_session_create(f->db, "alice", before, (long long)time(NULL) + 60, id, csrf),
+			 -ESTALE);
+	assert_int_equal(hubdb_session_epoch(f->db, "alice", &epoch), 0);
+	assert_true(epoch > before);
+
+	/* Nobody else's sessions moved. */
+	assert_true(session_works(f, bob));
+	assert_int_equal(hubdb_session_epoch(f->db, "nobody", &epoch), -ENOENT);
+	assert_int_equal(epoch, 0);
+}
+
+/* A database of schema 1 (no session epochs) is upgraded at open, its
+ * members and sessions kept. */
+static void test_schema_upgrade(void **state)
+{
+	static const char version1[] =
+		"CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+		"INSERT INTO meta VALUES ('schema', 1), ('generation', 7);"
+		"CREATE TABLE members (name TEXT PRIMARY KEY, display_name TEXT NOT NULL,"
+		" uid INTEGER NOT NULL UNIQUE, subid_base INTEGER NOT NULL UNIQUE,"
+		" ssh_port INTEGER NOT NULL UNIQUE, disabled INTEGER NOT NULL DEFAULT 0,"
+		" admin INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);"
+		"INSERT INTO members VALUES ('alice', 'Alice', 20000, 1048576, 2200, 0, 0, 1);"
+		"CREATE TABLE sessions (id_sha256 BLOB PRIMARY KEY,"
+		" member TEXT NOT NULL REFERENCES members(name), csrf TEXT NOT NULL,"
+		" expires INTEGER NOT NULL);";
+	struct fixture *f = *state;
+	char old_path[PATH_MAX], id[HUB_TOKEN_HEX];
+	struct hubdb *db = NULL;
+	struct hub_member m;
+	sqlite3 *handle = NULL;
+	uint64_t epoch = 1;
+
+	tu_join(old_path, sizeof(old_path), f->dir, "old.db");
+	assert_int_equal(sqlite3_open(old_path, &handle), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(handle, version1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(handle);
+	assert_int_equal(hubdb_open(old_path, &f->cfg, &db), 0);
+	assert_int_equal(hubdb_member_get(db, "alice", &m), 0);
+	assert_int_equal(m.uid, 20000);
+	assert_int_equal(hubdb_generation(db), 7);
+	assert_int_equal(hubdb_session_epoch(db, "alice", &epoch), 0);
+	assert_int_equal(epoch, 0);
+	hubdb_close(f->db);
+	f->db = db;
+	snprintf(f->path, sizeof(f->path), "%s", old_path);
+	open_session(f, "alice", id);
+	assert_true(session_works(f, id));
+	/* Opened again: nothing more to do. */
+	reopen(f);
+	assert_true(session_works(f, id));
 }
 
 static void test_passwords(void **state)
@@ -646,6 +763,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_display_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_generation, setup, teardown),

@@ -26,6 +26,7 @@
 #include <microhttpd.h>
 
 #include "hub.h"
+#include "hubtoken.h"
 #include "strutil.h"
 #include "testutil.h"
 #include "banned.h"
@@ -87,7 +88,7 @@ static enum MHD_Result agent_answer(void *cls, struct MHD_Connection *c, const c
 {
 	struct fixture *f = cls;
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	char expected[HUB_TOKEN_HEX + 16];
+	char expected[HUB_TOKEN_HEX + 16], to_agent[HUBTOKEN_HEX];
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
@@ -98,7 +99,10 @@ static enum MHD_Result agent_answer(void *cls, struct MHD_Connection *c, const c
 		return MHD_YES;
 	}
 	*size = 0;
-	snprintf(expected, sizeof(expected), "Bearer %s", f->token);
+	/* The hub-to-agent token, never the server's own (hubtoken.h). */
+	if (hubtoken_to_agent(f->token, strlen(f->token), to_agent) < 0)
+		return MHD_NO;
+	snprintf(expected, sizeof(expected), "Bearer %s", to_agent);
 	if (strcmp(method, "POST") == 0 && strcmp(url, "/api/v1/poke") == 0 && auth &&
 	    strcmp(auth, expected) == 0)
 		__atomic_add_fetch(&f->pokes, 1, __ATOMIC_SEQ_CST);
@@ -156,8 +160,10 @@ static int start_hub(struct fixture *f)
 static int session_cookie(struct fixture *f, const char *member, char *cookie, size_t len, char *csrf)
 {
 	char id[HUB_TOKEN_HEX];
+	uint64_t epoch;
 
-	if (hubdb_session_create(f->hub.db, member, (long long)time(NULL) + 3600, id, csrf) < 0)
+	if (hubdb_session_epoch(f->hub.db, member, &epoch) < 0 ||
+	    hubdb_session_create(f->hub.db, member, epoch, (long long)time(NULL) + 3600, id, csrf) < 0)
 		return -1;
 	snprintf(cookie, len, "Cookie: theme=dark; %s=%s", HTTP_SESSION_COOKIE, id);
 	return 0;
@@ -436,6 +442,26 @@ static void test_sync(void **state)
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, 0);
 	reply_free(&r);
+}
+
+/* The hub calls an agent with the token derived from the server's (the
+ * vector test_hubsync.c checks the agent against), never with the token
+ * that reads the member list. */
+static void test_agent_token(void **state)
+{
+	static const char raw[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	struct fixture *f = *state;
+	struct agentcall_target t;
+	char derived[HUBTOKEN_HEX], expected[HUBTOKEN_HEX + 32];
+
+	assert_int_equal(hubtoken_to_agent(raw, strlen(raw), derived), 0);
+	assert_string_equal(derived, "a1364e68f22da21933703fe56743c1772f97e32f9b49bc3540ef1fed44ad6d86");
+	assert_int_equal(agentcall_target(f->hub.db, "gpu17", "/api/v1/sample", &t), 0);
+	assert_int_equal(hubtoken_to_agent(f->token, strlen(f->token), derived), 0);
+	snprintf(expected, sizeof(expected), "Authorization: Bearer %s", derived);
+	assert_string_equal(t.authorization, expected);
+	assert_null(strstr(t.authorization, f->token));
+	assert_int_equal(agentcall_target(f->hub.db, "nope", "/api/v1/sample", &t), -ENOENT);
 }
 
 static void test_keys(void **state)
@@ -720,18 +746,282 @@ static void test_admin_api(void **state)
 	request(f, "POST", "/api/v1/admin/members/alice", carol, "{\"disabled\": true}", 18, &r);
 	assert_int_equal(r.status, 200);
 	reply_free(&r);
-	/* alice's session is worth nothing now; gpu17 was told. */
+	/* alice's session ended; gpu17 was told. */
 	get(f, "/api/v1/me", (const char *[]){ f->alice_cookie, NULL }, &r);
-	assert_int_equal(r.status, 403);
+	assert_int_equal(r.status, 401);
 	reply_free(&r);
 	api_poke_flush();
 	assert_true(__atomic_load_n(&f->pokes, __ATOMIC_SEQ_CST) >= 1);
 	request(f, "POST", "/api/v1/admin/members/alice", carol, "{\"disabled\": false}", 19, &r);
 	assert_int_equal(r.status, 200);
 	reply_free(&r);
+	/* Enabled again, alice signs in again: the old session stays ended. */
 	get(f, "/api/v1/me", (const char *[]){ f->alice_cookie, NULL }, &r);
-	assert_int_equal(r.status, 200);
+	assert_int_equal(r.status, 401);
 	reply_free(&r);
+	get(f, "/keys", (const char *[]){ f->alice_cookie, NULL }, &r);
+	assert_int_equal(r.status, 303);
+	reply_free(&r);
+
+	/* An admin whose rights are taken away loses the admin session. */
+	assert_int_equal(hubdb_member_set_admin(f->hub.db, "carol", false), 0);
+	get(f, "/api/v1/admin/members", carol, &r);
+	assert_int_equal(r.status, 401);
+	reply_free(&r);
+	get(f, "/admin", (const char *[]){ f->carol_cookie, NULL }, &r);
+	assert_int_equal(r.status, 303);
+	reply_free(&r);
+}
+
+/* ---- the sign-in form ------------------------------------------------------ */
+
+/* The value of cookie name in the reply's Set-Cookie header (into buf). */
+static const char *set_cookie_value(const struct reply *r, const char *name, char *buf, size_t len)
+{
+	char line[512];
+	size_t n = strlen(name);
+
+	if (!header(r, "Set-Cookie", line, sizeof(line)) || strncmp(line, name, n) != 0 || line[n] != '=')
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)strcspn(line + n + 1, ";"), line + n + 1);
+	return buf;
+}
+
+/* The csrf field of a sign-in page (into buf). */
+static const char *form_csrf(const struct reply *r, char *buf, size_t len)
+{
+	const char *p = r->body ? strstr(r->body, "name=\"csrf\" value=\"") : NULL;
+
+	if (!p)
+		return NULL;
+	p += strlen("name=\"csrf\" value=\"");
+	snprintf(buf, len, "%.*s", (int)strcspn(p, "\""), p);
+	return buf;
+}
+
+/* POST /login as a browser would: cookie "NAME=VALUE" (or NULL), the
+ * form's csrf, and an Origin header (or NULL). */
+static long post_login(struct fixture *f, const char *cookie, const char *csrf, const char *origin,
+		       const char *password, struct reply *r)
+{
+	char cookie_header[256], origin_header[256], body[512];
+	const char *headers[4] = { "Content-Type: application/x-www-form-urlencoded", NULL, NULL, NULL };
+	size_t n = 1;
+
+	if (cookie) {
+		snprintf(cookie_header, sizeof(cookie_header), "Cookie: %s", cookie);
+		headers[n++] = cookie_header;
+	}
+	if (origin) {
+		snprintf(origin_header, sizeof(origin_header), "Origin: %s", origin);
+		headers[n++] = origin_header;
+	}
+	snprintf(body, sizeof(body), "csrf=%s&name=alice&password=%s", csrf, password);
+	request(f, "POST", "/login", headers, body, strlen(body), r);
+	return r->status;
+}
+
+/* alice gets a local password and the hub a sign-in. */
+static void open_local_auth(struct fixture *f)
+{
+	char hash[256];
+
+	assert_int_equal(auth_hash_password("alice-pw", hash, sizeof(hash)), 0);
+	assert_int_equal(hubdb_password_set(f->hub.db, "alice", hash), 0);
+	snprintf(f->hub.cfg.auth, sizeof(f->hub.cfg.auth), "local");
+	assert_int_equal(auth_open(&f->hub.cfg, f->hub.db, &f->hub.auth), 0);
+}
+
+/*
+ * The sign-in form is tied to the browser: the cookie holds a random id
+ * and the form an HMAC of it, so a planted cookie (with its value in the
+ * form, as the old double-submit took) is refused, and so is a form sent
+ * from another origin.  prefix: the cookie names' ("__Host-" over HTTPS).
+ */
+static void check_login_form(struct fixture *f, const char *prefix, const char *origin)
+{
+	char name[64], id[128], csrf[128], planted[160], cookie[256], other_origin[64];
+	struct reply r;
+
+	snprintf(name, sizeof(name), "%sgpubox_login", prefix);
+	get(f, "/login", NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(set_cookie_value(&r, name, id, sizeof(id)));
+	assert_non_null(form_csrf(&r, csrf, sizeof(csrf)));
+	reply_free(&r);
+	assert_int_equal(strlen(id), 64);
+	assert_int_equal(strlen(csrf), 64);
+	assert_string_not_equal(id, csrf);
+
+	/* The old double submit: the cookie's own value in the form. */
+	snprintf(cookie, sizeof(cookie), "%s=%s", name, id);
+	assert_int_equal(post_login(f, cookie, id, NULL, "alice-pw", &r), 403);
+	reply_free(&r);
+	/* A cookie planted by someone else, with its value in the form. */
+	memset(planted, 'a', 64);
+	planted[64] = '\0';
+	snprintf(cookie, sizeof(cookie), "%s=%s", name, planted);
+	assert_int_equal(post_login(f, cookie, planted, NULL, "alice-pw", &r), 403);
+	reply_free(&r);
+	/* No cookie. */
+	assert_int_equal(post_login(f, NULL, csrf, NULL, "alice-pw", &r), 403);
+	reply_free(&r);
+	/* The right pair, posted from another origin (another port of this host). */
+	snprintf(cookie, sizeof(cookie), "%s=%s", name, id);
+	snprintf(other_origin, sizeof(other_origin), "%s://127.0.0.1:%u", f->tls ? "https" : "http",
+		 f->port == 1 ? 2 : 1);
+	assert_int_equal(post_login(f, cookie, csrf, other_origin, "alice-pw", &r), 403);
+	reply_free(&r);
+	assert_int_equal(post_login(f, cookie, csrf, "null", "alice-pw", &r), 403);
+	reply_free(&r);
+	/* The right pair from this origin: the password is checked. */
+	assert_int_equal(post_login(f, cookie, csrf, origin, "wrong", &r), 401);
+	reply_free(&r);
+	assert_int_equal(post_login(f, cookie, csrf, origin, "alice-pw", &r), 303);
+	snprintf(name, sizeof(name), "%sgpubox_session", prefix);
+	assert_non_null(set_cookie_value(&r, name, id, sizeof(id)));
+	reply_free(&r);
+}
+
+static void test_login_form(void **state)
+{
+	struct fixture *f = *state;
+	char origin[64], line[512];
+	struct reply r;
+
+	open_local_auth(f);
+	snprintf(origin, sizeof(origin), "http://127.0.0.1:%u", f->port);
+	check_login_form(f, "", origin);
+	check_login_form(f, "", NULL);
+	/* Plain HTTP: no Strict-Transport-Security, no Secure cookie. */
+	get(f, "/login", NULL, &r);
+	assert_null(header(&r, "Strict-Transport-Security", line, sizeof(line)));
+	assert_non_null(header(&r, "Set-Cookie", line, sizeof(line)));
+	assert_null(strstr(line, "Secure"));
+	assert_non_null(strstr(line, "Path=/login"));
+	reply_free(&r);
+	auth_close(f->hub.auth);
+	f->hub.auth = NULL;
+}
+
+/* ---- slow clients ------------------------------------------------------------- */
+
+#define SLOW_CONNECTIONS 1010
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A connection from 127.0.0.1 that sends a request line and one header,
+ * never the end of the headers; -1 when it cannot connect. */
+static int slow_connect(struct fixture *f)
+{
+	static const char start[] = "GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)f->port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    send(fd, start, strlen(start), MSG_NOSIGNAL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether the server has closed fd (end of stream or reset). */
+static bool slow_closed(int fd)
+{
+	char buf[256];
+	ssize_t n;
+
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* GET /login from source address, timed; the status (0: no answer). */
+static long timed_get(struct fixture *f, const char *source, double *seconds)
+{
+	char url[128];
+	long status = 0;
+	CURL *c = curl_easy_init();
+	FILE *sink = fopen("/dev/null", "w");
+
+	assert_non_null(c);
+	assert_non_null(sink);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/login", f->port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_INTERFACE, source);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+	*seconds = now_seconds();
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	*seconds = now_seconds() - *seconds;
+	curl_easy_cleanup(c);
+	fclose(sink);
+	return status;
+}
+
+/*
+ * 1,010 slow connections from one address (each sends a header now and
+ * then, never a whole request) once filled the server: the sign-in page
+ * went unanswered for everyone.  Now the address holds its share
+ * (connections_per_address) and the others are answered at once; and the
+ * slow connections are closed at the request deadline, whatever they
+ * trickle.
+ */
+static void test_slow_clients(void **state)
+{
+	struct fixture *f = *state;
+	static int fds[SLOW_CONNECTIONS];
+	unsigned open_count = 0;
+	double seconds;
+	long status;
+
+	for (size_t i = 0; i < SLOW_CONNECTIONS; i++)
+		fds[i] = slow_connect(f);
+	usleep(300 * 1000);
+	status = timed_get(f, "127.0.0.2", &seconds);
+	print_message("another address: HTTP %ld in %.3f s\n", status, seconds);
+	assert_int_equal(status, 200);
+	assert_true(seconds < 1.0);
+	for (size_t i = 0; i < SLOW_CONNECTIONS; i++)
+		open_count += fds[i] >= 0 && !slow_closed(fds[i]);
+	print_message("slow connections still open: %u\n", open_count);
+	/* The cap, give or take a connection accepted by each pool thread. */
+	assert_true(open_count >= f->hub.cfg.connections_per_address / 2);
+	assert_true(open_count <= f->hub.cfg.connections_per_address + 16);
+
+	/* A header line every 2 s keeps libmicrohttpd's idle timeout away;
+	 * the deadline closes them anyway. */
+	for (int round = 0; round < 18 && open_count > 0; round++) {
+		sleep(2);
+		open_count = 0;
+		for (size_t i = 0; i < SLOW_CONNECTIONS; i++) {
+			if (fds[i] < 0)
+				continue;
+			if (slow_closed(fds[i]) || send(fds[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) < 0) {
+				close(fds[i]);
+				fds[i] = -1;
+				continue;
+			}
+			open_count++;
+		}
+	}
+	print_message("slow connections open after the deadline: %u\n", open_count);
+	assert_int_equal(open_count, 0);
+	status = timed_get(f, "127.0.0.1", &seconds);
+	assert_int_equal(status, 200);
+	for (size_t i = 0; i < SLOW_CONNECTIONS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
 /* Many requests on one keep-alive connection and from several threads. */
@@ -788,7 +1078,7 @@ static void test_many_requests(void **state)
 static void test_tls(void **state)
 {
 	struct fixture *f = *state;
-	char auth[128], url[128];
+	char auth[128], url[128], line[512], origin[64], cookie[256];
 	const char *bearer[] = { auth, NULL };
 	struct reply r;
 	CURL *c;
@@ -802,6 +1092,34 @@ static void test_tls(void **state)
 	assert_int_equal(r.status, 200);
 	reply_free(&r);
 
+	/* HTTPS: Strict-Transport-Security on every answer, __Host- cookies. */
+	get(f, "/login", NULL, &r);
+	assert_header(&r, "Strict-Transport-Security", "max-age=31536000");
+	assert_non_null(header(&r, "Set-Cookie", line, sizeof(line)));
+	assert_true(str_has_prefix(line, "__Host-gpubox_login="));
+	assert_non_null(strstr(line, "; Secure"));
+	assert_non_null(strstr(line, "; Path=/;"));
+	assert_null(strcasestr(line, "Domain"));
+	reply_free(&r);
+	get(f, "/no/such/page", NULL, &r);
+	assert_header(&r, "Strict-Transport-Security", "max-age=31536000");
+	reply_free(&r);
+	/* A cookie without the prefix is none of the hub's over HTTPS. */
+	snprintf(cookie, sizeof(cookie), "Cookie: gpubox_session=%s", f->alice_cookie + strlen("Cookie: theme=dark; gpubox_session="));
+	get(f, "/api/v1/me", (const char *[]){ cookie, NULL }, &r);
+	assert_int_equal(r.status, 401);
+	reply_free(&r);
+	snprintf(cookie, sizeof(cookie), "Cookie: __Host-gpubox_session=%s",
+		 f->alice_cookie + strlen("Cookie: theme=dark; gpubox_session="));
+	get(f, "/api/v1/me", (const char *[]){ cookie, NULL }, &r);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+
+	open_local_auth(f);
+	snprintf(origin, sizeof(origin), "https://127.0.0.1:%u", f->port);
+	check_login_form(f, "__Host-", origin);
+	auth_close(f->hub.auth);
+	f->hub.auth = NULL;
 	c = curl_easy_init();
 	assert_non_null(c);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v1/sync", f->port);
@@ -818,11 +1136,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_member_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_form, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup_tls, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

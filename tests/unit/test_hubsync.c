@@ -14,6 +14,7 @@
 #include "container/rootfs.h"
 #include "config.h"
 #include "hubsync.h"
+#include "hubtoken.h"
 #include "testutil.h"
 #include "banned.h"
 
@@ -394,6 +395,39 @@ static void test_provision_keys(void **state)
 	tu_remove_tempdir(dir);
 }
 
+/* The hub calls an agent with the token derived from the server's
+ * (hubtoken.h), checked against a vector computed apart (Python's
+ * hashlib.blake2b); the agent takes that one and refuses its own token
+ * file's, which reads the hub's member list. */
+#define HUB_TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define TO_AGENT "a1364e68f22da21933703fe56743c1772f97e32f9b49bc3540ef1fed44ad6d86"
+
+static void test_token_directions(void **state)
+{
+	char dir[PATH_MAX], path[PATH_MAX], derived[HUBTOKEN_HEX];
+	struct hubsync *h = NULL;
+
+	(void)state;
+	assert_int_equal(hubtoken_to_agent(HUB_TOKEN, strlen(HUB_TOKEN), derived), 0);
+	assert_string_equal(derived, TO_AGENT);
+	assert_int_equal(hubtoken_to_agent("token-x-0123456789abcdef", 24, derived), 0);
+	assert_string_equal(derived, "20fa094bed6f128ab30c5145af57ab6050fa33eecc0db2c58cfa9478a023c900");
+
+	assert_int_equal(tu_make_tempdir(dir, sizeof(dir), "/tmp/test_hubsync.XXXXXX"), 0);
+	assert_int_equal(tu_make_file(dir, "token", HUB_TOKEN "\n", geteuid(), getegid(), 0600), 0);
+	tu_join(path, sizeof(path), dir, "token");
+	assert_int_equal(hubsync_token_load(path, &h), 0);
+	assert_true(hubsync_token_ok(h, "Bearer " TO_AGENT));
+	assert_true(hubsync_token_ok(h, "Bearer  " TO_AGENT " "));
+	assert_false(hubsync_token_ok(h, "Bearer " HUB_TOKEN));
+	assert_false(hubsync_token_ok(h, "Basic " TO_AGENT));
+	assert_false(hubsync_token_ok(h, "Bearer " TO_AGENT "0"));
+	assert_false(hubsync_token_ok(h, "Bearer "));
+	assert_false(hubsync_token_ok(h, NULL));
+	free(h);
+	tu_remove_tempdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_ranges),
+		cmocka_unit_test(test_token_directions),
 	};
 	const struct CMUnitTest root_tests[] = {
 		cmocka_unit_test(test_provision_keys),
