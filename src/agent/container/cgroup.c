@@ -43,18 +43,20 @@ bool cgroup_is_v1(void)
 	return !(statfs(CGROUP_ROOT, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC);
 }
 
-static void cgroup_item(struct cgroup_items *items, const char *controller, const char *file,
-			bool in_config, const char *value)
+static struct cgroup_item *cgroup_item(struct cgroup_items *items, const char *controller,
+				       const char *file, bool in_config, const char *value)
 {
 	struct cgroup_item *it;
 
 	if (items->n >= CGROUP_ITEMS_MAX)
-		return;
+		return NULL;
 	it = &items->item[items->n++];
 	snprintf(it->controller, sizeof(it->controller), "%s", controller);
 	snprintf(it->file, sizeof(it->file), "%s", file);
 	snprintf(it->value, sizeof(it->value), "%s", value);
 	it->in_config = in_config;
+	it->optional = false;
+	return it;
 }
 
 /* A limit: its number, in the configuration too; LIMIT_NONE writes the
@@ -77,13 +79,16 @@ static void cgroup_limit(struct cgroup_items *items, const char *controller, con
 static void cgroup_optional(struct cgroup_items *items, const char *controller, const char *file,
 			    const char *prefix, uint64_t value, const char *unlimited)
 {
+	struct cgroup_item *it;
 	char text[48];
 
 	if (value == LIMIT_NONE)
 		snprintf(text, sizeof(text), "%s", unlimited);
 	else
 		snprintf(text, sizeof(text), "%s%" PRIu64, prefix, value);
-	cgroup_item(items, controller, file, false, text);
+	it = cgroup_item(items, controller, file, false, text);
+	if (it)
+		it->optional = true;
 }
 
 /* A v2 weight (1..10000, 100 the default) on v1's scales. */
@@ -322,9 +327,14 @@ int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, 
 
 		if (errors[i] == 0)
 			continue;
-		/* A controller or file this kernel lacks limits nothing. */
-		if (errors[i] == -ENOENT && !it->in_config) {
-			log_debug("%s: this kernel has no %s; not set", name, it->file);
+		/* A file this kernel lacks, or a weight its I/O scheduler does
+		 * not take, limits nothing: said, not fatal. */
+		if (it->optional) {
+			if (errors[i] == -ENOENT)
+				log_debug("%s: this kernel has no %s; not set", name, it->file);
+			else
+				log_warn("%s: %s could not be set to %s: %s", name, it->file, it->value,
+					 strerror(-errors[i]));
 			continue;
 		}
 		set_error(err, errlen, "cannot set %s to %s for %s: %s", it->file, it->value, name,

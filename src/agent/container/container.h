@@ -78,7 +78,8 @@ struct cgroup_item {
 	char controller[8];   /* v1's hierarchy: memory, cpu, pids, blkio (v2: for the name) */
 	char file[32];        /* memory.max, pids.max, ... */
 	char value[48];
-	bool in_config;       /* every kernel has it: in the LXC configuration too */
+	bool in_config;       /* a limit every kernel has: in the LXC configuration too */
+	bool optional;        /* only some kernels have it: a failure is logged, not fatal */
 };
 
 #define CGROUP_ITEMS_MAX 12
@@ -100,7 +101,7 @@ void cgroup_limit_items(const struct limits *l, uint64_t host_memory, bool v1,
  * kernel has. */
 void cgroup_render_items(FILE *f, const struct cgroup_items *items);
 /* Write every item into the cgroup of the running container whose init
- * is pid; a file this kernel lacks is skipped when the item is optional. */
+ * is pid; an optional item that fails is logged and skipped. */
 int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, char *err,
 		 size_t errlen);
 /* Whether lxcfs serves /var/lib/lxcfs, whose files LXC's mount hook puts
