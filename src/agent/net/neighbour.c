@@ -41,10 +41,48 @@ static uint32_t neighbour_mask(unsigned prefix)
 	return prefix == 0 ? 0 : UINT32_MAX << (32 - prefix);
 }
 
+/* The next message of a datagram of len bytes at buf (malloc'ed, so
+ * aligned), or NULL at its end.  Instead of NLMSG_OK and NLMSG_NEXT, whose
+ * casts -Wcast-align refuses. */
+static const struct nlmsghdr *neighbour_message(const char *buf, size_t len, size_t *offset)
+{
+	const struct nlmsghdr *h;
+
+	if (*offset > len || len - *offset < sizeof(*h))
+		return NULL;
+	h = (const void *)(buf + *offset);
+	if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - *offset)
+		return NULL;
+	*offset += NLMSG_ALIGN(h->nlmsg_len);
+	return h;
+}
+
+/* The same for the attributes after a message's struct ndmsg. */
+static const struct rtattr *neighbour_next_attribute(const struct nlmsghdr *h, size_t *offset)
+{
+	size_t len = h->nlmsg_len;
+	const struct rtattr *rta;
+
+	if (*offset > len || len - *offset < sizeof(*rta))
+		return NULL;
+	rta = (const void *)((const char *)h + *offset);
+	if (rta->rta_len < sizeof(*rta) || rta->rta_len > len - *offset)
+		return NULL;
+	*offset += RTA_ALIGN(rta->rta_len);
+	return rta;
+}
+
+static int neighbour_error(const struct nlmsghdr *h)
+{
+	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
+		return -EPROTO;
+	return ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+}
+
 static void neighbour_attribute(struct neighbour_request *req, unsigned short type, const void *data,
 				size_t len)
 {
-	struct rtattr *rta = (struct rtattr *)((char *)req + NLMSG_ALIGN(req->header.nlmsg_len));
+	struct rtattr *rta = (void *)((char *)req + NLMSG_ALIGN(req->header.nlmsg_len));
 
 	rta->rta_type = type;
 	rta->rta_len = (unsigned short)RTA_LENGTH(len);
@@ -61,19 +99,16 @@ static int neighbour_ack(struct neighbour_link *link, uint32_t seq)
 		return -ENOMEM;
 	for (;;) {
 		ssize_t n = recv(link->fd, buf, NEIGHBOUR_BUFFER, 0);
-		int len = (int)n;
+		const struct nlmsghdr *h;
+		size_t offset = 0;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_seq != seq || h->nlmsg_type != NLMSG_ERROR)
-				continue;
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
-				return -EPROTO;
-			return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
-		}
+		while ((h = neighbour_message(buf, (size_t)n, &offset)))
+			if (h->nlmsg_seq == seq && h->nlmsg_type == NLMSG_ERROR)
+				return neighbour_error(h);
 	}
 }
 
@@ -119,13 +154,14 @@ static bool neighbour_permanent(const struct nlmsghdr *h, int ifindex,
 				const struct network_subnet *subnet, uint32_t *address)
 {
 	const struct ndmsg *ndm = NLMSG_DATA(h);
-	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ndm));
+	size_t offset = NLMSG_LENGTH(NLMSG_ALIGN(sizeof(*ndm)));
+	const struct rtattr *rta;
 
-	if (h->nlmsg_type != RTM_NEWNEIGH || len < 0 || ndm->ndm_family != AF_INET ||
-	    ndm->ndm_ifindex != ifindex || !(ndm->ndm_state & NUD_PERMANENT))
+	if (h->nlmsg_type != RTM_NEWNEIGH || h->nlmsg_len < NLMSG_LENGTH(sizeof(*ndm)) ||
+	    ndm->ndm_family != AF_INET || ndm->ndm_ifindex != ifindex ||
+	    !(ndm->ndm_state & NUD_PERMANENT))
 		return false;
-	for (const struct rtattr *rta = (const struct rtattr *)((const char *)ndm + NLMSG_ALIGN(sizeof(*ndm)));
-	     RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+	while ((rta = neighbour_next_attribute(h, &offset))) {
 		uint32_t value;
 
 		if (rta->rta_type != NDA_DST || RTA_PAYLOAD(rta) != sizeof(value))
@@ -160,13 +196,14 @@ static int neighbour_find_stale(struct neighbour_link *link, const struct networ
 		return -errno;
 	for (;;) {
 		ssize_t got = recv(link->fd, buf, NEIGHBOUR_BUFFER, 0);
-		int len = (int)got;
+		const struct nlmsghdr *h;
+		size_t offset = 0;
 
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
 			return -errno;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+		while ((h = neighbour_message(buf, (size_t)got, &offset))) {
 			uint32_t address;
 
 			if (h->nlmsg_seq != req.header.nlmsg_seq)
@@ -174,9 +211,7 @@ static int neighbour_find_stale(struct neighbour_link *link, const struct networ
 			if (h->nlmsg_type == NLMSG_DONE)
 				return 0;
 			if (h->nlmsg_type == NLMSG_ERROR)
-				return h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))
-					       ? ((struct nlmsgerr *)NLMSG_DATA(h))->error
-					       : -EPROTO;
+				return neighbour_error(h);
 			if (!neighbour_permanent(h, link->ifindex, subnet, &address) ||
 			    neighbour_listed(address, addresses, n))
 				continue;
