@@ -115,14 +115,39 @@ const char *ops_ssh_host(const struct agent *a)
 	return a->cfg.ssh_host[0] ? a->cfg.ssh_host : a->cfg.server_name;
 }
 
+/* The whole nftables text: forwards and running containers as given,
+ * egress_deny and the containers' resolvers as they are now. */
+static char *ops_render_rules(struct agent *a, const struct nft_forward *rules, size_t nrules,
+			      const uint32_t *running, size_t nrunning)
+{
+	struct config_network deny[CONFIG_EGRESS_DENY_MAX];
+	uint32_t resolvers[RESOLVERS_MAX];
+	size_t ndeny = 0, nresolvers;
+	char subnet[64], err[256];
+
+	snprintf(subnet, sizeof(subnet), "%u.%u.%u.%u/%u", a->subnet.network >> 24,
+		 (a->subnet.network >> 16) & 255, (a->subnet.network >> 8) & 255,
+		 a->subnet.network & 255, a->subnet.prefix);
+	if (config_egress_deny(a->cfg.egress_deny, deny, &ndeny, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return NULL;
+	}
+	nresolvers = resolvers_host(resolvers, RESOLVERS_MAX);
+	return nft_render(&(struct nft_plan){ .table = a->cfg.nft_table, .bridge = a->cfg.bridge,
+					      .subnet = subnet, .forwards = rules, .nforwards = nrules,
+					      .containers = running, .ncontainers = nrunning,
+					      .egress_deny = deny, .negress_deny = ndeny,
+					      .resolvers = resolvers, .nresolvers = nresolvers });
+}
+
 int ops_sync_rules(struct agent *a)
 {
 	__do_free struct member_record *members = NULL;
 	__do_free struct forward_record *forwards = NULL;
 	__do_free struct nft_forward *rules = NULL;
+	__do_free uint32_t *running = NULL;
 	__do_free char *text = NULL;
-	size_t nmembers = 0, nforwards = 0, nrules = 0;
-	char subnet[64];
+	size_t nmembers = 0, nforwards = 0, nrules = 0, nrunning = 0;
 	int ret;
 
 	pthread_mutex_lock(&a->rules_lock);
@@ -132,7 +157,8 @@ int ops_sync_rules(struct agent *a)
 	if (ret < 0)
 		goto out;
 	rules = calloc(nmembers + nforwards + 1, sizeof(*rules));
-	if (!rules) {
+	running = calloc(nmembers + 1, sizeof(*running));
+	if (!rules || !running) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -142,8 +168,10 @@ int ops_sync_rules(struct agent *a)
 
 		if (container_get_state(a->lxcpath, m->name) != CONTAINER_RUNNING)
 			continue;
-		if (network_member_address(&a->subnet, m->address_index, address, sizeof(address)) < 0)
+		if (network_member_address(&a->subnet, m->address_index, address, sizeof(address)) < 0 ||
+		    network_parse_address(address, &running[nrunning]) < 0)
 			continue;
+		nrunning++;
 		rules[nrules].host_port = (uint16_t)m->ssh_port;
 		rules[nrules].container_port = 22;
 		snprintf(rules[nrules].container_address, sizeof(rules[nrules].container_address), "%s", address);
@@ -158,16 +186,15 @@ int ops_sync_rules(struct agent *a)
 			nrules++;
 		}
 	}
-	snprintf(subnet, sizeof(subnet), "%u.%u.%u.%u/%u", a->subnet.network >> 24,
-		 (a->subnet.network >> 16) & 255, (a->subnet.network >> 8) & 255,
-		 a->subnet.network & 255, a->subnet.prefix);
-	text = nft_render(&(struct nft_plan){ .table = a->cfg.nft_table, .bridge = a->cfg.bridge,
-					      .subnet = subnet, .forwards = rules, .nforwards = nrules });
+	text = ops_render_rules(a, rules, nrules, running, nrunning);
 	if (!text) {
 		ret = -EINVAL;
 		goto out;
 	}
 	ret = nft_apply(text);
+	/* The second line behind the bridge table's ARP rules. */
+	if (ret == 0)
+		ret = neighbour_sync(a->cfg.bridge, &a->subnet, running, nrunning);
 out:
 	pthread_mutex_unlock(&a->rules_lock);
 	if (ret < 0)

@@ -45,6 +45,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("bridge",               CONFIG_STRING, bridge),
 	KEY("bridge_address",       CONFIG_STRING, bridge_address),
 	KEY("nft_table",            CONFIG_STRING, nft_table),
+	KEY("egress_deny",          CONFIG_STRING, egress_deny),
 	KEY("template",             CONFIG_STRING, template_name),
 	KEY("template_release",     CONFIG_STRING, template_release),
 	KEY("template_mirror",      CONFIG_STRING, template_mirror),
@@ -108,6 +109,8 @@ void config_set_defaults(struct gpubox_config *cfg)
 	snprintf(cfg->bridge, sizeof(cfg->bridge), "gpbr0");
 	snprintf(cfg->bridge_address, sizeof(cfg->bridge_address), "10.77.0.1/16");
 	snprintf(cfg->nft_table, sizeof(cfg->nft_table), "gpubox");
+	/* Link-local: the cloud providers' metadata services, 169.254.169.254. */
+	snprintf(cfg->egress_deny, sizeof(cfg->egress_deny), "169.254.0.0/16");
 	snprintf(cfg->template_name, sizeof(cfg->template_name), "default");
 	snprintf(cfg->template_release, sizeof(cfg->template_release), "bookworm");
 	cfg->template_mirror[0] = '\0'; /* empty: from the host's apt sources */
@@ -329,6 +332,107 @@ static int config_check_hub(const struct gpubox_config *cfg, char *err, size_t e
 	return 0;
 }
 
+static uint32_t config_mask(unsigned prefix)
+{
+	return prefix == 0 ? 0 : UINT32_MAX << (32 - prefix);
+}
+
+static void config_format_network(const struct config_network *net, char *buf, size_t len)
+{
+	struct in_addr in = { .s_addr = htonl(net->address) };
+	char address[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &in, address, sizeof(address));
+	snprintf(buf, len, "%s/%u", address, net->prefix);
+}
+
+/* ADDRESS/PREFIX or a bare ADDRESS (/32), len characters at text; host
+ * bits are kept for the caller to judge. */
+static int config_parse_network(const char *text, size_t len, struct config_network *out)
+{
+	char word[INET_ADDRSTRLEN + 3];
+	struct in_addr in;
+	uint32_t prefix = 32;
+	char *slash;
+
+	if (len >= sizeof(word))
+		return -EINVAL;
+	memcpy(word, text, len);
+	word[len] = '\0';
+	slash = strchr(word, '/');
+	if (slash) {
+		*slash = '\0';
+		if (strlen(slash + 1) > 2 || parse_uint32(slash + 1, &prefix) < 0 || prefix > 32)
+			return -EINVAL;
+	}
+	/* inet_pton: exactly four decimal parts, unlike inet_aton's "10.1". */
+	if (inet_pton(AF_INET, word, &in) != 1)
+		return -EINVAL;
+	out->address = ntohl(in.s_addr);
+	out->prefix = prefix;
+	return 0;
+}
+
+int config_egress_deny(const char *text, struct config_network out[static CONFIG_EGRESS_DENY_MAX],
+		       size_t *n, char *err, size_t errlen)
+{
+	*n = 0;
+	for (const char *p = text + strspn(text, " \t,"); *p; p += strspn(p, " \t,")) {
+		size_t len = strcspn(p, " \t,");
+		struct config_network net;
+		char exact[INET_ADDRSTRLEN + 3];
+
+		if (config_parse_network(p, len, &net) < 0) {
+			set_error(err, errlen, "egress_deny: \"%.*s\" is not an IPv4 network such as 192.0.2.0/24",
+				  (int)(len > 64 ? 64 : len), p);
+			return -EINVAL;
+		}
+		if (net.address & ~config_mask(net.prefix)) {
+			net.address &= config_mask(net.prefix);
+			config_format_network(&net, exact, sizeof(exact));
+			set_error(err, errlen, "egress_deny: %.*s has host bits set; the network is %s",
+				  (int)len, p, exact);
+			return -EINVAL;
+		}
+		if (*n == CONFIG_EGRESS_DENY_MAX) {
+			set_error(err, errlen, "egress_deny takes at most %d networks", CONFIG_EGRESS_DENY_MAX);
+			return -EINVAL;
+		}
+		out[(*n)++] = net;
+		p += len;
+	}
+	return 0;
+}
+
+/* egress_deny parses, and spares the containers' own subnet: they must
+ * reach their gateway.  A bridge_address that does not parse is the
+ * agent's to refuse (network_setup). */
+static int config_check_egress(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	struct config_network deny[CONFIG_EGRESS_DENY_MAX], subnet;
+	char subnet_text[INET_ADDRSTRLEN + 3], deny_text[INET_ADDRSTRLEN + 3];
+	const char *slash = strchr(cfg->bridge_address, '/');
+	size_t n;
+
+	if (config_egress_deny(cfg->egress_deny, deny, &n, err, errlen) < 0)
+		return -EINVAL;
+	if (!slash || config_parse_network(cfg->bridge_address, strlen(cfg->bridge_address), &subnet) < 0)
+		return 0;
+	subnet.address &= config_mask(subnet.prefix);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t mask = config_mask(deny[i].prefix < subnet.prefix ? deny[i].prefix : subnet.prefix);
+
+		if ((deny[i].address & mask) != (subnet.address & mask))
+			continue;
+		config_format_network(&deny[i], deny_text, sizeof(deny_text));
+		config_format_network(&subnet, subnet_text, sizeof(subnet_text));
+		set_error(err, errlen, "egress_deny: %s overlaps the containers' own subnet %s (bridge_address), whose gateway they must reach",
+			  deny_text, subnet_text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* A range of host ports given to members: a port below 1024 (22 among
  * them) is the server's own service, which a member's DNAT would take
  * over, with the passwords typed into it. */
@@ -368,7 +472,7 @@ void config_limits(const struct gpubox_config *cfg, struct limits *out)
 static int config_check(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
 	if (config_check_gpu(cfg, err, errlen) < 0 || config_check_hub(cfg, err, errlen) < 0 ||
-	    config_check_limits(cfg, err, errlen) < 0)
+	    config_check_limits(cfg, err, errlen) < 0 || config_check_egress(cfg, err, errlen) < 0)
 		return -EINVAL;
 	if (cfg->sample_interval < 100 || cfg->sample_interval > 60000) {
 		set_error(err, errlen, "sample_interval is in milliseconds, from 100 to 60000");

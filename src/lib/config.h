@@ -22,6 +22,14 @@ struct config_range {
 	uint32_t last;
 };
 
+/* An IPv4 network, host order, no host bits set. */
+struct config_network {
+	uint32_t address;
+	unsigned prefix;               /* 0..32 */
+};
+
+#define CONFIG_EGRESS_DENY_MAX 64
+
 struct gpubox_config {
 	char socket_path[CONFIG_PATH_MAX];
 	char state_dir[CONFIG_PATH_MAX];
@@ -40,6 +48,7 @@ struct gpubox_config {
 	char bridge[16];               /* IFNAMSIZ */
 	char bridge_address[64];       /* host address on the bridge, CIDR */
 	char nft_table[CONFIG_NAME_MAX];
+	char egress_deny[CONFIG_TEXT_MAX];      /* networks containers may not reach */
 
 	char template_name[CONFIG_NAME_MAX];
 	char template_release[CONFIG_NAME_MAX];
@@ -106,6 +115,14 @@ int config_load(struct gpubox_config *cfg, const char *path, char *err, size_t e
  * there crosses the network unprotected.  An https:// URL is false.
  */
 bool config_hub_url_insecure(const char *url);
+
+/*
+ * The networks of egress_deny: IPv4 ADDRESS/PREFIX or a bare ADDRESS (/32),
+ * blanks or commas between, at most CONFIG_EGRESS_DENY_MAX.  On error
+ * returns -EINVAL and writes one sentence into err.
+ */
+int config_egress_deny(const char *text, struct config_network out[static CONFIG_EGRESS_DENY_MAX],
+		       size_t *n, char *err, size_t errlen);
 
 /* Print every key with its current value, in the file's own syntax. */
 void config_dump(const struct gpubox_config *cfg, FILE *out);

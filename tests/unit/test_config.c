@@ -186,6 +186,68 @@ static void test_nul_and_long_lines(void **state)
 	assert_non_null(strstr(err, "too long"));
 }
 
+static void test_egress_deny(void **state)
+{
+	static const struct { const char *text; const char *words; } refused[] = {
+		{ "egress_deny = 10.0.0.300/8\n", "egress_deny: \"10.0.0.300/8\" is not an IPv4 network" },
+		{ "egress_deny = 10.0.0.0/33\n", "\"10.0.0.0/33\" is not an IPv4 network" },
+		{ "egress_deny = 10.0.0.0/\n", "\"10.0.0.0/\" is not" },
+		{ "egress_deny = 10.0.0.0/+8\n", "\"10.0.0.0/+8\" is not" },
+		{ "egress_deny = 10.0.0.0/008\n", "\"10.0.0.0/008\" is not" },
+		{ "egress_deny = 10.1/16\n", "\"10.1/16\" is not" },
+		{ "egress_deny = 192.168.0.0/16; 10.0.0.0/8\n", "\"192.168.0.0/16;\" is not" },
+		{ "egress_deny = fd00::/8\n", "\"fd00::/8\" is not" },
+		{ "egress_deny = storage\n", "\"storage\" is not" },
+		{ "egress_deny = 10.1.2.3/8\n", "egress_deny: 10.1.2.3/8 has host bits set; the network is 10.0.0.0/8" },
+		/* The containers' subnet is 10.77.0.0/16 by default. */
+		{ "egress_deny = 10.0.0.0/8\n", "egress_deny: 10.0.0.0/8 overlaps the containers' own subnet 10.77.0.0/16" },
+		{ "egress_deny = 10.77.3.4\n", "10.77.3.4/32 overlaps the containers' own subnet" },
+		{ "egress_deny = 0.0.0.0/0\n", "0.0.0.0/0 overlaps" },
+		{ "bridge_address = 192.168.7.1/24\negress_deny = 192.168.0.0/16\n", "192.168.0.0/16 overlaps the containers' own subnet 192.168.7.0/24" },
+	};
+	struct config_network nets[CONFIG_EGRESS_DENY_MAX];
+	struct gpubox_config cfg;
+	char err[256] = "", text[1024];
+	size_t n = 0, len = 0;
+
+	(void)state;
+	/* The default: link-local, the cloud metadata services. */
+	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
+	assert_string_equal(cfg.egress_deny, "169.254.0.0/16");
+	assert_int_equal(config_egress_deny(cfg.egress_deny, nets, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_true(nets[0].address == 0xa9fe0000u);
+	assert_int_equal(nets[0].prefix, 16);
+
+	assert_int_equal(parse(&cfg, "egress_deny = 192.168.10.0/24, 172.16.0.0/12 10.1.2.3\t169.254.0.0/16\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(config_egress_deny(cfg.egress_deny, nets, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 4);
+	assert_true(nets[0].address == 0xc0a80a00u && nets[0].prefix == 24);
+	assert_true(nets[1].address == 0xac100000u && nets[1].prefix == 12);
+	assert_true(nets[2].address == 0x0a010203u && nets[2].prefix == 32);
+	assert_true(nets[3].address == 0xa9fe0000u && nets[3].prefix == 16);
+	/* Empty: nothing denied.  A denied network beside the subnet is fine. */
+	assert_int_equal(parse(&cfg, "egress_deny =\n", err, sizeof(err)), 0);
+	assert_int_equal(config_egress_deny(cfg.egress_deny, nets, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(parse(&cfg, "egress_deny = 10.76.0.0/16 10.78.0.0/15\n", err, sizeof(err)), 0);
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(parse(&cfg, refused[i].text, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, refused[i].words))
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, refused[i].words);
+	}
+	/* At most CONFIG_EGRESS_DENY_MAX networks. */
+	len = (size_t)snprintf(text, sizeof(text), "egress_deny =");
+	for (int i = 0; i <= CONFIG_EGRESS_DENY_MAX; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " 192.0.%d.0/24", i);
+	assert_true(len < sizeof(text));
+	assert_int_equal(config_egress_deny(text + 13, nets, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "at most 64 networks"));
+}
+
 static void test_load_missing(void **state)
 {
 	struct gpubox_config cfg;
@@ -207,6 +269,7 @@ int main(void)
 		cmocka_unit_test(test_low_ports_edge),
 		cmocka_unit_test(test_hub_url_transport),
 		cmocka_unit_test(test_nul_and_long_lines),
+		cmocka_unit_test(test_egress_deny),
 		cmocka_unit_test(test_load_missing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

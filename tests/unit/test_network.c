@@ -209,6 +209,129 @@ static void test_setup_refused(void **state)
 	assert_int_equal(spawn_quiet(del), 0);
 }
 
+static void test_veth_and_mac(void **state)
+{
+	char name[NETWORK_IFNAME_MAX];
+	uint8_t mac[6];
+
+	/* What container.c writes: lxc.net.0.veth.pair and lxc.net.0.hwaddr. */
+	network_veth_name(0x0a4d0002, name);
+	assert_string_equal(name, "gpv0a4d0002");
+	network_veth_name(0xffffffff, name);
+	assert_string_equal(name, "gpvffffffff");
+	network_member_mac(0x0ad53a02, mac);
+	assert_memory_equal(mac, ((uint8_t[]){ 0x00, 0x16, 0x3e, 0xd5, 0x3a, 0x02 }), 6);
+	network_member_mac(0x0aff0001, mac);
+	assert_memory_equal(mac, ((uint8_t[]){ 0x00, 0x16, 0x3e, 0xff, 0x00, 0x01 }), 6);
+}
+
+static void test_resolvers_parse(void **state)
+{
+	static const char text[] =
+		"# nameserver 1.1.1.1\n"
+		"search lab.example\n"
+		"nameserver 192.168.10.53\n"
+		"  nameserver\t10.0.0.2   # the second\n"
+		"nameserver 192.168.10.53\n"      /* once */
+		"nameserver fd00::53\n"           /* IPv6: the containers have none */
+		"nameserver 010.0.0.3\n"          /* not strictly dotted */
+		"nameserver10.0.0.4\n"
+		"nameserver 10.0.0.5\r\n"
+		"nameserver 10.0.0.6";             /* no newline at the end */
+	uint32_t out[RESOLVERS_MAX];
+
+	assert_int_equal(resolvers_parse(text, strlen(text), out, RESOLVERS_MAX), 4);
+	assert_true(out[0] == 0xc0a80a35);
+	assert_true(out[1] == 0x0a000002);
+	assert_true(out[2] == 0x0a000005);
+	assert_true(out[3] == 0x0a000006);
+	/* At most max; only len bytes are read. */
+	assert_int_equal(resolvers_parse(text, strlen(text), out, 1), 1);
+	assert_int_equal(resolvers_parse(text, 10, out, RESOLVERS_MAX), 0);
+	assert_int_equal(resolvers_parse("", 0, out, RESOLVERS_MAX), 0);
+	assert_int_equal(resolvers_parse(NULL, 5, out, RESOLVERS_MAX), 0);
+}
+
+/* The bridge's permanent IPv4 entries, as ip(8) prints them. */
+static void neighbours(char *output, size_t len)
+{
+	const char *const show[] = { "/usr/sbin/ip", "-4", "neigh", "show", "dev", TEST_BRIDGE,
+				     "nud", "permanent", NULL };
+	struct spawn_options opts = { .capture = output, .capture_size = len };
+
+	output[0] = '\0';
+	assert_int_equal(spawn_run(show, &opts), 0);
+}
+
+static void test_neighbours(void **state)
+{
+	static const uint32_t two[] = { 0x0a4d0002, 0x0a4d0003 };
+	const char *const stale[] = { "/usr/sbin/ip", "neigh", "replace", "10.77.0.9", "lladdr",
+				      "02:00:00:00:00:09", "dev", TEST_BRIDGE, "nud", "permanent", NULL };
+	const char *const learnt[] = { "/usr/sbin/ip", "neigh", "replace", "10.77.0.2", "lladdr",
+				       "00:16:3e:4d:00:03", "dev", TEST_BRIDGE, "nud", "stale", NULL };
+	const char *const foreign[] = { "/usr/sbin/ip", "neigh", "replace", "192.168.1.5", "lladdr",
+					"02:00:00:00:01:05", "dev", TEST_BRIDGE, "nud", "permanent", NULL };
+	struct network_subnet subnet;
+	struct gpubox_config cfg;
+	char out[2048];
+
+	test_config(&cfg);
+	assert_int_equal(network_setup(&cfg), 0);
+	assert_int_equal(network_parse_subnet(cfg.bridge_address, &subnet), 0);
+	/* A container stopped since (its entry stays pinned), an entry the
+	 * bridge learnt from a forged ARP, and an admin's own entry. */
+	assert_int_equal(spawn_quiet(stale), 0);
+	assert_int_equal(spawn_quiet(learnt), 0);
+	assert_int_equal(spawn_quiet(foreign), 0);
+
+	assert_int_equal(neighbour_sync(TEST_BRIDGE, &subnet, two, 2), 0);
+	neighbours(out, sizeof(out));
+	assert_non_null(strstr(out, "10.77.0.2 lladdr 00:16:3e:4d:00:02 PERMANENT"));
+	assert_non_null(strstr(out, "10.77.0.3 lladdr 00:16:3e:4d:00:03 PERMANENT"));
+	assert_null(strstr(out, "10.77.0.9"));
+	assert_non_null(strstr(out, "192.168.1.5 lladdr 02:00:00:00:01:05 PERMANENT"));
+
+	/* Again: nothing doubled.  Then one stops, then the last. */
+	assert_int_equal(neighbour_sync(TEST_BRIDGE, &subnet, two, 2), 0);
+	assert_int_equal(neighbour_sync(TEST_BRIDGE, &subnet, two + 1, 1), 0);
+	neighbours(out, sizeof(out));
+	assert_null(strstr(out, "10.77.0.2 "));
+	assert_non_null(strstr(out, "10.77.0.3 lladdr 00:16:3e:4d:00:03 PERMANENT"));
+	assert_int_equal(neighbour_sync(TEST_BRIDGE, &subnet, NULL, 0), 0);
+	neighbours(out, sizeof(out));
+	assert_null(strstr(out, "10.77.0."));
+	assert_non_null(strstr(out, "192.168.1.5 "));
+
+	assert_int_equal(neighbour_sync("br;x", &subnet, two, 2), -EINVAL);
+	assert_int_equal(neighbour_sync(TEST_BRIDGE, &subnet, NULL, 1), -EINVAL);
+	assert_int_equal(network_teardown(TEST_BRIDGE), 0);
+	assert_true(neighbour_sync(TEST_BRIDGE, &subnet, two, 2) < 0);
+}
+
+/* A hundred containers pinned and unpinned: the cost of one sync. */
+static void test_neighbours_many(void **state)
+{
+	uint32_t many[100];
+	struct network_subnet subnet;
+	struct gpubox_config cfg;
+	char out[16384];
+
+	test_config(&cfg);
+	assert_int_equal(network_setup(&cfg), 0);
+	assert_int_equal(network_parse_subnet(cfg.bridge_address, &subnet), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(many); i++)
+		many[i] = 0x0a4d0100 + (uint32_t)i;
+	assert_int_equal(neighbour_sync(TEST_BRIDGE, &subnet, many, ARRAY_SIZE(many)), 0);
+	neighbours(out, sizeof(out));
+	assert_int_equal(tu_count_substr(out, "PERMANENT"), 100);
+	assert_non_null(strstr(out, "10.77.1.99 lladdr 00:16:3e:4d:01:63 PERMANENT"));
+	assert_int_equal(neighbour_sync(TEST_BRIDGE, &subnet, many, 1), 0);
+	neighbours(out, sizeof(out));
+	assert_int_equal(tu_count_substr(out, "PERMANENT"), 1);
+	assert_int_equal(network_teardown(TEST_BRIDGE), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -216,10 +339,14 @@ int main(void)
 		cmocka_unit_test(test_parse_subnet_refused),
 		cmocka_unit_test(test_member_address),
 		cmocka_unit_test(test_valid_ifname),
+		cmocka_unit_test(test_veth_and_mac),
+		cmocka_unit_test(test_resolvers_parse),
 	};
 	const struct CMUnitTest netns[] = {
 		cmocka_unit_test(test_setup),
 		cmocka_unit_test(test_setup_refused),
+		cmocka_unit_test(test_neighbours),
+		cmocka_unit_test(test_neighbours_many),
 	};
 	int failed;
 

@@ -21,6 +21,10 @@
  * followed by the container's address in hex (unique on the host), so the
  * bridge table can isolate the containers by port name. */
 #define NETWORK_VETH_PREFIX "gpv"
+/* Its MAC is this prefix followed by the low 24 bits of its address
+ * (unique in a subnet of prefix 8 or longer). */
+#define NETWORK_MAC_PREFIX 0x00, 0x16, 0x3e
+#define NETWORK_IFNAME_MAX 16          /* IFNAMSIZ */
 
 struct network_subnet {
 	uint32_t host_address;     /* host order: the bridge's own address */
@@ -40,8 +44,36 @@ int network_teardown(const char *bridge);
 int network_parse_cidr(const char *cidr, uint32_t *address, unsigned *prefix);
 /* Dotted IPv4 text, strictly (inet_pton); address in host order. */
 int network_parse_address(const char *text, uint32_t *address);
+/* The host-side veth name and the MAC of the container at address (host
+ * order), as its LXC configuration gives them (container.c). */
+void network_veth_name(uint32_t address, char name[static NETWORK_IFNAME_MAX]);
+void network_member_mac(uint32_t address, uint8_t mac[static 6]);
 /* An interface name safe to print anywhere: 1..15 of [A-Za-z0-9_.-], not "." or "..". */
 bool network_valid_ifname(const char *name);
+
+/* ---- neighbour.c: the bridge's neighbour table --------------------------- */
+
+/*
+ * One permanent neighbour entry on the bridge per address given (a running
+ * container: its address, its MAC), so that no ARP a container sends can
+ * move where the host delivers another container's traffic; the permanent
+ * entries of other addresses of the subnet (stopped or removed containers)
+ * are deleted.  Through rtnetlink.
+ */
+int neighbour_sync(const char *bridge, const struct network_subnet *subnet,
+		   const uint32_t *addresses, size_t n);
+
+/* ---- resolvers.c: the containers' DNS servers ----------------------------- */
+
+#define RESOLVERS_MAX 8
+
+/* The IPv4 nameservers of resolv.conf text, in order and each once, at
+ * most max; others (IPv6, malformed) are skipped.  Returns how many. */
+size_t resolvers_parse(const char *text, size_t len, uint32_t *out, size_t max);
+/* The nameservers the containers are given (provision.c): the host's
+ * /etc/resolv.conf, or systemd-resolved's upstream list when the host's
+ * names only its stub.  0 when there are none or the files cannot be read. */
+size_t resolvers_host(uint32_t *out, size_t max);
 
 /* ---- nft.c: the agent's nftables table ----------------------------------- */
 
@@ -57,15 +89,25 @@ struct nft_plan {
 	const char *subnet;        /* e.g. "10.77.0.0/16"; host bits are ignored */
 	const struct nft_forward *forwards;
 	size_t nforwards;
+	const uint32_t *containers;        /* running containers' addresses, host order */
+	size_t ncontainers;
+	const struct config_network *egress_deny;   /* what containers may not reach */
+	size_t negress_deny;
+	const uint32_t *resolvers;         /* DNS to these passes egress_deny; host order */
+	size_t nresolvers;
 };
 
 /* The whole table as nft(8) input that replaces it atomically: DNAT of
  * host:port to container:port (no masquerade of inbound), masquerade of
  * outbound container traffic, no traffic between containers (routed, and
  * bridged: a "bridge <table>" dropping frames between NETWORK_VETH_PREFIX
- * ports), nothing into the containers but replies and forwards.  Caller
- * frees.  NULL with errno EINVAL when a field is not valid (each forward's
- * address must be a host of the subnet; a host port may appear once). */
+ * ports), nothing into the containers but replies and forwards; from a
+ * container's port only IPv4 and ARP with its own MAC and address; no new
+ * connection from a container into egress_deny (but DNS to the resolvers).
+ * Caller frees.  NULL with errno EINVAL when a field is not valid (each
+ * forward's and container's address must be a host of the subnet; a host
+ * port, a container, a resolver may appear once; a denied network has no
+ * host bits set). */
 char *nft_render(const struct nft_plan *plan);
 /* Apply rendered text in one transaction (libnftables). */
 int nft_apply(const char *ruleset);

@@ -27,6 +27,21 @@
 #define NETWORK_IP "/usr/sbin/ip"
 #define NETWORK_IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
 
+void network_veth_name(uint32_t address, char name[static NETWORK_IFNAME_MAX])
+{
+	snprintf(name, NETWORK_IFNAME_MAX, NETWORK_VETH_PREFIX "%08x", address);
+}
+
+void network_member_mac(uint32_t address, uint8_t mac[static 6])
+{
+	static const uint8_t prefix[3] = { NETWORK_MAC_PREFIX };
+
+	memcpy(mac, prefix, sizeof(prefix));
+	mac[3] = (address >> 16) & 0xff;
+	mac[4] = (address >> 8) & 0xff;
+	mac[5] = address & 0xff;
+}
+
 bool network_valid_ifname(const char *name)
 {
 	size_t len;

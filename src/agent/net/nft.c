@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The agent's nftables tables, "ip <table>" (DNAT of forwarded ports,
- * masquerade of outbound container traffic, no routing between containers)
- * and "bridge <table>" (no frames between two containers' ports).  Both are
+ * masquerade of outbound container traffic, no routing between containers,
+ * no new connection from a container into egress_deny) and "bridge <table>"
+ * (no frames between two containers' ports; from a container's port only
+ * IPv4 and ARP with its own MAC and address).  Both are
  * always rewritten whole, in one transaction: each is first created empty
  * (so that deleting it cannot fail) and deleted, then declared in full, so
  * applying the same text twice gives the same ruleset.
@@ -139,6 +141,43 @@ static int nft_check_forwards(const struct nft_plan *plan, uint32_t network, uin
 	return 0;
 }
 
+/* Each container a host of the subnet, and there once. */
+static int nft_check_containers(const struct nft_plan *plan, uint32_t network, uint32_t mask)
+{
+	for (size_t i = 0; i < plan->ncontainers; i++) {
+		uint32_t address = plan->containers[i];
+
+		if ((address & mask) != network || (address & ~mask) == 0 || (address & ~mask) == ~mask)
+			return log_error_errno(-EINVAL, EINVAL,
+					       "Container address %08x is not a host of the containers' subnet",
+					       address);
+		for (size_t j = 0; j < i; j++)
+			if (plan->containers[j] == address)
+				return log_error_errno(-EINVAL, EINVAL, "Container address %08x appears twice",
+						       address);
+	}
+	return 0;
+}
+
+/* Denied networks without host bits; each resolver once. */
+static int nft_check_egress(const struct nft_plan *plan)
+{
+	for (size_t i = 0; i < plan->negress_deny; i++) {
+		const struct config_network *net = &plan->egress_deny[i];
+
+		if (net->prefix > 32 ||
+		    (net->prefix < 32 && (net->address & (UINT32_MAX >> net->prefix))))
+			return log_error_errno(-EINVAL, EINVAL, "Denied network %08x/%u is not a network",
+					       net->address, net->prefix);
+	}
+	for (size_t i = 0; i < plan->nresolvers; i++)
+		for (size_t j = 0; j < i; j++)
+			if (plan->resolvers[j] == plan->resolvers[i])
+				return log_error_errno(-EINVAL, EINVAL, "Resolver %08x appears twice",
+						       plan->resolvers[i]);
+	return 0;
+}
+
 static void nft_render_nat_chains(FILE *f, const char *const addrs[], const struct nft_plan *plan,
 				  const char *network_text, unsigned prefix)
 {
@@ -161,7 +200,8 @@ static void nft_render_nat_chains(FILE *f, const char *const addrs[], const stru
 }
 
 /* Routed traffic into the containers is only replies and forwarded
- * ports; none goes from one container to another. */
+ * ports; none goes from one container to another; none from a container
+ * into egress_deny. */
 static void nft_render_forward_chain(FILE *f, const struct nft_plan *plan)
 {
 	fprintf(f, "\tchain forward {\n"
@@ -170,8 +210,62 @@ static void nft_render_forward_chain(FILE *f, const struct nft_plan *plan)
 		   "\t\tct state established,related accept\n"
 		   "\t\toifname \"%s\" ct status dnat accept\n"
 		   "\t\toifname \"%s\" counter drop\n"
+		   "\t\tiifname \"%s\" jump egress\n"
 		   "\t\tiifname \"%s\" accept\n"
-		   "\t}\n", plan->bridge, plan->bridge, plan->bridge, plan->bridge, plan->bridge);
+		   "\t}\n", plan->bridge, plan->bridge, plan->bridge, plan->bridge, plan->bridge,
+		plan->bridge);
+}
+
+/* The elements of a set of networks or addresses; nothing when there are
+ * none (an empty "elements = { }" is a syntax error). */
+static void nft_render_networks(FILE *f, const struct config_network *nets, size_t n)
+{
+	char text[INET_ADDRSTRLEN];
+
+	for (size_t i = 0; i < n; i++) {
+		nft_format_address(nets[i].address, text);
+		fprintf(f, "%s%s/%u%s", i ? ", " : "\t\telements = { ", text, nets[i].prefix,
+			i + 1 == n ? " }\n" : "");
+	}
+}
+
+static void nft_render_addresses(FILE *f, const uint32_t *addresses, size_t n)
+{
+	char text[INET_ADDRSTRLEN];
+
+	for (size_t i = 0; i < n; i++) {
+		nft_format_address(addresses[i], text);
+		fprintf(f, "%s%s%s", i ? ", " : "\t\telements = { ", text, i + 1 == n ? " }\n" : "");
+	}
+}
+
+/*
+ * egress_deny: nothing new from a container into those networks, the
+ * host's own addresses there included (the input hook), except DNS to the
+ * resolvers the containers were given.  Overlapping networks are merged.
+ * Rejected, not dropped: apt and the like fail at once instead of hanging.
+ */
+static void nft_render_egress(FILE *f, const struct nft_plan *plan)
+{
+	fprintf(f, "\tset egress_deny {\n"
+		   "\t\ttype ipv4_addr\n"
+		   "\t\tflags interval\n"
+		   "\t\tauto-merge\n");
+	nft_render_networks(f, plan->egress_deny, plan->negress_deny);
+	fprintf(f, "\t}\n"
+		   "\tset resolvers {\n"
+		   "\t\ttype ipv4_addr\n");
+	nft_render_addresses(f, plan->resolvers, plan->nresolvers);
+	fprintf(f, "\t}\n"
+		   "\tchain egress {\n"
+		   "\t\tct state established,related accept\n"
+		   "\t\tip daddr @resolvers meta l4proto { tcp, udp } th dport 53 accept\n"
+		   "\t\tip daddr @egress_deny counter reject with icmp admin-prohibited\n"
+		   "\t}\n"
+		   "\tchain input {\n"
+		   "\t\ttype filter hook input priority 0; policy accept;\n"
+		   "\t\tiifname \"%s\" jump egress\n"
+		   "\t}\n", plan->bridge);
 }
 
 static void nft_render_ip_table(FILE *f, const char *const addrs[], const struct nft_plan *plan,
@@ -180,22 +274,62 @@ static void nft_render_ip_table(FILE *f, const char *const addrs[], const struct
 	fprintf(f, "table ip %s {}\ndelete table ip %s\n", plan->table, plan->table);
 	fprintf(f, "table ip %s {\n", plan->table);
 	nft_render_nat_chains(f, addrs, plan, network_text, prefix);
+	nft_render_egress(f, plan);
 	nft_render_forward_chain(f, plan);
 	fprintf(f, "}\n");
 }
 
-/* Layer 2: no frame between two containers' ports.  Matched by port
- * name because "meta ibrname" needs a kernel module that is not
- * everywhere (CONFIG_NFT_BRIDGE_META). */
+/* Each running container as "port . MAC . address". */
+static void nft_render_container_set(FILE *f, const struct nft_plan *plan)
+{
+	fprintf(f, "\tset containers {\n"
+		   "\t\ttype ifname . ether_addr . ipv4_addr\n");
+	for (size_t i = 0; i < plan->ncontainers; i++) {
+		char port[NETWORK_IFNAME_MAX], address[INET_ADDRSTRLEN];
+		uint8_t mac[6];
+
+		network_veth_name(plan->containers[i], port);
+		network_member_mac(plan->containers[i], mac);
+		nft_format_address(plan->containers[i], address);
+		fprintf(f, "%s\"%s\" . %02x:%02x:%02x:%02x:%02x:%02x . %s%s",
+			i ? ",\n\t\t\t     " : "\t\telements = { ", port, mac[0], mac[1], mac[2], mac[3],
+			mac[4], mac[5], address, i + 1 == plan->ncontainers ? " }\n" : "");
+	}
+	fprintf(f, "\t}\n");
+}
+
+/*
+ * Layer 2.  What enters from a container's port carries the container's
+ * MAC and, as IPv4 source or ARP sender, its address: the bridge learns
+ * no other container's MAC there, the host's neighbour table no other
+ * address (addresses are static: no DHCP to let through).  Nothing else
+ * enters, IPv6 included (the bridge has none: no router advertisements, no
+ * redirects, no link-local path around the ip table).  A port of no
+ * running container sends nothing.
+ *
+ * And no frame between two containers' ports.  Ports are matched by name
+ * because "meta ibrname" needs a kernel module that is not everywhere
+ * (CONFIG_NFT_BRIDGE_META).
+ */
 static void nft_render_bridge_table(FILE *f, const struct nft_plan *plan)
 {
 	fprintf(f, "table bridge %s {}\ndelete table bridge %s\n", plan->table, plan->table);
-	fprintf(f, "table bridge %s {\n"
+	fprintf(f, "table bridge %s {\n", plan->table);
+	nft_render_container_set(f, plan);
+	fprintf(f, "\tchain prerouting {\n"
+		   "\t\ttype filter hook prerouting priority -200; policy accept;\n"
+		   "\t\tiifname != \"" NETWORK_VETH_PREFIX "*\" accept\n"
+		   "\t\tether type ip iifname . ether saddr . ip saddr @containers accept\n"
+		   "\t\tether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 "
+		   "iifname . ether saddr . arp saddr ip @containers "
+		   "iifname . arp saddr ether . arp saddr ip @containers accept\n"
+		   "\t\tcounter drop\n"
+		   "\t}\n"
 		   "\tchain forward {\n"
 		   "\t\ttype filter hook forward priority 0; policy accept;\n"
 		   "\t\tiifname \"" NETWORK_VETH_PREFIX "*\" oifname \"" NETWORK_VETH_PREFIX "*\" counter drop\n"
 		   "\t}\n"
-		   "}\n", plan->table);
+		   "}\n");
 }
 
 char *nft_render(const struct nft_plan *plan)
@@ -210,13 +344,19 @@ char *nft_render(const struct nft_plan *plan)
 	FILE *f;
 	int ret;
 
-	if (!plan || (plan->nforwards && !plan->forwards)) {
+	if (!plan || (plan->nforwards && !plan->forwards) ||
+	    (plan->ncontainers && !plan->containers) ||
+	    (plan->negress_deny && !plan->egress_deny) || (plan->nresolvers && !plan->resolvers)) {
 		errno = EINVAL;
 		return NULL;
 	}
 	ret = nft_check_plan(plan, &network, &mask, &prefix);
 	if (ret == 0)
 		ret = nft_check_forwards(plan, network, mask, &addrs, &addrs_buf);
+	if (ret == 0)
+		ret = nft_check_containers(plan, network, mask);
+	if (ret == 0)
+		ret = nft_check_egress(plan);
 	if (ret < 0) {
 		errno = -ret;
 		return NULL;
