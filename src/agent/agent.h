@@ -36,6 +36,7 @@ struct agent {
 	struct httpd *httpd;            /* NULL when metrics_listen is empty */
 	struct guests *guests;          /* the containers' own sockets (guest.c) */
 	struct hubsync *hubsync;        /* NULL without hub_url */
+	struct oomwatch *oomwatch;      /* NULL when the kernel's log cannot be read */
 };
 
 /* One operation at a time per member (agent.c).  Held by a variable that

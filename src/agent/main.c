@@ -63,6 +63,23 @@ static int agent_failed(int *ready_fd)
 	return 1;
 }
 
+/*
+ * The kernel's OOM killer, when the whole server runs out of memory,
+ * spares the agent: members must still reach it to stop what ran away.
+ * What the agent starts inherits the value; each container's init is set
+ * back to 0 by LXC as root (lxc.proc.oom_score_adj), which also puts back
+ * the floor below which no one inside may lower it.
+ */
+#define AGENT_OOM_SCORE_ADJ "-900"
+
+static void agent_protect_from_oom(void)
+{
+	__do_close int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || fsutil_write_all(fd, AGENT_OOM_SCORE_ADJ, strlen(AGENT_OOM_SCORE_ADJ)) < 0)
+		log_warn("cannot lower the agent's OOM score: %s", strerror(errno));
+}
+
 static int agent_init(struct agent *a)
 {
 	struct mounts_entry mounts[MOUNTS_MAX];
@@ -70,6 +87,7 @@ static int agent_init(struct agent *a)
 	size_t nmounts;
 	int ret;
 
+	agent_protect_from_oom();
 	/* Refuse a bad mounts key now, not at a member's start. */
 	if (mounts_parse(a->cfg.mounts, mounts, MOUNTS_MAX, &nmounts, err, sizeof(err)) < 0)
 		return log_error_errno(-EINVAL, 0, "%s", err);
@@ -159,6 +177,7 @@ static int agent_start_services(struct agent *a)
 
 	if (collector_start(a, a->history, &a->collector) < 0)
 		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
+	oomwatch_start(&a->oomwatch);
 	/* Before the HTTP server, which takes the hub's pokes; a token file
 	 * that others may read stops the agent. */
 	if (hubsync_start(a, &a->hubsync) < 0)
@@ -181,6 +200,7 @@ static void agent_stop_services(struct agent *a)
 	httpd_stop(a->httpd);
 	hubsync_stop(a->hubsync);
 	collector_stop(a->collector);
+	oomwatch_stop(a->oomwatch);
 	history_close(a->history);
 	/* Threads may still be serving; the process exit ends them. */
 }

@@ -278,8 +278,16 @@ static int ops_start_finish(struct op_context *ctx, const struct member_record *
 			    const struct mounts_plan *host, const struct gpu_plan *gpu)
 {
 	struct agent *a = ctx->a;
+	char err[512];
 	int ret;
 
+	/* The configuration set what every kernel has; now the rest (swap,
+	 * I/O weight), where this one has them. */
+	if (ops_limits_apply(a, rec->name, err, sizeof(err)) < 0) {
+		ops_stop_member(a, rec);
+		log_error("%s", err);
+		return ops_fail(ctx, PROTO_E_FAILED, "the container's limits could not be set; see the agent's log");
+	}
 	if (host->n > 0) {
 		pid_t pid;
 
@@ -309,6 +317,7 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	__do_free struct gpu_plan *gpu = NULL;
 	__do_free struct mounts_plan *host = NULL;
 	__do_free struct container_mount *mounts = NULL;
+	struct cgroup_items limits;
 	size_t nmounts = 0;
 	char err[512], guest[PATH_MAX];
 	int ret;
@@ -324,7 +333,8 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 		ret = ops_gpu_mount(ctx, rec, &v->paths, tpl.rootfs, &gpu);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
-	if (db_keys_text(a->db, rec->name, NULL, &keys) < 0)
+	if (db_keys_text(a->db, rec->name, NULL, &keys) < 0 ||
+	    ops_limits_items(a, rec->name, &limits) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
 	host = calloc(1, sizeof(*host));
 	if (!host)
@@ -348,7 +358,7 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 		.prefix = a->subnet.prefix, .gateway = v->gateway, .bridge = a->cfg.bridge,
 		.logfile = v->logfile, .mounts = mounts, .nmounts = nmounts,
 		.devices = gpu ? gpu->devices : NULL,
-		.cgroup_v1 = gpu_cgroup_v1() });
+		.cgroup_v1 = gpu_cgroup_v1(), .limits = &limits });
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"the container did not start; an admin finds why in %s", v->logfile);
@@ -459,6 +469,8 @@ json_t *ops_status_json(struct agent *a, const struct member_record *rec)
 		json_object_set_new(status, "template_update", json_string(newer));
 	if (status)
 		ops_gpu_status(a, rec, state == CONTAINER_RUNNING, status);
+	if (status)
+		ops_limits_status(a, rec, state == CONTAINER_RUNNING, status);
 	return status;
 }
 
@@ -770,6 +782,10 @@ static int op_ls(struct op_context *ctx, json_t **result)
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(containers, ops_status_json(ctx->a, &list[i]));
 	*result = json_pack("{s:o}", "containers", containers);
+	if (*result && !cgroup_lxcfs_running())
+		json_object_set_new(*result, "notes", json_pack("[s]",
+			"lxcfs is not running: containers see the server's whole memory and CPUs in /proc "
+			"and free; start lxcfs (scripts/install-deps does), then restart the containers"));
 	return 0;
 }
 
@@ -848,6 +864,7 @@ static const struct op_entry *const ops_tables[] = {
 	ops_gpu_table,
 	ops_snapshot_table,
 	ops_monitor_table,
+	ops_limits_table,
 };
 
 /* What a container may ask over its own socket: reading, never changing. */

@@ -71,6 +71,18 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 int ops_gpu_started(struct agent *a, const struct member_record *rec, const struct gpu_plan *plan);
 /* Add "driver", "gpus" and, when there is something to say, "gpu_note". */
 int ops_gpu_status(struct agent *a, const struct member_record *rec, bool running, json_t *status);
+/* ops_limits.c: limits_set, limits_rm, limits_ls, and the limits of a
+ * start and a status. */
+extern const struct op_entry ops_limits_table[];
+uint64_t ops_limits_host_memory(void);
+/* The member's limits (the server's defaults under the member's own) as
+ * cgroup items. */
+int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *items);
+/* Write them into the member's running container. */
+int ops_limits_apply(struct agent *a, const char *member, char *err, size_t errlen);
+/* Add "limits" and, when running, "usage". */
+int ops_limits_status(struct agent *a, const struct member_record *rec, bool running,
+		      json_t *status);
 /* ops_snapshot.c: finish or undo what a killed agent left half-done in a
  * member's layer (a restore, a rebuild keeping /home); at start-up. */
 int ops_snapshot_reconcile(struct agent *a, const struct member_record *rec);

@@ -276,6 +276,13 @@ int cmd_admin_gpu(struct cli *cli, const struct cli_command *self, int argc, cha
 /* "GPU 0  model  uuid  bus" lines for an array of the agent's GPU objects. */
 void cmd_gpu_print(FILE *out, json_t *gpus, const char *indent);
 
+/* ---- cmd_limits.c ---------------------------------------------------- */
+
+/* gpubox admin limits set|rm|ls */
+int cmd_admin_limits(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+/* The "Memory:", "Processes:" and "CPU:" lines of gpubox status. */
+void cmd_limits_print_status(json_t *result);
+
 /* ---- cmd_monitor.c: who uses which GPU, now and before ------------------ */
 
 int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **argv);

@@ -372,6 +372,21 @@ static json_t *cmd_admin_ls_server(json_t *rows)
 	return server;
 }
 
+/* What the agent finds wrong with the server as a whole, first. */
+static void cmd_admin_ls_notes(json_t *notes)
+{
+	json_t *note;
+	size_t i;
+
+	json_array_foreach(notes, i, note) {
+		fputs("Note: ", stdout);
+		output_sanitized(stdout, json_string_value(note) ? json_string_value(note) : "?");
+		fputs("\n", stdout);
+	}
+	if (json_array_size(notes))
+		fputc('\n', stdout);
+}
+
 static int cmd_admin_ls(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = {
@@ -391,6 +406,7 @@ static int cmd_admin_ls(struct cli *cli, const struct cli_command *self, int arg
 		output_json(result);
 		return CLI_EXIT_OK;
 	}
+	cmd_admin_ls_notes(json_object_get(result, "notes"));
 	rows = json_deep_copy(json_object_get(result, "containers"));
 	if (!json_is_array(rows) || json_array_size(rows) == 0) {
 		output_table(rows, columns, "No container on this server.");
@@ -461,6 +477,9 @@ static const struct cli_command cmd_admin_commands[] = {
 	  "admin gpu attach|detach|ls ...",
 	  "Give a member's container a GPU, take it away (live, and kept for later starts), "
 	  "or list the server's GPUs." },
+	{ "limits", cmd_admin_limits, true,
+	  "admin limits set|rm|ls ...",
+	  "A member's share of the server: memory, swap, CPU, processes, I/O and disk." },
 	{ "ls", cmd_admin_ls, true,
 	  "admin ls [--json]",
 	  "List every container on this server with its state." },

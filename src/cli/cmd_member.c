@@ -235,9 +235,12 @@ int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char *
 	json_object_del(shown, "driver");
 	json_object_del(shown, "gpus");
 	json_object_del(shown, "gpu_note");
+	json_object_del(shown, "limits");
+	json_object_del(shown, "usage");
 	output_fields(shown, fields, ARRAY_SIZE(fields));
 	cmd_status_forwards(json_object_get(result, "forwards"));
 	cmd_status_gpus(result);
+	cmd_limits_print_status(result);
 
 	state = cmd_member_string(result, "state", "");
 	member = cmd_member_string(result, "member", opts.member ? opts.member : cmd_member_self());

@@ -413,7 +413,7 @@ int monitor_overview(struct monitor *m, bool names, char **text, size_t *len)
 
 static json_t *monitor_member_container(json_t *sample, const char *member)
 {
-	static const char *const keys[] = { "cpu_percent", "mem_used", "mem_limit" };
+	static const char *const keys[] = { "cpu_percent", "mem_used", "mem_limit", "pids", "oom_kills" };
 	json_t *c, *o;
 	size_t i;
 

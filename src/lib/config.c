@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "keyfile.h"
+#include "reslimit.h"
 #include "strutil.h"
 #include "banned.h"
 
@@ -70,6 +71,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("hub_token_file",       CONFIG_STRING, hub_token_file),
 	KEY("hub_poll",             CONFIG_UINT,   hub_poll),
 	KEY("hub_insecure_http",    CONFIG_BOOL,   hub_insecure_http),
+	KEY("limits",               CONFIG_STRING, limits),
 	KEY("start_timeout",        CONFIG_UINT,   start_timeout),
 	KEY("stop_timeout",         CONFIG_UINT,   stop_timeout),
 	KEY("debug",                CONFIG_BOOL,   debug),
@@ -134,6 +136,10 @@ void config_set_defaults(struct gpubox_config *cfg)
 	cfg->hub_token_file[0] = '\0';
 	cfg->hub_poll = 5;
 	cfg->hub_insecure_http = false;
+	/* A member's runaway job is killed inside their own container before
+	 * the OOM killer picks anyone else's, and a fork bomb stops short of
+	 * the server's process table. */
+	snprintf(cfg->limits, sizeof(cfg->limits), "memory=75%% pids=10000");
 	cfg->start_timeout = 90;
 	cfg->stop_timeout = 30;
 	cfg->debug = false;
@@ -441,11 +447,32 @@ static int config_check_ports(const char *key, const struct config_range *range,
 	return 0;
 }
 
+static int config_check_limits(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	struct limits limits = { 0 };
+	char why[256];
+
+	if (limits_parse_list(cfg->limits, &limits, why, sizeof(why)) < 0 ||
+	    limits_check(&limits, 0, why, sizeof(why)) < 0) {
+		set_error(err, errlen, "limits: %s", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void config_limits(const struct gpubox_config *cfg, struct limits *out)
+{
+	char why[8];
+
+	*out = (struct limits){ 0 };
+	limits_parse_list(cfg->limits, out, why, sizeof(why));
+}
+
 /* Checks that span keys, after the whole file is read. */
 static int config_check(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
 	if (config_check_gpu(cfg, err, errlen) < 0 || config_check_hub(cfg, err, errlen) < 0 ||
-	    config_check_egress(cfg, err, errlen) < 0)
+	    config_check_limits(cfg, err, errlen) < 0 || config_check_egress(cfg, err, errlen) < 0)
 		return -EINVAL;
 	if (cfg->sample_interval < 100 || cfg->sample_interval > 60000) {
 		set_error(err, errlen, "sample_interval is in milliseconds, from 100 to 60000");

@@ -81,10 +81,16 @@ struct gpubox_config {
 	uint32_t hub_poll;             /* seconds between conditional requests to the hub */
 	bool hub_insecure_http;        /* plain http:// to another host allowed */
 
+	char limits[CONFIG_TEXT_MAX];  /* every member's share unless set for the member (reslimit.h) */
+
 	uint32_t start_timeout;        /* seconds until the container's sshd answers */
 	uint32_t stop_timeout;         /* seconds of clean shutdown before a kill */
 	bool debug;
 };
+
+struct limits;
+/* The server's default limits, from the checked key "limits". */
+void config_limits(const struct gpubox_config *cfg, struct limits *out);
 
 /* Fill *cfg with every default. */
 void config_set_defaults(struct gpubox_config *cfg);

@@ -178,6 +178,14 @@ if wait_for 20 my_job_shown; then
 else
 	not_ok "the member's view: $(head -c 400 <<<"$mine")"
 fi
+# The agent reads a few containers' cgroups a tick, in turn.
+my_limits_shown() {
+	mine=$(api /api/v1/me/monitor)
+	jq_check '.servers[0].container.mem_limit > 0 and .servers[0].container.pids > 0 and .servers[0].container.oom_kills == 0' <<<"$mine" >/dev/null
+}
+wait_for 20 my_limits_shown &&
+	ok "the member's own view has memory against the limit, processes and OOM kills" ||
+	not_ok "the member's view of limits: $(jq -c .servers[0].container <<<"$mine")"
 api /api/v1/monitor | grep -q '"host_pid"' && not_ok "the overview leaks host pids" ||
 	ok "the overview carries no host pid or command"
 
@@ -283,7 +291,8 @@ wd_go "$hub_url/me"
 wd_until 15 "const s = document.querySelector('section.my-server[data-server=\"gbxa\"]');
 	return !!s && s.dataset.state === 'running' && !!s.querySelector('tr.process');" &&
 	wd_text 'section.my-server[data-server="gbxa"] tr.process' | grep -q "$jp_inside" &&
-	ok "the member's page: running on A, the job with its pid inside" ||
+	wd_text 'section.my-server[data-server="gbxa"] dl' | grep -qi "^Processes$" &&
+	ok "the member's page: running on A, the job with its pid inside, its processes" ||
 	not_ok "the member's page: $(wd_text 'main')"
 shot me
 wd_go "$hub_url/monitor/usage?since=2d"

@@ -119,6 +119,8 @@ static struct sample test_sample(void)
 	test_containers[0].cpu_ns = 12500000000ull;
 	test_containers[0].mem_used = 3 * GIB;
 	test_containers[0].mem_limit = 16 * GIB;
+	test_containers[0].pids = 321;
+	test_containers[0].oom_kills = 2;
 	snprintf(test_containers[1].member, sizeof(test_containers[1].member), "bob");
 	test_containers[1].cpu_ns = 1;
 	test_containers[1].mem_used = 1000;
@@ -395,6 +397,12 @@ static void test_render_host(void **state)
 	assert_line(text, "gpubox_container_memory_limit_bytes{member=\"alice\",server=\"s\"} 17179869184");
 	/* bob has no limit: no line rather than 0. */
 	assert_null(strstr(text, "gpubox_container_memory_limit_bytes{member=\"bob\""));
+	assert_line(text, "gpubox_member_memory_limit_bytes{member=\"alice\",server=\"s\"} 17179869184");
+	assert_null(strstr(text, "gpubox_member_memory_limit_bytes{member=\"bob\""));
+	assert_line(text, "gpubox_member_processes{member=\"alice\",server=\"s\"} 321");
+	assert_line(text, "# TYPE gpubox_member_oom_kills_total counter");
+	assert_line(text, "gpubox_member_oom_kills_total{member=\"alice\",server=\"s\"} 2");
+	assert_line(text, "gpubox_member_oom_kills_total{member=\"bob\",server=\"s\"} 0");
 }
 
 static void test_render_hidden_members(void **state)

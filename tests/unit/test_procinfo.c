@@ -726,7 +726,7 @@ static void write_text(const char *dir, const char *file, const char *text)
 static void test_container(void **state)
 {
 	struct cgroup_fixture *f = *state;
-	struct container_stats c = { 1, 1, 1 };
+	struct container_stats c = { .cpu_ns = 1, .mem_used = 1, .mem_limit = 1, .pids = 1, .oom_kills = 1 };
 	struct procinfo p;
 	char pid[32], path[256];
 	const char *limit_file;
@@ -739,7 +739,7 @@ static void test_container(void **state)
 	assert_int_equal(procinfo_container("", &c), -EINVAL);
 	assert_int_equal(procinfo_container("Alice", &c), -EINVAL);
 	assert_int_equal(procinfo_container("a/b", &c), -EINVAL);
-	assert_true(c.cpu_ns == 0 && c.mem_used == 0 && c.mem_limit == 0);
+	assert_true(c.cpu_ns == 0 && c.mem_used == 0 && c.mem_limit == 0 && c.pids == 0 && c.oom_kills == 0);
 	assert_int_equal(procinfo_container(f->name, &c), -ENOENT);
 
 	for (size_t i = 0; i < f->ndirs; i++) {

@@ -315,11 +315,15 @@ char *container_render_config(const struct container_spec *spec)
 	container_render_identity(f, spec);
 	container_render_network(f, spec, address, gateway);
 	/* systemd halts cleanly on SIGRTMIN+3; LXC's default SIGPWR is ignored. */
-	fprintf(f, "lxc.signal.halt = SIGRTMIN+3\n"
+	/* The agent's lowered OOM score is not the container's (main.c). */
+	fprintf(f, "lxc.proc.oom_score_adj = 0\n"
+		   "lxc.signal.halt = SIGRTMIN+3\n"
 		   "lxc.apparmor.profile = generated\n"
 		   "lxc.apparmor.allow_nesting = 0\n"
 		   "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n");
 	container_render_devices(f, spec);
+	if (spec->limits)
+		cgroup_render_items(f, spec->limits);
 	container_render_mounts(f, spec);
 	container_render_log(f, spec);
 	if (!memstream_close(f))

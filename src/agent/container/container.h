@@ -14,7 +14,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <stdio.h>
+
 #include "config.h"
+#include "reslimit.h"
 #include "validate.h"
 
 struct member_record;
@@ -69,6 +72,47 @@ int provision_container(const char *rootfs_path, const struct provision_member *
  * when the member's home is not there yet (the next start writes it). */
 int provision_keys(const char *rootfs_path, const struct provision_member *m);
 
+/* ---- cgroup.c: a container's limits in its cgroup ------------------------ */
+
+struct cgroup_item {
+	char controller[8];   /* v1's hierarchy: memory, cpu, pids, blkio (v2: for the name) */
+	char file[32];        /* memory.max, pids.max, ... */
+	char value[48];
+	bool in_config;       /* a limit every kernel has: in the LXC configuration too */
+	bool optional;        /* only some kernels have it: a failure is logged, not fatal */
+};
+
+#define CGROUP_ITEMS_MAX 12
+
+struct cgroup_items {
+	struct cgroup_item item[CGROUP_ITEMS_MAX];
+	size_t n;
+	bool v1;
+};
+
+/* Whether the host runs cgroup v1 (else the unified v2 tree). */
+bool cgroup_is_v1(void);
+/* The items for limits l, percentages of host_memory resolved: every
+ * limit the member has, and for every one they have not, the kernel's
+ * default ("max", -1, a weight of 100). */
+void cgroup_limit_items(const struct limits *l, uint64_t host_memory, bool v1,
+			struct cgroup_items *out);
+/* "lxc.cgroup.FILE = VALUE" (v1) or "lxc.cgroup2...." for the items every
+ * kernel has. */
+void cgroup_render_items(FILE *f, const struct cgroup_items *items);
+/* Write every item into the cgroup of the running container whose init
+ * is pid; an optional item that fails is logged and skipped. */
+int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, char *err,
+		 size_t errlen);
+/* Whether lxcfs serves /var/lib/lxcfs, whose files LXC's mount hook puts
+ * over each new container's /proc/meminfo, cpuinfo, stat, uptime and
+ * loadavg, so that free and top inside show the container's limits. */
+bool cgroup_lxcfs_running(void);
+/* The cgroup directory of container name for controller, from the text of
+ * its init's /proc/PID/cgroup (for the tests). */
+int cgroup_dir_from(const char *proc_cgroup, const char *name, bool v1, const char *controller,
+		    char *out, size_t len);
+
 /* ---- container.c: LXC ----------------------------------------------------- */
 
 /* A bind mount into the container: lxc.mount.entry = SOURCE TARGET none OPTIONS 0 0. */
@@ -94,6 +138,7 @@ struct container_spec {
 	size_t nmounts;
 	const char *const *devices;/* optional, NULL-terminated device rules: "c 195:* rwm" */
 	bool cgroup_v1;            /* devices under lxc.cgroup (v1), not lxc.cgroup2 */
+	const struct cgroup_items *limits;  /* optional: memory, CPU, processes */
 };
 
 /* Seconds container_start() waits for LXC to report the container RUNNING. */

@@ -432,6 +432,8 @@ static int collector_fill_containers(struct collector *s, struct sample *out, lo
 		o->cpu_ns = c->stats.cpu_ns;
 		o->mem_used = c->stats.mem_used;
 		o->mem_limit = c->stats.mem_limit;
+		o->pids = c->stats.pids;
+		o->oom_kills = c->stats.oom_kills;
 	}
 	return 0;
 }

@@ -22,6 +22,31 @@
 
 struct agent;
 
+/* ---- oomwatch.c: processes killed for a member's memory limit ------------- */
+
+struct oom_event {
+	char member[MEMBER_NAME_SIZE];
+	char command[16];          /* the kernel's name of the task (TASK_COMM_LEN) */
+	pid_t host_pid;
+	uint32_t host_uid;
+	uint64_t boot_usec;        /* the log's time: microseconds since boot */
+	long long time;            /* unix time */
+};
+
+struct oomwatch;
+/* One record of /dev/kmsg: 0 and *out for a kernel's oom-kill line in a
+ * member's container, -ENOENT for any other line, -EINVAL or -EPERM for
+ * one that is not what the kernel writes. */
+int oomwatch_parse(const char *record, size_t len, struct oom_event *out);
+/* Watch the kernel's log from now on; *out NULL (and a warning) when it
+ * cannot be read. */
+int oomwatch_start(struct oomwatch **out);
+/* The thread ends; what it kept stays readable until the process exits. */
+void oomwatch_stop(struct oomwatch *w);
+/* The member's last kill since the agent started; -ENOENT when none. */
+int oomwatch_last(struct oomwatch *w, const char *member, struct oom_event *out);
+void oomwatch_forget(struct oomwatch *w, const char *member);
+
 /* ---- sample.c: one reading of the whole server ---------------------------- */
 
 struct sample_process {
@@ -41,6 +66,8 @@ struct sample_container {
 	uint64_t cpu_ns;
 	uint64_t mem_used;
 	uint64_t mem_limit;
+	uint64_t pids;
+	uint64_t oom_kills;        /* since the container started */
 };
 
 struct sample {

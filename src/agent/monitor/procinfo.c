@@ -1027,6 +1027,10 @@ static int procinfo_container_v2(const char *name, struct container_stats *out)
 	out->cpu_ns = usec > UINT64_MAX / 1000 ? UINT64_MAX : usec * 1000;
 	/* Without the memory controller enabled above it, a cgroup has no
 	 * memory files: nothing is known, 0. */
+	procinfo_read_cgroup_value(dir, "pids.current", &out->pids);
+	ret = procinfo_read_cgroup(dir, "memory.events", text, sizeof(text), &len);
+	if (ret == 0)
+		procinfo_find_u64(text, len, "oom_kill", &out->oom_kills);
 	ret = procinfo_memory_used(dir, "memory.current", "inactive_file", &out->mem_used);
 	if (ret == 0)
 		ret = procinfo_read_cgroup_value(dir, "memory.max", &out->mem_limit);
@@ -1035,16 +1039,23 @@ static int procinfo_container_v2(const char *name, struct container_stats *out)
 
 static int procinfo_container_v1(const char *name, struct container_stats *out)
 {
-	char cpu_dir[PATH_MAX], memory_dir[PATH_MAX];
+	char cpu_dir[PATH_MAX], memory_dir[PATH_MAX], pids_dir[PATH_MAX];
+	char text[PROCINFO_CGROUP_FILE_MAX];
 	uint64_t limit = 0;
+	size_t len = 0;
 	int ret;
 
 	snprintf(cpu_dir, sizeof(cpu_dir), PROCINFO_CGROUP_ROOT "/cpuacct/" PROCINFO_PAYLOAD "%s", name);
 	snprintf(memory_dir, sizeof(memory_dir), PROCINFO_CGROUP_ROOT "/memory/" PROCINFO_PAYLOAD "%s",
 		 name);
+	snprintf(pids_dir, sizeof(pids_dir), PROCINFO_CGROUP_ROOT "/pids/" PROCINFO_PAYLOAD "%s", name);
 	ret = procinfo_read_cgroup_value(cpu_dir, "cpuacct.usage", &out->cpu_ns);
 	if (ret < 0)
 		return ret;
+	procinfo_read_cgroup_value(pids_dir, "pids.current", &out->pids);
+	/* "oom_kill N" since kernel 4.13. */
+	if (procinfo_read_cgroup(memory_dir, "memory.oom_control", text, sizeof(text), &len) == 0)
+		procinfo_find_u64(text, len, "oom_kill", &out->oom_kills);
 	ret = procinfo_memory_used(memory_dir, "memory.usage_in_bytes", "total_inactive_file",
 				   &out->mem_used);
 	if (ret == 0)

@@ -82,6 +82,8 @@ struct container_stats {
 	uint64_t cpu_ns;           /* cumulative CPU time of the container */
 	uint64_t mem_used;         /* bytes, page cache excluded where the kernel says */
 	uint64_t mem_limit;        /* bytes; 0 no limit */
+	uint64_t pids;             /* processes and threads now */
+	uint64_t oom_kills;        /* processes the kernel killed for the memory limit */
 };
 
 /* A running container's usage from its cgroup (v1 cpuacct + memory, or

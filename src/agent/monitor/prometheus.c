@@ -503,6 +503,34 @@ static void prometheus_render_host(struct prometheus_out *o, const struct sample
 	prometheus_put_uint(o, server, 1, h->net_tx_bytes);
 }
 
+/* Use against limits, under the member's name: what an alert on a member
+ * close to their share watches. */
+static void prometheus_render_limits(struct prometheus_out *o, const struct sample *s)
+{
+	struct prometheus_label labels[2] = { { "member", NULL }, { "server", s->server } };
+
+	prometheus_family(o, "gpubox_member_memory_limit_bytes", "gauge",
+		       "The member's memory limit (gpubox admin limits), when there is one.");
+	for (size_t i = 0; i < s->ncontainers; i++) {
+		if (s->containers[i].mem_limit == 0)
+			continue;
+		labels[0].value = s->containers[i].member;
+		prometheus_put_uint(o, labels, 2, s->containers[i].mem_limit);
+	}
+	prometheus_family(o, "gpubox_member_processes", "gauge",
+		       "Processes and threads in the member's container, held to their process limit.");
+	for (size_t i = 0; i < s->ncontainers; i++) {
+		labels[0].value = s->containers[i].member;
+		prometheus_put_uint(o, labels, 2, s->containers[i].pids);
+	}
+	prometheus_family(o, "gpubox_member_oom_kills_total", "counter",
+		       "Processes the kernel killed in the member's container for its memory limit, since it started.");
+	for (size_t i = 0; i < s->ncontainers; i++) {
+		labels[0].value = s->containers[i].member;
+		prometheus_put_uint(o, labels, 2, s->containers[i].oom_kills);
+	}
+}
+
 static void prometheus_render_containers(struct prometheus_out *o, const struct sample *s)
 {
 	struct prometheus_label labels[2] = { { "member", NULL }, { "server", s->server } };
@@ -527,6 +555,7 @@ static void prometheus_render_containers(struct prometheus_out *o, const struct 
 		labels[0].value = s->containers[i].member;
 		prometheus_put_uint(o, labels, 2, s->containers[i].mem_limit);
 	}
+	prometheus_render_limits(o, s);
 }
 
 static void prometheus_render_state(struct prometheus_out *o, const struct sample *s)

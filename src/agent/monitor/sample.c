@@ -152,9 +152,10 @@ json_t *sample_json(const struct sample *s)
 	for (size_t i = 0; containers && i < s->ncontainers; i++) {
 		const struct sample_container *c = &s->containers[i];
 
-		json_array_append_new(containers, json_pack("{s:s, s:f, s:I, s:I}", "member", c->member,
-			"cpu_percent", c->cpu_percent, "mem_used", (json_int_t)c->mem_used,
-			"mem_limit", (json_int_t)c->mem_limit));
+		json_array_append_new(containers, json_pack("{s:s, s:f, s:I, s:I, s:I, s:I}", "member",
+			c->member, "cpu_percent", c->cpu_percent, "mem_used", (json_int_t)c->mem_used,
+			"mem_limit", (json_int_t)c->mem_limit, "pids", (json_int_t)c->pids,
+			"oom_kills", (json_int_t)c->oom_kills));
 	}
 	return json_pack("{s:I, s:s, s:b, s:s, s:s, s:o, s:o, s:o, s:o}", "time",
 			 (json_int_t)s->time_ms, "server", s->server, "gpu_ok", s->gpu_ok,

@@ -55,6 +55,13 @@ static const char db_schema[] =
 	"CREATE TRIGGER IF NOT EXISTS member_id_new AFTER INSERT ON members BEGIN"
 	"  INSERT INTO member_ids (name, id) VALUES (new.name, lower(hex(randomblob(16))));"
 	"  END;"
+	/* An admin's limits for one member (reslimit.h), over the server's
+	 * defaults; each value as limits_format_value() wrote it. */
+	"CREATE TABLE IF NOT EXISTS member_limits ("
+	"  member TEXT NOT NULL REFERENCES members(name) ON DELETE CASCADE,"
+	"  key TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  PRIMARY KEY (member, key));"
 	"INSERT OR IGNORE INTO member_ids (name, id)"
 	"  SELECT name, lower(hex(randomblob(16))) FROM members;";
 
@@ -76,6 +83,7 @@ enum db_stmt_id {
 	DB_FORWARD_BY_HOST_PORT,
 	DB_GPU_SET_GET, DB_GPU_SET_PUT,
 	DB_HUB_MEMBER_ADD, DB_HUB_MEMBER_IS, DB_HUB_MEMBER_LIST,
+	DB_LIMIT_PUT, DB_LIMIT_REMOVE, DB_LIMIT_LIST_MEMBER, DB_LIMIT_LIST,
 	DB_STMT_COUNT
 };
 
@@ -102,6 +110,11 @@ static const char *const db_sql[DB_STMT_COUNT] = {
 	[DB_HUB_MEMBER_ADD] = "INSERT OR IGNORE INTO hub_members (name) VALUES (?)",
 	[DB_HUB_MEMBER_IS] = "SELECT 1 FROM hub_members WHERE name = ?",
 	[DB_HUB_MEMBER_LIST] = "SELECT name FROM hub_members ORDER BY name",
+	[DB_LIMIT_PUT] = ("INSERT INTO member_limits (member, key, value) VALUES (?, ?, ?) "
+			  "ON CONFLICT (member, key) DO UPDATE SET value = excluded.value"),
+	[DB_LIMIT_REMOVE] = "DELETE FROM member_limits WHERE member = ? AND key = ?",
+	[DB_LIMIT_LIST_MEMBER] = "SELECT member, key, value FROM member_limits WHERE member = ? ORDER BY key",
+	[DB_LIMIT_LIST] = "SELECT member, key, value FROM member_limits ORDER BY member, key",
 };
 
 int db_open(const char *path, struct db **out)
@@ -388,5 +401,37 @@ int db_hub_member_list(struct db *db, char (**names)[MEMBER_NAME_SIZE], size_t *
 
 	if (ret == 0)
 		*names = list;
+	return ret;
+}
+
+int db_limit_put(struct db *db, const char *member, const char *key, const char *value)
+{
+	return db_change(db, DB_LIMIT_PUT, "limit update", "ttt", member, key, value);
+}
+
+int db_limit_remove(struct db *db, const char *member, const char *key)
+{
+	return db_change(db, DB_LIMIT_REMOVE, "limit removal", "tt", member, key);
+}
+
+static void db_limit_from_row(sqlite3_stmt *stmt, void *element)
+{
+	struct limit_record *rec = element;
+
+	sqldb_copy_text(rec->member, sizeof(rec->member), sqlite3_column_text(stmt, 0));
+	sqldb_copy_text(rec->key, sizeof(rec->key), sqlite3_column_text(stmt, 1));
+	sqldb_copy_text(rec->value, sizeof(rec->value), sqlite3_column_text(stmt, 2));
+}
+
+int db_limit_list(struct db *db, const char *member, struct limit_record **out, size_t *n)
+{
+	void *list;
+	int ret = member ? db_rows(db, DB_LIMIT_LIST_MEMBER, "limit list", sizeof(**out),
+				   db_limit_from_row, &list, n, "t", member)
+			 : db_rows(db, DB_LIMIT_LIST, "limit list", sizeof(**out), db_limit_from_row,
+				   &list, n, "");
+
+	if (ret == 0)
+		*out = list;
 	return ret;
 }

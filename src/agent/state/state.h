@@ -97,6 +97,20 @@ int db_hub_member_add(struct db *db, const char *member);
 int db_hub_member_is(struct db *db, const char *member);
 int db_hub_member_list(struct db *db, char (**names)[MEMBER_NAME_SIZE], size_t *n);
 
+/* An admin's limit for one member: key and value as reslimit.h names and
+ * writes them. */
+struct limit_record {
+	char member[MEMBER_NAME_SIZE];
+	char key[16];
+	char value[32];
+};
+
+int db_limit_put(struct db *db, const char *member, const char *key, const char *value);
+/* -ENOENT: the member had no such limit. */
+int db_limit_remove(struct db *db, const char *member, const char *key);
+/* member NULL: every member's. */
+int db_limit_list(struct db *db, const char *member, struct limit_record **out, size_t *n);
+
 /* ---- member.c: members' host accounts and allocations -------------------- */
 
 struct agent;

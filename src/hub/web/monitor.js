@@ -1306,9 +1306,10 @@
 		const fact = (label, dd) => el('div', null, [el('dt', { text: label }), dd]);
 		entry.cpu = el('dd');
 		entry.mem = el('dd');
+		entry.pids = el('dd');
 		section.append(el('dl', { className: 'host-facts' }, [
 			fact('Container', el('dd', { text: state })), fact('CPU', entry.cpu), fact('Memory', entry.mem),
-			fact('GPUs in use', el('dd', null, gpuLinks)),
+			fact('Processes', entry.pids), fact('GPUs in use', el('dd', null, gpuLinks)),
 		]));
 		const procs = Array.isArray(srv.processes) ? srv.processes : [];
 		section.append(procs.length === 0 ? el('p', { className: 'muted', text: 'No GPU processes.' })
@@ -1327,8 +1328,10 @@
 			return;
 		}
 		setText(entry.cpu, running ? fmtNumber(c.cpu_percent, 1, ' %') + ' of one CPU' : '—');
-		setText(entry.mem, !running ? '—' : c.mem_limit ? fmtUsedOf(c.mem_used, c.mem_limit)
-			: fmtBytes(c.mem_used) + ', no limit');
+		setText(entry.mem, !running ? '—' : (c.mem_limit ? fmtUsedOf(c.mem_used, c.mem_limit)
+			: fmtBytes(c.mem_used) + ', no limit') + (c.oom_kills > 0 ? ' — ' + c.oom_kills + ' process' +
+			(c.oom_kills === 1 ? '' : 'es') + ' killed for the memory limit' : ''));
+		setText(entry.pids, running && typeof c.pids === 'number' ? String(c.pids) : '—');
 		(srv.processes || []).forEach((p, i) => {
 			setText(entry.rows[i].cells[4], fmtBytes(p.mem_used));
 			setText(entry.rows[i].cells[5], fmtNumber(p.sm_util, 0, ' %'));

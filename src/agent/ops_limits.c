@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A member's share of the server (limits_set, limits_rm, limits_ls), and
+ * the limits part of a start and of a status.
+ *
+ * The server's defaults are the configuration's "limits"; an admin's
+ * values for one member are recorded in the database (member_limits) and
+ * override them key by key.  Memory, CPU, processes and I/O are written
+ * into a running container's cgroup at once; every start writes them all
+ * again, so a changed default reaches each container at its next start.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+
+#include "agent.h"
+#include "container/container.h"
+#include "monitor/monitor.h"
+#include "monitor/procinfo.h"
+#include "ops.h"
+#include "state/state.h"
+#include "cleanup.h"
+#include "log.h"
+#include "proto.h"
+#include "reslimit.h"
+#include "strutil.h"
+#include "validate.h"
+#include "banned.h"
+
+uint64_t ops_limits_host_memory(void)
+{
+	struct sysinfo si;
+
+	if (sysinfo(&si) < 0)
+		return 0;
+	return (uint64_t)si.totalram * si.mem_unit;
+}
+
+/* The member's own values alone (*own) and over the defaults (*out). */
+static int ops_limits_read(struct agent *a, const char *member, struct limits *own,
+			   struct limits *out)
+{
+	__do_free struct limit_record *recs = NULL;
+	struct limits defaults;
+	size_t n = 0;
+	char err[256];
+	int ret;
+
+	*own = (struct limits){ 0 };
+	ret = db_limit_list(a->db, member, &recs, &n);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		char text[64];
+
+		snprintf(text, sizeof(text), "%s=%s", recs[i].key, recs[i].value);
+		/* Recorded only once checked; one that no longer reads is skipped. */
+		if (limits_parse_assignment(text, own, err, sizeof(err)) < 0)
+			log_warn("%s: ignoring the recorded limit %s: %s", member, text, err);
+	}
+	config_limits(&a->cfg, &defaults);
+	limits_merge(&defaults, own, out);
+	return 0;
+}
+
+int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *items)
+{
+	struct limits own, effective;
+	int ret = ops_limits_read(a, member, &own, &effective);
+
+	if (ret < 0)
+		return ret;
+	cgroup_limit_items(&effective, ops_limits_host_memory(), cgroup_is_v1(), items);
+	return 0;
+}
+
+int ops_limits_apply(struct agent *a, const char *member, char *err, size_t errlen)
+{
+	struct cgroup_items items;
+	pid_t pid;
+	int ret;
+
+	ret = ops_limits_items(a, member, &items);
+	if (ret < 0) {
+		set_error(err, errlen, "the agent's database failed");
+		return ret;
+	}
+	ret = container_init_pid(a->lxcpath, member, &pid);
+	if (ret < 0) {
+		set_error(err, errlen, "the container of %s is not running", member);
+		return ret;
+	}
+	return cgroup_apply(pid, member, &items, err, errlen);
+}
+
+/* {"memory": "64G", ...} for every key given; origin "member" or
+ * "default" per key in *origin when asked. */
+static json_t *ops_limits_json(const struct limits *l, const struct limits *own, json_t **origin)
+{
+	json_t *values = json_object();
+
+	if (origin)
+		*origin = json_object();
+	for (size_t k = 0; values && k < LIMIT_COUNT; k++) {
+		char text[LIMIT_TEXT_MAX];
+
+		if (!limits_given(l, (enum limit_key)k))
+			continue;
+		limits_format_value(l, (enum limit_key)k, text, sizeof(text));
+		json_object_set_new(values, limits_key_name((enum limit_key)k), json_string(text));
+		if (origin && *origin)
+			json_object_set_new(*origin, limits_key_name((enum limit_key)k),
+					    json_string(limits_given(own, (enum limit_key)k) ? "member" : "default"));
+	}
+	return values;
+}
+
+/* The last process the kernel killed for the memory limit, with its uid
+ * as the container knows it. */
+static void ops_limits_last_kill(struct agent *a, const struct member_record *rec, json_t *usage)
+{
+	struct oom_event e;
+	uint32_t uid;
+
+	if (!usage || oomwatch_last(a->oomwatch, rec->name, &e) < 0)
+		return;
+	uid = e.host_uid - rec->subid_base;
+	if (e.host_uid < rec->subid_base || uid >= SUBID_COUNT)
+		return;
+	json_object_set_new(usage, "last_oom_kill", json_pack("{s:I, s:s, s:I}", "time",
+			    (json_int_t)e.time, "command", e.command, "uid", (json_int_t)uid));
+}
+
+int ops_limits_status(struct agent *a, const struct member_record *rec, bool running,
+		      json_t *status)
+{
+	struct limits own, effective;
+	struct container_stats use;
+	uint64_t host = ops_limits_host_memory();
+	json_t *limits, *usage;
+
+	if (ops_limits_read(a, rec->name, &own, &effective) < 0)
+		return -EIO;
+	limits = ops_limits_json(&effective, &own, NULL);
+	if (limits && limits_resolve(&effective, LIMIT_MEMORY, host) != LIMIT_NONE)
+		json_object_set_new(limits, "memory_bytes",
+				    json_integer((json_int_t)limits_resolve(&effective, LIMIT_MEMORY, host)));
+	json_object_set_new(status, "limits", limits ? limits : json_object());
+	if (!running || procinfo_container(rec->name, &use) < 0)
+		return 0;
+	usage = json_pack("{s:I, s:I, s:I, s:I}", "memory_bytes", (json_int_t)use.mem_used,
+			  "pids", (json_int_t)use.pids, "oom_kills", (json_int_t)use.oom_kills,
+			  "cpu_seconds", (json_int_t)(use.cpu_ns / 1000000000ull));
+	if (usage)
+		json_object_set_new(status, "usage", usage);
+	ops_limits_last_kill(a, rec, usage);
+	return 0;
+}
+
+/* ---- the admin's operations ---------------------------------------------- */
+
+static int ops_limits_member(struct op_context *ctx, const char *const allowed[],
+			     struct member_record *rec)
+{
+	const char *name;
+	char err[256];
+	int ret;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "member", true, &name, err, sizeof(err)) < 0 ||
+	    validate_member_name(name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	ret = db_member_get(ctx->a->db, name, rec);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "there is no member %s (see gpubox admin user ls)", name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	return 0;
+}
+
+/* Record every key given in l for the member, in one transaction. */
+static int ops_limits_record(struct agent *a, const char *member, const struct limits *l)
+{
+	int ret = db_begin(a->db);
+
+	for (size_t k = 0; ret == 0 && k < LIMIT_COUNT; k++) {
+		char text[LIMIT_TEXT_MAX];
+
+		if (!limits_given(l, (enum limit_key)k))
+			continue;
+		limits_format_value(l, (enum limit_key)k, text, sizeof(text));
+		ret = db_limit_put(a->db, member, limits_key_name((enum limit_key)k), text);
+	}
+	if (ret < 0) {
+		db_rollback(a->db);
+		return ret;
+	}
+	return db_commit(a->db);
+}
+
+/* After a change: the running container gets it now. */
+static int ops_limits_live(struct op_context *ctx, const struct member_record *rec, json_t **result)
+{
+	struct agent *a = ctx->a;
+	char err[512];
+	bool running = container_get_state(a->lxcpath, rec->name) == CONTAINER_RUNNING;
+
+	if (running && ops_limits_apply(a, rec->name, err, sizeof(err)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the limits were recorded but not applied: %s; they apply at the next start",
+				err);
+	*result = json_object();
+	if (*result)
+		ops_limits_status(a, rec, running, *result);
+	json_object_set_new(*result, "member", json_string(rec->name));
+	json_object_set_new(*result, "applied", json_boolean(running));
+	return 0;
+}
+
+static int op_limits_set(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", "set", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
+	struct member_record rec;
+	struct limits given = { 0 }, own, effective;
+	const char *text;
+	char err[512];
+
+	if (ops_limits_member(ctx, allowed, &rec) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "set", true, &text, err, sizeof(err)) < 0 ||
+	    limits_parse_list(text, &given, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (!given.given)
+		return ops_usage(ctx, "name at least one limit, such as memory=64G");
+	lock = agent_lock_member(ctx->a, rec.name);
+	if (ops_limits_read(ctx->a, rec.name, &own, &effective) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	limits_merge(&effective, &given, &effective);
+	if (limits_check(&effective, ops_limits_host_memory(), err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (ops_limits_record(ctx->a, rec.name, &given) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	log_info("limits of %s set: %s", rec.name, text);
+	return ops_limits_live(ctx, &rec, result);
+}
+
+static int op_limits_rm(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", "key", NULL };
+	__do_unlock_member struct member_lock lock = { 0 };
+	struct member_record rec;
+	enum limit_key key;
+	const char *name;
+	char err[256];
+	int ret;
+
+	if (ops_limits_member(ctx, allowed, &rec) < 0)
+		return -1;
+	if (proto_arg_string(ctx->args, "key", true, &name, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (limits_key_find(name, &key) < 0)
+		return ops_usage(ctx, "the keys are memory, memory_high, swap, cpu_weight, cpus, pids, io_weight and disk");
+	lock = agent_lock_member(ctx->a, rec.name);
+	ret = db_limit_remove(ctx->a->db, rec.name, name);
+	if (ret == -ENOENT)
+		return ops_fail(ctx, PROTO_E_NOTFOUND, "%s has no limit of its own for %s (the server's default applies)",
+				rec.name, name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	log_info("limit %s of %s removed: the server's default applies", name, rec.name);
+	return ops_limits_live(ctx, &rec, result);
+}
+
+static json_t *ops_limits_entry(struct agent *a, const struct member_record *rec)
+{
+	struct limits own, effective;
+	json_t *values, *origin = NULL;
+
+	if (ops_limits_read(a, rec->name, &own, &effective) < 0)
+		return NULL;
+	values = ops_limits_json(&effective, &own, &origin);
+	return json_pack("{s:s, s:o, s:o*}", "member", rec->name, "limits", values ? values : json_object(),
+			 "origin", origin);
+}
+
+static int op_limits_ls(struct op_context *ctx, json_t **result)
+{
+	static const char *const allowed[] = { "member", NULL };
+	__do_free struct member_record *members = NULL;
+	struct limits defaults;
+	size_t n = 0;
+	json_t *list;
+
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+		return -1;
+	if (json_object_get(ctx->args, "member")) {
+		struct member_record rec;
+		json_t *entry;
+
+		if (ops_limits_member(ctx, allowed, &rec) < 0)
+			return -1;
+		entry = ops_limits_entry(ctx->a, &rec);
+		if (!entry)
+			return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+		list = json_array();
+		json_array_append_new(list, entry);
+	} else {
+		if (db_member_list(ctx->a->db, &members, &n) < 0)
+			return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+		list = json_array();
+		for (size_t i = 0; list && i < n; i++)
+			json_array_append_new(list, ops_limits_entry(ctx->a, &members[i]));
+	}
+	config_limits(&ctx->a->cfg, &defaults);
+	*result = json_pack("{s:o, s:o}", "defaults", ops_limits_json(&defaults, &defaults, NULL),
+			    "members", list ? list : json_array());
+	return *result ? 0 : ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+}
+
+const struct op_entry ops_limits_table[] = {
+	{ "limits_set", op_limits_set },
+	{ "limits_rm",  op_limits_rm },
+	{ "limits_ls",  op_limits_ls },
+	{ NULL, NULL },
+};
