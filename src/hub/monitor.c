@@ -331,6 +331,37 @@ static json_t *monitor_gpu_view(json_t *gpu, json_t *processes, bool names)
 	return o;
 }
 
+/*
+ * The containers against their limits: how many are near their memory
+ * limit (90 % or more) and how many processes the kernel killed for it,
+ * for every viewer; each member's figures only where names are shown.
+ */
+static void monitor_limits_view(json_t *sample, bool names, json_t *o)
+{
+	static const char *const keys[] = { "member", "mem_used", "mem_limit", "pids", "oom_kills" };
+	json_t *c, *list = names ? json_array() : NULL;
+	json_int_t near = 0, kills = 0;
+	size_t i;
+
+	json_array_foreach(json_object_get(sample, "containers"), i, c) {
+		json_int_t used = json_integer_value(json_object_get(c, "mem_used"));
+		json_int_t limit = json_integer_value(json_object_get(c, "mem_limit"));
+
+		near += limit > 0 && (double)used >= 0.9 * (double)limit;
+		kills += json_integer_value(json_object_get(c, "oom_kills"));
+		if (list) {
+			json_t *entry = json_object();
+
+			monitor_copy_fields(entry, c, keys, ARRAY_SIZE(keys));
+			json_array_append_new(list, entry);
+		}
+	}
+	json_object_set_new(o, "near_memory_limit", json_integer(near));
+	json_object_set_new(o, "oom_kills", json_integer(kills));
+	if (list)
+		json_object_set_new(o, "container_limits", list);
+}
+
 json_t *monitor_reading_view(json_t *sample, bool names)
 {
 	static const char *const keys[] = { "time", "gpu_ok", "gpu_note", "driver_version", "host" };
@@ -344,6 +375,7 @@ json_t *monitor_reading_view(json_t *sample, bool names)
 	json_object_set_new(o, "gpus", gpus);
 	json_object_set_new(o, "containers",
 			    json_integer((json_int_t)json_array_size(json_object_get(sample, "containers"))));
+	monitor_limits_view(sample, names, o);
 	return o;
 }
 

@@ -34,8 +34,10 @@ static const char reading[] =
 	"   \"started\": 6, \"mem_used\": 5},"
 	"  {\"gpu\": 0, \"member\": \"bob\", \"pid\": 7, \"host_pid\": 5007, \"command\": \"run\","
 	"   \"started\": 7, \"mem_used\": 15}],"
-	" \"containers\": [{\"member\": \"alice\", \"cpu_percent\": 150, \"mem_used\": 1, \"mem_limit\": 2},"
-	"  {\"member\": \"bob\", \"cpu_percent\": 1, \"mem_used\": 1, \"mem_limit\": 2}]}";
+	" \"containers\": [{\"member\": \"alice\", \"cpu_percent\": 150, \"mem_used\": 1, \"mem_limit\": 2,"
+	"   \"pids\": 40, \"oom_kills\": 0},"
+	"  {\"member\": \"bob\", \"cpu_percent\": 1, \"mem_used\": 95, \"mem_limit\": 100, \"pids\": 7,"
+	"   \"oom_kills\": 3}]}";
 
 static json_t *load(void)
 {
@@ -66,6 +68,11 @@ static void test_view_sums_members(void **state)
 	assert_int_equal(json_array_size(json_object_get(json_array_get(
 		json_object_get(view, "gpus"), 1), "members")), 0);
 	assert_int_equal(json_integer_value(json_object_get(view, "containers")), 2);
+	/* Use against limits: bob is near his memory limit and had kills. */
+	assert_int_equal(json_integer_value(json_object_get(view, "near_memory_limit")), 1);
+	assert_int_equal(json_integer_value(json_object_get(view, "oom_kills")), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(
+		json_object_get(view, "container_limits"), 1), "pids")), 7);
 	/* Only the named fields: no pid, command or bus id reaches a page. */
 	{
 		char *text = json_dumps(view, JSON_COMPACT);
@@ -87,6 +94,8 @@ static void test_view_without_names(void **state)
 	(void)state;
 	assert_null(strstr(text, "alice"));
 	assert_null(strstr(text, "\"member\""));
+	assert_null(json_object_get(view, "container_limits"));
+	assert_int_equal(json_integer_value(json_object_get(view, "near_memory_limit")), 1);
 	assert_int_equal(json_integer_value(json_object_get(gpu_member(view, 0, 0), "processes")), 2);
 	free(text);
 	json_decref(view);

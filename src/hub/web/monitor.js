@@ -414,7 +414,12 @@
 		setText(f.mem, fmtUsedOf(memUsed, h.mem_total));
 		setText(f.disk, fmtUsedOf(h.disk_used, h.disk_total));
 		setText(f.load, load);
-		setText(f.containers, typeof s.containers === 'number' ? s.containers + ' running' : '—');
+		setText(f.containers, typeof s.containers !== 'number' ? '—' : s.containers + ' running' +
+			(s.near_memory_limit > 0 ? ', ' + s.near_memory_limit + ' near the memory limit' : '') +
+			(s.oom_kills > 0 ? ', ' + s.oom_kills + ' killed for memory' : ''));
+		setTitle(f.containers, Array.isArray(s.container_limits) ? s.container_limits.map((c) =>
+			(c.member || '?') + ': ' + (c.mem_limit ? fmtUsedOf(c.mem_used, c.mem_limit) : fmtBytes(c.mem_used)) +
+			', ' + (c.pids || 0) + ' processes' + (c.oom_kills ? ', ' + c.oom_kills + ' killed for memory' : '')).join('\n') : '');
 		setText(f.io, fmtRates(h.disk_read_rate, h.disk_write_rate));
 		setText(f.net, fmtRates(h.net_rx_rate, h.net_tx_rate));
 	}
