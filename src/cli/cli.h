@@ -215,6 +215,16 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...);
  * -EINVAL only when the agent answered with code "usage".
  */
 int client_call(struct cli *cli, const char *op, json_t *args, json_t **result);
+/*
+ * The same, as a command's exit status: on failure the status, with
+ * --json the answer printed and *result left NULL (the command is done),
+ * else CLI_EXIT_OK and the answer in *result for the command to print:
+ *	ret = client_call_shown(cli, &opts, "op", args, &result);
+ *	if (ret != CLI_EXIT_OK || !result)
+ *		return ret;
+ */
+int client_call_shown(struct cli *cli, const struct cli_options *opts, const char *op,
+		      json_t *args, json_t **result);
 
 /* ---- output.c: what the user sees ------------------------------------ */
 

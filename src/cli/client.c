@@ -169,3 +169,18 @@ int client_call(struct cli *cli, const char *op, json_t *args, json_t **result)
 		/* Unknown kinds of message are skipped: a newer agent may add some. */
 	}
 }
+
+int client_call_shown(struct cli *cli, const struct cli_options *opts, const char *op,
+		      json_t *args, json_t **result)
+{
+	int ret = client_call(cli, op, args, result);
+
+	if (ret < 0)
+		return cli_exit_status(ret);
+	if (opts->json) {
+		output_json(*result);
+		json_decref(*result);
+		*result = NULL;
+	}
+	return CLI_EXIT_OK;
+}

@@ -306,14 +306,10 @@ static int cmd_admin_template_rm(struct cli *cli, const struct cli_command *self
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
-	ret = client_call(cli, "template_rm", json_pack("{s:s}", "ref", argv[opts.first_arg]),
-			  &result);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.json) {
-		output_json(result);
-		return CLI_EXIT_OK;
-	}
+	ret = client_call_shown(cli, &opts, "template_rm",
+				json_pack("{s:s}", "ref", argv[opts.first_arg]), &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
 	printf("Template ");
 	output_sanitized(stdout, argv[opts.first_arg]);
 	printf(" removed.\n");

@@ -124,14 +124,10 @@ static int cmd_limits_answer(struct cli *cli, const struct cli_options *opts, co
 			     json_t *args)
 {
 	__do_json json_t *result = NULL;
-	int ret = client_call(cli, op, args, &result);
+	int ret = client_call_shown(cli, opts, op, args, &result);
 
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts->json) {
-		output_json(result);
-		return CLI_EXIT_OK;
-	}
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
 	printf("The limits of ");
 	output_sanitized(stdout, json_string_value(json_object_get(result, "member")));
 	printf(" are now%s:\n", json_is_true(json_object_get(result, "applied")) ?
@@ -197,15 +193,11 @@ static int cmd_limits_ls(struct cli *cli, const struct cli_command *self, int ar
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
-	ret = client_call(cli, "limits_ls",
-			  opts.first_arg < argc ? json_pack("{s:s}", "member", argv[opts.first_arg]) : NULL,
-			  &result);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.json) {
-		output_json(result);
-		return CLI_EXIT_OK;
-	}
+	ret = client_call_shown(cli, &opts, "limits_ls",
+				opts.first_arg < argc ? json_pack("{s:s}", "member", argv[opts.first_arg]) : NULL,
+				&result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
 	printf("Server defaults:\n");
 	cmd_limits_print(json_object_get(result, "defaults"), NULL, "  ");
 	json_array_foreach(json_object_get(result, "members"), i, m) {

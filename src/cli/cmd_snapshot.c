@@ -161,14 +161,10 @@ static int cmd_snapshot_rm(struct cli *cli, const struct cli_command *self, int 
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
-	ret = client_call(cli, "snapshot_rm", cmd_snapshot_args(&opts, "name", argv[opts.first_arg]),
-			  &result);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.json) {
-		output_json(result);
-		return CLI_EXIT_OK;
-	}
+	ret = client_call_shown(cli, &opts, "snapshot_rm",
+				cmd_snapshot_args(&opts, "name", argv[opts.first_arg]), &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
 	printf("Snapshot ");
 	output_sanitized(stdout, argv[opts.first_arg]);
 	printf(" removed.\n");

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
@@ -503,33 +504,28 @@ static void prometheus_render_host(struct prometheus_out *o, const struct sample
 	prometheus_put_uint(o, server, 1, h->net_tx_bytes);
 }
 
-/* Use against limits, under the member's name: what an alert on a member
- * close to their share watches. */
-static void prometheus_render_limits(struct prometheus_out *o, const struct sample *s)
+/* One gauge or counter per container from a field of struct
+ * sample_container; with skip_zero, a container whose field is 0 (no
+ * limit) has no line rather than a false 0. */
+static void prometheus_container_family(struct prometheus_out *o, const struct sample *s,
+					const char *name, const char *type, const char *help,
+					size_t field, bool skip_zero)
 {
 	struct prometheus_label labels[2] = { { "member", NULL }, { "server", s->server } };
 
-	prometheus_family(o, "gpubox_member_memory_limit_bytes", "gauge",
-		       "The member's memory limit (gpubox admin limits), when there is one.");
+	prometheus_family(o, name, type, help);
 	for (size_t i = 0; i < s->ncontainers; i++) {
-		if (s->containers[i].mem_limit == 0)
+		uint64_t value;
+
+		memcpy(&value, (const char *)&s->containers[i] + field, sizeof(value));
+		if (skip_zero && value == 0)
 			continue;
 		labels[0].value = s->containers[i].member;
-		prometheus_put_uint(o, labels, 2, s->containers[i].mem_limit);
-	}
-	prometheus_family(o, "gpubox_member_processes", "gauge",
-		       "Processes and threads in the member's container, held to their process limit.");
-	for (size_t i = 0; i < s->ncontainers; i++) {
-		labels[0].value = s->containers[i].member;
-		prometheus_put_uint(o, labels, 2, s->containers[i].pids);
-	}
-	prometheus_family(o, "gpubox_member_oom_kills_total", "counter",
-		       "Processes the kernel killed in the member's container for its memory limit, since it started.");
-	for (size_t i = 0; i < s->ncontainers; i++) {
-		labels[0].value = s->containers[i].member;
-		prometheus_put_uint(o, labels, 2, s->containers[i].oom_kills);
+		prometheus_put_uint(o, labels, 2, value);
 	}
 }
+
+#define CONTAINER_FIELD(f) offsetof(struct sample_container, f)
 
 static void prometheus_render_containers(struct prometheus_out *o, const struct sample *s)
 {
@@ -541,21 +537,22 @@ static void prometheus_render_containers(struct prometheus_out *o, const struct 
 		labels[0].value = s->containers[i].member;
 		prometheus_put_double(o, labels, 2, (double)s->containers[i].cpu_ns / 1e9);
 	}
-	prometheus_family(o, "gpubox_container_memory_bytes", "gauge",
-		       "Memory used by the member's container.");
-	for (size_t i = 0; i < s->ncontainers; i++) {
-		labels[0].value = s->containers[i].member;
-		prometheus_put_uint(o, labels, 2, s->containers[i].mem_used);
-	}
-	prometheus_family(o, "gpubox_container_memory_limit_bytes", "gauge",
-		       "Memory limit of the member's container, when it has one.");
-	for (size_t i = 0; i < s->ncontainers; i++) {
-		if (s->containers[i].mem_limit == 0)
-			continue;
-		labels[0].value = s->containers[i].member;
-		prometheus_put_uint(o, labels, 2, s->containers[i].mem_limit);
-	}
-	prometheus_render_limits(o, s);
+	prometheus_container_family(o, s, "gpubox_container_memory_bytes", "gauge",
+				    "Memory used by the member's container.", CONTAINER_FIELD(mem_used), false);
+	prometheus_container_family(o, s, "gpubox_container_memory_limit_bytes", "gauge",
+				    "Memory limit of the member's container, when it has one.",
+				    CONTAINER_FIELD(mem_limit), true);
+	/* Use against limits, under the member's name: what an alert on a
+	 * member close to their share watches. */
+	prometheus_container_family(o, s, "gpubox_member_memory_limit_bytes", "gauge",
+				    "The member's memory limit (gpubox admin limits), when there is one.",
+				    CONTAINER_FIELD(mem_limit), true);
+	prometheus_container_family(o, s, "gpubox_member_processes", "gauge",
+				    "Processes and threads in the member's container, held to their process limit.",
+				    CONTAINER_FIELD(pids), false);
+	prometheus_container_family(o, s, "gpubox_member_oom_kills_total", "counter",
+				    "Processes the kernel killed in the member's container for its memory limit, since it started.",
+				    CONTAINER_FIELD(oom_kills), false);
 }
 
 static void prometheus_render_state(struct prometheus_out *o, const struct sample *s)
