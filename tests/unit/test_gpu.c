@@ -1,14 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* GPU discovery and the injection plan, on a fake driver tree. */
+/* GPU discovery and the injection plan, on a fake driver tree; the ldconfig
+ * child's confinement; the processes holding a GPU. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "gpu/gpu.h"
@@ -288,6 +298,88 @@ static void test_discover(void **state)
 	tu_remove_tempdir(root);
 }
 
+/* ---- the ldconfig child: no network, no host IPC, nothing to regain -------- */
+
+/* A static "ldconfig" that writes what it finds into /proc/probe (the
+ * output directory bound onto the tree's /proc) and fails, so that
+ * gpu_ldconfig() keeps no cache. */
+static const char probe_source[] =
+	"#include <fcntl.h>\n#include <net/if.h>\n#include <stdio.h>\n#include <string.h>\n"
+	"#include <sys/ioctl.h>\n#include <sys/msg.h>\n#include <sys/prctl.h>\n#include <sys/socket.h>\n"
+	"#include <unistd.h>\n#include <linux/capability.h>\n"
+	"int main(void) {\n"
+	"  struct ifreq lo = { .ifr_name = \"lo\" };\n"
+	"  int leaked = fcntl(PROBE_FD, F_GETFD) >= 0, s = socket(AF_INET, SOCK_DGRAM, 0), n = 0;\n"
+	"  int up = s >= 0 && ioctl(s, SIOCGIFFLAGS, &lo) == 0 && (lo.ifr_flags & IFF_UP);\n"
+	"  struct if_nameindex *ifs = if_nameindex();\n"
+	"  FILE *f;\n"
+	"  while (ifs && ifs[n].if_index) n++;\n"
+	"  f = fopen(\"/proc/probe\", \"w\");\n"
+	"  if (!f) return 2;\n"
+	"  fprintf(f, \"lo_up=%d interfaces=%d ipc=%d nnp=%d capbnd=%d leaked=%d uid=%u\\n\", up, n,\n"
+	"          msgget(PROBE_KEY, 0) >= 0, prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0),\n"
+	"          prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0), leaked, getuid());\n"
+	"  fclose(f);\n"
+	"  return 3;\n"
+	"}\n";
+
+static void test_ldconfig_confined(void **state)
+{
+	__do_free struct gpu_host *h = calloc(1, sizeof(*h));
+	__do_free struct gpu_plan *p = calloc(1, sizeof(*p));
+	__do_free char *text = NULL;
+	char root[PATH_MAX], dir[PATH_MAX], probe[PATH_MAX], src[PATH_MAX], result[PATH_MAX];
+	char key_opt[64], fd_opt[64];
+	const char *cc[] = { "/usr/bin/cc", "-static", "-O1", key_opt, fd_opt, "-o", probe, src, NULL };
+	const uint32_t subid = 231072;
+	__do_close int leaked = -EBADF;
+	key_t key = (key_t)(0x67620000 | (getpid() & 0xffff));
+	int queue;
+	size_t len;
+
+	if (geteuid() != 0 || access("/sbin/ldconfig", X_OK) != 0 || access("/usr/bin/cc", X_OK) != 0)
+		skip();
+	assert_int_equal(tu_make_tempdir(root, sizeof(root), "/tmp/test-gpu.XXXXXX"), 0);
+	make_tree(root, true);
+	assert_int_equal(gpu_discover(root, GPU_CAP_UTILITY | GPU_CAP_COMPUTE, h), 0);
+	tu_join(dir, sizeof(dir), root, "state");
+	assert_int_equal(gpu_plan_build(h, 3, dir, false, p), 0);
+	assert_int_equal(gpu_prepare(h, p, subid), 0);
+	/* The layer stands in for the container's merged tree. */
+	assert_int_equal(tu_make_dir(p->layer, "proc", subid, subid, 0755), 0);
+
+	/* What the child must not see: a descriptor of the agent's left
+	 * inheritable, and a System V message queue of the host's. */
+	leaked = open("/dev/null", O_RDONLY);
+	assert_true(leaked >= 0);
+	queue = msgget(key, IPC_CREAT | 0666);
+	assert_true(queue >= 0);
+	snprintf(key_opt, sizeof(key_opt), "-DPROBE_KEY=%d", (int)key);
+	snprintf(fd_opt, sizeof(fd_opt), "-DPROBE_FD=%d", leaked);
+	tu_join(src, sizeof(src), root, "probe.c");
+	tu_join(probe, sizeof(probe), root, "probe");
+	tu_write_file(root, "probe.c", probe_source);
+	if (spawn_quiet(cc) != 0) {
+		msgctl(queue, IPC_RMID, NULL);
+		tu_remove_tempdir(root);
+		skip();   /* no static C library */
+	}
+
+	assert_int_equal(gpu_ldconfig(h, p, p->layer, subid, probe), -EIO);
+	msgctl(queue, IPC_RMID, NULL);
+	tu_join(result, sizeof(result), dir, "ldconfig/probe");
+	assert_int_equal(fsutil_read_file(result, 4096, &text, &len), 0);
+	/* Its own network namespace: one interface, lo, and that one down. */
+	assert_non_null(strstr(text, "lo_up=0 "));
+	assert_non_null(strstr(text, "interfaces=1 "));
+	assert_non_null(strstr(text, "ipc=0 "));
+	assert_non_null(strstr(text, "nnp=1 "));
+	assert_non_null(strstr(text, "capbnd=0 "));
+	assert_non_null(strstr(text, "leaked=0 "));
+	assert_non_null(strstr(text, "uid=231072\n"));
+	tu_remove_tempdir(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +389,7 @@ int main(void)
 		cmocka_unit_test(test_select),
 		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_discover),
+		cmocka_unit_test(test_ldconfig_confined),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,6 +139,11 @@ int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add
 /* Bind the plan's GPU nodes into the container just started. */
 int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid);
 
+/* In a child about to run a program on a container's tree: no network,
+ * no host IPC or host name, no capability to regain, no inherited
+ * descriptor.  0 or -1 (errno set); system calls only. */
+int gpu_ldconfig_confine(void);
+
 /* ---- nvml.c: NVIDIA's management library, loaded at run time ------------ */
 
 /*
