@@ -380,6 +380,235 @@ static void test_ldconfig_confined(void **state)
 	tu_remove_tempdir(root);
 }
 
+/* ---- the processes of a container holding a GPU ---------------------------- */
+
+#define HOLDERS_MEMBER "utestholders"
+
+enum holder_kind {
+	HOLDER_PLAIN,          /* /dev/full open; ends at SIGTERM */
+	HOLDER_STUBBORN,       /* ignores SIGTERM; opened through another node of the same number */
+	HOLDER_THREAD,         /* only a thread with a table of its own holds it */
+	HOLDER_NONE,           /* /dev/zero: another device */
+	HOLDER_KINDS,
+};
+
+struct holder_thread {
+	int report;
+};
+
+static void holder_report(int report)
+{
+	pid_t me = getpid();
+
+	if (write(report, &me, sizeof(me)) != (ssize_t)sizeof(me))
+		_exit(1);
+}
+
+static void *holder_thread_main(void *arg)
+{
+	struct holder_thread *t = arg;
+
+	if (unshare(CLONE_FILES) < 0 || open("/dev/full", O_RDONLY) < 0)
+		_exit(1);
+	holder_report(t->report);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void holder_main(enum holder_kind kind, const char *alias, int report)
+{
+	static struct holder_thread t;
+	pthread_t thread;
+
+	switch (kind) {
+	case HOLDER_PLAIN:
+		if (open("/dev/full", O_RDONLY) < 0)
+			_exit(1);
+		break;
+	case HOLDER_STUBBORN:
+		signal(SIGTERM, SIG_IGN);
+		if (open(alias, O_RDONLY) < 0)
+			_exit(1);
+		break;
+	case HOLDER_THREAD:
+		if (open("/dev/zero", O_RDONLY) < 0)
+			_exit(1);
+		t.report = report;
+		if (pthread_create(&thread, NULL, holder_thread_main, &t) != 0)
+			_exit(1);
+		for (;;)
+			pause();
+	default:
+		if (open("/dev/zero", O_RDONLY) < 0)
+			_exit(1);
+		break;
+	}
+	holder_report(report);
+	for (;;)
+		pause();
+}
+
+/* The "container": pid 1 of a new pid namespace in the cgroup
+ * lxc.payload.<member> (cgroup_procs), with one holder of each kind; the
+ * holders' pids in that namespace go to report, in kind order.  Returns
+ * the host pid of that init, through report first. */
+static void holders_helper(const char *cgroup_procs, const char *alias, int report)
+{
+	pid_t init;
+
+	/* A failed assertion skips the teardown (cmocka 1.1): the test's
+	 * end ends the helper, the helper's the init, the init's all. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || unshare(CLONE_NEWPID) < 0)
+		_exit(1);
+	init = fork();
+	if (init < 0)
+		_exit(1);
+	if (init > 0) {
+		if (write(report, &init, sizeof(init)) != (ssize_t)sizeof(init))
+			_exit(1);
+		waitpid(init, NULL, 0);
+		_exit(0);
+	}
+	{
+		__do_close int fd = open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || fd < 0 || write(fd, "0", 1) != 1)
+			_exit(1);
+	}
+	/* One at a time, each through a pipe of its own, so that the
+	 * reports come in kind order. */
+	for (int kind = 0; kind < HOLDER_KINDS; kind++) {
+		int own[2];
+		pid_t child, got;
+
+		if (pipe(own) < 0)
+			_exit(1);
+		child = fork();
+		if (child == 0)
+			holder_main((enum holder_kind)kind, alias, own[1]);
+		close(own[1]);
+		if (child < 0 || read(own[0], &got, sizeof(got)) != (ssize_t)sizeof(got) ||
+		    write(report, &got, sizeof(got)) != (ssize_t)sizeof(got))
+			_exit(1);
+		close(own[0]);
+	}
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	_exit(0);
+}
+
+/* A cgroup directory for the fake container: v1's pids hierarchy, else v2. */
+static bool holders_cgroup(char *dir, size_t len)
+{
+	static const char *const roots[] = { "/sys/fs/cgroup/pids", "/sys/fs/cgroup" };
+	char procs[PATH_MAX];
+
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+		snprintf(dir, len, "%s/lxc.payload." HOLDERS_MEMBER, roots[i]);
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", roots[i]);
+		if (access(procs, W_OK) == 0 && (mkdir(dir, 0755) == 0 || errno == EEXIST))
+			return true;
+	}
+	return false;
+}
+
+/* What test_holders() made, undone by its teardown: the init's death
+ * ends every holder. */
+static struct {
+	pid_t helper, init;
+	char cgroup[PATH_MAX];
+	char root[PATH_MAX];
+} holders_made;
+
+static int holders_teardown(void **state)
+{
+	if (holders_made.init > 0)
+		kill(holders_made.init, SIGKILL);
+	if (holders_made.helper > 0)
+		waitpid(holders_made.helper, NULL, 0);
+	if (holders_made.cgroup[0])
+		rmdir(holders_made.cgroup);
+	tu_remove_tempdir(holders_made.root);
+	memset(&holders_made, 0, sizeof(holders_made));
+	return 0;
+}
+
+static bool holders_has(const struct gpu_holders *h, pid_t ns_pid)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->list[i].ns_pid == ns_pid)
+			return true;
+	return false;
+}
+
+static void test_holders(void **state)
+{
+	const dev_t full = makedev(1, 7);
+	struct gpu_holders h = { 0 };
+	char cg[PATH_MAX], procs[PATH_MAX + 16], root[PATH_MAX], alias[PATH_MAX], text[GPU_HOLDERS_TEXT_MAX];
+	char want[64];
+	pid_t helper, init, ns[HOLDER_KINDS];
+	int pipefd[2];
+
+	if (geteuid() != 0 || access("/dev/full", R_OK) != 0 || !holders_cgroup(cg, sizeof(cg)))
+		skip();
+	assert_int_equal(tu_make_tempdir(root, sizeof(root), "/tmp/test-gpu.XXXXXX"), 0);
+	tu_join(alias, sizeof(alias), root, "renamed-gpu");
+	assert_int_equal(mknod(alias, S_IFCHR | 0600, full), 0);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	assert_int_equal(pipe(pipefd), 0);
+	helper = fork();
+	assert_true(helper >= 0);
+	if (helper == 0)
+		holders_helper(procs, alias, pipefd[1]);
+	close(pipefd[1]);
+	assert_int_equal(read(pipefd[0], &init, sizeof(init)), sizeof(init));
+	for (int i = 0; i < HOLDER_KINDS; i++)
+		assert_int_equal(read(pipefd[0], &ns[i], sizeof(ns[i])), sizeof(ns[i]));
+
+	assert_int_equal(gpu_holders_find(HOLDERS_MEMBER, &full, 1, &h), 0);
+	assert_int_equal(h.n, 3);
+	assert_true(holders_has(&h, ns[HOLDER_PLAIN]));
+	assert_true(holders_has(&h, ns[HOLDER_STUBBORN]));
+	assert_true(holders_has(&h, ns[HOLDER_THREAD]));
+	assert_false(holders_has(&h, ns[HOLDER_NONE]));
+	for (size_t i = 0; i < h.n; i++)
+		assert_true(h.list[i].pid != h.list[i].ns_pid && h.list[i].pidfd >= 0);
+	gpu_holders_describe(&h, false, text, sizeof(text));
+	snprintf(want, sizeof(want), "pid %d (", (int)ns[HOLDER_STUBBORN]);
+	assert_non_null(strstr(text, want));
+	/* Another member's container, another device: nothing. */
+	{
+		struct gpu_holders none = { 0 };
+		const dev_t other = makedev(1, 11);
+
+		assert_int_equal(gpu_holders_find("utestother", &full, 1, &none), 0);
+		assert_int_equal(none.n, 0);
+		gpu_holders_clear(&none);
+		assert_int_equal(gpu_holders_find(HOLDERS_MEMBER, &other, 1, &none), 0);
+		assert_int_equal(none.n, 0);
+		gpu_holders_clear(&none);
+	}
+
+	gpu_holders_signal(&h, SIGTERM);
+	assert_int_equal(gpu_holders_wait(&h, 3000), 1);
+	gpu_holders_describe(&h, true, text, sizeof(text));
+	assert_non_null(strstr(text, want));
+	gpu_holders_signal(&h, SIGKILL);
+	assert_int_equal(gpu_holders_wait(&h, 3000), 0);
+	gpu_holders_clear(&h);
+	assert_int_equal(gpu_holders_find(HOLDERS_MEMBER, &full, 1, &h), 0);
+	assert_int_equal(h.n, 0);
+	gpu_holders_clear(&h);
+
+	kill(init, SIGKILL);
+	waitpid(helper, NULL, 0);
+	close(pipefd[0]);
+	rmdir(cg);
+	tu_remove_tempdir(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_discover),
 		cmocka_unit_test(test_ldconfig_confined),
+		cmocka_unit_test_teardown(test_holders, holders_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
