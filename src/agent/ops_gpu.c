@@ -10,6 +10,7 @@
  * host is what the next start injects.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,11 @@
 #include "banned.h"
 
 #define OPS_GPU_SET_MAX 4096
+/* A detach with force: how long the processes holding the GPU have after
+ * SIGTERM, then after SIGKILL; how many times new holders are looked for. */
+#define OPS_GPU_DETACH_GRACE_MS 5000
+#define OPS_GPU_DETACH_KILL_WAIT_MS 5000
+#define OPS_GPU_DETACH_ROUNDS 3
 
 static unsigned ops_gpu_caps(const struct agent *a)
 {
@@ -217,20 +223,22 @@ static void ops_gpu_set_from_mask(const struct gpu_host *host, uint64_t mask, ch
 
 /* The member and the GPU an admin's gpu_attach or gpu_detach names; *host
  * is the server's GPUs. */
-static int ops_gpu_change_args(struct op_context *ctx, struct member_record *rec,
-			       struct gpu_host **host, size_t *index)
+static int ops_gpu_change_args(struct op_context *ctx, bool attach, struct member_record *rec,
+			       struct gpu_host **host, size_t *index, bool *force)
 {
-	static const char *const allowed[] = { "member", "gpu", NULL };
+	static const char *const attach_args[] = { "member", "gpu", NULL };
+	static const char *const detach_args[] = { "member", "gpu", "force", NULL };
 	struct agent *a = ctx->a;
 	__do_free struct gpu_host *found = NULL;
 	const char *name, *selector;
 	char err[256];
 	int ret;
 
-	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, allowed) < 0)
+	if (ops_require_admin(ctx) < 0 || ops_check_args(ctx, attach ? attach_args : detach_args) < 0)
 		return -1;
 	if (proto_arg_string(ctx->args, "member", true, &name, err, sizeof(err)) < 0 ||
 	    proto_arg_string(ctx->args, "gpu", true, &selector, err, sizeof(err)) < 0 ||
+	    proto_arg_bool(ctx->args, "force", force, err, sizeof(err)) < 0 ||
 	    validate_member_name(name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
 	ret = db_member_get(a->db, name, rec);
@@ -254,14 +262,11 @@ static int ops_gpu_change_args(struct op_context *ctx, struct member_record *rec
 	return 0;
 }
 
-/* Record the member's set with GPU index added or taken away; *old is the
- * set before, *mask the one recorded. */
-static int ops_gpu_record(struct op_context *ctx, const struct member_record *rec,
-			  const struct gpu_host *host, size_t index, bool attach, uint64_t *mask,
-			  uint64_t *old)
+/* The member's set now (*old) and with GPU index added or taken away (*mask). */
+static int ops_gpu_next_mask(struct op_context *ctx, const struct member_record *rec,
+			     const struct gpu_host *host, size_t index, bool attach, uint64_t *mask,
+			     uint64_t *old)
 {
-	char set[OPS_GPU_SET_MAX];
-
 	*mask = 0;
 	if (ops_gpu_mask(ctx->a, host, rec->name, mask) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the GPU set of %s is not valid; see the agent's log", rec->name);
@@ -270,10 +275,16 @@ static int ops_gpu_record(struct op_context *ctx, const struct member_record *re
 		*mask |= (uint64_t)1 << index;
 	else
 		*mask &= ~((uint64_t)1 << index);
-	ops_gpu_set_from_mask(host, *mask, set, sizeof(set));
-	if (db_gpu_set_put(ctx->a->db, rec->name, set) < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
 	return 0;
+}
+
+static int ops_gpu_record(struct agent *a, const struct member_record *rec,
+			  const struct gpu_host *host, uint64_t mask)
+{
+	char set[OPS_GPU_SET_MAX];
+
+	ops_gpu_set_from_mask(host, mask, set, sizeof(set));
+	return db_gpu_set_put(a->db, rec->name, set);
 }
 
 /*
@@ -305,35 +316,173 @@ static int ops_gpu_live(struct agent *a, const struct member_record *rec,
 	return ret;
 }
 
+/* ---- detach: the GPU must be gone, not only its name ------------------------- */
+
+/* The processes of the container holding GPU index; the request failed
+ * when the search fails. */
+static int ops_gpu_holders(struct op_context *ctx, const struct member_record *rec,
+			   const struct gpu_host *host, size_t index, struct gpu_holders *holders)
+{
+	dev_t devs[GPU_NODES_MAX];
+	size_t ndevs = gpu_holders_devices(host, index, devs, ARRAY_SIZE(devs));
+	int ret;
+
+	memset(holders, 0, sizeof(*holders));
+	if (ndevs == 0)
+		return 0;
+	ret = gpu_holders_find(rec->name, devs, ndevs, holders);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"cannot tell which processes of %s hold GPU %zu, so it stays attached (see the agent's log)",
+				rec->name, index);
+	return 0;
+}
+
+/* The refusal of a detach without force: one sentence naming the holders. */
+static int ops_gpu_refuse_held(struct op_context *ctx, const struct member_record *rec,
+			       size_t index, const struct gpu_holders *holders)
+{
+	char who[GPU_HOLDERS_TEXT_MAX];
+
+	gpu_holders_describe(holders, false, who, sizeof(who));
+	return ops_fail(ctx, PROTO_E_CONFLICT,
+			"GPU %zu is in use in the container of %s by %s; nothing was changed: stop %s, or detach with --force to end %s (SIGTERM, then SIGKILL after %d s)",
+			index, rec->name, who, holders->n == 1 ? "it" : "them",
+			holders->n == 1 ? "it" : "them", OPS_GPU_DETACH_GRACE_MS / 1000);
+}
+
+/* End the holders: SIGTERM, the grace period, SIGKILL; how many still run. */
+static size_t ops_gpu_end_holders(struct op_context *ctx, const struct member_record *rec,
+				  size_t index, struct gpu_holders *holders, bool polite)
+{
+	char who[GPU_HOLDERS_TEXT_MAX];
+	size_t left = holders->n;
+
+	gpu_holders_describe(holders, true, who, sizeof(who));
+	if (polite) {
+		progress_say(ctx->progress, "Ending what holds GPU %zu in the container of %s: %s (SIGTERM; SIGKILL after %d s)",
+			     index, rec->name, who, OPS_GPU_DETACH_GRACE_MS / 1000);
+		log_info("gpu detach: SIGTERM to the holders of GPU %zu in %s: %s", index, rec->name, who);
+		gpu_holders_signal(holders, SIGTERM);
+		left = gpu_holders_wait(holders, OPS_GPU_DETACH_GRACE_MS);
+		if (left == 0)
+			return 0;
+		gpu_holders_describe(holders, true, who, sizeof(who));
+	}
+	progress_say(ctx->progress, "SIGKILL to what still holds GPU %zu: %s", index, who);
+	log_info("gpu detach: SIGKILL to the holders of GPU %zu in %s: %s", index, rec->name, who);
+	gpu_holders_signal(holders, SIGKILL);
+	return gpu_holders_wait(holders, OPS_GPU_DETACH_KILL_WAIT_MS);
+}
+
+/* Add each holder to ended, as { "pid": inside the container, "command" }. */
+static void ops_gpu_ended_json(const struct gpu_holders *holders, json_t *ended)
+{
+	for (size_t i = 0; i < holders->n && json_array_size(ended) < GPU_HOLDERS_MAX; i++)
+		json_array_append_new(ended, json_pack("{s:i, s:s}", "pid", (int)holders->list[i].ns_pid,
+						       "command", holders->list[i].command));
+}
+
+/*
+ * Take GPU index out of the running container whose init is pid, and make
+ * sure no process of it still holds the device.  Nothing is changed while
+ * a process holds it, unless force.  The node and the cgroup rule go
+ * first, so that nothing can open the GPU again; then what holds it is
+ * looked for again (a process may have opened it since, or been handed
+ * it): without force the GPU is given back and the detach refused; with
+ * force the holders are ended, in rounds while new ones appear.
+ */
+static int ops_gpu_detach_live(struct op_context *ctx, const struct member_record *rec,
+			       const struct gpu_host *host, size_t index, pid_t pid, bool force,
+			       json_t *ended)
+{
+	struct gpu_holders holders;
+	size_t left = 0;
+
+	if (ops_gpu_holders(ctx, rec, host, index, &holders) < 0)
+		return -ECANCELED;
+	if (holders.n && !force) {
+		ops_gpu_refuse_held(ctx, rec, index, &holders);
+		gpu_holders_clear(&holders);
+		return -ECANCELED;
+	}
+	gpu_holders_clear(&holders);
+	if (ops_gpu_live(ctx->a, rec, host, index, false, pid) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"GPU %zu is recorded as detached from %s but the running container could not be changed; restart it (see the agent's log)",
+				index, rec->name), -EIO;
+	for (int round = 0; round < OPS_GPU_DETACH_ROUNDS; round++) {
+		if (ops_gpu_holders(ctx, rec, host, index, &holders) < 0)
+			return -EIO;
+		if (holders.n == 0)
+			return 0;
+		if (!force) {
+			int back = ops_gpu_live(ctx->a, rec, host, index, true, pid);
+
+			ops_gpu_refuse_held(ctx, rec, index, &holders);
+			gpu_holders_clear(&holders);
+			return back < 0 ? -EIO : -ECANCELED;
+		}
+		left = ops_gpu_end_holders(ctx, rec, index, &holders, round == 0);
+		ops_gpu_ended_json(&holders, ended);
+		if (left) {
+			char who[GPU_HOLDERS_TEXT_MAX];
+
+			gpu_holders_describe(&holders, true, who, sizeof(who));
+			gpu_holders_clear(&holders);
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"GPU %zu is out of the container of %s, but %s did not end after SIGKILL and may still use it; stop the container",
+					index, rec->name, who), -EIO;
+		}
+		gpu_holders_clear(&holders);
+	}
+	return ops_fail(ctx, PROTO_E_FAILED,
+			"GPU %zu is out of the container of %s, but its processes kept taking it over; stop the container",
+			index, rec->name), -EIO;
+}
+
 static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
 {
 	struct agent *a = ctx->a;
 	__do_free struct gpu_host *host = NULL;
 	__do_unlock_member struct member_lock lock = { 0 };
+	__do_json json_t *ended = json_array();
 	struct member_record rec;
-	uint64_t mask, old;
+	uint64_t mask = 0, old = 0;
 	size_t index;
-	bool running;
+	bool running, force = false;
 	pid_t pid = 0;
 	int ret = 0;
 
-	if (ops_gpu_change_args(ctx, &rec, &host, &index) < 0)
+	if (ops_gpu_change_args(ctx, attach, &rec, &host, &index, &force) < 0)
 		return -1;
 	/* No start reads the set while it changes. */
 	lock = agent_lock_member(a, rec.name);
-	if (ops_gpu_record(ctx, &rec, host, index, attach, &mask, &old) < 0)
+	if (ops_gpu_next_mask(ctx, &rec, host, index, attach, &mask, &old) < 0)
 		return -1;
 	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING &&
 		  container_init_pid(a->lxcpath, rec.name, &pid) == 0;
-	if (running && mask != old)
-		ret = ops_gpu_live(a, &rec, host, index, attach, pid);
-	if (ret < 0)
+	/* A detach refused leaves the set as it was; one that failed after
+	 * the node went is recorded, so that a restart completes it. */
+	if (!attach && running && mask != old) {
+		ret = ops_gpu_detach_live(ctx, &rec, host, index, pid, force, ended);
+		if (ret == -EIO)
+			ops_gpu_record(a, &rec, host, mask);
+		if (ret < 0)
+			return -1;
+	}
+	if (ops_gpu_record(a, &rec, host, mask) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	if (attach && running && mask != old &&
+	    ops_gpu_live(a, &rec, host, index, true, pid) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"GPU %zu is recorded for %s but the running container could not be changed; restart it (see the agent's log)",
 				index, rec.name);
 	*result = json_pack("{s:s, s:o, s:o, s:b, s:b}", "member", rec.name,
 			    "gpu", ops_gpu_json(&host->gpus[index]), "gpus", ops_gpu_list_json(host, mask),
 			    "changed", mask != old, "live", running);
+	if (!attach)
+		json_object_set(*result, "ended", ended);
 	return 0;
 }
 

@@ -144,6 +144,7 @@ enum {
 	CLI_OPT_SINCE   = 1 << 10,
 	CLI_OPT_UNTIL   = 1 << 11,
 	CLI_OPT_CSV     = 1 << 12,
+	CLI_OPT_FORCE   = 1 << 13,
 };
 
 #define CLI_KEYS_MAX 16
@@ -170,6 +171,7 @@ struct cli_options {
 	const char *since;
 	const char *until;
 	bool csv;
+	bool force;
 	const char *keys[CLI_KEYS_MAX];
 	size_t nkeys;
 	int first_arg;   /* index in argv of the first positional argument */

@@ -38,21 +38,43 @@ void cmd_gpu_print(FILE *out, json_t *gpus, const char *indent)
 	}
 }
 
+/* The processes a detach with --force ended, as "pid (command)" lines. */
+static void cmd_gpu_print_ended(json_t *ended)
+{
+	size_t i;
+	json_t *p;
+
+	if (json_array_size(ended) == 0)
+		return;
+	printf("Ended in the container (they held the GPU):\n");
+	json_array_foreach(ended, i, p) {
+		printf("  pid %" JSON_INTEGER_FORMAT "  ", json_integer_value(json_object_get(p, "pid")));
+		output_sanitized(stdout, cmd_gpu_string(p, "command", "?"));
+		fputc('\n', stdout);
+	}
+}
+
 static int cmd_gpu_change(struct cli *cli, const struct cli_command *self, int argc, char **argv,
 			  const char *op)
 {
-	static const struct cli_args spec = { .options = CLI_OPT_JSON, .min = 2, .max = 2 };
+	static const struct cli_args attach_spec = { .options = CLI_OPT_JSON, .min = 2, .max = 2 };
+	static const struct cli_args detach_spec = { .options = CLI_OPT_JSON | CLI_OPT_FORCE,
+						     .min = 2, .max = 2 };
+	bool attach = strcmp(op, "gpu_attach") == 0;
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
-	json_t *gpu, *gpus;
+	json_t *gpu, *gpus, *args;
 	const char *member;
 	int ret, status;
 
-	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
+	if (cli_parse_args(cli, self, argc, argv, attach ? &attach_spec : &detach_spec, &opts,
+			   &status) < 0)
 		return status;
 	member = argv[opts.first_arg];
-	ret = client_call(cli, op, json_pack("{s:s, s:s}", "member", member, "gpu",
-					     argv[opts.first_arg + 1]), &result);
+	args = json_pack("{s:s, s:s}", "member", member, "gpu", argv[opts.first_arg + 1]);
+	if (opts.force)
+		json_object_set_new(args, "force", json_true());
+	ret = client_call(cli, op, args, &result);
 	if (ret < 0)
 		return cli_exit_status(ret);
 	if (opts.json) {
@@ -63,12 +85,13 @@ static int cmd_gpu_change(struct cli *cli, const struct cli_command *self, int a
 	gpus = json_object_get(result, "gpus");
 	printf("GPU %" JSON_INTEGER_FORMAT " %s %s", json_integer_value(json_object_get(gpu, "index")),
 	       json_is_false(json_object_get(result, "changed")) ? "was already" : "is now",
-	       strcmp(op, "gpu_attach") == 0 ? "attached to" : "detached from");
+	       attach ? "attached to" : "detached from");
 	printf(" %s%s.\n", member,
 	       json_is_true(json_object_get(result, "live")) ? " (in the running container too)" : "");
 	printf("The container of %s has %zu GPU%s%s\n", member, json_array_size(gpus),
 	       json_array_size(gpus) == 1 ? "" : "s", json_array_size(gpus) ? ":" : ".");
 	cmd_gpu_print(stdout, gpus, "  ");
+	cmd_gpu_print_ended(json_object_get(result, "ended"));
 	return CLI_EXIT_OK;
 }
 
@@ -134,9 +157,11 @@ static const struct cli_command cmd_gpu_commands[] = {
 	  "Give MEMBER's container the GPU (its index in gpubox admin gpu ls, or its UUID). "
 	  "A running container gets it at once; the set is kept for every later start." },
 	{ "detach", cmd_gpu_detach, true,
-	  "admin gpu detach MEMBER GPU [--json]",
+	  "admin gpu detach MEMBER GPU [--force] [--json]",
 	  "Take the GPU away from MEMBER's container: its device node goes and the device "
-	  "cgroup refuses it from now on (a program holding it open keeps it until it exits)." },
+	  "cgroup refuses it from now on.  While a process of the container holds the GPU "
+	  "(open or mapped), the detach is refused and names those processes; with --force "
+	  "they get SIGTERM, then SIGKILL 5 s later, and the GPU is gone." },
 	{ "ls", cmd_gpu_ls, true,
 	  "admin gpu ls [--json]",
 	  "Show the server's NVIDIA driver, its GPUs and the members who have each." },

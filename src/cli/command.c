@@ -311,6 +311,7 @@ enum {
 	OPT_SINCE,
 	OPT_UNTIL,
 	OPT_CSV,
+	OPT_FORCE,
 };
 
 static const struct option cli_long_options[] = {
@@ -327,6 +328,7 @@ static const struct option cli_long_options[] = {
 	{ "since",   required_argument, NULL, OPT_SINCE },
 	{ "until",   required_argument, NULL, OPT_UNTIL },
 	{ "csv",     no_argument,       NULL, OPT_CSV },
+	{ "force",   no_argument,       NULL, OPT_FORCE },
 	{ "key",     required_argument, NULL, 'k' },
 	{ "release", required_argument, NULL, 'r' },
 	{ NULL, 0, NULL, 0 },
@@ -393,7 +395,7 @@ static int cli_check_option_taken(const struct cli_command *cmd, const struct cl
 		{ OPT_PURGE, CLI_OPT_PURGE }, { 'k', CLI_OPT_KEY }, { 'r', CLI_OPT_RELEASE },
 		{ OPT_FREEZE, CLI_OPT_FREEZE }, { OPT_KEEP_HOME, CLI_OPT_KEEP_HOME },
 		{ OPT_GPU, CLI_OPT_GPU }, { OPT_AT, CLI_OPT_AT }, { OPT_SINCE, CLI_OPT_SINCE },
-		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV },
+		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV }, { OPT_FORCE, CLI_OPT_FORCE },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(masks); i++)
@@ -419,6 +421,8 @@ static bool *cli_option_flag(struct cli_options *opts, int option)
 		return &opts->keep_home;
 	case OPT_CSV:
 		return &opts->csv;
+	case OPT_FORCE:
+		return &opts->force;
 	default:
 		return NULL;
 	}

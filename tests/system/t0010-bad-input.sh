@@ -49,6 +49,8 @@ id" 'status > /tmp/x'; do
 done
 refuse "an unknown command is refused" 2 'not a gpubox command' as_user "$a" frobnicate
 refuse "a member cannot run admin commands" 1 'admin' as_user "$a" admin user ls
+refuse "gpu attach takes no --force" 2 'does not take --force' gpubox admin gpu attach "$a" 0 --force
+refuse "a member cannot detach a GPU, even with --force" 1 'admin' as_user "$a" admin gpu detach "$a" 0 --force
 
 after_users=$(gpubox admin user ls --json)
 [ "$before_users" = "$after_users" ] && ok "no member was changed" || not_ok "no member was changed"

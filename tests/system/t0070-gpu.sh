@@ -10,9 +10,11 @@ root=$GBX_DIR/gpu
 work=$GBX_DIR/gpu-build
 trap 'remove_member $m; rm -rf "$root" "$work"' EXIT
 
-# make_driver VERSION: the whole tree, replacing any earlier one.
+# make_driver VERSION [MAJOR MINOR]: the whole tree, replacing any earlier
+# one; GPU 1's node gets the device numbers given (an openable device, so
+# that a process can hold it) instead of 195 1.
 make_driver() {
-	local ver=$1 lib=$root/usr/lib/x86_64-linux-gnu
+	local ver=$1 gpu1_major=${2:-195} gpu1_minor=${3:-1} lib=$root/usr/lib/x86_64-linux-gnu
 	rm -rf "$root" "$work"
 	mkdir -p "$root/dev" "$root/etc" "$lib" "$root/usr/bin" "$work" \
 		"$root/proc/driver/nvidia/gpus/0000:01:00.0" "$root/proc/driver/nvidia/gpus/0000:02:00.0"
@@ -37,7 +39,7 @@ make_driver() {
 	chmod 755 "$root/usr/bin/nvidia-smi"
 	mknod -m 666 "$root/dev/nvidiactl" c 195 255
 	mknod -m 666 "$root/dev/nvidia0" c 195 0
-	mknod -m 666 "$root/dev/nvidia1" c 195 1
+	mknod -m 666 "$root/dev/nvidia1" c "$gpu1_major" "$gpu1_minor"
 	mknod -m 666 "$root/dev/nvidia-uvm" c 509 0
 	mknod -m 666 "$root/dev/nvidia-uvm-tools" c 509 1
 }
@@ -134,4 +136,59 @@ check "$m stops" gpubox stop --member "$m"
 leaks=$(layer_leaks)
 [ -z "$leaks" ] && ok "the member's layer is still free of driver files" ||
 	{ not_ok "the member's layer is still free of driver files"; echo "$leaks" | diag; }
+
+# A detach must leave nothing of the GPU in the container: not a node, not
+# a cgroup rule, and no process still holding the device open.  GPU 1 is
+# given the numbers of /dev/full (1:7), a device that opens without a
+# driver; the container's own /dev/full shows what its cgroup allows.
+check "fake driver with GPU 1 as 1:7" make_driver $v1 1 7
+check "$m starts with GPU 1" gpubox start --member "$m"
+# held_by N: the pid, inside, of holder N (written before it holds the GPU).
+held_by() { inside cat "/run/gpu-holder$1" 2>/dev/null; }
+# One holder ends at SIGTERM; the other ignores it, and holds the GPU
+# through a bind mount of the node at another path.
+inside sh -c 'setsid sh -c "echo \$\$ >/run/gpu-holder1; exec sleep infinity 3</dev/nvidia1" </dev/null >/dev/null 2>&1 &'
+inside sh -c 'touch /run/gpu-alias && mount --bind /dev/nvidia1 /run/gpu-alias &&
+	setsid sh -c "trap \"\" TERM; echo \$\$ >/run/gpu-holder2; exec sleep infinity 4</run/gpu-alias" </dev/null >/dev/null 2>&1 &'
+wait_for 10 inside sh -c 'test -s /run/gpu-holder1 && test -s /run/gpu-holder2' &&
+	ok "two processes in the container hold GPU 1" || not_ok "two processes in the container hold GPU 1"
+p1=$(held_by 1)
+p2=$(held_by 2)
+# fds_on_gpu1: descriptors of any process in the container on device 1:7.
+fds_on_gpu1() {
+	inside sh -c 'for f in /proc/[0-9]*/fd/*; do stat -L -c "%t:%T %F" "$f" 2>/dev/null; done' |
+		grep -c '^1:7 character'
+}
+[ "$(fds_on_gpu1)" = 2 ] && ok "the container sees two descriptors on the GPU" ||
+	not_ok "the container sees two descriptors on the GPU"
+
+refuse "a detach while processes hold the GPU is refused, naming them" 1 \
+	"in use .*pid $p1 \(sleep infinity\).*pid $p2 \(sleep infinity\)|in use .*pid $p2 \(sleep infinity\).*pid $p1 \(sleep infinity\)" \
+	gpubox admin gpu detach "$m" 1
+inside kill -0 "$p1" "$p2" && ok "the refused detach left the holders running" ||
+	not_ok "the refused detach left the holders running"
+inside test -c /dev/nvidia1 && devices_list | grep -q 'c 1:7 rwm' &&
+	[ "$(member_field "$m" 'gpus | map(.index) | join(",")')" = 1 ] &&
+	ok "the refused detach changed nothing (node, cgroup rule, GPU set)" ||
+	{ not_ok "the refused detach changed nothing (node, cgroup rule, GPU set)"; devices_list | diag; }
+
+out=$(gpubox admin gpu detach "$m" 1 --force --json 2>"$work/progress")
+rc=$?
+[ "$rc" = 0 ] && echo "$out" | jq_check '.changed and (.ended | length == 2) and (.gpus | length == 0)' >/dev/null &&
+	ok "detach --force succeeds and names the two processes it ended" ||
+	{ not_ok "detach --force succeeds and names the two processes it ended (exit $rc)"; { echo "$out"; cat "$work/progress"; } | diag; }
+grep -q "SIGTERM" "$work/progress" && grep -q "SIGKILL to what still holds GPU 1: pid $p2 " "$work/progress" &&
+	ok "the CLI showed SIGTERM to both, then SIGKILL to the one that ignored it" ||
+	{ not_ok "the CLI showed SIGTERM to both, then SIGKILL to the one that ignored it"; diag <"$work/progress"; }
+! inside kill -0 "$p1" 2>/dev/null && ! inside kill -0 "$p2" 2>/dev/null &&
+	ok "the holders are gone" || not_ok "the holders are gone"
+[ "$(fds_on_gpu1)" = 0 ] && ok "no descriptor in the container is on the GPU any more" ||
+	not_ok "no descriptor in the container is on the GPU any more"
+inside test ! -e /dev/nvidia1 && ok "the GPU's node is gone from the container" ||
+	not_ok "the GPU's node is gone from the container"
+! devices_list | grep -q 'c 1:7 ' && ok "the device cgroup no longer lists the GPU" ||
+	{ not_ok "the device cgroup no longer lists the GPU"; devices_list | diag; }
+refuse "the device cgroup denies the GPU, whatever the path" 1 'Operation not permitted' \
+	inside head -c1 /run/gpu-alias
+check "$m stops" gpubox stop --member "$m"
 done_testing

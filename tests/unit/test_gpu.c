@@ -1,14 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* GPU discovery and the injection plan, on a fake driver tree. */
+/* GPU discovery and the injection plan, on a fake driver tree; the ldconfig
+ * child's confinement; the processes holding a GPU. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "gpu/gpu.h"
@@ -288,6 +298,317 @@ static void test_discover(void **state)
 	tu_remove_tempdir(root);
 }
 
+/* ---- the ldconfig child: no network, no host IPC, nothing to regain -------- */
+
+/* A static "ldconfig" that writes what it finds into /proc/probe (the
+ * output directory bound onto the tree's /proc) and fails, so that
+ * gpu_ldconfig() keeps no cache. */
+static const char probe_source[] =
+	"#include <fcntl.h>\n#include <net/if.h>\n#include <stdio.h>\n#include <string.h>\n"
+	"#include <sys/ioctl.h>\n#include <sys/msg.h>\n#include <sys/prctl.h>\n#include <sys/socket.h>\n"
+	"#include <unistd.h>\n#include <linux/capability.h>\n"
+	"int main(void) {\n"
+	"  struct ifreq lo = { .ifr_name = \"lo\" };\n"
+	"  int leaked = fcntl(PROBE_FD, F_GETFD) >= 0, s = socket(AF_INET, SOCK_DGRAM, 0), n = 0;\n"
+	"  int up = s >= 0 && ioctl(s, SIOCGIFFLAGS, &lo) == 0 && (lo.ifr_flags & IFF_UP);\n"
+	"  struct if_nameindex *ifs = if_nameindex();\n"
+	"  FILE *f;\n"
+	"  while (ifs && ifs[n].if_index) n++;\n"
+	"  f = fopen(\"/proc/probe\", \"w\");\n"
+	"  if (!f) return 2;\n"
+	"  fprintf(f, \"lo_up=%d interfaces=%d ipc=%d nnp=%d capbnd=%d leaked=%d uid=%u\\n\", up, n,\n"
+	"          msgget(PROBE_KEY, 0) >= 0, prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0),\n"
+	"          prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0), leaked, getuid());\n"
+	"  fclose(f);\n"
+	"  return 3;\n"
+	"}\n";
+
+static void test_ldconfig_confined(void **state)
+{
+	__do_free struct gpu_host *h = calloc(1, sizeof(*h));
+	__do_free struct gpu_plan *p = calloc(1, sizeof(*p));
+	__do_free char *text = NULL;
+	char root[PATH_MAX], dir[PATH_MAX], probe[PATH_MAX], src[PATH_MAX], result[PATH_MAX];
+	char key_opt[64], fd_opt[64];
+	const char *cc[] = { "/usr/bin/cc", "-static", "-O1", key_opt, fd_opt, "-o", probe, src, NULL };
+	const uint32_t subid = 231072;
+	__do_close int leaked = -EBADF;
+	key_t key = (key_t)(0x67620000 | (getpid() & 0xffff));
+	int queue;
+	size_t len;
+
+	if (geteuid() != 0 || access("/sbin/ldconfig", X_OK) != 0 || access("/usr/bin/cc", X_OK) != 0)
+		skip();
+	assert_int_equal(tu_make_tempdir(root, sizeof(root), "/tmp/test-gpu.XXXXXX"), 0);
+	make_tree(root, true);
+	assert_int_equal(gpu_discover(root, GPU_CAP_UTILITY | GPU_CAP_COMPUTE, h), 0);
+	tu_join(dir, sizeof(dir), root, "state");
+	assert_int_equal(gpu_plan_build(h, 3, dir, false, p), 0);
+	assert_int_equal(gpu_prepare(h, p, subid), 0);
+	/* The layer stands in for the container's merged tree. */
+	assert_int_equal(tu_make_dir(p->layer, "proc", subid, subid, 0755), 0);
+
+	/* What the child must not see: a descriptor of the agent's left
+	 * inheritable, and a System V message queue of the host's. */
+	leaked = open("/dev/null", O_RDONLY);
+	assert_true(leaked >= 0);
+	queue = msgget(key, IPC_CREAT | 0666);
+	assert_true(queue >= 0);
+	snprintf(key_opt, sizeof(key_opt), "-DPROBE_KEY=%d", (int)key);
+	snprintf(fd_opt, sizeof(fd_opt), "-DPROBE_FD=%d", leaked);
+	tu_join(src, sizeof(src), root, "probe.c");
+	tu_join(probe, sizeof(probe), root, "probe");
+	tu_write_file(root, "probe.c", probe_source);
+	if (spawn_quiet(cc) != 0) {
+		msgctl(queue, IPC_RMID, NULL);
+		tu_remove_tempdir(root);
+		skip();   /* no static C library */
+	}
+
+	assert_int_equal(gpu_ldconfig(h, p, p->layer, subid, probe), -EIO);
+	msgctl(queue, IPC_RMID, NULL);
+	tu_join(result, sizeof(result), dir, "ldconfig/probe");
+	assert_int_equal(fsutil_read_file(result, 4096, &text, &len), 0);
+	/* Its own network namespace: one interface, lo, and that one down. */
+	assert_non_null(strstr(text, "lo_up=0 "));
+	assert_non_null(strstr(text, "interfaces=1 "));
+	assert_non_null(strstr(text, "ipc=0 "));
+	assert_non_null(strstr(text, "nnp=1 "));
+	assert_non_null(strstr(text, "capbnd=0 "));
+	assert_non_null(strstr(text, "leaked=0 "));
+	assert_non_null(strstr(text, "uid=231072\n"));
+	tu_remove_tempdir(root);
+}
+
+/* ---- the processes of a container holding a GPU ---------------------------- */
+
+#define HOLDERS_MEMBER "utestholders"
+
+enum holder_kind {
+	HOLDER_PLAIN,          /* /dev/full open; ends at SIGTERM */
+	HOLDER_STUBBORN,       /* ignores SIGTERM; opened through another node of the same number */
+	HOLDER_THREAD,         /* only a thread with a table of its own holds it */
+	HOLDER_NONE,           /* /dev/zero: another device */
+	HOLDER_KINDS,
+};
+
+struct holder_thread {
+	int report;
+};
+
+static void holder_report(int report)
+{
+	pid_t me = getpid();
+
+	if (write(report, &me, sizeof(me)) != (ssize_t)sizeof(me))
+		_exit(1);
+}
+
+static void *holder_thread_main(void *arg)
+{
+	struct holder_thread *t = arg;
+
+	if (unshare(CLONE_FILES) < 0 || open("/dev/full", O_RDONLY) < 0)
+		_exit(1);
+	holder_report(t->report);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void holder_main(enum holder_kind kind, const char *alias, int report)
+{
+	static struct holder_thread t;
+	pthread_t thread;
+
+	switch (kind) {
+	case HOLDER_PLAIN:
+		if (open("/dev/full", O_RDONLY) < 0)
+			_exit(1);
+		break;
+	case HOLDER_STUBBORN:
+		signal(SIGTERM, SIG_IGN);
+		if (open(alias, O_RDONLY) < 0)
+			_exit(1);
+		break;
+	case HOLDER_THREAD:
+		if (open("/dev/zero", O_RDONLY) < 0)
+			_exit(1);
+		t.report = report;
+		if (pthread_create(&thread, NULL, holder_thread_main, &t) != 0)
+			_exit(1);
+		for (;;)
+			pause();
+	default:
+		if (open("/dev/zero", O_RDONLY) < 0)
+			_exit(1);
+		break;
+	}
+	holder_report(report);
+	for (;;)
+		pause();
+}
+
+/* The "container": pid 1 of a new pid namespace in the cgroup
+ * lxc.payload.<member> (cgroup_procs), with one holder of each kind; the
+ * holders' pids in that namespace go to report, in kind order.  Returns
+ * the host pid of that init, through report first. */
+static void holders_helper(const char *cgroup_procs, const char *alias, int report)
+{
+	pid_t init;
+
+	/* A failed assertion skips the teardown (cmocka 1.1): the test's
+	 * end ends the helper, the helper's the init, the init's all. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || unshare(CLONE_NEWPID) < 0)
+		_exit(1);
+	init = fork();
+	if (init < 0)
+		_exit(1);
+	if (init > 0) {
+		if (write(report, &init, sizeof(init)) != (ssize_t)sizeof(init))
+			_exit(1);
+		waitpid(init, NULL, 0);
+		_exit(0);
+	}
+	{
+		__do_close int fd = open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || fd < 0 || write(fd, "0", 1) != 1)
+			_exit(1);
+	}
+	/* One at a time, each through a pipe of its own, so that the
+	 * reports come in kind order. */
+	for (int kind = 0; kind < HOLDER_KINDS; kind++) {
+		int own[2];
+		pid_t child, got;
+
+		if (pipe(own) < 0)
+			_exit(1);
+		child = fork();
+		if (child == 0)
+			holder_main((enum holder_kind)kind, alias, own[1]);
+		close(own[1]);
+		if (child < 0 || read(own[0], &got, sizeof(got)) != (ssize_t)sizeof(got) ||
+		    write(report, &got, sizeof(got)) != (ssize_t)sizeof(got))
+			_exit(1);
+		close(own[0]);
+	}
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	_exit(0);
+}
+
+/* A cgroup directory for the fake container: v1's pids hierarchy, else v2. */
+static bool holders_cgroup(char *dir, size_t len)
+{
+	static const char *const roots[] = { "/sys/fs/cgroup/pids", "/sys/fs/cgroup" };
+	char procs[PATH_MAX];
+
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+		snprintf(dir, len, "%s/lxc.payload." HOLDERS_MEMBER, roots[i]);
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", roots[i]);
+		if (access(procs, W_OK) == 0 && (mkdir(dir, 0755) == 0 || errno == EEXIST))
+			return true;
+	}
+	return false;
+}
+
+/* What test_holders() made, undone by its teardown: the init's death
+ * ends every holder. */
+static struct {
+	pid_t helper, init;
+	char cgroup[PATH_MAX];
+	char root[PATH_MAX];
+} holders_made;
+
+static int holders_teardown(void **state)
+{
+	if (holders_made.init > 0)
+		kill(holders_made.init, SIGKILL);
+	if (holders_made.helper > 0)
+		waitpid(holders_made.helper, NULL, 0);
+	if (holders_made.cgroup[0])
+		rmdir(holders_made.cgroup);
+	tu_remove_tempdir(holders_made.root);
+	memset(&holders_made, 0, sizeof(holders_made));
+	return 0;
+}
+
+static bool holders_has(const struct gpu_holders *h, pid_t ns_pid)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->list[i].ns_pid == ns_pid)
+			return true;
+	return false;
+}
+
+static void test_holders(void **state)
+{
+	const dev_t full = makedev(1, 7);
+	struct gpu_holders h = { 0 };
+	char cg[PATH_MAX], procs[PATH_MAX + 16], root[PATH_MAX], alias[PATH_MAX], text[GPU_HOLDERS_TEXT_MAX];
+	char want[64];
+	pid_t helper, init, ns[HOLDER_KINDS];
+	int pipefd[2];
+
+	if (geteuid() != 0 || access("/dev/full", R_OK) != 0 || !holders_cgroup(cg, sizeof(cg)))
+		skip();
+	assert_int_equal(tu_make_tempdir(root, sizeof(root), "/tmp/test-gpu.XXXXXX"), 0);
+	tu_join(alias, sizeof(alias), root, "renamed-gpu");
+	assert_int_equal(mknod(alias, S_IFCHR | 0600, full), 0);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	assert_int_equal(pipe(pipefd), 0);
+	helper = fork();
+	assert_true(helper >= 0);
+	if (helper == 0)
+		holders_helper(procs, alias, pipefd[1]);
+	close(pipefd[1]);
+	assert_int_equal(read(pipefd[0], &init, sizeof(init)), sizeof(init));
+	for (int i = 0; i < HOLDER_KINDS; i++)
+		assert_int_equal(read(pipefd[0], &ns[i], sizeof(ns[i])), sizeof(ns[i]));
+
+	assert_int_equal(gpu_holders_find(HOLDERS_MEMBER, &full, 1, &h), 0);
+	assert_int_equal(h.n, 3);
+	assert_true(holders_has(&h, ns[HOLDER_PLAIN]));
+	assert_true(holders_has(&h, ns[HOLDER_STUBBORN]));
+	assert_true(holders_has(&h, ns[HOLDER_THREAD]));
+	assert_false(holders_has(&h, ns[HOLDER_NONE]));
+	for (size_t i = 0; i < h.n; i++)
+		assert_true(h.list[i].pid != h.list[i].ns_pid && h.list[i].pidfd >= 0);
+	gpu_holders_describe(&h, false, text, sizeof(text));
+	snprintf(want, sizeof(want), "pid %d (", (int)ns[HOLDER_STUBBORN]);
+	assert_non_null(strstr(text, want));
+	/* Another member's container, another device: nothing. */
+	{
+		struct gpu_holders none = { 0 };
+		const dev_t other = makedev(1, 11);
+
+		assert_int_equal(gpu_holders_find("utestother", &full, 1, &none), 0);
+		assert_int_equal(none.n, 0);
+		gpu_holders_clear(&none);
+		assert_int_equal(gpu_holders_find(HOLDERS_MEMBER, &other, 1, &none), 0);
+		assert_int_equal(none.n, 0);
+		gpu_holders_clear(&none);
+	}
+
+	gpu_holders_signal(&h, SIGTERM);
+	assert_int_equal(gpu_holders_wait(&h, 3000), 1);
+	gpu_holders_describe(&h, true, text, sizeof(text));
+	assert_non_null(strstr(text, want));
+	gpu_holders_signal(&h, SIGKILL);
+	assert_int_equal(gpu_holders_wait(&h, 3000), 0);
+	gpu_holders_clear(&h);
+	assert_int_equal(gpu_holders_find(HOLDERS_MEMBER, &full, 1, &h), 0);
+	assert_int_equal(h.n, 0);
+	gpu_holders_clear(&h);
+
+	kill(init, SIGKILL);
+	waitpid(helper, NULL, 0);
+	close(pipefd[0]);
+	rmdir(cg);
+	tu_remove_tempdir(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +618,8 @@ int main(void)
 		cmocka_unit_test(test_select),
 		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_discover),
+		cmocka_unit_test(test_ldconfig_confined),
+		cmocka_unit_test_teardown(test_holders, holders_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -48,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/close_range.h>
 #include <linux/magic.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
@@ -1131,10 +1133,37 @@ static int gpu_ldconfig_open(const char *ldconfig)
 }
 
 /*
+ * In the child only: what ldconfig keeps of the agent's powers once it
+ * runs as the container's root.  It reads files the member wrote, so
+ * whatever a flaw in it could be made to do must reach nothing of the
+ * host: no network (a new, empty namespace: not even a loopback that is
+ * up), no System V IPC or host name of the host's, no capability it could
+ * regain (empty bounding and ambient sets, no new privileges: setresuid()
+ * then clears the rest), no descriptor of the agent's.  0 or -1.
+ */
+int gpu_ldconfig_confine(void)
+{
+	if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
+		return -1;
+	for (unsigned long cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			return -1;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -1;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	/* ldconfig is opened close-on-exec itself: execveat() still runs it. */
+	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		return -1;
+	return 0;
+}
+
+/*
  * In the child only (the agent is multithreaded: system calls only):
  * run ldconfig chrooted into a read-only view of the container's tree,
- * with the host's driver libraries bound in, as the container's root.
- * Each step that fails has its own exit status.
+ * with the host's driver libraries bound in, as the container's root,
+ * confined by gpu_ldconfig_confine().  Each step that fails has its own
+ * exit status.
  */
 __attribute__((noreturn))
 static void gpu_ldconfig_child(const struct gpu_host *host, const char *rootfs, const char *out,
@@ -1170,6 +1199,8 @@ static void gpu_ldconfig_child(const struct gpu_host *host, const char *rootfs, 
 		_exit(125);
 	if (fchdir(treefd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		_exit(126);
+	if (gpu_ldconfig_confine() < 0)
+		_exit(123);
 	if (setgroups(0, NULL) < 0 || setresgid(subid_base, subid_base, subid_base) < 0 ||
 	    setresuid(subid_base, subid_base, subid_base) < 0)
 		_exit(127);

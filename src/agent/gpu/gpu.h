@@ -139,6 +139,48 @@ int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add
 /* Bind the plan's GPU nodes into the container just started. */
 int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid);
 
+/* In a child about to run a program on a container's tree: no network,
+ * no host IPC or host name, no capability to regain, no inherited
+ * descriptor.  0 or -1 (errno set); system calls only. */
+int gpu_ldconfig_confine(void);
+
+/* ---- holders.c: the processes of a container holding a GPU --------------- */
+
+#define GPU_HOLDERS_MAX 1024       /* found in one search; more are "more" */
+#define GPU_HOLDERS_SHOWN 8        /* named in one sentence */
+#define GPU_HOLDERS_TEXT_MAX 1024
+
+struct gpu_holder {
+	pid_t pid;                 /* on the host */
+	pid_t ns_pid;              /* inside the container */
+	unsigned long long start_ticks;
+	char command[128];
+	int pidfd;                 /* the agent's handle: never a pid to signal */
+	bool ended;
+};
+
+struct gpu_holders {
+	struct gpu_holder *list;
+	size_t n;
+	bool more;                 /* more than GPU_HOLDERS_MAX were found */
+};
+
+/* The device numbers of GPU index's own nodes (its /dev/nvidiaN, its MIG
+ * capabilities), at most max; how many. */
+size_t gpu_holders_devices(const struct gpu_host *host, size_t index, dev_t *devs, size_t max);
+/* The processes of member's container that hold one of the character
+ * devices devs open or mapped, each held by a pidfd.  Bounded in time:
+ * -ETIMEDOUT when the search does not end. */
+int gpu_holders_find(const char *member, const dev_t *devs, size_t ndevs, struct gpu_holders *out);
+void gpu_holders_clear(struct gpu_holders *h);
+/* Send sig to each holder not yet ended. */
+void gpu_holders_signal(struct gpu_holders *h, int sig);
+/* Wait up to timeout_ms for the holders to end; how many still run. */
+size_t gpu_holders_wait(struct gpu_holders *h, unsigned timeout_ms);
+/* "pid 42 (python3 train.py), pid 57 (sleep 100) and 3 more": pids as
+ * seen inside the container; running_only leaves out those ended. */
+void gpu_holders_describe(const struct gpu_holders *h, bool running_only, char *buf, size_t len);
+
 /* ---- nvml.c: NVIDIA's management library, loaded at run time ------------ */
 
 /*
