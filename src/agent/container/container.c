@@ -5,12 +5,14 @@
  * no value can add a line or a key), written atomically, and handed to LXC.
  *
  * Locking.  liblxc is not thread-safe throughout (its logging and its
- * configuration parser share global state), so every call into it holds
- * container_lxc_lock; and every such call is short: no lock shared by
- * containers is ever held while one container takes its time, so that a
- * member whose init ignores the halt signal, or who loops stop and start,
- * delays nobody else.  A stop sends the halt signal and waits for init
- * to end through a pidfd, holding nothing shared.
+ * configuration parser share global state), so making and letting go of a
+ * container's handle, and the start, hold container_lxc_lock, each for a
+ * short while; what asks a container's monitor, which may wait for it,
+ * runs outside (container_open()).  No lock shared by containers is ever
+ * held while one container takes its time, so that a member whose init
+ * ignores the halt signal, or who loops stop and start, delays nobody
+ * else.  A stop sends the halt signal and waits for init to end through a
+ * pidfd; a start waits for the container's setup in a child process.
  * Start, stop, freeze and device rules of one container run one at a time
  * (container_hold(): liblxc's own container locks are fcntl() locks, which
  * do not keep two threads of one process apart).  State queries take no
@@ -32,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/pidfd.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +73,32 @@ static inline void container_putp(struct lxc_container **c)
 		lxc_container_put(*c);
 }
 #define __do_lxc_put __attribute__((cleanup(container_putp)))
+
+/* A handle on the container, made and let go under the liblxc lock (they
+ * parse the configuration and set up logging: global state).  The calls
+ * in between ask the container's monitor over its socket and may wait for
+ * it while it is busy (setting up, tearing down): outside the lock, they
+ * make only that container's callers wait.  NULL when out of memory. */
+static struct lxc_container *container_open(const char *lxcpath, const char *name)
+{
+	struct lxc_container *c;
+
+	pthread_mutex_lock(&container_lxc_lock);
+	c = lxc_container_new(name, lxcpath);
+	pthread_mutex_unlock(&container_lxc_lock);
+	return c;
+}
+
+static void container_closep(struct lxc_container **c)
+{
+	if (!*c)
+		return;
+	pthread_mutex_lock(&container_lxc_lock);
+	lxc_container_put(*c);
+	pthread_mutex_unlock(&container_lxc_lock);
+	*c = NULL;
+}
+#define __do_lxc_close __attribute__((cleanup(container_closep)))
 
 static long long container_now_ms(void)
 {
@@ -434,10 +463,17 @@ static void container_log_tail(const char *name, const char *logfile, off_t offs
 		log_error("%s: lxc: %s", name, line);
 }
 
-static int container_start_locked(const struct container_spec *spec, const char *config_path)
+/* LXC's start waits in the calling process until the monitor reports the
+ * container RUNNING (its whole setup).  It runs in a child of the agent,
+ * forked under the liblxc lock (no other thread is inside liblxc then),
+ * so that the lock is let go at once and only this start waits.  *child:
+ * the child's pid, 0 when the container runs already. */
+static int container_start_locked(const struct container_spec *spec, const char *config_path,
+				  pid_t *child)
 {
 	__do_lxc_put struct lxc_container *c = NULL;
 
+	*child = 0;
 	c = lxc_container_new(spec->name, spec->lxcpath);
 	if (!c)
 		return log_error_errno(-ENOMEM, ENOMEM, "Could not create the LXC handle of %s",
@@ -453,11 +489,24 @@ static int container_start_locked(const struct container_spec *spec, const char 
 	c->want_daemonize(c, true);
 	/* The agent's sockets and files must not live on in LXC's monitor. */
 	c->want_close_all_fds(c, true);
-	/* Daemonized, start() returns once the monitor reports the container
-	 * RUNNING (or failed): its setup, before the member's init runs. */
-	if (!c->start(c, 0, NULL))
-		return log_error_errno(-EIO, EIO, "LXC could not start %s (error %d)", spec->name,
-				       c->error_num);
+	*child = fork();
+	if (*child < 0)
+		return log_error_errno(-errno, errno, "Could not fork to start %s", spec->name);
+	if (*child == 0)
+		_exit(c->start(c, 0, NULL) ? 0 : 1);
+	return 0;
+}
+
+static int container_start_wait(const char *name, pid_t child)
+{
+	int status;
+
+	while (waitpid(child, &status, 0) < 0) {
+		if (errno != EINTR)
+			return log_error_errno(-errno, errno, "Could not wait for the start of %s", name);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return log_error_errno(-EIO, EIO, "LXC could not start %s", name);
 	return 0;
 }
 
@@ -483,6 +532,7 @@ static int container_wait_state(const char *lxcpath, const char *name,
 static int container_start_held(const struct container_spec *spec, const char *dir,
 				const char *config_path, const char *config)
 {
+	pid_t child;
 	int ret;
 
 	ret = fsutil_mkdir_p(dir, 0755);
@@ -492,8 +542,10 @@ static int container_start_held(const struct container_spec *spec, const char *d
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "Could not write %s", config_path);
 	pthread_mutex_lock(&container_lxc_lock);
-	ret = container_start_locked(spec, config_path);
+	ret = container_start_locked(spec, config_path, &child);
 	pthread_mutex_unlock(&container_lxc_lock);
+	if (ret == 0 && child > 0)
+		ret = container_start_wait(spec->name, child);
 	if (ret < 0)
 		return ret;
 	if (container_wait_state(spec->lxcpath, spec->name, CONTAINER_RUNNING,
@@ -543,9 +595,9 @@ static bool container_config_exists(const char *lxcpath, const char *name)
 
 /* The init of a running container as a pidfd, from LXC's monitor, which
  * is its parent: no race with a pid used again.  -ESRCH: it does not run. */
-static int container_init_pidfd_locked(const char *lxcpath, const char *name)
+static int container_init_pidfd(const char *lxcpath, const char *name)
 {
-	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 	int pidfd;
 	pid_t pid;
 
@@ -589,9 +641,9 @@ int container_signal_wait(int pidfd, int signal, unsigned timeout_ms)
 }
 
 /* SIGKILL through LXC, which also thaws a frozen container first. */
-static int container_kill_locked(const char *lxcpath, const char *name)
+static int container_kill(const char *lxcpath, const char *name)
 {
-	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 
 	if (!c)
 		return log_error_errno(-ENOMEM, ENOMEM, "Could not create the LXC handle of %s", name);
@@ -607,9 +659,7 @@ static int container_stop_held(const char *lxcpath, const char *name, unsigned t
 	__do_close int pidfd = -EBADF;
 	int ret;
 
-	pthread_mutex_lock(&container_lxc_lock);
-	pidfd = container_init_pidfd_locked(lxcpath, name);
-	pthread_mutex_unlock(&container_lxc_lock);
+	pidfd = container_init_pidfd(lxcpath, name);
 	if (pidfd == -ESRCH)
 		return 0;
 	if (pidfd < 0)
@@ -618,9 +668,7 @@ static int container_stop_held(const char *lxcpath, const char *name, unsigned t
 				    timeout > UINT_MAX / 1000 ? UINT_MAX : timeout * 1000);
 	if (ret == -ETIMEDOUT) {
 		log_warn("%s did not shut down in %u s; stopping it", name, timeout);
-		pthread_mutex_lock(&container_lxc_lock);
-		ret = container_kill_locked(lxcpath, name);
-		pthread_mutex_unlock(&container_lxc_lock);
+		ret = container_kill(lxcpath, name);
 		if (ret == 0)
 			ret = container_signal_wait(pidfd, 0, CONTAINER_KILL_TIMEOUT * 1000);
 	}
@@ -649,24 +697,16 @@ int container_stop(const char *lxcpath, const char *name, unsigned timeout)
 }
 
 /* Freezing waits, without a limit, until every process of the container
- * is frozen, which the member can put off: it runs outside the liblxc
- * lock, on a handle of its own (LXD's go-lxc calls liblxc on different
+ * is frozen, which the member can put off: like every call on a handle,
+ * outside the liblxc lock (LXD's go-lxc calls liblxc on different
  * containers at once the same way, with a lock per container only). */
 static int container_freeze_held(const char *lxcpath, const char *name, bool freeze)
 {
-	struct lxc_container *c;
-	bool done;
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 
-	pthread_mutex_lock(&container_lxc_lock);
-	c = lxc_container_new(name, lxcpath);
-	pthread_mutex_unlock(&container_lxc_lock);
 	if (!c)
 		return -ENOENT;
-	done = freeze ? c->freeze(c) : c->unfreeze(c);
-	pthread_mutex_lock(&container_lxc_lock);
-	lxc_container_put(c);
-	pthread_mutex_unlock(&container_lxc_lock);
-	return done ? 0 : -EIO;
+	return (freeze ? c->freeze(c) : c->unfreeze(c)) ? 0 : -EIO;
 }
 
 int container_freeze(const char *lxcpath, const char *name, bool freeze)
@@ -682,12 +722,11 @@ int container_freeze(const char *lxcpath, const char *name, bool freeze)
 	return ret;
 }
 
-static enum container_state container_get_state_locked(const char *lxcpath, const char *name)
+static enum container_state container_get_state_of(const char *lxcpath, const char *name)
 {
-	__do_lxc_put struct lxc_container *c = NULL;
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 	const char *state;
 
-	c = lxc_container_new(name, lxcpath);
 	if (!c)
 		return CONTAINER_STOPPED;
 	state = c->state(c);
@@ -705,15 +744,10 @@ static enum container_state container_get_state_locked(const char *lxcpath, cons
 
 enum container_state container_get_state(const char *lxcpath, const char *name)
 {
-	enum container_state state;
-
 	if (!container_valid_path(lxcpath, true) || !container_valid_name(name) ||
 	    !container_config_exists(lxcpath, name))
 		return CONTAINER_ABSENT;
-	pthread_mutex_lock(&container_lxc_lock);
-	state = container_get_state_locked(lxcpath, name);
-	pthread_mutex_unlock(&container_lxc_lock);
-	return state;
+	return container_get_state_of(lxcpath, name);
 }
 
 const char *container_state_name(enum container_state state)
@@ -811,9 +845,9 @@ int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
 	}
 }
 
-static int container_init_pid_locked(const char *lxcpath, const char *name, pid_t *pid)
+static int container_init_pid_of(const char *lxcpath, const char *name, pid_t *pid)
 {
-	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 
 	if (!c)
 		return -ENOMEM;
@@ -825,16 +859,11 @@ static int container_init_pid_locked(const char *lxcpath, const char *name, pid_
 
 int container_init_pid(const char *lxcpath, const char *name, pid_t *pid)
 {
-	int ret;
-
 	if (!container_valid_path(lxcpath, true) || !container_valid_name(name))
 		return -EINVAL;
 	if (!container_config_exists(lxcpath, name))
 		return -ESRCH;
-	pthread_mutex_lock(&container_lxc_lock);
-	ret = container_init_pid_locked(lxcpath, name, pid);
-	pthread_mutex_unlock(&container_lxc_lock);
-	return ret;
+	return container_init_pid_of(lxcpath, name, pid);
 }
 
 /* Write rule to devices.allow or devices.deny of dir and, for allow, of
@@ -905,10 +934,10 @@ static int container_v1_devices_dir(pid_t pid, char *out, size_t len)
 }
 
 /* cgroup v2: through LXC's monitor, which holds the device program. */
-static int container_device_rule_v2_locked(const char *lxcpath, const char *name, const char *rule,
-					   bool allow)
+static int container_device_rule_v2(const char *lxcpath, const char *name, const char *rule,
+				    bool allow)
 {
-	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 
 	if (!c)
 		return -ENOMEM;
@@ -929,9 +958,7 @@ static int container_device_rule_v1(const char *lxcpath, const char *name, const
 	pid_t pid;
 	int ret;
 
-	pthread_mutex_lock(&container_lxc_lock);
-	ret = container_init_pid_locked(lxcpath, name, &pid);
-	pthread_mutex_unlock(&container_lxc_lock);
+	ret = container_init_pid_of(lxcpath, name, &pid);
 	if (ret < 0)
 		return ret;
 	ret = container_v1_devices_dir(pid, dir, sizeof(dir));
@@ -951,9 +978,7 @@ int container_device_rule(const char *lxcpath, const char *name, const char *rul
 		return -EINVAL;
 	container_hold(&hold, lxcpath, name);
 	if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
-		pthread_mutex_lock(&container_lxc_lock);
-		ret = container_device_rule_v2_locked(lxcpath, name, rule, allow);
-		pthread_mutex_unlock(&container_lxc_lock);
+		ret = container_device_rule_v2(lxcpath, name, rule, allow);
 	} else {
 		ret = container_device_rule_v1(lxcpath, name, rule, allow);
 	}
