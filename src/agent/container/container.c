@@ -57,10 +57,8 @@
 /* Seconds a container gets to end after SIGKILL, and for LXC's monitor to
  * report it STOPPED once its init has ended. */
 #define CONTAINER_KILL_TIMEOUT 10
-/* systemd halts cleanly on SIGRTMIN+3; LXC's default SIGPWR is ignored.
- * The name for LXC's configuration (lxc-stop reads it), the number for
- * container_stop(), which sends it itself. */
-#define CONTAINER_HALT_SIGNAL_NAME "SIGRTMIN+3"
+/* What container_stop() sends the container's init: the lxc.signal.halt
+ * of the configuration (which lxc-stop reads), systemd's clean halt. */
 #define CONTAINER_HALT_SIGNAL (SIGRTMIN + 3)
 /* How often a wait for a state asks LXC again. */
 #define CONTAINER_STATE_POLL_MS 100
@@ -420,7 +418,8 @@ char *container_render_config(const struct container_spec *spec)
 		return NULL;
 	container_render_identity(f, spec);
 	container_render_network(f, spec, address, gateway);
-	fprintf(f, "lxc.signal.halt = " CONTAINER_HALT_SIGNAL_NAME "\n"
+	/* systemd halts cleanly on SIGRTMIN+3; LXC's default SIGPWR is ignored. */
+	fprintf(f, "lxc.signal.halt = SIGRTMIN+3\n"
 		   "lxc.apparmor.profile = generated\n"
 		   "lxc.apparmor.allow_nesting = 0\n"
 		   "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n");
