@@ -7,9 +7,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -297,6 +301,83 @@ static void test_state_stopped(void **state)
 	assert_int_equal(fsutil_remove_tree(dir), 0);
 }
 
+/* ---- container_signal_wait(): how a stop waits for a container's init ---- */
+
+static long long test_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A child that ignores the halt signal (ignore) or keeps its default (it
+ * ends on it), ready once it says so; its pidfd in *pidfd. */
+static pid_t test_child(bool ignore, int *pidfd)
+{
+	int ready[2];
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (ignore)
+			signal(SIGRTMIN + 3, SIG_IGN);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*pidfd = pidfd_open(pid, 0);
+	assert_true(*pidfd >= 0);
+	return pid;
+}
+
+static void test_signal_wait_ignored(void **state)
+{
+	int pidfd, status;
+	pid_t pid = test_child(true, &pidfd);
+	long long start = test_now_ms();
+
+	/* An init that ignores the halt signal: the whole timeout, no more. */
+	assert_int_equal(container_signal_wait(pidfd, SIGRTMIN + 3, 800), -ETIMEDOUT);
+	assert_true(test_now_ms() - start >= 790);
+	assert_true(test_now_ms() - start < 3000);
+	/* Waiting without a signal times out the same. */
+	assert_int_equal(container_signal_wait(pidfd, 0, 100), -ETIMEDOUT);
+	/* What the kill that follows looks like. */
+	start = test_now_ms();
+	assert_int_equal(container_signal_wait(pidfd, SIGKILL, 5000), 0);
+	assert_true(test_now_ms() - start < 3000);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	/* Reaped: nothing to signal, nothing to wait for. */
+	assert_int_equal(container_signal_wait(pidfd, SIGRTMIN + 3, 5000), 0);
+	close(pidfd);
+}
+
+static void test_signal_wait_obeyed(void **state)
+{
+	int pidfd, status;
+	pid_t pid = test_child(false, &pidfd);
+	long long start = test_now_ms();
+
+	/* One that ends on it: as soon as it ended, long before the limit. */
+	assert_int_equal(container_signal_wait(pidfd, SIGRTMIN + 3, 10000), 0);
+	assert_true(test_now_ms() - start < 3000);
+	/* Ended but not yet reaped (LXC's monitor reaps a container's init). */
+	assert_int_equal(container_signal_wait(pidfd, 0, 0), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGRTMIN + 3);
+	assert_int_equal(container_signal_wait(-1, SIGRTMIN + 3, 0), -EBADF);
+	close(pidfd);
+}
+
 struct server {
 	int listener;
 	uint16_t port;
@@ -401,6 +482,41 @@ static void test_wait_ssh_bad(void **state)
 	assert_int_equal(container_wait_ssh("127.0.0.1", 0, 1, NULL), -EINVAL);
 }
 
+struct test_stop {
+	const char *lxcpath;
+	unsigned timeout;
+	int ret;
+	long long ms;
+};
+
+static void *test_stop_run(void *data)
+{
+	struct test_stop *t = data;
+	long long start = test_now_ms();
+
+	t->ret = container_stop(t->lxcpath, "gptest", t->timeout);
+	t->ms = test_now_ms() - start;
+	return NULL;
+}
+
+/* busybox's init ignores the halt signal: the stop waits the whole timeout,
+ * and the container's state is asked and answered meanwhile. */
+static void test_slow_stop(const char *lxcpath)
+{
+	struct test_stop t = { .lxcpath = lxcpath, .timeout = 3 };
+	pthread_t thread;
+	long long start;
+
+	assert_int_equal(pthread_create(&thread, NULL, test_stop_run, &t), 0);
+	poll(NULL, 0, 500);
+	start = test_now_ms();
+	assert_int_equal(container_get_state(lxcpath, "gptest"), CONTAINER_RUNNING);
+	assert_true(test_now_ms() - start < 500);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(t.ret, 0);
+	assert_true(t.ms >= 2900);
+}
+
 /*
  * A real start and stop: a busybox root file system (its init keeps
  * running), on a bridge in a private network namespace.  Skipped where
@@ -493,7 +609,7 @@ static void test_start_stop(void **state)
 	assert_int_equal(container_wait_ssh("10.79.0.2", 22, 20, NULL), 0);
 	/* Starting a running container is not an error. */
 	assert_int_equal(container_start(&spec), 0);
-	assert_int_equal(container_stop(lxcpath, "gptest", 2), 0);
+	test_slow_stop(lxcpath);
 	assert_int_equal(container_get_state(lxcpath, "gptest"), CONTAINER_STOPPED);
 	assert_int_equal(container_stop(lxcpath, "gptest", 2), 0);
 
@@ -512,6 +628,8 @@ int main(void)
 		cmocka_unit_test(test_render_refuses),
 		cmocka_unit_test(test_state_absent),
 		cmocka_unit_test(test_state_stopped),
+		cmocka_unit_test(test_signal_wait_ignored),
+		cmocka_unit_test(test_signal_wait_obeyed),
 		cmocka_unit_test(test_wait_ssh),
 		cmocka_unit_test(test_wait_ssh_not_ssh),
 		cmocka_unit_test(test_wait_ssh_bad),

@@ -4,8 +4,19 @@
  * container_spec (every field checked against a strict character set, so
  * no value can add a line or a key), written atomically, and handed to LXC.
  *
- * liblxc is not thread-safe (lxc_container_new() and friends share global
- * state), so every call into it in this file holds container_lock.
+ * Locking.  liblxc is not thread-safe throughout (its logging and its
+ * configuration parser share global state), so making and letting go of a
+ * container's handle, and the start, hold container_lxc_lock, each for a
+ * short while; what asks a container's monitor, which may wait for it,
+ * runs outside (container_open()).  No lock shared by containers is ever
+ * held while one container takes its time, so that a member whose init
+ * ignores the halt signal, or who loops stop and start, delays nobody
+ * else.  A stop sends the halt signal and waits for init to end through a
+ * pidfd; a start waits for the container's setup in a child process.
+ * Start, stop, freeze and device rules of one container run one at a time
+ * (container_hold(): liblxc's own container locks are fcntl() locks, which
+ * do not keep two threads of one process apart).  State queries take no
+ * hold: they answer at once, during another operation on the container too.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,13 +25,16 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/pidfd.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +54,16 @@
 #define CONTAINER_LOG_TAIL 4096
 #define CONTAINER_NAME_MAX 64
 
-static pthread_mutex_t container_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Seconds a container gets to end after SIGKILL, and for LXC's monitor to
+ * report it STOPPED once its init has ended. */
+#define CONTAINER_KILL_TIMEOUT 10
+/* What container_stop() sends the container's init: the lxc.signal.halt
+ * of the configuration (which lxc-stop reads), systemd's clean halt. */
+#define CONTAINER_HALT_SIGNAL (SIGRTMIN + 3)
+/* How often a wait for a state asks LXC again. */
+#define CONTAINER_STATE_POLL_MS 100
+
+static pthread_mutex_t container_lxc_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static inline void container_putp(struct lxc_container **c)
 {
@@ -48,6 +71,87 @@ static inline void container_putp(struct lxc_container **c)
 		lxc_container_put(*c);
 }
 #define __do_lxc_put __attribute__((cleanup(container_putp)))
+
+/* A handle on the container, made and let go under the liblxc lock (they
+ * parse the configuration and set up logging: global state).  The calls
+ * in between ask the container's monitor over its socket and may wait for
+ * it while it is busy (setting up, tearing down): outside the lock, they
+ * make only that container's callers wait.  NULL when out of memory. */
+static struct lxc_container *container_open(const char *lxcpath, const char *name)
+{
+	struct lxc_container *c;
+
+	pthread_mutex_lock(&container_lxc_lock);
+	c = lxc_container_new(name, lxcpath);
+	pthread_mutex_unlock(&container_lxc_lock);
+	return c;
+}
+
+static void container_closep(struct lxc_container **c)
+{
+	if (!*c)
+		return;
+	pthread_mutex_lock(&container_lxc_lock);
+	lxc_container_put(*c);
+	pthread_mutex_unlock(&container_lxc_lock);
+	*c = NULL;
+}
+#define __do_lxc_close __attribute__((cleanup(container_closep)))
+
+static long long container_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- one operation at a time per container ------------------------------- */
+
+/* A container under an operation: on the stack of the thread running it. */
+struct container_hold {
+	const char *lxcpath;
+	const char *name;
+	struct container_hold *next;
+};
+
+static pthread_mutex_t container_holds_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t container_holds_changed = PTHREAD_COND_INITIALIZER;
+static struct container_hold *container_holds;
+
+static bool container_is_held(const char *lxcpath, const char *name)
+{
+	for (const struct container_hold *h = container_holds; h; h = h->next)
+		if (strcmp(h->name, name) == 0 && strcmp(h->lxcpath, lxcpath) == 0)
+			return true;
+	return false;
+}
+
+/* Wait until no other operation is under way on lxcpath/name, then mark it
+ * held by h; the strings must outlive the hold. */
+static void container_hold(struct container_hold *h, const char *lxcpath, const char *name)
+{
+	*h = (struct container_hold){ .lxcpath = lxcpath, .name = name };
+	pthread_mutex_lock(&container_holds_lock);
+	while (container_is_held(lxcpath, name))
+		pthread_cond_wait(&container_holds_changed, &container_holds_lock);
+	h->next = container_holds;
+	container_holds = h;
+	pthread_mutex_unlock(&container_holds_lock);
+}
+
+static void container_release(struct container_hold *h)
+{
+	pthread_mutex_lock(&container_holds_lock);
+	for (struct container_hold **p = &container_holds; *p; p = &(*p)->next) {
+		if (*p == h) {
+			*p = h->next;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&container_holds_changed);
+	pthread_mutex_unlock(&container_holds_lock);
+}
 
 static bool container_char_in(char c, const char *extra)
 {
@@ -362,10 +466,17 @@ static void container_log_tail(const char *name, const char *logfile, off_t offs
 		log_error("%s: lxc: %s", name, line);
 }
 
-static int container_start_locked(const struct container_spec *spec, const char *config_path)
+/* LXC's start waits in the calling process until the monitor reports the
+ * container RUNNING (its whole setup).  It runs in a child of the agent,
+ * forked under the liblxc lock (no other thread is inside liblxc then),
+ * so that the lock is let go at once and only this start waits.  *child:
+ * the child's pid, 0 when the container runs already. */
+static int container_start_locked(const struct container_spec *spec, const char *config_path,
+				  pid_t *child)
 {
 	__do_lxc_put struct lxc_container *c = NULL;
 
+	*child = 0;
 	c = lxc_container_new(spec->name, spec->lxcpath);
 	if (!c)
 		return log_error_errno(-ENOMEM, ENOMEM, "Could not create the LXC handle of %s",
@@ -381,10 +492,67 @@ static int container_start_locked(const struct container_spec *spec, const char 
 	c->want_daemonize(c, true);
 	/* The agent's sockets and files must not live on in LXC's monitor. */
 	c->want_close_all_fds(c, true);
-	if (!c->start(c, 0, NULL))
-		return log_error_errno(-EIO, EIO, "LXC could not start %s (error %d)", spec->name,
-				       c->error_num);
-	if (!c->wait(c, "RUNNING", CONTAINER_START_TIMEOUT))
+	*child = fork();
+	if (*child < 0)
+		return log_error_errno(-errno, errno, "Could not fork to start %s", spec->name);
+	if (*child == 0)
+		_exit(c->start(c, 0, NULL) ? 0 : 1);
+	return 0;
+}
+
+static int container_start_wait(const char *name, pid_t child)
+{
+	int status;
+
+	while (waitpid(child, &status, 0) < 0) {
+		if (errno != EINTR)
+			return log_error_errno(-errno, errno, "Could not wait for the start of %s", name);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return log_error_errno(-EIO, EIO, "LXC could not start %s", name);
+	return 0;
+}
+
+/* Wait until LXC reports the container in state want, holding the liblxc
+ * lock only while asking: 0, or -ETIMEDOUT. */
+static int container_wait_state(const char *lxcpath, const char *name,
+				enum container_state want, unsigned timeout_s)
+{
+	long long deadline = container_now_ms() + (long long)timeout_s * 1000;
+
+	for (;;) {
+		long long left;
+
+		if (container_get_state(lxcpath, name) == want)
+			return 0;
+		left = deadline - container_now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		poll(NULL, 0, left < CONTAINER_STATE_POLL_MS ? (int)left : CONTAINER_STATE_POLL_MS);
+	}
+}
+
+static int container_start_held(const struct container_spec *spec, const char *dir,
+				const char *config_path, const char *config)
+{
+	pid_t child;
+	int ret;
+
+	ret = fsutil_mkdir_p(dir, 0755);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "Could not create %s", dir);
+	ret = fsutil_write_atomic(config_path, config, strlen(config), 0644);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "Could not write %s", config_path);
+	pthread_mutex_lock(&container_lxc_lock);
+	ret = container_start_locked(spec, config_path, &child);
+	pthread_mutex_unlock(&container_lxc_lock);
+	if (ret == 0 && child > 0)
+		ret = container_start_wait(spec->name, child);
+	if (ret < 0)
+		return ret;
+	if (container_wait_state(spec->lxcpath, spec->name, CONTAINER_RUNNING,
+				 CONTAINER_START_TIMEOUT) < 0)
 		return log_error_errno(-ETIMEDOUT, ETIMEDOUT, "%s did not reach RUNNING in %u s",
 				       spec->name, CONTAINER_START_TIMEOUT);
 	return 0;
@@ -394,6 +562,7 @@ int container_start(const struct container_spec *spec)
 {
 	__do_free char *config = NULL;
 	char dir[PATH_MAX], config_path[PATH_MAX], logfile[PATH_MAX];
+	struct container_hold hold;
 	off_t log_offset;
 	int ret;
 
@@ -409,17 +578,10 @@ int container_start(const struct container_spec *spec)
 	    snprintf(logfile, sizeof(logfile), "%s/lxc.log", dir) >= (int)sizeof(logfile))
 		return -ENAMETOOLONG;
 
-	ret = fsutil_mkdir_p(dir, 0755);
-	if (ret < 0)
-		return log_error_errno(ret, -ret, "Could not create %s", dir);
-	ret = fsutil_write_atomic(config_path, config, strlen(config), 0644);
-	if (ret < 0)
-		return log_error_errno(ret, -ret, "Could not write %s", config_path);
-
 	log_offset = container_file_size(logfile);
-	pthread_mutex_lock(&container_lock);
-	ret = container_start_locked(spec, config_path);
-	pthread_mutex_unlock(&container_lock);
+	container_hold(&hold, spec->lxcpath, spec->name);
+	ret = container_start_held(spec, dir, config_path, config);
+	container_release(&hold);
 	if (ret < 0)
 		container_log_tail(spec->name, logfile, log_offset);
 	return ret;
@@ -434,44 +596,116 @@ static bool container_config_exists(const char *lxcpath, const char *name)
 	return fsutil_exists(path);
 }
 
-static int container_stop_locked(const char *lxcpath, const char *name, unsigned timeout)
+/* The init of a running container as a pidfd, from LXC's monitor, which
+ * is its parent: no race with a pid used again.  -ESRCH: it does not run. */
+static int container_init_pidfd(const char *lxcpath, const char *name)
 {
-	__do_lxc_put struct lxc_container *c = NULL;
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
+	int pidfd;
+	pid_t pid;
 
-	c = lxc_container_new(name, lxcpath);
 	if (!c)
 		return log_error_errno(-ENOMEM, ENOMEM, "Could not create the LXC handle of %s", name);
 	if (!c->is_running(c))
-		return 0;
-	if (timeout > INT_MAX)
-		timeout = INT_MAX;
-	if (!c->shutdown(c, (int)timeout) && c->is_running(c)) {
-		log_warn("%s did not shut down in %u s; stopping it", name, timeout);
-		if (!c->stop(c) && c->is_running(c))
-			return log_error_errno(-EIO, EIO, "LXC could not stop %s", name);
+		return -ESRCH;
+	pidfd = c->init_pidfd(c);
+	if (pidfd >= 0)
+		return pidfd;
+	/* A monitor without a pidfd of its own: the pid it reports names the
+	 * container's init as long as the container runs. */
+	pid = c->init_pid(c);
+	if (pid <= 0)
+		return -ESRCH;
+	pidfd = pidfd_open(pid, 0);
+	if (pidfd < 0)
+		return log_error_errno(-errno, errno, "Could not open the init of %s", name);
+	return pidfd;
+}
+
+int container_signal_wait(int pidfd, int signal, unsigned timeout_ms)
+{
+	long long deadline = container_now_ms() + timeout_ms;
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+	if (signal && pidfd_send_signal(pidfd, signal, NULL, 0) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	for (;;) {
+		long long left = deadline - container_now_ms();
+		int ret;
+
+		ret = poll(&pfd, 1, left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left);
+		if (ret > 0)
+			return 0;
+		if (ret < 0 && errno != EINTR)
+			return -errno;
+		if (ret == 0 && left <= 0)
+			return -ETIMEDOUT;
 	}
-	if (!c->wait(c, "STOPPED", 10))
+}
+
+/* SIGKILL through LXC, which also thaws a frozen container first. */
+static int container_kill(const char *lxcpath, const char *name)
+{
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
+
+	if (!c)
+		return log_error_errno(-ENOMEM, ENOMEM, "Could not create the LXC handle of %s", name);
+	if (!c->stop(c) && c->is_running(c))
+		return log_error_errno(-EIO, EIO, "LXC could not stop %s", name);
+	return 0;
+}
+
+/* The halt signal, then the wait for init to end, hold no lock that
+ * another container's operation needs: that wait is the member's. */
+static int container_stop_held(const char *lxcpath, const char *name, unsigned timeout)
+{
+	__do_close int pidfd = -EBADF;
+	int ret;
+
+	pidfd = container_init_pidfd(lxcpath, name);
+	if (pidfd == -ESRCH)
+		return 0;
+	if (pidfd < 0)
+		return pidfd;
+	ret = container_signal_wait(pidfd, CONTAINER_HALT_SIGNAL,
+				    timeout > UINT_MAX / 1000 ? UINT_MAX : timeout * 1000);
+	if (ret == -ETIMEDOUT) {
+		log_warn("%s did not shut down in %u s; stopping it", name, timeout);
+		ret = container_kill(lxcpath, name);
+		if (ret == 0)
+			ret = container_signal_wait(pidfd, 0, CONTAINER_KILL_TIMEOUT * 1000);
+	}
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "%s did not stop", name);
+	/* Its init has ended; the monitor cleans up (network, cgroups) and
+	 * then reports STOPPED. */
+	if (container_wait_state(lxcpath, name, CONTAINER_STOPPED, CONTAINER_KILL_TIMEOUT) < 0)
 		return log_error_errno(-ETIMEDOUT, ETIMEDOUT, "%s did not stop", name);
 	return 0;
 }
 
 int container_stop(const char *lxcpath, const char *name, unsigned timeout)
 {
+	struct container_hold hold;
 	int ret;
 
 	if (!container_valid_path(lxcpath, true) || !container_valid_name(name))
 		return -EINVAL;
 	if (!container_config_exists(lxcpath, name))
 		return 0;
-	pthread_mutex_lock(&container_lock);
-	ret = container_stop_locked(lxcpath, name, timeout);
-	pthread_mutex_unlock(&container_lock);
+	container_hold(&hold, lxcpath, name);
+	ret = container_stop_held(lxcpath, name, timeout);
+	container_release(&hold);
 	return ret;
 }
 
-static int container_freeze_locked(const char *lxcpath, const char *name, bool freeze)
+/* Freezing waits, without a limit, until every process of the container
+ * is frozen, which the member can put off: like every call on a handle,
+ * outside the liblxc lock (LXD's go-lxc calls liblxc on different
+ * containers at once the same way, with a lock per container only). */
+static int container_freeze_held(const char *lxcpath, const char *name, bool freeze)
 {
-	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 
 	if (!c)
 		return -ENOENT;
@@ -480,22 +714,22 @@ static int container_freeze_locked(const char *lxcpath, const char *name, bool f
 
 int container_freeze(const char *lxcpath, const char *name, bool freeze)
 {
+	struct container_hold hold;
 	int ret;
 
 	if (!container_valid_path(lxcpath, true) || !container_valid_name(name))
 		return -EINVAL;
-	pthread_mutex_lock(&container_lock);
-	ret = container_freeze_locked(lxcpath, name, freeze);
-	pthread_mutex_unlock(&container_lock);
+	container_hold(&hold, lxcpath, name);
+	ret = container_freeze_held(lxcpath, name, freeze);
+	container_release(&hold);
 	return ret;
 }
 
-static enum container_state container_get_state_locked(const char *lxcpath, const char *name)
+static enum container_state container_get_state_of(const char *lxcpath, const char *name)
 {
-	__do_lxc_put struct lxc_container *c = NULL;
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 	const char *state;
 
-	c = lxc_container_new(name, lxcpath);
 	if (!c)
 		return CONTAINER_STOPPED;
 	state = c->state(c);
@@ -513,15 +747,10 @@ static enum container_state container_get_state_locked(const char *lxcpath, cons
 
 enum container_state container_get_state(const char *lxcpath, const char *name)
 {
-	enum container_state state;
-
 	if (!container_valid_path(lxcpath, true) || !container_valid_name(name) ||
 	    !container_config_exists(lxcpath, name))
 		return CONTAINER_ABSENT;
-	pthread_mutex_lock(&container_lock);
-	state = container_get_state_locked(lxcpath, name);
-	pthread_mutex_unlock(&container_lock);
-	return state;
+	return container_get_state_of(lxcpath, name);
 }
 
 const char *container_state_name(enum container_state state)
@@ -534,14 +763,6 @@ const char *container_state_name(enum container_state state)
 	case CONTAINER_ABSENT:   return "absent";
 	}
 	return "unknown";
-}
-
-static long long container_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int container_poll_ms(long long deadline)
@@ -627,9 +848,9 @@ int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
 	}
 }
 
-static int container_init_pid_locked(const char *lxcpath, const char *name, pid_t *pid)
+static int container_init_pid_of(const char *lxcpath, const char *name, pid_t *pid)
 {
-	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 
 	if (!c)
 		return -ENOMEM;
@@ -641,16 +862,11 @@ static int container_init_pid_locked(const char *lxcpath, const char *name, pid_
 
 int container_init_pid(const char *lxcpath, const char *name, pid_t *pid)
 {
-	int ret;
-
 	if (!container_valid_path(lxcpath, true) || !container_valid_name(name))
 		return -EINVAL;
 	if (!container_config_exists(lxcpath, name))
 		return -ESRCH;
-	pthread_mutex_lock(&container_lock);
-	ret = container_init_pid_locked(lxcpath, name, pid);
-	pthread_mutex_unlock(&container_lock);
-	return ret;
+	return container_init_pid_of(lxcpath, name, pid);
 }
 
 /* Write rule to devices.allow or devices.deny of dir and, for allow, of
@@ -720,28 +936,34 @@ static int container_v1_devices_dir(pid_t pid, char *out, size_t len)
 	return -ENOENT;
 }
 
-static int container_device_rule_locked(const char *lxcpath, const char *name, const char *rule,
-					bool allow)
+/* cgroup v2: through LXC's monitor, which holds the device program. */
+static int container_device_rule_v2(const char *lxcpath, const char *name, const char *rule,
+				    bool allow)
 {
-	__do_lxc_put struct lxc_container *c = lxc_container_new(name, lxcpath);
-	struct statfs sf;
-	char dir[PATH_MAX];
-	pid_t pid;
-	int ret;
+	__do_lxc_close struct lxc_container *c = container_open(lxcpath, name);
 
 	if (!c)
 		return -ENOMEM;
 	if (!c->is_running(c))
 		return -ESRCH;
-	if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
-		if (!c->set_cgroup_item(c, allow ? "devices.allow" : "devices.deny", rule))
-			return log_error_errno(-EIO, 0, "LXC could not %s %s in %s", allow ? "allow" : "deny",
-					       rule, name);
-		return 0;
-	}
-	pid = c->init_pid(c);
-	if (pid <= 0)
-		return -ESRCH;
+	if (!c->set_cgroup_item(c, allow ? "devices.allow" : "devices.deny", rule))
+		return log_error_errno(-EIO, 0, "LXC could not %s %s in %s", allow ? "allow" : "deny",
+				       rule, name);
+	return 0;
+}
+
+/* cgroup v1: the files of the container's cgroup and of those it made
+ * below, as many as the member likes: written outside the liblxc lock. */
+static int container_device_rule_v1(const char *lxcpath, const char *name, const char *rule,
+				    bool allow)
+{
+	char dir[PATH_MAX];
+	pid_t pid;
+	int ret;
+
+	ret = container_init_pid_of(lxcpath, name, &pid);
+	if (ret < 0)
+		return ret;
 	ret = container_v1_devices_dir(pid, dir, sizeof(dir));
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot find the device cgroup of %s", name);
@@ -750,13 +972,19 @@ static int container_device_rule_locked(const char *lxcpath, const char *name, c
 
 int container_device_rule(const char *lxcpath, const char *name, const char *rule, bool allow)
 {
+	struct container_hold hold;
+	struct statfs sf;
 	int ret;
 
 	if (!container_valid_path(lxcpath, true) || !container_valid_name(name) ||
 	    !container_valid_device_rule(rule))
 		return -EINVAL;
-	pthread_mutex_lock(&container_lock);
-	ret = container_device_rule_locked(lxcpath, name, rule, allow);
-	pthread_mutex_unlock(&container_lock);
+	container_hold(&hold, lxcpath, name);
+	if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+		ret = container_device_rule_v2(lxcpath, name, rule, allow);
+	} else {
+		ret = container_device_rule_v1(lxcpath, name, rule, allow);
+	}
+	container_release(&hold);
 	return ret;
 }

@@ -152,9 +152,17 @@ enum container_state { CONTAINER_STOPPED, CONTAINER_STARTING, CONTAINER_RUNNING,
  * held to strict character sets, so nothing can break out of its line. */
 char *container_render_config(const struct container_spec *spec);
 /* Write the config and start the container in the background; returns
- * once LXC reports it RUNNING. */
+ * once LXC reports it RUNNING.  Start, stop, freeze and device rules of
+ * one container run one at a time; of different containers, side by side. */
 int container_start(const struct container_spec *spec);
+/* Send the halt signal to the container's init and wait up to timeout
+ * seconds for it to end, then kill it.  Operations on other containers,
+ * and state queries, do not wait for it. */
 int container_stop(const char *lxcpath, const char *name, unsigned timeout);
+/* Send signal (0: none) to the process of pidfd and wait up to timeout_ms
+ * for it to end, holding no lock: 0 once it ended, -ETIMEDOUT, or a
+ * negative errno.  How container_stop() waits for a container's init. */
+int container_signal_wait(int pidfd, int signal, unsigned timeout_ms);
 /* Freeze (true) or thaw a running container's processes. */
 int container_freeze(const char *lxcpath, const char *name, bool freeze);
 enum container_state container_get_state(const char *lxcpath, const char *name);
