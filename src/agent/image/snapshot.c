@@ -8,7 +8,8 @@
  * SEEK_DATA/SEEK_HOLE, however many, and stored as a GNU sparse 1.0 entry
  * of the pax archive (its map heads the entry's data, which is why the
  * regions are found before the entry is written).  Past a million regions
- * in one file, the shortest holes are stored as zeros.  A restore writes
+ * in one file, the shortest holes are stored as zeros (a file refused when
+ * they would be more than 16 times its data).  A restore writes
  * the data only: holes, and any 4 KiB block of zeros (as archives of an
  * earlier version stored the holes of a file of more than 256 regions),
  * are left as holes, the file's size set at its end.  The manifest's
@@ -390,17 +391,21 @@ struct snapshot_region {
 struct snapshot_regions {
 	struct snapshot_region *v;
 	size_t n, cap;
-	unsigned long long data;    /* the bytes they hold */
+	unsigned long long data;    /* the bytes they span */
+	unsigned long long zeros;   /* of which holes taken into them */
 };
 
 /*
  * The most regions kept for one file: the archive's sparse map of a file,
- * and libarchive's list of it, grow with them (about 100 bytes each).  A
+ * and libarchive's lists of it, grow with them (about 150 bytes each).  A
  * file of more has its shortest holes stored as zeros instead, which a
- * restore turns into holes again (snapshot_write_at).
+ * restore turns into holes again (snapshot_write_at), as long as they are
+ * not more than SNAPSHOT_ZEROS_RATIO times its data: wide holes would be
+ * read and compressed for hours.
  */
 #define SNAPSHOT_REGIONS_MAX (1u << 20)
 #define SNAPSHOT_MIN_HOLE_FIRST (64 * 1024)
+#define SNAPSHOT_ZEROS_RATIO 16
 
 /* One data region or more into r: holes shorter than min_hole are taken
  * into the data around them.  -E2BIG past SNAPSHOT_REGIONS_MAX. */
@@ -408,6 +413,7 @@ static int snapshot_add_region(struct snapshot_regions *r, off_t start, off_t en
 {
 	if (r->n > 0 && start - r->v[r->n - 1].end < min_hole) {
 		r->data += (unsigned long long)(end - r->v[r->n - 1].end);
+		r->zeros += (unsigned long long)(start - r->v[r->n - 1].end);
 		r->v[r->n - 1].end = end;
 		return 0;
 	}
@@ -430,6 +436,7 @@ static int snapshot_scan_regions(int fd, off_t size, off_t min_hole, struct snap
 
 	r->n = 0;
 	r->data = 0;
+	r->zeros = 0;
 	while (pos < size) {
 		off_t start = lseek(fd, pos, SEEK_DATA), end;
 
@@ -454,7 +461,8 @@ static int snapshot_scan_regions(int fd, off_t size, off_t min_hole, struct snap
 /*
  * The data regions of the file at fd (of size bytes): every one of them,
  * however many; past SNAPSHOT_REGIONS_MAX, holes of less than 64 KiB, then
- * 128 KiB and so on, are counted as data until they fit.
+ * 128 KiB and so on, are counted as data until they fit.  -E2BIG when that
+ * takes more than SNAPSHOT_ZEROS_RATIO times the file's data in holes.
  */
 static int snapshot_find_regions(int fd, off_t size, struct snapshot_regions *r)
 {
@@ -464,9 +472,12 @@ static int snapshot_find_regions(int fd, off_t size, struct snapshot_regions *r)
 	for (;;) {
 		ret = snapshot_scan_regions(fd, size, min_hole, r);
 		if (ret != -E2BIG)
-			return ret;
+			break;
 		min_hole = min_hole ? min_hole * 2 : SNAPSHOT_MIN_HOLE_FIRST;
 	}
+	if (ret == 0 && r->zeros / SNAPSHOT_ZEROS_RATIO > r->data - r->zeros)
+		return -E2BIG;
+	return ret;
 }
 
 static void snapshot_declare_sparse(struct archive_entry *entry,
@@ -674,8 +685,17 @@ static int snapshot_write_one(struct snapshot_writer *w, int dfd, const char *na
 		if (ret != 0)
 			return ret < 0 ? ret : 0;
 	}
-	if (S_ISREG(st->st_mode))
-		return snapshot_write_file(w, dfd, name, entry, st);
+	if (S_ISREG(st->st_mode)) {
+		char shown[96];
+
+		ret = snapshot_write_file(w, dfd, name, entry, st);
+		snapshot_shown(rel, shown, sizeof(shown));
+		if (ret == -E2BIG)
+			set_first_error(w->err, w->errlen,
+					"/%s has more than %u data regions, far apart: it cannot be archived with its holes (remove it, or write its holes out)",
+					shown, SNAPSHOT_REGIONS_MAX);
+		return ret;
+	}
 	if (S_ISLNK(st->st_mode))
 		return snapshot_write_symlink(w, dfd, name, entry);
 	archive_entry_set_size(entry, 0);
