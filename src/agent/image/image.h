@@ -135,7 +135,9 @@ unsigned snapshot_compress_threads(unsigned configured);
  * percent.  Sparse files keep their holes, however many.  The write stops
  * as it would pass limits (may be NULL: none): -EDQUOT past max_archive,
  * -ENOSPC where out_fd's disk would keep less than disk_reserve, with a
- * sentence in err; what was written to out_fd is the caller's to remove.
+ * sentence in err (also for -E2BIG: a file of over a million data regions
+ * strewn over wide holes); what was written to out_fd is the caller's to
+ * remove.
  */
 int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
 		   const struct snapshot_limits *limits, struct progress *progress,
