@@ -144,6 +144,21 @@ static int ops_snapshot_usage(struct agent *a, const struct member_record *rec, 
 	return ret;
 }
 
+/* Why snapshot_write() failed (ret), the partial archive removed. */
+static int ops_snapshot_failed(struct op_context *ctx, int ret, unsigned long long used,
+			       const char *err)
+{
+	if (ret == -EDQUOT)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"the snapshot would take you over your snapshot quota of %llu MB (%llu MB used): it was stopped and nothing was kept; remove one first (gpubox snapshot rm NAME)",
+				(unsigned long long)(ctx->a->cfg.snapshot_quota >> 20), used >> 20);
+	if (ret == -ENOSPC)
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the snapshot was stopped and nothing was kept: %s; an admin frees space", err);
+	return ops_fail(ctx, PROTO_E_FAILED, "the snapshot was not written: %s",
+			err[0] ? err : strerror(-ret));
+}
+
 /* Write the archive while the layer holds still; the caller stopped or froze it. */
 static int ops_snapshot_take(struct op_context *ctx, const struct member_record *rec,
 			     const char *dir, struct snapshot_info *info)
@@ -151,6 +166,7 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 	struct agent *a = ctx->a;
 	struct storage_paths paths;
 	struct snapshot_stats stats;
+	struct snapshot_limits limits = { 0 };
 	struct template_info tpl;
 	char tmp[PATH_MAX], final[PATH_MAX], err[512] = "", mark[64];
 	unsigned long long used;
@@ -163,19 +179,24 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 	    snapshot_path(&a->cfg, rec->name, info->name, ".tar.zst", final, sizeof(final)) < 0 ||
 	    snprintf(tmp, sizeof(tmp), "%s%sXXXXXX", final, mark) >= (int)sizeof(tmp))
 		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot's path is too long");
+	ops_snapshot_usage(a, rec, &count, &used);
+	/* The write stops as it passes what the quota leaves (ops_snapshot_room
+	 * saw some left), or the disk's reserve. */
+	if (a->cfg.snapshot_quota)   /* 0 would be no limit: 1 byte is none left */
+		limits.max_archive = a->cfg.snapshot_quota > used ? a->cfg.snapshot_quota - used : 1;
+	limits.disk_reserve = a->cfg.disk_reserve;
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot create a file in %s: %s", dir, strerror(errno));
 	progress_say(ctx->progress, "Writing snapshot %s of %s (zstd, %u threads)", info->name,
-		     rec->name, a->cfg.snapshot_threads);
-	ret = snapshot_write(paths.upper, fd, rec->subid_base, a->cfg.snapshot_threads,
+		     rec->name, snapshot_compress_threads(a->cfg.snapshot_threads));
+	ret = snapshot_write(paths.upper, fd, rec->subid_base, a->cfg.snapshot_threads, &limits,
 			     ctx->progress, &stats, err, sizeof(err));
 	if (ret == 0 && fsync(fd) < 0)
 		ret = -errno;
 	if (ret < 0) {
 		unlink(tmp);
-		return ops_fail(ctx, PROTO_E_FAILED, "the snapshot was not written: %s",
-				err[0] ? err : strerror(-ret));
+		return ops_snapshot_failed(ctx, ret, used, err);
 	}
 	if (ops_snapshot_usage(a, rec, &count, &used) == 0 && a->cfg.snapshot_quota &&
 	    used + stats.archive_bytes > a->cfg.snapshot_quota) {
@@ -469,6 +490,7 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	__do_json json_t *marker = NULL;
 	__do_free char *text = NULL;
 	struct snapshot_stats stats;
+	struct snapshot_limits limits = { 0 };
 	char path[PATH_MAX], restore[PATH_MAX], err[512] = "";
 	int ret;
 
@@ -493,8 +515,9 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot create %s: %s", restore, strerror(ret));
 	}
 	progress_say(ctx->progress, "Restoring snapshot %s (%llu MB)", info->name, info->size >> 20);
-	ret = snapshot_extract(archive_fd, info, restore, rec->subid_base, ctx->progress, &stats,
-			       err, sizeof(err));
+	limits.disk_reserve = ctx->a->cfg.disk_reserve;
+	ret = snapshot_extract(archive_fd, info, restore, rec->subid_base, &limits, ctx->progress,
+			       &stats, err, sizeof(err));
 	if (ret == 0 && syncfs(lfd) < 0)
 		ret = -errno;
 	if (ret < 0)
@@ -569,6 +592,25 @@ static int ops_restore_open(struct op_context *ctx, const struct member_record *
 	if (fd < 0 || fstat(fd, &st) < 0 || (unsigned long long)st.st_size != info->size)
 		return ops_fail(ctx, PROTO_E_FAILED, "the archive of snapshot %s is missing or damaged", name);
 	return move_fd(fd);
+}
+
+/* The disk of the member's files has room above disk_reserve, checked
+ * before the container is stopped; the extraction checks again as it
+ * writes. */
+static int ops_restore_room(struct op_context *ctx, const struct storage_paths *paths,
+			    const char *name)
+{
+	__do_close int fd = open(paths->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	unsigned long long reserve = ctx->a->cfg.disk_reserve;
+	uint64_t avail;
+
+	if (fd < 0 || !reserve)
+		return 0;   /* no directory yet: the extraction checks */
+	if (fsutil_space_left(fd, reserve, FSUTIL_RESERVE_STEP, &avail) != -ENOSPC)
+		return 0;
+	return ops_fail(ctx, PROTO_E_FAILED,
+			"snapshot %s was not restored, your container is unchanged: the disk of your container's files has %llu MB free, and the agent keeps %llu MB of it free (disk_reserve); an admin frees space",
+			name, (unsigned long long)(avail >> 20), reserve >> 20);
 }
 
 /* Start a container that ran before a restore that failed; the reply keeps
@@ -650,6 +692,8 @@ static int op_restore(struct op_context *ctx, json_t **result)
 		return -1;
 	if (storage_paths(a->cfg.state_dir, rec.name, &paths) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths");
+	if (ops_restore_room(ctx, &paths, name) < 0)
+		return -1;
 
 	lock = agent_lock_member(a, rec.name);
 	was_running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;

@@ -56,6 +56,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("snapshot_quota",       CONFIG_SIZE,   snapshot_quota),
 	KEY("snapshot_max_count",   CONFIG_UINT,   snapshot_max_count),
 	KEY("snapshot_threads",     CONFIG_UINT,   snapshot_threads),
+	KEY("disk_reserve",         CONFIG_SIZE,   disk_reserve),
 	KEY("gpu_root",             CONFIG_STRING, gpu_root),
 	KEY("gpu_capabilities",     CONFIG_STRING, gpu_capabilities),
 	KEY("gpu_default",          CONFIG_STRING, gpu_default),
@@ -118,9 +119,10 @@ void config_set_defaults(struct gpubox_config *cfg)
 		 "openssh-server systemd-sysv sudo iproute2 ca-certificates locales less nano");
 	cfg->template_setup[0] = '\0';
 	cfg->snapshot_dir[0] = '\0';  /* empty: <state_dir>/snapshots */
-	cfg->snapshot_quota = 0;
-	cfg->snapshot_max_count = 0;
-	cfg->snapshot_threads = 0;
+	cfg->snapshot_quota = 50ULL << 30;
+	cfg->snapshot_max_count = 20;
+	cfg->snapshot_threads = 0;    /* half the cores */
+	cfg->disk_reserve = 2ULL << 30;
 	cfg->gpu_root[0] = '\0';
 	snprintf(cfg->gpu_capabilities, sizeof(cfg->gpu_capabilities), "utility compute");
 	snprintf(cfg->gpu_default, sizeof(cfg->gpu_default), "all");

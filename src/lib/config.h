@@ -60,7 +60,9 @@ struct gpubox_config {
 	char snapshot_dir[CONFIG_PATH_MAX];     /* "": <state_dir>/snapshots */
 	uint64_t snapshot_quota;       /* bytes of archives per member, 0 = no limit */
 	uint32_t snapshot_max_count;   /* snapshots per member, 0 = no limit */
-	uint32_t snapshot_threads;     /* zstd threads, 0 = one per core */
+	uint32_t snapshot_threads;     /* zstd threads, 0 = half the cores (at least 1) */
+	uint64_t disk_reserve;         /* bytes the agent's writes of member data leave
+					* free (f_bavail) where they write; 0 = none */
 
 	char gpu_root[CONFIG_PATH_MAX];         /* "": the host; else where /dev, /proc/driver/nvidia
 						 * and /etc/ld.so.cache are looked for (tests) */

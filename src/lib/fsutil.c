@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -211,4 +212,24 @@ bool fsutil_exists(const char *path)
 	struct stat st;
 
 	return lstat(path, &st) == 0;
+}
+
+int fsutil_space_left(int fd, uint64_t reserve, uint64_t more, uint64_t *avail)
+{
+	struct statvfs sv;
+	uint64_t free_bytes;
+
+	if (avail)
+		*avail = 0;
+	if (fstatvfs(fd, &sv) < 0)
+		return -errno;
+	/* f_bavail, not f_bfree: root's reserved blocks are not ours. */
+	free_bytes = (uint64_t)sv.f_bavail * (sv.f_frsize ? sv.f_frsize : sv.f_bsize);
+	if (sv.f_frsize && free_bytes / sv.f_frsize != (uint64_t)sv.f_bavail)
+		free_bytes = UINT64_MAX;
+	if (avail)
+		*avail = free_bytes;
+	if (reserve > free_bytes || more > free_bytes - reserve)
+		return -ENOSPC;
+	return 0;
 }

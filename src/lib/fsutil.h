@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <dirent.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* write() until all of buf is written, retrying on EINTR. */
@@ -38,5 +39,26 @@ int fsutil_remove_tree(const char *path);
 int fsutil_empty_dir(const char *path);
 
 bool fsutil_exists(const char *path);
+
+/*
+ * The reserve guard of the agent's long writes (snapshots, restores, and
+ * any other write of member data): whether the file system holding fd can
+ * take `more` bytes and still keep `reserve` bytes free.  Free is what an
+ * unprivileged writer may use (statvfs f_bavail, never f_bfree): the
+ * agent, running as root, must not eat root's reserved blocks either.
+ *
+ * fd is any descriptor on that file system: the file being written, or a
+ * directory (O_PATH will do).  Returns 0 when there is room; -ENOSPC when
+ * there is not; another negative errno when fstatvfs() fails.  *avail (may
+ * be NULL) gets the bytes free now, to say so in a message.
+ *
+ * Call it before the write with what the first stretch will take, and
+ * again every FSUTIL_RESERVE_STEP bytes written with the next stretch (a
+ * statvfs() per buffer costs a round trip on NFS); abort on -ENOSPC and
+ * remove what was written.  Others write to the disk meanwhile: the guard
+ * bounds what the agent takes, not the disk's free space.
+ */
+#define FSUTIL_RESERVE_STEP (64ULL << 20)
+int fsutil_space_left(int fd, uint64_t reserve, uint64_t more, uint64_t *avail);
 
 #endif

@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fd = memfd_create("archive", MFD_CLOEXEC);
 	if (fd >= 0 && mkdir(target, 0755) == 0 && fsutil_write_all(fd, data, size) == 0 &&
 	    lseek(fd, 0, SEEK_SET) == 0) {
-		snapshot_extract(fd, &manifest, target, base, NULL, &stats, err, sizeof(err));
+		snapshot_extract(fd, &manifest, target, base, NULL, NULL, &stats, err, sizeof(err));
 		/* Nothing beside the layer: only "layer" in the directory. */
 		if (fuzz_count_entries(dir) != 1)
 			abort();

@@ -3,6 +3,8 @@
 # names are per member; an agent killed in the middle of a snapshot or a
 # restore loses nothing; crafted archives placed in the store are refused or
 # sanitized (file capabilities, checksum, content size, recipe hash, a FIFO);
+# a sparse file of 1 TiB keeps its holes; the quota and the disk reserve stop
+# a snapshot as it is written;
 # a snapshot restores under another agent (another server) where the member
 # has other ids; rebuild --keep-home; a new
 # template version, the update shown, rebuilt onto, the old one removed
@@ -167,6 +169,69 @@ refuse "it is refused" 1 'not a regular file' timeout 60 "$GBX_BIN/gpubox" resto
 	not_ok "$m's container runs after the refusals"
 rm -f "$snapdir/$m"/evil*
 rm -rf "$craft"
+
+# ---- a sparse file, the quota and the disk reserve -----------------------------
+# 300 data regions of 4 KiB spread over 1 TiB of holes (GBX_SPARSE_SIZE, in
+# 4 KiB blocks, makes it smaller): the snapshot keeps every region, the
+# restore every hole.
+blocks=${GBX_SPARSE_BLOCKS:-268435456}
+step=$((blocks / 300))
+check "$m makes a sparse file of $((blocks / 262144)) GiB with 300 data regions" in_box "$m" \
+	"rm -f ~/sparse && for i in \$(seq 0 299); do
+		dd if=/dev/urandom of=\$HOME/sparse bs=4096 count=1 seek=\$((i * $step)) conv=notrunc status=none || exit 1
+	done && truncate -s $((blocks * 4096)) ~/sparse"
+# Each region and the hole after it.
+regions_sum="for i in \$(seq 0 299); do dd if=\$HOME/sparse bs=4096 count=2 skip=\$((i * $step)) status=none; done | sha256sum"
+sum=$(in_box "$m" "$regions_sum")
+t0=$(date +%s.%N)
+check "snapshot of the sparse file" as_user "$m" snapshot snapsparse
+t1=$(date +%s.%N)
+check "$m removes it" in_box "$m" 'rm ~/sparse'
+check "restore of the sparse file" as_user "$m" restore snapsparse --yes
+t2=$(date +%s.%N)
+read -r size blocks512 < <(stat -c '%s %b' "$upper/home/$m/sparse")
+echo "sparse: $size bytes, $((blocks512 / 2)) KiB on disk; snapshot $(echo "$t1 - $t0" | bc) s ($(jq .size "$snapdir/$m/snapsparse.json") bytes), restore $(echo "$t2 - $t1" | bc) s" | diag
+[ "$size" = $((blocks * 4096)) ] && [ "$blocks512" -lt 32768 ] &&
+	ok "the restored file keeps its size and its holes (under 16 MB on disk)" ||
+	not_ok "the restored file keeps its size and its holes (under 16 MB on disk)"
+[ "$(in_box "$m" "$regions_sum")" = "$sum" ] && ok "every data region came back" || not_ok "every data region came back"
+check "$m removes the sparse file and its snapshot" eval 'in_box "$m" "rm ~/sparse" && as_user "$m" snapshot rm snapsparse'
+
+# The quota stops the write as it passes it: not the whole layer first.
+cp "$GBX_CONF" "$GBX_DIR/gpubox.conf.before-limits"
+used=$(as_user "$m" snapshot ls --json | jq .used)
+check "$m writes 64 MB that do not compress" in_box "$m" 'head -c 64000000 /dev/urandom >~/noise'
+echo "snapshot_quota = $((used + 8 * 1048576))" >>"$GBX_CONF"
+kill "$(cat "$GBX_DIR/agent.pid")"
+sleep 0.5
+check "the agent restarts with a quota 8 MB above $m's use" restart_agent
+out=$(as_user "$m" snapshot snapq 2>&1)
+rc=$?
+echo "$out" | tail -3 | diag
+[ $rc = 1 ] && echo "$out" | grep -q 'over your snapshot quota' && ! echo "$out" | grep -q 'Snapshot: 100%' &&
+	ok "a snapshot past the quota is stopped while it is written" ||
+	not_ok "a snapshot past the quota is stopped while it is written"
+ls "$snapdir/$m" | grep -Eq 'snapq|tmp' && { not_ok "nothing of it is left in the store"; ls -l "$snapdir/$m" | diag; } ||
+	ok "nothing of it is left in the store"
+[ "$(member_field "$m" state)" = running ] && ok "$m's container runs again" || not_ok "$m's container runs again"
+
+# A disk whose free space is under disk_reserve takes no snapshot and no restore.
+cp "$GBX_DIR/gpubox.conf.before-limits" "$GBX_CONF"
+echo "disk_reserve = $(($(stat -f -c '%a * %S' "$snapdir") + (1 << 40)))" >>"$GBX_CONF"
+kill "$(cat "$GBX_DIR/agent.pid")"
+sleep 0.5
+check "the agent restarts with a disk reserve above the free space" restart_agent
+refuse "a snapshot is refused" 1 'disk_reserve' as_user "$m" snapshot snapr
+ls "$snapdir/$m" | grep -Eq 'snapr|tmp' && not_ok "nothing of it is left in the store" || ok "nothing of it is left in the store"
+refuse "a restore is refused" 1 'disk_reserve' as_user "$m" restore snap1 --yes
+[ "$(in_box "$m" 'wc -c <~/noise')" = 64000000 ] && ! ls "$GBX_DIR/state/users/$m/layer" | grep -Eq 'prev|restore' &&
+	ok "the container is unchanged" || not_ok "the container is unchanged"
+cp "$GBX_DIR/gpubox.conf.before-limits" "$GBX_CONF"
+kill "$(cat "$GBX_DIR/agent.pid")"
+sleep 0.5
+check "the agent restarts with the suite's configuration" restart_agent
+check "$m starts" as_user "$m" start
+in_box "$m" 'rm -f ~/noise' >/dev/null 2>&1
 
 # ---- an agent killed in the middle ---------------------------------------------
 check "$m writes 150 MB" in_box "$m" \

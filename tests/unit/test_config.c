@@ -59,7 +59,7 @@ static void test_snapshot_keys(void **state)
 		"snapshot_quota = 10 G\n", "snapshot_quota = 10g\n", "snapshot_quota = 1.5G\n",
 		"snapshot_quota = -1\n", "snapshot_quota = G\n", "snapshot_quota = 10GB\n",
 		"snapshot_quota = 99999999999999999999\n", "snapshot_quota = 20000000000T\n",
-		"snapshot_quota = \n", "snapshot_max_count = x\n",
+		"snapshot_quota = \n", "snapshot_max_count = x\n", "disk_reserve = 5%\n",
 	};
 	struct gpubox_config cfg;
 	char err[256] = "";
@@ -67,7 +67,13 @@ static void test_snapshot_keys(void **state)
 	(void)state;
 	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
 	assert_string_equal(cfg.snapshot_dir, "");
-	assert_int_equal(cfg.snapshot_quota, 0);
+	/* Limits by default: a member cannot fill the disk with snapshots. */
+	assert_true(cfg.snapshot_quota == 50ull << 30);
+	assert_int_equal(cfg.snapshot_max_count, 20);
+	assert_int_equal(cfg.snapshot_threads, 0);
+	assert_true(cfg.disk_reserve == 2ull << 30);
+	assert_int_equal(parse(&cfg, "disk_reserve = 0\n", err, sizeof(err)), 0);
+	assert_true(cfg.disk_reserve == 0);
 	assert_int_equal(parse(&cfg, "snapshot_dir = /nas/snap\nsnapshot_quota = 50G\n"
 				     "snapshot_max_count = 10\nsnapshot_threads = 4\n"
 				     "template_setup = /etc/gpubox/setup\n", err, sizeof(err)), 0);

@@ -2,14 +2,16 @@
 /*
  * snapshot.c: a layer survives the round trip through an archive (owners
  * shifted to another member's base, whiteouts, opaque directories,
- * attributes, links, a sparse file), and archives built to attack the
- * extraction are refused with nothing written outside the new layer.
+ * attributes, links, sparse files of any number of regions), and archives
+ * built to attack the extraction are refused with nothing written outside
+ * the new layer; a snapshot or a restore stops at its limits.
  * Needs root (owners, trusted.* attributes, whiteouts).
  */
 #include <endian.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
@@ -85,7 +87,7 @@ static int extract_with(struct fixture *f, const struct snapshot_info *m, uint32
 	__do_close int fd = open(f->archive, O_RDONLY | O_CLOEXEC);
 
 	assert_true(fd >= 0);
-	return snapshot_extract(fd, m, f->target, base, NULL, &stats, err, errlen);
+	return snapshot_extract(fd, m, f->target, base, NULL, NULL, &stats, err, errlen);
 }
 
 static int extract_file(struct fixture *f, uint32_t base, char *err, size_t errlen)
@@ -143,7 +145,7 @@ static void test_round_trip(void **state)
 		__do_close int out = open(f->archive, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 		assert_true(out >= 0);
-		assert_int_equal(snapshot_write(f->layer, out, BASE_A, 2, NULL, &wstats, err, sizeof(err)), 0);
+		assert_int_equal(snapshot_write(f->layer, out, BASE_A, 2, NULL, NULL, &wstats, err, sizeof(err)), 0);
 	}
 	assert_true(wstats.archive_bytes < 1 << 20);
 	{
@@ -153,7 +155,7 @@ static void test_round_trip(void **state)
 		/* The manifest the agent writes: exactly the content it holds. */
 		snprintf(m.sha256, sizeof(m.sha256), "%s", wstats.sha256);
 		assert_true(fd >= 0);
-		assert_int_equal(snapshot_extract(fd, &m, f->target, BASE_B, NULL, &rstats, err, sizeof(err)), 0);
+		assert_int_equal(snapshot_extract(fd, &m, f->target, BASE_B, NULL, NULL, &rstats, err, sizeof(err)), 0);
 	}
 	assert_string_equal(wstats.sha256, rstats.sha256);
 	assert_int_equal(wstats.content_bytes, rstats.content_bytes);
@@ -477,7 +479,7 @@ static void test_attack_fifo(void **state)
 	memset(&info, 0, sizeof(info));
 	memset(info.sha256, '0', sizeof(info.sha256) - 1);
 	info.content_size = ANY_CONTENT;
-	assert_int_equal(snapshot_extract(rw, &info, f->target, BASE_B, NULL, &stats, err, sizeof(err)), -EPERM);
+	assert_int_equal(snapshot_extract(rw, &info, f->target, BASE_B, NULL, NULL, &stats, err, sizeof(err)), -EPERM);
 	assert_non_null(strstr(err, "not a regular file"));
 	alarm(0);
 	signal(SIGALRM, SIG_DFL);
@@ -717,6 +719,255 @@ static void test_damaged(void **state)
 	assert_true(err[0] != '\0');
 }
 
+/* ---- sparse files, limits ------------------------------------------------- */
+
+#define SPARSE_REGIONS 1000
+#define SPARSE_STRIDE (1LL << 30)
+#define SPARSE_SIZE (SPARSE_REGIONS * SPARSE_STRIDE + 12345)
+
+/* Region i: 4000 bytes of 1 + i % 250, at a block boundary or 100 bytes
+ * past one (a region of a file may start anywhere). */
+static off_t sparse_offset(int i)
+{
+	return i * SPARSE_STRIDE + (i % 2 ? 100 : 0);
+}
+
+static void make_sparse(const char *dir, const char *name, uid_t owner)
+{
+	char path[PATH_MAX], buf[4000];
+	__do_close int fd = -EBADF;
+
+	tu_join(path, sizeof(path), dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	for (int i = 0; i < SPARSE_REGIONS; i++) {
+		memset(buf, 1 + i % 250, sizeof(buf));
+		assert_int_equal(pwrite(fd, buf, sizeof(buf), sparse_offset(i)), sizeof(buf));
+	}
+	assert_int_equal(ftruncate(fd, SPARSE_SIZE), 0);
+	assert_int_equal(fchown(fd, owner, owner), 0);
+}
+
+/* Its data, and zeros on both sides of every region; holes kept. */
+static void assert_sparse(const char *dir, const char *name)
+{
+	char path[PATH_MAX], buf[4200];
+	__do_close int fd = -EBADF;
+	struct stat st;
+
+	tu_join(path, sizeof(path), dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, SPARSE_SIZE);
+	/* 1000 regions of at most two 4 KiB blocks: no more than 8 MB. */
+	if (st.st_blocks * 512LL > 8LL << 20)
+		fail_msg("%s takes %lld bytes on disk: its holes were filled", name,
+			 (long long)st.st_blocks * 512);
+	for (int i = 0; i < SPARSE_REGIONS; i++) {
+		off_t at = sparse_offset(i) - 100;
+
+		if (at < 0)
+			at = 0;
+		assert_int_equal(pread(fd, buf, sizeof(buf), at), sizeof(buf));
+		for (off_t j = 0; j < (off_t)sizeof(buf); j++) {
+			off_t pos = at + j;
+			char want = pos >= sparse_offset(i) && pos < sparse_offset(i) + 4000 ? 1 + i % 250 : 0;
+
+			if (buf[j] != want)
+				fail_msg("region %d: byte %lld is %d, not %d", i, (long long)pos, buf[j], want);
+		}
+	}
+}
+
+/* The data regions the archive declares for path. */
+static int sparse_count(const char *file, const char *path)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	int n = -1;
+
+	archive_read_support_format_tar(a);
+	archive_read_support_filter_zstd(a);
+	assert_int_equal(archive_read_open_filename(a, file, 1 << 16), ARCHIVE_OK);
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		la_int64_t offset, length;
+
+		if (strcmp(archive_entry_pathname(e), path) != 0 || archive_entry_sparse_reset(e) == 0)
+			continue;
+		/* Not the empty one the reader adds at the end. */
+		for (n = 0; archive_entry_sparse_next(e, &offset, &length) == ARCHIVE_OK;)
+			n += length > 0;
+	}
+	archive_read_free(a);
+	return n;
+}
+
+static int write_layer(struct fixture *f, const struct snapshot_limits *limits,
+		       struct snapshot_stats *stats, char *err, size_t errlen)
+{
+	__do_close int out = open(f->archive, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(out >= 0);
+	return snapshot_write(f->layer, out, BASE_A, 0, limits, NULL, stats, err, errlen);
+}
+
+static int extract_limited(struct fixture *f, const struct snapshot_stats *wstats,
+			   const struct snapshot_limits *limits, char *err, size_t errlen)
+{
+	struct snapshot_info m = { .content_size = wstats->content_bytes };
+	struct snapshot_stats rstats;
+	__do_close int fd = open(f->archive, O_RDONLY | O_CLOEXEC);
+
+	snprintf(m.sha256, sizeof(m.sha256), "%s", wstats->sha256);
+	assert_true(fd >= 0);
+	return snapshot_extract(fd, &m, f->target, BASE_B, limits, NULL, &rstats, err, errlen);
+}
+
+/* A sparse file of 1000 data regions (an earlier version stored the first
+ * 255 and the rest of the file in full, holes as zeros) over 1 TiB: every
+ * region is in the archive, every hole comes back as a hole. */
+static void test_sparse_regions(void **state)
+{
+	struct fixture *f = *state;
+	struct snapshot_stats wstats;
+	char err[512] = "";
+
+	make_sparse(f->layer, "sparse", BASE_A);
+	assert_int_equal(write_layer(f, NULL, &wstats, err, sizeof(err)), 0);
+	/* The data (4 MB of 250 patterns) and the map: not 1 TiB of zeros. */
+	assert_true(wstats.archive_bytes < 2 << 20);
+	assert_true(wstats.content_bytes == (unsigned long long)SPARSE_SIZE);
+	assert_int_equal(sparse_count(f->archive, "sparse"), SPARSE_REGIONS);
+	assert_int_equal(extract_limited(f, &wstats, NULL, err, sizeof(err)), 0);
+	assert_sparse(f->target, "sparse");
+	tu_assert_owner(f->target, "sparse", BASE_B, BASE_B, 0644);
+}
+
+/* What an earlier version wrote for the tail of a file of many regions, or
+ * any file of zeros: stored in full, it restores as holes around its data. */
+static void test_sparse_zeros_in_archive(void **state)
+{
+	struct fixture *f = *state;
+	const size_t size = 16 << 20;
+	__do_free char *data = calloc(1, size);
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	char err[512] = "", path[PATH_MAX];
+	struct stat st;
+
+	assert_non_null(data);
+	memset(data + (8 << 20) + 10, 'z', 5000);   /* across two blocks */
+	data[size - 1] = 'e';
+	assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+	assert_int_equal(archive_write_open_filename(a, f->archive), ARCHIVE_OK);
+	archive_entry_set_pathname(e, "zeros");
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0600);
+	archive_entry_set_size(e, (la_int64_t)size);
+	assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+	assert_int_equal(archive_write_data(a, data, size), (la_ssize_t)size);
+	assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	archive_entry_free(e);
+
+	assert_int_equal(extract_file(f, BASE_B, err, sizeof(err)), 0);
+	tu_join(path, sizeof(path), f->target, "zeros");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, (off_t)size);
+	/* Three 4 KiB blocks of data (two for 'z', one for 'e'). */
+	if (st.st_blocks * 512LL > 64 << 10)
+		fail_msg("the zeros took %lld bytes on disk", (long long)st.st_blocks * 512);
+	{
+		__do_free char *back = malloc(size);
+		__do_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		assert_non_null(back);
+		assert_int_equal(pread(fd, back, size, 0), (ssize_t)size);
+		assert_memory_equal(back, data, size);
+	}
+}
+
+/* The reserve guard: f_bavail against the reserve and what comes next. */
+static void test_space_left(void **state)
+{
+	struct fixture *f = *state;
+	__do_close int fd = open(f->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct statvfs sv;
+	uint64_t avail = 0, bavail;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fsutil_space_left(fd, 0, 0, &avail), 0);
+	assert_int_equal(statvfs(f->dir, &sv), 0);
+	bavail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	/* Others write to this disk meanwhile: roughly the same. */
+	assert_true(avail + (256 << 20) > bavail && avail < bavail + (256 << 20));
+	assert_int_equal(fsutil_space_left(fd, avail + (1ULL << 40), 0, NULL), -ENOSPC);
+	assert_int_equal(fsutil_space_left(fd, 0, avail + (1ULL << 40), NULL), -ENOSPC);
+	assert_int_equal(fsutil_space_left(fd, UINT64_MAX, UINT64_MAX, NULL), -ENOSPC);
+	assert_int_equal(fsutil_space_left(fd, 1 << 20, 1 << 20, NULL), 0);
+}
+
+/* A snapshot stops as its archive passes its limit, or as the disk would
+ * keep less than its reserve; a restore does not write under the reserve. */
+static void test_limits(void **state)
+{
+	struct fixture *f = *state;
+	struct snapshot_stats wstats;
+	struct snapshot_limits limits = { 0 };
+	char err[512] = "", path[PATH_MAX];
+	__do_free char *noise = malloc(8 << 20);
+	uint64_t avail;
+	struct stat st;
+
+	assert_non_null(noise);
+	assert_true(sodium_init() >= 0);
+	randombytes_buf(noise, 8 << 20);
+	tu_join(path, sizeof(path), f->layer, "noise");
+	assert_int_equal(fsutil_write_atomic(path, noise, 8 << 20, 0644), 0);
+
+	limits.max_archive = 1 << 20;
+	assert_int_equal(write_layer(f, &limits, &wstats, err, sizeof(err)), -EDQUOT);
+	assert_non_null(strstr(err, "1 MB"));
+	/* Stopped as it passed the limit, not after the whole layer. */
+	assert_int_equal(stat(f->archive, &st), 0);
+	assert_true(st.st_size <= 1 << 20);
+
+	{
+		__do_close int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		assert_int_equal(fsutil_space_left(dfd, 0, 0, &avail), 0);
+	}
+	limits.max_archive = 0;
+	limits.disk_reserve = avail + (1ULL << 40);
+	err[0] = '\0';
+	assert_int_equal(write_layer(f, &limits, &wstats, err, sizeof(err)), -ENOSPC);
+	assert_non_null(strstr(err, "disk_reserve"));
+	assert_int_equal(stat(f->archive, &st), 0);
+	assert_int_equal(st.st_size, 0);
+
+	assert_int_equal(write_layer(f, NULL, &wstats, err, sizeof(err)), 0);
+	err[0] = '\0';
+	assert_int_equal(extract_limited(f, &wstats, &limits, err, sizeof(err)), -ENOSPC);
+	assert_non_null(strstr(err, "disk_reserve"));
+	assert_int_equal(tu_count_entries(f->target), 0);
+	limits.disk_reserve = 1 << 20;
+	assert_int_equal(extract_limited(f, &wstats, &limits, err, sizeof(err)), 0);
+	tu_join(path, sizeof(path), f->target, "noise");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 8 << 20);
+}
+
+static void test_threads(void **state)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	(void)state;
+	assert_int_equal(snapshot_compress_threads(3), 3);
+	assert_true(snapshot_compress_threads(0) >= 1);
+	assert_true(snapshot_compress_threads(0) == (cores >= 2 ? (unsigned)(cores / 2) : 1u));
+}
+
 static void test_names(void **state)
 {
 	char err[256];
@@ -736,6 +987,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test_setup_teardown(test_sparse_regions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse_zeros_in_archive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_space_left, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowed, setup, teardown),

@@ -120,20 +120,42 @@ struct snapshot_info {
 	char sha256[TEMPLATE_HASH_HEX];
 };
 
-/* Archive the layer at upper_dir into out_fd: owners relative to
- * subid_base, zstd with threads (0: one per core), progress in percent. */
+/* What a snapshot or a restore may take of the disk it writes to. */
+struct snapshot_limits {
+	unsigned long long max_archive;    /* snapshot_write: archive bytes; 0: no limit */
+	unsigned long long disk_reserve;   /* bytes the disk keeps free (fsutil_space_left) */
+};
+
+/* The zstd threads of a snapshot: configured, or 0 for half the cores (at
+ * least one). */
+unsigned snapshot_compress_threads(unsigned configured);
+/*
+ * Archive the layer at upper_dir into out_fd: owners relative to
+ * subid_base, zstd with threads (snapshot_compress_threads()), progress in
+ * percent.  Sparse files keep their holes, however many.  The write stops
+ * as it would pass limits (may be NULL: none): -EDQUOT past max_archive,
+ * -ENOSPC where out_fd's disk would keep less than disk_reserve, with a
+ * sentence in err (also for -E2BIG: a file of over a million data regions
+ * strewn over wide holes); what was written to out_fd is the caller's to
+ * remove.
+ */
 int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
-		   struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen);
+		   const struct snapshot_limits *limits, struct progress *progress,
+		   struct snapshot_stats *stats, char *err, size_t errlen);
 /*
  * Extract the archive of manifest (a regular file, read from its start)
  * into the empty directory new_upper_dir as the ids of subid_base.  Its
  * checksum is verified against manifest->sha256 before any entry is read;
  * more file data than manifest->content_size, and what does not belong in
  * a layer (see the file's head) are refused.  -EPERM with a sentence in err
- * for a refused archive, -EBADMSG for a damaged one (its checksum).
+ * for a refused archive, -EBADMSG for a damaged one (its checksum),
+ * -ENOSPC where the new layer's disk would keep less than
+ * limits->disk_reserve (limits may be NULL).  Holes, and blocks of zeros,
+ * are restored as holes.
  */
 int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
-		     const char *new_upper_dir, uint32_t subid_base, struct progress *progress,
+		     const char *new_upper_dir, uint32_t subid_base,
+		     const struct snapshot_limits *limits, struct progress *progress,
 		     struct snapshot_stats *stats, char *err, size_t errlen);
 /* [A-Za-z0-9][A-Za-z0-9_-]{0,39}: a file name, never a path. */
 int snapshot_check_name(const char *name, char *err, size_t errlen);

@@ -4,6 +4,22 @@
  * (what they changed against their template) as a pax archive compressed
  * with zstd, and its extraction into a fresh upper directory.
  *
+ * Sparse files keep their holes: every data region is found with
+ * SEEK_DATA/SEEK_HOLE, however many, and stored as a GNU sparse 1.0 entry
+ * of the pax archive (its map heads the entry's data, which is why the
+ * regions are found before the entry is written).  Past a million regions
+ * in one file, the shortest holes are stored as zeros (a file refused when
+ * they would be more than 16 times its data).  A restore writes
+ * the data only: holes, and any 4 KiB block of zeros (as archives of an
+ * earlier version stored the holes of a file of more than 256 regions),
+ * are left as holes, the file's size set at its end.  The manifest's
+ * content_size counts files' apparent sizes, holes included; the disk a
+ * restore takes is the data's.
+ *
+ * Both directions keep disk_reserve free on the disk they write to
+ * (fsutil_space_left(), before the first byte and every 64 MiB), and a
+ * snapshot stops as its archive passes the member's quota.
+ *
  * Owners are stored relative to the container (host id - subid base), so
  * an archive restores under any member's base, on any server.  An id the
  * container cannot own is stored as 65534 (nobody) without set-id bits.
@@ -169,6 +185,9 @@ struct snapshot_writer {
 	void *links;
 	crypto_hash_sha256_state sha;
 	unsigned long long written;           /* archive bytes */
+	struct snapshot_limits limits;
+	unsigned long long next_space_check;  /* archive bytes */
+	int stopped;                          /* -EDQUOT, -ENOSPC: a limit was met */
 	unsigned long long total, done;       /* file data */
 	unsigned next_percent;
 	unsigned skipped;
@@ -197,11 +216,65 @@ static void snapshot_link_free(void *p)
 	free(l);
 }
 
+/*
+ * The reserve guard of the disk written to (fd's), before the first byte
+ * and every FSUTIL_RESERVE_STEP bytes since (*next_check, advanced here).
+ * -ENOSPC with a sentence naming disk_reserve in err.
+ */
+static int snapshot_guard_reserve(int fd, unsigned long long reserve, unsigned long long written,
+				  unsigned long long *next_check, const char *what, char *err,
+				  size_t errlen)
+{
+	uint64_t avail;
+	int ret;
+
+	if (!reserve || written < *next_check)
+		return 0;
+	ret = fsutil_space_left(fd, reserve, FSUTIL_RESERVE_STEP, &avail);
+	if (ret == -ENOSPC) {
+		set_first_error(err, errlen,
+				"the disk of %s has %llu MB free, and the agent keeps %llu MB of it free (disk_reserve)",
+				what, (unsigned long long)(avail >> 20), reserve >> 20);
+		return ret;
+	}
+	if (ret < 0) {
+		set_first_error(err, errlen, "cannot tell the free space of the disk of %s: %s", what,
+				strerror(-ret));
+		return ret;
+	}
+	*next_check = written + FSUTIL_RESERVE_STEP;
+	return 0;
+}
+
+/* The archive may take len more bytes: under its limit, and the disk
+ * keeps its reserve.  Otherwise w->stopped says which, err why. */
+static int snapshot_check_limits(struct snapshot_writer *w, size_t len)
+{
+	int ret;
+
+	if (w->limits.max_archive && w->written + len > w->limits.max_archive) {
+		set_first_error(w->err, w->errlen, "the archive would pass %llu MB, the most it may take",
+				w->limits.max_archive >> 20);
+		w->stopped = -EDQUOT;
+		return w->stopped;
+	}
+	ret = snapshot_guard_reserve(w->out_fd, w->limits.disk_reserve, w->written + len,
+				     &w->next_space_check, "the snapshot store", w->err, w->errlen);
+	if (ret < 0)
+		w->stopped = ret == -ENOSPC ? -ENOSPC : -EIO;
+	return ret;
+}
+
 static la_ssize_t snapshot_write_cb(struct archive *ar, void *data, const void *buf, size_t len)
 {
 	struct snapshot_writer *w = data;
 	int ret;
 
+	ret = snapshot_check_limits(w, len);
+	if (ret < 0) {
+		archive_set_error(ar, -ret, "a limit was met");
+		return -1;
+	}
 	crypto_hash_sha256_update(&w->sha, buf, len);
 	ret = fsutil_write_all(w->out_fd, buf, len);
 	if (ret < 0) {
@@ -236,7 +309,10 @@ static unsigned long long snapshot_measure(int dfd, unsigned depth)
 		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (S_ISREG(st.st_mode)) {
-			total += (unsigned long long)st.st_size;
+			/* A sparse file: its data regions are what is read. */
+			unsigned long long used = (unsigned long long)st.st_blocks * 512;
+
+			total += used < (unsigned long long)st.st_size ? used : (unsigned long long)st.st_size;
 		} else if (S_ISDIR(st.st_mode)) {
 			__do_close int sub = openat(dirfd(dir), de->d_name,
 						    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -311,38 +387,97 @@ struct snapshot_region {
 	off_t start, end;
 };
 
+/* The data regions of one file, found by SEEK_DATA/SEEK_HOLE. */
+struct snapshot_regions {
+	struct snapshot_region *v;
+	size_t n, cap;
+	unsigned long long data;    /* the bytes they span */
+	unsigned long long zeros;   /* of which holes taken into them */
+};
+
 /*
- * The data regions of the file at fd (of size bytes), at most max of them;
- * *data is the bytes they hold.  Returns how many were found.
+ * The most regions kept for one file: the archive's sparse map of a file,
+ * and libarchive's lists of it, grow with them (about 150 bytes each).  A
+ * file of more has its shortest holes stored as zeros instead, which a
+ * restore turns into holes again (snapshot_write_at), as long as they are
+ * not more than SNAPSHOT_ZEROS_RATIO times its data: wide holes would be
+ * read and compressed for hours.
  */
-static size_t snapshot_find_regions(int fd, off_t size, struct snapshot_region *regions,
-				    size_t max, unsigned long long *data)
+#define SNAPSHOT_REGIONS_MAX (1u << 20)
+#define SNAPSHOT_MIN_HOLE_FIRST (64 * 1024)
+#define SNAPSHOT_ZEROS_RATIO 16
+
+/* One data region or more into r: holes shorter than min_hole are taken
+ * into the data around them.  -E2BIG past SNAPSHOT_REGIONS_MAX. */
+static int snapshot_add_region(struct snapshot_regions *r, off_t start, off_t end, off_t min_hole)
+{
+	if (r->n > 0 && start - r->v[r->n - 1].end < min_hole) {
+		r->data += (unsigned long long)(end - r->v[r->n - 1].end);
+		r->zeros += (unsigned long long)(start - r->v[r->n - 1].end);
+		r->v[r->n - 1].end = end;
+		return 0;
+	}
+	if (r->n == SNAPSHOT_REGIONS_MAX)
+		return -E2BIG;
+	if (ARRAY_RESERVE(r->v, r->cap, r->n) < 0)
+		return -ENOMEM;
+	r->v[r->n].start = start;
+	r->v[r->n].end = end;
+	r->n++;
+	r->data += (unsigned long long)(end - start);
+	return 0;
+}
+
+/* Every data region of fd up to size, from its start to its end. */
+static int snapshot_scan_regions(int fd, off_t size, off_t min_hole, struct snapshot_regions *r)
 {
 	off_t pos = 0;
-	size_t n = 0;
+	int ret;
 
-	*data = 0;
-	while (pos < size && n < max) {
+	r->n = 0;
+	r->data = 0;
+	r->zeros = 0;
+	while (pos < size) {
 		off_t start = lseek(fd, pos, SEEK_DATA), end;
 
+		if (start < 0 && errno == ENXIO)
+			break;   /* only a hole is left */
 		if (start < 0)
-			break;   /* ENXIO: only a hole is left */
+			return -errno;
+		if (start >= size)
+			break;
 		end = lseek(fd, start, SEEK_HOLE);
-		if (end < 0 || end > size)
+		/* Changed under us: the rest is data, read as it is. */
+		if (end <= start || end > size)
 			end = size;
-		regions[n].start = start;
-		regions[n].end = end;
-		n++;
-		*data += (unsigned long long)(end - start);
+		ret = snapshot_add_region(r, start, end, min_hole);
+		if (ret < 0)
+			return ret;
 		pos = end;
 	}
-	if (pos < size && n == max) {
-		regions[n - 1].end = size;   /* too fragmented: the rest in full */
-		*data = 0;
-		for (size_t i = 0; i < n; i++)
-			*data += (unsigned long long)(regions[i].end - regions[i].start);
+	return 0;
+}
+
+/*
+ * The data regions of the file at fd (of size bytes): every one of them,
+ * however many; past SNAPSHOT_REGIONS_MAX, holes of less than 64 KiB, then
+ * 128 KiB and so on, are counted as data until they fit.  -E2BIG when that
+ * takes more than SNAPSHOT_ZEROS_RATIO times the file's data in holes.
+ */
+static int snapshot_find_regions(int fd, off_t size, struct snapshot_regions *r)
+{
+	off_t min_hole = 0;
+	int ret;
+
+	for (;;) {
+		ret = snapshot_scan_regions(fd, size, min_hole, r);
+		if (ret != -E2BIG)
+			break;
+		min_hole = min_hole ? min_hole * 2 : SNAPSHOT_MIN_HOLE_FIRST;
 	}
-	return n;
+	if (ret == 0 && r->zeros / SNAPSHOT_ZEROS_RATIO > r->data - r->zeros)
+		return -E2BIG;
+	return ret;
 }
 
 static void snapshot_declare_sparse(struct archive_entry *entry,
@@ -408,29 +543,32 @@ static int snapshot_write_region(struct snapshot_writer *w, int fd,
 static int snapshot_write_data(struct snapshot_writer *w, int fd, struct archive_entry *entry,
 			       const struct stat *st)
 {
-	struct snapshot_region regions[256];
+	__do_free struct snapshot_region *found = NULL;
+	struct snapshot_regions r = { 0 };
 	off_t size = st->st_size, pos = 0;
-	unsigned long long data;
-	size_t nregions;
+	struct snapshot_region all = { 0, size };
+	const struct snapshot_region *v = &all;
+	size_t n = 1;
 	bool sparse;
 	int ret;
 
 	/* Holes: a sparse file is stored as its data regions only. */
-	nregions = snapshot_find_regions(fd, size, regions, ARRAY_SIZE(regions), &data);
-	sparse = data < (unsigned long long)size;
+	ret = snapshot_find_regions(fd, size, &r);
+	found = r.v;
+	if (ret < 0)
+		return ret;
+	sparse = r.data < (unsigned long long)size;
 	if (sparse) {
-		snapshot_declare_sparse(entry, regions, nregions, size);
-	} else {
-		nregions = 1;
-		regions[0].start = 0;
-		regions[0].end = size;
+		snapshot_declare_sparse(entry, r.v, r.n, size);
+		v = r.v;
+		n = r.n;
 	}
 	if (archive_write_header(w->ar, entry) < ARCHIVE_WARN)
 		return -EIO;
-	for (size_t i = 0; i < nregions; i++) {
-		ret = sparse ? snapshot_write_hole(w, &pos, regions[i].start) : 0;
+	for (size_t i = 0; i < n; i++) {
+		ret = sparse ? snapshot_write_hole(w, &pos, v[i].start) : 0;
 		if (ret == 0)
-			ret = snapshot_write_region(w, fd, &regions[i], &pos);
+			ret = snapshot_write_region(w, fd, &v[i], &pos);
 		if (ret < 0)
 			return ret;
 	}
@@ -547,8 +685,17 @@ static int snapshot_write_one(struct snapshot_writer *w, int dfd, const char *na
 		if (ret != 0)
 			return ret < 0 ? ret : 0;
 	}
-	if (S_ISREG(st->st_mode))
-		return snapshot_write_file(w, dfd, name, entry, st);
+	if (S_ISREG(st->st_mode)) {
+		char shown[96];
+
+		ret = snapshot_write_file(w, dfd, name, entry, st);
+		snapshot_shown(rel, shown, sizeof(shown));
+		if (ret == -E2BIG)
+			set_first_error(w->err, w->errlen,
+					"/%s has more than %u data regions, far apart: it cannot be archived with its holes (remove it, or write its holes out)",
+					shown, SNAPSHOT_REGIONS_MAX);
+		return ret;
+	}
 	if (S_ISLNK(st->st_mode))
 		return snapshot_write_symlink(w, dfd, name, entry);
 	archive_entry_set_size(entry, 0);
@@ -633,18 +780,24 @@ static int snapshot_walk(struct snapshot_writer *w, int dfd, char *rel, size_t r
 	return 0;
 }
 
+unsigned snapshot_compress_threads(unsigned configured)
+{
+	long n;
+
+	if (configured)
+		return configured;
+	/* Half the cores: members' jobs keep the rest. */
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n >= 2 ? (unsigned)(n / 2) : 1;
+}
+
 /* A zstd-compressed pax archive through snapshot_write_cb(), compressed
- * on threads cores (0: all of them). */
+ * on threads cores (snapshot_compress_threads()). */
 static int snapshot_open_archive(struct snapshot_writer *w, unsigned threads)
 {
 	char option[32];
 
-	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-		threads = n > 0 ? (unsigned)n : 1;
-	}
-	snprintf(option, sizeof(option), "%u", threads);
+	snprintf(option, sizeof(option), "%u", snapshot_compress_threads(threads));
 	if (archive_write_set_format_pax_restricted(w->ar) != ARCHIVE_OK ||
 	    archive_write_add_filter_zstd(w->ar) != ARCHIVE_OK)
 		return log_error_errno(-ENOTSUP, 0, "libarchive cannot write zstd-compressed pax: %s",
@@ -670,7 +823,8 @@ static int snapshot_write_layer(struct snapshot_writer *w, int rootfd, const str
 	if (ret == 0)
 		ret = snapshot_walk(w, rootfd, rel, 0, 0);
 	if (ret == 0 && archive_write_close(w->ar) != ARCHIVE_OK) {
-		log_error("cannot finish the archive: %s", archive_error_string(w->ar));
+		if (!w->stopped)
+			log_error("cannot finish the archive: %s", archive_error_string(w->ar));
 		ret = -EIO;
 	}
 	if (ret < 0)
@@ -697,7 +851,8 @@ static void snapshot_write_done(struct snapshot_writer *w, const char *upper_dir
 }
 
 int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
-		   struct progress *progress, struct snapshot_stats *stats, char *err, size_t errlen)
+		   const struct snapshot_limits *limits, struct progress *progress,
+		   struct snapshot_stats *stats, char *err, size_t errlen)
 {
 	__do_close int rootfd = -EBADF;
 	__do_free char *buffer = malloc(SNAPSHOT_BUFFER);
@@ -728,6 +883,12 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 	w.zeros = zeros;
 	w.err = err;
 	w.errlen = errlen;
+	if (limits)
+		w.limits = *limits;
+	/* Not a byte read while the disk is short already. */
+	ret = snapshot_check_limits(&w, 0);
+	if (ret < 0)
+		return w.stopped;
 	w.total = snapshot_measure(rootfd, 0);
 	crypto_hash_sha256_init(&w.sha);
 
@@ -741,7 +902,7 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 		snapshot_write_done(&w, upper_dir);
 	archive_write_free(w.ar);
 	tdestroy(w.links, snapshot_link_free);
-	return ret;
+	return ret < 0 && w.stopped ? w.stopped : ret;
 }
 
 /* ---- extraction ---------------------------------------------------------- */
@@ -759,6 +920,9 @@ struct snapshot_reader {
 	int rootfd;
 	uint32_t base;
 	unsigned long long content_limit;     /* the manifest's content_size */
+	unsigned long long disk_reserve;      /* bytes the layer's disk keeps free */
+	unsigned long long written;           /* file data written (holes left out) */
+	unsigned long long next_space_check;
 	/* The last parent directory opened, reused by its siblings. */
 	char cached_parent[PATH_MAX];
 	int cached_fd;
@@ -954,6 +1118,80 @@ static int snapshot_refuse(struct snapshot_reader *r, const char *path, const ch
 	return -EPERM;
 }
 
+#define SNAPSHOT_ZERO_BLOCK 4096
+
+static bool snapshot_is_zero(const char *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+/* The bytes from p (at offset of the file) that are zeros, by blocks of
+ * the file, or (zeros false) that are not. */
+static size_t snapshot_span(const char *p, size_t size, off_t offset, bool zeros)
+{
+	size_t len = 0;
+
+	while (len < size) {
+		size_t chunk = SNAPSHOT_ZERO_BLOCK - (size_t)((offset + (off_t)len) % SNAPSHOT_ZERO_BLOCK);
+
+		if (chunk > size - len)
+			chunk = size - len;
+		if (snapshot_is_zero(p + len, chunk) != zeros)
+			break;
+		len += chunk;
+	}
+	return len;
+}
+
+static int snapshot_pwrite_all(int fd, const char *p, size_t size, off_t offset)
+{
+	while (size > 0) {
+		ssize_t n = pwrite(fd, p, size, offset);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		size -= (size_t)n;
+		offset += n;
+	}
+	return 0;
+}
+
+/*
+ * A block of a new file's data at offset: what is not zeros is written,
+ * under the reserve guard; zeros (by 4 KiB blocks of the file) are left as
+ * holes, read back as zeros, the file's size set by ftruncate() at its end.
+ * So a restore takes no more disk than the data: the holes of a sparse
+ * file stay holes, also those an archive stores as zeros (an archive of
+ * an earlier version, which stored at most 256 regions of a file).
+ */
+static int snapshot_write_at(struct snapshot_reader *r, int fd, const char *p, size_t size,
+			     off_t offset)
+{
+	while (size > 0) {
+		size_t run = snapshot_span(p, size, offset, false);
+		size_t skip = snapshot_span(p + run, size - run, offset + (off_t)run, true);
+		int ret;
+
+		if (run) {
+			ret = snapshot_guard_reserve(r->rootfd, r->disk_reserve, r->written,
+						     &r->next_space_check, "your container's files",
+						     r->err, r->errlen);
+			if (ret == 0)
+				ret = snapshot_pwrite_all(fd, p, run, offset);
+			if (ret < 0)
+				return ret;
+			r->written += run;
+		}
+		p += run + skip;
+		offset += (off_t)(run + skip);
+		size -= run + skip;
+	}
+	return 0;
+}
+
 /* The data of a regular file, never past the size its header declared (and
  * counted against the manifest's content_size). */
 static int snapshot_extract_data(struct snapshot_reader *r, struct archive *ar, int fd,
@@ -962,25 +1200,15 @@ static int snapshot_extract_data(struct snapshot_reader *r, struct archive *ar, 
 	const void *buf;
 	size_t size;
 	la_int64_t offset;
-	int status;
+	int status, ret;
 
 	while ((status = archive_read_data_block(ar, &buf, &size, &offset)) == ARCHIVE_OK) {
-		const char *p = buf;
-
 		if (offset < 0 || offset > declared || size > (size_t)(declared - offset))
 			return snapshot_refuse(r, archive_entry_pathname(entry),
 					       "a file holds more data than its header says");
-		while (size > 0) {
-			ssize_t n = pwrite(fd, p, size, (off_t)offset);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return -errno;
-			p += n;
-			size -= (size_t)n;
-			offset += n;
-		}
+		ret = snapshot_write_at(r, fd, buf, size, (off_t)offset);
+		if (ret < 0)
+			return ret;
 	}
 	if (status != ARCHIVE_EOF)
 		return -EBADMSG;
@@ -1444,7 +1672,8 @@ static int snapshot_verify(struct snapshot_reader *r, const char *expected)
 }
 
 int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
-		     const char *new_upper_dir, uint32_t subid_base, struct progress *progress,
+		     const char *new_upper_dir, uint32_t subid_base,
+		     const struct snapshot_limits *limits, struct progress *progress,
 		     struct snapshot_stats *stats, char *err, size_t errlen)
 {
 	__do_free char *buffer = malloc(SNAPSHOT_BUFFER);
@@ -1477,6 +1706,12 @@ int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
 	r.next_report = 64ull * 1024 * 1024;
 	r.err = err;
 	r.errlen = errlen;
+	r.disk_reserve = limits ? limits->disk_reserve : 0;
+	/* A disk short already: refused before the archive is even read. */
+	ret = snapshot_guard_reserve(rootfd, r.disk_reserve, 0, &r.next_space_check,
+				     "your container's files", err, errlen);
+	if (ret < 0)
+		return ret;
 	ret = snapshot_verify(&r, manifest->sha256);
 	if (ret < 0)
 		return ret;
