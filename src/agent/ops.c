@@ -5,6 +5,7 @@
  * argument, and either fills a result or one error sentence.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "progress.h"
 #include "state/state.h"
 #include "cleanup.h"
+#include "fsutil.h"
 #include "log.h"
 #include "proto.h"
 #include "validate.h"
@@ -306,6 +308,25 @@ static int ops_start_finish(struct op_context *ctx, const struct member_record *
 	return 0;
 }
 
+/* The disk of the agent's databases keeps disk_reserve free: a container
+ * started on a full disk would fill the rest and break every member's
+ * records with it. */
+static int ops_start_room(struct op_context *ctx)
+{
+	struct agent *a = ctx->a;
+	__do_close int fd = open(a->cfg.state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	uint64_t avail = 0;
+
+	if (fd < 0 || !a->cfg.disk_reserve ||
+	    fsutil_space_left(fd, a->cfg.disk_reserve, 0, &avail) != -ENOSPC)
+		return 0;
+	log_warn("start refused: %s has %llu MB free, under disk_reserve (%llu MB)", a->cfg.state_dir,
+		 (unsigned long long)(avail >> 20), (unsigned long long)(a->cfg.disk_reserve >> 20));
+	return ops_fail(ctx, PROTO_E_UNAVAILABLE,
+			"the server's disk has %llu MB free, and the agent keeps %llu MB of it free (disk_reserve): no container starts until an admin frees space",
+			(unsigned long long)(avail >> 20), (unsigned long long)(ctx->a->cfg.disk_reserve >> 20));
+}
+
 /* Start a container that does not run: its files mounted (the template's,
  * the layer, the GPU driver's), its account provisioned. */
 static int ops_start_container(struct op_context *ctx, struct member_record *rec,
@@ -322,7 +343,7 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	char err[512], guest[PATH_MAX];
 	int ret;
 
-	if (ops_member_template(ctx, rec, &tpl) < 0)
+	if (ops_start_room(ctx) < 0 || ops_member_template(ctx, rec, &tpl) < 0)
 		return -1;
 	progress_say(ctx->progress, "Starting the container of %s on %s", rec->name,
 		     a->cfg.server_name);

@@ -156,6 +156,22 @@ echo "# CPU time with weights 100:300 over 8 s: $a $(( (a1 - a0) / 1000000 )) ms
 [ "$ratio" -ge 225 ] && [ "$ratio" -le 375 ] && ok "weights 1:3 give CPU time within 25 % of 1:3 (${ratio}%)" ||
 	not_ok "weights 1:3 gave a ratio of ${ratio}/100"
 
+# ---- the agent keeps disk_reserve free: no start on a full disk -----------------------
+check "$b stops" gpubox stop --member "$b"
+cp "$GBX_CONF" "$GBX_DIR/gpubox.conf.t0200"
+echo "disk_reserve = $(($(stat -f -c '%a * %S' "$GBX_DIR/state") + (1 << 40)))" >>"$GBX_CONF"
+kill "$(cat "$GBX_DIR/agent.pid")"
+sleep 0.5
+check "the agent restarts with a disk reserve above the free space" restart_agent
+refuse "a start is refused while the disk is under the reserve" 1 'disk_reserve' gpubox start --member "$b"
+[ "$(member_field "$b" state)" = stopped ] && ok "the refused container stays stopped" || not_ok "the refused container started"
+[ "$(member_field "$a" state)" = running ] && ok "a running container is left running" || not_ok "a running container was stopped"
+cp "$GBX_DIR/gpubox.conf.t0200" "$GBX_CONF"
+kill "$(cat "$GBX_DIR/agent.pid")"
+sleep 0.5
+check "the agent restarts with the suite's configuration" restart_agent
+check "$b starts again" gpubox start --member "$b"
+
 # ---- rm gives the default back, live -------------------------------------------------
 check "limits rm pids" gpubox admin limits rm "$a" pids
 [ "$(cat "$(cg pids "$a" pids.max)")" = 10000 ] &&
