@@ -346,20 +346,25 @@ static void container_render_network(FILE *f, const struct container_spec *spec,
 				     uint32_t address, uint32_t gateway)
 {
 	char address_text[INET_ADDRSTRLEN], gateway_text[INET_ADDRSTRLEN];
+	char veth[NETWORK_IFNAME_MAX];
+	uint8_t mac[6];
 
 	container_format_address(address, address_text);
 	container_format_address(gateway, gateway_text);
 	/* The MAC and the host-side veth name come from the address, unique in
-	 * the subnet: stable across restarts, never shared by two members. */
+	 * the subnet: stable across restarts, never shared by two members, and
+	 * the same the bridge's anti-spoofing rules hold the port to. */
+	network_veth_name(address, veth);
+	network_member_mac(address, mac);
 	fprintf(f, "lxc.net.0.type = veth\n"
 		   "lxc.net.0.link = %s\n"
 		   "lxc.net.0.flags = up\n"
 		   "lxc.net.0.name = eth0\n"
-		   "lxc.net.0.veth.pair = " NETWORK_VETH_PREFIX "%08x\n"
-		   "lxc.net.0.hwaddr = 00:16:3e:%02x:%02x:%02x\n"
+		   "lxc.net.0.veth.pair = %s\n"
+		   "lxc.net.0.hwaddr = %02x:%02x:%02x:%02x:%02x:%02x\n"
 		   "lxc.net.0.ipv4.address = %s/%u\n"
 		   "lxc.net.0.ipv4.gateway = %s\n",
-		spec->bridge, address, (address >> 16) & 0xff, (address >> 8) & 0xff, address & 0xff,
+		spec->bridge, veth, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
 		address_text, spec->prefix, gateway_text);
 }
 
@@ -418,8 +423,8 @@ char *container_render_config(const struct container_spec *spec)
 		return NULL;
 	container_render_identity(f, spec);
 	container_render_network(f, spec, address, gateway);
-	/* systemd halts cleanly on SIGRTMIN+3; LXC's default SIGPWR is ignored. */
-	/* The agent's lowered OOM score is not the container's (main.c). */
+	/* The agent's lowered OOM score is not the container's (main.c);
+	 * systemd halts cleanly on SIGRTMIN+3, LXC's default SIGPWR is ignored. */
 	fprintf(f, "lxc.proc.oom_score_adj = 0\n"
 		   "lxc.signal.halt = SIGRTMIN+3\n"
 		   "lxc.apparmor.profile = generated\n"
