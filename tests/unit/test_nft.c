@@ -118,11 +118,12 @@ static void test_render_containers(void **state)
 		"\t\t\t     \"gpv0a4d0003\" . 00:16:3e:4d:00:03 . 10.77.0.3 }\n"
 		"\t}\n"));
 	/* From a container's port: IPv4 and ARP from its own MAC and address,
-	 * then nothing (IPv6 included).  Other ports (the host's) are untouched. */
+	 * then nothing (IPv6 included).  Other ports (the host's, and another
+	 * agent's containers on another subnet) are untouched. */
 	assert_non_null(strstr(text,
 		"\tchain prerouting {\n"
 		"\t\ttype filter hook prerouting priority -200; policy accept;\n"
-		"\t\tiifname != \"gpv*\" accept\n"
+		"\t\tiifname != \"gpv0a4d*\" accept\n"
 		"\t\tether type ip iifname . ether saddr . ip saddr @containers accept\n"
 		"\t\tether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 "
 		"iifname . ether saddr . arp saddr ip @containers "
@@ -134,6 +135,28 @@ static void test_render_containers(void **state)
 	assert_int_equal(tu_count_substr(text, "gpv0a4d0002"), 1);
 	/* Containers are still kept apart. */
 	assert_non_null(strstr(text, "iifname \"gpv*\" oifname \"gpv*\" counter drop"));
+}
+
+/* The ports this agent's rules hold: its subnet's leading hex digits. */
+static void test_render_own_ports(void **state)
+{
+	static const struct { const char *subnet; const char *ports; } cases[] = {
+		{ "10.213.49.1/24", "iifname != \"gpv0ad531*\" accept" },
+		{ "10.77.0.1/16", "iifname != \"gpv0a4d*\" accept" },
+		/* Not a whole hex digit: the digits the prefix fixes, a wider net. */
+		{ "10.213.48.1/22", "iifname != \"gpv0ad53*\" accept" },
+		{ "10.0.0.1/8", "iifname != \"gpv0a*\" accept" },
+	};
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct nft_plan plan = test_plan(0);
+		__do_free char *text = NULL;
+
+		plan.subnet = cases[i].subnet;
+		text = nft_render(&plan);
+		assert_non_null(text);
+		assert_non_null(strstr(text, cases[i].ports));
+	}
 }
 
 static void test_render_no_container(void **state)
@@ -900,6 +923,7 @@ int main(void)
 		cmocka_unit_test(test_render_several),
 		cmocka_unit_test(test_render_refuses),
 		cmocka_unit_test(test_render_containers),
+		cmocka_unit_test(test_render_own_ports),
 		cmocka_unit_test(test_render_no_container),
 		cmocka_unit_test(test_render_egress),
 		cmocka_unit_test(test_render_refuses_containers_egress),

@@ -309,16 +309,33 @@ static void nft_render_container_set(FILE *f, const struct nft_plan *plan)
  *
  * And no frame between two containers' ports.  Ports are matched by name
  * because "meta ibrname" needs a kernel module that is not everywhere
- * (CONFIG_NFT_BRIDGE_META).
+ * (CONFIG_NFT_BRIDGE_META).  A bridge table sees every bridge of the host,
+ * so the rules hold only this agent's ports: a port's name is its
+ * address in hex (network_veth_name()), and the subnet's leading hex
+ * digits name them all; another agent's containers, on another subnet,
+ * are its table's business.
  */
-static void nft_render_bridge_table(FILE *f, const struct nft_plan *plan)
+static void nft_port_pattern(uint32_t network, unsigned prefix, char *out, size_t len)
 {
+	unsigned digits = prefix / 4;
+
+	snprintf(out, len, NETWORK_VETH_PREFIX "%08x", network);
+	out[strlen(NETWORK_VETH_PREFIX) + digits] = '*';
+	out[strlen(NETWORK_VETH_PREFIX) + digits + 1] = '\0';
+}
+
+static void nft_render_bridge_table(FILE *f, const struct nft_plan *plan, uint32_t network,
+				    unsigned prefix)
+{
+	char ports[NETWORK_IFNAME_MAX + 2];
+
+	nft_port_pattern(network, prefix, ports, sizeof(ports));
 	fprintf(f, "table bridge %s {}\ndelete table bridge %s\n", plan->table, plan->table);
 	fprintf(f, "table bridge %s {\n", plan->table);
 	nft_render_container_set(f, plan);
 	fprintf(f, "\tchain prerouting {\n"
 		   "\t\ttype filter hook prerouting priority -200; policy accept;\n"
-		   "\t\tiifname != \"" NETWORK_VETH_PREFIX "*\" accept\n"
+		   "\t\tiifname != \"%s\" accept\n"
 		   "\t\tether type ip iifname . ether saddr . ip saddr @containers accept\n"
 		   "\t\tether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 "
 		   "iifname . ether saddr . arp saddr ip @containers "
@@ -329,7 +346,7 @@ static void nft_render_bridge_table(FILE *f, const struct nft_plan *plan)
 		   "\t\ttype filter hook forward priority 0; policy accept;\n"
 		   "\t\tiifname \"" NETWORK_VETH_PREFIX "*\" oifname \"" NETWORK_VETH_PREFIX "*\" counter drop\n"
 		   "\t}\n"
-		   "}\n");
+		   "}\n", ports);
 }
 
 char *nft_render(const struct nft_plan *plan)
@@ -367,7 +384,7 @@ char *nft_render(const struct nft_plan *plan)
 	if (!f)
 		return NULL;
 	nft_render_ip_table(f, addrs, plan, network_text, prefix);
-	nft_render_bridge_table(f, plan);
+	nft_render_bridge_table(f, plan, network, prefix);
 	if (!memstream_close(f))
 		return NULL;
 	return move_ptr(text);
