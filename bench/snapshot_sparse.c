@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "image/image.h"
 #include "fsutil.h"
 #include "log.h"
+#include "strutil.h"
 
 #define BASE 3000000u
 
@@ -28,21 +30,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static unsigned long long parse_size(const char *text)
-{
-	char *end;
-	unsigned long long n = strtoull(text, &end, 10);
-
-	switch (*end) {
-	case 'T': n <<= 10; /* fall through */
-	case 'G': n <<= 10; /* fall through */
-	case 'M': n <<= 10; /* fall through */
-	case 'K': n <<= 10; break;
-	default: break;
-	}
-	return n;
 }
 
 static int make_sparse(const char *path, unsigned regions, unsigned long long size)
@@ -70,7 +57,7 @@ int main(int argc, char **argv)
 	char layer[4096], target[4096], archive[4096], file[4200], err[512] = "";
 	struct snapshot_stats wstats, rstats;
 	struct snapshot_info m = { 0 };
-	unsigned long long size;
+	uint64_t size;
 	double t0, t1, t2;
 	struct stat st;
 	int fd, ret;
@@ -80,7 +67,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("bench-snapshot-sparse", false, LOG_LEVEL_ERROR);
-	size = parse_size(argv[3]);
+	if (parse_size(argv[3], &size) < 0) {
+		fprintf(stderr, "%s: SIZE is a whole number with K, M, G or T, such as 1T\n", argv[0]);
+		return 2;
+	}
 	snprintf(layer, sizeof(layer), "%s/layer", argv[1]);
 	snprintf(target, sizeof(target), "%s/target", argv[1]);
 	snprintf(archive, sizeof(archive), "%s/a.tar.zst", argv[1]);
@@ -122,7 +112,7 @@ int main(int argc, char **argv)
 	if (stat(file, &st) < 0)
 		return 1;
 	printf("%s regions over %llu bytes: snapshot %.2f s, archive %llu bytes; restore %.2f s, "
-	       "%lld bytes apparent, %lld bytes on disk\n", argv[2], size, t1 - t0,
+	       "%lld bytes apparent, %lld bytes on disk\n", argv[2], (unsigned long long)size, t1 - t0,
 	       wstats.archive_bytes, t2 - t1, (long long)st.st_size, (long long)st.st_blocks * 512);
 	fsutil_remove_tree(argv[1]);
 	return 0;

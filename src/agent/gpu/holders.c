@@ -66,7 +66,9 @@ struct gpu_holders_scan {
 	bool more;                       /* holders beyond GPU_HOLDERS_MAX */
 	struct stat host_pidns;          /* the agent's pid namespace */
 	char cgroup[GPU_HOLDERS_CGROUP_MAX];
-	char dents[3][GPU_HOLDERS_DENTS]; /* one per directory depth */
+	/* One per directory depth; aligned for the records getdents64() packs
+	 * (each padded to keep the next aligned). */
+	_Alignas(struct dirent64) char dents[3][GPU_HOLDERS_DENTS];
 	struct gpu_holder list[GPU_HOLDERS_MAX];
 };
 
@@ -125,7 +127,7 @@ static int gpu_holders_scan_links(int dirfd, const char *rel, const struct gpu_h
 		return -errno;
 	while ((len = getdents64(fd, buf, GPU_HOLDERS_DENTS)) > 0) {
 		for (ssize_t off = 0; off < len;) {
-			const struct dirent64 *d = (const struct dirent64 *)(buf + off);
+			const struct dirent64 *d = (const void *)(buf + off);
 
 			off += d->d_reclen;
 			if (d->d_name[0] != '.' && gpu_holders_link_matches(fd, d->d_name, q))
@@ -148,7 +150,7 @@ static int gpu_holders_scan_threads(int piddir, pid_t pid, const struct gpu_hold
 		return -errno;
 	while ((len = getdents64(taskfd, s->dents[1], GPU_HOLDERS_DENTS)) > 0) {
 		for (ssize_t off = 0; off < len;) {
-			const struct dirent64 *d = (const struct dirent64 *)(s->dents[1] + off);
+			const struct dirent64 *d = (const void *)(s->dents[1] + off);
 			char rel[64];
 			uint32_t tid;
 
@@ -244,7 +246,7 @@ static int gpu_holders_scan_proc(const struct gpu_holders_query *q, struct gpu_h
 		return -errno;
 	while ((len = getdents64(procfd, s->dents[0], GPU_HOLDERS_DENTS)) > 0) {
 		for (ssize_t off = 0; off < len;) {
-			const struct dirent64 *d = (const struct dirent64 *)(s->dents[0] + off);
+			const struct dirent64 *d = (const void *)(s->dents[0] + off);
 			__do_close int piddir = -EBADF;
 			uint32_t pid;
 
