@@ -2,9 +2,10 @@
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
 CLANG_BUILD ?= build-clang
+DEB_BUILD   ?= build-deb
 MESON_OPTS  ?= --prefix=/usr/local --sysconfdir=/etc
 
-.PHONY: all deps install demo check check-valgrind bench clean
+.PHONY: all deps install deb demo check check-valgrind bench clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -17,6 +18,18 @@ deps:
 
 install: all
 	meson install -C $(BUILD) --quiet
+
+# The Debian packages gpubox and gpubox-hub, in $(DEB_BUILD)/.  dpkg-buildpackage
+# writes its results beside the tree it builds, so it builds a copy of this
+# one (without its build folders) in $(DEB_BUILD)/src.  The hub needs
+# web/node_modules (scripts/install-deps); nothing is downloaded.
+deb:
+	rm -rf $(DEB_BUILD)
+	mkdir -p $(DEB_BUILD)/src
+	tar -C . --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=./bench/out \
+		--exclude=./tests/hub/output -cf - . | tar -C $(DEB_BUILD)/src -xf -
+	cd $(DEB_BUILD)/src && dpkg-buildpackage --build=binary --no-sign
+	@ls $(DEB_BUILD)/*.deb
 
 # A working single-server gpubox with a demo member, on a fresh Debian 12 machine.
 demo:
@@ -40,4 +53,4 @@ bench: all
 	bench/run
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(DEB_BUILD)

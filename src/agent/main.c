@@ -27,6 +27,7 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "banned.h"
 
 static volatile int agent_stop;
@@ -229,6 +230,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	umask(022);
+	/* Before any thread: what the agent starts must not inherit it. */
+	sdnotify_take_socket();
 	log_init("gpuboxd", !o.foreground,
 		 o.debug || agent.cfg.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	if (!o.foreground && daemon_detach(&ready_fd) < 0) {
@@ -247,11 +250,14 @@ int main(int argc, char **argv)
 	if (listen_fd < 0 || agent_start_services(&agent) < 0)
 		return agent_failed(&ready_fd);
 	daemon_ready(&ready_fd, 0);
+	/* Under systemd (Type=notify): the socket answers from here on. */
+	sdnotify_send("READY=1");
 	log_info("gpuboxd %s ready on %s (server %s)", GPUBOX_VERSION, agent.cfg.socket_path,
 		 agent.cfg.server_name);
 	ret = control_serve(&agent, listen_fd, &agent_stop);
 	close(listen_fd);
 	unlink(agent.cfg.socket_path);
+	sdnotify_send("STOPPING=1");
 	log_info("gpuboxd stopping; containers keep running");
 	agent_stop_services(&agent);
 	return ret < 0 ? 1 : 0;

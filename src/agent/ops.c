@@ -886,6 +886,7 @@ static const struct op_entry *const ops_tables[] = {
 	ops_snapshot_table,
 	ops_monitor_table,
 	ops_limits_table,
+	ops_doctor_table,
 };
 
 /* What a container may ask over its own socket: reading, never changing. */

@@ -60,6 +60,9 @@ extern const struct op_entry ops_snapshot_table[];
 /* ops_monitor.c: ps, gpus, history, usage. */
 extern const struct op_entry ops_monitor_table[];
 
+/* ops_doctor.c: doctor, what the server needs (gpubox admin doctor). */
+extern const struct op_entry ops_doctor_table[];
+
 /* ops_gpu.c: mount the member's tree for a start, with the host driver's
  * layer when the server has GPUs; *plan (caller frees; NULL without GPU)
  * holds the container's mounts and device rules. */

@@ -302,6 +302,11 @@ int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **a
 int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 
+/* ---- cmd_doctor.c ---------------------------------------------------- */
+
+/* gpubox admin doctor [--json] */
+int cmd_admin_doctor(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+
 /* ---- cmd_port.c ------------------------------------------------------ */
 
 int cmd_port(struct cli *cli, const struct cli_command *self, int argc, char **argv);

@@ -479,6 +479,11 @@ static const struct cli_command cmd_admin_commands[] = {
 	{ "ls", cmd_admin_ls, true,
 	  "admin ls [--json]",
 	  "List every container on this server with its state." },
+	{ "doctor", cmd_admin_doctor, true,
+	  "admin doctor [--json]",
+	  "Check what this server needs (kernel, LXC, lxcfs, nftables, the bridge, OpenSSH, "
+	  "the template, the NVIDIA driver, the hub and the clock) and say what to do for "
+	  "each failure.  Exits 0 only when every check passes; notes are not failures." },
 	{ NULL, NULL, false, NULL, NULL },
 };
 

@@ -31,6 +31,7 @@
 #include "daemon.h"
 #include "hub.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "strutil.h"
 #include "validate.h"
 #include "banned.h"
@@ -547,10 +548,13 @@ static int main_serve(struct hub *hub, bool foreground)
 	log_info("gpubox-hub %s serving %s on %s%s", GPUBOX_VERSION, hub->cfg.lab_name, hub->cfg.listen,
 		 hub->cfg.tls_cert[0] ? " (HTTPS)" : "");
 	daemon_ready(&ready_fd, MAIN_EXIT_OK);
+	/* Under systemd (Type=notify): the port answers from here on. */
+	sdnotify_send("READY=1");
 	while (!main_stop) {
 		hubdb_session_prune(hub->db, (long long)time(NULL));
 		sleep(MAIN_PRUNE_SECONDS);
 	}
+	sdnotify_send("STOPPING=1");
 	log_info("gpubox-hub stopping");
 	http_stop(daemon);
 	monitor_stop(hub->monitor);
@@ -609,6 +613,8 @@ int main(int argc, char **argv)
 		hubdb_close(hub.db);
 		return ret;
 	}
+	/* Before any thread: nothing the hub starts inherits it. */
+	sdnotify_take_socket();
 	log_init("gpubox-hub", !foreground, hub.cfg.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	return main_serve(&hub, foreground);
 }
