@@ -53,8 +53,8 @@ static const struct cli_command cli_commands[] = {
 	  "Forward a port of the server to a port of your container, remove a forward, "
 	  "or list them." },
 	{ "admin", cmd_admin, true,
-	  "admin user|template|gpu|ls ...",
-	  "Manage members, templates and containers (admins only; see gpubox admin --help)." },
+	  "admin user|template|gpu|limits|doctor|ls ...",
+	  "Manage members, templates, GPUs, limits and containers, and check the server (admins only; see gpubox admin --help)." },
 	{ "ps", cmd_ps, false,
 	  "ps [--json] [--member NAME]",
 	  "Show your processes on the server's GPUs, with their process ids inside your "
