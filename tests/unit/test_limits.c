@@ -318,6 +318,11 @@ static void test_oom_line(void **state)
 	assert_int_equal(e.host_pid, 41122);
 	assert_int_equal(e.host_uid, 2000001000u);
 	assert_true(e.boot_usec == 8215326381ull);
+	/* A host id past 2^31, as the kernel prints it (%d). */
+	assert_int_equal(parse_line("6,1,2,-;oom-kill:oom_memcg=/lxc.payload.ann,task=tail,pid=24754,uid=-2060058624", &e), 0);
+	assert_int_equal(e.host_uid, 2234908672u);
+	assert_int_equal(parse_line("6,1,2,-;oom-kill:oom_memcg=/lxc.payload.ann,task=tail,pid=1,uid=-2147483649", &e), -EINVAL);
+	assert_int_equal(parse_line("6,1,2,-;oom-kill:oom_memcg=/lxc.payload.ann,task=tail,pid=1,uid=-", &e), -EINVAL);
 	/* Another line of the kernel's, a kill on the host, no record at all. */
 	assert_int_equal(parse_line("6,41251,8215326399,-;Memory cgroup out of memory: Killed process 41122 (tail)", &e), -ENOENT);
 	assert_int_equal(parse_line("6,1,2,-;oom-kill:constraint=CONSTRAINT_NONE,global_oom,task_memcg=/user.slice,task=chrome,pid=5,uid=1000", &e), -ENOENT);

@@ -132,9 +132,15 @@ int oomwatch_parse(const char *record, size_t len, struct oom_event *out)
 	v = oomwatch_field(msg, mlen, "pid=", &vlen);
 	if (oomwatch_number(v, vlen, INT32_MAX, &pid) < 0)
 		return -EINVAL;
+	/* The kernel prints the uid with %d: a host id past 2^31 is negative. */
 	v = oomwatch_field(msg, mlen, "uid=", &vlen);
-	if (oomwatch_number(v, vlen, UINT32_MAX, &uid) < 0)
+	if (v && vlen > 1 && v[0] == '-') {
+		if (oomwatch_number(v + 1, vlen - 1, (uint64_t)INT32_MAX + 1, &uid) < 0)
+			return -EINVAL;
+		uid = (uint64_t)(uint32_t)-(int64_t)uid;
+	} else if (oomwatch_number(v, vlen, UINT32_MAX, &uid) < 0) {
 		return -EINVAL;
+	}
 	out->boot_usec = usec;
 	out->host_pid = (pid_t)pid;
 	out->host_uid = (uint32_t)uid;
