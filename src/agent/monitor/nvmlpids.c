@@ -11,7 +11,8 @@
  * reader sees one whole map or the other) when it changed, and at least
  * every NVMLPIDS_HEARTBEAT_MS: it says how long it may be trusted, so a
  * map the agent stopped keeping (crashed, nvml_interposer turned off) is
- * soon no map, and the interposer answers what the driver answers.  Not
+ * soon no map, and the interposer answers what the driver answers; so is
+ * a map while the agent cannot read NVML itself.  Not
  * synced to disk: it means nothing after a reboot.
  */
 #include <errno.h>
@@ -151,7 +152,9 @@ void nvmlpids_publish(struct nvmlpids *p, const struct gpubox_config *cfg, const
 	enum config_nvml mode = config_nvml_interposer(cfg, NULL, 0);
 	uint32_t interval = cfg->sample_interval;
 
-	if (mode == CONFIG_NVML_OFF)
+	/* Without NVML's readings no process is known to be anyone's: no map
+	 * (the last ones expire), rather than one that hides every process. */
+	if (mode == CONFIG_NVML_OFF || !s->gpu_ok)
 		return;
 	for (size_t i = 0; i < s->ncontainers; i++) {
 		struct nvmlpids_member *m = nvmlpids_member(p, s->containers[i].member);
