@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "container/container.h"
@@ -99,6 +100,44 @@ static json_t *ops_gpu_list_json(const struct gpu_host *host, uint64_t mask)
 	return gpus;
 }
 
+/* What nvml_interposer and the library make of NVML in a container that
+ * starts now: true when translated; why, in one sentence, into note. */
+static bool ops_gpu_nvml_plan(const struct agent *a, char *lib, size_t liblen, char *note,
+			      size_t notelen)
+{
+	enum config_nvml mode = config_nvml_interposer(&a->cfg, lib, liblen);
+
+	if (mode == CONFIG_NVML_OFF) {
+		snprintf(note, notelen, "not translated (nvml_interposer = off): NVML shows host pids");
+		return false;
+	}
+	if (access(lib, R_OK) < 0) {
+		snprintf(note, notelen, "not translated: the interposer %s is missing", lib);
+		return false;
+	}
+	snprintf(note, notelen, "translated: this container's processes with their pids inside, %s",
+		 mode == CONFIG_NVML_ANONYMOUS ? "other members' without a pid" : "other members' left out");
+	return true;
+}
+
+/* Interpose NVML in the plan when the configuration says so; what the
+ * start does, in one sentence, into note (kept in the GPU directory for
+ * gpubox status). */
+static void ops_gpu_nvml(struct agent *a, const struct gpu_host *host, struct gpu_plan *plan,
+			 char *note, size_t notelen)
+{
+	char lib[PATH_MAX];
+
+	if (ops_gpu_nvml_plan(a, lib, sizeof(lib), note, notelen)) {
+		int ret = gpu_plan_nvml(host, plan, lib);
+
+		if (ret == -ENOENT)
+			snprintf(note, notelen, "not translated: the driver has no libnvidia-ml");
+		else if (ret < 0)
+			snprintf(note, notelen, "not translated: %s", strerror(-ret));
+	}
+}
+
 int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 		  const struct storage_paths *paths, const char *template_rootfs,
 		  struct gpu_plan **out)
@@ -106,7 +145,7 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 	struct agent *a = ctx->a;
 	__do_free struct gpu_host *host = NULL;
 	__do_free struct gpu_plan *plan = NULL;
-	char dir[PATH_MAX], driver[PATH_MAX];
+	char dir[PATH_MAX], driver[PATH_MAX], nvml[PATH_MAX + 128];
 	uint64_t mask = 0;
 	struct stat st;
 	int ret;
@@ -131,6 +170,8 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 		ret = gpu_plan_build(host, mask, dir,
 				     stat("/proc/driver/nvidia", &st) == 0 && S_ISDIR(st.st_mode), plan);
 	if (ret == 0)
+		ops_gpu_nvml(a, host, plan, nvml, sizeof(nvml));
+	if (ret == 0)
 		ret = gpu_prepare(host, plan, rec->subid_base);
 	if (ret == 0)
 		ret = storage_mount_layers(paths, template_rootfs, plan->layer, rec->subid_base);
@@ -149,6 +190,8 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 		return ret;
 	if (snprintf(driver, sizeof(driver), "%s/driver", dir) < (int)sizeof(driver))
 		fsutil_write_atomic(driver, host->version, strlen(host->version), 0644);
+	if (snprintf(driver, sizeof(driver), "%s/nvml", dir) < (int)sizeof(driver))
+		fsutil_write_atomic(driver, nvml, strlen(nvml), 0644);
 	*out = move_ptr(plan);
 	return 0;
 }
@@ -161,6 +204,23 @@ int ops_gpu_started(struct agent *a, const struct member_record *rec, const stru
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot find the init process of %s", rec->name);
 	return gpu_start_nodes(plan, pid);
+}
+
+/* "nvml": whether NVML's process queries inside show the container's own
+ * pids ("nvml_translated"), and why: as the running container started
+ * (dir: its GPU directory), else as a start would do now. */
+static void ops_gpu_nvml_status(const struct agent *a, const char *dir, json_t *status)
+{
+	__do_free char *recorded = NULL;
+	char lib[PATH_MAX], note[PATH_MAX + 128], path[PATH_MAX + 8];
+	size_t len;
+
+	ops_gpu_nvml_plan(a, lib, sizeof(lib), note, sizeof(note));
+	if (dir && snprintf(path, sizeof(path), "%s/nvml", dir) < (int)sizeof(path) &&
+	    fsutil_read_file(path, sizeof(note), &recorded, &len) == 0 && recorded[0])
+		snprintf(note, sizeof(note), "%s", recorded);
+	json_object_set_new(status, "nvml", json_string(note));
+	json_object_set_new(status, "nvml_translated", json_boolean(strncmp(note, "translated", 10) == 0));
 }
 
 int ops_gpu_status(struct agent *a, const struct member_record *rec, bool running, json_t *status)
@@ -196,6 +256,7 @@ int ops_gpu_status(struct agent *a, const struct member_record *rec, bool runnin
 		json_object_set_new(status, "driver", json_string(host->version));
 	}
 	json_object_set_new(status, "gpus", gpus);
+	ops_gpu_nvml_status(a, running ? dir : NULL, status);
 	return 0;
 }
 
@@ -533,6 +594,8 @@ static int op_gpu_ls(struct op_context *ctx, json_t **result)
 	}
 	*result = json_pack("{s:s, s:o, s:i}", "driver", host->version, "gpus", gpus,
 			    "files", (int)host->nfiles);
+	/* What a container started now gets; gpubox status tells each one's. */
+	ops_gpu_nvml_status(a, NULL, *result);
 	return 0;
 }
 

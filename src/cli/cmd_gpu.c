@@ -132,6 +132,11 @@ static int cmd_gpu_ls(struct cli *cli, const struct cli_command *self, int argc,
 	output_sanitized(stdout, cmd_gpu_string(result, "driver", "?"));
 	printf(" (%" JSON_INTEGER_FORMAT " files injected at each start)\n",
 	       json_integer_value(json_object_get(result, "files")));
+	if (json_is_string(json_object_get(result, "nvml"))) {
+		printf("NVML inside containers started now: ");
+		output_sanitized(stdout, cmd_gpu_string(result, "nvml", "?"));
+		fputc('\n', stdout);
+	}
 	json_array_foreach(json_object_get(result, "gpus"), i, g) {
 		json_t *one = json_array();
 

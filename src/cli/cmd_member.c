@@ -196,6 +196,11 @@ static void cmd_status_gpus(json_t *result)
 	output_sanitized(stdout, driver);
 	fputc('\n', stdout);
 	cmd_gpu_print(stdout, gpus, "           ");
+	if (json_is_string(json_object_get(result, "nvml"))) {
+		printf("           NVML inside: ");
+		output_sanitized(stdout, json_string_value(json_object_get(result, "nvml")));
+		fputc('\n', stdout);
+	}
 	if (note) {
 		printf("           ");
 		output_sanitized(stdout, note);
@@ -235,6 +240,8 @@ int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char *
 	json_object_del(shown, "driver");
 	json_object_del(shown, "gpus");
 	json_object_del(shown, "gpu_note");
+	json_object_del(shown, "nvml");
+	json_object_del(shown, "nvml_translated");
 	json_object_del(shown, "limits");
 	json_object_del(shown, "usage");
 	output_fields(shown, fields, ARRAY_SIZE(fields));

@@ -61,6 +61,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("gpu_capabilities",     CONFIG_STRING, gpu_capabilities),
 	KEY("gpu_default",          CONFIG_STRING, gpu_default),
 	KEY("gpu_ldconfig",         CONFIG_STRING, gpu_ldconfig),
+	KEY("nvml_interposer",      CONFIG_STRING, nvml_interposer),
 	KEY("sample_interval",      CONFIG_UINT,   sample_interval),
 	KEY("history_full",         CONFIG_UINT,   history_full),
 	KEY("history_days",         CONFIG_UINT,   history_days),
@@ -127,6 +128,7 @@ void config_set_defaults(struct gpubox_config *cfg)
 	snprintf(cfg->gpu_capabilities, sizeof(cfg->gpu_capabilities), "utility compute");
 	snprintf(cfg->gpu_default, sizeof(cfg->gpu_default), "all");
 	snprintf(cfg->gpu_ldconfig, sizeof(cfg->gpu_ldconfig), "/sbin/ldconfig");
+	snprintf(cfg->nvml_interposer, sizeof(cfg->nvml_interposer), "own");
 	cfg->sample_interval = 1000;
 	cfg->history_full = 3600;
 	cfg->history_days = 30;
@@ -167,6 +169,33 @@ static bool config_words_ok(const char *text, const char *const allowed[])
 	return true;
 }
 
+/* "MODE [PATH]": the mode, and the path (the compiled-in one if none);
+ * -EINVAL for anything else. */
+static int config_nvml_split(const char *text, enum config_nvml *mode, char *path, size_t len)
+{
+	static const struct {
+		const char *word;
+		enum config_nvml mode;
+	} modes[] = { { "own", CONFIG_NVML_OWN }, { "anonymous", CONFIG_NVML_ANONYMOUS },
+		      { "off", CONFIG_NVML_OFF } };
+	const char *end = text + strcspn(text, " \t"), *lib = end + strspn(end, " \t");
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(modes); i++)
+		if ((size_t)(end - text) == strlen(modes[i].word) &&
+		    strncmp(text, modes[i].word, (size_t)(end - text)) == 0)
+			break;
+	if (i == ARRAY_SIZE(modes))
+		return -EINVAL;
+	if (lib[0] && (lib[0] != '/' || strpbrk(lib, " \t") || strstr(lib, "/..")))
+		return -EINVAL;
+	if (mode)
+		*mode = modes[i].mode;
+	if (path && len)
+		snprintf(path, len, "%s", lib[0] ? lib : GPUBOX_NVML_INTERPOSER);
+	return 0;
+}
+
 static int config_check_gpu(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
 	static const char *const caps[] = { "utility", "compute", "video", "graphics", "all", NULL };
@@ -188,7 +217,21 @@ static int config_check_gpu(const struct gpubox_config *cfg, char *err, size_t e
 		set_error(err, errlen, "gpu_ldconfig must be an absolute path");
 		return -EINVAL;
 	}
+	if (config_nvml_split(cfg->nvml_interposer, NULL, NULL, 0) < 0) {
+		set_error(err, errlen,
+			  "nvml_interposer is own, anonymous or off, then optionally the library's absolute path");
+		return -EINVAL;
+	}
 	return 0;
+}
+
+enum config_nvml config_nvml_interposer(const struct gpubox_config *cfg, char *path, size_t len)
+{
+	enum config_nvml mode = CONFIG_NVML_OFF;
+
+	if (config_nvml_split(cfg->nvml_interposer, &mode, path, len) < 0)
+		return CONFIG_NVML_OFF;
+	return mode;
 }
 
 /* The host of a URL: a DNS name ([A-Za-z0-9-] labels joined by dots) or

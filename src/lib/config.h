@@ -69,6 +69,7 @@ struct gpubox_config {
 	char gpu_capabilities[CONFIG_NAME_MAX]; /* driver files injected: utility compute video graphics */
 	char gpu_default[CONFIG_TEXT_MAX];      /* a container's GPUs: all, none, or indices/UUIDs */
 	char gpu_ldconfig[CONFIG_PATH_MAX];     /* the host's static ldconfig */
+	char nvml_interposer[CONFIG_PATH_MAX];  /* "own|anonymous|off [LIBRARY]": NVML inside */
 
 	uint32_t sample_interval;      /* milliseconds between readings of the server */
 	uint32_t history_full;         /* seconds of full-resolution history */
@@ -89,6 +90,16 @@ struct gpubox_config {
 	uint32_t stop_timeout;         /* seconds of clean shutdown before a kill */
 	bool debug;
 };
+
+/* nvml_interposer: what NVML's process queries show inside a container. */
+enum config_nvml {
+	CONFIG_NVML_OFF,           /* the driver's answer: host pids */
+	CONFIG_NVML_OWN,           /* the container's processes, by their pids inside */
+	CONFIG_NVML_ANONYMOUS,     /* ... and other members' without a pid */
+};
+/* The mode of the checked key nvml_interposer, and the library to inject
+ * (into path; GPUBOX_NVML_INTERPOSER unless the key names one). */
+enum config_nvml config_nvml_interposer(const struct gpubox_config *cfg, char *path, size_t len);
 
 struct limits;
 /* The server's default limits, from the checked key "limits". */

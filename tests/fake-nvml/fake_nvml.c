@@ -14,6 +14,15 @@
  * process entries through the _v3 functions and lacks
  * nvmlDeviceGetRunningProcessDetailList.
  *
+ * Built a third time, old/libnvidia-ml.so.1 with -DFAKE_NVML_OLD: a driver
+ * older than 510, without the _v3 process functions (nor the two symbols
+ * above).  Every build also exports nvmlDeviceGetFakeNovelty, a function
+ * no other part of gpubox knows of (the NVML interposer must pass it on
+ * unchanged), and the process queries the interposer rewrites: the
+ * running processes v1 (16-byte entries), _v2 and _v3 of compute,
+ * graphics and MPS, process utilisation (both), the accounting pids and
+ * stats, and the process detail list.
+ *
  * The file is named by $FAKE_NVML_STATE.  It is read again when its name,
  * inode, mtime or size changed, checked in nvmlInit_v2 and
  * nvmlDeviceGetCount_v2 only (as a real GPU's list is fixed between
@@ -34,7 +43,7 @@
  *       util=N memutil=N total=BYTES used=BYTES temp=C power=MW [mig=1]
  *       [lost=1]
  *   proc GPU pid=PID mem=BYTES|na sm=PCT [oldsm=PCT]
- *        [type=compute|graphics|both]
+ *        [type=compute|graphics|both|mps]
  *
  * GPU indexes run from 0 without gaps (64 at most); '_' in a name is a
  * space.  Every key has a default (uuid GPU-fake-INDEX, minor INDEX...).
@@ -87,6 +96,43 @@ typedef struct {
 	void *procArray;
 } nvmlProcessDetailList_t;
 
+typedef struct {
+	unsigned pid;
+	unsigned long long usedGpuMemory;
+	unsigned gpuInstanceId, computeInstanceId;
+	unsigned long long usedGpuCcProtectedMemory;
+} fake_process_detail;
+
+typedef struct {
+	unsigned pid;
+	unsigned long long usedGpuMemory;
+} fake_process_info_v1;
+
+typedef struct {
+	unsigned version, processSamplesCount;
+	unsigned long long lastSeenTimeStamp;
+	void *procUtilArray;
+} nvmlProcessesUtilizationInfo_t;
+
+typedef struct {
+	unsigned long long timeStamp;
+	unsigned pid, smUtil, memUtil, encUtil, decUtil, jpgUtil, ofaUtil;
+} fake_process_utilization_info;
+
+typedef struct {
+	unsigned gpuUtilization, memoryUtilization;
+	unsigned long long maxMemoryUsage, time, startTime;
+	unsigned isRunning, reserved[5];
+} nvmlAccountingStats_t;
+
+#define FAKE_DETAIL_LIST_V1 0x1000018u
+#define FAKE_UTILIZATION_INFO_V1 0x1000018u
+
+_Static_assert(sizeof(fake_process_detail) == 32, "nvmlProcessDetail_v1_t");
+_Static_assert(sizeof(fake_process_info_v1) == 16, "nvmlProcessInfo_v1_t");
+_Static_assert(sizeof(fake_process_utilization_info) == 40, "nvmlProcessUtilizationInfo_v1_t");
+_Static_assert(sizeof(nvmlAccountingStats_t) == 56, "nvmlAccountingStats_t");
+
 _Static_assert(sizeof(fake_wide_process_info) == 32, "32-byte entries");
 
 nvmlInit_v2_fn nvmlInit_v2;
@@ -105,11 +151,29 @@ nvmlDeviceGetUtilizationRates_fn nvmlDeviceGetUtilizationRates;
 nvmlDeviceGetTemperature_fn nvmlDeviceGetTemperature;
 nvmlDeviceGetPowerUsage_fn nvmlDeviceGetPowerUsage;
 nvmlDeviceGetMigMode_fn nvmlDeviceGetMigMode;
+#ifndef FAKE_NVML_OLD
 nvmlDeviceGetRunningProcesses_v3_fn nvmlDeviceGetComputeRunningProcesses_v3;
 nvmlDeviceGetRunningProcesses_v3_fn nvmlDeviceGetGraphicsRunningProcesses_v3;
+nvmlDeviceGetRunningProcesses_v3_fn nvmlDeviceGetMPSComputeRunningProcesses_v3;
+#endif
+nvmlDeviceGetRunningProcesses_v3_fn nvmlDeviceGetComputeRunningProcesses_v2;
+nvmlDeviceGetRunningProcesses_v3_fn nvmlDeviceGetGraphicsRunningProcesses_v2;
+nvmlDeviceGetRunningProcesses_v3_fn nvmlDeviceGetMPSComputeRunningProcesses_v2;
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned *count,
+						  fake_process_info_v1 *infos);
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t device, unsigned *count,
+						   fake_process_info_v1 *infos);
+nvmlReturn_t nvmlDeviceGetMPSComputeRunningProcesses(nvmlDevice_t device, unsigned *count,
+						     fake_process_info_v1 *infos);
 nvmlDeviceGetProcessUtilization_fn nvmlDeviceGetProcessUtilization;
+nvmlReturn_t nvmlDeviceGetProcessesUtilizationInfo(nvmlDevice_t device, nvmlProcessesUtilizationInfo_t *info);
+nvmlReturn_t nvmlDeviceGetAccountingPids(nvmlDevice_t device, unsigned *count, unsigned *pids);
+nvmlReturn_t nvmlDeviceGetAccountingStats(nvmlDevice_t device, unsigned pid, nvmlAccountingStats_t *stats);
+nvmlReturn_t nvmlDeviceGetFakeNovelty(nvmlDevice_t device, unsigned long long *value);
+#ifndef FAKE_NVML_OLD
 nvmlReturn_t nvmlDeviceGetConfComputeMemSizeInfo(nvmlDevice_t device, nvmlConfComputeMemSizeInfo_t *info);
-#ifndef FAKE_NVML_535
+#endif
+#if !defined(FAKE_NVML_535) && !defined(FAKE_NVML_OLD)
 nvmlReturn_t nvmlDeviceGetRunningProcessDetailList(nvmlDevice_t device, nvmlProcessDetailList_t *list);
 #endif
 
@@ -129,7 +193,7 @@ unsigned long long fake_nvml_last_seen(unsigned index);
 #define FAKE_LAYOUT_DEFAULT 24
 #endif
 
-enum { FAKE_COMPUTE = 1, FAKE_GRAPHICS = 2 };
+enum { FAKE_COMPUTE = 1, FAKE_GRAPHICS = 2, FAKE_MPS = 4 };
 
 struct fake_gpu {
 	char uuid[FAKE_TEXT];
@@ -291,6 +355,8 @@ static bool fake_proc_key(struct fake_proc *p, const char *key, const char *valu
 			p->types = FAKE_GRAPHICS;
 		else if (strcmp(value, "both") == 0)
 			p->types = FAKE_COMPUTE | FAKE_GRAPHICS;
+		else if (strcmp(value, "mps") == 0)
+			p->types = FAKE_MPS;
 		else
 			return false;
 		return true;
@@ -703,13 +769,18 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, unsign
 	FAKE_RETURN(NVML_SUCCESS);
 }
 
-/* Write one process entry in the layout this driver writes. */
-static void fake_put_entry(void *infos, unsigned i, const struct fake_proc *p)
+/* Write one process entry of size bytes: 16 (v1), 24 (v2, v3) or 32
+ * (v3 of drivers 535.43-535.86, the detail list). */
+static void fake_put_entry(void *infos, unsigned i, const struct fake_proc *p, unsigned size)
 {
-	if (fake.layout == 32) {
+	if (size == 32) {
 		fake_wide_process_info *e = (fake_wide_process_info *)infos + i;
 
 		*e = (fake_wide_process_info){ p->pid, p->mem, ~0u, ~0u, 0 };
+	} else if (size == 16) {
+		fake_process_info_v1 *e = (fake_process_info_v1 *)infos + i;
+
+		*e = (fake_process_info_v1){ p->pid, p->mem };
 	} else {
 		nvmlProcessInfo_t *e = (nvmlProcessInfo_t *)infos + i;
 
@@ -719,8 +790,9 @@ static void fake_put_entry(void *infos, unsigned i, const struct fake_proc *p)
 
 /* The running-process calls: *count = 0 asks how many (SUCCESS: none,
  * INSUFFICIENT_SIZE: *count of them); a buffer too small is refused the
- * same way. */
-static nvmlReturn_t fake_processes(struct fake_gpu *g, unsigned type, unsigned *count, void *infos)
+ * same way.  size: of one entry; 0 for the _v3 layout of this driver. */
+static nvmlReturn_t fake_processes(struct fake_gpu *g, unsigned type, unsigned *count, void *infos,
+				   unsigned size)
 {
 	unsigned gpu = (unsigned)(g - fake.gpus), have = 0;
 
@@ -735,23 +807,29 @@ static nvmlReturn_t fake_processes(struct fake_gpu *g, unsigned type, unsigned *
 	*count = 0;
 	for (unsigned i = 0; i < fake.nprocs; i++)
 		if (fake.procs[i].gpu == gpu && (fake.procs[i].types & type))
-			fake_put_entry(infos, (*count)++, &fake.procs[i]);
+			fake_put_entry(infos, (*count)++, &fake.procs[i], size ? size : fake.layout);
 	return NVML_SUCCESS;
 }
 
-nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned *count,
-						     nvmlProcessInfo_t *infos)
-{
-	FAKE_DEVICE("nvmlDeviceGetComputeRunningProcesses_v3", device, g);
-	FAKE_RETURN(fake_processes(g, FAKE_COMPUTE, count, infos));
-}
+/* One exported process list: name, the process type, the entry size. */
+#define FAKE_PROCESS_LIST(name, type, size, entry_t) \
+	nvmlReturn_t name(nvmlDevice_t device, unsigned *count, entry_t *infos) \
+	{ \
+		FAKE_DEVICE(#name, device, g); \
+		FAKE_RETURN(fake_processes(g, type, count, infos, size)); \
+	}
 
-nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned *count,
-						      nvmlProcessInfo_t *infos)
-{
-	FAKE_DEVICE("nvmlDeviceGetGraphicsRunningProcesses_v3", device, g);
-	FAKE_RETURN(fake_processes(g, FAKE_GRAPHICS, count, infos));
-}
+#ifndef FAKE_NVML_OLD
+FAKE_PROCESS_LIST(nvmlDeviceGetComputeRunningProcesses_v3, FAKE_COMPUTE, 0, nvmlProcessInfo_t)
+FAKE_PROCESS_LIST(nvmlDeviceGetGraphicsRunningProcesses_v3, FAKE_GRAPHICS, 0, nvmlProcessInfo_t)
+FAKE_PROCESS_LIST(nvmlDeviceGetMPSComputeRunningProcesses_v3, FAKE_MPS, 0, nvmlProcessInfo_t)
+#endif
+FAKE_PROCESS_LIST(nvmlDeviceGetComputeRunningProcesses_v2, FAKE_COMPUTE, 24, nvmlProcessInfo_t)
+FAKE_PROCESS_LIST(nvmlDeviceGetGraphicsRunningProcesses_v2, FAKE_GRAPHICS, 24, nvmlProcessInfo_t)
+FAKE_PROCESS_LIST(nvmlDeviceGetMPSComputeRunningProcesses_v2, FAKE_MPS, 24, nvmlProcessInfo_t)
+FAKE_PROCESS_LIST(nvmlDeviceGetComputeRunningProcesses, FAKE_COMPUTE, 16, fake_process_info_v1)
+FAKE_PROCESS_LIST(nvmlDeviceGetGraphicsRunningProcesses, FAKE_GRAPHICS, 16, fake_process_info_v1)
+FAKE_PROCESS_LIST(nvmlDeviceGetMPSComputeRunningProcesses, FAKE_MPS, 16, fake_process_info_v1)
 
 /* The utilisation samples of GPU gpu newer than last_seen, into out (when
  * not NULL); their number. */
@@ -806,7 +884,8 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device, nvmlProcessUti
 	FAKE_RETURN(NVML_SUCCESS);
 }
 
-/* Present in both builds: only the pair tells 535.43-535.86 apart. */
+/* Present in both recent builds: only the pair tells 535.43-535.86 apart. */
+#ifndef FAKE_NVML_OLD
 nvmlReturn_t nvmlDeviceGetConfComputeMemSizeInfo(nvmlDevice_t device, nvmlConfComputeMemSizeInfo_t *info)
 {
 	FAKE_DEVICE("nvmlDeviceGetConfComputeMemSizeInfo", device, g);
@@ -814,16 +893,106 @@ nvmlReturn_t nvmlDeviceGetConfComputeMemSizeInfo(nvmlDevice_t device, nvmlConfCo
 	(void)info;
 	FAKE_RETURN(NVML_ERROR_NOT_SUPPORTED);
 }
+#endif
 
-#ifndef FAKE_NVML_535
+#if !defined(FAKE_NVML_535) && !defined(FAKE_NVML_OLD)
 nvmlReturn_t nvmlDeviceGetRunningProcessDetailList(nvmlDevice_t device, nvmlProcessDetailList_t *list)
 {
+	static const unsigned types[] = { FAKE_COMPUTE, FAKE_GRAPHICS, FAKE_MPS };
+
 	FAKE_DEVICE("nvmlDeviceGetRunningProcessDetailList", device, g);
-	(void)g;
-	(void)list;
-	FAKE_RETURN(NVML_ERROR_NOT_SUPPORTED);
+	if (!list || list->mode > 2)
+		FAKE_RETURN(NVML_ERROR_INVALID_ARGUMENT);
+	if (list->version != FAKE_DETAIL_LIST_V1)
+		FAKE_RETURN(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
+	if (!list->procArray)
+		list->numProcArrayEntries = 0;
+	FAKE_RETURN(fake_processes(g, types[list->mode], &list->numProcArrayEntries, list->procArray, 32));
 }
 #endif
+
+/* Per-process utilisation, the newer way: one struct with the count and
+ * the array (40-byte entries, the pid at 8). */
+nvmlReturn_t nvmlDeviceGetProcessesUtilizationInfo(nvmlDevice_t device, nvmlProcessesUtilizationInfo_t *info)
+{
+	unsigned long long now = fake_now_us();
+	unsigned have, n = 0;
+
+	FAKE_DEVICE("nvmlDeviceGetProcessesUtilizationInfo", device, g);
+	if (!info)
+		FAKE_RETURN(NVML_ERROR_INVALID_ARGUMENT);
+	if (info->version != FAKE_UTILIZATION_INFO_V1)
+		FAKE_RETURN(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
+	have = fake_samples((unsigned)(g - fake.gpus), now, info->lastSeenTimeStamp, NULL);
+	if (have == 0)
+		FAKE_RETURN(NVML_ERROR_NOT_FOUND);
+	if (!info->procUtilArray || have > info->processSamplesCount) {
+		info->processSamplesCount = have;
+		FAKE_RETURN(NVML_ERROR_INSUFFICIENT_SIZE);
+	}
+	for (unsigned i = 0; i < fake.nprocs; i++) {
+		const struct fake_proc *p = &fake.procs[i];
+
+		if (p->gpu != (unsigned)(g - fake.gpus) || p->sm < 0 || now <= info->lastSeenTimeStamp)
+			continue;
+		((fake_process_utilization_info *)info->procUtilArray)[n++] =
+			(fake_process_utilization_info){ .timeStamp = now, .pid = p->pid,
+							  .smUtil = (unsigned)p->sm };
+	}
+	info->processSamplesCount = n;
+	FAKE_RETURN(NVML_SUCCESS);
+}
+
+/* Accounting: every process on the GPU counts, of any type. */
+nvmlReturn_t nvmlDeviceGetAccountingPids(nvmlDevice_t device, unsigned *count, unsigned *pids)
+{
+	unsigned gpu, have = 0;
+
+	FAKE_DEVICE("nvmlDeviceGetAccountingPids", device, g);
+	gpu = (unsigned)(g - fake.gpus);
+	if (!count || (*count && !pids))
+		FAKE_RETURN(NVML_ERROR_INVALID_ARGUMENT);
+	for (unsigned i = 0; i < fake.nprocs; i++)
+		have += fake.procs[i].gpu == gpu;
+	if (have > *count) {
+		*count = have;
+		FAKE_RETURN(NVML_ERROR_INSUFFICIENT_SIZE);
+	}
+	*count = 0;
+	for (unsigned i = 0; i < fake.nprocs; i++)
+		if (fake.procs[i].gpu == gpu)
+			pids[(*count)++] = fake.procs[i].pid;
+	FAKE_RETURN(NVML_SUCCESS);
+}
+
+/* The stats of a host pid on the GPU: its memory as maxMemoryUsage. */
+nvmlReturn_t nvmlDeviceGetAccountingStats(nvmlDevice_t device, unsigned pid, nvmlAccountingStats_t *stats)
+{
+	FAKE_DEVICE("nvmlDeviceGetAccountingStats", device, g);
+	if (!stats)
+		FAKE_RETURN(NVML_ERROR_INVALID_ARGUMENT);
+	for (unsigned i = 0; i < fake.nprocs; i++) {
+		const struct fake_proc *p = &fake.procs[i];
+
+		if (p->gpu != (unsigned)(g - fake.gpus) || p->pid != pid)
+			continue;
+		*stats = (nvmlAccountingStats_t){ .gpuUtilization = p->sm < 0 ? 0 : (unsigned)p->sm,
+						  .maxMemoryUsage = p->mem, .isRunning = 1 };
+		FAKE_RETURN(NVML_SUCCESS);
+	}
+	FAKE_RETURN(NVML_ERROR_NOT_FOUND);
+}
+
+/* A function of a driver newer than anything gpubox knows: 4242000 plus
+ * the GPU's index, so that a caller can tell it was answered here. */
+nvmlReturn_t nvmlDeviceGetFakeNovelty(nvmlDevice_t device, unsigned long long *value)
+{
+	FAKE_DEVICE("nvmlDeviceGetFakeNovelty", device, g);
+	if (!value)
+		FAKE_RETURN(NVML_ERROR_INVALID_ARGUMENT);
+	*value = 4242000ULL + (unsigned long long)(g - fake.gpus);
+	FAKE_RETURN(NVML_SUCCESS);
+}
 
 /* ---- for the tests ---- */
 

@@ -254,6 +254,34 @@ static void test_egress_deny(void **state)
 	assert_non_null(strstr(err, "at most 64 networks"));
 }
 
+/* nvml_interposer: a mode, then optionally the library. */
+static void test_nvml_interposer(void **state)
+{
+	static const char *const bad[] = {
+		"nvml_interposer = mine\n", "nvml_interposer = own lib.so\n",
+		"nvml_interposer = own /a/../b.so\n", "nvml_interposer = own /a.so /b.so\n",
+		"nvml_interposer = /lib/x.so\n",
+	};
+	struct gpubox_config cfg;
+	char err[256], path[CONFIG_PATH_MAX];
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
+	assert_int_equal(config_nvml_interposer(&cfg, path, sizeof(path)), CONFIG_NVML_OWN);
+	assert_string_equal(path, GPUBOX_NVML_INTERPOSER);
+	assert_int_equal(parse(&cfg, "nvml_interposer = anonymous  /opt/g/libgpubox-nvml.so\n", err,
+			       sizeof(err)), 0);
+	assert_int_equal(config_nvml_interposer(&cfg, path, sizeof(path)), CONFIG_NVML_ANONYMOUS);
+	assert_string_equal(path, "/opt/g/libgpubox-nvml.so");
+	assert_int_equal(parse(&cfg, "nvml_interposer = off\n", err, sizeof(err)), 0);
+	assert_int_equal(config_nvml_interposer(&cfg, NULL, 0), CONFIG_NVML_OFF);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(parse(&cfg, bad[i], err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "nvml_interposer"));
+	}
+}
+
 static void test_load_missing(void **state)
 {
 	struct gpubox_config cfg;
@@ -276,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_hub_url_transport),
 		cmocka_unit_test(test_nul_and_long_lines),
 		cmocka_unit_test(test_egress_deny),
+		cmocka_unit_test(test_nvml_interposer),
 		cmocka_unit_test(test_load_missing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -841,6 +841,43 @@ static int gpu_plan_persistenced(const struct gpu_host *host, struct gpu_plan *p
 			      NULL, "bind,nosuid,nodev,noexec,create=file");
 }
 
+/* Where a driver file goes in the container, relative to its root. */
+static int gpu_file_rel(const struct gpu_plan *plan, const struct gpu_file *f, char *rel, size_t len)
+{
+	const char *dir = f->binary ? GPU_BIN_DIR : GPU_LIB_DIR;
+	int n;
+
+	if (!f->binary && plan->nvml_interposer[0] && strcmp(f->name, plan->nvml_real) == 0)
+		dir = GPU_NVML_REAL_DIR;
+	n = snprintf(rel, len, "%s/%s", dir, f->name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int gpu_plan_nvml(const struct gpu_host *host, struct gpu_plan *plan, const char *interposer)
+{
+	const struct gpu_file *nvml = NULL;
+	char old[PATH_MAX];
+
+	for (size_t i = 0; i < host->nfiles && !nvml; i++)
+		if (!host->files[i].binary && strcmp(host->files[i].soname, GPU_NVML_SONAME) == 0)
+			nvml = &host->files[i];
+	if (!nvml || !interposer || !interposer[0])
+		return -ENOENT;
+	if (gpu_file_rel(plan, nvml, old, sizeof(old)) < 0 ||
+	    snprintf(plan->nvml_interposer, sizeof(plan->nvml_interposer), "%s", interposer) >=
+		    (int)sizeof(plan->nvml_interposer))
+		return -ENAMETOOLONG;
+	snprintf(plan->nvml_real, sizeof(plan->nvml_real), "%s", nvml->name);
+	for (size_t i = 0; i < plan->nmounts; i++) {
+		struct gpu_plan_mount *m = &plan->mount_text[i];
+
+		if (strcmp(m->target, old) == 0)
+			gpu_file_rel(plan, nvml, m->target, sizeof(m->target));
+	}
+	return gpu_plan_mount(plan, interposer, GPU_LIB_DIR "/" GPU_NVML_INTERPOSER, NULL,
+			      "bind,ro,nosuid,nodev");
+}
+
 int gpu_plan_build(const struct gpu_host *host, uint64_t mask, const char *dir,
 		   bool proc_exists, struct gpu_plan *plan)
 {
@@ -991,6 +1028,32 @@ static int gpu_make_proc(const struct gpu_host *host, const char *dir)
 	return ret;
 }
 
+static int gpu_link_at(int dirfd, const char *target, const char *rel, uid_t uid)
+{
+	if (symlinkat(target, dirfd, rel) < 0 && errno != EEXIST)
+		return -errno;
+	if (fchownat(dirfd, rel, uid, uid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The interposer's part of the layer: its mount point, libnvidia-ml.so.1
+ * naming it, and the fixed name of its dependency naming the real file
+ * (whose mount point gpu_make_layer() made in GPU_NVML_REAL_DIR). */
+static int gpu_make_nvml_layer(int fd, const struct gpu_plan *plan, uid_t uid)
+{
+	char rel[PATH_MAX];
+	int ret;
+
+	ret = gpu_write_at(fd, GPU_LIB_DIR "/" GPU_NVML_INTERPOSER, "", 0, 0644, uid);
+	if (ret == 0)
+		ret = gpu_link_at(fd, GPU_NVML_INTERPOSER, GPU_LIB_DIR "/" GPU_NVML_SONAME, uid);
+	if (ret < 0)
+		return ret;
+	snprintf(rel, sizeof(rel), "%s/%s", GPU_NVML_REAL_DIR, GPU_NVML_REAL_LINK);
+	return gpu_link_at(fd, plan->nvml_real, rel, uid);
+}
+
 /* The layer: mount points, soname links, the loader's configuration. */
 static int gpu_make_layer(const struct gpu_host *host, const struct gpu_plan *plan, uid_t uid)
 {
@@ -1014,6 +1077,8 @@ static int gpu_make_layer(const struct gpu_host *host, const struct gpu_plan *pl
 		ret = gpu_mkdirs(fd, GPU_BIN_DIR, uid);
 	if (ret == 0)
 		ret = gpu_mkdirs(fd, "etc/ld.so.conf.d", uid);
+	if (ret == 0 && plan->nvml_interposer[0])
+		ret = gpu_mkdirs(fd, GPU_NVML_REAL_DIR, uid);
 	if (ret == 0)
 		ret = gpu_write_at(fd, GPU_CONF_FILE, conf, strlen(conf), 0644, uid);
 	if (ret < 0)
@@ -1022,20 +1087,21 @@ static int gpu_make_layer(const struct gpu_host *host, const struct gpu_plan *pl
 		const struct gpu_file *f = &host->files[i];
 		char rel[PATH_MAX];
 
-		snprintf(rel, sizeof(rel), "%s/%s", f->binary ? GPU_BIN_DIR : GPU_LIB_DIR, f->name);
-		ret = gpu_write_at(fd, rel, "", 0, f->binary ? 0755 : 0644, uid);
+		ret = gpu_file_rel(plan, f, rel, sizeof(rel));
+		if (ret == 0)
+			ret = gpu_write_at(fd, rel, "", 0, f->binary ? 0755 : 0644, uid);
 		if (ret < 0)
 			return ret;
-		if (f->binary || !f->soname[0] || strcmp(f->soname, f->name) == 0)
+		if (f->binary || !f->soname[0] || strcmp(f->soname, f->name) == 0 ||
+		    (plan->nvml_interposer[0] && strcmp(f->name, plan->nvml_real) == 0))
 			continue;
 		/* libcuda.so.1 -> libcuda.so.580.65.06: the name programs ask for. */
 		snprintf(rel, sizeof(rel), "%s/%s", GPU_LIB_DIR, f->soname);
-		if (symlinkat(f->name, fd, rel) < 0 && errno != EEXIST)
-			return -errno;
-		if (fchownat(fd, rel, uid, uid, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
+		ret = gpu_link_at(fd, f->name, rel, uid);
+		if (ret < 0)
+			return ret;
 	}
-	return 0;
+	return plan->nvml_interposer[0] ? gpu_make_nvml_layer(fd, plan, uid) : 0;
 }
 
 int gpu_prepare(const struct gpu_host *host, const struct gpu_plan *plan, uint32_t subid_base)
@@ -1166,8 +1232,8 @@ int gpu_ldconfig_confine(void)
  * exit status.
  */
 __attribute__((noreturn))
-static void gpu_ldconfig_child(const struct gpu_host *host, const char *rootfs, const char *out,
-			       int exefd, uint32_t subid_base)
+static void gpu_ldconfig_child(const struct gpu_host *host, const struct gpu_plan *plan,
+			       const char *rootfs, const char *out, int exefd, uint32_t subid_base)
 {
 	char *const argv[] = { (char *)"ldconfig", (char *)"-X", (char *)"-C",
 			       (char *)"/proc/ld.so.cache", NULL };
@@ -1191,10 +1257,14 @@ static void gpu_ldconfig_child(const struct gpu_host *host, const char *rootfs, 
 
 		if (host->files[i].binary)
 			continue;
-		snprintf(rel, sizeof(rel), "%s/%s", GPU_LIB_DIR, host->files[i].name);
-		if (gpu_child_bind(host->files[i].host, treefd, rel, false) < 0)
+		if (gpu_file_rel(plan, &host->files[i], rel, sizeof(rel)) < 0 ||
+		    gpu_child_bind(host->files[i].host, treefd, rel, false) < 0)
 			_exit(124);
 	}
+	/* The interposer's soname is what names it in the cache. */
+	if (plan->nvml_interposer[0] &&
+	    gpu_child_bind(plan->nvml_interposer, treefd, GPU_LIB_DIR "/" GPU_NVML_INTERPOSER, false) < 0)
+		_exit(124);
 	if (gpu_child_bind(out, treefd, "proc", true) < 0)
 		_exit(125);
 	if (fchdir(treefd) < 0 || chroot(".") < 0 || chdir("/") < 0)
@@ -1283,7 +1353,7 @@ int gpu_ldconfig(const struct gpu_host *host, const struct gpu_plan *plan, const
 	if (pid < 0)
 		return log_error_errno(-errno, errno, "cannot fork for ldconfig");
 	if (pid == 0)
-		gpu_ldconfig_child(host, rootfs, out, exefd, subid_base);
+		gpu_ldconfig_child(host, plan, rootfs, out, exefd, subid_base);
 	ret = gpu_ldconfig_wait(pid, rootfs);
 	if (ret < 0)
 		return ret;

@@ -31,6 +31,14 @@ struct ldcache_entry;
 #define GPU_LIB_DIR "usr/lib/gpubox-nvidia"
 #define GPU_BIN_DIR "usr/bin"
 #define GPU_CONF_FILE "etc/ld.so.conf.d/gpubox-nvidia.conf"
+/* The NVML interposer (src/nvmlshim): bound at GPU_LIB_DIR/GPU_NVML_INTERPOSER,
+ * where libnvidia-ml.so.1 points; the real library is bound into
+ * GPU_NVML_REAL_DIR (no loader cache lists it), where GPU_NVML_REAL_LINK,
+ * the interposer's dependency, points to it. */
+#define GPU_NVML_SONAME "libnvidia-ml.so.1"
+#define GPU_NVML_INTERPOSER "libgpubox-nvml.so"
+#define GPU_NVML_REAL_DIR GPU_LIB_DIR "/real"
+#define GPU_NVML_REAL_LINK "libgpubox-nvml-real.so"
 
 enum {
 	GPU_CAP_UTILITY  = 1 << 0,
@@ -100,6 +108,8 @@ struct gpu_plan {
 		char target[64];
 	} late[GPU_NODES_MAX];
 	size_t nlate;
+	char nvml_interposer[PATH_MAX];  /* the host's interposer; "": not injected */
+	char nvml_real[GPU_NAME_MAX];    /* the real libnvidia-ml's file name */
 };
 
 /* Parsers of the driver's /proc files; -EINVAL when malformed. */
@@ -126,6 +136,10 @@ bool gpu_cgroup_v1(void);
  * proc_exists: the kernel's /proc/driver/nvidia exists (a real driver). */
 int gpu_plan_build(const struct gpu_host *host, uint64_t mask, const char *dir,
 		   bool proc_exists, struct gpu_plan *plan);
+/* Interpose NVML in the plan: the real libnvidia-ml bound into
+ * GPU_NVML_REAL_DIR, the interposer at the host path interposer bound in
+ * its place.  -ENOENT when the driver's files have no libnvidia-ml. */
+int gpu_plan_nvml(const struct gpu_host *host, struct gpu_plan *plan, const char *interposer);
 /* Write the agent's files of a start: dir, the /proc copy, the layer. */
 int gpu_prepare(const struct gpu_host *host, const struct gpu_plan *plan, uint32_t subid_base);
 /* The loader cache for the container's merged tree (mounted with the

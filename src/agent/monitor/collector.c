@@ -83,6 +83,7 @@ struct collector {
 	size_t container_cursor;   /* the next container to read */
 	long long last_compact;
 	struct sample next;            /* built here, then swapped with latest */
+	struct nvmlpids *nvmlpids;     /* each container's pid map (agent only) */
 	size_t next_proc_cap, next_container_cap, next_gpu_cap;
 };
 
@@ -491,6 +492,8 @@ static int collector_tick_locked(struct collector *s)
 		return ret;
 	if (s->host && procinfo_host_read(s->host, &out->host) < 0)
 		memset(&out->host, 0, sizeof(out->host));
+	if (s->nvmlpids)
+		nvmlpids_publish(s->nvmlpids, &s->agent->cfg, out);
 	collector_publish(s);
 	return 0;
 }
@@ -590,6 +593,8 @@ int collector_open(struct agent *a, struct history *history, struct collector **
 	ret = procinfo_host_open(disk, &s->host);
 	if (ret < 0)
 		log_warn_errno(0, -ret, "host readings unavailable");
+	if (a && nvmlpids_open(&s->nvmlpids) < 0)
+		log_warn("the containers' NVML pid maps cannot be kept (out of memory)");
 	*out = move_ptr(s);
 	return 0;
 }
@@ -626,6 +631,7 @@ void collector_stop(struct collector *s)
 		if (s->known[i].pid && s->known[i].pidfd >= 0)
 			close(s->known[i].pidfd);
 	free(s->known);
+	nvmlpids_close(s->nvmlpids, s->agent ? &s->agent->cfg : NULL);
 	if (s->nvml)
 		nvml_close(s->nvml);
 	procinfo_host_close(s->host);

@@ -162,6 +162,18 @@ int collector_latest(struct collector *s, struct sample *out);
  * store as the newest.  CPU time of the call into *cpu_ns when not NULL. */
 int collector_tick(struct collector *s, uint64_t *cpu_ns);
 
+/* ---- nvmlpids.c: each container's pid map for the NVML interposer -------- */
+
+struct nvmlpids;
+struct gpubox_config;
+int nvmlpids_open(struct nvmlpids **out);
+/* Remove the maps written (cfg may be NULL: none removed), then free p. */
+void nvmlpids_close(struct nvmlpids *p, const struct gpubox_config *cfg);
+/* Write the map of every running container of the reading s into its
+ * guest directory, when it changed or at the heartbeat (nvml_interposer
+ * off: none). */
+void nvmlpids_publish(struct nvmlpids *p, const struct gpubox_config *cfg, const struct sample *s);
+
 /* ---- prometheus.c: /metrics in Prometheus' text format -------------------- */
 
 /* The exposition text of a sample (caller frees): DCGM-like GPU metrics
