@@ -330,7 +330,7 @@ static int ops_start_room(struct op_context *ctx)
 /* Start a container that does not run: its files mounted (the template's,
  * the layer, the GPU driver's), its account provisioned. */
 static int ops_start_container(struct op_context *ctx, struct member_record *rec,
-			       const struct member_view *v)
+			       struct member_view *v)
 {
 	struct agent *a = ctx->a;
 	struct template_info tpl;
@@ -349,7 +349,7 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 		     a->cfg.server_name);
 	ret = member_sync_host(a, rec);
 	if (ret == 0)
-		ret = storage_prepare(&v->paths, rec->subid_base);
+		ret = storage_prepare(&v->paths, rec->subid_base, rec->uid);
 	if (ret == 0)
 		ret = ops_gpu_mount(ctx, rec, &v->paths, tpl.rootfs, &gpu);
 	if (ret < 0)
@@ -934,6 +934,9 @@ int ops_reconcile(struct agent *a)
 	ret = network_setup(&a->cfg);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot set up the bridge %s", a->cfg.bridge);
+	/* Before anything looks at a layer: after a reboot the pool is to be
+	 * mounted again.  Without one, layers have no quota (logged). */
+	pool_setup(&a->cfg);
 	ret = db_member_list(a->db, &list, &n);
 	if (ret < 0)
 		return ret;

@@ -8,12 +8,16 @@
  * override them key by key.  Memory, CPU, processes and I/O are written
  * into a running container's cgroup at once; every start writes them all
  * again, so a changed default reaches each container at its next start.
+ * Disk is the project quota of the member's layer (container/quota.c),
+ * set at every start and at once on a change, running or not.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "container/container.h"
@@ -76,12 +80,73 @@ int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *i
 	return 0;
 }
 
+/* A descriptor of the member's layer; -ENOENT before its first start. */
+static int ops_limits_open_layer(struct agent *a, const char *member)
+{
+	struct storage_paths paths;
+	int fd, ret = storage_paths(a->cfg.state_dir, member, &paths);
+
+	if (ret < 0)
+		return ret;
+	fd = open(paths.layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * The member's disk limit as the project quota of their layer (project:
+ * their uid, which storage_prepare() put on the layer).  No layer yet: the
+ * first start sets it.  -EOPNOTSUPP when a limit is asked for where the
+ * layers have no project quotas.
+ */
+static int ops_limits_apply_disk(struct agent *a, const char *member, char *err, size_t errlen)
+{
+	__do_close int fd = -EBADF;
+	struct limits own, effective;
+	struct member_record rec;
+	uint64_t bytes;
+	int ret;
+
+	ret = ops_limits_read(a, member, &own, &effective);
+	if (ret == 0)
+		ret = db_member_get(a->db, member, &rec);
+	if (ret < 0) {
+		set_error(err, errlen, "the agent's database failed");
+		return ret;
+	}
+	bytes = limits_resolve(&effective, LIMIT_DISK, ops_limits_host_memory());
+	fd = ops_limits_open_layer(a, member);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0) {
+		set_error(err, errlen, "cannot open the layer of %s", member);
+		return fd;
+	}
+	if (!quota_enforced(fd)) {
+		if (bytes == LIMIT_NONE)
+			return 0;
+		set_error(err, errlen, "the file system of the members' layers has no project quotas (see layers_pool in gpubox.conf(5))");
+		return -EOPNOTSUPP;
+	}
+	ret = quota_set_limit(fd, rec.uid, bytes);
+	if (ret < 0) {
+		set_error(err, errlen, "cannot set the disk quota of %s (error %d)", member, -ret);
+		return ret;
+	}
+	return 0;
+}
+
 int ops_limits_apply(struct agent *a, const char *member, char *err, size_t errlen)
 {
 	struct cgroup_items items;
 	pid_t pid;
 	int ret;
 
+	/* A server without project quotas still starts its containers. */
+	ret = ops_limits_apply_disk(a, member, err, errlen);
+	if (ret == -EOPNOTSUPP)
+		log_warn("%s: disk limit not applied: %s", member, err);
+	else if (ret < 0)
+		return ret;
 	ret = ops_limits_items(a, member, &items);
 	if (ret < 0) {
 		set_error(err, errlen, "the agent's database failed");
@@ -138,8 +203,10 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
 {
 	struct limits own, effective;
 	struct container_stats use;
+	struct quota_usage disk;
 	uint64_t host = ops_limits_host_memory();
 	json_t *limits, *usage;
+	int fd;
 
 	if (ops_limits_read(a, rec->name, &own, &effective) < 0)
 		return -EIO;
@@ -153,6 +220,11 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
 	usage = json_pack("{s:I, s:I, s:I, s:I}", "memory_bytes", (json_int_t)use.mem_used,
 			  "pids", (json_int_t)use.pids, "oom_kills", (json_int_t)use.oom_kills,
 			  "cpu_seconds", (json_int_t)(use.cpu_ns / 1000000000ull));
+	fd = ops_limits_open_layer(a, rec->name);
+	if (usage && fd >= 0 && quota_enforced(fd) && quota_get(fd, rec->uid, &disk) == 0)
+		json_object_set_new(usage, "disk_bytes", json_integer((json_int_t)disk.bytes));
+	if (fd >= 0)
+		close(fd);
 	if (usage)
 		json_object_set_new(status, "usage", usage);
 	ops_limits_last_kill(a, rec, usage);
@@ -208,6 +280,10 @@ static int ops_limits_live(struct op_context *ctx, const struct member_record *r
 	char err[512];
 	bool running = container_get_state(a->lxcpath, rec->name) == CONTAINER_RUNNING;
 
+	/* The quota is the layer's: it changes whether the container runs or not. */
+	if (ops_limits_apply_disk(a, rec->name, err, sizeof(err)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the limits were recorded but the disk limit was not applied: %s",
+				err);
 	if (running && ops_limits_apply(a, rec->name, err, sizeof(err)) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the limits were recorded but not applied: %s; they apply at the next start",
 				err);

@@ -4,7 +4,7 @@
  * snapshot_rm, restore, and template_rm (which snapshots may hold up).
  *
  * A restore never loses the layer it replaces.  Its steps, in the member's
- * layer directory (<state>/users/<member>/layer):
+ * layer directory (storage_paths()'s layer, <state>/layers/<member>):
  *   1. restore.json is written: the marker of a restore under way, with
  *      the template the member was on;
  *   2. the archive is extracted into upper.restore;
@@ -44,22 +44,10 @@
 #define OPS_RESTORE_PREV "upper.prev"
 #define OPS_HOME_KEPT "home.keep"
 
-/* <state>/users/<member>/layer */
-static int ops_layer_dir(const struct storage_paths *paths, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, "%s/layer", paths->dir);
-
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
 static int ops_layer_open(const struct storage_paths *paths)
 {
-	char layer[PATH_MAX];
-	int fd, ret = ops_layer_dir(paths, layer, sizeof(layer));
+	int fd = open(paths->layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (ret < 0)
-		return ret;
-	fd = open(layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -446,7 +434,7 @@ static int ops_restore_undo(struct agent *a, const struct member_record *rec,
 
 	if (lfd < 0)
 		return lfd;
-	if (snprintf(path, sizeof(path), "%s/layer/" OPS_RESTORE_MARKER, paths->dir) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/" OPS_RESTORE_MARKER, paths->layer) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	if (fsutil_read_file(path, 64 * 1024, &text, NULL) == 0)
 		marker = json_loads(text, 0, NULL);
@@ -461,12 +449,12 @@ static int ops_restore_undo(struct agent *a, const struct member_record *rec,
 	}
 	ret = fsutil_remove_tree_at(lfd, OPS_RESTORE_NEW);
 	if (ret < 0)
-		log_warn_errno(0, -ret, "cannot remove %s/layer/" OPS_RESTORE_NEW, paths->dir);
+		log_warn_errno(0, -ret, "cannot remove %s/" OPS_RESTORE_NEW, paths->layer);
 	fsutil_empty_dir(paths->work);
 	if (previous && db_member_set_template(a->db, rec->name, previous) < 0)
 		return -EIO;
 	if (fsync(lfd) < 0)
-		log_warn_errno(0, errno, "cannot sync %s/layer", paths->dir);
+		log_warn_errno(0, errno, "cannot sync %s", paths->layer);
 	if (unlinkat(lfd, OPS_RESTORE_MARKER, 0) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
@@ -500,8 +488,8 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	marker = json_pack("{s:s, s:s, s:I}", "snapshot", info->name, "template", rec->template_ref,
 			   "started", (json_int_t)time(NULL));
 	text = marker ? json_dumps(marker, 0) : NULL;
-	if (snprintf(path, sizeof(path), "%s/layer/" OPS_RESTORE_MARKER, paths->dir) >= (int)sizeof(path) ||
-	    snprintf(restore, sizeof(restore), "%s/layer/" OPS_RESTORE_NEW, paths->dir) >= (int)sizeof(restore))
+	if (snprintf(path, sizeof(path), "%s/" OPS_RESTORE_MARKER, paths->layer) >= (int)sizeof(path) ||
+	    snprintf(restore, sizeof(restore), "%s/" OPS_RESTORE_NEW, paths->layer) >= (int)sizeof(restore))
 		return ops_fail(ctx, PROTO_E_FAILED, "the layer's path is too long");
 	if (!text || fsutil_write_atomic(path, text, strlen(text), 0600) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot write %s", path);
@@ -535,7 +523,7 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	}
 	fsutil_empty_dir(paths->work);
 	if (fsync(lfd) < 0)
-		log_warn_errno(0, errno, "cannot sync %s/layer", paths->dir);
+		log_warn_errno(0, errno, "cannot sync %s", paths->layer);
 	return 0;
 }
 
@@ -700,7 +688,7 @@ static int op_restore(struct op_context *ctx, json_t **result)
 	progress_say(ctx->progress, "Stopping the container of %s for the restore", rec.name);
 	if (ops_stop_member(a, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; nothing was restored");
-	if (storage_prepare(&paths, rec.subid_base) < 0)
+	if (storage_prepare(&paths, rec.subid_base, rec.uid) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot prepare the container's layer; see the agent's log");
 	/* 1-3; a failure there has put the layer back already. */
 	if (ops_restore_swap(ctx, &rec, &paths, &info, fd) < 0) {
@@ -729,7 +717,7 @@ int ops_snapshot_keep_home(const struct storage_paths *paths)
 	if (ufd < 0)
 		return -errno;
 	if (ops_exists_at(lfd, OPS_HOME_KEPT))
-		return log_error_errno(-EEXIST, 0, "%s/layer/" OPS_HOME_KEPT " exists already", paths->dir);
+		return log_error_errno(-EEXIST, 0, "%s/" OPS_HOME_KEPT " exists already", paths->layer);
 	/* An unchanged /home has no entry in the layer: nothing to keep. */
 	if (!ops_exists_at(ufd, "home"))
 		return 0;
@@ -783,8 +771,8 @@ int ops_snapshot_reconcile(struct agent *a, const struct member_record *rec)
 	if (ops_exists_at(lfd, OPS_HOME_KEPT)) {
 		log_warn("a rebuild of %s keeping /home was cut short; putting /home back", rec->name);
 		if (ops_snapshot_return_home(&paths) < 0)
-			log_error("%s/layer/" OPS_HOME_KEPT " is kept: the layer has a /home of its own",
-				  paths.dir);
+			log_error("%s/" OPS_HOME_KEPT " is kept: the layer has a /home of its own",
+				  paths.layer);
 	}
 	return ret;
 }

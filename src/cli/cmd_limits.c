@@ -98,6 +98,13 @@ void cmd_limits_print_status(json_t *result)
 		output_sanitized(stdout, cmd_limits_value(limits, "cpus"));
 		printf(" CPUs");
 	}
+	printf("\nDisk:      ");
+	if (json_is_integer(json_object_get(usage, "disk_bytes"))) {
+		cmd_limits_size((uint64_t)json_integer_value(json_object_get(usage, "disk_bytes")), used,
+				sizeof(used));
+		printf("%s used of ", used);
+	}
+	output_sanitized(stdout, cmd_limits_value(limits, "disk"));
 	fputc('\n', stdout);
 }
 

@@ -74,6 +74,8 @@ static const struct keyfile_key config_keys[] = {
 	KEY("hub_poll",             CONFIG_UINT,   hub_poll),
 	KEY("hub_insecure_http",    CONFIG_BOOL,   hub_insecure_http),
 	KEY("limits",               CONFIG_STRING, limits),
+	KEY("layers_pool",          CONFIG_STRING, layers_pool),
+	KEY("layers_pool_size",     CONFIG_SIZE,   layers_pool_size),
 	KEY("start_timeout",        CONFIG_UINT,   start_timeout),
 	KEY("stop_timeout",         CONFIG_UINT,   stop_timeout),
 	KEY("debug",                CONFIG_BOOL,   debug),
@@ -144,6 +146,10 @@ void config_set_defaults(struct gpubox_config *cfg)
 	 * the OOM killer picks anyone else's, and a fork bomb stops short of
 	 * the server's process table. */
 	snprintf(cfg->limits, sizeof(cfg->limits), "memory=75%% pids=10000");
+	/* Disk quotas wherever the agent runs: a loop-mounted image when the
+	 * state directory's file system has no project quotas. */
+	snprintf(cfg->layers_pool, sizeof(cfg->layers_pool), "auto");
+	cfg->layers_pool_size = 0;
 	cfg->start_timeout = 90;
 	cfg->stop_timeout = 30;
 	cfg->debug = false;
@@ -513,11 +519,27 @@ void config_limits(const struct gpubox_config *cfg, struct limits *out)
 	limits_parse_list(cfg->limits, out, why, sizeof(why));
 }
 
+/* layers_pool: auto, none, or an absolute path the agent bind-mounts
+ * (no "..", no blanks: it is compared and mounted as given). */
+static int config_check_layers(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	const char *pool = cfg->layers_pool;
+
+	if (strcmp(pool, "auto") == 0 || strcmp(pool, "none") == 0)
+		return 0;
+	if (pool[0] != '/' || strstr(pool, "/..") || strpbrk(pool, " \t") || strcmp(pool, "/") == 0) {
+		set_error(err, errlen, "layers_pool is auto, none, or the absolute path of a directory on a file system with project quotas");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Checks that span keys, after the whole file is read. */
 static int config_check(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
 	if (config_check_gpu(cfg, err, errlen) < 0 || config_check_hub(cfg, err, errlen) < 0 ||
-	    config_check_limits(cfg, err, errlen) < 0 || config_check_egress(cfg, err, errlen) < 0)
+	    config_check_limits(cfg, err, errlen) < 0 || config_check_egress(cfg, err, errlen) < 0 ||
+	    config_check_layers(cfg, err, errlen) < 0)
 		return -EINVAL;
 	if (cfg->sample_interval < 100 || cfg->sample_interval > 60000) {
 		set_error(err, errlen, "sample_interval is in milliseconds, from 100 to 60000");

@@ -85,6 +85,8 @@ struct gpubox_config {
 	bool hub_insecure_http;        /* plain http:// to another host allowed */
 
 	char limits[CONFIG_TEXT_MAX];  /* every member's share unless set for the member (reslimit.h) */
+	char layers_pool[CONFIG_PATH_MAX];      /* where members' layers live: auto, none or a directory */
+	uint64_t layers_pool_size;     /* bytes of the pool's image; 0: 80% of the free space at creation */
 
 	uint32_t start_timeout;        /* seconds until the container's sshd answers */
 	uint32_t stop_timeout;         /* seconds of clean shutdown before a kill */

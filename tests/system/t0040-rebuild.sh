@@ -9,7 +9,7 @@ check "$m starts" gpubox start --member "$m"
 port=$(member_field "$m" ssh_port)
 check "$m changes files" client_ssh_container "$m" "$port" \
 	'touch ~/marker && sudo touch /etc/marker && sudo rm /etc/motd'
-upper=$GBX_DIR/state/users/$m/layer/upper
+upper=$GBX_DIR/state/layers/$m/upper
 [ -e "$upper/etc/marker" ] && ok "the change lands in the member's own layer" || not_ok "the change lands in the member's own layer"
 tpl=$(member_field "$m" template)
 [ -e "$GBX_DIR/state/templates/$tpl/rootfs/etc/motd" ] && ok "the template is untouched" || not_ok "the template is untouched"

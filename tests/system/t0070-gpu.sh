@@ -48,7 +48,7 @@ inside() { lxc_attach "$m" "$@"; }
 devices_list() { cat /sys/fs/cgroup/devices/lxc.payload."$m"/devices.list 2>/dev/null; }
 # What of the driver could have landed in the member's own layer.
 layer_leaks() {
-	local upper=$GBX_DIR/state/users/$m/layer/upper
+	local upper=$GBX_DIR/state/layers/$m/upper
 	find "$upper" \( -path "$upper/usr/lib/gpubox-nvidia*" -o -path "$upper/etc/ld.so.cache" \
 		-o -path "$upper/etc/ld.so.conf.d/gpubox-nvidia.conf" -o -name 'nvidia*' -o -name 'libcuda*' \
 		-o -path "$upper/proc/*" -o -path "$upper/dev/*" \) -print 2>/dev/null

@@ -32,7 +32,7 @@ cleanup2() {
 }
 trap cleanup2 EXIT
 in_box() { client_ssh_container "$1" "$(member_field "$1" ssh_port)" "${@:2}"; }
-upper=$GBX_DIR/state/users/$m/layer/upper
+upper=$GBX_DIR/state/layers/$m/upper
 
 check "members $m and $o added" eval 'add_member "$m" && add_member "$o"'
 refuse "no snapshot before the first start" 2 'never been started' as_user "$m" snapshot first
@@ -69,7 +69,7 @@ echo "$out" | diag
 	echo "$out" | grep -qx x && echo "$out" | grep -qx "$m" &&
 	ok "the restored container has the snapshot's files, owners and deletions" ||
 	not_ok "the restored container has the snapshot's files, owners and deletions"
-ls "$GBX_DIR/state/users/$m/layer" | grep -Eq 'prev|restore' && not_ok "nothing left beside the layer" || ok "nothing left beside the layer"
+ls "$GBX_DIR/state/layers/$m" | grep -Eq 'prev|restore' && not_ok "nothing left beside the layer" || ok "nothing left beside the layer"
 
 # ---- names are the member's own ------------------------------------------------
 refuse "another member cannot restore $m's snapshot" 1 'no snapshot named' as_user "$o" restore snap1 --yes
@@ -151,7 +151,7 @@ echo "$out" | diag
 [ $rc = 1 ] && echo "$out" | grep -q 'checksum does not match' && ! echo "$out" | grep -q 'device' &&
 	ok "a wrong checksum is refused before any entry is extracted" ||
 	not_ok "a wrong checksum is refused before any entry is extracted"
-[ "$(caps_of "$upper/gbxcap")" = none ] && ! ls "$GBX_DIR/state/users/$m/layer" | grep -Eq 'prev|restore' &&
+[ "$(caps_of "$upper/gbxcap")" = none ] && ! ls "$GBX_DIR/state/layers/$m" | grep -Eq 'prev|restore' &&
 	ok "nothing of it reached the layer" || not_ok "nothing of it reached the layer"
 
 check "a manifest without the template's recipe hash" eval \
@@ -257,8 +257,8 @@ for delay in 1.5 3; do
 	kill -9 "$(cat "$GBX_DIR/agent.pid")"
 	wait $cli 2>/dev/null
 	check "the agent restarts after a kill ${delay}s into a restore" restart_agent
-	ls "$GBX_DIR/state/users/$m/layer" | grep -Eq 'prev|restore' &&
-		{ not_ok "the cut restore is resolved (${delay}s)"; ls "$GBX_DIR/state/users/$m/layer" | diag; } ||
+	ls "$GBX_DIR/state/layers/$m" | grep -Eq 'prev|restore' &&
+		{ not_ok "the cut restore is resolved (${delay}s)"; ls "$GBX_DIR/state/layers/$m" | diag; } ||
 		ok "the cut restore is resolved (${delay}s)"
 	check "$m starts (${delay}s)" as_user "$m" start
 	after=$(in_box "$m" 'cat ~/after; test -e ~/big && sha256sum ~/big')
@@ -303,7 +303,7 @@ check "$m's snapshots are listed there" eval 'g2 snapshot ls --member "$m" | gre
 check "restore on the second agent" g2 restore snapbig --yes --member "$m"
 base2=$(g2 admin user ls --json | jq -r --arg m "$m" '.users[] | select(.name == $m) | .subid_base')
 uid2=$(g2 admin user ls --json | jq -r --arg m "$m" '.users[] | select(.name == $m) | .uid')
-[ "$(stat -c %u "$dir2/state/users/$m/layer/upper/home/$m/after")" = $((base2 + uid2)) ] &&
+[ "$(stat -c %u "$dir2/state/layers/$m/upper/home/$m/after")" = $((base2 + uid2)) ] &&
 	ok "owned by the member's ids under the second agent's base ($base2)" ||
 	not_ok "owned by the member's ids under the second agent's base"
 [ "$(lxc-attach -P "$dir2/state/lxc" -n "$m" -- sh -c "sha256sum /home/$m/big; cat /home/$m/after")" = "$sum

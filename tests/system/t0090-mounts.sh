@@ -48,7 +48,7 @@ echo "$out" | grep -qx "$m" && ok "the scratch directory is the member's own" ||
 [ "$(stat -c %u "$scratch/$m")" = $((base + uid)) ] && [ -e "$scratch/$m/mine" ] &&
 	ok "on the host it is $scratch/$m, owned by the member's id" || not_ok "on the host it is owned by the member's id"
 echo "$out" | grep " /scratch " | grep -q nosuid && ok "mounts are nosuid" || not_ok "mounts are nosuid"
-[ ! -e "$GBX_DIR/state/users/$m/layer/upper/scratch/mine" ] && ok "nothing lands in the member's layer" ||
+[ ! -e "$GBX_DIR/state/layers/$m/upper/scratch/mine" ] && ok "nothing lands in the member's layer" ||
 	not_ok "nothing lands in the member's layer"
 
 # A per-member directory that someone else made before the member's first

@@ -93,6 +93,32 @@ static void test_snapshot_keys(void **state)
 	}
 }
 
+static void test_layers_pool_keys(void **state)
+{
+	static const char *const bad[] = {
+		"layers_pool = yes\n", "layers_pool = relative/dir\n", "layers_pool = /srv/../etc\n",
+		"layers_pool = /\n", "layers_pool = /srv/a b\n", "layers_pool_size = 1.5G\n",
+		"layers_pool_size = -1\n",
+	};
+	struct gpubox_config cfg;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
+	assert_string_equal(cfg.layers_pool, "auto");
+	assert_int_equal(cfg.layers_pool_size, 0);
+	assert_int_equal(parse(&cfg, "layers_pool = none\nlayers_pool_size = 2T\n", err, sizeof(err)), 0);
+	assert_string_equal(cfg.layers_pool, "none");
+	assert_true(cfg.layers_pool_size == 2ull << 40);
+	assert_int_equal(parse(&cfg, "layers_pool = /srv/xfs/layers\n", err, sizeof(err)), 0);
+	assert_string_equal(cfg.layers_pool, "/srv/xfs/layers");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(parse(&cfg, bad[i], err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "layers_pool"));
+	}
+}
+
 static void test_errors(void **state)
 {
 	static const struct { const char *text; const char *words; } cases[] = {
@@ -306,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_egress_deny),
 		cmocka_unit_test(test_nvml_interposer),
 		cmocka_unit_test(test_load_missing),
+		cmocka_unit_test(test_layers_pool_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,14 +9,21 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/fs.h>
 
 #include <cmocka.h>
 
@@ -69,8 +76,14 @@ static int teardown(void **state)
 	if (!f)
 		return 0;
 	if (f->paths.rootfs[0]) {
+		char layers[PATH_MAX];
+
 		umount2(f->paths.rootfs, MNT_DETACH);
 		umount2(f->paths.lower, MNT_DETACH);
+		/* A pool's image, when a test made one: its loop device goes
+		 * with the mount (autoclear). */
+		tu_join(layers, sizeof(layers), f->state, "layers");
+		umount2(layers, MNT_DETACH);
 	}
 	tu_remove_tempdir(f->top);
 	free(f);
@@ -117,8 +130,11 @@ static void test_paths(void **state)
 	(void)state;
 	assert_int_equal(storage_paths("/var/lib/gpubox", "alice", &p), 0);
 	assert_string_equal(p.dir, "/var/lib/gpubox/users/alice");
-	assert_string_equal(p.upper, "/var/lib/gpubox/users/alice/layer/upper");
-	assert_string_equal(p.work, "/var/lib/gpubox/users/alice/layer/work");
+	assert_string_equal(p.layer, "/var/lib/gpubox/layers/alice");
+	assert_string_equal(p.pool_layer, "/var/lib/gpubox/layers/alice");
+	assert_false(storage_layer_is_legacy(&p));
+	assert_string_equal(p.upper, "/var/lib/gpubox/layers/alice/upper");
+	assert_string_equal(p.work, "/var/lib/gpubox/layers/alice/work");
 	assert_string_equal(p.lower, "/var/lib/gpubox/users/alice/lower");
 	assert_string_equal(p.rootfs, "/var/lib/gpubox/users/alice/rootfs");
 	assert_int_equal(storage_paths("/var/lib/gpubox", "../x", &p), -EINVAL);
@@ -132,27 +148,28 @@ static void test_prepare(void **state)
 	struct fixture *f = *state;
 	char users[PATH_MAX];
 
-	assert_int_equal(storage_prepare(&f->paths, f->base), 0);
-	assert_int_equal(storage_prepare(&f->paths, f->base), 0);
+	assert_int_equal(storage_prepare(&f->paths, f->base, 0), 0);
+	assert_int_equal(storage_prepare(&f->paths, f->base, 0), 0);
 	tu_join(users, sizeof(users), f->state, "users");
 	tu_assert_owner(users, "", 0, 0, 0711);
 	tu_assert_owner(f->paths.dir, "", 0, f->base, 0710);
+	tu_assert_owner(f->paths.layer, "", 0, 0, 0700);
 	tu_assert_owner(f->paths.upper, "", f->base, f->base, 0755);
 	tu_assert_owner(f->paths.work, "", 0, 0, 0700);
 	tu_assert_owner(f->paths.lower, "", 0, 0, 0700);
 	tu_assert_owner(f->paths.rootfs, "", 0, 0, 0755);
 	assert_false(storage_is_mounted(&f->paths));
-	assert_int_equal(storage_prepare(&f->paths, 0), -ERANGE);
+	assert_int_equal(storage_prepare(&f->paths, 0, 0), -ERANGE);
 }
 
 static void test_mount_cycle(void **state)
 {
 	struct fixture *f = *state;
-	const struct storage_paths *p = &f->paths;
+	struct storage_paths *p = &f->paths;
 	uint32_t base = f->base;
 	int fds = tu_count_entries("/proc/self/fd");
 
-	assert_int_equal(storage_prepare(p, base), 0);
+	assert_int_equal(storage_prepare(p, base, 0), 0);
 	assert_int_equal(storage_mount(p, f->template, base), 0);
 	/* The helper child is reaped and no descriptor is left open. */
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
@@ -209,7 +226,7 @@ static void test_mount_cycle(void **state)
 	tu_assert_owner(p->upper, "", base, base, 0755);
 	assert_int_equal(storage_wipe(p, base), 0);
 
-	assert_int_equal(storage_prepare(p, base), 0);
+	assert_int_equal(storage_prepare(p, base, 0), 0);
 	assert_int_equal(storage_mount(p, f->template, base), 0);
 	tu_assert_absent(p->rootfs, "new-file");
 	tu_assert_text(p->rootfs, "etc/hostname", "template\n");
@@ -220,11 +237,11 @@ static void test_mount_cycle(void **state)
 static void test_busy_and_leftovers(void **state)
 {
 	struct fixture *f = *state;
-	const struct storage_paths *p = &f->paths;
+	struct storage_paths *p = &f->paths;
 	char path[PATH_MAX];
 	int fd;
 
-	assert_int_equal(storage_prepare(p, f->base), 0);
+	assert_int_equal(storage_prepare(p, f->base, 0), 0);
 	/* A lower mount left by an agent killed half-way is cleared. */
 	assert_int_equal(mount(f->template, p->lower, NULL, MS_BIND, NULL), 0);
 	assert_int_equal(storage_mount(p, f->template, f->base), 0);
@@ -251,7 +268,7 @@ static void test_busy_and_leftovers(void **state)
 static void test_cost_does_not_grow(void **state)
 {
 	struct fixture *f = *state;
-	const struct storage_paths *p = &f->paths;
+	struct storage_paths *p = &f->paths;
 	char dir[PATH_MAX], name[64];
 
 	/* A bigger template: creating a container still writes nothing but
@@ -262,12 +279,323 @@ static void test_cost_does_not_grow(void **state)
 		snprintf(name, sizeof(name), "file%d", i);
 		assert_int_equal(tu_make_file(dir, name, "x\n", 0, 0, 0644), 0);
 	}
-	assert_int_equal(storage_prepare(p, f->base), 0);
+	assert_int_equal(storage_prepare(p, f->base, 0), 0);
 	assert_int_equal(storage_mount(p, f->template, f->base), 0);
 	tu_assert_owner(p->rootfs, "usr/file199", f->base, f->base, 0644);
 	assert_int_equal(tu_count_entries(p->upper), 0);
 	assert_int_equal(storage_unmount(p), 0);
 	tu_assert_owner(f->template, "usr/file199", 0, 0, 0644);
+}
+
+
+/* An older agent's layer in <dir>/layer is named there until the next
+ * prepare moves it into the pool, whole. */
+static void test_legacy_layer_moved(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_paths *p = &f->paths;
+	char legacy[PATH_MAX], upper[PATH_MAX];
+
+	tu_join(legacy, sizeof(legacy), f->state, "users");
+	assert_int_equal(mkdir(legacy, 0711), 0);
+	tu_join(legacy, sizeof(legacy), p->dir, "");
+	assert_int_equal(mkdir(p->dir, 0710), 0);
+	tu_join(legacy, sizeof(legacy), p->dir, "layer");
+	assert_int_equal(tu_make_dir(p->dir, "layer", 0, 0, 0700), 0);
+	assert_int_equal(tu_make_dir(legacy, "upper", f->base, f->base, 0755), 0);
+	assert_int_equal(tu_make_dir(legacy, "work", 0, 0, 0700), 0);
+	tu_join(upper, sizeof(upper), legacy, "upper");
+	assert_int_equal(tu_make_file(upper, "kept", "mine\n", f->base + 1000, f->base + 1000, 0600), 0);
+
+	assert_int_equal(storage_paths(f->state, "alice", p), 0);
+	assert_true(storage_layer_is_legacy(p));
+	assert_string_equal(p->layer, legacy);
+	assert_string_equal(p->upper, upper);
+
+	assert_int_equal(storage_prepare(p, f->base, 4242), 0);
+	assert_false(storage_layer_is_legacy(p));
+	assert_string_equal(p->layer, p->pool_layer);
+	tu_assert_text(p->upper, "kept", "mine\n");
+	tu_assert_owner(p->upper, "kept", f->base + 1000, f->base + 1000, 0600);
+	tu_assert_absent(p->dir, "layer");
+	/* Named in the pool from now on. */
+	assert_int_equal(storage_paths(f->state, "alice", p), 0);
+	assert_false(storage_layer_is_legacy(p));
+	assert_int_equal(storage_mount(p, f->template, f->base), 0);
+	tu_assert_text(p->rootfs, "kept", "mine\n");
+	assert_int_equal(storage_unmount(p), 0);
+}
+
+static void test_retire_and_remove(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_paths *p = &f->paths;
+	char kept[PATH_MAX], want[PATH_MAX];
+
+	assert_int_equal(storage_retire_layer(p, "1", kept, sizeof(kept)), 0);
+	assert_string_equal(kept, "");
+	assert_int_equal(storage_prepare(p, f->base, 0), 0);
+	assert_int_equal(tu_make_file(p->upper, "work", "x\n", f->base, f->base, 0644), 0);
+	assert_int_equal(storage_retire_layer(p, "1700000000", kept, sizeof(kept)), 0);
+	snprintf(want, sizeof(want), "%s/layers/.retired/alice-1700000000", f->state);
+	assert_string_equal(kept, want);
+	tu_assert_text(want, "upper/work", "x\n");
+	tu_assert_absent(p->pool_layer, "");
+
+	assert_int_equal(storage_prepare(p, f->base, 0), 0);
+	assert_int_equal(storage_remove_layer(p), 0);
+	tu_assert_absent(p->pool_layer, "");
+	assert_int_equal(storage_remove_layer(p), 0);
+}
+
+static void test_pure_sizes(void **state)
+{
+	(void)state;
+	assert_int_equal(quota_blocks(0), 0);
+	assert_int_equal(quota_blocks(QUOTA_NONE), 0);
+	assert_int_equal(quota_blocks(1), 1);
+	assert_int_equal(quota_blocks(1024), 1);
+	assert_int_equal(quota_blocks(1025), 2);
+	assert_int_equal(quota_blocks(300ull << 20), 300 * 1024);
+	assert_true(pool_default_size(100ull << 30) == 80ull << 30);
+	assert_int_equal(pool_default_size(1000) % (1 << 20), 0);
+	assert_true(pool_default_size((10ull << 30) + 12345) <= (8ull << 30) + 12345);
+}
+
+/* The project id of path, or UINT32_MAX. */
+static uint32_t project_of(const char *dir, const char *rel)
+{
+	char path[PATH_MAX];
+	__do_close int fd = -EBADF;
+	uint32_t project;
+
+	tu_join(path, sizeof(path), dir, rel);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || quota_get_project(fd, &project) < 0)
+		return UINT32_MAX;
+	return project;
+}
+
+/* Write mib MiB to dir/rel; 0, or the errno that stopped it. */
+static int write_mib(const char *dir, const char *rel, int mib)
+{
+	static char block[1 << 20];
+	char path[PATH_MAX];
+	__do_close int fd = -EBADF;
+
+	tu_join(path, sizeof(path), dir, rel);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno;
+	memset(block, 'x', sizeof(block));
+	for (int i = 0; i < mib; i++) {
+		/* A write cut short by the quota returns what it wrote; the
+		 * next one says why. */
+		for (size_t done = 0; done < sizeof(block);) {
+			ssize_t n = write(fd, block + done, sizeof(block) - done);
+
+			if (n < 0)
+				return errno;
+			if (n == 0)
+				return EIO;
+			done += (size_t)n;
+		}
+	}
+	if (fsync(fd) < 0)
+		return errno;
+	return 0;
+}
+
+/*
+ * In a child in a user namespace of its own (root there is host root,
+ * as a container's root is its own files' owner): FS_IOC_FSSETXATTR on
+ * path with what change() makes of the current attributes; the child's
+ * errno, or 0.
+ */
+static int setxattr_in_userns(const char *path, void (*change)(struct fsxattr *))
+{
+	int to_child[2], to_parent[2], status;
+	char byte = 0, map[64];
+	pid_t pid;
+
+	if (pipe(to_child) < 0 || pipe(to_parent) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		struct fsxattr fsx;
+		int fd, ret = 0;
+
+		if (unshare(CLONE_NEWUSER) < 0)
+			_exit(100);
+		if (write(to_parent[1], "1", 1) != 1 || read(to_child[0], &byte, 1) != 1)
+			_exit(101);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || ioctl(fd, FS_IOC_FSGETXATTR, &fsx) < 0)
+			_exit(102);
+		change(&fsx);
+		if (ioctl(fd, FS_IOC_FSSETXATTR, &fsx) < 0)
+			ret = errno;
+		_exit(ret);
+	}
+	if (read(to_parent[0], &byte, 1) != 1)
+		return -1;
+	snprintf(map, sizeof(map), "0 0 1\n");
+	{
+		char file[64];
+		int fd;
+
+		snprintf(file, sizeof(file), "/proc/%d/uid_map", (int)pid);
+		fd = open(file, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, map, strlen(map)) < 0)
+			return -1;
+		close(fd);
+	}
+	if (write(to_child[1], "1", 1) != 1)
+		return -1;
+	waitpid(pid, &status, 0);
+	close(to_child[0]);
+	close(to_child[1]);
+	close(to_parent[0]);
+	close(to_parent[1]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void change_project(struct fsxattr *fsx)
+{
+	fsx->fsx_projid = 0;
+}
+
+static void drop_inherit(struct fsxattr *fsx)
+{
+	fsx->fsx_xflags &= ~(uint32_t)FS_XFLAG_PROJINHERIT;
+}
+
+static void set_noatime(struct fsxattr *fsx)
+{
+	fsx->fsx_xflags |= FS_XFLAG_NOATIME;
+}
+
+/*
+ * The pool for real: an ext4 image with project quotas on a loop device,
+ * a layer moved into it, a quota that stops writes through the overlay,
+ * df's size, a live change, and a member root who cannot leave the
+ * project.  Skipped where the kernel has no ext4 quotas.
+ */
+static void test_quota_pool(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_paths *p = &f->paths;
+	struct gpubox_config cfg;
+	struct quota_usage use;
+	struct statfs sfs;
+	char layers[PATH_MAX], legacy[PATH_MAX], upper[PATH_MAX], path[PATH_MAX];
+	__do_close int fd = -EBADF;
+	const uint32_t project = 4242;
+
+	config_set_defaults(&cfg);
+	snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", f->state);
+	cfg.layers_pool_size = 300ull << 20;
+	tu_join(layers, sizeof(layers), f->state, "layers");
+	if (pool_setup(&cfg) < 0) {
+		print_message("no ext4 project quotas on this kernel (CONFIG_QFMT_V2?): skipped\n");
+		skip();
+	}
+	assert_int_equal(count_mounts(layers), 1);
+	/* The agent restarted: the pool mounted once, still. */
+	assert_int_equal(pool_setup(&cfg), 0);
+	assert_int_equal(count_mounts(layers), 1);
+
+	/* An older agent's layer, with an overlay whiteout and an opaque
+	 * directory, copied into the pool and charged to the project. */
+	tu_join(legacy, sizeof(legacy), f->state, "users");
+	assert_int_equal(mkdir(legacy, 0711), 0);
+	assert_int_equal(mkdir(p->dir, 0710), 0);
+	tu_join(legacy, sizeof(legacy), p->dir, "layer");
+	assert_int_equal(tu_make_dir(p->dir, "layer", 0, 0, 0700), 0);
+	assert_int_equal(tu_make_dir(legacy, "upper", f->base, f->base, 0755), 0);
+	assert_int_equal(tu_make_dir(legacy, "work", 0, 0, 0700), 0);
+	tu_join(upper, sizeof(upper), legacy, "upper");
+	assert_int_equal(write_mib(upper, "old", 2), 0);
+	tu_join(path, sizeof(path), upper, "gone");
+	assert_int_equal(mknod(path, S_IFCHR | 0000, makedev(0, 0)), 0);
+	assert_int_equal(tu_make_dir(upper, "etc", f->base, f->base, 0755), 0);
+	tu_join(path, sizeof(path), upper, "etc");
+	assert_int_equal(setxattr(path, "trusted.overlay.opaque", "y", 1, 0), 0);
+	assert_int_equal(storage_paths(f->state, "alice", p), 0);
+	assert_true(storage_layer_is_legacy(p));
+
+	assert_int_equal(storage_prepare(p, f->base, project), 0);
+	assert_false(storage_layer_is_legacy(p));
+	tu_assert_absent(p->dir, "layer");
+	assert_int_equal(project_of(p->layer, ""), project);
+	assert_int_equal(project_of(p->upper, ""), project);
+	assert_int_equal(project_of(p->work, ""), project);
+	assert_int_equal(project_of(p->upper, "old"), project);
+	tu_join(path, sizeof(path), p->upper, "etc");
+	assert_int_equal(getxattr(path, "trusted.overlay.opaque", (char[4]){ 0 }, 4), 1);
+	tu_join(path, sizeof(path), p->upper, "gone");
+	{
+		struct stat st;
+
+		assert_int_equal(lstat(path, &st), 0);
+		assert_true(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
+	}
+	fd = open(p->layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_true(quota_enforced(fd));
+	assert_int_equal(quota_get(fd, project, &use), 0);
+	assert_true(use.bytes >= 2u << 20);
+	assert_true(use.limit == QUOTA_NONE);
+
+	/* 8 MiB: a write through the overlay stops at it, df shows it. */
+	assert_int_equal(quota_set_limit(fd, project, 8u << 20), 0);
+	assert_int_equal(storage_mount(p, f->template, f->base), 0);
+	assert_int_equal(statfs(p->rootfs, &sfs), 0);
+	assert_true((uint64_t)sfs.f_blocks * sfs.f_bsize == 8u << 20);
+	assert_int_equal(write_mib(p->rootfs, "big", 16), EDQUOT);
+	assert_int_equal(project_of(p->upper, "big"), project);
+	assert_int_equal(quota_get(fd, project, &use), 0);
+	assert_true(use.bytes <= 8u << 20);
+	assert_true(use.limit == 8u << 20);
+
+	/* Raised while mounted: the next write goes through. */
+	assert_int_equal(quota_set_limit(fd, project, 64u << 20), 0);
+	assert_int_equal(write_mib(p->rootfs, "big", 16), 0);
+	assert_int_equal(statfs(p->rootfs, &sfs), 0);
+	assert_true((uint64_t)sfs.f_blocks * sfs.f_bsize == 64u << 20);
+
+	/* Root of another user namespace, owner of the file: may change its
+	 * flags, not its project nor a directory's inheritance. */
+	tu_join(path, sizeof(path), p->rootfs, "big");
+	assert_int_equal(chown(path, 0, 0), 0);
+	assert_int_equal(setxattr_in_userns(path, set_noatime), 0);
+	assert_int_equal(setxattr_in_userns(path, change_project), EINVAL);
+	assert_int_equal(project_of(p->upper, "big"), project);
+	tu_join(path, sizeof(path), p->rootfs, "newdir");
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(setxattr_in_userns(path, drop_inherit), EINVAL);
+	assert_int_equal(project_of(p->upper, "newdir"), project);
+	assert_int_equal(storage_unmount(p), 0);
+
+	/* After a reboot (unmounted, loop device gone): mounted again, the
+	 * files and the quota where they were. */
+	close(fd);
+	fd = -EBADF;
+	assert_int_equal(umount2(layers, 0), 0);
+	tu_assert_absent(layers, "alice");
+	assert_int_equal(pool_setup(&cfg), 0);
+	assert_int_equal(count_mounts(layers), 1);
+	assert_int_equal(project_of(p->upper, "old"), project);
+	fd = open(p->layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_int_equal(quota_get(fd, project, &use), 0);
+	assert_true(use.limit == 64u << 20);
+	assert_true(use.bytes >= 18u << 20);
+
+	/* A larger size asked for: grown at the next start, online. */
+	cfg.layers_pool_size = 400ull << 20;
+	assert_int_equal(pool_setup(&cfg), 0);
+	assert_int_equal(statfs(layers, &sfs), 0);
+	assert_true((uint64_t)sfs.f_blocks * sfs.f_bsize > 320ull << 20);
 }
 
 int main(void)
@@ -278,6 +606,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mount_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_and_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cost_does_not_grow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_layer_moved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retire_and_remove, setup, teardown),
+		cmocka_unit_test(test_pure_sizes),
+		cmocka_unit_test_setup_teardown(test_quota_pool, setup, teardown),
 	};
 
 	if (!tu_have_root("test_storage"))

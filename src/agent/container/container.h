@@ -27,15 +27,32 @@ struct progress;
 
 struct storage_paths {
 	char dir[PATH_MAX];      /* <state>/users/<member> */
-	char upper[PATH_MAX];    /* <dir>/layer/upper: the member's own files */
-	char work[PATH_MAX];     /* <dir>/layer/work: overlayfs' work dir */
+	char layer[PATH_MAX];    /* the member's layer: pool_layer, or <dir>/layer until moved */
+	char pool_layer[PATH_MAX];/* <state>/layers/<member>: where the layer belongs (pool.c) */
+	char upper[PATH_MAX];    /* <layer>/upper: the member's own files */
+	char work[PATH_MAX];     /* <layer>/work: overlayfs' work dir */
 	char lower[PATH_MAX];    /* <dir>/lower: where the idmapped template is attached briefly */
 	char rootfs[PATH_MAX];   /* <dir>/rootfs: the merged tree given to LXC */
 };
 
+/* The one place that says where a member's files are.  A layer of an older
+ * agent, still in <dir>/layer, is named there until storage_prepare()
+ * moves it into the pool. */
 int storage_paths(const char *state_dir, const char *member, struct storage_paths *out);
-/* Create the directories; upper owned by subid_base:subid_base, 0755. Idempotent. */
-int storage_prepare(const struct storage_paths *paths, uint32_t subid_base);
+/* Whether the layer is still in <dir>/layer, outside the pool. */
+bool storage_layer_is_legacy(const struct storage_paths *paths);
+/* Create the directories; upper owned by subid_base:subid_base, 0755.  The
+ * layer directory gets project (quota.c; 0: none) before upper and work
+ * exist; a layer in the old place is first moved into the pool (a copy,
+ * so that every file is charged to the project), and paths follow it.
+ * Idempotent. */
+int storage_prepare(struct storage_paths *paths, uint32_t subid_base, uint32_t project);
+/* For a member removed: their layer in the pool deleted, or moved into the
+ * pool's .retired/<member>-<stamp> (kept: where it went; "" if there was
+ * none).  <dir> is the caller's. */
+int storage_remove_layer(const struct storage_paths *paths);
+int storage_retire_layer(const struct storage_paths *paths, const char *stamp, char *kept,
+			 size_t keptlen);
 /* Mount template_rootfs idmapped (0 -> subid_base, 65536 ids) as the lower
  * layer of an overlay at paths->rootfs.  Idempotent: an existing overlay
  * mount there is kept. */
@@ -52,6 +69,41 @@ bool storage_is_mounted(const struct storage_paths *paths);
 /* Empty the member's layer (upper and work) and give the upper dir back
  * to subid_base, 0755.  -EBUSY while mounted. */
 int storage_wipe(const struct storage_paths *paths, uint32_t subid_base);
+
+/* ---- pool.c: the file system of members' layers ------------------------- */
+
+/* <state_dir>/layers, where pool_setup() puts the members' layers. */
+int pool_dir(const char *state_dir, char *buf, size_t len);
+/* The image's size when layers_pool_size is 0: 80% of free_bytes, in MiB. */
+uint64_t pool_default_size(uint64_t free_bytes);
+/* At the agent's start, idempotent: layers/ on a file system with project
+ * quotas, per cfg->layers_pool.  0 when quotas are enforced there;
+ * -EOPNOTSUPP or another negative errno (logged) when layers/ is a plain
+ * directory without them. */
+int pool_setup(const struct gpubox_config *cfg);
+
+/* ---- quota.c: project quotas of members' layers -------------------------- */
+
+#define QUOTA_NONE UINT64_MAX
+
+struct quota_usage {
+	uint64_t bytes;          /* charged to the project */
+	uint64_t limit;          /* QUOTA_NONE: no limit */
+};
+
+/* Whether the file system of fd enforces project quotas. */
+bool quota_enforced(int fd);
+int quota_get_project(int fd, uint32_t *project);
+/* The directory fd's project id, and PROJINHERIT so that what is created
+ * below it inherits the id.  -EOPNOTSUPP (or -ENOTTY) where the file
+ * system has no project ids. */
+int quota_set_project(int fd, uint32_t project);
+/* bytes in the quota interface's 1 KiB blocks, rounded up; 0 (no limit)
+ * for 0 and QUOTA_NONE. */
+uint64_t quota_blocks(uint64_t bytes);
+/* The project's limit (QUOTA_NONE or 0: none) on the file system of fd. */
+int quota_set_limit(int fd, uint32_t project, uint64_t bytes);
+int quota_get(int fd, uint32_t project, struct quota_usage *out);
 
 /* ---- provision.c: the member's account inside the container ------------- */
 

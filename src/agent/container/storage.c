@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -31,14 +32,47 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
+#include "spawn.h"
 #include "banned.h"
 
 /* Bound on the mounts stacked at one path that unmount will take off. */
 #define STORAGE_MAX_STACKED 16
 
+/* upper and work below layer. */
+static int storage_set_layer(struct storage_paths *out, const char *layer)
+{
+	int n = snprintf(out->layer, sizeof(out->layer), "%s", layer);
+
+	if (n < 0 || (size_t)n >= sizeof(out->layer))
+		return -ENAMETOOLONG;
+	n = snprintf(out->upper, sizeof(out->upper), "%s/upper", layer);
+	if (n < 0 || (size_t)n >= sizeof(out->upper))
+		return -ENAMETOOLONG;
+	n = snprintf(out->work, sizeof(out->work), "%s/work", layer);
+	if (n < 0 || (size_t)n >= sizeof(out->work))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* <dir>/layer: where agents before the pool kept the layer. */
+static int storage_legacy_layer(const struct storage_paths *paths, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/layer", paths->dir);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static bool storage_is_dir(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int storage_paths(const char *state_dir, const char *member, struct storage_paths *out)
 {
-	int n;
+	char pool[PATH_MAX], legacy[PATH_MAX];
+	int n, ret;
 
 	if (!state_dir || !*state_dir || !member || !*member || member[0] == '.' ||
 	    strchr(member, '/'))
@@ -47,12 +81,22 @@ int storage_paths(const char *state_dir, const char *member, struct storage_path
 	n = snprintf(out->dir, sizeof(out->dir), "%s/users/%s", state_dir, member);
 	if (n < 0 || (size_t)n >= sizeof(out->dir))
 		return -ENAMETOOLONG;
-	n = snprintf(out->upper, sizeof(out->upper), "%s/layer/upper", out->dir);
-	if (n < 0 || (size_t)n >= sizeof(out->upper))
+	ret = pool_dir(state_dir, pool, sizeof(pool));
+	if (ret < 0)
+		return ret;
+	n = snprintf(out->pool_layer, sizeof(out->pool_layer), "%s/%s", pool, member);
+	if (n < 0 || (size_t)n >= sizeof(out->pool_layer))
 		return -ENAMETOOLONG;
-	n = snprintf(out->work, sizeof(out->work), "%s/layer/work", out->dir);
-	if (n < 0 || (size_t)n >= sizeof(out->work))
-		return -ENAMETOOLONG;
+	ret = storage_legacy_layer(out, legacy, sizeof(legacy));
+	if (ret < 0)
+		return ret;
+	/* An older agent's layer is used where it is until it is moved. */
+	if (!storage_is_dir(out->pool_layer) && storage_is_dir(legacy))
+		ret = storage_set_layer(out, legacy);
+	else
+		ret = storage_set_layer(out, out->pool_layer);
+	if (ret < 0)
+		return ret;
 	n = snprintf(out->lower, sizeof(out->lower), "%s/lower", out->dir);
 	if (n < 0 || (size_t)n >= sizeof(out->lower))
 		return -ENAMETOOLONG;
@@ -60,6 +104,11 @@ int storage_paths(const char *state_dir, const char *member, struct storage_path
 	if (n < 0 || (size_t)n >= sizeof(out->rootfs))
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+bool storage_layer_is_legacy(const struct storage_paths *paths)
+{
+	return strcmp(paths->layer, paths->pool_layer) != 0;
 }
 
 /*
@@ -101,18 +150,157 @@ static int storage_parent(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-int storage_prepare(const struct storage_paths *paths, uint32_t subid_base)
+/* The member's name: the last part of the layer's place in the pool. */
+static const char *storage_member(const struct storage_paths *paths)
 {
-	char users[PATH_MAX], layer[PATH_MAX];
+	return strrchr(paths->pool_layer, '/') + 1;
+}
+
+/* An entry of the pool beside the layers, for work on a layer
+ * (".moving-<member>", ".retired/..."): names no member can have. */
+__attribute__((format(printf, 4, 5)))
+static int storage_pool_entry(const struct storage_paths *paths, char *buf, size_t len,
+			      const char *fmt, ...)
+{
+	char parent[PATH_MAX];
+	va_list ap;
+	int n, m, ret = storage_parent(paths->pool_layer, parent, sizeof(parent));
+
+	if (ret < 0)
+		return ret;
+	n = snprintf(buf, len, "%s/", parent);
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	va_start(ap, fmt);
+	m = vsnprintf(buf + n, len - (size_t)n, fmt, ap);
+	va_end(ap);
+	return m < 0 || (size_t)m >= len - (size_t)n ? -ENAMETOOLONG : 0;
+}
+
+/* The project id on the layer directory at path, before anything is
+ * created in it; nothing to do where the file system has no project ids. */
+static int storage_tag_layer(const char *path, uint32_t project)
+{
+	__do_close int fd = -EBADF;
+	int ret;
+
+	if (project == 0)
+		return 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, errno, "cannot open %s", path);
+	ret = quota_set_project(fd, project);
+	if (ret == -EOPNOTSUPP || ret == -ENOTTY || ret == -EINVAL) {
+		log_debug("%s: no project ids on this file system", path);
+		return 0;
+	}
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot set project %u on %s", project, path);
+	return 0;
+}
+
+static int storage_copy_tree(const char *from, const char *to)
+{
+	/* cp -a keeps owners, modes, links, sparse files, device nodes (the
+	 * overlay's whiteouts) and extended attributes (its trusted.overlay.*
+	 * markers); -T copies from's contents into the existing to. */
+	const char *argv[] = { "cp", "-a", "-T", "--", from, to, NULL };
+	char out[1024] = "";
+	int ret = spawn_run(argv, &(struct spawn_options){ .capture = out, .capture_size = sizeof(out) });
+
+	if (ret != 0)
+		return log_error_errno(ret < 0 ? ret : -EIO, 0, "cannot copy %s to %s (%d): %s", from, to, ret, out);
+	return 0;
+}
+
+/*
+ * Move an older agent's layer (<dir>/layer) into the pool.  A copy into a
+ * directory that already has the member's project, so that every file is
+ * charged to it (a rename keeps the files' old project id), made under a
+ * temporary name and renamed into place whole; the old layer is removed
+ * only then.  A rename where the pool has no quotas to charge.
+ */
+static int storage_move_layer(struct storage_paths *paths, uint32_t project)
+{
+	char moving[PATH_MAX], parent[PATH_MAX];
+	__do_close int pool_fd = -EBADF, fd = -EBADF;
+	int ret;
+
+	ret = storage_pool_entry(paths, moving, sizeof(moving), ".moving-%s", storage_member(paths));
+	if (ret == 0)
+		ret = storage_parent(paths->pool_layer, parent, sizeof(parent));
+	if (ret == 0)
+		ret = fsutil_mkdir_p(parent, 0700);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot create %s", parent);
+	pool_fd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (pool_fd < 0)
+		return log_error_errno(-errno, errno, "cannot open %s", parent);
+	if (!quota_enforced(pool_fd) && rename(paths->layer, paths->pool_layer) == 0)
+		goto moved;
+
+	log_info("copying the layer %s into %s", paths->layer, paths->pool_layer);
+	/* Left by an agent stopped half-way through an earlier copy. */
+	ret = fsutil_remove_tree(moving);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot remove %s", moving);
+	ret = storage_ensure_dir(moving, 0700, 0, 0);
+	if (ret == 0)
+		ret = storage_tag_layer(moving, project);
+	if (ret == 0)
+		ret = storage_copy_tree(paths->layer, moving);
+	if (ret == 0) {
+		fd = open(moving, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || syncfs(fd) < 0)
+			ret = log_error_errno(-errno, errno, "cannot sync %s", moving);
+	}
+	if (ret == 0 && rename(moving, paths->pool_layer) < 0)
+		ret = log_error_errno(-errno, errno, "cannot rename %s", moving);
+	if (ret < 0) {
+		fsutil_remove_tree(moving);
+		return ret;
+	}
+	fsync(pool_fd);
+	ret = fsutil_remove_tree(paths->layer);
+	if (ret < 0)
+		log_warn_errno(0, -ret, "the old layer %s was copied but not removed", paths->layer);
+moved:
+	log_info("the layer %s is now %s", paths->layer, paths->pool_layer);
+	return storage_set_layer(paths, paths->pool_layer);
+}
+
+/* The layer directory, moved into the pool if it is not there yet, with
+ * its project id before upper and work are made. */
+static int storage_prepare_layer(struct storage_paths *paths, uint32_t project)
+{
+	char parent[PATH_MAX];
+	int ret;
+
+	if (storage_layer_is_legacy(paths)) {
+		ret = storage_move_layer(paths, project);
+		if (ret < 0)
+			return ret;
+	}
+	ret = storage_parent(paths->layer, parent, sizeof(parent));
+	if (ret == 0 && !storage_is_dir(parent))
+		ret = fsutil_mkdir_p(parent, 0700);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot create %s", parent);
+	ret = storage_ensure_dir(paths->layer, 0700, 0, 0);
+	if (ret < 0)
+		return ret;
+	return storage_tag_layer(paths->layer, project);
+}
+
+int storage_prepare(struct storage_paths *paths, uint32_t subid_base, uint32_t project)
+{
+	char users[PATH_MAX];
 	int ret;
 
 	if (subid_base == 0 || subid_base > UINT32_MAX - SUBID_COUNT)
 		return log_error_errno(-ERANGE, 0, "subordinate id base %u is out of range", subid_base);
 
 	ret = storage_parent(paths->dir, users, sizeof(users));
-	if (ret < 0)
-		return ret;
-	ret = storage_parent(paths->upper, layer, sizeof(layer));
 	if (ret < 0)
 		return ret;
 
@@ -133,7 +321,7 @@ int storage_prepare(const struct storage_paths *paths, uint32_t subid_base)
 	/* The layers of a mounted overlay must not be changed under it. */
 	if (storage_is_mounted(paths))
 		return 0;
-	ret = storage_ensure_dir(layer, 0700, 0, 0);
+	ret = storage_prepare_layer(paths, project);
 	if (ret < 0)
 		return ret;
 	ret = storage_ensure_dir(paths->upper, 0755, subid_base, subid_base);
@@ -146,6 +334,45 @@ int storage_prepare(const struct storage_paths *paths, uint32_t subid_base)
 	if (ret < 0)
 		return ret;
 	return storage_ensure_dir(paths->rootfs, 0755, 0, 0);
+}
+
+int storage_remove_layer(const struct storage_paths *paths)
+{
+	char moving[PATH_MAX];
+	int ret = storage_pool_entry(paths, moving, sizeof(moving), ".moving-%s", storage_member(paths));
+
+	if (ret == 0)
+		ret = fsutil_remove_tree(moving);
+	if (ret == 0)
+		ret = fsutil_remove_tree(paths->pool_layer);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot remove %s", paths->pool_layer);
+	return 0;
+}
+
+int storage_retire_layer(const struct storage_paths *paths, const char *stamp, char *kept,
+			 size_t keptlen)
+{
+	char retired[PATH_MAX], name[PATH_MAX];
+	int ret;
+
+	kept[0] = '\0';
+	if (!storage_is_dir(paths->pool_layer))
+		return 0;
+	/* Kept in the pool: a rename, whatever its size.  It keeps its
+	 * project id and so counts for a later member given the same uid
+	 * until an admin deletes it. */
+	ret = storage_pool_entry(paths, retired, sizeof(retired), ".retired");
+	if (ret == 0)
+		ret = storage_pool_entry(paths, name, sizeof(name), ".retired/%s-%s", storage_member(paths), stamp);
+	if (ret < 0)
+		return ret;
+	if (mkdir(retired, 0700) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, errno, "cannot create %s", retired);
+	if (rename(paths->pool_layer, name) < 0)
+		return log_error_errno(-errno, errno, "cannot move %s aside", paths->pool_layer);
+	snprintf(kept, keptlen, "%s", name);
+	return 0;
 }
 
 /* Whether path is the root of a mount (and not a symbolic link). */

@@ -617,20 +617,29 @@ int member_remove(struct agent *a, const char *name, bool purge, char *kept, siz
 	if (ret < 0)
 		return ret;
 	if (purge) {
-		ret = fsutil_remove_tree(paths.dir);
+		ret = storage_remove_layer(&paths);
+		if (ret == 0)
+			ret = fsutil_remove_tree(paths.dir);
 		if (ret < 0)
 			return log_error_errno(ret, -ret, "cannot remove %s", paths.dir);
-	} else if (fsutil_exists(paths.dir)) {
-		char retired[PATH_MAX];
+	} else {
+		char retired[PATH_MAX], stamp[32];
 
-		/* Nothing is lost without --purge: the layer is put aside. */
-		snprintf(retired, sizeof(retired), "%s/retired", a->cfg.state_dir);
-		fsutil_mkdir_p(retired, 0700);
-		snprintf(retired, sizeof(retired), "%s/retired/%s-%lld", a->cfg.state_dir, name,
-			 (long long)time(NULL));
-		if (rename(paths.dir, retired) < 0)
-			return log_error_errno(-errno, errno, "cannot move %s aside", paths.dir);
-		snprintf(kept, keptlen, "%s", retired);
+		/* Nothing is lost without --purge: the layer is put aside, in
+		 * the pool when it is there (kept names it), and the rest. */
+		snprintf(stamp, sizeof(stamp), "%lld", (long long)time(NULL));
+		ret = storage_retire_layer(&paths, stamp, kept, keptlen);
+		if (ret < 0)
+			return ret;
+		if (fsutil_exists(paths.dir)) {
+			snprintf(retired, sizeof(retired), "%s/retired", a->cfg.state_dir);
+			fsutil_mkdir_p(retired, 0700);
+			snprintf(retired, sizeof(retired), "%s/retired/%s-%s", a->cfg.state_dir, name, stamp);
+			if (rename(paths.dir, retired) < 0)
+				return log_error_errno(-errno, errno, "cannot move %s aside", paths.dir);
+			if (!kept[0])
+				snprintf(kept, keptlen, "%s", retired);
+		}
 	}
 	log_info("member %s removed%s", name, purge ? " with their files" : "");
 	return 0;
