@@ -310,7 +310,8 @@ static int ops_start_finish(struct op_context *ctx, const struct member_record *
 
 /* The disk of the agent's databases keeps disk_reserve free: a container
  * started on a full disk would fill the rest and break every member's
- * records with it. */
+ * records with it.  Asked of a member's start only: a container that ran
+ * a moment ago (around a snapshot or a failed restore) starts again. */
 static int ops_start_room(struct op_context *ctx)
 {
 	struct agent *a = ctx->a;
@@ -343,7 +344,7 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	char err[512], guest[PATH_MAX];
 	int ret;
 
-	if (ops_start_room(ctx) < 0 || ops_member_template(ctx, rec, &tpl) < 0)
+	if (ops_member_template(ctx, rec, &tpl) < 0)
 		return -1;
 	progress_say(ctx->progress, "Starting the container of %s on %s", rec->name,
 		     a->cfg.server_name);
@@ -433,6 +434,9 @@ static int op_start(struct op_context *ctx, json_t **result)
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
 		return -1;
 	lock = agent_lock_member(ctx->a, rec.name);
+	if (container_get_state(ctx->a->lxcpath, rec.name) != CONTAINER_RUNNING &&
+	    ops_start_room(ctx) < 0)
+		return -1;
 	return ops_start_member(ctx, &rec, result);
 }
 
