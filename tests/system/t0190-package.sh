@@ -46,8 +46,9 @@ hub_deb=$(ls "$debs"/gpubox-hub_*.deb 2>/dev/null)
 check "lintian: no error, no warning" lintian --fail-on error,warning "$debs"/gpubox_*.changes
 
 # ---- contents ----------------------------------------------------------------
-check "gpubox holds the agent, the CLI, the unit, the sshd drop-in and the man pages" \
+check "gpubox holds the agent, the CLI, the NVML interposer, the unit, the sshd drop-in and the man pages" \
 	bash -c "c=\$(dpkg-deb -c '$gpubox_deb' | awk '{print \$6}'); for f in ./usr/sbin/gpuboxd ./usr/bin/gpubox \
+		./usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/gpubox/libgpubox-nvml.so \
 		./lib/systemd/system/gpuboxd.service ./etc/ssh/sshd_config.d/gpubox.conf ./etc/gpubox/gpubox.conf \
 		./usr/share/man/man1/gpubox.1.gz ./usr/share/man/man8/gpuboxd.8.gz ./usr/share/man/man5/gpubox.conf.5.gz; do
 		grep -qx \"\$f\" <<<\"\$c\" || { echo \"missing \$f\"; exit 1; }; done"
