@@ -42,9 +42,13 @@
 /* The unit of the generic quota interface's block limits. */
 #define QUOTA_BLOCK 1024u
 
-static int quota_ctl(int fd, int cmd, uint32_t id, void *addr)
+static int quota_ctl(int fd, unsigned cmd, uint32_t id, void *addr)
 {
-	if (syscall(SYS_quotactl_fd, (unsigned)fd, (unsigned)QCMD(cmd, PRJQUOTA), (unsigned)id, addr) < 0)
+	/* QCMD() shifts an int: the XFS-style commands (Q_XGETQSTAT, 0x580005)
+	 * would overflow it.  The same bits, unsigned. */
+	unsigned full = (cmd << SUBCMDSHIFT) | (PRJQUOTA & SUBCMDMASK);
+
+	if (syscall(SYS_quotactl_fd, (unsigned)fd, full, (unsigned)id, addr) < 0)
 		return -errno;
 	return 0;
 }
