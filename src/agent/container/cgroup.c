@@ -263,19 +263,6 @@ int cgroup_dir_from(const char *proc_cgroup, const char *name, bool v1, const ch
 	return -ENOENT;
 }
 
-static int cgroup_dir(pid_t pid, const char *name, bool v1, const char *controller, char *out,
-		      size_t len)
-{
-	__do_free char *text = NULL;
-	char path[64];
-	size_t size = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	if (fsutil_read_file(path, 65536, &text, &size) < 0)
-		return -ESRCH;
-	return cgroup_dir_from(text, name, v1, controller, out, len);
-}
-
 static int cgroup_write(const char *dir, const char *file, const char *value)
 {
 	__do_close int fd = -EBADF;
@@ -289,9 +276,10 @@ static int cgroup_write(const char *dir, const char *file, const char *value)
 	return fsutil_write_all(fd, value, strlen(value));
 }
 
-/* One pass over the items not yet written; *left counts the failures. */
-static void cgroup_apply_pass(pid_t pid, const char *name, const struct cgroup_items *items,
-			      bool *done, int *errors, size_t *left)
+/* One pass over the items not yet written, the init's /proc/PID/cgroup
+ * read once by the caller; *left counts the failures. */
+static void cgroup_apply_pass(const char *proc_cgroup, const char *name,
+			      const struct cgroup_items *items, bool *done, int *errors, size_t *left)
 {
 	*left = 0;
 	for (size_t i = 0; i < items->n; i++) {
@@ -301,7 +289,7 @@ static void cgroup_apply_pass(pid_t pid, const char *name, const struct cgroup_i
 
 		if (done[i])
 			continue;
-		ret = cgroup_dir(pid, name, items->v1, it->controller, dir, sizeof(dir));
+		ret = cgroup_dir_from(proc_cgroup, name, items->v1, it->controller, dir, sizeof(dir));
 		if (ret == 0)
 			ret = cgroup_write(dir, it->file, it->value);
 		errors[i] = ret;
@@ -315,13 +303,20 @@ int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, 
 {
 	bool done[CGROUP_ITEMS_MAX] = { false };
 	int errors[CGROUP_ITEMS_MAX] = { 0 };
-	size_t left;
+	__do_free char *text = NULL;
+	char path[64];
+	size_t left, size = 0;
 
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (fsutil_read_file(path, 65536, &text, &size) < 0) {
+		set_error(err, errlen, "the container of %s is not running", name);
+		return -ESRCH;
+	}
 	/* v1 keeps memory+swap at or above memory: lowering writes memory
 	 * first, raising memory+swap first.  A second pass settles either. */
-	cgroup_apply_pass(pid, name, items, done, errors, &left);
+	cgroup_apply_pass(text, name, items, done, errors, &left);
 	if (left)
-		cgroup_apply_pass(pid, name, items, done, errors, &left);
+		cgroup_apply_pass(text, name, items, done, errors, &left);
 	for (size_t i = 0; i < items->n; i++) {
 		const struct cgroup_item *it = &items->item[i];
 
