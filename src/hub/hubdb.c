@@ -44,7 +44,8 @@
  *       never comes back, so enabling a member again revives none of its
  *       old sessions (they are deleted too, as tidiness).
  *
- * Version 1 lacked the two epochs: hubdb_upgrade() adds them.
+ * Version 1 lacked the two epochs: hubdb_upgrades[] adds them.  The
+ * version is PRAGMA user_version (sqldb.h); meta's 'schema' follows it.
  *
  * Agents poll often, so what they read is served from memory: the
  * generation (re-read from the file at most once a second, to see the
@@ -191,13 +192,14 @@ static const char *const hubdb_sql[STMT_COUNT] = {
 	[STMT_SESSIONS_DELETE] = "DELETE FROM sessions WHERE member = ?1",
 };
 
-/* Version 1 to 2: the session epochs.  Run before the statements above are
- * prepared (they name the new columns), in one write transaction, so that
- * two processes opening an old file at once upgrade it once. */
-static const char hubdb_upgrade_sql[] =
+/* upgrades[v - 1] takes a file from version v to v + 1 (sqldb.h), before
+ * the statements above are prepared (they name the new columns).
+ * 1 to 2: the session epochs. */
+static const char *const hubdb_upgrades[HUBDB_SCHEMA_VERSION - 1] = {
 	"ALTER TABLE members ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE sessions ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
-	"UPDATE meta SET value = 2 WHERE key = 'schema';";
+	"UPDATE meta SET value = 2 WHERE key = 'schema';",
+};
 
 /* One member's authorized_keys text on one server. */
 struct hubdb_member_keys {
@@ -365,54 +367,18 @@ uint64_t hubdb_generation(struct hubdb *db)
 
 /* ---- open and close ------------------------------------------------------- */
 
-/* The schema version in the file (after the schema script ran). */
-static int hubdb_schema_version(sqlite3 *handle, long long *version)
+/* A file from before schema versions keeps its version in meta. */
+static int hubdb_legacy_version(sqlite3 *handle, int *version)
 {
 	sqlite3_stmt *stmt = NULL;
 	int rc = sqlite3_prepare_v2(handle, "SELECT value FROM meta WHERE key = 'schema'", -1, &stmt, NULL);
 
 	if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-		*version = sqlite3_column_int64(stmt, 0);
+		*version = sqlite3_column_int(stmt, 0);
 	else
 		rc = SQLITE_ERROR;
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_OK ? 0 : -EIO;
-}
-
-/* Bring a file of an older schema to HUBDB_SCHEMA_VERSION: opened once
- * without the statements (which need the new columns), upgraded, closed. */
-static int hubdb_upgrade(const char *path, const struct sqldb_options *full)
-{
-	struct sqldb_options options = *full;
-	struct sqldb *sql = NULL;
-	long long version = 0;
-	char *msg = NULL;
-	int ret;
-
-	options.sql = NULL;
-	options.nsql = 0;
-	ret = sqldb_open(path, &options, &sql);
-	if (ret < 0)
-		return ret;
-	if (sqlite3_exec(sqldb_handle(sql), "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-	    hubdb_schema_version(sqldb_handle(sql), &version) < 0) {
-		ret = -EIO;
-	} else if (version < HUBDB_SCHEMA_VERSION &&
-		   sqlite3_exec(sqldb_handle(sql), hubdb_upgrade_sql, NULL, NULL, &msg) != SQLITE_OK) {
-		ret = -EIO;
-	} else if (sqlite3_exec(sqldb_handle(sql), "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-		ret = -EIO;
-	} else if (version < HUBDB_SCHEMA_VERSION) {
-		log_info("database %s: schema %lld upgraded to %d", path, version, HUBDB_SCHEMA_VERSION);
-	}
-	if (ret < 0) {
-		log_error("database %s: cannot upgrade schema %lld to %d: %s", path, version,
-			  HUBDB_SCHEMA_VERSION, msg ? msg : sqlite3_errmsg(sqldb_handle(sql)));
-		sqlite3_exec(sqldb_handle(sql), "ROLLBACK", NULL, NULL, NULL);
-	}
-	sqlite3_free(msg);
-	sqldb_close(sql);
-	return ret;
 }
 
 int hubdb_open(const char *path, const struct hub_config *cfg, struct hubdb **out)
@@ -424,6 +390,9 @@ int hubdb_open(const char *path, const struct hub_config *cfg, struct hubdb **ou
 		.flags = SQLDB_WAL | SQLDB_SYNC_NORMAL | SQLDB_FOREIGN_KEYS,
 		.mode = 0600,
 		.schema = hubdb_schema,
+		.version = HUBDB_SCHEMA_VERSION,
+		.upgrades = hubdb_upgrades,
+		.legacy_version = hubdb_legacy_version,
 		.sql = hubdb_sql,
 		.nsql = STMT_COUNT,
 	};
@@ -442,9 +411,6 @@ int hubdb_open(const char *path, const struct hub_config *cfg, struct hubdb **ou
 	db->uid_range = cfg->uid_range;
 	db->subid_range = cfg->subid_range;
 	db->port_range = cfg->ssh_port_range;
-	ret = hubdb_upgrade(path, &options);
-	if (ret < 0)
-		return ret;
 	ret = sqldb_open(path, &options, &db->sql);
 	if (ret < 0)
 		return ret;

@@ -103,6 +103,77 @@ static int sqldb_exec_script(struct sqldb *db, const char *path, const char *scr
 	return -EIO;
 }
 
+/* The integer the first row of sql starts with, 0 without a row. */
+static int sqldb_query_int(struct sqldb *db, const char *sql, int *value)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc = sqlite3_prepare_v2(db->handle, sql, -1, &stmt, NULL);
+
+	*value = 0;
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_ROW)
+			*value = sqlite3_column_int(stmt, 0);
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqldb_status(db, rc, sql);
+}
+
+static int sqldb_set_version(struct sqldb *db, const char *path, int version)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version);
+	return sqldb_exec_script(db, path, sql);
+}
+
+/* The version of a file whose user_version is 0, after the schema ran:
+ * the program's own for a new file, else what the caller reads from it. */
+static int sqldb_unversioned(struct sqldb *db, const struct sqldb_options *options, bool is_new,
+			     int *version)
+{
+	if (is_new) {
+		*version = options->version;
+		return 0;
+	}
+	*version = 1;
+	if (options->legacy_version && options->legacy_version(db->handle, version) < 0)
+		return log_error_errno(-EIO, 0, "%s: cannot read the version of a file from before schema versions",
+				       db->name);
+	return 0;
+}
+
+/* Inside the schema's write transaction: the file brought to the
+ * program's version, or refused when it is newer. */
+static int sqldb_migrate(struct sqldb *db, const char *path, const struct sqldb_options *options)
+{
+	int stored, version, tables = 0, ret;
+
+	ret = sqldb_query_int(db, "PRAGMA user_version", &stored);
+	if (ret == 0 && stored == 0)
+		ret = sqldb_query_int(db, "SELECT count(*) FROM sqlite_master", &tables);
+	version = stored;
+	if (ret == 0 && stored == 0) {
+		ret = sqldb_exec_script(db, path, options->schema);
+		if (ret == 0)
+			ret = sqldb_unversioned(db, options, tables == 0, &version);
+	}
+	if (ret < 0)
+		return ret;
+	if (version > options->version)
+		return log_error_errno(-EPROTONOSUPPORT, 0,
+				       "%s: %s has schema version %d, newer than the %d this program knows: "
+				       "a newer gpubox wrote it, and an older one cannot read it; install that version again",
+				       db->name, path, version, options->version);
+	for (int from = version; from < options->version; from++) {
+		ret = sqldb_exec_script(db, path, options->upgrades[from - 1]);
+		if (ret < 0)
+			return ret;
+		log_info("%s: %s upgraded from schema version %d to %d", db->name, path, from, from + 1);
+	}
+	return stored == options->version ? 0 : sqldb_set_version(db, path, options->version);
+}
+
 /* The pragmas of the flags, the caller's, then the schema in one write
  * transaction (two processes opening a new file at once make it once). */
 static int sqldb_setup(struct sqldb *db, const char *path, const struct sqldb_options *options)
@@ -120,7 +191,8 @@ static int sqldb_setup(struct sqldb *db, const char *path, const struct sqldb_op
 	if (ret == 0 && options->schema) {
 		ret = sqldb_begin(db, true);
 		if (ret == 0)
-			ret = sqldb_exec_script(db, path, options->schema);
+			ret = options->version > 0 ? sqldb_migrate(db, path, options)
+						   : sqldb_exec_script(db, path, options->schema);
 		if (ret == 0)
 			ret = sqldb_commit(db);
 		if (ret < 0)

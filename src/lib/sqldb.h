@@ -43,6 +43,17 @@ struct sqldb_options {
 					 * readable by others */
 	const char *pragmas;            /* more pragmas; NULL none */
 	const char *schema;             /* run in one write transaction; NULL none */
+	/* Versioned schemas (PRAGMA user_version), when version > 0: a new
+	 * file gets schema and version; a file of version v < version gets
+	 * upgrades[v - 1], upgrades[v], ... in the same transaction; a file
+	 * of a newer version than this program knows is refused
+	 * (-EPROTONOSUPPORT, logged: a downgrade cannot read it).  A file
+	 * from before versions were kept (user_version 0, tables there) gets
+	 * schema (IF NOT EXISTS: tables added since appear) and then the
+	 * version legacy_version reads from it (NULL: 1). */
+	int version;
+	const char *const *upgrades;    /* version - 1 scripts */
+	int (*legacy_version)(sqlite3 *handle, int *version);
 	const char *const *sql;         /* the statements, indexed by the caller's enum; kept */
 	size_t nsql;
 	int busy_timeout_ms;            /* 0: SQLDB_BUSY_TIMEOUT_MS */

@@ -4,7 +4,7 @@
  * mode and pragmas at open, a statement table that does not prepare, every
  * letter of the binder and a type string that does not fit, the errors as
  * errnos (constraint, busy), the reset of __do_reset, the rows helpers,
- * transactions with their guard, and the lock.
+ * transactions with their guard, the lock, and schema versions.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -489,6 +489,101 @@ static void test_lock(void **state)
 	}
 }
 
+/* ---- schema versions ------------------------------------------------------ */
+
+/* Version 2 adds parents.note; version 3 a table. */
+static const char *const test_upgrades[] = {
+	"ALTER TABLE parents ADD COLUMN note TEXT NOT NULL DEFAULT '';",
+	"CREATE TABLE third (x INTEGER);",
+};
+
+static int legacy_two(sqlite3 *handle, int *version)
+{
+	(void)handle;
+	*version = 2;
+	return 0;
+}
+
+/* Open path at version (the statements left out), then close. */
+static int open_versioned(const char *path, int version, int (*legacy)(sqlite3 *, int *))
+{
+	struct sqldb_options options = test_options();
+	struct sqldb *db = NULL;
+	int ret;
+
+	options.sql = NULL;
+	options.nsql = 0;
+	options.version = version;
+	options.upgrades = test_upgrades;
+	options.legacy_version = legacy;
+	ret = sqldb_open(path, &options, &db);
+	sqldb_close(db);
+	return ret;
+}
+
+static long long file_int(const char *path, const char *sql)
+{
+	struct sqldb_options options = { .name = "peek", .flags = SQLDB_READONLY };
+	struct sqldb *db = NULL;
+	long long value;
+
+	assert_int_equal(sqldb_open(path, &options, &db), 0);
+	value = query_int(db, sql);
+	sqldb_close(db);
+	return value;
+}
+
+static void test_versions(void **state)
+{
+	struct fixture *f = *state;
+	char fresh[PATH_MAX];
+
+	/* The fixture's file is unversioned: from before versions, read as 1
+	 * and taken through both upgrades in one open, its rows kept. */
+	assert_int_equal(sqldb_exec(f->db, T_INSERT_PARENT, NULL, "it", 1LL, "kept"), 0);
+	assert_int_equal(file_int(f->path, "PRAGMA user_version"), 0);
+	assert_int_equal(open_versioned(f->path, 3, NULL), 0);
+	assert_int_equal(file_int(f->path, "PRAGMA user_version"), 3);
+	assert_int_equal(file_int(f->path, "SELECT count(*) FROM parents WHERE name = 'kept' AND note = ''"), 1);
+	assert_int_equal(file_int(f->path, "SELECT count(*) FROM third"), 0);
+	/* Opened again at the same version: nothing runs twice (ALTER would fail). */
+	assert_int_equal(open_versioned(f->path, 3, NULL), 0);
+	/* An older program refuses it, and leaves it as it was. */
+	assert_int_equal(open_versioned(f->path, 2, NULL), -EPROTONOSUPPORT);
+	assert_int_equal(file_int(f->path, "PRAGMA user_version"), 3);
+
+	/* A new file is made at the newest version, without upgrades. */
+	tu_join(fresh, sizeof(fresh), f->dir, "fresh.db");
+	assert_int_equal(open_versioned(fresh, 1, NULL), 0);
+	assert_int_equal(file_int(fresh, "PRAGMA user_version"), 1);
+	assert_int_equal(file_int(fresh, "SELECT count(*) FROM sqlite_master WHERE name = 'third'"), 0);
+	assert_int_equal(open_versioned(fresh, 2, NULL), 0);
+	assert_int_equal(file_int(fresh, "PRAGMA user_version"), 2);
+	assert_int_equal(unlink(fresh), 0);
+
+	/* An old file that says its own version (legacy_version) starts there. */
+	tu_join(fresh, sizeof(fresh), f->dir, "legacy.db");
+	{
+		struct sqldb_options plain = test_options();
+		struct sqldb *db = NULL;
+
+		plain.sql = NULL;
+		plain.nsql = 0;
+		assert_int_equal(sqldb_open(fresh, &plain, &db), 0);
+		assert_int_equal(sqlite3_exec(sqldb_handle(db), "ALTER TABLE parents ADD COLUMN note TEXT",
+					      NULL, NULL, NULL), SQLITE_OK);
+		sqldb_close(db);
+	}
+	assert_int_equal(open_versioned(fresh, 3, legacy_two), 0);
+	assert_int_equal(file_int(fresh, "PRAGMA user_version"), 3);
+	assert_int_equal(file_int(fresh, "SELECT count(*) FROM third"), 0);
+	/* ... and one that says a version newer than the program's is refused. */
+	assert_int_equal(unlink(fresh), 0);
+	assert_int_equal(open_versioned(fresh, 0, NULL), 0);
+	assert_int_equal(open_versioned(fresh, 1, legacy_two), -EPROTONOSUPPORT);
+	assert_int_equal(file_int(fresh, "PRAGMA user_version"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -503,6 +598,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

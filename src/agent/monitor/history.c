@@ -35,11 +35,13 @@
  *               disk_used, net_rx_avg, net_tx_avg, samples) PK (t)
  *       t of a minute row: the minute's start (a multiple of 60000);
  *       samples: how many ticks were folded into it, default 60.
- *   meta(key, value): 'schema_version' (1), 'aggregated_until' (the
+ *   meta(key, value): 'aggregated_until' (the
  *       watermark: every minute before it has been folded).  Full rows
  *       older than the watermark are never folded, so a synthetic past
  *       goes into the *_minutes tables; a file without a watermark at
  *       open gets one just after its newest minute row.
+ *   The schema's version is PRAGMA user_version (sqldb.h); files from
+ *   before kept it in meta's 'schema_version'.
  *
  * Queries answer from the minutes before the watermark and from the full
  * rows after it, so nothing is counted twice.  In JSON, a number is an
@@ -345,21 +347,17 @@ static int history_query_int(struct history *h, enum history_statement which, lo
 	return ret == -ENOENT ? 0 : ret;
 }
 
-static int history_check_version(struct history *h)
+/* A file from before schema versions kept its version in meta. */
+static int history_legacy_version(sqlite3 *handle, int *version)
 {
-	long long version;
-	int ret = history_meta_get(h, "schema_version", &version);
+	sqlite3_stmt *stmt = NULL;
+	int rc = sqlite3_prepare_v2(handle, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
+				    &stmt, NULL);
 
-	if (ret == -ENOENT)
-		return history_meta_set(h, "schema_version", HISTORY_SCHEMA_VERSION);
-	if (ret < 0)
-		return ret;
-	if (version != HISTORY_SCHEMA_VERSION) {
-		log_error("history: the database has schema version %lld, this gpuboxd knows %d; move it aside",
-			  version, HISTORY_SCHEMA_VERSION);
-		return -EPROTONOSUPPORT;
-	}
-	return 0;
+	if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+		*version = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_OK ? 0 : -EIO;
 }
 
 /* Without a watermark (a new file, or one the system tests wrote by hand),
@@ -414,6 +412,8 @@ static int history_setup(struct history *h, const char *path)
 		.mode = 0600,
 		.pragmas = "PRAGMA journal_size_limit = 4194304;",
 		.schema = history_schema,
+		.version = HISTORY_SCHEMA_VERSION,
+		.legacy_version = history_legacy_version,
 		.sql = history_sql,
 		.nsql = HS_FIRST_READ,
 	};
@@ -428,8 +428,6 @@ static int history_setup(struct history *h, const char *path)
 	ret = sqldb_open(path, &writer, &h->db);
 	if (ret == 0)
 		ret = sqldb_open(path, &reader, &h->reader);
-	if (ret == 0)
-		ret = history_check_version(h);
 	if (ret == 0)
 		ret = history_init_watermark(h);
 	if (ret == 0)

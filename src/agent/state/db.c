@@ -19,6 +19,11 @@
 #include "strutil.h"
 #include "banned.h"
 
+/* The schema's version (PRAGMA user_version, see sqldb.h).  A change to
+ * the tables below bumps it and adds the script that takes a file of the
+ * version before to it, as sqldb_options.upgrades (hubdb.c has one). */
+#define DB_SCHEMA_VERSION 1
+
 static const char db_schema[] =
 	"CREATE TABLE IF NOT EXISTS members ("
 	"  name TEXT PRIMARY KEY,"
@@ -125,6 +130,7 @@ int db_open(const char *path, struct db **out)
 		.flags = SQLDB_WAL | SQLDB_FOREIGN_KEYS,
 		.mode = 0600,
 		.schema = db_schema,
+		.version = DB_SCHEMA_VERSION,
 		.sql = db_sql,
 		.nsql = DB_STMT_COUNT,
 	};
