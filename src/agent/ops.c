@@ -809,8 +809,9 @@ static int op_ls(struct op_context *ctx, json_t **result)
 	*result = json_pack("{s:o}", "containers", containers);
 	if (*result && !cgroup_lxcfs_running())
 		json_object_set_new(*result, "notes", json_pack("[s]",
-			"lxcfs is not running: containers see the server's whole memory and CPUs in /proc "
-			"and free; start lxcfs (scripts/install-deps does), then restart the containers"));
+			"lxcfs is not running (or its mount no longer answers): containers see the server's "
+			"whole memory and CPUs in /proc and free; start lxcfs (scripts/install-deps does), "
+			"then restart the containers"));
 	return 0;
 }
 

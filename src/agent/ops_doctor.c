@@ -345,9 +345,17 @@ static void doctor_check_lxc(struct doctor_context *ctx, struct doctor_result *r
 static void doctor_check_lxcfs(struct doctor_context *ctx, struct doctor_result *r)
 {
 	(void)ctx;
-	if (doctor_file_has("/proc/self/mounts", " /var/lib/lxcfs fuse.lxcfs ")) {
-		doctor_set(r, DOCTOR_OK, "lxcfs is mounted at /var/lib/lxcfs");
+	switch (cgroup_lxcfs_state()) {
+	case LXCFS_RUNNING:
+		doctor_set(r, DOCTOR_OK, "lxcfs is mounted at /var/lib/lxcfs and answers");
 		return;
+	case LXCFS_STALE:
+		doctor_set(r, DOCTOR_FAIL, "lxcfs's mount at /var/lib/lxcfs does not answer (lxcfs died): "
+			   "containers cannot read their /proc/meminfo, new ones see the server's");
+		doctor_advise(r, "umount -l /var/lib/lxcfs; systemctl restart lxcfs; then restart running containers");
+		return;
+	case LXCFS_ABSENT:
+		break;
 	}
 	doctor_set(r, DOCTOR_FAIL, "lxcfs is not running: containers see the server's memory and CPUs in /proc");
 	doctor_advise(r, "apt install lxcfs; systemctl enable --now lxcfs; then restart running containers");

@@ -155,8 +155,11 @@ static void expect_bridge(const char *address)
 
 	/* ip(8), not /sys/class/net: sysfs shows the namespace it was mounted in. */
 	assert_int_equal(spawn_run(link, &opts), 0);
-	assert_non_null(strstr(output, "<BROADCAST,MULTICAST,UP"));
+	/* Up; without ports it has no carrier (NO-CARRIER first). */
+	assert_non_null(strstr(output, "BROADCAST,MULTICAST,UP"));
 	assert_non_null(strstr(output, " bridge "));
+	/* Its own MAC, from its address (10.77.0.1), whatever its ports'. */
+	assert_non_null(strstr(output, "link/ether 00:16:3e:4d:00:01 "));
 	assert_int_equal(fsutil_read_file("/proc/sys/net/ipv4/ip_forward", 64, &forward, &len), 0);
 	assert_int_equal(forward[0], '1');
 
@@ -179,6 +182,24 @@ static void test_setup(void **state)
 	/* Idempotent. */
 	assert_int_equal(network_setup(&cfg), 0);
 	expect_bridge("inet 10.77.0.1/16 ");
+
+	/* A port with a lower MAC (as a container's veth may have) does
+	 * not become the bridge's. */
+	{
+		const char *const veth[] = { "/usr/sbin/ip", "link", "add", "gptestport", "address",
+					     "00:00:00:00:00:01", "type", "veth", "peer", "name",
+					     "gptestpeer", NULL };
+		const char *const attach[] = { "/usr/sbin/ip", "link", "set", "gptestport", "master",
+					       TEST_BRIDGE, "up", NULL };
+		const char *const peer_up[] = { "/usr/sbin/ip", "link", "set", "gptestpeer", "up", NULL };
+		const char *const del[] = { "/usr/sbin/ip", "link", "del", "gptestport", NULL };
+
+		assert_int_equal(spawn_quiet(veth), 0);
+		assert_int_equal(spawn_quiet(attach), 0);
+		assert_int_equal(spawn_quiet(peer_up), 0);
+		expect_bridge("inet 10.77.0.1/16 ");
+		assert_int_equal(spawn_quiet(del), 0);
+	}
 
 	assert_int_equal(network_teardown(TEST_BRIDGE), 0);
 	assert_int_equal(if_nametoindex(TEST_BRIDGE), 0);

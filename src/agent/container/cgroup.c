@@ -339,14 +339,28 @@ int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, 
 	return 0;
 }
 
-bool cgroup_lxcfs_running(void)
+enum lxcfs_state cgroup_lxcfs_state(void)
 {
 	__do_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[1024];
+	__do_close int fd = -EBADF;
+	char line[1024], byte;
+	bool mounted = false;
 
 	/* "... /var/lib/lxcfs rw,... - fuse.lxcfs lxcfs rw,..." */
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, " /var/lib/lxcfs ") && strstr(line, " - fuse.lxcfs "))
-			return true;
-	return false;
+	while (f && !mounted && fgets(line, sizeof(line), f))
+		mounted = strstr(line, " /var/lib/lxcfs ") && strstr(line, " - fuse.lxcfs ");
+	if (!mounted)
+		return LXCFS_ABSENT;
+	/* A crashed lxcfs leaves its mount behind, answering ENOTCONN: LXC's
+	 * hook then mounts nothing, and the containers it already served
+	 * cannot read their /proc/meminfo at all. */
+	fd = open("/var/lib/lxcfs/proc/uptime", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || read(fd, &byte, 1) != 1)
+		return LXCFS_STALE;
+	return LXCFS_RUNNING;
+}
+
+bool cgroup_lxcfs_running(void)
+{
+	return cgroup_lxcfs_state() == LXCFS_RUNNING;
 }

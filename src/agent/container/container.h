@@ -160,6 +160,9 @@ int cgroup_apply(pid_t pid, const char *name, const struct cgroup_items *items, 
  * over each new container's /proc/meminfo, cpuinfo, stat, uptime and
  * loadavg, so that free and top inside show the container's limits. */
 bool cgroup_lxcfs_running(void);
+enum lxcfs_state { LXCFS_ABSENT, LXCFS_STALE, LXCFS_RUNNING };
+/* Not mounted; mounted but not answering (lxcfs died); serving. */
+enum lxcfs_state cgroup_lxcfs_state(void);
 /* The cgroup directory of container name for controller, from the text of
  * its init's /proc/PID/cgroup (for the tests). */
 int cgroup_dir_from(const char *proc_cgroup, const char *name, bool v1, const char *controller,

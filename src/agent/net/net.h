@@ -48,6 +48,9 @@ int network_parse_address(const char *text, uint32_t *address);
  * order), as its LXC configuration gives them (container.c). */
 void network_veth_name(uint32_t address, char name[static NETWORK_IFNAME_MAX]);
 void network_member_mac(uint32_t address, uint8_t mac[static 6]);
+/* The bridge's own MAC, made the same way from the host's address in the
+ * subnet ("00:16:3e:..."), as text. */
+void network_gateway_mac_text(const struct network_subnet *subnet, char *buf, size_t len);
 /* An interface name safe to print anywhere: 1..15 of [A-Za-z0-9_.-], not "." or "..". */
 bool network_valid_ifname(const char *name);
 

@@ -42,6 +42,15 @@ void network_member_mac(uint32_t address, uint8_t mac[static 6])
 	mac[5] = address & 0xff;
 }
 
+void network_gateway_mac_text(const struct network_subnet *subnet, char *buf, size_t len)
+{
+	uint8_t mac[6];
+
+	network_member_mac(subnet->host_address, mac);
+	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+		 mac[5]);
+}
+
 bool network_valid_ifname(const char *name)
 {
 	size_t len;
@@ -232,12 +241,22 @@ int network_setup(const struct gpubox_config *cfg)
 	}
 
 	{
+		char mac[18];
+		/* A bridge whose MAC was never set takes the lowest of its
+		 * ports' (the containers' veths): it would change as containers
+		 * come and go, and every container's ARP entry for its gateway
+		 * would go stale with it.  Set, it stays. */
+		const char *const lladdr[] = { NETWORK_IP, "link", "set", "dev", cfg->bridge,
+					       "address", mac, NULL };
 		const char *const addr[] = { NETWORK_IP, "address", "replace", cidr, "dev",
 					     cfg->bridge, NULL };
 		const char *const up[] = { NETWORK_IP, "link", "set", "dev", cfg->bridge, "up",
 					   NULL };
 
-		ret = network_ip(addr);
+		network_gateway_mac_text(&subnet, mac, sizeof(mac));
+		ret = network_ip(lladdr);
+		if (ret == 0)
+			ret = network_ip(addr);
 		if (ret < 0)
 			return ret;
 		ret = network_ip(up);
