@@ -122,9 +122,17 @@ lxc_attach() { # NAME command...: run as the container's root
 	lxc-attach -P "$GBX_DIR/state/lxc" -n "$name" -- "$@"
 }
 
+# A name to resolve: the host name of the first mirror in this machine's
+# apt sources (one-line and deb822 files); empty when there is none.
+mirror_name() {
+	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		grep -oE '^(deb(-src)?( \[[^]]*\])?|URIs:) +https?://[^/: ]+' | head -1 | sed -E 's#.*://##'
+}
+
 # Start the agent again (after a test killed it); waits for its socket.
+# restart_agent [PROGRAM]: another gpuboxd than the suite's build.
 restart_agent() {
-	$(gbx_agent_env) "$GBX_BIN/gpuboxd" --foreground --config "$GBX_CONF" >>"$GBX_DIR/agent.log" 2>&1 &
+	$(gbx_agent_env) "${1:-$GBX_BIN/gpuboxd}" --foreground --config "$GBX_CONF" >>"$GBX_DIR/agent.log" 2>&1 &
 	echo $! >"$GBX_DIR/agent.pid"
 	for _ in $(seq 100); do
 		gpubox version >/dev/null 2>&1 && return 0

@@ -37,6 +37,24 @@ veth_a=$(port_name "$addr_a")
 veth_b=$(port_name "$addr_b")
 mac_gw=$(cat "/sys/class/net/$bridge/address")
 echo "# $a: $addr_a $mac_a $veth_a; $b: $addr_b $mac_b $veth_b; gateway $gw $mac_gw" >&2
+# The gateway's MAC is the bridge's own, not its lowest port's: it stays
+# when containers come and go, and no container's ARP entry goes stale.
+want_gw=$(printf '00:16:3e:%02x:%02x:%02x' $(echo "$gw" | cut -d. -f2- | tr . ' '))
+[ "$mac_gw" = "$want_gw" ] && ok "the bridge has its own MAC $want_gw" ||
+	not_ok "the bridge has its own MAC $want_gw (got $mac_gw)"
+# What A's network looks like, for a failure's diagnostics.
+show_a() {
+	{
+		echo "A: $(lxc-info -P "$lxcpath" -n "$a" -s 2>&1)"
+		in_a ip -o address show dev eth0
+		in_a ip route
+		in_a ip neigh
+		ip neigh show dev "$bridge"
+		bridge fdb show br "$bridge" | grep -v permanent
+		cat "/sys/class/net/$bridge/address"
+		nft list set bridge "gbxt$GBX_ID" containers 2>&1 | grep -v '^table\|^}'
+	} 2>&1 | diag
+}
 
 # B's container answers on B's port: the member's own key, its own hostname.
 lands_in_b() { [ "$(client_ssh_container "$b" "$port_b" hostname 2>/dev/null)" = "gbxtest-$b" ]; }
@@ -113,7 +131,7 @@ check "B's port lands in B after the attacks" lands_in_b
 [ "$(neigh_of_b)" = "$mac_b" ] && ok "in the end $addr_b still points at B's MAC" ||
 	not_ok "in the end $addr_b still points at B's MAC (got '$(neigh_of_b)')"
 [ "$(client_ssh_container "$a" "$port_a" hostname 2>/dev/null)" = "gbxtest-$a" ] &&
-	ok "A's own port lands in A" || not_ok "A's own port lands in A"
+	ok "A's own port lands in A" || { not_ok "A's own port lands in A"; show_a; }
 # Outbound through the gateway (masqueraded): to a listener on the client host.
 client=${GBX_HOST_IP%.1}.2
 ip netns exec "$GBX_CLIENT_NS" timeout 10 nc -l "$udp_port" >"$GBX_DIR/spoof-out.$$" &
@@ -123,12 +141,13 @@ in_a timeout 5 bash -c "echo from-a >/dev/tcp/$client/$udp_port"
 wait "$listener"
 listener=
 grep -qx from-a "$GBX_DIR/spoof-out.$$" && ok "A reaches a host outside through the gateway" ||
-	not_ok "A reaches a host outside through the gateway"
+	{ not_ok "A reaches a host outside through the gateway"; show_a; }
 rm -f "$GBX_DIR/spoof-out.$$"
 # DNS through the resolvers the container was given, where the host has any.
-if getent hosts deb.debian.org >/dev/null 2>&1; then
-	check "A resolves deb.debian.org" lxc_attach "$a" getent hosts deb.debian.org
+name=$(mirror_name)
+if [ -n "$name" ] && getent hosts "$name" >/dev/null 2>&1; then
+	check "A resolves $name (the host's apt mirror)" lxc_attach "$a" getent hosts "$name"
 else
-	ok "A resolves names (skipped: this host resolves none)"
+	ok "A resolves names (skipped: this host resolves no apt mirror's name)"
 fi
 done_testing

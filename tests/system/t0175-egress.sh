@@ -51,7 +51,8 @@ check "$m starts" gpubox start --member "$m"
 pid=$(lxc-info -P "$GBX_DIR/state/lxc" -n "$m" -pH)
 # A TCP connection from inside the container's network namespace.
 reaches() { nsenter -t "$pid" -n timeout 5 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
-resolves() { lxc_attach "$m" getent hosts deb.debian.org >/dev/null 2>&1; }
+name=$(mirror_name)
+resolves() { lxc_attach "$m" getent hosts "$name" >/dev/null 2>&1; }
 
 reaches "$denied" "$port" && ok "before: the container reaches $denied" || not_ok "before: the container reaches $denied"
 
@@ -81,11 +82,11 @@ sleep 0.5
 reaches "$client" "$((port - 1))" && ok "the container still reaches a host outside" ||
 	not_ok "the container still reaches a host outside"
 wait "$outside"
-if [ -n "$resolver" ] && getent hosts deb.debian.org >/dev/null 2>&1; then
+if [ -n "$resolver" ] && [ -n "$name" ] && getent hosts "$name" >/dev/null 2>&1; then
 	resolves && ok "DNS through the denied resolver $resolver still works" ||
 		not_ok "DNS through the denied resolver $resolver still works"
 else
-	ok "DNS through a denied resolver (skipped: no IPv4 resolver that resolves)"
+	ok "DNS through a denied resolver (skipped: no IPv4 resolver that resolves the host's apt mirror)"
 fi
 check "the member still logs in" client_ssh_container "$m" "$(member_field "$m" ssh_port)" true
 done_testing

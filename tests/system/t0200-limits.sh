@@ -60,13 +60,26 @@ check "$b starts" gpubox start --member "$b"
 [ "$(cat "$(cg pids "$b" pids.max)")" = 10000 ] &&
 	ok "the other member has the server's default process limit" || not_ok "pids.max of $b: $(cat "$(cg pids "$b" pids.max)")"
 # lxcfs: the container's own /proc/meminfo (scripts/install-deps starts it).
-if grep -q ' /var/lib/lxcfs fuse.lxcfs ' /proc/self/mounts; then
+if grep -q ' /var/lib/lxcfs fuse.lxcfs ' /proc/self/mounts && head -c1 /var/lib/lxcfs/proc/uptime >/dev/null 2>&1; then
 	total=$(lxc_attach "$a" free -b | awk '/^Mem:/ { print $2 }')
-	[ "$total" = 268435456 ] && ok "free -b inside shows the memory limit" || not_ok "free -b inside shows $total, not 268435456"
+	if [ "$total" = 268435456 ]; then
+		ok "free -b inside shows the memory limit"
+	else
+		not_ok "free -b inside shows $total, not 268435456"
+		init=$(lxc-info -P "$GBX_DIR/state/lxc" -n "$a" -pH)
+		{
+			pgrep -a lxcfs
+			grep lxcfs /proc/self/mountinfo
+			lxc_attach "$a" grep lxcfs /proc/self/mountinfo
+			grep memory "/proc/$init/cgroup"
+			nsenter -t "$init" -p -- head -1 /var/lib/lxcfs/proc/meminfo
+			tail -5 /var/log/lxcfs.log
+		} 2>&1 | diag
+	fi
 	gpubox admin ls | grep -q 'lxcfs is not running' && not_ok "admin ls says lxcfs is not running while it runs" ||
 		ok "admin ls has no lxcfs note while lxcfs runs"
 else
-	not_ok "lxcfs is not running on this machine (scripts/install-deps starts it): free inside cannot show the limit"
+	not_ok "lxcfs is not running or its mount does not answer (scripts/install-deps starts it): free inside cannot show the limit"
 	gpubox admin ls | grep -q 'lxcfs is not running' && ok "admin ls says lxcfs is not running" ||
 		not_ok "admin ls says lxcfs is not running"
 fi
