@@ -23,11 +23,14 @@ install: all
 # writes its results beside the tree it builds, so it builds a copy of this
 # one (without its build folders) in $(DEB_BUILD)/src.  The hub needs
 # web/node_modules (scripts/install-deps); nothing is downloaded.
+# DEB_VERSION=V: the copy's changelog gains an entry at version V (a
+# local rebuild at a higher version, as the upgrade test makes).
 deb:
 	rm -rf $(DEB_BUILD)
 	mkdir -p $(DEB_BUILD)/src
 	tar -C . --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=./bench/out \
 		--exclude=./tests/hub/output -cf - . | tar -C $(DEB_BUILD)/src -xf -
+	if [ -n "$(DEB_VERSION)" ]; then scripts/deb-version "$(DEB_VERSION)" $(DEB_BUILD)/src/debian/changelog; fi
 	cd $(DEB_BUILD)/src && dpkg-buildpackage --build=binary --no-sign
 	@ls $(DEB_BUILD)/*.deb
 

@@ -199,6 +199,97 @@ check "doctor: the table is back after the agent's restart" \
 refuse "doctor: refused to a non-admin" 1 'admin command' setpriv --reuid=65534 --regid=65534 --clear-groups "$GBX_BIN/gpubox" --config "$GBX_CONF" admin doctor
 refuse "doctor: takes no argument" 2 'usage' gpubox admin doctor extra
 
+# ---- an upgrade while members' containers run ------------------------------------
+# Two members' containers run, an SSH session into one and a forward to
+# it answer; the installed package's agent (the throw-away root's) runs
+# the suite's state.  A package of a higher version is built from this
+# tree and installed over it; then what systemd does on the postinst's
+# restart with KillMode=process: TERM to the agent alone, the new
+# program started.  (The maintainer scripts call deb-systemd-invoke only
+# where systemd runs, so their part is read from their text.)
+up_version=0.1.0+up1
+ua=ua$GBX_ID
+ub=ub$GBX_ID
+session=
+cleanup_upgrade() {
+	[ -n "$session" ] && kill "$session" 2>/dev/null
+	remove_member "$ua"
+	remove_member "$ub"
+	cleanup_t0190
+}
+trap cleanup_upgrade EXIT
+agent_running() { [ -e "/proc/$(cat "$GBX_DIR/agent.pid")/exe" ]; }
+agent_exe() { readlink "/proc/$(cat "$GBX_DIR/agent.pid")/exe"; }
+# admin ls without what moves by itself.
+ls_state() { gpubox admin ls --json | jq -S '[.containers[] | {member, state, address, ssh_port, uid, forwards}]'; }
+forward_answers() { ip netns exec "$GBX_CLIENT_NS" timeout 5 nc -w 3 "$GBX_HOST_IP" "$fwd" </dev/null | head -1 | grep -q '^SSH-2.0'; }
+session_lines() { wc -l <"$work/session.out"; }
+both_run() { [ "$(gpubox admin ls --json | jq -r "[.containers[] | select(.member == \"$ua\" or .member == \"$ub\") | .state] | join(\" \")")" = "running running" ]; }
+
+add_member "$ua" && add_member "$ub"
+check "$ua's container starts" as_user "$ua" start
+check "$ub's container starts" as_user "$ub" start
+fwd=$(as_user "$ua" port add 2222 --json | jq -r .host_port)
+port_ua=$(member_field "$ua" ssh_port)
+check "a server listens on $ua's forwarded port 2222" client_ssh_container "$ua" "$port_ua" 'sudo /usr/sbin/sshd -p 2222'
+# A session that prints a line twice a second for as long as it lives.
+ip netns exec "$GBX_CLIENT_NS" ssh "${SSH_OPTS[@]}" -i "$GBX_DIR/keys-client/$ua" -p "$port_ua" "$ua@$GBX_HOST_IP" \
+	'while sleep 0.5; do date +%s; done' >"$work/session.out" 2>&1 &
+session=$!
+wait_for 10 test -s "$work/session.out"
+stop_pid "$(cat "$GBX_DIR/agent.pid")"
+check "the installed package's agent takes over the running containers" restart_agent "$root/usr/sbin/gpuboxd"
+check "... it is the package's program" bash -c "[ '$(agent_exe)' = '$root/usr/sbin/gpuboxd' ]"
+check "the forward answers before the upgrade" forward_answers
+ls_state >"$work/ls-before.json"
+
+start=$(date +%s)
+if make -C "$src" --no-print-directory deb DEB_BUILD="$work/build-up" DEB_VERSION="$up_version" >"$work/build-up.log" 2>&1; then
+	ok "make deb DEB_VERSION=$up_version built both packages in $(($(date +%s) - start)) s"
+else
+	not_ok "make deb DEB_VERSION=$up_version"
+	tail -30 "$work/build-up.log" | diag
+fi
+old_agent=$(cat "$GBX_DIR/agent.pid")
+check "dpkg -i upgrades both packages while the containers run" \
+	in_root -i "$work/build-up/gpubox_${up_version}_amd64.deb" "$work/build-up/gpubox-hub_${up_version}_amd64.deb"
+check "... to $up_version" bash -c "dpkg-query --admindir='$root/var/lib/dpkg' -W -f '\${Version}' gpubox | grep -qx '$up_version'"
+check "... replacing the running agent's program under it" bash -c "readlink /proc/$old_agent/exe | grep -q '(deleted)'"
+dpkg-deb -e "$work/build-up/gpubox_${up_version}_amd64.deb" "$work/control-up"
+check "prerm stops the agent on remove only, never for an upgrade" \
+	bash -c "grep -B2 \"deb-systemd-invoke stop 'gpuboxd.service'\" '$work/control-up/prerm' | grep -q '\"\$1\" = remove'"
+check "postinst restarts the agent after an upgrade" grep -q '_dh_action=restart' "$work/control-up/postinst"
+check "both containers run on after dpkg" both_run
+lines=$(session_lines)
+kill -TERM "$old_agent"
+wait_for 20 bash -c "! kill -0 $old_agent"
+check "the upgraded agent starts on the same state" restart_agent "$root/usr/sbin/gpuboxd"
+check "... and it is the new program" bash -c "[ '$(agent_exe)' = '$root/usr/sbin/gpuboxd' ]"
+check "both containers still run" both_run
+ls_state >"$work/ls-after.json"
+check "gpubox admin ls is unchanged" diff "$work/ls-before.json" "$work/ls-after.json"
+check "the forward still answers" forward_answers
+check "the SSH session lived through the upgrade" wait_for 5 bash -c "kill -0 $session && [ \$(wc -l <'$work/session.out') -gt $((lines + 2)) ]"
+
+# ---- a downgrade over a newer state ---------------------------------------------------
+# What a later gpubox would leave: a state.db of a newer schema.  This
+# agent refuses to start on it, says why, and no container stops.
+stop_pid "$(cat "$GBX_DIR/agent.pid")"
+state_db=$GBX_DIR/state/state.db
+schema=$(sqlite3 "$state_db" 'PRAGMA user_version')
+check "state.db carries its schema version ($schema)" test "$schema" -ge 1
+sqlite3 "$state_db" "PRAGMA user_version = $((schema + 1))"
+refuse "an agent refuses a state.db newer than it knows, and says what to do" 1 \
+	"schema version $((schema + 1)), newer than the $schema this program knows.*install that version again" \
+	timeout 20 "$root/usr/sbin/gpuboxd" --foreground --config "$GBX_CONF"
+check "... and the containers run on" bash -c "lxc-info -P '$GBX_DIR/state/lxc' -n '$ua' -s | grep -q RUNNING && lxc-info -P '$GBX_DIR/state/lxc' -n '$ub' -s | grep -q RUNNING"
+sqlite3 "$state_db" "PRAGMA user_version = $schema"
+check "the suite's agent takes over again" restart_agent
+kill "$session" 2>/dev/null
+session=
+remove_member "$ua"
+remove_member "$ub"
+
 # ---- remove and purge in the throw-away root ----------------------------------------
 mkdir -p "$root/var/lib/gpubox/users/alice/layer/upper/home" "$root/var/lib/gpubox-hub" "$root/etc/gpubox/authorized_keys"
 echo work >"$root/var/lib/gpubox/users/alice/layer/upper/home/notes"
