@@ -106,8 +106,9 @@ done
 check "systemd-analyze verify: both units clean" \
 	bash -c "out=\$(MANPATH='$root/usr/share/man' systemd-analyze verify '$work/gpuboxd.service' '$work/gpubox-hub.service' 2>&1); echo \"\$out\"; [ -z \"\$out\" ]"
 unit_has() { grep -qx "$2" "$root/lib/systemd/system/$1.service"; }
-check "gpuboxd.service: Type=notify, KillMode=process, Restart=on-failure, OOMScoreAdjust=-900, RuntimeDirectory=gpubox" \
+check "gpuboxd.service: Type=notify, KillMode=process, Delegate=yes, Restart=on-failure, OOMScoreAdjust=-900, RuntimeDirectory=gpubox" \
 	bash -c "$(declare -f unit_has); root='$root'; unit_has gpuboxd Type=notify && unit_has gpuboxd KillMode=process &&
+		unit_has gpuboxd Delegate=yes &&
 		unit_has gpuboxd Restart=on-failure && unit_has gpuboxd OOMScoreAdjust=-900 && unit_has gpuboxd RuntimeDirectory=gpubox &&
 		unit_has gpuboxd 'ExecStart=/usr/sbin/gpuboxd --foreground' &&
 		unit_has gpuboxd 'After=network-online.target nftables.service lxcfs.service'"
