@@ -767,8 +767,10 @@ static int hubsync_set_keys(struct hubsync *h, const struct member_record *rec,
 	}
 	pthread_mutex_unlock(&a->members_lock);
 	if (ret < 0) {
-		hubsync_audit(a, "keys_set", rec->name, args, started_ms, PROTO_E_FAILED,
-			      "the agent's database failed; see the agent's log");
+		/* Retried every minute: told once. */
+		if (h->loud)
+			hubsync_audit(a, "keys_set", rec->name, args, started_ms, PROTO_E_FAILED,
+				      "the agent's database failed; see the agent's log");
 		return ret;
 	}
 	ret = member_sync_host(a, rec);
