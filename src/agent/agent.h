@@ -32,6 +32,7 @@ struct agent {
 	pthread_cond_t busy_changed;
 	char busy[AGENT_BUSY_MAX][MEMBER_NAME_SIZE];
 	struct history *history;        /* NULL if it could not be opened */
+	struct audit *audit;            /* NULL if it could not be opened: log lines only */
 	struct collector *collector; /* the monitor's readings (collector.c) */
 	struct httpd *httpd;            /* NULL when metrics_listen is empty */
 	struct guests *guests;          /* the containers' own sockets (guest.c) */

@@ -34,6 +34,7 @@
 #include <poll.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "ops.h"
 #include "progress.h"
 #include "state/state.h"
@@ -230,7 +231,7 @@ static void control_serve_peer(struct control_peer *peer)
 	__do_json json_t *msg = NULL;
 	__do_json json_t *reply = NULL;
 	json_t *result = NULL;
-	char err[256];
+	char err[256], op[160];
 
 	if (control_read_request(peer, &msg) < 0)
 		return;
@@ -248,10 +249,16 @@ static void control_serve_peer(struct control_peer *peer)
 		control_reply_error(peer->fd, PROTO_E_DENIED, "this container has no member any more");
 		return;
 	}
+	/* The client's op quoted (audit.h): never a line of its own. */
+	audit_escape(req.op, op, sizeof(op));
 	log_debug("uid %u (pid %d%s%s) asks for %s", (unsigned)who.uid, (int)who.pid,
-		  who.guest ? ", inside the container of " : "", who.guest ? peer->key.guest : "", req.op);
+		  who.guest ? ", inside the container of " : "", who.guest ? peer->key.guest : "", op);
 	if (ops_dispatch(a, &who, req.op, req.args, &progress.base, &result, &error) < 0) {
-		log_info("uid %u: %s refused: %s", (unsigned)who.uid, req.op, error.text);
+		char text[sizeof(error.text) * 4];
+
+		/* What matters of a refusal is in the audit log's line. */
+		log_debug("uid %u: %s refused: %s", (unsigned)who.uid, op,
+			  audit_escape(error.text, text, sizeof(text)));
 		control_reply_error(peer->fd, error.code ? error.code : PROTO_E_FAILED, error.text);
 		return;
 	}

@@ -46,6 +46,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "container/container.h"
 #include "hubsync.h"
 #include "ops.h"
@@ -56,6 +57,7 @@
 #include "fsutil.h"
 #include "hubtoken.h"
 #include "log.h"
+#include "proto.h"
 #include "strutil.h"
 #include "validate.h"
 #include "banned.h"
@@ -663,6 +665,36 @@ static int hubsync_fetch(struct hubsync *h, bool conditional, struct hubsync_bod
 
 /* ---- applying a list ----------------------------------------------------------- */
 
+/* The agent's own change to member on the hub's behalf, in the audit log;
+ * code NULL when it was done, else the error's code and sentence. */
+static void hubsync_audit(struct agent *a, const char *op, const char *member, json_t *args,
+			  long long started_ms, const char *code, const char *error)
+{
+	audit_record(a->audit, &(struct audit_entry){
+		.time_ms = started_ms, .duration_ms = audit_now_ms() - started_ms, .by_hub = true,
+		.uid = -1, .op = op, .target = member, .args = args,
+		.result = code ? code : "ok", .error = code ? error : NULL,
+	});
+}
+
+/* What the hub sent of a member, for its audit entry: the keys by their
+ * fingerprints. */
+static json_t *hubsync_audit_args(const struct hubsync_member *m, bool ids)
+{
+	json_t *keys = json_array();
+	json_t *args;
+
+	for (size_t k = 0; keys && k < m->nkeys; k++)
+		json_array_append_new(keys, json_string(m->fingerprints[k]));
+	args = json_pack("{s:o, s:b}", "keys", keys, "disabled", m->disabled);
+	if (args && ids) {
+		json_object_set_new(args, "uid", json_integer(m->uid));
+		json_object_set_new(args, "subid_base", json_integer(m->subid_base));
+		json_object_set_new(args, "ssh_port", json_integer(m->ssh_port));
+	}
+	return args;
+}
+
 /* The keys as the records hold them: each line and a newline. */
 static char *hubsync_keys_text(const struct hubsync_member *m)
 {
@@ -709,7 +741,9 @@ static int hubsync_set_keys(struct hubsync *h, const struct member_record *rec,
 	struct agent *a = h->a;
 	__do_free char *want = hubsync_keys_text(m);
 	__do_free char *have = NULL;
+	__do_json json_t *args = NULL;
 	__do_unlock_member struct member_lock lock = { 0 };
+	long long started_ms = audit_now_ms();
 	int ret;
 
 	if (!want)
@@ -719,6 +753,7 @@ static int hubsync_set_keys(struct hubsync *h, const struct member_record *rec,
 		return ret;
 	if (strcmp(want, have) == 0)
 		return 0;
+	args = hubsync_audit_args(m, false);
 
 	pthread_mutex_lock(&a->members_lock);
 	ret = db_begin(a->db);
@@ -731,8 +766,13 @@ static int hubsync_set_keys(struct hubsync *h, const struct member_record *rec,
 			db_rollback(a->db);
 	}
 	pthread_mutex_unlock(&a->members_lock);
-	if (ret < 0)
+	if (ret < 0) {
+		/* Retried every minute: told once. */
+		if (h->loud)
+			hubsync_audit(a, "keys_set", rec->name, args, started_ms, PROTO_E_FAILED,
+				      "the agent's database failed; see the agent's log");
 		return ret;
+	}
 	ret = member_sync_host(a, rec);
 	/* After a start under way, never before it: the start reads the
 	 * records, this writes what they say now. */
@@ -740,6 +780,8 @@ static int hubsync_set_keys(struct hubsync *h, const struct member_record *rec,
 	hubsync_container_keys(a, rec, want);
 	log_info("hub: member %s now has %zu key%s%s", rec->name, m->nkeys, m->nkeys == 1 ? "" : "s",
 		 m->disabled ? " (disabled on the hub)" : "");
+	hubsync_audit(a, "keys_set", rec->name, args, started_ms, ret < 0 ? PROTO_E_FAILED : NULL,
+		      "the keys are recorded, but the member's host login could not be updated");
 	return ret;
 }
 
@@ -759,6 +801,8 @@ static void hubsync_queue_start(struct hubsync *h, const char *name)
 static int hubsync_create(struct hubsync *h, const struct hubsync_member *m)
 {
 	struct member_record want = { 0 }, rec;
+	__do_json json_t *args = hubsync_audit_args(m, true);
+	long long started_ms = audit_now_ms();
 	char err[512] = "";
 	int ret;
 
@@ -772,8 +816,14 @@ static int hubsync_create(struct hubsync *h, const struct hubsync_member *m)
 		hubsync_member_error(h, "member %s is not created on this server: %s%s", m->name,
 				     err[0] ? err : strerror(-ret),
 				     ret == -EEXIST ? "; an admin must resolve the clash" : "");
+		/* A list that failed is retried every minute: told once. */
+		if (h->loud)
+			hubsync_audit(h->a, "user_add", m->name, args, started_ms,
+				      ret == -EEXIST ? PROTO_E_CONFLICT : PROTO_E_FAILED,
+				      err[0] ? err : strerror(-ret));
 		return ret;
 	}
+	hubsync_audit(h->a, "user_add", m->name, args, started_ms, NULL, NULL);
 	hubsync_queue_start(h, rec.name);
 	return 0;
 }
@@ -799,6 +849,12 @@ static int hubsync_apply_member(struct hubsync *h, const struct hubsync_member *
 	if (ret == -ENOENT && !in_ranges) {
 		hubsync_member_error(h, "member %s is refused, nothing of it is made on this server: %s",
 				     m->name, outside);
+		if (h->loud) {
+			__do_json json_t *args = hubsync_audit_args(m, true);
+
+			hubsync_audit(h->a, "user_add", m->name, args, audit_now_ms(), PROTO_E_DENIED,
+				      outside);
+		}
 		return 0;
 	}
 	if (ret == -ENOENT)
@@ -880,6 +936,7 @@ static void hubsync_start_container(struct agent *a, const char *name)
 	__do_json json_t *result = NULL;
 	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
+	long long started_ms = audit_now_ms();
 	int ret;
 
 	if (db_member_get(a->db, name, &rec) < 0)
@@ -890,6 +947,8 @@ static void hubsync_start_container(struct agent *a, const char *name)
 		log_error("hub: the container of new member %s did not start: %s", name, error.text);
 	else
 		log_info("hub: the container of new member %s runs (SSH port %u)", name, rec.ssh_port);
+	hubsync_audit(a, "start", name, NULL, started_ms,
+		      ret < 0 ? (error.code ? error.code : PROTO_E_FAILED) : NULL, error.text);
 }
 
 static void *hubsync_worker(void *arg)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "container/container.h"
 #include "hubsync.h"
 #include "monitor/monitor.h"
@@ -122,6 +123,10 @@ static int agent_init(struct agent *a)
 							 .minute_days = a->cfg.history_days },
 			 &a->history) < 0)
 		log_warn("no history will be kept: %s cannot be opened", path);
+	/* Without it the entries still reach the log, one line each. */
+	snprintf(path, sizeof(path), "%s/audit.db", a->cfg.state_dir);
+	if (audit_open(path, config_audit_retention(&a->cfg), &a->audit) < 0)
+		log_warn("no audit log will be kept in %s: its entries go to this log only", path);
 	pthread_mutex_init(&a->members_lock, NULL);
 	pthread_mutex_init(&a->rules_lock, NULL);
 	pthread_mutex_init(&a->busy_lock, NULL);
@@ -203,7 +208,9 @@ static void agent_stop_services(struct agent *a)
 	collector_stop(a->collector);
 	oomwatch_stop(a->oomwatch);
 	history_close(a->history);
-	/* Threads may still be serving; the process exit ends them. */
+	/* Threads may still be serving, and recording: the audit log stays
+	 * open for them (SQLite needs no close); the process exit ends them. */
+	audit_flush(a->audit);
 }
 
 int main(int argc, char **argv)

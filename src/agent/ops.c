@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "container/container.h"
 #include "gpu/gpu.h"
 #include "image/image.h"
@@ -867,21 +868,21 @@ static int op_version(struct op_context *ctx, json_t **result)
 }
 
 static const struct op_entry ops_core_table[] = {
-	{ "version",        op_version },
-	{ "start",          op_start },
-	{ "stop",           op_stop },
-	{ "status",         op_status },
-	{ "rebuild",        op_rebuild },
-	{ "port_add",       op_port_add },
-	{ "port_rm",        op_port_rm },
-	{ "port_ls",        op_port_ls },
-	{ "user_add",       op_user_add },
-	{ "user_rm",        op_user_rm },
-	{ "user_ls",        op_user_ls },
-	{ "template_build", op_template_build },
-	{ "template_ls",    op_template_ls },
-	{ "ls",             op_ls },
-	{ NULL, NULL },
+	{ "version",        op_version,        OP_READ_ONLY, NULL },
+	{ "start",          op_start,          OP_CHANGES,   NULL },
+	{ "stop",           op_stop,           OP_CHANGES,   NULL },
+	{ "status",         op_status,         OP_READ_ONLY, NULL },
+	{ "rebuild",        op_rebuild,        OP_CHANGES,   NULL },
+	{ "port_add",       op_port_add,       OP_CHANGES,   "member port" },
+	{ "port_rm",        op_port_rm,        OP_CHANGES,   "member port" },
+	{ "port_ls",        op_port_ls,        OP_READ_ONLY, NULL },
+	{ "user_add",       op_user_add,       OP_CHANGES,   "name" },
+	{ "user_rm",        op_user_rm,        OP_CHANGES,   "name" },
+	{ "user_ls",        op_user_ls,        OP_READ_ONLY, NULL },
+	{ "template_build", op_template_build, OP_CHANGES,   "name release" },
+	{ "template_ls",    op_template_ls,    OP_READ_ONLY, NULL },
+	{ "ls",             op_ls,             OP_READ_ONLY, NULL },
+	{ 0 },
 };
 
 /* Every operation, by area; each table ends with a NULL name. */
@@ -892,6 +893,7 @@ static const struct op_entry *const ops_tables[] = {
 	ops_monitor_table,
 	ops_limits_table,
 	ops_doctor_table,
+	ops_audit_table,
 };
 
 /* What a container may ask over its own socket: reading, never changing. */
@@ -905,29 +907,43 @@ static bool ops_guest_may(const char *op)
 	return false;
 }
 
+static const struct op_entry *ops_find(const char *op)
+{
+	for (size_t t = 0; t < ARRAY_SIZE(ops_tables); t++)
+		for (const struct op_entry *e = ops_tables[t]; e->name; e++)
+			if (strcmp(e->name, op) == 0)
+				return e;
+	return NULL;
+}
+
+static int ops_run(struct op_context *ctx, const struct op_entry *entry, const char *op,
+		   json_t **result)
+{
+	*result = NULL;
+	if (ctx->who->guest && !ops_guest_may(op))
+		return ops_fail(ctx, PROTO_E_DENIED,
+				"inside a container gpubox answers only ps, gpus and status; the rest is done on the host (ssh %s-manage)",
+				ctx->a->cfg.server_name);
+	if (!entry)
+		return ops_fail(ctx, PROTO_E_USAGE, "unknown operation; this agent speaks protocol %d",
+				PROTO_VERSION);
+	if (entry->run(ctx, result) < 0)
+		return -1;
+	if (!*result)
+		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+	return 0;
+}
+
 int ops_dispatch(struct agent *a, const struct caller *who, const char *op, json_t *args,
 		 struct progress *progress, json_t **result, struct reply_error *error)
 {
 	struct op_context ctx = { .a = a, .who = who, .args = args, .progress = progress, .error = error };
+	const struct op_entry *entry = ops_find(op);
+	long long started_ms = audit_now_ms();
+	int ret = ops_run(&ctx, entry, op, result);
 
-	*result = NULL;
-	if (who->guest && !ops_guest_may(op))
-		return ops_fail(&ctx, PROTO_E_DENIED,
-				"inside a container gpubox answers only ps, gpus and status; the rest is done on the host (ssh %s-manage)",
-				a->cfg.server_name);
-	for (size_t t = 0; t < ARRAY_SIZE(ops_tables); t++) {
-		for (const struct op_entry *e = ops_tables[t]; e->name; e++) {
-			if (strcmp(e->name, op) != 0)
-				continue;
-			if (e->run(&ctx, result) < 0)
-				return -1;
-			if (!*result)
-				return ops_fail(&ctx, PROTO_E_FAILED, "the agent ran out of memory");
-			return 0;
-		}
-	}
-	return ops_fail(&ctx, PROTO_E_USAGE, "unknown operation; this agent speaks protocol %d",
-			PROTO_VERSION);
+	ops_audit_request(&ctx, entry, op, ret, started_ms);
+	return ret;
 }
 
 int ops_reconcile(struct agent *a)

@@ -48,10 +48,23 @@ struct op_context {
 	struct reply_error *error;
 };
 
+/* Whether an operation changes anything: what the audit log keeps
+ * (ops_audit.c).  A table's entries name it (the compiler wants every
+ * field of a positional initializer); the zero value, where it is left
+ * out anyway, is the safe one: audited. */
+enum op_kind {
+	OP_CHANGES = 0,                /* every request is recorded */
+	OP_READ_ONLY,                  /* recorded only when denied */
+};
+
 /* One operation of the protocol; tables end with a NULL name. */
 struct op_entry {
 	const char *name;
 	int (*run)(struct op_context *ctx, json_t **result);
+	enum op_kind kind;
+	/* The arguments naming what it acts on, for the audit log's target
+	 * (audit_target()): "member port"; NULL: "member". */
+	const char *target;
 };
 
 /* ops_gpu.c and ops_snapshot.c: their areas' operations. */
@@ -62,6 +75,14 @@ extern const struct op_entry ops_monitor_table[];
 
 /* ops_doctor.c: doctor, what the server needs (gpubox admin doctor). */
 extern const struct op_entry ops_doctor_table[];
+
+/* ops_audit.c: log, the audit log's entries. */
+extern const struct op_entry ops_audit_table[];
+/* Record one request in the audit log, when it is to be: entry is NULL
+ * for an unknown operation, ret and ctx->error are the request's
+ * outcome, started_ms when it arrived. */
+void ops_audit_request(struct op_context *ctx, const struct op_entry *entry, const char *op,
+		       int ret, long long started_ms);
 
 /* ops_gpu.c: mount the member's tree for a start, with the host driver's
  * layer when the server has GPUs; *plan (caller frees; NULL without GPU)

@@ -726,6 +726,6 @@ static int op_doctor(struct op_context *ctx, json_t **result)
 }
 
 const struct op_entry ops_doctor_table[] = {
-	{ "doctor", op_doctor },
-	{ NULL, NULL },
+	{ "doctor", op_doctor, OP_READ_ONLY, NULL },
+	{ 0 },
 };

@@ -600,8 +600,8 @@ static int op_gpu_ls(struct op_context *ctx, json_t **result)
 }
 
 const struct op_entry ops_gpu_table[] = {
-	{ "gpu_attach", op_gpu_attach },
-	{ "gpu_detach", op_gpu_detach },
-	{ "gpu_ls",     op_gpu_ls },
-	{ NULL, NULL },
+	{ "gpu_attach", op_gpu_attach, OP_CHANGES,   "member gpu" },
+	{ "gpu_detach", op_gpu_detach, OP_CHANGES,   "member gpu" },
+	{ "gpu_ls",     op_gpu_ls,     OP_READ_ONLY, NULL },
+	{ 0 },
 };

@@ -397,8 +397,8 @@ static int op_limits_ls(struct op_context *ctx, json_t **result)
 }
 
 const struct op_entry ops_limits_table[] = {
-	{ "limits_set", op_limits_set },
-	{ "limits_rm",  op_limits_rm },
-	{ "limits_ls",  op_limits_ls },
-	{ NULL, NULL },
+	{ "limits_set", op_limits_set, OP_CHANGES,   "member set" },
+	{ "limits_rm",  op_limits_rm,  OP_CHANGES,   "member key" },
+	{ "limits_ls",  op_limits_ls,  OP_READ_ONLY, NULL },
+	{ 0 },
 };

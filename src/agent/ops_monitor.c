@@ -331,9 +331,9 @@ static int op_usage(struct op_context *ctx, json_t **result)
 }
 
 const struct op_entry ops_monitor_table[] = {
-	{ "ps", op_ps },
-	{ "gpus", op_gpus },
-	{ "history", op_history },
-	{ "usage", op_usage },
-	{ NULL, NULL },
+	{ "ps",      op_ps,      OP_READ_ONLY, NULL },
+	{ "gpus",    op_gpus,    OP_READ_ONLY, NULL },
+	{ "history", op_history, OP_READ_ONLY, NULL },
+	{ "usage",   op_usage,   OP_READ_ONLY, NULL },
+	{ 0 },
 };

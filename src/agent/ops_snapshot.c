@@ -830,10 +830,10 @@ static int op_template_rm(struct op_context *ctx, json_t **result)
 }
 
 const struct op_entry ops_snapshot_table[] = {
-	{ "snapshot_create", op_snapshot_create },
-	{ "snapshot_ls",     op_snapshot_ls },
-	{ "snapshot_rm",     op_snapshot_rm },
-	{ "restore",         op_restore },
-	{ "template_rm",     op_template_rm },
-	{ NULL, NULL },
+	{ "snapshot_create", op_snapshot_create, OP_CHANGES,   "member name" },
+	{ "snapshot_ls",     op_snapshot_ls,     OP_READ_ONLY, NULL },
+	{ "snapshot_rm",     op_snapshot_rm,     OP_CHANGES,   "member name" },
+	{ "restore",         op_restore,         OP_CHANGES,   "member name" },
+	{ "template_rm",     op_template_rm,     OP_CHANGES,   "ref" },
+	{ 0 },
 };

@@ -145,6 +145,7 @@ enum {
 	CLI_OPT_UNTIL   = 1 << 11,
 	CLI_OPT_CSV     = 1 << 12,
 	CLI_OPT_FORCE   = 1 << 13,
+	CLI_OPT_LIMIT   = 1 << 14,
 };
 
 #define CLI_KEYS_MAX 16
@@ -170,6 +171,7 @@ struct cli_options {
 	const char *at;
 	const char *since;
 	const char *until;
+	const char *limit;
 	bool csv;
 	bool force;
 	const char *keys[CLI_KEYS_MAX];
@@ -301,6 +303,18 @@ int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **arg
 int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+/* A --since/--until/--at value (option names it) to unix milliseconds: a
+ * duration ("7d") counts back from now when duration_ok, anything else is
+ * a time.  -EINVAL after printing the usage error. */
+int cmd_monitor_time(const struct cli_command *self, const char *option, const char *text,
+		     bool duration_ok, long long *ms);
+
+/* ---- cmd_log.c: the audit log ------------------------------------------ */
+
+/* gpubox log: the caller's own entries. */
+int cmd_log(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+/* gpubox admin log: everyone's, or one member's. */
+int cmd_admin_log(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 
 /* ---- cmd_doctor.c ---------------------------------------------------- */
 

@@ -479,6 +479,13 @@ static const struct cli_command cmd_admin_commands[] = {
 	{ "ls", cmd_admin_ls, true,
 	  "admin ls [--json]",
 	  "List every container on this server with its state." },
+	{ "log", cmd_admin_log, true,
+	  "admin log [--member NAME] [--since TIME] [--limit N] [--json]",
+	  "The audit log: every request that changes something on this server, and every "
+	  "one refused, by members, admins and the hub, with who asked (uid and member), "
+	  "what it acted on, its arguments (JSON) and its result.  --member NAME keeps that "
+	  "member's own requests; --since takes a time or a duration (2h, 7d, 2026-12-01); "
+	  "--limit the newest N entries (default 100)." },
 	{ "doctor", cmd_admin_doctor, true,
 	  "admin doctor [--json]",
 	  "Check what this server needs (kernel, LXC, lxcfs, nftables, the bridge, OpenSSH, "

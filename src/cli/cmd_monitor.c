@@ -185,9 +185,7 @@ int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **a
 	return CLI_EXIT_OK;
 }
 
-/* A --since/--until/--at value to unix milliseconds: a duration ("7d")
- * counts back from now, anything else is a time. */
-static int cmd_monitor_time(const struct cli_command *self, const char *option, const char *text,
+int cmd_monitor_time(const struct cli_command *self, const char *option, const char *text,
 			    bool duration_ok, long long *ms)
 {
 	long long now = (long long)time(NULL), seconds, t;

@@ -53,8 +53,8 @@ static const struct cli_command cli_commands[] = {
 	  "Forward a port of the server to a port of your container, remove a forward, "
 	  "or list them." },
 	{ "admin", cmd_admin, true,
-	  "admin user|template|gpu|limits|doctor|ls ...",
-	  "Manage members, templates, GPUs, limits and containers, and check the server (admins only; see gpubox admin --help)." },
+	  "admin user|template|gpu|limits|log|doctor|ls ...",
+	  "Manage members, templates, GPUs, limits and containers, read the audit log, and check the server (admins only; see gpubox admin --help)." },
 	{ "ps", cmd_ps, false,
 	  "ps [--json] [--member NAME]",
 	  "Show your processes on the server's GPUs, with their process ids inside your "
@@ -74,6 +74,12 @@ static const struct cli_command cli_commands[] = {
 	  "usage [--since TIME] [--until TIME] [--csv | --json]",
 	  "GPU-hours and GPU-memory-hours (GiB x hours) per member over a period (default: "
 	  "the last 7 days, --since 7d).  A TIME runs to the next option: --since 2 days ago." },
+	{ "log", cmd_log, false,
+	  "log [--since TIME] [--limit N] [--json]",
+	  "What you asked of this server's agent that changes something (start, stop, "
+	  "ports, snapshots ...) and anything refused, newest last: the time, who, the "
+	  "operation, what it acted on and its result.  --since takes a time or a duration "
+	  "(2h, 7d, 2026-12-01, 4 hours ago); --limit the newest N entries (default 100)." },
 	{ "version", cmd_version, false,
 	  "version [--json]",
 	  "Print the version of this program and of the server's agent." },

@@ -17,6 +17,7 @@
 #include "keyfile.h"
 #include "reslimit.h"
 #include "strutil.h"
+#include "timeparse.h"
 #include "banned.h"
 
 #define KEY(name, type, field) KEYFILE_KEY(struct gpubox_config, name, type, field)
@@ -68,6 +69,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("metrics_listen",       CONFIG_STRING, metrics_listen),
 	KEY("metrics_token_file",   CONFIG_STRING, metrics_token_file),
 	KEY("show_members",         CONFIG_BOOL,   show_members),
+	KEY("audit_retention",      CONFIG_STRING, audit_retention),
 	KEY("guest_cli",            CONFIG_STRING, guest_cli),
 	KEY("hub_url",              CONFIG_STRING, hub_url),
 	KEY("hub_token_file",       CONFIG_STRING, hub_token_file),
@@ -137,6 +139,7 @@ void config_set_defaults(struct gpubox_config *cfg)
 	snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "127.0.0.1:9400");
 	cfg->metrics_token_file[0] = '\0';
 	cfg->show_members = true;
+	snprintf(cfg->audit_retention, sizeof(cfg->audit_retention), "365d");
 	snprintf(cfg->guest_cli, sizeof(cfg->guest_cli), "%s/gpubox", GPUBOX_BINDIR);
 	cfg->hub_url[0] = '\0';      /* empty: no hub, members are added here */
 	cfg->hub_token_file[0] = '\0';
@@ -511,6 +514,37 @@ static int config_check_limits(const struct gpubox_config *cfg, char *err, size_
 	return 0;
 }
 
+/* audit_retention: a duration as timeparse.h reads one ("365d", "8w"),
+ * from an hour to a century, or 0 / forever. */
+static int config_parse_retention(const char *text, long long *seconds)
+{
+	if (strcmp(text, "0") == 0 || strcmp(text, "forever") == 0) {
+		*seconds = 0;
+		return 0;
+	}
+	if (parse_duration(text, seconds) < 0 || *seconds < 3600 || *seconds > 36500LL * 86400)
+		return -EINVAL;
+	return 0;
+}
+
+static int config_check_audit(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	long long seconds;
+
+	if (config_parse_retention(cfg->audit_retention, &seconds) < 0) {
+		set_error(err, errlen, "audit_retention is a duration from 1h to 36500d such as 365d or 26w, or 0 or forever to keep every entry");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+long long config_audit_retention(const struct gpubox_config *cfg)
+{
+	long long seconds = 0;
+
+	return config_parse_retention(cfg->audit_retention, &seconds) == 0 ? seconds : 0;
+}
+
 void config_limits(const struct gpubox_config *cfg, struct limits *out)
 {
 	char why[8];
@@ -539,7 +573,7 @@ static int config_check(const struct gpubox_config *cfg, char *err, size_t errle
 {
 	if (config_check_gpu(cfg, err, errlen) < 0 || config_check_hub(cfg, err, errlen) < 0 ||
 	    config_check_limits(cfg, err, errlen) < 0 || config_check_egress(cfg, err, errlen) < 0 ||
-	    config_check_layers(cfg, err, errlen) < 0)
+	    config_check_layers(cfg, err, errlen) < 0 || config_check_audit(cfg, err, errlen) < 0)
 		return -EINVAL;
 	if (cfg->sample_interval < 100 || cfg->sample_interval > 60000) {
 		set_error(err, errlen, "sample_interval is in milliseconds, from 100 to 60000");

@@ -77,6 +77,7 @@ struct gpubox_config {
 	char metrics_listen[CONFIG_NAME_MAX];   /* "HOST:PORT" of /metrics; "": none */
 	char metrics_token_file[CONFIG_PATH_MAX];/* bearer token; required off loopback */
 	bool show_members;             /* gpus and usage name other members */
+	char audit_retention[32];      /* how long audit entries are kept: a duration, 0 or forever */
 	char guest_cli[CONFIG_PATH_MAX];        /* gpubox bound into containers; "": none */
 
 	char hub_url[CONFIG_TEXT_MAX];          /* http(s)://host[:port][/path] of gpubox-hub; "": none */
@@ -102,6 +103,9 @@ enum config_nvml {
 /* The mode of the checked key nvml_interposer, and the library to inject
  * (into path; GPUBOX_NVML_INTERPOSER unless the key names one). */
 enum config_nvml config_nvml_interposer(const struct gpubox_config *cfg, char *path, size_t len);
+
+/* The checked key audit_retention in seconds; 0: kept forever. */
+long long config_audit_retention(const struct gpubox_config *cfg);
 
 struct limits;
 /* The server's default limits, from the checked key "limits". */

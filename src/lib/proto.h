@@ -49,6 +49,8 @@
  *	template_ls                              -> {templates: [...]}
  *	template_rm  {ref}                       -> {ref}
  *	ls                                       -> {containers: [status result, ...]}
+ * Anyone (their own entries; admins everyone's, or one member's):
+ *	log          {member?, since?, limit?, own?} -> {server, entries: [...]}
  * docs/protocol.md describes every field.
  */
 #ifndef GPUBOX_PROTO_H

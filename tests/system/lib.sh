@@ -141,6 +141,23 @@ restart_agent() {
 	return 1
 }
 
+# The agent again with one more line in the suite's configuration (a
+# test's own setting).  The file as it was is kept until restore_config
+# TAG (from the test's trap) puts it back and restarts the agent with it.
+restart_with_config() { # TAG LINE
+	cp "$GBX_CONF" "$GBX_DIR/gpubox.conf.before-$1" &&
+		printf '%s\n' "$2" >>"$GBX_CONF" &&
+		kill "$(cat "$GBX_DIR/agent.pid")" && sleep 0.5 && restart_agent
+}
+
+restore_config() { # TAG
+	[ -f "$GBX_DIR/gpubox.conf.before-$1" ] || return 0
+	mv "$GBX_DIR/gpubox.conf.before-$1" "$GBX_CONF"
+	kill "$(cat "$GBX_DIR/agent.pid")"
+	sleep 0.5
+	restart_agent
+}
+
 # wait_for SECONDS command...: until the command succeeds.
 wait_for() {
 	local limit=$(($1 * 10))

@@ -49,6 +49,11 @@ id" 'status > /tmp/x'; do
 done
 refuse "an unknown command is refused" 2 'not a gpubox command' as_user "$a" frobnicate
 refuse "a member cannot run admin commands" 1 'admin' as_user "$a" admin user ls
+refuse "log --since takes a time" 2 'cannot read "whenever" as a time' as_user "$a" log --since whenever
+refuse "log --limit takes 1 to 10000" 2 '--limit takes a number of entries from 1 to 10000' as_user "$a" log --limit 10001
+refuse "log takes no --member" 2 'does not take --member' as_user "$a" log --member "$b"
+refuse "admin log --limit takes a number" 2 '--limit takes a number' gpubox admin log --limit ten
+refuse "admin log --member takes a member name" 2 'member name|name' gpubox admin log --member 'A;B'
 refuse "gpu attach takes no --force" 2 'does not take --force' gpubox admin gpu attach "$a" 0 --force
 refuse "a member cannot detach a GPU, even with --force" 1 'admin' as_user "$a" admin gpu detach "$a" 0 --force
 

@@ -134,6 +134,17 @@ wait_for 15 fails ssh_key_login "$key1" "$hub_ssh_port" true &&
 grep -qF "$(cut -d' ' -f2 "$key1.pub")" "$GBX_DIR/authorized_keys/$m" &&
 	not_ok "the removed key left the host login" || ok "the removed key left the host login"
 
+# ---- the audit log has the hub's changes, by "hub" ----
+hub_ops() { gpubox admin log --limit 10000 --json |
+	jq -c --arg m "$m" '[.entries[] | select(.by == "hub" and .uid == null and .target == $m and .result == "ok") | .op] | unique'; }
+wait_for 10 eval '[ "$(hub_ops)" = "[\"keys_set\",\"start\",\"user_add\"]" ]' &&
+	ok "the audit log has the member's creation, start and key changes by the hub" ||
+	{ not_ok "the audit log has the hub's changes: $(hub_ops)"; }
+key2_print=$(ssh-keygen -lf "$key2.pub" | awk '{print $2}')
+gpubox admin log --limit 10000 --json | jq_check --arg m "$m" --arg fp "$key2_print" \
+	'any(.entries[]; .by == "hub" and .op == "keys_set" and .target == $m and any(.args.keys[]; contains($fp)))' >/dev/null &&
+	ok "the hub's key change is recorded by fingerprint" || not_ok "the hub's key change is recorded by fingerprint"
+
 # ---- the poke: the hub's token, not anyone's ----
 # The hub calls the agent with a token derived from the server's (see
 # src/lib/hubtoken.h), computed here apart, with Python's BLAKE2b.

@@ -189,6 +189,7 @@ expect() {
 	ps | 'gpubox ps') pattern="sleep $job_secs" gpu=1 ;;
 	'history --gpu 3 --at 4 hours ago') pattern="^$past " gpu=1 ;;
 	'usage --since 7d') pattern="^$past +2\.00 " gpu=1 ;;
+	'log --since 7d') pattern="port_add +$m port=8888 +ok" ;;
 	'gpubox status --json | jq -r .state') pattern="^running\$" ;;
 	*) pattern= ;;   # a new example: it must succeed
 	esac

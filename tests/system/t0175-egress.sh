@@ -15,12 +15,7 @@ cleanup() {
 	stop_pid "$listener"
 	remove_member "$m"
 	ip link del "$dummy" 2>/dev/null
-	if [ -f "$GBX_DIR/gpubox.conf.before-t0175" ]; then
-		mv "$GBX_DIR/gpubox.conf.before-t0175" "$GBX_CONF"
-		kill "$(cat "$GBX_DIR/agent.pid")"
-		sleep 0.5
-		restart_agent
-	fi
+	restore_config t0175
 }
 trap cleanup EXIT
 
@@ -60,11 +55,7 @@ reaches "$denied" "$port" && ok "before: the container reaches $denied" || not_o
 # the containers' DNS goes there, so its port 53 must stay open.
 resolver=$(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ && $2 !~ /^127\./ {print $2; exit}' /etc/resolv.conf)
 deny="169.254.0.0/16, $denied_net${resolver:+, $resolver/32}"
-cp "$GBX_CONF" "$GBX_DIR/gpubox.conf.before-t0175"
-echo "egress_deny = $deny" >>"$GBX_CONF"
-kill "$(cat "$GBX_DIR/agent.pid")"
-sleep 0.5
-check "the agent restarts with egress_deny = $deny" restart_agent
+check "the agent restarts with egress_deny = $deny" restart_with_config t0175 "egress_deny = $deny"
 nft_rules | grep -q "$denied_net" && ok "the table denies $denied_net" ||
 	{ not_ok "the table denies $denied_net"; nft_rules | diag; }
 

@@ -154,6 +154,38 @@ static void test_errors(void **state)
 	}
 }
 
+static void test_audit_retention(void **state)
+{
+	static const struct { const char *text; long long seconds; } good[] = {
+		{ "", 365LL * 86400 },
+		{ "audit_retention = 30d\n", 30LL * 86400 },
+		{ "audit_retention = 26w\n", 26LL * 7 * 86400 },
+		{ "audit_retention = 1h\n", 3600 },
+		{ "audit_retention = 0\n", 0 },
+		{ "audit_retention = forever\n", 0 },
+	};
+	static const char *const bad[] = {
+		"audit_retention = 30m\n", "audit_retention = 1y\n", "audit_retention = -1d\n",
+		"audit_retention = never\n", "audit_retention = 36501d\n", "audit_retention = 00\n",
+	};
+	struct gpubox_config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char err[256] = "";
+
+		assert_int_equal(parse(&cfg, good[i].text, err, sizeof(err)), 0);
+		assert_int_equal(config_audit_retention(&cfg), good[i].seconds);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[256] = "";
+
+		assert_int_equal(parse(&cfg, bad[i], err, sizeof(err)), -EINVAL);
+		if (!strstr(err, "audit_retention is a duration from 1h to 36500d"))
+			fail_msg("\"%s\": %s", bad[i], err);
+	}
+}
+
 static void test_low_ports_edge(void **state)
 {
 	struct gpubox_config cfg;
@@ -327,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_keys),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_low_ports_edge),
+		cmocka_unit_test(test_audit_retention),
 		cmocka_unit_test(test_hub_url_transport),
 		cmocka_unit_test(test_nul_and_long_lines),
 		cmocka_unit_test(test_egress_deny),
