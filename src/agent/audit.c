@@ -42,6 +42,9 @@
 #define AUDIT_SLOTS 128             /* callers whose allowance is followed */
 #define AUDIT_HIDDEN "(hidden)"
 
+/* The schema's version (PRAGMA user_version, see sqldb.h). */
+#define AUDIT_SCHEMA_VERSION 1
+
 static const char audit_schema[] =
 	"CREATE TABLE IF NOT EXISTS audit ("
 	"  id INTEGER PRIMARY KEY,"
@@ -608,6 +611,7 @@ int audit_open(const char *path, long long retention_seconds, struct audit **out
 		.flags = SQLDB_WAL | SQLDB_SYNC_NORMAL,
 		.mode = 0600,
 		.schema = audit_schema,
+		.version = AUDIT_SCHEMA_VERSION,
 		.sql = audit_sql,
 		.nsql = AUDIT_STMT_COUNT,
 	};
