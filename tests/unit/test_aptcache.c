@@ -58,6 +58,28 @@ static void test_accepted(void **state)
 	assert_int_equal(proxy_of("http://cache.example.org", url, 10), -ENAMETOOLONG);
 }
 
+/* The longest name a URL may hold still makes an apt line. */
+static void test_longest_name(void **state)
+{
+	char text[CONFIG_APT_CACHE_HOST_MAX + 32], url[300], line[512];
+	size_t n = (size_t)snprintf(text, sizeof(text), "http://");
+
+	(void)state;
+	for (int label = 0; label < 4; label++) {
+		memset(text + n, 'a' + label, label < 3 ? 63 : 61);
+		n += label < 3 ? 63 : 61;
+		text[n++] = label < 3 ? '.' : ':';
+	}
+	snprintf(text + n, sizeof(text) - n, "65535");
+	assert_int_equal(strlen(text) - strlen("http://:65535"), CONFIG_APT_CACHE_HOST_MAX);
+	assert_int_equal(proxy_of(text, url, sizeof(url)), 0);
+	assert_string_equal(url, text);
+	assert_int_equal(aptproxy_render(url, line, sizeof(line)), 0);
+	/* One more character: a label and the name too long. */
+	memmove(text + 8, text + 7, strlen(text + 7) + 1);
+	assert_int_equal(proxy_of(text, url, sizeof(url)), -EINVAL);
+}
+
 /* Everything else, each with its sentence: nothing that could close
  * apt's quotes or start another statement ever gets through. */
 static void test_refused(void **state)
@@ -225,6 +247,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accepted),
+		cmocka_unit_test(test_longest_name),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_in_the_file),
 		cmocka_unit_test(test_render),

@@ -33,6 +33,7 @@
 
 #define APTPROXY_FILE_NAME "apt-proxy.conf"
 #define APTPROXY_LAYER_NAME "mountpoints"
+#define APTPROXY_URL_MAX (CONFIG_APT_CACHE_HOST_MAX + 16)   /* http://HOST:PORT */
 #define APTPROXY_TEXT_MAX 512
 
 /* The proxy's URL again, byte by byte, whatever made it: apt's
@@ -40,7 +41,7 @@
  * or a line break from it. */
 static bool aptproxy_url_is_plain(const char *url)
 {
-	if (!str_has_prefix(url, "http://") || strlen(url) > APTPROXY_TEXT_MAX / 2)
+	if (!str_has_prefix(url, "http://") || strlen(url) > APTPROXY_URL_MAX)
 		return false;
 	for (const char *c = url; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
