@@ -39,6 +39,7 @@
 #include "doctor.h"
 #include "gpu/gpu.h"
 #include "hubsync.h"
+#include "image/aptsources.h"
 #include "image/image.h"
 #include "net/net.h"
 #include "ops.h"
@@ -56,6 +57,7 @@
 #define DOCTOR_LXC_MAJOR 4
 #define DOCTOR_HUB_TIMEOUT 5       /* seconds */
 #define DOCTOR_APT_CACHE_TIMEOUT 3 /* seconds */
+#define DOCTOR_APT_CACHE_FETCH_TIMEOUT 15
 #define DOCTOR_SSHD_OUTPUT_MAX 65536
 #define DOCTOR_TOKEN_MAX 256
 
@@ -579,12 +581,13 @@ struct doctor_request {
 	const char *url;
 	struct curl_slist *headers;    /* NULL: none */
 	long timeout;                  /* seconds */
-	bool direct;                   /* never through a proxy of the environment */
+	const char *proxy;             /* NULL: the environment's; "": none; else through it */
+	bool head;                     /* HEAD, not GET */
 	time_t *date;                  /* the answer's Date; NULL: not kept */
 };
 
-/* One GET, its body dropped: the HTTP status, or -1 (the curl error's
- * text in err). */
+/* One GET (or HEAD), its body dropped: the HTTP status, or -1 (the curl
+ * error's text in err). */
 static long doctor_http_get(const struct doctor_request *req, char *err, size_t errlen)
 {
 	CURL *c = curl_easy_init();
@@ -598,8 +601,10 @@ static long doctor_http_get(const struct doctor_request *req, char *err, size_t 
 	curl_easy_setopt(c, CURLOPT_URL, req->url);
 	if (req->headers)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, req->headers);
-	if (req->direct)
-		curl_easy_setopt(c, CURLOPT_PROXY, "");
+	if (req->proxy)
+		curl_easy_setopt(c, CURLOPT_PROXY, req->proxy);
+	if (req->head)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, req->timeout);
@@ -743,6 +748,44 @@ static bool doctor_apt_cache_denied(struct doctor_context *ctx, struct doctor_re
 	return true;
 }
 
+/*
+ * The cache answers at proxy; now what apt inside asks of it: the
+ * mirror's InRelease (HEAD).  apt-cacher-ng as Debian installs it on a
+ * server whose apt sources are only deb822 .sources files has an empty
+ * backends_debian, and answers every Debian file "503 Host not found".
+ */
+static void doctor_apt_cache_fetch(struct doctor_context *ctx, const char *proxy,
+				   struct doctor_result *r)
+{
+	const struct gpubox_config *cfg = &ctx->a->cfg;
+	char mirror[APTSOURCES_URI_MAX], url[APTSOURCES_URI_MAX + 96], err[CURL_ERROR_SIZE] = "";
+	size_t len;
+	long code;
+
+	if (template_mirror(cfg, mirror, sizeof(mirror), err, sizeof(err)) < 0 ||
+	    !str_has_prefix(mirror, "http://")) {
+		doctor_set(r, DOCTOR_OK, "the package cache answers at %s (no http:// mirror to fetch through it)",
+			   proxy);
+		return;
+	}
+	len = strlen(mirror);
+	while (len > 0 && mirror[len - 1] == '/')
+		len--;
+	snprintf(url, sizeof(url), "%.*s/dists/%s/InRelease", (int)len, mirror, cfg->template_release);
+	code = doctor_http_get(&(struct doctor_request){ .url = url, .proxy = proxy, .head = true,
+							 .timeout = DOCTOR_APT_CACHE_FETCH_TIMEOUT },
+			       err, sizeof(err));
+	if (code == 200) {
+		doctor_set(r, DOCTOR_OK, "the package cache at %s fetches the mirror's InRelease", proxy);
+		return;
+	}
+	if (code > 0)
+		doctor_set(r, DOCTOR_FAIL, "the package cache at %s answers HTTP %ld for %s", proxy, code, url);
+	else
+		doctor_set(r, DOCTOR_FAIL, "the package cache at %s cannot fetch %s: %s", proxy, url, err);
+	doctor_advise(r, "apt-cacher-ng: if /etc/apt-cacher-ng/backends_debian is empty (a server whose apt sources are deb822 .sources files only), write the mirror's URL into it, then restart apt-cacher-ng; see its log in /var/log/apt-cacher-ng");
+}
+
 static void doctor_check_apt_cache(struct doctor_context *ctx, struct doctor_result *r)
 {
 	const struct agent *a = ctx->a;
@@ -758,9 +801,9 @@ static void doctor_check_apt_cache(struct doctor_context *ctx, struct doctor_res
 	    doctor_apt_cache_denied(ctx, r))
 		return;
 	code = doctor_http_get(&(struct doctor_request){ .url = url, .timeout = DOCTOR_APT_CACHE_TIMEOUT,
-							 .direct = true }, err, sizeof(err));
+							 .proxy = "" }, err, sizeof(err));
 	if (code > 0) {
-		doctor_set(r, DOCTOR_OK, "the package cache answers at %s (HTTP %ld)", url, code);
+		doctor_apt_cache_fetch(ctx, url, r);
 		return;
 	}
 	doctor_set(r, DOCTOR_FAIL, "the package cache does not answer at %s: %s", url, err);

@@ -1149,9 +1149,8 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 	return 0;
 }
 
-/* The mirror debootstrap fetches from: the configured one, else the host's. */
-static int template_choose_mirror(const struct gpubox_config *cfg, char *mirror, size_t len,
-				  char *err, size_t errlen)
+int template_mirror(const struct gpubox_config *cfg, char *mirror, size_t len, char *err,
+		    size_t errlen)
 {
 	if (cfg->template_mirror[0]) {
 		snprintf(mirror, len, "%s", cfg->template_mirror);
@@ -1229,7 +1228,7 @@ static int template_build_recipe(const struct gpubox_config *cfg, const char *re
 	size_t npackages = 0;
 	int ret;
 
-	ret = template_choose_mirror(cfg, mirror, mirrorlen, err, errlen);
+	ret = template_mirror(cfg, mirror, mirrorlen, err, errlen);
 	if (ret < 0)
 		return ret;
 	*arch = template_host_arch();
