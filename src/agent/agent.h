@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "validate.h"
+#include "container/container.h"
 #include "net/net.h"
 
 /* ---- main.c: the agent itself ---------------------------------------------- */
@@ -25,6 +26,8 @@ struct agent {
 	struct gpubox_config cfg;
 	struct db *db;
 	struct network_subnet subnet;
+	struct config_apt_cache apt_cache;     /* apt_cache, parsed */
+	struct aptproxy aptproxy;       /* its setting in the containers */
 	char lxcpath[PATH_MAX];
 	pthread_mutex_t members_lock;   /* allocation, add and remove */
 	pthread_mutex_t rules_lock;     /* the nftables table */

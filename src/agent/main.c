@@ -82,6 +82,18 @@ static void agent_protect_from_oom(void)
 		log_warn("cannot lower the agent's OOM score: %s", strerror(errno));
 }
 
+/* apt_cache (checked with the configuration) and the setting the
+ * containers get from it, naming the server by the bridge's address. */
+static int agent_init_apt_cache(struct agent *a)
+{
+	char gateway[16], err[256];
+
+	if (config_apt_cache(a->cfg.apt_cache, &a->apt_cache, err, sizeof(err)) < 0)
+		return log_error_errno(-EINVAL, 0, "%s", err);
+	network_format_address(a->subnet.host_address, gateway);
+	return aptproxy_setup(&a->cfg, gateway, &a->aptproxy);
+}
+
 static int agent_init(struct agent *a)
 {
 	struct mounts_entry mounts[MOUNTS_MAX];
@@ -104,6 +116,9 @@ static int agent_init(struct agent *a)
 	 * files below it; everything else below is root's alone (0700). */
 	if (chmod(a->cfg.state_dir, 0711) < 0)
 		return log_error_errno(-errno, errno, "cannot chmod %s", a->cfg.state_dir);
+	ret = agent_init_apt_cache(a);
+	if (ret < 0)
+		return ret;
 	snprintf(a->lxcpath, sizeof(a->lxcpath), "%s/lxc", a->cfg.state_dir);
 	/* LXC needs its path crossable by the container's root. */
 	ret = fsutil_mkdir_p(a->lxcpath, 0711);

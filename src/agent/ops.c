@@ -105,9 +105,7 @@ int ops_member_view(struct agent *a, const struct member_record *rec, struct mem
 	ret = network_member_address(&a->subnet, rec->address_index, v->address, sizeof(v->address));
 	if (ret < 0)
 		return ret;
-	snprintf(v->gateway, sizeof(v->gateway), "%u.%u.%u.%u", a->subnet.host_address >> 24,
-		 (a->subnet.host_address >> 16) & 255, (a->subnet.host_address >> 8) & 255,
-		 a->subnet.host_address & 255);
+	network_format_address(a->subnet.host_address, v->gateway);
 	snprintf(v->hostname, sizeof(v->hostname), "%s-%s", a->cfg.server_name, rec->name);
 	snprintf(v->logfile, sizeof(v->logfile), "%s/lxc.log", v->paths.dir);
 	return 0;
@@ -116,6 +114,22 @@ int ops_member_view(struct agent *a, const struct member_record *rec, struct mem
 const char *ops_ssh_host(const struct agent *a)
 {
 	return a->cfg.ssh_host[0] ? a->cfg.ssh_host : a->cfg.server_name;
+}
+
+/* Where containers reach the package cache, for the rules (host order):
+ * the bridge's address for a local one, the address a URL names; 0 for
+ * none, or a URL naming a host (its address is the resolver's to give,
+ * and may change: doctor says when egress_deny covers it). */
+static uint32_t ops_apt_cache_address(const struct agent *a)
+{
+	uint32_t address = 0;
+
+	if (a->apt_cache.mode == CONFIG_APT_CACHE_LOCAL)
+		return a->subnet.host_address;
+	if (a->apt_cache.mode == CONFIG_APT_CACHE_URL &&
+	    network_parse_address(a->apt_cache.host, &address) == 0)
+		return address;
+	return 0;
 }
 
 /* The whole nftables text: forwards and running containers as given,
@@ -140,7 +154,9 @@ static char *ops_render_rules(struct agent *a, const struct nft_forward *rules, 
 					      .subnet = subnet, .forwards = rules, .nforwards = nrules,
 					      .containers = running, .ncontainers = nrunning,
 					      .egress_deny = deny, .negress_deny = ndeny,
-					      .resolvers = resolvers, .nresolvers = nresolvers });
+					      .resolvers = resolvers, .nresolvers = nresolvers,
+					      .apt_cache = ops_apt_cache_address(a),
+					      .apt_cache_port = a->apt_cache.port });
 }
 
 int ops_sync_rules(struct agent *a)
@@ -249,8 +265,9 @@ static json_t *ops_login_result(struct agent *a, const struct member_record *rec
 }
 
 /* The container's mounts in one list: the GPU's files, the host's
- * directories, the container's socket and the gpubox that talks to it.
- * The entries point into gpu, host and guest. */
+ * directories, the container's socket and the gpubox that talks to it,
+ * the package cache's proxy setting.  The entries point into gpu, host,
+ * guest and the agent. */
 static struct container_mount *ops_start_mounts(const struct agent *a,
 						const struct gpu_plan *gpu,
 						const struct mounts_plan *host,
@@ -259,7 +276,7 @@ static struct container_mount *ops_start_mounts(const struct agent *a,
 	struct container_mount *mounts;
 	size_t nmounts = 0;
 
-	mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 3, sizeof(*mounts));
+	mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 4, sizeof(*mounts));
 	if (!mounts)
 		return NULL;
 	for (size_t i = 0; gpu && i < gpu->nmounts; i++)
@@ -271,6 +288,8 @@ static struct container_mount *ops_start_mounts(const struct agent *a,
 	if (a->cfg.guest_cli[0] && access(a->cfg.guest_cli, X_OK) == 0)
 		mounts[nmounts++] = (struct container_mount){ .source = a->cfg.guest_cli,
 			.target = GUEST_CLI_TARGET, .options = "bind,ro,nosuid,nodev,create=file" };
+	if (aptproxy_mount(&a->aptproxy, &mounts[nmounts]))
+		nmounts++;
 	*n = nmounts;
 	return mounts;
 }

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sched.h>
@@ -38,6 +39,7 @@
 #include "doctor.h"
 #include "gpu/gpu.h"
 #include "hubsync.h"
+#include "image/aptsources.h"
 #include "image/image.h"
 #include "net/net.h"
 #include "ops.h"
@@ -54,6 +56,8 @@
 #define DOCTOR_KERNEL_MINOR 15
 #define DOCTOR_LXC_MAJOR 4
 #define DOCTOR_HUB_TIMEOUT 5       /* seconds */
+#define DOCTOR_APT_CACHE_TIMEOUT 3 /* seconds */
+#define DOCTOR_APT_CACHE_FETCH_TIMEOUT 15
 #define DOCTOR_SSHD_OUTPUT_MAX 65536
 #define DOCTOR_TOKEN_MAX 256
 
@@ -536,18 +540,18 @@ static void doctor_check_nvidia(struct doctor_context *ctx, struct doctor_result
 
 /* ---- the hub -------------------------------------------------------------- */
 
-/* Where the hub's answer goes: only its Date header is kept. */
+/* Where an answer's headers go: only the Date is kept, when asked for. */
 static size_t doctor_on_header(char *data, size_t size, size_t n, void *userdata)
 {
-	struct doctor_context *ctx = userdata;
+	time_t *date = userdata;
 	size_t len = size * n;
 	char line[128];
 
-	if (len > 5 && len < sizeof(line) && strncasecmp(data, "Date:", 5) == 0) {
+	if (date && len > 5 && len < sizeof(line) && strncasecmp(data, "Date:", 5) == 0) {
 		memcpy(line, data + 5, len - 5);
 		line[len - 5] = '\0';
-		if (doctor_http_date(line, &ctx->hub_date) < 0)
-			ctx->hub_date = 0;
+		if (doctor_http_date(line, date) < 0)
+			*date = 0;
 	}
 	return len;
 }
@@ -581,43 +585,72 @@ static int doctor_read_token(const char *path, char *authorization, size_t len)
 	return 0;
 }
 
+struct doctor_request {
+	const char *url;
+	struct curl_slist *headers;    /* NULL: none */
+	long timeout;                  /* seconds */
+	const char *proxy;             /* NULL: the environment's; "": none; else through it */
+	bool head;                     /* HEAD, not GET */
+	time_t *date;                  /* the answer's Date; NULL: not kept */
+};
+
+/* One GET (or HEAD), its body dropped: the HTTP status, or -1 (the curl
+ * error's text in err). */
+static long doctor_http_get(const struct doctor_request *req, char *err, size_t errlen)
+{
+	CURL *c = curl_easy_init();
+	long code = -1;
+	CURLcode res;
+
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, req->url);
+	if (req->headers)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, req->headers);
+	if (req->proxy)
+		curl_easy_setopt(c, CURLOPT_PROXY, req->proxy);
+	if (req->head)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, req->timeout);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "gpuboxd-doctor/" GPUBOX_VERSION);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, doctor_on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, req->date);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, doctor_on_body);
+	res = curl_easy_perform(c);
+	if (res == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	else
+		snprintf(err, errlen, "%s", curl_easy_strerror(res));
+	curl_easy_cleanup(c);
+	return code;
+}
+
 /* GET <hub_url>/api/v1/sync as the agent asks it: the HTTP status, or a
  * negative curl error (its text in err). */
 static long doctor_ask_hub(struct doctor_context *ctx, const char *authorization, char *err, size_t errlen)
 {
 	const struct gpubox_config *cfg = &ctx->a->cfg;
 	struct curl_slist *headers = curl_slist_append(NULL, authorization);
-	CURL *c = curl_easy_init();
 	char url[CONFIG_TEXT_MAX + 16];
 	size_t len = strlen(cfg->hub_url);
 	long code = -1;
-	CURLcode res;
 
 	while (len > 0 && cfg->hub_url[len - 1] == '/')
 		len--;
 	snprintf(url, sizeof(url), "%.*s/api/v1/sync", (int)len, cfg->hub_url);
-	if (!c || !headers) {
+	if (!headers) {
 		snprintf(err, errlen, "out of memory");
-	} else {
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-		curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)DOCTOR_HUB_TIMEOUT);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_USERAGENT, "gpuboxd-doctor/" GPUBOX_VERSION);
-		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, doctor_on_header);
-		curl_easy_setopt(c, CURLOPT_HEADERDATA, ctx);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, doctor_on_body);
-		ctx->asked_at = time(NULL);
-		res = curl_easy_perform(c);
-		if (res == CURLE_OK)
-			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-		else
-			snprintf(err, errlen, "%s", curl_easy_strerror(res));
+		return -1;
 	}
-	if (c)
-		curl_easy_cleanup(c);
+	ctx->asked_at = time(NULL);
+	code = doctor_http_get(&(struct doctor_request){ .url = url, .headers = headers,
+							 .timeout = DOCTOR_HUB_TIMEOUT,
+							 .date = &ctx->hub_date }, err, errlen);
 	curl_slist_free_all(headers);
 	return code;
 }
@@ -676,6 +709,120 @@ static void doctor_check_clock(struct doctor_context *ctx, struct doctor_result 
 	doctor_advise(r, "synchronise both clocks with NTP: apt install systemd-timesyncd (or chrony); timedatectl set-ntp true");
 }
 
+/* ---- the package cache ----------------------------------------------------- */
+
+/* Whether an address (host order) lies in one of the denied networks. */
+static bool doctor_denied(uint32_t address, const struct config_network *deny, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t mask = deny[i].prefix ? UINT32_MAX << (32 - deny[i].prefix) : 0;
+
+		if ((address & mask) == deny[i].address)
+			return true;
+	}
+	return false;
+}
+
+/* A cache named by host name: the rules let through only a cache named
+ * by address, so an address of the name inside egress_deny is one the
+ * containers cannot reach.  True (and r set) when so. */
+static bool doctor_apt_cache_denied(struct doctor_context *ctx, struct doctor_result *r)
+{
+	const struct agent *a = ctx->a;
+	struct config_network deny[CONFIG_EGRESS_DENY_MAX];
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *list = NULL;
+	char err[256], text[INET_ADDRSTRLEN];
+	uint32_t address;
+	size_t n = 0;
+	bool denied = false;
+
+	if (a->apt_cache.mode != CONFIG_APT_CACHE_URL ||
+	    network_parse_address(a->apt_cache.host, &address) == 0 ||
+	    config_egress_deny(a->cfg.egress_deny, deny, &n, err, sizeof(err)) < 0 ||
+	    getaddrinfo(a->apt_cache.host, NULL, &hints, &list) != 0)
+		return false;
+	for (struct addrinfo *i = list; i && !denied; i = i->ai_next) {
+		address = ntohl(((struct sockaddr_in *)(void *)i->ai_addr)->sin_addr.s_addr);
+		denied = doctor_denied(address, deny, n);
+	}
+	freeaddrinfo(list);
+	if (!denied)
+		return false;
+	network_format_address(address, text);
+	doctor_set(r, DOCTOR_FAIL, "the package cache %s is at %s, which egress_deny keeps containers from",
+		   a->apt_cache.host, text);
+	doctor_advise(r, "name the cache by its address (apt_cache = http://%s:%u: the agent then lets exactly that address and port through), or take its network out of egress_deny",
+		      text, (unsigned)a->apt_cache.port);
+	return true;
+}
+
+/*
+ * The cache answers at proxy; now what apt inside asks of it: the
+ * mirror's InRelease (HEAD).  apt-cacher-ng as Debian installs it on a
+ * server whose apt sources are only deb822 .sources files has an empty
+ * backends_debian, and answers every Debian file "503 Host not found".
+ */
+static void doctor_apt_cache_fetch(struct doctor_context *ctx, const char *proxy,
+				   struct doctor_result *r)
+{
+	const struct gpubox_config *cfg = &ctx->a->cfg;
+	char mirror[APTSOURCES_URI_MAX], url[APTSOURCES_URI_MAX + 96], err[CURL_ERROR_SIZE] = "";
+	size_t len;
+	long code;
+
+	if (template_mirror(cfg, mirror, sizeof(mirror), err, sizeof(err)) < 0 ||
+	    !str_has_prefix(mirror, "http://")) {
+		doctor_set(r, DOCTOR_OK, "the package cache answers at %s (no http:// mirror to fetch through it)",
+			   proxy);
+		return;
+	}
+	len = strlen(mirror);
+	while (len > 0 && mirror[len - 1] == '/')
+		len--;
+	snprintf(url, sizeof(url), "%.*s/dists/%s/InRelease", (int)len, mirror, cfg->template_release);
+	code = doctor_http_get(&(struct doctor_request){ .url = url, .proxy = proxy, .head = true,
+							 .timeout = DOCTOR_APT_CACHE_FETCH_TIMEOUT },
+			       err, sizeof(err));
+	if (code == 200) {
+		doctor_set(r, DOCTOR_OK, "the package cache at %s fetches the mirror's InRelease", proxy);
+		return;
+	}
+	if (code > 0)
+		doctor_set(r, DOCTOR_FAIL, "the package cache at %s answers HTTP %ld for %s", proxy, code, url);
+	else
+		doctor_set(r, DOCTOR_FAIL, "the package cache at %s cannot fetch %s: %s", proxy, url, err);
+	doctor_advise(r, "apt-cacher-ng: if /etc/apt-cacher-ng/backends_debian is empty (a server whose apt sources are deb822 .sources files only), write the mirror's URL into it, then restart apt-cacher-ng; see its log in /var/log/apt-cacher-ng");
+}
+
+static void doctor_check_apt_cache(struct doctor_context *ctx, struct doctor_result *r)
+{
+	const struct agent *a = ctx->a;
+	char gateway[INET_ADDRSTRLEN], url[CONFIG_APT_CACHE_HOST_MAX + 32], err[CURL_ERROR_SIZE] = "";
+	long code;
+
+	if (a->apt_cache.mode == CONFIG_APT_CACHE_OFF) {
+		doctor_set(r, DOCTOR_NOTE, "apt_cache = off: every container fetches its packages from the mirror itself");
+		return;
+	}
+	network_format_address(a->subnet.host_address, gateway);
+	if (config_apt_cache_proxy(&a->apt_cache, gateway, url, sizeof(url)) < 0 ||
+	    doctor_apt_cache_denied(ctx, r))
+		return;
+	code = doctor_http_get(&(struct doctor_request){ .url = url, .timeout = DOCTOR_APT_CACHE_TIMEOUT,
+							 .proxy = "" }, err, sizeof(err));
+	if (code > 0) {
+		doctor_apt_cache_fetch(ctx, url, r);
+		return;
+	}
+	doctor_set(r, DOCTOR_FAIL, "the package cache does not answer at %s: %s", url, err);
+	if (a->apt_cache.mode == CONFIG_APT_CACHE_LOCAL)
+		doctor_advise(r, "apt install apt-cacher-ng; systemctl enable --now apt-cacher-ng; it must listen on %s port %u (Port and BindAddress in /etc/apt-cacher-ng/acng.conf; by default every address, port 3142); or set apt_cache = off",
+			      gateway, (unsigned)a->apt_cache.port);
+	else
+		doctor_advise(r, "check that the cache runs at %s and that this server reaches it; or set apt_cache = off",
+			      url);
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 struct doctor_check {
@@ -698,6 +845,7 @@ static const struct doctor_check doctor_checks[] = {
 	{ "nvidia",          doctor_check_nvidia },
 	{ "hub",             doctor_check_hub },
 	{ "clock",           doctor_check_clock },
+	{ "apt-cache",       doctor_check_apt_cache },
 };
 
 static int op_doctor(struct op_context *ctx, json_t **result)

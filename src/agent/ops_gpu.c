@@ -147,6 +147,7 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 	__do_free struct gpu_plan *plan = NULL;
 	char dir[PATH_MAX], driver[PATH_MAX], nvml[PATH_MAX + 128];
 	uint64_t mask = 0;
+	struct storage_extra layers = { .below = aptproxy_layer(&a->aptproxy) };
 	struct stat st;
 	int ret;
 
@@ -161,7 +162,7 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 	if (ret < 0 || !host->present) {
 		if (ret < 0)
 			log_warn("cannot look for GPUs below \"%s\"; starting without", a->cfg.gpu_root);
-		return storage_mount(paths, template_rootfs, rec->subid_base);
+		return storage_mount_layers(paths, template_rootfs, &layers, rec->subid_base);
 	}
 	ret = ops_gpu_mask(a, host, rec->name, &mask);
 	if (ret == 0)
@@ -173,8 +174,9 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 		ops_gpu_nvml(a, host, plan, nvml, sizeof(nvml));
 	if (ret == 0)
 		ret = gpu_prepare(host, plan, rec->subid_base);
+	layers.above = plan->layer;
 	if (ret == 0)
-		ret = storage_mount_layers(paths, template_rootfs, plan->layer, rec->subid_base);
+		ret = storage_mount_layers(paths, template_rootfs, &layers, rec->subid_base);
 	if (ret < 0)
 		return ret;
 	progress_say(ctx->progress, "Injecting NVIDIA driver %s (%zu files, %zu of %zu GPUs)",
@@ -185,7 +187,7 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 	storage_unmount(paths);
 	if (ret < 0)
 		return ret;
-	ret = storage_mount_layers(paths, template_rootfs, plan->layer, rec->subid_base);
+	ret = storage_mount_layers(paths, template_rootfs, &layers, rec->subid_base);
 	if (ret < 0)
 		return ret;
 	if (snprintf(driver, sizeof(driver), "%s/driver", dir) < (int)sizeof(driver))

@@ -47,6 +47,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("bridge_address",       CONFIG_STRING, bridge_address),
 	KEY("nft_table",            CONFIG_STRING, nft_table),
 	KEY("egress_deny",          CONFIG_STRING, egress_deny),
+	KEY("apt_cache",            CONFIG_STRING, apt_cache),
 	KEY("template",             CONFIG_STRING, template_name),
 	KEY("template_release",     CONFIG_STRING, template_release),
 	KEY("template_mirror",      CONFIG_STRING, template_mirror),
@@ -117,6 +118,7 @@ void config_set_defaults(struct gpubox_config *cfg)
 	snprintf(cfg->nft_table, sizeof(cfg->nft_table), "gpubox");
 	/* Link-local: the cloud providers' metadata services, 169.254.169.254. */
 	snprintf(cfg->egress_deny, sizeof(cfg->egress_deny), "169.254.0.0/16");
+	snprintf(cfg->apt_cache, sizeof(cfg->apt_cache), "off");
 	snprintf(cfg->template_name, sizeof(cfg->template_name), "default");
 	snprintf(cfg->template_release, sizeof(cfg->template_release), "bookworm");
 	cfg->template_mirror[0] = '\0'; /* empty: from the host's apt sources */
@@ -487,6 +489,163 @@ static int config_check_egress(const struct gpubox_config *cfg, char *err, size_
 	return 0;
 }
 
+/* ---- apt_cache ------------------------------------------------------------ */
+
+#define CONFIG_APT_CACHE_USAGE \
+	"apt_cache is off, local, local:PORT or http://HOST[:PORT] (a host name or IPv4 address and nothing after it), such as http://cache.example.org:3142"
+
+/* A port of apt_cache: len digits at text, 1-65535. */
+static int config_apt_cache_port(const char *text, size_t len, uint16_t *port)
+{
+	char digits[6];
+
+	if (len == 0 || len >= sizeof(digits))
+		return -EINVAL;
+	memcpy(digits, text, len);
+	digits[len] = '\0';
+	return parse_port(digits, port);
+}
+
+/* Whether an IPv4 address (host order) is one no container can reach
+ * the server's cache at: "this host" (0/8), the loopback, multicast and
+ * above. */
+static bool config_apt_cache_unreachable(uint32_t address)
+{
+	return (address >> 24) == 0 || (address >> 24) == 127 || (address >> 28) >= 14;
+}
+
+/* The host of apt_cache's URL, len characters: a DNS name or a dotted
+ * IPv4 address that containers can reach.  A name whose last label is
+ * all digits is an address to a resolver ("10.1"), so it must be one. */
+static int config_apt_cache_host(const char *host, size_t len, char *name, char *err,
+				 size_t errlen)
+{
+	const char *last;
+	struct in_addr in;
+
+	if (host[0] == '[') {
+		set_error(err, errlen, "apt_cache: containers have no IPv6; name the cache by host name or IPv4 address");
+		return -EINVAL;
+	}
+	if (!config_url_host_ok(host, len) || len > CONFIG_APT_CACHE_HOST_MAX) {
+		set_error(err, errlen, CONFIG_APT_CACHE_USAGE);
+		return -EINVAL;
+	}
+	memcpy(name, host, len);
+	name[len] = '\0';
+	last = strrchr(name, '.');
+	last = last ? last + 1 : name;
+	if (strspn(last, "0123456789") == strlen(last) && inet_pton(AF_INET, name, &in) != 1) {
+		set_error(err, errlen, "apt_cache: %s is neither a host name nor an IPv4 address", name);
+		return -EINVAL;
+	}
+	if ((inet_pton(AF_INET, name, &in) == 1 && config_apt_cache_unreachable(ntohl(in.s_addr))) ||
+	    strcasecmp(name, "localhost") == 0 ||
+	    (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0)) {
+		set_error(err, errlen, "apt_cache: containers cannot reach %s; for a cache on this server write apt_cache = local",
+			  name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* http://HOST[:PORT][/] */
+static int config_apt_cache_url(const char *text, struct config_apt_cache *out, char *err,
+				size_t errlen)
+{
+	const char *host, *end;
+	size_t hostlen;
+
+	if (!str_has_prefix(text, "http://")) {
+		set_error(err, errlen, "%s", str_has_prefix(text, "https://") ?
+			  "apt_cache takes http://: a package cache is a plain HTTP proxy (apt checks the packages' signatures itself)" :
+			  CONFIG_APT_CACHE_USAGE);
+		return -EINVAL;
+	}
+	host = text + strlen("http://");
+	hostlen = strcspn(host, ":/");
+	if (config_apt_cache_host(host, hostlen, out->host, err, errlen) < 0)
+		return -EINVAL;
+	end = host + hostlen;
+	out->port = CONFIG_APT_CACHE_PORT;
+	if (*end == ':') {
+		size_t digits = strcspn(end + 1, "/");
+
+		if (config_apt_cache_port(end + 1, digits, &out->port) < 0) {
+			set_error(err, errlen, "apt_cache: the port must be a number from 1 to 65535");
+			return -EINVAL;
+		}
+		end += 1 + digits;
+	}
+	if (strcmp(end, "") != 0 && strcmp(end, "/") != 0) {
+		set_error(err, errlen, CONFIG_APT_CACHE_USAGE);
+		return -EINVAL;
+	}
+	out->mode = CONFIG_APT_CACHE_URL;
+	return 0;
+}
+
+/* local or local:PORT */
+static int config_apt_cache_local(const char *text, struct config_apt_cache *out, char *err,
+				  size_t errlen)
+{
+	out->port = CONFIG_APT_CACHE_PORT;
+	if (text[5] == ':' && config_apt_cache_port(text + 6, strlen(text + 6), &out->port) < 0) {
+		set_error(err, errlen, "apt_cache: the port of local:PORT must be a number from 1 to 65535");
+		return -EINVAL;
+	}
+	out->mode = CONFIG_APT_CACHE_LOCAL;
+	return 0;
+}
+
+int config_apt_cache(const char *text, struct config_apt_cache *out, char *err, size_t errlen)
+{
+	struct config_apt_cache cache = { .mode = CONFIG_APT_CACHE_OFF };
+	int ret = 0;
+
+	if (strcmp(text, "local") == 0 || str_has_prefix(text, "local:"))
+		ret = config_apt_cache_local(text, &cache, err, errlen);
+	else if (strcmp(text, "off") != 0)
+		ret = config_apt_cache_url(text, &cache, err, errlen);
+	*out = ret < 0 ? (struct config_apt_cache){ .mode = CONFIG_APT_CACHE_OFF } : cache;
+	return ret;
+}
+
+int config_apt_cache_proxy(const struct config_apt_cache *cache, const char *local_address,
+			   char *buf, size_t len)
+{
+	const char *host = cache->mode == CONFIG_APT_CACHE_LOCAL ? local_address : cache->host;
+	int n;
+
+	if (cache->mode == CONFIG_APT_CACHE_OFF)
+		return -ENOENT;
+	n = snprintf(buf, len, "http://%s:%u", host, (unsigned)cache->port);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* apt_cache parses; one named by an address of the containers' own
+ * subnet would be the server (use local) or a member's container. */
+static int config_check_apt_cache(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	struct config_apt_cache cache;
+	struct config_network subnet;
+	struct in_addr in;
+	uint32_t mask;
+
+	if (config_apt_cache(cfg->apt_cache, &cache, err, errlen) < 0)
+		return -EINVAL;
+	if (cache.mode != CONFIG_APT_CACHE_URL || inet_pton(AF_INET, cache.host, &in) != 1 ||
+	    !strchr(cfg->bridge_address, '/') ||
+	    config_parse_network(cfg->bridge_address, strlen(cfg->bridge_address), &subnet) < 0)
+		return 0;
+	mask = config_mask(subnet.prefix);
+	if ((ntohl(in.s_addr) & mask) != (subnet.address & mask))
+		return 0;
+	set_error(err, errlen, "apt_cache: %s is in the containers' own subnet (bridge_address %s); for a cache on this server write apt_cache = local",
+		  cache.host, cfg->bridge_address);
+	return -EINVAL;
+}
+
 /* A range of host ports given to members: a port below 1024 (22 among
  * them) is the server's own service, which a member's DNAT would take
  * over, with the passwords typed into it. */
@@ -571,10 +730,14 @@ static int config_check_layers(const struct gpubox_config *cfg, char *err, size_
 /* Checks that span keys, after the whole file is read. */
 static int config_check(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
-	if (config_check_gpu(cfg, err, errlen) < 0 || config_check_hub(cfg, err, errlen) < 0 ||
-	    config_check_limits(cfg, err, errlen) < 0 || config_check_egress(cfg, err, errlen) < 0 ||
-	    config_check_layers(cfg, err, errlen) < 0 || config_check_audit(cfg, err, errlen) < 0)
-		return -EINVAL;
+	static int (*const areas[])(const struct gpubox_config *, char *, size_t) = {
+		config_check_gpu, config_check_hub, config_check_limits, config_check_egress,
+		config_check_layers, config_check_audit, config_check_apt_cache,
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(areas); i++)
+		if (areas[i](cfg, err, errlen) < 0)
+			return -EINVAL;
 	if (cfg->sample_interval < 100 || cfg->sample_interval > 60000) {
 		set_error(err, errlen, "sample_interval is in milliseconds, from 100 to 60000");
 		return -EINVAL;

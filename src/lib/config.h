@@ -29,6 +29,8 @@ struct config_network {
 };
 
 #define CONFIG_EGRESS_DENY_MAX 64
+#define CONFIG_APT_CACHE_PORT 3142      /* apt-cacher-ng's */
+#define CONFIG_APT_CACHE_HOST_MAX 253
 
 struct gpubox_config {
 	char socket_path[CONFIG_PATH_MAX];
@@ -49,6 +51,7 @@ struct gpubox_config {
 	char bridge_address[64];       /* host address on the bridge, CIDR */
 	char nft_table[CONFIG_NAME_MAX];
 	char egress_deny[CONFIG_TEXT_MAX];      /* networks containers may not reach */
+	char apt_cache[CONFIG_NAME_MAX * 5];    /* off, local[:PORT] or http://HOST[:PORT] */
 
 	char template_name[CONFIG_NAME_MAX];
 	char template_release[CONFIG_NAME_MAX];
@@ -142,6 +145,37 @@ bool config_hub_url_insecure(const char *url);
  */
 int config_egress_deny(const char *text, struct config_network out[static CONFIG_EGRESS_DENY_MAX],
 		       size_t *n, char *err, size_t errlen);
+
+/* apt_cache: the package cache containers and template builds use. */
+enum config_apt_cache_mode {
+	CONFIG_APT_CACHE_OFF,
+	CONFIG_APT_CACHE_LOCAL,    /* on this server: the bridge's address, port */
+	CONFIG_APT_CACHE_URL,      /* the lab's: host, port */
+};
+
+struct config_apt_cache {
+	enum config_apt_cache_mode mode;
+	char host[CONFIG_APT_CACHE_HOST_MAX + 1]; /* URL: a DNS name or dotted IPv4; else "" */
+	uint16_t port;
+};
+
+/*
+ * The text of apt_cache: "off", "local" or "local:PORT" (PORT 1-65535,
+ * 3142 if not given), or "http://HOST[:PORT][/]" where HOST is a DNS name
+ * or a dotted IPv4 address, not the loopback (containers cannot reach the
+ * server's).  Nothing else: the parts end up inside apt's configuration,
+ * where a quote, a semicolon or a line break would be syntax.  On error
+ * returns -EINVAL and writes one sentence into err.
+ */
+int config_apt_cache(const char *text, struct config_apt_cache *out, char *err, size_t errlen);
+
+/*
+ * "http://HOST:PORT" of a parsed apt_cache; a local cache is named by
+ * local_address (the bridge's, as containers see the server).  -ENOENT
+ * when it is off, -ENAMETOOLONG when it does not fit.
+ */
+int config_apt_cache_proxy(const struct config_apt_cache *cache, const char *local_address,
+			   char *buf, size_t len);
 
 /* Print every key with its current value, in the file's own syntax. */
 void config_dump(const struct gpubox_config *cfg, FILE *out);

@@ -108,6 +108,22 @@ static int spawn_drain(int fd, pid_t pid, struct spawn_reader *r, unsigned timeo
 	return 0;
 }
 
+/* The child's environment: the caller's, or the default with extra_env. */
+static char *const *spawn_env(const struct spawn_options *opts, char *env[static 5])
+{
+	size_t n = 0;
+
+	if (opts && opts->envp)
+		return opts->envp;
+	if (!opts || !opts->extra_env)
+		return spawn_default_env;
+	for (; spawn_default_env[n]; n++)
+		env[n] = spawn_default_env[n];
+	env[n++] = (char *)opts->extra_env;
+	env[n] = NULL;
+	return env;
+}
+
 int spawn_run(const char *const argv[], const struct spawn_options *opts)
 {
 	posix_spawn_file_actions_t actions;
@@ -116,6 +132,7 @@ int spawn_run(const char *const argv[], const struct spawn_options *opts)
 	__do_close int rd = -EBADF;
 	int pipefd[2], status, ret, drained;
 	sigset_t none, all;
+	char *env[5];
 	pid_t pid;
 
 	if (!argv || !argv[0])
@@ -143,7 +160,7 @@ int spawn_run(const char *const argv[], const struct spawn_options *opts)
 					POSIX_SPAWN_SETSID);
 
 	ret = posix_spawnp(&pid, argv[0], &actions, &attr, (char *const *)argv,
-			   opts && opts->envp ? opts->envp : spawn_default_env);
+			   spawn_env(opts, env));
 	posix_spawn_file_actions_destroy(&actions);
 	posix_spawnattr_destroy(&attr);
 	close(pipefd[1]);

@@ -14,7 +14,8 @@
 typedef void (*spawn_line_fn)(const char *line, void *data);
 
 struct spawn_options {
-	char *const *envp;        /* NULL: PATH and LANG=C.UTF-8 only */
+	char *const *envp;        /* NULL: PATH, LANG=C.UTF-8 and DEBIAN_FRONTEND only */
+	const char *extra_env;    /* "NAME=value" added to those (debootstrap's http_proxy) */
 	spawn_line_fn on_line;    /* called for each line of output */
 	void *data;
 	char *capture;            /* if set: the output, NUL-terminated, truncated */

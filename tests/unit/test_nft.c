@@ -236,6 +236,32 @@ static void expect_refused(const struct nft_plan *plan)
 	assert_int_equal(errno, EINVAL);
 }
 
+/* The package cache: exactly its address and port, after DNS and before
+ * egress_deny's reject; no line without one. */
+static void test_render_apt_cache(void **state)
+{
+	struct nft_plan plan = test_plan(0);
+	__do_free char *without = NULL, *with = NULL;
+
+	(void)state;
+	plan.egress_deny = test_deny;
+	plan.negress_deny = ARRAY_SIZE(test_deny);
+	without = nft_render(&plan);
+	assert_non_null(without);
+	assert_null(strstr(without, "tcp dport 3142"));
+	plan.apt_cache = 0xc0a80a07;        /* 192.168.10.7, inside a denied network */
+	plan.apt_cache_port = 3142;
+	with = nft_render(&plan);
+	assert_non_null(with);
+	assert_non_null(strstr(with,
+		"\t\tip daddr @resolvers meta l4proto { tcp, udp } th dport 53 accept\n"
+		"\t\tip daddr 192.168.10.7 tcp dport 3142 accept\n"
+		"\t\tip daddr @egress_deny counter reject with icmp admin-prohibited\n"));
+	assert_int_equal(tu_count_substr(with, "3142"), 1);
+	plan.apt_cache_port = 0;
+	expect_refused(&plan);
+}
+
 static void test_render_refuses(void **state)
 {
 	static const char *const bad_names[] = {
@@ -915,6 +941,35 @@ static void test_egress(void **state)
 	waitpid(host, NULL, 0);
 }
 
+/* A package cache inside egress_deny: its address and port get through,
+ * not its other ports, not the rest of the denied network. */
+static void test_egress_apt_cache(void **state)
+{
+	static const struct config_network deny[] = { { 0xc0a8c800, 24 } };   /* 192.168.200.0/24 */
+	struct nft_plan plan = e2e_plan();
+	pid_t host = host_server_start();
+	struct e2e e;
+	char line[128];
+
+	(void)state;
+	e2e_start(&e);
+	plan.egress_deny = deny;
+	plan.negress_deny = ARRAY_SIZE(deny);
+	plan.apt_cache = 0xc0a8c802;       /* 192.168.200.2 */
+	plan.apt_cache_port = 22;
+	e2e_apply(&plan);
+	peer_probe(&e.b, "192.168.200.2", 22, line, sizeof(line));
+	assert_string_equal(line, "SSH-2.0-from-192.168.200.1");
+	peer_probe(&e.b, "192.168.200.2", 53, line, sizeof(line));
+	assert_string_equal(line, "FAIL");
+	peer_probe(&e.b, "192.168.200.1", 22, line, sizeof(line));
+	assert_string_equal(line, "FAIL");
+
+	e2e_stop(&e);
+	kill(host, SIGKILL);
+	waitpid(host, NULL, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest render[] = {
@@ -927,6 +982,7 @@ int main(void)
 		cmocka_unit_test(test_render_no_container),
 		cmocka_unit_test(test_render_egress),
 		cmocka_unit_test(test_render_refuses_containers_egress),
+		cmocka_unit_test(test_render_apt_cache),
 	};
 	const struct CMUnitTest apply[] = {
 		cmocka_unit_test(test_apply_list_remove),
@@ -934,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_end_to_end),
 		cmocka_unit_test(test_spoofing),
 		cmocka_unit_test(test_egress),
+		cmocka_unit_test(test_egress_apt_cache),
 	};
 	int failed;
 

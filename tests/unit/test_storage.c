@@ -234,6 +234,46 @@ static void test_mount_cycle(void **state)
 	assert_template_untouched(f);
 }
 
+/* The agent's layers around the template: above it wins over the
+ * template, beneath it only adds what the template lacks, and neither
+ * puts anything into the member's layer. */
+static void test_mount_extra_layers(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_paths *p = &f->paths;
+	char above[256], below[256];
+	uint32_t base = f->base;
+
+	tu_join(above, sizeof(above), f->top, "above");
+	tu_join(below, sizeof(below), f->top, "below");
+	assert_int_equal(mkdir(above, 0755), 0);
+	assert_int_equal(mkdir(below, 0755), 0);
+	assert_int_equal(tu_make_dir(above, "etc", base, base, 0755), 0);
+	assert_int_equal(tu_make_file(above, "etc/hostname", "above\n", base, base, 0644), 0);
+	/* Beneath: a directory of another owner and mode, a file the
+	 * template has, one it lacks. */
+	assert_int_equal(tu_make_dir(below, "etc", 0, 0, 0700), 0);
+	assert_int_equal(tu_make_file(below, "etc/shadow", "below\n", 0, 0, 0644), 0);
+	assert_int_equal(tu_make_file(below, "etc/mount-point", "", 0, 0, 0644), 0);
+
+	assert_int_equal(storage_prepare(p, base, 0), 0);
+	assert_int_equal(storage_mount_layers(p, f->template, &(struct storage_extra){ .above = above,
+				.below = below }, base), 0);
+	tu_assert_text(p->rootfs, "etc/hostname", "above\n");
+	tu_assert_owner(p->rootfs, "etc", base, base, 0755);
+	tu_assert_owner(p->rootfs, "etc/shadow", base, base + 42, 0640);
+	tu_assert_owner(p->rootfs, "etc/mount-point", 0, 0, 0644);
+	assert_int_equal(tu_count_entries(p->upper), 0);
+	assert_int_equal(storage_unmount(p), 0);
+
+	/* Without them, the template alone. */
+	assert_int_equal(storage_mount(p, f->template, base), 0);
+	tu_assert_absent(p->rootfs, "etc/mount-point");
+	tu_assert_text(p->rootfs, "etc/hostname", "template\n");
+	assert_int_equal(storage_unmount(p), 0);
+	assert_template_untouched(f);
+}
+
 static void test_busy_and_leftovers(void **state)
 {
 	struct fixture *f = *state;
@@ -604,6 +644,7 @@ int main(void)
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test_setup_teardown(test_prepare, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mount_cycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mount_extra_layers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_and_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cost_does_not_grow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_layer_moved, setup, teardown),

@@ -58,10 +58,16 @@ int storage_retire_layer(const struct storage_paths *paths, const char *stamp, c
  * mount there is kept. */
 int storage_mount(const struct storage_paths *paths, const char *template_rootfs,
 		  uint32_t subid_base);
-/* The same with one more read-only layer (NULL: none) between the member's
- * layer and the template: the GPU driver's mount points (gpu.c). */
+/* Read-only layers of the agent's around the template (NULL: none). */
+struct storage_extra {
+	const char *above;         /* between the member's layer and the template:
+				    * the GPU driver's mount points (gpu.c) */
+	const char *below;         /* beneath the template: mount points of the agent's
+				    * files that templates lack (aptproxy.c) */
+};
+/* storage_mount() with those layers too. */
 int storage_mount_layers(const struct storage_paths *paths, const char *template_rootfs,
-			 const char *extra_lower, uint32_t subid_base);
+			 const struct storage_extra *extra, uint32_t subid_base);
 /* Idempotent; a busy mount is detached (MNT_DETACH). */
 int storage_unmount(const struct storage_paths *paths);
 /* Whether paths->rootfs is an overlay mount point. */
@@ -232,6 +238,28 @@ int container_init_pid(const char *lxcpath, const char *name, pid_t *pid);
  * device cgroup, and in every cgroup below it (cgroup v1 copies rules down
  * only when a cgroup is made). */
 int container_device_rule(const char *lxcpath, const char *name, const char *rule, bool allow);
+
+/* ---- aptproxy.c: the package cache's proxy setting in every container ---- */
+
+/* Where containers find it (and where the agent's layer has its mount point). */
+#define APTPROXY_TARGET "etc/apt/apt.conf.d/01gpubox-proxy"
+
+struct aptproxy {
+	char file[PATH_MAX];       /* the setting, bound read-only; "" when apt_cache is off */
+	char layer[PATH_MAX];      /* the layer beneath the template with its mount point */
+};
+
+/* The file's text for proxy_url ("http://HOST:PORT"): -EINVAL unless the
+ * URL is only letters, digits and .:/- after http://. */
+int aptproxy_render(const char *proxy_url, char *buf, size_t len);
+/* At the agent's start, from cfg's checked apt_cache: the file and its
+ * layer written (a local cache named by gateway, the bridge's address),
+ * or with apt_cache off the file removed and *out empty. */
+int aptproxy_setup(const struct gpubox_config *cfg, const char *gateway, struct aptproxy *out);
+/* The container's mount of the setting; false when there is none. */
+bool aptproxy_mount(const struct aptproxy *proxy, struct container_mount *out);
+/* The layer to stack beneath the template; NULL when there is none. */
+const char *aptproxy_layer(const struct aptproxy *proxy);
 
 /* ---- mounts.c: host directories in every container ---------------------- */
 

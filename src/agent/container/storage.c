@@ -582,14 +582,33 @@ int storage_mount(const struct storage_paths *paths, const char *template_rootfs
 	return storage_mount_layers(paths, template_rootfs, NULL, subid_base);
 }
 
+/* lowerdir=[ABOVE:]LOWER[:BELOW],upperdir=UPPER,workdir=WORK */
+static int storage_overlay_options(const struct storage_paths *paths,
+				   const struct storage_extra *extra, char *buf, size_t len)
+{
+	const char *above = extra ? extra->above : NULL, *below = extra ? extra->below : NULL;
+	int n;
+
+	if (!storage_path_fits_options(paths->lower) || !storage_path_fits_options(paths->upper) ||
+	    !storage_path_fits_options(paths->work))
+		return log_error_errno(-EINVAL, 0, "%s: a storage path may not hold ',', ':' or '\\'", paths->dir);
+	if ((above && !storage_path_fits_options(above)) || (below && !storage_path_fits_options(below)))
+		return log_error_errno(-EINVAL, 0, "%s: a layer path may not hold ',', ':' or '\\'",
+				       above && !storage_path_fits_options(above) ? above : below);
+	n = snprintf(buf, len, "lowerdir=%s%s%s%s%s,upperdir=%s,workdir=%s", above ? above : "",
+		     above ? ":" : "", paths->lower, below ? ":" : "", below ? below : "", paths->upper,
+		     paths->work);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 int storage_mount_layers(const struct storage_paths *paths, const char *template_rootfs,
-			 const char *extra_lower, uint32_t subid_base)
+			 const struct storage_extra *extra, uint32_t subid_base)
 {
 	__do_close int nsfd = -EBADF, treefd = -EBADF;
 	struct mount_attr attr = { 0 };
-	char options[4 * PATH_MAX + 64];
+	char options[5 * PATH_MAX + 64];
 	bool overlay;
-	int n, ret;
+	int ret;
 
 	if (storage_is_mount_point(paths->rootfs, &overlay)) {
 		if (overlay)
@@ -598,16 +617,9 @@ int storage_mount_layers(const struct storage_paths *paths, const char *template
 	}
 	if (subid_base == 0 || subid_base > UINT32_MAX - SUBID_COUNT)
 		return log_error_errno(-ERANGE, 0, "subordinate id base %u is out of range", subid_base);
-	if (!storage_path_fits_options(paths->lower) || !storage_path_fits_options(paths->upper) ||
-	    !storage_path_fits_options(paths->work))
-		return log_error_errno(-EINVAL, 0, "%s: a storage path may not hold ',', ':' or '\\'", paths->dir);
-	if (extra_lower && !storage_path_fits_options(extra_lower))
-		return log_error_errno(-EINVAL, 0, "%s: a layer path may not hold ',', ':' or '\\'", extra_lower);
-	n = snprintf(options, sizeof(options), "lowerdir=%s%s%s,upperdir=%s,workdir=%s",
-		     extra_lower ? extra_lower : "", extra_lower ? ":" : "",
-		     paths->lower, paths->upper, paths->work);
-	if (n < 0 || (size_t)n >= sizeof(options))
-		return -ENAMETOOLONG;
+	ret = storage_overlay_options(paths, extra, options, sizeof(options));
+	if (ret < 0)
+		return ret;
 
 	/* Left behind by an agent killed half-way. */
 	ret = storage_unmount_path(paths->lower);

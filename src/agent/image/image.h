@@ -70,6 +70,10 @@ int template_list(const struct gpubox_config *cfg, json_t **out);
 int template_recipe(const char *release, const char *mirror, const char *packages,
 		    const char *arch, char **recipe, char hash[TEMPLATE_HASH_HEX],
 		    char *err, size_t errlen);
+/* The mirror templates are built from: template_mirror, else the first
+ * Debian archive of the host's apt sources (-ENOENT, with a sentence). */
+int template_mirror(const struct gpubox_config *cfg, char *mirror, size_t len, char *err,
+		    size_t errlen);
 /* The post-processing of a fresh rootfs opened at rootfd (host keys
  * removed, key generation unit, apt caches emptied, hostname removed,
  * locale, failing units masked, /etc/gpubox-template = ref).  Never

@@ -28,6 +28,7 @@
 
 #include "image/aptsources.h"
 #include "image/image.h"
+#include "net/net.h"
 #include "progress.h"
 #include "array.h"
 #include "cleanup.h"
@@ -990,6 +991,7 @@ struct template_job {
 	const char *recipe;
 	const char *hash;
 	const char *setup_dir;   /* NULL: no site files */
+	const char *http_proxy;  /* "http_proxy=URL" of the package cache; NULL: none */
 };
 
 static int template_debootstrap(const struct template_job *job, const char *rootfs,
@@ -1003,6 +1005,7 @@ static int template_debootstrap(const struct template_job *job, const char *root
 		.on_line = template_forward_line,
 		.data = &ctx,
 		.timeout = TEMPLATE_BUILD_TIMEOUT,
+		.extra_env = job->http_proxy,
 	};
 	int status;
 
@@ -1094,8 +1097,9 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 	    snprintf(path, sizeof(path), "%s/manifest.json", build_path) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 
-	progress_say(progress, "Building template %s: %s %s from %s", job->ref, job->release,
-		     job->arch, job->mirror);
+	progress_say(progress, "Building template %s: %s %s from %s%s%s", job->ref, job->release,
+		     job->arch, job->mirror, job->http_proxy ? " through the package cache at " : "",
+		     job->http_proxy ? job->http_proxy + strlen("http_proxy=") : "");
 	ret = template_debootstrap(job, rootfs, progress, err, errlen);
 	if (ret < 0)
 		return ret;
@@ -1145,9 +1149,8 @@ static int template_build_tree(const struct template_job *job, int tdfd, const c
 	return 0;
 }
 
-/* The mirror debootstrap fetches from: the configured one, else the host's. */
-static int template_choose_mirror(const struct gpubox_config *cfg, char *mirror, size_t len,
-				  char *err, size_t errlen)
+int template_mirror(const struct gpubox_config *cfg, char *mirror, size_t len, char *err,
+		    size_t errlen)
 {
 	if (cfg->template_mirror[0]) {
 		snprintf(mirror, len, "%s", cfg->template_mirror);
@@ -1159,6 +1162,34 @@ static int template_choose_mirror(const struct gpubox_config *cfg, char *mirror,
 		return -ENOENT;
 	}
 	return 0;
+}
+
+/*
+ * debootstrap's downloads through the package cache (apt_cache), by its
+ * wget's http_proxy: "http_proxy=URL" into buf, or "" when it is off.  A
+ * local cache is asked at the bridge's address, where containers ask it.
+ * Not part of the recipe, and not written into the tree: the template's
+ * apt sources name the mirror itself (containers get the proxy at start).
+ */
+static int template_http_proxy(const struct gpubox_config *cfg, char *buf, size_t len)
+{
+	struct config_apt_cache cache;
+	struct network_subnet subnet;
+	char gateway[16], url[CONFIG_APT_CACHE_HOST_MAX + 32];
+	int ret;
+
+	buf[0] = '\0';
+	if (config_apt_cache(cfg->apt_cache, &cache, NULL, 0) < 0 ||
+	    cache.mode == CONFIG_APT_CACHE_OFF)
+		return 0;
+	ret = network_parse_subnet(cfg->bridge_address, &subnet);
+	if (ret < 0)
+		return ret;
+	network_format_address(subnet.host_address, gateway);
+	ret = config_apt_cache_proxy(&cache, gateway, url, sizeof(url));
+	if (ret == 0 && snprintf(buf, len, "http_proxy=%s", url) >= (int)len)
+		ret = -ENAMETOOLONG;
+	return ret;
 }
 
 /*
@@ -1197,7 +1228,7 @@ static int template_build_recipe(const struct gpubox_config *cfg, const char *re
 	size_t npackages = 0;
 	int ret;
 
-	ret = template_choose_mirror(cfg, mirror, mirrorlen, err, errlen);
+	ret = template_mirror(cfg, mirror, mirrorlen, err, errlen);
 	if (ret < 0)
 		return ret;
 	*arch = template_host_arch();
@@ -1352,7 +1383,7 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 	__do_free char *recipe = NULL;
 	__do_close int tdfd = -EBADF, lockfd = -EBADF;
 	char tdir[PATH_MAX], mirror[APTSOURCES_URI_MAX], hash[TEMPLATE_HASH_HEX];
-	char ref[TEMPLATE_REF_SIZE];
+	char ref[TEMPLATE_REF_SIZE], http_proxy[CONFIG_APT_CACHE_HOST_MAX + 48];
 	const char *arch;
 	struct template_info newest;
 	struct template_job job;
@@ -1388,10 +1419,17 @@ int template_build(const struct gpubox_config *cfg, const char *name, const char
 			*cached = true;
 		return 0;
 	}
+	ret = template_http_proxy(cfg, http_proxy, sizeof(http_proxy));
+	if (ret < 0) {
+		set_error(err, errlen, "bridge_address %s does not name the server for apt_cache",
+			  cfg->bridge_address);
+		return ret;
+	}
 	job = (struct template_job){
 		.name = name, .release = release, .mirror = mirror, .arch = arch,
 		.packages = packages, .recipe = recipe, .hash = hash,
 		.setup_dir = cfg->template_setup[0] ? cfg->template_setup : NULL,
+		.http_proxy = http_proxy[0] ? http_proxy : NULL,
 	};
 	ret = template_build_next(&job, tdfd, tdir, ref, sizeof(ref), progress, err, errlen);
 	if (ret < 0)

@@ -44,6 +44,8 @@ int network_teardown(const char *bridge);
 int network_parse_cidr(const char *cidr, uint32_t *address, unsigned *prefix);
 /* Dotted IPv4 text, strictly (inet_pton); address in host order. */
 int network_parse_address(const char *text, uint32_t *address);
+/* The same back: address (host order) as dotted text. */
+void network_format_address(uint32_t address, char buf[static 16]);
 /* The host-side veth name and the MAC of the container at address (host
  * order), as its LXC configuration gives them (container.c). */
 void network_veth_name(uint32_t address, char name[static NETWORK_IFNAME_MAX]);
@@ -98,6 +100,8 @@ struct nft_plan {
 	size_t negress_deny;
 	const uint32_t *resolvers;         /* DNS to these passes egress_deny; host order */
 	size_t nresolvers;
+	uint32_t apt_cache;                /* the package cache's address, host order; 0: none */
+	uint16_t apt_cache_port;           /* ... and port: TCP to it passes egress_deny */
 };
 
 /* The whole table as nft(8) input that replaces it atomically: DNAT of
@@ -106,11 +110,12 @@ struct nft_plan {
  * bridged: a "bridge <table>" dropping frames between NETWORK_VETH_PREFIX
  * ports), nothing into the containers but replies and forwards; from a
  * container's port only IPv4 and ARP with its own MAC and address; no new
- * connection from a container into egress_deny (but DNS to the resolvers).
+ * connection from a container into egress_deny (but DNS to the resolvers,
+ * and TCP to the package cache's address and port).
  * Caller frees.  NULL with errno EINVAL when a field is not valid (each
  * forward's and container's address must be a host of the subnet; a host
  * port, a container, a resolver may appear once; a denied network has no
- * host bits set). */
+ * host bits set; a package cache has a port). */
 char *nft_render(const struct nft_plan *plan);
 /* Apply rendered text in one transaction (libnftables). */
 int nft_apply(const char *ruleset);

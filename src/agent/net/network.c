@@ -79,6 +79,13 @@ int network_parse_address(const char *text, uint32_t *address)
 	return 0;
 }
 
+void network_format_address(uint32_t address, char buf[static 16])
+{
+	struct in_addr in = { .s_addr = htonl(address) };
+
+	inet_ntop(AF_INET, &in, buf, 16);
+}
+
 int network_parse_cidr(const char *cidr, uint32_t *address, unsigned *prefix)
 {
 	char addr[INET_ADDRSTRLEN];

@@ -175,6 +175,9 @@ static int nft_check_egress(const struct nft_plan *plan)
 			if (plan->resolvers[j] == plan->resolvers[i])
 				return log_error_errno(-EINVAL, EINVAL, "Resolver %08x appears twice",
 						       plan->resolvers[i]);
+	if (plan->apt_cache && !plan->apt_cache_port)
+		return log_error_errno(-EINVAL, EINVAL, "The package cache %08x has no port",
+				       plan->apt_cache);
 	return 0;
 }
 
@@ -239,11 +242,24 @@ static void nft_render_addresses(FILE *f, const uint32_t *addresses, size_t n)
 	}
 }
 
+/* The package cache named in the configuration: exactly its address and
+ * port, whatever egress_deny covers. */
+static void nft_render_apt_cache(FILE *f, const struct nft_plan *plan)
+{
+	char address[INET_ADDRSTRLEN];
+
+	if (!plan->apt_cache)
+		return;
+	nft_format_address(plan->apt_cache, address);
+	fprintf(f, "\t\tip daddr %s tcp dport %u accept\n", address, plan->apt_cache_port);
+}
+
 /*
  * egress_deny: nothing new from a container into those networks, the
  * host's own addresses there included (the input hook), except DNS to the
- * resolvers the containers were given.  Overlapping networks are merged.
- * Rejected, not dropped: apt and the like fail at once instead of hanging.
+ * resolvers the containers were given and the package cache.  Overlapping
+ * networks are merged.  Rejected, not dropped: apt and the like fail at
+ * once instead of hanging.
  */
 static void nft_render_egress(FILE *f, const struct nft_plan *plan)
 {
@@ -259,8 +275,9 @@ static void nft_render_egress(FILE *f, const struct nft_plan *plan)
 	fprintf(f, "\t}\n"
 		   "\tchain egress {\n"
 		   "\t\tct state established,related accept\n"
-		   "\t\tip daddr @resolvers meta l4proto { tcp, udp } th dport 53 accept\n"
-		   "\t\tip daddr @egress_deny counter reject with icmp admin-prohibited\n"
+		   "\t\tip daddr @resolvers meta l4proto { tcp, udp } th dport 53 accept\n");
+	nft_render_apt_cache(f, plan);
+	fprintf(f, "\t\tip daddr @egress_deny counter reject with icmp admin-prohibited\n"
 		   "\t}\n"
 		   "\tchain input {\n"
 		   "\t\ttype filter hook input priority 0; policy accept;\n"
