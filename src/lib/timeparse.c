@@ -15,6 +15,7 @@
  *   clock     H[H]:MM[:SS]
  *   date      YYYY-MM-DD [(" " | "T") clock]
  *   unix      "@" DIGITS
+ *   until     ["+"] duration | clock | date [clock] | unix   (all ahead of now)
  * Words are matched without regard to ASCII case.  Local times go through
  * mktime() with tm_isdst = -1, and a local time that does not exist (the
  * hour skipped when clocks go forward) is refused rather than moved.
@@ -294,6 +295,18 @@ static void timeparse_previous_day(struct timeparse_fields *f)
 	f->day = timeparse_days_in_month(f->year, f->month);
 }
 
+/* The day after, by the calendar alone. */
+static void timeparse_next_day(struct timeparse_fields *f)
+{
+	if (++f->day <= timeparse_days_in_month(f->year, f->month))
+		return;
+	f->day = 1;
+	if (++f->month == 13) {
+		f->month = 1;
+		f->year++;
+	}
+}
+
 /* Local time to unix seconds; -EINVAL for a time the clocks skip. */
 static int timeparse_local(const struct timeparse_fields *f, long long *out)
 {
@@ -316,8 +329,11 @@ static int timeparse_local(const struct timeparse_fields *f, long long *out)
 	return 0;
 }
 
-/* A clock time alone: today's, or yesterday's if today's is still to come. */
-static int timeparse_today(const struct timeparse_fields *clock, long long now, long long *out)
+/* A clock time alone: today's, or yesterday's if today's is still to
+ * come (ahead false); today's, or tomorrow's if today's has passed (ahead
+ * true). */
+static int timeparse_clock_day(const struct timeparse_fields *clock, long long now, bool ahead,
+			       long long *out)
 {
 	struct timeparse_fields f = *clock;
 	time_t now_t = (time_t)now;
@@ -330,9 +346,12 @@ static int timeparse_today(const struct timeparse_fields *clock, long long now, 
 	f.month = tm.tm_mon + 1;
 	f.day = tm.tm_mday;
 	ret = timeparse_local(&f, out);
-	if (ret < 0 || *out <= now)
+	if (ret < 0 || (ahead ? *out > now : *out <= now))
 		return ret;
-	timeparse_previous_day(&f);
+	if (ahead)
+		timeparse_next_day(&f);
+	else
+		timeparse_previous_day(&f);
 	return timeparse_local(&f, out);
 }
 
@@ -393,10 +412,42 @@ int parse_time(const char *text, long long now, long long *out)
 		return timeparse_before(now, seconds, out);
 	}
 	if (timeparse_clock(&p, &clock) == 0 && *p == '\0')
-		return timeparse_today(&clock, now, out);
+		return timeparse_clock_day(&clock, now, false, out);
 	if (timeparse_datetime(text, out) == 0)
 		return 0;
 	return timeparse_ago(text, now, out);
+}
+
+int parse_until(const char *text, long long now, long long *out)
+{
+	struct timeparse_fields clock = { 0 };
+	const char *p = text;
+	long long seconds, t;
+	int ret;
+
+	if (!text || !*text)
+		return -EINVAL;
+	if ((long long)(time_t)now != now || now < 0 || now > TIMEPARSE_UNIX_MAX)
+		return -ERANGE;
+	if (text[0] == '@') {
+		ret = timeparse_unix(text, &t);
+	} else if (timeparse_clock(&p, &clock) == 0 && *p == '\0') {
+		ret = timeparse_clock_day(&clock, now, true, &t);
+	} else if (timeparse_datetime(text, &t) == 0) {
+		ret = 0;
+	} else {
+		/* A duration from now: now is at most TIMEPARSE_UNIX_MAX and a
+		 * duration at most TIMEPARSE_DURATION_MAX, so the sum fits. */
+		ret = parse_duration(text[0] == '+' ? text + 1 : text, &seconds);
+		if (ret == 0)
+			t = now + seconds;
+	}
+	if (ret < 0)
+		return ret;
+	if (t <= now)
+		return -ERANGE;
+	*out = t;
+	return 0;
 }
 
 void format_time(long long t, char *buf, size_t len)

@@ -2,9 +2,9 @@
 /*
  * Times and durations as typed on the command line: any bytes, taken as
  * text, are parsed without crashing, and what is accepted obeys the rules
- * the callers rely on: a duration is positive, and a time written back by
- * format_time() reads back as the same second.  The zone is UTC so that a
- * run does not depend on the machine.
+ * the callers rely on: a duration is positive, an end is after now, and a
+ * time written back by format_time() reads back as the same second.  The
+ * zone is UTC so that a run does not depend on the machine.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +62,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (parse_time(text, FUZZ_NOW, &t) == 0)
 		fuzz_check_time(t);
+	if (parse_until(text, FUZZ_NOW, &t) == 0) {
+		if (t <= FUZZ_NOW)
+			abort();
+		fuzz_check_time(t);
+	}
 	free(text);
 	return 0;
 }

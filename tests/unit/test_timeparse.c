@@ -122,6 +122,45 @@ static void test_absolute(void **state)
 	assert_int_equal(t, 1767225660 - 60 - 3600);
 }
 
+/* The end of an exception: ahead of now, or refused. */
+static void test_until(void **state)
+{
+	static const struct { const char *text; long long t; } cases[] = {
+		{ "2h", NOW + 7200 }, { "+2h", NOW + 7200 }, { "1d12h", NOW + 129600 },
+		{ "90s", NOW + 90 }, { "1w", NOW + 7 * 86400 },
+		/* A clock time today, or tomorrow when today's has passed. */
+		{ "18:00", NOW + 4 * 3600 }, { "14:00:01", NOW + 1 }, { "14:00", NOW + 86400 },
+		{ "9:30", NOW + 86400 - 4 * 3600 - 1800 },
+		{ "2025-11-24", NOW + 10 * 3600 }, { "2025-11-23 18:00", NOW + 4 * 3600 },
+		{ "2025-11-23T14:00:30", NOW + 30 }, { "@1763906401", NOW + 1 },
+	};
+	static const char *const refused[] = {
+		"", "+", "2", "-2h", "2h ago", "now", "tomorrow", "+ 2h", "2h ", "25:00", "@x",
+		"2025-11-23 14:00 ", "in 2h",
+	};
+	static const char *const past[] = {
+		"2025-11-23", "2025-11-23 14:00", "@1763906400", "@0", "2020-01-01",
+	};
+	long long t;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		t = -1;
+		if (parse_until(cases[i].text, NOW, &t) != 0 || t != cases[i].t)
+			fail_msg("\"%s\" gave %lld, not %lld", cases[i].text, t, cases[i].t);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (parse_until(refused[i], NOW, &t) != -EINVAL)
+			fail_msg("\"%s\" was not refused as malformed", refused[i]);
+	for (size_t i = 0; i < sizeof(past) / sizeof(past[0]); i++)
+		if (parse_until(past[i], NOW, &t) != -ERANGE)
+			fail_msg("\"%s\" was not refused as past", past[i]);
+	assert_int_equal(parse_until(NULL, NOW, &t), -EINVAL);
+	/* Late on the last day of a year, an earlier clock time is next year's. */
+	assert_int_equal(parse_until("01:00", 1767222000 /* 2025-12-31 23:00 */, &t), 0);
+	assert_int_equal(t, 1767222000 + 7200);
+}
+
 static void test_time_refused(void **state)
 {
 	static const char *const refused[] = {
@@ -230,6 +269,7 @@ int main(void)
 		cmocka_unit_test(test_relative),
 		cmocka_unit_test(test_absolute),
 		cmocka_unit_test(test_time_refused),
+		cmocka_unit_test(test_until),
 		cmocka_unit_test(test_summer_time),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_round_trip),
