@@ -41,6 +41,7 @@ struct agent {
 	struct guests *guests;          /* the containers' own sockets (guest.c) */
 	struct hubsync *hubsync;        /* NULL without hub_url */
 	struct oomwatch *oomwatch;      /* NULL when the kernel's log cannot be read */
+	struct expiry *expiry;          /* ends temporary limits (expiry.c); NULL before it starts */
 };
 
 /* One operation at a time per member (agent.c).  Held by a variable that
@@ -55,6 +56,18 @@ struct member_lock {
 struct member_lock agent_lock_member(struct agent *a, const char *name);
 void agent_unlock_member(struct member_lock *lock);
 #define __do_unlock_member __attribute__((cleanup(agent_unlock_member)))
+
+/* ---- expiry.c: temporary exceptions end on time ---------------------------- */
+
+struct expiry;
+
+/* Apply the ends that passed while the agent was down, then a thread for
+ * those to come. */
+int expiry_start(struct agent *a, struct expiry **out);
+/* A new end was recorded: look again now.  Accepts NULL. */
+void expiry_wake(struct expiry *e);
+/* Accepts NULL. */
+void expiry_stop(struct expiry *e);
 
 /* ---- control.c: the Unix socket ------------------------------------------- */
 

@@ -221,6 +221,19 @@ static int control_read_request(struct control_peer *peer, json_t **msg)
 	return ret;
 }
 
+/* What the member is to be told on whatever they ask next (a temporary
+ * limit of theirs ending within the hour), into the final message. */
+static void control_add_notices(struct agent *a, const struct caller *who, json_t *msg)
+{
+	json_t *notices;
+
+	if (!msg || !who->is_member)
+		return;
+	notices = ops_limits_notices(a, who->member.name);
+	if (notices)
+		json_object_set_new(msg, "notices", notices);
+}
+
 static void control_serve_peer(struct control_peer *peer)
 {
 	struct agent *a = peer->agent;
@@ -263,6 +276,7 @@ static void control_serve_peer(struct control_peer *peer)
 		return;
 	}
 	reply = proto_ok_new(result);
+	control_add_notices(a, &who, reply);
 	if (reply && !progress.gone)
 		proto_send(peer->fd, reply);
 }

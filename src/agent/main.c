@@ -199,6 +199,8 @@ static int agent_start_services(struct agent *a)
 	if (collector_start(a, a->history, &a->collector) < 0)
 		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
 	oomwatch_start(&a->oomwatch);
+	if (expiry_start(a, &a->expiry) < 0)
+		log_error("temporary limits will not end on time; they end at the next start of the agent");
 	/* Before the HTTP server, which takes the hub's pokes; a token file
 	 * that others may read stops the agent. */
 	if (hubsync_start(a, &a->hubsync) < 0)
@@ -220,6 +222,7 @@ static void agent_stop_services(struct agent *a)
 {
 	httpd_stop(a->httpd);
 	hubsync_stop(a->hubsync);
+	expiry_stop(a->expiry);
 	collector_stop(a->collector);
 	oomwatch_stop(a->oomwatch);
 	history_close(a->history);

@@ -104,9 +104,17 @@ uint64_t ops_limits_host_memory(void);
 int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *items);
 /* Write them into the member's running container. */
 int ops_limits_apply(struct agent *a, const char *member, char *err, size_t errlen);
-/* Add "limits" and, when running, "usage". */
+/* Add "limits", "limits_until" and "limits_then" when some are
+ * temporary and, when running, "usage". */
 int ops_limits_status(struct agent *a, const struct member_record *rec, bool running,
 		      json_t *status);
+/* Temporary limits whose end is at or before now give way (to the
+ * member's own value before them, or the default), applied at once,
+ * logged and audited.  *next: the next end still to come, 0 when none. */
+int ops_limits_expire(struct agent *a, long long now, long long *next);
+/* What the member is to be told of their temporary limits ending within
+ * the hour, each once: an array of sentences, or NULL. */
+json_t *ops_limits_notices(struct agent *a, const char *member);
 /* ops_snapshot.c: finish or undo what a killed agent left half-done in a
  * member's layer (a restore, a rebuild keeping /home); at start-up. */
 int ops_snapshot_reconcile(struct agent *a, const struct member_record *rec);

@@ -10,6 +10,14 @@
  * again, so a changed default reaches each container at its next start.
  * Disk is the project quota of the member's layer (container/quota.c),
  * set at every start and at once on a change, running or not.
+ *
+ * A value may be temporary (limits set ... --until TIME): at its end it
+ * gives way to the member's own value before it, or to the server's
+ * default, and the change is applied at once, as limits rm applies one
+ * (ops_limits_expire(), from expiry.c's thread and at the agent's start);
+ * the member is told in the last hour before, on their next command
+ * (ops_limits_notices()).  Until the thread has run, reading already
+ * treats an ended value as gone.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,9 +25,11 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "container/container.h"
 #include "monitor/monitor.h"
 #include "monitor/procinfo.h"
@@ -30,8 +40,12 @@
 #include "proto.h"
 #include "reslimit.h"
 #include "strutil.h"
+#include "timeparse.h"
 #include "validate.h"
 #include "banned.h"
+
+/* A member is told of a temporary limit's end this long before it. */
+#define LIMITS_WARN_BEFORE 3600
 
 uint64_t ops_limits_host_memory(void)
 {
@@ -42,12 +56,36 @@ uint64_t ops_limits_host_memory(void)
 	return (uint64_t)si.totalram * si.mem_unit;
 }
 
-/* The member's own values alone (*own) and over the defaults (*out). */
-static int ops_limits_read(struct agent *a, const char *member, struct limits *own,
-			   struct limits *out)
+/* The end of each temporary value, {"memory": unix seconds, ...}, and
+ * what each gives way to then, {"memory": "32G" or "default"}; NULL when
+ * none is temporary. */
+static void ops_limits_ends_json(const struct limit_record *recs, size_t n, json_t **until,
+				 json_t **then)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!recs[i].ends)
+			continue;
+		if (!*until)
+			*until = json_object();
+		if (then && !*then)
+			*then = json_object();
+		json_object_set_new(*until, recs[i].key, json_integer(recs[i].ends));
+		if (then)
+			json_object_set_new(*then, recs[i].key,
+					    json_string(recs[i].has_previous ? recs[i].previous : "default"));
+	}
+}
+
+/* The member's own values alone (*own) and over the defaults (*out); the
+ * ends of temporary ones when until is not NULL (see
+ * ops_limits_ends_json()).  A temporary value whose end has come is read
+ * as what it gives way to, whether or not the expiry has run. */
+static int ops_limits_read_ends(struct agent *a, const char *member, struct limits *own,
+				struct limits *out, json_t **until, json_t **then)
 {
 	__do_free struct limit_record *recs = NULL;
 	struct limits defaults;
+	long long now = time(NULL);
 	size_t n = 0;
 	char err[256];
 	int ret;
@@ -57,16 +95,31 @@ static int ops_limits_read(struct agent *a, const char *member, struct limits *o
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < n; i++) {
+		const char *value = recs[i].value;
 		char text[64];
 
-		snprintf(text, sizeof(text), "%s=%s", recs[i].key, recs[i].value);
+		if (recs[i].ends && recs[i].ends <= now) {
+			if (!recs[i].has_previous)
+				continue;
+			value = recs[i].previous;
+			recs[i].ends = 0;
+		}
+		snprintf(text, sizeof(text), "%s=%s", recs[i].key, value);
 		/* Recorded only once checked; one that no longer reads is skipped. */
 		if (limits_parse_assignment(text, own, err, sizeof(err)) < 0)
 			log_warn("%s: ignoring the recorded limit %s: %s", member, text, err);
 	}
+	if (until)
+		ops_limits_ends_json(recs, n, until, then);
 	config_limits(&a->cfg, &defaults);
 	limits_merge(&defaults, own, out);
 	return 0;
+}
+
+static int ops_limits_read(struct agent *a, const char *member, struct limits *own,
+			   struct limits *out)
+{
+	return ops_limits_read_ends(a, member, own, out, NULL, NULL);
 }
 
 int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *items)
@@ -205,11 +258,15 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
 	struct container_stats use;
 	struct quota_usage disk;
 	uint64_t host = ops_limits_host_memory();
-	json_t *limits, *usage;
+	json_t *limits, *usage, *until = NULL, *then = NULL;
 	int fd;
 
-	if (ops_limits_read(a, rec->name, &own, &effective) < 0)
+	if (ops_limits_read_ends(a, rec->name, &own, &effective, &until, &then) < 0)
 		return -EIO;
+	if (until)
+		json_object_set_new(status, "limits_until", until);
+	if (then)
+		json_object_set_new(status, "limits_then", then);
 	limits = ops_limits_json(&effective, &own, NULL);
 	if (limits && limits_resolve(&effective, LIMIT_MEMORY, host) != LIMIT_NONE)
 		json_object_set_new(limits, "memory_bytes",
@@ -253,8 +310,10 @@ static int ops_limits_member(struct op_context *ctx, const char *const allowed[]
 	return 0;
 }
 
-/* Record every key given in l for the member, in one transaction. */
-static int ops_limits_record(struct agent *a, const char *member, const struct limits *l)
+/* Record every key given in l for the member, in one transaction; until
+ * > 0: as temporary values ending then. */
+static int ops_limits_record(struct agent *a, const char *member, const struct limits *l,
+			     long long until)
 {
 	int ret = db_begin(a->db);
 
@@ -264,7 +323,7 @@ static int ops_limits_record(struct agent *a, const char *member, const struct l
 		if (!limits_given(l, (enum limit_key)k))
 			continue;
 		limits_format_value(l, (enum limit_key)k, text, sizeof(text));
-		ret = db_limit_put(a->db, member, limits_key_name((enum limit_key)k), text);
+		ret = db_limit_put(a->db, member, limits_key_name((enum limit_key)k), text, until);
 	}
 	if (ret < 0) {
 		db_rollback(a->db);
@@ -295,16 +354,35 @@ static int ops_limits_live(struct op_context *ctx, const struct member_record *r
 	return 0;
 }
 
+/* "until": unix seconds, after now (a limit cannot end in the past) and
+ * within a four-digit year. */
+static int ops_limits_until(struct op_context *ctx, long long *until)
+{
+	long long now = time(NULL);
+	char err[256], when[64];
+
+	*until = 0;
+	if (proto_arg_int(ctx->args, "until", false, 1, 253402300799LL, until, err, sizeof(err)) < 0)
+		return ops_usage(ctx, err);
+	if (*until && *until <= now) {
+		format_time(*until, when, sizeof(when));
+		return ops_fail(ctx, PROTO_E_USAGE, "the end given with --until must be ahead; %s has passed",
+				when);
+	}
+	return 0;
+}
+
 static int op_limits_set(struct op_context *ctx, json_t **result)
 {
-	static const char *const allowed[] = { "member", "set", NULL };
+	static const char *const allowed[] = { "member", "set", "until", NULL };
 	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	struct limits given = { 0 }, own, effective;
 	const char *text;
-	char err[512];
+	long long until;
+	char err[512], when[64];
 
-	if (ops_limits_member(ctx, allowed, &rec) < 0)
+	if (ops_limits_member(ctx, allowed, &rec) < 0 || ops_limits_until(ctx, &until) < 0)
 		return -1;
 	if (proto_arg_string(ctx->args, "set", true, &text, err, sizeof(err)) < 0 ||
 	    limits_parse_list(text, &given, err, sizeof(err)) < 0)
@@ -317,9 +395,15 @@ static int op_limits_set(struct op_context *ctx, json_t **result)
 	limits_merge(&effective, &given, &effective);
 	if (limits_check(&effective, ops_limits_host_memory(), err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
-	if (ops_limits_record(ctx->a, rec.name, &given) < 0)
+	if (ops_limits_record(ctx->a, rec.name, &given, until) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
-	log_info("limits of %s set: %s", rec.name, text);
+	if (until) {
+		format_time(until, when, sizeof(when));
+		log_info("limits of %s set until %s: %s", rec.name, when, text);
+		expiry_wake(ctx->a->expiry);
+	} else {
+		log_info("limits of %s set: %s", rec.name, text);
+	}
 	return ops_limits_live(ctx, &rec, result);
 }
 
@@ -353,13 +437,13 @@ static int op_limits_rm(struct op_context *ctx, json_t **result)
 static json_t *ops_limits_entry(struct agent *a, const struct member_record *rec)
 {
 	struct limits own, effective;
-	json_t *values, *origin = NULL;
+	json_t *values, *origin = NULL, *until = NULL, *then = NULL;
 
-	if (ops_limits_read(a, rec->name, &own, &effective) < 0)
+	if (ops_limits_read_ends(a, rec->name, &own, &effective, &until, &then) < 0)
 		return NULL;
 	values = ops_limits_json(&effective, &own, &origin);
-	return json_pack("{s:s, s:o, s:o*}", "member", rec->name, "limits", values ? values : json_object(),
-			 "origin", origin);
+	return json_pack("{s:s, s:o, s:o*, s:o*, s:o*}", "member", rec->name, "limits",
+			 values ? values : json_object(), "origin", origin, "until", until, "then", then);
 }
 
 static int op_limits_ls(struct op_context *ctx, json_t **result)
@@ -394,6 +478,139 @@ static int op_limits_ls(struct op_context *ctx, json_t **result)
 	*result = json_pack("{s:o, s:o}", "defaults", ops_limits_json(&defaults, &defaults, NULL),
 			    "members", list ? list : json_array());
 	return *result ? 0 : ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+}
+
+/* ---- temporary limits end ------------------------------------------------ */
+
+/* "the server's default (64G)" or "32G (their own)" into buf: what an
+ * ended value gives way to. */
+static void ops_limits_then_text(struct agent *a, const struct limit_record *rec, char *buf,
+				 size_t len)
+{
+	struct limits defaults;
+	enum limit_key key;
+	char text[LIMIT_TEXT_MAX] = "";
+
+	if (rec->has_previous) {
+		snprintf(buf, len, "%s", rec->previous);
+		return;
+	}
+	config_limits(&a->cfg, &defaults);
+	if (limits_key_find(rec->key, &key) == 0)
+		limits_format_value(&defaults, key, text, sizeof(text));
+	snprintf(buf, len, "the server's default (%s)", text[0] ? text : "none");
+}
+
+/* What an end leaves in the audit log: the agent's own change, as root's. */
+static void ops_limits_audit_end(struct agent *a, const struct limit_record *rec, const char *then,
+				 const char *error)
+{
+	__do_json json_t *args = json_pack("{s:s, s:s, s:I, s:s}", "key", rec->key, "value", rec->value,
+					   "until", (json_int_t)rec->ends, "then", then);
+	char target[AUDIT_TARGET_MAX];
+
+	snprintf(target, sizeof(target), "%s key=%s", rec->member, rec->key);
+	audit_record(a->audit, &(struct audit_entry){
+		.time_ms = audit_now_ms(), .uid = 0, .admin = true, .op = "limits_end",
+		.target = target, .args = args, .result = error ? PROTO_E_FAILED : "ok", .error = error,
+	});
+}
+
+/* One member's ended values, under the member's lock: each gives way in
+ * the database, then the container gets them all at once. */
+static void ops_limits_end_member(struct agent *a, const char *member, long long now)
+{
+	__do_unlock_member struct member_lock lock = agent_lock_member(a, member);
+	__do_free struct limit_record *ended = NULL;
+	char err[512] = "", then[64], when[64];
+	size_t n = 0;
+	int ret;
+
+	/* Read again under the lock: an admin may have changed them since. */
+	ret = db_limit_ended(a->db, now, &ended, &n);
+	if (ret == 0)
+		ret = db_begin(a->db);
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		if (strcmp(ended[i].member, member) != 0)
+			continue;
+		ret = ended[i].has_previous ?
+			db_limit_put(a->db, member, ended[i].key, ended[i].previous, 0) :
+			db_limit_remove(a->db, member, ended[i].key);
+	}
+	if (ret == 0)
+		ret = db_commit(a->db);
+	if (ret < 0) {
+		db_rollback(a->db);
+		log_error("%s: the ended limits could not be given way; the agent tries again", member);
+		return;
+	}
+	/* As limits rm applies them; a stopped container gets the rest at its start. */
+	if (container_get_state(a->lxcpath, member) == CONTAINER_RUNNING)
+		ret = ops_limits_apply(a, member, err, sizeof(err));
+	else
+		ret = ops_limits_apply_disk(a, member, err, sizeof(err));
+	if (ret == 0)
+		err[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(ended[i].member, member) != 0)
+			continue;
+		ops_limits_then_text(a, &ended[i], then, sizeof(then));
+		format_time(ended[i].ends, when, sizeof(when));
+		log_info("limit %s of %s ended at %s: %s gives way to %s%s%s", ended[i].key, member, when,
+			 ended[i].value, then, err[0] ? "; not applied: " : "", err);
+		ops_limits_audit_end(a, &ended[i], then, err[0] ? err : NULL);
+	}
+}
+
+int ops_limits_expire(struct agent *a, long long now, long long *next)
+{
+	__do_free struct limit_record *ended = NULL;
+	size_t n = 0;
+	int ret = db_limit_ended(a->db, now, &ended, &n);
+
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		bool done = false;
+
+		/* Each member once (the list is in order of the ends). */
+		for (size_t j = 0; j < i && !done; j++)
+			done = strcmp(ended[j].member, ended[i].member) == 0;
+		if (!done)
+			ops_limits_end_member(a, ended[i].member, now);
+	}
+	*next = 0;
+	if (ret == 0) {
+		ret = db_limit_next_end(a->db, next);
+		if (ret == -ENOENT)
+			ret = 0;
+	}
+	return ret;
+}
+
+json_t *ops_limits_notices(struct agent *a, const char *member)
+{
+	__do_free struct limit_record *soon = NULL;
+	long long now = time(NULL);
+	json_t *notices = NULL;
+	size_t n = 0;
+
+	if (db_limit_take_warnings(a->db, member, now + LIMITS_WARN_BEFORE, &soon, &n) < 0)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		char then[64], when[64], left[32], text[512];
+
+		if (soon[i].ends <= now)
+			continue;
+		ops_limits_then_text(a, &soon[i], then, sizeof(then));
+		format_time(soon[i].ends, when, sizeof(when));
+		format_duration(soon[i].ends - now, left, sizeof(left));
+		snprintf(text, sizeof(text),
+			 "your %s limit of %s ends at %s (in %s); then it is %s (ask an admin to extend it)",
+			 soon[i].key, soon[i].value, when, left, then);
+		if (!notices)
+			notices = json_array();
+		json_array_append_new(notices, json_string(text));
+	}
+	return notices;
 }
 
 const struct op_entry ops_limits_table[] = {

@@ -146,6 +146,7 @@ enum {
 	CLI_OPT_CSV     = 1 << 12,
 	CLI_OPT_FORCE   = 1 << 13,
 	CLI_OPT_LIMIT   = 1 << 14,
+	CLI_OPT_FROM    = 1 << 15,
 };
 
 #define CLI_KEYS_MAX 16
@@ -172,6 +173,7 @@ struct cli_options {
 	const char *since;
 	const char *until;
 	const char *limit;
+	const char *from;
 	bool csv;
 	bool force;
 	const char *keys[CLI_KEYS_MAX];

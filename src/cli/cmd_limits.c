@@ -5,6 +5,7 @@
  * (reslimit.h), records it and changes a running container at once; this
  * file shapes the requests and prints the answers.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "cleanup.h"
 #include "cli.h"
 #include "reslimit.h"
+#include "timeparse.h"
 
 #include "banned.h"
 
@@ -55,6 +57,49 @@ static void cmd_limits_print_kill(json_t *kill)
 				 json_string_value(json_object_get(kill, "command")) : "?");
 	printf(" (uid %" JSON_INTEGER_FORMAT ") at %s\n", json_integer_value(json_object_get(kill, "uid")),
 	       stamp);
+}
+
+/* " until 2026-12-01 18:00" when until has an end for key. */
+static void cmd_limits_print_until(json_t *until, const char *key)
+{
+	json_t *end = json_object_get(until, key);
+	char when[64];
+
+	if (!json_is_integer(end))
+		return;
+	format_time(json_integer_value(end), when, sizeof(when));
+	printf(" until %s", when);
+}
+
+/* ", then 32G" or ", then the server's default" when then has key. */
+static void cmd_limits_print_then(json_t *then, const char *key)
+{
+	const char *after = json_string_value(json_object_get(then, key));
+
+	if (!after)
+		return;
+	printf(", then ");
+	output_sanitized(stdout, strcmp(after, "default") == 0 ? "the server's default" : after);
+}
+
+/* "Temporary: memory until 2026-12-01 18:00, then 32G; pids until ...". */
+static void cmd_limits_print_ends(json_t *until, json_t *then)
+{
+	const char *key;
+	json_t *end;
+	bool first = true;
+
+	json_object_foreach(until, key, end) {
+		if (!json_is_integer(end))
+			continue;
+		printf("%s", first ? "Temporary: " : "; ");
+		output_sanitized(stdout, key);
+		cmd_limits_print_until(until, key);
+		cmd_limits_print_then(then, key);
+		first = false;
+	}
+	if (!first)
+		fputc('\n', stdout);
 }
 
 void cmd_limits_print_status(json_t *result)
@@ -106,10 +151,14 @@ void cmd_limits_print_status(json_t *result)
 	}
 	output_sanitized(stdout, cmd_limits_value(limits, "disk"));
 	fputc('\n', stdout);
+	cmd_limits_print_ends(json_object_get(result, "limits_until"), json_object_get(result, "limits_then"));
 }
 
-/* One line per key: "memory  64G  (member)". */
-static void cmd_limits_print(json_t *limits, json_t *origin, const char *indent)
+/* One line per key: "memory  64G  (this member's own)", and for a
+ * temporary value "memory  128G  (this member's own) until 2026-12-01
+ * 18:00, then 32G". */
+static void cmd_limits_print(json_t *limits, json_t *origin, json_t *until, json_t *then,
+			     const char *indent)
 {
 	const char *key;
 	json_t *value;
@@ -123,6 +172,8 @@ static void cmd_limits_print(json_t *limits, json_t *origin, const char *indent)
 		output_sanitized(stdout, json_string_value(value));
 		if (from)
 			printf("%s", strcmp(from, "member") == 0 ? "  (this member's own)" : "  (server default)");
+		cmd_limits_print_until(until, key);
+		cmd_limits_print_then(then, key);
 		fputc('\n', stdout);
 	}
 }
@@ -139,7 +190,8 @@ static int cmd_limits_answer(struct cli *cli, const struct cli_options *opts, co
 	output_sanitized(stdout, json_string_value(json_object_get(result, "member")));
 	printf(" are now%s:\n", json_is_true(json_object_get(result, "applied")) ?
 				" (in the running container too)" : "");
-	cmd_limits_print(json_object_get(result, "limits"), NULL, "  ");
+	cmd_limits_print(json_object_get(result, "limits"), NULL, json_object_get(result, "limits_until"),
+			 json_object_get(result, "limits_then"), "  ");
 	return CLI_EXIT_OK;
 }
 
@@ -159,11 +211,30 @@ static int cmd_limits_join(char **argv, int first, int argc, char *buf, size_t l
 	return 0;
 }
 
+/* --until TIME as unix seconds into args; a usage error (printed) when
+ * it does not read or has passed. */
+static int cmd_limits_until(const struct cli_command *self, const char *text, json_t *args)
+{
+	long long until;
+	int ret;
+
+	if (!text || !args)
+		return 0;
+	ret = parse_until(text, (long long)time(NULL), &until);
+	if (ret == -ERANGE)
+		return cli_usage_error(self, "--until %s has passed: a temporary limit ends ahead", text);
+	if (ret < 0)
+		return cli_usage_error(self, "--until takes an end such as 8h, 3d, 18:00, 2026-12-01 or "
+				       "2026-12-01T18:00, not \"%s\"", text);
+	return json_object_set_new(args, "until", json_integer(until)) < 0 ? CLI_EXIT_FAILED : 0;
+}
+
 static int cmd_limits_set(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
-	static const struct cli_args spec = { .options = CLI_OPT_JSON, .min = 2, .max = 9,
+	static const struct cli_args spec = { .options = CLI_OPT_JSON | CLI_OPT_UNTIL, .min = 2, .max = 9,
 		.wrong_count = "name the member and at least one KEY=VALUE, such as memory=64G" };
 	struct cli_options opts;
+	json_t *args;
 	char text[512];
 	int status;
 
@@ -171,8 +242,13 @@ static int cmd_limits_set(struct cli *cli, const struct cli_command *self, int a
 		return status;
 	if (cmd_limits_join(argv, opts.first_arg + 1, argc, text, sizeof(text)) < 0)
 		return cli_usage_error(self, "each limit is one word KEY=VALUE, such as memory=64G");
-	return cmd_limits_answer(cli, &opts, "limits_set",
-				 json_pack("{s:s, s:s}", "member", argv[opts.first_arg], "set", text));
+	args = json_pack("{s:s, s:s}", "member", argv[opts.first_arg], "set", text);
+	status = cmd_limits_until(self, opts.until, args);
+	if (status != 0) {
+		json_decref(args);
+		return status;
+	}
+	return cmd_limits_answer(cli, &opts, "limits_set", args);
 }
 
 static int cmd_limits_rm(struct cli *cli, const struct cli_command *self, int argc, char **argv)
@@ -206,25 +282,30 @@ static int cmd_limits_ls(struct cli *cli, const struct cli_command *self, int ar
 	if (ret != CLI_EXIT_OK || !result)
 		return ret;
 	printf("Server defaults:\n");
-	cmd_limits_print(json_object_get(result, "defaults"), NULL, "  ");
+	cmd_limits_print(json_object_get(result, "defaults"), NULL, NULL, NULL, "  ");
 	json_array_foreach(json_object_get(result, "members"), i, m) {
 		fputc('\n', stdout);
 		output_sanitized(stdout, json_string_value(json_object_get(m, "member")));
 		printf(":\n");
-		cmd_limits_print(json_object_get(m, "limits"), json_object_get(m, "origin"), "  ");
+		cmd_limits_print(json_object_get(m, "limits"), json_object_get(m, "origin"),
+				 json_object_get(m, "until"), json_object_get(m, "then"), "  ");
 	}
 	return CLI_EXIT_OK;
 }
 
 static const struct cli_command cmd_limits_commands[] = {
 	{ "set", cmd_limits_set, true,
-	  "admin limits set MEMBER KEY=VALUE... [--json]",
+	  "admin limits set MEMBER KEY=VALUE... [--until TIME] [--json]",
 	  "Give MEMBER their own limits over the server's defaults: memory=64G (or 50%, of the "
 	  "server's memory; past it the kernel kills inside the container), memory_high=56G (past "
 	  "it the container is slowed and reclaimed), swap=8G, cpu_weight=100 (share under "
 	  "contention, 1 to 10000), cpus=16 (a hard cap; 0.5 is half a CPU), pids=20000, "
 	  "io_weight=100, disk=500G; any of them may be none.  Memory, CPU, processes and I/O "
-	  "change in the running container at once; every value is kept for later starts." },
+	  "change in the running container at once; every value is kept for later starts.  "
+	  "With --until TIME (8h, 3d, 18:00, 2026-12-01, 2026-12-01T18:00) the values are "
+	  "temporary: at that time each gives way to the member's own value before it, or to "
+	  "the server's default, in the running container too, also when the agent was down "
+	  "then; the member is told in the hour before, on their next command." },
 	{ "rm", cmd_limits_rm, true,
 	  "admin limits rm MEMBER KEY [--json]",
 	  "Take MEMBER's own value for KEY away: the server's default applies again." },

@@ -313,6 +313,7 @@ enum {
 	OPT_CSV,
 	OPT_FORCE,
 	OPT_LIMIT,
+	OPT_FROM,
 };
 
 static const struct option cli_long_options[] = {
@@ -331,6 +332,7 @@ static const struct option cli_long_options[] = {
 	{ "csv",     no_argument,       NULL, OPT_CSV },
 	{ "force",   no_argument,       NULL, OPT_FORCE },
 	{ "limit",   required_argument, NULL, OPT_LIMIT },
+	{ "from",    required_argument, NULL, OPT_FROM },
 	{ "key",     required_argument, NULL, 'k' },
 	{ "release", required_argument, NULL, 'r' },
 	{ NULL, 0, NULL, 0 },
@@ -398,7 +400,7 @@ static int cli_check_option_taken(const struct cli_command *cmd, const struct cl
 		{ OPT_FREEZE, CLI_OPT_FREEZE }, { OPT_KEEP_HOME, CLI_OPT_KEEP_HOME },
 		{ OPT_GPU, CLI_OPT_GPU }, { OPT_AT, CLI_OPT_AT }, { OPT_SINCE, CLI_OPT_SINCE },
 		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV }, { OPT_FORCE, CLI_OPT_FORCE },
-		{ OPT_LIMIT, CLI_OPT_LIMIT },
+		{ OPT_LIMIT, CLI_OPT_LIMIT }, { OPT_FROM, CLI_OPT_FROM },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(masks); i++)
@@ -449,6 +451,8 @@ static const char **cli_option_value(struct cli_options *opts, int option)
 		return &opts->until;
 	case OPT_LIMIT:
 		return &opts->limit;
+	case OPT_FROM:
+		return &opts->from;
 	default:
 		return NULL;
 	}

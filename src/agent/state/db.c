@@ -22,7 +22,35 @@
 /* The schema's version (PRAGMA user_version, see sqldb.h).  A change to
  * the tables below bumps it and adds the script that takes a file of the
  * version before to it, as sqldb_options.upgrades (hubdb.c has one). */
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
+
+/*
+ * Version 2.  limit_ends: the end of an admin's temporary limit
+ * (limits set --until), the member's own value it gives way to then
+ * (previous; NULL: the server's default), and whether the member was
+ * told it ends soon; gone with the limit.  forward_from: the networks a
+ * forwarded port takes connections from ("any", or networks as
+ * cidr_format() writes them), container_port 22 being the container's
+ * SSH; no row: the server's forward_default_from.  Gone with the forward
+ * (the trigger) or the member.
+ */
+#define DB_EXCEPTION_TABLES \
+	"CREATE TABLE IF NOT EXISTS limit_ends (" \
+	"  member TEXT NOT NULL," \
+	"  key TEXT NOT NULL," \
+	"  ends INTEGER NOT NULL," \
+	"  previous TEXT," \
+	"  warned INTEGER NOT NULL DEFAULT 0," \
+	"  PRIMARY KEY (member, key)," \
+	"  FOREIGN KEY (member, key) REFERENCES member_limits(member, key) ON DELETE CASCADE);" \
+	"CREATE TABLE IF NOT EXISTS forward_from (" \
+	"  member TEXT NOT NULL REFERENCES members(name) ON DELETE CASCADE," \
+	"  container_port INTEGER NOT NULL," \
+	"  network TEXT NOT NULL," \
+	"  PRIMARY KEY (member, container_port, network));" \
+	"CREATE TRIGGER IF NOT EXISTS forward_from_gone AFTER DELETE ON forwards BEGIN" \
+	"  DELETE FROM forward_from WHERE member = old.member AND container_port = old.container_port;" \
+	"  END;"
 
 static const char db_schema[] =
 	"CREATE TABLE IF NOT EXISTS members ("
@@ -67,8 +95,14 @@ static const char db_schema[] =
 	"  key TEXT NOT NULL,"
 	"  value TEXT NOT NULL,"
 	"  PRIMARY KEY (member, key));"
+	DB_EXCEPTION_TABLES
 	"INSERT OR IGNORE INTO member_ids (name, id)"
 	"  SELECT name, lower(hex(randomblob(16))) FROM members;";
+
+/* db_upgrades[v - 1] takes a file of version v to v + 1 (sqldb.h). */
+static const char *const db_upgrades[DB_SCHEMA_VERSION - 1] = {
+	DB_EXCEPTION_TABLES,
+};
 
 struct db {
 	struct sqldb *sql;
@@ -79,6 +113,9 @@ struct db {
 	"SELECT m.name, m.uid, m.subid_base, m.ssh_port, m.address_index, m.template, m.created," \
 	" COALESCE(i.id, '') FROM members m LEFT JOIN member_ids i ON i.name = m.name"
 #define FORWARD_COLUMNS "member, container_port, host_port"
+#define LIMIT_SELECT \
+	"SELECT l.member, l.key, l.value, COALESCE(e.ends, 0), e.previous, COALESCE(e.warned, 0)" \
+	" FROM member_limits l LEFT JOIN limit_ends e ON e.member = l.member AND e.key = l.key"
 
 enum db_stmt_id {
 	DB_MEMBER_GET, DB_MEMBER_BY_UID, DB_MEMBER_LIST, DB_MEMBER_INSERT, DB_MEMBER_DELETE,
@@ -89,6 +126,9 @@ enum db_stmt_id {
 	DB_GPU_SET_GET, DB_GPU_SET_PUT,
 	DB_HUB_MEMBER_ADD, DB_HUB_MEMBER_IS, DB_HUB_MEMBER_LIST,
 	DB_LIMIT_PUT, DB_LIMIT_REMOVE, DB_LIMIT_LIST_MEMBER, DB_LIMIT_LIST,
+	DB_LIMIT_END_KEEP, DB_LIMIT_END_NEW, DB_LIMIT_END_REMOVE, DB_LIMIT_ENDED, DB_LIMIT_NEXT_END,
+	DB_LIMIT_TO_WARN, DB_LIMIT_WARNED,
+	DB_FORWARD_FROM_CLEAR, DB_FORWARD_FROM_ADD, DB_FORWARD_FROM_LIST_MEMBER, DB_FORWARD_FROM_LIST,
 	DB_STMT_COUNT
 };
 
@@ -118,8 +158,28 @@ static const char *const db_sql[DB_STMT_COUNT] = {
 	[DB_LIMIT_PUT] = ("INSERT INTO member_limits (member, key, value) VALUES (?, ?, ?) "
 			  "ON CONFLICT (member, key) DO UPDATE SET value = excluded.value"),
 	[DB_LIMIT_REMOVE] = "DELETE FROM member_limits WHERE member = ? AND key = ?",
-	[DB_LIMIT_LIST_MEMBER] = "SELECT member, key, value FROM member_limits WHERE member = ? ORDER BY key",
-	[DB_LIMIT_LIST] = "SELECT member, key, value FROM member_limits ORDER BY member, key",
+	[DB_LIMIT_LIST_MEMBER] = LIMIT_SELECT " WHERE l.member = ? ORDER BY l.key",
+	[DB_LIMIT_LIST] = LIMIT_SELECT " ORDER BY l.member, l.key",
+	/* Before a temporary value replaces the member's own: that value is
+	 * what it gives way to, unless an end is set already (then the value
+	 * under it still is).  The member's own value is kept in a row of
+	 * its own only when there is one; DB_LIMIT_END_NEW adds the rest. */
+	[DB_LIMIT_END_KEEP] = ("INSERT INTO limit_ends (member, key, ends, previous)"
+			       " SELECT member, key, ?3, value FROM member_limits WHERE member = ?1 AND key = ?2"
+			       " ON CONFLICT (member, key) DO UPDATE SET ends = excluded.ends, warned = 0"),
+	[DB_LIMIT_END_NEW] = ("INSERT INTO limit_ends (member, key, ends, previous) VALUES (?, ?, ?, NULL)"
+			      " ON CONFLICT (member, key) DO NOTHING"),
+	[DB_LIMIT_END_REMOVE] = "DELETE FROM limit_ends WHERE member = ? AND key = ?",
+	[DB_LIMIT_ENDED] = LIMIT_SELECT " WHERE e.ends <= ? ORDER BY e.ends, l.member, l.key",
+	[DB_LIMIT_NEXT_END] = "SELECT ends FROM limit_ends ORDER BY ends LIMIT 1",
+	[DB_LIMIT_TO_WARN] = LIMIT_SELECT " WHERE l.member = ?1 AND e.ends <= ?2 AND e.warned = 0 ORDER BY e.ends, l.key",
+	[DB_LIMIT_WARNED] = "UPDATE limit_ends SET warned = 1 WHERE member = ?1 AND ends <= ?2",
+	[DB_FORWARD_FROM_CLEAR] = "DELETE FROM forward_from WHERE member = ? AND container_port = ?",
+	[DB_FORWARD_FROM_ADD] = "INSERT OR IGNORE INTO forward_from (member, container_port, network) VALUES (?, ?, ?)",
+	[DB_FORWARD_FROM_LIST_MEMBER] = ("SELECT member, container_port, network FROM forward_from"
+					 " WHERE member = ? ORDER BY container_port, rowid"),
+	[DB_FORWARD_FROM_LIST] = ("SELECT member, container_port, network FROM forward_from"
+				  " ORDER BY member, container_port, rowid"),
 };
 
 int db_open(const char *path, struct db **out)
@@ -131,6 +191,7 @@ int db_open(const char *path, struct db **out)
 		.mode = 0600,
 		.schema = db_schema,
 		.version = DB_SCHEMA_VERSION,
+		.upgrades = db_upgrades,
 		.sql = db_sql,
 		.nsql = DB_STMT_COUNT,
 	};
@@ -410,9 +471,20 @@ int db_hub_member_list(struct db *db, char (**names)[MEMBER_NAME_SIZE], size_t *
 	return ret;
 }
 
-int db_limit_put(struct db *db, const char *member, const char *key, const char *value)
+int db_limit_put(struct db *db, const char *member, const char *key, const char *value,
+		 long long ends)
 {
-	return db_change(db, DB_LIMIT_PUT, "limit update", "ttt", member, key, value);
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	int ret = 0;
+
+	if (ends > 0)
+		ret = sqldb_exec(db->sql, DB_LIMIT_END_KEEP, "limit end", "tti", member, key, ends);
+	if (ret == 0)
+		ret = sqldb_exec(db->sql, DB_LIMIT_PUT, "limit update", "ttt", member, key, value);
+	if (ret == 0)
+		ret = ends > 0 ? sqldb_exec(db->sql, DB_LIMIT_END_NEW, "limit end", "tti", member, key, ends)
+			       : sqldb_exec(db->sql, DB_LIMIT_END_REMOVE, "limit end", "tt", member, key);
+	return ret;
 }
 
 int db_limit_remove(struct db *db, const char *member, const char *key)
@@ -427,6 +499,10 @@ static void db_limit_from_row(sqlite3_stmt *stmt, void *element)
 	sqldb_copy_text(rec->member, sizeof(rec->member), sqlite3_column_text(stmt, 0));
 	sqldb_copy_text(rec->key, sizeof(rec->key), sqlite3_column_text(stmt, 1));
 	sqldb_copy_text(rec->value, sizeof(rec->value), sqlite3_column_text(stmt, 2));
+	rec->ends = sqlite3_column_int64(stmt, 3);
+	rec->has_previous = sqlite3_column_type(stmt, 4) != SQLITE_NULL;
+	sqldb_copy_text(rec->previous, sizeof(rec->previous), sqlite3_column_text(stmt, 4));
+	rec->warned = sqlite3_column_int(stmt, 5) != 0;
 }
 
 int db_limit_list(struct db *db, const char *member, struct limit_record **out, size_t *n)
@@ -436,6 +512,80 @@ int db_limit_list(struct db *db, const char *member, struct limit_record **out, 
 				   db_limit_from_row, &list, n, "t", member)
 			 : db_rows(db, DB_LIMIT_LIST, "limit list", sizeof(**out), db_limit_from_row,
 				   &list, n, "");
+
+	if (ret == 0)
+		*out = list;
+	return ret;
+}
+
+int db_limit_ended(struct db *db, long long now, struct limit_record **out, size_t *n)
+{
+	void *list;
+	int ret = db_rows(db, DB_LIMIT_ENDED, "limit ends", sizeof(**out), db_limit_from_row, &list, n,
+			  "i", now);
+
+	if (ret == 0)
+		*out = list;
+	return ret;
+}
+
+int db_limit_next_end(struct db *db, long long *out)
+{
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	__do_reset sqlite3_stmt *stmt = sqldb_bind(db->sql, DB_LIMIT_NEXT_END, "");
+	int ret = sqldb_first_row(db->sql, stmt, "next limit end");
+
+	if (ret == 0)
+		*out = sqlite3_column_int64(stmt, 0);
+	return ret;
+}
+
+int db_limit_take_warnings(struct db *db, const char *member, long long before,
+			   struct limit_record **out, size_t *n)
+{
+	void *list;
+	int ret = db_rows(db, DB_LIMIT_TO_WARN, "limit warnings", sizeof(**out), db_limit_from_row,
+			  &list, n, "ti", member, before);
+
+	if (ret < 0)
+		return ret;
+	*out = list;
+	if (*n == 0)
+		return 0;
+	ret = db_change(db, DB_LIMIT_WARNED, "limit warnings", "ti", member, before);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+int db_forward_from_set(struct db *db, const char *member, uint32_t container_port,
+			const char *const *networks, size_t n)
+{
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	int ret = sqldb_exec(db->sql, DB_FORWARD_FROM_CLEAR, "allow-list update", "ti", member,
+			     (long long)container_port);
+
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = sqldb_exec(db->sql, DB_FORWARD_FROM_ADD, "allow-list update", "tit", member,
+				 (long long)container_port, networks[i]);
+	return ret;
+}
+
+static void db_forward_from_from_row(sqlite3_stmt *stmt, void *element)
+{
+	struct forward_from_record *rec = element;
+
+	sqldb_copy_text(rec->member, sizeof(rec->member), sqlite3_column_text(stmt, 0));
+	rec->container_port = (uint32_t)sqlite3_column_int64(stmt, 1);
+	sqldb_copy_text(rec->network, sizeof(rec->network), sqlite3_column_text(stmt, 2));
+}
+
+int db_forward_from_list(struct db *db, const char *member, struct forward_from_record **out,
+			 size_t *n)
+{
+	void *list;
+	int ret = member ? db_rows(db, DB_FORWARD_FROM_LIST_MEMBER, "allow-list", sizeof(**out),
+				   db_forward_from_from_row, &list, n, "t", member)
+			 : db_rows(db, DB_FORWARD_FROM_LIST, "allow-list", sizeof(**out),
+				   db_forward_from_from_row, &list, n, "");
 
 	if (ret == 0)
 		*out = list;

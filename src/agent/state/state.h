@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "validate.h"
 
@@ -98,18 +99,51 @@ int db_hub_member_is(struct db *db, const char *member);
 int db_hub_member_list(struct db *db, char (**names)[MEMBER_NAME_SIZE], size_t *n);
 
 /* An admin's limit for one member: key and value as reslimit.h names and
- * writes them. */
+ * writes them; a temporary one has its end, and what it gives way to then. */
 struct limit_record {
 	char member[MEMBER_NAME_SIZE];
 	char key[16];
 	char value[32];
+	long long ends;            /* unix seconds; 0: kept until changed */
+	bool has_previous;         /* at the end: previous, else the server's default */
+	char previous[32];
+	bool warned;               /* the member was told it ends soon */
 };
 
-int db_limit_put(struct db *db, const char *member, const char *key, const char *value);
-/* -ENOENT: the member had no such limit. */
+/* ends > 0: a temporary value, which at ends gives way to the member's own
+ * value before it (kept through several temporary ones), or the default;
+ * ends 0: a lasting value (any end is dropped).  In the caller's
+ * transaction. */
+int db_limit_put(struct db *db, const char *member, const char *key, const char *value,
+		 long long ends);
+/* -ENOENT: the member had no such limit.  Its end goes with it. */
 int db_limit_remove(struct db *db, const char *member, const char *key);
 /* member NULL: every member's. */
 int db_limit_list(struct db *db, const char *member, struct limit_record **out, size_t *n);
+/* The temporary limits whose end is at or before now, the earliest first. */
+int db_limit_ended(struct db *db, long long now, struct limit_record **out, size_t *n);
+/* The earliest end of any temporary limit; -ENOENT when none has one. */
+int db_limit_next_end(struct db *db, long long *out);
+/* The member's temporary limits ending at or before `before` that the
+ * member was not told of yet, marked told. */
+int db_limit_take_warnings(struct db *db, const char *member, long long before,
+			   struct limit_record **out, size_t *n);
+
+/* The networks a forwarded port of the member takes connections from
+ * (container_port 22: the container's SSH port): "any" or networks as
+ * cidr_format() writes them.  n 0: none of its own (the server's
+ * forward_default_from applies).  Gone with the forward. */
+struct forward_from_record {
+	char member[MEMBER_NAME_SIZE];
+	uint32_t container_port;
+	char network[CIDR_TEXT_MAX];
+};
+
+int db_forward_from_set(struct db *db, const char *member, uint32_t container_port,
+			const char *const *networks, size_t n);
+/* member NULL: every member's; in the order they were set. */
+int db_forward_from_list(struct db *db, const char *member, struct forward_from_record **out,
+			 size_t *n);
 
 /* ---- member.c: members' host accounts and allocations -------------------- */
 
