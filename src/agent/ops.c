@@ -166,6 +166,7 @@ int ops_sync_rules(struct agent *a)
 	__do_free struct nft_forward *rules = NULL;
 	__do_free uint32_t *running = NULL;
 	__do_free char *text = NULL;
+	struct ops_allow_rules allow = { 0 };
 	size_t nmembers = 0, nforwards = 0, nrules = 0, nrunning = 0;
 	int ret;
 
@@ -173,6 +174,8 @@ int ops_sync_rules(struct agent *a)
 	ret = db_member_list(a->db, &members, &nmembers);
 	if (ret == 0)
 		ret = db_forward_list(a->db, NULL, &forwards, &nforwards);
+	if (ret == 0)
+		ret = ops_allow_rules_load(a, nmembers + nforwards, &allow);
 	if (ret < 0)
 		goto out;
 	rules = calloc(nmembers + nforwards + 1, sizeof(*rules));
@@ -194,6 +197,7 @@ int ops_sync_rules(struct agent *a)
 		rules[nrules].host_port = (uint16_t)m->ssh_port;
 		rules[nrules].container_port = 22;
 		snprintf(rules[nrules].container_address, sizeof(rules[nrules].container_address), "%s", address);
+		ops_allow_rules_fill(&allow, m->name, 22, nrules, &rules[nrules]);
 		nrules++;
 		for (size_t j = 0; j < nforwards; j++) {
 			if (strcmp(forwards[j].member, m->name) != 0)
@@ -202,6 +206,8 @@ int ops_sync_rules(struct agent *a)
 			rules[nrules].container_port = (uint16_t)forwards[j].container_port;
 			snprintf(rules[nrules].container_address, sizeof(rules[nrules].container_address),
 				 "%s", address);
+			ops_allow_rules_fill(&allow, m->name, forwards[j].container_port, nrules,
+					     &rules[nrules]);
 			nrules++;
 		}
 	}
@@ -216,6 +222,7 @@ int ops_sync_rules(struct agent *a)
 		ret = neighbour_sync(a->cfg.bridge, &a->subnet, running, nrunning);
 out:
 	pthread_mutex_unlock(&a->rules_lock);
+	ops_allow_rules_free(&allow);
 	if (ret < 0)
 		log_error("cannot apply the nftables rules of table %s", a->cfg.nft_table);
 	return ret;
@@ -490,6 +497,7 @@ static json_t *ops_forwards_json(struct agent *a, const char *member)
 		json_array_append_new(array, json_pack("{s:i, s:i}", "container_port",
 						       (int)list[i].container_port, "host_port",
 						       (int)list[i].host_port));
+	ops_allow_annotate(a, member, array, NULL);
 	return array;
 }
 
@@ -516,6 +524,7 @@ json_t *ops_status_json(struct agent *a, const struct member_record *rec)
 		ops_gpu_status(a, rec, state == CONTAINER_RUNNING, status);
 	if (status)
 		ops_limits_status(a, rec, state == CONTAINER_RUNNING, status);
+	ops_allow_annotate(a, rec->name, NULL, status);
 	return status;
 }
 
@@ -646,11 +655,13 @@ static int ops_port_record(struct op_context *ctx, const struct member_record *r
 
 static int op_port_add(struct op_context *ctx, json_t **result)
 {
-	static const char *const allowed[] = { "member", "port", "host_port", NULL };
+	static const char *const allowed[] = { "member", "port", "host_port", "from", NULL };
 	struct agent *a = ctx->a;
 	struct member_record rec;
+	struct ops_allow allow;
 	long long port = 0, host_port = 0;
 	char err[256];
+	bool from;
 	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
@@ -660,18 +671,23 @@ static int op_port_add(struct op_context *ctx, json_t **result)
 		return ops_usage(ctx, err);
 	if (port == 22)
 		return ops_fail(ctx, PROTO_E_USAGE,
-				"port 22 is your container's SSH, already reachable on port %u", rec.ssh_port);
+				"port 22 is your container's SSH, already reachable on port %u (gpubox port set ssh --from ... limits who reaches it)",
+				rec.ssh_port);
+	if (ops_allow_arg(ctx, &allow, &from) < 0)
+		return -1;
 	pthread_mutex_lock(&a->members_lock);
 	ret = ops_port_record(ctx, &rec, port, &host_port);
 	pthread_mutex_unlock(&a->members_lock);
 	if (ret < 0)
 		return -1;
-	if (ops_sync_rules(a) < 0) {
+	if ((from && ops_allow_record(a, rec.name, (uint32_t)port, &allow) < 0) || ops_sync_rules(a) < 0) {
+		/* Its list goes with it. */
 		db_forward_remove(a->db, rec.name, (uint32_t)port);
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot apply the forwarding rule; see the agent's log");
 	}
 	*result = json_pack("{s:i, s:i, s:s}", "host_port", (int)host_port, "container_port", (int)port,
 			    "host", ops_ssh_host(a));
+	ops_allow_annotate_port(a, rec.name, (uint32_t)port, *result);
 	return 0;
 }
 
@@ -707,6 +723,7 @@ static int op_port_ls(struct op_context *ctx, json_t **result)
 		return -1;
 	*result = json_pack("{s:o, s:s, s:i}", "forwards", ops_forwards_json(ctx->a, rec.name),
 			    "host", ops_ssh_host(ctx->a), "ssh_port", (int)rec.ssh_port);
+	ops_allow_annotate(ctx->a, rec.name, NULL, *result);
 	return 0;
 }
 
@@ -907,6 +924,7 @@ static const struct op_entry ops_core_table[] = {
 /* Every operation, by area; each table ends with a NULL name. */
 static const struct op_entry *const ops_tables[] = {
 	ops_core_table,
+	ops_allow_table,
 	ops_gpu_table,
 	ops_snapshot_table,
 	ops_monitor_table,

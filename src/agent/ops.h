@@ -84,6 +84,48 @@ extern const struct op_entry ops_audit_table[];
 void ops_audit_request(struct op_context *ctx, const struct op_entry *entry, const char *op,
 		       int ret, long long started_ms);
 
+/* ops_allow.c: port_set, and the allow-lists of port_add, port_ls and
+ * the rules. */
+extern const struct op_entry ops_allow_table[];
+
+/* A port's list as given: "default" (none of its own), "any", networks. */
+enum ops_allow_kind { OPS_ALLOW_DEFAULT, OPS_ALLOW_ANY, OPS_ALLOW_LIST };
+struct ops_allow {
+	enum ops_allow_kind kind;
+	struct cidr nets[CIDR_LIST_MAX];
+	size_t n;
+};
+/* The request's "from" (*given false when absent: kind DEFAULT); -1
+ * after ops_fail() with one sentence on a bad list. */
+int ops_allow_arg(struct op_context *ctx, struct ops_allow *out, bool *given);
+/* Record it for the member's container_port (22: the SSH port). */
+int ops_allow_record(struct agent *a, const char *member, uint32_t container_port,
+		     const struct ops_allow *allow);
+/* "from" and "from_default" on each of forwards' entries (by their
+ * "container_port"), and "ssh_from", "ssh_from_default" on ssh when not
+ * NULL; for one port, on obj. */
+void ops_allow_annotate(struct agent *a, const char *member, json_t *forwards, json_t *ssh);
+void ops_allow_annotate_port(struct agent *a, const char *member, uint32_t container_port,
+			     json_t *obj);
+
+/* Every recorded list and the default, read once for ops_sync_rules(),
+ * with room for nrules rules' networks. */
+struct nft_forward;
+struct ops_allow_rules {
+	struct forward_from_record *rows;
+	size_t nrows;
+	struct cidr defaults[CIDR_LIST_MAX];
+	size_t ndefaults;
+	struct cidr *nets;             /* CIDR_LIST_MAX per rule */
+	size_t nrules;
+};
+int ops_allow_rules_load(struct agent *a, size_t nrules, struct ops_allow_rules *r);
+/* The rule's from and nfrom: its port's own list, or the default; it
+ * points into r, the index-th rule's room. */
+void ops_allow_rules_fill(struct ops_allow_rules *r, const char *member, uint32_t container_port,
+			  size_t index, struct nft_forward *rule);
+void ops_allow_rules_free(struct ops_allow_rules *r);
+
 /* ops_gpu.c: mount the member's tree for a start, with the host driver's
  * layer when the server has GPUs; *plan (caller frees; NULL without GPU)
  * holds the container's mounts and device rules. */

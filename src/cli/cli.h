@@ -326,6 +326,11 @@ int cmd_admin_doctor(struct cli *cli, const struct cli_command *self, int argc, 
 /* ---- cmd_port.c ------------------------------------------------------ */
 
 int cmd_port(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+/* "from 10.0.0.0/8, ..." of an object's <prefix>from and <prefix>from_default
+ * (port_ls, status); nothing when it has none. */
+void cmd_port_print_from(json_t *obj, const char *prefix);
+/* Whether that list is anything but "any". */
+bool cmd_port_from_limited(json_t *obj, const char *prefix);
 
 /* ---- cmd_admin.c ----------------------------------------------------- */
 

@@ -164,11 +164,15 @@ static void cmd_status_forwards(json_t *forwards)
 		json_t *cont = json_object_get(f, "container_port");
 
 		printf("%s", i ? "           " : "");
-		if (json_is_integer(host) && json_is_integer(cont))
+		if (json_is_integer(host) && json_is_integer(cont)) {
 			printf("server port %" JSON_INTEGER_FORMAT " -> container port %"
-			       JSON_INTEGER_FORMAT "\n",
-			       json_integer_value(host), json_integer_value(cont));
-		else {
+			       JSON_INTEGER_FORMAT, json_integer_value(host), json_integer_value(cont));
+			if (cmd_port_from_limited(f, "")) {
+				printf(", ");
+				cmd_port_print_from(f, "");
+			}
+			fputc('\n', stdout);
+		} else {
 			__do_free char *text = output_value_text(f);
 
 			output_sanitized(stdout, text ? text : "?");
@@ -243,8 +247,17 @@ int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char *
 	json_object_del(shown, "nvml");
 	json_object_del(shown, "nvml_translated");
 	json_object_del(shown, "limits");
+	json_object_del(shown, "limits_until");
+	json_object_del(shown, "limits_then");
 	json_object_del(shown, "usage");
+	json_object_del(shown, "ssh_from");
+	json_object_del(shown, "ssh_from_default");
 	output_fields(shown, fields, ARRAY_SIZE(fields));
+	if (cmd_port_from_limited(result, "ssh_")) {
+		printf("SSH from:  ");
+		cmd_port_print_from(result, "ssh_");
+		fputc('\n', stdout);
+	}
 	cmd_status_forwards(json_object_get(result, "forwards"));
 	cmd_status_gpus(result);
 	cmd_limits_print_status(result);

@@ -142,6 +142,15 @@ void cidr_format(const struct cidr *c, char buf[static CIDR_TEXT_MAX])
 		snprintf(buf, CIDR_TEXT_MAX, "%s/%u", address, c->prefix);
 }
 
+bool cidr_valid(const struct cidr *c)
+{
+	char exact[CIDR_TEXT_MAX];
+
+	/* Masked at the prefix, an IPv4 network's last twelve bytes are 0 too. */
+	return (c->family == CIDR_IPV4 || c->family == CIDR_IPV6) && c->prefix <= cidr_bits(c) &&
+	       cidr_is_network(c, exact);
+}
+
 bool cidr_contains(const struct cidr *outer, const struct cidr *inner)
 {
 	struct cidr cut = *inner;

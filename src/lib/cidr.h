@@ -49,6 +49,10 @@ int cidr_parse_list(const char *text, struct cidr out[static CIDR_LIST_MAX], siz
 /* "10.0.0.0/8", "2001:db8::/32"; a single host without its prefix. */
 void cidr_format(const struct cidr *c, char buf[static CIDR_TEXT_MAX]);
 
+/* Whether c is a network as cidr_parse() gives them: a family, a prefix
+ * within it, no host bits set. */
+bool cidr_valid(const struct cidr *c);
+
 /* Whether inner lies within outer (same family, outer's prefix no longer). */
 bool cidr_contains(const struct cidr *outer, const struct cidr *inner);
 

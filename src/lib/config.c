@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "cleanup.h"
 #include "config.h"
 #include "keyfile.h"
@@ -47,6 +48,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("bridge_address",       CONFIG_STRING, bridge_address),
 	KEY("nft_table",            CONFIG_STRING, nft_table),
 	KEY("egress_deny",          CONFIG_STRING, egress_deny),
+	KEY("forward_default_from", CONFIG_STRING, forward_default_from),
 	KEY("apt_cache",            CONFIG_STRING, apt_cache),
 	KEY("template",             CONFIG_STRING, template_name),
 	KEY("template_release",     CONFIG_STRING, template_release),
@@ -118,6 +120,7 @@ void config_set_defaults(struct gpubox_config *cfg)
 	snprintf(cfg->nft_table, sizeof(cfg->nft_table), "gpubox");
 	/* Link-local: the cloud providers' metadata services, 169.254.169.254. */
 	snprintf(cfg->egress_deny, sizeof(cfg->egress_deny), "169.254.0.0/16");
+	snprintf(cfg->forward_default_from, sizeof(cfg->forward_default_from), "any");
 	snprintf(cfg->apt_cache, sizeof(cfg->apt_cache), "off");
 	snprintf(cfg->template_name, sizeof(cfg->template_name), "default");
 	snprintf(cfg->template_release, sizeof(cfg->template_release), "bookworm");
@@ -489,6 +492,20 @@ static int config_check_egress(const struct gpubox_config *cfg, char *err, size_
 	return 0;
 }
 
+/* forward_default_from: any, or networks as cidr.h reads them. */
+static int config_check_forward_from(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	struct cidr from[CIDR_LIST_MAX];
+	char why[256];
+	size_t n;
+
+	if (cidr_parse_list(cfg->forward_default_from, from, &n, why, sizeof(why)) < 0) {
+		set_error(err, errlen, "forward_default_from: %s", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* ---- apt_cache ------------------------------------------------------------ */
 
 #define CONFIG_APT_CACHE_USAGE \
@@ -732,7 +749,8 @@ static int config_check(const struct gpubox_config *cfg, char *err, size_t errle
 {
 	static int (*const areas[])(const struct gpubox_config *, char *, size_t) = {
 		config_check_gpu, config_check_hub, config_check_limits, config_check_egress,
-		config_check_layers, config_check_audit, config_check_apt_cache,
+		config_check_forward_from, config_check_layers, config_check_audit,
+		config_check_apt_cache,
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(areas); i++)

@@ -51,6 +51,7 @@ struct gpubox_config {
 	char bridge_address[64];       /* host address on the bridge, CIDR */
 	char nft_table[CONFIG_NAME_MAX];
 	char egress_deny[CONFIG_TEXT_MAX];      /* networks containers may not reach */
+	char forward_default_from[CONFIG_TEXT_MAX]; /* a forward's allow-list without its own: any, or networks */
 	char apt_cache[CONFIG_NAME_MAX * 5];    /* off, local[:PORT] or http://HOST[:PORT] */
 
 	char template_name[CONFIG_NAME_MAX];

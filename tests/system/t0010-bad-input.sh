@@ -39,6 +39,15 @@ refuse "a host port outside the range is refused" 1 'reserved' as_user "$a" port
 check "$b forwards host port $((GBX_FWD_FIRST + 50))" as_user "$b" port add 8080 $((GBX_FWD_FIRST + 50))
 refuse "another member's host port is refused" 1 'another member' as_user "$a" port add 8080 $((GBX_FWD_FIRST + 50))
 as_user "$b" port rm 8080 >/dev/null
+refuse "port add --from refuses 300.1.1.1/8" 2 '"300.1.1.1/8" is not a network' as_user "$a" port add 8080 --from 300.1.1.1/8
+refuse "port set needs --from" 2 'name who may connect with --from' as_user "$a" port set ssh
+refuse "port set refuses a port that is not a number or ssh" 2 'port' as_user "$a" port set http --from any
+refuse "port set of a port not forwarded is refused" 1 'not forwarded' as_user "$a" port set 8080 --from any
+refuse "port set takes no host port" 2 'one container port' as_user "$a" port set 8080 9090 --from any
+refuse "port rm takes no --from" 2 'does not take --from' as_user "$a" port rm 8080 --from any
+refuse "limits set --until takes an end" 2 '--until takes an end' gpubox admin limits set "$a" pids=500 --until soon
+refuse "limits set --until refuses an end that has passed" 2 'has passed' gpubox admin limits set "$a" pids=500 --until 2020-01-01
+refuse "limits rm takes no --until" 2 'does not take --until' gpubox admin limits rm "$a" pids --until 1h
 
 # Shell syntax through the login shell: refused, never run.
 for line in 'start; id' '$(id)' '`id`' 'start && id' 'stop | id' "start

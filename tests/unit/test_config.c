@@ -250,6 +250,33 @@ static void test_nul_and_long_lines(void **state)
 	assert_non_null(strstr(err, "too long"));
 }
 
+static void test_forward_default_from(void **state)
+{
+	static const struct { const char *text; const char *words; } refused[] = {
+		{ "forward_default_from = 300.1.1.1/8\n", "forward_default_from: \"300.1.1.1/8\" is not a network" },
+		{ "forward_default_from = 10.0.0.0/33\n", "forward_default_from: \"10.0.0.0/33\": an IPv4 prefix length" },
+		{ "forward_default_from = ::1/129\n", "an IPv6 prefix length is a number from 0 to 128" },
+		{ "forward_default_from = 10.0.0.5/8\n", "did you mean 10.0.0.0/8?" },
+		{ "forward_default_from =\n", "forward_default_from: the list of networks is empty" },
+		{ "forward_default_from = any, 10.0.0.0/8\n", "\"any\" stands alone" },
+	};
+	struct gpubox_config cfg;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
+	assert_string_equal(cfg.forward_default_from, "any");
+	assert_int_equal(parse(&cfg, "forward_default_from = 10.0.0.0/8, 2001:db8::/32 192.168.1.7\n",
+			       err, sizeof(err)), 0);
+	assert_string_equal(cfg.forward_default_from, "10.0.0.0/8, 2001:db8::/32 192.168.1.7");
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(parse(&cfg, refused[i].text, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, refused[i].words))
+			fail_msg("%s: \"%s\" does not say \"%s\"", refused[i].text, err, refused[i].words);
+	}
+}
+
 static void test_egress_deny(void **state)
 {
 	static const struct { const char *text; const char *words; } refused[] = {
@@ -363,6 +390,7 @@ int main(void)
 		cmocka_unit_test(test_hub_url_transport),
 		cmocka_unit_test(test_nul_and_long_lines),
 		cmocka_unit_test(test_egress_deny),
+		cmocka_unit_test(test_forward_default_from),
 		cmocka_unit_test(test_nvml_interposer),
 		cmocka_unit_test(test_load_missing),
 		cmocka_unit_test(test_layers_pool_keys),

@@ -35,9 +35,9 @@
 #include "banned.h"
 
 static const struct nft_forward test_forwards[] = {
-	{ 2201, "10.77.0.2", 22 },
-	{ 2202, "10.77.0.3", 22 },
-	{ 8080, "10.77.1.200", 80 },
+	{ .host_port = 2201, .container_address = "10.77.0.2", .container_port = 22 },
+	{ .host_port = 2202, .container_address = "10.77.0.3", .container_port = 22 },
+	{ .host_port = 8080, .container_address = "10.77.1.200", .container_port = 80 },
 };
 
 static struct nft_plan test_plan(size_t n)
@@ -130,7 +130,7 @@ static void test_render_containers(void **state)
 		"iifname . arp saddr ether . arp saddr ip @containers accept\n"
 		"\t\tcounter drop\n"
 		"\t}\n"));
-	assert_int_equal(tu_count_substr(text, "ip6"), 0);
+	assert_int_equal(tu_count_substr(strstr(text, "table bridge gpubox_test {\n"), "ip6"), 0);
 	assert_int_equal(tu_count_substr(text, "@containers"), 3);
 	assert_int_equal(tu_count_substr(text, "gpv0a4d0002"), 1);
 	/* Containers are still kept apart. */
@@ -228,6 +228,92 @@ static void test_render_egress(void **state)
 	assert_int_equal(tu_count_substr(text, "jump egress"), 2);
 }
 
+/* Networks as cidr_parse_list() gives them; the test fails on a bad list. */
+static size_t test_networks(const char *text, struct cidr out[static CIDR_LIST_MAX])
+{
+	char err[256];
+	size_t n = 0;
+
+	if (cidr_parse_list(text, out, &n, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", text, err);
+	return n;
+}
+
+/* Ports with a list, in a set; each port with each of its networks, IPv4
+ * in the ip table and IPv6 in the ip6 table; dropped before the DNAT. */
+static void test_render_allow(void **state)
+{
+	struct cidr mixed[CIDR_LIST_MAX], v6[CIDR_LIST_MAX];
+	struct nft_forward fwd[3] = {
+		{ .host_port = 2201, .container_address = "10.77.0.2", .container_port = 22 },
+		{ .host_port = 2202, .container_address = "10.77.0.3", .container_port = 22 },
+		{ .host_port = 8080, .container_address = "10.77.1.200", .container_port = 80 },
+	};
+	struct nft_plan plan = test_plan(0);
+	__do_free char *text = NULL;
+	const char *ip6, *bridge;
+
+	(void)state;
+	fwd[0].nfrom = test_networks("192.168.1.0/24,10.9.9.9,2001:db8::/32", mixed);
+	fwd[0].from = mixed;
+	fwd[2].nfrom = test_networks("fd00::/8", v6);
+	fwd[2].from = v6;
+	plan.forwards = fwd;
+	plan.nforwards = ARRAY_SIZE(fwd);
+	text = nft_render(&plan);
+	assert_non_null(text);
+	ip6 = strstr(text, "table ip6 gpubox_test {}\ndelete table ip6 gpubox_test\ntable ip6 gpubox_test {\n");
+	bridge = strstr(text, "table bridge gpubox_test {}");
+	assert_non_null(ip6);
+	assert_non_null(bridge);
+	assert_true(ip6 < bridge);
+	/* IPv4: port 8080's list has no IPv4 network, so it takes none. */
+	assert_non_null(strstr(text,
+		"\tset allowed_ports {\n"
+		"\t\ttype inet_service\n"
+		"\t\telements = { 2201, 8080 }\n"
+		"\t}\n"
+		"\tset allowed_from {\n"
+		"\t\ttype inet_service . ipv4_addr\n"
+		"\t\tflags interval\n"
+		"\t\telements = { 2201 . 10.9.9.9,\n"
+		"\t\t\t     2201 . 192.168.1.0/24 }\n"
+		"\t}\n"
+		"\tchain allow {\n"
+		"\t\ttype filter hook prerouting priority -110; policy accept;\n"
+		"\t\tfib daddr type local ct direction original tcp dport @allowed_ports "
+		"tcp dport . ip saddr != @allowed_from counter drop\n"
+		"\t}\n"));
+	assert_true(strstr(text, "type inet_service . ipv4_addr") < ip6);
+	assert_non_null(strstr(ip6,
+		"\t\telements = { 2201, 8080 }\n"
+		"\t}\n"
+		"\tset allowed_from {\n"
+		"\t\ttype inet_service . ipv6_addr\n"
+		"\t\tflags interval\n"
+		"\t\telements = { 2201 . 2001:db8::/32,\n"
+		"\t\t\t     8080 . fd00::/8 }\n"
+		"\t}\n"));
+	assert_non_null(strstr(ip6, "tcp dport . ip6 saddr != @allowed_from counter drop\n"));
+	/* Port 2202 has no list: every address. */
+	assert_null(strstr(text, "2202 ."));
+	assert_int_equal(tu_count_substr(text, "chain allow {"), 2);
+}
+
+/* No list anywhere: the sets are declared empty, nothing is dropped. */
+static void test_render_allow_none(void **state)
+{
+	struct nft_plan plan = test_plan(ARRAY_SIZE(test_forwards));
+	__do_free char *text = nft_render(&plan);
+
+	(void)state;
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\tset allowed_ports {\n\t\ttype inet_service\n\t}\n"));
+	assert_non_null(strstr(text, "\t\ttype inet_service . ipv4_addr\n\t\tflags interval\n\t}\n"));
+	assert_non_null(strstr(text, "\t\ttype inet_service . ipv6_addr\n\t\tflags interval\n\t}\n"));
+	assert_int_equal(tu_count_substr(text, "elements = { 22"), 0);
+}
+
 static void expect_refused(const struct nft_plan *plan)
 {
 	char *text = nft_render(plan);
@@ -276,7 +362,10 @@ static void test_render_refuses(void **state)
 		"10.77.0.0/16 ", "10.77.0.0/16;", "010.77.0.0/16", "10.77.0.256/16", "x/16",
 		"10.77.0.0/+16", "",
 	};
-	struct nft_forward fwd[2] = { { 2201, "10.77.0.2", 22 }, { 2202, "10.77.0.3", 22 } };
+	struct nft_forward fwd[2] = {
+		{ .host_port = 2201, .container_address = "10.77.0.2", .container_port = 22 },
+		{ .host_port = 2202, .container_address = "10.77.0.3", .container_port = 22 },
+	};
 	struct nft_plan plan;
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
@@ -330,6 +419,40 @@ static void test_render_refuses(void **state)
 	expect_refused(&plan);
 	fwd[1].host_port = 2202;
 	memset(fwd[1].container_address, 'x', sizeof(fwd[1].container_address));
+	expect_refused(&plan);
+}
+
+static void test_render_refuses_allow(void **state)
+{
+	struct cidr nets[CIDR_LIST_MAX + 1];
+	struct nft_forward fwd = { .host_port = 2201, .container_address = "10.77.0.2",
+				   .container_port = 22, .from = nets };
+	struct nft_plan plan = test_plan(0);
+
+	(void)state;
+	plan.forwards = &fwd;
+	plan.nforwards = 1;
+	fwd.nfrom = test_networks("10.0.0.0/8", nets);
+	{
+		__do_free char *ok = nft_render(&plan);
+
+		assert_non_null(ok);
+	}
+	nets[0].address[3] = 1;                  /* a host bit */
+	expect_refused(&plan);
+	nets[0].address[3] = 0;
+	nets[0].prefix = 33;
+	expect_refused(&plan);
+	nets[0].prefix = 8;
+	nets[0].family = 5;
+	expect_refused(&plan);
+	nets[0].family = CIDR_IPV4;
+	for (size_t i = 1; i < ARRAY_SIZE(nets); i++)
+		nets[i] = nets[0];
+	fwd.nfrom = CIDR_LIST_MAX + 1;           /* too many */
+	expect_refused(&plan);
+	fwd.nfrom = 1;
+	fwd.from = NULL;                          /* a count without its array */
 	expect_refused(&plan);
 }
 
@@ -742,7 +865,9 @@ struct e2e {
 };
 
 static const uint32_t e2e_containers[] = { 0x0a4d0002, 0x0a4d0003 };
-static const struct nft_forward e2e_forwards[] = { { 2201, "10.77.0.3", 22 } };
+static const struct nft_forward e2e_forwards[] = {
+	{ .host_port = 2201, .container_address = "10.77.0.3", .container_port = 22 },
+};
 
 static struct nft_plan e2e_plan(void)
 {
@@ -847,6 +972,58 @@ static void test_end_to_end(void **state)
 	/* Nor is a container reachable from outside except through a forward. */
 	peer_probe(&e.outside, "10.77.0.3", 22, line, sizeof(line));
 	assert_string_equal(line, "FAIL");
+	e2e_stop(&e);
+}
+
+/*
+ * A forward with an allow-list: a source inside reaches the container, one
+ * outside does not (nor is its connection translated), the host itself
+ * still does, and a list of IPv6 networks alone takes no IPv4 client.
+ * Without the list the port is open to all again.
+ */
+static void test_allow(void **state)
+{
+	struct cidr inside[CIDR_LIST_MAX], v6[CIDR_LIST_MAX];
+	struct nft_forward fwd = e2e_forwards[0];
+	struct nft_plan plan = e2e_plan();
+	struct e2e e;
+	char line[128];
+
+	(void)state;
+	e2e_start(&e);
+	peer_ask(&e.outside, "ip address add 192.168.200.3/24 dev eth0", line, sizeof(line));
+	assert_string_equal(line, "OK");
+	fwd.nfrom = test_networks("192.168.200.2,10.0.0.0/8", inside);
+	fwd.from = inside;
+	plan.forwards = &fwd;
+	plan.nforwards = 1;
+	e2e_apply(&plan);
+	peer_ask(&e.outside, "192.168.200.1 2201 192.168.200.2", line, sizeof(line));
+	assert_string_equal(line, "SSH-2.0-from-192.168.200.2");
+	peer_ask(&e.outside, "192.168.200.1 2201 192.168.200.3", line, sizeof(line));
+	assert_string_equal(line, "FAIL");
+	probe("192.168.200.1", 2201, line, sizeof(line));
+	assert_string_equal(line, "SSH-2.0-from-192.168.200.1");
+	{
+		__do_free char *listed = NULL;
+		const char *counter;
+
+		assert_int_equal(nft_list("gpubox_test", &listed), 0);
+		counter = strstr(listed, "@allowed_from counter packets ");
+		assert_non_null(counter);
+		assert_true(strtoul(strstr(counter, "packets ") + 8, NULL, 10) > 0);
+	}
+
+	fwd.nfrom = test_networks("2001:db8::/32", v6);
+	fwd.from = v6;
+	e2e_apply(&plan);
+	peer_ask(&e.outside, "192.168.200.1 2201 192.168.200.2", line, sizeof(line));
+	assert_string_equal(line, "FAIL");
+
+	fwd.nfrom = 0;
+	e2e_apply(&plan);
+	peer_ask(&e.outside, "192.168.200.1 2201 192.168.200.3", line, sizeof(line));
+	assert_string_equal(line, "SSH-2.0-from-192.168.200.3");
 	e2e_stop(&e);
 }
 
@@ -983,12 +1160,16 @@ int main(void)
 		cmocka_unit_test(test_render_egress),
 		cmocka_unit_test(test_render_refuses_containers_egress),
 		cmocka_unit_test(test_render_apt_cache),
+		cmocka_unit_test(test_render_allow),
+		cmocka_unit_test(test_render_allow_none),
+		cmocka_unit_test(test_render_refuses_allow),
 	};
 	const struct CMUnitTest apply[] = {
 		cmocka_unit_test(test_apply_list_remove),
 		cmocka_unit_test(test_apply_bad_text),
 		cmocka_unit_test(test_end_to_end),
 		cmocka_unit_test(test_spoofing),
+		cmocka_unit_test(test_allow),
 		cmocka_unit_test(test_egress),
 		cmocka_unit_test(test_egress_apt_cache),
 	};

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cidr.h"
 #include "config.h"
 
 /* ---- network.c: the agent's bridge --------------------------------------- */
@@ -86,6 +87,10 @@ struct nft_forward {
 	uint16_t host_port;
 	char container_address[16];
 	uint16_t container_port;
+	/* The networks the port takes connections from (IPv4 and IPv6, at
+	 * most CIDR_LIST_MAX); nfrom 0: every address. */
+	const struct cidr *from;
+	size_t nfrom;
 };
 
 struct nft_plan {
@@ -111,15 +116,19 @@ struct nft_plan {
  * ports), nothing into the containers but replies and forwards; from a
  * container's port only IPv4 and ARP with its own MAC and address; no new
  * connection from a container into egress_deny (but DNS to the resolvers,
- * and TCP to the package cache's address and port).
+ * and TCP to the package cache's address and port); to a forwarded port
+ * with an allow-list, nothing from outside its networks, IPv4 in the ip
+ * table and IPv6 in an "ip6 <table>", before the DNAT, whether the
+ * connection is new or not.
  * Caller frees.  NULL with errno EINVAL when a field is not valid (each
  * forward's and container's address must be a host of the subnet; a host
  * port, a container, a resolver may appear once; a denied network has no
- * host bits set; a package cache has a port). */
+ * host bits set; a package cache has a port; an allow-list holds at most
+ * CIDR_LIST_MAX valid networks). */
 char *nft_render(const struct nft_plan *plan);
 /* Apply rendered text in one transaction (libnftables). */
 int nft_apply(const char *ruleset);
-/* Remove the table (ip and bridge) if it exists; no error if absent. */
+/* Remove the table (ip, ip6 and bridge) if it exists; no error if absent. */
 int nft_remove(const char *table);
 /* The output of "list table ip <table>" into *out (caller frees);
  * -ENOENT (not logged) if the table does not exist. */

@@ -2,12 +2,13 @@
 /*
  * The agent's nftables tables, "ip <table>" (DNAT of forwarded ports,
  * masquerade of outbound container traffic, no routing between containers,
- * no new connection from a container into egress_deny) and "bridge <table>"
- * (no frames between two containers' ports; from a container's port only
- * IPv4 and ARP with its own MAC and address).  Both are
- * always rewritten whole, in one transaction: each is first created empty
- * (so that deleting it cannot fail) and deleted, then declared in full, so
- * applying the same text twice gives the same ruleset.
+ * no new connection from a container into egress_deny, the forwards'
+ * allow-lists), "ip6 <table>" (the allow-lists' IPv6 networks) and
+ * "bridge <table>" (no frames between two containers' ports; from a
+ * container's port only IPv4 and ARP with its own MAC and address).  All
+ * are always rewritten whole, in one transaction: each is first created
+ * empty (so that deleting it cannot fail) and deleted, then declared in
+ * full, so applying the same text twice gives the same ruleset.
  *
  * Everything printed into the ruleset is checked first: names against a
  * strict character set, addresses re-printed from their binary form.
@@ -70,6 +71,13 @@ static int nft_check_forward(const struct nft_forward *fwd, uint32_t network, ui
 	if (fwd->host_port == 0 || fwd->container_port == 0)
 		return log_error_errno(-EINVAL, EINVAL, "Forward %u -> %u: port 0 is not valid",
 				       fwd->host_port, fwd->container_port);
+	if (fwd->nfrom > CIDR_LIST_MAX || (fwd->nfrom && !fwd->from))
+		return log_error_errno(-EINVAL, EINVAL, "Forward of port %u: %zu networks in its allow-list",
+				       fwd->host_port, fwd->nfrom);
+	for (size_t i = 0; i < fwd->nfrom; i++)
+		if (!cidr_valid(&fwd->from[i]))
+			return log_error_errno(-EINVAL, EINVAL, "Forward of port %u: its allow-list holds a bad network",
+					       fwd->host_port);
 	if (network_parse_address(fwd->container_address, &address) < 0)
 		return log_error_errno(-EINVAL, EINVAL, "Forward of port %u: \"%.15s\" is not an IPv4 address",
 				       fwd->host_port, fwd->container_address);
@@ -285,6 +293,60 @@ static void nft_render_egress(FILE *f, const struct nft_plan *plan)
 		   "\t}\n", plan->bridge);
 }
 
+/*
+ * The forwards' allow-lists, of one family: the host ports that have one,
+ * and each port with each of its networks.  A port with networks of the
+ * other family alone takes nothing of this one.
+ *
+ * Checked before the DNAT (priority -110, the DNAT's is -100), so that a
+ * refused source is never translated, and on every packet the client
+ * sends ("ct direction original"), not only a connection's first: a list
+ * that shrinks cuts the connections already open from a source it no
+ * longer holds.  Replies to the containers' own outbound connections
+ * (whose masqueraded port may be a forwarded one) are another direction,
+ * and pass.  The host's own connections take the output hook and are
+ * not checked: whoever has a shell on the server is trusted with it.
+ */
+static void nft_render_allow(FILE *f, const struct nft_plan *plan, enum cidr_family family)
+{
+	const char *type = family == CIDR_IPV4 ? "ipv4_addr" : "ipv6_addr";
+	const char *saddr = family == CIDR_IPV4 ? "ip saddr" : "ip6 saddr";
+	bool first = true;
+
+	fprintf(f, "\tset allowed_ports {\n"
+		   "\t\ttype inet_service\n");
+	for (size_t i = 0; i < plan->nforwards; i++) {
+		if (!plan->forwards[i].nfrom)
+			continue;
+		fprintf(f, "%s%u", first ? "\t\telements = { " : ", ", plan->forwards[i].host_port);
+		first = false;
+	}
+	fprintf(f, "%s\t}\n"
+		   "\tset allowed_from {\n"
+		   "\t\ttype inet_service . %s\n"
+		   "\t\tflags interval\n", first ? "" : " }\n", type);
+	first = true;
+	for (size_t i = 0; i < plan->nforwards; i++) {
+		for (size_t j = 0; j < plan->forwards[i].nfrom; j++) {
+			const struct cidr *net = &plan->forwards[i].from[j];
+			char text[CIDR_TEXT_MAX];
+
+			if (net->family != family)
+				continue;
+			cidr_format(net, text);
+			fprintf(f, "%s%u . %s", first ? "\t\telements = { " : ",\n\t\t\t     ",
+				plan->forwards[i].host_port, text);
+			first = false;
+		}
+	}
+	fprintf(f, "%s\t}\n"
+		   "\tchain allow {\n"
+		   "\t\ttype filter hook prerouting priority -110; policy accept;\n"
+		   "\t\tfib daddr type local ct direction original tcp dport @allowed_ports "
+		   "tcp dport . %s != @allowed_from counter drop\n"
+		   "\t}\n", first ? "" : " }\n", saddr);
+}
+
 static void nft_render_ip_table(FILE *f, const char *const addrs[], const struct nft_plan *plan,
 				const char *network_text, unsigned prefix)
 {
@@ -293,6 +355,17 @@ static void nft_render_ip_table(FILE *f, const char *const addrs[], const struct
 	nft_render_nat_chains(f, addrs, plan, network_text, prefix);
 	nft_render_egress(f, plan);
 	nft_render_forward_chain(f, plan);
+	nft_render_allow(f, plan, CIDR_IPV4);
+	fprintf(f, "}\n");
+}
+
+/* The containers have no IPv6 (the bridge table drops it), but a server
+ * that forwards IPv6 to them keeps the allow-lists' IPv6 networks. */
+static void nft_render_ip6_table(FILE *f, const struct nft_plan *plan)
+{
+	fprintf(f, "table ip6 %s {}\ndelete table ip6 %s\n", plan->table, plan->table);
+	fprintf(f, "table ip6 %s {\n", plan->table);
+	nft_render_allow(f, plan, CIDR_IPV6);
 	fprintf(f, "}\n");
 }
 
@@ -401,6 +474,7 @@ char *nft_render(const struct nft_plan *plan)
 	if (!f)
 		return NULL;
 	nft_render_ip_table(f, addrs, plan, network_text, prefix);
+	nft_render_ip6_table(f, plan);
 	nft_render_bridge_table(f, plan, network, prefix);
 	if (!memstream_close(f))
 		return NULL;
@@ -463,8 +537,9 @@ int nft_remove(const char *table)
 	/* Declaring each table first makes the deletion succeed when it is absent. */
 	snprintf(commands, sizeof(commands),
 		 "table ip %s {}\ndelete table ip %s\n"
+		 "table ip6 %s {}\ndelete table ip6 %s\n"
 		 "table bridge %s {}\ndelete table bridge %s\n",
-		 table, table, table, table);
+		 table, table, table, table, table, table);
 	return nft_run(ctx, commands, "remove the tables", false);
 }
 

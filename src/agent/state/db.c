@@ -175,7 +175,12 @@ static const char *const db_sql[DB_STMT_COUNT] = {
 	[DB_LIMIT_TO_WARN] = LIMIT_SELECT " WHERE l.member = ?1 AND e.ends <= ?2 AND e.warned = 0 ORDER BY e.ends, l.key",
 	[DB_LIMIT_WARNED] = "UPDATE limit_ends SET warned = 1 WHERE member = ?1 AND ends <= ?2",
 	[DB_FORWARD_FROM_CLEAR] = "DELETE FROM forward_from WHERE member = ? AND container_port = ?",
-	[DB_FORWARD_FROM_ADD] = "INSERT OR IGNORE INTO forward_from (member, container_port, network) VALUES (?, ?, ?)",
+	/* Only for a port that is forwarded (or the SSH port): a list set
+	 * while the forward is removed must not wait for the next forward
+	 * of that port. */
+	[DB_FORWARD_FROM_ADD] = ("INSERT OR IGNORE INTO forward_from (member, container_port, network)"
+				 " SELECT ?1, ?2, ?3 WHERE ?2 = 22 OR EXISTS (SELECT 1 FROM forwards"
+				 " WHERE member = ?1 AND container_port = ?2)"),
 	[DB_FORWARD_FROM_LIST_MEMBER] = ("SELECT member, container_port, network FROM forward_from"
 					 " WHERE member = ? ORDER BY container_port, rowid"),
 	[DB_FORWARD_FROM_LIST] = ("SELECT member, container_port, network FROM forward_from"
@@ -560,13 +565,16 @@ int db_forward_from_set(struct db *db, const char *member, uint32_t container_po
 			const char *const *networks, size_t n)
 {
 	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
-	int ret = sqldb_exec(db->sql, DB_FORWARD_FROM_CLEAR, "allow-list update", "ti", member,
-			     (long long)container_port);
+	__do_txn struct sqldb_txn txn = { 0 };
+	int ret = sqldb_txn_begin(&txn, db->sql, true);
 
+	if (ret == 0)
+		ret = sqldb_exec(db->sql, DB_FORWARD_FROM_CLEAR, "allow-list update", "ti", member,
+				 (long long)container_port);
 	for (size_t i = 0; ret == 0 && i < n; i++)
 		ret = sqldb_exec(db->sql, DB_FORWARD_FROM_ADD, "allow-list update", "tit", member,
 				 (long long)container_port, networks[i]);
-	return ret;
+	return ret == 0 ? sqldb_txn_commit(&txn) : ret;
 }
 
 static void db_forward_from_from_row(sqlite3_stmt *stmt, void *element)

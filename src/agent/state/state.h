@@ -132,7 +132,9 @@ int db_limit_take_warnings(struct db *db, const char *member, long long before,
 /* The networks a forwarded port of the member takes connections from
  * (container_port 22: the container's SSH port): "any" or networks as
  * cidr_format() writes them.  n 0: none of its own (the server's
- * forward_default_from applies).  Gone with the forward. */
+ * forward_default_from applies).  In one transaction; nothing is
+ * recorded for a port that is not forwarded (but 22).  Gone with the
+ * forward. */
 struct forward_from_record {
 	char member[MEMBER_NAME_SIZE];
 	uint32_t container_port;
