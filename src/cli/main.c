@@ -49,9 +49,9 @@ static const struct cli_command cli_commands[] = {
 	  "it.  Your current files are kept until the restored container has started.  Asks "
 	  "you to type the member name unless --yes is given." },
 	{ "port", cmd_port, false,
-	  "port add|rm|ls ...",
-	  "Forward a port of the server to a port of your container, remove a forward, "
-	  "or list them." },
+	  "port add|set|rm|ls ...",
+	  "Forward a port of the server to a port of your container, choose who may reach "
+	  "it (or your container's SSH), remove a forward, or list them." },
 	{ "admin", cmd_admin, true,
 	  "admin user|template|gpu|limits|log|doctor|ls ...",
 	  "Manage members, templates, GPUs, limits and containers, read the audit log, and check the server (admins only; see gpubox admin --help)." },

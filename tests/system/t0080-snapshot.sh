@@ -25,6 +25,7 @@ cleanup2() {
 		[ -d "$c" ] && lxc-stop -k -P "$dir2/state/lxc" -n "$(basename "$c")" 2>/dev/null
 	done
 	nft delete table ip "gbxu$GBX_ID" 2>/dev/null
+	nft delete table ip6 "gbxu$GBX_ID" 2>/dev/null
 	nft delete table bridge "gbxu$GBX_ID" 2>/dev/null
 	ip link del "gbxu$GBX_ID" 2>/dev/null
 	remove_member "$m"

@@ -51,6 +51,7 @@ finish() {
 	remove_member "$m"
 	stop_hub
 	nft delete table ip "gbxw$GBX_ID" 2>/dev/null
+	nft delete table ip6 "gbxw$GBX_ID" 2>/dev/null
 	nft delete table bridge "gbxw$GBX_ID" 2>/dev/null
 	ip link del "gbxw$GBX_ID" 2>/dev/null
 	rm -rf "$hub_dir"
