@@ -1,9 +1,11 @@
 #!/bin/bash
-# Every member example of README.md ("What a member does") and of
-# gpubox(1) works as typed: each is taken from the documents themselves
-# and run by bash, as a member's shell would, with "ssh gpu17" (or
-# alice@gpu17) being a real ssh from the client host to the member's
-# host login (the gpubox login shell) and "ssh -p 2201" the member's own
+# Every member example of README.md ("What a member does"), of gpubox(1)
+# and of the member guide works as typed: each is taken from the
+# documents themselves and run by bash, as a member's shell would, with
+# "ssh gpu17" (or alice@gpu17) being a real ssh from the client host to
+# the member's host login (the gpubox login shell) and "ssh -p 2201" the
+# member's own container.  The guide writes as the hub's ~/.ssh/config
+# names them: "ssh gpu17-manage" is the host login, "ssh gpu17" the
 # container.  "gpubox ps|gpus|status" runs inside the container, other
 # "gpubox ..." through the host login.  The GPUs are the fake NVML the
 # suite provides (see t0100).  A newly documented example is run too;
@@ -13,6 +15,9 @@
 here=$(cd "$(dirname "$0")" && pwd)
 readme=$here/../../README.md
 manpage=$here/../../docs/gpubox.1
+guide=$here/../../docs/member-guide.md
+# Which document's examples run: in the guide "ssh gpu17" is the container.
+doc=readme
 m=de$GBX_ID
 past=dx$GBX_ID
 job_secs=$((1000000000 + 0x$GBX_ID))
@@ -59,13 +64,23 @@ man_examples() {
 		sed -e 's/\\-/-/g' -e 's/\\(dq/"/g' -e 's/\\e/\\/g'
 }
 
+# The member guide: every line of every sh block, without its comment.
+guide_examples() {
+	awk '/^```sh/ { blk = 1; next }
+	     blk && /^```/ { blk = 0; next }
+	     blk { sub(/[ \t]*#.*/, ""); if ($0 != "") print }' "$guide"
+}
+
 mapfile -t readme_list < <(readme_examples)
 mapfile -t man_list < <(man_examples)
+mapfile -t guide_list < <(guide_examples)
 # Enough to know the extraction still reads the documents.
 [ ${#readme_list[@]} -ge 15 ] && ok "README.md has ${#readme_list[@]} member examples" ||
 	{ not_ok "README.md member examples found: ${#readme_list[@]}"; printf '%s\n' "${readme_list[@]}" | diag; }
 [ ${#man_list[@]} -ge 10 ] && ok "gpubox(1) has ${#man_list[@]} member examples" ||
 	{ not_ok "gpubox(1) member examples found: ${#man_list[@]}"; printf '%s\n' "${man_list[@]}" | diag; }
+[ ${#guide_list[@]} -ge 20 ] && ok "the member guide has ${#guide_list[@]} examples" ||
+	{ not_ok "member guide examples found: ${#guide_list[@]}"; printf '%s\n' "${guide_list[@]}" | diag; }
 
 # ---- how an example runs -----------------------------------------------------
 
@@ -83,7 +98,8 @@ example_ssh() {
 		shift 2
 	fi
 	case ${1:-} in
-	gpu17 | *@gpu17) ;;
+	gpu17-manage | *@gpu17-manage) ;;
+	gpu17 | *@gpu17) [ "$doc" = guide ] && [ "$port" = "$GBX_SSHD_PORT" ] && port=$cport ;;
 	*) echo "example_ssh: unknown host '${1:-}'" >&2; return 99 ;;
 	esac
 	shift
@@ -164,7 +180,12 @@ STATE
 
 # The command an example sends, for the table below: no host, no quotes.
 example_key() {
+	if [ "$doc" = guide ] && [ "$1" = "ssh gpu17" ]; then
+		echo "(container login)"
+		return
+	fi
 	sed -E -e 's/^echo [a-z0-9]+ \| //' -e 's/^ssh -p [0-9]+ [a-z0-9@]+$/(container login)/' \
+		-e 's/^ssh gpu17-manage ?//' \
 		-e 's/^ssh [a-z0-9]+@gpu17 ?//' -e 's/^ssh gpu17 ?//' -e 's/"//g' <<<"$1"
 }
 
@@ -173,11 +194,25 @@ example_key() {
 expect() {
 	want=0 input=$m gpu= pattern=
 	case $1 in
-	'') pattern="^ +ssh -p $cport $m@$GBX_HOST_IP\$" ;;
+	'' | start) pattern="^ +ssh -p $cport $m@$GBX_HOST_IP\$" ;;
 	status) pattern="^State: +(running|stopped)" ;;
 	'port add 8888') pattern="now forwards to container port 8888" ;;
 	'port ls') pattern="^8888 +[0-9]+" ;;
 	'port rm 8888') pattern="Container port 8888 is no longer forwarded" ;;
+	'port set 8888 --from 192.0.2.0/24,198.51.100.7')
+		pattern="now takes connections from 192\.0\.2\.0/24, 198\.51\.100\.7\.\$" ;;
+	'port add 6006 --from 192.0.2.0/24') pattern="now forwards to container port 6006, from 192\.0\.2\.0/24\.\$" ;;
+	'port set 6006 --from 192.0.2.0/24,2001:db8::/32')
+		pattern="now takes connections from 192\.0\.2\.0/24, 2001:db8::/32\.\$" ;;
+	'port set 6006 --from any') pattern="now takes connections from any address\.\$" ;;
+	'port set ssh --from 192.0.2.0/24,198.51.100.7')
+		pattern="^Your container's SSH \(server port $cport\) now takes connections from 192\.0\.2\.0/24, 198\.51\.100\.7\.\$" ;;
+	'port set ssh --from default') pattern="from any address \(the server's default\)\.\$" ;;
+	'port rm 6006') pattern="Container port 6006 is no longer forwarded" ;;
+	'snapshot clean-install') pattern="Snapshot clean-install saved" ;;
+	'restore clean-install') pattern="Snapshot clean-install was restored" ;;
+	'rebuild --keep-home') pattern="The container of $m was rebuilt" ;;
+	'help port set') pattern="^usage: gpubox port set PORT\|ssh --from" ;;
 	stop | 'gpubox stop') pattern="The container of $m is stopped" ;;
 	'snapshot before-upgrade') pattern="Snapshot before-upgrade saved" ;;
 	'snapshot ls') pattern="^before-upgrade " ;;
@@ -233,6 +268,12 @@ fi
 for ex in "${man_list[@]}"; do
 	try_example "gpubox(1)" "$ex"
 done
+
+doc=guide
+for ex in "${guide_list[@]}"; do
+	try_example "member guide" "$ex"
+done
+doc=readme
 
 # The quoting the login shell cannot see: the same time given with the
 # quotes kept (a local command line) and as bare words (ssh) is one time.
