@@ -93,6 +93,22 @@ bool cmd_port_from_limited(json_t *obj, const char *prefix)
 	return json_array_size(from) > 1 || (first && strcmp(first, "any") != 0);
 }
 
+/* The request op with the port arguments: an exit status and, when it
+ * is CLI_EXIT_OK, *result to print as text (NULL: printed as JSON). */
+static int cmd_port_request(struct cli *cli, const struct cli_command *self,
+			    const struct cli_options *opts, const char *op, const char *port_text,
+			    const char *host_port_text, json_t **result)
+{
+	json_t *args;
+	int status;
+
+	*result = NULL;
+	args = cmd_port_args(self, opts, port_text, host_port_text, &status);
+	if (!args)
+		return status;
+	return client_call_shown(cli, opts, op, args, result);
+}
+
 static int cmd_port_add(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const struct cli_args spec = {
@@ -101,22 +117,15 @@ static int cmd_port_add(struct cli *cli, const struct cli_command *self, int arg
 	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
-	json_t *args, *host, *cont;
+	json_t *host, *cont;
 	int ret, status;
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
-	args = cmd_port_args(self, &opts, argv[opts.first_arg],
-			     argc - opts.first_arg == 2 ? argv[opts.first_arg + 1] : NULL, &status);
-	if (!args)
-		return status;
-	ret = client_call(cli, "port_add", args, &result);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.json) {
-		output_json(result);
-		return CLI_EXIT_OK;
-	}
+	ret = cmd_port_request(cli, self, &opts, "port_add", argv[opts.first_arg],
+			       argc - opts.first_arg == 2 ? argv[opts.first_arg + 1] : NULL, &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
 	host = json_object_get(result, "host_port");
 	cont = json_object_get(result, "container_port");
 	if (json_is_integer(host) && json_is_integer(cont)) {
@@ -139,7 +148,6 @@ static int cmd_port_set(struct cli *cli, const struct cli_command *self, int arg
 	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
-	json_t *args;
 	int ret, status;
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
@@ -147,16 +155,9 @@ static int cmd_port_set(struct cli *cli, const struct cli_command *self, int arg
 	if (!opts.from)
 		return cli_usage_error(self, "name who may connect with --from NETWORK[,NETWORK...], "
 				       "--from any or --from default");
-	args = cmd_port_args(self, &opts, argv[opts.first_arg], NULL, &status);
-	if (!args)
-		return status;
-	ret = client_call(cli, "port_set", args, &result);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.json) {
-		output_json(result);
-		return CLI_EXIT_OK;
-	}
+	ret = cmd_port_request(cli, self, &opts, "port_set", argv[opts.first_arg], NULL, &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
 	if (json_integer_value(json_object_get(result, "container_port")) == CMD_PORT_SSH)
 		printf("Your container's SSH (server port %" JSON_INTEGER_FORMAT ") now takes connections ",
 		       json_integer_value(json_object_get(result, "host_port")));
@@ -221,21 +222,13 @@ static int cmd_port_rm(struct cli *cli, const struct cli_command *self, int argc
 	};
 	__do_json json_t *result = NULL;
 	struct cli_options opts;
-	json_t *args;
 	int ret, status;
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
-	args = cmd_port_args(self, &opts, argv[opts.first_arg], NULL, &status);
-	if (!args)
-		return status;
-	ret = client_call(cli, "port_rm", args, &result);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.json) {
-		output_json(result);
-		return CLI_EXIT_OK;
-	}
+	ret = cmd_port_request(cli, self, &opts, "port_rm", argv[opts.first_arg], NULL, &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
 	printf("Container port %s is no longer forwarded.\n", argv[opts.first_arg]);
 	return CLI_EXIT_OK;
 }
@@ -243,25 +236,17 @@ static int cmd_port_rm(struct cli *cli, const struct cli_command *self, int argc
 static int cmd_port_ls(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = { "container_port", "host_port", "from", NULL };
-	__do_json json_t *rows = NULL;
 	static const struct cli_args spec = { .options = CLI_OPT_JSON | CLI_OPT_MEMBER };
 	__do_json json_t *result = NULL;
+	__do_json json_t *rows = NULL;
 	struct cli_options opts;
-	json_t *args;
 	int ret, status;
 
 	if (cli_parse_args(cli, self, argc, argv, &spec, &opts, &status) < 0)
 		return status;
-	args = cmd_port_args(self, &opts, NULL, NULL, &status);
-	if (!args)
-		return status;
-	ret = client_call(cli, "port_ls", args, &result);
-	if (ret < 0)
-		return cli_exit_status(ret);
-	if (opts.json) {
-		output_json(result);
-		return CLI_EXIT_OK;
-	}
+	ret = cmd_port_request(cli, self, &opts, "port_ls", NULL, NULL, &result);
+	if (ret != CLI_EXIT_OK || !result)
+		return ret;
 	rows = cmd_port_rows(result);
 	output_table(rows, columns, "No port is forwarded.");
 	if (json_array_size(json_object_get(result, "forwards")) == 0)
