@@ -520,12 +520,13 @@ static void ops_limits_audit_end(struct agent *a, const struct limit_record *rec
  * the database, then the container gets them all at once. */
 static void ops_limits_end_member(struct agent *a, const char *member, long long now)
 {
-	__do_unlock_member struct member_lock lock = agent_lock_member(a, member);
+	__do_unlock_member struct member_lock lock = { 0 };
 	__do_free struct limit_record *ended = NULL;
 	char err[512] = "", then[64], when[64];
 	size_t n = 0;
 	int ret;
 
+	lock = agent_lock_member(a, member);
 	/* Read again under the lock: an admin may have changed them since. */
 	ret = db_limit_ended(a->db, now, &ended, &n);
 	if (ret == 0)
