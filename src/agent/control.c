@@ -34,6 +34,7 @@
 #include <poll.h>
 
 #include "agent.h"
+#include "notify.h"
 #include "ops.h"
 #include "progress.h"
 #include "state/state.h"
@@ -220,6 +221,19 @@ static int control_read_request(struct control_peer *peer, json_t **msg)
 	return ret;
 }
 
+/* The member's notices not yet shown (an idle GPU of theirs), into the
+ * final message: each is shown once, on whatever the member asks next. */
+static void control_add_notices(struct agent *a, const struct caller *who, json_t *msg)
+{
+	json_t *notices;
+
+	if (!msg || !who->is_member)
+		return;
+	notices = notices_take(a->notices, who->member.name);
+	if (notices)
+		json_object_set_new(msg, "notices", notices);
+}
+
 static void control_serve_peer(struct control_peer *peer)
 {
 	struct agent *a = peer->agent;
@@ -252,10 +266,14 @@ static void control_serve_peer(struct control_peer *peer)
 		  who.guest ? ", inside the container of " : "", who.guest ? peer->key.guest : "", req.op);
 	if (ops_dispatch(a, &who, req.op, req.args, &progress.base, &result, &error) < 0) {
 		log_info("uid %u: %s refused: %s", (unsigned)who.uid, req.op, error.text);
-		control_reply_error(peer->fd, error.code ? error.code : PROTO_E_FAILED, error.text);
-		return;
+		reply = proto_error_new(error.code ? error.code : PROTO_E_FAILED, error.text);
+		if (!reply)
+			reply = proto_error_new(error.code ? error.code : PROTO_E_FAILED,
+						"the request could not be served");
+	} else {
+		reply = proto_ok_new(result);
 	}
-	reply = proto_ok_new(result);
+	control_add_notices(a, &who, reply);
 	if (reply && !progress.gone)
 		proto_send(peer->fd, reply);
 }

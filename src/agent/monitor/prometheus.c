@@ -251,11 +251,14 @@ struct prometheus_usage {
 	uint64_t mem;              /* bytes, of the processes whose use is known */
 	unsigned processes;
 	unsigned unknown_mem;      /* processes whose use the driver did not say */
+	uint32_t idle_seconds;     /* the longest any of them has held the GPU idle */
 };
 
 static void prometheus_usage_add(struct prometheus_usage *u, const struct sample_process *p)
 {
 	u->processes++;
+	if (p->idle_seconds > u->idle_seconds)
+		u->idle_seconds = p->idle_seconds;
 	if (p->mem_used == UINT64_MAX)
 		u->unknown_mem++;
 	else
@@ -343,6 +346,12 @@ static void prometheus_render_members(struct prometheus_out *o, const struct sam
 		prometheus_member_labels(s, &usage[i], index, labels);
 		prometheus_put_uint(o, labels, 4, usage[i].processes);
 	}
+	prometheus_family(o, "gpubox_gpu_idle_seconds", "gauge",
+		       "How long the member's processes have held the GPU idle: idle_memory_min or more of its memory at 0 % utilisation; 0 when they do not.");
+	for (size_t i = 0; i < n; i++) {
+		prometheus_member_labels(s, &usage[i], index, labels);
+		prometheus_put_uint(o, labels, 4, usage[i].idle_seconds);
+	}
 }
 
 /* Every member's use of one GPU together, and how many members share it. */
@@ -358,6 +367,8 @@ static void prometheus_gpu_total(const struct prometheus_usage *usage, size_t n,
 		total->mem += usage[i].mem;
 		total->processes += usage[i].processes;
 		total->unknown_mem += usage[i].unknown_mem;
+		if (usage[i].idle_seconds > total->idle_seconds)
+			total->idle_seconds = usage[i].idle_seconds;
 	}
 }
 
@@ -389,6 +400,15 @@ static void prometheus_render_members_summed(struct prometheus_out *o, const str
 		prometheus_gpu_total(usage, n, s->gpus[i].index, &total, &members);
 		prometheus_gpu_labels(s, s->gpus[i].index, s->gpus[i].uuid, "", &l);
 		prometheus_put_uint(o, l.labels, 3, total.processes);
+	}
+	prometheus_family(o, "gpubox_gpu_idle_seconds", "gauge",
+		       "How long members' processes have held the GPU idle, the longest of them; 0 when none does.");
+	for (size_t i = 0; i < s->ngpus; i++) {
+		if (s->gpus[i].lost)
+			continue;
+		prometheus_gpu_total(usage, n, s->gpus[i].index, &total, &members);
+		prometheus_gpu_labels(s, s->gpus[i].index, s->gpus[i].uuid, "", &l);
+		prometheus_put_uint(o, l.labels, 3, total.idle_seconds);
 	}
 }
 
