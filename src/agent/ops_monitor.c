@@ -315,7 +315,7 @@ static int op_history(struct op_context *ctx, json_t **result)
 /* Other members' rows become one "(others)" row when names are hidden. */
 static void ops_hide_usage(const struct op_context *ctx, json_t *rows)
 {
-	double hours = 0, mem_hours = 0;
+	double hours = 0, mem_hours = 0, idle_hours = 0;
 	bool any = false;
 	size_t i = 0;
 
@@ -329,12 +329,14 @@ static void ops_hide_usage(const struct op_context *ctx, json_t *rows)
 		}
 		hours += json_number_value(json_object_get(row, "gpu_hours"));
 		mem_hours += json_number_value(json_object_get(row, "gpu_mem_gib_hours"));
+		idle_hours += json_number_value(json_object_get(row, "idle_gpu_hours"));
 		any = true;
 		json_array_remove(rows, i);
 	}
 	if (any)
-		json_array_append_new(rows, json_pack("{s:s, s:f, s:f}", "member", OPS_OTHERS,
-						      "gpu_hours", hours, "gpu_mem_gib_hours", mem_hours));
+		json_array_append_new(rows, json_pack("{s:s, s:f, s:f, s:f}", "member", OPS_OTHERS,
+						      "gpu_hours", hours, "gpu_mem_gib_hours", mem_hours,
+						      "idle_gpu_hours", idle_hours));
 }
 
 static int op_usage(struct op_context *ctx, json_t **result)

@@ -397,18 +397,20 @@ static void cmd_usage_csv(json_t *result)
 	json_t *row;
 	size_t i;
 
-	printf("member,gpu_hours,gpu_mem_gib_hours\n");
+	printf("member,gpu_hours,gpu_mem_gib_hours,idle_gpu_hours\n");
 	json_array_foreach(json_object_get(result, "members"), i, row) {
 		/* Member names are [a-z0-9_-]: nothing to quote. */
 		output_sanitized(stdout, json_string_value(json_object_get(row, "member")) ?: "");
-		printf(",%.4f,%.4f\n", json_number_value(json_object_get(row, "gpu_hours")),
-		       json_number_value(json_object_get(row, "gpu_mem_gib_hours")));
+		printf(",%.4f,%.4f,%.4f\n", json_number_value(json_object_get(row, "gpu_hours")),
+		       json_number_value(json_object_get(row, "gpu_mem_gib_hours")),
+		       json_number_value(json_object_get(row, "idle_gpu_hours")));
 	}
 }
 
 int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
-	static const char *const columns[] = { "MEMBER", "GPU-HOURS", "GPU-MEMORY GIB-HOURS", NULL };
+	static const char *const columns[] = { "MEMBER", "GPU-HOURS", "IDLE GPU-HOURS",
+					       "GPU-MEMORY GIB-HOURS", NULL };
 	static const struct cli_args spec = {
 		.options = CLI_OPT_JSON | CLI_OPT_CSV | CLI_OPT_SINCE | CLI_OPT_UNTIL,
 	};
@@ -449,13 +451,16 @@ int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **
 	printf("GPU use on %s from %s to %s:\n",
 	       json_string_value(json_object_get(result, "server")) ?: "?", from_text, to_text);
 	json_array_foreach(json_object_get(result, "members"), i, row) {
-		char hours[CLI_NUMBER_TEXT_MAX], mem[CLI_NUMBER_TEXT_MAX];
+		char hours[CLI_NUMBER_TEXT_MAX], idle[CLI_NUMBER_TEXT_MAX], mem[CLI_NUMBER_TEXT_MAX];
 
 		snprintf(hours, sizeof(hours), "%.2f", json_number_value(json_object_get(row, "gpu_hours")));
+		snprintf(idle, sizeof(idle), "%.2f",
+			 json_number_value(json_object_get(row, "idle_gpu_hours")));
 		snprintf(mem, sizeof(mem), "%.2f",
 			 json_number_value(json_object_get(row, "gpu_mem_gib_hours")));
-		json_array_append_new(rows, json_pack("{s:O, s:s, s:s}", "MEMBER",
-			json_object_get(row, "member"), "GPU-HOURS", hours, "GPU-MEMORY GIB-HOURS", mem));
+		json_array_append_new(rows, json_pack("{s:O, s:s, s:s, s:s}", "MEMBER",
+			json_object_get(row, "member"), "GPU-HOURS", hours, "IDLE GPU-HOURS", idle,
+			"GPU-MEMORY GIB-HOURS", mem));
 	}
 	output_table(rows, columns, "Nobody used a GPU in that period.");
 	return CLI_EXIT_OK;

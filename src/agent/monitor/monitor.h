@@ -147,8 +147,10 @@ int history_gpu_at(struct history *h, unsigned gpu, long long t_ms, json_t **out
 int history_range(struct history *h, int gpu, long long from_ms, long long to_ms,
 		  unsigned max_points, json_t **out);
 /* GPU-hours and GPU-memory-hours (GiB x hours) per member between from
- * and to: [{"member", "gpu_hours", "gpu_mem_gib_hours", "max_mem_used"}],
- * largest first.  A member counts on a GPU while it has a process there. */
+ * and to: [{"member", "gpu_hours", "gpu_mem_gib_hours", "max_mem_used",
+ * "idle_gpu_hours"}], largest first.  A member counts on a GPU while it
+ * has a process there; idle_gpu_hours, while the GPU was marked idle for
+ * the member. */
 int history_usage(struct history *h, long long from_ms, long long to_ms, json_t **out);
 
 /* ---- idle.c: GPUs held idle ------------------------------------------------- */
