@@ -206,7 +206,7 @@ usage=$(api "/api/v1/monitor/usage?from=$((minute - 86400000))")
 	[ "$(jq -r '[.servers[] | select(.ok)] | length' <<<"$usage")" = 2 ] &&
 	ok "usage over both servers: $past used 2 GPU-hours" || not_ok "usage: $(head -c 400 <<<"$usage")"
 csv=$(curl -s -f -b "$jar" "$hub_url/monitor/usage.csv?since=2d")
-grep -q "^$past,2.0000,12.0000," <<<"$csv" && head -1 <<<"$csv" | grep -q '^member,gpu_hours,gpu_mem_gib_hours,gbxa_gpu_hours' &&
+grep -q "^$past,2.0000,12.0000," <<<"$csv" && head -1 <<<"$csv" | grep -q '^member,gpu_hours,gpu_mem_gib_hours,idle_gpu_hours,gbxa_gpu_hours,gbxa_gpu_mem_gib_hours,gbxa_idle_gpu_hours' &&
 	ok "the usage CSV: 2 GPU-hours and 12 GiB-hours for $past" || { not_ok "the usage CSV"; diag <<<"$csv"; }
 [ "$(api_status -b "$jar" "$hub_url/api/v1/monitor/servers/gbxa/history?from=x")" = 400 ] &&
 	[ "$(api_status -b "$jar" "$hub_url/api/v1/monitor/servers/nosuch/history")" = 404 ] &&
