@@ -416,8 +416,27 @@ static json_t *monitor_reservation_view(json_t *r, bool names)
 	return o;
 }
 
+/* Each GPU an active reservation holds gets "reserved": {"until_ms",
+ * "member"?}: it is not free, even with nothing running on it. */
+static void monitor_mark_reserved(json_t *gpus, json_t *reservation)
+{
+	json_t *index, *gpu, *mark;
+	size_t i, k;
+
+	if (strcmp(json_string_value(json_object_get(reservation, "state")), "active") != 0)
+		return;
+	mark = json_pack("{s:O}", "until_ms", json_object_get(reservation, "until_ms"));
+	if (mark && json_object_get(reservation, "member"))
+		json_object_set(mark, "member", json_object_get(reservation, "member"));
+	json_array_foreach(json_object_get(reservation, "gpus"), k, index)
+		json_array_foreach(gpus, i, gpu)
+			if (json_equal(json_object_get(gpu, "index"), index))
+				json_object_set(gpu, "reserved", mark);
+	json_decref(mark);
+}
+
 /* The server's reservations and queued requests (the agent's
- * "reservations", when it has them). */
+ * "reservations", when it has them), and the GPUs they hold marked. */
 static void monitor_reservations_view(json_t *sample, bool names, json_t *o)
 {
 	json_t *list, *r;
@@ -429,8 +448,10 @@ static void monitor_reservations_view(json_t *sample, bool names, json_t *o)
 	json_array_foreach(json_object_get(sample, "reservations"), i, r) {
 		json_t *view = i < MONITOR_RESERVATIONS_MAX ? monitor_reservation_view(r, names) : NULL;
 
-		if (view)
-			json_array_append_new(list, view);
+		if (!view)
+			continue;
+		monitor_mark_reserved(json_object_get(o, "gpus"), view);
+		json_array_append_new(list, view);
 	}
 	json_object_set_new(o, "reservations", list);
 }

@@ -307,8 +307,9 @@
 		return (gpu.members || []).map((m) => (typeof m === 'string' ? { member: m } : m || {}));
 	}
 
+	/* A GPU held by a reservation is not free, even while nothing runs on it. */
 	function gpuIsFree(gpu) {
-		return !gpu.lost && memberList(gpu).length === 0;
+		return !gpu.lost && memberList(gpu).length === 0 && !gpu.reserved;
 	}
 
 	/* Members whose processes hold the GPU idle (the agent's idle_after). */
@@ -574,6 +575,9 @@
 		if (g.lost) {
 			key = 'lost';
 			text = 'lost';
+		} else if (members.length === 0 && g.reserved) {
+			key = 'reserved';
+			text = names && typeof g.reserved.member === 'string' ? 'reserved: ' + g.reserved.member : 'reserved';
 		} else if (members.length === 0) {
 			key = 'free';
 			text = 'free';
@@ -587,7 +591,7 @@
 		if (cell.dataset.kind !== key) {
 			cell.dataset.kind = key;
 			cell.replaceChildren(key === 'names' ? document.createTextNode('')
-				: el('span', { className: 'badge ' + (key === 'free' ? 'on' : key === 'lost' ? 'off' : '') }));
+				: el('span', { className: 'badge ' + ({ free: 'on', lost: 'off', reserved: 'busy' }[key] || '') }));
 		}
 		setText(cell.firstChild, text);
 		setTitle(cell, names ? members.map((m) => memberText(m) + ': ' + fmtBytes(m.mem_used)).join('\n') : '');
