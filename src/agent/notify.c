@@ -24,9 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "agent.h"
+#include "curldefaults.h"
 #include "notify.h"
 #include "cleanup.h"
 #include "fsutil.h"
@@ -182,19 +181,11 @@ static long notify_post(struct notify *n, const char *body, char *why, size_t wh
 		snprintf(why, whylen, "out of memory");
 		return 0;
 	}
+	curl_set_defaults(c, NOTIFY_TIMEOUT_SECONDS, notify_on_progress, n);
 	curl_easy_setopt(c, CURLOPT_URL, n->url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, NOTIFY_TIMEOUT_SECONDS);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, NOTIFY_TIMEOUT_SECONDS);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "gpuboxd/" GPUBOX_VERSION);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, notify_discard);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, notify_on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, n);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

@@ -104,11 +104,15 @@ n_idle=$(ns_pid_of "$p_idle")
 [ -n "$p_idle" ] && [ -n "$p_small" ] && [ -n "$p_busy" ] &&
 	ok "three jobs run in $m's container (idle $p_idle, small $p_small, busy $p_busy)" ||
 	not_ok "the jobs did not start"
-nvml_state 0 <<PROCS
-0 $p_idle $((4 * gib)) 0
-0 $p_small $((100 * mib)) 0
-1 $p_busy $((4 * gib)) 60
-PROCS
+# three_jobs UTIL: the three on the fake GPUs, GPU 0 at UTIL %.
+three_jobs() {
+	nvml_state "$1" <<-PROCS
+		0 $p_idle $((4 * gib)) $1
+		0 $p_small $((100 * mib)) 0
+		1 $p_busy $((4 * gib)) 60
+	PROCS
+}
+three_jobs 0
 # The agent looks for a driver again only now and then: restart it.
 check "the agent restarts and reads the fake GPUs" set_config "${idle_conf[@]}"
 
@@ -185,11 +189,7 @@ fi
 	not_ok "the retry after a 503"
 
 # ---- busy again: the mark goes ----------------------------------------------------
-nvml_state 30 <<PROCS
-0 $p_idle $((4 * gib)) 30
-0 $p_small $((100 * mib)) 0
-1 $p_busy $((4 * gib)) 60
-PROCS
+three_jobs 30
 touch -d '+1 second' "$GBX_NVML_STATE"
 gpu0_busy() { gpubox gpus --json | jq_check '.gpus[0].idle == false and (.gpus[0] | has("idle_seconds") | not)'; }
 check "GPU 0 in use again: the mark goes" wait_for 10 gpu0_busy

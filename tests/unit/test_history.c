@@ -543,13 +543,24 @@ static const char history_v1_schema[] =
 	" VALUES (1763906400000, 0, 'c', 1073741824, 1073741824);"
 	"PRAGMA user_version = 1;";
 
+/* c holds GPU 0 idle at t. */
+static void record_idle_c(struct history *h, long long t)
+{
+	struct tick k;
+
+	start_tick(&k, t);
+	add_gpu(&k, 0, 0, 80 * GIB);
+	add_process(&k, 0, "c", 100, GIB, -1);
+	k.procs[0].idle = true;
+	assert_int_equal(history_record(h, &k.s), 0);
+}
+
 /* A version 1 file is upgraded in place: its past kept, idle time 0. */
 static void test_upgrade_v1(void **state)
 {
 	struct fixture *f = *state;
 	__do_json json_t *rows = NULL;
 	sqlite3 *db = NULL;
-	struct tick k;
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, history_v1_schema, NULL, NULL, NULL), SQLITE_OK);
@@ -557,17 +568,9 @@ static void test_upgrade_v1(void **state)
 	assert_int_equal(open_history(f, 3600, 30), 0);
 	assert_int_equal(count_rows(f, "PRAGMA user_version"), 2);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM member_minutes WHERE idle_seconds = 0"), 1);
-	start_tick(&k, T0 + 120000);
-	add_gpu(&k, 0, 0, 80 * GIB);
-	add_process(&k, 0, "c", 100, GIB, -1);
-	k.procs[0].idle = true;
-	assert_int_equal(history_record(f->h, &k.s), 0);
+	record_idle_c(f->h, T0 + 120000);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM member_samples WHERE idle_ms > 0"), 0);
-	start_tick(&k, T0 + 121000);
-	add_gpu(&k, 0, 0, 80 * GIB);
-	add_process(&k, 0, "c", 100, GIB, -1);
-	k.procs[0].idle = true;
-	assert_int_equal(history_record(f->h, &k.s), 0);
+	record_idle_c(f->h, T0 + 121000);
 	assert_int_equal(count_rows(f, "SELECT idle_ms FROM member_samples WHERE t = 1763906521000"), 1000);
 	assert_int_equal(history_usage(f->h, T0, T0 + HOUR_MS, &rows), 0);
 	assert_near(number(usage_row(rows, "c"), "gpu_hours"), 61.0 / 3600, 1e-9);
