@@ -201,7 +201,8 @@ static int idle_track(struct idle_tracker *t, struct sample *s, long long now)
 		p->idle_seconds = (uint32_t)(idle_ms / 1000);
 		p->idle = idle_ms >= (long long)t->settings.after * 1000;
 	}
-	qsort(t->next_procs, t->nnext_procs, sizeof(*t->next_procs), idle_process_order);
+	if (t->nnext_procs)
+		qsort(t->next_procs, t->nnext_procs, sizeof(*t->next_procs), idle_process_order);
 	return 0;
 }
 
