@@ -79,11 +79,24 @@ static int client_error_code(const char *code)
 	return -EIO;
 }
 
+/* What the agent has to tell this member (an idle GPU of theirs): on
+ * stderr, so that a --json answer on stdout stays clean. */
+static void client_notices(json_t *msg)
+{
+	json_t *notice;
+	size_t i;
+
+	json_array_foreach(json_object_get(msg, "notices"), i, notice)
+		if (json_is_string(notice))
+			cli_print_line("gpubox: notice: ", json_string_value(notice));
+}
+
 static int client_final(json_t *msg, json_t **result)
 {
 	json_t *ok = json_object_get(msg, "ok");
 	const char *text, *code;
 
+	client_notices(msg);
 	if (json_is_true(ok)) {
 		json_t *res = json_object_get(msg, "result");
 
