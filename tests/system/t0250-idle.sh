@@ -32,6 +32,9 @@ cleanup() {
 	stop_pid "$hook_pid"
 	[ ${#bg[@]} -gt 0 ] && wait "${bg[@]}" 2>/dev/null
 	remove_member "$m"
+	# The synthetic past is the suite's history too: later tests read it.
+	sqlite3 -cmd ".timeout 5000" "$GBX_DIR/state/history.db" \
+		"DELETE FROM member_minutes WHERE member = '$past'; DELETE FROM gpu_minutes WHERE uuid = 'GPU-i2222222-2222';" 2>/dev/null
 	cp "$saved" "$GBX_CONF"
 	rm -f "$GBX_NVML_STATE"
 	stop_pid "$(cat "$GBX_DIR/agent.pid")"
