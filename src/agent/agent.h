@@ -41,6 +41,9 @@ struct agent {
 	struct guests *guests;          /* the containers' own sockets (guest.c) */
 	struct hubsync *hubsync;        /* NULL without hub_url */
 	struct oomwatch *oomwatch;      /* NULL when the kernel's log cannot be read */
+	struct idle *idle;              /* GPUs held idle (monitor/idle.c); NULL: not watched */
+	struct notify *notify;          /* notify_webhook (notify.c); NULL without one */
+	struct notices *notices;        /* told on members' next commands (notices.c) */
 	struct expiry *expiry;          /* ends temporary limits (expiry.c); NULL before it starts */
 };
 

@@ -35,6 +35,7 @@
 
 #include "agent.h"
 #include "audit.h"
+#include "notify.h"
 #include "ops.h"
 #include "progress.h"
 #include "state/state.h"
@@ -197,12 +198,18 @@ static void control_emit(struct progress *p, const char *text)
 	}
 }
 
+/* An error reply; a shorter one when the text cannot be sent (NULL: no memory). */
+static json_t *control_error_new(const char *code, const char *text)
+{
+	json_t *msg = proto_error_new(code, text);
+
+	return msg ? msg : proto_error_new(code, "the request could not be served");
+}
+
 static void control_reply_error(int fd, const char *code, const char *text)
 {
-	__do_json json_t *msg = proto_error_new(code, text);
+	__do_json json_t *msg = control_error_new(code, text);
 
-	if (!msg)
-		msg = proto_error_new(code, "the request could not be served");
 	if (msg)
 		proto_send(fd, msg);
 }
@@ -221,15 +228,15 @@ static int control_read_request(struct control_peer *peer, json_t **msg)
 	return ret;
 }
 
-/* What the member is to be told on whatever they ask next (a temporary
- * limit of theirs ending within the hour), into the final message. */
+/* The member's notices not yet shown (an idle GPU of theirs), into the
+ * final message: each is shown once, on whatever the member asks next. */
 static void control_add_notices(struct agent *a, const struct caller *who, json_t *msg)
 {
 	json_t *notices;
 
 	if (!msg || !who->is_member)
 		return;
-	notices = ops_limits_notices(a, who->member.name);
+	notices = notices_take(a->notices, who->member.name);
 	if (notices)
 		json_object_set_new(msg, "notices", notices);
 }
@@ -272,10 +279,10 @@ static void control_serve_peer(struct control_peer *peer)
 		/* What matters of a refusal is in the audit log's line. */
 		log_debug("uid %u: %s refused: %s", (unsigned)who.uid, op,
 			  audit_escape(error.text, text, sizeof(text)));
-		control_reply_error(peer->fd, error.code ? error.code : PROTO_E_FAILED, error.text);
-		return;
+		reply = control_error_new(error.code ? error.code : PROTO_E_FAILED, error.text);
+	} else {
+		reply = proto_ok_new(result);
 	}
-	reply = proto_ok_new(result);
 	control_add_notices(a, &who, reply);
 	if (reply && !progress.gone)
 		proto_send(peer->fd, reply);

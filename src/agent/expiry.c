@@ -3,8 +3,10 @@
  * The end of temporary exceptions (limits set ... --until TIME): one
  * thread that sleeps until the next end recorded in the database, or at
  * most EXPIRY_RECHECK_S, and has ops_limits_expire() give way to every
- * value whose end has come.  A new end wakes it (expiry_wake()), so an
- * end a few seconds ahead is kept to the second.
+ * value whose end has come and ops_limits_warn() tell the members whose
+ * end is within the hour (at most EXPIRY_RECHECK_S late).  A new end
+ * wakes it (expiry_wake()), so an end a few seconds ahead is kept to the
+ * second, and told at once.
  *
  * The ends are in the database, not here: an agent killed and started
  * again finds them there, and expiry_start() applies the ones that passed
@@ -33,14 +35,17 @@ struct expiry {
 	bool stop, woken, running;
 };
 
-/* One pass; the time to look again. */
-static long long expiry_pass(struct expiry *e)
+/* One pass: what has ended gives way, what ends within the hour is told
+ * (again: the notices the agent forgot when it stopped); the time to look
+ * again. */
+static long long expiry_pass(struct expiry *e, bool again)
 {
 	long long now = time(NULL), next = 0;
 
 	if (ops_limits_expire(e->agent, now, &next) < 0)
 		log_warn("the ends of temporary limits could not be read; the agent tries again in %d s",
 			 EXPIRY_RECHECK_S);
+	ops_limits_warn(e->agent, now, again);
 	if (next <= 0 || next > now + EXPIRY_RECHECK_S)
 		next = now + EXPIRY_RECHECK_S;
 	return next;
@@ -56,7 +61,7 @@ static void *expiry_thread(void *arg)
 
 		e->woken = false;
 		pthread_mutex_unlock(&e->lock);
-		until.tv_sec = (time_t)expiry_pass(e);
+		until.tv_sec = (time_t)expiry_pass(e, false);
 		pthread_mutex_lock(&e->lock);
 		while (!e->stop && !e->woken &&
 		       pthread_cond_timedwait(&e->wake, &e->lock, &until) == 0)
@@ -77,7 +82,7 @@ int expiry_start(struct agent *a, struct expiry **out)
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->wake, NULL);
 	/* What ended while the agent was down, before the first request. */
-	expiry_pass(e);
+	expiry_pass(e, true);
 	ret = pthread_create(&e->thread, NULL, expiry_thread, e);
 	if (ret != 0) {
 		expiry_stop(e);

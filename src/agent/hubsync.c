@@ -48,6 +48,7 @@
 #include "agent.h"
 #include "audit.h"
 #include "container/container.h"
+#include "curldefaults.h"
 #include "hubsync.h"
 #include "ops.h"
 #include "progress.h"
@@ -631,26 +632,15 @@ static int hubsync_fetch(struct hubsync *h, bool conditional, struct hubsync_bod
 		curl_easy_cleanup(c);
 		return -ENOMEM;
 	}
+	curl_set_defaults(c, HUBSYNC_TIMEOUT_SECONDS, hubsync_on_progress, b);
 	curl_easy_setopt(c, CURLOPT_URL, h->url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, HUBSYNC_TIMEOUT_SECONDS);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, HUBSYNC_TIMEOUT_SECONDS);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HUBSYNC_BODY_MAX);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "gpuboxd/" GPUBOX_VERSION);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hubsync_on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, hubsync_on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, b);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, hubsync_on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, b);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);

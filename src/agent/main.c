@@ -20,6 +20,7 @@
 #include "audit.h"
 #include "container/container.h"
 #include "hubsync.h"
+#include "notify.h"
 #include "monitor/monitor.h"
 #include "net/net.h"
 #include "ops.h"
@@ -196,6 +197,11 @@ static int agent_start_services(struct agent *a)
 {
 	int ret;
 
+	/* Before the collector, which tells members and the webhook. */
+	if (notices_new(&a->notices) < 0 || notify_start(a, &a->notify) < 0)
+		return -1;
+	if (idle_open(a, &a->idle) < 0)
+		log_warn("idle GPUs will not be pointed out (out of memory)");
 	if (collector_start(a, a->history, &a->collector) < 0)
 		log_warn("the server will not be sampled: gpubox ps, gpus and /metrics stay empty");
 	oomwatch_start(&a->oomwatch);
@@ -224,6 +230,9 @@ static void agent_stop_services(struct agent *a)
 	hubsync_stop(a->hubsync);
 	expiry_stop(a->expiry);
 	collector_stop(a->collector);
+	idle_close(a->idle);
+	/* Requests still under way find no webhook rather than a freed one. */
+	notify_stop(__atomic_exchange_n(&a->notify, NULL, __ATOMIC_ACQ_REL));
 	oomwatch_stop(a->oomwatch);
 	history_close(a->history);
 	/* Threads may still be serving, and recording: the audit log stays

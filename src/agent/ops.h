@@ -154,9 +154,11 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
  * member's own value before them, or the default), applied at once,
  * logged and audited.  *next: the next end still to come, 0 when none. */
 int ops_limits_expire(struct agent *a, long long now, long long *next);
-/* What the member is to be told of their temporary limits ending within
- * the hour, each once: an array of sentences, or NULL. */
-json_t *ops_limits_notices(struct agent *a, const char *member);
+/* The members whose temporary limits end within the hour are told (a
+ * notice for their next command; the lab through notify_webhook), each
+ * end once; again: the notices once more, not the webhook (after the
+ * agent's restart, which forgot them). */
+void ops_limits_warn(struct agent *a, long long now, bool again);
 /* ops_snapshot.c: finish or undo what a killed agent left half-done in a
  * member's layer (a restore, a rebuild keeping /home); at start-up. */
 int ops_snapshot_reconcile(struct agent *a, const struct member_record *rec);

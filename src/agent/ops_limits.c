@@ -15,9 +15,10 @@
  * gives way to the member's own value before it, or to the server's
  * default, and the change is applied at once, as limits rm applies one
  * (ops_limits_expire(), from expiry.c's thread and at the agent's start);
- * the member is told in the last hour before, on their next command
- * (ops_limits_notices()).  Until the thread has run, reading already
- * treats an ended value as gone.
+ * the member is told in the last hour before, on their next command, and
+ * the lab through notify_webhook (ops_limits_warn(), from the same
+ * thread).  Until the thread has run, reading already treats an ended
+ * value as gone.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 #include "container/container.h"
 #include "monitor/monitor.h"
 #include "monitor/procinfo.h"
+#include "notify.h"
 #include "ops.h"
 #include "state/state.h"
 #include "cleanup.h"
@@ -46,6 +48,22 @@
 
 /* A member is told of a temporary limit's end this long before it. */
 #define LIMITS_WARN_BEFORE 3600
+
+/* Where the notice of a temporary value's end is kept: "limit:memory". */
+static void ops_limits_notice_key(const char *key, char buf[static NOTICE_KEY_MAX])
+{
+	snprintf(buf, NOTICE_KEY_MAX, "limit:%s", key);
+}
+
+/* A notice of the member's that no longer holds (the value ended, or an
+ * admin changed it), taken back before they read it. */
+static void ops_limits_withdraw(struct agent *a, const char *member, const char *key)
+{
+	char notice[NOTICE_KEY_MAX];
+
+	ops_limits_notice_key(key, notice);
+	notices_withdraw(a->notices, member, notice);
+}
 
 uint64_t ops_limits_host_memory(void)
 {
@@ -324,6 +342,8 @@ static int ops_limits_record(struct agent *a, const char *member, const struct l
 			continue;
 		limits_format_value(l, (enum limit_key)k, text, sizeof(text));
 		ret = db_limit_put(a->db, member, limits_key_name((enum limit_key)k), text, until);
+		/* A new end is told anew. */
+		ops_limits_withdraw(a, member, limits_key_name((enum limit_key)k));
 	}
 	if (ret < 0) {
 		db_rollback(a->db);
@@ -430,6 +450,7 @@ static int op_limits_rm(struct op_context *ctx, json_t **result)
 				rec.name, name);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	ops_limits_withdraw(ctx->a, rec.name, name);
 	log_info("limit %s of %s removed: the server's default applies", name, rec.name);
 	return ops_limits_live(ctx, &rec, result);
 }
@@ -560,6 +581,7 @@ static void ops_limits_end_member(struct agent *a, const char *member, long long
 		log_info("limit %s of %s ended at %s: %s gives way to %s%s%s", ended[i].key, member, when,
 			 ended[i].value, then, err[0] ? "; not applied: " : "", err);
 		ops_limits_audit_end(a, &ended[i], then, err[0] ? err : NULL);
+		ops_limits_withdraw(a, member, ended[i].key);
 	}
 }
 
@@ -587,31 +609,34 @@ int ops_limits_expire(struct agent *a, long long now, long long *next)
 	return ret;
 }
 
-json_t *ops_limits_notices(struct agent *a, const char *member)
+void ops_limits_warn(struct agent *a, long long now, bool again)
 {
 	__do_free struct limit_record *soon = NULL;
-	long long now = time(NULL);
-	json_t *notices = NULL;
 	size_t n = 0;
 
-	if (db_limit_take_warnings(a->db, member, now + LIMITS_WARN_BEFORE, &soon, &n) < 0)
-		return NULL;
+	if (db_limit_ended(a->db, now + LIMITS_WARN_BEFORE, &soon, &n) < 0)
+		return;
 	for (size_t i = 0; i < n; i++) {
-		char then[64], when[64], left[32], text[512];
+		const struct limit_record *r = &soon[i];
+		char then[64], when[64], left[32], text[NOTICE_TEXT_MAX], notice[NOTICE_KEY_MAX];
 
-		if (soon[i].ends <= now)
+		if (r->ends <= now || (r->warned && !again))
 			continue;
-		ops_limits_then_text(a, &soon[i], then, sizeof(then));
-		format_time(soon[i].ends, when, sizeof(when));
-		format_duration(soon[i].ends - now, left, sizeof(left));
+		ops_limits_then_text(a, r, then, sizeof(then));
+		format_time(r->ends, when, sizeof(when));
+		format_duration(r->ends - now, left, sizeof(left));
 		snprintf(text, sizeof(text),
 			 "your %s limit of %s ends at %s (in %s); then it is %s (ask an admin to extend it)",
-			 soon[i].key, soon[i].value, when, left, then);
-		if (!notices)
-			notices = json_array();
-		json_array_append_new(notices, json_string(text));
+			 r->key, r->value, when, left, then);
+		ops_limits_notice_key(r->key, notice);
+		notices_post(a->notices, r->member, notice, text);
+		if (r->warned)
+			continue;
+		snprintf(text, sizeof(text), "the %s limit of %s (%s) ends at %s (in %s); then it is %s",
+			 r->key, r->member, r->value, when, left, then);
+		notify_event(a, "limit-ending", r->member, text);
+		db_limit_set_warned(a->db, r->member, r->key, r->ends);
 	}
-	return notices;
 }
 
 const struct op_entry ops_limits_table[] = {

@@ -62,6 +62,9 @@ static json_t *ops_process_json(const struct sample *s, const struct sample_proc
 		json_object_set_new(o, "mem_used", json_integer((json_int_t)p->mem_used));
 	if (p->sm_util >= 0)
 		json_object_set_new(o, "sm_util", json_integer(p->sm_util));
+	json_object_set_new(o, "idle", json_boolean(p->idle));
+	if (p->idle_seconds)
+		json_object_set_new(o, "idle_seconds", json_integer(p->idle_seconds));
 	/* Host pids mean something only on the host. */
 	if (host_view) {
 		json_object_set_new(o, "host_pid", json_integer(p->pid));
@@ -121,11 +124,10 @@ static const char *ops_caller_name(const struct op_context *ctx)
 	return ctx->who->is_member ? ctx->who->member.name : "";
 }
 
-/* The members on a GPU as the caller may see them. */
-static json_t *ops_gpu_users(const struct op_context *ctx, const struct sample *s, unsigned gpu,
-			     bool *yours, size_t *count)
+/* Names (sample_gpu_members() or sample_gpu_idle_members(), taken) as
+ * the caller may see them. */
+static json_t *ops_gpu_users(const struct op_context *ctx, json_t *names, bool *yours, size_t *count)
 {
-	json_t *names = sample_gpu_members(s, gpu);
 	json_t *shown = json_array();
 	size_t i;
 	json_t *name;
@@ -143,6 +145,32 @@ static json_t *ops_gpu_users(const struct op_context *ctx, const struct sample *
 	return shown;
 }
 
+/* The longest a process has held GPU gpu idle, among those marked. */
+static uint32_t ops_gpu_idle_seconds(const struct sample *s, unsigned gpu)
+{
+	uint32_t longest = 0;
+
+	for (size_t i = 0; i < s->nprocs; i++)
+		if (s->procs[i].gpu == gpu && s->procs[i].idle && s->procs[i].idle_seconds > longest)
+			longest = s->procs[i].idle_seconds;
+	return longest;
+}
+
+/* "idle": a member's processes hold the GPU idle; "idle_members": whose,
+ * as the caller may see them; "idle_seconds": for how long. */
+static void ops_gpu_idle(const struct op_context *ctx, const struct sample *s, unsigned gpu,
+			 json_t *o)
+{
+	bool yours;
+	size_t count;
+	json_t *names = ops_gpu_users(ctx, sample_gpu_idle_members(s, gpu), &yours, &count);
+
+	json_object_set_new(o, "idle", json_boolean(count > 0));
+	json_object_set_new(o, "idle_members", names);
+	if (count)
+		json_object_set_new(o, "idle_seconds", json_integer(ops_gpu_idle_seconds(s, gpu)));
+}
+
 static int op_gpus(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { NULL };
@@ -156,7 +184,7 @@ static int op_gpus(struct op_context *ctx, json_t **result)
 		const struct nvml_gpu *g = &s.gpus[i];
 		bool yours, host_use = false;
 		size_t users;
-		json_t *members = ops_gpu_users(ctx, &s, g->index, &yours, &users);
+		json_t *members = ops_gpu_users(ctx, sample_gpu_members(&s, g->index), &yours, &users);
 		json_t *o;
 
 		for (size_t j = 0; j < s.nprocs; j++)
@@ -172,6 +200,7 @@ static int op_gpus(struct op_context *ctx, json_t **result)
 		json_object_set_new(o, "yours", json_boolean(yours));
 		json_object_set_new(o, "host_processes", json_boolean(host_use));
 		json_object_set_new(o, "free", json_boolean(!g->lost && users == 0 && !host_use));
+		ops_gpu_idle(ctx, &s, g->index, o);
 		json_array_append_new(list, o);
 	}
 	*result = json_pack("{s:s, s:s, s:b, s:o, s:b, s:I}", "server", s.server,
@@ -286,7 +315,7 @@ static int op_history(struct op_context *ctx, json_t **result)
 /* Other members' rows become one "(others)" row when names are hidden. */
 static void ops_hide_usage(const struct op_context *ctx, json_t *rows)
 {
-	double hours = 0, mem_hours = 0;
+	double hours = 0, mem_hours = 0, idle_hours = 0;
 	bool any = false;
 	size_t i = 0;
 
@@ -300,12 +329,14 @@ static void ops_hide_usage(const struct op_context *ctx, json_t *rows)
 		}
 		hours += json_number_value(json_object_get(row, "gpu_hours"));
 		mem_hours += json_number_value(json_object_get(row, "gpu_mem_gib_hours"));
+		idle_hours += json_number_value(json_object_get(row, "idle_gpu_hours"));
 		any = true;
 		json_array_remove(rows, i);
 	}
 	if (any)
-		json_array_append_new(rows, json_pack("{s:s, s:f, s:f}", "member", OPS_OTHERS,
-						      "gpu_hours", hours, "gpu_mem_gib_hours", mem_hours));
+		json_array_append_new(rows, json_pack("{s:s, s:f, s:f, s:f}", "member", OPS_OTHERS,
+						      "gpu_hours", hours, "gpu_mem_gib_hours", mem_hours,
+						      "idle_gpu_hours", idle_hours));
 }
 
 static int op_usage(struct op_context *ctx, json_t **result)

@@ -79,8 +79,9 @@ static int client_error_code(const char *code)
 	return -EIO;
 }
 
-/* What the agent has to tell this member (a temporary limit ending soon):
- * on stderr, so that a --json answer on stdout stays clean. */
+/* What the agent has to tell this member (an idle GPU of theirs, a
+ * temporary limit ending soon): on stderr, so that a --json answer on
+ * stdout stays clean. */
 static void client_notices(json_t *msg)
 {
 	json_t *notice;

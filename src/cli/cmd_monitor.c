@@ -63,7 +63,30 @@ static void cmd_monitor_note(json_t *result)
 	}
 }
 
-static json_t *cmd_monitor_ps_row(json_t *p, bool host_view)
+/* "IDLE": how long the process has held its GPU idle; the column is
+ * there only when some process is idle. */
+static void cmd_monitor_ps_idle(json_t *p, json_t *row)
+{
+	char idle[CLI_DURATION_TEXT_MAX] = "-";
+
+	if (json_is_true(json_object_get(p, "idle")))
+		format_duration(json_integer_value(json_object_get(p, "idle_seconds")), idle,
+				sizeof(idle));
+	json_object_set_new(row, "IDLE", json_string(idle));
+}
+
+static bool cmd_monitor_any_idle(json_t *processes)
+{
+	json_t *p;
+	size_t i;
+
+	json_array_foreach(processes, i, p)
+		if (json_is_true(json_object_get(p, "idle")))
+			return true;
+	return false;
+}
+
+static json_t *cmd_monitor_ps_row(json_t *p, bool host_view, bool any_idle)
 {
 	char mem[CLI_BYTES_TEXT_MAX], sm[CLI_UNIT_TEXT_MAX], running[CLI_DURATION_TEXT_MAX];
 	json_t *row;
@@ -75,6 +98,8 @@ static json_t *cmd_monitor_ps_row(json_t *p, bool host_view)
 	row = json_pack("{s:O, s:O, s:s, s:s, s:s, s:O}", "PID", json_object_get(p, "pid"),
 			"GPU", json_object_get(p, "gpu"), "GPU MEMORY", mem, "SM", sm,
 			"TIME", running, "COMMAND", json_object_get(p, "command"));
+	if (row && any_idle)
+		cmd_monitor_ps_idle(p, row);
 	if (row && host_view) {
 		const char *member = json_string_value(json_object_get(p, "member"));
 
@@ -87,11 +112,12 @@ static json_t *cmd_monitor_ps_row(json_t *p, bool host_view)
 int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = { "MEMBER", "PID", "HOST PID", "GPU", "GPU MEMORY",
-					       "SM", "TIME", "COMMAND", NULL };
+					       "SM", "TIME", "IDLE", "COMMAND", NULL };
 	static const struct cli_args spec = { .options = CLI_OPT_JSON | CLI_OPT_MEMBER };
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
 	json_t *p, *args;
+	bool any_idle;
 	size_t i;
 	int ret, status;
 
@@ -102,11 +128,33 @@ int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **arg
 	if (ret >= 0)
 		return ret;
 	cmd_monitor_note(result);
+	any_idle = cmd_monitor_any_idle(json_object_get(result, "processes"));
 	json_array_foreach(json_object_get(result, "processes"), i, p)
-		json_array_append_new(rows, cmd_monitor_ps_row(p, !json_object_get(result, "member")));
+		json_array_append_new(rows, cmd_monitor_ps_row(p, !json_object_get(result, "member"),
+							       any_idle));
 	output_table(rows, columns, json_object_get(result, "member") ?
 		     "No process of yours is using a GPU." : "No process is using a GPU.");
 	return CLI_EXIT_OK;
+}
+
+/* " - idle 1h 5m": held at 0 % utilisation, for the longest. */
+static void cmd_monitor_idle_text(json_t *gpu, FILE *out)
+{
+	char idle[CLI_DURATION_TEXT_MAX];
+
+	format_duration(json_integer_value(json_object_get(gpu, "idle_seconds")), idle, sizeof(idle));
+	fprintf(out, " - idle %s", idle);
+}
+
+static bool cmd_monitor_names_idle(json_t *gpu, json_t *name)
+{
+	json_t *idle;
+	size_t i;
+
+	json_array_foreach(json_object_get(gpu, "idle_members"), i, idle)
+		if (json_equal(idle, name))
+			return true;
+	return false;
 }
 
 static char *cmd_monitor_names(json_t *names, json_t *gpu)
@@ -121,12 +169,15 @@ static char *cmd_monitor_names(json_t *names, json_t *gpu)
 	if (!out)
 		return NULL;
 	json_array_foreach(names, i, name)
-		fprintf(out, "%s%s", i ? "," : "", json_string_value(name));
+		fprintf(out, "%s%s%s", i ? "," : "", json_string_value(name),
+			cmd_monitor_names_idle(gpu, name) ? " (idle)" : "");
 	if (count > (json_int_t)shown)
 		fprintf(out, "%s%" JSON_INTEGER_FORMAT " other%s", shown ? " + " : "",
 			count - (json_int_t)shown, count - (json_int_t)shown == 1 ? "" : "s");
 	if (json_is_true(json_object_get(gpu, "host_processes")))
 		fprintf(out, "%s(host)", count ? " + " : "");
+	if (json_is_true(json_object_get(gpu, "idle")))
+		cmd_monitor_idle_text(gpu, out);
 	if (json_is_true(json_object_get(gpu, "lost")))
 		fputs("LOST: the GPU fell off the bus", out);
 	else if (json_is_true(json_object_get(gpu, "free")))
@@ -344,18 +395,20 @@ static void cmd_usage_csv(json_t *result)
 	json_t *row;
 	size_t i;
 
-	printf("member,gpu_hours,gpu_mem_gib_hours\n");
+	printf("member,gpu_hours,gpu_mem_gib_hours,idle_gpu_hours\n");
 	json_array_foreach(json_object_get(result, "members"), i, row) {
 		/* Member names are [a-z0-9_-]: nothing to quote. */
 		output_sanitized(stdout, json_string_value(json_object_get(row, "member")) ?: "");
-		printf(",%.4f,%.4f\n", json_number_value(json_object_get(row, "gpu_hours")),
-		       json_number_value(json_object_get(row, "gpu_mem_gib_hours")));
+		printf(",%.4f,%.4f,%.4f\n", json_number_value(json_object_get(row, "gpu_hours")),
+		       json_number_value(json_object_get(row, "gpu_mem_gib_hours")),
+		       json_number_value(json_object_get(row, "idle_gpu_hours")));
 	}
 }
 
 int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
-	static const char *const columns[] = { "MEMBER", "GPU-HOURS", "GPU-MEMORY GIB-HOURS", NULL };
+	static const char *const columns[] = { "MEMBER", "GPU-HOURS", "IDLE GPU-HOURS",
+					       "GPU-MEMORY GIB-HOURS", NULL };
 	static const struct cli_args spec = {
 		.options = CLI_OPT_JSON | CLI_OPT_CSV | CLI_OPT_SINCE | CLI_OPT_UNTIL,
 	};
@@ -396,13 +449,16 @@ int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **
 	printf("GPU use on %s from %s to %s:\n",
 	       json_string_value(json_object_get(result, "server")) ?: "?", from_text, to_text);
 	json_array_foreach(json_object_get(result, "members"), i, row) {
-		char hours[CLI_NUMBER_TEXT_MAX], mem[CLI_NUMBER_TEXT_MAX];
+		char hours[CLI_NUMBER_TEXT_MAX], idle[CLI_NUMBER_TEXT_MAX], mem[CLI_NUMBER_TEXT_MAX];
 
 		snprintf(hours, sizeof(hours), "%.2f", json_number_value(json_object_get(row, "gpu_hours")));
+		snprintf(idle, sizeof(idle), "%.2f",
+			 json_number_value(json_object_get(row, "idle_gpu_hours")));
 		snprintf(mem, sizeof(mem), "%.2f",
 			 json_number_value(json_object_get(row, "gpu_mem_gib_hours")));
-		json_array_append_new(rows, json_pack("{s:O, s:s, s:s}", "MEMBER",
-			json_object_get(row, "member"), "GPU-HOURS", hours, "GPU-MEMORY GIB-HOURS", mem));
+		json_array_append_new(rows, json_pack("{s:O, s:s, s:s, s:s}", "MEMBER",
+			json_object_get(row, "member"), "GPU-HOURS", hours, "IDLE GPU-HOURS", idle,
+			"GPU-MEMORY GIB-HOURS", mem));
 	}
 	output_table(rows, columns, "Nobody used a GPU in that period.");
 	return CLI_EXIT_OK;

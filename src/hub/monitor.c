@@ -35,6 +35,8 @@
 #define MONITOR_ASK_MAX (64u << 20)      /* a history answer */
 #define MONITOR_ASK_TIMEOUT_MS 15000L
 #define MONITOR_ROUND_TIMEOUT_MS 4000L
+#define MONITOR_GPUS_MAX 64              /* GPUs of a server, as the agent counts them */
+#define MONITOR_RESERVATIONS_MAX 256     /* shown of one server */
 
 struct monitor_server {
 	char name[HUB_NAME_MAX];
@@ -284,7 +286,22 @@ static void monitor_copy_fields(json_t *to, json_t *from, const char *const *key
 	}
 }
 
-/* Who has processes on GPU index: [{"member", "mem_used", "processes"}]. */
+/* A process the agent marked as holding its GPU idle: the entry gets
+ * "idle" and the longest "idle_seconds". */
+static void monitor_note_idle(json_t *entry, json_t *process)
+{
+	json_t *seconds = json_object_get(process, "idle_seconds");
+	json_int_t longest = json_integer_value(json_object_get(entry, "idle_seconds"));
+
+	if (!json_is_true(json_object_get(process, "idle")))
+		return;
+	json_object_set_new(entry, "idle", json_true());
+	if (json_is_integer(seconds) && json_integer_value(seconds) > longest)
+		json_object_set_new(entry, "idle_seconds", json_integer(json_integer_value(seconds)));
+}
+
+/* Who has processes on GPU index: [{"member", "mem_used", "processes",
+ * "idle"?, "idle_seconds"?}]. */
 static json_t *monitor_gpu_members(json_t *processes, json_int_t index, bool names)
 {
 	json_t *by_member = json_object(), *list = json_array(), *p, *entry;
@@ -310,6 +327,7 @@ static json_t *monitor_gpu_members(json_t *processes, json_int_t index, bool nam
 			json_object_set_new(entry, "mem_used", json_integer(
 				json_integer_value(json_object_get(entry, "mem_used")) +
 				json_integer_value(mem)));
+		monitor_note_idle(entry, p);
 	}
 	json_object_foreach(by_member, member, entry)
 		json_array_append(list, entry);
@@ -362,6 +380,82 @@ static void monitor_limits_view(json_t *sample, bool names, json_t *o)
 		json_object_set_new(o, "container_limits", list);
 }
 
+/* Whether gpus is a short array of GPU indices. */
+static bool monitor_gpu_indices(json_t *gpus)
+{
+	json_t *g;
+	size_t i;
+
+	if (!json_is_array(gpus) || json_array_size(gpus) > MONITOR_GPUS_MAX)
+		return false;
+	json_array_foreach(gpus, i, g)
+		if (!json_is_integer(g) || json_integer_value(g) < 0 ||
+		    json_integer_value(g) >= MONITOR_GPUS_MAX)
+			return false;
+	return true;
+}
+
+/* One reservation as the pages show it, or NULL when it is not of the
+ * agent's shape: {"id", "gpus", "until_ms", "state": "active"|"queued"},
+ * and "member" where names are shown. */
+static json_t *monitor_reservation_view(json_t *r, bool names)
+{
+	const char *state = json_string_value(json_object_get(r, "state"));
+	const char *member = json_string_value(json_object_get(r, "member"));
+	json_t *id = json_object_get(r, "id"), *until = json_object_get(r, "until_ms");
+	json_t *gpus = json_object_get(r, "gpus"), *o;
+
+	if (!state || (strcmp(state, "active") != 0 && strcmp(state, "queued") != 0) ||
+	    !json_is_integer(id) || !json_is_integer(until) || !monitor_gpu_indices(gpus) ||
+	    !member || validate_member_name(member, NULL, 0) < 0)
+		return NULL;
+	o = json_pack("{s:O, s:s, s:O, s:O}", "id", id, "state", state, "until_ms", until,
+		      "gpus", gpus);
+	if (o && names)
+		json_object_set_new(o, "member", json_string(member));
+	return o;
+}
+
+/* Each GPU an active reservation holds gets "reserved": {"until_ms",
+ * "member"?}: it is not free, even with nothing running on it. */
+static void monitor_mark_reserved(json_t *gpus, json_t *reservation)
+{
+	json_t *index, *gpu, *mark;
+	size_t i, k;
+
+	if (strcmp(json_string_value(json_object_get(reservation, "state")), "active") != 0)
+		return;
+	mark = json_pack("{s:O}", "until_ms", json_object_get(reservation, "until_ms"));
+	if (mark && json_object_get(reservation, "member"))
+		json_object_set(mark, "member", json_object_get(reservation, "member"));
+	json_array_foreach(json_object_get(reservation, "gpus"), k, index)
+		json_array_foreach(gpus, i, gpu)
+			if (json_equal(json_object_get(gpu, "index"), index))
+				json_object_set(gpu, "reserved", mark);
+	json_decref(mark);
+}
+
+/* The server's reservations and queued requests (the agent's
+ * "reservations", when it has them), and the GPUs they hold marked. */
+static void monitor_reservations_view(json_t *sample, bool names, json_t *o)
+{
+	json_t *list, *r;
+	size_t i;
+
+	if (!json_is_array(json_object_get(sample, "reservations")))
+		return;
+	list = json_array();
+	json_array_foreach(json_object_get(sample, "reservations"), i, r) {
+		json_t *view = i < MONITOR_RESERVATIONS_MAX ? monitor_reservation_view(r, names) : NULL;
+
+		if (!view)
+			continue;
+		monitor_mark_reserved(json_object_get(o, "gpus"), view);
+		json_array_append_new(list, view);
+	}
+	json_object_set_new(o, "reservations", list);
+}
+
 json_t *monitor_reading_view(json_t *sample, bool names)
 {
 	static const char *const keys[] = { "time", "gpu_ok", "gpu_note", "driver_version", "host" };
@@ -376,6 +470,7 @@ json_t *monitor_reading_view(json_t *sample, bool names)
 	json_object_set_new(o, "containers",
 			    json_integer((json_int_t)json_array_size(json_object_get(sample, "containers"))));
 	monitor_limits_view(sample, names, o);
+	monitor_reservations_view(sample, names, o);
 	return o;
 }
 
@@ -468,7 +563,7 @@ static void monitor_member_processes(json_t *sample, const char *member, json_t 
 				     json_t *gpus)
 {
 	static const char *const keys[] = {
-		"gpu", "pid", "command", "started", "mem_used", "sm_util",
+		"gpu", "pid", "command", "started", "mem_used", "sm_util", "idle", "idle_seconds",
 	};
 	json_t *p;
 	size_t i;
@@ -605,6 +700,9 @@ static void monitor_usage_rows(json_t *by_member, const char *server, json_t *ro
 		const char *member = json_string_value(json_object_get(row, "member"));
 		json_t *hours = json_object_get(row, "gpu_hours");
 		json_t *mem = json_object_get(row, "gpu_mem_gib_hours");
+		/* Agents from before idle time send none: 0. */
+		json_t *idle = json_is_number(json_object_get(row, "idle_gpu_hours")) ?
+			       json_object_get(row, "idle_gpu_hours") : NULL;
 		json_t *total;
 
 		/* Names go into the CSV as they are: only valid ones. */
@@ -613,15 +711,17 @@ static void monitor_usage_rows(json_t *by_member, const char *server, json_t *ro
 			continue;
 		total = json_object_get(by_member, member);
 		if (!total) {
-			total = json_pack("{s:s, s:f, s:f, s:{}}", "member", member, "gpu_hours", 0.0,
-					  "gpu_mem_gib_hours", 0.0, "servers");
+			total = json_pack("{s:s, s:f, s:f, s:f, s:{}}", "member", member, "gpu_hours",
+					  0.0, "gpu_mem_gib_hours", 0.0, "idle_gpu_hours", 0.0, "servers");
 			json_object_set_new(by_member, member, total);
 		}
 		monitor_add_number(total, "gpu_hours", hours);
 		monitor_add_number(total, "gpu_mem_gib_hours", mem);
+		monitor_add_number(total, "idle_gpu_hours", idle);
 		json_object_set_new(json_object_get(total, "servers"), server,
-				    json_pack("{s:O, s:O}", "gpu_hours", hours,
-					      "gpu_mem_gib_hours", mem));
+				    json_pack("{s:O, s:O, s:f}", "gpu_hours", hours,
+					      "gpu_mem_gib_hours", mem, "idle_gpu_hours",
+					      json_number_value(idle)));
 	}
 }
 

@@ -234,7 +234,7 @@ static void monitor_pages_usage_missing(FILE *out, json_t *servers)
 
 static void monitor_pages_usage_table(FILE *out, json_t *usage)
 {
-	double hours = 0, mem = 0;
+	double hours = 0, mem = 0, idle = 0;
 	json_t *row;
 	size_t i;
 
@@ -244,6 +244,7 @@ static void monitor_pages_usage_table(FILE *out, json_t *usage)
 	}
 	fputs("<div class=\"scroll\"><table class=\"usage\" id=\"usage\">\n<thead><tr>"
 	      "<th scope=\"col\">Member</th><th scope=\"col\" class=\"num\">GPU-hours</th>"
+	      "<th scope=\"col\" class=\"num\">Idle GPU-hours</th>"
 	      "<th scope=\"col\" class=\"num\">GPU memory (GiB-hours)</th>"
 	      "<th scope=\"col\">By server (GPU-hours)</th></tr></thead>\n<tbody>\n", out);
 	json_array_foreach(json_object_get(usage, "members"), i, row) {
@@ -251,15 +252,18 @@ static void monitor_pages_usage_table(FILE *out, json_t *usage)
 		const char *server, *sep = "";
 		double h = json_number_value(json_object_get(row, "gpu_hours"));
 		double g = json_number_value(json_object_get(row, "gpu_mem_gib_hours"));
-		char a[32], b[32];
+		double d = json_number_value(json_object_get(row, "idle_gpu_hours"));
+		char a[32], b[32], c[32];
 
 		hours += h;
 		mem += g;
+		idle += d;
 		snprintf(a, sizeof(a), "%.2f", h);
 		snprintf(b, sizeof(b), "%.1f", g);
+		snprintf(c, sizeof(c), "%.2f", d);
 		html_printf(out, "<tr class=\"usage-row\"><th scope=\"row\">%s</th>"
-			    "<td class=\"num\">%s</td><td class=\"num\">%s</td><td>",
-			    json_string_value(json_object_get(row, "member")), a, b);
+			    "<td class=\"num\">%s</td><td class=\"num idle\">%s</td><td class=\"num\">%s</td><td>",
+			    json_string_value(json_object_get(row, "member")), a, c, b);
 		json_object_foreach(per, server, v) {
 			snprintf(a, sizeof(a), "%.2f",
 				 json_number_value(json_object_get(v, "gpu_hours")));
@@ -269,13 +273,14 @@ static void monitor_pages_usage_table(FILE *out, json_t *usage)
 		fputs("</td></tr>\n", out);
 	}
 	{
-		char a[32], b[32];
+		char a[32], b[32], c[32];
 
 		snprintf(a, sizeof(a), "%.2f", hours);
 		snprintf(b, sizeof(b), "%.1f", mem);
+		snprintf(c, sizeof(c), "%.2f", idle);
 		html_printf(out, "</tbody>\n<tfoot><tr><th scope=\"row\">All members</th>"
-			    "<td class=\"num\">%s</td><td class=\"num\">%s</td><td></td></tr></tfoot>\n"
-			    "</table></div>\n", a, b);
+			    "<td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
+			    "<td></td></tr></tfoot>\n</table></div>\n", a, c, b);
 	}
 }
 
@@ -316,7 +321,8 @@ static int monitor_pages_usage_show(struct pages_ctx *ctx, struct http_response 
 	format_time(p.from, from, sizeof(from));
 	format_time(p.to, to, sizeof(to));
 	html_printf(out, "<p>GPU-hours: hours a member had at least one process on a GPU, "
-		    "summed over GPUs. GPU memory: GiB held × hours.</p>\n");
+		    "summed over GPUs. Idle GPU-hours: of those, the hours the GPU was marked idle "
+		    "for the member (memory held at 0 %% utilisation). GPU memory: GiB held × hours.</p>\n");
 	monitor_pages_usage_form(ctx, &p);
 	html_printf(out, "<h2 id=\"period\">%s to %s</h2>\n", from, to);
 	monitor_pages_usage_missing(out, json_object_get(usage, "servers"));
@@ -331,9 +337,16 @@ int monitor_pages_usage(struct http_request *req, struct http_response *resp)
 	return pages_guarded(req, resp, 0, monitor_pages_usage_show);
 }
 
-/* member,gpu_hours,gpu_mem_gib_hours, then a pair per server that answered
- * (one that did not has no columns rather than zeros).  Names are validated
+/* member,gpu_hours,gpu_mem_gib_hours,idle_gpu_hours, then the three per
+ * server that answered (one that did not has no columns rather than zeros).  Names are validated
  * words (letters first), so no cell can start a formula. */
+static void monitor_pages_csv_hours(FILE *out, json_t *hours)
+{
+	fprintf(out, ",%.4f,%.4f,%.4f", json_number_value(json_object_get(hours, "gpu_hours")),
+		json_number_value(json_object_get(hours, "gpu_mem_gib_hours")),
+		json_number_value(json_object_get(hours, "idle_gpu_hours")));
+}
+
 static int monitor_pages_usage_csv_show(struct pages_ctx *ctx, struct http_response *resp)
 {
 	__do_json json_t *usage = NULL;
@@ -351,29 +364,27 @@ static int monitor_pages_usage_csv_show(struct pages_ctx *ctx, struct http_respo
 	out = open_memstream(&text, &len);
 	if (!out)
 		return -ENOMEM;
-	fputs("member,gpu_hours,gpu_mem_gib_hours", out);
+	fputs("member,gpu_hours,gpu_mem_gib_hours,idle_gpu_hours", out);
 	json_array_foreach(json_object_get(usage, "servers"), k, server) {
 		const char *name = json_string_value(json_object_get(server, "name"));
 
 		if (json_is_true(json_object_get(server, "ok")))
-			fprintf(out, ",%s_gpu_hours,%s_gpu_mem_gib_hours", name, name);
+			fprintf(out, ",%s_gpu_hours,%s_gpu_mem_gib_hours,%s_idle_gpu_hours", name, name,
+				name);
 	}
 	fputs("\r\n", out);
 	json_array_foreach(json_object_get(usage, "members"), i, row) {
 		json_t *per = json_object_get(row, "servers");
 
-		fprintf(out, "%s,%.4f,%.4f", json_string_value(json_object_get(row, "member")),
-			json_number_value(json_object_get(row, "gpu_hours")),
-			json_number_value(json_object_get(row, "gpu_mem_gib_hours")));
+		fprintf(out, "%s", json_string_value(json_object_get(row, "member")));
+		monitor_pages_csv_hours(out, row);
 		json_array_foreach(json_object_get(usage, "servers"), k, server) {
 			json_t *v = json_object_get(per, json_string_value(
 				json_object_get(server, "name")));
 
 			if (!json_is_true(json_object_get(server, "ok")))
 				continue;
-			fprintf(out, ",%.4f,%.4f",
-				json_number_value(json_object_get(v, "gpu_hours")),
-				json_number_value(json_object_get(v, "gpu_mem_gib_hours")));
+			monitor_pages_csv_hours(out, v);
 		}
 		fputs("\r\n", out);
 	}

@@ -27,6 +27,7 @@
 #define CONFIG_UINT KEYFILE_UINT
 #define CONFIG_BOOL KEYFILE_BOOL
 #define CONFIG_SIZE KEYFILE_SIZE
+#define CONFIG_DURATION KEYFILE_DURATION
 
 /* The lowest host port a member may be given. */
 #define CONFIG_PORT_FIRST 1024u
@@ -74,6 +75,11 @@ static const struct keyfile_key config_keys[] = {
 	KEY("show_members",         CONFIG_BOOL,   show_members),
 	KEY("audit_retention",      CONFIG_STRING, audit_retention),
 	KEY("guest_cli",            CONFIG_STRING, guest_cli),
+	KEY("idle_after",           CONFIG_DURATION, idle_after),
+	KEY("idle_memory_min",      CONFIG_SIZE,   idle_memory_min),
+	KEY("idle_reclaim_after",   CONFIG_DURATION, idle_reclaim_after),
+	KEY("idle_reclaim_grace",   CONFIG_DURATION, idle_reclaim_grace),
+	KEY("notify_webhook",       CONFIG_STRING, notify_webhook),
 	KEY("hub_url",              CONFIG_STRING, hub_url),
 	KEY("hub_token_file",       CONFIG_STRING, hub_token_file),
 	KEY("hub_poll",             CONFIG_UINT,   hub_poll),
@@ -146,6 +152,11 @@ void config_set_defaults(struct gpubox_config *cfg)
 	cfg->show_members = true;
 	snprintf(cfg->audit_retention, sizeof(cfg->audit_retention), "365d");
 	snprintf(cfg->guest_cli, sizeof(cfg->guest_cli), "%s/gpubox", GPUBOX_BINDIR);
+	cfg->idle_after = 3600;
+	cfg->idle_memory_min = 256ULL << 20;
+	cfg->idle_reclaim_after = 0;  /* idle processes are only pointed out */
+	cfg->idle_reclaim_grace = 30;
+	cfg->notify_webhook[0] = '\0';
 	cfg->hub_url[0] = '\0';      /* empty: no hub, members are added here */
 	cfg->hub_token_file[0] = '\0';
 	cfg->hub_poll = 5;
@@ -302,12 +313,31 @@ static const char *config_url_host(const char *url, size_t *len)
 	return host;
 }
 
+/* The port after a host's ':' (p at the ':'): 1-65535 in digits; the
+ * character after it, or NULL. */
+static const char *config_url_port(const char *p)
+{
+	char port[8];
+	size_t digits = strcspn(p + 1, "/?");
+	uint32_t number;
+
+	if (digits == 0 || digits >= sizeof(port))
+		return NULL;
+	memcpy(port, p + 1, digits);
+	port[digits] = '\0';
+	if (strspn(port, "0123456789") != digits || parse_uint32(port, &number) < 0 ||
+	    number == 0 || number > 65535)
+		return NULL;
+	return p + 1 + digits;
+}
+
 /*
- * hub_url: http:// or https://, a host, an optional :PORT (1-65535) and an
- * optional path of [A-Za-z0-9._~/-].  No user, query or fragment: the
- * agent appends /api/v1/... to it, and libcurl is given nothing else.
+ * http:// or https://, a host, an optional :PORT (1-65535), an optional
+ * path of [A-Za-z0-9._~/-] and, where query is true, an optional ?QUERY
+ * of [A-Za-z0-9._~=&%+-].  No user or fragment: libcurl is given nothing
+ * else.
  */
-static bool config_hub_url_ok(const char *url)
+static bool config_url_ok(const char *url, bool query)
 {
 	const char *host, *p;
 	size_t hostlen;
@@ -316,26 +346,32 @@ static bool config_hub_url_ok(const char *url)
 	if (!host || !config_url_host_ok(host, hostlen))
 		return false;
 	p = host + hostlen;
-	if (*p == ':') {
-		char port[8];
-		size_t digits = strcspn(p + 1, "/");
-		uint32_t number;
-
-		if (digits == 0 || digits >= sizeof(port))
-			return false;
-		memcpy(port, p + 1, digits);
-		port[digits] = '\0';
-		if (strspn(port, "0123456789") != digits || parse_uint32(port, &number) < 0 ||
-		    number == 0 || number > 65535)
-			return false;
-		p += 1 + digits;
-	}
-	if (*p && *p != '/')
+	if (*p == ':' && !(p = config_url_port(p)))
 		return false;
-	for (; *p; p++)
+	if (*p && *p != '/' && !(query && *p == '?'))
+		return false;
+	for (; *p && *p != '?'; p++)
 		if (!isalnum((unsigned char)*p) && !strchr("._~/-", *p))
 			return false;
+	if (!*p)
+		return true;
+	if (!query)
+		return false;
+	for (p++; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._~=&%+-", *p))
+			return false;
 	return true;
+}
+
+/* hub_url: the agent appends /api/v1/... to it, so no query. */
+static bool config_hub_url_ok(const char *url)
+{
+	return config_url_ok(url, false);
+}
+
+bool config_webhook_url_ok(const char *url)
+{
+	return strlen(url) <= 512 && config_url_ok(url, true);
 }
 
 bool config_hub_url_insecure(const char *url)
@@ -744,13 +780,48 @@ static int config_check_layers(const struct gpubox_config *cfg, char *err, size_
 	return 0;
 }
 
+/*
+ * The idle GPU keys: two notices (at idle_after and twice it) come before
+ * any process is ended, so idle_reclaim_after is at least twice
+ * idle_after.  notify_webhook: a URL, or the absolute path of a file
+ * holding one (the agent reads it; gpubox.conf is readable by members).
+ */
+static int config_check_idle(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	const char *hook = cfg->notify_webhook;
+
+	if (cfg->idle_after < 1 || cfg->idle_after > 30 * 86400) {
+		set_error(err, errlen, "idle_after is a duration from 1s to 30d, such as 1h");
+		return -EINVAL;
+	}
+	if (cfg->idle_memory_min < (1ULL << 20)) {
+		set_error(err, errlen, "idle_memory_min is a size of at least 1M, such as 256M");
+		return -EINVAL;
+	}
+	if (cfg->idle_reclaim_after && cfg->idle_reclaim_after / 2 < cfg->idle_after) {
+		set_error(err, errlen, "idle_reclaim_after must be off or at least twice idle_after (%us): a member gets two notices first",
+			  cfg->idle_after);
+		return -EINVAL;
+	}
+	if (cfg->idle_reclaim_grace < 1 || cfg->idle_reclaim_grace > 3600) {
+		set_error(err, errlen, "idle_reclaim_grace is a duration from 1s to 1h, such as 30s");
+		return -EINVAL;
+	}
+	if (hook[0] == '/' ? strstr(hook, "/..") || strpbrk(hook, " \t") :
+	    hook[0] && !config_webhook_url_ok(hook)) {
+		set_error(err, errlen, "notify_webhook is an http:// or https:// URL (a host, an optional :PORT, path and query of plain URL characters), or the absolute path of a file holding one");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Checks that span keys, after the whole file is read. */
 static int config_check(const struct gpubox_config *cfg, char *err, size_t errlen)
 {
 	static int (*const areas[])(const struct gpubox_config *, char *, size_t) = {
 		config_check_gpu, config_check_hub, config_check_limits, config_check_egress,
 		config_check_forward_from, config_check_layers, config_check_audit,
-		config_check_apt_cache,
+		config_check_apt_cache, config_check_idle,
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(areas); i++)

@@ -84,6 +84,12 @@ struct gpubox_config {
 	char audit_retention[32];      /* how long audit entries are kept: a duration, 0 or forever */
 	char guest_cli[CONFIG_PATH_MAX];        /* gpubox bound into containers; "": none */
 
+	uint32_t idle_after;           /* seconds at 0 % with memory held before a GPU is idle */
+	uint64_t idle_memory_min;      /* bytes a process holds to count as holding a GPU */
+	uint32_t idle_reclaim_after;   /* seconds idle before idle processes end; 0: never */
+	uint32_t idle_reclaim_grace;   /* seconds between SIGTERM and SIGKILL */
+	char notify_webhook[CONFIG_TEXT_MAX];   /* http(s) URL, or a root-only file holding it; "": none */
+
 	char hub_url[CONFIG_TEXT_MAX];          /* http(s)://host[:port][/path] of gpubox-hub; "": none */
 	char hub_token_file[CONFIG_PATH_MAX];   /* this server's token (gpubox-hub server add) */
 	uint32_t hub_poll;             /* seconds between conditional requests to the hub */
@@ -177,6 +183,13 @@ int config_apt_cache(const char *text, struct config_apt_cache *out, char *err, 
  */
 int config_apt_cache_proxy(const struct config_apt_cache *cache, const char *local_address,
 			   char *buf, size_t len);
+
+/*
+ * Whether url is a webhook notify_webhook may name: http:// or https://, a
+ * host, an optional :PORT, a path and an optional query of URL-safe
+ * characters (no user, no fragment, nothing that needs quoting).
+ */
+bool config_webhook_url_ok(const char *url);
 
 /* Print every key with its current value, in the file's own syntax. */
 void config_dump(const struct gpubox_config *cfg, FILE *out);

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "keyfile.h"
 #include "strutil.h"
+#include "timeparse.h"
 #include "banned.h"
 
 static const struct keyfile_key *keyfile_find(const struct keyfile_spec *spec, const char *name)
@@ -23,6 +24,21 @@ static const struct keyfile_key *keyfile_find(const struct keyfile_spec *spec, c
 		if (strcmp(spec->keys[i].name, name) == 0)
 			return &spec->keys[i];
 	return NULL;
+}
+
+/* "off" or 0 is 0; bare digits are seconds; else a duration ("1h30m"). */
+static int keyfile_parse_duration(const char *value, uint32_t *seconds)
+{
+	long long parsed;
+
+	if (strcmp(value, "off") == 0)
+		return *seconds = 0, 0;
+	if (value[strspn(value, "0123456789")] == '\0')
+		return parse_uint32(value, seconds);
+	if (parse_duration(value, &parsed) < 0 || parsed > UINT32_MAX)
+		return -EINVAL;
+	*seconds = (uint32_t)parsed;
+	return 0;
 }
 
 static int keyfile_set(void *base, const struct keyfile_key *key, const char *value, char *why,
@@ -69,6 +85,13 @@ static int keyfile_set(void *base, const struct keyfile_key *key, const char *va
 			return -EINVAL;
 		}
 		memcpy(field, &flag, sizeof(flag));
+		return 0;
+	case KEYFILE_DURATION:
+		if (keyfile_parse_duration(value, &number) < 0) {
+			snprintf(why, whylen, "expected a duration such as 30s, 15m, 1h or 1h30m, or off");
+			return -EINVAL;
+		}
+		memcpy(field, &number, sizeof(number));
 		return 0;
 	}
 	return -EINVAL;
@@ -198,6 +221,12 @@ void keyfile_dump(const void *base, const struct keyfile_spec *spec, FILE *out)
 		case KEYFILE_SIZE:
 			fprintf(out, "%s = %llu\n", key->name,
 				(unsigned long long)*(const uint64_t *)(const void *)field);
+			break;
+		case KEYFILE_DURATION:
+			if (*(const uint32_t *)(const void *)field == 0)
+				fprintf(out, "%s = off\n", key->name);
+			else
+				fprintf(out, "%s = %us\n", key->name, *(const uint32_t *)(const void *)field);
 			break;
 		}
 	}

@@ -19,6 +19,8 @@ enum keyfile_type {
 	KEYFILE_UINT,              /* uint32_t */
 	KEYFILE_BOOL,              /* bool: yes/no, true/false, on/off, 1/0 */
 	KEYFILE_SIZE,              /* uint64_t: bytes, with K/M/G/T */
+	KEYFILE_DURATION,          /* uint32_t seconds: "90s", "15m", "1h30m", bare
+				    * seconds; "0" or "off" is 0 */
 };
 
 struct keyfile_key {

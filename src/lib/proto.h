@@ -20,6 +20,8 @@
  *	{ "ok": true,  "result": { ... } }
  *	{ "ok": false, "error": "<one sentence: what is wrong, what to do>",
  *	  "code": "<usage|denied|notfound|conflict|failed|unavailable>" }
+ * A final message to a member may carry "notices": ["<sentence>", ...],
+ * what the agent kept for the member's next request (each sent once).
  *
  * Operations.  "member" is optional everywhere a member is meant: it
  * defaults to the caller, and only an admin may name another member.

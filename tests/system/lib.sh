@@ -206,15 +206,16 @@ stop_hub() {
 }
 
 # The SQL of a synthetic past in the agent's history.db (its schema: the
-# top of src/agent/history.c): MEMBER on GPU (UUID) for MINUTES minutes
-# ending at the minute LAST_MS, at UTIL % with MEM bytes of TOTAL.
-history_past_sql() { # GPU UUID MEMBER LAST_MS MINUTES UTIL MEM TOTAL
-	local gpu=$1 uuid=$2 member=$3 last=$4 minutes=$5 util=$6 mem=$7 total=$8 i t
+# top of src/agent/monitor/history.c): MEMBER on GPU (UUID) for MINUTES
+# minutes ending at the minute LAST_MS, at UTIL % with MEM bytes of TOTAL,
+# holding the GPU idle IDLE seconds of each minute (default 0).
+history_past_sql() { # GPU UUID MEMBER LAST_MS MINUTES UTIL MEM TOTAL [IDLE]
+	local gpu=$1 uuid=$2 member=$3 last=$4 minutes=$5 util=$6 mem=$7 total=$8 idle=${9:-0} i t
 	echo "BEGIN;"
 	for ((i = 0; i < minutes; i++)); do
 		t=$((last - i * 60000))
-		echo "INSERT OR REPLACE INTO gpu_minutes VALUES ($t, $gpu, '$uuid', $util, 95, $mem, $mem, $total, 60, 250000, 60);"
-		echo "INSERT OR REPLACE INTO member_minutes VALUES ($t, $gpu, '$member', $mem, $mem, 80, 1, 60, 60);"
+		echo "INSERT OR REPLACE INTO gpu_minutes (t, gpu, uuid, util_avg, util_max, mem_used_avg, mem_used_max, mem_total, temperature_max, power_mw_avg, samples) VALUES ($t, $gpu, '$uuid', $util, 95, $mem, $mem, $total, 60, 250000, 60);"
+		echo "INSERT OR REPLACE INTO member_minutes (t, gpu, member, mem_used_avg, mem_used_max, sm_util_avg, processes_max, seconds, samples, idle_seconds) VALUES ($t, $gpu, '$member', $mem, $mem, 80, 1, 60, 60, $idle);"
 	done
 	echo "COMMIT;"
 }

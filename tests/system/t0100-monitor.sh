@@ -204,7 +204,7 @@ if [ "$(jq -r ".members[] | select(.member == \"$past\") | .gpu_hours" <<<"$usag
 else
 	not_ok "usage: $usage"
 fi
-check "usage --csv has a row for $past" sh -c "'$GBX_BIN/gpubox' usage --since 7d --csv | grep -q '^$past,2.0000,8.0000$'"
+check "usage --csv has a row for $past" sh -c "'$GBX_BIN/gpubox' usage --since 7d --csv | grep -q '^$past,2.0000,8.0000,0.0000$'"
 live_usage() { gpubox usage --since 1h --json | jq_check ".members[] | select(.member == \"$a\") | .gpu_hours > 0"; }
 check "usage counts $a's running job from the live samples" wait_for 10 live_usage
 range=$(gpubox history --gpu 0 --since 10m --json)

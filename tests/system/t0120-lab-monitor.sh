@@ -191,9 +191,10 @@ api /api/v1/monitor | grep -q '"host_pid"' && not_ok "the overview leaks host pi
 	ok "the overview carries no host pid or command"
 
 # ---- history, "who was there", usage ----------------------------------------------------
-# A synthetic past on A: GPU 1 used by $past three hours ago, for two hours.
+# A synthetic past on A: GPU 1 used by $past three hours ago, for two
+# hours, held idle half of each minute.
 minute=$(( ($(date +%s) - 3 * 3600) / 60 * 60 * 1000 ))
-history_past_sql 1 GPU-a1a1a1a1-1111 "$past" "$minute" 120 88 $((6 * gib)) $((80 * gib)) |
+history_past_sql 1 GPU-a1a1a1a1-1111 "$past" "$minute" 120 88 $((6 * gib)) $((80 * gib)) 30 |
 	sqlite3 -cmd ".timeout 5000" "$GBX_DIR/state/history.db"
 at_ms=$((minute - 30 * 60000))
 at=$(api "/api/v1/monitor/servers/gbxa/at?gpu=1&t=$at_ms")
@@ -203,12 +204,13 @@ series=$(api "/api/v1/monitor/servers/gbxa/history?gpu=1&from=$((minute - 720000
 [ "$(jq -r --arg p "$past" '.gpus[0].members[$p] | length > 10' <<<"$series")" = true ] &&
 	ok "the history series holds $past's memory on GPU 1" || not_ok "history: $(head -c 300 <<<"$series")"
 usage=$(api "/api/v1/monitor/usage?from=$((minute - 86400000))")
-[ "$(jq -r --arg p "$past" '.members[] | select(.member == $p) | .gpu_hours' <<<"$usage")" = 2 ] &&
+[ "$(jq -r --arg p "$past" '.members[] | select(.member == $p) | "\(.gpu_hours) \(.idle_gpu_hours)"' <<<"$usage")" = "2 1" ] &&
 	[ "$(jq -r '[.servers[] | select(.ok)] | length' <<<"$usage")" = 2 ] &&
-	ok "usage over both servers: $past used 2 GPU-hours" || not_ok "usage: $(head -c 400 <<<"$usage")"
+	ok "usage over both servers: $past used 2 GPU-hours, 1 of them idle" || not_ok "usage: $(head -c 400 <<<"$usage")"
 csv=$(curl -s -f -b "$jar" "$hub_url/monitor/usage.csv?since=2d")
-grep -q "^$past,2.0000,12.0000," <<<"$csv" && head -1 <<<"$csv" | grep -q '^member,gpu_hours,gpu_mem_gib_hours,gbxa_gpu_hours' &&
-	ok "the usage CSV: 2 GPU-hours and 12 GiB-hours for $past" || { not_ok "the usage CSV"; diag <<<"$csv"; }
+grep -q "^$past,2.0000,12.0000,1.0000,2.0000,12.0000,1.0000," <<<"$csv" && head -1 <<<"$csv" | grep -q '^member,gpu_hours,gpu_mem_gib_hours,idle_gpu_hours,gbxa_gpu_hours,gbxa_gpu_mem_gib_hours,gbxa_idle_gpu_hours' &&
+	ok "the usage CSV: 2 GPU-hours, 12 GiB-hours and 1 idle GPU-hour for $past, in all and on gbxa" ||
+	{ not_ok "the usage CSV"; diag <<<"$csv"; }
 [ "$(api_status -b "$jar" "$hub_url/api/v1/monitor/servers/gbxa/history?from=x")" = 400 ] &&
 	[ "$(api_status -b "$jar" "$hub_url/api/v1/monitor/servers/nosuch/history")" = 404 ] &&
 	[ "$(api_status -b "$jar" "$hub_url/api/v1/monitor/servers/gbxa/at?gpu=1")" = 400 ] &&
@@ -298,6 +300,11 @@ wd_until 15 "const s = document.querySelector('section.my-server[data-server=\"g
 shot me
 wd_go "$hub_url/monitor/usage?since=2d"
 wd_text '#usage' | grep -q "$past" && ok "the usage page lists $past" || not_ok "the usage page"
+past_idle=$(wd_exec "const r = [...document.querySelectorAll('#usage tr.usage-row')]
+	.find((tr) => tr.querySelector('th').textContent === '$past');
+	return r ? r.querySelector('td.idle').textContent : null;" | jq -r .)
+[ "$past_idle" = 1.00 ] && ok "the usage page shows $past's idle GPU-hours" ||
+	not_ok "the usage page's idle GPU-hours: $(wd_text '#usage')"
 shot usage
 wd_quit
 wd_session 412 915 mobile

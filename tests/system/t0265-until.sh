@@ -3,12 +3,30 @@
 # holds until TIME, then gives way, in the running container too, to the
 # member's own value before it or to the server's default; limits ls and
 # the member's status show the end; the member is told in the hour
-# before, once; each end is logged and audited; and an end that passes
-# while the agent is down (killed with SIGKILL) is applied when it starts.
+# before, once, and the lab through the webhook (tests/system/webhook.py);
+# each end is logged and audited; and an end that passes while the agent
+# is down (killed with SIGKILL) is applied when it starts.
 . "$(dirname "$0")/lib.sh"
 
 m=un$GBX_ID
-trap 'remove_member $m' EXIT
+hook_port=$((GBX_METRICS_PORT + 7))
+hook_log=$GBX_DIR/t0265-webhook.log
+hook_pid=
+cleanup() {
+	stop_pid "$hook_pid"
+	remove_member "$m"
+	restore_config t0265
+}
+trap cleanup EXIT
+python3 "$(dirname "$0")/webhook.py" "$hook_port" "$hook_log" &
+hook_pid=$!
+echo "http://127.0.0.1:$hook_port/hooks/gbx-$GBX_ID" >"$GBX_DIR/t0265-webhook.url"
+chmod 600 "$GBX_DIR/t0265-webhook.url"
+check "the agent restarts with the test's webhook" \
+	restart_with_config t0265 "notify_webhook = $GBX_DIR/t0265-webhook.url"
+hooked() { # PATTERN: how many webhook messages match
+	[ -f "$hook_log" ] && jq -r .body "$hook_log" | grep -c -- "$1" || echo 0
+}
 check "member $m added" add_member "$m"
 check "$m starts" gpubox start --member "$m"
 
@@ -47,6 +65,8 @@ echo "$out" | grep -q "^Temporary: pids until .*, then the server's default$" &&
 echo "$out" | grep -q "^gpubox: notice: your pids limit of 555 ends at .* (in [0-9]*s); then it is the server's default ($default)" &&
 	ok "the member is told on their next command, within the hour" || { not_ok "the member is told"; echo "$out" | diag; }
 as_user "$m" status 2>&1 | grep -q 'notice:' && not_ok "the member is told twice" || ok "... and told once"
+wait_for 10 test "$(hooked "the pids limit of $m (555) ends at .* (in [0-9]*s); then it is the server's default ($default)")" = 1 &&
+	ok "the lab is told through the webhook, once" || { not_ok "the webhook is told"; diag <"$hook_log"; }
 as_user "$m" status --json | jq_check --argjson e "$end" '.limits_until.pids == $e and .limits_then.pids == "default"' >/dev/null &&
 	ok "the member's status --json has the end" || not_ok "the member's status --json has the end"
 wait_for 30 is_pids "$default" && ok "at the end the default comes back in the running container" ||
@@ -87,9 +107,17 @@ is_pids "$default" && ok "the end that passed while the agent was down is applie
 [ "$(origin pids)" = default ] && ok "limits ls: the default after the restart" || not_ok "limits ls after the restart"
 
 # ---- and one that comes after a restart, kept in the database ----------------------------------
-check "limits set pids=666 --until 12s" gpubox admin limits set "$m" pids=666 --until 12s
+check "limits set pids=666 --until 20s" gpubox admin limits set "$m" pids=666 --until 20s
+wait_for 10 test "$(hooked "(666) ends at")" = 1 && ok "the webhook is told of the end ahead" ||
+	not_ok "the webhook is told of 666"
 kill -9 "$(cat "$GBX_DIR/agent.pid")"
 check "the agent starts again before the end" restart_agent
 is_pids 666 && ok "the value holds across the restart" || not_ok "pids.max after the restart: $(pids_max)"
+as_user "$m" status 2>&1 | grep -q "^gpubox: notice: your pids limit of 666 ends at" &&
+	ok "the restarted agent tells the member again (the notice it had was lost)" ||
+	not_ok "the member is told after the restart"
+sleep 1
+[ "$(hooked "(666) ends at")" = 1 ] && ok "... but not the webhook a second time" ||
+	not_ok "the webhook was told of 666 $(hooked "(666) ends at") times"
 wait_for 20 is_pids "$default" && ok "the restarted agent ends it on time" || not_ok "pids.max: $(pids_max)"
 done_testing

@@ -119,6 +119,57 @@ static void test_layers_pool_keys(void **state)
 	}
 }
 
+static void test_idle_keys(void **state)
+{
+	static const char *const bad[] = {
+		"idle_after = 0\n", "idle_after = off\n", "idle_after = 1 hour\n", "idle_after = 1.5h\n",
+		"idle_after = 31d\n", "idle_after = -5\n", "idle_memory_min = 1000\n",
+		"idle_reclaim_after = 90m\n", "idle_reclaim_grace = 0\n", "idle_reclaim_grace = 2h\n",
+		"notify_webhook = ftp://hooks.example.org/x\n",
+		"notify_webhook = https://user@hooks.example.org/x\n",
+		"notify_webhook = https://hooks.example.org/x#frag\n",
+		"notify_webhook = https://hooks.example.org/a b\n",
+		"notify_webhook = https://hooks.example.org:0/x\n",
+		"notify_webhook = https://hooks.example.org/x?a=\"b\"\n",
+		"notify_webhook = hooks.example.org/x\n", "notify_webhook = /etc/../x\n",
+	};
+	struct gpubox_config cfg;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
+	assert_int_equal(cfg.idle_after, 3600);
+	assert_true(cfg.idle_memory_min == 256ULL << 20);
+	assert_int_equal(cfg.idle_reclaim_after, 0);
+	assert_int_equal(cfg.idle_reclaim_grace, 30);
+	assert_string_equal(cfg.notify_webhook, "");
+	assert_int_equal(parse(&cfg, "idle_after = 1h30m\nidle_reclaim_after = 3h\nidle_reclaim_grace = 45\n"
+			       "idle_memory_min = 1G\n", err, sizeof(err)), 0);
+	assert_int_equal(cfg.idle_after, 5400);
+	assert_int_equal(cfg.idle_reclaim_after, 10800);
+	assert_int_equal(cfg.idle_reclaim_grace, 45);
+	assert_true(cfg.idle_memory_min == 1ULL << 30);
+	assert_int_equal(parse(&cfg, "idle_after = 2s\nidle_reclaim_after = 4s\nidle_reclaim_after = off\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(cfg.idle_reclaim_after, 0);
+	assert_int_equal(parse(&cfg, "notify_webhook = https://hooks.slack.com/services/T00/B00/XXXX\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(parse(&cfg, "notify_webhook = http://127.0.0.1:8065/hooks/abc-def_1\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(parse(&cfg, "notify_webhook = https://matrix.example.org/webhook/x?token=a%2Bb&v=1\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(parse(&cfg, "notify_webhook = /etc/gpubox/notify-webhook\n", err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (parse(&cfg, bad[i], err, sizeof(err)) != -EINVAL)
+			fail_msg("accepted: %s", bad[i]);
+		if (!strstr(err, "idle_") && !strstr(err, "notify_webhook"))
+			fail_msg("\"%s\" does not name the key for %s", err, bad[i]);
+	}
+	assert_false(config_webhook_url_ok("https://hooks.example.org/x?y#z"));
+	assert_true(config_webhook_url_ok("https://[::1]:8443/x"));
+}
+
 static void test_errors(void **state)
 {
 	static const struct { const char *text; const char *words; } cases[] = {
@@ -385,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_snapshot_keys),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_idle_keys),
 		cmocka_unit_test(test_low_ports_edge),
 		cmocka_unit_test(test_audit_retention),
 		cmocka_unit_test(test_hub_url_transport),

@@ -487,6 +487,96 @@ static void test_usage(void **state)
 	assert_null(bad);
 }
 
+/* a holds GPU 0 idle for ticks [10, 70) of 100 (marked by idle.c), b busy
+ * beside it on GPU 1: 60 idle seconds for a, none for b, before and after
+ * the minutes are folded. */
+static void test_idle_usage(void **state)
+{
+	struct fixture *f = *state;
+	struct tick k;
+
+	assert_int_equal(open_history(f, 3600, 30), 0);
+	for (int i = 0; i < 100; i++) {
+		start_tick(&k, T0 + i * 1000LL);
+		add_gpu(&k, 0, i >= 10 && i < 70 ? 0 : 50, 80 * GIB);
+		add_gpu(&k, 1, 50, 80 * GIB);
+		add_process(&k, 0, "a", 100, GIB, -1);
+		k.procs[0].idle = i >= 10 && i < 70;
+		add_process(&k, 1, "b", 200, GIB, 50);
+		assert_int_equal(history_record(f->h, &k.s), 0);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		__do_json json_t *rows = NULL;
+
+		assert_int_equal(history_usage(f->h, T0, T0 + HOUR_MS, &rows), 0);
+		assert_near(number(usage_row(rows, "a"), "gpu_hours"), 99.0 / 3600, 1e-9);
+		assert_near(number(usage_row(rows, "a"), "idle_gpu_hours"), 60.0 / 3600, 1e-9);
+		assert_near(number(usage_row(rows, "b"), "idle_gpu_hours"), 0, 0);
+		assert_int_equal(history_compact(f->h, T0 + 120000), 0);
+	}
+	assert_int_equal(count_rows(f, "SELECT sum(idle_seconds) FROM member_minutes WHERE member = 'a'"), 60);
+}
+
+/* The schema of version 1 (before idle time), as such a file holds it. */
+static const char history_v1_schema[] =
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value);"
+	"CREATE TABLE gpu_samples (t INTEGER NOT NULL, gpu INTEGER NOT NULL, uuid TEXT, util INTEGER,"
+	"  mem_used INTEGER, mem_total INTEGER, temperature INTEGER, power_mw INTEGER,"
+	"  PRIMARY KEY (t, gpu)) WITHOUT ROWID;"
+	"CREATE TABLE member_samples (t INTEGER NOT NULL, gpu INTEGER NOT NULL, member TEXT NOT NULL,"
+	"  mem_used INTEGER, sm_util INTEGER, processes INTEGER NOT NULL DEFAULT 1,"
+	"  interval_ms INTEGER NOT NULL DEFAULT 1000, PRIMARY KEY (t, gpu, member)) WITHOUT ROWID;"
+	"CREATE TABLE host_samples (t INTEGER PRIMARY KEY, cpu_percent REAL, mem_used INTEGER,"
+	"  mem_total INTEGER, load1 REAL, disk_used INTEGER, net_rx_rate REAL, net_tx_rate REAL);"
+	"CREATE TABLE gpu_minutes (t INTEGER NOT NULL, gpu INTEGER NOT NULL, uuid TEXT, util_avg REAL,"
+	"  util_max INTEGER, mem_used_avg REAL, mem_used_max INTEGER, mem_total INTEGER,"
+	"  temperature_max INTEGER, power_mw_avg REAL, samples INTEGER NOT NULL DEFAULT 60,"
+	"  PRIMARY KEY (t, gpu)) WITHOUT ROWID;"
+	"CREATE TABLE member_minutes (t INTEGER NOT NULL, gpu INTEGER NOT NULL, member TEXT NOT NULL,"
+	"  mem_used_avg REAL, mem_used_max INTEGER, sm_util_avg REAL, processes_max INTEGER,"
+	"  seconds REAL NOT NULL DEFAULT 60, samples INTEGER NOT NULL DEFAULT 60,"
+	"  PRIMARY KEY (t, gpu, member)) WITHOUT ROWID;"
+	"CREATE TABLE host_minutes (t INTEGER PRIMARY KEY, cpu_avg REAL, mem_used_avg REAL,"
+	"  mem_total INTEGER, load1_avg REAL, disk_used INTEGER, net_rx_avg REAL, net_tx_avg REAL,"
+	"  samples INTEGER NOT NULL DEFAULT 60);"
+	"INSERT INTO member_minutes (t, gpu, member, mem_used_avg, mem_used_max)"
+	" VALUES (1763906400000, 0, 'c', 1073741824, 1073741824);"
+	"PRAGMA user_version = 1;";
+
+/* c holds GPU 0 idle at t. */
+static void record_idle_c(struct history *h, long long t)
+{
+	struct tick k;
+
+	start_tick(&k, t);
+	add_gpu(&k, 0, 0, 80 * GIB);
+	add_process(&k, 0, "c", 100, GIB, -1);
+	k.procs[0].idle = true;
+	assert_int_equal(history_record(h, &k.s), 0);
+}
+
+/* A version 1 file is upgraded in place: its past kept, idle time 0. */
+static void test_upgrade_v1(void **state)
+{
+	struct fixture *f = *state;
+	__do_json json_t *rows = NULL;
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, history_v1_schema, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(open_history(f, 3600, 30), 0);
+	assert_int_equal(count_rows(f, "PRAGMA user_version"), 2);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM member_minutes WHERE idle_seconds = 0"), 1);
+	record_idle_c(f->h, T0 + 120000);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM member_samples WHERE idle_ms > 0"), 0);
+	record_idle_c(f->h, T0 + 121000);
+	assert_int_equal(count_rows(f, "SELECT idle_ms FROM member_samples WHERE t = 1763906521000"), 1000);
+	assert_int_equal(history_usage(f->h, T0, T0 + HOUR_MS, &rows), 0);
+	assert_near(number(usage_row(rows, "c"), "gpu_hours"), 61.0 / 3600, 1e-9);
+	assert_near(number(usage_row(rows, "c"), "idle_gpu_hours"), 1.0 / 3600, 1e-9);
+}
+
 static void record_a(struct history *h, long long t)
 {
 	struct tick k;
@@ -791,6 +881,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_range_samples, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_range_minutes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_usage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gaps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),

@@ -367,6 +367,31 @@ static void test_render_members(void **state)
 	assert_null(strstr(text, "python"));
 }
 
+static void test_render_idle(void **state)
+{
+	struct sample s = test_sample();
+	__do_free char *text = NULL, *hidden = NULL;
+
+	(void)state;
+	test_procs[0].idle_seconds = 40;
+	test_procs[1].idle_seconds = 7300;
+	test_procs[1].idle = true;
+	text = prometheus_render(&s, true);
+	hidden = prometheus_render(&s, false);
+	test_procs[0].idle_seconds = test_procs[1].idle_seconds = 0;
+	test_procs[1].idle = false;
+	assert_non_null(text);
+	assert_non_null(hidden);
+	test_check_exposition(text);
+	assert_line(text, "# TYPE gpubox_gpu_idle_seconds gauge");
+	/* The longest of the member's processes on the GPU; 0 for a busy one. */
+	assert_line(text, "gpubox_gpu_idle_seconds{member=\"alice\",gpu=\"0\",uuid=\"GPU-a\",server=\"s\"} 7300");
+	assert_line(text, "gpubox_gpu_idle_seconds{member=\"bob\",gpu=\"0\",uuid=\"GPU-a\",server=\"s\"} 0");
+	assert_line(hidden, "gpubox_gpu_idle_seconds{gpu=\"0\",uuid=\"GPU-a\",server=\"s\"} 7300");
+	assert_line(hidden, "gpubox_gpu_idle_seconds{gpu=\"1\",uuid=\"GPU-b\",server=\"s\"} 0");
+	assert_int_equal(tu_count_substr(hidden, "gpubox_gpu_idle_seconds{member="), 0);
+}
+
 static void test_render_host(void **state)
 {
 	struct sample s = test_sample();
@@ -915,6 +940,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render_gpus),
 		cmocka_unit_test(test_render_members),
+		cmocka_unit_test(test_render_idle),
 		cmocka_unit_test(test_render_host),
 		cmocka_unit_test(test_render_hidden_members),
 		cmocka_unit_test(test_render_escaping),

@@ -181,6 +181,81 @@ static void test_usage_sums(void **state)
 	json_decref(by_member);
 }
 
+/* A GPU held idle, reservations well and badly formed. */
+static const char reserved_reading[] =
+	"{\"time\": 1000, \"host\": {},"
+	" \"gpus\": [{\"index\": 0, \"util\": 0}, {\"index\": 1, \"util\": 0}, {\"index\": 2}],"
+	" \"processes\": ["
+	"  {\"gpu\": 0, \"member\": \"alice\", \"mem_used\": 4, \"idle\": true, \"idle_seconds\": 90},"
+	"  {\"gpu\": 0, \"member\": \"alice\", \"mem_used\": 4, \"idle\": true, \"idle_seconds\": 300},"
+	"  {\"gpu\": 1, \"member\": \"bob\", \"mem_used\": 4, \"idle\": 1, \"idle_seconds\": 500}],"
+	" \"reservations\": ["
+	"  {\"id\": 1, \"member\": \"bob\", \"gpus\": [1, 2], \"until_ms\": 9000, \"state\": \"active\"},"
+	"  {\"id\": 2, \"member\": \"carol\", \"gpus\": [0], \"until_ms\": 9500, \"state\": \"queued\"},"
+	"  {\"id\": 3, \"member\": \"<i>x\", \"gpus\": [0], \"until_ms\": 1, \"state\": \"active\"},"
+	"  {\"id\": 4, \"member\": \"dave\", \"gpus\": [64], \"until_ms\": 1, \"state\": \"active\"},"
+	"  {\"id\": 5, \"member\": \"dave\", \"gpus\": [0], \"until_ms\": 1, \"state\": \"done\"},"
+	"  {\"id\": \"6\", \"member\": \"dave\", \"gpus\": [0], \"until_ms\": 1, \"state\": \"active\"}]}";
+
+static void test_idle_and_reservations(void **state)
+{
+	char err[192];
+	json_t *sample = monitor_parse_reading(reserved_reading, strlen(reserved_reading), err, sizeof(err));
+	json_t *view, *hidden, *list, *gpus;
+	char *text;
+
+	(void)state;
+	assert_non_null(sample);
+	view = monitor_reading_view(sample, true);
+	hidden = monitor_reading_view(sample, false);
+	gpus = json_object_get(view, "gpus");
+	/* alice's entry is idle for her longest; bob's "idle": 1 is no mark. */
+	assert_true(json_is_true(json_object_get(gpu_member(view, 0, 0), "idle")));
+	assert_int_equal(json_integer_value(json_object_get(gpu_member(view, 0, 0), "idle_seconds")), 300);
+	assert_null(json_object_get(gpu_member(view, 1, 0), "idle"));
+	list = json_object_get(view, "reservations");
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "member")), "bob");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "state")), "queued");
+	/* The active reservation's GPUs are held; the queued one's GPU is not. */
+	assert_null(json_object_get(json_array_get(gpus, 0), "reserved"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(gpus, 2),
+		"reserved"), "member")), "bob");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(gpus, 1),
+		"reserved"), "until_ms")), 9000);
+	/* Without names: the reservations and marks, nobody named. */
+	text = json_dumps(hidden, JSON_COMPACT);
+	assert_null(strstr(text, "bob"));
+	assert_null(strstr(text, "carol"));
+	assert_int_equal(json_array_size(json_object_get(hidden, "reservations")), 2);
+	assert_true(json_is_true(json_object_get(gpu_member(hidden, 0, 0), "idle")));
+	free(text);
+	json_decref(hidden);
+	json_decref(view);
+	json_decref(sample);
+}
+
+static void test_usage_idle(void **state)
+{
+	static const char a[] = "{\"members\": [{\"member\": \"alice\", \"gpu_hours\": 2, "
+				"\"gpu_mem_gib_hours\": 8, \"idle_gpu_hours\": 0.5}]}";
+	/* An agent from before idle time: none counted. */
+	static const char b[] = "{\"members\": [{\"member\": \"alice\", \"gpu_hours\": 1, "
+				"\"gpu_mem_gib_hours\": 1}]}";
+	json_t *by_member = json_object(), *list, *alice;
+
+	(void)state;
+	assert_true(monitor_usage_add(by_member, "gpu1", a, strlen(a)));
+	assert_true(monitor_usage_add(by_member, "gpu2", b, strlen(b)));
+	list = monitor_usage_list(by_member);
+	alice = json_array_get(list, 0);
+	assert_true(json_real_value(json_object_get(alice, "idle_gpu_hours")) == 0.5);
+	assert_true(json_real_value(json_object_get(json_object_get(json_object_get(alice, "servers"),
+		"gpu2"), "idle_gpu_hours")) == 0.0);
+	json_decref(list);
+	json_decref(by_member);
+}
+
 static void test_strip_names(void **state)
 {
 	json_t *history = json_pack("{s:[{s:i, s:{s:[[i, i]]}}]}", "gpus", "gpu", 0, "members", "alice",
@@ -247,6 +322,8 @@ int main(void)
 		cmocka_unit_test(test_parse_refuses),
 		cmocka_unit_test(test_member_part),
 		cmocka_unit_test(test_usage_sums),
+		cmocka_unit_test(test_idle_and_reservations),
+		cmocka_unit_test(test_usage_idle),
 		cmocka_unit_test(test_strip_names),
 		cmocka_unit_test(test_parse_uint_max),
 		cmocka_unit_test(test_buf_append),

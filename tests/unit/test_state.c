@@ -213,21 +213,20 @@ static void test_limit_ends(void **state)
 	assert_int_equal(n, 1);
 	assert_string_equal(list[0].key, "pids");
 
-	/* The member is told of each end once. */
+	/* Told once; a new end is told again. */
+	assert_false(list[0].warned);
+	assert_int_equal(db_limit_set_warned(f->db, "alice", "pids", 1000), 0);
+	assert_int_equal(db_limit_set_warned(f->db, "alice", "pids", 999), -ENOENT);
 	free(list);
 	list = NULL;
-	assert_int_equal(db_limit_take_warnings(f->db, "alice", 3000, &list, &n), 0);
+	assert_int_equal(db_limit_ended(f->db, 2500, &list, &n), 0);
+	assert_true(list[0].warned);
+	assert_int_equal(db_limit_put(f->db, "alice", "pids", "900", 2000), 0);
+	free(list);
+	list = NULL;
+	assert_int_equal(db_limit_ended(f->db, 3000, &list, &n), 0);
 	assert_int_equal(n, 2);
-	free(list);
-	list = NULL;
-	assert_int_equal(db_limit_take_warnings(f->db, "alice", 3000, &list, &n), 0);
-	assert_int_equal(n, 0);
-	/* A new end is told again. */
-	assert_int_equal(db_limit_put(f->db, "alice", "pids", "900", 2900), 0);
-	free(list);
-	list = NULL;
-	assert_int_equal(db_limit_take_warnings(f->db, "alice", 3000, &list, &n), 0);
-	assert_int_equal(n, 1);
+	assert_false(find_limit(list, n, "pids")->warned);
 
 	/* A lasting value: the end is gone. */
 	assert_int_equal(db_limit_put(f->db, "alice", "memory", "48G", 0), 0);

@@ -335,8 +335,11 @@ static int collector_fill_processes(struct collector *s, struct sample *out)
 		collector_member_name(s, info->member, p->member, sizeof(p->member));
 		memcpy(p->command, info->command, sizeof(p->command));
 		p->started = info->started;
+		p->start_ticks = info->start_ticks;
 		p->mem_used = np->mem_used;
 		p->sm_util = np->sm_util;
+		p->idle_seconds = 0;
+		p->idle = false;
 	}
 	collector_forget_unseen(s);
 	return 0;
@@ -492,6 +495,9 @@ static int collector_tick_locked(struct collector *s)
 		return ret;
 	if (s->host && procinfo_host_read(s->host, &out->host) < 0)
 		memset(&out->host, 0, sizeof(out->host));
+	/* Before it is published: every reader sees the idle marks. */
+	if (s->agent && s->agent->idle)
+		idle_observe(s->agent->idle, out);
 	if (s->nvmlpids)
 		nvmlpids_publish(s->nvmlpids, &s->agent->cfg, out);
 	collector_publish(s);

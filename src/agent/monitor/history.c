@@ -15,22 +15,26 @@
  *   gpu_samples(t, gpu, uuid, util, mem_used, mem_total, temperature,
  *               power_mw)                                  PK (t, gpu)
  *   member_samples(t, gpu, member, mem_used, sm_util, processes,
- *               interval_ms)                               PK (t, gpu, member)
+ *               interval_ms, idle_ms)                      PK (t, gpu, member)
  *       one row per member per GPU per tick, summed over the member's
  *       processes there (processes: how many, default 1); the host's
  *       processes under member ''.  interval_ms: the time the tick stands
  *       for, the spacing from the tick before, capped (see
  *       history_tick_interval()); 0 for the first tick ever; default 1000.
+ *       idle_ms: interval_ms when the GPU was marked idle for the member
+ *       (idle.c), else 0 (the default).
  *   host_samples(t, cpu_percent, mem_used, mem_total, load1, disk_used,
  *               net_rx_rate, net_tx_rate)                  PK (t)
  *   gpu_minutes(t, gpu, uuid, util_avg, util_max, mem_used_avg,
  *               mem_used_max, mem_total, temperature_max, power_mw_avg,
  *               samples)                                   PK (t, gpu)
  *   member_minutes(t, gpu, member, mem_used_avg, mem_used_max,
- *               sm_util_avg, processes_max, seconds, samples)
+ *               sm_util_avg, processes_max, seconds, samples, idle_seconds)
  *                                                          PK (t, gpu, member)
  *       seconds: the sum of the interval_ms of the member's rows there
- *       (the time it had a process on the GPU), default 60.
+ *       (the time it had a process on the GPU), default 60; idle_seconds:
+ *       the sum of their idle_ms (of that time, how much it held the GPU
+ *       idle), default 0.
  *   host_minutes(t, cpu_avg, mem_used_avg, mem_total, load1_avg,
  *               disk_used, net_rx_avg, net_tx_avg, samples) PK (t)
  *       t of a minute row: the minute's start (a multiple of 60000);
@@ -41,7 +45,8 @@
  *       goes into the *_minutes tables; a file without a watermark at
  *       open gets one just after its newest minute row.
  *   The schema's version is PRAGMA user_version (sqldb.h); files from
- *   before kept it in meta's 'schema_version'.
+ *   before kept it in meta's 'schema_version'.  Version 2 added idle_ms
+ *   and idle_seconds.
  *
  * Queries answer from the minutes before the watermark and from the full
  * rows after it, so nothing is counted twice.  In JSON, a number is an
@@ -71,7 +76,7 @@
 #include "sqldb.h"
 #include "banned.h"
 
-#define HISTORY_SCHEMA_VERSION 1
+#define HISTORY_SCHEMA_VERSION 2
 #define HISTORY_MINUTE_MS 60000LL
 /* A gap between ticks counts at most this much, or twice the gap before
  * it: an agent restarted after an hour does not invent an hour of use. */
@@ -93,7 +98,7 @@ static const char history_schema[] =
 	"CREATE TABLE IF NOT EXISTS member_samples ("
 	"  t INTEGER NOT NULL, gpu INTEGER NOT NULL, member TEXT NOT NULL, mem_used INTEGER,"
 	"  sm_util INTEGER, processes INTEGER NOT NULL DEFAULT 1,"
-	"  interval_ms INTEGER NOT NULL DEFAULT 1000,"
+	"  interval_ms INTEGER NOT NULL DEFAULT 1000, idle_ms INTEGER NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (t, gpu, member)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS host_samples ("
 	"  t INTEGER PRIMARY KEY, cpu_percent REAL, mem_used INTEGER, mem_total INTEGER,"
@@ -107,11 +112,19 @@ static const char history_schema[] =
 	"  t INTEGER NOT NULL, gpu INTEGER NOT NULL, member TEXT NOT NULL, mem_used_avg REAL,"
 	"  mem_used_max INTEGER, sm_util_avg REAL, processes_max INTEGER,"
 	"  seconds REAL NOT NULL DEFAULT 60, samples INTEGER NOT NULL DEFAULT 60,"
+	"  idle_seconds REAL NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (t, gpu, member)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS host_minutes ("
 	"  t INTEGER PRIMARY KEY, cpu_avg REAL, mem_used_avg REAL, mem_total INTEGER,"
 	"  load1_avg REAL, disk_used INTEGER, net_rx_avg REAL, net_tx_avg REAL,"
 	"  samples INTEGER NOT NULL DEFAULT 60);";
+
+/* upgrades[v - 1] takes a file from version v to v + 1 (sqldb.h). */
+static const char *const history_upgrades[HISTORY_SCHEMA_VERSION - 1] = {
+	/* 2: the time members held a GPU idle. */
+	"ALTER TABLE member_samples ADD COLUMN idle_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE member_minutes ADD COLUMN idle_seconds REAL NOT NULL DEFAULT 0;",
+};
 
 /* A weighted sum of a column and the weight of its known values. */
 #define HISTORY_WSUM(x) "total(" x " * w), total(CASE WHEN " x " IS NULL THEN 0 ELSE w END)"
@@ -162,7 +175,7 @@ static const char *const history_sql[HS_COUNT] = {
 		" temperature, power_mw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[HS_INSERT_MEMBER] =
 		"INSERT OR REPLACE INTO member_samples (t, gpu, member, mem_used, sm_util, processes,"
-		" interval_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		" interval_ms, idle_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[HS_INSERT_HOST] =
 		"INSERT OR REPLACE INTO host_samples (t, cpu_percent, mem_used, mem_total, load1,"
 		" disk_used, net_rx_rate, net_tx_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -176,9 +189,10 @@ static const char *const history_sql[HS_COUNT] = {
 		" FROM gpu_samples WHERE t >= ?1 AND t < ?2 GROUP BY m, gpu",
 	[HS_FOLD_MEMBER] =
 		"INSERT OR REPLACE INTO member_minutes (t, gpu, member, mem_used_avg, mem_used_max,"
-		" sm_util_avg, processes_max, seconds, samples)"
+		" sm_util_avg, processes_max, seconds, samples, idle_seconds)"
 		" SELECT t / 60000 * 60000 AS m, gpu, member, round(avg(mem_used)), max(mem_used),"
-		" avg(sm_util), max(processes), total(interval_ms) / 1000.0, count(*)"
+		" avg(sm_util), max(processes), total(interval_ms) / 1000.0, count(*),"
+		" total(idle_ms) / 1000.0"
 		" FROM member_samples WHERE t >= ?1 AND t < ?2 GROUP BY m, gpu, member",
 	[HS_FOLD_HOST] =
 		"INSERT OR REPLACE INTO host_minutes (t, cpu_avg, mem_used_avg, mem_total, load1_avg,"
@@ -242,11 +256,13 @@ static const char *const history_sql[HS_COUNT] = {
 		" GROUP BY b ORDER BY b",
 	/* ?1 from, ?2 to, ?3 the watermark.  Minutes count whole, by their start. */
 	[HS_USAGE] =
-		"SELECT member, total(sec), total(memsec), max(mx) FROM ("
-		" SELECT member, seconds AS sec, mem_used_avg * seconds AS memsec, mem_used_max AS mx"
+		"SELECT member, total(sec), total(memsec), max(mx), total(idle) FROM ("
+		" SELECT member, seconds AS sec, mem_used_avg * seconds AS memsec, mem_used_max AS mx,"
+		" idle_seconds AS idle"
 		" FROM member_minutes WHERE t >= ?1 AND t < ?2 AND t < ?3 AND member <> ''"
 		" UNION ALL SELECT member, interval_ms / 1000.0, mem_used * (interval_ms / 1000.0),"
-		" mem_used FROM member_samples WHERE t >= ?3 AND t >= ?1 AND t < ?2 AND member <> '')"
+		" mem_used, idle_ms / 1000.0"
+		" FROM member_samples WHERE t >= ?3 AND t >= ?1 AND t < ?2 AND member <> '')"
 		" GROUP BY member HAVING total(sec) > 0 ORDER BY total(sec) DESC, member",
 };
 
@@ -413,6 +429,7 @@ static int history_setup(struct history *h, const char *path)
 		.pragmas = "PRAGMA journal_size_limit = 4194304;",
 		.schema = history_schema,
 		.version = HISTORY_SCHEMA_VERSION,
+		.upgrades = history_upgrades,
 		.legacy_version = history_legacy_version,
 		.sql = history_sql,
 		.nsql = HS_FIRST_READ,
@@ -534,11 +551,12 @@ static int history_insert_member(struct history *h, long long t, long long inter
 				 const struct sample_process *const *group, size_t n)
 {
 	uint64_t mem = 0;
-	bool mem_known = false;
+	bool mem_known = false, idle = false;
 	int sm = 0;
 	bool sm_known = false;
 
 	for (size_t i = 0; i < n; i++) {
+		idle |= group[i]->idle;
 		/* A sum past INT64_MAX is no reading either: stored as NULL. */
 		if (group[i]->mem_used != UINT64_MAX) {
 			if (__builtin_add_overflow(mem, group[i]->mem_used, &mem))
@@ -550,10 +568,10 @@ static int history_insert_member(struct history *h, long long t, long long inter
 			sm_known = true;
 		}
 	}
-	return sqldb_exec(h->db, HS_INSERT_MEMBER, "recording a member", "iisnnii", t,
+	return sqldb_exec(h->db, HS_INSERT_MEMBER, "recording a member", "iisnniii", t,
 			  (long long)group[0]->gpu, group[0]->member, sizeof(group[0]->member),
 			  history_known(mem, mem_known), sm_known ? (long long)sm : -1LL,
-			  (long long)n, interval);
+			  (long long)n, interval, idle ? interval : 0LL);
 }
 
 /* The processes grouped by GPU and member: one row per group. */
@@ -1160,11 +1178,12 @@ static int history_usage_locked(struct history *h, long long from, long long to,
 	if (!stmt)
 		return -EINVAL;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		json_t *row = json_pack("{s:o, s:f, s:f, s:o}", "member", history_text(stmt, 0),
+		json_t *row = json_pack("{s:o, s:f, s:f, s:o, s:f}", "member", history_text(stmt, 0),
 					"gpu_hours", sqlite3_column_double(stmt, 1) / 3600.0,
 					"gpu_mem_gib_hours",
 					sqlite3_column_double(stmt, 2) / 1073741824.0 / 3600.0,
-					"max_mem_used", history_column(stmt, 3, 1, 0));
+					"max_mem_used", history_column(stmt, 3, 1, 0),
+					"idle_gpu_hours", sqlite3_column_double(stmt, 4) / 3600.0);
 
 		if (history_append(rows, row) < 0)
 			return -ENOMEM;

@@ -56,8 +56,12 @@ struct sample_process {
 	char member[MEMBER_NAME_SIZE];           /* "" for a process of the host */
 	char command[PROCINFO_COMMAND_MAX];
 	long long started;         /* unix time */
+	unsigned long long start_ticks;          /* after boot: with pid, this process */
 	uint64_t mem_used;         /* bytes; UINT64_MAX unknown */
 	int sm_util;               /* percent; -1 unknown */
+	uint32_t idle_seconds;     /* held at least idle_memory_min on a GPU at 0 %
+				    * this long (idle.c); 0: not idle */
+	bool idle;                 /* ... for idle_after at least: the GPU is idle */
 };
 
 struct sample_container {
@@ -90,10 +94,12 @@ int sample_copy(const struct sample *from, struct sample *to);
 /* The members using GPU index (mem > 0 or a process), as a JSON array of
  * names, sorted, each once. */
 json_t *sample_gpu_members(const struct sample *s, unsigned gpu);
+/* The same for the members whose processes hold GPU index idle. */
+json_t *sample_gpu_idle_members(const struct sample *s, unsigned gpu);
 /* The whole reading for the hub: {"time", "server", "gpu_ok", "gpu_note",
  * "driver_version", "host": {...}, "gpus": [...], "processes": [{"gpu",
- * "member", "pid" (inside), "host_pid", ...}], "containers": [...]}; values
- * not known are left out. */
+ * "member", "pid" (inside), "host_pid", ..., "idle_seconds", "idle"}],
+ * "containers": [...]}; values not known are left out. */
 json_t *sample_json(const struct sample *s);
 /* One GPU of it: {"index", "uuid", "name", "bus_id", "lost", "util",
  * "mem_used", "mem_total", "temperature", "power_w", "members"}. */
@@ -141,9 +147,96 @@ int history_gpu_at(struct history *h, unsigned gpu, long long t_ms, json_t **out
 int history_range(struct history *h, int gpu, long long from_ms, long long to_ms,
 		  unsigned max_points, json_t **out);
 /* GPU-hours and GPU-memory-hours (GiB x hours) per member between from
- * and to: [{"member", "gpu_hours", "gpu_mem_gib_hours", "max_mem_used"}],
- * largest first.  A member counts on a GPU while it has a process there. */
+ * and to: [{"member", "gpu_hours", "gpu_mem_gib_hours", "max_mem_used",
+ * "idle_gpu_hours"}], largest first.  A member counts on a GPU while it
+ * has a process there; idle_gpu_hours, while the GPU was marked idle for
+ * the member. */
 int history_usage(struct history *h, long long from_ms, long long to_ms, json_t **out);
+
+/* ---- idle.c: GPUs held idle ------------------------------------------------- */
+
+/*
+ * A member's process holds a GPU idle while it holds at least
+ * idle_memory_min of the GPU's memory and the GPU's utilisation is 0 %.
+ * After idle_after of it the GPU is marked idle for the member, who is
+ * told (on their next command, and through the webhook), and told a
+ * second time after twice idle_after.  With idle_reclaim_after, a process
+ * idle that long is ended once both notices were given (reclaim.c), and
+ * only if it holds no GPU that is busy.
+ */
+struct idle_settings {
+	uint32_t after;            /* seconds */
+	uint64_t memory_min;       /* bytes */
+	uint32_t reclaim_after;    /* seconds; 0: never */
+};
+
+/* A member's idle time on a GPU reached its first or second notice. */
+struct idle_notice {
+	char member[MEMBER_NAME_SIZE];
+	unsigned gpu;
+	unsigned number;           /* 1 or 2 */
+	uint32_t idle_seconds;
+	uint64_t mem_used;         /* held by the idle processes */
+	unsigned processes;
+	uint32_t reclaim_in;       /* seconds until the first is ended; 0: never */
+};
+
+/* A process to end. */
+struct idle_victim {
+	char member[MEMBER_NAME_SIZE];
+	unsigned gpu;
+	pid_t pid;                 /* host */
+	pid_t ns_pid;              /* inside the container */
+	unsigned long long start_ticks;
+	char command[PROCINFO_COMMAND_MAX];
+	uint32_t idle_seconds;
+};
+
+/* A member's idle time on a GPU that ended: the GPU is used, or let go. */
+struct idle_ended {
+	char member[MEMBER_NAME_SIZE];
+	unsigned gpu;
+};
+
+/* What one reading brought; the arrays grow and are reused. */
+struct idle_events {
+	struct idle_notice *notices;
+	size_t nnotices, notices_cap;
+	struct idle_victim *victims;
+	size_t nvictims, victims_cap;
+	struct idle_ended *ended;
+	size_t nended, ended_cap;
+};
+void idle_events_free(struct idle_events *ev);
+
+struct idle_tracker;
+int idle_tracker_new(const struct idle_settings *settings, struct idle_tracker **out);
+void idle_tracker_free(struct idle_tracker *t);
+/* One reading, at now_ms of a monotonic clock: s's processes get
+ * idle_seconds and idle; what follows from it replaces ev's contents.
+ * -ENOMEM leaves the tracker as it was. */
+int idle_tracker_update(struct idle_tracker *t, struct sample *s, long long now_ms,
+			struct idle_events *ev);
+
+/* The agent's side: the tracker fed by the collector's every reading,
+ * its notices posted to the member and the webhook, its victims ended. */
+struct idle;
+int idle_open(struct agent *a, struct idle **out);
+void idle_close(struct idle *i);
+/* Before s is published: mark its idle processes, and act on them. */
+void idle_observe(struct idle *i, struct sample *s);
+
+/* ---- reclaim.c: idle processes ended --------------------------------------- */
+
+struct reclaim;
+int reclaim_new(uint32_t grace_seconds, struct reclaim **out);
+void reclaim_free(struct reclaim *r);
+/* SIGTERM to v's process, through a pidfd, if it is still that process
+ * (its pid, start time and container); logged.  -ESRCH when it is gone. */
+int reclaim_start(struct reclaim *r, const struct idle_victim *v, long long now_ms);
+/* SIGKILL to each one still running grace seconds after its SIGTERM;
+ * each end logged, then forgotten. */
+void reclaim_tick(struct reclaim *r, long long now_ms);
 
 /* ---- collector.c: the agent's reading of the server, every interval -------- */
 

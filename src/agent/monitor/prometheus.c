@@ -251,11 +251,15 @@ struct prometheus_usage {
 	uint64_t mem;              /* bytes, of the processes whose use is known */
 	unsigned processes;
 	unsigned unknown_mem;      /* processes whose use the driver did not say */
+	unsigned idle_seconds;     /* the longest any of them has held the GPU idle */
+	unsigned members;          /* in a GPU's total: how many members */
 };
 
 static void prometheus_usage_add(struct prometheus_usage *u, const struct sample_process *p)
 {
 	u->processes++;
+	if (p->idle_seconds > u->idle_seconds)
+		u->idle_seconds = p->idle_seconds;
 	if (p->mem_used == UINT64_MAX)
 		u->unknown_mem++;
 	else
@@ -343,21 +347,49 @@ static void prometheus_render_members(struct prometheus_out *o, const struct sam
 		prometheus_member_labels(s, &usage[i], index, labels);
 		prometheus_put_uint(o, labels, 4, usage[i].processes);
 	}
+	prometheus_family(o, "gpubox_gpu_idle_seconds", "gauge",
+		       "How long the member's processes have held the GPU idle: idle_memory_min or more of its memory at 0 % utilisation; 0 when they do not.");
+	for (size_t i = 0; i < n; i++) {
+		prometheus_member_labels(s, &usage[i], index, labels);
+		prometheus_put_uint(o, labels, 4, usage[i].idle_seconds);
+	}
 }
 
 /* Every member's use of one GPU together, and how many members share it. */
 static void prometheus_gpu_total(const struct prometheus_usage *usage, size_t n, unsigned gpu,
-			      struct prometheus_usage *total, unsigned *members)
+			      struct prometheus_usage *total)
 {
 	*total = (struct prometheus_usage){ .gpu = gpu };
-	*members = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (usage[i].gpu != gpu)
 			continue;
-		(*members)++;
+		total->members++;
 		total->mem += usage[i].mem;
 		total->processes += usage[i].processes;
 		total->unknown_mem += usage[i].unknown_mem;
+		if (usage[i].idle_seconds > total->idle_seconds)
+			total->idle_seconds = usage[i].idle_seconds;
+	}
+}
+
+#define TOTAL_FIELD(f) offsetof(struct prometheus_usage, f)
+
+/* One sample per GPU (lost ones left out) of an unsigned field of the
+ * members' total on it. */
+static void prometheus_put_gpu_totals(struct prometheus_out *o, const struct sample *s,
+				      const struct prometheus_usage *usage, size_t n, size_t field)
+{
+	struct prometheus_gpu_labels l;
+	struct prometheus_usage total;
+	unsigned value;
+
+	for (size_t i = 0; i < s->ngpus; i++) {
+		if (s->gpus[i].lost)
+			continue;
+		prometheus_gpu_total(usage, n, s->gpus[i].index, &total);
+		memcpy(&value, (const char *)&total + field, sizeof(value));
+		prometheus_gpu_labels(s, s->gpus[i].index, s->gpus[i].uuid, "", &l);
+		prometheus_put_uint(o, l.labels, 3, value);
 	}
 }
 
@@ -368,14 +400,13 @@ static void prometheus_render_members_summed(struct prometheus_out *o, const str
 {
 	struct prometheus_gpu_labels l;
 	struct prometheus_usage total;
-	unsigned members;
 
 	prometheus_family(o, "gpubox_member_gpu_memory_bytes", "gauge",
 		       "GPU memory used by members' processes on the GPU, all members together.");
 	for (size_t i = 0; i < s->ngpus; i++) {
 		if (s->gpus[i].lost)
 			continue;
-		prometheus_gpu_total(usage, n, s->gpus[i].index, &total, &members);
+		prometheus_gpu_total(usage, n, s->gpus[i].index, &total);
 		if (!prometheus_usage_mem_known(&total))
 			continue;
 		prometheus_gpu_labels(s, s->gpus[i].index, s->gpus[i].uuid, "", &l);
@@ -383,13 +414,10 @@ static void prometheus_render_members_summed(struct prometheus_out *o, const str
 	}
 	prometheus_family(o, "gpubox_member_gpu_processes", "gauge",
 		       "Processes of members on the GPU, all members together.");
-	for (size_t i = 0; i < s->ngpus; i++) {
-		if (s->gpus[i].lost)
-			continue;
-		prometheus_gpu_total(usage, n, s->gpus[i].index, &total, &members);
-		prometheus_gpu_labels(s, s->gpus[i].index, s->gpus[i].uuid, "", &l);
-		prometheus_put_uint(o, l.labels, 3, total.processes);
-	}
+	prometheus_put_gpu_totals(o, s, usage, n, TOTAL_FIELD(processes));
+	prometheus_family(o, "gpubox_gpu_idle_seconds", "gauge",
+		       "How long members' processes have held the GPU idle, the longest of them; 0 when none does.");
+	prometheus_put_gpu_totals(o, s, usage, n, TOTAL_FIELD(idle_seconds));
 }
 
 /* How many members use each GPU: written whatever show_members says, as
@@ -397,19 +425,9 @@ static void prometheus_render_members_summed(struct prometheus_out *o, const str
 static void prometheus_render_member_count(struct prometheus_out *o, const struct sample *s,
 					const struct prometheus_usage *usage, size_t n)
 {
-	struct prometheus_gpu_labels l;
-	struct prometheus_usage total;
-	unsigned members;
-
 	prometheus_family(o, "gpubox_gpu_members", "gauge",
 		       "Members with a process on the GPU.");
-	for (size_t i = 0; i < s->ngpus; i++) {
-		if (s->gpus[i].lost)
-			continue;
-		prometheus_gpu_total(usage, n, s->gpus[i].index, &total, &members);
-		prometheus_gpu_labels(s, s->gpus[i].index, s->gpus[i].uuid, "", &l);
-		prometheus_put_uint(o, l.labels, 3, members);
-	}
+	prometheus_put_gpu_totals(o, s, usage, n, TOTAL_FIELD(members));
 }
 
 /* Processes of the host itself (outside every container) on one GPU. */

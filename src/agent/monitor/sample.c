@@ -65,7 +65,7 @@ static int sample_compare_names(const void *a, const void *b)
 	return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
 }
 
-json_t *sample_gpu_members(const struct sample *s, unsigned gpu)
+static json_t *sample_gpu_names(const struct sample *s, unsigned gpu, bool idle_only)
 {
 	__do_free json_t **names = NULL;
 	json_t *array = json_array();
@@ -80,7 +80,7 @@ json_t *sample_gpu_members(const struct sample *s, unsigned gpu)
 		const struct sample_process *p = &s->procs[i];
 		bool seen = false;
 
-		if (p->gpu != gpu || !p->member[0])
+		if (p->gpu != gpu || !p->member[0] || (idle_only && !p->idle))
 			continue;
 		for (size_t j = 0; j < n && !seen; j++)
 			seen = strcmp(json_string_value(names[j]), p->member) == 0;
@@ -91,6 +91,16 @@ json_t *sample_gpu_members(const struct sample *s, unsigned gpu)
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(array, names[i]);
 	return array;
+}
+
+json_t *sample_gpu_members(const struct sample *s, unsigned gpu)
+{
+	return sample_gpu_names(s, gpu, false);
+}
+
+json_t *sample_gpu_idle_members(const struct sample *s, unsigned gpu)
+{
+	return sample_gpu_names(s, gpu, true);
 }
 
 static void sample_set_known(json_t *o, const char *key, long long value, bool known)
@@ -138,6 +148,9 @@ static json_t *sample_process_json(const struct sample_process *p)
 		return NULL;
 	sample_set_known(o, "mem_used", (long long)p->mem_used, p->mem_used != UINT64_MAX);
 	sample_set_known(o, "sm_util", p->sm_util, p->sm_util >= 0);
+	sample_set_known(o, "idle_seconds", p->idle_seconds, p->idle_seconds > 0);
+	if (p->idle)
+		json_object_set_new(o, "idle", json_true());
 	return o;
 }
 

@@ -127,7 +127,7 @@ enum db_stmt_id {
 	DB_HUB_MEMBER_ADD, DB_HUB_MEMBER_IS, DB_HUB_MEMBER_LIST,
 	DB_LIMIT_PUT, DB_LIMIT_REMOVE, DB_LIMIT_LIST_MEMBER, DB_LIMIT_LIST,
 	DB_LIMIT_END_KEEP, DB_LIMIT_END_NEW, DB_LIMIT_END_REMOVE, DB_LIMIT_ENDED, DB_LIMIT_NEXT_END,
-	DB_LIMIT_TO_WARN, DB_LIMIT_WARNED,
+	DB_LIMIT_WARNED,
 	DB_FORWARD_FROM_CLEAR, DB_FORWARD_FROM_ADD, DB_FORWARD_FROM_LIST_MEMBER, DB_FORWARD_FROM_LIST,
 	DB_STMT_COUNT
 };
@@ -172,8 +172,7 @@ static const char *const db_sql[DB_STMT_COUNT] = {
 	[DB_LIMIT_END_REMOVE] = "DELETE FROM limit_ends WHERE member = ? AND key = ?",
 	[DB_LIMIT_ENDED] = LIMIT_SELECT " WHERE e.ends <= ? ORDER BY e.ends, l.member, l.key",
 	[DB_LIMIT_NEXT_END] = "SELECT ends FROM limit_ends ORDER BY ends LIMIT 1",
-	[DB_LIMIT_TO_WARN] = LIMIT_SELECT " WHERE l.member = ?1 AND e.ends <= ?2 AND e.warned = 0 ORDER BY e.ends, l.key",
-	[DB_LIMIT_WARNED] = "UPDATE limit_ends SET warned = 1 WHERE member = ?1 AND ends <= ?2",
+	[DB_LIMIT_WARNED] = "UPDATE limit_ends SET warned = 1 WHERE member = ?1 AND key = ?2 AND ends = ?3",
 	[DB_FORWARD_FROM_CLEAR] = "DELETE FROM forward_from WHERE member = ? AND container_port = ?",
 	/* Only for a port that is forwarded (or the SSH port): a list set
 	 * while the forward is removed must not wait for the next forward
@@ -545,20 +544,9 @@ int db_limit_next_end(struct db *db, long long *out)
 	return ret;
 }
 
-int db_limit_take_warnings(struct db *db, const char *member, long long before,
-			   struct limit_record **out, size_t *n)
+int db_limit_set_warned(struct db *db, const char *member, const char *key, long long ends)
 {
-	void *list;
-	int ret = db_rows(db, DB_LIMIT_TO_WARN, "limit warnings", sizeof(**out), db_limit_from_row,
-			  &list, n, "ti", member, before);
-
-	if (ret < 0)
-		return ret;
-	*out = list;
-	if (*n == 0)
-		return 0;
-	ret = db_change(db, DB_LIMIT_WARNED, "limit warnings", "ti", member, before);
-	return ret == -ENOENT ? 0 : ret;
+	return db_change(db, DB_LIMIT_WARNED, "limit warning", "tti", member, key, ends);
 }
 
 int db_forward_from_set(struct db *db, const char *member, uint32_t container_port,

@@ -124,10 +124,9 @@ int db_limit_list(struct db *db, const char *member, struct limit_record **out, 
 int db_limit_ended(struct db *db, long long now, struct limit_record **out, size_t *n);
 /* The earliest end of any temporary limit; -ENOENT when none has one. */
 int db_limit_next_end(struct db *db, long long *out);
-/* The member's temporary limits ending at or before `before` that the
- * member was not told of yet, marked told. */
-int db_limit_take_warnings(struct db *db, const char *member, long long before,
-			   struct limit_record **out, size_t *n);
+/* The member was told that key's temporary value ends at ends (an end
+ * set since is told again); -ENOENT when that end is no longer there. */
+int db_limit_set_warned(struct db *db, const char *member, const char *key, long long ends);
 
 /* The networks a forwarded port of the member takes connections from
  * (container_port 22: the container's SSH port): "any" or networks as

@@ -155,6 +155,16 @@
 		return Math.floor(s / 86400) + ' days ago';
 	}
 
+	/* "2 h 5 min", "4 min", "40 s": how long a GPU has been held idle. */
+	function fmtDuration(seconds) {
+		const s = Math.max(0, Math.round(seconds || 0));
+		if (s < 60)
+			return s + ' s';
+		if (s < 3600)
+			return Math.floor(s / 60) + ' min';
+		return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+	}
+
 	function fmtLastContact(ms, now) {
 		if (typeof ms !== 'number')
 			return 'last contact never';
@@ -297,8 +307,14 @@
 		return (gpu.members || []).map((m) => (typeof m === 'string' ? { member: m } : m || {}));
 	}
 
+	/* A GPU held by a reservation is not free, even while nothing runs on it. */
 	function gpuIsFree(gpu) {
-		return !gpu.lost && memberList(gpu).length === 0;
+		return !gpu.lost && memberList(gpu).length === 0 && !gpu.reserved;
+	}
+
+	/* Members whose processes hold the GPU idle (the agent's idle_after). */
+	function idleMembers(gpu) {
+		return memberList(gpu).filter((m) => m.idle === true);
 	}
 
 	function serverStats(srv) {
@@ -388,6 +404,54 @@
 			buildGpuTable(card, rows);
 		else if ((srv.sample.gpus || []).length === 0 && srv.sample.gpu_ok !== false)
 			card.root.append(el('p', { className: 'muted', text: 'No GPUs.' }));
+		card.reservations = el('div', { className: 'reservations' });
+		card.reservations.hidden = true;
+		card.reservationsKey = null;
+		card.root.append(card.reservations);
+	}
+
+	/* ---- reservations: who holds which GPUs until when, and who waits ------ */
+
+	function fmtGpuList(gpus) {
+		const list = Array.isArray(gpus) ? gpus.filter((g) => typeof g === 'number') : [];
+		return (list.length === 1 ? 'GPU ' : 'GPUs ') + (list.length ? list.join(', ') : '?');
+	}
+
+	function reservationItem(r, names) {
+		const until = typeof r.until_ms === 'number' ? 'until ' + fmtWhen(r.until_ms) : '';
+		const holder = names && typeof r.member === 'string' ? r.member : null;
+		return el('li', { className: 'reservation ' + (r.state === 'queued' ? 'queued' : 'active'),
+			'data-id': typeof r.id === 'number' ? r.id : null }, [
+			el('span', { className: 'res-gpus', text: fmtGpuList(r.gpus) }),
+			holder ? el('span', { className: 'res-member', text: holder }) : null,
+			el('span', { className: 'res-until muted', text: until }),
+		]);
+	}
+
+	function reservationList(title, className, list, names) {
+		if (list.length === 0)
+			return null;
+		return el('div', { className }, [
+			el('h3', { text: title }),
+			el('ul', null, list.map((r) => reservationItem(r, names))),
+		]);
+	}
+
+	/* Rebuilt only when what it shows changed. */
+	function updateReservations(card, s, names) {
+		const all = Array.isArray(s.reservations) ? s.reservations.filter((r) => r && typeof r === 'object') : [];
+		const key = JSON.stringify([names, all.map((r) => [r.id, r.state, r.member, r.gpus, r.until_ms])]);
+
+		if (key === card.reservationsKey)
+			return;
+		card.reservationsKey = key;
+		const active = all.filter((r) => r.state !== 'queued');
+		const queued = all.filter((r) => r.state === 'queued');
+		card.reservations.hidden = all.length === 0;
+		card.reservations.replaceChildren(...[
+			reservationList('Reserved', 'res-active', active, names),
+			reservationList('Queued', 'res-queued', queued, names),
+		].filter(Boolean));
 	}
 
 	function updateCardHead(card, srv, stats) {
@@ -446,6 +510,7 @@
 		card.gpuNote.hidden = srv.sample.gpu_ok !== false;
 		setText(card.gpuNote, srv.sample.gpu_ok === false ? srv.sample.gpu_note || 'The GPUs cannot be read.' : '');
 		rows.forEach((g, i) => updateGpuRow(card.rows[i], g, view.names));
+		updateReservations(card, srv.sample, view.names);
 		return rows.length;
 	}
 
@@ -496,36 +561,49 @@
 			meter.value = value;
 	}
 
+	/* "alice (idle 2 h 5 min)": a member holding the GPU idle. */
+	function memberText(m) {
+		const name = m.member || 'host';
+		return m.idle === true ? name + ' (idle ' + fmtDuration(m.idle_seconds) + ')' : name;
+	}
+
 	function updateMembers(cell, g, names) {
 		const members = memberList(g);
+		const idle = idleMembers(g).length;
 		let text, key;
 
 		if (g.lost) {
 			key = 'lost';
 			text = 'lost';
+		} else if (members.length === 0 && g.reserved) {
+			key = 'reserved';
+			text = names && typeof g.reserved.member === 'string' ? 'reserved: ' + g.reserved.member : 'reserved';
 		} else if (members.length === 0) {
 			key = 'free';
 			text = 'free';
 		} else if (!names) {
 			key = 'in-use';
-			text = 'in use';
+			text = idle > 0 ? 'in use, held idle' : 'in use';
 		} else {
 			key = 'names';
-			text = members.map((m) => m.member || 'host').join(', ');
+			text = members.map(memberText).join(', ');
 		}
 		if (cell.dataset.kind !== key) {
 			cell.dataset.kind = key;
 			cell.replaceChildren(key === 'names' ? document.createTextNode('')
-				: el('span', { className: 'badge ' + (key === 'free' ? 'on' : key === 'lost' ? 'off' : '') }));
+				: el('span', { className: 'badge ' + ({ free: 'on', lost: 'off', reserved: 'busy' }[key] || '') }));
 		}
 		setText(cell.firstChild, text);
-		setTitle(cell, names ? members.map((m) => (m.member || 'host') + ': ' + fmtBytes(m.mem_used)).join('\n') : '');
+		setTitle(cell, names ? members.map((m) => memberText(m) + ': ' + fmtBytes(m.mem_used)).join('\n') : '');
 	}
 
 	function updateGpuRow(row, g, names) {
 		const free = gpuIsFree(g);
+		const idle = !g.lost && idleMembers(g).length > 0;
 		setData(row.tr, 'free', free ? 'true' : 'false');
+		setData(row.tr, 'idle', idle ? 'true' : 'false');
 		row.tr.classList.toggle('free', free);
+		row.tr.classList.toggle('idle', idle);
 		row.tr.classList.toggle('lost', !!g.lost);
 		setText(row.model, shortModel(g.name));
 		setTitle(row.model, g.name || '');
