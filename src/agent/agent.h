@@ -37,6 +37,7 @@ struct agent {
 	struct guests *guests;          /* the containers' own sockets (guest.c) */
 	struct hubsync *hubsync;        /* NULL without hub_url */
 	struct oomwatch *oomwatch;      /* NULL when the kernel's log cannot be read */
+	struct reservations *reservations;  /* GPU reservations (reservations.c) */
 };
 
 /* One operation at a time per member (agent.c).  Held by a variable that

@@ -145,6 +145,9 @@ enum {
 	CLI_OPT_UNTIL   = 1 << 11,
 	CLI_OPT_CSV     = 1 << 12,
 	CLI_OPT_FORCE   = 1 << 13,
+	CLI_OPT_FOR     = 1 << 14,
+	CLI_OPT_WAIT    = 1 << 15,
+	CLI_OPT_EXTEND  = 1 << 16,
 };
 
 #define CLI_KEYS_MAX 16
@@ -172,6 +175,9 @@ struct cli_options {
 	const char *until;
 	bool csv;
 	bool force;
+	bool wait;
+	const char *duration;      /* --for */
+	const char *extend;        /* --extend ID */
 	const char *keys[CLI_KEYS_MAX];
 	size_t nkeys;
 	int first_arg;   /* index in argv of the first positional argument */
@@ -301,6 +307,15 @@ int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **arg
 int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+
+/* ---- cmd_reserve.c: GPUs one member's alone for a time ------------------ */
+
+int cmd_reserve(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_reservations(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_release(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+/* gpubox admin reserve MEMBER ..., gpubox admin release ID */
+int cmd_admin_reserve(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_admin_release(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 
 /* ---- cmd_doctor.c ---------------------------------------------------- */
 

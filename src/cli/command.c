@@ -312,6 +312,9 @@ enum {
 	OPT_UNTIL,
 	OPT_CSV,
 	OPT_FORCE,
+	OPT_FOR,
+	OPT_WAIT,
+	OPT_EXTEND,
 };
 
 static const struct option cli_long_options[] = {
@@ -329,6 +332,9 @@ static const struct option cli_long_options[] = {
 	{ "until",   required_argument, NULL, OPT_UNTIL },
 	{ "csv",     no_argument,       NULL, OPT_CSV },
 	{ "force",   no_argument,       NULL, OPT_FORCE },
+	{ "for",     required_argument, NULL, OPT_FOR },
+	{ "wait",    no_argument,       NULL, OPT_WAIT },
+	{ "extend",  required_argument, NULL, OPT_EXTEND },
 	{ "key",     required_argument, NULL, 'k' },
 	{ "release", required_argument, NULL, 'r' },
 	{ NULL, 0, NULL, 0 },
@@ -396,6 +402,7 @@ static int cli_check_option_taken(const struct cli_command *cmd, const struct cl
 		{ OPT_FREEZE, CLI_OPT_FREEZE }, { OPT_KEEP_HOME, CLI_OPT_KEEP_HOME },
 		{ OPT_GPU, CLI_OPT_GPU }, { OPT_AT, CLI_OPT_AT }, { OPT_SINCE, CLI_OPT_SINCE },
 		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV }, { OPT_FORCE, CLI_OPT_FORCE },
+		{ OPT_FOR, CLI_OPT_FOR }, { OPT_WAIT, CLI_OPT_WAIT }, { OPT_EXTEND, CLI_OPT_EXTEND },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(masks); i++)
@@ -423,6 +430,8 @@ static bool *cli_option_flag(struct cli_options *opts, int option)
 		return &opts->csv;
 	case OPT_FORCE:
 		return &opts->force;
+	case OPT_WAIT:
+		return &opts->wait;
 	default:
 		return NULL;
 	}
@@ -444,6 +453,10 @@ static const char **cli_option_value(struct cli_options *opts, int option)
 		return &opts->since;
 	case OPT_UNTIL:
 		return &opts->until;
+	case OPT_FOR:
+		return &opts->duration;
+	case OPT_EXTEND:
+		return &opts->extend;
 	default:
 		return NULL;
 	}

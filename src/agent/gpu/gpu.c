@@ -1491,6 +1491,30 @@ int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add
 	return 0;
 }
 
+int gpu_live_node_present(pid_t pid, const char *target)
+{
+	/* The container's root as its init sees it; the path resolved in it,
+	 * so that a link the member made cannot point anywhere on the host. */
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	__do_close int rootfd = -EBADF, fd = -EBADF;
+	char root[64];
+	struct stat st;
+
+	snprintf(root, sizeof(root), "/proc/%d/root", (int)pid);
+	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return -errno;
+	fd = (int)syscall(SYS_openat2, rootfd, target, &how, sizeof(how));
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return S_ISCHR(st.st_mode) ? 1 : 0;
+}
+
 int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid)
 {
 	for (size_t i = 0; i < plan->nlate; i++) {
