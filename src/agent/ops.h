@@ -82,6 +82,11 @@ void ops_gpu_set_from_mask(const struct gpu_host *host, uint64_t mask, char *set
  * the running container of rec, whose init is pid. */
 int ops_gpu_live(struct agent *a, const struct member_record *rec, const struct gpu_host *host,
 		 size_t index, bool attach, pid_t pid);
+/* Each half alone: the rules (allowed or denied), the nodes (added or
+ * removed). */
+int ops_gpu_live_rules(struct agent *a, const struct member_record *rec,
+		       const struct gpu_host *host, size_t index, bool allow, pid_t pid);
+int ops_gpu_live_nodes(const struct gpu_host *host, size_t index, bool add, pid_t pid);
 /* After the start: the GPUs' own nodes into the running container. */
 int ops_gpu_started(struct agent *a, const struct member_record *rec, const struct gpu_plan *plan);
 /* Add "driver", "gpus" and, when there is something to say, "gpu_note". */

@@ -352,33 +352,44 @@ static int ops_gpu_record(struct agent *a, const struct member_record *rec,
 	return db_gpu_set_put(a->db, rec->name, set);
 }
 
-/*
- * Change a running container now, whose init is pid: GPU index's device
- * nodes and its device cgroup.  The cgroup allows a node before it appears
- * and refuses it only once it is gone.
- */
-int ops_gpu_live(struct agent *a, const struct member_record *rec,
-			const struct gpu_host *host, size_t index, bool attach, pid_t pid)
+int ops_gpu_live_rules(struct agent *a, const struct member_record *rec,
+		       const struct gpu_host *host, size_t index, bool allow, pid_t pid)
 {
 	int ret = 0;
 
 	for (size_t i = 0; i < host->nnodes && ret == 0; i++) {
-		const struct gpu_node *node = &host->nodes[i];
 		char rule[GPU_RULE_MAX];
 
-		if (node->gpu != (int)index || gpu_node_rule(node, rule, sizeof(rule)) < 0)
-			continue;
-		if (attach) {
-			ret = container_device_rule(a->lxcpath, rec->name, rule, true);
-			if (ret == 0)
-				ret = gpu_live_node(pid, node->host, node->target, true);
-		} else {
-			ret = gpu_live_node(pid, node->host, node->target, false);
-			if (ret == 0)
-				ret = container_device_rule(a->lxcpath, rec->name, rule, false);
-		}
+		if (host->nodes[i].gpu == (int)index &&
+		    gpu_node_rule(&host->nodes[i], rule, sizeof(rule)) == 0)
+			ret = container_device_rule(a->lxcpath, rec->name, pid, rule, allow);
 	}
 	return ret;
+}
+
+int ops_gpu_live_nodes(const struct gpu_host *host, size_t index, bool add, pid_t pid)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < host->nnodes && ret == 0; i++)
+		if (host->nodes[i].gpu == (int)index)
+			ret = gpu_live_node(pid, host->nodes[i].host, host->nodes[i].target, add);
+	return ret;
+}
+
+/* The cgroup allows a node before it appears and refuses it only once it
+ * is gone: a node in the container means its rule allows it. */
+int ops_gpu_live(struct agent *a, const struct member_record *rec,
+		 const struct gpu_host *host, size_t index, bool attach, pid_t pid)
+{
+	int ret;
+
+	if (attach) {
+		ret = ops_gpu_live_rules(a, rec, host, index, true, pid);
+		return ret < 0 ? ret : ops_gpu_live_nodes(host, index, true, pid);
+	}
+	ret = ops_gpu_live_nodes(host, index, false, pid);
+	return ret < 0 ? ret : ops_gpu_live_rules(a, rec, host, index, false, pid);
 }
 
 /* ---- detach: the GPU must be gone, not only its name ------------------------- */

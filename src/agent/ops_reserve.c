@@ -258,38 +258,65 @@ static int ops_reserve_enqueue(struct op_context *ctx, struct reservations_state
 	return 0;
 }
 
-static int ops_reserve_grant(struct op_context *ctx, struct reservations_state *st,
-			     const struct ops_reserve_ask *ask, uint64_t mask, json_t **result)
+/* Decide the request on st as it is now. */
+static void ops_reserve_decide(struct op_context *ctx, const struct reservations_state *st,
+			       const struct ops_reserve_ask *ask, struct reserve_decision *d)
 {
-	struct reservation_record out;
-	char culprit[MEMBER_NAME_SIZE] = "", gpus[RESERVE_MASK_TEXT_MAX];
-	int ret = reservations_grant(ctx->a, st, ask->rec.name, mask, ask->seconds, 0, &out, culprit,
-				     sizeof(culprit));
+	struct reserve_request req = { .member = ask->rec.name, .want = ask->want,
+		.recorded = reservations_recorded(ctx->a, st, ask->rec.name), .count = (unsigned)ask->count };
 
-	if (ret == -EBUSY && ask->wait)
-		return ops_reserve_enqueue(ctx, st, ask, result);
-	if (ret == -EBUSY) {
-		reserve_mask_text(mask, gpus, sizeof(gpus));
-		return ops_fail(ctx, PROTO_E_CONFLICT,
-				"a process of %s opened %s just now; nothing was reserved (add --wait to wait until it is free)",
-				ops_reserve_name(ctx, culprit), gpus);
+	reserve_decide(&st->world, &req, reserve_claims(&st->world, st->n), d);
+}
+
+/*
+ * The GPUs d grants, taken from the others; the whole search that comes
+ * with it may show what the quick one missed (a process holding a GPU by
+ * a mapping only): then the request is decided again, on it, and a
+ * request for a count may get other GPUs.  Twice at most.  Returns 1
+ * granted (*result set), 0 not (d says why), or -1 (failed).
+ */
+static int ops_reserve_grant(struct op_context *ctx, struct reservations_state *st,
+			     const struct ops_reserve_ask *ask, struct reserve_decision *d,
+			     json_t **result)
+{
+	for (int attempt = 0; attempt < 2 && d->verdict == RESERVE_GRANTED; attempt++) {
+		struct reservations_taking t;
+		struct reservation_record out;
+		uint64_t mask = d->grant;
+
+		if (reservations_take(ctx->a, st, ask->rec.name, mask, &t) < 0)
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"the GPUs could not be taken out of the other containers; nothing was reserved (see the agent's log)");
+		ops_reserve_decide(ctx, st, ask, d);
+		if (d->verdict != RESERVE_GRANTED || d->grant != mask) {
+			reservations_untake(ctx->a, st, &t);
+			continue;
+		}
+		if (reservations_keep(ctx->a, st, &t, ask->seconds, 0, &out) < 0)
+			return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+		reservations_publish(ctx->a);
+		*result = ops_reserve_result(ctx, out.id);
+		return 1;
 	}
-	if (ret < 0)
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"the GPUs could not be taken out of the other containers; nothing was reserved (see the agent's log)");
-	reservations_publish(ctx->a);
-	*result = ops_reserve_result(ctx, out.id);
+	if (d->verdict == RESERVE_GRANTED)
+		return ops_fail(ctx, PROTO_E_CONFLICT,
+				"the free GPUs changed hands while they were being reserved; nothing was reserved, try again");
 	return 0;
 }
 
+/*
+ * A first decision on what the processes hold open (a quick search of
+ * /proc); a grant is then confirmed by the whole search, made once the
+ * GPUs can no longer be opened elsewhere (ops_reserve_grant()).
+ */
 static int op_reserve(struct op_context *ctx, json_t **result)
 {
 	__do_unlock_reservations struct agent *locked = NULL;
 	__do_state struct reservations_state st = { 0 };
 	struct ops_reserve_ask ask;
-	struct reserve_request req;
 	struct reserve_decision d;
 	const char *gpus;
+	int ret;
 
 	if (ops_reserve_args(ctx, &ask, &gpus) < 0)
 		return -1;
@@ -300,14 +327,13 @@ static int op_reserve(struct op_context *ctx, json_t **result)
 		return ops_fail(ctx, PROTO_E_UNAVAILABLE, "%s", st.host->reason);
 	if (ops_reserve_named(ctx, &st, gpus, &ask) < 0)
 		return -1;
-	if (reservations_read_usage(ctx->a, &st) < 0)
+	if (reservations_read_usage(ctx->a, &st, false) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"cannot tell which processes hold the GPUs, so nothing is reserved (see the agent's log)");
-	req = (struct reserve_request){ .member = ask.rec.name, .want = ask.want,
-		.recorded = reservations_recorded(ctx->a, &st, ask.rec.name), .count = (unsigned)ask.count };
-	reserve_decide(&st.world, &req, reserve_claims(&st.world, st.n), &d);
-	if (d.verdict == RESERVE_GRANTED)
-		return ops_reserve_grant(ctx, &st, &ask, d.grant, result);
+	ops_reserve_decide(ctx, &st, &ask, &d);
+	ret = ops_reserve_grant(ctx, &st, &ask, &d, result);
+	if (ret != 0)
+		return ret < 0 ? -1 : 0;
 	if (!reserve_may_wait(d.verdict))
 		return ops_reserve_never(ctx, &st, &ask, &d);
 	if (ask.wait)

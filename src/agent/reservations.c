@@ -3,11 +3,11 @@
  * GPU reservations in the agent: the records, the containers made to
  * match them, the thread that ends them and serves the queue, the view.
  *
- * A reserved GPU is in its holder's container alone: its device nodes
- * and device-cgroup rules are taken out of every other running container
- * (ops_gpu_live(), as gpubox admin gpu detach does), and a container that
- * starts meanwhile is not given it.  At the end they go back to every
- * running container whose own set has the GPU.
+ * A reserved GPU is in its holder's container alone: its device-cgroup
+ * rules and device nodes are taken out of every other running container
+ * (as gpubox admin gpu detach takes them), and a container that starts
+ * meanwhile is not given it.  At the end they go back to every running
+ * container whose own set has the GPU.
  *
  * The order of the steps is what makes a crash harmless: a GPU is taken
  * from the containers before its reservation is recorded, and given back
@@ -17,10 +17,14 @@
  * everyone.
  *
  * Taking a GPU away closes no file: a process that opened it before stays
- * on it.  So a grant first decides on a search of /proc made before (no
- * other member's process may hold the GPU: ops_reserve.c), and searches
- * again once the nodes are gone; a process that opened the GPU in between
- * undoes the grant.
+ * on it, and no other member's process may hold a GPU reserved.  A first
+ * decision looks at what processes hold open (a quick search of /proc:
+ * ops_reserve.c); then the rules deny the GPUs in the other containers,
+ * so that nothing opens them any more, and the whole search (mappings
+ * too) shows every process still on them, on which the request is
+ * decided again.  Only then do the nodes go: a request refused there
+ * gives the rules back, and changed nothing that lasts.  One whole search
+ * per grant, made when it cannot be overtaken.
  *
  * Why a thread of its own rather than the collector's tick: a reservation
  * ends at its time, to the second, and ending one forks into containers
@@ -63,13 +67,8 @@ struct reservations {
 	pthread_mutex_t view_lock;     /* view, nview */
 	struct reservations_item *view;
 	size_t nview;
-};
-
-/* A member's running container. */
-struct reservations_box {
-	struct member_record rec;
-	pid_t pid;
-	uint64_t recorded;
+	struct reservations_inits inits;  /* under lock */
+	long long inits_ms;            /* when inits was last emptied */
 };
 
 static long long reservations_now_ms(void)
@@ -149,6 +148,7 @@ int reservations_read(struct agent *a, struct reservations_state *st)
 
 	memset(st, 0, sizeof(*st));
 	st->now_ms = reservations_now_ms();
+	st->inits = a->reservations ? &a->reservations->inits : NULL;
 	st->host = calloc(1, sizeof(*st->host));
 	if (!st->host)
 		return -ENOMEM;
@@ -185,10 +185,10 @@ static struct reserve_usage *reservations_usage_of(struct reservations_state *st
 	return &st->usage[st->nusage++];
 }
 
-int reservations_read_usage(struct agent *a, struct reservations_state *st)
+int reservations_read_usage(struct agent *a, struct reservations_state *st, bool mappings)
 {
 	struct gpu_holders h;
-	int ret = gpu_holders_usage(st->host, &h);
+	int ret = gpu_holders_usage(st->host, mappings, &h);
 
 	if (ret < 0)
 		return ret;
@@ -226,160 +226,7 @@ void reservations_state_free(struct reservations_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-/* ---- the containers ------------------------------------------------------------ */
-
-/* Every member's running container with its init and own GPU set. */
-static int reservations_boxes(struct agent *a, const struct reservations_state *st,
-			      struct reservations_box **out, size_t *n)
-{
-	__do_free struct member_record *members = NULL;
-	__do_free struct reservations_box *boxes = NULL;
-	size_t nmembers = 0;
-	int ret = db_member_list(a->db, &members, &nmembers);
-
-	*n = 0;
-	if (ret < 0)
-		return ret;
-	boxes = calloc(nmembers + 1, sizeof(*boxes));
-	if (!boxes)
-		return -ENOMEM;
-	for (size_t i = 0; i < nmembers; i++) {
-		struct reservations_box *b = &boxes[*n];
-
-		if (container_get_state(a->lxcpath, members[i].name) != CONTAINER_RUNNING ||
-		    container_init_pid(a->lxcpath, members[i].name, &b->pid) < 0)
-			continue;
-		b->rec = members[i];
-		b->recorded = reservations_recorded(a, st, members[i].name);
-		(*n)++;
-	}
-	*out = move_ptr(boxes);
-	return 0;
-}
-
-/* Whether GPU index's own node is in the container of pid now. */
-static bool reservations_present(const struct gpu_host *host, pid_t pid, size_t index)
-{
-	for (size_t i = 0; i < host->nnodes; i++)
-		if (host->nodes[i].gpu == (int)index)
-			return gpu_live_node_present(pid, host->nodes[i].target) == 1;
-	return false;
-}
-
-/* One GPU into or out of a running container; logged when it fails. */
-static int reservations_live(struct agent *a, const struct reservations_state *st,
-			     const struct reservations_box *b, size_t index, bool attach)
-{
-	int ret = ops_gpu_live(a, &b->rec, st->host, index, attach, b->pid);
-
-	if (ret < 0)
-		log_error("cannot %s GPU %zu %s the running container of %s", attach ? "give" : "take",
-			  index, attach ? "to" : "out of", b->rec.name);
-	return ret;
-}
-
-/* What a grant changed: GPU gpu left the container boxes[box]. */
-struct reservations_change {
-	size_t box;
-	size_t gpu;
-};
-
-static void reservations_undo(struct agent *a, const struct reservations_state *st,
-			      const struct reservations_box *boxes,
-			      const struct reservations_change *changes, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		reservations_live(a, st, &boxes[changes[i].box], changes[i].gpu, true);
-}
-
-/* Take the GPUs of mask out of every running container but holder's; the
- * nodes that were there into changes (at most nboxes * 64). */
-static int reservations_take(struct agent *a, const struct reservations_state *st,
-			     const struct reservations_box *boxes, size_t nboxes, const char *holder,
-			     uint64_t mask, struct reservations_change *changes, size_t *nchanges)
-{
-	*nchanges = 0;
-	for (size_t b = 0; b < nboxes; b++) {
-		uint64_t take = mask & boxes[b].recorded;
-
-		if (strcmp(boxes[b].rec.name, holder) == 0)
-			continue;
-		for (size_t i = 0; i < 64 && take; i++) {
-			bool present;
-
-			if (!((take >> i) & 1))
-				continue;
-			/* The rule goes even where the node is gone already:
-			 * a bind of the node elsewhere would still open. */
-			present = reservations_present(st->host, boxes[b].pid, i);
-			if (reservations_live(a, st, &boxes[b], i, false) < 0)
-				return -EIO;
-			if (present)
-				changes[(*nchanges)++] = (struct reservations_change){ b, i };
-		}
-	}
-	return 0;
-}
-
-/* Give the GPUs of mask to every running container whose effective set
- * (st's entries as they are now) has them and lacks their node. */
-static void reservations_give_back(struct agent *a, const struct reservations_state *st,
-				   uint64_t mask)
-{
-	__do_free struct reservations_box *boxes = NULL;
-	size_t n = 0;
-
-	if (!mask || !st->host->present || reservations_boxes(a, st, &boxes, &n) < 0)
-		return;
-	for (size_t b = 0; b < n; b++) {
-		uint64_t give = mask & reserve_effective(st->entries, st->n, boxes[b].rec.name,
-							 boxes[b].recorded);
-
-		for (size_t i = 0; i < 64; i++)
-			if (((give >> i) & 1) && !reservations_present(st->host, boxes[b].pid, i))
-				reservations_live(a, st, &boxes[b], i, true);
-	}
-}
-
-/* One container made its effective set: the GPUs it should have are
- * there, those others' reservations hold are not (their rules denied
- * again, whatever a crash left). */
-static void reservations_sync_box(struct agent *a, const struct reservations_state *st,
-				  const struct reservations_box *b)
-{
-	uint64_t all = reserve_all(st->world.rules.ngpus);
-	uint64_t others = all & ~reserve_effective(st->entries, st->n, b->rec.name, all);
-	uint64_t want = reserve_effective(st->entries, st->n, b->rec.name, b->recorded);
-
-	for (size_t i = 0; i < st->host->ngpus; i++) {
-		if ((want >> i) & 1) {
-			if (!reservations_present(st->host, b->pid, i))
-				reservations_live(a, st, b, i, true);
-		} else if ((others >> i) & 1) {
-			reservations_live(a, st, b, i, false);
-		}
-	}
-}
-
 /* ---- changes ------------------------------------------------------------------ */
-
-/* -EBUSY, with the member in culprit, when a process of a member other
- * than holder holds a GPU of mask now. */
-static int reservations_verify(struct agent *a, struct reservations_state *st, const char *holder,
-			       uint64_t mask, char *culprit, size_t len)
-{
-	int ret = reservations_read_usage(a, st);
-
-	if (ret < 0)
-		return ret;
-	for (size_t i = 0; i < st->nusage; i++) {
-		if (strcmp(st->usage[i].member, holder) != 0 && (st->usage[i].mask & mask)) {
-			snprintf(culprit, len, "%s", st->usage[i].member);
-			return -EBUSY;
-		}
-	}
-	return 0;
-}
 
 static int reservations_record_grant(struct agent *a, const struct reservations_state *st,
 				     struct reservation_record *out, uint64_t mask, long long queued_id)
@@ -397,37 +244,65 @@ static int reservations_record_grant(struct agent *a, const struct reservations_
 	return db_reservation_add(a->db, out);
 }
 
-int reservations_grant(struct agent *a, struct reservations_state *st, const char *member,
-		       uint64_t mask, long long seconds, long long queued_id,
-		       struct reservation_record *out, char *culprit, size_t culprit_len)
+static void reservations_taking_free(struct reservations_taking *t)
 {
-	__do_free struct reservations_box *boxes = NULL;
-	__do_free struct reservations_change *changes = NULL;
-	char gpus[RESERVE_MASK_TEXT_MAX], until[64];
-	size_t nboxes = 0, nchanges = 0;
-	int ret = reservations_boxes(a, st, &boxes, &nboxes);
+	free(t->boxes);
+	free(t->changes);
+	memset(t, 0, sizeof(*t));
+}
 
+int reservations_take(struct agent *a, struct reservations_state *st, const char *member,
+		      uint64_t mask, struct reservations_taking *t)
+{
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->member, sizeof(t->member), "%s", member);
+	t->mask = mask;
+	ret = reservations_live_boxes(a, st, &t->boxes, &t->nboxes);
+	if (ret == 0 && !(t->changes = calloc(t->nboxes * 64 + 1, sizeof(*t->changes))))
+		ret = -ENOMEM;
+	if (ret == 0)
+		ret = reservations_live_deny(a, st, t->boxes, t->nboxes, member, mask, t->changes,
+					     &t->nchanges);
+	/* Nothing opens the GPUs from now on: what the search finds holding
+	 * one opened it before, and keeps it. */
+	if (ret == 0)
+		ret = reservations_read_usage(a, st, true);
 	if (ret < 0)
-		return ret;
-	changes = calloc(nboxes * 64 + 1, sizeof(*changes));
-	if (!changes)
-		return -ENOMEM;
+		reservations_untake(a, st, t);
+	return ret;
+}
+
+void reservations_untake(struct agent *a, struct reservations_state *st,
+			 struct reservations_taking *t)
+{
+	reservations_live_allow(a, st, t->boxes, t->changes, t->nchanges);
+	reservations_taking_free(t);
+}
+
+int reservations_keep(struct agent *a, struct reservations_state *st,
+		      struct reservations_taking *t, long long seconds, long long queued_id,
+		      struct reservation_record *out)
+{
+	char gpus[RESERVE_MASK_TEXT_MAX], until[64];
+	int ret;
+
+	reservations_live_remove(st, t->boxes, t->changes, t->nchanges);
 	memset(out, 0, sizeof(*out));
-	snprintf(out->member, sizeof(out->member), "%s", member);
+	snprintf(out->member, sizeof(out->member), "%s", t->member);
 	out->seconds = seconds;
-	ret = reservations_take(a, st, boxes, nboxes, member, mask, changes, &nchanges);
-	if (ret == 0)
-		ret = reservations_verify(a, st, member, mask, culprit, culprit_len);
-	if (ret == 0)
-		ret = reservations_record_grant(a, st, out, mask, queued_id);
+	ret = reservations_record_grant(a, st, out, t->mask, queued_id);
 	if (ret < 0) {
-		reservations_undo(a, st, boxes, changes, nchanges);
+		reservations_live_give_back(a, st, t->mask);
+		reservations_untake(a, st, t);
 		return ret;
 	}
-	reserve_mask_text(mask, gpus, sizeof(gpus));
+	reserve_mask_text(t->mask, gpus, sizeof(gpus));
 	format_time(out->until_ms / 1000, until, sizeof(until));
-	log_info("reservation %lld: %s holds %s until %s (%zu other containers changed)", out->id,
-		 member, gpus, until, nchanges);
+	log_info("reservation %lld: %s holds %s until %s (out of %zu other containers)",
+		 out->id, t->member, gpus, until, t->nchanges);
+	reservations_taking_free(t);
 	/* A new end for the thread to wait for. */
 	reservations_wake(a);
 	return 0;
@@ -473,7 +348,7 @@ int reservations_end(struct agent *a, struct reservations_state *st, size_t inde
 	log_info("reservation %lld of %s %s (%s)%s", e->id, e->member, why,
 		 was_active ? gpus : "it was waiting", was_active ? "; its GPUs go back" : "");
 	if (was_active)
-		reservations_give_back(a, st, e->mask);
+		reservations_live_give_back(a, st, e->mask);
 	e->mask = 0;
 	reservations_wake(a);
 	return 0;
@@ -603,17 +478,6 @@ json_t *reservations_json_of(struct agent *a, const char *member)
 
 /* ---- the containers' side of other operations ----------------------------------- */
 
-/* The running container of rec, as a box of st; -ESRCH when it does not run. */
-static int reservations_box_of(struct agent *a, const struct reservations_state *st,
-			       const struct member_record *rec, struct reservations_box *b)
-{
-	b->rec = *rec;
-	if (container_init_pid(a->lxcpath, rec->name, &b->pid) < 0)
-		return -ESRCH;
-	b->recorded = reservations_recorded(a, st, rec->name);
-	return 0;
-}
-
 int reservations_sync_started(struct agent *a, const struct member_record *rec,
 			      const struct gpu_plan *plan)
 {
@@ -634,8 +498,8 @@ int reservations_sync_started(struct agent *a, const struct member_record *rec,
 	/* The plan was made before the start: a reservation may have begun
 	 * or ended since. */
 	ret = reservations_read(a, &st);
-	if (ret == 0 && st.host->present && reservations_box_of(a, &st, rec, &b) == 0)
-		reservations_sync_box(a, &st, &b);
+	if (ret == 0 && st.host->present && reservations_live_box_of(a, &st, rec, &b) == 0)
+		reservations_live_sync(a, &st, &b);
 	reservations_state_free(&st);
 	return ret;
 }
@@ -672,29 +536,40 @@ static void reservations_expire(struct agent *a, struct reservations_state *st)
 			reservations_end(a, st, i, "expired");
 }
 
-/* A queued request granted by reserve_serve_queue(): made so, or put
- * back in the queue when a process got in first. */
+/* Whether a process of a member other than holder holds a GPU of mask,
+ * by st's usage. */
+static bool reservations_others_hold(const struct reservations_state *st, const char *holder,
+				     uint64_t mask)
+{
+	return mask & reserve_used_by_others(st->usage, st->nusage, holder);
+}
+
+/* A queued request granted by reserve_serve_queue(): made so, or left to
+ * wait when the whole search finds another member's process on its GPUs. */
 static void reservations_serve_one(struct agent *a, struct reservations_state *st, size_t i)
 {
 	struct reserve_entry *e = &st->entries[i];
+	struct reservations_taking t;
 	struct reservation_record out;
-	char culprit[MEMBER_NAME_SIZE] = "";
 	uint64_t mask = e->mask;
+	char err[256];
 
 	e->mask = 0;
 	e->active = false;
-	if (reservations_grant(a, st, e->member, mask, st->records[i].seconds, e->id, &out, culprit,
-			       sizeof(culprit)) < 0) {
-		char err[256];
-
-		/* The queued record: a request for any GPUs names none yet. */
-		gpu_select(st->host, st->records[i].gpus, &e->mask, err, sizeof(err));
-		log_info("reservation %lld of %s keeps waiting%s%s", e->id, e->member,
-			 culprit[0] ? ": a process of " : "", culprit);
-		return;
+	if (reservations_take(a, st, e->member, mask, &t) == 0) {
+		if (!reservations_others_hold(st, e->member, mask) &&
+		    reservations_keep(a, st, &t, st->records[i].seconds, e->id, &out) == 0) {
+			e->mask = mask;
+			e->active = true;
+			return;
+		}
+		if (t.changes)
+			reservations_untake(a, st, &t);
 	}
-	e->mask = mask;
-	e->active = true;
+	/* The queued record: a request for any GPUs names none yet. */
+	gpu_select(st->host, st->records[i].gpus, &e->mask, err, sizeof(err));
+	log_info("reservation %lld of %s keeps waiting: another member's process holds its GPUs",
+		 e->id, e->member);
 }
 
 /* A waiting request that can never be granted (the member lost the GPU it
@@ -721,7 +596,9 @@ static void reservations_serve(struct agent *a, struct reservations_state *st)
 
 	for (size_t i = 0; i < st->n; i++)
 		queued |= !st->entries[i].active;
-	if (!queued || !st->host->present || reservations_read_usage(a, st) < 0)
+	/* A first look at the descriptors only: reservations_take() makes
+	 * the whole search for what it grants. */
+	if (!queued || !st->host->present || reservations_read_usage(a, st, false) < 0)
 		return;
 	reserve_serve_queue(&st->world);
 	for (size_t i = 0; i < st->n; i++)
@@ -752,7 +629,15 @@ static long long reservations_next_due(struct agent *a)
 /* One round: what ended, the queue, the view. */
 static void reservations_round(struct agent *a)
 {
+	struct reservations *r = a->reservations;
 	struct reservations_state st;
+
+	/* Now and then LXC is asked about every container again: one started
+	 * behind the agent's back is found. */
+	if (reservations_now_ms() - r->inits_ms >= RESERVATIONS_IDLE_MS) {
+		reservations_live_forget(&r->inits);
+		r->inits_ms = reservations_now_ms();
+	}
 
 	if (reservations_read(a, &st) == 0) {
 		reservations_expire(a, &st);
@@ -796,9 +681,9 @@ static void reservations_reconcile(struct agent *a)
 
 	if (reservations_read(a, &st) == 0 && st.host->present) {
 		reservations_expire(a, &st);
-		if (reservations_boxes(a, &st, &boxes, &n) == 0)
+		if (reservations_live_boxes(a, &st, &boxes, &n) == 0)
 			for (size_t b = 0; b < n; b++)
-				reservations_sync_box(a, &st, &boxes[b]);
+				reservations_live_sync(a, &st, &boxes[b]);
 	}
 	reservations_state_free(&st);
 	reservations_publish(a);
@@ -837,5 +722,6 @@ void reservations_stop(struct agent *a)
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
 	r->running = false;
+	reservations_live_forget(&r->inits);
 	/* The rest stays: operations still in flight may read the view. */
 }

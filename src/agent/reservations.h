@@ -44,6 +44,24 @@ void reservations_unlock(struct agent **locked);
 
 /* ---- with the lock held ---------------------------------------------------- */
 
+/* The inits of members' containers as last found, so that finding the
+ * running containers asks LXC (two round trips to each container's
+ * monitor) only about members not known yet: a running one's init is
+ * held by a pidfd that says when it ends; pid 0 is a container that did
+ * not run when last asked.  A start through the agent notes its init
+ * (reservations_sync_started()); the thread asks LXC about everyone again
+ * when idle. */
+struct reservations_init {
+	char member[MEMBER_NAME_SIZE];
+	pid_t pid;
+	int pidfd;
+};
+
+struct reservations_inits {
+	struct reservations_init *list;
+	size_t n, cap;
+};
+
 /* One reading of the records, the server's GPUs and the server's rules. */
 struct reservations_state {
 	struct gpu_host *host;
@@ -54,27 +72,44 @@ struct reservations_state {
 	size_t nusage;
 	struct reserve_world world;           /* over entries and usage */
 	long long now_ms;
+	struct reservations_inits *inits;     /* the agent's; NULL: none kept */
 };
 
 /* -ENODEV (with host->reason) on a server without GPU. */
 int reservations_read(struct agent *a, struct reservations_state *st);
-/* Which member's processes hold which GPU, now (a search of /proc). */
-int reservations_read_usage(struct agent *a, struct reservations_state *st);
+/* Which member's processes hold which GPU, now (a search of /proc): open
+ * and, when mappings, mapped (the costly part). */
+int reservations_read_usage(struct agent *a, struct reservations_state *st, bool mappings);
 void reservations_state_free(struct reservations_state *st);
 /* The member's own GPU set, as a mask of st's GPUs. */
 uint64_t reservations_recorded(struct agent *a, const struct reservations_state *st,
 			       const char *member);
 
 /*
- * Grant member the GPUs of mask for seconds from now: taken out of every
- * other running container, then recorded (queued_id: the queued request
- * this grants, else a new reservation).  -EBUSY when another member's
- * process took one of them meanwhile (its member into culprit): then
- * nothing has changed.  *out: the record as kept.
+ * A grant, in two steps.  reservations_take(): the device rules of the
+ * GPUs of mask denied in every other member's running container (nothing
+ * there can open them from now on), then the whole search of /proc into
+ * st's usage, which shows every process that still holds one.  On that
+ * the caller decides again: reservations_keep() takes the nodes out too
+ * and records the reservation (queued_id: the queued request it grants,
+ * else a new one; *out as recorded), reservations_untake() allows the
+ * rules again.  Either one ends t.
  */
-int reservations_grant(struct agent *a, struct reservations_state *st, const char *member,
-		       uint64_t mask, long long seconds, long long queued_id,
-		       struct reservation_record *out, char *culprit, size_t culprit_len);
+struct reservations_taking {
+	char member[MEMBER_NAME_SIZE];
+	uint64_t mask;
+	struct reservations_box *boxes;
+	size_t nboxes;
+	struct reservations_change *changes;
+	size_t nchanges;
+};
+int reservations_take(struct agent *a, struct reservations_state *st, const char *member,
+		      uint64_t mask, struct reservations_taking *t);
+int reservations_keep(struct agent *a, struct reservations_state *st,
+		      struct reservations_taking *t, long long seconds, long long queued_id,
+		      struct reservation_record *out);
+void reservations_untake(struct agent *a, struct reservations_state *st,
+			 struct reservations_taking *t);
 /* Record a request that waits; *rec gets its id. */
 int reservations_enqueue(struct agent *a, struct reservations_state *st,
 			 struct reservation_record *rec);
@@ -92,6 +127,56 @@ int reservations_extend(struct agent *a, struct reservations_state *st, size_t i
 void reservations_publish(struct agent *a);
 /* Wake the thread: the queue or an end changed. */
 void reservations_wake(struct agent *a);
+
+/* ---- reservations_live.c: the running containers, with the lock held -------- */
+
+/* A member's running container. */
+struct reservations_box {
+	struct member_record rec;
+	pid_t pid;                     /* its init */
+	uint64_t recorded;             /* its member's own GPU set */
+};
+
+/* What a grant changed: GPU gpu's rule denied in the container boxes[box],
+ * whose node was there (present) or not. */
+struct reservations_change {
+	size_t box;
+	size_t gpu;
+	bool present;
+};
+
+/* Note member's init (0: not running); forget every init known. */
+void reservations_live_note(struct reservations_inits *c, const char *member, pid_t pid);
+void reservations_live_forget(struct reservations_inits *c);
+/* Every member's running container (*out: the caller frees). */
+int reservations_live_boxes(struct agent *a, const struct reservations_state *st,
+			    struct reservations_box **out, size_t *n);
+/* rec's container as a box; -ESRCH when it does not run. */
+int reservations_live_box_of(struct agent *a, const struct reservations_state *st,
+			     const struct member_record *rec, struct reservations_box *b);
+/* Deny the GPUs of mask in every running container but holder's whose
+ * set has them; what was done into changes (room for nboxes * 64). */
+int reservations_live_deny(struct agent *a, const struct reservations_state *st,
+			   const struct reservations_box *boxes, size_t nboxes, const char *holder,
+			   uint64_t mask, struct reservations_change *changes, size_t *nchanges);
+/* Allow them again where the node was there. */
+void reservations_live_allow(struct agent *a, const struct reservations_state *st,
+			     const struct reservations_box *boxes,
+			     const struct reservations_change *changes, size_t n);
+/* Take out the nodes of what was denied (failures are logged: the rules
+ * keep the GPUs out all the same). */
+void reservations_live_remove(const struct reservations_state *st,
+			      const struct reservations_box *boxes,
+			      const struct reservations_change *changes, size_t n);
+/* The GPUs of mask to every running container whose effective set (st's
+ * entries as they are now) has them. */
+void reservations_live_give_back(struct agent *a, const struct reservations_state *st,
+				 uint64_t mask);
+/* One container made its effective set: the GPUs it should have there,
+ * those others hold reserved out (their rules denied again, whatever a
+ * crash left). */
+void reservations_live_sync(struct agent *a, const struct reservations_state *st,
+			    const struct reservations_box *b);
 
 /* ---- taking the lock themselves ------------------------------------------- */
 

@@ -1448,20 +1448,18 @@ static void gpu_live_child_add(int devfd, const char *name, int treefd)
 	_exit(0);
 }
 
-/*
- * Bind the host's node at host_path onto /<target> in the mount namespace
- * of pid (add), or take it away (remove).  The node is cloned here with
- * open_tree(); a child joins the namespace and attaches it.
- */
-int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add)
+int gpu_live_start(pid_t pid, const char *host_path, const char *target, bool add,
+		   struct gpu_live_job *job)
 {
 	__do_close int treefd = -EBADF, nsfd = -EBADF;
 	char ns[64];
-	int status = 0;
 	pid_t child;
 
-	if (!target || target[0] == '/' || strstr(target, "..") || strncmp(target, "dev/", 4) != 0)
+	*job = (struct gpu_live_job){ .child = -1, .add = add };
+	if (!target || target[0] == '/' || strstr(target, "..") || strncmp(target, "dev/", 4) != 0 ||
+	    strlen(target) >= sizeof(job->target))
 		return -EINVAL;
+	snprintf(job->target, sizeof(job->target), "%s", target);
 	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", (int)pid);
 	nsfd = open(ns, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0)
@@ -1482,13 +1480,37 @@ int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add
 			gpu_live_child_add(devfd, name, treefd);
 		gpu_live_child_remove(devfd, name);
 	}
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+	job->child = child;
+	return 0;
+}
+
+int gpu_live_finish(struct gpu_live_job *job)
+{
+	int status = 0;
+
+	if (job->child <= 0)
+		return -EINVAL;
+	while (waitpid(job->child, &status, 0) < 0 && errno == EINTR)
 		;
+	job->child = -1;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return log_error_errno(-EIO, 0, "cannot %s /%s in the container (step %d)",
-				       add ? "add" : "remove", target,
+				       job->add ? "add" : "remove", job->target,
 				       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	return 0;
+}
+
+/*
+ * Bind the host's node at host_path onto /<target> in the mount namespace
+ * of pid (add), or take it away (remove).  The node is cloned here with
+ * open_tree(); a child joins the namespace and attaches it.
+ */
+int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add)
+{
+	struct gpu_live_job job;
+	int ret = gpu_live_start(pid, host_path, target, add, &job);
+
+	return ret < 0 ? ret : gpu_live_finish(&job);
 }
 
 int gpu_live_node_present(pid_t pid, const char *target)

@@ -150,6 +150,18 @@ int gpu_check_entry(const struct ldcache_entry *entry, void *data);
 /* Add (bind) or remove the node at target ("dev/nvidia1") in the mount
  * namespace of a running container's init pid. */
 int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add);
+/* The same in two halves, so that changes of several containers overlap
+ * (a mount's end waits for the kernel's grace period): start (a child
+ * does the change), then finish (wait for it; every started job must be
+ * finished). */
+struct gpu_live_job {
+	pid_t child;
+	bool add;
+	char target[64];
+};
+int gpu_live_start(pid_t pid, const char *host_path, const char *target, bool add,
+		   struct gpu_live_job *job);
+int gpu_live_finish(struct gpu_live_job *job);
 /* Whether the node at target ("dev/nvidia1") is a character device in
  * the container of init pid now: 1, 0, or a negative errno. */
 int gpu_live_node_present(pid_t pid, const char *target);
@@ -192,9 +204,10 @@ size_t gpu_holders_devices(const struct gpu_host *host, size_t index, dev_t *dev
  * -ETIMEDOUT when the search does not end. */
 int gpu_holders_find(const char *member, const dev_t *devs, size_t ndevs, struct gpu_holders *out);
 /* Every process of any member's container holding a GPU of host, in one
- * search (bounded as above), each with its member and the GPUs it holds.
- * Not held by pidfds: to decide on, never to signal. */
-int gpu_holders_usage(const struct gpu_host *host, struct gpu_holders *out);
+ * search (bounded as above), each with its member and the GPUs it holds:
+ * open, and mapped when mappings (the search's costly part).  Not held by
+ * pidfds: to decide on, never to signal. */
+int gpu_holders_usage(const struct gpu_host *host, bool mappings, struct gpu_holders *out);
 void gpu_holders_clear(struct gpu_holders *h);
 /* Send sig to each holder not yet ended. */
 void gpu_holders_signal(struct gpu_holders *h, int sig);

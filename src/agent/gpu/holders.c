@@ -26,6 +26,11 @@
  *
  * What no /proc file shows cannot be found: a descriptor in flight in a
  * Unix socket's queue (SCM_RIGHTS), or registered with an io_uring.
+ *
+ * The mappings cost most: a statx per mapping, and a process maps hundreds
+ * of libraries.  A quick search (gpu_holders_usage() without mappings)
+ * reads the descriptors only, for a first decision that a whole search
+ * then confirms.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -81,6 +86,7 @@ struct gpu_holders_query {
 	const unsigned *gpu_of;
 	size_t ndevs;
 	uint64_t want;
+	bool descriptors_only;     /* mappings are not looked at */
 };
 
 static long gpu_holders_now_ms(void)
@@ -222,7 +228,7 @@ static uint64_t gpu_holders_process(int piddir, pid_t pid, const struct gpu_hold
 	uint64_t held = 0;
 
 	gpu_holders_scan_threads(piddir, pid, q, s, &held);
-	if ((held & q->want) == q->want)
+	if ((held & q->want) == q->want || q->descriptors_only)
 		return held;
 	if (gpu_holders_scan_links(piddir, "map_files", q, s->dents[1], &held) >= 0)
 		return held;
@@ -405,11 +411,11 @@ int gpu_holders_find(const char *member, const dev_t *devs, size_t ndevs, struct
 	return gpu_holders_search(&q, true, out);
 }
 
-int gpu_holders_usage(const struct gpu_host *host, struct gpu_holders *out)
+int gpu_holders_usage(const struct gpu_host *host, bool mappings, struct gpu_holders *out)
 {
 	dev_t devs[GPU_NODES_MAX];
 	unsigned gpu_of[GPU_NODES_MAX];
-	struct gpu_holders_query q = { .devs = devs, .gpu_of = gpu_of };
+	struct gpu_holders_query q = { .devs = devs, .gpu_of = gpu_of, .descriptors_only = !mappings };
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < host->nnodes && q.ndevs < GPU_NODES_MAX; i++) {
