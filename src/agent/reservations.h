@@ -40,7 +40,7 @@ struct agent *reservations_lock(struct agent *a);
 void reservations_unlock(struct agent **locked);
 /* __do_unlock_reservations struct agent *locked = NULL;
  * ...; locked = reservations_lock(a); */
-#define __do_unlock_reservations __attribute__((cleanup(reservations_unlock)))
+#define __do_unlock_reservations __attribute__((cleanup(reservations_unlock), unused))
 
 /* ---- with the lock held ---------------------------------------------------- */
 
