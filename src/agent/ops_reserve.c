@@ -63,6 +63,19 @@ static const char *ops_reserve_name(const struct op_context *ctx, const char *me
 	return "another member";
 }
 
+/* Who asked for the change to reservation id, for the log beside the
+ * agent's line saying what changed. */
+static void ops_reserve_log_asker(const struct op_context *ctx, long long id)
+{
+	const struct caller *who = ctx->who;
+
+	if (who->admin)
+		log_info("reservation %lld: asked by an admin (uid %u)", id, (unsigned)who->uid);
+	else if (who->is_member)
+		log_info("reservation %lld: asked by %s%s", id, who->member.name,
+			 who->guest ? ", inside the container" : "");
+}
+
 static int ops_reserve_read(struct op_context *ctx, struct reservations_state *st)
 {
 	if (reservations_read(ctx->a, st) < 0)
@@ -253,6 +266,7 @@ static int ops_reserve_enqueue(struct op_context *ctx, struct reservations_state
 		rec.gpus[0] = '\0';
 	if (reservations_enqueue(ctx->a, st, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	ops_reserve_log_asker(ctx, rec.id);
 	reservations_publish(ctx->a);
 	*result = ops_reserve_result(ctx, rec.id);
 	return 0;
@@ -294,6 +308,7 @@ static int ops_reserve_grant(struct op_context *ctx, struct reservations_state *
 		}
 		if (reservations_keep(ctx->a, st, &t, ask->seconds, 0, &out) < 0)
 			return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+		ops_reserve_log_asker(ctx, out.id);
 		reservations_publish(ctx->a);
 		*result = ops_reserve_result(ctx, out.id);
 		return 1;
@@ -376,6 +391,7 @@ static int op_reserve_extend(struct op_context *ctx, json_t **result)
 	}
 	if (reservations_extend(ctx->a, &st, i, until, r->active ? r->seconds : r->seconds + seconds) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	ops_reserve_log_asker(ctx, id);
 	reservations_publish(ctx->a);
 	*result = ops_reserve_result(ctx, id);
 	return 0;
@@ -389,6 +405,7 @@ static int ops_reserve_release_one(struct op_context *ctx, struct reservations_s
 
 	if (reservations_end(ctx->a, st, i, own ? "released" : "cancelled by an admin") < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	ops_reserve_log_asker(ctx, st->records[i].id);
 	json_array_append_new(released, json_integer(st->records[i].id));
 	return 0;
 }
