@@ -45,6 +45,7 @@ struct agent {
 	struct notify *notify;          /* notify_webhook (notify.c); NULL without one */
 	struct notices *notices;        /* told on members' next commands (notices.c) */
 	struct expiry *expiry;          /* ends temporary limits (expiry.c); NULL before it starts */
+	struct reservations *reservations;  /* GPU reservations (reservations.c) */
 };
 
 /* One operation at a time per member (agent.c).  Held by a variable that

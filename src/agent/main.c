@@ -24,6 +24,7 @@
 #include "monitor/monitor.h"
 #include "net/net.h"
 #include "ops.h"
+#include "reservations.h"
 #include "state/state.h"
 #include "cleanup.h"
 #include "daemon.h"
@@ -227,6 +228,7 @@ static int agent_start_services(struct agent *a)
 static void agent_stop_services(struct agent *a)
 {
 	httpd_stop(a->httpd);
+	reservations_stop(a);
 	hubsync_stop(a->hubsync);
 	expiry_stop(a->expiry);
 	collector_stop(a->collector);
@@ -280,6 +282,9 @@ int main(int argc, char **argv)
 		return agent_failed(&ready_fd);
 	if (ops_reconcile(&agent) < 0)
 		log_warn("reconciling with the running system failed; going on");
+	/* Before any request: containers' GPUs as the reservations say. */
+	if (reservations_start(&agent) < 0)
+		return agent_failed(&ready_fd);
 	listen_fd = control_listen(agent.cfg.socket_path);
 	if (listen_fd < 0 || agent_start_services(&agent) < 0)
 		return agent_failed(&ready_fd);

@@ -20,6 +20,7 @@
 #include "net/net.h"
 #include "ops.h"
 #include "progress.h"
+#include "reservations.h"
 #include "state/state.h"
 #include "cleanup.h"
 #include "fsutil.h"
@@ -779,6 +780,7 @@ static int op_user_rm(struct op_context *ctx, json_t **result)
 	lock = agent_lock_member(ctx->a, name);
 	if (ops_stop_member(ctx->a, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container of %s did not stop; nothing was removed", name);
+	reservations_forget_member(ctx->a, name);
 	if (member_remove(ctx->a, name, purge, kept, sizeof(kept), err, sizeof(err)) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the member could not be removed");
 	/* Its snapshots are bound to the identity just removed, which no later
@@ -931,12 +933,15 @@ static const struct op_entry *const ops_tables[] = {
 	ops_limits_table,
 	ops_doctor_table,
 	ops_audit_table,
+	ops_reserve_table,
 };
 
-/* What a container may ask over its own socket: reading, never changing. */
+/* What a container may ask over its own socket: reading, and its
+ * member's own GPU reservations. */
 static bool ops_guest_may(const char *op)
 {
-	static const char *const allowed[] = { "ps", "gpus", "status", NULL };
+	static const char *const allowed[] = { "ps", "gpus", "status", "reserve", "reserve_extend",
+					       "reservations", "release", NULL };
 
 	for (size_t i = 0; allowed[i]; i++)
 		if (strcmp(allowed[i], op) == 0)
@@ -959,7 +964,7 @@ static int ops_run(struct op_context *ctx, const struct op_entry *entry, const c
 	*result = NULL;
 	if (ctx->who->guest && !ops_guest_may(op))
 		return ops_fail(ctx, PROTO_E_DENIED,
-				"inside a container gpubox answers only ps, gpus and status; the rest is done on the host (ssh %s-manage)",
+				"inside a container gpubox answers only ps, gpus, status, reserve, reservations and release; the rest is done on the host (ssh %s-manage)",
 				ctx->a->cfg.server_name);
 	if (!entry)
 		return ops_fail(ctx, PROTO_E_USAGE, "unknown operation; this agent speaks protocol %d",

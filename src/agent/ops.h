@@ -22,6 +22,7 @@
 struct agent;
 struct progress;
 struct gpu_plan;
+struct gpu_host;
 
 /* ---- ops.c: the operations of the protocol -------------------------------- */
 
@@ -72,6 +73,8 @@ extern const struct op_entry ops_gpu_table[];
 extern const struct op_entry ops_snapshot_table[];
 /* ops_monitor.c: ps, gpus, history, usage. */
 extern const struct op_entry ops_monitor_table[];
+/* ops_reserve.c: reserve, reserve_extend, reservations, release. */
+extern const struct op_entry ops_reserve_table[];
 
 /* ops_doctor.c: doctor, what the server needs (gpubox admin doctor). */
 extern const struct op_entry ops_doctor_table[];
@@ -133,6 +136,20 @@ struct gpu_plan;
 int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 		  const struct storage_paths *paths, const char *template_rootfs,
 		  struct gpu_plan **plan);
+/* A member's own GPU set (gpu_sets, else gpu_default) as a mask of host's
+ * GPUs. */
+int ops_gpu_mask(struct agent *a, const struct gpu_host *host, const char *member, uint64_t *mask);
+/* The GPUs of mask as the set recorded: their UUIDs, or "none". */
+void ops_gpu_set_from_mask(const struct gpu_host *host, uint64_t mask, char *set, size_t len);
+/* GPU index's device nodes and device-cgroup rules into (attach) or out of
+ * the running container of rec, whose init is pid. */
+int ops_gpu_live(struct agent *a, const struct member_record *rec, const struct gpu_host *host,
+		 size_t index, bool attach, pid_t pid);
+/* Each half alone: the rules (allowed or denied), the nodes (added or
+ * removed). */
+int ops_gpu_live_rules(struct agent *a, const struct member_record *rec,
+		       const struct gpu_host *host, size_t index, bool allow, pid_t pid);
+int ops_gpu_live_nodes(const struct gpu_host *host, size_t index, bool add, pid_t pid);
 /* After the start: the GPUs' own nodes into the running container. */
 int ops_gpu_started(struct agent *a, const struct member_record *rec, const struct gpu_plan *plan);
 /* Add "driver", "gpus" and, when there is something to say, "gpu_note". */
@@ -184,6 +201,8 @@ int ops_check_args(struct op_context *ctx, const char *const allowed[]);
 /* The member acted on: the caller, or for an admin args' "member". */
 int ops_target(struct op_context *ctx, struct member_record *rec);
 int ops_require_admin(struct op_context *ctx);
+/* Whether the caller may see other members' names (admin, or show_members). */
+bool ops_names_visible(const struct op_context *ctx);
 int ops_member_view(struct agent *a, const struct member_record *rec, struct member_view *v);
 const char *ops_ssh_host(const struct agent *a);
 json_t *ops_status_json(struct agent *a, const struct member_record *rec);

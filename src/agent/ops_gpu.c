@@ -22,6 +22,7 @@
 #include "gpu/gpu.h"
 #include "ops.h"
 #include "progress.h"
+#include "reservations.h"
 #include "state/state.h"
 #include "cleanup.h"
 #include "fsutil.h"
@@ -59,7 +60,7 @@ static int ops_gpu_set_text(struct agent *a, const char *member, char *out, size
 	return ret;
 }
 
-static int ops_gpu_mask(struct agent *a, const struct gpu_host *host, const char *member,
+int ops_gpu_mask(struct agent *a, const struct gpu_host *host, const char *member,
 			uint64_t *mask)
 {
 	char set[OPS_GPU_SET_MAX], err[256];
@@ -165,6 +166,9 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 		return storage_mount_layers(paths, template_rootfs, &layers, rec->subid_base);
 	}
 	ret = ops_gpu_mask(a, host, rec->name, &mask);
+	/* Other members' reservations: reservations_sync_started() catches
+	 * up with any that begin or end before the container runs. */
+	mask &= ~reservations_hidden(a, rec->name);
 	if (ret == 0)
 		ret = ops_gpu_dir(a, rec->name, dir, sizeof(dir));
 	if (ret == 0)
@@ -200,12 +204,7 @@ int ops_gpu_mount(struct op_context *ctx, const struct member_record *rec,
 
 int ops_gpu_started(struct agent *a, const struct member_record *rec, const struct gpu_plan *plan)
 {
-	pid_t pid;
-	int ret = container_init_pid(a->lxcpath, rec->name, &pid);
-
-	if (ret < 0)
-		return log_error_errno(ret, -ret, "cannot find the init process of %s", rec->name);
-	return gpu_start_nodes(plan, pid);
+	return reservations_sync_started(a, rec, plan);
 }
 
 /* "nvml": whether NVML's process queries inside show the container's own
@@ -230,7 +229,7 @@ int ops_gpu_status(struct agent *a, const struct member_record *rec, bool runnin
 	__do_free struct gpu_host *host = calloc(1, sizeof(*host));
 	__do_free char *injected = NULL;
 	char dir[PATH_MAX], path[PATH_MAX + 8];
-	uint64_t mask = 0;
+	uint64_t mask = 0, held_back;
 	json_t *gpus;
 	size_t len;
 
@@ -244,7 +243,12 @@ int ops_gpu_status(struct agent *a, const struct member_record *rec, bool runnin
 		return 0;
 	}
 	ops_gpu_mask(a, host, rec->name, &mask);
-	gpus = ops_gpu_list_json(host, mask);
+	held_back = mask & reservations_hidden(a, rec->name);
+	gpus = ops_gpu_list_json(host, mask & ~held_back);
+	/* What other members hold reserved comes back when they end. */
+	if (held_back)
+		json_object_set_new(status, "gpus_reserved_by_others", ops_gpu_list_json(host, held_back));
+	json_object_set_new(status, "reservations", reservations_json_of(a, rec->name));
 	/* A running container keeps the driver it started with. */
 	if (running && ops_gpu_dir(a, rec->name, dir, sizeof(dir)) == 0 &&
 	    snprintf(path, sizeof(path), "%s/driver", dir) < (int)sizeof(path) &&
@@ -266,7 +270,7 @@ int ops_gpu_status(struct agent *a, const struct member_record *rec, bool runnin
 
 /* The set to record for mask: the GPUs' UUIDs, which stay true when the
  * indices change (a GPU added or lost), or "none". */
-static void ops_gpu_set_from_mask(const struct gpu_host *host, uint64_t mask, char *set,
+void ops_gpu_set_from_mask(const struct gpu_host *host, uint64_t mask, char *set,
 				  size_t len)
 {
 	size_t used = 0;
@@ -350,33 +354,44 @@ static int ops_gpu_record(struct agent *a, const struct member_record *rec,
 	return db_gpu_set_put(a->db, rec->name, set);
 }
 
-/*
- * Change a running container now, whose init is pid: GPU index's device
- * nodes and its device cgroup.  The cgroup allows a node before it appears
- * and refuses it only once it is gone.
- */
-static int ops_gpu_live(struct agent *a, const struct member_record *rec,
-			const struct gpu_host *host, size_t index, bool attach, pid_t pid)
+int ops_gpu_live_rules(struct agent *a, const struct member_record *rec,
+		       const struct gpu_host *host, size_t index, bool allow, pid_t pid)
 {
 	int ret = 0;
 
 	for (size_t i = 0; i < host->nnodes && ret == 0; i++) {
-		const struct gpu_node *node = &host->nodes[i];
 		char rule[GPU_RULE_MAX];
 
-		if (node->gpu != (int)index || gpu_node_rule(node, rule, sizeof(rule)) < 0)
-			continue;
-		if (attach) {
-			ret = container_device_rule(a->lxcpath, rec->name, rule, true);
-			if (ret == 0)
-				ret = gpu_live_node(pid, node->host, node->target, true);
-		} else {
-			ret = gpu_live_node(pid, node->host, node->target, false);
-			if (ret == 0)
-				ret = container_device_rule(a->lxcpath, rec->name, rule, false);
-		}
+		if (host->nodes[i].gpu == (int)index &&
+		    gpu_node_rule(&host->nodes[i], rule, sizeof(rule)) == 0)
+			ret = container_device_rule(a->lxcpath, rec->name, pid, rule, allow);
 	}
 	return ret;
+}
+
+int ops_gpu_live_nodes(const struct gpu_host *host, size_t index, bool add, pid_t pid)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < host->nnodes && ret == 0; i++)
+		if (host->nodes[i].gpu == (int)index)
+			ret = gpu_live_node(pid, host->nodes[i].host, host->nodes[i].target, add);
+	return ret;
+}
+
+/* The cgroup allows a node before it appears and refuses it only once it
+ * is gone: a node in the container means its rule allows it. */
+int ops_gpu_live(struct agent *a, const struct member_record *rec,
+		 const struct gpu_host *host, size_t index, bool attach, pid_t pid)
+{
+	int ret;
+
+	if (attach) {
+		ret = ops_gpu_live_rules(a, rec, host, index, true, pid);
+		return ret < 0 ? ret : ops_gpu_live_nodes(host, index, true, pid);
+	}
+	ret = ops_gpu_live_nodes(host, index, false, pid);
+	return ret < 0 ? ret : ops_gpu_live_rules(a, rec, host, index, false, pid);
 }
 
 /* ---- detach: the GPU must be gone, not only its name ------------------------- */
@@ -536,11 +551,15 @@ static int ops_gpu_change(struct op_context *ctx, json_t **result, bool attach)
 	}
 	if (ops_gpu_record(a, &rec, host, mask) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
-	if (attach && running && mask != old &&
-	    ops_gpu_live(a, &rec, host, index, true, pid) < 0)
-		return ops_fail(ctx, PROTO_E_FAILED,
-				"GPU %zu is recorded for %s but the running container could not be changed; restart it (see the agent's log)",
-				index, rec.name);
+	/* A GPU another member has reserved comes when the reservation ends. */
+	if (attach && running && mask != old) {
+		ret = reservations_attach_live(a, &rec, host, index, pid);
+		if (ret < 0)
+			return ops_fail(ctx, PROTO_E_FAILED,
+					"GPU %zu is recorded for %s but the running container could not be changed; restart it (see the agent's log)",
+					index, rec.name);
+		running = ret == 1;
+	}
 	*result = json_pack("{s:s, s:o, s:o, s:b, s:b}", "member", rec.name,
 			    "gpu", ops_gpu_json(&host->gpus[index]), "gpus", ops_gpu_list_json(host, mask),
 			    "changed", mask != old, "live", running);

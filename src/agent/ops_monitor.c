@@ -15,6 +15,7 @@
 #include "gpu/gpu.h"
 #include "monitor/monitor.h"
 #include "ops.h"
+#include "reservations.h"
 #include "state/state.h"
 #include "cleanup.h"
 #include "log.h"
@@ -113,8 +114,7 @@ static int op_ps(struct op_context *ctx, json_t **result)
 	return 0;
 }
 
-/* Whether the caller may see other members' names. */
-static bool ops_names_visible(const struct op_context *ctx)
+bool ops_names_visible(const struct op_context *ctx)
 {
 	return ctx->who->admin || ctx->a->cfg.show_members;
 }
@@ -171,20 +171,45 @@ static void ops_gpu_idle(const struct op_context *ctx, const struct sample *s, u
 		json_object_set_new(o, "idle_seconds", json_integer(ops_gpu_idle_seconds(s, gpu)));
 }
 
+/* The active reservation of GPU gpu in reservations (as the caller may see
+ * them): {"id", "member" (null: hidden), "until_ms", "yours"}, or NULL. */
+static json_t *ops_gpu_reservation(json_t *reservations, unsigned gpu)
+{
+	size_t i, j;
+	json_t *r, *g;
+
+	json_array_foreach(reservations, i, r) {
+		const char *state = json_string_value(json_object_get(r, "state"));
+
+		if (!state || strcmp(state, "active") != 0)
+			continue;
+		json_array_foreach(json_object_get(r, "gpus"), j, g)
+			if (json_integer_value(g) == (json_int_t)gpu)
+				return json_pack("{s:O, s:O, s:O, s:O}", "id", json_object_get(r, "id"),
+						 "member", json_object_get(r, "member"),
+						 "until_ms", json_object_get(r, "until_ms"),
+						 "yours", json_object_get(r, "yours"));
+	}
+	return NULL;
+}
+
 static int op_gpus(struct op_context *ctx, json_t **result)
 {
 	static const char *const allowed[] = { NULL };
 	__do_sample struct sample s = { 0 };
+	__do_json json_t *reservations = NULL;
 	json_t *list;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_latest(ctx, &s) < 0)
 		return -1;
+	reservations = reservations_json(ctx->a, ops_caller_name(ctx), ops_names_visible(ctx));
 	list = json_array();
 	for (size_t i = 0; list && i < s.ngpus; i++) {
 		const struct nvml_gpu *g = &s.gpus[i];
 		bool yours, host_use = false;
 		size_t users;
 		json_t *members = ops_gpu_users(ctx, sample_gpu_members(&s, g->index), &yours, &users);
+		json_t *reserved = ops_gpu_reservation(reservations, g->index);
 		json_t *o;
 
 		for (size_t j = 0; j < s.nprocs; j++)
@@ -199,7 +224,10 @@ static int op_gpus(struct op_context *ctx, json_t **result)
 		json_object_set_new(o, "member_count", json_integer((json_int_t)users));
 		json_object_set_new(o, "yours", json_boolean(yours));
 		json_object_set_new(o, "host_processes", json_boolean(host_use));
-		json_object_set_new(o, "free", json_boolean(!g->lost && users == 0 && !host_use));
+		json_object_set_new(o, "free", json_boolean(!g->lost && users == 0 && !host_use &&
+							     !reserved));
+		if (reserved)
+			json_object_set_new(o, "reservation", reserved);
 		ops_gpu_idle(ctx, &s, g->index, o);
 		json_array_append_new(list, o);
 	}

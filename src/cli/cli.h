@@ -147,6 +147,9 @@ enum {
 	CLI_OPT_FORCE   = 1 << 13,
 	CLI_OPT_LIMIT   = 1 << 14,
 	CLI_OPT_FROM    = 1 << 15,
+	CLI_OPT_FOR     = 1 << 16,
+	CLI_OPT_WAIT    = 1 << 17,
+	CLI_OPT_EXTEND  = 1 << 18,
 };
 
 #define CLI_KEYS_MAX 16
@@ -176,6 +179,9 @@ struct cli_options {
 	const char *from;
 	bool csv;
 	bool force;
+	bool wait;
+	const char *duration;      /* --for */
+	const char *extend;        /* --extend ID */
 	const char *keys[CLI_KEYS_MAX];
 	size_t nkeys;
 	int first_arg;   /* index in argv of the first positional argument */
@@ -317,6 +323,15 @@ int cmd_monitor_time(const struct cli_command *self, const char *option, const c
 int cmd_log(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 /* gpubox admin log: everyone's, or one member's. */
 int cmd_admin_log(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+
+/* ---- cmd_reserve.c: GPUs one member's alone for a time ------------------ */
+
+int cmd_reserve(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_reservations(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_release(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+/* gpubox admin reserve MEMBER ..., gpubox admin release ID */
+int cmd_admin_reserve(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+int cmd_admin_release(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 
 /* ---- cmd_doctor.c ---------------------------------------------------- */
 

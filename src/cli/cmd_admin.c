@@ -476,6 +476,14 @@ static const struct cli_command cmd_admin_commands[] = {
 	{ "limits", cmd_admin_limits, true,
 	  "admin limits set|rm|ls ...",
 	  "A member's share of the server: memory, swap, CPU, processes, I/O and disk." },
+	{ "reserve", cmd_admin_reserve, true,
+	  "admin reserve MEMBER [N | --gpu I[,I...]] [--for DURATION] [--wait] [--json]",
+	  "Reserve GPUs for MEMBER as gpubox reserve does for oneself (see gpubox reserve "
+	  "--help), under the same rules; refusals name other members." },
+	{ "release", cmd_admin_release, true,
+	  "admin release ID [--json]",
+	  "End any member's reservation, or cancel a request waiting in the queue; its GPUs go "
+	  "back at once to every running container that has them." },
 	{ "ls", cmd_admin_ls, true,
 	  "admin ls [--json]",
 	  "List every container on this server with its state." },

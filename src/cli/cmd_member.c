@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "timeparse.h"
 
 #include "banned.h"
 
@@ -181,6 +182,32 @@ static void cmd_status_forwards(json_t *forwards)
 	}
 }
 
+/* The member's own reservations, and the GPUs others hold reserved. */
+static void cmd_status_reservations(json_t *result)
+{
+	json_t *away = json_object_get(result, "gpus_reserved_by_others"), *r, *g;
+	size_t i, j;
+
+	if (json_array_size(away)) {
+		printf("           Reserved by another member for now (back when it ends):\n");
+		cmd_gpu_print(stdout, away, "           ");
+	}
+	json_array_foreach(json_object_get(result, "reservations"), i, r) {
+		char until[CLI_TIME_TEXT_MAX];
+
+		printf("           Reservation %" JSON_INTEGER_FORMAT ": ",
+		       json_integer_value(json_object_get(r, "id")));
+		if (!json_is_integer(json_object_get(r, "until_ms"))) {
+			printf("waiting in the queue (gpubox reservations)\n");
+			continue;
+		}
+		json_array_foreach(json_object_get(r, "gpus"), j, g)
+			printf("%sGPU %" JSON_INTEGER_FORMAT, j ? ", " : "", json_integer_value(g));
+		format_time(json_integer_value(json_object_get(r, "until_ms")) / 1000, until, sizeof(until));
+		printf(" yours alone until %s\n", until);
+	}
+}
+
 /* "GPUs:" with the driver and one line per GPU, or why there is none. */
 static void cmd_status_gpus(json_t *result)
 {
@@ -200,6 +227,7 @@ static void cmd_status_gpus(json_t *result)
 	output_sanitized(stdout, driver);
 	fputc('\n', stdout);
 	cmd_gpu_print(stdout, gpus, "           ");
+	cmd_status_reservations(result);
 	if (json_is_string(json_object_get(result, "nvml"))) {
 		printf("           NVML inside: ");
 		output_sanitized(stdout, json_string_value(json_object_get(result, "nvml")));
@@ -244,6 +272,8 @@ int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char *
 	json_object_del(shown, "driver");
 	json_object_del(shown, "gpus");
 	json_object_del(shown, "gpu_note");
+	json_object_del(shown, "gpus_reserved_by_others");
+	json_object_del(shown, "reservations");
 	json_object_del(shown, "nvml");
 	json_object_del(shown, "nvml_translated");
 	json_object_del(shown, "limits");

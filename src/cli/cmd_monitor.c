@@ -189,10 +189,23 @@ static char *cmd_monitor_names(json_t *names, json_t *gpu)
 	return text;
 }
 
+/* "bob until 2026-11-23 15:00:00" for a GPU's reservation; "" for none. */
+static json_t *cmd_monitor_reserved(json_t *r)
+{
+	const char *member = json_string_value(json_object_get(r, "member"));
+	char until[CLI_TIME_TEXT_MAX];
+
+	if (!r)
+		return json_string("");
+	format_time(json_integer_value(json_object_get(r, "until_ms")) / 1000, until, sizeof(until));
+	return json_sprintf("%s until %s", json_is_true(json_object_get(r, "yours")) ? "you" :
+			    member ? member : "another member", until);
+}
+
 int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = { "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER",
-					       "USED BY", NULL };
+					       "USED BY", "RESERVED", NULL };
 	static const struct cli_args spec = { .options = CLI_OPT_JSON };
 	__do_json json_t *result = NULL, *rows = json_array();
 	struct cli_options opts;
@@ -226,10 +239,11 @@ int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **a
 				 json_number_value(json_object_get(g, "power_w")));
 		else
 			snprintf(power, sizeof(power), "-");
-		json_array_append_new(rows, json_pack("{s:O, s:O, s:s, s:s, s:s, s:s, s:s}",
+		json_array_append_new(rows, json_pack("{s:O, s:O, s:s, s:s, s:s, s:s, s:s, s:o}",
 			"GPU", json_object_get(g, "index"), "NAME", json_object_get(g, "name"),
 			"UTIL", util, "MEMORY", memory, "TEMP", temp, "POWER", power,
-			"USED BY", users ? users : "?"));
+			"USED BY", users ? users : "?",
+			"RESERVED", cmd_monitor_reserved(json_object_get(g, "reservation"))));
 	}
 	if (json_object_get(result, "gpu_ok") && json_is_true(json_object_get(result, "gpu_ok")))
 		output_table(rows, columns, "This server has no GPU.");

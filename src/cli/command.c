@@ -314,6 +314,9 @@ enum {
 	OPT_FORCE,
 	OPT_LIMIT,
 	OPT_FROM,
+	OPT_FOR,
+	OPT_WAIT,
+	OPT_EXTEND,
 };
 
 static const struct option cli_long_options[] = {
@@ -333,6 +336,9 @@ static const struct option cli_long_options[] = {
 	{ "force",   no_argument,       NULL, OPT_FORCE },
 	{ "limit",   required_argument, NULL, OPT_LIMIT },
 	{ "from",    required_argument, NULL, OPT_FROM },
+	{ "for",     required_argument, NULL, OPT_FOR },
+	{ "wait",    no_argument,       NULL, OPT_WAIT },
+	{ "extend",  required_argument, NULL, OPT_EXTEND },
 	{ "key",     required_argument, NULL, 'k' },
 	{ "release", required_argument, NULL, 'r' },
 	{ NULL, 0, NULL, 0 },
@@ -401,6 +407,7 @@ static int cli_check_option_taken(const struct cli_command *cmd, const struct cl
 		{ OPT_GPU, CLI_OPT_GPU }, { OPT_AT, CLI_OPT_AT }, { OPT_SINCE, CLI_OPT_SINCE },
 		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV }, { OPT_FORCE, CLI_OPT_FORCE },
 		{ OPT_LIMIT, CLI_OPT_LIMIT }, { OPT_FROM, CLI_OPT_FROM },
+		{ OPT_FOR, CLI_OPT_FOR }, { OPT_WAIT, CLI_OPT_WAIT }, { OPT_EXTEND, CLI_OPT_EXTEND },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(masks); i++)
@@ -428,6 +435,8 @@ static bool *cli_option_flag(struct cli_options *opts, int option)
 		return &opts->csv;
 	case OPT_FORCE:
 		return &opts->force;
+	case OPT_WAIT:
+		return &opts->wait;
 	default:
 		return NULL;
 	}
@@ -453,6 +462,10 @@ static const char **cli_option_value(struct cli_options *opts, int option)
 		return &opts->limit;
 	case OPT_FROM:
 		return &opts->from;
+	case OPT_FOR:
+		return &opts->duration;
+	case OPT_EXTEND:
+		return &opts->extend;
 	default:
 		return NULL;
 	}

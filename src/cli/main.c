@@ -53,8 +53,8 @@ static const struct cli_command cli_commands[] = {
 	  "Forward a port of the server to a port of your container, choose who may reach "
 	  "it (or your container's SSH), remove a forward, or list them." },
 	{ "admin", cmd_admin, true,
-	  "admin user|template|gpu|limits|log|doctor|ls ...",
-	  "Manage members, templates, GPUs, limits and containers, read the audit log, and check the server (admins only; see gpubox admin --help)." },
+	  "admin user|template|gpu|limits|reserve|release|log|doctor|ls ...",
+	  "Manage members, templates, GPUs, limits, reservations and containers, read the audit log, and check the server (admins only; see gpubox admin --help)." },
 	{ "ps", cmd_ps, false,
 	  "ps [--json] [--member NAME]",
 	  "Show your processes on the server's GPUs, with their process ids inside your "
@@ -80,6 +80,25 @@ static const struct cli_command cli_commands[] = {
 	  "ports, snapshots ...) and anything refused, newest last: the time, who, the "
 	  "operation, what it acted on and its result.  --since takes a time or a duration "
 	  "(2h, 7d, 2026-12-01, 4 hours ago); --limit the newest N entries (default 100)." },
+	{ "reserve", cmd_reserve, false,
+	  "reserve [N | --gpu I[,I...]] [--for DURATION] [--wait] [--json] | reserve --extend ID DURATION",
+	  "Make GPUs yours alone for a time (default 1h, --for 30m, 4h, 2d): N of them (default "
+	  "1; those your processes use first, then the lowest), or those --gpu names (indices or "
+	  "UUIDs, as gpubox gpus shows them).  Their devices leave every other member's "
+	  "container at once and come back when the reservation ends.  Only GPUs of your own "
+	  "container that no other member's process holds can be reserved; with --wait a request "
+	  "that cannot be granted now waits in a queue, served in order of arrival, and the "
+	  "command returns at once with its id.  --extend ID DURATION keeps a reservation that "
+	  "much longer.  Works inside your container too." },
+	{ "reservations", cmd_reservations, false,
+	  "reservations [--json]",
+	  "List the server's reservations and the requests waiting: who holds which GPUs, "
+	  "since when and until when.  Works inside your container too." },
+	{ "release", cmd_release, false,
+	  "release [ID] [--json]",
+	  "End your reservation ID early, or cancel your request ID that waits; without ID, "
+	  "all of yours.  The GPUs go back to the other members' containers at once.  Works "
+	  "inside your container too." },
 	{ "version", cmd_version, false,
 	  "version [--json]",
 	  "Print the version of this program and of the server's agent." },

@@ -67,6 +67,11 @@ static const struct keyfile_key config_keys[] = {
 	KEY("gpu_default",          CONFIG_STRING, gpu_default),
 	KEY("gpu_ldconfig",         CONFIG_STRING, gpu_ldconfig),
 	KEY("nvml_interposer",      CONFIG_STRING, nvml_interposer),
+	KEY("reserve_default_duration", CONFIG_STRING, reserve_default_duration),
+	KEY("reserve_max_duration", CONFIG_STRING, reserve_max_duration),
+	KEY("reserve_max_gpus",     CONFIG_UINT,   reserve_max_gpus),
+	KEY("reserve_shared_gpus",  CONFIG_STRING, reserve_shared_gpus),
+	KEY("gpu_cap",              CONFIG_UINT,   gpu_cap),
 	KEY("sample_interval",      CONFIG_UINT,   sample_interval),
 	KEY("history_full",         CONFIG_UINT,   history_full),
 	KEY("history_days",         CONFIG_UINT,   history_days),
@@ -144,6 +149,11 @@ void config_set_defaults(struct gpubox_config *cfg)
 	snprintf(cfg->gpu_default, sizeof(cfg->gpu_default), "all");
 	snprintf(cfg->gpu_ldconfig, sizeof(cfg->gpu_ldconfig), "/sbin/ldconfig");
 	snprintf(cfg->nvml_interposer, sizeof(cfg->nvml_interposer), "own");
+	snprintf(cfg->reserve_default_duration, sizeof(cfg->reserve_default_duration), "1h");
+	snprintf(cfg->reserve_max_duration, sizeof(cfg->reserve_max_duration), "7d");
+	cfg->reserve_max_gpus = 0;    /* every GPU of the server */
+	cfg->reserve_shared_gpus[0] = '\0';
+	cfg->gpu_cap = 0;
 	cfg->sample_interval = 1000;
 	cfg->history_full = 3600;
 	cfg->history_days = 30;
@@ -248,6 +258,45 @@ static int config_check_gpu(const struct gpubox_config *cfg, char *err, size_t e
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The reservations' keys: durations that parse, the default within the
+ * maximum, GPUs named as gpu_default names them. */
+static int config_check_reserve(const struct gpubox_config *cfg, char *err, size_t errlen)
+{
+	long long def, max;
+
+	if (parse_duration(cfg->reserve_default_duration, &def) < 0 ||
+	    parse_duration(cfg->reserve_max_duration, &max) < 0) {
+		set_error(err, errlen, "reserve_default_duration and reserve_max_duration are durations such as 30m, 4h, 7d or 1d12h");
+		return -EINVAL;
+	}
+	if (def > max) {
+		set_error(err, errlen, "reserve_default_duration (%s) is longer than reserve_max_duration (%s)",
+			  cfg->reserve_default_duration, cfg->reserve_max_duration);
+		return -EINVAL;
+	}
+	if (!config_words_ok(cfg->reserve_shared_gpus, NULL)) {
+		set_error(err, errlen, "reserve_shared_gpus is GPU indices and UUIDs, or empty");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+long long config_reserve_default_seconds(const struct gpubox_config *cfg)
+{
+	long long seconds = 3600;
+
+	parse_duration(cfg->reserve_default_duration, &seconds);
+	return seconds;
+}
+
+long long config_reserve_max_seconds(const struct gpubox_config *cfg)
+{
+	long long seconds = 7 * 86400;
+
+	parse_duration(cfg->reserve_max_duration, &seconds);
+	return seconds;
 }
 
 enum config_nvml config_nvml_interposer(const struct gpubox_config *cfg, char *path, size_t len)
@@ -821,7 +870,7 @@ static int config_check(const struct gpubox_config *cfg, char *err, size_t errle
 	static int (*const areas[])(const struct gpubox_config *, char *, size_t) = {
 		config_check_gpu, config_check_hub, config_check_limits, config_check_egress,
 		config_check_forward_from, config_check_layers, config_check_audit,
-		config_check_apt_cache, config_check_idle,
+		config_check_apt_cache, config_check_idle, config_check_reserve,
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(areas); i++)

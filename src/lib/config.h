@@ -74,6 +74,11 @@ struct gpubox_config {
 	char gpu_default[CONFIG_TEXT_MAX];      /* a container's GPUs: all, none, or indices/UUIDs */
 	char gpu_ldconfig[CONFIG_PATH_MAX];     /* the host's static ldconfig */
 	char nvml_interposer[CONFIG_PATH_MAX];  /* "own|anonymous|off [LIBRARY]": NVML inside */
+	char reserve_default_duration[CONFIG_NAME_MAX]; /* a reservation without --for ("1h") */
+	char reserve_max_duration[CONFIG_NAME_MAX];     /* the longest one, also after --extend */
+	uint32_t reserve_max_gpus;     /* GPUs per reservation and per member at once; 0 = all */
+	char reserve_shared_gpus[CONFIG_TEXT_MAX];      /* GPUs never reserved: indices/UUIDs */
+	uint32_t gpu_cap;              /* GPUs a member holds at once, reserved or in use; 0 = no cap */
 
 	uint32_t sample_interval;      /* milliseconds between readings of the server */
 	uint32_t history_full;         /* seconds of full-resolution history */
@@ -190,6 +195,11 @@ int config_apt_cache_proxy(const struct config_apt_cache *cache, const char *loc
  * characters (no user, no fragment, nothing that needs quoting).
  */
 bool config_webhook_url_ok(const char *url);
+
+/* reserve_default_duration and reserve_max_duration in seconds (checked
+ * keys: never 0). */
+long long config_reserve_default_seconds(const struct gpubox_config *cfg);
+long long config_reserve_max_seconds(const struct gpubox_config *cfg);
 
 /* Print every key with its current value, in the file's own syntax. */
 void config_dump(const struct gpubox_config *cfg, FILE *out);

@@ -8,10 +8,11 @@
  * number is range-checked before it is used, so no input overflows.
  *
  * Grammar (exactly; no leading or trailing blanks):
- *   duration  TERM { [" "] TERM }, TERM = DIGITS UNIT, UNIT one of w d h m s,
+ *   duration  TERM { [" "] TERM }, TERM = DIGITS UNIT, UNIT one of y w d h m s
+ *             (a year is 365 days),
  *             each unit at most once and largest first ("1h30m", "3d 4h")
  *   relative  "-" duration | duration " ago" | DIGITS " " WORD " ago",
- *             WORD = week(s), day(s), hour(s), minute(s), second(s)
+ *             WORD = year(s), week(s), day(s), hour(s), minute(s), second(s)
  *   clock     H[H]:MM[:SS]
  *   date      YYYY-MM-DD [(" " | "T") clock]
  *   unix      "@" DIGITS
@@ -47,6 +48,7 @@ struct timeparse_unit {
 
 /* Largest first: a duration names its units in this order. */
 static const struct timeparse_unit timeparse_units[] = {
+	{ 'y', "year", "years", 365 * 86400 },
 	{ 'w', "week", "weeks", 7 * 86400 },
 	{ 'd', "day", "days", 86400 },
 	{ 'h', "hour", "hours", 3600 },

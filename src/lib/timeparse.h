@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Times and durations as people type them on the command line:
- *   durations  "90s", "15m", "4h", "7d", "2w", and sums such as "1h30m"
+ *   durations  "90s", "15m", "4h", "7d", "2w", "1y" (365 days), and sums
+ *              such as "1h30m"
  *   times      "now", "4 hours ago", "4h ago", "-4h", "2 days ago",
  *              "14:00" / "14:00:30" (today, local time; yesterday if that
  *              is still to come), "2026-11-23", "2026-11-23 14:00[:30]",

@@ -66,6 +66,21 @@ refuse "admin log --member takes a member name" 2 'member name|name' gpubox admi
 refuse "gpu attach takes no --force" 2 'does not take --force' gpubox admin gpu attach "$a" 0 --force
 refuse "a member cannot detach a GPU, even with --force" 1 'admin' as_user "$a" admin gpu detach "$a" 0 --force
 
+# Reservations (this suite's server has no GPU until t0070 fakes one).
+refuse "reserve --for 0 is refused" 2 'not a duration' as_user "$a" reserve --for 0
+refuse "reserve --for 4hours is refused" 2 'not a duration' as_user "$a" reserve --for 4hours
+refuse "reserve 0 is refused" 2 'not a number of GPUs' as_user "$a" reserve 0
+refuse "reserve with a count and --gpu is refused" 2 'not both' as_user "$a" reserve 2 --gpu 1
+refuse "reserve --extend without a duration is refused" 2 'how much longer' as_user "$a" reserve --extend 1
+refuse "reserve --extend of a bad id is refused" 2 "not a reservation's id" as_user "$a" reserve --extend x 1h
+refuse "reserve on a server without GPU is refused" 1 'no NVIDIA GPU' as_user "$a" reserve 1
+refuse "release of a reservation that does not exist is refused" 1 'no reservation 42' as_user "$a" release 42
+refuse "release 'x' is refused" 2 "not a reservation's id" as_user "$a" release x
+refuse "a member cannot reserve for another" 1 'only on your own' as_user "$a" admin reserve "$b" 1
+refuse "an admin release names a reservation" 2 'takes the id' gpubox admin release
+[ "$(gpubox reservations --json | jq '.reservations | length')" = 0 ] && ok "no reservation was made" ||
+	not_ok "no reservation was made"
+
 after_users=$(gpubox admin user ls --json)
 [ "$before_users" = "$after_users" ] && ok "no member was changed" || not_ok "no member was changed"
 [ "$before_rules" = "$(nft_rules)" ] && ok "no rule was changed" || not_ok "no rule was changed"

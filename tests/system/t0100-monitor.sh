@@ -119,7 +119,7 @@ table_lists() { inside_as "$a" gpubox ps | grep -q 'sleep 7001'; }
 check "the table form lists the command" table_lists
 refuse "inside, another member's processes are refused" 1 "own container" \
 	inside_as "$a" gpubox ps --member "$b"
-refuse "inside, root cannot ask for more than ps, gpus and status" 1 "inside a container" \
+refuse "inside, root cannot ask for more than ps, gpus, status and reservations" 1 "inside a container" \
 	inside_root "$a" gpubox stop
 refuse "inside, an admin command is refused too" 1 "inside a container" \
 	inside_root "$a" gpubox admin user ls

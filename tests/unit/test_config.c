@@ -214,9 +214,10 @@ static void test_audit_retention(void **state)
 		{ "audit_retention = 1h\n", 3600 },
 		{ "audit_retention = 0\n", 0 },
 		{ "audit_retention = forever\n", 0 },
+		{ "audit_retention = 1y\n", 365LL * 86400 },
 	};
 	static const char *const bad[] = {
-		"audit_retention = 30m\n", "audit_retention = 1y\n", "audit_retention = -1d\n",
+		"audit_retention = 30m\n", "audit_retention = 101y\n", "audit_retention = -1d\n",
 		"audit_retention = never\n", "audit_retention = 36501d\n", "audit_retention = 00\n",
 	};
 	struct gpubox_config cfg;
@@ -390,6 +391,39 @@ static void test_egress_deny(void **state)
 	assert_non_null(strstr(err, "at most 64 networks"));
 }
 
+/* The reservations' keys: durations, their order, GPUs named. */
+static void test_reserve_keys(void **state)
+{
+	static const char *const bad[] = {
+		"reserve_max_duration = 0\n", "reserve_max_duration = forever\n",
+		"reserve_default_duration = 1 h\n", "reserve_default_duration = 8d\n",
+		"reserve_max_duration = 30m\n", "reserve_shared_gpus = 0;1\n",
+	};
+	struct gpubox_config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "", err, sizeof(err)), 0);
+	assert_int_equal(config_reserve_default_seconds(&cfg), 3600);
+	assert_int_equal(config_reserve_max_seconds(&cfg), 7 * 86400);
+	assert_int_equal(cfg.reserve_max_gpus, 0);
+	assert_int_equal(cfg.gpu_cap, 0);
+	assert_string_equal(cfg.reserve_shared_gpus, "");
+	assert_int_equal(parse(&cfg, "reserve_default_duration = 30m\nreserve_max_duration = 1y\n"
+			       "reserve_max_gpus = 4\ngpu_cap = 2\nreserve_shared_gpus = 0, 7\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(config_reserve_default_seconds(&cfg), 1800);
+	assert_int_equal(config_reserve_max_seconds(&cfg), 365 * 86400);
+	assert_int_equal(cfg.reserve_max_gpus, 4);
+	assert_int_equal(cfg.gpu_cap, 2);
+	assert_string_equal(cfg.reserve_shared_gpus, "0, 7");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (parse(&cfg, bad[i], err, sizeof(err)) != -EINVAL || !strstr(err, "reserve_"))
+			fail_msg("\"%s\" was taken (%s)", bad[i], err);
+	}
+}
+
 /* nvml_interposer: a mode, then optionally the library. */
 static void test_nvml_interposer(void **state)
 {
@@ -444,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_egress_deny),
 		cmocka_unit_test(test_forward_default_from),
 		cmocka_unit_test(test_nvml_interposer),
+		cmocka_unit_test(test_reserve_keys),
 		cmocka_unit_test(test_load_missing),
 		cmocka_unit_test(test_layers_pool_keys),
 	};

@@ -542,6 +542,42 @@ static bool holders_has(const struct gpu_holders *h, pid_t ns_pid)
 	return false;
 }
 
+/* The GPUs of the fake container's holder whose pid inside is ns_pid,
+ * by usage (other containers of the host may be listed too); 0 when it
+ * is not listed. */
+static uint64_t holders_usage_of(const struct gpu_holders *u, pid_t ns_pid)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (u->list[i].ns_pid == ns_pid && strcmp(u->list[i].member, HOLDERS_MEMBER) == 0)
+			return u->list[i].gpus;
+	return 0;
+}
+
+/* Every GPU at once (reservations): GPU 0 is /dev/full's number, GPU 1
+ * /dev/zero's; with the mappings looked at or not (none here), each
+ * holder with what it holds. */
+static void holders_check_usage(const pid_t ns[HOLDER_KINDS])
+{
+	static struct gpu_host host;
+
+	host.ngpus = 2;
+	host.nnodes = 2;
+	host.nodes[0] = (struct gpu_node){ .major = 1, .minor = 7, .gpu = 0 };
+	host.nodes[1] = (struct gpu_node){ .major = 1, .minor = 5, .gpu = 1 };
+	for (int mappings = 0; mappings < 2; mappings++) {
+		struct gpu_holders u = { 0 };
+
+		assert_int_equal(gpu_holders_usage(&host, mappings, &u), 0);
+		assert_int_equal(holders_usage_of(&u, ns[HOLDER_PLAIN]), 0x1);
+		assert_int_equal(holders_usage_of(&u, ns[HOLDER_STUBBORN]), 0x1);
+		assert_int_equal(holders_usage_of(&u, ns[HOLDER_THREAD]), 0x3);
+		assert_int_equal(holders_usage_of(&u, ns[HOLDER_NONE]), 0x2);
+		for (size_t i = 0; i < u.n; i++)
+			assert_int_equal(u.list[i].pidfd, -EBADF);
+		gpu_holders_clear(&u);
+	}
+}
+
 static void test_holders(void **state)
 {
 	const dev_t full = makedev(1, 7);
@@ -590,6 +626,8 @@ static void test_holders(void **state)
 		assert_int_equal(none.n, 0);
 		gpu_holders_clear(&none);
 	}
+
+	holders_check_usage(ns);
 
 	gpu_holders_signal(&h, SIGTERM);
 	assert_int_equal(gpu_holders_wait(&h, 3000), 1);

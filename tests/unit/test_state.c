@@ -111,7 +111,7 @@ static void test_upgrade_from_version_1(void **state)
 	sqlite3_close(handle);
 
 	assert_int_equal(db_open(f->path, &f->db), 0);
-	assert_int_equal(user_version(f->path), 2);
+	assert_int_equal(user_version(f->path), 3);
 	/* The rows of version 1 are kept: a lasting limit, a forward. */
 	assert_int_equal(db_limit_list(f->db, "alice", &limits, &n), 0);
 	assert_int_equal(n, 1);
@@ -159,7 +159,7 @@ static void test_upgrade_unversioned(void **state)
 		SQLITE_OK);
 	sqlite3_close(handle);
 	assert_int_equal(db_open(f->path, &f->db), 0);
-	assert_int_equal(user_version(f->path), 2);
+	assert_int_equal(user_version(f->path), 3);
 	assert_int_equal(db_limit_put(f->db, "bob", "pids", "500", 5000), 0);
 	assert_int_equal(db_limit_list(f->db, "bob", &limits, &n), 0);
 	assert_int_equal(n, 1);

@@ -40,6 +40,7 @@ static void test_durations(void **state)
 		{ "90s", 90 }, { "15m", 900 }, { "4h", 14400 }, { "7d", 604800 },
 		{ "2w", 1209600 }, { "1h30m", 5400 }, { "1h 30m", 5400 }, { "3d 4h", 273600 },
 		{ "1w2d3h4m5s", 788645 }, { "0h5m", 300 }, { "007s", 7 },
+		{ "1y", 365 * 86400 }, { "10y", 3650LL * 86400 }, { "1y2w", 379 * 86400 },
 	};
 	long long seconds;
 
@@ -56,7 +57,7 @@ static void test_durations_refused(void **state)
 	static const char *const refused[] = {
 		"", "90", "s", "h1", "4H", "4 h", " 4h", "4h ", "1h  30m", "30m1h", "1h1h", "1h,30m",
 		"-4h", "+4h", "4hours", "4.5h", "0s", "0h0m", "1x", "4h ago", "1h\t30m", "\xef\xbc\x94h",
-		"1h 30", "1h ",
+		"1h 30", "1h ", "2w1y", "1Y", "0y",
 	};
 	long long seconds = 42;
 
@@ -70,6 +71,7 @@ static void test_durations_refused(void **state)
 	assert_int_equal(parse_duration("99999999999999999999999s", &seconds), -ERANGE);
 	assert_int_equal(parse_duration("9223372036854775807s", &seconds), -ERANGE);
 	assert_int_equal(parse_duration("5300w", &seconds), -ERANGE);
+	assert_int_equal(parse_duration("101y", &seconds), -ERANGE);
 	assert_int_equal(parse_duration("5000w", &seconds), 0);
 	assert_int_equal(parse_duration("5000w36600d", &seconds), -ERANGE);
 }
@@ -81,6 +83,7 @@ static void test_relative(void **state)
 		{ "4 hours ago", NOW - 4 * 3600 }, { "1 hour ago", NOW - 3600 },
 		{ "4h ago", NOW - 4 * 3600 }, { "-4h", NOW - 4 * 3600 },
 		{ "2 days ago", NOW - 2 * 86400 }, { "1 Day Ago", NOW - 86400 },
+		{ "1 year ago", NOW - 365 * 86400 },
 		{ "1h30m ago", NOW - 5400 }, { "-1h 30m", NOW - 5400 },
 		{ "90 seconds ago", NOW - 90 }, { "3 weeks ago", NOW - 21 * 86400 },
 		{ "15 minutes ago", NOW - 900 },

@@ -958,24 +958,26 @@ static int container_device_rule_v2(const char *lxcpath, const char *name, const
 }
 
 /* cgroup v1: the files of the container's cgroup and of those it made
- * below, as many as the member likes: written outside the liblxc lock. */
-static int container_device_rule_v1(const char *lxcpath, const char *name, const char *rule,
-				    bool allow)
+ * below, as many as the member likes: written outside the liblxc lock.
+ * The cgroup is init's, checked to be the container's own (a pid the
+ * caller found a moment ago may have been used again since). */
+static int container_device_rule_v1(const char *name, pid_t init, const char *rule, bool allow)
 {
 	char dir[PATH_MAX];
-	pid_t pid;
+	const char *own;
 	int ret;
 
-	ret = container_init_pid_of(lxcpath, name, &pid);
-	if (ret < 0)
-		return ret;
-	ret = container_v1_devices_dir(pid, dir, sizeof(dir));
+	ret = container_v1_devices_dir(init, dir, sizeof(dir));
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot find the device cgroup of %s", name);
+	own = strrchr(dir, '/');
+	if (!own || strncmp(own + 1, "lxc.payload.", 12) != 0 || strcmp(own + 13, name) != 0)
+		return log_error_errno(-ESRCH, 0, "process %d is no longer the init of %s", (int)init, name);
 	return container_v1_rule(dir, rule, allow, 0);
 }
 
-int container_device_rule(const char *lxcpath, const char *name, const char *rule, bool allow)
+int container_device_rule(const char *lxcpath, const char *name, pid_t init, const char *rule,
+			  bool allow)
 {
 	struct container_hold hold;
 	struct statfs sf;
@@ -988,7 +990,7 @@ int container_device_rule(const char *lxcpath, const char *name, const char *rul
 	if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
 		ret = container_device_rule_v2(lxcpath, name, rule, allow);
 	} else {
-		ret = container_device_rule_v1(lxcpath, name, rule, allow);
+		ret = container_device_rule_v1(name, init, rule, allow);
 	}
 	container_release(&hold);
 	return ret;

@@ -236,8 +236,10 @@ int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
 int container_init_pid(const char *lxcpath, const char *name, pid_t *pid);
 /* Allow or deny one device rule ("c 195:1 rwm") in a running container's
  * device cgroup, and in every cgroup below it (cgroup v1 copies rules down
- * only when a cgroup is made). */
-int container_device_rule(const char *lxcpath, const char *name, const char *rule, bool allow);
+ * only when a cgroup is made).  init: the container's init, as
+ * container_init_pid() gave it (cgroup v1 finds the cgroup from it). */
+int container_device_rule(const char *lxcpath, const char *name, pid_t init, const char *rule,
+			  bool allow);
 
 /* ---- aptproxy.c: the package cache's proxy setting in every container ---- */
 

@@ -1448,20 +1448,18 @@ static void gpu_live_child_add(int devfd, const char *name, int treefd)
 	_exit(0);
 }
 
-/*
- * Bind the host's node at host_path onto /<target> in the mount namespace
- * of pid (add), or take it away (remove).  The node is cloned here with
- * open_tree(); a child joins the namespace and attaches it.
- */
-int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add)
+int gpu_live_start(pid_t pid, const char *host_path, const char *target, bool add,
+		   struct gpu_live_job *job)
 {
 	__do_close int treefd = -EBADF, nsfd = -EBADF;
 	char ns[64];
-	int status = 0;
 	pid_t child;
 
-	if (!target || target[0] == '/' || strstr(target, "..") || strncmp(target, "dev/", 4) != 0)
+	*job = (struct gpu_live_job){ .child = -1, .add = add };
+	if (!target || target[0] == '/' || strstr(target, "..") || strncmp(target, "dev/", 4) != 0 ||
+	    strlen(target) >= sizeof(job->target))
 		return -EINVAL;
+	snprintf(job->target, sizeof(job->target), "%s", target);
 	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", (int)pid);
 	nsfd = open(ns, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0)
@@ -1482,13 +1480,61 @@ int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add
 			gpu_live_child_add(devfd, name, treefd);
 		gpu_live_child_remove(devfd, name);
 	}
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+	job->child = child;
+	return 0;
+}
+
+int gpu_live_finish(struct gpu_live_job *job)
+{
+	int status = 0;
+
+	if (job->child <= 0)
+		return -EINVAL;
+	while (waitpid(job->child, &status, 0) < 0 && errno == EINTR)
 		;
+	job->child = -1;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return log_error_errno(-EIO, 0, "cannot %s /%s in the container (step %d)",
-				       add ? "add" : "remove", target,
+				       job->add ? "add" : "remove", job->target,
 				       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	return 0;
+}
+
+/*
+ * Bind the host's node at host_path onto /<target> in the mount namespace
+ * of pid (add), or take it away (remove).  The node is cloned here with
+ * open_tree(); a child joins the namespace and attaches it.
+ */
+int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add)
+{
+	struct gpu_live_job job;
+	int ret = gpu_live_start(pid, host_path, target, add, &job);
+
+	return ret < 0 ? ret : gpu_live_finish(&job);
+}
+
+int gpu_live_node_present(pid_t pid, const char *target)
+{
+	/* The container's root as its init sees it; the path resolved in it,
+	 * so that a link the member made cannot point anywhere on the host. */
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	__do_close int rootfd = -EBADF, fd = -EBADF;
+	char root[64];
+	struct stat st;
+
+	snprintf(root, sizeof(root), "/proc/%d/root", (int)pid);
+	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return -errno;
+	fd = (int)syscall(SYS_openat2, rootfd, target, &how, sizeof(how));
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return S_ISCHR(st.st_mode) ? 1 : 0;
 }
 
 int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid)

@@ -150,6 +150,21 @@ int gpu_check_entry(const struct ldcache_entry *entry, void *data);
 /* Add (bind) or remove the node at target ("dev/nvidia1") in the mount
  * namespace of a running container's init pid. */
 int gpu_live_node(pid_t pid, const char *host_path, const char *target, bool add);
+/* The same in two halves, so that changes of several containers overlap
+ * (a mount's end waits for the kernel's grace period): start (a child
+ * does the change), then finish (wait for it; every started job must be
+ * finished). */
+struct gpu_live_job {
+	pid_t child;
+	bool add;
+	char target[64];
+};
+int gpu_live_start(pid_t pid, const char *host_path, const char *target, bool add,
+		   struct gpu_live_job *job);
+int gpu_live_finish(struct gpu_live_job *job);
+/* Whether the node at target ("dev/nvidia1") is a character device in
+ * the container of init pid now: 1, 0, or a negative errno. */
+int gpu_live_node_present(pid_t pid, const char *target);
 /* Bind the plan's GPU nodes into the container just started. */
 int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid);
 
@@ -171,6 +186,8 @@ struct gpu_holder {
 	char command[128];
 	int pidfd;                 /* the agent's handle: never a pid to signal */
 	bool ended;
+	uint64_t gpus;             /* the GPUs it holds, by index (gpu_holders_usage) */
+	char member[MEMBER_NAME_SIZE];   /* whose container it runs in */
 };
 
 struct gpu_holders {
@@ -186,6 +203,11 @@ size_t gpu_holders_devices(const struct gpu_host *host, size_t index, dev_t *dev
  * devices devs open or mapped, each held by a pidfd.  Bounded in time:
  * -ETIMEDOUT when the search does not end. */
 int gpu_holders_find(const char *member, const dev_t *devs, size_t ndevs, struct gpu_holders *out);
+/* Every process of any member's container holding a GPU of host, in one
+ * search (bounded as above), each with its member and the GPUs it holds:
+ * open, and mapped when mappings (the search's costly part).  Not held by
+ * pidfds: to decide on, never to signal. */
+int gpu_holders_usage(const struct gpu_host *host, bool mappings, struct gpu_holders *out);
 void gpu_holders_clear(struct gpu_holders *h);
 /* Send sig to each holder not yet ended. */
 void gpu_holders_signal(struct gpu_holders *h, int sig);
@@ -194,6 +216,126 @@ size_t gpu_holders_wait(struct gpu_holders *h, unsigned timeout_ms);
 /* "pid 42 (python3 train.py), pid 57 (sleep 100) and 3 more": pids as
  * seen inside the container; running_only leaves out those ended. */
 void gpu_holders_describe(const struct gpu_holders *h, bool running_only, char *buf, size_t len);
+
+/* ---- reserve.c: the rules of GPU reservations (no system calls) ---------- */
+
+/*
+ * A reservation makes GPUs one member's alone for a time; a request that
+ * cannot be granted may wait in a queue, served in order of arrival.
+ * These are the rules only, on masks of GPU indices: the agent's
+ * reservations.c reads the records and the processes and applies them.
+ */
+
+#define RESERVE_GPU_LIST_MAX 1024  /* the text of a --gpu list */
+#define RESERVE_MASK_TEXT_MAX 256  /* "GPUs 0, 1 and 3" */
+
+/* One reservation, granted (active) or waiting (queued). */
+struct reserve_entry {
+	long long id;              /* in order of arrival */
+	char member[MEMBER_NAME_SIZE];
+	uint64_t mask;             /* its GPUs; a queued request for any GPUs: 0 */
+	unsigned count;            /* how many GPUs it has or asks for */
+	bool active;
+	uint64_t recorded;         /* queued: the member's own GPU set */
+	bool served;               /* set by reserve_serve_queue() */
+};
+
+/* The GPUs the processes of one member's container hold. */
+struct reserve_usage {
+	char member[MEMBER_NAME_SIZE];
+	uint64_t mask;
+};
+
+/* The server's rules, from its configuration. */
+struct reserve_rules {
+	unsigned ngpus;
+	uint64_t shared;           /* reserve_shared_gpus: never reservable */
+	unsigned max_gpus;         /* reserve_max_gpus, per reservation and per member (0: ngpus) */
+	unsigned cap;              /* gpu_cap: GPUs held at once, reserved or in use (0: none) */
+};
+
+/* Everything a decision looks at; entries in order of arrival. */
+struct reserve_world {
+	struct reserve_rules rules;
+	struct reserve_entry *entries;
+	size_t nentries;
+	const struct reserve_usage *usage;
+	size_t nusage;
+};
+
+struct reserve_request {
+	const char *member;
+	uint64_t recorded;         /* the member's GPU set */
+	uint64_t want;             /* the GPUs named; 0: any, count of them */
+	unsigned count;
+};
+
+enum reserve_verdict {
+	RESERVE_GRANTED,
+	/* Never, whatever happens meanwhile: refused, not queued. */
+	RESERVE_NOT_IN_SET,        /* a GPU named is not in the member's set */
+	RESERVE_SHARED,            /* ... is never reservable */
+	RESERVE_OWN,               /* ... is reserved by the member already */
+	RESERVE_TOO_MANY,          /* more GPUs than limit could ever allow */
+	/* Not now: a request may wait for these. */
+	RESERVE_RESERVED,          /* a GPU is reserved by another member */
+	RESERVE_IN_USE,            /* ... is held by another member's process */
+	RESERVE_PROMISED,          /* ... is waited for by an earlier queued request */
+	RESERVE_TOO_FEW,           /* fewer free GPUs than count */
+	RESERVE_OVER_MAX,          /* the member's reserved GPUs would pass max_gpus */
+	RESERVE_OVER_CAP,          /* reserved and in use would pass cap */
+};
+
+struct reserve_decision {
+	enum reserve_verdict verdict;
+	uint64_t grant;            /* GRANTED: the GPUs */
+	uint64_t culprits;         /* the GPUs the verdict is about */
+	const char *other;         /* RESERVED, IN_USE, PROMISED: the other member concerned
+				    * (points into the world) */
+	long long other_id;        /* RESERVED, OWN, PROMISED: the reservation */
+	uint64_t held;             /* OVER_MAX, OVER_CAP: what the member holds already */
+	uint64_t free;             /* the GPUs free for the request */
+	unsigned limit;            /* TOO_MANY, OVER_MAX, OVER_CAP: the bound */
+};
+
+/* Whether a request refused with v may wait in the queue. */
+bool reserve_may_wait(enum reserve_verdict v);
+/* Decide a request now.  claimed: GPUs earlier queued requests wait for
+ * (reserve_claims()), which a later request may not take.  A request for
+ * any GPUs takes those the member's processes hold first, then the lowest
+ * indices. */
+void reserve_decide(const struct reserve_world *w, const struct reserve_request *req,
+		    uint64_t claimed, struct reserve_decision *out);
+/* The GPUs the queued entries before entries[end] wait for: a named
+ * request its GPUs, a request for any GPUs the free ones it would take. */
+uint64_t reserve_claims(const struct reserve_world *w, size_t end);
+/* Grant, in order of arrival, every queued entry that can be granted now:
+ * its mask set, active and served made true; later ones see it granted.
+ * How many were. */
+size_t reserve_serve_queue(struct reserve_world *w);
+/* The GPUs of member's container: its recorded set less the GPUs other
+ * members' active reservations hold. */
+uint64_t reserve_effective(const struct reserve_entry *entries, size_t n, const char *member,
+			   uint64_t recorded);
+/* The GPUs of member's active reservations. */
+uint64_t reserve_of_member(const struct reserve_entry *entries, size_t n, const char *member);
+/* The GPUs the processes of members other than member hold (member NULL: any). */
+uint64_t reserve_used_by_others(const struct reserve_usage *usage, size_t n, const char *member);
+/* The count lowest bits of from, those of prefer first; -ENOSPC when from
+ * has fewer. */
+int reserve_pick(uint64_t from, uint64_t prefer, unsigned count, uint64_t *out);
+/* until_ms extended by seconds, as long as no more than max_seconds are
+ * left after now_ms: 0, or -ERANGE. */
+int reserve_extend_until(long long now_ms, long long until_ms, long long seconds,
+			 long long max_seconds, long long *out);
+/* A --gpu list: indices or UUIDs, separated by commas, each once.  -EINVAL
+ * (malformed) or -ENOENT (no such GPU here) with one sentence in err. */
+int reserve_parse_gpus(const struct gpu_host *host, const char *text, uint64_t *mask, char *err,
+		       size_t errlen);
+/* "GPU 3", "GPUs 0 and 3", "GPUs 0, 1 and 3"; "no GPU" for 0. */
+void reserve_mask_text(uint64_t mask, char *buf, size_t len);
+/* The mask of the GPUs 0..n-1. */
+uint64_t reserve_all(unsigned n);
 
 /* ---- nvml.c: NVIDIA's management library, loaded at run time ------------ */
 

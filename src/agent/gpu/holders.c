@@ -26,6 +26,11 @@
  *
  * What no /proc file shows cannot be found: a descriptor in flight in a
  * Unix socket's queue (SCM_RIGHTS), or registered with an io_uring.
+ *
+ * The mappings cost most: a statx per mapping, and a process maps hundreds
+ * of libraries.  A quick search (gpu_holders_usage() without mappings)
+ * reads the descriptors only, for a first decision that a whole search
+ * then confirms.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -72,10 +77,16 @@ struct gpu_holders_scan {
 	struct gpu_holder list[GPU_HOLDERS_MAX];
 };
 
+/* What to look for: devs[i] is a node of GPU gpu_of[i] (by index); member
+ * NULL: in every member's container.  The search of a process stops once
+ * it holds every GPU of want. */
 struct gpu_holders_query {
 	const char *member;
 	const dev_t *devs;
+	const unsigned *gpu_of;
 	size_t ndevs;
+	uint64_t want;
+	bool descriptors_only;     /* mappings are not looked at */
 };
 
 static long gpu_holders_now_ms(void)
@@ -98,27 +109,27 @@ size_t gpu_holders_devices(const struct gpu_host *host, size_t index, dev_t *dev
 
 /* ---- the child: system calls and the parsers, nothing that locks ------- */
 
-/* Whether the entry name of dirfd (a magic link of fd/ or map_files/) is
- * one of the devices. */
-static bool gpu_holders_link_matches(int dirfd, const char *name, const struct gpu_holders_query *q)
+/* The GPUs (bits by index) whose device the entry name of dirfd (a magic
+ * link of fd/ or map_files/) is; 0 when none. */
+static uint64_t gpu_holders_link_matches(int dirfd, const char *name, const struct gpu_holders_query *q)
 {
 	struct statx stx;
 	dev_t rdev;
 
 	if (statx(dirfd, name, AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) < 0 ||
 	    !S_ISCHR(stx.stx_mode))
-		return false;
+		return 0;
 	rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
 	for (size_t i = 0; i < q->ndevs; i++)
 		if (q->devs[i] == rdev)
-			return true;
-	return false;
+			return (uint64_t)1 << q->gpu_of[i];
+	return 0;
 }
 
-/* Whether a directory of magic links (rel below dirfd) names one of the
- * devices: 1, 0, or a negative errno when it cannot be read. */
+/* Add to *held the GPUs a directory of magic links (rel below dirfd)
+ * names; 0, or a negative errno when it cannot be read. */
 static int gpu_holders_scan_links(int dirfd, const char *rel, const struct gpu_holders_query *q,
-				  char *buf)
+				  char *buf, uint64_t *held)
 {
 	__do_close int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ssize_t len;
@@ -130,18 +141,19 @@ static int gpu_holders_scan_links(int dirfd, const char *rel, const struct gpu_h
 			const struct dirent64 *d = (const void *)(buf + off);
 
 			off += d->d_reclen;
-			if (d->d_name[0] != '.' && gpu_holders_link_matches(fd, d->d_name, q))
-				return 1;
+			if (d->d_name[0] != '.')
+				*held |= gpu_holders_link_matches(fd, d->d_name, q);
+			if ((*held & q->want) == q->want)
+				return 0;
 		}
 	}
 	return len < 0 ? -errno : 0;
 }
 
-/* Whether some thread of the process at piddir has one of the devices in
- * its descriptor table; threads sharing the first one's table are read
- * once. */
+/* Add to *held the GPUs in the descriptor tables of the threads of the
+ * process at piddir; threads sharing the first one's table are read once. */
 static int gpu_holders_scan_threads(int piddir, pid_t pid, const struct gpu_holders_query *q,
-				    struct gpu_holders_scan *s)
+				    struct gpu_holders_scan *s, uint64_t *held)
 {
 	__do_close int taskfd = openat(piddir, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ssize_t len;
@@ -161,8 +173,9 @@ static int gpu_holders_scan_threads(int piddir, pid_t pid, const struct gpu_hold
 				continue;
 			snprintf(rel, sizeof(rel), "%u/fd", tid);
 			/* A thread that exits meanwhile holds nothing. */
-			if (gpu_holders_scan_links(taskfd, rel, q, s->dents[2]) == 1)
-				return 1;
+			gpu_holders_scan_links(taskfd, rel, q, s->dents[2], held);
+			if ((*held & q->want) == q->want)
+				return 0;
 		}
 	}
 	return len < 0 ? -errno : 0;
@@ -183,13 +196,13 @@ static bool gpu_holders_exited(pid_t pid)
 	return pidfd < 0 || gpu_holders_pidfd_exited(pidfd);
 }
 
-/* Whether the process at piddir runs in the container of q->member and
- * not in the host's pid namespace. */
+/* Whether the process at piddir runs in the container of q->member (any
+ * member's when NULL: its name into member) and not in the host's pid
+ * namespace. */
 static bool gpu_holders_in_container(int piddir, const struct gpu_holders_query *q,
-				     struct gpu_holders_scan *s)
+				     struct gpu_holders_scan *s, char member[static MEMBER_NAME_SIZE])
 {
 	__do_close int fd = openat(piddir, "cgroup", O_RDONLY | O_CLOEXEC);
-	char member[MEMBER_NAME_SIZE];
 	struct stat st;
 	size_t used = 0;
 	ssize_t n;
@@ -198,30 +211,31 @@ static bool gpu_holders_in_container(int piddir, const struct gpu_holders_query 
 		return false;
 	while (used < sizeof(s->cgroup) && (n = read(fd, s->cgroup + used, sizeof(s->cgroup) - used)) > 0)
 		used += (size_t)n;
-	if (procinfo_parse_cgroup(s->cgroup, used, member, sizeof(member)) != 1 ||
-	    strcmp(member, q->member) != 0)
+	if (procinfo_parse_cgroup(s->cgroup, used, member, MEMBER_NAME_SIZE) != 1 ||
+	    (q->member && strcmp(member, q->member) != 0))
 		return false;
 	if (fstatat(piddir, "ns/pid", &st, 0) < 0)
 		return false;
 	return st.st_ino != s->host_pidns.st_ino || st.st_dev != s->host_pidns.st_dev;
 }
 
-/* 1 when the process pid (its /proc directory open at piddir) holds one
- * of the devices, 0 when not. */
-static int gpu_holders_process(int piddir, pid_t pid, const struct gpu_holders_query *q,
-			       struct gpu_holders_scan *s)
+/* The GPUs the process pid (its /proc directory open at piddir) holds:
+ * open or mapped.  One whose mappings cannot be read while it runs counts
+ * as holding every GPU looked for. */
+static uint64_t gpu_holders_process(int piddir, pid_t pid, const struct gpu_holders_query *q,
+				    struct gpu_holders_scan *s)
 {
-	int ret = gpu_holders_scan_threads(piddir, pid, q, s);
+	uint64_t held = 0;
 
-	if (ret == 1)
-		return 1;
-	ret = gpu_holders_scan_links(piddir, "map_files", q, s->dents[1]);
-	if (ret >= 0)
-		return ret;
-	return gpu_holders_exited(pid) ? 0 : 1;
+	gpu_holders_scan_threads(piddir, pid, q, s, &held);
+	if ((held & q->want) == q->want || q->descriptors_only)
+		return held;
+	if (gpu_holders_scan_links(piddir, "map_files", q, s->dents[1], &held) >= 0)
+		return held;
+	return gpu_holders_exited(pid) ? held : q->want;
 }
 
-static void gpu_holders_add(pid_t pid, struct gpu_holders_scan *s)
+static void gpu_holders_add(pid_t pid, const char *member, uint64_t gpus, struct gpu_holders_scan *s)
 {
 	struct procinfo info;
 
@@ -232,8 +246,10 @@ static void gpu_holders_add(pid_t pid, struct gpu_holders_scan *s)
 	if (procinfo_read(pid, &info) < 0)
 		return;
 	s->list[s->n] = (struct gpu_holder){ .pid = pid, .ns_pid = info.ns_pid,
-					     .start_ticks = info.start_ticks, .pidfd = -EBADF };
+					     .start_ticks = info.start_ticks, .pidfd = -EBADF,
+					     .gpus = gpus };
 	snprintf(s->list[s->n].command, sizeof(s->list[s->n].command), "%s", info.command);
+	snprintf(s->list[s->n].member, sizeof(s->list[s->n].member), "%s", member);
 	s->n++;
 }
 
@@ -248,16 +264,19 @@ static int gpu_holders_scan_proc(const struct gpu_holders_query *q, struct gpu_h
 		for (ssize_t off = 0; off < len;) {
 			const struct dirent64 *d = (const void *)(s->dents[0] + off);
 			__do_close int piddir = -EBADF;
+			char member[MEMBER_NAME_SIZE];
+			uint64_t held;
 			uint32_t pid;
 
 			off += d->d_reclen;
 			if (parse_uint32(d->d_name, &pid) < 0 || pid == 0)
 				continue;
 			piddir = openat(procfd, d->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (piddir < 0 || !gpu_holders_in_container(piddir, q, s))
+			if (piddir < 0 || !gpu_holders_in_container(piddir, q, s, member))
 				continue;
-			if (gpu_holders_process(piddir, (pid_t)pid, q, s) == 1)
-				gpu_holders_add((pid_t)pid, s);
+			held = gpu_holders_process(piddir, (pid_t)pid, q, s);
+			if (held)
+				gpu_holders_add((pid_t)pid, member, held, s);
 		}
 	}
 	return len < 0 ? -errno : 0;
@@ -307,6 +326,18 @@ static int gpu_holders_pin(const struct gpu_holders_scan *s, struct gpu_holders 
 	return 0;
 }
 
+/* The holders the child found, as found: for a decision, never a signal. */
+static int gpu_holders_copy(const struct gpu_holders_scan *s, struct gpu_holders *out)
+{
+	out->list = calloc(s->n ? s->n : 1, sizeof(*out->list));
+	if (!out->list)
+		return -ENOMEM;
+	memcpy(out->list, s->list, s->n * sizeof(*out->list));
+	out->n = s->n;
+	out->more = s->more;
+	return 0;
+}
+
 /* Wait for the scanning child until the deadline, then kill it. */
 static int gpu_holders_wait_child(pid_t child)
 {
@@ -340,16 +371,14 @@ static int gpu_holders_wait_child(pid_t child)
 	return 0;
 }
 
-int gpu_holders_find(const char *member, const dev_t *devs, size_t ndevs, struct gpu_holders *out)
+/* Search /proc in a child (see the top of the file) for q; the holders
+ * found into out, each pinned by a pidfd when pin. */
+static int gpu_holders_search(const struct gpu_holders_query *q, bool pin, struct gpu_holders *out)
 {
-	struct gpu_holders_query q = { .member = member, .devs = devs, .ndevs = ndevs };
 	struct gpu_holders_scan *s;
 	pid_t child;
 	int ret;
 
-	memset(out, 0, sizeof(*out));
-	if (!member || !member[0] || ndevs == 0)
-		return -EINVAL;
 	s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s == MAP_FAILED)
 		return log_error_errno(-errno, errno, "cannot map the search for a GPU's holders");
@@ -357,15 +386,52 @@ int gpu_holders_find(const char *member, const dev_t *devs, size_t ndevs, struct
 	if (child < 0) {
 		ret = log_error_errno(-errno, errno, "cannot fork to look for a GPU's holders");
 	} else if (child == 0) {
-		s->error = gpu_holders_scan_proc(&q, s);
+		s->error = gpu_holders_scan_proc(q, s);
 		_exit(s->error < 0 ? 1 : 0);
 	} else {
 		ret = gpu_holders_wait_child(child);
-		if (ret == 0)
+		if (ret == 0 && pin)
 			ret = gpu_holders_pin(s, out);
+		else if (ret == 0)
+			ret = gpu_holders_copy(s, out);
 	}
 	munmap(s, sizeof(*s));
 	return ret;
+}
+
+int gpu_holders_find(const char *member, const dev_t *devs, size_t ndevs, struct gpu_holders *out)
+{
+	unsigned gpu_of[GPU_NODES_MAX] = { 0 };
+	struct gpu_holders_query q = { .member = member, .devs = devs, .gpu_of = gpu_of,
+				       .ndevs = ndevs, .want = 1 };
+
+	memset(out, 0, sizeof(*out));
+	if (!member || !member[0] || ndevs == 0 || ndevs > GPU_NODES_MAX)
+		return -EINVAL;
+	return gpu_holders_search(&q, true, out);
+}
+
+int gpu_holders_usage(const struct gpu_host *host, bool mappings, struct gpu_holders *out)
+{
+	dev_t devs[GPU_NODES_MAX];
+	unsigned gpu_of[GPU_NODES_MAX];
+	struct gpu_holders_query q = { .devs = devs, .gpu_of = gpu_of, .descriptors_only = !mappings };
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < host->nnodes && q.ndevs < GPU_NODES_MAX; i++) {
+		const struct gpu_node *node = &host->nodes[i];
+
+		if (node->gpu < 0 || node->gpu >= GPU_MAX)
+			continue;
+		devs[q.ndevs] = makedev(node->major, node->minor);
+		gpu_of[q.ndevs++] = (unsigned)node->gpu;
+		q.want |= (uint64_t)1 << node->gpu;
+	}
+	if (q.ndevs == 0) {
+		out->list = calloc(1, sizeof(*out->list));
+		return out->list ? 0 : -ENOMEM;
+	}
+	return gpu_holders_search(&q, false, out);
 }
 
 void gpu_holders_clear(struct gpu_holders *h)

@@ -33,6 +33,7 @@
 #include "agent.h"
 #include "hubsync.h"
 #include "monitor/monitor.h"
+#include "reservations.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
@@ -237,12 +238,18 @@ static void httpd_hub_sample(struct httpd *m, struct MHD_Connection *c,
 	struct collector *collector = __atomic_load_n(&m->agent->collector, __ATOMIC_ACQUIRE);
 	struct sample s;
 
+	json_t *json;
+
 	memset(&s, 0, sizeof(s));
 	if (!collector || collector_latest(collector, &s) < 0) {
 		httpd_reply_text(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "no sample yet\n");
 		return;
 	}
-	httpd_reply_json(reply, sample_json(&s));
+	json = sample_json(&s);
+	/* The hub shows who holds which GPU, so it gets every name. */
+	if (json)
+		json_object_set_new(json, "reservations", reservations_json(m->agent, "", true));
+	httpd_reply_json(reply, json);
 	sample_free(&s);
 }
 

@@ -22,7 +22,7 @@
 /* The schema's version (PRAGMA user_version, see sqldb.h).  A change to
  * the tables below bumps it and adds the script that takes a file of the
  * version before to it, as sqldb_options.upgrades (hubdb.c has one). */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 /*
  * Version 2.  limit_ends: the end of an admin's temporary limit
@@ -51,6 +51,21 @@
 	"CREATE TRIGGER IF NOT EXISTS forward_from_gone AFTER DELETE ON forwards BEGIN" \
 	"  DELETE FROM forward_from WHERE member = old.member AND container_port = old.container_port;" \
 	"  END;"
+/* Version 3: GPU reservations (reservations.c), granted or queued.  The
+ * GPUs are UUIDs, as in gpu_sets; a queued request for any GPUs has none
+ * until it is served.  Times are unix milliseconds.  AUTOINCREMENT: an id
+ * people were shown is never given to another reservation. */
+#define DB_RESERVATIONS_TABLE \
+	"CREATE TABLE IF NOT EXISTS reservations (" \
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT," \
+	"  member TEXT NOT NULL REFERENCES members(name) ON DELETE CASCADE," \
+	"  gpus TEXT NOT NULL DEFAULT ''," \
+	"  count INTEGER NOT NULL," \
+	"  state TEXT NOT NULL CHECK (state IN ('active', 'queued'))," \
+	"  created_ms INTEGER NOT NULL," \
+	"  start_ms INTEGER NOT NULL DEFAULT 0," \
+	"  until_ms INTEGER NOT NULL DEFAULT 0," \
+	"  seconds INTEGER NOT NULL);"
 
 static const char db_schema[] =
 	"CREATE TABLE IF NOT EXISTS members ("
@@ -96,12 +111,14 @@ static const char db_schema[] =
 	"  value TEXT NOT NULL,"
 	"  PRIMARY KEY (member, key));"
 	DB_EXCEPTION_TABLES
+	DB_RESERVATIONS_TABLE
 	"INSERT OR IGNORE INTO member_ids (name, id)"
 	"  SELECT name, lower(hex(randomblob(16))) FROM members;";
 
 /* db_upgrades[v - 1] takes a file of version v to v + 1 (sqldb.h). */
 static const char *const db_upgrades[DB_SCHEMA_VERSION - 1] = {
 	DB_EXCEPTION_TABLES,
+	DB_RESERVATIONS_TABLE,
 };
 
 struct db {
@@ -116,6 +133,7 @@ struct db {
 #define LIMIT_SELECT \
 	"SELECT l.member, l.key, l.value, COALESCE(e.ends, 0), e.previous, COALESCE(e.warned, 0)" \
 	" FROM member_limits l LEFT JOIN limit_ends e ON e.member = l.member AND e.key = l.key"
+#define RESERVATION_COLUMNS "id, member, gpus, count, state, created_ms, start_ms, until_ms, seconds"
 
 enum db_stmt_id {
 	DB_MEMBER_GET, DB_MEMBER_BY_UID, DB_MEMBER_LIST, DB_MEMBER_INSERT, DB_MEMBER_DELETE,
@@ -129,6 +147,8 @@ enum db_stmt_id {
 	DB_LIMIT_END_KEEP, DB_LIMIT_END_NEW, DB_LIMIT_END_REMOVE, DB_LIMIT_ENDED, DB_LIMIT_NEXT_END,
 	DB_LIMIT_WARNED,
 	DB_FORWARD_FROM_CLEAR, DB_FORWARD_FROM_ADD, DB_FORWARD_FROM_LIST_MEMBER, DB_FORWARD_FROM_LIST,
+	DB_RESERVATION_ADD, DB_RESERVATION_LIST, DB_RESERVATION_ACTIVATE, DB_RESERVATION_EXTEND,
+	DB_RESERVATION_REMOVE,
 	DB_STMT_COUNT
 };
 
@@ -184,6 +204,13 @@ static const char *const db_sql[DB_STMT_COUNT] = {
 					 " WHERE member = ? ORDER BY container_port, rowid"),
 	[DB_FORWARD_FROM_LIST] = ("SELECT member, container_port, network FROM forward_from"
 				  " ORDER BY member, container_port, rowid"),
+	[DB_RESERVATION_ADD] = ("INSERT INTO reservations (member, gpus, count, state, created_ms, "
+				"start_ms, until_ms, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+	[DB_RESERVATION_LIST] = "SELECT " RESERVATION_COLUMNS " FROM reservations ORDER BY id",
+	[DB_RESERVATION_ACTIVATE] = ("UPDATE reservations SET state = 'active', gpus = ?2, "
+				     "start_ms = ?3, until_ms = ?4 WHERE id = ?1 AND state = 'queued'"),
+	[DB_RESERVATION_EXTEND] = "UPDATE reservations SET until_ms = ?2, seconds = ?3 WHERE id = ?1",
+	[DB_RESERVATION_REMOVE] = "DELETE FROM reservations WHERE id = ?",
 };
 
 int db_open(const char *path, struct db **out)
@@ -533,6 +560,47 @@ int db_limit_ended(struct db *db, long long now, struct limit_record **out, size
 	return ret;
 }
 
+int db_reservation_add(struct db *db, struct reservation_record *rec)
+{
+	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
+	int ret = sqldb_exec(db->sql, DB_RESERVATION_ADD, "reservation insert", "ttitiiii",
+			     rec->member, rec->gpus, (long long)rec->count,
+			     rec->active ? "active" : "queued", rec->created_ms, rec->start_ms,
+			     rec->until_ms, rec->seconds);
+
+	if (ret == 0)
+		rec->id = sqldb_last_insert_rowid(db->sql);
+	return ret;
+}
+
+static void db_reservation_from_row(sqlite3_stmt *stmt, void *element)
+{
+	struct reservation_record *rec = element;
+	const unsigned char *state = sqlite3_column_text(stmt, 4);
+
+	memset(rec, 0, sizeof(*rec));
+	rec->id = sqlite3_column_int64(stmt, 0);
+	sqldb_copy_text(rec->member, sizeof(rec->member), sqlite3_column_text(stmt, 1));
+	sqldb_copy_text(rec->gpus, sizeof(rec->gpus), sqlite3_column_text(stmt, 2));
+	rec->count = (uint32_t)sqlite3_column_int64(stmt, 3);
+	rec->active = state && strcmp((const char *)state, "active") == 0;
+	rec->created_ms = sqlite3_column_int64(stmt, 5);
+	rec->start_ms = sqlite3_column_int64(stmt, 6);
+	rec->until_ms = sqlite3_column_int64(stmt, 7);
+	rec->seconds = sqlite3_column_int64(stmt, 8);
+}
+
+int db_reservation_list(struct db *db, struct reservation_record **out, size_t *n)
+{
+	void *list;
+	int ret = db_rows(db, DB_RESERVATION_LIST, "reservation list", sizeof(**out),
+			  db_reservation_from_row, &list, n, "");
+
+	if (ret == 0)
+		*out = list;
+	return ret;
+}
+
 int db_limit_next_end(struct db *db, long long *out)
 {
 	__do_unlock struct sqldb *locked = sqldb_lock(db->sql);
@@ -586,4 +654,22 @@ int db_forward_from_list(struct db *db, const char *member, struct forward_from_
 	if (ret == 0)
 		*out = list;
 	return ret;
+}
+
+int db_reservation_activate(struct db *db, long long id, const char *gpus, long long start_ms,
+			    long long until_ms)
+{
+	return db_change(db, DB_RESERVATION_ACTIVATE, "reservation start", "itii", id, gpus,
+			 start_ms, until_ms);
+}
+
+int db_reservation_extend(struct db *db, long long id, long long until_ms, long long seconds)
+{
+	return db_change(db, DB_RESERVATION_EXTEND, "reservation extension", "iii", id, until_ms,
+			 seconds);
+}
+
+int db_reservation_remove(struct db *db, long long id)
+{
+	return db_change(db, DB_RESERVATION_REMOVE, "reservation removal", "i", id);
 }

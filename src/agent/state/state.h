@@ -146,6 +146,33 @@ int db_forward_from_set(struct db *db, const char *member, uint32_t container_po
 int db_forward_from_list(struct db *db, const char *member, struct forward_from_record **out,
 			 size_t *n);
 
+/* A GPU reservation (reservations.c), granted or waiting in the queue. */
+#define RESERVATION_GPUS_MAX 4096
+
+struct reservation_record {
+	long long id;
+	char member[MEMBER_NAME_SIZE];
+	char gpus[RESERVATION_GPUS_MAX];  /* UUIDs, blank-separated; "" while a request
+					   * for any GPUs waits */
+	uint32_t count;                   /* GPUs held or asked for */
+	bool active;                      /* else queued */
+	long long created_ms;             /* unix ms, as all times here */
+	long long start_ms;               /* 0 while queued */
+	long long until_ms;               /* 0 while queued */
+	long long seconds;                /* the duration asked for */
+};
+
+/* Add rec (its id is set), in order of arrival. */
+int db_reservation_add(struct db *db, struct reservation_record *rec);
+/* Every reservation, oldest first. */
+int db_reservation_list(struct db *db, struct reservation_record **out, size_t *n);
+/* A queued one granted: -ENOENT when it is not queued (any more). */
+int db_reservation_activate(struct db *db, long long id, const char *gpus, long long start_ms,
+			    long long until_ms);
+int db_reservation_extend(struct db *db, long long id, long long until_ms, long long seconds);
+/* -ENOENT when there is no such reservation. */
+int db_reservation_remove(struct db *db, long long id);
+
 /* ---- member.c: members' host accounts and allocations -------------------- */
 
 struct agent;
