@@ -32,6 +32,7 @@
  * /proc; the monitor's tick must stay well under a millisecond.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@
 #include "agent.h"
 #include "container/container.h"
 #include "ops.h"
+#include "notify.h"
 #include "reservations.h"
 #include "cleanup.h"
 #include "log.h"
@@ -70,6 +72,22 @@ struct reservations {
 	struct reservations_inits inits;  /* under lock */
 	long long inits_ms;            /* when inits was last emptied */
 };
+
+
+/* A reservation's start or end, to the lab's webhook (notify.h). */
+static void reservations_tell(struct agent *a, const char *event, const char *member,
+			      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reservations_tell(struct agent *a, const char *event, const char *member,
+			      const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	notify_event(a, event, member, text);
+}
 
 static long long reservations_now_ms(void)
 {
@@ -302,6 +320,8 @@ int reservations_keep(struct agent *a, struct reservations_state *st,
 	format_time(out->until_ms / 1000, until, sizeof(until));
 	log_info("reservation %lld: %s holds %s until %s (out of %zu other containers)",
 		 out->id, t->member, gpus, until, t->nchanges);
+	reservations_tell(a, "reservation-start", t->member, "%s reserved %s until %s (reservation %lld)",
+			  t->member, gpus, until, out->id);
 	reservations_taking_free(t);
 	/* A new end for the thread to wait for. */
 	reservations_wake(a);
@@ -347,8 +367,11 @@ int reservations_end(struct agent *a, struct reservations_state *st, size_t inde
 	reserve_mask_text(was_active ? e->mask : 0, gpus, sizeof(gpus));
 	log_info("reservation %lld of %s %s (%s)%s", e->id, e->member, why,
 		 was_active ? gpus : "it was waiting", was_active ? "; its GPUs go back" : "");
-	if (was_active)
+	if (was_active) {
 		reservations_live_give_back(a, st, e->mask);
+		reservations_tell(a, "reservation-end", e->member, "reservation %lld of %s %s: %s free again",
+				  e->id, e->member, why, gpus);
+	}
 	e->mask = 0;
 	reservations_wake(a);
 	return 0;
