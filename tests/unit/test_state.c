@@ -2,7 +2,8 @@
 /*
  * The agent's state.db (state/db.c): a file of schema version 1 is
  * upgraded at open with its rows kept; temporary limits keep the value
- * they give way to; allow-lists of forwards go with their forward.
+ * they give way to; allow-lists of forwards go with their forward; the
+ * GPU reservations' records.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -129,6 +130,14 @@ static void test_upgrade_from_version_1(void **state)
 	assert_int_equal(limits[0].ends, 5000);
 	assert_true(limits[0].has_previous);
 	assert_string_equal(limits[0].previous, "64G");
+
+	/* Version 3's reservations, empty. */
+	{
+		__do_free struct reservation_record *reservations = NULL;
+
+		assert_int_equal(db_reservation_list(f->db, &reservations, &n), 0);
+		assert_int_equal(n, 0);
+	}
 
 	/* Opened again: nothing to upgrade, nothing lost. */
 	db_close(f->db);
@@ -291,6 +300,60 @@ static void test_forward_from(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* The reservations' records: ids never given twice, gone with their member. */
+static void test_reservations(void **state)
+{
+	struct fixture *f = *state;
+	struct reservation_record r = { .member = "alice", .gpus = "GPU-1 GPU-3", .count = 2,
+					.active = true, .created_ms = 1000, .start_ms = 1000,
+					.until_ms = 3601000, .seconds = 3600 };
+	struct reservation_record q = { .member = "alice", .count = 1, .created_ms = 2000,
+					.seconds = 60 };
+	struct reservation_record *list = NULL;
+	struct db *db;
+	size_t n = 0;
+	long long first;
+
+	assert_int_equal(db_open(f->path, &f->db), 0);
+	db = f->db;
+	add_member(db, "alice", 1);
+	assert_int_equal(db_reservation_add(db, &r), 0);
+	assert_int_equal(db_reservation_add(db, &q), 0);
+	assert_true(q.id > r.id);
+	first = r.id;
+	assert_int_equal(db_reservation_list(db, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[0].id, first);
+	assert_string_equal(list[0].gpus, "GPU-1 GPU-3");
+	assert_true(list[0].active);
+	assert_int_equal(list[0].until_ms, 3601000);
+	assert_false(list[1].active);
+	assert_string_equal(list[1].gpus, "");
+	free(list);
+
+	/* A queued one granted; granted twice it is not. */
+	assert_int_equal(db_reservation_activate(db, q.id, "GPU-2", 5000, 65000), 0);
+	assert_int_equal(db_reservation_activate(db, q.id, "GPU-2", 5000, 65000), -ENOENT);
+	assert_int_equal(db_reservation_extend(db, q.id, 125000, 60), 0);
+	assert_int_equal(db_reservation_list(db, &list, &n), 0);
+	assert_true(list[1].active);
+	assert_string_equal(list[1].gpus, "GPU-2");
+	assert_int_equal(list[1].until_ms, 125000);
+	free(list);
+
+	/* Ids are never given again, even after the newest is removed. */
+	assert_int_equal(db_reservation_remove(db, q.id), 0);
+	assert_int_equal(db_reservation_remove(db, q.id), -ENOENT);
+	q.id = 0;
+	assert_int_equal(db_reservation_add(db, &q), 0);
+	assert_true(q.id > first + 1);
+	/* They go with their member. */
+	assert_int_equal(db_member_delete(db, "alice"), 0);
+	assert_int_equal(db_reservation_list(db, &list, &n), 0);
+	assert_int_equal(n, 0);
+	free(list);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +361,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upgrade_unversioned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_ends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forward_from, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reservations, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
