@@ -365,17 +365,32 @@ static void doctor_check_lxcfs(struct doctor_context *ctx, struct doctor_result 
 	doctor_advise(r, "apt install lxcfs; systemctl enable --now lxcfs; then restart running containers");
 }
 
+/* All three of the agent's tables: "ip" forwards and NATs, "ip6" holds
+ * the allow-lists' IPv6 networks, "bridge" stops one container spoofing
+ * another's MAC or address.  A flush of the ruleset loses them all. */
 static void doctor_check_nftables(struct doctor_context *ctx, struct doctor_result *r)
 {
-	__do_free char *rules = NULL;
+	static const struct {
+		const char *family, *loses;
+	} tables[] = {
+		{ "ip",     "no port forwards, no NAT, no allow-lists" },
+		{ "ip6",    "the forwards' IPv6 allow-lists are not enforced" },
+		{ "bridge", "no anti-spoofing: a container can take another's address" },
+	};
 	const char *table = ctx->a->cfg.nft_table;
 
-	if (nft_list(table, &rules) == 0 && strstr(rules, "table ip")) {
-		doctor_set(r, DOCTOR_OK, "the table ip %s is loaded", table);
+	for (size_t i = 0; i < ARRAY_SIZE(tables); i++) {
+		__do_free char *rules = NULL;
+
+		if (nft_list(tables[i].family, table, &rules) == 0)
+			continue;
+		doctor_set(r, DOCTOR_FAIL, "the agent's nftables table %s %s is missing: %s",
+			   tables[i].family, table, tables[i].loses);
+		doctor_advise(r, "systemctl restart gpuboxd (it loads its tables at start); if nftables.service "
+			      "flushed them, keep gpuboxd ordered after nftables.service");
 		return;
 	}
-	doctor_set(r, DOCTOR_FAIL, "the agent's nftables table ip %s is missing: no port forwards, no NAT", table);
-	doctor_advise(r, "systemctl restart gpuboxd (it loads the table at start); if nftables.service flushed it, keep gpuboxd ordered after nftables.service");
+	doctor_set(r, DOCTOR_OK, "the tables ip, ip6 and bridge %s are loaded", table);
 }
 
 /* The bridge's own IPv4 address, as text; "" when it has none. */

@@ -189,7 +189,10 @@ else
 	not_ok "doctor: exit status $doctor_rc with $failures failed checks"
 fi
 # A failure, its advice and the exit status: the agent's table gone (as
-# nftables.service's flush ruleset would do), then put back.
+# nftables.service's flush ruleset would do), then put back.  The bridge
+# table alone first: without it a container may spoof its neighbours.
+nft delete table bridge "gbxt$GBX_ID"
+refuse "doctor: a missing bridge table fails, naming what is lost" 1 'FAIL +nftables .*table bridge .*anti-spoofing' gpubox admin doctor
 nft delete table ip "gbxt$GBX_ID"
 refuse "doctor: a missing nftables table fails, with what to do" 1 'FAIL +nftables .*missing' gpubox admin doctor
 refuse "doctor: ... and says to restart the agent" 1 '-> systemctl restart gpuboxd' gpubox admin doctor

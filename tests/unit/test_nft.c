@@ -521,18 +521,30 @@ static void test_apply_list_remove(void **state)
 	__do_free char *again = NULL;
 
 	assert_non_null(text);
-	assert_int_equal(nft_list("gpubox_test", &listed), -ENOENT);
+	assert_int_equal(nft_list("ip", "gpubox_test", &listed), -ENOENT);
 	assert_int_equal(nft_apply(text), 0);
-	assert_int_equal(nft_list("gpubox_test", &listed), 0);
+	assert_int_equal(nft_list("ip", "gpubox_test", &listed), 0);
 	assert_non_null(strstr(listed, "table ip gpubox_test"));
 	assert_int_equal(tu_count_substr(listed, "dnat to 10.77.0.2:22"), 2);
 	assert_int_equal(tu_count_substr(listed, "dnat to 10.77.1.200:80"), 2);
 	assert_int_equal(tu_count_substr(listed, "masquerade"), 1);
 	assert_int_equal(tu_count_substr(listed, "ct status dnat accept"), 1);
+	/* The other two families are there too, and a family nft_list does not
+	 * know is refused before anything reaches nftables. */
+	assert_int_equal(nft_list("ip6", "gpubox_test", &again), 0);
+	assert_non_null(strstr(again, "table ip6 gpubox_test"));
+	free(again);
+	again = NULL;
+	assert_int_equal(nft_list("bridge", "gpubox_test", &again), 0);
+	assert_non_null(strstr(again, "table bridge gpubox_test"));
+	free(again);
+	again = NULL;
+	assert_int_equal(nft_list("inet", "gpubox_test", &again), -EINVAL);
+	assert_int_equal(nft_list("ip; flush ruleset", "gpubox_test", &again), -EINVAL);
 
 	/* Applying the same text again gives the same ruleset, nothing doubled. */
 	assert_int_equal(nft_apply(text), 0);
-	assert_int_equal(nft_list("gpubox_test", &again), 0);
+	assert_int_equal(nft_list("ip", "gpubox_test", &again), 0);
 	assert_string_equal(listed, again);
 	free(again);
 	again = NULL;
@@ -544,7 +556,7 @@ static void test_apply_list_remove(void **state)
 
 		assert_non_null(text1);
 		assert_int_equal(nft_apply(text1), 0);
-		assert_int_equal(nft_list("gpubox_test", &again), 0);
+		assert_int_equal(nft_list("ip", "gpubox_test", &again), 0);
 		assert_int_equal(tu_count_substr(again, "dnat to"), 2);
 		assert_int_equal(tu_count_substr(again, "10.77.1.200"), 0);
 	}
@@ -552,7 +564,7 @@ static void test_apply_list_remove(void **state)
 	assert_int_equal(nft_remove("gpubox_test"), 0);
 	free(listed);
 	listed = NULL;
-	assert_int_equal(nft_list("gpubox_test", &listed), -ENOENT);
+	assert_int_equal(nft_list("ip", "gpubox_test", &listed), -ENOENT);
 	/* Removing what is absent is not an error. */
 	assert_int_equal(nft_remove("gpubox_test"), 0);
 	assert_int_equal(nft_remove("bad name"), -EINVAL);
@@ -963,7 +975,7 @@ static void test_end_to_end(void **state)
 
 		peer_probe(&e.a, "10.77.0.1", 2201, line, sizeof(line));
 		assert_string_equal(line, "FAIL");
-		assert_int_equal(nft_list("gpubox_test", &listed), 0);
+		assert_int_equal(nft_list("ip", "gpubox_test", &listed), 0);
 		counter = strstr(listed, "iifname \"" E2E_BRIDGE "\" oifname \"" E2E_BRIDGE "\" counter packets ");
 		assert_non_null(counter);
 		assert_true(strtoul(strstr(counter, "packets ") + 8, NULL, 10) > 0);
@@ -1008,7 +1020,7 @@ static void test_allow(void **state)
 		__do_free char *listed = NULL;
 		const char *counter;
 
-		assert_int_equal(nft_list("gpubox_test", &listed), 0);
+		assert_int_equal(nft_list("ip", "gpubox_test", &listed), 0);
 		counter = strstr(listed, "@allowed_from counter packets ");
 		assert_non_null(counter);
 		assert_true(strtoul(strstr(counter, "packets ") + 8, NULL, 10) > 0);

@@ -130,9 +130,10 @@ char *nft_render(const struct nft_plan *plan);
 int nft_apply(const char *ruleset);
 /* Remove the table (ip, ip6 and bridge) if it exists; no error if absent. */
 int nft_remove(const char *table);
-/* The output of "list table ip <table>" into *out (caller frees);
- * -ENOENT (not logged) if the table does not exist. */
-int nft_list(const char *table, char **out);
+/* The output of "list table <family> <table>" into *out (caller frees),
+ * family "ip", "ip6" or "bridge"; -ENOENT (not logged) if the table does
+ * not exist, -EINVAL for another family. */
+int nft_list(const char *family, const char *table, char **out);
 /* A table name: [A-Za-z_][A-Za-z0-9_]{0,62}. */
 bool nft_valid_table(const char *table);
 

@@ -543,19 +543,20 @@ int nft_remove(const char *table)
 	return nft_run(ctx, commands, "remove the tables", false);
 }
 
-int nft_list(const char *table, char **out)
+int nft_list(const char *family, const char *table, char **out)
 {
 	__do_nft_ctx struct nft_ctx *ctx = NULL;
 	char command[128];
 	const char *output;
 	int ret;
 
-	if (!out || !nft_valid_table(table))
+	if (!out || !nft_valid_table(table) || !family ||
+	    (strcmp(family, "ip") && strcmp(family, "ip6") && strcmp(family, "bridge")))
 		return -EINVAL;
 	ctx = nft_context();
 	if (!ctx)
 		return log_error_errno(-ENOMEM, ENOMEM, "Could not create an nftables context");
-	snprintf(command, sizeof(command), "list table ip %s", table);
+	snprintf(command, sizeof(command), "list table %s %s", family, table);
 	ret = nft_run(ctx, command, "list the table", true);
 	if (ret < 0)
 		return ret;
