@@ -507,8 +507,11 @@ static int ops_gpu_detach_live(struct op_context *ctx, const struct member_recor
 	for (int round = 0; round < OPS_GPU_DETACH_ROUNDS; round++) {
 		if (ops_gpu_holders(ctx, rec, host, index, &holders) < 0)
 			return -EIO;
-		if (holders.n == 0)
+		if (holders.n == 0) {
+			/* An empty search keeps a list of one all the same. */
+			gpu_holders_clear(&holders);
 			return 0;
+		}
 		if (!force) {
 			int back = ops_gpu_live(ctx->a, rec, host, index, true, pid);
 
