@@ -23,6 +23,7 @@ struct agent;
 struct progress;
 struct gpu_plan;
 struct gpu_host;
+struct sample;
 
 /* ---- ops.c: the operations of the protocol -------------------------------- */
 
@@ -75,6 +76,11 @@ extern const struct op_entry ops_snapshot_table[];
 extern const struct op_entry ops_monitor_table[];
 /* ops_reserve.c: reserve, reserve_extend, reservations, release. */
 extern const struct op_entry ops_reserve_table[];
+/* gpu_cap for member as gpus and status report it: {"cap", "held", "in_use",
+ * "reserved", "state": "under"|"at"|"over", "text" (at or over)}, the GPUs
+ * in use from the reading s (NULL: none); NULL without a cap.  Reported,
+ * never enforced on what runs: reserve refuses what would pass it. */
+json_t *ops_reserve_cap_json(struct agent *a, const char *member, const struct sample *s);
 
 /* ops_doctor.c: doctor, what the server needs (gpubox admin doctor). */
 extern const struct op_entry ops_doctor_table[];

@@ -23,6 +23,7 @@
 #include "ops.h"
 #include "progress.h"
 #include "reservations.h"
+#include "monitor/monitor.h"
 #include "state/state.h"
 #include "cleanup.h"
 #include "fsutil.h"
@@ -224,6 +225,19 @@ static void ops_gpu_nvml_status(const struct agent *a, const char *dir, json_t *
 	json_object_set_new(status, "nvml_translated", json_boolean(strncmp(note, "translated", 10) == 0));
 }
 
+/* "gpu_cap": the GPUs the member holds at once, reserved or in use. */
+static void ops_gpu_status_cap(struct agent *a, const char *member, json_t *status)
+{
+	struct sample s = { 0 };
+	bool read = a->cfg.gpu_cap && a->collector && collector_latest(a->collector, &s) == 0;
+	json_t *cap = ops_reserve_cap_json(a, member, read ? &s : NULL);
+
+	if (read)
+		sample_free(&s);
+	if (cap)
+		json_object_set_new(status, "gpu_cap", cap);
+}
+
 int ops_gpu_status(struct agent *a, const struct member_record *rec, bool running, json_t *status)
 {
 	__do_free struct gpu_host *host = calloc(1, sizeof(*host));
@@ -249,6 +263,7 @@ int ops_gpu_status(struct agent *a, const struct member_record *rec, bool runnin
 	if (held_back)
 		json_object_set_new(status, "gpus_reserved_by_others", ops_gpu_list_json(host, held_back));
 	json_object_set_new(status, "reservations", reservations_json_of(a, rec->name));
+	ops_gpu_status_cap(a, rec->name, status);
 	/* A running container keeps the driver it started with. */
 	if (running && ops_gpu_dir(a, rec->name, dir, sizeof(dir)) == 0 &&
 	    snprintf(path, sizeof(path), "%s/driver", dir) < (int)sizeof(path) &&
@@ -492,8 +507,11 @@ static int ops_gpu_detach_live(struct op_context *ctx, const struct member_recor
 	for (int round = 0; round < OPS_GPU_DETACH_ROUNDS; round++) {
 		if (ops_gpu_holders(ctx, rec, host, index, &holders) < 0)
 			return -EIO;
-		if (holders.n == 0)
+		if (holders.n == 0) {
+			/* An empty search keeps a list of one all the same. */
+			gpu_holders_clear(&holders);
 			return 0;
+		}
 		if (!force) {
 			int back = ops_gpu_live(ctx->a, rec, host, index, true, pid);
 

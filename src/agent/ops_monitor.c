@@ -198,7 +198,7 @@ static int op_gpus(struct op_context *ctx, json_t **result)
 	static const char *const allowed[] = { NULL };
 	__do_sample struct sample s = { 0 };
 	__do_json json_t *reservations = NULL;
-	json_t *list;
+	json_t *list, *cap;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_latest(ctx, &s) < 0)
 		return -1;
@@ -237,6 +237,12 @@ static int op_gpus(struct op_context *ctx, json_t **result)
 	if (*result && !s.gpu_ok)
 		json_object_set_new(*result, "gpu_note", json_string(s.gpu_note[0] ? s.gpu_note :
 								     "no NVIDIA GPU on this server"));
+	/* A member's own GPUs held against gpu_cap. */
+	cap = ctx->who->is_member ? ops_reserve_cap_json(ctx->a, ctx->who->member.name, &s) : NULL;
+	if (*result && cap)
+		json_object_set_new(*result, "gpu_cap", cap);
+	else
+		json_decref(cap);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "ops.h"
 #include "proto.h"
 #include "reservations.h"
+#include "monitor/monitor.h"
 #include "state/state.h"
 #include "cleanup.h"
 #include "log.h"
@@ -454,6 +455,69 @@ static int op_reservations(struct op_context *ctx, json_t **result)
 					      ops_names_visible(ctx)),
 			    "names_shown", ops_names_visible(ctx));
 	return 0;
+}
+
+/* ---- gpu_cap as gpus and status report it ----------------------------------- */
+
+static unsigned ops_reserve_popcount(uint64_t mask)
+{
+	return (unsigned)__builtin_popcountll(mask);
+}
+
+/* The GPUs member's processes are on in s. */
+static uint64_t ops_reserve_in_use(const struct sample *s, const char *member)
+{
+	uint64_t mask = 0;
+
+	for (size_t i = 0; i < s->nprocs; i++)
+		if (s->procs[i].gpu < 64 && strcmp(s->procs[i].member, member) == 0)
+			mask |= (uint64_t)1 << s->procs[i].gpu;
+	return mask;
+}
+
+static json_t *ops_reserve_mask_json(uint64_t mask)
+{
+	json_t *list = json_array();
+
+	for (unsigned i = 0; list && i < 64; i++)
+		if ((mask >> i) & 1)
+			json_array_append_new(list, json_integer(i));
+	return list;
+}
+
+/* "alice holds 2 GPUs at once (GPU 1 in use, GPU 3 reserved), ..." */
+static json_t *ops_reserve_cap_text(const char *member, unsigned cap, uint64_t in_use,
+				    uint64_t reserved)
+{
+	char used[RESERVE_MASK_TEXT_MAX], held[RESERVE_MASK_TEXT_MAX];
+	unsigned n = ops_reserve_popcount(in_use | reserved);
+
+	reserve_mask_text(in_use, used, sizeof(used));
+	reserve_mask_text(reserved, held, sizeof(held));
+	if (n == cap)
+		return json_sprintf("%s holds %u GPU%s at once (in use: %s; reserved: %s), as many as gpu_cap allows: another reservation is refused until a job ends or a reservation is released.",
+				    member, n, n == 1 ? "" : "s", used, held);
+	return json_sprintf("%s holds %u GPUs at once (in use: %s; reserved: %s), more than gpu_cap (%u) allows: what runs is not stopped for it, but no reservation is granted until fewer are held; please end a job or release a reservation.",
+			    member, n, used, held, cap);
+}
+
+json_t *ops_reserve_cap_json(struct agent *a, const char *member, const struct sample *s)
+{
+	unsigned cap = a->cfg.gpu_cap, n;
+	uint64_t in_use, reserved;
+	json_t *o;
+
+	if (!cap || !member || !member[0])
+		return NULL;
+	in_use = s ? ops_reserve_in_use(s, member) : 0;
+	reserved = reservations_held(a, member);
+	n = ops_reserve_popcount(in_use | reserved);
+	o = json_pack("{s:i, s:i, s:o, s:o, s:s}", "cap", (int)cap, "held", (int)n,
+		      "in_use", ops_reserve_mask_json(in_use), "reserved", ops_reserve_mask_json(reserved),
+		      "state", n < cap ? "under" : n == cap ? "at" : "over");
+	if (o && n >= cap)
+		json_object_set_new(o, "text", ops_reserve_cap_text(member, cap, in_use, reserved));
+	return o;
 }
 
 const struct op_entry ops_reserve_table[] = {

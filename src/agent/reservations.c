@@ -26,6 +26,13 @@
  * gives the rules back, and changed nothing that lasts.  One whole search
  * per grant, made when it cannot be overtaken.
  *
+ * reserve_idle_release: the collector's every reading tells which GPUs
+ * are idle (reservations_observe_idle(), from monitor/idle.c); the clocks
+ * (gpu/reserveidle.c) run in the collector's thread, which hands what is
+ * due to this thread through a list under view_lock and a poke that never
+ * waits for the lock (tried again at the next reading while it is held).
+ * The release itself is an end like any other (reservations_end()).
+ *
  * Why a thread of its own rather than the collector's tick: a reservation
  * ends at its time, to the second, and ending one forks into containers
  * and writes their cgroups, and a waiting request needs a search of
@@ -44,6 +51,7 @@
 #include "ops.h"
 #include "notify.h"
 #include "reservations.h"
+#include "array.h"
 #include "cleanup.h"
 #include "log.h"
 #include "timeparse.h"
@@ -71,6 +79,9 @@ struct reservations {
 	size_t nview;
 	struct reservations_inits inits;  /* under lock */
 	long long inits_ms;            /* when inits was last emptied */
+	struct reserve_idle_clocks idle;  /* the collector's thread's alone */
+	struct reserve_idle_due *due;  /* under view_lock: to release when idle */
+	size_t ndue, due_cap;
 };
 
 
@@ -426,19 +437,31 @@ void reservations_publish(struct agent *a)
 	free(old);
 }
 
-uint64_t reservations_hidden(struct agent *a, const char *member)
+/* The GPUs the active reservations of the view hold: member's own, or
+ * everyone else's. */
+static uint64_t reservations_view_mask(struct agent *a, const char *member, bool own)
 {
 	struct reservations *r = a->reservations;
-	uint64_t hidden = 0;
+	uint64_t mask = 0;
 
 	if (!r)
 		return 0;
 	pthread_mutex_lock(&r->view_lock);
 	for (size_t i = 0; i < r->nview; i++)
-		if (r->view[i].entry.active && strcmp(r->view[i].entry.member, member) != 0)
-			hidden |= r->view[i].entry.mask;
+		if (r->view[i].entry.active && (strcmp(r->view[i].entry.member, member) == 0) == own)
+			mask |= r->view[i].entry.mask;
 	pthread_mutex_unlock(&r->view_lock);
-	return hidden;
+	return mask;
+}
+
+uint64_t reservations_hidden(struct agent *a, const char *member)
+{
+	return reservations_view_mask(a, member, false);
+}
+
+uint64_t reservations_held(struct agent *a, const char *member)
+{
+	return reservations_view_mask(a, member, true);
 }
 
 static json_t *reservations_item_json(const struct reservations_item *item, const char *viewer,
@@ -559,6 +582,98 @@ static void reservations_expire(struct agent *a, struct reservations_state *st)
 			reservations_end(a, st, i, "expired");
 }
 
+/* ---- reserve_idle_release ------------------------------------------------- */
+
+/* The reservations of the view as entries (the caller frees), under
+ * view_lock. */
+static struct reserve_entry *reservations_view_entries(struct reservations *r)
+{
+	struct reserve_entry *e = calloc(r->nview + 1, sizeof(*e));
+
+	for (size_t i = 0; e && i < r->nview; i++)
+		e[i] = r->view[i].entry;
+	return e;
+}
+
+/* Wake the thread without waiting for its lock: when it is busy, the
+ * next reading tries again (the due list stays until the thread takes
+ * it). */
+static void reservations_poke_soon(struct reservations *r)
+{
+	if (pthread_mutex_trylock(&r->lock) != 0)
+		return;
+	r->poked = true;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void reservations_observe_idle(struct agent *a, uint64_t idle, long long now_ms)
+{
+	struct reservations *r = a->reservations;
+	__do_free struct reserve_entry *entries = NULL;
+	__do_free struct reserve_idle_due *due = NULL;
+	size_t n, ndue = 0;
+	bool pending;
+
+	if (!r || !a->cfg.reserve_idle_release)
+		return;
+	pthread_mutex_lock(&r->view_lock);
+	n = r->nview;
+	entries = reservations_view_entries(r);
+	due = calloc(n + 1, sizeof(*due));
+	if (entries && due)
+		reserve_idle_update(&r->idle, entries, n, idle, now_ms,
+				    (long long)a->cfg.reserve_idle_release * 1000, due, &ndue);
+	for (size_t i = 0; i < ndue; i++) {
+		if (ARRAY_RESERVE(r->due, r->due_cap, r->ndue) < 0)
+			break;
+		r->due[r->ndue++] = due[i];
+	}
+	pending = r->ndue > 0;
+	pthread_mutex_unlock(&r->view_lock);
+	if (pending)
+		reservations_poke_soon(r);
+}
+
+/* One reservation released for its idle GPUs: the member is told on
+ * their next command, the webhook and the log by reservations_end(). */
+static void reservations_release_one(struct agent *a, struct reservations_state *st, size_t i,
+				     const struct reserve_idle_due *d)
+{
+	/* Cut to NOTICE_TEXT_MAX by notices_post() were the GPUs' list long. */
+	char idle[32], why[96], gpus[RESERVE_MASK_TEXT_MAX], key[NOTICE_KEY_MAX], text[1024];
+
+	format_duration(d->idle_seconds, idle, sizeof(idle));
+	reserve_mask_text(st->entries[i].mask, gpus, sizeof(gpus));
+	snprintf(why, sizeof(why), "released after its GPUs were idle for %s (reserve_idle_release)", idle);
+	snprintf(key, sizeof(key), "reserve-idle:%lld", d->id);
+	snprintf(text, sizeof(text),
+		 "gpubox released your reservation %lld (%s on %s): its GPUs had been idle for %s, with nothing of yours working on them (reserve_idle_release). They are everyone's again; reserve again when you need them.",
+		 d->id, gpus, a->cfg.server_name, idle);
+	if (reservations_end(a, st, i, why) == 0)
+		notices_post(a->notices, d->member, key, text);
+}
+
+/* What the collector found idle long enough, if still active. */
+static void reservations_release_idle(struct agent *a, struct reservations_state *st)
+{
+	struct reservations *r = a->reservations;
+	struct reserve_idle_due *due;
+	size_t n;
+
+	pthread_mutex_lock(&r->view_lock);
+	due = r->due;
+	n = r->ndue;
+	r->due = NULL;
+	r->ndue = r->due_cap = 0;
+	pthread_mutex_unlock(&r->view_lock);
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < st->n; i++)
+			if (st->entries[i].id == due[k].id && st->entries[i].active)
+				reservations_release_one(a, st, i, &due[k]);
+	free(due);
+}
+
 /* Whether a process of a member other than holder holds a GPU of mask,
  * by st's usage. */
 static bool reservations_others_hold(const struct reservations_state *st, const char *holder,
@@ -663,6 +778,7 @@ static void reservations_round(struct agent *a)
 	}
 
 	if (reservations_read(a, &st) == 0) {
+		reservations_release_idle(a, &st);
 		reservations_expire(a, &st);
 		reservations_serve(a, &st);
 	}

@@ -178,11 +178,22 @@ void reservations_live_give_back(struct agent *a, const struct reservations_stat
 void reservations_live_sync(struct agent *a, const struct reservations_state *st,
 			    const struct reservations_box *b);
 
+/* ---- reserve_idle_release ------------------------------------------------- */
+
+/* The collector's reading at now_ms (monotonic): which GPUs are idle
+ * (idle_gpus()).  A reservation whose GPUs all stayed idle for
+ * reserve_idle_release is handed to the thread, which releases it and
+ * tells its member.  Never waits for the reservations' lock.  The clocks
+ * live in memory: a restarted agent counts from zero. */
+void reservations_observe_idle(struct agent *a, uint64_t idle, long long now_ms);
+
 /* ---- taking the lock themselves ------------------------------------------- */
 
 /* The GPUs (by index) other members' reservations hold, from the view:
  * what member's container is not given at a start. */
 uint64_t reservations_hidden(struct agent *a, const char *member);
+/* The GPUs member's own active reservations hold, from the view. */
+uint64_t reservations_held(struct agent *a, const char *member);
 /* A started (or running) container's GPU nodes and device rules made its
  * effective set, with the plan's GPU nodes bound first when plan is not
  * NULL (a start). */

@@ -311,6 +311,9 @@ int cmd_ps(struct cli *cli, const struct cli_command *self, int argc, char **arg
 int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 int cmd_history(struct cli *cli, const struct cli_command *self, int argc, char **argv);
 int cmd_usage(struct cli *cli, const struct cli_command *self, int argc, char **argv);
+/* gpu_cap's sentence of a gpus or status answer ("gpu_cap"), when the
+ * member is at or over the cap; nothing otherwise. */
+void cmd_monitor_cap(json_t *cap, const char *indent);
 /* A --since/--until/--at value (option names it) to unix milliseconds: a
  * duration ("7d") counts back from now when duration_ok, anything else is
  * a time.  -EINVAL after printing the usage error. */

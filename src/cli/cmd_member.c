@@ -228,6 +228,7 @@ static void cmd_status_gpus(json_t *result)
 	fputc('\n', stdout);
 	cmd_gpu_print(stdout, gpus, "           ");
 	cmd_status_reservations(result);
+	cmd_monitor_cap(json_object_get(result, "gpu_cap"), "           ");
 	if (json_is_string(json_object_get(result, "nvml"))) {
 		printf("           NVML inside: ");
 		output_sanitized(stdout, json_string_value(json_object_get(result, "nvml")));
@@ -274,6 +275,7 @@ int cmd_status(struct cli *cli, const struct cli_command *self, int argc, char *
 	json_object_del(shown, "gpu_note");
 	json_object_del(shown, "gpus_reserved_by_others");
 	json_object_del(shown, "reservations");
+	json_object_del(shown, "gpu_cap");
 	json_object_del(shown, "nvml");
 	json_object_del(shown, "nvml_translated");
 	json_object_del(shown, "limits");

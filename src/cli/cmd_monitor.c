@@ -202,6 +202,17 @@ static json_t *cmd_monitor_reserved(json_t *r)
 			    member ? member : "another member", until);
 }
 
+void cmd_monitor_cap(json_t *cap, const char *indent)
+{
+	const char *text = json_string_value(json_object_get(cap, "text"));
+
+	if (!text)
+		return;
+	printf("%sgpu_cap: ", indent);
+	output_sanitized(stdout, text);
+	fputc('\n', stdout);
+}
+
 int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **argv)
 {
 	static const char *const columns[] = { "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER",
@@ -247,6 +258,7 @@ int cmd_gpus(struct cli *cli, const struct cli_command *self, int argc, char **a
 	}
 	if (json_object_get(result, "gpu_ok") && json_is_true(json_object_get(result, "gpu_ok")))
 		output_table(rows, columns, "This server has no GPU.");
+	cmd_monitor_cap(json_object_get(result, "gpu_cap"), "");
 	return CLI_EXIT_OK;
 }
 

@@ -312,8 +312,8 @@ void monitor_strip_names(json_t *answer);
 
 /* The pieces above, apart for tests and fuzzing.  An agent's reading
  * (NULL, err filled, when it lacks host, gpus or processes); the overview's
- * form of one; a member's part of one ({"container", "gpus", "processes"}
- * set into o; sample NULL: state unknown); one agent's usage answer added
+ * form of one; a member's part of one ({"container", "gpus", "processes",
+ * "reservations"} set into o; sample NULL: state unknown); one agent's usage answer added
  * to the sums per member (false when it is not usage); the sums as the
  * report's list, largest first. */
 json_t *monitor_parse_reading(const char *body, size_t len, char *err, size_t errlen);

@@ -396,21 +396,27 @@ static bool monitor_gpu_indices(json_t *gpus)
 }
 
 /* One reservation as the pages show it, or NULL when it is not of the
- * agent's shape: {"id", "gpus", "until_ms", "state": "active"|"queued"},
- * and "member" where names are shown. */
+ * agent's shape: {"id", "gpus", "until_ms", "state": "active"|"queued",
+ * "count"?}, and "member" where names are shown.  A queued one has no end
+ * yet (the agent sends none), and no GPUs when it asks for any. */
 static json_t *monitor_reservation_view(json_t *r, bool names)
 {
 	const char *state = json_string_value(json_object_get(r, "state"));
 	const char *member = json_string_value(json_object_get(r, "member"));
 	json_t *id = json_object_get(r, "id"), *until = json_object_get(r, "until_ms");
-	json_t *gpus = json_object_get(r, "gpus"), *o;
+	json_t *gpus = json_object_get(r, "gpus"), *count = json_object_get(r, "count"), *o;
+	bool queued = state && strcmp(state, "queued") == 0;
 
-	if (!state || (strcmp(state, "active") != 0 && strcmp(state, "queued") != 0) ||
-	    !json_is_integer(id) || !json_is_integer(until) || !monitor_gpu_indices(gpus) ||
+	if (!state || (strcmp(state, "active") != 0 && !queued) || !json_is_integer(id) ||
+	    (!queued && !json_is_integer(until)) || !monitor_gpu_indices(gpus) ||
 	    !member || validate_member_name(member, NULL, 0) < 0)
 		return NULL;
-	o = json_pack("{s:O, s:s, s:O, s:O}", "id", id, "state", state, "until_ms", until,
-		      "gpus", gpus);
+	o = json_pack("{s:O, s:s, s:O}", "id", id, "state", state, "gpus", gpus);
+	if (o && json_is_integer(until))
+		json_object_set(o, "until_ms", until);
+	if (o && json_is_integer(count) && json_integer_value(count) > 0 &&
+	    json_integer_value(count) <= MONITOR_GPUS_MAX)
+		json_object_set(o, "count", count);
 	if (o && names)
 		json_object_set_new(o, "member", json_string(member));
 	return o;
@@ -586,6 +592,25 @@ static void monitor_member_processes(json_t *sample, const char *member, json_t 
 	}
 }
 
+/* The member's own reservations and queued requests, without the name. */
+static json_t *monitor_member_reservations(json_t *sample, const char *member)
+{
+	json_t *list = json_array(), *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(sample, "reservations"), i, r) {
+		const char *who = json_string_value(json_object_get(r, "member"));
+		json_t *view;
+
+		if (i >= MONITOR_RESERVATIONS_MAX || !who || strcmp(who, member) != 0)
+			continue;
+		view = monitor_reservation_view(r, false);
+		if (view)
+			json_array_append_new(list, view);
+	}
+	return list;
+}
+
 void monitor_reading_member(json_t *sample, const char *member, json_t *o)
 {
 	json_t *procs = json_array(), *gpus = json_array();
@@ -600,6 +625,7 @@ void monitor_reading_member(json_t *sample, const char *member, json_t *o)
 	json_object_set_new(o, "container", container);
 	json_object_set_new(o, "gpus", gpus);
 	json_object_set_new(o, "processes", procs);
+	json_object_set_new(o, "reservations", monitor_member_reservations(sample, member));
 }
 
 static json_t *monitor_member_server(const struct monitor_server *s, const char *name,

@@ -72,6 +72,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("reserve_max_gpus",     CONFIG_UINT,   reserve_max_gpus),
 	KEY("reserve_shared_gpus",  CONFIG_STRING, reserve_shared_gpus),
 	KEY("gpu_cap",              CONFIG_UINT,   gpu_cap),
+	KEY("reserve_idle_release", CONFIG_DURATION, reserve_idle_release),
 	KEY("sample_interval",      CONFIG_UINT,   sample_interval),
 	KEY("history_full",         CONFIG_UINT,   history_full),
 	KEY("history_days",         CONFIG_UINT,   history_days),
@@ -278,6 +279,12 @@ static int config_check_reserve(const struct gpubox_config *cfg, char *err, size
 	}
 	if (!config_words_ok(cfg->reserve_shared_gpus, NULL)) {
 		set_error(err, errlen, "reserve_shared_gpus is GPU indices and UUIDs, or empty");
+		return -EINVAL;
+	}
+	/* Off (0) or a time: the readings are a second apart at most a
+	 * minute, so a shorter one would release on a reading or two. */
+	if (cfg->reserve_idle_release > 30 * 86400) {
+		set_error(err, errlen, "reserve_idle_release is off or a duration from 1s to 30d, such as 2h");
 		return -EINVAL;
 	}
 	return 0;

@@ -79,6 +79,7 @@ struct gpubox_config {
 	uint32_t reserve_max_gpus;     /* GPUs per reservation and per member at once; 0 = all */
 	char reserve_shared_gpus[CONFIG_TEXT_MAX];      /* GPUs never reserved: indices/UUIDs */
 	uint32_t gpu_cap;              /* GPUs a member holds at once, reserved or in use; 0 = no cap */
+	uint32_t reserve_idle_release; /* seconds a reservation's GPUs stay idle before it ends; 0: never */
 
 	uint32_t sample_interval;      /* milliseconds between readings of the server */
 	uint32_t history_full;         /* seconds of full-resolution history */

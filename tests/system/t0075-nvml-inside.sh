@@ -4,8 +4,10 @@
 # (tests/fake-nvml) reports the host pids of jobs running in two members'
 # containers; nvml_client, which loads libnvidia-ml.so.1 and asks as
 # nvidia-smi does, must see in each container exactly that member's jobs,
-# by pids it can signal there.  (python3 is not in the test template: the
-# pynvml-like ctypes client is not run here.)
+# by pids it can signal there.  So must tests/system/nvml_client.py, a
+# ctypes client written as pynvml is, run by python3 installed in the
+# first container from the machine's Debian mirror (with apt, while the
+# test goes on: the template has no python).
 . "$(dirname "$0")/lib.sh"
 
 a=na$GBX_ID
@@ -106,6 +108,18 @@ check "the agent restarts with the interposer" set_config "nvml_interposer = own
 check "member $a added" add_member "$a"
 check "member $b added" add_member "$b"
 check "$a starts" gpubox start --member "$a"
+# python3-minimal and the standard library that holds ctypes (python3-
+# minimal alone has none), from the mirror the template's apt sources
+# name (the containers have egress), in the background meanwhile.
+py_install() {
+	inside "$a" sh -c 'apt-get update -q -o Acquire::Languages=none &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			-o Dpkg::Options::=--force-unsafe-io python3-minimal libpython3-stdlib' >"$work/python.log" 2>&1
+	echo $? >"$work/python.rc"
+	inside "$a" sh -c 'cat >/root/nvml_client.py' <"$(dirname "$0")/nvml_client.py"
+}
+py_start=$SECONDS
+py_install & py_job=$!
 check "$b starts" gpubox start --member "$b"
 install_client "$a"
 install_client "$b"
@@ -145,6 +159,24 @@ inside "$a" kill -0 "$a1" "$a2" && ok "the pids $a sees are its processes (kill 
 	not_ok "the pids $a sees are its processes (kill -0 inside)"
 has_line "$b" "compute_v3 1 rc=0 pids=$b1/4000" && client "$b" | grep -qxF "compute_v3 0 rc=0 pids=$b1/3000" &&
 	ok "$b sees only its own job" || { not_ok "$b sees only its own job"; client "$b" | diag; }
+
+# The pynvml way: ctypes, nvmlDeviceGetComputeRunningProcesses_v3 with the
+# two-call size protocol.
+py_wait=$SECONDS
+wait "$py_job"
+py_waited="$((SECONDS - py_start)) s, $((SECONDS - py_wait)) s of them waited for"
+if [ "$(cat "$work/python.rc")" = 0 ]; then
+	ok "python3 with ctypes installed from the mirror in $a ($py_waited)"
+	py_out=$(inside "$a" env FAKE_NVML_STATE=/root/nvml.state python3 /root/nvml_client.py 0 1 2>&1)
+	echo "$py_out" | grep -qxF "py_compute 0 rc=0 pids=$a1/1000,$a2/2000" &&
+		echo "$py_out" | grep -qxF "py_compute 1 rc=0 pids=" &&
+		[ "$(echo "$py_out" | grep -c '^py_signal [01] ok$')" = 2 ] &&
+		ok "a pynvml-like ctypes client in $a: exactly its jobs, pids it can kill -0 there, none of $b's" ||
+		{ not_ok "the ctypes client in $a"; echo "$py_out" | diag; }
+else
+	not_ok "python3 from the mirror in $a (apt-get failed)"
+	tail -20 "$work/python.log" | diag
+fi
 
 # Every other call is the fake's own answer, also one nothing in gpubox knows.
 direct=$(env LD_LIBRARY_PATH="$GBX_BIN/nvml" FAKE_NVML_STATE="$work/state" "$GBX_BIN/nvml_client")

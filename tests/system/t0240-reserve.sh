@@ -13,13 +13,15 @@ c=rc$GBX_ID
 root=$GBX_DIR/gpu
 saved=$GBX_DIR/gpubox.conf.before-reserve
 cp "$GBX_CONF" "$saved"
+hook_pid=
 cleanup_reserve() {
+	stop_pid "$hook_pid"
 	for m in "$a" "$b" "$c"; do remove_member "$m"; done
 	cp "$saved" "$GBX_CONF"
 	kill "$(cat "$GBX_DIR/agent.pid")" 2>/dev/null
 	sleep 0.5
 	restart_agent
-	rm -rf "$root" "$GBX_NVML_STATE"
+	rm -rf "$root" "$GBX_NVML_STATE" "$GBX_DIR"/reserve-hook.*
 }
 trap cleanup_reserve EXIT
 
@@ -42,9 +44,27 @@ make_driver() {
 	ln -sf "libcuda.so.$ver" "$root/usr/lib/libcuda.so.1"
 	echo /usr/lib >"$root/etc/ld.so.conf"
 	ldconfig -X -r "$root" -C /etc/ld.so.cache -f /etc/ld.so.conf || return 1
-	for i in $(seq 0 7); do
-		echo "gpu $i uuid=GPU-0000000$i-1111-2222-3333-444444444444 name=Fake_GPU minor=$i total=85899345920 used=0"
-	done >"$GBX_NVML_STATE"
+	nvml_state </dev/null
+}
+# The fake NVML's GPUs 0-7 (GPU $busy_gpu at 50 %, the others at 0 %) and
+# processes "GPU PID SM" on stdin, each holding 4 GiB.
+busy_gpu=
+nvml_state() {
+	local i gpu pid sm
+	{
+		for i in $(seq 0 7); do
+			echo "gpu $i uuid=GPU-0000000$i-1111-2222-3333-444444444444 name=Fake_GPU minor=$i util=$([ "$i" = "$busy_gpu" ] && echo 50 || echo 0) total=85899345920 used=0"
+		done
+		while read -r gpu pid sm; do echo "proc $gpu pid=$pid mem=4294967296 sm=$sm"; done
+	} >"$GBX_NVML_STATE.tmp" && mv "$GBX_NVML_STATE.tmp" "$GBX_NVML_STATE"
+}
+# host_pid_in MEMBER PATTERN: the host pid of MEMBER's process whose command line matches.
+host_pid_in() {
+	local p
+	for p in $(pgrep -f "$2"); do
+		grep -q "lxc.payload.$1[/-]\|lxc.payload.$1\$" "/proc/$p/cgroup" 2>/dev/null && { echo "$p"; return 0; }
+	done
+	return 1
 }
 
 # set_config LINE...: the suite's configuration plus the lines, the agent restarted.
@@ -199,9 +219,72 @@ refuse "a third GPU is refused with the cap in one sentence" 1 \
 	"$b may hold at most 2 GPUs at once, reserved or in use by its processes \(gpu_cap\), and holds GPUs 1 and 3 already" \
 	as_user "$b" reserve --gpu 4
 refuse "three GPUs at once are refused" 1 "at most 2 GPUs at once.*gpu_cap" as_user "$a" reserve 3
+# gpus and status say so, the GPUs in use as NVML lists the processes.
+holder=$(host_pid_in "$b" '^sleep 100000$')
+nvml_state <<<"1 $holder 0"
+cap_is() { as_user "$b" gpus --json | jq -e --arg s "$1" '.gpu_cap | .state == $s and .in_use == [1] and .reserved == [3]' >/dev/null; }
+wait_for 10 cap_is at && as_user "$b" gpus |
+	grep -q "^gpu_cap: $b holds 2 GPUs at once (in use: GPU 1; reserved: GPU 3), as many as gpu_cap allows" &&
+	gpubox status --member "$b" | grep -q "^ *gpu_cap: $b holds 2 GPUs at once" &&
+	ok "gpus and status tell $b it holds as many GPUs as gpu_cap allows" ||
+	{ not_ok "gpus and status at the cap"; as_user "$b" gpus --json | jq -c .gpu_cap | diag; }
+check "gpu_cap = 1 (the agent restarts; the reservation stays)" rules "gpu_cap = 1"
+wait_for 10 cap_is over && as_user "$b" gpus | grep -q "^gpu_cap: .*more than gpu_cap (1) allows" &&
+	has_gpu "$b" 1 && has_gpu "$b" 3 && lxc_attach "$b" sh -c 'kill -0 $(cat /run/gpu-hold)' &&
+	ok "over the cap: said, and nothing is taken away from $b" ||
+	{ not_ok "over the cap"; as_user "$b" gpus --json | jq -c .gpu_cap | diag; }
 check "$b releases" release "$b" "$id"
 check "$b's process ends" unhold_gpu1 "$b"
+nvml_state </dev/null
 check "no cap" rules
+
+# ---- reserve_idle_release ------------------------------------------------------
+# Two reservations of $a: GPUs 2 and 3 (nothing on 2, a job holding 4 GiB
+# of 3 at 0 %) and GPU 4 (a job at 50 %).  With idle_after = 1s and
+# reserve_idle_release = 3s the first ends, its member told, the webhook
+# too; the other stays.
+hook_port=$((GBX_METRICS_PORT + 7))
+hook_log=$GBX_DIR/reserve-hook.log
+python3 "$(dirname "$0")/webhook.py" "$hook_port" "$hook_log" &
+hook_pid=$!
+wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$hook_port/" || not_ok "the test's webhook listens"
+echo "http://127.0.0.1:$hook_port/hooks/r$GBX_ID" >"$GBX_DIR/reserve-hook.url"
+chmod 600 "$GBX_DIR/reserve-hook.url"
+lxc_attach "$a" sh -c 'setsid sleep 7401 </dev/null >/dev/null 2>&1 & setsid sleep 7402 </dev/null >/dev/null 2>&1 &'
+wait_for 10 host_pid_in "$a" '^sleep 7401$' >/dev/null && wait_for 10 host_pid_in "$a" '^sleep 7402$' >/dev/null
+j_idle=$(host_pid_in "$a" '^sleep 7401$') j_busy=$(host_pid_in "$a" '^sleep 7402$')
+busy_gpu=4
+printf '3 %s 0\n4 %s 50\n' "$j_idle" "$j_busy" | nvml_state
+check "the agent restarts with reserve_idle_release = 3s, idle_after = 1s and a webhook" \
+	rules "reserve_idle_release = 3s" "idle_after = 1s" "notify_webhook = $GBX_DIR/reserve-hook.url"
+r_idle=$(reserve "$a" --gpu 2,3 --for 1h)
+r_busy=$(reserve "$a" --gpu 4 --for 1h)
+t0=$(ms_now)
+lacks_gpu "$b" 2 && lacks_gpu "$c" 3 && lacks_gpu "$b" 4 &&
+	ok "$a reserves GPUs 2 and 3 (idle: no job, a job at 0 %) and GPU 4 (a job at 50 %)" ||
+	not_ok "the two reservations"
+gone() { [ -z "$(state_of "$r_idle")" ]; }
+wait_for 15 gone && t1=$(ms_now) && [ $((t1 - t0)) -ge 3000 ] &&
+	ok "the idle reservation ends after reserve_idle_release ($((t1 - t0)) ms)" ||
+	{ not_ok "the idle reservation ends"; reservations | diag; }
+wait_for 2 has_gpu "$b" 2 && has_gpu "$b" 3 && has_gpu "$c" 2 && has_gpu "$c" 3 &&
+	ok "the other containers have GPUs 2 and 3 back" || not_ok "GPUs 2 and 3 back in the others"
+sleep 1
+[ "$(state_of "$r_busy")" = active ] && lacks_gpu "$b" 4 && has_gpu "$a" 4 &&
+	ok "the reservation with a job at work stays" || not_ok "the busy reservation stays"
+told=$(as_user "$a" version 2>&1 >/dev/null)
+grep -q "^gpubox: notice: gpubox released your reservation $r_idle (GPUs 2 and 3 on gbxtest): its GPUs had been idle for [0-9]*s" <<<"$told" &&
+	ok "$a's next command prints the notice" || { not_ok "the notice"; diag <<<"$told"; }
+grep -q "reservation $r_idle of $a released after its GPUs were idle for [0-9]*s (reserve_idle_release) (GPUs 2 and 3); its GPUs go back" "$GBX_DIR/agent.log" &&
+	ok "the agent's log records it" || not_ok "the log of the release"
+hook_has() { jq -r '.body | fromjson | .text' "$hook_log" 2>/dev/null | grep -q "^\[gbxtest\] reservation $r_idle of $a released after its GPUs were idle for [0-9]*s (reserve_idle_release): GPUs 2 and 3 free again$"; }
+wait_for 10 hook_has && ok "the webhook gets the message" || { not_ok "the webhook's message"; diag <"$hook_log"; }
+check "$a releases the other" release "$a" "$r_busy"
+kill "$j_idle" "$j_busy"
+stop_pid "$hook_pid"
+busy_gpu=
+nvml_state </dev/null
+check "no reserve_idle_release" rules
 
 # ---- from the login shell, inside the container, and by an admin ---------------
 check "$a reserves GPU 2 through the login shell" as_user "$a" -c "reserve --gpu 2 --for 10m"

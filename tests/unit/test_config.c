@@ -398,6 +398,8 @@ static void test_reserve_keys(void **state)
 		"reserve_max_duration = 0\n", "reserve_max_duration = forever\n",
 		"reserve_default_duration = 1 h\n", "reserve_default_duration = 8d\n",
 		"reserve_max_duration = 30m\n", "reserve_shared_gpus = 0;1\n",
+		"reserve_idle_release = 31d\n", "reserve_idle_release = -1\n",
+		"reserve_idle_release = 2 hours\n", "reserve_idle_release = yes\n",
 	};
 	struct gpubox_config cfg;
 	char err[256];
@@ -408,6 +410,7 @@ static void test_reserve_keys(void **state)
 	assert_int_equal(config_reserve_max_seconds(&cfg), 7 * 86400);
 	assert_int_equal(cfg.reserve_max_gpus, 0);
 	assert_int_equal(cfg.gpu_cap, 0);
+	assert_int_equal(cfg.reserve_idle_release, 0);
 	assert_string_equal(cfg.reserve_shared_gpus, "");
 	assert_int_equal(parse(&cfg, "reserve_default_duration = 30m\nreserve_max_duration = 1y\n"
 			       "reserve_max_gpus = 4\ngpu_cap = 2\nreserve_shared_gpus = 0, 7\n",
@@ -417,6 +420,11 @@ static void test_reserve_keys(void **state)
 	assert_int_equal(cfg.reserve_max_gpus, 4);
 	assert_int_equal(cfg.gpu_cap, 2);
 	assert_string_equal(cfg.reserve_shared_gpus, "0, 7");
+	assert_int_equal(parse(&cfg, "reserve_idle_release = 2h\n", err, sizeof(err)), 0);
+	assert_int_equal(cfg.reserve_idle_release, 7200);
+	assert_int_equal(parse(&cfg, "reserve_idle_release = 2h\nreserve_idle_release = off\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(cfg.reserve_idle_release, 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
 		if (parse(&cfg, bad[i], err, sizeof(err)) != -EINVAL || !strstr(err, "reserve_"))

@@ -349,6 +349,40 @@ static void test_notices(void **state)
 	notices_free(b);
 }
 
+/* Which GPUs a reservation counts idle (idle_gpus()): a process marked
+ * idle or a small one leaves a GPU idle; one not marked yet, a GPU at
+ * work, one lost or a reading without NVML do not. */
+static void test_idle_gpus(void **state)
+{
+	struct test_world *w = test_world_new(&test_settings);
+
+	(void)state;
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 1);           /* no process; GPU 1 at 50 % */
+	test_proc(w, 0, 0, 2001, "alice", 4 * GIB);
+	test_read(w, 0);
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 0);           /* not marked yet */
+	test_read(w, 60 * SEC);
+	assert_true(w->procs[0].idle);
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 1);
+	test_proc(w, 1, 0, 2002, "alice", 100 * MIB);
+	test_read(w, 61 * SEC);
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 1);           /* the small one too */
+	w->procs[1].mem_used = UINT64_MAX;
+	test_read(w, 62 * SEC);
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 0);           /* memory not known */
+	w->procs[1].mem_used = 100 * MIB;
+	w->gpus[0].lost = true;
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 0);
+	w->gpus[0].lost = false;
+	w->gpus[1].util_gpu = 0;
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 3);
+	w->gpus[1].util_gpu = -1;                                   /* MIG: not known */
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 1);
+	w->s.gpu_ok = false;
+	assert_int_equal(idle_gpus(&w->s, 256 * MIB), 0);
+	test_world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +394,7 @@ int main(void)
 		cmocka_unit_test(test_reclaim_choice),
 		cmocka_unit_test(test_reclaim_after_notices),
 		cmocka_unit_test(test_no_gpu_reading),
+		cmocka_unit_test(test_idle_gpus),
 		cmocka_unit_test(test_webhook_body),
 		cmocka_unit_test(test_notices),
 	};

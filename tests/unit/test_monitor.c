@@ -195,7 +195,9 @@ static const char reserved_reading[] =
 	"  {\"id\": 3, \"member\": \"<i>x\", \"gpus\": [0], \"until_ms\": 1, \"state\": \"active\"},"
 	"  {\"id\": 4, \"member\": \"dave\", \"gpus\": [64], \"until_ms\": 1, \"state\": \"active\"},"
 	"  {\"id\": 5, \"member\": \"dave\", \"gpus\": [0], \"until_ms\": 1, \"state\": \"done\"},"
-	"  {\"id\": \"6\", \"member\": \"dave\", \"gpus\": [0], \"until_ms\": 1, \"state\": \"active\"}]}";
+	"  {\"id\": \"6\", \"member\": \"dave\", \"gpus\": [0], \"until_ms\": 1, \"state\": \"active\"},"
+	"  {\"id\": 7, \"member\": \"alice\", \"gpus\": [], \"count\": 1, \"state\": \"queued\", \"position\": 2},"
+	"  {\"id\": 8, \"member\": \"alice\", \"gpus\": [], \"state\": \"active\"}]}";
 
 static void test_idle_and_reservations(void **state)
 {
@@ -214,7 +216,7 @@ static void test_idle_and_reservations(void **state)
 	assert_int_equal(json_integer_value(json_object_get(gpu_member(view, 0, 0), "idle_seconds")), 300);
 	assert_null(json_object_get(gpu_member(view, 1, 0), "idle"));
 	list = json_object_get(view, "reservations");
-	assert_int_equal(json_array_size(list), 2);
+	assert_int_equal(json_array_size(list), 3);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "member")), "bob");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "state")), "queued");
 	/* The active reservation's GPUs are held; the queued one's GPU is not. */
@@ -227,9 +229,20 @@ static void test_idle_and_reservations(void **state)
 	text = json_dumps(hidden, JSON_COMPACT);
 	assert_null(strstr(text, "bob"));
 	assert_null(strstr(text, "carol"));
-	assert_int_equal(json_array_size(json_object_get(hidden, "reservations")), 2);
+	assert_int_equal(json_array_size(json_object_get(hidden, "reservations")), 3);
 	assert_true(json_is_true(json_object_get(gpu_member(hidden, 0, 0), "idle")));
 	free(text);
+	/* A queued request as the agent sends it (no end, any GPU), on its
+	 * member's own page; an active one without an end is dropped. */
+	json_decref(hidden);
+	hidden = json_object();
+	monitor_reading_member(sample, "alice", hidden);
+	list = json_object_get(hidden, "reservations");
+	assert_int_equal(json_array_size(list), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "count")), 1);
+	assert_null(json_object_get(json_array_get(list, 0), "until_ms"));
+	assert_null(json_object_get(json_array_get(list, 0), "member"));
+	assert_true(json_is_true(json_object_get(json_array_get(json_object_get(hidden, "processes"), 0), "idle")));
 	json_decref(hidden);
 	json_decref(view);
 	json_decref(sample);

@@ -342,6 +342,48 @@ static void test_mask_text(void **state)
 	assert_string_equal(buf, "GPUs 0, 1, ");
 }
 
+/* reserve_idle_release's clock: it starts when every GPU of an active
+ * reservation is idle, restarts when one is busy, is due once. */
+static void test_idle_clock(void **state)
+{
+	struct fixture f;
+	struct reserve_idle_clocks c = { 0 };
+	struct reserve_idle_due due[8];
+	size_t n;
+
+	(void)state;
+	fixture_init(&f);
+	add_entry(&f, 1, "alice", BIT(0) | BIT(1), 2, true);
+	add_entry(&f, 2, "bob", BIT(2), 1, true);
+	add_entry(&f, 3, "carol", 0, 1, false);                 /* queued: never */
+	/* GPU 1 busy: only bob's clock runs. */
+	assert_int_equal(reserve_idle_update(&c, f.entries, 3, BIT(0) | BIT(2), 0, 10000, due, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(reserve_idle_update(&c, f.entries, 3, ~0ULL, 5000, 10000, due, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(reserve_idle_update(&c, f.entries, 3, ~0ULL, 10000, 10000, due, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(due[0].id == 2 && due[0].mask == BIT(2) && due[0].idle_seconds == 10);
+	assert_string_equal(due[0].member, "bob");
+	/* Due once only, however long it stays idle. */
+	assert_int_equal(reserve_idle_update(&c, f.entries, 3, ~0ULL, 12000, 10000, due, &n), 0);
+	assert_int_equal(n, 0);
+	/* alice's started at 5 s; one busy reading starts it again. */
+	assert_int_equal(reserve_idle_update(&c, f.entries, 3, BIT(0) | BIT(2), 14000, 10000, due, &n), 0);
+	assert_int_equal(reserve_idle_update(&c, f.entries, 3, ~0ULL, 15000, 10000, due, &n), 0);
+	assert_int_equal(reserve_idle_update(&c, f.entries, 3, ~0ULL, 24999, 10000, due, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(reserve_idle_update(&c, f.entries, 3, ~0ULL, 25000, 10000, due, &n), 0);
+	assert_true(n == 1 && due[0].id == 1);
+	/* A reservation gone loses its clock. */
+	assert_int_equal(reserve_idle_update(&c, f.entries + 1, 2, ~0ULL, 26000, 10000, due, &n), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(reserve_idle_update(&c, f.entries + 2, 1, ~0ULL, 27000, 10000, due, &n), 0);
+	assert_int_equal(c.n, 0);
+	reserve_idle_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_extend),
 		cmocka_unit_test(test_parse_gpus),
 		cmocka_unit_test(test_mask_text),
+		cmocka_unit_test(test_idle_clock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -337,6 +337,39 @@ void reserve_mask_text(uint64_t mask, char *buf, size_t len);
 /* The mask of the GPUs 0..n-1. */
 uint64_t reserve_all(unsigned n);
 
+/* ---- reserveidle.c: reservations released when idle (no system calls) ---- */
+
+/* A reservation's idle time, on a monotonic clock. */
+struct reserve_idle_clock {
+	long long id;
+	long long since_ms;        /* every GPU of it idle since */
+	bool due;                  /* handed out to be released */
+};
+
+struct reserve_idle_clocks {
+	struct reserve_idle_clock *list;
+	size_t n, cap;
+};
+
+/* A reservation to release. */
+struct reserve_idle_due {
+	long long id;
+	char member[MEMBER_NAME_SIZE];
+	uint64_t mask;
+	long long idle_seconds;
+};
+
+void reserve_idle_free(struct reserve_idle_clocks *c);
+/*
+ * One reading at now_ms: the active entries whose GPUs are all in idle
+ * keep their clock (or start one), the others lose it; each clock
+ * release_ms old goes into due (room for n) once.  -ENOMEM: a clock
+ * could not start (it starts at a later reading); due is still filled.
+ */
+int reserve_idle_update(struct reserve_idle_clocks *c, const struct reserve_entry *entries,
+			size_t n, uint64_t idle, long long now_ms, long long release_ms,
+			struct reserve_idle_due *due, size_t *ndue);
+
 /* ---- nvml.c: NVIDIA's management library, loaded at run time ------------ */
 
 /*

@@ -28,6 +28,7 @@
 #include "gpu/gpu.h"
 #include "monitor/monitor.h"
 #include "notify.h"
+#include "reservations.h"
 #include "array.h"
 #include "cleanup.h"
 #include "log.h"
@@ -339,6 +340,29 @@ int idle_tracker_update(struct idle_tracker *t, struct sample *s, long long now_
 	return 0;
 }
 
+/* A reservation's GPU is idle when nothing works on it: read, at 0 %, and
+ * every process on it (none is fine) marked idle, or holding less than
+ * memory_min (a small process is no hold on a GPU here either, and must
+ * not keep one reserved for ever). */
+uint64_t idle_gpus(const struct sample *s, uint64_t memory_min)
+{
+	uint64_t mask = 0;
+
+	if (!s->gpu_ok)
+		return 0;
+	for (size_t i = 0; i < s->ngpus; i++)
+		if (s->gpus[i].index < 64 && !s->gpus[i].lost && s->gpus[i].util_gpu == 0)
+			mask |= (uint64_t)1 << s->gpus[i].index;
+	for (size_t i = 0; i < s->nprocs; i++) {
+		const struct sample_process *p = &s->procs[i];
+		bool small = p->mem_used != UINT64_MAX && p->mem_used < memory_min;
+
+		if (p->gpu < 64 && !p->idle && !small)
+			mask &= ~((uint64_t)1 << p->gpu);
+	}
+	return mask;
+}
+
 /* ---- the agent's side ------------------------------------------------------------ */
 
 struct idle {
@@ -472,4 +496,5 @@ void idle_observe(struct idle *i, struct sample *s)
 		idle_end(i, &ev->victims[k], now);
 	if (i->reclaim)
 		reclaim_tick(i->reclaim, now);
+	reservations_observe_idle(i->agent, idle_gpus(s, i->agent->cfg.idle_memory_min), now);
 }

@@ -218,12 +218,18 @@ void idle_tracker_free(struct idle_tracker *t);
 int idle_tracker_update(struct idle_tracker *t, struct sample *s, long long now_ms,
 			struct idle_events *ev);
 
+/* The GPUs of s (by index) a reservation counts idle: read, at 0 %
+ * utilisation, and every process on it marked idle or holding less than
+ * memory_min (idle_memory_min).  Call after idle_tracker_update(). */
+uint64_t idle_gpus(const struct sample *s, uint64_t memory_min);
+
 /* The agent's side: the tracker fed by the collector's every reading,
  * its notices posted to the member and the webhook, its victims ended. */
 struct idle;
 int idle_open(struct agent *a, struct idle **out);
 void idle_close(struct idle *i);
-/* Before s is published: mark its idle processes, and act on them. */
+/* Before s is published: mark its idle processes, and act on them; tell
+ * the reservations which GPUs are idle (reserve_idle_release). */
 void idle_observe(struct idle *i, struct sample *s);
 
 /* ---- reclaim.c: idle processes ended --------------------------------------- */

@@ -1362,7 +1362,59 @@
 	function myServerKey(srv) {
 		const c = srv.container || {};
 		return JSON.stringify([srv.name, !!srv.reachable, srv.error || '', c.state, c.mem_limit, srv.gpus,
-			(srv.processes || []).map((p) => [p.gpu, p.pid, p.command, p.started])]);
+			(srv.processes || []).map((p) => [p.gpu, p.pid, p.command, p.started]),
+			myIdleGpus(srv).map((g) => g.gpu),
+			myReservations(srv).map((r) => [r.id, r.state, r.gpus, r.until_ms, r.count])]);
+	}
+
+	/* The GPUs the member's processes hold idle there, each with its
+	 * longest idle time: [{gpu, seconds}], by GPU. */
+	function myIdleGpus(srv) {
+		const longest = new Map();
+		(Array.isArray(srv.processes) ? srv.processes : []).forEach((p) => {
+			if (p && p.idle === true && typeof p.gpu === 'number')
+				longest.set(p.gpu, Math.max(longest.get(p.gpu) || 0, Number(p.idle_seconds) || 0));
+		});
+		return [...longest.entries()].sort((a, b) => a[0] - b[0]).map(([gpu, seconds]) => ({ gpu, seconds }));
+	}
+
+	function myReservations(srv) {
+		return Array.isArray(srv.reservations) ? srv.reservations.filter((r) => r && typeof r === 'object') : [];
+	}
+
+	/* "GPUs 1, 2 until 14:00:00", or "1 GPU, waiting in the queue". */
+	function myReservationText(r) {
+		const gpus = Array.isArray(r.gpus) && r.gpus.length ? fmtGpuList(r.gpus)
+			: plural(typeof r.count === 'number' ? r.count : 1, 'GPU');
+		if (r.state === 'queued')
+			return gpus + ', waiting in the queue';
+		return gpus + (typeof r.until_ms === 'number' ? ' until ' + fmtWhen(r.until_ms) : '');
+	}
+
+	/* Idle GPUs and reservations: what the member holds from others. */
+	function buildMyHolds(srv, entry) {
+		const idle = myIdleGpus(srv), res = myReservations(srv), parts = [];
+		entry.idle = new Map();
+		if (idle.length) {
+			parts.push(el('div', { className: 'my-idle' }, [
+				el('h3', { text: 'Idle GPUs' }),
+				el('p', { className: 'muted', text: 'Your processes hold these GPUs at 0 % utilisation: end them if you are done, so that others can use the GPU.' }),
+				el('ul', null, idle.map((g) => {
+					const since = el('span', { className: 'idle-for' });
+					entry.idle.set(g.gpu, since);
+					return el('li', { className: 'idle-gpu', 'data-gpu': g.gpu },
+						[link(gpuUrl(srv.name, g.gpu), 'GPU ' + g.gpu), ' on ' + srv.name + ', ', since]);
+				})),
+			]));
+		}
+		if (res.length) {
+			parts.push(el('div', { className: 'my-reservations' }, [
+				el('h3', { text: 'Reservations' }),
+				el('ul', null, res.map((r) => el('li', { className: 'reservation ' + (r.state === 'queued' ? 'queued' : 'active'),
+					'data-id': typeof r.id === 'number' ? r.id : null, text: myReservationText(r) }))),
+			]));
+		}
+		return parts;
 	}
 
 	function buildMyServer(srv) {
@@ -1398,6 +1450,7 @@
 		section.append(procs.length === 0 ? el('p', { className: 'muted', text: 'No GPU processes.' })
 			: buildProcessTable(srv, procs));
 		entry.rows = section.querySelectorAll('tr.process');
+		section.append(...buildMyHolds(srv, entry));
 		return entry;
 	}
 
@@ -1418,6 +1471,10 @@
 		(srv.processes || []).forEach((p, i) => {
 			setText(entry.rows[i].cells[4], fmtBytes(p.mem_used));
 			setText(entry.rows[i].cells[5], fmtNumber(p.sm_util, 0, ' %'));
+		});
+		myIdleGpus(srv).forEach((g) => {
+			if (entry.idle.has(g.gpu))
+				setText(entry.idle.get(g.gpu), 'idle for ' + fmtDuration(g.seconds));
 		});
 	}
 
