@@ -10,6 +10,10 @@
 #   bench_setup BUILD_DIR    agent up and the default template built;
 #                            a no-op when bench/run already did it (it
 #                            exports BENCH_READY=1 and the BENCH_* names)
+#   bench_agent_up BUILD_DIR the agent alone, no template (scripts/gpu-proof
+#                            imports one); BENCH_NVML=real leaves the
+#                            tests' fake libnvidia-ml.so.1 out, so the
+#                            agent loads the server's
 #
 # Benchmarks print figures; they never fail on a number.
 
@@ -42,7 +46,7 @@ quiet() {
 bench_start_agent() {
 	# The fake libnvidia-ml.so.1 of the tests stands in for the absent GPU
 	# (bench/ps); env execs the agent, so $! is its pid.
-	env LD_LIBRARY_PATH="$BENCH_BIN/nvml" FAKE_NVML_STATE="$BENCH_DIR/nvml.state" \
+	env LD_LIBRARY_PATH="$BENCH_BIN/nvml${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" FAKE_NVML_STATE="$BENCH_DIR/nvml.state" \
 		"$BENCH_BIN/gpuboxd" --foreground --config "$BENCH_CONF" >>"$BENCH_DIR/agent.log" 2>&1 &
 	echo $! >"$BENCH_DIR/agent.pid"
 	for _ in $(seq 100); do
@@ -109,10 +113,23 @@ bench_cleanup() {
 }
 
 bench_setup() {
-	local build net
-	if [ "${BENCH_READY:-}" = 1 ]; then
-		return 0
+	[ "${BENCH_READY:-}" = 1 ] && return 0
+	bench_agent_up "${1:-build}"
+	bench_log "building the default template (debootstrap; a minute or two)"
+	local t0
+	t0=$(now_ms)
+	if ! gpubox admin template build >"$BENCH_DIR/template.log" 2>&1; then
+		echo "bench: the template could not be built:" >&2
+		tail -30 "$BENCH_DIR/template.log" | sed 's/^/# /' >&2
+		exit 1
 	fi
+	bench_log "$(tail -1 "$BENCH_DIR/template.log") ($(secs $(($(now_ms) - t0))) s)"
+	BENCH_READY=1
+	export BENCH_READY
+}
+
+bench_agent_up() {
+	local build net
 	[ "$(id -u)" = 0 ] || bench_die "the benchmarks need root (real containers, nftables)"
 	build=$(cd "${1:-build}" 2>/dev/null && pwd) || bench_die "no build directory ${1:-build}; build first (make)"
 	[ -x "$build/src/cli/gpubox" ] && [ -x "$build/src/agent/gpuboxd" ] ||
@@ -136,7 +153,7 @@ bench_setup() {
 	mkdir -p "$BENCH_BIN" "$BENCH_DIR/state" "$BENCH_DIR/keys"
 	install -m 0755 "$build/src/cli/gpubox" "$build/src/agent/gpuboxd" "$BENCH_BIN/"
 	mkdir -p "$BENCH_BIN/nvml"
-	[ -f "$build/tests/fake-nvml/libnvidia-ml.so.1" ] &&
+	[ "${BENCH_NVML:-fake}" != real ] && [ -f "$build/tests/fake-nvml/libnvidia-ml.so.1" ] &&
 		install -m 0755 "$build/tests/fake-nvml/libnvidia-ml.so.1" "$BENCH_BIN/nvml/"
 	cat >"$BENCH_CONF" <<CONF
 # written by bench/lib.sh
@@ -163,17 +180,6 @@ CONF
 
 	bench_start_agent || exit 1
 	bench_log "agent up: $BENCH_DIR (bridge gbxb$BENCH_ID, 10.215.$net.0/24)"
-	bench_log "building the default template (debootstrap; a minute or two)"
-	local t0
-	t0=$(now_ms)
-	if ! gpubox admin template build >"$BENCH_DIR/template.log" 2>&1; then
-		echo "bench: the template could not be built:" >&2
-		tail -30 "$BENCH_DIR/template.log" | sed 's/^/# /' >&2
-		exit 1
-	fi
-	bench_log "$(tail -1 "$BENCH_DIR/template.log") ($(secs $(($(now_ms) - t0))) s)"
-	BENCH_READY=1
-	export BENCH_READY
 }
 
 # A member name unique to this run: bench_member TAG
