@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 
 	if (!strcmp(mode, "matmul"))
-		return matmul(argc > 2 ? atoi(argv[2]) : 8192, argc > 3 ? atoi(argv[3]) : 20);
+		return matmul(argc > 2 ? atoi(argv[2]) : 8192, argc > 3 ? atoi(argv[3]) : 50);
 	if (!strcmp(mode, "h2d"))
 		return h2d(argc > 2 ? (size_t)atoi(argv[2]) : 1024, argc > 3 ? atoi(argv[3]) : 10);
 	if (!strcmp(mode, "hold"))

@@ -69,7 +69,7 @@ gp_bundle_lxc() {
 		"$stage/usr/share/lintian" "$stage/usr/share/bash-completion" "$stage/usr/share/info"
 	echo "bundle: $(wc -l <"$out/packages.txt") packages unpacked into lxc/, $(du -sh "$stage" | cut -f1); packing (xz)"
 	# Carried packed: the run unpacks it into a folder of its own.
-	tar -C "$out" --numeric-owner -cf - lxc | xz -6 -T2 >"$out/lxc.tar.xz" && rm -rf "$stage" &&
+	tar -C "$out" --numeric-owner -cf - lxc | xz -9e -T2 >"$out/lxc.tar.xz" && rm -rf "$stage" &&
 		echo "bundle: lxc.tar.xz $(du -sh "$out/lxc.tar.xz" | cut -f1)"
 }
 
@@ -84,7 +84,8 @@ gp_missing_packages() {
 		-exec objdump -p {} \; 2>/dev/null | awk '$1 == "NEEDED" {print $2}' | sort -u |
 		while read -r so; do
 			[ -n "$(find "$out/lxc" -name "$so" -print -quit)" ] && continue
-			case $so in libc.so.*|libm.so.*|libpthread.so.*|libdl.so.*|librt.so.*|ld-linux*) continue ;; esac
+			# libc is the server's; the interposer's real NVML is put in place by the agent.
+			case $so in libc.so.*|libm.so.*|libpthread.so.*|libdl.so.*|librt.so.*|ld-linux*|libgpubox-nvml-real.so) continue ;; esac
 			path=$(ldconfig -p | awk -v s="$so" '$1 == s && /x86-64/ {print $NF; exit}')
 			[ -n "$path" ] || { echo "bundle: nothing here holds $so" >&2; continue; }
 			pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)
@@ -104,6 +105,8 @@ gp_in_every_base() {
 gp_bundle_template() {
 	local build=$1 dest=$2 dir ref
 	bench_setup "$build" || return 1
+	# shellcheck disable=SC2064
+	trap "rm -rf '$work'; bench_cleanup" EXIT  # bench_setup set its own
 	dir=$(bench_template_dir default) || { echo "gpu-proof: no template built" >&2; return 1; }
 	ref=$(basename "$dir")
 	mkdir -p "$dest"

@@ -38,7 +38,7 @@ gp_run() {
 gp_run_cleanup() {
 	local i
 	[ -n "${GP_JOB_PID:-}" ] && kill "$GP_JOB_PID" 2>/dev/null
-	bench_cleanup
+	[ -n "${BENCH_DIR:-}" ] && bench_cleanup
 	for ((i = ${#GP_UNDO[@]} - 1; i >= 0; i--)); do eval "${GP_UNDO[$i]}"; done
 	rm -rf "$GP_WORK"
 }
@@ -72,7 +72,7 @@ gp_step() {
 		echo "### $(gp_fake)$what"
 		echo
 		echo '```'
-		echo "\$ ${GP_SHOWN:-$*}"
+		echo "\$ ${GP_SHOWN:-$(gp_shown "$@")}"
 		printf '%s\n' "$output" | tail -60
 		echo "(exit $rc, $((SECONDS - t0)) s)"
 		echo '```'
@@ -82,7 +82,27 @@ gp_step() {
 	if [ "$rc" = 0 ]; then gp_verdict ok "$what"; else gp_verdict "not ok" "$what (exit $rc)"; fi
 	return "$rc"
 }
+# gp_check WHAT COMMAND...: a verdict on a command's exit status, noted in
+# the record (the command reads what the last step printed: gp_last).
+gp_check() {
+	local what=$1 v=ok
+	shift
+	"$@" >/dev/null 2>&1 || v="not ok"
+	gp_verdict "$v" "$what"
+	gp_note "Check: **$v** - $(gp_fake)$what"
+	[ "$v" = ok ]
+}
 gp_last() { cat "$GP_WORK/last"; }
+
+# The command as a shell would take it, the helpers spelt out.
+gp_shown() {
+	case $1 in
+	gp_inside) shift; set -- lxc-attach -P "$BENCH_DIR/state/lxc" -n "$GP_M" -- "$@" ;;
+	gp_as_member) shift; set -- lxc-attach -P "$BENCH_DIR/state/lxc" -n "$GP_M" -- runuser -u "$GP_M" -- "$@" ;;
+	gpubox) set -- "$BENCH_BIN/gpubox" "$@" ;;
+	esac
+	printf '%q ' "$@"
+}
 
 # --- LXC from the bundle -------------------------------------------------
 # The staged programs first on PATH; on LD_LIBRARY_PATH, liblxc and every
@@ -96,16 +116,18 @@ gp_stage_lxc() {
 		s=$GP_WORK/lxc
 		tar -C "$GP_WORK" --numeric-owner -xJf "$GP_BUNDLE/lxc.tar.xz" || return 1
 	fi
+	# Sonames only (libz.so.1, not libz.so.1.2.13): what ldconfig -p lists.
 	for f in "$s"/usr/lib/x86_64-linux-gnu/*.so.* "$s"/lib/x86_64-linux-gnu/*.so.*; do
 		[ -e "$f" ] || continue
 		so=$(basename "$f")
+		[[ $so =~ \.so\.[0-9]+$ ]] || continue
 		case $so in
 		liblxc.so.*) ;;
 		*) ldconfig -p | awk -v s="$so" '$1 == s {f = 1} END {exit !f}' && continue ;;
 		esac
 		ln -sf "$f" "$GP_WORK/lib/$so"
 	done
-	export LD_LIBRARY_PATH=$GP_WORK/lib PATH=$s/usr/sbin:$s/usr/bin:$s/sbin:$s/bin:$PATH
+	export LD_LIBRARY_PATH=$GP_WORK/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} PATH=$s/usr/sbin:$s/usr/bin:$s/sbin:$s/bin:$PATH
 	for d in usr/share/lxc usr/lib/x86_64-linux-gnu/lxc usr/libexec/lxc; do
 		[ -e "/$d" ] || [ ! -d "$s/$d" ] && continue
 		mkdir -p "/$d" && mount --bind "$s/$d" "/$d" || return 1
@@ -114,14 +136,21 @@ gp_stage_lxc() {
 	done
 	gp_step "the staged LXC: libraries from the bundle the server lacks" ls "$GP_WORK/lib"
 	gp_step "gpuboxd finds every library" sh -c "! ldd '$GP_BUNDLE/build/src/agent/gpuboxd' | grep 'not found'; ldd '$GP_BUNDLE/build/src/agent/gpuboxd' | grep lxc" &&
-		gp_step "lxc-attach is the staged one" sh -c 'command -v lxc-attach; lxc-attach --version'
+		gp_step "the staged lxc-attach" sh -c 'command -v lxc-attach; lxc-attach --version' &&
+		gp_check "lxc-attach is the staged one" sh -c "command -v lxc-attach | grep -q '^$s/'"
 }
 
 # --- agent, template, member ----------------------------------------------
 gp_agent() {
-	[ "$GP_DRY" = yes ] || export BENCH_NVML=real
+	if [ "$GP_DRY" = no ]; then
+		export BENCH_NVML=real
+		# Where the agent will look for the driver (gpu_root is /).
+		gp_step "the server's driver, as the loader sees it" sh -c \
+			'nvidia-smi -L; ldconfig -p | grep -E "libcuda\.so|libnvidia-ml\.so"; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; ls -d /usr/local/nvidia/* /dev/nvidia* 2>&1'
+	fi
 	bench_agent_up "$GP_BUNDLE/build" >>"$GP_OUT/agent-setup.log" 2>&1 || {
 		gp_verdict "not ok" "a throw-away agent starts (agent-setup.log)"; return 1; }
+	trap 'gp_run_cleanup' EXIT  # bench_agent_up set its own
 	if [ "$GP_DRY" = yes ]; then
 		fake_driver_nvml "$BENCH_DIR/gpu" "$GP_WORK/gpu-build" 999.40.04 "$BENCH_BIN/nvml" || return 1
 		printf 'gpu 0 name=Fake_GPU total=80000 used=0\ngpu 1\n' >"$BENCH_DIR/nvml.state"
@@ -131,7 +160,7 @@ gp_agent() {
 	bench_stop_agent && bench_start_agent || return 1
 	gp_note "Agent: \`$BENCH_CONF\` (bench/lib.sh's throw-away configuration$([ "$GP_DRY" = yes ] && echo ", gpu_root = the fake driver tree"))."
 	mkdir -p "$BENCH_DIR/state/templates"
-	gp_step "the slim template is imported" sh -c "tar -C '$BENCH_DIR/state/templates' --numeric-owner -xJf '$GP_BUNDLE/template/template.tar.xz' && '$BENCH_BIN/gpubox' admin template ls" &&
+	gp_step "the slim template is imported" sh -c "tar -C '$BENCH_DIR/state/templates' --numeric-owner -xJf '$GP_BUNDLE/template/template.tar.xz' && '$BENCH_BIN/gpubox' admin template ls --json | jq -c '.templates[] | {ref, release, packages, size}'" &&
 		gp_step "the agent sees the GPUs" gpubox admin gpu ls
 }
 
@@ -156,10 +185,10 @@ gp_gpu_job() {
 	if [ "$GP_DRY" = yes ]; then
 		gp_inside sh -c 'cat >/usr/local/bin/nvml_client && chmod 755 /usr/local/bin/nvml_client' \
 			<"$GP_BUNDLE/build/tests/fake-nvml/nvml_client"
-		gp_as_member sh -c 'setsid sh -c "echo \$\$ >/tmp/gpu-job; exec sleep 600 3</dev/nvidia0" </dev/null >/dev/null 2>&1 &'
+		gp_as_member sh -c 'setsid sh -c "echo \$\$ >/tmp/gpu-job; exec sleep 600" </dev/null >/dev/null 2>&1 &'
 	else
 		gp_cuda_build || return 1
-		gp_as_member sh -c 'setsid sh -c "echo \$\$ >/tmp/gpu-job; exec /opt/gpubench/gpubench hold 120" </dev/null >/tmp/gpu-job.log 2>&1 &'
+		gp_as_member sh -c 'setsid sh -c "echo \$\$ >/tmp/gpu-job; exec env LD_LIBRARY_PATH=/opt/gpubench/lib /opt/gpubench/gpubench hold 120" </dev/null >/tmp/gpu-job.log 2>&1 &'
 	fi
 	wait_until 20 gp_inside test -s /tmp/gpu-job || { gp_verdict "not ok" "the member's GPU job runs"; return 1; }
 	inside_pid=$(gp_inside cat /tmp/gpu-job)
@@ -168,14 +197,16 @@ gp_gpu_job() {
 	if [ "$GP_DRY" = yes ]; then
 		printf 'gpu 0 name=Fake_GPU total=80000 used=1000\ngpu 1\nproc 0 pid=%s mem=1000 sm=50\n' "$host_pid" >"$BENCH_DIR/nvml.state"
 		gp_inside sh -c 'cat >/tmp/nvml.state' <"$BENCH_DIR/nvml.state"
-		GP_SHOWN="nvml_client (nvidia-smi's questions) inside, as $GP_M" wait_until 15 gp_show_pid "$inside_pid" \
+		# The agent's pid map follows the fake's answer within a sample.
+		wait_until 15 gp_show_pid "$inside_pid" gp_as_member env FAKE_NVML_STATE=/tmp/nvml.state nvml_client
+		gp_step "nvml_client inside, as $GP_M (what nvidia-smi asks, through the interposer)" \
 			gp_as_member env FAKE_NVML_STATE=/tmp/nvml.state nvml_client
-		gp_step "nvidia-smi's process query inside shows the job by its pid inside ($inside_pid, host $host_pid)" \
-			sh -c "grep -q '^compute_v3 0 rc=0 pids=$inside_pid/' '$GP_WORK/last' && cat '$GP_WORK/last'"
+		gp_check "the process query inside shows the job by its pid inside ($inside_pid), not the host's ($host_pid)" \
+			sh -c "grep -q '^compute_v3 0 rc=0 pids=$inside_pid/' '$GP_WORK/last' && ! grep -q '[=,]$host_pid/' '$GP_WORK/last'"
 	else
 		sleep 3
 		gp_step "nvidia-smi inside, as $GP_M" gp_as_member nvidia-smi
-		gp_step "nvidia-smi inside shows the job by its pid inside ($inside_pid, host $host_pid)" \
+		gp_check "nvidia-smi inside shows the job by its pid inside ($inside_pid), not the host's ($host_pid)" \
 			sh -c "grep -Eq '[[:space:]]$inside_pid[[:space:]]' '$GP_WORK/last' && ! grep -Eq '[[:space:]]$host_pid[[:space:]]' '$GP_WORK/last'"
 		gp_step "the CUDA job's own output" gp_inside cat /tmp/gpu-job.log
 	fi
