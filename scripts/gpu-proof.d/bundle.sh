@@ -62,7 +62,7 @@ gp_bundle_lxc() {
 		want=$(gp_missing_packages "$out")
 	done
 	for p in "$work"/debs/*.deb; do
-		dpkg-deb -f "$p" Package Version | paste -sd' ' >>"$out/packages.txt"
+		dpkg-deb -f "$p" Package Version | sed "s/^[^:]*: //" | paste -sd' ' >>"$out/packages.txt"
 	done
 	sort -o "$out/packages.txt" "$out/packages.txt"
 	rm -rf "$stage/usr/share/doc" "$stage/usr/share/man" "$stage/usr/share/locale" \

@@ -99,7 +99,7 @@ gp_shown() {
 	case $1 in
 	gp_inside) shift; set -- lxc-attach -P "$BENCH_DIR/state/lxc" -n "$GP_M" -- "$@" ;;
 	gp_as_member) shift; set -- lxc-attach -P "$BENCH_DIR/state/lxc" -n "$GP_M" -- runuser -u "$GP_M" -- "$@" ;;
-	gpubox) set -- "$BENCH_BIN/gpubox" "$@" ;;
+	gpubox) shift; set -- "$BENCH_BIN/gpubox" "$@" ;;
 	esac
 	printf '%q ' "$@"
 }
