@@ -101,7 +101,12 @@ gp_shown() {
 	gp_as_member) shift; set -- lxc-attach -P "$BENCH_DIR/state/lxc" -n "$GP_M" -- runuser -u "$GP_M" -- "$@" ;;
 	gpubox) shift; set -- "$BENCH_BIN/gpubox" "$@" ;;
 	esac
-	printf '%q ' "$@"
+	local a sep=
+	for a in "$@"; do
+		if [[ $a =~ ^[A-Za-z0-9_./=:@,+%-]+$ ]]; then printf '%s%s' "$sep" "$a"
+		else printf "%s'%s'" "$sep" "${a//\'/\'\\\'\'}"; fi
+		sep=' '
+	done
 }
 
 # --- LXC from the bundle -------------------------------------------------
@@ -145,8 +150,8 @@ gp_agent() {
 	if [ "$GP_DRY" = no ]; then
 		export BENCH_NVML=real
 		# Where the agent will look for the driver (gpu_root is /).
-		gp_step "the server's driver, as the loader sees it" sh -c \
-			'nvidia-smi -L; ldconfig -p | grep -E "libcuda\.so|libnvidia-ml\.so"; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; ls -d /usr/local/nvidia/* /dev/nvidia* 2>&1'
+		gp_step "the server's driver, as the loader sees it (for the record)" sh -c \
+			'nvidia-smi -L; ldconfig -p | grep -E "libcuda\.so|libnvidia-ml\.so"; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; ls -d /usr/local/nvidia/* /dev/nvidia* 2>&1; true'
 	fi
 	bench_agent_up "$GP_BUNDLE/build" >>"$GP_OUT/agent-setup.log" 2>&1 || {
 		gp_verdict "not ok" "a throw-away agent starts (agent-setup.log)"; return 1; }
@@ -161,7 +166,8 @@ gp_agent() {
 	gp_note "Agent: \`$BENCH_CONF\` (bench/lib.sh's throw-away configuration$([ "$GP_DRY" = yes ] && echo ", gpu_root = the fake driver tree"))."
 	mkdir -p "$BENCH_DIR/state/templates"
 	gp_step "the slim template is imported" sh -c "tar -C '$BENCH_DIR/state/templates' --numeric-owner -xJf '$GP_BUNDLE/template/template.tar.xz' && '$BENCH_BIN/gpubox' admin template ls --json | jq -c '.templates[] | {ref, release, packages, size}'" &&
-		gp_step "the agent sees the GPUs" gpubox admin gpu ls
+		gp_step "the agent's view of the GPUs" gpubox admin gpu ls &&
+		gp_check "the agent finds a GPU" sh -c "'$BENCH_BIN/gpubox' admin gpu ls --json | jq -e '.gpus | length > 0'"
 }
 
 gp_inside() { lxc-attach -P "$BENCH_DIR/state/lxc" -n "$GP_M" -- "$@"; }
@@ -198,16 +204,16 @@ gp_gpu_job() {
 		printf 'gpu 0 name=Fake_GPU total=80000 used=1000\ngpu 1\nproc 0 pid=%s mem=1000 sm=50\n' "$host_pid" >"$BENCH_DIR/nvml.state"
 		gp_inside sh -c 'cat >/tmp/nvml.state' <"$BENCH_DIR/nvml.state"
 		# The agent's pid map follows the fake's answer within a sample.
-		wait_until 15 gp_show_pid "$inside_pid" gp_as_member env FAKE_NVML_STATE=/tmp/nvml.state nvml_client
+		wait_until 15 gp_shows "pids=${inside_pid}/" gp_as_member env FAKE_NVML_STATE=/tmp/nvml.state nvml_client
 		gp_step "nvml_client inside, as $GP_M (what nvidia-smi asks, through the interposer)" \
 			gp_as_member env FAKE_NVML_STATE=/tmp/nvml.state nvml_client
 		gp_check "the process query inside shows the job by its pid inside ($inside_pid), not the host's ($host_pid)" \
 			sh -c "grep -q '^compute_v3 0 rc=0 pids=$inside_pid/' '$GP_WORK/last' && ! grep -q '[=,]$host_pid/' '$GP_WORK/last'"
 	else
-		sleep 3
+		wait_until 20 gp_shows "[[:space:]]${inside_pid}[[:space:]]" gp_as_member nvidia-smi
 		gp_step "nvidia-smi inside, as $GP_M" gp_as_member nvidia-smi
 		gp_check "nvidia-smi inside shows the job by its pid inside ($inside_pid), not the host's ($host_pid)" \
-			sh -c "grep -Eq '[[:space:]]$inside_pid[[:space:]]' '$GP_WORK/last' && ! grep -Eq '[[:space:]]$host_pid[[:space:]]' '$GP_WORK/last'"
+			sh -c "grep -Eq '[[:space:]]${inside_pid}[[:space:]]' '$GP_WORK/last' && ! grep -Eq '[[:space:]]${host_pid}[[:space:]]' '$GP_WORK/last'"
 		gp_step "the CUDA job's own output" gp_inside cat /tmp/gpu-job.log
 	fi
 	gp_inside kill "$inside_pid" 2>/dev/null
@@ -220,12 +226,11 @@ wait_until() {
 	return 1
 }
 
-# gp_show_pid PID COMMAND...: the command's output holds PID (kept in last).
-gp_show_pid() {
-	local pid=$1
+# gp_shows PATTERN COMMAND...: the command's output matches PATTERN (grep -E).
+gp_shows() {
+	local pattern=$1
 	shift
-	"$@" >"$GP_WORK/last" 2>&1
-	grep -q "pids=$pid/" "$GP_WORK/last"
+	"$@" 2>&1 | grep -Eq -- "$pattern"
 }
 
 gp_host_pid() {
