@@ -37,7 +37,6 @@ gp_run() {
 
 gp_run_cleanup() {
 	local i
-	[ -n "${GP_JOB_PID:-}" ] && kill "$GP_JOB_PID" 2>/dev/null
 	[ -n "${BENCH_DIR:-}" ] && bench_cleanup
 	for ((i = ${#GP_UNDO[@]} - 1; i >= 0; i--)); do eval "${GP_UNDO[$i]}"; done
 	rm -rf "$GP_WORK"
@@ -273,10 +272,11 @@ gp_gpu_empty() {
 	gp_step "$GP_M has no GPU left" sh -c "'$BENCH_BIN/gpubox' status --member '$GP_M' --json | jq -e '.gpus | length == 0'"
 	gp_step "no GPU node is left inside" gp_inside sh -c '! ls /dev/nvidia[0-9]* 2>/dev/null'
 	if [ "$GP_DRY" = no ]; then
-		GP_SHOWN="nvidia-smi inside, as $GP_M (it must find no GPU)" \
-			gp_step "nvidia-smi inside finds no GPU" sh -c '! "$@"' _ gp_as_member nvidia-smi -L
+		GP_SHOWN="$(gp_shown gp_as_member nvidia-smi -L)  # must fail: no GPU" \
+			gp_step "nvidia-smi inside finds no GPU" gp_no_gpu
 	fi
 }
+gp_no_gpu() { ! gp_as_member nvidia-smi -L; }
 
 # --- bench/gpu ------------------------------------------------------------
 gp_bench() {
