@@ -669,8 +669,11 @@ static int http_compress_reply(const struct http_request *req, struct http_respo
 	size_t packed_len;
 	int ret;
 
+	/* With no room for Vary and Content-Encoding, the bytes as they are,
+	 * which every client takes. */
 	if (resp->body_len < HTTP_COMPRESS_MIN || !http_type_compresses(resp->content_type) ||
-	    http_has_header(resp, "Content-Encoding"))
+	    http_has_header(resp, "Content-Encoding") ||
+	    resp->nheaders + 2 > ARRAY_SIZE(resp->headers))
 		return 0;
 	ret = http_add_header(resp, "Vary: Accept-Encoding");
 	enc = encoding_pick(http_request_header(req, "Accept-Encoding"));
