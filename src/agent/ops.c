@@ -356,10 +356,42 @@ static int ops_start_room(struct op_context *ctx)
 			(unsigned long long)(avail >> 20), (unsigned long long)(ctx->a->cfg.disk_reserve >> 20));
 }
 
+/* Where a start spends its time, step by step, for the agent's debug log
+ * ("start of NAME: storage 3.1 ms, ..."; bench/README.md's profile). */
+struct ops_steps {
+	struct timespec last;
+	char text[320];
+	size_t len;
+};
+
+static void ops_steps_begin(struct ops_steps *s)
+{
+	clock_gettime(CLOCK_MONOTONIC, &s->last);
+	s->text[0] = '\0';
+	s->len = 0;
+}
+
+static void ops_step(struct ops_steps *s, const char *what)
+{
+	struct timespec now;
+	double ms;
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (double)(now.tv_sec - s->last.tv_sec) * 1e3 + (double)(now.tv_nsec - s->last.tv_nsec) / 1e6;
+	s->last = now;
+	if (s->len >= sizeof(s->text))
+		return;
+	n = snprintf(s->text + s->len, sizeof(s->text) - s->len, "%s%s %.1f ms",
+		     s->len ? ", " : "", what, ms);
+	if (n > 0)
+		s->len += (size_t)n;
+}
+
 /* Start a container that does not run: its files mounted (the template's,
  * the layer, the GPU driver's), its account provisioned. */
 static int ops_start_container(struct op_context *ctx, struct member_record *rec,
-			       struct member_view *v)
+			       struct member_view *v, struct ops_steps *steps)
 {
 	struct agent *a = ctx->a;
 	struct template_info tpl;
@@ -376,11 +408,15 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 		return -1;
 	progress_say(ctx->progress, "Starting the container of %s on %s", rec->name,
 		     a->cfg.server_name);
+	ops_step(steps, "template");
 	ret = member_sync_host(a, rec);
+	ops_step(steps, "host account");
 	if (ret == 0)
 		ret = storage_prepare(&v->paths, rec->subid_base, rec->uid);
+	ops_step(steps, "storage");
 	if (ret == 0)
 		ret = ops_gpu_mount(ctx, rec, &v->paths, tpl.rootfs, &gpu);
+	ops_step(steps, "gpu mounts");
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
 	if (db_keys_text(a->db, rec->name, NULL, &keys) < 0 ||
@@ -396,12 +432,14 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	mounts = ops_start_mounts(a, gpu, host, guest, &nmounts);
 	if (!mounts)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
+	ops_step(steps, "records, mounts, socket");
 	ret = provision_container(v->paths.rootfs, &(struct provision_member){
 		.name = rec->name, .uid = rec->uid, .gid = rec->uid,
 		.subid_base = rec->subid_base, .hostname = v->hostname, .authorized_keys = keys });
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"cannot set up your account inside the container; see the agent's log");
+	ops_step(steps, "provision");
 	ret = container_start(&(struct container_spec){
 		.name = rec->name, .lxcpath = a->lxcpath, .rootfs = v->paths.rootfs,
 		.hostname = v->hostname, .subid_base = rec->subid_base, .address = v->address,
@@ -412,28 +450,38 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"the container did not start; an admin finds why in %s", v->logfile);
-	return ops_start_finish(ctx, rec, host, gpu);
+	ops_step(steps, "lxc start");
+	ret = ops_start_finish(ctx, rec, host, gpu);
+	ops_step(steps, "limits, hardening, gpus");
+	return ret;
 }
 
 int ops_start_member(struct op_context *ctx, struct member_record *rec, json_t **result)
 {
 	struct agent *a = ctx->a;
 	struct member_view v;
+	struct ops_steps steps;
 	int ret;
 
+	ops_steps_begin(&steps);
 	if (ops_member_view(a, rec, &v) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths or address");
 	if (container_get_state(a->lxcpath, rec->name) != CONTAINER_RUNNING &&
-	    ops_start_container(ctx, rec, &v) < 0)
+	    ops_start_container(ctx, rec, &v, &steps) < 0)
 		return -1;
+	/* The container runs: its port rules are set while it boots (its
+	 * sshd takes most of a second), not before saying so. */
+	progress_say(ctx->progress, "Waiting for the container's SSH server");
 	if (ops_sync_rules(a) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot set up the port forwarding; see the agent's log");
-	progress_say(ctx->progress, "Waiting for the container's SSH server");
+	ops_step(&steps, "port rules");
 	ret = container_wait_ssh(v.address, 22, a->cfg.start_timeout, ctx->progress);
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"the container runs but its SSH server did not answer within %u s; try gpubox stop, then gpubox start",
 				a->cfg.start_timeout);
+	ops_step(&steps, "ssh");
+	log_debug("start of %s: %s", rec->name, steps.text);
 	*result = ops_login_result(a, rec, &v, "running");
 	return 0;
 }

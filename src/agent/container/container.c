@@ -62,6 +62,7 @@
 #define CONTAINER_HALT_SIGNAL (SIGRTMIN + 3)
 /* How often a wait for a state asks LXC again. */
 #define CONTAINER_STATE_POLL_MS 100
+#define CONTAINER_SSH_POLL_MS 50
 
 static pthread_mutex_t container_lxc_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -848,8 +849,10 @@ int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
 				     port, (now - start) / 1000);
 			next_say = now + 5000;
 		}
-		/* Short: a container's sshd comes up within seconds. */
-		poll(NULL, 0, deadline - now < 200 ? (int)(deadline - now) : 200);
+		/* Short: a container's sshd comes up within a second, and each
+		 * step here is time the member waits after it is up. */
+		poll(NULL, 0, deadline - now < CONTAINER_SSH_POLL_MS ? (int)(deadline - now) :
+		     CONTAINER_SSH_POLL_MS);
 	}
 }
 
