@@ -451,7 +451,9 @@ static int history_setup(struct history *h, const char *path)
 	};
 	const struct sqldb_options reader = {
 		.name = "history",
-		.flags = SQLDB_READONLY,
+		/* Every query takes sqldb_lock() (history_range() and the
+		 * others), which also keeps one snapshot for its statements. */
+		.flags = SQLDB_READONLY | SQLDB_SERIALISED,
 		.sql = history_sql + HS_FIRST_READ,
 		.nsql = HS_COUNT - HS_FIRST_READ,
 	};
