@@ -5,7 +5,9 @@
 # root), so Docker runs overlay2 and Podman overlay (kernel overlayfs in
 # the user namespace), not vfs or fuse-overlayfs; an image imported from a
 # tarball made in the test runs under both.  The container's id map stays
-# unprivileged.  nesting=no takes it all away
+# unprivileged.  With the fake driver tree, the CDI spec the agent writes
+# gives `podman run --device nvidia.com/gpu=all` the container's GPUs and
+# driver files, and follows a live detach.  nesting=no takes it all away
 # at the next start (LXC's default confinement).  The packages come from
 # the mirror of this machine's apt sources, as the template's do.
 . "$(dirname "$0")/lib.sh"
@@ -105,6 +107,30 @@ check "podman imports the image" inside podman import /tmp/img.tar gbxnest:1
 # (On cgroup v1 podman warns that conmon gets no cgroup of its own.)
 out=$(inside podman run --rm --network none gbxnest:1 /bin/busybox echo ok 2>"$GBX_DIR/podman.err")
 [ "$out" = ok ] && ok "podman run prints ok" || fail_with "podman run prints ok" "$out $(cat "$GBX_DIR/podman.err")"
+
+# ---- GPUs through CDI ---------------------------------------------------------------
+spec=$(inside cat /etc/cdi/gpubox-nvidia.json 2>&1)
+echo "$spec" | jq -e '.kind == "nvidia.com/gpu" and ([.devices[].name] | index("all") != null and index("0") != null and index("1") != null)' >/dev/null &&
+	ok "the CDI spec names GPUs 0, 1 and all" || fail_with "the CDI spec" "$spec"
+run_gpu() { # what podman's container sees with --device nvidia.com/gpu=DEV
+	inside podman run --rm --network none --device "nvidia.com/gpu=$1" gbxnest:1 \
+		/bin/busybox sh -c 'ls -l /dev/ | grep nvidia; ls /usr/local/nvidia/lib64; echo "LD=$LD_LIBRARY_PATH"; nvidia-smi' \
+		2>"$GBX_DIR/podman.err" || { cat "$GBX_DIR/podman.err"; return 125; }
+}
+out=$(run_gpu all)
+echo "$out" | grep -q '195, *0 .*nvidia0$' && echo "$out" | grep -q '195, *1 .*nvidia1$' &&
+	echo "$out" | grep -q '195, *255 .*nvidiactl$' && ok "podman --device nvidia.com/gpu=all gets both GPUs' nodes" ||
+	fail_with "podman --device nvidia.com/gpu=all gets both GPUs' nodes" "$out"
+echo "$out" | grep -qx "libcuda.so.$v" && echo "$out" | grep -qx "libcuda.so.1" &&
+	echo "$out" | grep -qx "LD=/usr/local/nvidia/lib:/usr/local/nvidia/lib64" &&
+	echo "$out" | grep -qx "NVIDIA-SMI fake $v" && ok "and the injected driver files" ||
+	fail_with "and the injected driver files" "$out"
+check "detach GPU 1 live" gpubox admin gpu detach "$m" 1
+out=$(run_gpu all)
+echo "$out" | grep -q 'nvidia0$' && ! echo "$out" | grep -q 'nvidia1$' &&
+	ok "after the detach, gpu=all no longer has GPU 1" || fail_with "after the detach, gpu=all no longer has GPU 1" "$out"
+refuse "a GPU outside the container's set is unknown to podman" 125 'nvidia.com/gpu=1|unresolvable|not found' run_gpu 1
+check "GPU 1 attached back" gpubox admin gpu attach "$m" 1
 
 # ---- rebuild empties the stores; nesting=no ------------------------------------------
 check "nesting=no for $m" gpubox admin limits set "$m" nesting=no
