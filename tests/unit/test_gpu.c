@@ -187,6 +187,20 @@ static void test_cdi(void **state)
 	assert_string_equal(buf, "/usr/lib/gpubox-nvidia/libcuda.so.580.65.06 "
 				 "/usr/lib/gpubox-nvidia/libcuda.so.580.65.06 /usr/bin/nvidia-smi ");
 
+	/* Docker 20.10's options: the same as the device "all". */
+	{
+		__do_free char *args = gpu_cdi_render_docker(h, 2, NULL);
+
+		assert_non_null(args);
+		assert_string_equal(args,
+			"--device=/dev/nvidiactl\n"
+			"--device=/dev/nvidia1\n"
+			"--volume=/usr/lib/gpubox-nvidia/libcuda.so.580.65.06:/usr/local/nvidia/lib64/libcuda.so.580.65.06:ro\n"
+			"--volume=/usr/lib/gpubox-nvidia/libcuda.so.580.65.06:/usr/local/nvidia/lib64/libcuda.so.1:ro\n"
+			"--volume=/usr/bin/nvidia-smi:/usr/bin/nvidia-smi:ro\n"
+			"--env=LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64\n");
+	}
+
 	/* No GPU: "all" still resolves, to the driver alone. */
 	none = cdi_parse(h, 0, NULL);
 	assert_null(cdi_device(none, "0"));
@@ -218,6 +232,9 @@ static void test_cdi(void **state)
 	assert_int_equal(stat(path, &after), 0);
 	assert_true(before.st_ino == after.st_ino && after.st_size < before.st_size);
 	assert_int_equal(after.st_mode & 07777, 0644);
+	tu_join(path, sizeof(path), dir, GPU_CDI_DOCKER_FILE);
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(after.st_size > 0);
 	tu_remove_tempdir(dir);
 }
 

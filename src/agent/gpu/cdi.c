@@ -14,6 +14,8 @@
  * container does not have is not named in it.  Libraries go where CUDA
  * images look for a driver (/usr/local/nvidia/lib64, their
  * LD_LIBRARY_PATH, set here for other images too), programs into /usr/bin.
+ * Beside it, the same as Docker's options, for Docker 20.10, which has no
+ * CDI.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,7 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
+#include "strutil.h"
 #include "banned.h"
 
 #define CDI_VERSION "0.5.0"
@@ -129,7 +132,8 @@ static int gpu_cdi_mounts(const struct gpu_host *host, const char *nvml_real, js
 	return 0;
 }
 
-char *gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvml_real)
+/* The spec as a JSON object; NULL when memory ran out. */
+static json_t *gpu_cdi_spec(const struct gpu_host *host, uint64_t mask, const char *nvml_real)
 {
 	__do_json json_t *spec = NULL;
 	json_t *devices = json_array(), *nodes = json_array(), *mounts = json_array();
@@ -141,24 +145,88 @@ char *gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvm
 	if (!spec || gpu_cdi_devices(host, mask, devices) < 0 || gpu_cdi_nodes(host, -1, nodes) < 0 ||
 	    gpu_cdi_mounts(host, nvml_real, mounts) < 0)
 		return NULL;
-	return json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS);
+	return move_ptr(spec);
 }
 
-int gpu_cdi_write(int layer_fd, const struct gpu_host *host, uint64_t mask, const char *nvml_real,
-		  uid_t uid)
+char *gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvml_real)
 {
-	__do_free char *text = gpu_cdi_render(host, mask, nvml_real);
+	__do_json json_t *spec = gpu_cdi_spec(host, mask, nvml_real);
+
+	return spec ? json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+}
+
+/* Each node path of edits as "--device=PATH" into f. */
+static void gpu_cdi_docker_nodes(FILE *f, json_t *edits)
+{
+	size_t i;
+	json_t *node;
+
+	json_array_foreach(json_object_get(edits, "deviceNodes"), i, node)
+		fprintf(f, "--device=%s\n", json_string_value(json_object_get(node, "path")));
+}
+
+/* Docker 20.10 (Debian 12's) knows no CDI: the same as the device "all",
+ * as its options, one a line (none holds a blank):
+ * docker run $(cat /etc/cdi/gpubox-nvidia.docker-args) IMAGE ... */
+static char *gpu_cdi_docker_args(json_t *spec)
+{
+	json_t *edits = json_object_get(spec, "containerEdits"), *item;
+	__do_free char *text = NULL;
+	size_t size = 0, i;
+	FILE *f = open_memstream(&text, &size);
+
+	if (!f)
+		return NULL;
+	gpu_cdi_docker_nodes(f, edits);
+	json_array_foreach(json_object_get(spec, "devices"), i, item)
+		if (strcmp(json_string_value(json_object_get(item, "name")), "all") == 0)
+			gpu_cdi_docker_nodes(f, json_object_get(item, "containerEdits"));
+	json_array_foreach(json_object_get(edits, "mounts"), i, item)
+		fprintf(f, "--volume=%s:%s:ro\n", json_string_value(json_object_get(item, "hostPath")),
+			json_string_value(json_object_get(item, "containerPath")));
+	json_array_foreach(json_object_get(edits, "env"), i, item)
+		fprintf(f, "--env=%s\n", json_string_value(item));
+	if (!memstream_close(f))
+		return NULL;
+	return move_ptr(text);
+}
+
+char *gpu_cdi_render_docker(const struct gpu_host *host, uint64_t mask, const char *nvml_real)
+{
+	__do_json json_t *spec = gpu_cdi_spec(host, mask, nvml_real);
+
+	return spec ? gpu_cdi_docker_args(spec) : NULL;
+}
+
+/* text at rel below dirfd, owned by uid, 0644: rewritten in place, so
+ * that the file stays the one a running container's overlay shows, and
+ * its next reader sees the new text. */
+static int gpu_cdi_put(int dirfd, const char *rel, const char *text, uid_t uid)
+{
 	__do_close int fd = -EBADF;
 
 	if (!text)
 		return -ENOMEM;
-	/* Rewritten in place: the file stays the one a running container's
-	 * overlay shows, and its next reader sees the new text. */
-	fd = openat(layer_fd, GPU_CDI_FILE, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	fd = openat(dirfd, rel, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, 0) < 0 || fsutil_write_all(fd, text, strlen(text)) < 0 ||
 	    fchown(fd, uid, uid) < 0 || fchmod(fd, 0644) < 0)
 		return -errno;
 	return 0;
+}
+
+int gpu_cdi_write(int layer_fd, const struct gpu_host *host, uint64_t mask, const char *nvml_real,
+		  uid_t uid)
+{
+	__do_json json_t *spec = gpu_cdi_spec(host, mask, nvml_real);
+	__do_free char *text = NULL, *args = NULL;
+	int ret;
+
+	if (!spec)
+		return -ENOMEM;
+	text = json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS);
+	args = gpu_cdi_docker_args(spec);
+	ret = gpu_cdi_put(layer_fd, GPU_CDI_FILE, text, uid);
+	return ret < 0 ? ret : gpu_cdi_put(layer_fd, GPU_CDI_DOCKER_FILE, args, uid);
 }

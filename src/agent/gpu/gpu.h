@@ -34,6 +34,7 @@ struct ldcache_entry;
 /* The container's GPUs for Podman inside it (cdi.c). */
 #define GPU_CDI_DIR "etc/cdi"
 #define GPU_CDI_FILE GPU_CDI_DIR "/gpubox-nvidia.json"
+#define GPU_CDI_DOCKER_FILE GPU_CDI_DIR "/gpubox-nvidia.docker-args"
 /* The NVML interposer (src/nvmlshim): bound at GPU_LIB_DIR/GPU_NVML_INTERPOSER,
  * where libnvidia-ml.so.1 points; the real library is bound into
  * GPU_NVML_REAL_DIR (no loader cache lists it), where GPU_NVML_REAL_LINK,
@@ -185,8 +186,11 @@ int gpu_ldconfig_confine(void);
  * interposer stands in its place ("" or NULL: none).  Caller frees; NULL
  * when memory ran out. */
 char *gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvml_real);
-/* Write it at GPU_CDI_FILE below the layer directory layer_fd (whose
- * GPU_CDI_DIR exists), owned by uid, in place. */
+/* The device "all" as Docker's options, one a line: --device=, --volume=,
+ * --env= (Docker 20.10 has no CDI).  Caller frees. */
+char *gpu_cdi_render_docker(const struct gpu_host *host, uint64_t mask, const char *nvml_real);
+/* Write both at GPU_CDI_FILE and GPU_CDI_DOCKER_FILE below the layer
+ * directory layer_fd (whose GPU_CDI_DIR exists), owned by uid, in place. */
 int gpu_cdi_write(int layer_fd, const struct gpu_host *host, uint64_t mask, const char *nvml_real,
 		  uid_t uid);
 
