@@ -151,6 +151,12 @@ void cmd_limits_print_status(json_t *result)
 	}
 	output_sanitized(stdout, cmd_limits_value(limits, "disk"));
 	fputc('\n', stdout);
+	if (json_is_string(json_object_get(limits, "nesting"))) {
+		bool on = strcmp(cmd_limits_value(limits, "nesting"), "yes") == 0;
+
+		printf("Nesting:   %s\n", on ? "yes (Docker and Podman inside)" :
+			"no (Docker and Podman inside need it: ask an admin)");
+	}
 	cmd_limits_print_ends(json_object_get(result, "limits_until"), json_object_get(result, "limits_then"));
 }
 

@@ -7,7 +7,8 @@
 # tarball made in the test runs under both.  The container's id map stays
 # unprivileged.  With the fake driver tree, the CDI spec the agent writes
 # gives `podman run --device nvidia.com/gpu=all` the container's GPUs and
-# driver files, and follows a live detach.  nesting=no takes it all away
+# driver files, and follows a live detach; Docker gets the same from the
+# options written beside it.  nesting=no takes it all away
 # at the next start (LXC's default confinement).  The packages come from
 # the mirror of this machine's apt sources, as the template's do.
 . "$(dirname "$0")/lib.sh"
@@ -125,7 +126,17 @@ echo "$out" | grep -qx "libcuda.so.$v" && echo "$out" | grep -qx "libcuda.so.1" 
 	echo "$out" | grep -qx "LD=/usr/local/nvidia/lib:/usr/local/nvidia/lib64" &&
 	echo "$out" | grep -qx "NVIDIA-SMI fake $v" && ok "and the injected driver files" ||
 	fail_with "and the injected driver files" "$out"
+# Docker 20.10 has no CDI: the options the agent writes beside the spec.
+out=$(inside sh -c 'docker run --rm --network none $(cat /etc/cdi/gpubox-nvidia.docker-args) gbxnest:1 \
+	/bin/busybox sh -c "ls -l /dev/ | grep nvidia; ls /usr/local/nvidia/lib64; nvidia-smi"' 2>&1)
+echo "$out" | grep -q '195, *0 .*nvidia0$' && echo "$out" | grep -q '195, *1 .*nvidia1$' &&
+	echo "$out" | grep -qx "libcuda.so.1" && echo "$out" | grep -qx "NVIDIA-SMI fake $v" &&
+	ok "docker run with the options of gpubox-nvidia.docker-args gets the GPUs and the driver" ||
+	fail_with "docker run with gpubox-nvidia.docker-args" "$out"
 check "detach GPU 1 live" gpubox admin gpu detach "$m" 1
+out=$(inside cat /etc/cdi/gpubox-nvidia.docker-args)
+echo "$out" | grep -qx -- '--device=/dev/nvidia0' && ! echo "$out" | grep -q nvidia1 &&
+	ok "after the detach, Docker's options no longer name GPU 1" || fail_with "Docker's options after the detach" "$out"
 out=$(run_gpu all)
 echo "$out" | grep -q 'nvidia0$' && ! echo "$out" | grep -q 'nvidia1$' &&
 	ok "after the detach, gpu=all no longer has GPU 1" || fail_with "after the detach, gpu=all no longer has GPU 1" "$out"
@@ -143,6 +154,9 @@ out=$(inside sh -c 'grep -E " /dev/.lxc/| /var/lib/(docker|containers) " /proc/s
 	ok "nesting=no: no stores, no /dev/.lxc, no /dev/fuse" || fail_with "nesting=no: nothing of nesting" "$out"
 out=$(gpubox status --member "$m" --json | jq -r .limits.nesting)
 [ "$out" = no ] && ok "status shows nesting: no" || fail_with "status shows nesting: no" "$out"
+out=$(as_user "$m" status 2>&1)
+echo "$out" | grep -q '^Nesting: *no .*ask an admin' && ok "the member's status says to ask an admin for nesting" ||
+	fail_with "the member's status says to ask an admin for nesting" "$out"
 refuse "nesting takes yes or no" 2 'nesting is yes' gpubox admin limits set "$m" nesting=maybe
 
 echo "# t0270 took $(($(date +%s) - started)) s"
