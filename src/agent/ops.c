@@ -274,19 +274,22 @@ static json_t *ops_login_result(struct agent *a, const struct member_record *rec
 
 /* The container's mounts in one list: the GPU's files, the host's
  * directories, the container's socket and the gpubox that talks to it,
- * the package cache's proxy setting.  The entries point into gpu, host,
- * guest and the agent. */
+ * the package cache's proxy setting, nesting's stores and /dev/fuse.  The
+ * entries point into gpu, host, guest, nest and the agent. */
 static struct container_mount *ops_start_mounts(const struct agent *a,
 						const struct gpu_plan *gpu,
 						const struct mounts_plan *host,
-						const char *guest, size_t *n)
+						const char *guest,
+						const struct nesting_plan *nest, size_t *n)
 {
 	struct container_mount *mounts;
 	size_t nmounts = 0;
 
-	mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + 4, sizeof(*mounts));
+	mounts = calloc((gpu ? gpu->nmounts : 0) + host->n + nest->n + 4, sizeof(*mounts));
 	if (!mounts)
 		return NULL;
+	for (size_t i = 0; i < nest->n; i++)
+		mounts[nmounts++] = nest->mounts[i];
 	for (size_t i = 0; gpu && i < gpu->nmounts; i++)
 		mounts[nmounts++] = gpu->mounts[i];
 	for (size_t i = 0; i < host->n; i++)
@@ -400,6 +403,8 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	__do_free struct mounts_plan *host = NULL;
 	__do_free struct container_mount *mounts = NULL;
 	struct cgroup_items limits;
+	struct nesting_plan nest = { 0 };
+	bool nesting = false;
 	size_t nmounts = 0;
 	char err[512], guest[PATH_MAX];
 	int ret;
@@ -420,8 +425,11 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot mount the container's files; see the agent's log");
 	if (db_keys_text(a->db, rec->name, NULL, &keys) < 0 ||
-	    ops_limits_items(a, rec->name, &limits) < 0)
+	    ops_limits_items(a, rec->name, &limits) < 0 ||
+	    ops_limits_nesting(a, rec->name, &nesting) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
+	if (nesting && nesting_prepare(&v->paths, rec->subid_base, &nest) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot make the stores of Docker and Podman; see the agent's log");
 	host = calloc(1, sizeof(*host));
 	if (!host)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
@@ -429,7 +437,7 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 		return ops_fail(ctx, PROTO_E_FAILED, "%s; ask an admin", err);
 	if (guest_listen(a, rec->name) < 0 || guest_dir(&a->cfg, rec->name, guest, sizeof(guest)) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot create the container's own socket; see the agent's log");
-	mounts = ops_start_mounts(a, gpu, host, guest, &nmounts);
+	mounts = ops_start_mounts(a, gpu, host, guest, &nest, &nmounts);
 	if (!mounts)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent ran out of memory");
 	ops_step(steps, "records, mounts, socket");
@@ -446,7 +454,7 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 		.prefix = a->subnet.prefix, .gateway = v->gateway, .bridge = a->cfg.bridge,
 		.logfile = v->logfile, .mounts = mounts, .nmounts = nmounts,
 		.devices = gpu ? gpu->devices : NULL,
-		.cgroup_v1 = gpu_cgroup_v1(), .limits = &limits });
+		.cgroup_v1 = gpu_cgroup_v1(), .limits = &limits, .nesting = nesting });
 	if (ret < 0)
 		return ops_fail(ctx, PROTO_E_FAILED,
 				"the container did not start; an admin finds why in %s", v->logfile);

@@ -151,6 +151,17 @@ int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *i
 	return 0;
 }
 
+int ops_limits_nesting(struct agent *a, const char *member, bool *nesting)
+{
+	struct limits own, effective;
+	int ret = ops_limits_read(a, member, &own, &effective);
+
+	if (ret < 0)
+		return ret;
+	*nesting = limits_flag(&effective, LIMIT_NESTING, true);
+	return 0;
+}
+
 /* A descriptor of the member's layer; -ENOENT before its first start. */
 static int ops_limits_open_layer(struct agent *a, const char *member)
 {
@@ -442,7 +453,7 @@ static int op_limits_rm(struct op_context *ctx, json_t **result)
 	if (proto_arg_string(ctx->args, "key", true, &name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
 	if (limits_key_find(name, &key) < 0)
-		return ops_usage(ctx, "the keys are memory, memory_high, swap, cpu_weight, cpus, pids, io_weight and disk");
+		return ops_usage(ctx, "the keys are memory, memory_high, swap, cpu_weight, cpus, pids, io_weight, disk and nesting");
 	lock = agent_lock_member(ctx->a, rec.name);
 	ret = db_limit_remove(ctx->a->db, rec.name, name);
 	if (ret == -ENOENT)
