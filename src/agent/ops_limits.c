@@ -363,8 +363,11 @@ static int ops_limits_record(struct agent *a, const char *member, const struct l
 	return db_commit(a->db);
 }
 
-/* After a change: the running container gets it now. */
-static int ops_limits_live(struct op_context *ctx, const struct member_record *rec, json_t **result)
+/* After a change: the running container gets it now, but nesting, which
+ * is the container's confinement, only at its next start (said in
+ * "next_start"). */
+static int ops_limits_live(struct op_context *ctx, const struct member_record *rec, bool nesting_changed,
+			   json_t **result)
 {
 	struct agent *a = ctx->a;
 	char err[512];
@@ -382,6 +385,8 @@ static int ops_limits_live(struct op_context *ctx, const struct member_record *r
 		ops_limits_status(a, rec, running, *result);
 	json_object_set_new(*result, "member", json_string(rec->name));
 	json_object_set_new(*result, "applied", json_boolean(running));
+	if (running && nesting_changed)
+		json_object_set_new(*result, "next_start", json_pack("[s]", "nesting"));
 	return 0;
 }
 
@@ -435,7 +440,7 @@ static int op_limits_set(struct op_context *ctx, json_t **result)
 	} else {
 		log_info("limits of %s set: %s", rec.name, text);
 	}
-	return ops_limits_live(ctx, &rec, result);
+	return ops_limits_live(ctx, &rec, limits_given(&given, LIMIT_NESTING), result);
 }
 
 static int op_limits_rm(struct op_context *ctx, json_t **result)
@@ -463,7 +468,7 @@ static int op_limits_rm(struct op_context *ctx, json_t **result)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
 	ops_limits_withdraw(ctx->a, rec.name, name);
 	log_info("limit %s of %s removed: the server's default applies", name, rec.name);
-	return ops_limits_live(ctx, &rec, result);
+	return ops_limits_live(ctx, &rec, key == LIMIT_NESTING, result);
 }
 
 static json_t *ops_limits_entry(struct agent *a, const struct member_record *rec)

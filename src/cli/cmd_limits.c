@@ -198,6 +198,8 @@ static int cmd_limits_answer(struct cli *cli, const struct cli_options *opts, co
 				" (in the running container too)" : "");
 	cmd_limits_print(json_object_get(result, "limits"), NULL, json_object_get(result, "limits_until"),
 			 json_object_get(result, "limits_then"), "  ");
+	if (json_array_size(json_object_get(result, "next_start")))
+		printf("nesting changes the container's confinement: it applies at the container's next start\n");
 	return CLI_EXIT_OK;
 }
 
