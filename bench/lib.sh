@@ -107,6 +107,7 @@ bench_cleanup() {
 	groupdel "gbxbm$id" 2>/dev/null
 	groupdel "gbxba$id" 2>/dev/null
 	nft delete table ip "gbxb$id" 2>/dev/null
+	nft delete table ip6 "gbxb$id" 2>/dev/null
 	nft delete table bridge "gbxb$id" 2>/dev/null
 	ip link del "gbxb$id" 2>/dev/null
 	rm -rf "$dir"
@@ -129,7 +130,7 @@ bench_setup() {
 }
 
 bench_agent_up() {
-	local build net
+	local build net ports
 	[ "$(id -u)" = 0 ] || bench_die "the benchmarks need root (real containers, nftables)"
 	build=$(cd "${1:-build}" 2>/dev/null && pwd) || bench_die "no build directory ${1:-build}; build first (make)"
 	[ -x "$build/src/cli/gpubox" ] && [ -x "$build/src/agent/gpuboxd" ] ||
@@ -142,6 +143,10 @@ bench_agent_up() {
 	BENCH_DIR=$(mktemp -d "/var/lib/gbx-bench.$BENCH_ID.XXXX") || bench_die "cannot make a directory"
 	chmod 755 "$BENCH_DIR"
 	net=$((20 + 0x${BENCH_ID:0:2} % 200))
+	# A DNAT rule takes its port on every local address: two benchmarks
+	# at once (other branches, other builds) each take a slice of 100
+	# ports, so that one's probe never reaches the other's container.
+	ports=$((0x${BENCH_ID:4:2} % 8 * 100))
 	BENCH_BIN=$BENCH_DIR/bin
 	BENCH_CONF=$BENCH_DIR/gpubox.conf
 	BENCH_HOST_IP=10.215.$net.1
@@ -167,8 +172,8 @@ admin_group = gbxba$BENCH_ID
 member_group = gbxbm$BENCH_ID
 uid_range = 48000-48999
 subid_range = 2100000000-2199999999
-ssh_port_range = 44200-44299
-forward_port_range = 45000-45099
+ssh_port_range = $((44200 + ports))-$((44299 + ports))
+forward_port_range = $((45000 + ports))-$((45099 + ports))
 bridge = gbxb$BENCH_ID
 bridge_address = $BENCH_HOST_IP/24
 nft_table = gbxb$BENCH_ID

@@ -151,6 +151,11 @@ void ops_gpu_set_from_mask(const struct gpu_host *host, uint64_t mask, char *set
  * the running container of rec, whose init is pid. */
 int ops_gpu_live(struct agent *a, const struct member_record *rec, const struct gpu_host *host,
 		 size_t index, bool attach, pid_t pid);
+/* The CDI spec in the container's GPU layer written again for the GPUs
+ * whose node the running container of rec (init pid) has now; a failure
+ * is logged. */
+void ops_gpu_cdi_refresh(struct agent *a, const struct member_record *rec,
+			 const struct gpu_host *host, pid_t pid);
 /* Each half alone: the rules (allowed or denied), the nodes (added or
  * removed). */
 int ops_gpu_live_rules(struct agent *a, const struct member_record *rec,
@@ -167,6 +172,8 @@ uint64_t ops_limits_host_memory(void);
 /* The member's limits (the server's defaults under the member's own) as
  * cgroup items. */
 int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *items);
+/* Whether the member's container nests (Docker and Podman inside). */
+int ops_limits_nesting(struct agent *a, const char *member, bool *nesting);
 /* Write them into the member's running container. */
 int ops_limits_apply(struct agent *a, const char *member, char *err, size_t errlen);
 /* Add "limits", "limits_until" and "limits_then" when some are

@@ -10,6 +10,7 @@
  * host is what the next start injects.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,6 +395,32 @@ int ops_gpu_live_nodes(const struct gpu_host *host, size_t index, bool add, pid_
 	return ret;
 }
 
+void ops_gpu_cdi_refresh(struct agent *a, const struct member_record *rec,
+			 const struct gpu_host *host, pid_t pid)
+{
+	__do_close int fd = -EBADF;
+	char dir[PATH_MAX], layer[PATH_MAX], real[GPU_NAME_MAX] = "";
+	uint64_t mask = 0;
+	ssize_t n;
+	int ret;
+
+	if (ops_gpu_dir(a, rec->name, dir, sizeof(dir)) < 0 ||
+	    snprintf(layer, sizeof(layer), "%s/layer", dir) >= (int)sizeof(layer))
+		return;
+	fd = open(layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;        /* started without a driver: no spec */
+	for (size_t i = 0; i < host->ngpus && i < 64; i++)
+		if (gpu_live_gpu_present(host, pid, i))
+			mask |= (uint64_t)1 << i;
+	/* The real libnvidia-ml, where the interposer stands in its place. */
+	n = readlinkat(fd, GPU_NVML_REAL_DIR "/" GPU_NVML_REAL_LINK, real, sizeof(real) - 1);
+	real[n > 0 ? n : 0] = '\0';
+	ret = gpu_cdi_write(fd, host, mask, real, rec->subid_base);
+	if (ret < 0)
+		log_error_errno(ret, -ret, "cannot write the CDI spec of %s", rec->name);
+}
+
 /* The cgroup allows a node before it appears and refuses it only once it
  * is gone: a node in the container means its rule allows it. */
 int ops_gpu_live(struct agent *a, const struct member_record *rec,
@@ -403,10 +430,15 @@ int ops_gpu_live(struct agent *a, const struct member_record *rec,
 
 	if (attach) {
 		ret = ops_gpu_live_rules(a, rec, host, index, true, pid);
-		return ret < 0 ? ret : ops_gpu_live_nodes(host, index, true, pid);
+		if (ret == 0)
+			ret = ops_gpu_live_nodes(host, index, true, pid);
+	} else {
+		ret = ops_gpu_live_nodes(host, index, false, pid);
+		if (ret == 0)
+			ret = ops_gpu_live_rules(a, rec, host, index, false, pid);
 	}
-	ret = ops_gpu_live_nodes(host, index, false, pid);
-	return ret < 0 ? ret : ops_gpu_live_rules(a, rec, host, index, false, pid);
+	ops_gpu_cdi_refresh(a, rec, host, pid);
+	return ret;
 }
 
 /* ---- detach: the GPU must be gone, not only its name ------------------------- */

@@ -151,6 +151,17 @@ int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *i
 	return 0;
 }
 
+int ops_limits_nesting(struct agent *a, const char *member, bool *nesting)
+{
+	struct limits own, effective;
+	int ret = ops_limits_read(a, member, &own, &effective);
+
+	if (ret < 0)
+		return ret;
+	*nesting = limits_flag(&effective, LIMIT_NESTING, true);
+	return 0;
+}
+
 /* A descriptor of the member's layer; -ENOENT before its first start. */
 static int ops_limits_open_layer(struct agent *a, const char *member)
 {
@@ -352,8 +363,11 @@ static int ops_limits_record(struct agent *a, const char *member, const struct l
 	return db_commit(a->db);
 }
 
-/* After a change: the running container gets it now. */
-static int ops_limits_live(struct op_context *ctx, const struct member_record *rec, json_t **result)
+/* After a change: the running container gets it now, but nesting, which
+ * is the container's confinement, only at its next start (said in
+ * "next_start"). */
+static int ops_limits_live(struct op_context *ctx, const struct member_record *rec, bool nesting_changed,
+			   json_t **result)
 {
 	struct agent *a = ctx->a;
 	char err[512];
@@ -371,6 +385,8 @@ static int ops_limits_live(struct op_context *ctx, const struct member_record *r
 		ops_limits_status(a, rec, running, *result);
 	json_object_set_new(*result, "member", json_string(rec->name));
 	json_object_set_new(*result, "applied", json_boolean(running));
+	if (running && nesting_changed)
+		json_object_set_new(*result, "next_start", json_pack("[s]", "nesting"));
 	return 0;
 }
 
@@ -424,7 +440,7 @@ static int op_limits_set(struct op_context *ctx, json_t **result)
 	} else {
 		log_info("limits of %s set: %s", rec.name, text);
 	}
-	return ops_limits_live(ctx, &rec, result);
+	return ops_limits_live(ctx, &rec, limits_given(&given, LIMIT_NESTING), result);
 }
 
 static int op_limits_rm(struct op_context *ctx, json_t **result)
@@ -442,7 +458,7 @@ static int op_limits_rm(struct op_context *ctx, json_t **result)
 	if (proto_arg_string(ctx->args, "key", true, &name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
 	if (limits_key_find(name, &key) < 0)
-		return ops_usage(ctx, "the keys are memory, memory_high, swap, cpu_weight, cpus, pids, io_weight and disk");
+		return ops_usage(ctx, "the keys are memory, memory_high, swap, cpu_weight, cpus, pids, io_weight, disk and nesting");
 	lock = agent_lock_member(ctx->a, rec.name);
 	ret = db_limit_remove(ctx->a->db, rec.name, name);
 	if (ret == -ENOENT)
@@ -452,7 +468,7 @@ static int op_limits_rm(struct op_context *ctx, json_t **result)
 		return ops_fail(ctx, PROTO_E_FAILED, "the agent's database failed; see the agent's log");
 	ops_limits_withdraw(ctx->a, rec.name, name);
 	log_info("limit %s of %s removed: the server's default applies", name, rec.name);
-	return ops_limits_live(ctx, &rec, result);
+	return ops_limits_live(ctx, &rec, key == LIMIT_NESTING, result);
 }
 
 static json_t *ops_limits_entry(struct agent *a, const struct member_record *rec)

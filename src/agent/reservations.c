@@ -317,7 +317,7 @@ int reservations_keep(struct agent *a, struct reservations_state *st,
 	char gpus[RESERVE_MASK_TEXT_MAX], until[64];
 	int ret;
 
-	reservations_live_remove(st, t->boxes, t->changes, t->nchanges);
+	reservations_live_remove(a, st, t->boxes, t->changes, t->nchanges);
 	memset(out, 0, sizeof(*out));
 	snprintf(out->member, sizeof(out->member), "%s", t->member);
 	out->seconds = seconds;

@@ -165,7 +165,7 @@ void reservations_live_allow(struct agent *a, const struct reservations_state *s
 			     const struct reservations_change *changes, size_t n);
 /* Take out the nodes of what was denied (failures are logged: the rules
  * keep the GPUs out all the same). */
-void reservations_live_remove(const struct reservations_state *st,
+void reservations_live_remove(struct agent *a, const struct reservations_state *st,
 			      const struct reservations_box *boxes,
 			      const struct reservations_change *changes, size_t n);
 /* The GPUs of mask to every running container whose effective set (st's

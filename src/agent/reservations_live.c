@@ -122,14 +122,6 @@ int reservations_live_boxes(struct agent *a, const struct reservations_state *st
 	return 0;
 }
 
-/* Whether GPU index's own node is in the container of pid now. */
-static bool reservations_live_present(const struct gpu_host *host, pid_t pid, size_t index)
-{
-	for (size_t i = 0; i < host->nnodes; i++)
-		if (host->nodes[i].gpu == (int)index)
-			return gpu_live_node_present(pid, host->nodes[i].target) == 1;
-	return false;
-}
 
 /* One GPU into or out of a running container; logged when it fails. */
 static int reservations_live_one(struct agent *a, const struct reservations_state *st,
@@ -175,7 +167,7 @@ int reservations_live_deny(struct agent *a, const struct reservations_state *st,
 			if (!((take >> i) & 1))
 				continue;
 			*c = (struct reservations_change){ b, i,
-				reservations_live_present(st->host, boxes[b].pid, i) };
+				gpu_live_gpu_present(st->host, boxes[b].pid, i) };
 			(*nchanges)++;
 			/* A container that stopped meanwhile has nothing to lose. */
 			if (ops_gpu_live_rules(a, &boxes[b].rec, st->host, i, false, boxes[b].pid) < 0 &&
@@ -204,7 +196,7 @@ static bool reservations_live_next_node(const struct gpu_host *host, size_t gpu,
  * of a mount waits for the kernel's grace period, and they wait for it
  * together rather than in turn.  Failures are logged.
  */
-static void reservations_live_nodes(const struct reservations_state *st,
+static void reservations_live_nodes(struct agent *a, const struct reservations_state *st,
 				      const struct reservations_box *boxes,
 				      const struct reservations_change *changes, size_t n, bool add)
 {
@@ -232,9 +224,14 @@ static void reservations_live_nodes(const struct reservations_state *st,
 					  changes[of[j]].gpu, add ? "added to" : "removed from",
 					  boxes[changes[of[j]].box].rec.name);
 	}
+	/* Each container's CDI spec names the GPUs it has now. */
+	for (c = 0; c < n; c++)
+		if (c == 0 || changes[c].box != changes[c - 1].box)
+			ops_gpu_cdi_refresh(a, &boxes[changes[c].box].rec, st->host,
+					    boxes[changes[c].box].pid);
 }
 
-void reservations_live_remove(const struct reservations_state *st,
+void reservations_live_remove(struct agent *a, const struct reservations_state *st,
 			      const struct reservations_box *boxes,
 			      const struct reservations_change *changes, size_t n)
 {
@@ -247,7 +244,7 @@ void reservations_live_remove(const struct reservations_state *st,
 	for (size_t i = 0; i < n; i++)
 		if (changes[i].present)
 			present[np++] = changes[i];
-	reservations_live_nodes(st, boxes, present, np, false);
+	reservations_live_nodes(a, st, boxes, present, np, false);
 }
 
 /* Give the GPUs of mask to every running container whose effective set
@@ -268,7 +265,7 @@ void reservations_live_give_back(struct agent *a, const struct reservations_stat
 							 boxes[b].recorded);
 
 		for (size_t i = 0; i < 64; i++) {
-			if (!((want >> i) & 1) || reservations_live_present(st->host, boxes[b].pid, i))
+			if (!((want >> i) & 1) || gpu_live_gpu_present(st->host, boxes[b].pid, i))
 				continue;
 			if (ops_gpu_live_rules(a, &boxes[b].rec, st->host, i, true, boxes[b].pid) < 0)
 				log_error("cannot allow GPU %zu in the container of %s", i, boxes[b].rec.name);
@@ -276,7 +273,7 @@ void reservations_live_give_back(struct agent *a, const struct reservations_stat
 				give[ngive++] = (struct reservations_change){ b, i, false };
 		}
 	}
-	reservations_live_nodes(st, boxes, give, ngive, true);
+	reservations_live_nodes(a, st, boxes, give, ngive, true);
 }
 
 /* One container made its effective set: the GPUs it should have are
@@ -291,7 +288,7 @@ void reservations_live_sync(struct agent *a, const struct reservations_state *st
 
 	for (size_t i = 0; i < st->host->ngpus; i++) {
 		if ((want >> i) & 1) {
-			if (!reservations_live_present(st->host, b->pid, i))
+			if (!gpu_live_gpu_present(st->host, b->pid, i))
 				reservations_live_one(a, st, b, i, true);
 			else if (ops_gpu_live_rules(a, &b->rec, st->host, i, true, b->pid) < 0)
 				log_error("cannot allow GPU %zu in the container of %s", i, b->rec.name);

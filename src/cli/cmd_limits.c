@@ -151,6 +151,12 @@ void cmd_limits_print_status(json_t *result)
 	}
 	output_sanitized(stdout, cmd_limits_value(limits, "disk"));
 	fputc('\n', stdout);
+	if (json_is_string(json_object_get(limits, "nesting"))) {
+		bool on = strcmp(cmd_limits_value(limits, "nesting"), "yes") == 0;
+
+		printf("Nesting:   %s\n", on ? "yes (Docker and Podman inside)" :
+			"no (Docker and Podman inside need it: ask an admin)");
+	}
 	cmd_limits_print_ends(json_object_get(result, "limits_until"), json_object_get(result, "limits_then"));
 }
 
@@ -192,6 +198,8 @@ static int cmd_limits_answer(struct cli *cli, const struct cli_options *opts, co
 				" (in the running container too)" : "");
 	cmd_limits_print(json_object_get(result, "limits"), NULL, json_object_get(result, "limits_until"),
 			 json_object_get(result, "limits_then"), "  ");
+	if (json_array_size(json_object_get(result, "next_start")))
+		printf("nesting changes the container's confinement: it applies at the container's next start\n");
 	return CLI_EXIT_OK;
 }
 
@@ -300,7 +308,8 @@ static const struct cli_command cmd_limits_commands[] = {
 	  "server's memory; past it the kernel kills inside the container), memory_high=56G (past "
 	  "it the container is slowed and reclaimed), swap=8G, cpu_weight=100 (share under "
 	  "contention, 1 to 10000), cpus=16 (a hard cap; 0.5 is half a CPU), pids=20000, "
-	  "io_weight=100, disk=500G; any of them may be none.  Memory, CPU, processes and I/O "
+	  "io_weight=100, disk=500G; any of them may be none; and nesting=yes or no (Docker and "
+	  "Podman inside; a change applies at the next start).  Memory, CPU, processes and I/O "
 	  "change in the running container at once; every value is kept for later starts.  "
 	  "With --until TIME (8h, 3d, 18:00, 2026-12-01, 2026-12-01T18:00) the values are "
 	  "temporary: at that time each gives way to the member's own value before it, or to "

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -442,14 +443,20 @@ static void http_on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- answering -------------------------------------------------------------- */
 
-static bool http_has_header(const struct http_response *resp, const char *name)
+/* The index of header name in resp; -1 when absent. */
+static int http_header_index(const struct http_response *resp, const char *name)
 {
 	size_t len = strlen(name);
 
 	for (size_t i = 0; i < resp->nheaders; i++)
 		if (strncasecmp(resp->headers[i], name, len) == 0 && resp->headers[i][len] == ':')
-			return true;
-	return false;
+			return (int)i;
+	return -1;
+}
+
+static bool http_has_header(const struct http_response *resp, const char *name)
+{
+	return http_header_index(resp, name) >= 0;
 }
 
 static enum MHD_Result http_send(struct MHD_Connection *connection, struct http_response *resp,
@@ -626,6 +633,72 @@ static bool http_is_urlencoded(const char *type)
 	       (type[sizeof(form_type) - 1] == '\0' || type[sizeof(form_type) - 1] == ';');
 }
 
+/* ---- compression ---------------------------------------------------------- */
+
+static bool http_type_compresses(const char *type)
+{
+	static const char *const types[] = { "application/json", "text/", "application/javascript" };
+
+	for (size_t i = 0; type && i < ARRAY_SIZE(types); i++)
+		if (strncasecmp(type, types[i], strlen(types[i])) == 0)
+			return true;
+	return false;
+}
+
+/* A strong ETag names these bytes only: the compressed body's is weak
+ * (If-None-Match compares weakly, api.c too). */
+static int http_weaken_etag(struct http_response *resp)
+{
+	int i = http_header_index(resp, "ETag");
+	char *weak;
+
+	if (i < 0 || strncmp(resp->headers[i] + strlen("ETag: "), "W/", 2) == 0)
+		return 0;
+	if (asprintf(&weak, "ETag: W/%s", resp->headers[i] + strlen("ETag: ")) < 0)
+		return -ENOMEM;
+	free(resp->headers[i]);
+	resp->headers[i] = weak;
+	return 0;
+}
+
+/* The body in the coding the client accepts, when it is worth it. */
+static int http_compress_reply(const struct http_request *req, struct http_response *resp)
+{
+	enum http_encoding enc;
+	char *packed;
+	size_t packed_len;
+	int ret;
+
+	/* With no room for Vary and Content-Encoding, the bytes as they are,
+	 * which every client takes. */
+	if (resp->body_len < HTTP_COMPRESS_MIN || !http_type_compresses(resp->content_type) ||
+	    http_has_header(resp, "Content-Encoding") ||
+	    resp->nheaders + 2 > ARRAY_SIZE(resp->headers))
+		return 0;
+	ret = http_add_header(resp, "Vary: Accept-Encoding");
+	enc = encoding_pick(http_request_header(req, "Accept-Encoding"));
+	if (ret < 0 || enc == HTTP_ENCODING_IDENTITY)
+		return ret;
+	ret = encoding_compress(enc, resp->body, resp->body_len, &packed, &packed_len);
+	if (ret < 0)
+		return ret;
+	if (packed_len >= resp->body_len) {
+		free(packed);
+		return 0;
+	}
+	ret = http_add_header(resp, "Content-Encoding: %s", encoding_name(enc));
+	if (ret == 0)
+		ret = http_weaken_etag(resp);
+	if (ret < 0) {
+		free(packed);
+		return ret;
+	}
+	free(resp->body);
+	resp->body = packed;
+	resp->body_len = packed_len;
+	return 0;
+}
+
 static int http_call(struct hub *hub, struct MHD_Connection *connection, struct http_conn *conn,
 		     const struct http_route *route, const char *method, const char *path,
 		     struct http_response *resp, unsigned *bad_status, bool *secure)
@@ -666,6 +739,8 @@ static int http_call(struct hub *hub, struct MHD_Connection *connection, struct 
 	req.cookies_secure = req.secure || str_has_prefix(hub->cfg.public_url, "https://");
 	http_find_session(&req);
 	ret = route->handler(&req, resp);
+	if (ret == 0)
+		ret = http_compress_reply(&req, resp);
 	form_free(&query);
 	form_free(&form);
 	sodium_memzero(&req.session, sizeof(req.session));

@@ -190,6 +190,21 @@ int hubdb_session_get(struct hubdb *db, const char *id_hex, long long now, struc
 int hubdb_session_delete(struct hubdb *db, const char *id_hex);
 int hubdb_session_prune(struct hubdb *db, long long now);
 
+/* ---- encoding.c: compressed answers -------------------------------------- */
+
+enum http_encoding { HTTP_ENCODING_IDENTITY, HTTP_ENCODING_GZIP, HTTP_ENCODING_DEFLATE };
+
+/* The coding to answer in, from a request's Accept-Encoding (NULL: none):
+ * gzip or deflate, whichever has the higher q (gzip on a tie; "*" stands
+ * for an unnamed one), when that q is above 0 and "identity" is not named
+ * with a higher one; else identity.  Malformed elements count for nothing. */
+enum http_encoding encoding_pick(const char *accept_encoding);
+/* "gzip", "deflate"; NULL for identity. */
+const char *encoding_name(enum http_encoding enc);
+/* in[0..len) compressed with zlib in enc's format: *out (malloc'd), *outlen. */
+int encoding_compress(enum http_encoding enc, const char *in, size_t len, char **out,
+		      size_t *outlen);
+
 /* ---- form.c: what browsers and clients send ------------------------------ */
 
 #define FORM_FIELDS_MAX 32
@@ -296,8 +311,11 @@ struct hub;
 int monitor_start(struct hub *hub, struct monitor **out);
 void monitor_stop(struct monitor *m);
 /* GET /api/v1/monitor's body (docs/hub-api.md), built once per round and
- * kept; names false leaves every member name out.  *text is the caller's. */
-int monitor_overview(struct monitor *m, bool names, char **text, size_t *len);
+ * kept, and compressed in *enc once per round when asked (*enc becomes
+ * identity for a body under HTTP_COMPRESS_MIN); names false leaves every
+ * member name out.  *text is the caller's. */
+int monitor_overview(struct monitor *m, bool names, enum http_encoding *enc, char **text,
+		     size_t *len);
 /* /api/v1/me/monitor for member, over the servers it enabled. */
 int monitor_member(struct monitor *m, const char *member, json_t **out);
 /* Ask one agent now (path with its query) and parse its JSON answer.
@@ -389,6 +407,11 @@ int http_reply_error(struct http_response *resp, unsigned status, const char *me
 int http_redirect(struct http_response *resp, const char *location);
 int http_add_header(struct http_response *resp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Answers of a text type (JSON, HTML, CSS, scripts, plain) from this many
+ * bytes on are compressed for a client that accepts it (encoding.c), and
+ * say "Vary: Accept-Encoding".  A handler that sets Content-Encoding itself
+ * (a body compressed once for many answers) sets Vary too. */
+#define HTTP_COMPRESS_MIN 1024
 /* Every response gets the security headers (over HTTPS also
  * Strict-Transport-Security: max-age=31536000) and, unless the handler set a
  * Cache-Control header itself (static assets), "Cache-Control: no-store".

@@ -50,6 +50,10 @@ struct monitor_view {
 	char *text;
 	size_t len;
 	uint64_t round;               /* 0: not built */
+	/* text compressed, [enc] (identity's unused), of packed_round */
+	char *packed[3];
+	size_t packed_len[3];
+	uint64_t packed_round[3];
 };
 
 struct monitor {
@@ -267,8 +271,11 @@ void monitor_stop(struct monitor *m)
 	pthread_mutex_unlock(&m->lock);
 	pthread_join(m->thread, NULL);
 	monitor_servers_free(m->servers, m->nservers);
-	for (size_t i = 0; i < ARRAY_SIZE(m->views); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(m->views); i++) {
 		free(m->views[i].text);
+		for (size_t e = 0; e < ARRAY_SIZE(m->views[i].packed); e++)
+			free(m->views[i].packed[e]);
+	}
 	pthread_cond_destroy(&m->wake);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
@@ -522,18 +529,50 @@ static int monitor_view_build(struct monitor *m, bool names)
 	return 0;
 }
 
-int monitor_overview(struct monitor *m, bool names, char **text, size_t *len)
+/* Under lock, the view built: its text in *enc, compressed once per round;
+ * a short one as it is (*enc identity). */
+static int monitor_view_pack(struct monitor_view *v, enum http_encoding *encp, const char **text,
+			     size_t *len)
 {
+	enum http_encoding enc = *encp;
+	int ret;
+
+	if (v->len < HTTP_COMPRESS_MIN || enc >= ARRAY_SIZE(v->packed))
+		enc = *encp = HTTP_ENCODING_IDENTITY;
+	if (enc == HTTP_ENCODING_IDENTITY) {
+		*text = v->text;
+		*len = v->len;
+		return 0;
+	}
+	if (!v->packed[enc] || v->packed_round[enc] != v->round) {
+		free(v->packed[enc]);
+		v->packed[enc] = NULL;
+		ret = encoding_compress(enc, v->text, v->len, &v->packed[enc], &v->packed_len[enc]);
+		if (ret < 0)
+			return ret;
+		v->packed_round[enc] = v->round;
+	}
+	*text = v->packed[enc];
+	*len = v->packed_len[enc];
+	return 0;
+}
+
+int monitor_overview(struct monitor *m, bool names, enum http_encoding *enc, char **text,
+		     size_t *len)
+{
+	const char *kept = NULL;
 	int ret;
 
 	*text = NULL;
 	pthread_mutex_lock(&m->lock);
 	ret = monitor_view_build(m, names);
+	if (ret == 0)
+		ret = monitor_view_pack(&m->views[names], enc, &kept, len);
 	if (ret == 0) {
-		*text = malloc(m->views[names].len + 1);
+		*text = malloc(*len + 1);
 		if (*text) {
-			memcpy(*text, m->views[names].text, m->views[names].len + 1);
-			*len = m->views[names].len;
+			memcpy(*text, kept, *len);
+			(*text)[*len] = '\0';
 		} else {
 			ret = -ENOMEM;
 		}

@@ -67,8 +67,11 @@ static int monitor_api_json(struct http_response *resp, json_t *doc)
 	return ret;
 }
 
+/* Asked for every few seconds by every open monitor page: compressed once
+ * per round (monitor.c), not once per answer (http.c). */
 int monitor_api_overview(struct http_request *req, struct http_response *resp)
 {
+	enum http_encoding enc = encoding_pick(http_request_header(req, "Accept-Encoding"));
 	char *text = NULL;
 	size_t len = 0;
 	bool names;
@@ -76,10 +79,14 @@ int monitor_api_overview(struct http_request *req, struct http_response *resp)
 
 	if (!monitor_api_guard(req, resp, false, &names))
 		return 0;
-	ret = monitor_overview(req->hub->monitor, names, &text, &len);
+	ret = monitor_overview(req->hub->monitor, names, &enc, &text, &len);
 	if (ret < 0)
 		return ret;
-	return http_reply_len(resp, 200, "application/json", text, len);
+	http_reply_len(resp, 200, "application/json", text, len);
+	if (enc == HTTP_ENCODING_IDENTITY)
+		return 0;
+	ret = http_add_header(resp, "Content-Encoding: %s", encoding_name(enc));
+	return ret < 0 ? ret : http_add_header(resp, "Vary: Accept-Encoding");
 }
 
 /* ---- the query --------------------------------------------------------------------- */

@@ -91,6 +91,7 @@ static const struct keyfile_key config_keys[] = {
 	KEY("hub_poll",             CONFIG_UINT,   hub_poll),
 	KEY("hub_insecure_http",    CONFIG_BOOL,   hub_insecure_http),
 	KEY("limits",               CONFIG_STRING, limits),
+	KEY("nesting",              CONFIG_BOOL,   nesting),
 	KEY("layers_pool",          CONFIG_STRING, layers_pool),
 	KEY("layers_pool_size",     CONFIG_SIZE,   layers_pool_size),
 	KEY("start_timeout",        CONFIG_UINT,   start_timeout),
@@ -178,6 +179,7 @@ void config_set_defaults(struct gpubox_config *cfg)
 	snprintf(cfg->limits, sizeof(cfg->limits), "memory=75%% pids=10000");
 	/* Disk quotas wherever the agent runs: a loop-mounted image when the
 	 * state directory's file system has no project quotas. */
+	cfg->nesting = true;
 	snprintf(cfg->layers_pool, sizeof(cfg->layers_pool), "auto");
 	cfg->layers_pool_size = 0;
 	cfg->start_timeout = 90;
@@ -819,6 +821,9 @@ void config_limits(const struct gpubox_config *cfg, struct limits *out)
 
 	*out = (struct limits){ 0 };
 	limits_parse_list(cfg->limits, out, why, sizeof(why));
+	if (!limits_given(out, LIMIT_NESTING))
+		limits_parse_assignment(cfg->nesting ? "nesting=yes" : "nesting=no", out, why,
+					sizeof(why));
 }
 
 /* layers_pool: auto, none, or an absolute path the agent bind-mounts

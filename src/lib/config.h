@@ -102,6 +102,7 @@ struct gpubox_config {
 	bool hub_insecure_http;        /* plain http:// to another host allowed */
 
 	char limits[CONFIG_TEXT_MAX];  /* every member's share unless set for the member (reslimit.h) */
+	bool nesting;                  /* Docker and Podman inside, unless set for the member */
 	char layers_pool[CONFIG_PATH_MAX];      /* where members' layers live: auto, none or a directory */
 	uint64_t layers_pool_size;     /* bytes of the pool's image; 0: 80% of the free space at creation */
 
@@ -124,7 +125,8 @@ enum config_nvml config_nvml_interposer(const struct gpubox_config *cfg, char *p
 long long config_audit_retention(const struct gpubox_config *cfg);
 
 struct limits;
-/* The server's default limits, from the checked key "limits". */
+/* The server's default limits, from the checked key "limits", and
+ * nesting from the key "nesting" unless "limits" names it. */
 void config_limits(const struct gpubox_config *cfg, struct limits *out);
 
 /* Fill *cfg with every default. */

@@ -8,7 +8,7 @@
 #include "strutil.h"
 #include "banned.h"
 
-enum limit_kind { KIND_SIZE, KIND_WEIGHT, KIND_CPUS, KIND_COUNT };
+enum limit_kind { KIND_SIZE, KIND_WEIGHT, KIND_CPUS, KIND_COUNT, KIND_FLAG };
 
 struct limit_def {
 	const char *name;
@@ -42,7 +42,11 @@ static const struct limit_def limit_defs[LIMIT_COUNT] = {
 			      "a whole number from 1 to 10000 (100 is an equal share)" },
 	[LIMIT_DISK] = { "disk", KIND_SIZE, 256 * MIB, PIB, false,
 			 "a size from 256M, such as 500G, or none" },
+	[LIMIT_NESTING] = { "nesting", KIND_FLAG, 0, 1, false,
+			    "yes (Docker and Podman inside) or no" },
 };
+
+#define LIMITS_KEYS "the keys are memory, memory_high, swap, cpu_weight, cpus, pids, io_weight, disk and nesting"
 
 const char *limits_key_name(enum limit_key key)
 {
@@ -109,6 +113,12 @@ static int limits_parse_value(const struct limit_def *def, const char *text, uin
 	int ret;
 
 	*percent = false;
+	if (def->kind == KIND_FLAG) {
+		if (strcmp(text, "yes") && strcmp(text, "no"))
+			return -EINVAL;
+		*value = strcmp(text, "yes") == 0;
+		return 0;
+	}
 	if (strcmp(text, "none") == 0 && def->kind != KIND_WEIGHT) {
 		*value = LIMIT_NONE;
 		return 0;
@@ -143,13 +153,13 @@ int limits_parse_assignment(const char *text, struct limits *l, char *err, size_
 	bool percent;
 
 	if (!eq || (size_t)(eq - text) >= sizeof(name)) {
-		set_error(err, errlen, "a limit is KEY=VALUE, such as memory=64G; the keys are memory, memory_high, swap, cpu_weight, cpus, pids, io_weight and disk");
+		set_error(err, errlen, "a limit is KEY=VALUE, such as memory=64G; " LIMITS_KEYS);
 		return -EINVAL;
 	}
 	memcpy(name, text, (size_t)(eq - text));
 	name[eq - text] = '\0';
 	if (limits_key_find(name, &key) < 0) {
-		set_error(err, errlen, "there is no limit called \"%.31s\"; the keys are memory, memory_high, swap, cpu_weight, cpus, pids, io_weight and disk",
+		set_error(err, errlen, "there is no limit called \"%.31s\"; " LIMITS_KEYS,
 			  name);
 		return -EINVAL;
 	}
@@ -226,6 +236,9 @@ void limits_format_value(const struct limits *l, enum limit_key key, char *buf, 
 		return;
 	}
 	switch (limit_defs[key].kind) {
+	case KIND_FLAG:
+		snprintf(buf, len, "%s", v ? "yes" : "no");
+		break;
 	case KIND_SIZE:
 		limits_format_size(v, buf, len);
 		break;
@@ -278,6 +291,11 @@ uint64_t limits_resolve(const struct limits *l, enum limit_key key, uint64_t hos
 		return v < limit_defs[key].min ? limit_defs[key].min : v;
 	}
 	return v;
+}
+
+bool limits_flag(const struct limits *l, enum limit_key key, bool dflt)
+{
+	return limits_given(l, key) ? l->value[key] != 0 : dflt;
 }
 
 int limits_check(const struct limits *l, uint64_t host_memory, char *err, size_t errlen)

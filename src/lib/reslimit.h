@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A member's share of the server: memory, swap, CPU, processes, block I/O
- * and disk.  The same text is read from the agent's configuration (the
+ * and disk, and whether containers may nest.  The same text is read from the agent's configuration (the
  * server's defaults, key "limits") and from an admin's
  * `gpubox admin limits set NAME memory=64G cpus=16`, and a member's own
  * values override the defaults key by key.
@@ -25,6 +25,7 @@ enum limit_key {
 	LIMIT_PIDS,         /* processes and threads */
 	LIMIT_IO_WEIGHT,    /* block I/O share, 1..10000; 100 is an equal share */
 	LIMIT_DISK,         /* bytes of the member's own layer */
+	LIMIT_NESTING,      /* 1: Docker and Podman inside (nesting.c), 0: LXC's default confinement */
 	LIMIT_COUNT
 };
 
@@ -64,6 +65,9 @@ void limits_merge(const struct limits *base, const struct limits *over, struct l
 /* A key's value as a number (bytes for sizes, percentages resolved against
  * host_memory), or LIMIT_NONE when not given or given as none. */
 uint64_t limits_resolve(const struct limits *l, enum limit_key key, uint64_t host_memory);
+
+/* A yes/no key's value: dflt when not given. */
+bool limits_flag(const struct limits *l, enum limit_key key, bool dflt);
 
 /* Rules across keys, once percentages are resolved: the soft level not
  * above the hard one. */

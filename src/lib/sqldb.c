@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The SQLite layer: see sqldb.h.  Every connection is opened
- * SQLITE_OPEN_FULLMUTEX (the daemons are threaded) and NOFOLLOW, with a
+ * SQLITE_OPEN_FULLMUTEX (the daemons are threaded; NOMUTEX where the
+ * caller serialises every use, SQLDB_SERIALISED) and NOFOLLOW, with a
  * busy timeout so that another process (the admin commands, the sqlite3
  * shell of the system tests) and this one can meet.
  */
@@ -231,8 +232,10 @@ static int sqldb_prepare_all(struct sqldb *db, const struct sqldb_options *optio
 
 static int sqldb_connect(struct sqldb *db, const char *path, const struct sqldb_options *options)
 {
-	int flags = SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW;
+	int flags = SQLITE_OPEN_NOFOLLOW;
 	int ret;
+
+	flags |= (options->flags & SQLDB_SERIALISED) ? SQLITE_OPEN_NOMUTEX : SQLITE_OPEN_FULLMUTEX;
 
 	flags |= (options->flags & SQLDB_READONLY) ? SQLITE_OPEN_READONLY
 						   : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;

@@ -33,6 +33,10 @@ enum sqldb_flag {
 	SQLDB_WAL = 1 << 1,             /* PRAGMA journal_mode = WAL */
 	SQLDB_SYNC_NORMAL = 1 << 2,     /* PRAGMA synchronous = NORMAL */
 	SQLDB_FOREIGN_KEYS = 1 << 3,    /* PRAGMA foreign_keys = ON */
+	SQLDB_SERIALISED = 1 << 4,      /* every use of the connection is under
+					 * sqldb_lock(): SQLite's own mutex, taken
+					 * in every sqlite3_column_*() call, only
+					 * costs (SQLITE_OPEN_NOMUTEX) */
 };
 
 struct sqldb_options {

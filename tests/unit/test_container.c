@@ -26,6 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sys/sysmacros.h>
+
+#include <lxc/lxccontainer.h>
 
 #include "container/container.h"
 #include "net/net.h"
@@ -33,6 +36,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "fsutil.h"
+#include "testutil.h"
 
 #include "banned.h"
 
@@ -143,6 +147,104 @@ static void test_render_defaults_and_extras(void **state)
 	text = container_render_config(&spec);
 	assert_non_null(text);
 	expect_line(text, "lxc.cgroup.devices.allow = c 195:* rwm");
+}
+
+/* The config item key of the container whose config file is path, as
+ * liblxc reads it (the parser is the same on every host: with AppArmor
+ * it makes the generated profile's nesting rules from these). */
+static char *lxc_item(const char *dir, const char *path, const char *key)
+{
+	struct lxc_container *c = lxc_container_new("alice", dir);
+	char *value = NULL;
+	int len;
+
+	assert_non_null(c);
+	assert_true(c->load_config(c, path));
+	len = c->get_config_item(c, key, NULL, 0);
+	if (len > 0) {
+		value = calloc(1, (size_t)len + 1);
+		assert_non_null(value);
+		c->get_config_item(c, key, value, len + 1);
+	}
+	lxc_container_put(c);
+	return value;
+}
+
+/* Nesting on a cgroup v2 host with GPUs: the stores and /dev/fuse from
+ * nesting_prepare(), LXC's nesting settings, /dev/fuse allowed. */
+static void test_render_nesting(void **state)
+{
+	static const char *const devices[] = { "c 195:0 rwm", NULL };
+	struct container_spec spec = test_spec();
+	struct storage_paths paths;
+	struct nesting_plan plan;
+	__do_free char *text = NULL, *nesting = NULL, *profile = NULL, *entries = NULL;
+	char dir[PATH_MAX], want[PATH_MAX * 2], conf[PATH_MAX];
+	struct stat st;
+
+	if (!tu_have_root("test_render_nesting"))
+		return;
+	assert_int_equal(tu_make_tempdir(dir, sizeof(dir), "/tmp/gpubox-test-nest-XXXXXX"), 0);
+	assert_int_equal(storage_paths(dir, "alice", &paths), 0);
+	assert_int_equal(fsutil_mkdir_p(paths.dir, 0710), 0);
+	assert_int_equal(fsutil_mkdir_p(paths.layer, 0710), 0);
+	assert_int_equal(nesting_prepare(&paths, 131072, &plan), 0);
+	assert_int_equal(nesting_prepare(&paths, 131072, &plan), 0);     /* again: the same */
+	assert_int_equal(plan.n, 3);
+	tu_assert_owner(paths.nested, "docker", 131072, 131072, 0711);
+	tu_assert_owner(paths.nested, "containers", 131072, 131072, 0711);
+	tu_join(conf, sizeof(conf), paths.dir, "fuse");
+	assert_int_equal(lstat(conf, &st), 0);
+	assert_true(S_ISCHR(st.st_mode) && st.st_rdev == makedev(10, 229));
+	assert_int_equal(st.st_mode & 07777, 0666);
+
+	spec.nesting = true;
+	spec.mounts = plan.mounts;
+	spec.nmounts = plan.n;
+	spec.devices = devices;
+	text = container_render_config(&spec);
+	assert_non_null(text);
+	expect_line(text, "lxc.apparmor.profile = generated");
+	expect_line(text, "lxc.apparmor.allow_nesting = 1");
+	expect_line(text, "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed");
+	expect_line(text, "lxc.cgroup2.devices.allow = c 10:229 rwm");
+	snprintf(want, sizeof(want), "lxc.mount.entry = %s/docker var/lib/docker none bind,create=dir 0 0",
+		 paths.nested);
+	expect_line(text, want);
+	snprintf(want, sizeof(want), "lxc.mount.entry = %s/containers var/lib/containers none bind,create=dir 0 0",
+		 paths.nested);
+	expect_line(text, want);
+	snprintf(want, sizeof(want), "lxc.mount.entry = %s/fuse dev/fuse none bind,nosuid,noexec,create=file 0 0",
+		 paths.dir);
+	expect_line(text, want);
+	/* Still unprivileged, with the same map. */
+	expect_line(text, "lxc.idmap = u 0 131072 65536");
+	expect_line(text, "lxc.include = /usr/share/lxc/config/userns.conf");
+
+	tu_join(conf, sizeof(conf), dir, "config");
+	tu_write_file(dir, "config", text);
+	nesting = lxc_item(dir, conf, "lxc.apparmor.allow_nesting");
+	profile = lxc_item(dir, conf, "lxc.apparmor.profile");
+	entries = lxc_item(dir, conf, "lxc.mount.entry");
+	assert_non_null(nesting);
+	assert_string_equal(nesting, "1");
+	assert_non_null(profile);
+	assert_string_equal(profile, "generated");
+	assert_non_null(entries);
+	assert_non_null(strstr(entries, " var/lib/docker none bind,create=dir"));
+
+	/* nesting = no: LXC's default confinement, on cgroup v1 too. */
+	free(text);
+	spec.nesting = false;
+	spec.cgroup_v1 = true;
+	spec.mounts = NULL;
+	spec.nmounts = 0;
+	text = container_render_config(&spec);
+	assert_non_null(text);
+	expect_line(text, "lxc.apparmor.allow_nesting = 0");
+	expect_line(text, "lxc.cgroup.devices.allow = c 10:229 rwm");
+	assert_null(strstr(text, "var/lib/docker"));
+	tu_remove_tempdir(dir);
 }
 
 static void expect_refused(const struct container_spec *spec, const char *what)
@@ -626,6 +728,7 @@ int main(void)
 		cmocka_unit_test(test_render_deterministic),
 		cmocka_unit_test(test_render_defaults_and_extras),
 		cmocka_unit_test(test_render_refuses),
+		cmocka_unit_test(test_render_nesting),
 		cmocka_unit_test(test_state_absent),
 		cmocka_unit_test(test_state_stopped),
 		cmocka_unit_test(test_signal_wait_ignored),

@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "gpu/gpu.h"
 #include "cleanup.h"
 #include "spawn.h"
@@ -111,6 +113,129 @@ static void fake_host(struct gpu_host *h)
 	h->files[0] = (struct gpu_file){ "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06",
 					 "libcuda.so.580.65.06", "libcuda.so.1", GPU_CAP_COMPUTE, false };
 	h->files[1] = (struct gpu_file){ "/usr/bin/nvidia-smi", "nvidia-smi", "", GPU_CAP_UTILITY, true };
+}
+
+/* The device of spec named name, or NULL. */
+static json_t *cdi_device(json_t *spec, const char *name)
+{
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(json_object_get(spec, "devices"), i, d)
+		if (strcmp(json_string_value(json_object_get(d, "name")), name) == 0)
+			return d;
+	return NULL;
+}
+
+/* The paths of the array (of objects with key) joined by blanks. */
+static void cdi_paths(json_t *array, const char *key, char *buf, size_t len)
+{
+	size_t i, n = 0;
+	json_t *e;
+
+	buf[0] = '\0';
+	json_array_foreach(array, i, e) {
+		int m = snprintf(buf + n, len - n, "%s ", json_string_value(json_object_get(e, key)));
+
+		assert_true(m > 0 && (size_t)m < len - n);
+		n += (size_t)m;
+	}
+}
+
+static json_t *cdi_parse(const struct gpu_host *h, uint64_t mask, const char *nvml_real)
+{
+	__do_free char *text = gpu_cdi_render(h, mask, nvml_real);
+	json_t *spec;
+
+	assert_non_null(text);
+	spec = json_loads(text, 0, NULL);
+	assert_non_null(spec);
+	return spec;
+}
+
+/* The CDI spec names the container's GPUs only, by index, UUID and all. */
+static void test_cdi(void **state)
+{
+	__do_free struct gpu_host *h = calloc(1, sizeof(*h));
+	__do_json json_t *one = NULL, *none = NULL, *nvml = NULL;
+	char buf[2048], dir[PATH_MAX], path[PATH_MAX];
+	__do_close int fd = -EBADF;
+	struct stat before, after;
+
+	fake_host(h);
+	one = cdi_parse(h, 2, NULL);
+	assert_string_equal(json_string_value(json_object_get(one, "kind")), "nvidia.com/gpu");
+	assert_string_equal(json_string_value(json_object_get(one, "cdiVersion")), "0.5.0");
+	assert_null(cdi_device(one, "0"));
+	assert_null(cdi_device(one, "GPU-00000000-aaaa"));
+	cdi_paths(json_object_get(json_object_get(cdi_device(one, "1"), "containerEdits"), "deviceNodes"),
+		  "path", buf, sizeof(buf));
+	assert_string_equal(buf, "/dev/nvidia1 ");
+	assert_non_null(cdi_device(one, "GPU-00000001-aaaa"));
+	cdi_paths(json_object_get(json_object_get(cdi_device(one, "all"), "containerEdits"), "deviceNodes"),
+		  "path", buf, sizeof(buf));
+	assert_string_equal(buf, "/dev/nvidia1 ");
+	cdi_paths(json_object_get(json_object_get(one, "containerEdits"), "deviceNodes"), "path", buf,
+		  sizeof(buf));
+	assert_string_equal(buf, "/dev/nvidiactl ");
+	cdi_paths(json_object_get(json_object_get(one, "containerEdits"), "mounts"), "containerPath", buf,
+		  sizeof(buf));
+	assert_string_equal(buf, "/usr/local/nvidia/lib64/libcuda.so.580.65.06 "
+				 "/usr/local/nvidia/lib64/libcuda.so.1 /usr/bin/nvidia-smi ");
+	cdi_paths(json_object_get(json_object_get(one, "containerEdits"), "mounts"), "hostPath", buf,
+		  sizeof(buf));
+	assert_string_equal(buf, "/usr/lib/gpubox-nvidia/libcuda.so.580.65.06 "
+				 "/usr/lib/gpubox-nvidia/libcuda.so.580.65.06 /usr/bin/nvidia-smi ");
+
+	/* Docker 20.10's options: the same as the device "all". */
+	{
+		__do_free char *args = gpu_cdi_render_docker(h, 2, NULL);
+
+		assert_non_null(args);
+		assert_string_equal(args,
+			"--device=/dev/nvidiactl\n"
+			"--device=/dev/nvidia1\n"
+			"--volume=/usr/lib/gpubox-nvidia/libcuda.so.580.65.06:/usr/local/nvidia/lib64/libcuda.so.580.65.06:ro\n"
+			"--volume=/usr/lib/gpubox-nvidia/libcuda.so.580.65.06:/usr/local/nvidia/lib64/libcuda.so.1:ro\n"
+			"--volume=/usr/bin/nvidia-smi:/usr/bin/nvidia-smi:ro\n"
+			"--env=LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64\n");
+	}
+
+	/* No GPU: "all" still resolves, to the driver alone. */
+	none = cdi_parse(h, 0, NULL);
+	assert_null(cdi_device(none, "0"));
+	assert_null(cdi_device(none, "1"));
+	assert_non_null(cdi_device(none, "all"));
+	assert_null(json_object_get(json_object_get(cdi_device(none, "all"), "containerEdits"), "deviceNodes"));
+
+	/* Under the interposer, the real libnvidia-ml from where it was moved. */
+	h->files[0] = (struct gpu_file){ "/x/libnvidia-ml.so.580.65.06", "libnvidia-ml.so.580.65.06",
+					 "libnvidia-ml.so.1", GPU_CAP_UTILITY, false };
+	nvml = cdi_parse(h, 3, "libnvidia-ml.so.580.65.06");
+	cdi_paths(json_object_get(json_object_get(nvml, "containerEdits"), "mounts"), "hostPath", buf,
+		  sizeof(buf));
+	assert_non_null(strstr(buf, "/usr/lib/gpubox-nvidia/real/libnvidia-ml.so.580.65.06 "));
+	cdi_paths(json_object_get(json_object_get(cdi_device(nvml, "all"), "containerEdits"), "deviceNodes"),
+		  "path", buf, sizeof(buf));
+	assert_string_equal(buf, "/dev/nvidia0 /dev/nvidia1 ");
+
+	/* Written again in place: a running container's overlay keeps showing it. */
+	assert_int_equal(tu_make_tempdir(dir, sizeof(dir), "/tmp/gpubox-test-cdi-XXXXXX"), 0);
+	assert_int_equal(tu_make_dir(dir, "etc", 0, 0, 0755), 0);
+	assert_int_equal(tu_make_dir(dir, "etc/cdi", 0, 0, 0755), 0);
+	fd = tu_open_dir(dir);
+	assert_true(fd >= 0);
+	assert_int_equal(gpu_cdi_write(fd, h, 3, NULL, geteuid()), 0);
+	tu_join(path, sizeof(path), dir, GPU_CDI_FILE);
+	assert_int_equal(stat(path, &before), 0);
+	assert_int_equal(gpu_cdi_write(fd, h, 1, NULL, geteuid()), 0);
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(before.st_ino == after.st_ino && after.st_size < before.st_size);
+	assert_int_equal(after.st_mode & 07777, 0644);
+	tu_join(path, sizeof(path), dir, GPU_CDI_DOCKER_FILE);
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(after.st_size > 0);
+	tu_remove_tempdir(dir);
 }
 
 static void test_select(void **state)
@@ -655,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_capabilities),
 		cmocka_unit_test(test_select),
 		cmocka_unit_test(test_plan),
+		cmocka_unit_test(test_cdi),
 		cmocka_unit_test(test_discover),
 		cmocka_unit_test(test_ldconfig_confined),
 		cmocka_unit_test_teardown(test_holders, holders_teardown),

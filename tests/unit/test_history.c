@@ -406,6 +406,64 @@ static void test_range_samples(void **state)
 	assert_null(bad);
 }
 
+/* The run of run_tick(), more varied: GPU 1 changes its uuid, member c
+ * on a GPU of no rows of its own (5) from 90 s, member d's memory unknown. */
+static void record_varied(struct history *h)
+{
+	struct tick k;
+
+	for (int i = 0; i < TICKS; i++) {
+		run_tick(&k, i);
+		if (i >= 100)
+			snprintf(k.gpus[1].uuid, sizeof(k.gpus[1].uuid), "GPU-%s", i < 150 ? "b" : "a");
+		if (i >= 90)
+			add_process(&k, 5, "c", 300, (uint64_t)i * MIB, i % 7);
+		if (i % 3 == 0)
+			add_process(&k, 0, "d", 400, UINT64_MAX, 10);
+		k.s.host.cpu_percent = 10.0 + i / 7.0;
+		k.s.host.load[0] = i / 3.0;
+		assert_int_equal(history_record(h, &k.s), 0);
+	}
+}
+
+/* range_text(h, gpu, from, to, points, in_sql): the range as compact JSON. */
+static char *range_text(struct history *h, int gpu, long long from, long long to, unsigned points,
+			bool in_sql)
+{
+	__do_json json_t *r = NULL;
+
+	history_group_in_sql(h, in_sql);
+	assert_int_equal(history_range(h, gpu, from, to, points, &r), 0);
+	history_group_in_sql(h, false);
+	return json_dumps(r, JSON_COMPACT);
+}
+
+/* At full resolution the rows grouped here give what SQLite's GROUP BY
+ * gave, to the byte (the order of GPUs and members included). */
+static void test_range_folded(void **state)
+{
+	static const unsigned points[] = { 0, 4, 7, 18, 179, 181, 5000 };
+	static const int gpus[] = { -1, 0, 1, 5, 3 };
+	struct fixture *f = *state;
+
+	assert_int_equal(open_history(f, 3600, 30), 0);
+	record_varied(f->h);
+	for (size_t i = 0; i < ARRAY_SIZE(points); i++) {
+		for (size_t g = 0; g < ARRAY_SIZE(gpus); g++) {
+			long long from = T0 + (long long)(g * 1700), to = T0 + 180000 - (long long)(i * 900);
+			__do_free char *folded = range_text(f->h, gpus[g], from, to, points[i], false);
+			__do_free char *sql = range_text(f->h, gpus[g], from, to, points[i], true);
+
+			assert_non_null(folded);
+			assert_non_null(strstr(folded, "\"resolution\":\"sample\""));
+			assert_string_equal(folded, sql);
+		}
+	}
+	__do_free char *all = range_text(f->h, -1, T0, T0 + 180000, 0, false);
+	assert_non_null(strstr(all, "\"uuid\":\"GPU-a\""));
+	assert_non_null(strstr(all, "\"gpu\":5,\"uuid\":null,\"points\":[],\"members\":{\"c\":"));
+}
+
 static void test_range_minutes(void **state)
 {
 	struct fixture *f = *state;
@@ -880,6 +938,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gpu_at_minute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_range_samples, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_range_minutes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_range_folded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),

@@ -24,6 +24,7 @@
 
 #include <curl/curl.h>
 #include <microhttpd.h>
+#include <zlib.h>
 
 #include "hub.h"
 #include "hubtoken.h"
@@ -538,6 +539,72 @@ static void test_not_found_and_method(void **state)
 	assert_int_equal(r.status, 405);
 	assert_non_null(header(&r, "Allow", allow, sizeof(allow)));
 	assert_string_equal(allow, "GET, POST");
+	reply_free(&r);
+}
+
+/* body inflated from enc ("gzip" or "deflate"), as a client would. */
+static void assert_inflates_to(const struct reply *r, const char *enc, const struct reply *plain)
+{
+	char *back = malloc(plain->len + 1);
+	z_stream z = { 0 };
+
+	assert_non_null(back);
+	assert_int_equal(inflateInit2(&z, strcmp(enc, "gzip") == 0 ? 31 : 15), Z_OK);
+	z.next_in = (Bytef *)r->body;
+	z.avail_in = (uInt)r->len;
+	z.next_out = (Bytef *)back;
+	z.avail_out = (uInt)plain->len + 1;
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(z.total_out, plain->len);
+	assert_memory_equal(back, plain->body, plain->len);
+	inflateEnd(&z);
+	free(back);
+}
+
+/* Answers of a text type from HTTP_COMPRESS_MIN bytes come compressed to
+ * a client that accepts it, in the coding it prefers; small ones and
+ * other clients get the bytes as they are. */
+static void test_compression(void **state)
+{
+	static const char *const gzip[] = { "Accept-Encoding: gzip, deflate", NULL };
+	static const char *const deflate[] = { "Accept-Encoding: gzip;q=0.2, deflate", NULL };
+	static const char *const refused[] = { "Accept-Encoding: gzip;q=0, identity", NULL };
+	struct fixture *f = *state;
+	struct reply plain, r;
+	char buf[64];
+
+	get(f, "/static/monitor.js", NULL, &plain);
+	assert_int_equal(plain.status, 200);
+	assert_true(plain.len > HTTP_COMPRESS_MIN);
+	assert_null(header(&plain, "Content-Encoding", buf, sizeof(buf)));
+	assert_header(&plain, "Vary", "Accept-Encoding");
+
+	get(f, "/static/monitor.js", gzip, &r);
+	assert_int_equal(r.status, 200);
+	assert_header(&r, "Content-Encoding", "gzip");
+	assert_header(&r, "Vary", "Accept-Encoding");
+	assert_header(&r, "Cache-Control", "public, max-age=300");
+	assert_true(r.len < plain.len / 2);
+	assert_inflates_to(&r, "gzip", &plain);
+	reply_free(&r);
+
+	get(f, "/static/monitor.js", deflate, &r);
+	assert_header(&r, "Content-Encoding", "deflate");
+	assert_inflates_to(&r, "deflate", &plain);
+	reply_free(&r);
+
+	get(f, "/static/monitor.js", refused, &r);
+	assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)));
+	assert_int_equal(r.len, plain.len);
+	reply_free(&r);
+	reply_free(&plain);
+
+	/* Too short to be worth it. */
+	get(f, "/api/v1/nothing", gzip, &r);
+	assert_int_equal(r.status, 404);
+	assert_true(r.len < HTTP_COMPRESS_MIN);
+	assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)));
+	assert_null(header(&r, "Vary", buf, sizeof(buf)));
 	reply_free(&r);
 }
 
@@ -1139,6 +1206,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compression, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_member_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_requests, setup, teardown),

@@ -299,6 +299,47 @@ static void test_config_key(void **state)
 	assert_non_null(strstr(err, "memory is a size"));
 }
 
+/* nesting: yes or no, from the key "nesting" unless "limits" names it,
+ * a member's own value over it. */
+static void test_nesting(void **state)
+{
+	static const char off[] = "nesting = no\n";
+	static const char both[] = "nesting = no\nlimits = nesting=yes\n";
+	struct gpubox_config cfg;
+	struct limits l, own = { 0 }, merged;
+	char err[512], text[LIMIT_TEXT_MAX];
+
+	(void)state;
+	config_set_defaults(&cfg);
+	config_limits(&cfg, &l);
+	assert_true(limits_flag(&l, LIMIT_NESTING, false));
+	limits_format_value(&l, LIMIT_NESTING, text, sizeof(text));
+	assert_string_equal(text, "yes");
+	assert_int_equal(config_parse(&cfg, off, strlen(off), err, sizeof(err)), 0);
+	config_limits(&cfg, &l);
+	assert_false(limits_flag(&l, LIMIT_NESTING, true));
+	config_set_defaults(&cfg);
+	assert_int_equal(config_parse(&cfg, both, strlen(both), err, sizeof(err)), 0);
+	config_limits(&cfg, &l);
+	assert_true(limits_flag(&l, LIMIT_NESTING, false));
+
+	assert_int_equal(limits_parse_assignment("nesting=no", &own, err, sizeof(err)), 0);
+	limits_merge(&l, &own, &merged);
+	assert_false(limits_flag(&merged, LIMIT_NESTING, true));
+	limits_format_value(&merged, LIMIT_NESTING, text, sizeof(text));
+	assert_string_equal(text, "no");
+	assert_true(limits_flag(&(struct limits){ 0 }, LIMIT_NESTING, true));
+	for (const char *const *bad = (const char *const[]){ "nesting=maybe", "nesting=none",
+							       "nesting=1", "nesting=", NULL };
+	     *bad; bad++) {
+		assert_int_equal(limits_parse_assignment(*bad, &own, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "nesting is yes"));
+	}
+	assert_false(limits_flag(&own, LIMIT_NESTING, true));
+	assert_int_equal(limits_parse_assignment("nest=yes", &own, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "disk and nesting"));
+}
+
 static int parse_line(const char *line, struct oom_event *e)
 {
 	return oomwatch_parse(line, strlen(line), e);
@@ -351,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_cgroup_resets),
 		cmocka_unit_test(test_cgroup_dir),
 		cmocka_unit_test(test_config_key),
+		cmocka_unit_test(test_nesting),
 		cmocka_unit_test(test_oom_line),
 	};
 

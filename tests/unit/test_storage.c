@@ -153,7 +153,7 @@ static void test_prepare(void **state)
 	tu_join(users, sizeof(users), f->state, "users");
 	tu_assert_owner(users, "", 0, 0, 0711);
 	tu_assert_owner(f->paths.dir, "", 0, f->base, 0710);
-	tu_assert_owner(f->paths.layer, "", 0, 0, 0700);
+	tu_assert_owner(f->paths.layer, "", 0, f->base, 0710);
 	tu_assert_owner(f->paths.upper, "", f->base, f->base, 0755);
 	tu_assert_owner(f->paths.work, "", 0, 0, 0700);
 	tu_assert_owner(f->paths.lower, "", 0, 0, 0700);
@@ -218,11 +218,15 @@ static void test_mount_cycle(void **state)
 	tu_assert_text(p->rootfs, "etc/hostname", "changed\n");
 	assert_int_equal(storage_unmount(p), 0);
 
-	/* Wipe: back to the template. */
+	/* Wipe: back to the template, Docker's and Podman's stores gone. */
 	assert_int_equal(chmod(p->upper, 0777), 0);
+	assert_int_equal(mkdir(p->nested, 0711), 0);
+	assert_int_equal(tu_make_dir(p->nested, "docker", base, base, 0710), 0);
+	assert_int_equal(tu_make_file(p->nested, "docker/image", "layer\n", base + 5, base + 5, 0), 0);
 	assert_int_equal(storage_wipe(p, base), 0);
 	assert_int_equal(tu_count_entries(p->upper), 0);
 	assert_int_equal(tu_count_entries(p->work), 0);
+	tu_assert_absent(p->layer, "nested");
 	tu_assert_owner(p->upper, "", base, base, 0755);
 	assert_int_equal(storage_wipe(p, base), 0);
 

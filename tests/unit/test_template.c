@@ -346,7 +346,7 @@ static void test_finish_rootfs(void **state)
 {
 	struct fixture *f = *state;
 	__do_close int rootfd = -EBADF;
-	__do_free char *locale = NULL, *marker = NULL, *unit = NULL, *outside = NULL;
+	__do_free char *locale = NULL, *marker = NULL, *unit = NULL, *outside = NULL, *dropin = NULL;
 	char root[PATH_MAX], target[PATH_MAX];
 
 	PATHF(root, "%s/tree", f->state);
@@ -405,6 +405,14 @@ static void test_finish_rootfs(void **state)
 			    "/etc/systemd/system/gpubox-ssh-keygen.service"));
 	assert_true(link_is(root, "etc/systemd/system/sys-kernel-debug.mount", "/dev/null"));
 	assert_true(link_is(root, "etc/systemd/system/sys-kernel-tracing.mount", "/dev/null"));
+	assert_true(link_is(root, "etc/systemd/system/systemd-sysusers.service", "/dev/null"));
+	assert_true(link_is(root, "etc/systemd/system/modprobe@.service", "/dev/null"));
+	assert_true(link_is(root, "etc/systemd/system/console-getty.service", "/dev/null"));
+	assert_false(exists(root, "etc/systemd/system/ssh.service"));
+	assert_false(exists(root, "etc/systemd/system/systemd-journald.service"));
+	dropin = tu_read_text(root, "etc/systemd/system/ssh.service.d/gpubox.conf");
+	assert_non_null(dropin);
+	assert_non_null(strstr(dropin, "[Service]\nExecStartPre=\n"));
 
 	/* Idempotent. */
 	assert_int_equal(template_finish_rootfs(rootfd, "default@3"), 0);

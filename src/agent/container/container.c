@@ -62,6 +62,7 @@
 #define CONTAINER_HALT_SIGNAL (SIGRTMIN + 3)
 /* How often a wait for a state asks LXC again. */
 #define CONTAINER_STATE_POLL_MS 100
+#define CONTAINER_SSH_POLL_MS 50
 
 static pthread_mutex_t container_lxc_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -368,6 +369,22 @@ static void container_render_network(FILE *f, const struct container_spec *spec,
 		address_text, spec->prefix, gateway_text);
 }
 
+/* LXC's generated AppArmor profile either way (on hosts without AppArmor
+ * LXC skips it).  Nesting is what Incus' security.nesting and LXC's
+ * nesting.conf give: the profile's nesting rules (mount, pivot_root, a
+ * stacked profile for nested containers) and, from allow_nesting too,
+ * LXC's pure proc and sysfs at /dev/.lxc/{proc,sys} (which the profile
+ * denies to the container's users), without which the kernel refuses a
+ * nested container its own /proc.  The container stays unprivileged with
+ * the same id map: the user namespace is the boundary. */
+static void container_render_confinement(FILE *f, const struct container_spec *spec)
+{
+	fprintf(f, "lxc.apparmor.profile = generated\n"
+		   "lxc.apparmor.allow_nesting = %d\n"
+		   "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n",
+		spec->nesting ? 1 : 0);
+}
+
 static void container_render_devices(FILE *f, const struct container_spec *spec)
 {
 	/* userns.conf empties the device rules (an unprivileged user could not
@@ -426,10 +443,8 @@ char *container_render_config(const struct container_spec *spec)
 	/* The agent's lowered OOM score is not the container's (main.c);
 	 * systemd halts cleanly on SIGRTMIN+3, LXC's default SIGPWR is ignored. */
 	fprintf(f, "lxc.proc.oom_score_adj = 0\n"
-		   "lxc.signal.halt = SIGRTMIN+3\n"
-		   "lxc.apparmor.profile = generated\n"
-		   "lxc.apparmor.allow_nesting = 0\n"
-		   "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n");
+		   "lxc.signal.halt = SIGRTMIN+3\n");
+	container_render_confinement(f, spec);
 	container_render_devices(f, spec);
 	if (spec->limits)
 		cgroup_render_items(f, spec->limits);
@@ -848,8 +863,10 @@ int container_wait_ssh(const char *address, uint16_t port, unsigned timeout,
 				     port, (now - start) / 1000);
 			next_say = now + 5000;
 		}
-		/* Short: a container's sshd comes up within seconds. */
-		poll(NULL, 0, deadline - now < 200 ? (int)(deadline - now) : 200);
+		/* Short: a container's sshd comes up within a second, and each
+		 * step here is time the member waits after it is up. */
+		poll(NULL, 0, deadline - now < CONTAINER_SSH_POLL_MS ? (int)(deadline - now) :
+		     CONTAINER_SSH_POLL_MS);
 	}
 }
 

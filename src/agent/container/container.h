@@ -31,6 +31,7 @@ struct storage_paths {
 	char pool_layer[PATH_MAX];/* <state>/layers/<member>: where the layer belongs (pool.c) */
 	char upper[PATH_MAX];    /* <layer>/upper: the member's own files */
 	char work[PATH_MAX];     /* <layer>/work: overlayfs' work dir */
+	char nested[PATH_MAX];   /* <layer>/nested: Docker's and Podman's stores (nesting.c) */
 	char lower[PATH_MAX];    /* <dir>/lower: where the idmapped template is attached briefly */
 	char rootfs[PATH_MAX];   /* <dir>/rootfs: the merged tree given to LXC */
 };
@@ -41,7 +42,8 @@ struct storage_paths {
 int storage_paths(const char *state_dir, const char *member, struct storage_paths *out);
 /* Whether the layer is still in <dir>/layer, outside the pool. */
 bool storage_layer_is_legacy(const struct storage_paths *paths);
-/* Create the directories; upper owned by subid_base:subid_base, 0755.  The
+/* Create the directories; upper owned by subid_base:subid_base, 0755; the
+ * layer 0710, crossed by the container's root group.  The
  * layer directory gets project (quota.c; 0: none) before upper and work
  * exist; a layer in the old place is first moved into the pool (a copy,
  * so that every file is charged to the project), and paths follow it.
@@ -72,8 +74,8 @@ int storage_mount_layers(const struct storage_paths *paths, const char *template
 int storage_unmount(const struct storage_paths *paths);
 /* Whether paths->rootfs is an overlay mount point. */
 bool storage_is_mounted(const struct storage_paths *paths);
-/* Empty the member's layer (upper and work) and give the upper dir back
- * to subid_base, 0755.  -EBUSY while mounted. */
+/* Empty the member's layer (upper and work, and the nested stores gone)
+ * and give the upper dir back to subid_base, 0755.  -EBUSY while mounted. */
 int storage_wipe(const struct storage_paths *paths, uint32_t subid_base);
 
 /* ---- pool.c: the file system of members' layers ------------------------- */
@@ -200,6 +202,8 @@ struct container_spec {
 	const char *const *devices;/* optional, NULL-terminated device rules: "c 195:* rwm" */
 	bool cgroup_v1;            /* devices under lxc.cgroup (v1), not lxc.cgroup2 */
 	const struct cgroup_items *limits;  /* optional: memory, CPU, processes */
+	bool nesting;              /* Docker and Podman inside: AppArmor's nesting rules, LXC's
+				    * pure /proc and /sys at /dev/.lxc (nesting.c has the stores) */
 };
 
 /* Seconds container_start() waits for LXC to report the container RUNNING. */
@@ -262,6 +266,23 @@ int aptproxy_setup(const struct gpubox_config *cfg, const char *gateway, struct 
 bool aptproxy_mount(const struct aptproxy *proxy, struct container_mount *out);
 /* The layer to stack beneath the template; NULL when there is none. */
 const char *aptproxy_layer(const struct aptproxy *proxy);
+
+/* ---- nesting.c: Docker and Podman inside -------------------------------- */
+
+#define NESTING_MOUNTS 3
+
+/* The container's mounts of nesting: the stores, /dev/fuse. */
+struct nesting_plan {
+	char source[NESTING_MOUNTS][PATH_MAX];
+	struct container_mount mounts[NESTING_MOUNTS];
+	size_t n;
+};
+
+/* The nested stores below paths->nested (made if absent, owned by
+ * subid_base, in the layer's project) and the agent's /dev/fuse in
+ * paths->dir, with their mounts in plan.  After storage_prepare(). */
+int nesting_prepare(const struct storage_paths *paths, uint32_t subid_base,
+		    struct nesting_plan *plan);
 
 /* ---- mounts.c: host directories in every container ---------------------- */
 

@@ -27,6 +27,9 @@
  * layers/ that already holds files.  When no pool can be had the agent goes
  * on with layers/ a plain directory and says so in its log: members' layers
  * then have no quota.
+ *
+ * layers/ is crossed, never listed, by containers' roots: LXC binds a
+ * member's nested stores (nesting.c) from their layer as that user.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -56,6 +59,7 @@
 #define POOL_MIN_SIZE (256ull << 20)
 #define POOL_MKFS_TIMEOUT 600
 #define POOL_ATTACH_TRIES 16
+#define POOL_MODE 0711
 
 int pool_dir(const char *state_dir, char *buf, size_t len)
 {
@@ -306,8 +310,8 @@ static int pool_mount_image(const char *image, const char *dir)
 	if (mount(dev, dir, "ext4", MS_NOATIME, "prjquota") < 0)
 		return log_error_errno(-errno, errno, "cannot mount %s (%s) at %s with prjquota", image, dev, dir);
 	fd = pool_open_dir(dir);
-	if (fd < 0 || fchmod(fd, 0700) < 0)
-		log_warn_errno(0, errno, "cannot make %s 0700", dir);
+	if (fd < 0 || fchmod(fd, POOL_MODE) < 0)
+		log_warn_errno(0, errno, "cannot make %s %o", dir, POOL_MODE);
 	log_info("members' layers: %s on %s, mounted at %s", image, dev, dir);
 	return 0;
 }
@@ -380,7 +384,7 @@ int pool_setup(const struct gpubox_config *cfg)
 	ret = pool_dir(cfg->state_dir, dir, sizeof(dir));
 	if (ret < 0)
 		return ret;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(dir, POOL_MODE) < 0 && errno != EEXIST)
 		return log_error_errno(-errno, errno, "cannot create %s", dir);
 	fd = pool_open_dir(dir);
 	if (fd < 0)
@@ -397,6 +401,8 @@ int pool_setup(const struct gpubox_config *cfg)
 
 	/* What is mounted there now, if anything, decides. */
 	check = pool_open_dir(dir);
+	if (check >= 0 && fchmod(check, POOL_MODE) < 0)
+		log_warn_errno(0, errno, "cannot make %s %o", dir, POOL_MODE);
 	if (ret == 0 && check >= 0 && quota_enforced(check))
 		return 0;
 	log_warn("%s has no project quotas: members' disk limits are not applied", dir);

@@ -38,7 +38,7 @@
 /* Bound on the mounts stacked at one path that unmount will take off. */
 #define STORAGE_MAX_STACKED 16
 
-/* upper and work below layer. */
+/* upper, work and nested below layer. */
 static int storage_set_layer(struct storage_paths *out, const char *layer)
 {
 	int n = snprintf(out->layer, sizeof(out->layer), "%s", layer);
@@ -50,6 +50,9 @@ static int storage_set_layer(struct storage_paths *out, const char *layer)
 		return -ENAMETOOLONG;
 	n = snprintf(out->work, sizeof(out->work), "%s/work", layer);
 	if (n < 0 || (size_t)n >= sizeof(out->work))
+		return -ENAMETOOLONG;
+	n = snprintf(out->nested, sizeof(out->nested), "%s/nested", layer);
+	if (n < 0 || (size_t)n >= sizeof(out->nested))
 		return -ENAMETOOLONG;
 	return 0;
 }
@@ -271,7 +274,8 @@ moved:
 
 /* The layer directory, moved into the pool if it is not there yet, with
  * its project id before upper and work are made. */
-static int storage_prepare_layer(struct storage_paths *paths, uint32_t project)
+static int storage_prepare_layer(struct storage_paths *paths, uint32_t subid_base,
+				 uint32_t project)
 {
 	char parent[PATH_MAX];
 	int ret;
@@ -286,7 +290,8 @@ static int storage_prepare_layer(struct storage_paths *paths, uint32_t project)
 		ret = fsutil_mkdir_p(parent, 0700);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot create %s", parent);
-	ret = storage_ensure_dir(paths->layer, 0700, 0, 0);
+	/* LXC binds the nested stores from here as the container's root. */
+	ret = storage_ensure_dir(paths->layer, 0710, 0, subid_base);
 	if (ret < 0)
 		return ret;
 	return storage_tag_layer(paths->layer, project);
@@ -321,7 +326,7 @@ int storage_prepare(struct storage_paths *paths, uint32_t subid_base, uint32_t p
 	/* The layers of a mounted overlay must not be changed under it. */
 	if (storage_is_mounted(paths))
 		return 0;
-	ret = storage_prepare_layer(paths, project);
+	ret = storage_prepare_layer(paths, subid_base, project);
 	if (ret < 0)
 		return ret;
 	ret = storage_ensure_dir(paths->upper, 0755, subid_base, subid_base);
@@ -669,6 +674,9 @@ int storage_wipe(const struct storage_paths *paths, uint32_t subid_base)
 	ret = fsutil_empty_dir(paths->work);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot empty %s", paths->work);
+	ret = fsutil_remove_tree(paths->nested);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot remove %s", paths->nested);
 	/* The container's root may have changed the owner or mode of its "/". */
 	ret = storage_ensure_dir(paths->upper, 0755, subid_base, subid_base);
 	if (ret < 0)

@@ -1081,6 +1081,10 @@ static int gpu_make_layer(const struct gpu_host *host, const struct gpu_plan *pl
 		ret = gpu_mkdirs(fd, GPU_NVML_REAL_DIR, uid);
 	if (ret == 0)
 		ret = gpu_write_at(fd, GPU_CONF_FILE, conf, strlen(conf), 0644, uid);
+	if (ret == 0)
+		ret = gpu_mkdirs(fd, GPU_CDI_DIR, uid);
+	if (ret == 0)
+		ret = gpu_cdi_write(fd, host, plan->mask, plan->nvml_real, uid);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < host->nfiles; i++) {
@@ -1535,6 +1539,14 @@ int gpu_live_node_present(pid_t pid, const char *target)
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	return S_ISCHR(st.st_mode) ? 1 : 0;
+}
+
+bool gpu_live_gpu_present(const struct gpu_host *host, pid_t pid, size_t index)
+{
+	for (size_t i = 0; i < host->nnodes; i++)
+		if (host->nodes[i].gpu == (int)index)
+			return gpu_live_node_present(pid, host->nodes[i].target) == 1;
+	return false;
 }
 
 int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid)

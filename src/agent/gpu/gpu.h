@@ -31,6 +31,10 @@ struct ldcache_entry;
 #define GPU_LIB_DIR "usr/lib/gpubox-nvidia"
 #define GPU_BIN_DIR "usr/bin"
 #define GPU_CONF_FILE "etc/ld.so.conf.d/gpubox-nvidia.conf"
+/* The container's GPUs for Podman inside it (cdi.c). */
+#define GPU_CDI_DIR "etc/cdi"
+#define GPU_CDI_FILE GPU_CDI_DIR "/gpubox-nvidia.json"
+#define GPU_CDI_DOCKER_FILE GPU_CDI_DIR "/gpubox-nvidia.docker-args"
 /* The NVML interposer (src/nvmlshim): bound at GPU_LIB_DIR/GPU_NVML_INTERPOSER,
  * where libnvidia-ml.so.1 points; the real library is bound into
  * GPU_NVML_REAL_DIR (no loader cache lists it), where GPU_NVML_REAL_LINK,
@@ -165,6 +169,8 @@ int gpu_live_finish(struct gpu_live_job *job);
 /* Whether the node at target ("dev/nvidia1") is a character device in
  * the container of init pid now: 1, 0, or a negative errno. */
 int gpu_live_node_present(pid_t pid, const char *target);
+/* Whether GPU index's own node is in the container of pid now. */
+bool gpu_live_gpu_present(const struct gpu_host *host, pid_t pid, size_t index);
 /* Bind the plan's GPU nodes into the container just started. */
 int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid);
 
@@ -172,6 +178,21 @@ int gpu_start_nodes(const struct gpu_plan *plan, pid_t pid);
  * no host IPC or host name, no capability to regain, no inherited
  * descriptor.  0 or -1 (errno set); system calls only. */
 int gpu_ldconfig_confine(void);
+
+/* ---- cdi.c: the container's GPUs as a CDI spec, for Podman inside -------- */
+
+/* The spec's JSON text for the GPUs of mask: devices by index, by UUID
+ * and "all"; nvml_real: the real libnvidia-ml's file name where the
+ * interposer stands in its place ("" or NULL: none).  Caller frees; NULL
+ * when memory ran out. */
+char *gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvml_real);
+/* The device "all" as Docker's options, one a line: --device=, --volume=,
+ * --env= (Docker 20.10 has no CDI).  Caller frees. */
+char *gpu_cdi_render_docker(const struct gpu_host *host, uint64_t mask, const char *nvml_real);
+/* Write both at GPU_CDI_FILE and GPU_CDI_DOCKER_FILE below the layer
+ * directory layer_fd (whose GPU_CDI_DIR exists), owned by uid, in place. */
+int gpu_cdi_write(int layer_fd, const struct gpu_host *host, uint64_t mask, const char *nvml_real,
+		  uid_t uid);
 
 /* ---- holders.c: the processes of a container holding a GPU --------------- */
 

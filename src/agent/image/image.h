@@ -31,7 +31,7 @@ struct progress;
 
 /* Bump when the post-processing of a fresh tree changes: every template
  * is then rebuilt at the next template_build. */
-#define TEMPLATE_SETUP_VERSION 1
+#define TEMPLATE_SETUP_VERSION 2      /* 2: boot units masked, ssh.service's sshd -t */
 #define TEMPLATE_HASH_HEX 65       /* SHA-256 in hex, with its NUL */
 
 struct template_info {

@@ -63,8 +63,21 @@ static const char template_keygen_unit[] =
 
 #define TEMPLATE_KEYGEN_NAME "gpubox-ssh-keygen.service"
 
+/* Debian's ssh.service runs "sshd -t" before "sshd -D": a second sshd
+ * that reads the configuration and the host keys, on the way to the
+ * member's first login at every boot.  sshd -D refuses a bad
+ * configuration itself (exit 255, which the unit does not restart). */
+static const char template_ssh_dropin[] =
+	"# Installed by gpubox: sshd checks its configuration when it starts;\n"
+	"# the separate check before it only made every boot slower.\n"
+	"[Service]\n"
+	"ExecStartPre=\n";
+
+#define TEMPLATE_SSH_DROPIN_DIR "ssh.service.d"
+#define TEMPLATE_SSH_DROPIN_NAME "gpubox.conf"
+
 /* Units that always fail in an unprivileged container: the kernel refuses
- * these mounts in a user namespace. */
+ * these mounts in a user namespace ... */
 static const char *const template_masked_units[] = {
 	"sys-kernel-debug.mount",
 	"sys-kernel-tracing.mount",
@@ -72,6 +85,22 @@ static const char *const template_masked_units[] = {
 	"sys-fs-fuse-connections.mount",
 	"dev-hugepages.mount",
 	"systemd-journald-audit.socket",
+	/* ... and units that wait for nothing a container has, some on the
+	 * way to sshd (bench/README.md, "Where a start's time goes").  The
+	 * template's users exist and a package's postinst makes its own
+	 * (systemd-sysusers); LXC makes /dev (tmpfiles-setup-dev) and the
+	 * root mount, and /etc/fstab is empty (remount-fs); a container loads
+	 * no kernel module and has no block device of its own (e2scrub,
+	 * fstrim); members come by SSH, never to the console. */
+	"systemd-sysusers.service",
+	"systemd-tmpfiles-setup-dev.service",
+	"systemd-remount-fs.service",
+	"systemd-modules-load.service",
+	"modprobe@.service",
+	"e2scrub_reap.service",
+	"e2scrub_all.timer",
+	"fstrim.timer",
+	"console-getty.service",
 };
 
 static int template_dir_path(const struct gpubox_config *cfg, char *buf, size_t len)
@@ -582,6 +611,16 @@ static int template_remove_matching(int rootfd, const char *rel, bool (*match)(c
 	return ret;
 }
 
+static int template_finish_ssh(int sysfd)
+{
+	__do_close int dropfd = template_open_dir(sysfd, TEMPLATE_SSH_DROPIN_DIR, true);
+
+	if (dropfd < 0)
+		return dropfd;
+	return template_write_at(dropfd, TEMPLATE_SSH_DROPIN_NAME, template_ssh_dropin,
+				 strlen(template_ssh_dropin), 0644);
+}
+
 static int template_finish_systemd(int rootfd)
 {
 	__do_close int sysfd = -EBADF, wantsfd = -EBADF;
@@ -606,7 +645,7 @@ static int template_finish_systemd(int rootfd)
 		if (ret < 0)
 			return ret;
 	}
-	return 0;
+	return template_finish_ssh(sysfd);
 }
 
 int template_finish_rootfs(int rootfd, const char *ref)

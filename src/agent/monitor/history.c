@@ -163,6 +163,9 @@ enum history_statement {
 	HS_RANGE_GPU,
 	HS_RANGE_MEMBER,
 	HS_RANGE_HOST,
+	HS_SCAN_GPU,
+	HS_SCAN_MEMBER,
+	HS_SCAN_HOST,
 	HS_USAGE,
 	HS_COUNT,
 };
@@ -254,6 +257,17 @@ static const char *const history_sql[HS_COUNT] = {
 		" UNION ALL SELECT t, cpu_percent, mem_used, mem_total, load1, 1"
 		" FROM host_samples WHERE " HISTORY_SAMPLES_PART ")"
 		" GROUP BY b ORDER BY b",
+	/* The full rows of [?1, ?2) in the order of their key, t first, for
+	 * history_fold_rows(); ?3 the GPU (< 0: all). */
+	[HS_SCAN_GPU] =
+		"SELECT t, gpu, uuid, util, mem_used, mem_total, temperature, power_mw"
+		" FROM gpu_samples WHERE t >= ?1 AND t < ?2 AND (?3 < 0 OR gpu = ?3) ORDER BY t",
+	[HS_SCAN_MEMBER] =
+		"SELECT t, gpu, member, mem_used, sm_util FROM member_samples"
+		" WHERE t >= ?1 AND t < ?2 AND (?3 < 0 OR gpu = ?3) ORDER BY t",
+	[HS_SCAN_HOST] =
+		"SELECT t, cpu_percent, mem_used, mem_total, load1 FROM host_samples"
+		" WHERE t >= ?1 AND t < ?2 ORDER BY t",
 	/* ?1 from, ?2 to, ?3 the watermark.  Minutes count whole, by their start. */
 	[HS_USAGE] =
 		"SELECT member, total(sec), total(memsec), max(mx), total(idle) FROM ("
@@ -272,6 +286,7 @@ struct history {
 	struct history_limits limits;
 	long long last_tick_ms;    /* -1: none recorded */
 	_Atomic long long last_gap_ms; /* the spacing before the last tick; 0 unknown */
+	bool group_in_sql;         /* history_group_in_sql() */
 };
 
 /* The connection a statement belongs to. */
@@ -436,7 +451,9 @@ static int history_setup(struct history *h, const char *path)
 	};
 	const struct sqldb_options reader = {
 		.name = "history",
-		.flags = SQLDB_READONLY,
+		/* Every query takes sqldb_lock() (history_range() and the
+		 * others), which also keeps one snapshot for its statements. */
+		.flags = SQLDB_READONLY | SQLDB_SERIALISED,
 		.sql = history_sql + HS_FIRST_READ,
 		.nsql = HS_COUNT - HS_FIRST_READ,
 	};
@@ -1111,6 +1128,308 @@ static int history_range_host(struct history *h, const struct history_span *span
 	return 0;
 }
 
+/*
+ * At full resolution a range reads every tick (an hour of 8 GPUs: some
+ * 60,000 rows), and SQLite's GROUP BY sorts them all in a temporary B-tree
+ * first: most of the query's time.  The rows come in the order of their
+ * key, t first, so the buckets of each series come one after the other:
+ * here one open bucket per series is summed up as the SQL of the minutes
+ * path does (the same weighted means, each row weighing 1), and the series
+ * are put in the answer in the order the SQL path gives.
+ */
+#define HISTORY_FIELDS_MAX 5
+
+/* A point's value: the mean of column col (or its maximum), divided. */
+struct history_field {
+	int col;
+	double divisor;
+	int decimals;
+	bool max;
+};
+
+/* A table's scan: its statement and where the series' keys are. */
+struct history_layout {
+	enum history_statement stmt;
+	int gpu_col, member_col, uuid_col;   /* -1: none */
+	size_t nfields;
+	struct history_field fields[HISTORY_FIELDS_MAX];
+};
+
+static const struct history_layout history_gpu_layout = {
+	HS_SCAN_GPU, 1, -1, 2, 5,
+	{ { 3, 1, 1, false }, { 4, 1, 0, false }, { 5, 1, 0, true }, { 6, 1, 1, false },
+	  { 7, 1000, 3, false } },
+};
+static const struct history_layout history_member_layout = {
+	HS_SCAN_MEMBER, 1, 2, -1, 2, { { 3, 1, 0, false }, { 4, 1, 1, false } },
+};
+static const struct history_layout history_host_layout = {
+	HS_SCAN_HOST, -1, -1, -1, 4,
+	{ { 1, 1, 1, false }, { 2, 1, 0, false }, { 3, 1, 0, true }, { 4, 1, 2, false } },
+};
+
+/* One series (a GPU's, a member's on a GPU, the host's) and its open bucket. */
+struct history_series {
+	long long gpu;
+	char *member;
+	char *uuid;                 /* the newest bucket's max(uuid) */
+	json_t *points;
+	long long bucket;           /* -1: none open */
+	char *bucket_uuid;
+	double sum[HISTORY_FIELDS_MAX], weight[HISTORY_FIELDS_MAX];
+	sqlite3_int64 max_int[HISTORY_FIELDS_MAX];
+	bool is_int[HISTORY_FIELDS_MAX];
+};
+
+struct history_fold {
+	const struct history_layout *layout;
+	const struct history_span *span;
+	struct history_series *v;
+	size_t n, cap, next;        /* next: where the next row's series likely is */
+};
+
+static void history_fold_free(struct history_fold *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->v[i].member);
+		free(f->v[i].uuid);
+		free(f->v[i].bucket_uuid);
+		json_decref(f->v[i].points);
+	}
+	free(f->v);
+	f->v = NULL;
+	f->n = f->cap = 0;
+}
+
+/* The open bucket as a point at the end of the series, and closed. */
+static int history_fold_flush(struct history_fold *f, struct history_series *s)
+{
+	const struct history_layout *l = f->layout;
+	json_t *values[HISTORY_FIELDS_MAX + 1];
+
+	if (s->bucket < 0)
+		return 0;
+	values[0] = json_integer(f->span->origin + s->bucket * f->span->step);
+	for (size_t i = 0; i < l->nfields; i++) {
+		const struct history_field *fd = &l->fields[i];
+
+		if (s->weight[i] <= 0)
+			values[i + 1] = json_null();
+		else if (fd->max && s->is_int[i] && fd->divisor == 1)
+			values[i + 1] = json_integer(s->max_int[i]);
+		else if (fd->max)
+			values[i + 1] = history_number(s->sum[i] / fd->divisor, fd->decimals);
+		else
+			values[i + 1] = history_number(s->sum[i] / s->weight[i] / fd->divisor,
+						       fd->decimals);
+	}
+	if (s->bucket_uuid) {
+		free(s->uuid);
+		s->uuid = move_ptr(s->bucket_uuid);
+	}
+	memset(s->sum, 0, sizeof(s->sum));
+	memset(s->weight, 0, sizeof(s->weight));
+	s->bucket = -1;
+	return history_append(s->points, history_tuple(values, l->nfields + 1));
+}
+
+static bool history_series_is(const struct history_series *s, long long gpu, const char *member)
+{
+	return s->gpu == gpu && (!member || strcmp(s->member, member) == 0);
+}
+
+/* The series of a row: where the row of the tick before stood next, else
+ * searched, else new.  Each tick's rows come in the same order. */
+static struct history_series *history_fold_series(struct history_fold *f, long long gpu,
+						  const char *member)
+{
+	struct history_series *s;
+
+	for (size_t k = 0; k < f->n; k++) {
+		size_t i = (f->next + k) % f->n;
+
+		if (history_series_is(&f->v[i], gpu, member)) {
+			f->next = i + 1;
+			return &f->v[i];
+		}
+	}
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 16;
+		struct history_series *v = realloc(f->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		f->v = v;
+		f->cap = cap;
+	}
+	s = &f->v[f->n];
+	*s = (struct history_series){ .gpu = gpu, .bucket = -1, .points = json_array() };
+	if (member)
+		s->member = strdup(member);
+	if (!s->points || (member && !s->member)) {
+		free(s->member);
+		json_decref(s->points);
+		return NULL;
+	}
+	f->next = ++f->n;
+	return s;
+}
+
+static void history_fold_max(struct history_series *s, size_t i, sqlite3_value *value)
+{
+	double v = sqlite3_value_double(value);
+
+	if (s->weight[i] > 0 && v <= s->sum[i])
+		return;
+	s->sum[i] = v;
+	s->weight[i] = 1;
+	s->is_int[i] = sqlite3_value_type(value) == SQLITE_INTEGER;
+	s->max_int[i] = sqlite3_value_int64(value);
+}
+
+static int history_fold_uuid(struct history_series *s, sqlite3_stmt *stmt, int col)
+{
+	const char *uuid = (const char *)sqlite3_value_text(sqlite3_column_value(stmt, col));
+
+	if (!uuid || (s->bucket_uuid && strcmp(uuid, s->bucket_uuid) <= 0))
+		return 0;
+	free(s->bucket_uuid);
+	s->bucket_uuid = strdup(uuid);
+	return s->bucket_uuid ? 0 : -ENOMEM;
+}
+
+/* One row into its series' bucket (a max field keeps its maximum in sum). */
+static int history_fold_row(struct history_fold *f, sqlite3_stmt *stmt)
+{
+	const struct history_layout *l = f->layout;
+	long long gpu = l->gpu_col >= 0 ?
+		sqlite3_value_int64(sqlite3_column_value(stmt, l->gpu_col)) : 0;
+	const char *member = l->member_col >= 0 ?
+		(const char *)sqlite3_value_text(sqlite3_column_value(stmt, l->member_col)) : NULL;
+	long long bucket = (sqlite3_value_int64(sqlite3_column_value(stmt, 0)) - f->span->origin) /
+			   f->span->step;
+	struct history_series *s;
+
+	if (l->member_col >= 0 && !member)
+		return -ENOMEM;
+	s = history_fold_series(f, gpu, member);
+	if (!s)
+		return -ENOMEM;
+	if (s->bucket != bucket && history_fold_flush(f, s) < 0)
+		return -ENOMEM;
+	s->bucket = bucket;
+	/* A value, not a column: each sqlite3_column_*() call takes the
+	 * connection's mutex (SQLITE_OPEN_FULLMUTEX), two per field here. */
+	for (size_t i = 0; i < l->nfields; i++) {
+		sqlite3_value *value = sqlite3_column_value(stmt, l->fields[i].col);
+
+		if (sqlite3_value_type(value) == SQLITE_NULL)
+			continue;
+		if (l->fields[i].max) {
+			history_fold_max(s, i, value);
+			continue;
+		}
+		s->sum[i] += sqlite3_value_double(value);
+		s->weight[i] += 1;
+	}
+	return l->uuid_col >= 0 ? history_fold_uuid(s, stmt, l->uuid_col) : 0;
+}
+
+/* The series ordered as the SQL path orders its rows: by GPU, then member. */
+static int history_series_order(const void *a, const void *b)
+{
+	const struct history_series *x = a, *y = b;
+
+	if (x->gpu != y->gpu)
+		return x->gpu < y->gpu ? -1 : 1;
+	return x->member && y->member ? strcmp(x->member, y->member) : 0;
+}
+
+static int history_fold_rows(struct history *h, struct history_fold *f)
+{
+	__do_reset sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	if (f->layout->stmt == HS_SCAN_HOST)
+		stmt = history_bind(h, HS_SCAN_HOST, "ii", f->span->origin, f->span->to);
+	else
+		stmt = history_bind(h, f->layout->stmt, "iii", f->span->origin, f->span->to,
+				    (long long)f->span->gpu);
+	if (!stmt)
+		return -EINVAL;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		if (history_fold_row(f, stmt) < 0)
+			return -ENOMEM;
+	if (rc != SQLITE_DONE)
+		return sqldb_error(h->reader, "reading the full rows of a range");
+	for (size_t i = 0; i < f->n; i++)
+		if (history_fold_flush(f, &f->v[i]) < 0)
+			return -ENOMEM;
+	if (f->n > 1)
+		qsort(f->v, f->n, sizeof(*f->v), history_series_order);
+	return 0;
+}
+
+/* The folded series of one table into the answer. */
+static int history_fold_attach(struct history_fold *f, struct history_gpus *gpus, json_t *host)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		struct history_series *s = &f->v[i];
+		json_t *entry;
+
+		if (f->layout == &history_host_layout) {
+			if (json_array_extend(host, s->points) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		entry = history_gpu_entry(gpus, s->gpu);
+		if (!entry)
+			return -ENOMEM;
+		if (s->member) {
+			if (json_object_set(json_object_get(entry, "members"), s->member,
+					    s->points) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		if (json_object_set(entry, "points", s->points) < 0 ||
+		    (s->uuid && json_object_set_new(entry, "uuid", json_string(s->uuid)) < 0))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int history_range_folded(struct history *h, const struct history_span *span,
+				struct history_gpus *gpus, json_t *host)
+{
+	static const struct history_layout *const layouts[] = {
+		&history_gpu_layout, &history_member_layout, &history_host_layout,
+	};
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < ARRAY_SIZE(layouts); i++) {
+		struct history_fold f = { .layout = layouts[i], .span = span };
+
+		ret = history_fold_rows(h, &f);
+		if (ret == 0)
+			ret = history_fold_attach(&f, gpus, host);
+		history_fold_free(&f);
+	}
+	return ret;
+}
+
+/* Grouped by SQLite: the minutes path (and the full one, for comparison). */
+static int history_range_grouped(struct history *h, const struct history_span *span,
+				 struct history_gpus *gpus, json_t *host)
+{
+	int ret = history_range_gpus(h, span, gpus);
+
+	if (ret == 0)
+		ret = history_range_members(h, span, gpus);
+	if (ret == 0)
+		ret = history_range_host(h, span, host);
+	return ret;
+}
+
 static int history_range_locked(struct history *h, int gpu, long long from, long long to,
 				unsigned points, json_t **out)
 {
@@ -1128,11 +1447,10 @@ static int history_range_locked(struct history *h, int gpu, long long from, long
 	if (!result)
 		return -ENOMEM;
 	gpus.array = json_object_get(result, "gpus");
-	ret = history_range_gpus(h, &span, &gpus);
-	if (ret == 0)
-		ret = history_range_members(h, &span, &gpus);
-	if (ret == 0)
-		ret = history_range_host(h, &span, json_object_get(result, "host"));
+	if (span.full && !h->group_in_sql)
+		ret = history_range_folded(h, &span, &gpus, json_object_get(result, "host"));
+	else
+		ret = history_range_grouped(h, &span, &gpus, json_object_get(result, "host"));
 	if (ret < 0)
 		return ret;
 	*out = move_ptr(result);
@@ -1158,6 +1476,13 @@ int history_range(struct history *h, int gpu, long long from_ms, long long to_ms
 		sqldb_commit(h->reader);
 	}
 	return ret;
+}
+
+void history_group_in_sql(struct history *h, bool on)
+{
+	__do_unlock struct sqldb *locked = sqldb_lock(h->reader);
+
+	h->group_in_sql = on;
 }
 
 /* ---- history_usage ------------------------------------------------------------- */

@@ -146,6 +146,10 @@ int history_gpu_at(struct history *h, unsigned gpu, long long t_ms, json_t **out
  */
 int history_range(struct history *h, int gpu, long long from_ms, long long to_ms,
 		  unsigned max_points, json_t **out);
+/* At full resolution history_range() groups the rows itself; on, SQLite
+ * groups them as before (a GROUP BY that sorts every row).  For the tests,
+ * which compare both, and bench-history. */
+void history_group_in_sql(struct history *h, bool on);
 /* GPU-hours and GPU-memory-hours (GiB x hours) per member between from
  * and to: [{"member", "gpu_hours", "gpu_mem_gib_hours", "max_mem_used",
  * "idle_gpu_hours"}], largest first.  A member counts on a GPU while it
