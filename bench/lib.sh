@@ -86,7 +86,8 @@ bench_cleanup() {
 	bench_log "cleaning up $dir"
 	if [ -S "$dir/gpubox.sock" ] && [ -f "$dir/agent.pid" ]; then
 		for m in $(gpubox admin user ls --json 2>/dev/null | jq -r '.users[].name' 2>/dev/null); do
-			gpubox admin user rm "$m" --purge --yes >/dev/null 2>&1
+			# bounded: a member whose start hangs in the agent would hold it
+			timeout 30 "$BENCH_BIN/gpubox" admin user rm "$m" --purge --yes >/dev/null 2>&1
 		done
 	fi
 	[ -f "$dir/agent.pid" ] && kill "$(cat "$dir/agent.pid")" 2>/dev/null
@@ -103,6 +104,7 @@ bench_cleanup() {
 	groupdel "gbxbm$id" 2>/dev/null
 	groupdel "gbxba$id" 2>/dev/null
 	nft delete table ip "gbxb$id" 2>/dev/null
+	nft delete table ip6 "gbxb$id" 2>/dev/null
 	nft delete table bridge "gbxb$id" 2>/dev/null
 	ip link del "gbxb$id" 2>/dev/null
 	rm -rf "$dir"
