@@ -11,7 +11,8 @@
 #   lxd_down    (for the exit trap) undoes all of it: containers, bridge,
 #               the daemon (by its pid) and its dnsmasq, mounts and the loop
 #               device, LXD_DIR, the /etc/subuid and /etc/subgid lines of
-#               the run and of the package, the packages lxd_up installed
+#               the run and of the package, fs.inotify.max_user_instances
+#               (raised to 1024 for the run), the packages lxd_up installed
 #               (purged), the group and user the package made, and
 #               /etc/dnsmasq.d when the package made it.
 #
@@ -105,6 +106,11 @@ lxd_up() {
 	mkdir -p "$LXD_DIR" && chmod 711 "$LXD_DIR" || return 1
 	lxd_install || return 1
 	nft list table inet lxd >/dev/null 2>&1 && touch "$LXB/had-nft"
+	# All of LXD's containers share one host uid, and with it the kernel's
+	# per-user inotify instances (128 by default): the package's sysctl.d
+	# file raises them to 1024 at boot.  The same for this run.
+	cat /proc/sys/fs/inotify/max_user_instances >"$LXB/inotify"
+	[ "$(cat "$LXB/inotify")" -ge 1024 ] || echo 1024 >/proc/sys/fs/inotify/max_user_instances
 	lxd_subid_first /etc/subuid && lxd_subid_first /etc/subgid && touch "$LXB/subid" || return 1
 	lxd --logfile "$LXB/lxd.log" >>"$LXB/lxd.out" 2>&1 &
 	echo $! >"$LXB/lxd.pid"
@@ -153,6 +159,7 @@ lxd_down() {
 		lxd_subid_drop /etc/subuid "$LXD_SUBID"
 		lxd_subid_drop /etc/subgid "$LXD_SUBID"
 	fi
+	[ -s "$LXB/inotify" ] && cat "$LXB/inotify" >/proc/sys/fs/inotify/max_user_instances
 	[ -f "$LXB/pkgs.before" ] && lxd_remove
 	rm -rf "$LXB"
 }
