@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shared helpers of the benchmarks (sourced by bench/run, bench/create and
-# bench/start).  Like tests/system/run, a benchmark runs one real agent
+# Shared helpers of the benchmarks (sourced by bench/run and each
+# benchmark).  Like tests/system/run, a benchmark runs one real agent
 # (gpuboxd) with a throw-away configuration: its own state directory,
 # bridge, nftables table, groups and id/port ranges, none of which collide
 # with the system tests' (gbxt*, 47000-47999, 42200-42299, 43000-43099,
@@ -90,7 +90,8 @@ bench_cleanup() {
 	bench_log "cleaning up $dir"
 	if [ -S "$dir/gpubox.sock" ] && [ -f "$dir/agent.pid" ]; then
 		for m in $(gpubox admin user ls --json 2>/dev/null | jq -r '.users[].name' 2>/dev/null); do
-			gpubox admin user rm "$m" --purge --yes >/dev/null 2>&1
+			# bounded: a member whose start hangs in the agent would hold it
+			timeout 30 "$BENCH_BIN/gpubox" admin user rm "$m" --purge --yes >/dev/null 2>&1
 		done
 	fi
 	[ -f "$dir/agent.pid" ] && kill "$(cat "$dir/agent.pid")" 2>/dev/null
@@ -218,3 +219,61 @@ bench_timed_start() {
 
 # The milliseconds at which a stamped start output first said PATTERN.
 bench_stamp() { awk -v p="$2" 'index($0, p) {print $1; exit}' "$1"; }
+
+# bench_probe HOST PORT: does HOST:PORT give an SSH banner within half a
+# second?
+bench_probe() {
+	local line='' fd pid
+	exec {fd}< <(exec nc -w 2 "$1" "$2" </dev/null 2>/dev/null)
+	pid=$!
+	read -r -t 0.5 -u "$fd" line
+	kill "$pid" 2>/dev/null
+	exec {fd}<&-
+	[[ $line == SSH-* ]]
+}
+
+# bench_changes DIR OWNER LIB MB: about MB megabytes of a member's own
+# changes under DIR/opt (the root or layer of a stopped container), as the
+# container would own them: half incompressible data, half copies of the
+# directory LIB (what "pip install" leaves), all owned by OWNER.
+bench_changes() {
+	local dir=$1 owner=$2 lib=$3 half=$(($4 * 1000000 / 2)) k=0
+	mkdir -p "$dir/opt/data" "$dir/opt/venv"
+	head -c "$half" /dev/urandom >"$dir/opt/data/weights.bin" || return 1
+	while [ "$(du -sb "$dir/opt/venv" | cut -f1)" -lt "$half" ]; do
+		k=$((k + 1))
+		cp -a "$lib" "$dir/opt/venv/lib$k" || return 1
+	done
+	chown -R "$owner:$owner" "$dir/opt" && sync
+}
+
+# bench_make_big: big@1, a copy of the default template plus about nine times its
+# size of incompressible files (a few big ones, many small ones under
+# usr/share/bench), with its manifest renamed.
+bench_make_big() {
+	local src dst size extra bigs part t0 k
+	src=$(bench_template_dir default) || bench_die "no default template"
+	dst=$BENCH_DIR/state/templates/big@1
+	t0=$(now_ms)
+	cp -a "$src" "$dst" || bench_die "cannot copy $src"
+	size=$(du -sb "$src/rootfs" | cut -f1)
+	extra=$((size * 9))
+	bigs=$((extra * 2 / 3 / 4))              # 4 big files: two thirds
+	part=$(((extra - 4 * bigs) / 16))        # 16 dirs of 64 KiB files: a third
+	mkdir -p "$dst/rootfs/usr/share/bench/big" || bench_die "cannot write into $dst"
+	for k in 1 2 3 4; do
+		head -c "$bigs" /dev/urandom >"$dst/rootfs/usr/share/bench/big/blob$k" || bench_die "cannot write"
+	done
+	for k in $(seq -w 1 16); do
+		mkdir -p "$dst/rootfs/usr/share/bench/small/$k"
+		head -c "$part" /dev/urandom | split -b 64K -a 4 - "$dst/rootfs/usr/share/bench/small/$k/f" ||
+			bench_die "cannot write"
+	done
+	size=$(du -sb "$dst/rootfs" | cut -f1)
+	jq --argjson size "$size" --argjson now "$(date +%s)" \
+		'.name = "big" | .version = 1 | .size = $size | .created = $now' \
+		"$src/manifest.json" >"$dst/manifest.json.new" && mv "$dst/manifest.json.new" "$dst/manifest.json" ||
+		bench_die "cannot write big@1's manifest"
+	sync
+	bench_log "big@1: $((size / 1000000)) MB, $(find "$dst/rootfs/usr/share/bench" -type f | wc -l) added files ($(secs $(($(now_ms) - t0))) s to make)"
+}
