@@ -520,16 +520,34 @@ static int container_start_locked(const struct container_spec *spec, const char 
 	return 0;
 }
 
-static int container_start_wait(const char *name, pid_t child)
+/* The child's LXC start, bounded: a start that hangs (LXC's own wait on
+ * its monitor never answered, seen with several big templates starting
+ * at once on a loaded machine) would keep the member's hold, and with it
+ * every later call for that member, for ever.  Past the start timeout
+ * the child is killed; what LXC set up meanwhile is left to the member's
+ * stop (a stop through a monitor that does not answer could hang too). */
+static int container_start_wait(const struct container_spec *spec, pid_t child)
 {
-	int status;
+	__do_close int pidfd = pidfd_open(child, 0);
+	int status, ret = 0;
 
+	if (pidfd >= 0) {
+		ret = container_signal_wait(pidfd, 0, CONTAINER_START_TIMEOUT * 1000);
+		if (ret == -ETIMEDOUT) {
+			log_error("%s: LXC's start did not return in %u s: ended", spec->name,
+				  CONTAINER_START_TIMEOUT);
+			pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+		}
+	}
 	while (waitpid(child, &status, 0) < 0) {
 		if (errno != EINTR)
-			return log_error_errno(-errno, errno, "Could not wait for the start of %s", name);
+			return log_error_errno(-errno, errno, "Could not wait for the start of %s",
+					       spec->name);
 	}
+	if (ret == -ETIMEDOUT)
+		return -ETIMEDOUT;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return log_error_errno(-EIO, EIO, "LXC could not start %s", name);
+		return log_error_errno(-EIO, EIO, "LXC could not start %s", spec->name);
 	return 0;
 }
 
@@ -568,7 +586,7 @@ static int container_start_held(const struct container_spec *spec, const char *d
 	ret = container_start_locked(spec, config_path, &child);
 	pthread_mutex_unlock(&container_lxc_lock);
 	if (ret == 0 && child > 0)
-		ret = container_start_wait(spec->name, child);
+		ret = container_start_wait(spec, child);
 	if (ret < 0)
 		return ret;
 	if (container_wait_state(spec->lxcpath, spec->name, CONTAINER_RUNNING,
