@@ -19,28 +19,12 @@ work=$GBX_DIR/gpu-nest
 v=999.70.07
 trap 'remove_member $m; rm -rf "$root" "$work"' EXIT
 
-# The fake driver (as t0070-gpu.sh makes it): two GPUs, libcuda, nvidia-smi.
+# The fake driver: two GPUs, libcuda, and here an nvidia-smi and the UVM node.
+. "$(dirname "$0")/fake-driver.sh"
 make_driver() {
-	local lib=$root/usr/lib/x86_64-linux-gnu
-	rm -rf "$root" "$work"
-	mkdir -p "$root/dev" "$root/etc" "$lib" "$root/usr/bin" "$work" \
-		"$root/proc/driver/nvidia/gpus/0000:01:00.0" "$root/proc/driver/nvidia/gpus/0000:02:00.0"
-	printf 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  %s  Mon Jan  1 00:00:00 UTC 2024\n' \
-		"$v" >"$root/proc/driver/nvidia/version"
-	for i in 0 1; do
-		printf 'Model: \t\t Fake GPU %s\nGPU UUID: \t GPU-0000000%s-1111-2222-3333-444444444444\nBus Location: \t 0000:0%s:00.0\nDevice Minor: \t %s\n' \
-			"$i" "$i" "$((i + 1))" "$i" >"$root/proc/driver/nvidia/gpus/0000:0$((i + 1)):00.0/information"
-	done
-	echo 'int fake_driver_symbol(void) { return 0; }' >"$work/lib.c"
-	cc -shared -fPIC -o "$lib/libcuda.so.$v" -Wl,-soname,libcuda.so.1 "$work/lib.c" || return 1
-	ln -sf "libcuda.so.$v" "$lib/libcuda.so.1"
-	echo /usr/lib/x86_64-linux-gnu >"$root/etc/ld.so.conf"
-	ldconfig -X -r "$root" -C /etc/ld.so.cache -f /etc/ld.so.conf || return 1
+	fake_driver_nvml "$root" "$work" "$v" || return 1
 	printf '#!/bin/sh\necho "NVIDIA-SMI fake %s"\n' "$v" >"$root/usr/bin/nvidia-smi"
 	chmod 755 "$root/usr/bin/nvidia-smi"
-	mknod -m 666 "$root/dev/nvidiactl" c 195 255
-	mknod -m 666 "$root/dev/nvidia0" c 195 0
-	mknod -m 666 "$root/dev/nvidia1" c 195 1
 	mknod -m 666 "$root/dev/nvidia-uvm" c 509 0
 }
 
