@@ -404,6 +404,7 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	__do_free struct container_mount *mounts = NULL;
 	struct cgroup_items limits;
 	struct nesting_plan nest = { 0 };
+	struct storage_disk disk;
 	bool nesting = false;
 	size_t nmounts = 0;
 	char err[512], guest[PATH_MAX];
@@ -417,7 +418,9 @@ static int ops_start_container(struct op_context *ctx, struct member_record *rec
 	ret = member_sync_host(a, rec);
 	ops_step(steps, "host account");
 	if (ret == 0)
-		ret = storage_prepare(&v->paths, rec->subid_base, rec->uid);
+		ret = ops_limits_disk(a, rec, &disk);
+	if (ret == 0)
+		ret = storage_prepare(&v->paths, rec->subid_base, &disk);
 	ops_step(steps, "storage");
 	if (ret == 0)
 		ret = ops_gpu_mount(ctx, rec, &v->paths, tpl.rootfs, &gpu);
@@ -1064,6 +1067,10 @@ int ops_reconcile(struct agent *a)
 		enum container_state state = container_get_state(a->lxcpath, list[i].name);
 
 		member_sync_host(a, &list[i]);
+		/* After a reboot, a layer's own image is to be mounted again
+		 * before anything looks at the layer. */
+		if (storage_paths(a->cfg.state_dir, list[i].name, &paths) == 0)
+			layerimg_prepare(&paths, 0);
 		/* A restore or a rebuild cut short by a crash is undone first. */
 		ops_snapshot_reconcile(a, &list[i]);
 		state = container_get_state(a->lxcpath, list[i].name);

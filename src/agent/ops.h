@@ -176,6 +176,9 @@ int ops_limits_items(struct agent *a, const char *member, struct cgroup_items *i
 int ops_limits_nesting(struct agent *a, const char *member, bool *nesting);
 /* Write them into the member's running container. */
 int ops_limits_apply(struct agent *a, const char *member, char *err, size_t errlen);
+/* How storage_prepare() limits the member's layer: their project, and
+ * their own layer image's size where the layers have no project quotas. */
+int ops_limits_disk(struct agent *a, const struct member_record *rec, struct storage_disk *disk);
 /* Add "limits", "limits_until" and "limits_then" when some are
  * temporary and, when running, "usage". */
 int ops_limits_status(struct agent *a, const struct member_record *rec, bool running,

@@ -163,31 +163,75 @@ int ops_limits_nesting(struct agent *a, const char *member, bool *nesting)
 }
 
 /* A descriptor of the member's layer; -ENOENT before its first start. */
-static int ops_limits_open_layer(struct agent *a, const char *member)
+/* What the member's layer holds against its limit: from its own image, or
+ * from the project quota. */
+static int ops_limits_disk_usage(struct agent *a, const struct member_record *rec, struct quota_usage *out)
 {
+	__do_close int fd = -EBADF;
 	struct storage_paths paths;
-	int fd, ret = storage_paths(a->cfg.state_dir, member, &paths);
+	int ret = storage_paths(a->cfg.state_dir, rec->name, &paths);
 
 	if (ret < 0)
 		return ret;
+	if (layerimg_usage(&paths, out) == 0)
+		return 0;
 	fd = open(paths.layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	if (!quota_enforced(fd))
+		return -EOPNOTSUPP;
+	return quota_get(fd, rec->uid, out);
+}
+
+int ops_limits_disk(struct agent *a, const struct member_record *rec, struct storage_disk *disk)
+{
+	struct limits own, effective;
+	uint64_t bytes;
+
+	disk->project = rec->uid;
+	disk->image_bytes = 0;
+	if (!pool_layer_images(&a->cfg))
+		return 0;
+	if (ops_limits_read(a, rec->name, &own, &effective) < 0)
+		return -EIO;
+	bytes = limits_resolve(&effective, LIMIT_DISK, ops_limits_host_memory());
+	disk->image_bytes = bytes == LIMIT_NONE ? 0 : bytes;
+	return 0;
+}
+
+/* The disk limit as the size of the member's own layer image: grown now,
+ * shrunk (or made) at the next start (*later).  No limit: the image, if
+ * any, keeps its size. */
+static int ops_limits_apply_image(const struct storage_paths *paths, uint64_t bytes, bool *later,
+				  char *err, size_t errlen)
+{
+	int ret;
+
+	if (bytes == LIMIT_NONE)
+		return 0;
+	ret = layerimg_grow_live(paths, bytes, later);
+	if (ret < 0)
+		set_error(err, errlen, "cannot grow the layer image %s (error %d)", paths->image, -ret);
+	return ret;
 }
 
 /*
  * The member's disk limit as the project quota of their layer (project:
- * their uid, which storage_prepare() put on the layer).  No layer yet: the
- * first start sets it.  -EOPNOTSUPP when a limit is asked for where the
- * layers have no project quotas.
+ * their uid, which storage_prepare() put on the layer), or as the size of
+ * their layer's own image where the layers have no project quotas.  No
+ * layer yet: the first start sets it (*later).
  */
-static int ops_limits_apply_disk(struct agent *a, const char *member, char *err, size_t errlen)
+static int ops_limits_apply_disk(struct agent *a, const char *member, bool *later, char *err,
+				 size_t errlen)
 {
 	__do_close int fd = -EBADF;
+	struct storage_paths paths;
 	struct limits own, effective;
 	struct member_record rec;
 	uint64_t bytes;
 	int ret;
 
+	*later = false;
 	ret = ops_limits_read(a, member, &own, &effective);
 	if (ret == 0)
 		ret = db_member_get(a->db, member, &rec);
@@ -196,12 +240,19 @@ static int ops_limits_apply_disk(struct agent *a, const char *member, char *err,
 		return ret;
 	}
 	bytes = limits_resolve(&effective, LIMIT_DISK, ops_limits_host_memory());
-	fd = ops_limits_open_layer(a, member);
-	if (fd == -ENOENT)
+	ret = storage_paths(a->cfg.state_dir, member, &paths);
+	if (ret < 0) {
+		set_error(err, errlen, "cannot work out the layer of %s", member);
+		return ret;
+	}
+	if (layerimg_exists(&paths) || pool_layer_images(&a->cfg))
+		return ops_limits_apply_image(&paths, bytes, later, err, errlen);
+	fd = open(paths.layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
 		return 0;
 	if (fd < 0) {
 		set_error(err, errlen, "cannot open the layer of %s", member);
-		return fd;
+		return -errno;
 	}
 	if (!quota_enforced(fd)) {
 		if (bytes == LIMIT_NONE)
@@ -223,8 +274,10 @@ int ops_limits_apply(struct agent *a, const char *member, char *err, size_t errl
 	pid_t pid;
 	int ret;
 
+	bool later;
+
 	/* A server without project quotas still starts its containers. */
-	ret = ops_limits_apply_disk(a, member, err, errlen);
+	ret = ops_limits_apply_disk(a, member, &later, err, errlen);
 	if (ret == -EOPNOTSUPP)
 		log_warn("%s: disk limit not applied: %s", member, err);
 	else if (ret < 0)
@@ -288,7 +341,6 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
 	struct quota_usage disk;
 	uint64_t host = ops_limits_host_memory();
 	json_t *limits, *usage, *until = NULL, *then = NULL;
-	int fd;
 
 	if (ops_limits_read_ends(a, rec->name, &own, &effective, &until, &then) < 0)
 		return -EIO;
@@ -306,11 +358,8 @@ int ops_limits_status(struct agent *a, const struct member_record *rec, bool run
 	usage = json_pack("{s:I, s:I, s:I, s:I}", "memory_bytes", (json_int_t)use.mem_used,
 			  "pids", (json_int_t)use.pids, "oom_kills", (json_int_t)use.oom_kills,
 			  "cpu_seconds", (json_int_t)(use.cpu_ns / 1000000000ull));
-	fd = ops_limits_open_layer(a, rec->name);
-	if (usage && fd >= 0 && quota_enforced(fd) && quota_get(fd, rec->uid, &disk) == 0)
+	if (ops_limits_disk_usage(a, rec, &disk) == 0 && usage)
 		json_object_set_new(usage, "disk_bytes", json_integer((json_int_t)disk.bytes));
-	if (fd >= 0)
-		close(fd);
 	if (usage)
 		json_object_set_new(status, "usage", usage);
 	ops_limits_last_kill(a, rec, usage);
@@ -372,9 +421,11 @@ static int ops_limits_live(struct op_context *ctx, const struct member_record *r
 	struct agent *a = ctx->a;
 	char err[512];
 	bool running = container_get_state(a->lxcpath, rec->name) == CONTAINER_RUNNING;
+	bool disk_later;
+	json_t *next;
 
 	/* The quota is the layer's: it changes whether the container runs or not. */
-	if (ops_limits_apply_disk(a, rec->name, err, sizeof(err)) < 0)
+	if (ops_limits_apply_disk(a, rec->name, &disk_later, err, sizeof(err)) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the limits were recorded but the disk limit was not applied: %s",
 				err);
 	if (running && ops_limits_apply(a, rec->name, err, sizeof(err)) < 0)
@@ -385,8 +436,15 @@ static int ops_limits_live(struct op_context *ctx, const struct member_record *r
 		ops_limits_status(a, rec, running, *result);
 	json_object_set_new(*result, "member", json_string(rec->name));
 	json_object_set_new(*result, "applied", json_boolean(running));
+	next = json_array();
 	if (running && nesting_changed)
-		json_object_set_new(*result, "next_start", json_pack("[s]", "nesting"));
+		json_array_append_new(next, json_string("nesting"));
+	if (disk_later)
+		json_array_append_new(next, json_string("disk"));
+	if (json_array_size(next))
+		json_object_set_new(*result, "next_start", next);
+	else
+		json_decref(next);
 	return 0;
 }
 
@@ -560,6 +618,7 @@ static void ops_limits_end_member(struct agent *a, const char *member, long long
 	__do_unlock_member struct member_lock lock = { 0 };
 	__do_free struct limit_record *ended = NULL;
 	char err[512] = "", then[64], when[64];
+	bool later;
 	size_t n = 0;
 	int ret;
 
@@ -586,7 +645,7 @@ static void ops_limits_end_member(struct agent *a, const char *member, long long
 	if (container_get_state(a->lxcpath, member) == CONTAINER_RUNNING)
 		ret = ops_limits_apply(a, member, err, sizeof(err));
 	else
-		ret = ops_limits_apply_disk(a, member, err, sizeof(err));
+		ret = ops_limits_apply_disk(a, member, &later, err, sizeof(err));
 	if (ret == 0)
 		err[0] = '\0';
 	for (size_t i = 0; i < n; i++) {

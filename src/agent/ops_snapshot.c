@@ -669,6 +669,7 @@ static int op_restore(struct op_context *ctx, json_t **result)
 	struct member_record rec;
 	struct snapshot_info info;
 	struct storage_paths paths;
+	struct storage_disk disk;
 	const char *name = NULL;
 	bool was_running;
 
@@ -688,7 +689,7 @@ static int op_restore(struct op_context *ctx, json_t **result)
 	progress_say(ctx->progress, "Stopping the container of %s for the restore", rec.name);
 	if (ops_stop_member(a, &rec) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the container did not stop; nothing was restored");
-	if (storage_prepare(&paths, rec.subid_base, rec.uid) < 0)
+	if (ops_limits_disk(a, &rec, &disk) < 0 || storage_prepare(&paths, rec.subid_base, &disk) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot prepare the container's layer; see the agent's log");
 	/* 1-3; a failure there has put the layer back already. */
 	if (ops_restore_swap(ctx, &rec, &paths, &info, fd) < 0) {

@@ -183,6 +183,22 @@ static void cmd_limits_print(json_t *limits, json_t *origin, json_t *until, json
 		fputc('\n', stdout);
 	}
 }
+/* What applies only at the container's next start, and why. */
+static void cmd_limits_print_next_start(const json_t *keys)
+{
+	size_t i;
+	json_t *key;
+
+	json_array_foreach(keys, i, key) {
+		const char *name = json_string_value(key);
+
+		if (name && strcmp(name, "nesting") == 0)
+			printf("nesting changes the container's confinement: it applies at the container's next start\n");
+		else if (name && strcmp(name, "disk") == 0)
+			printf("disk is the size of the layer's own file system here: it is resized at the container's next start\n");
+	}
+}
+
 
 static int cmd_limits_answer(struct cli *cli, const struct cli_options *opts, const char *op,
 			     json_t *args)
@@ -198,8 +214,7 @@ static int cmd_limits_answer(struct cli *cli, const struct cli_options *opts, co
 				" (in the running container too)" : "");
 	cmd_limits_print(json_object_get(result, "limits"), NULL, json_object_get(result, "limits_until"),
 			 json_object_get(result, "limits_then"), "  ");
-	if (json_array_size(json_object_get(result, "next_start")))
-		printf("nesting changes the container's confinement: it applies at the container's next start\n");
+	cmd_limits_print_next_start(json_object_get(result, "next_start"));
 	return CLI_EXIT_OK;
 }
 

@@ -198,6 +198,20 @@ int fsutil_remove_tree(const char *path)
 	return fsutil_remove_tree_at(parent, slash + 1);
 }
 
+bool fsutil_dir_is_empty(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	__do_closedir DIR *dir = fd < 0 ? NULL : fsutil_fdopendir(fd);
+	struct dirent *de;
+
+	if (!dir)
+		return false;
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			return false;
+	return true;
+}
+
 int fsutil_empty_dir(const char *path)
 {
 	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

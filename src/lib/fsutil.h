@@ -39,6 +39,8 @@ int fsutil_remove_tree(const char *path);
 int fsutil_empty_dir(const char *path);
 
 bool fsutil_exists(const char *path);
+/* Whether path is a directory with no entries (false if it cannot be read). */
+bool fsutil_dir_is_empty(const char *path);
 
 /*
  * The reserve guard of the agent's long writes (snapshots, restores, and

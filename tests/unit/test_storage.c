@@ -83,6 +83,10 @@ static int teardown(void **state)
 		/* A pool's image, when a test made one: its loop device goes
 		 * with the mount (autoclear). */
 		tu_join(layers, sizeof(layers), f->state, "layers");
+		umount2(f->paths.pool_layer, MNT_DETACH);
+		tu_join(layers, sizeof(layers), f->state, "layer-images/.moving-alice");
+		umount2(layers, MNT_DETACH);
+		tu_join(layers, sizeof(layers), f->state, "layers");
 		umount2(layers, MNT_DETACH);
 	}
 	tu_remove_tempdir(f->top);
@@ -148,8 +152,8 @@ static void test_prepare(void **state)
 	struct fixture *f = *state;
 	char users[PATH_MAX];
 
-	assert_int_equal(storage_prepare(&f->paths, f->base, 0), 0);
-	assert_int_equal(storage_prepare(&f->paths, f->base, 0), 0);
+	assert_int_equal(storage_prepare(&f->paths, f->base, NULL), 0);
+	assert_int_equal(storage_prepare(&f->paths, f->base, NULL), 0);
 	tu_join(users, sizeof(users), f->state, "users");
 	tu_assert_owner(users, "", 0, 0, 0711);
 	tu_assert_owner(f->paths.dir, "", 0, f->base, 0710);
@@ -159,7 +163,7 @@ static void test_prepare(void **state)
 	tu_assert_owner(f->paths.lower, "", 0, 0, 0700);
 	tu_assert_owner(f->paths.rootfs, "", 0, 0, 0755);
 	assert_false(storage_is_mounted(&f->paths));
-	assert_int_equal(storage_prepare(&f->paths, 0, 0), -ERANGE);
+	assert_int_equal(storage_prepare(&f->paths, 0, NULL), -ERANGE);
 }
 
 static void test_mount_cycle(void **state)
@@ -169,7 +173,7 @@ static void test_mount_cycle(void **state)
 	uint32_t base = f->base;
 	int fds = tu_count_entries("/proc/self/fd");
 
-	assert_int_equal(storage_prepare(p, base, 0), 0);
+	assert_int_equal(storage_prepare(p, base, NULL), 0);
 	assert_int_equal(storage_mount(p, f->template, base), 0);
 	/* The helper child is reaped and no descriptor is left open. */
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
@@ -230,7 +234,7 @@ static void test_mount_cycle(void **state)
 	tu_assert_owner(p->upper, "", base, base, 0755);
 	assert_int_equal(storage_wipe(p, base), 0);
 
-	assert_int_equal(storage_prepare(p, base, 0), 0);
+	assert_int_equal(storage_prepare(p, base, NULL), 0);
 	assert_int_equal(storage_mount(p, f->template, base), 0);
 	tu_assert_absent(p->rootfs, "new-file");
 	tu_assert_text(p->rootfs, "etc/hostname", "template\n");
@@ -260,7 +264,7 @@ static void test_mount_extra_layers(void **state)
 	assert_int_equal(tu_make_file(below, "etc/shadow", "below\n", 0, 0, 0644), 0);
 	assert_int_equal(tu_make_file(below, "etc/mount-point", "", 0, 0, 0644), 0);
 
-	assert_int_equal(storage_prepare(p, base, 0), 0);
+	assert_int_equal(storage_prepare(p, base, NULL), 0);
 	assert_int_equal(storage_mount_layers(p, f->template, &(struct storage_extra){ .above = above,
 				.below = below }, base), 0);
 	tu_assert_text(p->rootfs, "etc/hostname", "above\n");
@@ -285,7 +289,7 @@ static void test_busy_and_leftovers(void **state)
 	char path[PATH_MAX];
 	int fd;
 
-	assert_int_equal(storage_prepare(p, f->base, 0), 0);
+	assert_int_equal(storage_prepare(p, f->base, NULL), 0);
 	/* A lower mount left by an agent killed half-way is cleared. */
 	assert_int_equal(mount(f->template, p->lower, NULL, MS_BIND, NULL), 0);
 	assert_int_equal(storage_mount(p, f->template, f->base), 0);
@@ -323,7 +327,7 @@ static void test_cost_does_not_grow(void **state)
 		snprintf(name, sizeof(name), "file%d", i);
 		assert_int_equal(tu_make_file(dir, name, "x\n", 0, 0, 0644), 0);
 	}
-	assert_int_equal(storage_prepare(p, f->base, 0), 0);
+	assert_int_equal(storage_prepare(p, f->base, NULL), 0);
 	assert_int_equal(storage_mount(p, f->template, f->base), 0);
 	tu_assert_owner(p->rootfs, "usr/file199", f->base, f->base, 0644);
 	assert_int_equal(tu_count_entries(p->upper), 0);
@@ -356,7 +360,7 @@ static void test_legacy_layer_moved(void **state)
 	assert_string_equal(p->layer, legacy);
 	assert_string_equal(p->upper, upper);
 
-	assert_int_equal(storage_prepare(p, f->base, 4242), 0);
+	assert_int_equal(storage_prepare(p, f->base, &(struct storage_disk){ .project = 4242 }), 0);
 	assert_false(storage_layer_is_legacy(p));
 	assert_string_equal(p->layer, p->pool_layer);
 	tu_assert_text(p->upper, "kept", "mine\n");
@@ -378,7 +382,7 @@ static void test_retire_and_remove(void **state)
 
 	assert_int_equal(storage_retire_layer(p, "1", kept, sizeof(kept)), 0);
 	assert_string_equal(kept, "");
-	assert_int_equal(storage_prepare(p, f->base, 0), 0);
+	assert_int_equal(storage_prepare(p, f->base, NULL), 0);
 	assert_int_equal(tu_make_file(p->upper, "work", "x\n", f->base, f->base, 0644), 0);
 	assert_int_equal(storage_retire_layer(p, "1700000000", kept, sizeof(kept)), 0);
 	snprintf(want, sizeof(want), "%s/layers/.retired/alice-1700000000", f->state);
@@ -386,7 +390,7 @@ static void test_retire_and_remove(void **state)
 	tu_assert_text(want, "upper/work", "x\n");
 	tu_assert_absent(p->pool_layer, "");
 
-	assert_int_equal(storage_prepare(p, f->base, 0), 0);
+	assert_int_equal(storage_prepare(p, f->base, NULL), 0);
 	assert_int_equal(storage_remove_layer(p), 0);
 	tu_assert_absent(p->pool_layer, "");
 	assert_int_equal(storage_remove_layer(p), 0);
@@ -540,8 +544,9 @@ static void test_quota_pool(void **state)
 	snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", f->state);
 	cfg.layers_pool_size = 300ull << 20;
 	tu_join(layers, sizeof(layers), f->state, "layers");
-	if (pool_setup(&cfg) < 0) {
-		print_message("no ext4 project quotas on this kernel (CONFIG_QFMT_V2?): skipped\n");
+	if (pool_setup(&cfg) < 0 || pool_layer_images(&cfg)) {
+		print_message("no ext4 project quotas on this kernel (CONFIG_QFMT_V2?): skipped; "
+			      "test_layer_image tests what the agent does instead\n");
 		skip();
 	}
 	assert_int_equal(count_mounts(layers), 1);
@@ -568,7 +573,7 @@ static void test_quota_pool(void **state)
 	assert_int_equal(storage_paths(f->state, "alice", p), 0);
 	assert_true(storage_layer_is_legacy(p));
 
-	assert_int_equal(storage_prepare(p, f->base, project), 0);
+	assert_int_equal(storage_prepare(p, f->base, &(struct storage_disk){ .project = project }), 0);
 	assert_false(storage_layer_is_legacy(p));
 	tu_assert_absent(p->dir, "layer");
 	assert_int_equal(project_of(p->layer, ""), project);
@@ -642,6 +647,97 @@ static void test_quota_pool(void **state)
 	assert_true((uint64_t)sfs.f_blocks * sfs.f_bsize > 320ull << 20);
 }
 
+/* Usable bytes of the file system at path. */
+static uint64_t fs_size(const char *path)
+{
+	struct statfs sfs;
+
+	assert_int_equal(statfs(path, &sfs), 0);
+	return (uint64_t)sfs.f_blocks * sfs.f_bsize;
+}
+
+/*
+ * A layer in an image of its own (where the layers have no project
+ * quotas): what the layer held is copied in, df shows the limit, a write
+ * past it gets ENOSPC, a larger limit applies at once and a smaller one
+ * at the next prepare, the image is mounted again after a reboot, and
+ * removing the layer takes the image too.
+ */
+static void test_layer_image(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_paths *p = &f->paths;
+	const uint64_t mib = 1ull << 20;
+	struct storage_disk disk = { .image_bytes = 64 * mib };
+	struct quota_usage use;
+	struct stat st;
+	char path[PATH_MAX];
+	bool later;
+
+	/* Made before any limit: a plain directory with a file. */
+	assert_int_equal(storage_prepare(p, f->base, NULL), 0);
+	assert_false(layerimg_exists(p));
+	assert_int_equal(write_mib(p->upper, "before", 2), 0);
+
+	assert_int_equal(storage_prepare(p, f->base, &disk), 0);
+	assert_true(layerimg_exists(p));
+	assert_true(layerimg_mounted(p));
+	tu_join(path, sizeof(path), p->upper, "before");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 2 * mib);
+	tu_assert_owner(p->layer, "upper", f->base, f->base, 0755);
+	tu_assert_owner(p->pool_layer, "", 0, f->base, 0710);
+
+	/* df through the overlay shows the limit; a write past it stops. */
+	assert_int_equal(storage_mount(p, f->template, f->base), 0);
+	assert_true(fs_size(p->rootfs) >= 64 * mib && fs_size(p->rootfs) < 65 * mib);
+	assert_int_equal(write_mib(p->rootfs, "big", 80), ENOSPC);
+	assert_int_equal(layerimg_usage(p, &use), 0);
+	assert_true(use.bytes > 60 * mib && use.limit == fs_size(p->rootfs));
+
+	/* Raised while in use: at once where the kernel lets the agent
+	 * resize a mounted file system (CAP_SYS_RESOURCE), else at the next
+	 * prepare; lowered: at the next prepare. */
+	assert_int_equal(layerimg_grow_live(p, 128 * mib, &later), 0);
+	if (later) {
+		print_message("no CAP_SYS_RESOURCE: the image grows at the next prepare\n");
+		assert_int_equal(storage_unmount(p), 0);
+		disk.image_bytes = 128 * mib;
+		assert_int_equal(storage_prepare(p, f->base, &disk), 0);
+		assert_int_equal(storage_mount(p, f->template, f->base), 0);
+	}
+	assert_true(fs_size(p->rootfs) >= 128 * mib && fs_size(p->rootfs) < 129 * mib);
+	assert_int_equal(write_mib(p->rootfs, "big", 80), 0);
+	assert_int_equal(layerimg_grow_live(p, 96 * mib, &later), 0);
+	assert_true(later);
+	assert_int_equal(storage_unmount(p), 0);
+	/* Not below what it holds: kept as it was, still mounted. */
+	disk.image_bytes = 64 * mib;
+	assert_int_equal(storage_prepare(p, f->base, &disk), 0);
+	assert_true(layerimg_mounted(p));
+	assert_true(fs_size(p->layer) >= 128 * mib);
+	tu_join(path, sizeof(path), p->upper, "big");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(storage_prepare(p, f->base, &disk), 0);
+	assert_true(fs_size(p->layer) >= 64 * mib && fs_size(p->layer) < 65 * mib);
+	tu_join(path, sizeof(path), p->upper, "before");
+	assert_int_equal(stat(path, &st), 0);
+
+	/* A reboot: mounted again, as it is, before anything reads it. */
+	assert_int_equal(umount2(p->pool_layer, 0), 0);
+	assert_false(layerimg_mounted(p));
+	assert_true(layerimg_in_use(f->state));
+	assert_int_equal(layerimg_prepare(p, 0), 0);
+	assert_true(layerimg_mounted(p));
+	assert_int_equal(count_mounts(p->pool_layer), 1);
+	assert_int_equal(stat(path, &st), 0);
+
+	assert_int_equal(storage_remove_layer(p), 0);
+	assert_false(layerimg_mounted(p));
+	assert_false(layerimg_exists(p));
+	tu_assert_absent(f->state, "layers/alice");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -655,6 +751,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retire_and_remove, setup, teardown),
 		cmocka_unit_test(test_pure_sizes),
 		cmocka_unit_test_setup_teardown(test_quota_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_layer_image, setup, teardown),
 	};
 
 	if (!tu_have_root("test_storage"))

@@ -34,6 +34,8 @@ struct storage_paths {
 	char nested[PATH_MAX];   /* <layer>/nested: Docker's and Podman's stores (nesting.c) */
 	char lower[PATH_MAX];    /* <dir>/lower: where the idmapped template is attached briefly */
 	char rootfs[PATH_MAX];   /* <dir>/rootfs: the merged tree given to LXC */
+	char image[PATH_MAX];    /* <state>/layer-images/<member>.img: the layer's own
+				  * file system, where it has one (layerimg.c) */
 };
 
 /* The one place that says where a member's files are.  A layer of an older
@@ -42,13 +44,22 @@ struct storage_paths {
 int storage_paths(const char *state_dir, const char *member, struct storage_paths *out);
 /* Whether the layer is still in <dir>/layer, outside the pool. */
 bool storage_layer_is_legacy(const struct storage_paths *paths);
+/* How the layer's disk is limited: its project id (quota.c; 0: none), and
+ * the size of an image of its own (layerimg.c; 0: none, or the one it has
+ * as it is). */
+struct storage_disk {
+	uint32_t project;
+	uint64_t image_bytes;
+};
 /* Create the directories; upper owned by subid_base:subid_base, 0755; the
- * layer 0710, crossed by the container's root group.  The
- * layer directory gets project (quota.c; 0: none) before upper and work
- * exist; a layer in the old place is first moved into the pool (a copy,
- * so that every file is charged to the project), and paths follow it.
- * Idempotent. */
-int storage_prepare(struct storage_paths *paths, uint32_t subid_base, uint32_t project);
+ * layer 0710, crossed by the container's root group.  The layer directory
+ * gets its image mounted and its project before upper and work exist; a
+ * layer in the old place is first moved into the pool (a copy, so that
+ * every file is charged to the project), and paths follow it.  disk NULL:
+ * neither.  Idempotent. */
+int storage_prepare(struct storage_paths *paths, uint32_t subid_base, const struct storage_disk *disk);
+/* cp -a of from's contents into the existing directory to. */
+int storage_copy_tree(const char *from, const char *to);
 /* For a member removed: their layer in the pool deleted, or moved into the
  * pool's .retired/<member>-<stamp> (kept: where it went; "" if there was
  * none).  <dir> is the caller's. */
@@ -89,6 +100,48 @@ uint64_t pool_default_size(uint64_t free_bytes);
  * -EOPNOTSUPP or another negative errno (logged) when layers/ is a plain
  * directory without them. */
 int pool_setup(const struct gpubox_config *cfg);
+/* Whether members' disk limits are their own layer images (layerimg.c):
+ * layers_pool = auto where layers/ has no project quotas. */
+bool pool_layer_images(const struct gpubox_config *cfg);
+
+/* ---- loopimg.c: ext4 in sparse image files on loop devices --------------- */
+
+/* Make image, size bytes, sparse: mkfs.ext4 -q -F with mkfs_options
+ * (NULL-terminated), under a temporary name renamed into place whole. */
+int loopimg_make(const char *image, uint64_t size, const char *const mkfs_options[]);
+/* The loop device (into dev) the image is attached to; -ENOENT if none. */
+int loopimg_find(const char *image, char *dev, size_t len);
+/* Mount the image, attached or not yet, at dir. */
+int loopimg_mount(const char *image, const char *dir, unsigned long flags, const char *options);
+/* The image's size in bytes; 0 if it is not a regular file. */
+uint64_t loopimg_size(const char *image);
+/* Grow the attached, mounted image to size, online.  Never shrinks. */
+int loopimg_grow(const char *image, uint64_t size);
+/* Resize the image, attached nowhere, to size (e2fsck, resize2fs);
+ * fails, changing nothing, where its files would not fit. */
+int loopimg_resize_offline(const char *image, uint64_t size);
+
+/* ---- layerimg.c: a member's layer in an image of its own ----------------- */
+
+struct quota_usage;
+/* <state_dir>/layer-images/<member>.img */
+int layerimg_path(const char *state_dir, const char *member, char *buf, size_t len);
+/* Whether any member has an image under state_dir. */
+bool layerimg_in_use(const char *state_dir);
+bool layerimg_exists(const struct storage_paths *paths);
+/* Whether the layer directory is the image's mount. */
+bool layerimg_mounted(const struct storage_paths *paths);
+/* Before anything uses the layer: its image made (bytes > 0, with what
+ * the layer held copied in), mounted at the layer, and fitted to bytes of
+ * usable space (0: as it is).  Nothing to do without an image or bytes. */
+int layerimg_prepare(const struct storage_paths *paths, uint64_t bytes);
+/* A new limit while the layer may be in use: grown now; *later when it
+ * applies at the next start (smaller, or not mounted). */
+int layerimg_grow_live(const struct storage_paths *paths, uint64_t bytes, bool *later);
+/* Used and usable bytes of the mounted image; -ENOENT if not mounted. */
+int layerimg_usage(const struct storage_paths *paths, struct quota_usage *out);
+/* Unmount the image from the layer (for removal). */
+int layerimg_release(const struct storage_paths *paths);
 
 /* ---- quota.c: project quotas of members' layers -------------------------- */
 

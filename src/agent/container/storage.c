@@ -106,7 +106,7 @@ int storage_paths(const char *state_dir, const char *member, struct storage_path
 	n = snprintf(out->rootfs, sizeof(out->rootfs), "%s/rootfs", out->dir);
 	if (n < 0 || (size_t)n >= sizeof(out->rootfs))
 		return -ENAMETOOLONG;
-	return 0;
+	return layerimg_path(state_dir, member, out->image, sizeof(out->image));
 }
 
 bool storage_layer_is_legacy(const struct storage_paths *paths)
@@ -202,7 +202,7 @@ static int storage_tag_layer(const char *path, uint32_t project)
 	return 0;
 }
 
-static int storage_copy_tree(const char *from, const char *to)
+int storage_copy_tree(const char *from, const char *to)
 {
 	/* cp -a keeps owners, modes, links, sparse files, device nodes (the
 	 * overlay's whiteouts) and extended attributes (its trusted.overlay.*
@@ -273,15 +273,15 @@ moved:
 }
 
 /* The layer directory, moved into the pool if it is not there yet, with
- * its project id before upper and work are made. */
+ * its image and project id before upper and work are made. */
 static int storage_prepare_layer(struct storage_paths *paths, uint32_t subid_base,
-				 uint32_t project)
+				 const struct storage_disk *disk)
 {
 	char parent[PATH_MAX];
 	int ret;
 
 	if (storage_layer_is_legacy(paths)) {
-		ret = storage_move_layer(paths, project);
+		ret = storage_move_layer(paths, disk->project);
 		if (ret < 0)
 			return ret;
 	}
@@ -294,11 +294,18 @@ static int storage_prepare_layer(struct storage_paths *paths, uint32_t subid_bas
 	ret = storage_ensure_dir(paths->layer, 0710, 0, subid_base);
 	if (ret < 0)
 		return ret;
-	return storage_tag_layer(paths->layer, project);
+	ret = layerimg_prepare(paths, disk->image_bytes);
+	/* The image's root is the layer directory now. */
+	if (ret == 0 && layerimg_mounted(paths))
+		ret = storage_ensure_dir(paths->layer, 0710, 0, subid_base);
+	if (ret < 0)
+		return ret;
+	return storage_tag_layer(paths->layer, disk->project);
 }
 
-int storage_prepare(struct storage_paths *paths, uint32_t subid_base, uint32_t project)
+int storage_prepare(struct storage_paths *paths, uint32_t subid_base, const struct storage_disk *disk)
 {
+	static const struct storage_disk unlimited;
 	char users[PATH_MAX];
 	int ret;
 
@@ -326,7 +333,7 @@ int storage_prepare(struct storage_paths *paths, uint32_t subid_base, uint32_t p
 	/* The layers of a mounted overlay must not be changed under it. */
 	if (storage_is_mounted(paths))
 		return 0;
-	ret = storage_prepare_layer(paths, subid_base, project);
+	ret = storage_prepare_layer(paths, subid_base, disk ? disk : &unlimited);
 	if (ret < 0)
 		return ret;
 	ret = storage_ensure_dir(paths->upper, 0755, subid_base, subid_base);
@@ -349,9 +356,40 @@ int storage_remove_layer(const struct storage_paths *paths)
 	if (ret == 0)
 		ret = fsutil_remove_tree(moving);
 	if (ret == 0)
+		ret = layerimg_release(paths);
+	if (ret == 0 && unlink(paths->image) < 0 && errno != ENOENT)
+		ret = -errno;
+	if (ret == 0)
 		ret = fsutil_remove_tree(paths->pool_layer);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot remove %s", paths->pool_layer);
+	return 0;
+}
+
+/* A layer in an image of its own: the image moved aside into
+ * layer-images/.retired/<member>-<stamp>.img, the empty mount point gone. */
+static int storage_retire_image(const struct storage_paths *paths, const char *stamp, char *kept,
+				size_t keptlen)
+{
+	char retired[PATH_MAX], name[PATH_MAX];
+	int n, ret = layerimg_release(paths);
+
+	if (ret < 0)
+		return ret;
+	ret = storage_parent(paths->image, retired, sizeof(retired));
+	if (ret < 0)
+		return ret;
+	n = (int)strlen(retired);
+	if (snprintf(retired + n, sizeof(retired) - (size_t)n, "/.retired") >= (int)sizeof(retired) - n ||
+	    snprintf(name, sizeof(name), "%s/%s-%s.img", retired, storage_member(paths), stamp) >= (int)sizeof(name))
+		return -ENAMETOOLONG;
+	if (mkdir(retired, 0700) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, errno, "cannot create %s", retired);
+	if (rename(paths->image, name) < 0)
+		return log_error_errno(-errno, errno, "cannot move %s aside", paths->image);
+	if (rmdir(paths->pool_layer) < 0 && errno != ENOENT)
+		log_warn_errno(0, errno, "cannot remove %s", paths->pool_layer);
+	snprintf(kept, keptlen, "%s", name);
 	return 0;
 }
 
@@ -362,6 +400,8 @@ int storage_retire_layer(const struct storage_paths *paths, const char *stamp, c
 	int ret;
 
 	kept[0] = '\0';
+	if (layerimg_exists(paths))
+		return storage_retire_image(paths, stamp, kept, keptlen);
 	if (!storage_is_dir(paths->pool_layer))
 		return 0;
 	/* Kept in the pool: a rename, whatever its size.  It keeps its
