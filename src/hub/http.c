@@ -99,6 +99,7 @@ int http_reply_len(struct http_response *resp, unsigned status, const char *type
 	resp->content_type = type;
 	resp->body = body;
 	resp->body_len = body ? len : 0;
+	resp->compress = false;
 	return 0;
 }
 
@@ -661,7 +662,12 @@ static int http_weaken_etag(struct http_response *resp)
 	return 0;
 }
 
-/* The body in the coding the client accepts, when it is worth it. */
+/* The body in the coding the client accepts, when its handler allows it
+ * and it is worth it.  Only a route that says so: an answer holding a
+ * secret (a CSRF token, a session's data) beside text an attacker put in
+ * the request tells the secret, guess by guess, through its compressed
+ * length (BREACH); a list of routes not to compress would miss the next
+ * page. */
 static int http_compress_reply(const struct http_request *req, struct http_response *resp)
 {
 	enum http_encoding enc;
@@ -671,7 +677,8 @@ static int http_compress_reply(const struct http_request *req, struct http_respo
 
 	/* With no room for Vary and Content-Encoding, the bytes as they are,
 	 * which every client takes. */
-	if (resp->body_len < HTTP_COMPRESS_MIN || !http_type_compresses(resp->content_type) ||
+	if (!resp->compress || resp->body_len < HTTP_COMPRESS_MIN ||
+	    !http_type_compresses(resp->content_type) ||
 	    http_has_header(resp, "Content-Encoding") ||
 	    resp->nheaders + 2 > ARRAY_SIZE(resp->headers))
 		return 0;

@@ -372,6 +372,10 @@ struct http_response {
 	size_t body_len;
 	char *headers[8];             /* "Name: value", freed by http.c */
 	size_t nheaders;
+	/* The handler says this answer may be compressed (HTTP_COMPRESS_MIN):
+	 * it carries no secret beside what a client sent, which compression's
+	 * length would leak (BREACH).  Each http_reply*() clears it. */
+	bool compress;
 };
 
 /* Handlers return 0 with *resp filled. */
@@ -407,10 +411,12 @@ int http_reply_error(struct http_response *resp, unsigned status, const char *me
 int http_redirect(struct http_response *resp, const char *location);
 int http_add_header(struct http_response *resp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Answers of a text type (JSON, HTML, CSS, scripts, plain) from this many
- * bytes on are compressed for a client that accepts it (encoding.c), and
+/* Answers whose handler set compress (static files, the monitor's
+ * overview), of a text type (JSON, CSS, scripts, plain), are from this
+ * many bytes on compressed for a client that accepts it (encoding.c), and
  * say "Vary: Accept-Encoding".  A handler that sets Content-Encoding itself
- * (a body compressed once for many answers) sets Vary too. */
+ * (a body compressed once for many answers) sets Vary too.  Pages, and any
+ * answer with a token or a member's data, are never compressed. */
 #define HTTP_COMPRESS_MIN 1024
 /* Every response gets the security headers (over HTTPS also
  * Strict-Transport-Security: max-age=31536000) and, unless the handler set a

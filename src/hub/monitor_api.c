@@ -68,7 +68,9 @@ static int monitor_api_json(struct http_response *resp, json_t *doc)
 }
 
 /* Asked for every few seconds by every open monitor page: compressed once
- * per round (monitor.c), not once per answer (http.c). */
+ * per round (monitor.c), not once per answer (http.c).  It may be
+ * compressed: nothing a request says is in it, to be guessed against
+ * what it holds (BREACH). */
 int monitor_api_overview(struct http_request *req, struct http_response *resp)
 {
 	enum http_encoding enc = encoding_pick(http_request_header(req, "Accept-Encoding"));
@@ -83,6 +85,7 @@ int monitor_api_overview(struct http_request *req, struct http_response *resp)
 	if (ret < 0)
 		return ret;
 	http_reply_len(resp, 200, "application/json", text, len);
+	resp->compress = true;
 	if (enc == HTTP_ENCODING_IDENTITY)
 		return 0;
 	ret = http_add_header(resp, "Content-Encoding: %s", encoding_name(enc));

@@ -421,6 +421,8 @@ int monitor_pages_static(struct http_request *req, struct http_response *resp)
 		r = http_reply_len(resp, 200, a->type, copy, a->len);
 		if (r < 0)
 			return r;
+		/* The same bytes for everyone: nothing to leak by their length. */
+		resp->compress = true;
 		/* The same program serves the same files: browsers may keep them
 		 * a while (a new version is seen within five minutes). */
 		return http_add_header(resp, "Cache-Control: public, max-age=300");

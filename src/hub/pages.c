@@ -1152,6 +1152,7 @@ static int pages_style(struct http_request *req, struct http_response *resp)
 	r = http_reply(resp, 200, PAGES_TYPE_CSS, css);
 	if (r < 0)
 		return r;
+	resp->compress = true;        /* a static file */
 	return http_add_header(resp, "Cache-Control: public, max-age=3600");
 }
 

@@ -144,10 +144,12 @@ static void cdi_paths(json_t *array, const char *key, char *buf, size_t len)
 
 static json_t *cdi_parse(const struct gpu_host *h, uint64_t mask, const char *nvml_real)
 {
-	__do_free char *text = gpu_cdi_render(h, mask, nvml_real);
+	__do_free char *text = NULL, *args = NULL;
 	json_t *spec;
 
+	assert_int_equal(gpu_cdi_render(h, mask, nvml_real, &text, &args), 0);
 	assert_non_null(text);
+	assert_non_null(args);
 	spec = json_loads(text, 0, NULL);
 	assert_non_null(spec);
 	return spec;
@@ -189,8 +191,9 @@ static void test_cdi(void **state)
 
 	/* Docker 20.10's options: the same as the device "all". */
 	{
-		__do_free char *args = gpu_cdi_render_docker(h, 2, NULL);
+		__do_free char *text = NULL, *args = NULL;
 
+		assert_int_equal(gpu_cdi_render(h, 2, NULL, &text, &args), 0);
 		assert_non_null(args);
 		assert_string_equal(args,
 			"--device=/dev/nvidiactl\n"
@@ -235,6 +238,14 @@ static void test_cdi(void **state)
 	tu_join(path, sizeof(path), dir, GPU_CDI_DOCKER_FILE);
 	assert_int_equal(stat(path, &after), 0);
 	assert_true(after.st_size > 0);
+	/* What was written is what gpu_cdi_render() gives, both files. */
+	{
+		__do_free char *text = NULL, *args = NULL;
+
+		assert_int_equal(gpu_cdi_render(h, 1, NULL, &text, &args), 0);
+		tu_assert_text(dir, GPU_CDI_FILE, text);
+		tu_assert_text(dir, GPU_CDI_DOCKER_FILE, args);
+	}
 	tu_remove_tempdir(dir);
 }
 

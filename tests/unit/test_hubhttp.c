@@ -224,6 +224,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	http_stop(f->daemon);
+	monitor_stop(f->hub.monitor);
 	api_poke_flush();
 	if (f->agent)
 		MHD_stop_daemon(f->agent);
@@ -561,6 +562,19 @@ static void assert_inflates_to(const struct reply *r, const char *enc, const str
 	free(back);
 }
 
+/* path asked with gzip into r: plain's body in gzip, saying so. */
+static void assert_gzip_of(struct fixture *f, const char *path, const struct reply *plain,
+			   struct reply *r)
+{
+	static const char *const gzip[] = { "Accept-Encoding: gzip, deflate", NULL };
+
+	get(f, path, gzip, r);
+	assert_int_equal(r->status, 200);
+	assert_header(r, "Content-Encoding", "gzip");
+	assert_header(r, "Vary", "Accept-Encoding");
+	assert_inflates_to(r, "gzip", plain);
+}
+
 /* Answers of a text type from HTTP_COMPRESS_MIN bytes come compressed to
  * a client that accepts it, in the coding it prefers; small ones and
  * other clients get the bytes as they are. */
@@ -579,13 +593,9 @@ static void test_compression(void **state)
 	assert_null(header(&plain, "Content-Encoding", buf, sizeof(buf)));
 	assert_header(&plain, "Vary", "Accept-Encoding");
 
-	get(f, "/static/monitor.js", gzip, &r);
-	assert_int_equal(r.status, 200);
-	assert_header(&r, "Content-Encoding", "gzip");
-	assert_header(&r, "Vary", "Accept-Encoding");
+	assert_gzip_of(f, "/static/monitor.js", &plain, &r);
 	assert_header(&r, "Cache-Control", "public, max-age=300");
 	assert_true(r.len < plain.len / 2);
-	assert_inflates_to(&r, "gzip", &plain);
 	reply_free(&r);
 
 	get(f, "/static/monitor.js", deflate, &r);
@@ -606,6 +616,89 @@ static void test_compression(void **state)
 	assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)));
 	assert_null(header(&r, "Vary", buf, sizeof(buf)));
 	reply_free(&r);
+
+	/* The hub's own stylesheet is a static file too. */
+	get(f, "/static/style.css", gzip, &r);
+	assert_int_equal(r.status, 200);
+	assert_header(&r, "Content-Encoding", "gzip");
+	reply_free(&r);
+}
+
+/* servers that do not answer, enough to make a list of them pass
+ * HTTP_COMPRESS_MIN. */
+static void add_quiet_servers(struct fixture *f)
+{
+	char name[32], token[HUB_TOKEN_HEX];
+
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "quiet%02d", i);
+		assert_int_equal(hubdb_server_add(f->hub.db, name, "http://127.0.0.1:1/", name,
+						  token), 0);
+	}
+}
+
+/* An answer holding alice's CSRF token beside what the request said
+ * (BREACH): large enough and asked with gzip, yet never compressed, and
+ * with no Vary, since it does not vary. */
+static void assert_uncompressed_with_token(struct fixture *f, const char *path)
+{
+	const char *h[] = { "Accept-Encoding: gzip, deflate", f->alice_cookie, NULL };
+	struct reply r;
+	char buf[64], *text;
+
+	get(f, path, h, &r);
+	assert_int_equal(r.status, 200);
+	assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)));
+	assert_null(header(&r, "Vary", buf, sizeof(buf)));
+	assert_true(r.len >= HTTP_COMPRESS_MIN);
+	text = strndup(r.body, r.len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, f->alice_csrf));
+	free(text);
+	reply_free(&r);
+}
+
+static void test_no_compression_with_secrets(void **state)
+{
+	struct fixture *f = *state;
+
+	add_quiet_servers(f);
+	assert_uncompressed_with_token(f, "/keys");
+	assert_uncompressed_with_token(f, "/servers");
+	assert_uncompressed_with_token(f, "/api/v1/me");
+}
+
+/* The monitor's overview says it may be compressed (monitor.c packs it
+ * once per round); the hub starts its monitor here, over quiet servers. */
+static void test_monitor_compressed(void **state)
+{
+	struct fixture *f = *state;
+	struct reply plain = { 0 }, r;
+	char buf[64];
+	int tries;
+
+	add_quiet_servers(f);
+	f->hub.cfg.monitor_poll = 3600;
+	f->hub.cfg.monitor_public = true;
+	assert_int_equal(monitor_start(&f->hub, &f->hub.monitor), 0);
+	assert_non_null(f->hub.monitor);
+	/* The first round comes as the monitor starts. */
+	for (tries = 0; tries < 200; tries++) {
+		get(f, "/api/v1/monitor", NULL, &plain);
+		assert_int_equal(plain.status, 200);
+		if (plain.len >= HTTP_COMPRESS_MIN)
+			break;
+		reply_free(&plain);
+		usleep(50 * 1000);
+	}
+	assert_true(tries < 200);
+	assert_null(header(&plain, "Content-Encoding", buf, sizeof(buf)));
+	assert_header(&plain, "Vary", "Accept-Encoding");
+
+	assert_gzip_of(f, "/api/v1/monitor", &plain, &r);
+	assert_true(r.len < plain.len);
+	reply_free(&r);
+	reply_free(&plain);
 }
 
 static void test_body_limit(void **state)
@@ -1207,6 +1300,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compression, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_compression_with_secrets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_monitor_compressed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_member_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_requests, setup, teardown),

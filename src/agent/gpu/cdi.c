@@ -148,13 +148,6 @@ static json_t *gpu_cdi_spec(const struct gpu_host *host, uint64_t mask, const ch
 	return move_ptr(spec);
 }
 
-char *gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvml_real)
-{
-	__do_json json_t *spec = gpu_cdi_spec(host, mask, nvml_real);
-
-	return spec ? json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-}
-
 /* Each node path of edits as "--device=PATH" into f. */
 static void gpu_cdi_docker_nodes(FILE *f, json_t *edits)
 {
@@ -191,11 +184,22 @@ static char *gpu_cdi_docker_args(json_t *spec)
 	return move_ptr(text);
 }
 
-char *gpu_cdi_render_docker(const struct gpu_host *host, uint64_t mask, const char *nvml_real)
+int gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvml_real,
+		   char **spec_text, char **docker_args)
 {
 	__do_json json_t *spec = gpu_cdi_spec(host, mask, nvml_real);
+	__do_free char *text = NULL, *args = NULL;
 
-	return spec ? gpu_cdi_docker_args(spec) : NULL;
+	*spec_text = *docker_args = NULL;
+	if (!spec)
+		return -ENOMEM;
+	text = json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS);
+	args = gpu_cdi_docker_args(spec);
+	if (!text || !args)
+		return -ENOMEM;
+	*spec_text = move_ptr(text);
+	*docker_args = move_ptr(args);
+	return 0;
 }
 
 /* text at rel below dirfd, owned by uid, 0644: rewritten in place, so
@@ -205,8 +209,6 @@ static int gpu_cdi_put(int dirfd, const char *rel, const char *text, uid_t uid)
 {
 	__do_close int fd = -EBADF;
 
-	if (!text)
-		return -ENOMEM;
 	fd = openat(dirfd, rel, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -219,14 +221,10 @@ static int gpu_cdi_put(int dirfd, const char *rel, const char *text, uid_t uid)
 int gpu_cdi_write(int layer_fd, const struct gpu_host *host, uint64_t mask, const char *nvml_real,
 		  uid_t uid)
 {
-	__do_json json_t *spec = gpu_cdi_spec(host, mask, nvml_real);
 	__do_free char *text = NULL, *args = NULL;
-	int ret;
+	int ret = gpu_cdi_render(host, mask, nvml_real, &text, &args);
 
-	if (!spec)
-		return -ENOMEM;
-	text = json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS);
-	args = gpu_cdi_docker_args(spec);
-	ret = gpu_cdi_put(layer_fd, GPU_CDI_FILE, text, uid);
+	if (ret == 0)
+		ret = gpu_cdi_put(layer_fd, GPU_CDI_FILE, text, uid);
 	return ret < 0 ? ret : gpu_cdi_put(layer_fd, GPU_CDI_DOCKER_FILE, args, uid);
 }

@@ -181,16 +181,17 @@ int gpu_ldconfig_confine(void);
 
 /* ---- cdi.c: the container's GPUs as a CDI spec, for Podman inside -------- */
 
-/* The spec's JSON text for the GPUs of mask: devices by index, by UUID
- * and "all"; nvml_real: the real libnvidia-ml's file name where the
- * interposer stands in its place ("" or NULL: none).  Caller frees; NULL
- * when memory ran out. */
-char *gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvml_real);
-/* The device "all" as Docker's options, one a line: --device=, --volume=,
- * --env= (Docker 20.10 has no CDI).  Caller frees. */
-char *gpu_cdi_render_docker(const struct gpu_host *host, uint64_t mask, const char *nvml_real);
-/* Write both at GPU_CDI_FILE and GPU_CDI_DOCKER_FILE below the layer
- * directory layer_fd (whose GPU_CDI_DIR exists), owned by uid, in place. */
+/* For the GPUs of mask, the spec's JSON text (devices by index, by UUID
+ * and "all") in *spec_text, and its device "all" as Docker's options, one
+ * a line (--device=, --volume=, --env=; Docker 20.10 has no CDI), in
+ * *docker_args; nvml_real: the real libnvidia-ml's file name where the
+ * interposer stands in its place ("" or NULL: none).  Both the caller's;
+ * -ENOMEM (both NULL) when memory ran out. */
+int gpu_cdi_render(const struct gpu_host *host, uint64_t mask, const char *nvml_real,
+		   char **spec_text, char **docker_args);
+/* Both rendered and written at GPU_CDI_FILE and GPU_CDI_DOCKER_FILE below
+ * the layer directory layer_fd (whose GPU_CDI_DIR exists), owned by uid,
+ * in place. */
 int gpu_cdi_write(int layer_fd, const struct gpu_host *host, uint64_t mask, const char *nvml_real,
 		  uid_t uid);
 
