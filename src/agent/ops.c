@@ -1069,8 +1069,10 @@ int ops_reconcile(struct agent *a)
 		member_sync_host(a, &list[i]);
 		/* After a reboot, a layer's own image is to be mounted again
 		 * before anything looks at the layer. */
-		if (storage_paths(a->cfg.state_dir, list[i].name, &paths) == 0)
+		if (storage_paths(a->cfg.state_dir, list[i].name, &paths) == 0) {
 			layerimg_prepare(&paths, 0);
+			storage_discard_leftovers(&paths);
+		}
 		/* A restore or a rebuild cut short by a crash is undone first. */
 		ops_snapshot_reconcile(a, &list[i]);
 		state = container_get_state(a->lxcpath, list[i].name);

@@ -655,7 +655,7 @@ static void ops_restore_finish(const struct member_record *rec, const struct sto
 	if (unlinkat(lfd, OPS_RESTORE_MARKER, 0) < 0 && errno != ENOENT)
 		log_warn_errno(0, errno, "cannot remove the restore marker of %s", rec->name);
 	fsync(lfd);
-	ret = fsutil_remove_tree_at(lfd, OPS_RESTORE_PREV);
+	ret = storage_discard(paths, OPS_RESTORE_PREV);
 	if (ret < 0)
 		log_warn_errno(0, -ret, "cannot remove the previous layer of %s", rec->name);
 }

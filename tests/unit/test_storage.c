@@ -233,6 +233,18 @@ static void test_mount_cycle(void **state)
 	tu_assert_absent(p->layer, "nested");
 	tu_assert_owner(p->upper, "", base, base, 0755);
 	assert_int_equal(storage_wipe(p, base), 0);
+	/* What was wiped goes in the background: the layer holds upper and
+	 * work alone once it is gone. */
+	for (int i = 0; i < 100 && tu_count_entries(p->layer) > 2; i++)
+		usleep(50 * 1000);
+	assert_int_equal(tu_count_entries(p->layer), 2);
+	/* Left by an agent stopped half-way: removed at the next start. */
+	assert_int_equal(tu_make_dir(p->layer, ".discard-upper-1-0", 0, 0, 0700), 0);
+	assert_int_equal(tu_make_file(p->layer, ".discard-upper-1-0/f", "x\n", 0, 0, 0600), 0);
+	storage_discard_leftovers(p);
+	for (int i = 0; i < 100 && tu_count_entries(p->layer) > 2; i++)
+		usleep(50 * 1000);
+	tu_assert_absent(p->layer, ".discard-upper-1-0");
 
 	assert_int_equal(storage_prepare(p, base, NULL), 0);
 	assert_int_equal(storage_mount(p, f->template, base), 0);

@@ -86,8 +86,16 @@ int storage_unmount(const struct storage_paths *paths);
 /* Whether paths->rootfs is an overlay mount point. */
 bool storage_is_mounted(const struct storage_paths *paths);
 /* Empty the member's layer (upper and work, and the nested stores gone)
- * and give the upper dir back to subid_base, 0755.  -EBUSY while mounted. */
+ * and give the upper dir back to subid_base, 0755.  -EBUSY while mounted.
+ * What was there is discarded (below). */
 int storage_wipe(const struct storage_paths *paths, uint32_t subid_base);
+/* Take <layer>/name out of the way at once (renamed to .discard-...) and
+ * remove it in a thread of the agent's: a large tree costs the caller a
+ * rename.  Until it is gone it still takes its disk space. */
+int storage_discard(const struct storage_paths *paths, const char *name);
+/* At the agent's start: what an agent stopped meanwhile did not finish
+ * removing, removed (in the background). */
+void storage_discard_leftovers(const struct storage_paths *paths);
 
 /* ---- pool.c: the file system of members' layers ------------------------- */
 

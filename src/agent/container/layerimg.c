@@ -168,7 +168,15 @@ int layerimg_release(const struct storage_paths *paths)
 {
 	if (!layerimg_mounted(paths))
 		return 0;
-	return layerimg_unmount_at(paths->pool_layer);
+	if (umount2(paths->pool_layer, UMOUNT_NOFOLLOW) == 0)
+		return 0;
+	if (errno != EBUSY)
+		return log_error_errno(-errno, errno, "cannot unmount %s", paths->pool_layer);
+	/* A discard still removing files there: the image goes when it is
+	 * done (the loop device clears itself). */
+	if (umount2(paths->pool_layer, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+		return log_error_errno(-errno, errno, "cannot detach %s", paths->pool_layer);
+	return 0;
 }
 
 static int layerimg_sync(const char *dir)

@@ -12,9 +12,13 @@
  * let the child go.  The agent is multithreaded, so the child only makes
  * async-signal-safe calls.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +27,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/magic.h>
@@ -699,6 +704,82 @@ int storage_mount_layers(const struct storage_paths *paths, const char *template
 	return ret;
 }
 
+/* ---- discarding: what is deleted, out of the way at once, removed later -- */
+
+#define STORAGE_DISCARD_PREFIX ".discard-"
+
+static void *storage_discard_thread(void *arg)
+{
+	char *path = arg;
+	int ret = fsutil_remove_tree(path);
+
+	if (ret < 0)
+		log_warn_errno(0, -ret, "cannot remove %s; the agent tries again at its next start", path);
+	free(path);
+	return NULL;
+}
+
+/* Remove path in a thread of its own; here, when none can be had. */
+static void storage_remove_later(const char *path)
+{
+	char *copy = strdup(path);
+	pthread_attr_t attr;
+	pthread_t thread;
+	int ret = -1;
+
+	if (copy && pthread_attr_init(&attr) == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		ret = pthread_create(&thread, &attr, storage_discard_thread, copy);
+		pthread_attr_destroy(&attr);
+	}
+	if (ret != 0) {
+		free(copy);
+		fsutil_remove_tree(path);
+	}
+}
+
+int storage_discard(const struct storage_paths *paths, const char *name)
+{
+	static atomic_uint seq;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct stat st;
+	int n;
+
+	n = snprintf(from, sizeof(from), "%s/%s", paths->layer, name);
+	if (n < 0 || (size_t)n >= sizeof(from))
+		return -ENAMETOOLONG;
+	if (lstat(from, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = snprintf(to, sizeof(to), "%s/" STORAGE_DISCARD_PREFIX "%s-%lld-%u", paths->layer, name,
+		     (long long)time(NULL), atomic_fetch_add(&seq, 1));
+	if (n < 0 || (size_t)n >= sizeof(to))
+		return -ENAMETOOLONG;
+	if (rename(from, to) < 0) {
+		int ret = fsutil_remove_tree(from);
+
+		return ret < 0 ? log_error_errno(ret, -ret, "cannot remove %s", from) : 0;
+	}
+	storage_remove_later(to);
+	return 0;
+}
+
+void storage_discard_leftovers(const struct storage_paths *paths)
+{
+	__do_closedir DIR *dir = opendir(paths->layer);
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		char path[PATH_MAX];
+
+		if (strncmp(de->d_name, STORAGE_DISCARD_PREFIX, strlen(STORAGE_DISCARD_PREFIX)) != 0)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", paths->layer, de->d_name) < (int)sizeof(path))
+			storage_remove_later(path);
+	}
+}
+
 int storage_wipe(const struct storage_paths *paths, uint32_t subid_base)
 {
 	int ret;
@@ -708,15 +789,15 @@ int storage_wipe(const struct storage_paths *paths, uint32_t subid_base)
 	if (storage_is_mount_point(paths->lower, NULL))
 		return log_error_errno(-EBUSY, 0, "cannot wipe %s: %s is mounted", paths->dir, paths->lower);
 
-	ret = fsutil_empty_dir(paths->upper);
+	/* A rename each: the member waits for none of the deleting. */
+	ret = storage_discard(paths, "upper");
+	if (ret == 0)
+		ret = storage_discard(paths, "nested");
 	if (ret < 0)
-		return log_error_errno(ret, -ret, "cannot empty %s", paths->upper);
+		return ret;
 	ret = fsutil_empty_dir(paths->work);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot empty %s", paths->work);
-	ret = fsutil_remove_tree(paths->nested);
-	if (ret < 0)
-		return log_error_errno(ret, -ret, "cannot remove %s", paths->nested);
 	/* The container's root may have changed the owner or mode of its "/". */
 	ret = storage_ensure_dir(paths->upper, 0755, subid_base, subid_base);
 	if (ret < 0)
