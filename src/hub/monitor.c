@@ -509,11 +509,12 @@ static int monitor_view_build(struct monitor *m, bool names)
 {
 	struct monitor_view *v = &m->views[names];
 	__do_json json_t *doc = NULL;
-	json_t *servers = json_array();
+	json_t *servers;
 	char *text;
 
 	if (v->round == m->round && v->text)
 		return 0;
+	servers = json_array();
 	for (size_t i = 0; servers && i < m->nservers; i++)
 		json_array_append_new(servers, monitor_server_view(&m->servers[i], names));
 	doc = json_pack("{s:I, s:I, s:b, s:o}", "time", (json_int_t)m->round_ms, "poll_ms",
