@@ -55,8 +55,8 @@
 #include <archive_entry.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
-#include <sodium.h>
 
+#include "image/digest.h"
 #include "image/image.h"
 #include "progress.h"
 #include "array.h"
@@ -183,7 +183,7 @@ struct snapshot_writer {
 	int out_fd;
 	uint32_t base;
 	void *links;
-	crypto_hash_sha256_state sha;
+	struct digest sha;
 	unsigned long long written;           /* archive bytes */
 	struct snapshot_limits limits;
 	unsigned long long next_space_check;  /* archive bytes */
@@ -275,7 +275,7 @@ static la_ssize_t snapshot_write_cb(struct archive *ar, void *data, const void *
 		archive_set_error(ar, -ret, "a limit was met");
 		return -1;
 	}
-	crypto_hash_sha256_update(&w->sha, buf, len);
+	digest_update(&w->sha, buf, len);
 	ret = fsutil_write_all(w->out_fd, buf, len);
 	if (ret < 0) {
 		archive_set_error(ar, -ret, "cannot write the archive");
@@ -835,12 +835,10 @@ static int snapshot_write_layer(struct snapshot_writer *w, int rootfd, const str
 }
 
 /* The finished archive's digest and size, and its last progress line. */
-static void snapshot_write_done(struct snapshot_writer *w, const char *upper_dir)
+static int snapshot_write_done(struct snapshot_writer *w, const char *upper_dir)
 {
-	unsigned char digest[crypto_hash_sha256_BYTES];
-
-	crypto_hash_sha256_final(&w->sha, digest);
-	sodium_bin2hex(w->stats->sha256, sizeof(w->stats->sha256), digest, sizeof(digest));
+	if (digest_final_hex(&w->sha, w->stats->sha256) < 0)
+		return -EIO;
 	w->stats->archive_bytes = w->written;
 	if (w->skipped)
 		log_warn("%s: %u FIFOs, sockets or devices were left out of the snapshot", upper_dir,
@@ -848,6 +846,7 @@ static void snapshot_write_done(struct snapshot_writer *w, const char *upper_dir
 	w->done = w->total;
 	w->next_percent = 0;
 	snapshot_report(w);
+	return 0;
 }
 
 int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsigned threads,
@@ -867,8 +866,6 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 	memset(stats, 0, sizeof(*stats));
 	if (!buffer || !rel || !zeros)
 		return -ENOMEM;
-	if (sodium_init() < 0)
-		return -EIO;
 	rootfd = open(upper_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (rootfd < 0)
 		return log_error_errno(-errno, errno, "cannot open %s", upper_dir);
@@ -890,17 +887,22 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
 	if (ret < 0)
 		return w.stopped;
 	w.total = snapshot_measure(rootfd, 0);
-	crypto_hash_sha256_init(&w.sha);
+	ret = digest_init(&w.sha);
+	if (ret < 0)
+		return ret;
 
 	w.ar = archive_write_new();
-	if (!w.ar)
+	if (!w.ar) {
+		digest_free(&w.sha);
 		return -ENOMEM;
+	}
 	ret = snapshot_open_archive(&w, threads);
 	if (ret == 0)
 		ret = snapshot_write_layer(&w, rootfd, &st, rel);
 	if (ret == 0)
-		snapshot_write_done(&w, upper_dir);
+		ret = snapshot_write_done(&w, upper_dir);
 	archive_write_free(w.ar);
+	digest_free(&w.sha);
 	tdestroy(w.links, snapshot_link_free);
 	return ret < 0 && w.stopped ? w.stopped : ret;
 }
@@ -915,7 +917,7 @@ struct snapshot_dirtime {
 struct snapshot_reader {
 	int fd;
 	char *buffer;
-	crypto_hash_sha256_state sha;
+	struct digest sha;
 	unsigned long long bytes;
 	int rootfd;
 	uint32_t base;
@@ -937,7 +939,7 @@ struct snapshot_reader {
 
 /* The next block of the archive into r->buffer, added to sha and *bytes:
  * its length, 0 at the end, or a negative errno. */
-static ssize_t snapshot_read_block(struct snapshot_reader *r, crypto_hash_sha256_state *sha,
+static ssize_t snapshot_read_block(struct snapshot_reader *r, struct digest *sha,
 				   unsigned long long *bytes)
 {
 	ssize_t n;
@@ -947,7 +949,7 @@ static ssize_t snapshot_read_block(struct snapshot_reader *r, crypto_hash_sha256
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	crypto_hash_sha256_update(sha, (const unsigned char *)r->buffer, (size_t)n);
+	digest_update(sha, r->buffer, (size_t)n);
 	*bytes += (unsigned long long)n;
 	return n;
 }
@@ -1618,18 +1620,22 @@ static void snapshot_hash_rest(struct snapshot_reader *r)
 /* The SHA-256 of the whole file at fd, in hex, read from its start. */
 static int snapshot_hash_file(struct snapshot_reader *r, char hex[TEMPLATE_HASH_HEX])
 {
-	unsigned char digest[crypto_hash_sha256_BYTES];
 	unsigned long long next_report = 256ull * 1024 * 1024, bytes = 0;
-	crypto_hash_sha256_state sha;
+	struct digest sha;
+	int ret;
 
 	if (lseek(r->fd, 0, SEEK_SET) < 0)
 		return -errno;
-	crypto_hash_sha256_init(&sha);
+	ret = digest_init(&sha);
+	if (ret < 0)
+		return ret;
 	for (;;) {
 		ssize_t n = snapshot_read_block(r, &sha, &bytes);
 
-		if (n < 0)
+		if (n < 0) {
+			digest_free(&sha);
 			return (int)n;
+		}
 		if (n == 0)
 			break;
 		if (r->progress && bytes >= next_report) {
@@ -1638,9 +1644,7 @@ static int snapshot_hash_file(struct snapshot_reader *r, char hex[TEMPLATE_HASH_
 			next_report = bytes + 256ull * 1024 * 1024;
 		}
 	}
-	crypto_hash_sha256_final(&sha, digest);
-	sodium_bin2hex(hex, TEMPLATE_HASH_HEX, digest, sizeof(digest));
-	return 0;
+	return digest_final_hex(&sha, hex);
 }
 
 /*
@@ -1682,7 +1686,6 @@ int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
 {
 	__do_free char *buffer = malloc(SNAPSHOT_BUFFER);
 	__do_close int rootfd = -EBADF;
-	unsigned char digest[crypto_hash_sha256_BYTES];
 	struct snapshot_reader r = { .cached_fd = -EBADF };
 	struct archive *ar = NULL;
 	int ret = 0;
@@ -1694,8 +1697,6 @@ int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
 		return -ENOMEM;
 	if (subid_base == 0 || subid_base > UINT32_MAX - SUBID_COUNT)
 		return -ERANGE;
-	if (sodium_init() < 0)
-		return -EIO;
 	rootfd = open(new_upper_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (rootfd < 0)
 		return log_error_errno(-errno, errno, "cannot open %s", new_upper_dir);
@@ -1719,11 +1720,15 @@ int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
 	ret = snapshot_verify(&r, manifest->sha256);
 	if (ret < 0)
 		return ret;
-	crypto_hash_sha256_init(&r.sha);
+	ret = digest_init(&r.sha);
+	if (ret < 0)
+		return ret;
 
 	ar = archive_read_new();
-	if (!ar)
+	if (!ar) {
+		digest_free(&r.sha);
 		return -ENOMEM;
+	}
 	/* Only what gpubox writes: tar (pax), plain or zstd. */
 	archive_read_support_format_tar(ar);
 	archive_read_support_filter_zstd(ar);
@@ -1738,15 +1743,16 @@ int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
 		goto out;
 	snapshot_set_dir_times(&r);
 	snapshot_hash_rest(&r);
-	crypto_hash_sha256_final(&r.sha, digest);
-	sodium_bin2hex(stats->sha256, sizeof(stats->sha256), digest, sizeof(digest));
 	stats->archive_bytes = r.bytes;
-	if (strcmp(stats->sha256, manifest->sha256) != 0) {
+	if (digest_final_hex(&r.sha, stats->sha256) < 0) {
+		ret = -EIO;
+	} else if (strcmp(stats->sha256, manifest->sha256) != 0) {
 		set_first_error(err, errlen, "the archive changed while it was restored");
 		ret = -EBADMSG;
 	}
 out:
 	archive_read_free(ar);
+	digest_free(&r.sha);
 	if (r.cached_fd >= 0)
 		close(r.cached_fd);
 	for (size_t i = 0; i < r.ndirs; i++)
