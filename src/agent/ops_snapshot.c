@@ -504,8 +504,12 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	}
 	progress_say(ctx->progress, "Restoring snapshot %s (%llu MB)", info->name, info->size >> 20);
 	limits.disk_reserve = ctx->a->cfg.disk_reserve;
+	limits.previous_upper = paths->upper;
 	ret = snapshot_extract(archive_fd, info, restore, rec->subid_base, &limits, ctx->progress,
 			       &stats, err, sizeof(err));
+	if (ret == 0 && stats.reused_files)
+		progress_say(ctx->progress, "Restore: %llu files (%llu MB) were unchanged and kept",
+			     stats.reused_files, stats.reused_bytes >> 20);
 	if (ret == 0 && syncfs(lfd) < 0)
 		ret = -errno;
 	if (ret < 0)

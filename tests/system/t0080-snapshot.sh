@@ -39,7 +39,8 @@ check "members $m and $o added" eval 'add_member "$m" && add_member "$o"'
 refuse "no snapshot before the first start" 2 'never been started' as_user "$m" snapshot first
 check "$m starts" as_user "$m" start
 check "$m changes files" in_box "$m" \
-	'echo one >~/file1 && sudo sh -c "echo etc >/etc/snapmark && rm /etc/motd && mkdir -p /opt/o && touch /opt/o/x"'
+	'echo one >~/file1 && sudo sh -c "echo etc >/etc/snapmark && rm /etc/motd && mkdir -p /opt/o && touch /opt/o/x" &&
+	 echo aaa >~/forged && head -c 2000000 /dev/urandom >~/kept && sha256sum ~/kept >~/kept.sum'
 
 # ---- snapshot, change, restore ------------------------------------------------
 out=$(as_user "$m" snapshot snap1 2>&1)
@@ -59,10 +60,22 @@ check "snapshot ls lists it" eval 'as_user "$m" snapshot ls | grep -q "^snap1 "'
 refuse "a second snapshot of the same name is refused" 1 'already' as_user "$m" snapshot snap1
 check "a frozen snapshot" eval 'as_user "$m" snapshot snapf --freeze --json | jq_check ".frozen == true"'
 
+# forged: the same size and modification time as in the snapshot, other
+# bytes; a restore that trusted the times would keep it.
 check "$m changes files after the snapshot" in_box "$m" \
-	'echo two >~/file1 && touch ~/newfile && sudo rm /etc/snapmark'
+	'echo two >~/file1 && touch ~/newfile && sudo rm /etc/snapmark &&
+	 t=$(stat -c %Y ~/forged) && echo bbb >~/forged && touch -d @$t ~/forged'
 refuse "restore asks for confirmation" 1 'not confirmed' as_user "$m" restore snap1 </dev/null
-check "restore snap1 --yes" as_user "$m" restore snap1 --yes
+out=$(as_user "$m" restore snap1 --yes 2>&1)
+rc=$?
+echo "$out" | diag
+[ $rc = 0 ] && ok "restore snap1 --yes" || not_ok "restore snap1 --yes"
+echo "$out" | grep -Eq 'Restore: [0-9]+ files \([0-9]+ MB\) were unchanged and kept' &&
+	ok "the files unchanged since the snapshot are kept, not written again" ||
+	not_ok "the files unchanged since the snapshot are kept, not written again"
+[ "$(in_box "$m" 'cat ~/forged; sha256sum -c --quiet ~/kept.sum && echo same')" = "aaa
+same" ] && ok "a file changed under its old size and time is restored; a kept one is intact" ||
+	not_ok "a file changed under its old size and time is restored; a kept one is intact"
 out=$(in_box "$m" 'cat ~/file1; cat /etc/snapmark; ls ~/newfile /etc/motd 2>&1; ls /opt/o; stat -c %U ~/file1' 2>&1)
 echo "$out" | diag
 [ "$(echo "$out" | sed -n 1p)" = one ] && [ "$(echo "$out" | sed -n 2p)" = etc ] &&

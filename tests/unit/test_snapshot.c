@@ -1025,6 +1025,174 @@ static void test_digest(void **state)
 	free(data);
 }
 
+/* path's inode number and link count. */
+static void inode_of(const char *dir, const char *rel, ino_t *ino, nlink_t *links)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	tu_join(path, sizeof(path), dir, rel);
+	assert_int_equal(lstat(path, &st), 0);
+	*ino = st.st_ino;
+	*links = st.st_nlink;
+}
+
+/* dir/rel's modification time. */
+static struct timespec mtime_of(const char *dir, const char *rel)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	tu_join(path, sizeof(path), dir, rel);
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_mtim;
+}
+
+static void set_mtime(const char *dir, const char *rel, struct timespec mtime)
+{
+	char path[PATH_MAX];
+	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, mtime };
+
+	tu_join(path, sizeof(path), dir, rel);
+	assert_int_equal(utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+/*
+ * A restore over the layer it replaces links the files that layer still
+ * has unchanged, and writes every other: one changed in its last byte
+ * (its mtime put back, so only the bytes tell), one touched 10 s on, one whose
+ * mode changed, one with an attribute, hard links, and one reached
+ * through a directory the member replaced with a symbolic link to a
+ * look-alike outside the layer.  The replaced layer is left as it was.
+ */
+static void test_restore_reuse(void **state)
+{
+	struct fixture *f = *state;
+	const size_t big = 3u << 20;
+	__do_free char *text = malloc(big + 1), *late = malloc(big + 1);
+	char prev[PATH_MAX], path[PATH_MAX], other[PATH_MAX], err[512] = "";
+	struct snapshot_limits limits = { 0 };
+	struct snapshot_stats wstats, rstats;
+	struct snapshot_info m = { 0 };
+	struct timespec mtime;
+	ino_t ino, ino2;
+	nlink_t links, links2;
+
+	assert_non_null(text);
+	assert_non_null(late);
+	for (size_t i = 0; i < big; i++)
+		text[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+	text[big] = '\0';
+	memcpy(late, text, big + 1);
+	late[big - 1] = late[big - 1] == 'z' ? 'y' : 'z';
+
+	assert_int_equal(tu_make_file(f->layer, "keep", text, BASE_A, BASE_A, 0644), 0);
+	assert_int_equal(tu_make_file(f->layer, "small", "hi\n", BASE_A + 7, BASE_A + 7, 0600), 0);
+	assert_int_equal(tu_make_file(f->layer, "empty", "", BASE_A, BASE_A, 0644), 0);
+	assert_int_equal(tu_make_file(f->layer, "late", text, BASE_A, BASE_A, 0644), 0);
+	assert_int_equal(tu_make_file(f->layer, "touched", "tt", BASE_A, BASE_A, 0644), 0);
+	assert_int_equal(tu_make_file(f->layer, "moded", "mm", BASE_A, BASE_A, 0644), 0);
+	assert_int_equal(tu_make_file(f->layer, "attr", "xx", BASE_A, BASE_A, 0644), 0);
+	tu_join(path, sizeof(path), f->layer, "attr");
+	assert_int_equal(setxattr(path, "user.tag", "blue", 4, 0), 0);
+	assert_int_equal(tu_make_file(f->layer, "hard1", "hh", BASE_A, BASE_A, 0644), 0);
+	tu_join(other, sizeof(other), f->layer, "hard2");
+	tu_join(path, sizeof(path), f->layer, "hard1");
+	assert_int_equal(link(path, other), 0);
+	assert_int_equal(tu_make_dir(f->layer, "d", BASE_A, BASE_A, 0755), 0);
+	assert_int_equal(tu_make_file(f->layer, "d/inner", "in", BASE_A, BASE_A, 0644), 0);
+	{
+		__do_close int out = open(f->archive, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		assert_true(out >= 0);
+		assert_int_equal(snapshot_write(f->layer, out, BASE_A, 1, NULL, NULL, &wstats, err, sizeof(err)), 0);
+	}
+	snprintf(m.sha256, sizeof(m.sha256), "%s", wstats.sha256);
+	m.content_size = wstats.content_bytes;
+
+	/* The layer to replace: the snapshot restored, then changed. */
+	{
+		__do_close int fd = open(f->archive, O_RDONLY | O_CLOEXEC);
+
+		assert_int_equal(snapshot_extract(fd, &m, f->target, BASE_B, &limits, NULL, &rstats, err, sizeof(err)), 0);
+		assert_int_equal(rstats.reused_files, 0);
+	}
+	mtime = mtime_of(f->target, "late");
+	assert_int_equal(tu_make_file(f->target, "late", late, BASE_B, BASE_B, 0644), 0);
+	set_mtime(f->target, "late", mtime);
+	mtime = mtime_of(f->target, "touched");
+	mtime.tv_sec += 10;
+	set_mtime(f->target, "touched", mtime);
+	/* A fraction of a second apart, as a file archived from a live layer
+	 * is (archives keep whole seconds): still the same file. */
+	mtime = mtime_of(f->target, "keep");
+	mtime.tv_nsec = 500000000;
+	set_mtime(f->target, "keep", mtime);
+	tu_join(path, sizeof(path), f->target, "moded");
+	assert_int_equal(chmod(path, 0600), 0);
+	/* d becomes a link to a directory outside with the same inner file. */
+	tu_join(path, sizeof(path), f->target, "d");
+	tu_join(other, sizeof(other), f->target, "d.moved");
+	assert_int_equal(rename(path, other), 0);
+	tu_make_link(f->target, "d", f->outside);
+	assert_int_equal(tu_make_file(f->outside, "inner", "in", BASE_B, BASE_B, 0644), 0);
+	set_mtime(f->outside, "inner", mtime_of(f->target, "d.moved/inner"));
+
+	tu_join(prev, sizeof(prev), f->dir, "restored");
+	assert_int_equal(mkdir(prev, 0755), 0);
+	assert_int_equal(chown(prev, BASE_B, BASE_B), 0);
+	limits.previous_upper = f->target;
+	{
+		__do_close int fd = open(f->archive, O_RDONLY | O_CLOEXEC);
+
+		assert_int_equal(snapshot_extract(fd, &m, prev, BASE_B, &limits, NULL, &rstats, err, sizeof(err)), 0);
+	}
+	assert_string_equal(rstats.sha256, wstats.sha256);
+	/* keep, small and empty only. */
+	assert_int_equal(rstats.reused_files, 3);
+	assert_int_equal(rstats.reused_bytes, big + 3);
+	inode_of(f->target, "keep", &ino, &links);
+	inode_of(prev, "keep", &ino2, &links2);
+	assert_true(ino == ino2 && links == 2);
+	assert_int_equal(mtime_of(prev, "keep").tv_nsec, 0);
+	tu_assert_owner(prev, "small", BASE_B + 7, BASE_B + 7, 0600);
+	tu_assert_text(prev, "small", "hi\n");
+	tu_assert_text(prev, "empty", "");
+
+	/* Everything else written from the archive, as it was archived. */
+	{
+		__do_free char *data = NULL;
+
+		tu_join(path, sizeof(path), prev, "late");
+		assert_int_equal(fsutil_read_file(path, 8 << 20, &data, NULL), 0);
+		assert_true(strcmp(data, text) == 0);
+	}
+	inode_of(prev, "late", &ino, &links);
+	assert_int_equal(links, 1);
+	tu_assert_owner(prev, "moded", BASE_B, BASE_B, 0644);
+	tu_assert_text(prev, "touched", "tt");
+	tu_join(path, sizeof(path), prev, "attr");
+	assert_int_equal(getxattr(path, "user.tag", other, sizeof(other)), 4);
+	inode_of(prev, "hard1", &ino, &links);
+	inode_of(prev, "hard2", &ino2, &links2);
+	assert_true(ino == ino2 && links == 2);
+	inode_of(prev, "d/inner", &ino, &links);
+	inode_of(f->outside, "inner", &ino2, &links2);
+	assert_true(ino != ino2 && links == 1 && links2 == 1);
+	tu_assert_text(prev, "d/inner", "in");
+
+	/* The replaced layer as it was left. */
+	{
+		__do_free char *data = NULL;
+
+		tu_join(path, sizeof(path), f->target, "late");
+		assert_int_equal(fsutil_read_file(path, 8 << 20, &data, NULL), 0);
+		assert_true(strcmp(data, late) == 0);
+	}
+	tu_assert_owner(f->target, "moded", BASE_B, BASE_B, 0600);
+	tu_assert_text(f->target, "d.moved/inner", "in");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1036,6 +1204,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_space_left, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_reuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),

@@ -103,6 +103,8 @@ struct snapshot_stats {
 	unsigned long long entries;
 	unsigned long long content_bytes;     /* file data in the layer */
 	unsigned long long archive_bytes;     /* the archive's size */
+	unsigned long long reused_files;      /* restore: linked from the previous layer */
+	unsigned long long reused_bytes;
 	char sha256[TEMPLATE_HASH_HEX];       /* of the archive's bytes */
 };
 
@@ -128,6 +130,10 @@ struct snapshot_info {
 struct snapshot_limits {
 	unsigned long long max_archive;    /* snapshot_write: archive bytes; 0: no limit */
 	unsigned long long disk_reserve;   /* bytes the disk keeps free (fsutil_space_left) */
+	/* snapshot_extract: the layer the restore replaces, on the same file
+	 * system; a file of it found identical to the archive's is linked
+	 * into the new layer instead of written again.  NULL: none. */
+	const char *previous_upper;
 };
 
 /* The zstd threads of a snapshot: configured, or 0 for half the cores (at
@@ -155,7 +161,9 @@ int snapshot_write(const char *upper_dir, int out_fd, uint32_t subid_base, unsig
  * for a refused archive, -EBADMSG for a damaged one (its checksum),
  * -ENOSPC where the new layer's disk would keep less than
  * limits->disk_reserve (limits may be NULL).  Holes, and blocks of zeros,
- * are restored as holes.
+ * are restored as holes.  A regular file of limits->previous_upper at the
+ * same path, with the same size, owner and mode, one link, no extended
+ * attributes and the same bytes, is linked instead (stats->reused_*).
  */
 int snapshot_extract(int archive_fd, const struct snapshot_info *manifest,
 		     const char *new_upper_dir, uint32_t subid_base,
