@@ -1123,8 +1123,9 @@ static void test_restore_reuse(void **state)
 	mtime = mtime_of(f->target, "touched");
 	mtime.tv_sec += 10;
 	set_mtime(f->target, "touched", mtime);
-	/* A fraction of a second apart, as a file archived from a live layer
-	 * is (archives keep whole seconds): still the same file. */
+	/* A fraction of a second apart, as a file of a live layer is from
+	 * an archive of an earlier version (which kept whole seconds): still
+	 * the same file. */
 	mtime = mtime_of(f->target, "keep");
 	mtime.tv_nsec = 500000000;
 	set_mtime(f->target, "keep", mtime);
@@ -1154,7 +1155,10 @@ static void test_restore_reuse(void **state)
 	inode_of(f->target, "keep", &ino, &links);
 	inode_of(prev, "keep", &ino2, &links2);
 	assert_true(ino == ino2 && links == 2);
-	assert_int_equal(mtime_of(prev, "keep").tv_nsec, 0);
+	/* The archive's times, to the nanosecond, linked or written. */
+	assert_int_equal(mtime_of(prev, "keep").tv_nsec, mtime_of(f->layer, "keep").tv_nsec);
+	assert_int_equal(mtime_of(prev, "late").tv_sec, mtime_of(f->layer, "late").tv_sec);
+	assert_int_equal(mtime_of(prev, "late").tv_nsec, mtime_of(f->layer, "late").tv_nsec);
 	tu_assert_owner(prev, "small", BASE_B + 7, BASE_B + 7, 0600);
 	tu_assert_text(prev, "small", "hi\n");
 	tu_assert_text(prev, "empty", "");
