@@ -1411,7 +1411,6 @@ static int snapshot_prepare_slot(struct snapshot_reader *r, struct snapshot_targ
 	return 0;
 }
 
-
 /* ---- reuse of the replaced layer's unchanged files ---------------------- */
 
 /*
@@ -1422,9 +1421,8 @@ static int snapshot_prepare_slot(struct snapshot_reader *r, struct snapshot_targ
  * its times alone: the same path in the replaced layer (no symbolic link
  * on the way), a regular file with one link, the same size, owner, mode and
  * modification time to the second (archives of earlier versions kept
- * whole seconds), no
- * extended attributes (the entry has none either), and the same bytes,
- * compared block by block as the archive is read.  It is then linked into
+ * whole seconds), no extended attributes (the entry has none either), and
+ * the same bytes, compared block by block as the archive is read.  It is then linked into
  * the new layer with the entry's times, and the old layer's name goes with
  * the discard.  So a restore that fails before the swap leaves the old
  * layer as it was but for those files' times within the second; one whose
@@ -1497,15 +1495,23 @@ static int snapshot_reuse_copy(struct snapshot_reader *r, int prev, int fd, off_
 	return 0;
 }
 
+/* The entry's file, new in the new layer (its mode set with its owner). */
+static int snapshot_create_file(const struct snapshot_target *t)
+{
+	int fd = openat(t->pfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY |
+			O_CLOEXEC, 0600);
+
+	return fd < 0 ? -errno : fd;
+}
+
 /* The new file, once prev turned out to differ at offset same: what came
  * before from prev. */
 static int snapshot_reuse_diverge(struct snapshot_reader *r, const struct snapshot_target *t,
 				  int prev, off_t same, int *fd)
 {
-	*fd = openat(t->pfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
-		     0600);
+	*fd = snapshot_create_file(t);
 	if (*fd < 0)
-		return -errno;
+		return *fd;
 	return snapshot_reuse_copy(r, prev, *fd, same);
 }
 
@@ -1584,10 +1590,9 @@ static int snapshot_extract_file(struct snapshot_reader *r, struct archive *ar,
 	int ret;
 
 	if (prev < 0) {
-		fd = openat(t->pfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY |
-			    O_CLOEXEC, 0600);
+		fd = snapshot_create_file(t);
 		if (fd < 0)
-			return -errno;
+			return fd;
 	}
 	ret = snapshot_extract_data(r, ar, entry, t, declared, prev, &fd);
 	if (ret == 1) {
