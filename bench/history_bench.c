@@ -7,10 +7,12 @@
  * the same run, RUNS times each, alternating, in wall time and in CPU time
  * of the calling thread (which another load on the machine disturbs less):
  *
- *   gpubox:   history_range(), which groups the rows of the range itself
- *             as they come in the order of their key;
+ *   gpubox:   history_range(), which reads the range's packed ticks (a
+ *             row per tick) and groups their rows itself as they come in
+ *             the order of time;
  *   baseline: the same call grouping in SQL as it did before
- *             (history_group_in_sql(): a GROUP BY that sorts every row).
+ *             (history_group_in_sql(): a GROUP BY over the views of the
+ *             rows, which sorts every one).
  *
  * Both answers are checked to be the same JSON.
  *

@@ -254,6 +254,12 @@ static int sqldb_connect(struct sqldb *db, const char *path, const struct sqldb_
 		if (ret < 0)
 			return ret;
 	}
+	if (options->on_connect) {
+		ret = options->on_connect(db->handle);
+		if (ret < 0)
+			return log_error_errno(ret, 0, "%s: cannot set up %s: %s", db->name, path,
+					       sqlite3_errmsg(db->handle));
+	}
 	ret = sqldb_setup(db, path, options);
 	if (ret == 0)
 		ret = sqldb_prepare_all(db, options);

@@ -46,6 +46,9 @@ struct sqldb_options {
 					 * before SQLite opens it, so that no journal is ever
 					 * readable by others */
 	const char *pragmas;            /* more pragmas; NULL none */
+	/* Called on the new connection before the schema (functions it
+	 * needs, TEMP views): 0, or a negative errno that fails the open. */
+	int (*on_connect)(sqlite3 *handle);
 	const char *schema;             /* run in one write transaction; NULL none */
 	/* Versioned schemas (PRAGMA user_version), when version > 0: a new
 	 * file gets schema and version; a file of version v < version gets

@@ -148,6 +148,7 @@ static long long count_rows(const struct fixture *f, const char *sql)
 	long long n = -1;
 
 	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(history_attach_views(db), 0);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
 	if (sqlite3_step(stmt) == SQLITE_ROW)
 		n = sqlite3_column_int64(stmt, 0);
@@ -599,7 +600,31 @@ static const char history_v1_schema[] =
 	"  samples INTEGER NOT NULL DEFAULT 60);"
 	"INSERT INTO member_minutes (t, gpu, member, mem_used_avg, mem_used_max)"
 	" VALUES (1763906400000, 0, 'c', 1073741824, 1073741824);"
+	/* Full rows, a row per GPU and per member: a tick with both, one
+	 * with GPUs alone, one with members alone; NULLs; the host's ''. */
+	"INSERT INTO gpu_samples VALUES (1763906401000, 0, 'GPU-a', 50, 1000, 2000, 40, 100000),"
+	" (1763906401000, 1, NULL, NULL, NULL, NULL, NULL, NULL),"
+	" (1763906402000, 0, 'GPU-a', 60, 1100, 2000, -41, 110000);"
+	"INSERT INTO member_samples VALUES (1763906401000, 0, 'b', NULL, NULL, 2, 1000),"
+	" (1763906401000, 0, 'a', 500, 20, 1, 1000), (1763906401000, 1, '', 300, 5, 1, 1000),"
+	" (1763906403000, 0, 'a', 600, 30, 1, 1000);"
 	"PRAGMA user_version = 1;";
+
+/* The first column of the first row as text ("" for none), in dst. */
+static void text_of(const struct fixture *f, const char *sql, char *dst, size_t size)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+
+	dst[0] = '\0';
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(history_attach_views(db), 0);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+	if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
+		snprintf(dst, size, "%s", (const char *)sqlite3_column_text(stmt, 0));
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+}
 
 /* c holds GPU 0 idle at t. */
 static void record_idle_c(struct history *h, long long t)
@@ -623,8 +648,27 @@ static void test_upgrade_v1(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, history_v1_schema, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
+	char text[512];
+
 	assert_int_equal(open_history(f, 3600, 30), 0);
-	assert_int_equal(count_rows(f, "PRAGMA user_version"), 2);
+	assert_int_equal(count_rows(f, "PRAGMA user_version"), 3);
+	/* Version 3 packs a tick's rows into one (tickpack.h), in the order
+	 * of GPU and member; the views show them as before. */
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM gpu_ticks"), 3);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_samples'"), 1);
+	text_of(f, "SELECT group_concat((t - 1763906400000) || ':' || gpu || ':' || ifnull(uuid, '-') || ':'"
+		" || ifnull(util, '-') || ':' || ifnull(mem_used, '-') || ':' || ifnull(mem_total, '-')"
+		" || ':' || ifnull(temperature, '-') || ':' || ifnull(power_mw, '-'), ' ') FROM gpu_samples",
+		text, sizeof(text));
+	assert_string_equal(text, "1000:0:GPU-a:50:1000:2000:40:100000 1000:1:-:-:-:-:-:- "
+			    "2000:0:GPU-a:60:1100:2000:-41:110000");
+	text_of(f, "SELECT group_concat((t - 1763906400000) || ':' || gpu || ':' || member || ':'"
+		" || ifnull(mem_used, '-') || ':' || ifnull(sm_util, '-') || ':' || processes || ':'"
+		" || interval_ms || ':' || idle_ms, ' ') FROM member_samples", text, sizeof(text));
+	assert_string_equal(text, "1000:0:a:500:20:1:1000:0 1000:0:b:-:-:2:1000:0 1000:1::300:5:1:1000:0 "
+			    "3000:0:a:600:30:1:1000:0");
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM gpu_ticks WHERE t = 1763906402000 AND members IS NULL"), 1);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM gpu_ticks WHERE t = 1763906403000 AND gpus IS NULL"), 1);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM member_minutes WHERE idle_seconds = 0"), 1);
 	record_idle_c(f->h, T0 + 120000);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM member_samples WHERE idle_ms > 0"), 0);
@@ -887,6 +931,36 @@ static void test_threads(void **state)
 	check_usage(f->h);
 }
 
+/* A damaged packed tick (history.db is not the members', but a disk may
+ * fail): an error of the query that reads it, never a shorter answer. */
+static void test_damaged_tick(void **state)
+{
+	struct fixture *f = *state;
+	json_t *r = NULL;
+	sqlite3 *db = NULL;
+	struct tick k;
+
+	assert_int_equal(open_history(f, 3600, 30), 0);
+	start_tick(&k, T0);
+	add_gpu(&k, 0, 50, 80 * GIB);
+	assert_int_equal(history_record(f->h, &k.s), 0);
+	assert_int_equal(history_range(f->h, -1, T0, T0 + 10000, 0, &r), 0);
+	json_decref(r);
+	r = NULL;
+	/* GPU 2's row cut short after its index. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO gpu_ticks VALUES (1763906405000, x'010705', NULL)",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(history_range(f->h, -1, T0, T0 + 10000, 0, &r), -EIO);
+	assert_null(r);
+	assert_true(history_gpu_at(f->h, 2, T0 + 5000, &r) < 0);
+	assert_null(r);
+	/* The ticks before it still read one at a time. */
+	assert_int_equal(history_gpu_at(f->h, 0, T0, &r), 0);
+	json_decref(r);
+}
+
 static void test_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -948,6 +1022,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_synthetic_past, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounded_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

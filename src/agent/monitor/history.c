@@ -7,15 +7,20 @@
  * for history_full seconds; each complete minute is folded into one row
  * per GPU, per member and GPU, and for the host, kept history_days days.
  *
- * The schema is an interface: the system tests write a synthetic past into
- * it with the sqlite3 shell.  Times are unix milliseconds, memory and disk
+ * The minutes' schema is an interface: the system tests write a synthetic
+ * past into it with the sqlite3 shell.  Times are unix milliseconds, memory and disk
  * in bytes, utilisation in percent, power in milliwatts, network rates in
  * bytes per second; a value that was not known is NULL.
  *
+ *   gpu_ticks(t, gpus, members)                            PK (t)
+ *       a tick's GPUs and its members packed into two blobs (tickpack.h;
+ *       NULL: none), so that an hour at full resolution is 3,600 rows to
+ *       read, not one per GPU and one per member and GPU.  Each
+ *       connection (history_attach_views()) shows them as the views
  *   gpu_samples(t, gpu, uuid, util, mem_used, mem_total, temperature,
- *               power_mw)                                  PK (t, gpu)
+ *               power_mw)                     in the order of t, gpu
  *   member_samples(t, gpu, member, mem_used, sm_util, processes,
- *               interval_ms, idle_ms)                      PK (t, gpu, member)
+ *               interval_ms, idle_ms)         in the order of t, gpu, member
  *       one row per member per GPU per tick, summed over the member's
  *       processes there (processes: how many, default 1); the host's
  *       processes under member ''.  interval_ms: the time the tick stands
@@ -46,7 +51,8 @@
  *       open gets one just after its newest minute row.
  *   The schema's version is PRAGMA user_version (sqldb.h); files from
  *   before kept it in meta's 'schema_version'.  Version 2 added idle_ms
- *   and idle_seconds.
+ *   and idle_seconds; version 3 packed the tables gpu_samples and
+ *   member_samples into gpu_ticks.
  *
  * Queries answer from the minutes before the watermark and from the full
  * rows after it, so nothing is counted twice.  In JSON, a number is an
@@ -71,12 +77,13 @@
 #include "gpu/gpu.h"
 #include "monitor/monitor.h"
 #include "monitor/procinfo.h"
+#include "monitor/tickpack.h"
 #include "cleanup.h"
 #include "log.h"
 #include "sqldb.h"
 #include "banned.h"
 
-#define HISTORY_SCHEMA_VERSION 2
+#define HISTORY_SCHEMA_VERSION 3
 #define HISTORY_MINUTE_MS 60000LL
 /* A gap between ticks counts at most this much, or twice the gap before
  * it: an agent restarted after an hour does not invent an hour of use. */
@@ -91,15 +98,7 @@
 
 static const char history_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);"
-	"CREATE TABLE IF NOT EXISTS gpu_samples ("
-	"  t INTEGER NOT NULL, gpu INTEGER NOT NULL, uuid TEXT, util INTEGER,"
-	"  mem_used INTEGER, mem_total INTEGER, temperature INTEGER, power_mw INTEGER,"
-	"  PRIMARY KEY (t, gpu)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS member_samples ("
-	"  t INTEGER NOT NULL, gpu INTEGER NOT NULL, member TEXT NOT NULL, mem_used INTEGER,"
-	"  sm_util INTEGER, processes INTEGER NOT NULL DEFAULT 1,"
-	"  interval_ms INTEGER NOT NULL DEFAULT 1000, idle_ms INTEGER NOT NULL DEFAULT 0,"
-	"  PRIMARY KEY (t, gpu, member)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS gpu_ticks (t INTEGER PRIMARY KEY, gpus BLOB, members BLOB);"
 	"CREATE TABLE IF NOT EXISTS host_samples ("
 	"  t INTEGER PRIMARY KEY, cpu_percent REAL, mem_used INTEGER, mem_total INTEGER,"
 	"  load1 REAL, disk_used INTEGER, net_rx_rate REAL, net_tx_rate REAL);"
@@ -121,10 +120,40 @@ static const char history_schema[] =
 
 /* upgrades[v - 1] takes a file from version v to v + 1 (sqldb.h). */
 static const char *const history_upgrades[HISTORY_SCHEMA_VERSION - 1] = {
-	/* 2: the time members held a GPU idle. */
-	"ALTER TABLE member_samples ADD COLUMN idle_ms INTEGER NOT NULL DEFAULT 0;"
+	/* 2: the time members held a GPU idle.  (main.: the TEMP views of
+	 * history_attach_views() bear the old tables' names.) */
+	"ALTER TABLE main.member_samples ADD COLUMN idle_ms INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE member_minutes ADD COLUMN idle_seconds REAL NOT NULL DEFAULT 0;",
+	/* 3: a tick's GPUs and members packed into one row (tickpack.h).
+	 * GROUP BY t walks each table in the order of its key, so a tick's
+	 * rows are packed in the order of GPU, then member. */
+	"CREATE TABLE IF NOT EXISTS gpu_ticks (t INTEGER PRIMARY KEY, gpus BLOB, members BLOB);"
+	"INSERT OR REPLACE INTO gpu_ticks (t, gpus, members)"
+	" SELECT k.t, g.packed, m.packed FROM"
+	" (SELECT t FROM main.gpu_samples UNION SELECT t FROM main.member_samples) AS k"
+	" LEFT JOIN (SELECT t, tick_pack_gpus(gpu, uuid, util, mem_used, mem_total, temperature,"
+	"  power_mw) AS packed FROM main.gpu_samples GROUP BY t) AS g ON g.t = k.t"
+	" LEFT JOIN (SELECT t, tick_pack_members(gpu, member, mem_used, sm_util, processes,"
+	"  interval_ms, idle_ms) AS packed FROM main.member_samples GROUP BY t) AS m ON m.t = k.t;"
+	"DROP TABLE main.gpu_samples;"
+	"DROP TABLE main.member_samples;",
 };
+
+/*
+ * The rows of the packed ticks as the tables of version 2 had them, for
+ * the queries that read few of them (folding a minute, a GPU at a time,
+ * the usage since the watermark): TEMP, so each connection makes its own,
+ * after tickpack_sql_register().
+ */
+static const char history_views[] =
+	"CREATE TEMP VIEW IF NOT EXISTS gpu_samples AS"
+	" SELECT k.t AS t, g.gpu AS gpu, g.uuid AS uuid, g.util AS util, g.mem_used AS mem_used,"
+	" g.mem_total AS mem_total, g.temperature AS temperature, g.power_mw AS power_mw"
+	" FROM main.gpu_ticks AS k, tick_gpus(k.gpus) AS g;"
+	"CREATE TEMP VIEW IF NOT EXISTS member_samples AS"
+	" SELECT k.t AS t, m.gpu AS gpu, m.member AS member, m.mem_used AS mem_used,"
+	" m.sm_util AS sm_util, m.processes AS processes, m.interval_ms AS interval_ms,"
+	" m.idle_ms AS idle_ms FROM main.gpu_ticks AS k, tick_members(k.members) AS m;";
 
 /* A weighted sum of a column and the weight of its known values. */
 #define HISTORY_WSUM(x) "total(" x " * w), total(CASE WHEN " x " IS NULL THEN 0 ELSE w END)"
@@ -138,14 +167,12 @@ static const char *const history_upgrades[HISTORY_SCHEMA_VERSION - 1] = {
 enum history_statement {
 	HS_META_GET,
 	HS_META_SET,
-	HS_INSERT_GPU,
-	HS_INSERT_MEMBER,
+	HS_INSERT_TICK,
 	HS_INSERT_HOST,
 	HS_FOLD_GPU,
 	HS_FOLD_MEMBER,
 	HS_FOLD_HOST,
-	HS_PRUNE_GPU_SAMPLES,
-	HS_PRUNE_MEMBER_SAMPLES,
+	HS_PRUNE_TICKS,
 	HS_PRUNE_HOST_SAMPLES,
 	HS_PRUNE_GPU_MINUTES,
 	HS_PRUNE_MEMBER_MINUTES,
@@ -163,8 +190,8 @@ enum history_statement {
 	HS_RANGE_GPU,
 	HS_RANGE_MEMBER,
 	HS_RANGE_HOST,
-	HS_SCAN_GPU,
-	HS_SCAN_MEMBER,
+	HS_SCAN_GPU_TICKS,
+	HS_SCAN_MEMBER_TICKS,
 	HS_SCAN_HOST,
 	HS_USAGE,
 	HS_COUNT,
@@ -173,12 +200,7 @@ enum history_statement {
 static const char *const history_sql[HS_COUNT] = {
 	[HS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[HS_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-	[HS_INSERT_GPU] =
-		"INSERT OR REPLACE INTO gpu_samples (t, gpu, uuid, util, mem_used, mem_total,"
-		" temperature, power_mw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[HS_INSERT_MEMBER] =
-		"INSERT OR REPLACE INTO member_samples (t, gpu, member, mem_used, sm_util, processes,"
-		" interval_ms, idle_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[HS_INSERT_TICK] = "INSERT OR REPLACE INTO gpu_ticks (t, gpus, members) VALUES (?1, ?2, ?3)",
 	[HS_INSERT_HOST] =
 		"INSERT OR REPLACE INTO host_samples (t, cpu_percent, mem_used, mem_total, load1,"
 		" disk_used, net_rx_rate, net_tx_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -203,8 +225,7 @@ static const char *const history_sql[HS_COUNT] = {
 		" SELECT t / 60000 * 60000 AS m, avg(cpu_percent), round(avg(mem_used)), max(mem_total),"
 		" avg(load1), max(disk_used), avg(net_rx_rate), avg(net_tx_rate), count(*)"
 		" FROM host_samples WHERE t >= ?1 AND t < ?2 GROUP BY m",
-	[HS_PRUNE_GPU_SAMPLES] = "DELETE FROM gpu_samples WHERE t < ?1",
-	[HS_PRUNE_MEMBER_SAMPLES] = "DELETE FROM member_samples WHERE t < ?1",
+	[HS_PRUNE_TICKS] = "DELETE FROM gpu_ticks WHERE t < ?1",
 	[HS_PRUNE_HOST_SAMPLES] = "DELETE FROM host_samples WHERE t < ?1",
 	[HS_PRUNE_GPU_MINUTES] = "DELETE FROM gpu_minutes WHERE t < ?1",
 	[HS_PRUNE_MEMBER_MINUTES] = "DELETE FROM member_minutes WHERE t < ?1",
@@ -229,7 +250,7 @@ static const char *const history_sql[HS_COUNT] = {
 		"SELECT member, mem_used_avg, sm_util_avg, processes_max FROM member_minutes"
 		" WHERE t = ?2 AND gpu = ?1 ORDER BY member",
 	[HS_OLDEST_FULL] =
-		"SELECT min(t) FROM (SELECT min(t) AS t FROM gpu_samples"
+		"SELECT min(t) FROM (SELECT min(t) AS t FROM gpu_ticks"
 		" UNION ALL SELECT min(t) FROM host_samples)",
 	[HS_RANGE_GPU] =
 		"SELECT gpu, (t - ?1) / ?4 AS b, max(uuid), " HISTORY_WSUM("util") ", "
@@ -257,14 +278,11 @@ static const char *const history_sql[HS_COUNT] = {
 		" UNION ALL SELECT t, cpu_percent, mem_used, mem_total, load1, 1"
 		" FROM host_samples WHERE " HISTORY_SAMPLES_PART ")"
 		" GROUP BY b ORDER BY b",
-	/* The full rows of [?1, ?2) in the order of their key, t first, for
-	 * history_fold_rows(); ?3 the GPU (< 0: all). */
-	[HS_SCAN_GPU] =
-		"SELECT t, gpu, uuid, util, mem_used, mem_total, temperature, power_mw"
-		" FROM gpu_samples WHERE t >= ?1 AND t < ?2 AND (?3 < 0 OR gpu = ?3) ORDER BY t",
-	[HS_SCAN_MEMBER] =
-		"SELECT t, gpu, member, mem_used, sm_util FROM member_samples"
-		" WHERE t >= ?1 AND t < ?2 AND (?3 < 0 OR gpu = ?3) ORDER BY t",
+	/* The full rows of [?1, ?2) in the order of time, for
+	 * history_fold_rows(). */
+	[HS_SCAN_GPU_TICKS] = "SELECT t, gpus FROM gpu_ticks WHERE t >= ?1 AND t < ?2 ORDER BY t",
+	[HS_SCAN_MEMBER_TICKS] =
+		"SELECT t, members FROM gpu_ticks WHERE t >= ?1 AND t < ?2 ORDER BY t",
 	[HS_SCAN_HOST] =
 		"SELECT t, cpu_percent, mem_used, mem_total, load1 FROM host_samples"
 		" WHERE t >= ?1 AND t < ?2 ORDER BY t",
@@ -284,6 +302,7 @@ struct history {
 	struct sqldb *db;          /* record and compact */
 	struct sqldb *reader;      /* the queries */
 	struct history_limits limits;
+	struct tickpack_writer gpus, members; /* a tick being recorded */
 	long long last_tick_ms;    /* -1: none recorded */
 	_Atomic long long last_gap_ms; /* the spacing before the last tick; 0 unknown */
 	bool group_in_sql;         /* history_group_in_sql() */
@@ -431,6 +450,16 @@ static int history_load_ticks(struct history *h)
 	return 0;
 }
 
+/* Every connection's functions and views (sqldb_options.on_connect). */
+int history_attach_views(sqlite3 *handle)
+{
+	int ret = tickpack_sql_register(handle);
+
+	if (ret < 0)
+		return ret;
+	return sqlite3_exec(handle, history_views, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
 /* The writer, which creates the file (0600: who ran what, when, is
  * private) and the tables, then the reader, which prepares its queries. */
 static int history_setup(struct history *h, const char *path)
@@ -442,6 +471,7 @@ static int history_setup(struct history *h, const char *path)
 		.flags = SQLDB_WAL | SQLDB_SYNC_NORMAL,
 		.mode = 0600,
 		.pragmas = "PRAGMA journal_size_limit = 4194304;",
+		.on_connect = history_attach_views,
 		.schema = history_schema,
 		.version = HISTORY_SCHEMA_VERSION,
 		.upgrades = history_upgrades,
@@ -454,6 +484,7 @@ static int history_setup(struct history *h, const char *path)
 		/* Every query takes sqldb_lock() (history_range() and the
 		 * others), which also keeps one snapshot for its statements. */
 		.flags = SQLDB_READONLY | SQLDB_SERIALISED,
+		.on_connect = history_attach_views,
 		.sql = history_sql + HS_FIRST_READ,
 		.nsql = HS_COUNT - HS_FIRST_READ,
 	};
@@ -484,6 +515,8 @@ int history_open(const char *path, const struct history_limits *limits, struct h
 	if (!h)
 		return -ENOMEM;
 	h->limits = *limits;
+	tickpack_begin(&h->gpus, &tickpack_gpus);
+	tickpack_begin(&h->members, &tickpack_members);
 	ret = history_setup(h, path);
 	if (ret < 0) {
 		history_close(h);
@@ -499,6 +532,8 @@ void history_close(struct history *h)
 		return;
 	sqldb_close(h->reader);
 	sqldb_close(h->db);
+	tickpack_free(&h->gpus);
+	tickpack_free(&h->members);
 	free(h);
 }
 
@@ -534,18 +569,34 @@ static int history_insert_host(struct history *h, const struct sample *s)
 			  host->net_tx_rate);
 }
 
-static int history_insert_gpu(struct history *h, long long t, const struct nvml_gpu *g)
+/* A packed integer, unknown when negative (as sqldb_bind()'s 'n'). */
+static struct tickpack_value history_packed(long long value)
+{
+	return (struct tickpack_value){ .known = value >= 0, .i = value };
+}
+
+static struct tickpack_value history_packed_text(const char *text, size_t size)
+{
+	size_t len = strnlen(text, size);
+
+	return (struct tickpack_value){ .known = len > 0, .text = text, .len = len };
+}
+
+static int history_pack_gpu(struct history *h, const struct nvml_gpu *g)
 {
 	/* A lost GPU's last numbers are not a reading. */
 	bool known = !g->lost;
+	const struct tickpack_value row[] = {
+		history_packed(g->index),
+		history_packed_text(g->uuid, sizeof(g->uuid)),
+		history_packed(known ? (long long)g->util_gpu : -1LL),
+		history_packed(history_known(g->mem_used, known && g->mem_total > 0)),
+		history_packed(history_known(g->mem_total, known && g->mem_total > 0)),
+		history_packed(known ? (long long)g->temperature : -1LL),
+		history_packed(known ? (long long)g->power_mw : -1LL),
+	};
 
-	return sqldb_exec(h->db, HS_INSERT_GPU, "recording a GPU", "iisnnnnn", t, (long long)g->index,
-			  g->uuid[0] ? g->uuid : NULL, sizeof(g->uuid),
-			  known ? (long long)g->util_gpu : -1LL,
-			  history_known(g->mem_used, known && g->mem_total > 0),
-			  history_known(g->mem_total, known && g->mem_total > 0),
-			  known ? (long long)g->temperature : -1LL,
-			  known ? (long long)g->power_mw : -1LL);
+	return tickpack_add(&h->gpus, row);
 }
 
 static int history_process_order(const void *a, const void *b)
@@ -564,8 +615,8 @@ static bool history_same_group(const struct sample_process *p, const struct samp
 }
 
 /* One row for the processes group[0..n) of one member on one GPU. */
-static int history_insert_member(struct history *h, long long t, long long interval,
-				 const struct sample_process *const *group, size_t n)
+static int history_pack_member(struct history *h, long long interval,
+			       const struct sample_process *const *group, size_t n)
 {
 	uint64_t mem = 0;
 	bool mem_known = false, idle = false;
@@ -585,14 +636,23 @@ static int history_insert_member(struct history *h, long long t, long long inter
 			sm_known = true;
 		}
 	}
-	return sqldb_exec(h->db, HS_INSERT_MEMBER, "recording a member", "iisnniii", t,
-			  (long long)group[0]->gpu, group[0]->member, sizeof(group[0]->member),
-			  history_known(mem, mem_known), sm_known ? (long long)sm : -1LL,
-			  (long long)n, interval, idle ? interval : 0LL);
+	const struct tickpack_value row[] = {
+		history_packed(group[0]->gpu),
+		/* The host's processes: member "", known. */
+		{ .known = true, .text = group[0]->member,
+		  .len = strnlen(group[0]->member, sizeof(group[0]->member)) },
+		history_packed(history_known(mem, mem_known)),
+		history_packed(sm_known ? (long long)sm : -1LL),
+		history_packed((long long)n),
+		history_packed(interval),
+		history_packed(idle ? interval : 0LL),
+	};
+
+	return tickpack_add(&h->members, row);
 }
 
 /* The processes grouped by GPU and member: one row per group. */
-static int history_insert_members(struct history *h, const struct sample *s, long long interval)
+static int history_pack_members(struct history *h, const struct sample *s, long long interval)
 {
 	__do_free const struct sample_process **order = NULL;
 	size_t start = 0;
@@ -610,7 +670,7 @@ static int history_insert_members(struct history *h, const struct sample *s, lon
 
 		if (i < s->nprocs && history_same_group(order[start], order[i]))
 			continue;
-		ret = history_insert_member(h, s->time_ms, interval, order + start, i - start);
+		ret = history_pack_member(h, interval, order + start, i - start);
 		if (ret < 0)
 			return ret;
 		start = i;
@@ -618,19 +678,32 @@ static int history_insert_members(struct history *h, const struct sample *s, lon
 	return 0;
 }
 
+/* The tick's GPUs and members, packed into one row (none when neither). */
+static int history_insert_tick(struct history *h, const struct sample *s, long long interval)
+{
+	int ret = 0;
+
+	tickpack_reset(&h->gpus);
+	tickpack_reset(&h->members);
+	/* Without NVML there are no GPU readings, only what was there before. */
+	for (size_t i = 0; ret == 0 && s->gpu_ok && i < s->ngpus; i++)
+		ret = history_pack_gpu(h, &s->gpus[i]);
+	if (ret == 0)
+		ret = history_pack_members(h, s, interval);
+	if (ret < 0)
+		return log_error_errno(ret, 0, "history: cannot pack a tick");
+	if (h->gpus.rows == 0 && h->members.rows == 0)
+		return 0;
+	return sqldb_exec(h->db, HS_INSERT_TICK, "recording a tick", "ibb", s->time_ms,
+			  h->gpus.rows ? h->gpus.buf : NULL, h->gpus.len,
+			  h->members.rows ? h->members.buf : NULL, h->members.len);
+}
+
 static int history_record_rows(struct history *h, const struct sample *s, long long interval)
 {
 	int ret = history_insert_host(h, s);
 
-	if (ret < 0)
-		return ret;
-	/* Without NVML there are no GPU readings, only what was there before. */
-	for (size_t i = 0; s->gpu_ok && i < s->ngpus; i++) {
-		ret = history_insert_gpu(h, s->time_ms, &s->gpus[i]);
-		if (ret < 0)
-			return ret;
-	}
-	return history_insert_members(h, s, interval);
+	return ret < 0 ? ret : history_insert_tick(h, s, interval);
 }
 
 static int history_record_locked(struct history *h, const struct sample *s)
@@ -681,21 +754,23 @@ static int history_fold(struct history *h, long long from, long long to)
 
 static int history_prune(struct history *h, long long now)
 {
-	static const enum history_statement full[] = {
-		HS_PRUNE_GPU_SAMPLES, HS_PRUNE_MEMBER_SAMPLES, HS_PRUNE_HOST_SAMPLES,
-	};
-	static const enum history_statement minutes[] = {
-		HS_PRUNE_GPU_MINUTES, HS_PRUNE_MEMBER_MINUTES, HS_PRUNE_HOST_MINUTES,
+	static const struct {
+		enum history_statement stmt;
+		bool minutes;
+	} prunes[] = {
+		{ HS_PRUNE_TICKS, false },
+		{ HS_PRUNE_HOST_SAMPLES, false },
+		{ HS_PRUNE_GPU_MINUTES, true },
+		{ HS_PRUNE_MEMBER_MINUTES, true },
+		{ HS_PRUNE_HOST_MINUTES, true },
 	};
 	long long full_before = now - (long long)h->limits.full_seconds * 1000;
 	long long minutes_before = now - (long long)h->limits.minute_days * 86400000;
-	int ret;
 
-	for (size_t i = 0; i < ARRAY_SIZE(full); i++) {
-		ret = sqldb_exec(h->db, full[i], NULL, "i", full_before);
-		if (ret < 0)
-			return ret;
-		ret = sqldb_exec(h->db, minutes[i], NULL, "i", minutes_before);
+	for (size_t i = 0; i < ARRAY_SIZE(prunes); i++) {
+		int ret = sqldb_exec(h->db, prunes[i].stmt, NULL, "i",
+				     prunes[i].minutes ? minutes_before : full_before);
+
 		if (ret < 0)
 			return ret;
 	}
@@ -1129,17 +1204,27 @@ static int history_range_host(struct history *h, const struct history_span *span
 }
 
 /*
- * At full resolution a range reads every tick (an hour of 8 GPUs: some
- * 60,000 rows), and SQLite's GROUP BY sorts them all in a temporary B-tree
- * first: most of the query's time.  The rows come in the order of their
- * key, t first, so the buckets of each series come one after the other:
- * here one open bucket per series is summed up as the SQL of the minutes
- * path does (the same weighted means, each row weighing 1), and the series
- * are put in the answer in the order the SQL path gives.
+ * At full resolution a range reads every tick (an hour: 3,600 ticks of 8
+ * GPUs and their members), and SQLite's GROUP BY would sort all their
+ * rows in a temporary B-tree first: most of the query's time.  Here the
+ * ticks come in the order of time and are unpacked (tickpack.h), so the
+ * buckets of each series come one after the other: one open bucket per
+ * series is summed up as the SQL of the minutes path does (the same
+ * weighted means, each row weighing 1), and the series are put in the
+ * answer in the order the SQL path gives.
  */
 #define HISTORY_FIELDS_MAX 5
 
-/* A point's value: the mean of column col (or its maximum), divided. */
+/* A value of a row being folded: unpacked, or a column's. */
+struct history_cell {
+	int type;                   /* SQLITE_NULL, _INTEGER, _FLOAT or _TEXT */
+	long long i;
+	double d;
+	const char *text;           /* not NUL-terminated */
+	size_t len;
+};
+
+/* A point's value: the mean of cell col (or its maximum), divided. */
 struct history_field {
 	int col;
 	double divisor;
@@ -1147,31 +1232,38 @@ struct history_field {
 	bool max;
 };
 
-/* A table's scan: its statement and where the series' keys are. */
+/* A scan: its statement, its packing (NULL: a plain row, its columns
+ * after t), and where the series' keys are among the cells. */
 struct history_layout {
 	enum history_statement stmt;
+	const struct tickpack_layout *packed;
 	int gpu_col, member_col, uuid_col;   /* -1: none */
 	size_t nfields;
 	struct history_field fields[HISTORY_FIELDS_MAX];
 };
 
+/* tickpack_gpus: gpu, uuid, util, mem_used, mem_total, temperature, power_mw */
 static const struct history_layout history_gpu_layout = {
-	HS_SCAN_GPU, 1, -1, 2, 5,
-	{ { 3, 1, 1, false }, { 4, 1, 0, false }, { 5, 1, 0, true }, { 6, 1, 1, false },
-	  { 7, 1000, 3, false } },
+	HS_SCAN_GPU_TICKS, &tickpack_gpus, 0, -1, 1, 5,
+	{ { 2, 1, 1, false }, { 3, 1, 0, false }, { 4, 1, 0, true }, { 5, 1, 1, false },
+	  { 6, 1000, 3, false } },
 };
+/* tickpack_members: gpu, member, mem_used, sm_util, ... */
 static const struct history_layout history_member_layout = {
-	HS_SCAN_MEMBER, 1, 2, -1, 2, { { 3, 1, 0, false }, { 4, 1, 1, false } },
+	HS_SCAN_MEMBER_TICKS, &tickpack_members, 0, 1, -1, 2,
+	{ { 2, 1, 0, false }, { 3, 1, 1, false } },
 };
+/* HS_SCAN_HOST after t: cpu_percent, mem_used, mem_total, load1 */
 static const struct history_layout history_host_layout = {
-	HS_SCAN_HOST, -1, -1, -1, 4,
-	{ { 1, 1, 1, false }, { 2, 1, 0, false }, { 3, 1, 0, true }, { 4, 1, 2, false } },
+	HS_SCAN_HOST, NULL, -1, -1, -1, 4,
+	{ { 0, 1, 1, false }, { 1, 1, 0, false }, { 2, 1, 0, true }, { 3, 1, 2, false } },
 };
 
 /* One series (a GPU's, a member's on a GPU, the host's) and its open bucket. */
 struct history_series {
 	long long gpu;
 	char *member;
+	size_t member_len;
 	char *uuid;                 /* the newest bucket's max(uuid) */
 	json_t *points;
 	long long bucket;           /* -1: none open */
@@ -1233,15 +1325,26 @@ static int history_fold_flush(struct history_fold *f, struct history_series *s)
 	return history_append(s->points, history_tuple(values, l->nfields + 1));
 }
 
-static bool history_series_is(const struct history_series *s, long long gpu, const char *member)
+static bool history_series_is(const struct history_series *s, long long gpu,
+			      const struct history_cell *member)
 {
-	return s->gpu == gpu && (!member || strcmp(s->member, member) == 0);
+	return s->gpu == gpu && (!member || (s->member_len == member->len &&
+					     memcmp(s->member, member->text, member->len) == 0));
+}
+
+/* a and the NUL-terminated b, as strcmp() orders them. */
+static int history_text_order(const struct history_cell *a, const char *b)
+{
+	size_t blen = strlen(b);
+	int c = memcmp(a->text, b, a->len < blen ? a->len : blen);
+
+	return c ? c : (a->len > blen) - (a->len < blen);
 }
 
 /* The series of a row: where the row of the tick before stood next, else
  * searched, else new.  Each tick's rows come in the same order. */
 static struct history_series *history_fold_series(struct history_fold *f, long long gpu,
-						  const char *member)
+						  const struct history_cell *member)
 {
 	struct history_series *s;
 
@@ -1264,8 +1367,14 @@ static struct history_series *history_fold_series(struct history_fold *f, long l
 	}
 	s = &f->v[f->n];
 	*s = (struct history_series){ .gpu = gpu, .bucket = -1, .points = json_array() };
-	if (member)
-		s->member = strdup(member);
+	if (member) {
+		s->member = malloc(member->len + 1);
+		if (s->member) {
+			memcpy(s->member, member->text, member->len);
+			s->member[member->len] = '\0';
+			s->member_len = member->len;
+		}
+	}
 	if (!s->points || (member && !s->member)) {
 		free(s->member);
 		json_decref(s->points);
@@ -1275,64 +1384,108 @@ static struct history_series *history_fold_series(struct history_fold *f, long l
 	return s;
 }
 
-static void history_fold_max(struct history_series *s, size_t i, sqlite3_value *value)
+static void history_fold_max(struct history_series *s, size_t i, const struct history_cell *c)
 {
-	double v = sqlite3_value_double(value);
-
-	if (s->weight[i] > 0 && v <= s->sum[i])
+	if (s->weight[i] > 0 && c->d <= s->sum[i])
 		return;
-	s->sum[i] = v;
+	s->sum[i] = c->d;
 	s->weight[i] = 1;
-	s->is_int[i] = sqlite3_value_type(value) == SQLITE_INTEGER;
-	s->max_int[i] = sqlite3_value_int64(value);
+	s->is_int[i] = c->type == SQLITE_INTEGER;
+	s->max_int[i] = c->i;
 }
 
-static int history_fold_uuid(struct history_series *s, sqlite3_stmt *stmt, int col)
+/* The bucket's greatest uuid, as max(uuid) gives it. */
+static int history_fold_uuid(struct history_series *s, const struct history_cell *uuid)
 {
-	const char *uuid = (const char *)sqlite3_value_text(sqlite3_column_value(stmt, col));
-
-	if (!uuid || (s->bucket_uuid && strcmp(uuid, s->bucket_uuid) <= 0))
+	if (uuid->type != SQLITE_TEXT ||
+	    (s->bucket_uuid && history_text_order(uuid, s->bucket_uuid) <= 0))
 		return 0;
 	free(s->bucket_uuid);
-	s->bucket_uuid = strdup(uuid);
-	return s->bucket_uuid ? 0 : -ENOMEM;
+	s->bucket_uuid = malloc(uuid->len + 1);
+	if (!s->bucket_uuid)
+		return -ENOMEM;
+	memcpy(s->bucket_uuid, uuid->text, uuid->len);
+	s->bucket_uuid[uuid->len] = '\0';
+	return 0;
 }
 
-/* One row into its series' bucket (a max field keeps its maximum in sum). */
-static int history_fold_row(struct history_fold *f, sqlite3_stmt *stmt)
+/* One row at t into its series' bucket (a max field keeps its maximum in
+ * sum).  Its key cells are known: history_fold_tick() checks them. */
+static int history_fold_row(struct history_fold *f, long long t, const struct history_cell *cells)
 {
 	const struct history_layout *l = f->layout;
-	long long gpu = l->gpu_col >= 0 ?
-		sqlite3_value_int64(sqlite3_column_value(stmt, l->gpu_col)) : 0;
-	const char *member = l->member_col >= 0 ?
-		(const char *)sqlite3_value_text(sqlite3_column_value(stmt, l->member_col)) : NULL;
-	long long bucket = (sqlite3_value_int64(sqlite3_column_value(stmt, 0)) - f->span->origin) /
-			   f->span->step;
+	long long gpu = l->gpu_col >= 0 ? cells[l->gpu_col].i : 0;
+	long long bucket = (t - f->span->origin) / f->span->step;
 	struct history_series *s;
 
-	if (l->member_col >= 0 && !member)
-		return -ENOMEM;
-	s = history_fold_series(f, gpu, member);
+	s = history_fold_series(f, gpu, l->member_col >= 0 ? &cells[l->member_col] : NULL);
 	if (!s)
 		return -ENOMEM;
 	if (s->bucket != bucket && history_fold_flush(f, s) < 0)
 		return -ENOMEM;
 	s->bucket = bucket;
-	/* A value, not a column: each sqlite3_column_*() call takes the
-	 * connection's mutex (SQLITE_OPEN_FULLMUTEX), two per field here. */
 	for (size_t i = 0; i < l->nfields; i++) {
-		sqlite3_value *value = sqlite3_column_value(stmt, l->fields[i].col);
+		const struct history_cell *c = &cells[l->fields[i].col];
 
-		if (sqlite3_value_type(value) == SQLITE_NULL)
+		if (c->type == SQLITE_NULL)
 			continue;
 		if (l->fields[i].max) {
-			history_fold_max(s, i, value);
+			history_fold_max(s, i, c);
 			continue;
 		}
-		s->sum[i] += sqlite3_value_double(value);
+		s->sum[i] += c->d;
 		s->weight[i] += 1;
 	}
-	return l->uuid_col >= 0 ? history_fold_uuid(s, stmt, l->uuid_col) : 0;
+	return l->uuid_col >= 0 ? history_fold_uuid(s, &cells[l->uuid_col]) : 0;
+}
+
+/* The rows of a packed tick at t, of the span's GPU (or all). */
+static int history_fold_tick(struct history_fold *f, long long t, const void *blob, size_t len)
+{
+	const struct history_layout *l = f->layout;
+	struct tickpack_value values[TICKPACK_COLUMNS_MAX];
+	struct history_cell cells[TICKPACK_COLUMNS_MAX];
+	struct tickpack_reader r;
+	int ret = tickpack_open(&r, l->packed, blob, len);
+
+	if (ret < 0)
+		return ret;
+	while ((ret = tickpack_next(&r, values)) == 1) {
+		for (size_t c = 0; c < l->packed->ncolumns; c++) {
+			const struct tickpack_value *v = &values[c];
+			bool text = l->packed->types[c] == TICKPACK_TEXT;
+
+			cells[c] = (struct history_cell){
+				.type = !v->known ? SQLITE_NULL : text ? SQLITE_TEXT : SQLITE_INTEGER,
+				.i = v->i, .d = (double)v->i, .text = v->text, .len = v->len,
+			};
+		}
+		/* A GPU, and a member, are never NULL in what history.c packs. */
+		if (!values[l->gpu_col].known || (l->member_col >= 0 && !values[l->member_col].known))
+			return -EBADMSG;
+		if (f->span->gpu >= 0 && values[l->gpu_col].i != f->span->gpu)
+			continue;
+		ret = history_fold_row(f, t, cells);
+		if (ret < 0)
+			return ret;
+	}
+	return ret;
+}
+
+/* A plain row: t, then the cells. */
+static int history_fold_plain(struct history_fold *f, sqlite3_stmt *stmt)
+{
+	struct history_cell cells[HISTORY_FIELDS_MAX];
+	int n = sqlite3_column_count(stmt) - 1;
+
+	for (int c = 0; c < n && c < HISTORY_FIELDS_MAX; c++) {
+		sqlite3_value *value = sqlite3_column_value(stmt, c + 1);
+
+		cells[c] = (struct history_cell){ .type = sqlite3_value_type(value),
+						  .i = sqlite3_value_int64(value),
+						  .d = sqlite3_value_double(value) };
+	}
+	return history_fold_row(f, sqlite3_column_int64(stmt, 0), cells);
 }
 
 /* The series ordered as the SQL path orders its rows: by GPU, then member. */
@@ -1347,19 +1500,25 @@ static int history_series_order(const void *a, const void *b)
 
 static int history_fold_rows(struct history *h, struct history_fold *f)
 {
-	__do_reset sqlite3_stmt *stmt = NULL;
-	int rc;
+	__do_reset sqlite3_stmt *stmt = history_bind(h, f->layout->stmt, "ii", f->span->origin,
+						     f->span->to);
+	int rc, ret;
 
-	if (f->layout->stmt == HS_SCAN_HOST)
-		stmt = history_bind(h, HS_SCAN_HOST, "ii", f->span->origin, f->span->to);
-	else
-		stmt = history_bind(h, f->layout->stmt, "iii", f->span->origin, f->span->to,
-				    (long long)f->span->gpu);
 	if (!stmt)
 		return -EINVAL;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		if (history_fold_row(f, stmt) < 0)
-			return -ENOMEM;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (f->layout->packed)
+			ret = history_fold_tick(f, sqlite3_column_int64(stmt, 0),
+						sqlite3_column_blob(stmt, 1),
+						(size_t)sqlite3_column_bytes(stmt, 1));
+		else
+			ret = history_fold_plain(f, stmt);
+		if (ret == -EBADMSG)
+			return log_error_errno(-EIO, 0, "history: a packed tick at %lld is damaged",
+					       sqlite3_column_int64(stmt, 0));
+		if (ret < 0)
+			return ret;
+	}
 	if (rc != SQLITE_DONE)
 		return sqldb_error(h->reader, "reading the full rows of a range");
 	for (size_t i = 0; i < f->n; i++)

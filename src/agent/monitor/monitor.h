@@ -123,6 +123,12 @@ struct history_limits {
 
 int history_open(const char *path, const struct history_limits *limits, struct history **out);
 void history_close(struct history *h);
+/* On a connection of one's own to history.db (the tests; history_open()'s
+ * do it themselves): the functions and TEMP views that show its packed
+ * full rows as the tables gpu_samples and member_samples.  0, or a
+ * negative errno. */
+struct sqlite3;
+int history_attach_views(struct sqlite3 *handle);
 /* Append one tick's rows (in one transaction). */
 int history_record(struct history *h, const struct sample *s);
 /* Aggregate every complete minute not yet aggregated, prune old rows. */
