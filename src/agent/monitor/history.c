@@ -1368,12 +1368,9 @@ static struct history_series *history_fold_series(struct history_fold *f, long l
 	s = &f->v[f->n];
 	*s = (struct history_series){ .gpu = gpu, .bucket = -1, .points = json_array() };
 	if (member) {
-		s->member = malloc(member->len + 1);
-		if (s->member) {
-			memcpy(s->member, member->text, member->len);
-			s->member[member->len] = '\0';
-			s->member_len = member->len;
-		}
+		/* An unpacked text holds no NUL: strndup() copies all of it. */
+		s->member = strndup(member->text, member->len);
+		s->member_len = member->len;
 	}
 	if (!s->points || (member && !s->member)) {
 		free(s->member);
@@ -1401,12 +1398,8 @@ static int history_fold_uuid(struct history_series *s, const struct history_cell
 	    (s->bucket_uuid && history_text_order(uuid, s->bucket_uuid) <= 0))
 		return 0;
 	free(s->bucket_uuid);
-	s->bucket_uuid = malloc(uuid->len + 1);
-	if (!s->bucket_uuid)
-		return -ENOMEM;
-	memcpy(s->bucket_uuid, uuid->text, uuid->len);
-	s->bucket_uuid[uuid->len] = '\0';
-	return 0;
+	s->bucket_uuid = strndup(uuid->text, uuid->len);
+	return s->bucket_uuid ? 0 : -ENOMEM;
 }
 
 /* One row at t into its series' bucket (a max field keeps its maximum in

@@ -81,8 +81,12 @@ static uint64_t tickpack_zigzag(long long v)
 static int tickpack_put(struct tickpack_writer *w, enum tickpack_type type,
 			const struct tickpack_value *v)
 {
-	if (!v->known)
-		return tickpack_reserve(w, 1) < 0 ? -ENOMEM : (tickpack_put_varint(w, 0), 0);
+	if (!v->known) {
+		if (tickpack_reserve(w, 1) < 0)
+			return -ENOMEM;
+		tickpack_put_varint(w, 0);
+		return 0;
+	}
 	if (type == TICKPACK_INT) {
 		/* INT64_MIN's code is UINT64_MAX, which has no room for the +1. */
 		if (v->i == INT64_MIN)
