@@ -148,6 +148,33 @@ static int fsutil_empty_dirfd(int dfd)
 	return ret;
 }
 
+/* The id of the mount fd is on (proc(5): /proc/self/fdinfo's mnt_id). */
+static int fsutil_mount_id(int fd, unsigned long long *id)
+{
+	__do_free char *text = NULL;
+	char path[64], *line;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	ret = fsutil_read_file(path, 4096, &text, NULL);
+	if (ret < 0)
+		return ret;
+	line = strstr(text, "\nmnt_id:");
+	return line && sscanf(line, "\nmnt_id: %llu", id) == 1 ? 0 : -EINVAL;
+}
+
+/* Whether dfd, a directory below parent on another device, is on another
+ * mount.  A btrfs subvolume has a device number of its own, but is on its
+ * parent's mount: it may be removed with it. */
+static bool fsutil_other_mount(int parent, int dfd)
+{
+	unsigned long long a, b;
+
+	if (fsutil_mount_id(parent, &a) < 0 || fsutil_mount_id(dfd, &b) < 0)
+		return true;
+	return a != b;
+}
+
 int fsutil_remove_tree_at(int parent, const char *name)
 {
 	struct stat st, parent_st;
@@ -162,11 +189,14 @@ int fsutil_remove_tree_at(int parent, const char *name)
 	}
 	if (fstat(parent, &parent_st) < 0)
 		return -errno;
-	if (st.st_dev != parent_st.st_dev)
-		return -EXDEV; /* a mount point: never descend into another file system */
 	dfd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
+	/* A mount point: never descend into another file system. */
+	if (st.st_dev != parent_st.st_dev && fsutil_other_mount(parent, dfd)) {
+		close(dfd);
+		return -EXDEV;
+	}
 	ret = fsutil_empty_dirfd(dfd);
 	if (ret < 0)
 		return ret;
