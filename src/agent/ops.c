@@ -844,14 +844,15 @@ static int op_user_rm(struct op_context *ctx, json_t **result)
 		return ops_fail(ctx, PROTO_E_FAILED, "%s", err[0] ? err : "the member could not be removed");
 	/* Its snapshots are bound to the identity just removed, which no later
 	 * member gets: without --purge they stay in the store for an admin;
-	 * with it they go too.  Removed after the record, so that a failure
-	 * leaves them only unreachable. */
-	if (purge) {
+	 * with it they go too.  Local ones went with the layer: their
+	 * manifests go in any case.  Removed after the record, so that a
+	 * failure leaves them only unreachable. */
+	{
 		struct snapshot_owner owner = { .name = rec.name, .identity = rec.identity,
 						.created = rec.created,
 						.server = ctx->a->cfg.server_name };
 
-		removed = snapshot_retire(&ctx->a->cfg, &owner);
+		removed = snapshot_retire(&ctx->a->cfg, &owner, !purge);
 		if (removed < 0)
 			log_warn_errno(0, -removed, "the snapshots of %s were not all removed", name);
 	}

@@ -105,6 +105,11 @@ static int ops_snapshot_dirs(struct op_context *ctx, const char *member, char *d
 	return 0;
 }
 
+static const char *ops_snapshot_kind(const struct snapshot_info *info)
+{
+	return info->local ? "local" : "archive";
+}
+
 static void ops_default_snapshot_name(char *buf, size_t len)
 {
 	time_t now = time(NULL);
@@ -147,6 +152,21 @@ static int ops_snapshot_failed(struct op_context *ctx, int ret, unsigned long lo
 			err[0] ? err : strerror(-ret));
 }
 
+/* What every snapshot's manifest says of its taker, now. */
+static void ops_snapshot_describe(struct agent *a, const struct member_record *rec,
+				  struct snapshot_info *info)
+{
+	struct template_info tpl;
+
+	info->created = (long long)time(NULL);
+	snprintf(info->member, sizeof(info->member), "%s", rec->name);
+	snprintf(info->member_id, sizeof(info->member_id), "%s", rec->identity);
+	snprintf(info->template_ref, sizeof(info->template_ref), "%s", rec->template_ref);
+	snprintf(info->server, sizeof(info->server), "%s", a->cfg.server_name);
+	if (template_get(&a->cfg, rec->template_ref, &tpl) == 0)
+		snprintf(info->template_hash, sizeof(info->template_hash), "%s", tpl.recipe_hash);
+}
+
 /* Write the archive while the layer holds still; the caller stopped or froze it. */
 static int ops_snapshot_take(struct op_context *ctx, const struct member_record *rec,
 			     const char *dir, struct snapshot_info *info)
@@ -155,7 +175,6 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 	struct storage_paths paths;
 	struct snapshot_stats stats;
 	struct snapshot_limits limits = { 0 };
-	struct template_info tpl;
 	char tmp[PATH_MAX], final[PATH_MAX], err[512] = "", mark[64];
 	unsigned long long used;
 	size_t count;
@@ -199,16 +218,10 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 		unlink(tmp);
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot name the snapshot %s: %s", final, strerror(ret));
 	}
-	info->created = (long long)time(NULL);
+	ops_snapshot_describe(a, rec, info);
 	info->size = stats.archive_bytes;
 	info->content_size = stats.content_bytes;
 	snprintf(info->sha256, sizeof(info->sha256), "%s", stats.sha256);
-	snprintf(info->member, sizeof(info->member), "%s", rec->name);
-	snprintf(info->member_id, sizeof(info->member_id), "%s", rec->identity);
-	snprintf(info->template_ref, sizeof(info->template_ref), "%s", rec->template_ref);
-	snprintf(info->server, sizeof(info->server), "%s", a->cfg.server_name);
-	if (template_get(&a->cfg, rec->template_ref, &tpl) == 0)
-		snprintf(info->template_hash, sizeof(info->template_hash), "%s", tpl.recipe_hash);
 	/* The manifest makes the snapshot exist; written last. */
 	ret = snapshot_manifest_write(&a->cfg, info);
 	if (ret < 0) {
@@ -224,6 +237,50 @@ static int ops_snapshot_take(struct op_context *ctx, const struct member_record 
 	}
 	progress_say(ctx->progress, "Snapshot %s: %llu MB of changes in %llu MB", info->name,
 		     info->content_size >> 20, info->size >> 20);
+	return 0;
+}
+
+/*
+ * A local snapshot: the layer's subvolume snapshotted at one instant
+ * (localsnap.c).  A running container goes on running; with freeze it is
+ * paused for that instant, so that no process is in the middle of a write.
+ */
+static int ops_snapshot_take_local(struct op_context *ctx, const struct member_record *rec,
+				   bool freeze, struct snapshot_info *info, bool *frozen)
+{
+	struct agent *a = ctx->a;
+	struct storage_paths paths;
+	char why[256] = "";
+	int ret;
+
+	*frozen = false;
+	if (storage_paths(a->cfg.state_dir, rec->name, &paths) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the layer's path is too long");
+	if (localsnap_supported(&paths, why, sizeof(why)) < 0)
+		return ops_fail(ctx, PROTO_E_UNAVAILABLE,
+				"%s; gpubox snapshot %s (without --local) writes an archive instead",
+				why, info->name);
+	if (freeze && container_get_state(a->lxcpath, rec->name) == CONTAINER_RUNNING)
+		*frozen = container_freeze(a->lxcpath, rec->name, true) == 0;
+	progress_say(ctx->progress, "Taking local snapshot %s of %s", info->name, rec->name);
+	ret = localsnap_take(&paths, info->name);
+	/* One without a manifest is no snapshot: what an agent killed between
+	 * the two left (ops_snapshot_room saw no manifest of the name). */
+	if (ret == -EEXIST && localsnap_remove(&paths, info->name) == 0)
+		ret = localsnap_take(&paths, info->name);
+	if (*frozen && container_freeze(a->lxcpath, rec->name, false) < 0)
+		log_error("cannot thaw the container of %s", rec->name);
+	if (ret < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the local snapshot was not taken: %s", strerror(-ret));
+	ops_snapshot_describe(a, rec, info);
+	info->local = true;
+	ret = snapshot_manifest_write(&a->cfg, info);
+	if (ret < 0) {
+		localsnap_remove(&paths, info->name);
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot write the snapshot's manifest: %s",
+				strerror(-ret));
+	}
+	progress_say(ctx->progress, "Local snapshot %s: copy-on-write, on this server", info->name);
 	return 0;
 }
 
@@ -312,20 +369,21 @@ static int ops_snapshot_release(struct op_context *ctx, struct member_record *re
 
 static int op_snapshot_create(struct op_context *ctx, json_t **result)
 {
-	static const char *const allowed[] = { "member", "name", "freeze", NULL };
+	static const char *const allowed[] = { "member", "name", "freeze", "local", NULL };
 	struct agent *a = ctx->a;
 	__do_unlock_member struct member_lock lock = { 0 };
 	struct member_record rec;
 	struct snapshot_info info = { 0 };
 	const char *name = NULL;
 	char err[256], dir[PATH_MAX];
-	bool freeze = false, running, frozen = false;
+	bool freeze = false, local = false, running, frozen = false;
 	int ret;
 
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0)
 		return -1;
 	if (proto_arg_string(ctx->args, "name", false, &name, err, sizeof(err)) < 0 ||
-	    proto_arg_bool(ctx->args, "freeze", &freeze, err, sizeof(err)) < 0)
+	    proto_arg_bool(ctx->args, "freeze", &freeze, err, sizeof(err)) < 0 ||
+	    proto_arg_bool(ctx->args, "local", &local, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
 	if (name && snapshot_check_name(name, err, sizeof(err)) < 0)
 		return ops_usage(ctx, err);
@@ -345,19 +403,23 @@ static int op_snapshot_create(struct op_context *ctx, json_t **result)
 	lock = agent_lock_member(a, rec.name);
 	if (ops_snapshot_room(ctx, &rec, info.name) < 0)
 		return -1;
-	running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
-	if (running && ops_snapshot_hold(ctx, &rec, freeze, &frozen) < 0)
-		return -1;
-	ret = ops_snapshot_take(ctx, &rec, dir, &info);
-	if (running)
-		ret = ops_snapshot_release(ctx, &rec, info.name, frozen, ret);
+	if (local) {
+		ret = ops_snapshot_take_local(ctx, &rec, freeze, &info, &frozen);
+	} else {
+		running = container_get_state(a->lxcpath, rec.name) == CONTAINER_RUNNING;
+		if (running && ops_snapshot_hold(ctx, &rec, freeze, &frozen) < 0)
+			return -1;
+		ret = ops_snapshot_take(ctx, &rec, dir, &info);
+		if (running)
+			ret = ops_snapshot_release(ctx, &rec, info.name, frozen, ret);
+	}
 	if (ret < 0)
 		return -1;
-	*result = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b}", "name", info.name,
-			    "member", rec.name, "template", info.template_ref,
-			    "created", (json_int_t)info.created, "size", (json_int_t)info.size,
-			    "content_size", (json_int_t)info.content_size, "sha256", info.sha256,
-			    "frozen", frozen);
+	*result = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b}", "name", info.name,
+			    "kind", ops_snapshot_kind(&info), "member", rec.name,
+			    "template", info.template_ref, "created", (json_int_t)info.created,
+			    "size", (json_int_t)info.size, "content_size", (json_int_t)info.content_size,
+			    "sha256", info.sha256, "frozen", frozen);
 	return 0;
 }
 
@@ -381,8 +443,9 @@ static int op_snapshot_ls(struct op_context *ctx, json_t **result)
 	array = json_array();
 	for (size_t i = 0; i < n; i++) {
 		used += list[i].size;
-		json_array_append_new(array, json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}",
-			"name", list[i].name, "created", (json_int_t)list[i].created,
+		json_array_append_new(array, json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
+			"name", list[i].name, "kind", ops_snapshot_kind(&list[i]),
+			"created", (json_int_t)list[i].created,
 			"size", (json_int_t)list[i].size, "content_size", (json_int_t)list[i].content_size,
 			"template", list[i].template_ref, "server", list[i].server));
 	}
@@ -390,6 +453,19 @@ static int op_snapshot_ls(struct op_context *ctx, json_t **result)
 			    "used", (json_int_t)used, "quota", (json_int_t)ctx->a->cfg.snapshot_quota,
 			    "max_count", (int)ctx->a->cfg.snapshot_max_count);
 	return 0;
+}
+
+static void ops_snapshot_remove_local(struct agent *a, const struct member_record *rec,
+				      const char *name)
+{
+	struct storage_paths paths;
+	int ret = storage_paths(a->cfg.state_dir, rec->name, &paths);
+
+	if (ret == 0)
+		ret = localsnap_remove(&paths, name);
+	if (ret < 0)
+		log_warn_errno(0, -ret, "cannot delete the local snapshot %s of %s; it is taken again if the name is",
+			       name, rec->name);
 }
 
 static int op_snapshot_rm(struct op_context *ctx, json_t **result)
@@ -411,6 +487,9 @@ static int op_snapshot_rm(struct op_context *ctx, json_t **result)
 	ret = ops_snapshot_get_own(ctx->a, &rec, name, &info);
 	if (ret == 0)
 		ret = snapshot_remove(&ctx->a->cfg, rec.name, name);
+	/* The manifest gone, the snapshot is; its subvolume goes after. */
+	if (ret == 0 && info.local)
+		ops_snapshot_remove_local(ctx->a, &rec, name);
 	if (ret == -ENOENT)
 		return ops_fail(ctx, PROTO_E_NOTFOUND, "you have no snapshot named %s (see gpubox snapshot ls)", name);
 	if (ret < 0)
@@ -470,6 +549,45 @@ static int ops_restore_unchanged(struct op_context *ctx, const struct member_rec
 			"snapshot %s was not restored, your container is unchanged: %s", snapshot, why);
 }
 
+/* 2. The archive, extracted; the files the member still has as the
+ * snapshot holds them are kept rather than written again. */
+static int ops_restore_fill_archive(struct op_context *ctx, const struct member_record *rec,
+				    const struct storage_paths *paths,
+				    const struct snapshot_info *info, int archive_fd,
+				    const char *restore, char *err, size_t errlen)
+{
+	struct snapshot_stats stats;
+	struct snapshot_limits limits = { 0 };
+	int ret;
+
+	progress_say(ctx->progress, "Restoring snapshot %s (%llu MB)", info->name, info->size >> 20);
+	limits.disk_reserve = ctx->a->cfg.disk_reserve;
+	limits.previous_upper = paths->upper;
+	ret = snapshot_extract(archive_fd, info, restore, rec->subid_base, &limits, ctx->progress,
+			       &stats, err, errlen);
+	if (ret == 0 && stats.reused_files)
+		progress_say(ctx->progress, "Restore: %llu files (%llu MB) were unchanged and kept",
+			     stats.reused_files, stats.reused_bytes >> 20);
+	return ret;
+}
+
+/* 2, for a local snapshot: its files copied with reflinks, every file's
+ * data shared with the snapshot's. */
+static int ops_restore_fill_local(struct op_context *ctx, const struct storage_paths *paths,
+				  const struct snapshot_info *info, const char *restore, char *err,
+				  size_t errlen)
+{
+	char from[PATH_MAX];
+	int ret = localsnap_upper(paths, info->name, from, sizeof(from));
+
+	progress_say(ctx->progress, "Restoring local snapshot %s", info->name);
+	if (ret == 0)
+		ret = storage_copy_tree_reflink(from, restore);
+	if (ret < 0)
+		snprintf(err, errlen, "its files could not be copied back; see the agent's log");
+	return ret;
+}
+
 static int ops_restore_swap(struct op_context *ctx, const struct member_record *rec,
 			    const struct storage_paths *paths, const struct snapshot_info *info,
 			    int archive_fd)
@@ -477,8 +595,6 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	__do_close int lfd = ops_layer_open(paths);
 	__do_json json_t *marker = NULL;
 	__do_free char *text = NULL;
-	struct snapshot_stats stats;
-	struct snapshot_limits limits = { 0 };
 	char path[PATH_MAX], restore[PATH_MAX], err[512] = "";
 	int ret;
 
@@ -494,7 +610,7 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 	if (!text || fsutil_write_atomic(path, text, strlen(text), 0600) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot write %s", path);
 
-	/* 2. The archive, into a fresh directory of the member's. */
+	/* 2. The snapshot's files, into a fresh directory of the member's. */
 	fsutil_remove_tree_at(lfd, OPS_RESTORE_NEW);
 	if (mkdirat(lfd, OPS_RESTORE_NEW, 0755) < 0 ||
 	    fchownat(lfd, OPS_RESTORE_NEW, rec->subid_base, rec->subid_base, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -502,14 +618,10 @@ static int ops_restore_swap(struct op_context *ctx, const struct member_record *
 		ops_restore_undo(ctx->a, rec, paths);
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot create %s: %s", restore, strerror(ret));
 	}
-	progress_say(ctx->progress, "Restoring snapshot %s (%llu MB)", info->name, info->size >> 20);
-	limits.disk_reserve = ctx->a->cfg.disk_reserve;
-	limits.previous_upper = paths->upper;
-	ret = snapshot_extract(archive_fd, info, restore, rec->subid_base, &limits, ctx->progress,
-			       &stats, err, sizeof(err));
-	if (ret == 0 && stats.reused_files)
-		progress_say(ctx->progress, "Restore: %llu files (%llu MB) were unchanged and kept",
-			     stats.reused_files, stats.reused_bytes >> 20);
+	if (info->local)
+		ret = ops_restore_fill_local(ctx, paths, info, restore, err, sizeof(err));
+	else
+		ret = ops_restore_fill_archive(ctx, rec, paths, info, archive_fd, restore, err, sizeof(err));
 	if (ret == 0 && syncfs(lfd) < 0)
 		ret = -errno;
 	if (ret < 0)
@@ -584,6 +696,23 @@ static int ops_restore_open(struct op_context *ctx, const struct member_record *
 	if (fd < 0 || fstat(fd, &st) < 0 || (unsigned long long)st.st_size != info->size)
 		return ops_fail(ctx, PROTO_E_FAILED, "the archive of snapshot %s is missing or damaged", name);
 	return move_fd(fd);
+}
+
+/* A local snapshot's files, there while nothing has changed yet. */
+static int ops_restore_check_local(struct op_context *ctx, const struct member_record *rec,
+				   const struct snapshot_info *info)
+{
+	struct storage_paths paths;
+	char upper[PATH_MAX];
+	struct stat st;
+
+	if (storage_paths(ctx->a->cfg.state_dir, rec->name, &paths) < 0 ||
+	    localsnap_upper(&paths, info->name, upper, sizeof(upper)) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "the layer's path is too long");
+	if (lstat(upper, &st) < 0 || !S_ISDIR(st.st_mode))
+		return ops_fail(ctx, PROTO_E_FAILED,
+				"the files of local snapshot %s are missing from this server's disk", info->name);
+	return 0;
 }
 
 /* The disk of the member's files has room above disk_reserve, checked
@@ -680,9 +809,14 @@ static int op_restore(struct op_context *ctx, json_t **result)
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0 ||
 	    ops_restore_check(ctx, &rec, &name, &info) < 0)
 		return -1;
-	fd = ops_restore_open(ctx, &rec, name, &info);
-	if (fd < 0)
-		return -1;
+	if (info.local) {
+		if (ops_restore_check_local(ctx, &rec, &info) < 0)
+			return -1;
+	} else {
+		fd = ops_restore_open(ctx, &rec, name, &info);
+		if (fd < 0)
+			return -1;
+	}
 	if (storage_paths(a->cfg.state_dir, rec.name, &paths) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths");
 	if (ops_restore_room(ctx, &paths, name) < 0)

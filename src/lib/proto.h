@@ -33,9 +33,9 @@
  *	rebuild      {member?, confirm: true, keep_home?}
  *	                                         -> {member, state, template} (a running container
  *	                                             is started again: start's result)
- *	snapshot_create {member?, name?, freeze?} -> {name, member, template, created, size,
- *	                                             content_size, sha256, frozen}
- *	snapshot_ls  {member?}                   -> {member, snapshots: [{name, created, size,
+ *	snapshot_create {member?, name?, freeze?, local?} -> {name, kind, member, template,
+ *	                                             created, size, content_size, sha256, frozen}
+ *	snapshot_ls  {member?}                   -> {member, snapshots: [{name, kind, created, size,
  *	                                             content_size, template, server}], used, quota,
  *	                                             max_count}
  *	snapshot_rm  {member?, name}             -> {member, name}

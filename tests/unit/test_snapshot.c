@@ -634,6 +634,64 @@ static void test_owner_identity(void **state)
 	assert_int_equal(snapshot_check_owner(&got, &alice, err, sizeof(err)), -EPERM);
 }
 
+/* A local snapshot's manifest: its kind, no archive and no checksum; a
+ * manifest that mixes the two kinds, or names another, is none. */
+static void test_local_manifest(void **state)
+{
+	struct fixture *f = *state;
+	char store[PATH_MAX], text[1024];
+	__do_free struct gpubox_config *cfg = owner_store(f, store, sizeof(store));
+	struct snapshot_info info = { .name = "l1", .member = "alice", .member_id = ID_A,
+				      .template_ref = "debian@1", .server = "gpu1", .created = 50,
+				      .local = true };
+	struct snapshot_info got;
+	static const char *const damaged[] = {
+		"\"kind\":\"local\",\"size\":0,\"sha256\":\"" SHA "\"",
+		"\"kind\":\"local\",\"size\":10",
+		"\"kind\":\"tape\",\"size\":0",
+		"\"kind\":5,\"size\":0",
+		"\"kind\":null,\"size\":0",
+	};
+
+	assert_int_equal(snapshot_manifest_write(cfg, &info), 0);
+	tu_assert_absent(store, "l1.sha256");
+	assert_int_equal(snapshot_get(cfg, "alice", "l1", &got), 0);
+	assert_true(got.local);
+	assert_int_equal(got.size, 0);
+	assert_string_equal(got.sha256, "");
+	assert_string_equal(got.member_id, ID_A);
+	assert_string_equal(got.template_ref, "debian@1");
+	/* An archive's manifest says nothing of its kind, or "archive". */
+	owner_manifest(store, "a1", "\"" ID_A "\"", "gpu1", 60);
+	assert_int_equal(snapshot_get(cfg, "alice", "a1", &got), 0);
+	assert_false(got.local);
+	for (size_t i = 0; i < ARRAY_SIZE(damaged); i++) {
+		snprintf(text, sizeof(text),
+			 "{\"format\":1,\"name\":\"d1\",\"member\":\"alice\",\"member_id\":\"" ID_A "\","
+			 "\"template\":\"debian@1\",\"server\":\"gpu1\",\"created\":70,%s}", damaged[i]);
+		tu_write_file(store, "d1.json", text);
+		assert_int_equal(snapshot_get(cfg, "alice", "d1", &got), -EBADMSG);
+	}
+	/* Out of reach from another server sharing the store. */
+	{
+		struct snapshot_owner here = { .name = "alice", .identity = ID_A, .server = "gpu1" };
+		struct snapshot_owner there = here;
+		char err[256] = "";
+
+		there.server = "gpu2";
+		assert_int_equal(snapshot_get(cfg, "alice", "l1", &got), 0);
+		assert_int_equal(snapshot_check_owner(&got, &here, err, sizeof(err)), 0);
+		assert_int_equal(snapshot_check_owner(&got, &there, err, sizeof(err)), -EPERM);
+		assert_non_null(strstr(err, "local snapshot of server gpu1"));
+		/* The member removed without --purge: the local ones go (their
+		 * files went with the layer), the archive stays. */
+		tu_write_file(store, "d1.json", "{}");
+		assert_int_equal(snapshot_retire(cfg, &here, true), 1);
+		tu_assert_absent(store, "l1.json");
+		assert_int_equal(snapshot_get(cfg, "alice", "a1", &got), 0);
+	}
+}
+
 /* A manifest of before identities: this server's, after the member was added. */
 static void test_owner_legacy(void **state)
 {
@@ -697,15 +755,15 @@ static void test_owner_list_retire(void **state)
 	assert_int_equal(snapshot_list(cfg, "alice", &earlier, &list, &n), 0);
 	assert_int_equal(n, 2);
 
-	assert_int_equal(snapshot_retire(cfg, &alice), 1);
+	assert_int_equal(snapshot_retire(cfg, &alice, false), 1);
 	tu_assert_absent(store, "mine.json");
 	tu_assert_absent(store, "mine.tar.zst");
 	tu_assert_absent(store, "mine.sha256");
 	tu_assert_text(store, "theirs.tar.zst", "0123456789");
 	assert_int_equal(access(store, F_OK), 0);
 	free(tu_read_text(store, "old.json"));
-	assert_int_equal(snapshot_retire(cfg, &alice), 0);
-	assert_int_equal(snapshot_retire(cfg, &earlier), 2);
+	assert_int_equal(snapshot_retire(cfg, &alice, false), 0);
+	assert_int_equal(snapshot_retire(cfg, &earlier, false), 2);
 	assert_int_equal(access(store, F_OK), -1);
 	assert_int_equal(errno, ENOENT);
 }
@@ -1219,6 +1277,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_attack_content_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attack_no_recipe_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_legacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_list_retire, setup, teardown),
 	};

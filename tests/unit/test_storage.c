@@ -29,6 +29,7 @@
 
 #include "container/container.h"
 #include "cleanup.h"
+#include "spawn.h"
 #include "testutil.h"
 #include "banned.h"
 
@@ -750,6 +751,105 @@ static void test_layer_image(void **state)
 	tu_assert_absent(f->state, "layers/alice");
 }
 
+/* A btrfs file system of 256 MiB on a loop device at <state>/layers, as a
+ * server whose layers are on btrfs has; false (and why) where it cannot be. */
+static bool mount_btrfs_layers(struct fixture *f)
+{
+	char image[PATH_MAX], layers[PATH_MAX];
+	const char *mkfs[] = { "mkfs.btrfs", "-q", "-f", image, NULL };
+	const char *mnt[] = { "mount", "-o", "loop", image, layers, NULL };
+	__do_close int fd = -EBADF;
+
+	if (access("/sbin/mkfs.btrfs", X_OK) < 0 && access("/usr/sbin/mkfs.btrfs", X_OK) < 0) {
+		print_message("mkfs.btrfs is missing (btrfs-progs; scripts/install-deps --test): skipped\n");
+		return false;
+	}
+	tu_join(image, sizeof(image), f->top, "btrfs.img");
+	tu_join(layers, sizeof(layers), f->state, "layers");
+	fd = open(image, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 256ll << 20), 0);
+	assert_true(mkdir(layers, 0711) == 0 || errno == EEXIST);
+	assert_int_equal(spawn_run(mkfs, NULL), 0);
+	if (spawn_run(mnt, NULL) != 0) {
+		print_message("this kernel cannot mount btrfs: skipped\n");
+		return false;
+	}
+	return true;
+}
+
+/* Local snapshots (localsnap.c): a layer on btrfs is a subvolume; the
+ * overlay works in it; a snapshot keeps the files as they were, whiteouts
+ * and owners included; a restore's reflinked copy gets them back; a
+ * removed snapshot is gone, and so is a layer holding one. */
+static void test_local_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_paths *p = &f->paths;
+	uint32_t base = f->base;
+	char why[256] = "", upper[PATH_MAX], back[PATH_MAX];
+	struct stat st;
+
+	/* Elsewhere: refused, with the reason. */
+	assert_int_equal(storage_prepare(p, base, NULL), 0);
+	assert_int_equal(localsnap_supported(p, why, sizeof(why)), -EOPNOTSUPP);
+	assert_non_null(strstr(why, "btrfs"));
+	assert_int_equal(storage_remove_layer(p), 0);
+
+	if (!mount_btrfs_layers(f))
+		skip();
+	assert_int_equal(storage_prepare(p, base, NULL), 0);
+	{
+		__do_close int fd = tu_open_dir(p->layer);
+
+		assert_true(localsnap_is_subvolume_fd(fd));
+	}
+	assert_int_equal(localsnap_supported(p, why, sizeof(why)), 0);
+
+	/* Copy-up and whiteouts rename from work into upper: one subvolume. */
+	assert_int_equal(storage_mount(p, f->template, base), 0);
+	assert_int_equal(tu_make_file(p->rootfs, "etc/hostname", "changed\n", base, base, 0644), 0);
+	assert_int_equal(tu_make_file(p->rootfs, "new-file", "mine\n", base + 1000, base + 1000, 0600), 0);
+	tu_join(back, sizeof(back), p->rootfs, "etc/shadow");
+	assert_int_equal(unlink(back), 0);
+
+	assert_int_equal(localsnap_take(p, "s1"), 0);
+	assert_int_equal(localsnap_take(p, "s1"), -EEXIST);
+	tu_assert_owner(p->layer, "local", 0, 0, 0700);
+	/* Changed after the snapshot: the snapshot keeps what was. */
+	assert_int_equal(tu_make_file(p->rootfs, "etc/hostname", "later\n", base, base, 0644), 0);
+	tu_join(back, sizeof(back), p->rootfs, "new-file");
+	assert_int_equal(unlink(back), 0);
+	assert_int_equal(storage_unmount(p), 0);
+
+	assert_int_equal(localsnap_upper(p, "s1", upper, sizeof(upper)), 0);
+	tu_assert_text(upper, "etc/hostname", "changed\n");
+	tu_assert_owner(upper, "new-file", base + 1000, base + 1000, 0600);
+	tu_join(back, sizeof(back), upper, "etc/shadow");
+	assert_int_equal(lstat(back, &st), 0);
+	assert_true(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
+
+	/* A restore's copy: the same files, the same whiteout. */
+	tu_join(back, sizeof(back), p->layer, "upper.restore");
+	assert_int_equal(mkdir(back, 0755), 0);
+	assert_int_equal(storage_copy_tree_reflink(upper, back), 0);
+	tu_assert_text(back, "etc/hostname", "changed\n");
+	tu_assert_owner(back, "new-file", base + 1000, base + 1000, 0600);
+	tu_assert_owner(back, "", base, base, 0755);
+	tu_join(why, sizeof(why), back, "etc/shadow");
+	assert_int_equal(lstat(why, &st), 0);
+	assert_true(S_ISCHR(st.st_mode));
+
+	assert_int_equal(localsnap_remove(p, "s1"), 0);
+	tu_assert_absent(p->layer, "local/s1");
+	assert_int_equal(localsnap_remove(p, "s1"), 0);
+
+	/* A layer holding a snapshot is removed whole. */
+	assert_int_equal(localsnap_take(p, "s2"), 0);
+	assert_int_equal(storage_remove_layer(p), 0);
+	tu_assert_absent(f->state, "layers/alice");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -764,6 +864,7 @@ int main(void)
 		cmocka_unit_test(test_pure_sizes),
 		cmocka_unit_test_setup_teardown(test_quota_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_layer_image, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_snapshot, setup, teardown),
 	};
 
 	if (!tu_have_root("test_storage"))

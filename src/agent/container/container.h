@@ -60,6 +60,10 @@ struct storage_disk {
 int storage_prepare(struct storage_paths *paths, uint32_t subid_base, const struct storage_disk *disk);
 /* cp -a of from's contents into the existing directory to. */
 int storage_copy_tree(const char *from, const char *to);
+/* The same, every file's data shared with from's (reflinks) where the file
+ * system can (btrfs, XFS, from and to on the same one); a file it cannot
+ * share is copied. */
+int storage_copy_tree_reflink(const char *from, const char *to);
 /* For a member removed: their layer in the pool deleted, or moved into the
  * pool's .retired/<member>-<stamp> (kept: where it went; "" if there was
  * none).  <dir> is the caller's. */
@@ -128,6 +132,23 @@ int loopimg_grow(const char *image, uint64_t size);
 /* Resize the image, attached nowhere, to size (e2fsck, resize2fs);
  * fails, changing nothing, where its files would not fit. */
 int loopimg_resize_offline(const char *image, uint64_t size);
+
+/* ---- localsnap.c: copy-on-write snapshots of a layer on btrfs ----------- */
+
+/* Whether fd is the root of a btrfs subvolume. */
+bool localsnap_is_subvolume_fd(int fd);
+/* Make path (absent) a btrfs subvolume where its parent is on btrfs, else a
+ * plain directory, with mode; an existing path is left as it is. */
+int localsnap_make_dir(const char *path, mode_t mode);
+/* 0 when the member's layer can take local snapshots; else -EOPNOTSUPP
+ * (or another negative errno) and why, in words for the member. */
+int localsnap_supported(const struct storage_paths *paths, char *why, size_t whylen);
+/* Snapshot the layer as <layer>/local/<name>; -EEXIST if there is one. */
+int localsnap_take(const struct storage_paths *paths, const char *name);
+/* <layer>/local/<name>/upper: the snapshot's copy of the member's files. */
+int localsnap_upper(const struct storage_paths *paths, const char *name, char *buf, size_t len);
+/* Delete <layer>/local/<name>; 0 if there is none. */
+int localsnap_remove(const struct storage_paths *paths, const char *name);
 
 /* ---- layerimg.c: a member's layer in an image of its own ----------------- */
 

@@ -97,7 +97,12 @@ int nesting_prepare(const struct storage_paths *paths, uint32_t subid_base,
 	int ret;
 
 	*plan = (struct nesting_plan){ 0 };
-	/* The layer's project id passes down to what is made below it. */
+	/* The layer's project id passes down to what is made below it.  On
+	 * btrfs the stores are a subvolume of their own, which the layer's
+	 * local snapshots leave out (localsnap.c). */
+	ret = localsnap_make_dir(paths->nested, 0711);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot create %s", paths->nested);
 	ret = nesting_dir(paths->nested, 0711, subid_base);
 	for (size_t i = 0; ret == 0 && i < ARRAY_SIZE(nesting_stores); i++) {
 		if (snprintf(path, sizeof(path), "%s/%s", paths->nested, nesting_stores[i].name) >=

@@ -221,6 +221,20 @@ int storage_copy_tree(const char *from, const char *to)
 	return 0;
 }
 
+int storage_copy_tree_reflink(const char *from, const char *to)
+{
+	/* auto rather than always: a file btrfs will not share (a NOCOW one,
+	 * such as systemd's journals) is copied. */
+	const char *argv[] = { "cp", "-a", "-T", "--reflink=auto", "--", from, to, NULL };
+	char out[1024] = "";
+	int ret = spawn_run(argv, &(struct spawn_options){ .capture = out, .capture_size = sizeof(out) });
+
+	if (ret != 0)
+		return log_error_errno(ret < 0 ? ret : -EIO, 0, "cannot copy %s to %s with reflinks (%d): %s",
+				       from, to, ret, out);
+	return 0;
+}
+
 /*
  * Move an older agent's layer (<dir>/layer) into the pool.  A copy into a
  * directory that already has the member's project, so that every file is
@@ -295,6 +309,10 @@ static int storage_prepare_layer(struct storage_paths *paths, uint32_t subid_bas
 		ret = fsutil_mkdir_p(parent, 0700);
 	if (ret < 0)
 		return log_error_errno(ret, -ret, "cannot create %s", parent);
+	/* A new layer on btrfs is a subvolume, for local snapshots (localsnap.c). */
+	ret = localsnap_make_dir(paths->layer, 0700);
+	if (ret < 0)
+		return log_error_errno(ret, -ret, "cannot create %s", paths->layer);
 	/* LXC binds the nested stores from here as the container's root. */
 	ret = storage_ensure_dir(paths->layer, 0710, 0, subid_base);
 	if (ret < 0)

@@ -124,6 +124,10 @@ struct snapshot_info {
 	unsigned long long size;              /* the archive's bytes */
 	unsigned long long content_size;
 	char sha256[TEMPLATE_HASH_HEX];
+	/* A local snapshot ("kind": "local"): no archive, its files are a
+	 * copy-on-write snapshot of the layer (localsnap.c); size, content_size
+	 * 0 and sha256 "". */
+	bool local;
 };
 
 /* What a snapshot or a restore may take of the disk it writes to. */
@@ -200,7 +204,8 @@ int snapshot_list(const struct gpubox_config *cfg, const char *member,
  * this server's unfinished files, then the member's directory if nothing
  * else is in it.  Snapshots of another identity (another server sharing
  * the store) stay.  Returns the number removed. */
-int snapshot_retire(const struct gpubox_config *cfg, const struct snapshot_owner *owner);
+int snapshot_retire(const struct gpubox_config *cfg, const struct snapshot_owner *owner,
+		    bool local_only);
 /* A file of the store (suffix ".tar.zst", ".json"), opened read-only
  * without following a link nor waiting on a FIFO: -EPERM unless a regular
  * file.  Returns the descriptor. */

@@ -2052,8 +2052,9 @@ static bool snapshot_is_hex(const char *text, size_t size)
 static int snapshot_parse(const char *text, const char *name, struct snapshot_info *out)
 {
 	__do_json json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-	const char *member, *ref, *hash, *sha, *server, *mname, *member_id;
+	const char *member, *ref, *hash, *sha, *server, *mname, *member_id, *kind;
 	json_t *id_value;
+	bool local;
 	json_t *created, *size, *content;
 	char err[128];
 
@@ -2068,6 +2069,16 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	created = json_object_get(m, "created");
 	size = json_object_get(m, "size");
 	content = json_object_get(m, "content_size");
+	/* Absent: an archive, as every snapshot was before local ones. */
+	kind = json_string_value(json_object_get(m, "kind"));
+	if (json_object_get(m, "kind") && (!kind || (strcmp(kind, "archive") != 0 && strcmp(kind, "local") != 0)))
+		return -EBADMSG;
+	local = kind && strcmp(kind, "local") == 0;
+	/* A local snapshot has no archive: no checksum, no bytes. */
+	if (local && (sha || json_integer_value(size) != 0))
+		return -EBADMSG;
+	if (local)
+		sha = "";
 	/* Absent: a manifest of before identities.  Present, it must be one:
 	 * an empty or damaged one would pass for absent. */
 	id_value = json_object_get(m, "member_id");
@@ -2076,7 +2087,8 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 		return -EBADMSG;
 	if (!mname || strcmp(mname, name) != 0 || snapshot_check_name(mname, err, sizeof(err)) < 0 ||
 	    !member || strlen(member) >= sizeof(out->member) || !ref ||
-	    strlen(ref) >= sizeof(out->template_ref) || !sha || !snapshot_is_hex(sha, TEMPLATE_HASH_HEX) ||
+	    strlen(ref) >= sizeof(out->template_ref) || !sha ||
+	    (!local && !snapshot_is_hex(sha, TEMPLATE_HASH_HEX)) ||
 	    (hash && *hash && !snapshot_is_hex(hash, TEMPLATE_HASH_HEX)) ||
 	    !json_is_integer(created) || !json_is_integer(size) || json_integer_value(size) < 0 ||
 	    (content && (!json_is_integer(content) || json_integer_value(content) < 0)))
@@ -2093,12 +2105,20 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	out->size = (unsigned long long)json_integer_value(size);
 	/* Absent: no file data at all is restored. */
 	out->content_size = content ? (unsigned long long)json_integer_value(content) : 0;
+	out->local = local;
 	return 0;
 }
 
 int snapshot_check_owner(const struct snapshot_info *info, const struct snapshot_owner *owner,
 			 char *err, size_t errlen)
 {
+	/* A local snapshot's files are on the disk of the server that took
+	 * it: from another server sharing the store it is out of reach. */
+	if (info->local && (!owner->server || strcmp(info->server, owner->server) != 0)) {
+		set_error(err, errlen, "snapshot %s is a local snapshot of server %s", info->name,
+			  info->server);
+		return -EPERM;
+	}
 	if (strcmp(info->member, owner->name) != 0) {
 		set_error(err, errlen, "snapshot %s was taken by %s, not %s", info->name, info->member,
 			  owner->name);
@@ -2226,30 +2246,14 @@ int snapshot_list(const struct gpubox_config *cfg, const char *member,
 	return 0;
 }
 
-int snapshot_manifest_write(const struct gpubox_config *cfg, const struct snapshot_info *info)
+/* <name>.json, written whole or not at all. */
+static int snapshot_manifest_put(const struct gpubox_config *cfg, const struct snapshot_info *info,
+				 json_t *m)
 {
-	__do_json json_t *m = NULL;
 	__do_free char *text = NULL;
-	char path[PATH_MAX], line[PATH_MAX];
+	char path[PATH_MAX];
 	int ret;
 
-	ret = snapshot_path(cfg, info->member, info->name, ".sha256", path, sizeof(path));
-	if (ret < 0)
-		return ret;
-	snprintf(line, sizeof(line), "%s  %s.tar.zst\n", info->sha256, info->name);
-	ret = fsutil_write_atomic(path, line, strlen(line), 0600);
-	if (ret < 0)
-		return ret;
-	/* Never a manifest without identity: it would be read as one of before. */
-	if (!snapshot_is_hex(info->member_id, SNAPSHOT_MEMBER_ID_SIZE))
-		return -EINVAL;
-	m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
-		      "format", 1, "name", info->name, "member", info->member,
-		      "member_id", info->member_id,
-		      "template", info->template_ref, "template_recipe_hash", info->template_hash,
-		      "server", info->server, "created", (json_int_t)info->created,
-		      "size", (json_int_t)info->size, "content_size", (json_int_t)info->content_size,
-		      "sha256", info->sha256, "compression", "zstd");
 	if (!m)
 		return -ENOMEM;
 	text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -2259,6 +2263,46 @@ int snapshot_manifest_write(const struct gpubox_config *cfg, const struct snapsh
 	if (ret < 0)
 		return ret;
 	return fsutil_write_atomic(path, text, strlen(text), 0600);
+}
+
+static int snapshot_manifest_write_local(const struct gpubox_config *cfg,
+					 const struct snapshot_info *info)
+{
+	__do_json json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
+		"format", 1, "kind", "local", "name", info->name, "member", info->member,
+		"member_id", info->member_id, "template", info->template_ref,
+		"template_recipe_hash", info->template_hash, "server", info->server,
+		"created", (json_int_t)info->created, "size", (json_int_t)0);
+
+	return snapshot_manifest_put(cfg, info, m);
+}
+
+int snapshot_manifest_write(const struct gpubox_config *cfg, const struct snapshot_info *info)
+{
+	__do_json json_t *m = NULL;
+	char path[PATH_MAX], line[PATH_MAX];
+	int ret;
+
+	/* Never a manifest without identity: it would be read as one of before. */
+	if (!snapshot_is_hex(info->member_id, SNAPSHOT_MEMBER_ID_SIZE))
+		return -EINVAL;
+	if (info->local)
+		return snapshot_manifest_write_local(cfg, info);
+	ret = snapshot_path(cfg, info->member, info->name, ".sha256", path, sizeof(path));
+	if (ret < 0)
+		return ret;
+	snprintf(line, sizeof(line), "%s  %s.tar.zst\n", info->sha256, info->name);
+	ret = fsutil_write_atomic(path, line, strlen(line), 0600);
+	if (ret < 0)
+		return ret;
+	m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
+		      "format", 1, "name", info->name, "member", info->member,
+		      "member_id", info->member_id,
+		      "template", info->template_ref, "template_recipe_hash", info->template_hash,
+		      "server", info->server, "created", (json_int_t)info->created,
+		      "size", (json_int_t)info->size, "content_size", (json_int_t)info->content_size,
+		      "sha256", info->sha256, "compression", "zstd");
+	return snapshot_manifest_put(cfg, info, m);
 }
 
 int snapshot_remove(const struct gpubox_config *cfg, const char *member, const char *name)
@@ -2279,7 +2323,8 @@ int snapshot_remove(const struct gpubox_config *cfg, const char *member, const c
 	return 0;
 }
 
-int snapshot_retire(const struct gpubox_config *cfg, const struct snapshot_owner *owner)
+int snapshot_retire(const struct gpubox_config *cfg, const struct snapshot_owner *owner,
+		    bool local_only)
 {
 	__do_free struct snapshot_info *list = NULL;
 	char dir[PATH_MAX];
@@ -2294,6 +2339,8 @@ int snapshot_retire(const struct gpubox_config *cfg, const struct snapshot_owner
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < n; i++) {
+		if (local_only && !list[i].local)
+			continue;
 		ret = snapshot_remove(cfg, owner->name, list[i].name);
 		if (ret < 0)
 			return log_error_errno(ret, -ret, "cannot remove snapshot %s of %s", list[i].name,
