@@ -150,6 +150,7 @@ enum {
 	CLI_OPT_FOR     = 1 << 16,
 	CLI_OPT_WAIT    = 1 << 17,
 	CLI_OPT_EXTEND  = 1 << 18,
+	CLI_OPT_LOCAL   = 1 << 19,
 };
 
 #define CLI_KEYS_MAX 16
@@ -167,6 +168,7 @@ struct cli_options {
 	bool yes;
 	bool purge;
 	bool freeze;
+	bool local;
 	bool keep_home;
 	bool help;
 	const char *member;

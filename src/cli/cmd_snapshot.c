@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Snapshots of a member's own changes: snapshot [NAME], snapshot ls,
- * snapshot rm NAME, and restore NAME.  A snapshot is named, never given as
- * a path: the agent keeps each member's in a place of their own.
+ * Snapshots of a member's own changes: snapshot [NAME] [--local],
+ * snapshot ls, snapshot rm NAME, and restore NAME.  A snapshot is named,
+ * never given as a path: the agent keeps each member's in a place of their
+ * own.  It is an archive in the snapshot store, or with --local a
+ * copy-on-write snapshot on this server; ls, rm and restore take both.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +22,12 @@ static const char *cmd_snapshot_string(json_t *obj, const char *key, const char 
 	const char *s = json_string_value(json_object_get(obj, key));
 
 	return s && *s ? s : fallback;
+}
+
+/* The agent's "kind"; an agent that sends none makes archives only. */
+static bool cmd_snapshot_is_local(json_t *snapshot)
+{
+	return strcmp(cmd_snapshot_string(snapshot, "kind", "archive"), "local") == 0;
 }
 
 static void cmd_snapshot_size(char *buf, size_t len, json_int_t bytes)
@@ -62,7 +70,8 @@ static int cmd_snapshot_create(struct cli *cli, const struct cli_command *self, 
 			       char **argv)
 {
 	static const struct cli_args spec = {
-		.options = CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_FREEZE, .min = 0, .max = 1,
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_FREEZE | CLI_OPT_LOCAL,
+		.min = 0, .max = 1,
 		.wrong_count = "snapshot takes one name at most",
 	};
 	__do_json json_t *result = NULL;
@@ -77,7 +86,8 @@ static int cmd_snapshot_create(struct cli *cli, const struct cli_command *self, 
 	if (opts.first_arg < argc)
 		name = argv[opts.first_arg];
 	args = cmd_snapshot_args(&opts, "name", name);
-	if (!args || (opts.freeze && json_object_set_new(args, "freeze", json_true()) < 0))
+	if (!args || (opts.freeze && json_object_set_new(args, "freeze", json_true()) < 0) ||
+	    (opts.local && json_object_set_new(args, "local", json_true()) < 0))
 		return CLI_EXIT_FAILED;
 	ret = client_call(cli, "snapshot_create", move_ptr(args), &result);
 	if (ret < 0)
@@ -86,13 +96,18 @@ static int cmd_snapshot_create(struct cli *cli, const struct cli_command *self, 
 		output_json(result);
 		return CLI_EXIT_OK;
 	}
-	cmd_snapshot_size(size, sizeof(size), json_integer_value(json_object_get(result, "size")));
-	cmd_snapshot_size(content, sizeof(content),
-			  json_integer_value(json_object_get(result, "content_size")));
 	printf("Snapshot ");
 	output_sanitized(stdout, cmd_snapshot_string(result, "name", "?"));
-	printf(" saved: %s of changes in %s, on template ", content, size);
-	output_sanitized(stdout, cmd_snapshot_string(result, "template", "?"));
+	if (cmd_snapshot_is_local(result)) {
+		printf(" taken: local, copy-on-write, on this server");
+	} else {
+		cmd_snapshot_size(size, sizeof(size),
+				  json_integer_value(json_object_get(result, "size")));
+		cmd_snapshot_size(content, sizeof(content),
+				  json_integer_value(json_object_get(result, "content_size")));
+		printf(" saved: %s of changes in %s, on template ", content, size);
+		output_sanitized(stdout, cmd_snapshot_string(result, "template", "?"));
+	}
 	printf(".\nRestore it with: gpubox restore ");
 	output_sanitized(stdout, cmd_snapshot_string(result, "name", "NAME"));
 	printf("\n");
@@ -107,6 +122,7 @@ static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int 
 	json_t *list, *s;
 	json_int_t quota;
 	size_t i;
+	bool any_local = false;
 	char size[CLI_BYTES_TEXT_MAX], when[CLI_TIME_TEXT_MAX];
 	char used[CLI_BYTES_TEXT_MAX], limit[CLI_BYTES_TEXT_MAX];
 	int ret, status;
@@ -125,16 +141,24 @@ static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int 
 		printf("No snapshot yet (take one with: gpubox snapshot [NAME]).\n");
 		return CLI_EXIT_OK;
 	}
-	printf("%-24s %-22s %10s  %s\n", "NAME", "CREATED", "SIZE", "TEMPLATE");
+	printf("%-24s %-7s %-22s %10s  %s\n", "NAME", "KIND", "CREATED", "SIZE", "TEMPLATE");
 	json_array_foreach(list, i, s) {
 		const char *name = cmd_snapshot_string(s, "name", "?");
+		bool is_local = cmd_snapshot_is_local(s);
 
-		cmd_snapshot_size(size, sizeof(size), json_integer_value(json_object_get(s, "size")));
+		/* A local snapshot has no size of its own: it shares the layer's. */
+		if (is_local) {
+			snprintf(size, sizeof(size), "-");
+			any_local = true;
+		} else {
+			cmd_snapshot_size(size, sizeof(size),
+					  json_integer_value(json_object_get(s, "size")));
+		}
 		cmd_snapshot_time(when, sizeof(when), json_integer_value(json_object_get(s, "created")));
 		/* The agent's names are checked, but print nothing raw. */
 		output_sanitized(stdout, name);
-		printf("%*s %-22s %10s  ", (int)(strlen(name) < 24 ? 24 - strlen(name) : 0), "", when,
-		       size);
+		printf("%*s %-7s %-22s %10s  ", (int)(strlen(name) < 24 ? 24 - strlen(name) : 0), "",
+		       is_local ? "local" : "archive", when, size);
 		output_sanitized(stdout, cmd_snapshot_string(s, "template", "?"));
 		printf("\n");
 	}
@@ -142,10 +166,11 @@ static int cmd_snapshot_ls(struct cli *cli, const struct cli_command *self, int 
 	quota = json_integer_value(json_object_get(result, "quota"));
 	if (quota > 0) {
 		cmd_snapshot_size(limit, sizeof(limit), quota);
-		printf("\n%s used of a quota of %s.\n", used, limit);
+		printf("\n%s used of a quota of %s", used, limit);
 	} else {
-		printf("\n%s used.\n", used);
+		printf("\n%s used", used);
 	}
+	printf("%s.\n", any_local ? " (local snapshots take none of it)" : "");
 	return CLI_EXIT_OK;
 }
 
@@ -173,16 +198,21 @@ static int cmd_snapshot_rm(struct cli *cli, const struct cli_command *self, int 
 
 static const struct cli_command cmd_snapshot_commands[] = {
 	{ "create", cmd_snapshot_create, false,
-	  "snapshot [create] [NAME] [--freeze] [--json] [--member NAME]",
+	  "snapshot [create] [NAME] [--local] [--freeze] [--json] [--member NAME]",
 	  "Save what you changed in your container as snapshot NAME (letters, digits, - and _; "
 	  "default: the date and time).  The container is stopped while the snapshot is "
-	  "written and started again; with --freeze it is paused instead." },
+	  "written and started again; with --freeze it is paused instead.  With --local it is "
+	  "a copy-on-write snapshot kept on this server (where its layers are on btrfs), taken "
+	  "at one instant while the container runs, files as a power cut would leave them "
+	  "(--freeze pauses it for that instant).  It takes no disk until your files change, "
+	  "but it is not a backup: it never leaves this server and is lost with its disk." },
 	{ "ls", cmd_snapshot_ls, false,
 	  "snapshot ls [--json] [--member NAME]",
-	  "List your snapshots, their size, and your quota." },
+	  "List your snapshots (archives and local ones), their kind and size, and your "
+	  "quota." },
 	{ "rm", cmd_snapshot_rm, false,
 	  "snapshot rm NAME [--json] [--member NAME]",
-	  "Delete your snapshot NAME." },
+	  "Delete your snapshot NAME, an archive or a local one." },
 	{ NULL, NULL, false, NULL, NULL },
 };
 

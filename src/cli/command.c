@@ -317,6 +317,7 @@ enum {
 	OPT_FOR,
 	OPT_WAIT,
 	OPT_EXTEND,
+	OPT_LOCAL,
 };
 
 static const struct option cli_long_options[] = {
@@ -327,6 +328,7 @@ static const struct option cli_long_options[] = {
 	{ "yes",     no_argument,       NULL, 'y' },
 	{ "purge",   no_argument,       NULL, OPT_PURGE },
 	{ "freeze",  no_argument,       NULL, OPT_FREEZE },
+	{ "local",   no_argument,       NULL, OPT_LOCAL },
 	{ "keep-home", no_argument,     NULL, OPT_KEEP_HOME },
 	{ "gpu",     required_argument, NULL, OPT_GPU },
 	{ "at",      required_argument, NULL, OPT_AT },
@@ -408,6 +410,7 @@ static int cli_check_option_taken(const struct cli_command *cmd, const struct cl
 		{ OPT_UNTIL, CLI_OPT_UNTIL }, { OPT_CSV, CLI_OPT_CSV }, { OPT_FORCE, CLI_OPT_FORCE },
 		{ OPT_LIMIT, CLI_OPT_LIMIT }, { OPT_FROM, CLI_OPT_FROM },
 		{ OPT_FOR, CLI_OPT_FOR }, { OPT_WAIT, CLI_OPT_WAIT }, { OPT_EXTEND, CLI_OPT_EXTEND },
+		{ OPT_LOCAL, CLI_OPT_LOCAL },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(masks); i++)
@@ -429,6 +432,8 @@ static bool *cli_option_flag(struct cli_options *opts, int option)
 		return &opts->purge;
 	case OPT_FREEZE:
 		return &opts->freeze;
+	case OPT_LOCAL:
+		return &opts->local;
 	case OPT_KEEP_HOME:
 		return &opts->keep_home;
 	case OPT_CSV:

@@ -38,10 +38,12 @@ static const struct cli_command cli_commands[] = {
 	  "version of its template; with --keep-home, /home is kept.  Asks you to type the "
 	  "member name unless --yes is given." },
 	{ "snapshot", cmd_snapshot, false,
-	  "snapshot [NAME] [--freeze] | snapshot ls | snapshot rm NAME",
+	  "snapshot [NAME] [--local] [--freeze] | snapshot ls | snapshot rm NAME",
 	  "Save what you changed in your container (not the template it starts from) as a "
 	  "snapshot NAME (default: the date and time).  The container is stopped for it and "
-	  "started again, or with --freeze only paused.  \"snapshot ls\" lists your "
+	  "started again, or with --freeze only paused.  With --local, a copy-on-write "
+	  "snapshot kept on this server, taken at one instant while the container runs: not "
+	  "a backup, it goes with the server's disk.  \"snapshot ls\" lists your "
 	  "snapshots, \"snapshot rm NAME\" deletes one." },
 	{ "restore", cmd_restore, false,
 	  "restore NAME [--yes] [--member NAME]",

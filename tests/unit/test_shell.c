@@ -405,6 +405,45 @@ static void test_shell_args_count(void **state)
 	assert_true(opts.help);
 }
 
+static void test_shell_snapshot_local(void **state)
+{
+	/* cmd_snapshot.c's create and rm: --local is create's alone. */
+	static const struct cli_command create = {
+		"snapshot", NULL, false, "snapshot [create] [NAME] [--local] [--freeze]", "",
+	};
+	static const struct cli_args create_args = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER | CLI_OPT_FREEZE | CLI_OPT_LOCAL,
+		.min = 0, .max = 1,
+	};
+	static const struct cli_command rm = { "rm", NULL, false, "snapshot rm NAME", "" };
+	static const struct cli_args rm_args = {
+		.options = CLI_OPT_JSON | CLI_OPT_MEMBER, .min = 1, .max = 1,
+	};
+	struct cli_options opts;
+
+	(void)state;
+	assert_int_equal(test_parse_line("snapshot before-upgrade --local --freeze", &create,
+					 &create_args, &opts), CLI_EXIT_OK);
+	assert_true(opts.local);
+	assert_true(opts.freeze);
+	/* getopt_long moves the name after the options. */
+	assert_int_equal(opts.first_arg, 3);
+	assert_string_equal(test_words[opts.first_arg], "before-upgrade");
+	assert_int_equal(test_parse_line("snapshot --local", &create, &create_args, &opts),
+			 CLI_EXIT_OK);
+	assert_true(opts.local);
+	assert_false(opts.freeze);
+	assert_int_equal(opts.first_arg, 2);   /* no name: the agent picks the time */
+	assert_int_equal(test_parse_line("snapshot before-upgrade", &create, &create_args, &opts),
+			 CLI_EXIT_OK);
+	assert_false(opts.local);
+	/* --local takes no value, and rm, ls and restore do not take it. */
+	assert_int_equal(test_parse_line("snapshot --local=yes", &create, &create_args, &opts),
+			 CLI_EXIT_USAGE);
+	assert_int_equal(test_parse_line("rm before-upgrade --local", &rm, &rm_args, &opts),
+			 CLI_EXIT_USAGE);
+}
+
 /* What cli_print_line() writes on stderr, captured through a pipe. */
 static void test_stderr_of(const char *prefix, const char *text, char *buf, size_t len)
 {
@@ -462,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_shell_time_ambiguous),
 		cmocka_unit_test(test_shell_time_too_long),
 		cmocka_unit_test(test_shell_args_count),
+		cmocka_unit_test(test_shell_snapshot_local),
 		cmocka_unit_test(test_shell_messages_one_newline),
 	};
 
