@@ -87,6 +87,7 @@ int localsnap_make_dir(const char *path, mode_t mode)
 	const char *slash = strrchr(path, '/');
 	__do_close int pfd = -EBADF;
 	enum btrfs_util_error err;
+	struct statfs sf;
 
 	if (!slash || slash == path || (size_t)(slash - path) >= sizeof(parent) || !slash[1])
 		return -EINVAL;
@@ -97,11 +98,15 @@ int localsnap_make_dir(const char *path, mode_t mode)
 		return pfd;
 	if (faccessat(pfd, slash + 1, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;
-	errno = 0;
-	err = btrfs_util_create_subvolume_fd(pfd, slash + 1, 0, NULL, NULL);
-	if (err == BTRFS_UTIL_OK)
-		return fchmodat(pfd, slash + 1, mode, 0) < 0 ? -errno : 0;
-	/* Not btrfs (ENOTTY from the ioctl, or EOPNOTSUPP): a plain directory. */
+	if (fstatfs(pfd, &sf) == 0 && sf.f_type == BTRFS_SUPER_MAGIC) {
+		errno = 0;
+		err = btrfs_util_create_subvolume_fd(pfd, slash + 1, 0, NULL, NULL);
+		if (err == BTRFS_UTIL_OK)
+			return fchmodat(pfd, slash + 1, mode, 0) < 0 ? -errno : 0;
+		/* The member's start goes on; only local snapshots are lost. */
+		log_warn("cannot make %s a btrfs subvolume (%s): a plain directory, without local snapshots",
+			 path, btrfs_util_strerror(err));
+	}
 	if (mkdirat(pfd, slash + 1, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
