@@ -13,7 +13,9 @@
 #   bench_agent_up BUILD_DIR the agent alone, no template (scripts/gpu-proof
 #                            imports one); BENCH_NVML=real leaves the
 #                            tests' fake libnvidia-ml.so.1 out, so the
-#                            agent loads the server's
+#                            agent loads the server's; BENCH_LAYERS=btrfs
+#                            puts the members' layers on btrfs first
+#                            (bench_layers_btrfs)
 #
 # Benchmarks print figures; they never fail on a number.
 
@@ -99,6 +101,23 @@ bench_cleanup() {
 	for c in "$dir"/state/lxc/*/; do
 		[ -d "$c" ] && lxc-stop -k -P "$dir/state/lxc" -n "$(basename "$c")" 2>/dev/null
 	done
+	# BENCH_LAYERS=btrfs: the layers' file system, now that the agent and
+	# the containers are gone (the agent may take a moment to exit).  Its
+	# loop device goes with the unmount (mount -o loop: autoclear), the
+	# file with the directory.
+	if [ -f "$dir/layers.btrfs.img" ]; then
+		grep " $dir/state/layers/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
+		for _ in $(seq 50); do
+			grep -q " $dir/state/layers " /proc/self/mounts || break
+			umount "$dir/state/layers" 2>/dev/null && break
+			sleep 0.1
+		done
+		if grep -q " $dir/state/layers " /proc/self/mounts; then
+			bench_log "$dir/state/layers is busy; unmounting it lazily"
+			umount -l "$dir/state/layers"
+		fi
+		for m in $(losetup -j "$dir/layers.btrfs.img" 2>/dev/null | cut -d: -f1); do losetup -d "$m" 2>/dev/null; done
+	fi
 	grep " $dir/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
 	for m in $(awk -F: -v g="gbxbm$id" '$1 == g {print $4}' /etc/group | tr , ' '); do
 		userdel "$m" 2>/dev/null; groupdel "$m" 2>/dev/null
@@ -139,6 +158,15 @@ bench_agent_up() {
 	for t in jq nc tar lxc-stop nft; do
 		command -v "$t" >/dev/null || bench_die "$t is missing"
 	done
+	case ${BENCH_LAYERS:-auto} in
+	auto) ;;
+	btrfs)
+		command -v mkfs.btrfs >/dev/null ||
+			bench_die "BENCH_LAYERS=btrfs: mkfs.btrfs is missing; install btrfs-progs (or BENCH_LAYERS=auto)"
+		command -v losetup >/dev/null || bench_die "BENCH_LAYERS=btrfs: losetup is missing"
+		;;
+	*) bench_die "BENCH_LAYERS: btrfs or auto (the agent's own layers_pool), not $BENCH_LAYERS" ;;
+	esac
 
 	BENCH_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 	BENCH_DIR=$(mktemp -d "/var/lib/gbx-bench.$BENCH_ID.XXXX") || bench_die "cannot make a directory"
@@ -182,10 +210,29 @@ start_timeout = 60
 metrics_listen =
 CONF
 	[ -n "${GBX_TEMPLATE_MIRROR:-}" ] && echo "template_mirror = $GBX_TEMPLATE_MIRROR" >>"$BENCH_CONF"
+	[ "${BENCH_LAYERS:-auto}" = btrfs ] && bench_layers_btrfs
 	ssh-keygen -q -t ed25519 -N '' -C bench -f "$BENCH_DIR/keys/bench"
 
 	bench_start_agent || exit 1
 	bench_log "agent up: $BENCH_DIR (bridge gbxb$BENCH_ID, 10.215.$net.0/24)"
+}
+
+# bench_layers_btrfs (for bench_agent_up, before the agent starts): the
+# members' layers (<state>/layers) on a btrfs file system of their own, made
+# on a sparse loop file beside the state directory (BENCH_LAYERS_SIZE,
+# default 20G, as truncate reads it), like LXD's btrfs pool (bench/lxd.sh),
+# and "layers_pool = none" so that the agent takes the directory as it is
+# (no ext4 image of its own over it, no project quotas).  Each member's
+# layer is then a btrfs subvolume: what local snapshots need.
+# bench_cleanup unmounts it.
+bench_layers_btrfs() {
+	local img=$BENCH_DIR/layers.btrfs.img dir=$BENCH_DIR/state/layers size=${BENCH_LAYERS_SIZE:-20G}
+	mkdir -p "$dir" || bench_die "cannot make $dir"
+	truncate -s "$size" "$img" || bench_die "BENCH_LAYERS_SIZE: cannot make a file of $size"
+	quiet mkfs.btrfs -q -f "$img" || bench_die "mkfs.btrfs on $img failed"
+	quiet mount -o loop "$img" "$dir" || bench_die "cannot mount $img at $dir"
+	echo "layers_pool = none" >>"$BENCH_CONF"
+	bench_log "members' layers: btrfs on $img ($size, sparse; $(losetup -j "$img" | cut -d: -f1)), layers_pool = none"
 }
 
 # A member name unique to this run: bench_member TAG
