@@ -582,7 +582,7 @@ static int ops_restore_fill_local(struct op_context *ctx, const struct storage_p
 
 	progress_say(ctx->progress, "Restoring local snapshot %s", info->name);
 	if (ret == 0)
-		ret = storage_copy_tree_reflink(from, restore);
+		ret = storage_copy_tree(from, restore);
 	if (ret < 0)
 		snprintf(err, errlen, "its files could not be copied back; see the agent's log");
 	return ret;
@@ -699,15 +699,13 @@ static int ops_restore_open(struct op_context *ctx, const struct member_record *
 }
 
 /* A local snapshot's files, there while nothing has changed yet. */
-static int ops_restore_check_local(struct op_context *ctx, const struct member_record *rec,
+static int ops_restore_check_local(struct op_context *ctx, const struct storage_paths *paths,
 				   const struct snapshot_info *info)
 {
-	struct storage_paths paths;
 	char upper[PATH_MAX];
 	struct stat st;
 
-	if (storage_paths(ctx->a->cfg.state_dir, rec->name, &paths) < 0 ||
-	    localsnap_upper(&paths, info->name, upper, sizeof(upper)) < 0)
+	if (localsnap_upper(paths, info->name, upper, sizeof(upper)) < 0)
 		return ops_fail(ctx, PROTO_E_FAILED, "the layer's path is too long");
 	if (lstat(upper, &st) < 0 || !S_ISDIR(st.st_mode))
 		return ops_fail(ctx, PROTO_E_FAILED,
@@ -809,16 +807,16 @@ static int op_restore(struct op_context *ctx, json_t **result)
 	if (ops_check_args(ctx, allowed) < 0 || ops_target(ctx, &rec) < 0 ||
 	    ops_restore_check(ctx, &rec, &name, &info) < 0)
 		return -1;
+	if (storage_paths(a->cfg.state_dir, rec.name, &paths) < 0)
+		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths");
 	if (info.local) {
-		if (ops_restore_check_local(ctx, &rec, &info) < 0)
+		if (ops_restore_check_local(ctx, &paths, &info) < 0)
 			return -1;
 	} else {
 		fd = ops_restore_open(ctx, &rec, name, &info);
 		if (fd < 0)
 			return -1;
 	}
-	if (storage_paths(a->cfg.state_dir, rec.name, &paths) < 0)
-		return ops_fail(ctx, PROTO_E_FAILED, "cannot work out the container's paths");
 	if (ops_restore_room(ctx, &paths, name) < 0)
 		return -1;
 

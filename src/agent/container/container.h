@@ -58,12 +58,12 @@ struct storage_disk {
  * every file is charged to the project), and paths follow it.  disk NULL:
  * neither.  Idempotent. */
 int storage_prepare(struct storage_paths *paths, uint32_t subid_base, const struct storage_disk *disk);
-/* cp -a of from's contents into the existing directory to. */
+/* cp -a of from's contents into the existing directory to; every file's
+ * data shared with from's (reflinks) where the file system can (btrfs, XFS,
+ * from and to on one), else copied. */
 int storage_copy_tree(const char *from, const char *to);
-/* The same, every file's data shared with from's (reflinks) where the file
- * system can (btrfs, XFS, from and to on the same one); a file it cannot
- * share is copied. */
-int storage_copy_tree_reflink(const char *from, const char *to);
+/* The parent directory of path, into buf. */
+int storage_parent(const char *path, char *buf, size_t len);
 /* For a member removed: their layer in the pool deleted, or moved into the
  * pool's .retired/<member>-<stamp> (kept: where it went; "" if there was
  * none).  <dir> is the caller's. */

@@ -19,7 +19,7 @@
  * subvolume goes with rmdir().  Nothing writes into them: local/ is root's,
  * 0700, where the container's root, who may cross the layer directory,
  * cannot look.  A restore copies <snapshot>/upper back with reflinks
- * (storage_copy_tree_reflink()), a copy of the tree that shares every
+ * (storage_copy_tree()), a copy of the tree that shares every
  * file's data.
  *
  * The snapshot's manifest is kept with the archives' (snapshot.c, "kind"
@@ -84,30 +84,31 @@ bool localsnap_is_subvolume_fd(int fd)
 int localsnap_make_dir(const char *path, mode_t mode)
 {
 	char parent[PATH_MAX];
-	const char *slash = strrchr(path, '/');
+	const char *name = strrchr(path, '/');
 	__do_close int pfd = -EBADF;
 	enum btrfs_util_error err;
 	struct statfs sf;
+	int ret = storage_parent(path, parent, sizeof(parent));
 
-	if (!slash || slash == path || (size_t)(slash - path) >= sizeof(parent) || !slash[1])
+	if (ret < 0)
+		return ret;
+	if (!*++name)
 		return -EINVAL;
-	memcpy(parent, path, (size_t)(slash - path));
-	parent[slash - path] = '\0';
 	pfd = localsnap_open_dir(parent);
 	if (pfd < 0)
 		return pfd;
-	if (faccessat(pfd, slash + 1, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+	if (faccessat(pfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;
 	if (fstatfs(pfd, &sf) == 0 && sf.f_type == BTRFS_SUPER_MAGIC) {
 		errno = 0;
-		err = btrfs_util_create_subvolume_fd(pfd, slash + 1, 0, NULL, NULL);
+		err = btrfs_util_create_subvolume_fd(pfd, name, 0, NULL, NULL);
 		if (err == BTRFS_UTIL_OK)
-			return fchmodat(pfd, slash + 1, mode, 0) < 0 ? -errno : 0;
+			return fchmodat(pfd, name, mode, 0) < 0 ? -errno : 0;
 		/* The member's start goes on; only local snapshots are lost. */
 		log_warn("cannot make %s a btrfs subvolume (%s): a plain directory, without local snapshots",
 			 path, btrfs_util_strerror(err));
 	}
-	if (mkdirat(pfd, slash + 1, mode) < 0 && errno != EEXIST)
+	if (mkdirat(pfd, name, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
 }
@@ -141,14 +142,11 @@ int localsnap_supported(const struct storage_paths *paths, char *why, size_t why
 	return localsnap_errno(err);
 }
 
-/* <layer>/local, root's and closed to others, opened; made if missing. */
-static int localsnap_open_store(const struct storage_paths *paths, bool create)
+/* <layer>/local below the layer's lfd, opened; made if missing. */
+static int localsnap_open_store(int lfd, bool create)
 {
-	__do_close int lfd = localsnap_open_dir(paths->layer);
 	int fd;
 
-	if (lfd < 0)
-		return lfd;
 	if (create && mkdirat(lfd, LOCALSNAP_DIR, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	fd = openat(lfd, LOCALSNAP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -163,7 +161,7 @@ int localsnap_take(const struct storage_paths *paths, const char *name)
 
 	if (lfd < 0)
 		return lfd;
-	sfd = localsnap_open_store(paths, true);
+	sfd = localsnap_open_store(lfd, true);
 	if (sfd < 0)
 		return sfd;
 	/* The store must be the agent's own: never a member's directory. */
@@ -192,10 +190,12 @@ int localsnap_upper(const struct storage_paths *paths, const char *name, char *b
 
 int localsnap_remove(const struct storage_paths *paths, const char *name)
 {
-	__do_close int sfd = localsnap_open_store(paths, false);
-	__do_close int fd = -EBADF;
+	__do_close int lfd = localsnap_open_dir(paths->layer), sfd = -EBADF, fd = -EBADF;
 	enum btrfs_util_error err;
 
+	if (lfd < 0)
+		return lfd == -ENOENT ? 0 : lfd;
+	sfd = localsnap_open_store(lfd, false);
 	if (sfd == -ENOENT)
 		return 0;
 	if (sfd < 0)

@@ -142,8 +142,7 @@ static int storage_ensure_dir(const char *path, mode_t mode, uid_t uid, gid_t gi
 	return 0;
 }
 
-/* The parent directory of path, into buf. */
-static int storage_parent(const char *path, char *buf, size_t len)
+int storage_parent(const char *path, char *buf, size_t len)
 {
 	const char *slash = strrchr(path, '/');
 	size_t n;
@@ -211,27 +210,16 @@ int storage_copy_tree(const char *from, const char *to)
 {
 	/* cp -a keeps owners, modes, links, sparse files, device nodes (the
 	 * overlay's whiteouts) and extended attributes (its trusted.overlay.*
-	 * markers); -T copies from's contents into the existing to. */
-	const char *argv[] = { "cp", "-a", "-T", "--", from, to, NULL };
-	char out[1024] = "";
-	int ret = spawn_run(argv, &(struct spawn_options){ .capture = out, .capture_size = sizeof(out) });
-
-	if (ret != 0)
-		return log_error_errno(ret < 0 ? ret : -EIO, 0, "cannot copy %s to %s (%d): %s", from, to, ret, out);
-	return 0;
-}
-
-int storage_copy_tree_reflink(const char *from, const char *to)
-{
-	/* auto rather than always: a file btrfs will not share (a NOCOW one,
-	 * such as systemd's journals) is copied. */
+	 * markers); -T copies from's contents into the existing to.  Where the
+	 * file system can, a file's data is shared rather than written again
+	 * (reflinks); a file it will not share (btrfs' NOCOW files, such as
+	 * systemd's journals) is copied. */
 	const char *argv[] = { "cp", "-a", "-T", "--reflink=auto", "--", from, to, NULL };
 	char out[1024] = "";
 	int ret = spawn_run(argv, &(struct spawn_options){ .capture = out, .capture_size = sizeof(out) });
 
 	if (ret != 0)
-		return log_error_errno(ret < 0 ? ret : -EIO, 0, "cannot copy %s to %s with reflinks (%d): %s",
-				       from, to, ret, out);
+		return log_error_errno(ret < 0 ? ret : -EIO, 0, "cannot copy %s to %s (%d): %s", from, to, ret, out);
 	return 0;
 }
 

@@ -2053,7 +2053,7 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 {
 	__do_json json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
 	const char *member, *ref, *hash, *sha, *server, *mname, *member_id, *kind;
-	json_t *id_value;
+	json_t *id_value, *kind_value;
 	bool local;
 	json_t *created, *size, *content;
 	char err[128];
@@ -2070,8 +2070,9 @@ static int snapshot_parse(const char *text, const char *name, struct snapshot_in
 	size = json_object_get(m, "size");
 	content = json_object_get(m, "content_size");
 	/* Absent: an archive, as every snapshot was before local ones. */
-	kind = json_string_value(json_object_get(m, "kind"));
-	if (json_object_get(m, "kind") && (!kind || (strcmp(kind, "archive") != 0 && strcmp(kind, "local") != 0)))
+	kind_value = json_object_get(m, "kind");
+	kind = json_string_value(kind_value);
+	if (kind_value && (!kind || (strcmp(kind, "archive") != 0 && strcmp(kind, "local") != 0)))
 		return -EBADMSG;
 	local = kind && strcmp(kind, "local") == 0;
 	/* A local snapshot has no archive: no checksum, no bytes. */
